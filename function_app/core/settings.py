@@ -1,0 +1,169 @@
+"""Every setting the gateway reads, parsed once into a frozen object.
+
+`SPECS` is the single list of settings: `load_settings` reads exactly these names from an injected
+mapping (never `os.environ` directly), and the parity test checks the same names against
+`local.settings.sample.json` and the Bicep app settings. A bad value raises `SettingsError` naming
+the setting, which stops start-up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+PLATFORM_TIMEOUT_S = 230.0  # Azure's HTTP front end ends any request after 230 s.
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def _optional_url(value: str) -> str:
+    return _url(value) if value else ""
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        if not lo <= number <= hi:
+            raise ValueError(f"{number} is outside {lo}..{hi}")
+        return number
+
+    return parse
+
+
+def _float_range(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        number = float(value)
+        if not lo <= number <= hi:  # also rejects nan
+            raise ValueError(f"{number} is outside {lo}..{hi}")
+        return number
+
+    return parse
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not a boolean (true/false)")
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _json(kind: type) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        if not value:
+            return kind()
+        decoded = json.loads(value)
+        if not isinstance(decoded, kind):
+            raise ValueError(f"expected a JSON {kind.__name__}")
+        return decoded
+
+    return parse
+
+
+def _text(value: str) -> str:
+    return value
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    attr: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("PORT", "port", "7071", _int_range(1, 65535), "Port of the local host (devhost)."),
+    Spec("SERVICE_NAME", "service_name", "ai-gateway", _text, "Name reported by /healthz."),
+    Spec("PY_SERVICE_URL", "py_service_url", "http://127.0.0.1:8001", _url,
+         "Base URL of the Python backend (backend name 'python')."),
+    Spec("NODE_SERVICE_URL", "node_service_url", "http://127.0.0.1:8002", _url,
+         "Base URL of the Node backend (backend name 'node')."),
+    Spec("GATEWAY_BACKENDS", "extra_backends", "", _json(dict),
+         'More backends as JSON {"name": "http://host:port"}; merged over python/node.'),
+    Spec("GATEWAY_ROUTES", "routes", "", _json(list),
+         "Route table as a JSON list; empty means the seed's /infer/python and /infer/node."),
+    Spec("UPSTREAM_CONNECT_TIMEOUT_S", "connect_timeout_s", "2", _float_range(0.05, 60),
+         "Seconds to open a connection to a backend (502 after that)."),
+    Spec("UPSTREAM_TIMEOUT_S", "upstream_timeout_s", "120", _float_range(0.1, 225),
+         "Default total seconds for one upstream exchange, below the platform's 230 s (504)."),
+    Spec("UPSTREAM_CLIENT", "upstream_client", "aiohttp", _choice("aiohttp", "httpx"),
+         "httpx transport: aiohttp (httpx-aiohttp, measured faster) or httpx's own pool."),
+    Spec("UPSTREAM_MAX_CONNECTIONS", "upstream_max_connections", "512", _int_range(1, 100000),
+         "Connection pool size towards all backends."),
+    Spec("MAX_BODY_BYTES", "max_body_bytes", "1048576", _int_range(1, 100 * 1024 * 1024),
+         "Largest request body accepted (413 above)."),
+    Spec("HEALTH_PROBE_TIMEOUT_S", "health_probe_timeout_s", "0.5", _float_range(0.01, 10),
+         "Timeout of each backend probe made by /healthz."),
+    Spec("HEALTH_CACHE_S", "health_cache_s", "1", _float_range(0, 60),
+         "Seconds a /healthz probe result is reused."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int
+    service_name: str
+    py_service_url: str
+    node_service_url: str
+    extra_backends: dict = field(hash=False)
+    routes: list = field(hash=False)
+    connect_timeout_s: float
+    upstream_timeout_s: float
+    upstream_client: str
+    upstream_max_connections: int
+    max_body_bytes: int
+    health_probe_timeout_s: float
+    health_cache_s: float
+
+    @property
+    def backends(self) -> dict[str, str]:
+        """Backend name to base URL: python, node, then GATEWAY_BACKENDS."""
+        merged = {"python": self.py_service_url, "node": self.node_service_url}
+        merged.update(self.extra_backends)
+        return merged
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Parse every setting in SPECS from `environ`; the first bad one raises SettingsError."""
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        raw = environ.get(spec.name)
+        raw = spec.default if raw is None or raw.strip() == "" else raw.strip()
+        try:
+            values[spec.attr] = spec.parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"setting {spec.name} is invalid: {exc}") from None
+    _check_backends(values["extra_backends"])
+    return Settings(**values)
+
+
+def _check_backends(extra: dict) -> None:
+    for name, url in extra.items():
+        try:
+            _url(str(url))
+        except ValueError as exc:
+            raise SettingsError(f"setting GATEWAY_BACKENDS is invalid: {name}: {exc}") from None
