@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .routes import parse_routes
+
 PLATFORM_TIMEOUT_S = 230.0  # Azure's HTTP front end ends any request after 230 s.
 
 
@@ -158,7 +160,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         except (ValueError, TypeError) as exc:
             raise SettingsError(f"setting {spec.name} is invalid: {exc}") from None
     _check_backends(values["extra_backends"])
-    return Settings(**values)
+    settings = Settings(**values)
+    try:
+        parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"setting GATEWAY_ROUTES is invalid: {exc}") from None
+    return settings
 
 
 def _check_backends(extra: dict) -> None:

@@ -1,0 +1,93 @@
+"""The FunctionApp and its HTTP functions: the only code that knows about Azure Functions.
+
+Handlers take and return the FastAPI types re-exported by azurefunctions-extensions-http-fastapi,
+so answers stream end to end; that extension is all or nothing, so every HTTP function here uses
+them. `/healthz` is anonymous; everything else goes through one function-level catch-all into the
+gateway pipeline, whose route table is configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import azure.functions as func
+from azurefunctions.extensions.http.fastapi import (
+    JSONResponse,
+    Request,
+    Response,
+    StreamingResponse,
+)
+
+from .bootstrap import LazyGateway
+from .core.errors import GatewayError, PayloadTooLarge
+from .core.headers import request_id_from
+from .core.models import GatewayRequest, GatewayResponse
+from .core.settings import SettingsError
+from .stages.errors import error_response
+
+log = logging.getLogger(__name__)
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+gateway = LazyGateway(lambda: os.environ)
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@app.route(route="healthz", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def healthz(req: Request) -> Response:
+    try:
+        instance = await gateway.get()
+    except SettingsError as exc:
+        return _misconfigured(req, exc)
+    return JSONResponse(await instance.health.report(), headers={"cache-control": "no-store"})
+
+
+@app.route(route="{*path}", methods=ALL_METHODS)
+async def proxy(req: Request) -> Response:
+    try:
+        instance = await gateway.get()
+    except SettingsError as exc:
+        return _misconfigured(req, exc)
+    answer = await instance.serve(to_gateway_request(req))
+    return to_response(answer)
+
+
+def to_gateway_request(req: Request) -> GatewayRequest:
+    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in req.headers.raw]
+    request = GatewayRequest(
+        method=req.method, path=req.url.path, query=req.url.query, headers=headers, body=b"",
+        client_host=req.client.host if req.client else "", scheme=req.url.scheme)
+    request.context["body_reader"] = lambda cap: _read_body(req, cap)
+    return request
+
+
+async def _read_body(req: Request, cap: int) -> bytes:
+    """The body, stopping as soon as it passes `cap` bytes (413) rather than after it is all in."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in req.stream():
+        size += len(chunk)
+        if size > cap:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def to_response(answer: GatewayResponse) -> Response:
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+    if isinstance(answer.body, bytes | bytearray):
+        response: Response = Response(content=answer.body, status_code=answer.status)
+        raw = [(k, v) for k, v in raw if k != b"content-length"]
+    else:
+        response = StreamingResponse(answer.body, status_code=answer.status)
+    response.raw_headers.extend(raw)
+    return response
+
+
+def _misconfigured(req: Request, exc: SettingsError) -> Response:
+    log.error("gateway cannot start: %s", exc)  # names the setting; the client is not told
+    request_id = request_id_from(req.headers.get("x-request-id"))
+    answer = error_response(GatewayError("The gateway is misconfigured."), request_id)
+    answer.set_header("X-Request-ID", request_id)
+    return to_response(answer)

@@ -1,0 +1,74 @@
+"""Header rules of a forwarding proxy (RFC 9110 section 7.6.1), as pure functions."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from .models import Headers
+
+# Hop-by-hop fields never cross the proxy, plus any field the Connection header names.
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "transfer-encoding", "upgrade",
+})
+# Recomputed by the proxy (host, length) or secret to the gateway (the function key).
+NOT_FORWARDED = frozenset({"host", "content-length", "x-functions-key"})
+FORWARDED_FOR = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
+# The host in front of the handlers sets its own; the backend's would duplicate them.
+HOST_SET = frozenset({"date", "server"})
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _named_in_connection(headers: Headers) -> set[str]:
+    named: set[str] = set()
+    for key, value in headers:
+        if key.lower() == "connection":
+            named |= {token.strip().lower() for token in value.split(",") if token.strip()}
+    return named
+
+
+def strip_hop_by_hop(headers: Headers, also: frozenset[str] = frozenset()) -> Headers:
+    """`headers` without hop-by-hop fields, fields named in Connection, and `also`."""
+    dropped = HOP_BY_HOP | _named_in_connection(headers) | also
+    return [(k, v) for k, v in headers if k.lower() not in dropped]
+
+
+def upstream_request_headers(
+    headers: Headers, *, client_host: str, scheme: str, host: str | None, request_id: str
+) -> Headers:
+    """Headers to send upstream: cleaned, with X-Forwarded-* and X-Request-ID set."""
+    prior_for = ", ".join(v for k, v in headers if k.lower() == "x-forwarded-for")
+    prior_proto = next((v for k, v in headers if k.lower() == "x-forwarded-proto"), None)
+    prior_host = next((v for k, v in headers if k.lower() == "x-forwarded-host"), None)
+    cleaned = strip_hop_by_hop(headers, NOT_FORWARDED | {"x-request-id", *FORWARDED_FOR})
+    forwarded_for = f"{prior_for}, {client_host}" if prior_for else client_host
+    cleaned += [
+        ("x-forwarded-for", forwarded_for),
+        ("x-forwarded-proto", prior_proto or scheme),
+        ("x-request-id", request_id),
+    ]
+    if prior_host or host:
+        cleaned.append(("x-forwarded-host", prior_host or host or ""))
+    return cleaned
+
+
+def client_response_headers(headers: Headers) -> Headers:
+    """Upstream response headers fit to pass to the client."""
+    return strip_hop_by_hop(headers, HOST_SET)
+
+
+def request_id_from(value: str | None) -> str:
+    """The client's X-Request-ID when it is a sane token, else a new one."""
+    if value and _REQUEST_ID.match(value):
+        return value
+    return uuid.uuid4().hex
+
+
+def strip_function_key(query: str) -> str:
+    """The query string without the `code` parameter that carries a function key."""
+    if not query:
+        return query
+    kept = [p for p in query.split("&") if p.split("=", 1)[0] != "code"]
+    return "&".join(kept)

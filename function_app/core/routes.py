@@ -1,0 +1,115 @@
+"""The route table: data that maps a client path and method to a backend and upstream path.
+
+A route is `{"path": "/infer/python", "methods": ["POST"], "backend": "python",
+"upstream_path": "/infer", "timeout_s": 30, "json_body": true}`. A path ending in `/*` matches
+that prefix and appends the rest of the client path to `upstream_path`. Adding a backend or a route
+is configuration (GATEWAY_BACKENDS, GATEWAY_ROUTES), not code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import MethodNotAllowed, NotFound
+
+SEED_ROUTES: tuple[dict, ...] = (
+    {"path": "/infer/python", "methods": ["POST"], "backend": "python", "upstream_path": "/infer",
+     "json_body": True},
+    {"path": "/infer/node", "methods": ["POST"], "backend": "node", "upstream_path": "/infer",
+     "json_body": True},
+)
+
+MAX_TIMEOUT_S = 225.0  # under the platform's 230 s, leaving time to write the error
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    methods: frozenset[str]
+    backend: str
+    upstream_path: str
+    timeout_s: float
+    json_body: bool
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.path.endswith("/*")
+
+    def upstream_for(self, path: str) -> str:
+        if not self.is_prefix:
+            return self.upstream_path
+        rest = path[len(self.path) - 2:]
+        return self.upstream_path.rstrip("/") + rest
+
+    def matches(self, path: str) -> bool:
+        if self.is_prefix:
+            prefix = self.path[:-2]
+            return path == prefix or path.startswith(prefix + "/")
+        return path == self.path
+
+
+@dataclass(frozen=True)
+class Match:
+    route: Route
+    upstream_path: str
+
+
+# Paths served by functions of their own; reaching the table with another method is a 405.
+RESERVED: dict[str, list[str]] = {"/healthz": ["GET"]}
+
+
+class RouteTable:
+    def __init__(self, routes: Sequence[Route]):
+        self.routes = tuple(routes)
+
+    def match(self, path: str, method: str) -> Match:
+        """The first route for `path` that accepts `method`; NotFound or MethodNotAllowed."""
+        if path in RESERVED:
+            raise MethodNotAllowed(RESERVED[path])
+        allowed: set[str] = set()
+        for route in self.routes:
+            if not route.matches(path):
+                continue
+            if method in route.methods:
+                return Match(route, route.upstream_for(path))
+            allowed |= route.methods
+        if allowed:
+            raise MethodNotAllowed(sorted(allowed))
+        raise NotFound()
+
+
+def parse_routes(
+    raw: Sequence[Mapping] | None, backends: Mapping[str, str], default_timeout_s: float
+) -> RouteTable:
+    """Validate route entries against the known backends; ValueError names the bad entry."""
+    entries = raw or SEED_ROUTES
+    return RouteTable(
+        [_parse_one(i, e, backends, default_timeout_s) for i, e in enumerate(entries)])
+
+
+def _parse_one(index: int, entry: Mapping, backends: Mapping[str, str], default: float) -> Route:
+    where = f"route {index}"
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    path = entry.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError(f"{where}: 'path' must start with '/'")
+    if path in RESERVED:
+        raise ValueError(f"{where}: {path} is served by the gateway itself")
+    methods = entry.get("methods", ["POST"])
+    if not methods or not {str(m).upper() for m in methods} <= _METHODS:
+        raise ValueError(f"{where}: 'methods' must be a non-empty subset of {sorted(_METHODS)}")
+    backend = entry.get("backend")
+    if backend not in backends:
+        raise ValueError(f"{where}: unknown backend {backend!r} (known: {sorted(backends)})")
+    timeout = float(entry.get("timeout_s", default))
+    if not 0 < timeout <= MAX_TIMEOUT_S:
+        raise ValueError(f"{where}: 'timeout_s' must be in (0, {MAX_TIMEOUT_S}]")
+    upstream_path = entry.get("upstream_path", path.removesuffix("/*"))
+    if not isinstance(upstream_path, str) or not upstream_path.startswith("/"):
+        raise ValueError(f"{where}: 'upstream_path' must start with '/'")
+    return Route(path, frozenset(str(m).upper() for m in methods), backend, upstream_path,
+                 timeout, bool(entry.get("json_body", False)))

@@ -1,0 +1,27 @@
+"""The assembled gateway: the composed pipeline, the health report, and what must be closed."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .core.models import GatewayRequest, GatewayResponse
+from .core.pipeline import Handler
+from .core.settings import Settings
+from .health import HealthReport
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    handle: Handler
+    health: HealthReport
+    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    async def serve(self, request: GatewayRequest) -> GatewayResponse:
+        return await self.handle(request)
+
+    async def aclose(self) -> None:
+        for close in reversed(self.closers):
+            await close()

@@ -1,0 +1,59 @@
+"""The /healthz report: the gateway's own state plus a concurrent probe of every backend.
+
+Probe results are reused for `cache_s`, and concurrent callers share one probe in flight, so a storm
+of health checks reaches each backend at most once per `cache_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .core.errors import GatewayError
+from .core.upstream import Upstream, UpstreamRequest
+
+
+class HealthReport:
+    def __init__(self, *, service: str, version: str, backends: Mapping[str, str],
+                 upstream: Upstream, probe_timeout_s: float, cache_s: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self._static = {"service": service, "version": version}
+        self._backends = dict(backends)
+        self._upstream = upstream
+        self._timeout_s = probe_timeout_s
+        self._cache_s = cache_s
+        self._clock = clock
+        self._started = clock()
+        self._probe: asyncio.Task | None = None
+        self._probed_at = float("-inf")
+
+    async def report(self) -> dict[str, Any]:
+        now = self._clock()
+        if self._probe is None or (self._probe.done() and now - self._probed_at >= self._cache_s):
+            self._probed_at = now
+            self._probe = asyncio.ensure_future(self._probe_all())
+        backends = await asyncio.shield(self._probe)
+        uptime_ms = int((self._clock() - self._started) * 1000)
+        return {"ok": True, **self._static, "uptime_ms": uptime_ms, "backends": backends}
+
+    async def _probe_all(self) -> dict[str, dict[str, Any]]:
+        names = list(self._backends)
+        results = await asyncio.gather(*(self._probe_one(self._backends[n]) for n in names))
+        return dict(zip(names, results, strict=True))
+
+    async def _probe_one(self, base_url: str) -> dict[str, Any]:
+        started = self._clock()
+        ok = False
+        try:
+            answer = await self._upstream.send(UpstreamRequest(
+                "GET", f"{base_url}/healthz", [("accept", "application/json")], b"",
+                self._timeout_s, self._timeout_s))
+            async for _ in answer.body:  # drain so the connection returns to the pool
+                pass
+            ok = 200 <= answer.status < 300
+        except GatewayError:
+            ok = False
+        latency_ms = round((self._clock() - started) * 1000, 1)
+        return {"url": base_url, "ok": ok, "latency_ms": latency_ms}

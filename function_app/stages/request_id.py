@@ -1,0 +1,14 @@
+"""Give every request an id (the client's X-Request-ID when sane) and return it on every answer."""
+
+from __future__ import annotations
+
+from ..core.headers import request_id_from
+from ..core.models import GatewayRequest, GatewayResponse
+from ..core.pipeline import Handler
+
+
+async def request_id_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+    request.request_id = request_id_from(request.header("x-request-id"))
+    response = await call_next(request)
+    response.set_header("X-Request-ID", request.request_id)
+    return response
