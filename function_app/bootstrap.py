@@ -60,6 +60,10 @@ class LazyGateway:
                     self._gateway = build_gateway(load_settings(self._environ()))
         return self._gateway
 
+    def install(self, built: Gateway) -> None:
+        """Use `built` instead of building one (tests wire gateways with fake adapters)."""
+        self._gateway = built
+
     async def aclose(self) -> None:
         if self._gateway is not None:
             gateway, self._gateway = self._gateway, None

@@ -9,6 +9,7 @@ Run: `python -m function_app.devhost` (PORT, default 7071).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -34,10 +35,11 @@ class HttpFunction:
     handler: Callable
 
 
-def http_functions(app: func.FunctionApp) -> list[HttpFunction]:
+@functools.cache
+def http_functions(app: func.FunctionApp) -> tuple[HttpFunction, ...]:
     """Every HTTP-triggered function registered on `app`, from the library's own metadata.
 
-    `get_functions()` may be called once per app (a second call raises), so call this once.
+    Cached per app: `get_functions()` raises when called twice on the same app.
     """
     found = []
     for function in app.get_functions():
@@ -47,7 +49,7 @@ def http_functions(app: func.FunctionApp) -> list[HttpFunction]:
                 level = getattr(binding.auth_level, "value", binding.auth_level)
                 found.append(HttpFunction(function.get_function_name(), binding.route, methods,
                                           str(level).lower(), function.get_user_function()))
-    return found
+    return tuple(found)
 
 
 def starlette_path(template: str) -> str:

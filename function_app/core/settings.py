@@ -145,7 +145,7 @@ class Settings:
     def backends(self) -> dict[str, str]:
         """Backend name to base URL: python, node, then GATEWAY_BACKENDS."""
         merged = {"python": self.py_service_url, "node": self.node_service_url}
-        merged.update(self.extra_backends)
+        merged.update({name: str(url).rstrip("/") for name, url in self.extra_backends.items()})
         return merged
 
 

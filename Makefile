@@ -1,0 +1,43 @@
+# The two commands: `make run` starts everything, `make test` runs every test.
+# Both install what they need into the repo (.venv, node_modules); nothing global is assumed.
+
+SHELL := /bin/bash
+PYTHON_BIN ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 7071
+
+.PHONY: run test setup gateway lint unit e2e load bench clean
+
+setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt services/python/requirements.txt
+	@$(PYTHON_BIN) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (Azure Functions runtime)"'
+	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+services/node/node_modules/.stamp: services/node/package.json services/node/package-lock.json
+	npm ci --prefix services/node --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: setup
+	@exec $(PY) scripts/devstack.py --port $(PORT)
+
+# One more gateway instance joining the stack `make run` started (same backends and storage).
+gateway: setup
+	@test -f .run/stack.env || { echo "start the stack with 'make run' first"; exit 1; }
+	@set -a; source .run/stack.env; set +a; PORT=$(PORT) exec $(PY) -m function_app.devhost
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf .run .pytest_cache .ruff_cache

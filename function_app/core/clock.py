@@ -1,0 +1,70 @@
+"""Injected time: wall-clock seconds and sleeping, with a real and a fake implementation.
+
+Rate-limit state is shared between instances through storage, so every timestamp that reaches
+storage is wall-clock time (`time.time()`), never a monotonic reading that only means something
+inside one process. Tests drive `FakeClock` by hand instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Wall-clock seconds since the epoch, and a sleep measured on the same clock."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock: `time.time()` and `asyncio.sleep`."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class FakeClock:
+    """A clock that moves only when `advance` is called.
+
+    `sleep` suspends until the fake time reaches the sleeper's deadline; `advance` wakes every
+    sleeper whose deadline has passed, earliest first, and yields so woken tasks run.
+    """
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), future))
+        await future
+
+    def set(self, now: float) -> None:
+        """Jump to `now` without waking sleepers (for pure code that only reads the time)."""
+        self._now = now
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by `seconds`, waking due sleepers, and let them run."""
+        self._now += max(0.0, seconds)
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                future.set_result(None)
+        for _ in range(3):  # a woken task may wake others through a chain of awaits
+            await asyncio.sleep(0)

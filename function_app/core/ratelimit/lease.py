@@ -1,0 +1,154 @@
+"""Pure lease maths: instances take blocks of tokens from a shared bucket row and spend them locally.
+
+A shared row holds a token bucket plus `holders`, the instances with an unexpired lease and when
+each lease expires. An instance asks for enough tokens to cover its observed rate for `lease_s`
+seconds, capped by a fair share of the row: cap = max(cost, min(burst, rate * lease_s / active)),
+where `active` counts the unexpired holders including the asker. Its local pool never exceeds the
+cap computed at its latest lease, and the pool expires with the lease.
+
+Worst-case overshoot (for one key with a fixed limit, all instances' clocks within skew d):
+over ANY interval of T seconds the cost admitted by all instances together is at most
+
+    burst + rate * T + rate * lease_s * H(N) + N * c + rate * d
+
+where N is the number of instances holding leases on the key, H(N) = 1 + 1/2 + ... + 1/N
+(<= 1 + ln N) and c is the largest single request cost. Proof sketch: spent in [a, a+T] <=
+(tokens held in pools at a) + (net tokens taken from the rows in [a, a+T]); the second term is a
+token bucket's, <= burst + rate * T. Order the holders at a by their latest lease: the j-th saw
+at least j active holders (the earlier ones' entries had not expired, or their pools would be
+empty too), so it holds at most max(c, rate * lease_s / j). Shards split rate and burst evenly,
+so the sum over shards obeys the same bound. Storage outages in fail-open mode add each
+instance's local safe allowance on top (see limiter.fallback).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .bucket import BucketState, refill, wait_for
+from .model import Limit
+
+
+@dataclass(frozen=True)
+class Row:
+    """A shared bucket row: tokens at ts, the limit it was last written with, lease holders."""
+
+    tokens: float
+    ts: float
+    rate: float
+    burst: float
+    holders: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Result of asking a row for tokens.
+
+    tokens: granted now (0 when the row has too few; then `row` is None and nothing is written).
+    row: the state to write conditionally, or None. wait_s: when nothing was granted, seconds
+    until the row should hold enough. available: tokens left in the row after the grant.
+    cap: the fair-share cap on the asker's pool that was applied.
+    """
+
+    tokens: float
+    row: Row | None
+    wait_s: float
+    available: float
+    cap: float
+
+
+def fresh_row(limit: Limit, now: float) -> Row:
+    return Row(limit.burst, now, limit.rate, limit.burst, {})
+
+
+def fair_cap(limit: Limit, lease_s: float, active: int, cost: float) -> float:
+    """The most tokens one instance may hold: its share of lease_s seconds of rate.
+
+    Never more than burst (a row cannot give more) and never less than cost (or no request of
+    that cost could be served).
+    """
+    return max(cost, min(limit.burst, limit.rate * lease_s / max(1, active)))
+
+
+def _live_holders(row: Row, instance: str, now: float) -> dict[str, float]:
+    return {who: until for who, until in row.holders.items() if until > now and who != instance}
+
+
+def take(
+    row: Row | None, limit: Limit, *, held: float, target: float, cost: float,
+    instance: str, now: float, lease_s: float, ttl_s: float,
+) -> Grant:
+    """Top the pool (`held` tokens) up towards `target`, within the fair cap.
+
+    `cost` > 0 means a request is waiting: at least cost - held must be granted or nothing. A
+    grant is never smaller than half of what was wanted (so one write moves a useful block);
+    when the row has less, nothing is granted and `wait_s` says when it will have enough.
+    """
+    current = row if row is not None else fresh_row(limit, now)
+    others = _live_holders(current, instance, now)
+    cap = fair_cap(limit, lease_s, len(others) + 1, cost)
+    need = max(0.0, cost - held)
+    want = max(need, min(target, cap) - held)
+    bucket = refill(BucketState(current.tokens, current.ts), limit, now)
+    if want <= 0:
+        return Grant(0.0, None, 0.0, bucket.tokens, cap)
+    floor = max(need, want / 2)
+    if bucket.tokens < floor or floor <= 0:
+        wait = wait_for(bucket.tokens, floor, limit) if floor > 0 else 0.0
+        return Grant(0.0, None, wait, bucket.tokens, cap)
+    granted = min(want, bucket.tokens)
+    others[instance] = now + ttl_s
+    new_row = Row(bucket.tokens - granted, bucket.ts, limit.rate, limit.burst, others)
+    return Grant(granted, new_row, 0.0, new_row.tokens, cap)
+
+
+def give_back(row: Row | None, limit: Limit, tokens: float, instance: str, now: float) -> Row:
+    """Return unused tokens and drop the instance's lease; never above burst."""
+    current = row if row is not None else fresh_row(limit, now)
+    bucket = refill(BucketState(current.tokens, current.ts), limit, now)
+    holders = _live_holders(current, instance, now)
+    new_tokens = min(limit.burst, bucket.tokens + max(0.0, tokens))
+    return Row(new_tokens, bucket.ts, limit.rate, limit.burst, holders)
+
+
+def is_idle(row: Row, now: float, idle_s: float) -> bool:
+    """Safe to delete: untouched for idle_s, no live lease, and full (so deleting loses nothing)."""
+    if now - row.ts < idle_s or any(until > now for until in row.holders.values()):
+        return False
+    tokens = row.tokens + max(0.0, now - row.ts) * row.rate
+    return tokens >= row.burst
+
+
+def overshoot_bound(limit: Limit, lease_s: float, instances: int, max_cost: float) -> float:
+    """rate * lease_s * H(N) + N * c: the excess over burst + rate * T stated in the docstring."""
+    harmonic = sum(1.0 / j for j in range(1, max(1, instances) + 1))
+    return limit.rate * lease_s * harmonic + max(1, instances) * max_cost
+
+
+def shard_limit(limit: Limit, shards: int) -> Limit:
+    """The limit of one of `shards` equal rows."""
+    n = max(1, shards)
+    return Limit(limit.rate / n, limit.burst / n, limit.shadow)
+
+
+def row_to_fields(row: Row) -> dict[str, float | str]:
+    return {
+        "tokens": float(row.tokens), "ts": float(row.ts), "rate": float(row.rate),
+        "burst": float(row.burst),
+        "holders": json.dumps(dict(row.holders), separators=(",", ":")),
+    }
+
+
+def row_from_fields(fields: Mapping[str, object]) -> Row:
+    """Parse a stored row; raises ValueError on a malformed one."""
+    try:
+        holders = json.loads(str(fields.get("holders") or "{}"))
+        values = [float(fields[name]) for name in ("tokens", "ts", "rate", "burst")]
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"malformed rate-limit row: {exc}") from None
+    if not isinstance(holders, dict) or not all(math.isfinite(v) for v in values):
+        raise ValueError("malformed rate-limit row")
+    return Row(*values, {str(k): float(v) for k, v in holders.items()})

@@ -1,0 +1,40 @@
+"""The worker imports the entry file by its stem; exactly one FunctionApp must be visible there."""
+
+import importlib
+import json
+from pathlib import Path
+
+import azure.functions as func
+
+from function_app.devhost import http_functions
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_entry_file_is_the_one_the_settings_name():
+    values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    assert values["PYTHON_SCRIPT_FILE_NAME"] == "main.py"
+    assert values["PYTHON_ENABLE_INIT_INDEXING"] == "1"
+    assert (ROOT / "main.py").is_file()
+    assert not (ROOT / "function_app.py").exists()  # the package would shadow it
+
+
+def test_exactly_one_function_app_is_visible_in_the_entry_module():
+    module = importlib.import_module(Path("main.py").stem)
+    apps = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
+    assert len(apps) == 1
+
+
+def test_every_route_is_registered_with_its_methods_and_auth_level():
+    module = importlib.import_module("main")
+    found = {f.name: (f.route, set(f.methods), f.auth_level) for f in http_functions(module.app)}
+    assert found == {
+        "healthz": ("healthz", {"GET"}, "anonymous"),
+        "proxy": ("{*path}", {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
+                  "function"),
+    }
+
+
+def test_host_json_removes_the_route_prefix():
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["extensions"]["http"]["routePrefix"] == ""

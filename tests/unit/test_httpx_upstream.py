@@ -1,0 +1,89 @@
+"""Failure classification of the real transports against real sockets on loopback."""
+
+import asyncio
+
+import pytest
+
+from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
+from function_app.core.errors import UpstreamError, UpstreamTimeout
+from function_app.core.upstream import UpstreamRequest
+from tests.support.procs import free_port
+
+TRANSPORTS = ["aiohttp", "httpx"]
+
+
+async def serve(handler):
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def request(port: int, timeout_s: float = 5.0) -> UpstreamRequest:
+    return UpstreamRequest("POST", f"http://127.0.0.1:{port}/infer", [], b"{}", 1.0, timeout_s)
+
+
+@pytest.fixture(params=TRANSPORTS)
+async def upstream(request):
+    client = HttpxUpstream(make_transport(request.param, 8))
+    yield client
+    await client.aclose()
+
+
+async def test_refused_connection_is_502(upstream):
+    with pytest.raises(UpstreamError):
+        await upstream.send(request(free_port()))
+
+
+async def test_reset_before_answering_is_502_not_504(upstream):
+    async def reset(reader, writer):
+        await reader.readline()
+        writer.transport.abort()
+
+    server, port = await serve(reset)
+    async with server:
+        with pytest.raises(UpstreamError) as caught:
+            await upstream.send(request(port))
+    assert not isinstance(caught.value, UpstreamTimeout)
+
+
+async def test_silent_backend_is_504_after_the_total_timeout(upstream):
+    async def silent(reader, writer):
+        await asyncio.sleep(5)
+
+    server, port = await serve(silent)
+    async with server:
+        with pytest.raises(UpstreamTimeout):
+            await upstream.send(request(port, timeout_s=0.3))
+
+
+async def test_body_is_streamed_and_a_cut_stream_raises(upstream):
+    async def half(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.transport.abort()
+
+    server, port = await serve(half)
+    async with server:
+        answer = await upstream.send(request(port))
+        assert answer.status == 200
+        received = []
+        with pytest.raises(UpstreamError):
+            async for chunk in answer.body:
+                received.append(chunk)
+    assert b"".join(received) == b"first"
+
+
+async def test_slow_stream_is_cut_at_the_deadline(upstream):
+    async def trickle(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    server, port = await serve(trickle)
+    async with server:
+        answer = await upstream.send(request(port, timeout_s=0.4))
+        with pytest.raises(UpstreamTimeout):
+            async for _ in answer.body:
+                pass

@@ -1,0 +1,65 @@
+import pytest
+
+from function_app.core.errors import MethodNotAllowed, NotFound
+from function_app.core.routes import parse_routes
+
+BACKENDS = {"python": "http://py", "node": "http://node", "gpu": "http://gpu"}
+
+
+def table(raw=None):
+    return parse_routes(raw, BACKENDS, 60)
+
+
+def test_seed_routes_are_the_default():
+    match = table().match("/infer/node", "POST")
+    assert (match.route.backend, match.upstream_path) == ("node", "/infer")
+    assert match.route.json_body
+
+
+def test_unknown_path_is_not_found():
+    with pytest.raises(NotFound):
+        table().match("/infer/rust", "POST")
+
+
+def test_wrong_method_lists_the_allowed_ones():
+    with pytest.raises(MethodNotAllowed) as caught:
+        table().match("/infer/python", "GET")
+    assert caught.value.headers == {"Allow": "POST"}
+
+
+def test_healthz_with_another_method_is_405_allow_get():
+    with pytest.raises(MethodNotAllowed) as caught:
+        table().match("/healthz", "POST")
+    assert caught.value.allowed == ["GET"]
+
+
+def test_prefix_route_appends_the_rest_of_the_path():
+    routes = table([{"path": "/v1/*", "methods": ["GET", "POST"], "backend": "gpu",
+                     "upstream_path": "/openai/v1"}])
+    chat = routes.match("/v1/chat/completions", "POST")
+    assert chat.upstream_path == "/openai/v1/chat/completions"
+    assert routes.match("/v1", "GET").upstream_path == "/openai/v1"
+    with pytest.raises(NotFound):
+        routes.match("/v10/models", "GET")
+
+
+def test_same_path_split_across_routes_by_method():
+    routes = table([{"path": "/m", "methods": ["GET"], "backend": "python"},
+                    {"path": "/m", "methods": ["POST"], "backend": "node"}])
+    assert routes.match("/m", "POST").route.backend == "node"
+    with pytest.raises(MethodNotAllowed) as caught:
+        routes.match("/m", "DELETE")
+    assert caught.value.allowed == ["GET", "POST"]
+
+
+@pytest.mark.parametrize("entry, fragment", [
+    ({"path": "nope", "backend": "python"}, "'path'"),
+    ({"path": "/a", "backend": "cobol"}, "unknown backend"),
+    ({"path": "/a", "backend": "python", "methods": ["FETCH"]}, "'methods'"),
+    ({"path": "/a", "backend": "python", "timeout_s": 500}, "'timeout_s'"),
+    ({"path": "/a", "backend": "python", "upstream_path": "x"}, "'upstream_path'"),
+])
+def test_bad_entries_are_named(entry, fragment):
+    with pytest.raises(ValueError) as caught:
+        table([entry])
+    assert "route 0" in str(caught.value) and fragment in str(caught.value)

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from function_app.core.settings import SPECS, SettingsError, load_settings
+
+
+def test_defaults_give_the_seed_backends_and_port():
+    settings = load_settings({})
+    assert settings.port == 7071
+    assert settings.backends == {"python": "http://127.0.0.1:8001",
+                                 "node": "http://127.0.0.1:8002"}
+    assert settings.upstream_timeout_s < 230
+
+
+@pytest.mark.parametrize("name, value", [
+    ("PY_SERVICE_URL", "not a url"),
+    ("NODE_SERVICE_URL", "ftp://example.invalid"),
+    ("PORT", "70000"),
+    ("PORT", "eighty"),
+    ("UPSTREAM_TIMEOUT_S", "300"),
+    ("UPSTREAM_TIMEOUT_S", "nan"),
+    ("MAX_BODY_BYTES", "0"),
+    ("UPSTREAM_CLIENT", "requests"),
+    ("GATEWAY_BACKENDS", "[1, 2]"),
+    ("GATEWAY_BACKENDS", '{"gpu": "nope"}'),
+    ("GATEWAY_ROUTES", "{not json"),
+    ("GATEWAY_ROUTES", '[{"path": "/x", "backend": "missing"}]'),
+    ("GATEWAY_ROUTES", '[{"path": "/healthz", "backend": "python"}]'),
+])
+def test_a_bad_value_stops_start_up_naming_the_setting(name, value):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: value})
+    assert name in str(caught.value)
+
+
+def test_extra_backends_and_routes_are_configuration():
+    settings = load_settings({
+        "GATEWAY_BACKENDS": json.dumps({"gpu": "http://127.0.0.1:9000/"}),
+        "GATEWAY_ROUTES": json.dumps([{"path": "/v1/*", "methods": ["GET", "POST"],
+                                       "backend": "gpu", "upstream_path": "/v1"}]),
+    })
+    assert settings.backends["gpu"] == "http://127.0.0.1:9000"
+    assert settings.routes[0]["backend"] == "gpu"
+
+
+def test_blank_values_fall_back_to_defaults():
+    assert load_settings({"PORT": "  "}).port == 7071
+
+
+def test_every_spec_names_a_settings_field():
+    fields = set(load_settings({}).__dataclass_fields__)
+    assert {spec.attr for spec in SPECS} == fields
+    assert len({spec.name for spec in SPECS}) == len(SPECS)
