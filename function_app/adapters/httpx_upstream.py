@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 
 def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
     """The transport named by UPSTREAM_CLIENT: 'aiohttp' or 'httpx' (httpx's own pool)."""
+    # Idle connections are dropped before the 5 s that uvicorn and Node keep them by default, so
+    # the pool never reuses one the backend has just closed (a spurious 502 on a POST).
     limits = httpx.Limits(max_connections=max_connections,
-                          max_keepalive_connections=max_connections, keepalive_expiry=30)
+                          max_keepalive_connections=max_connections, keepalive_expiry=4)
     if kind == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
