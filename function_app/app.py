@@ -54,10 +54,13 @@ async def proxy(req: Request) -> Response:
 
 
 def to_gateway_request(req: Request) -> GatewayRequest:
-    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in req.headers.raw]
+    scope = req.scope  # read directly: building req.url costs more than the rest of this
+    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+    client = scope.get("client")
     request = GatewayRequest(
-        method=req.method, path=req.url.path, query=req.url.query, headers=headers, body=b"",
-        client_host=req.client.host if req.client else "", scheme=req.url.scheme)
+        method=scope["method"], path=scope["path"],
+        query=scope.get("query_string", b"").decode("latin-1"), headers=headers, body=b"",
+        client_host=client[0] if client else "", scheme=scope.get("scheme", "http"))
     request.context["body_reader"] = lambda cap: _read_body(req, cap)
     return request
 

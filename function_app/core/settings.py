@@ -122,6 +122,53 @@ SPECS: tuple[Spec, ...] = (
          "Timeout of each backend probe made by /healthz."),
     Spec("HEALTH_CACHE_S", "health_cache_s", "1", _float_range(0, 60),
          "Seconds a /healthz probe result is reused."),
+    Spec("RATE_LIMIT_ENABLED", "rate_limit_enabled", "true", _bool,
+         "Apply rate limits; false admits every request and uses no storage."),
+    Spec("GLOBAL_RPS", "global_rps", "1000", _float_range(0, 1e7),
+         "Requests (cost units) per second for all clients together; 0 turns it off."),
+    Spec("GLOBAL_BURST", "global_burst", "2000", _float_range(0, 1e8),
+         "Bucket size of the global limit: how much may pass at once after a quiet spell."),
+    Spec("CLIENT_RPS", "client_rps", "200", _float_range(0, 1e7),
+         "Default requests per second per client id; 0 turns it off (overrides still apply)."),
+    Spec("CLIENT_BURST", "client_burst", "400", _float_range(0, 1e8),
+         "Default bucket size per client id."),
+    Spec("RATE_LIMIT_STORAGE_CONNECTION", "rate_limit_storage_connection", "", _text,
+         "Table Storage connection string for limiter state and overrides (Azurite: use "
+         "TableEndpoint=http://127.0.0.1:<port>/devstoreaccount1, never localhost). Dedicated "
+         "rather than AzureWebJobsStorage, which is identity-based in Azure and a fixed port "
+         "locally. Empty: TABLE_STORAGE_ENDPOINT is used."),
+    Spec("TABLE_STORAGE_ENDPOINT", "table_storage_endpoint", "", _optional_url,
+         "https://<account>.table.core.windows.net, used with DefaultAzureCredential when "
+         "RATE_LIMIT_STORAGE_CONNECTION is empty. Both empty: in-memory limits (one instance)."),
+    Spec("RATE_LIMIT_STORAGE_TIMEOUT_S", "rate_limit_storage_timeout_s", "0.5",
+         _float_range(0.01, 10),
+         "Deadline of one limiter storage call; a slower call counts as storage unavailable."),
+    Spec("RATE_LIMIT_FAILURE_MODE", "rate_limit_failure_mode", "open", _choice("open", "closed"),
+         "When storage is unavailable and leased tokens run out: open admits up to a local safe "
+         "capacity (limit / RATE_LIMIT_EXPECTED_INSTANCES), closed denies with 503."),
+    Spec("RATE_LIMIT_EXPECTED_INSTANCES", "rate_limit_expected_instances", "4",
+         _int_range(1, 1000),
+         "Instances assumed while storage is unavailable: each admits rate / this locally."),
+    Spec("RATE_LIMIT_LEASE_S", "rate_limit_lease_s", "0.25", _float_range(0.01, 10),
+         "Seconds of an instance's observed rate leased per storage write: larger means fewer "
+         "storage calls and a larger overshoot bound (rate x this x H(instances))."),
+    Spec("RATE_LIMIT_LEASE_TTL_S", "rate_limit_lease_ttl_s", "2", _float_range(0.1, 60),
+         "Leased tokens not renewed within this many seconds expire."),
+    Spec("RATE_LIMIT_EXACT_BELOW_RPS", "rate_limit_exact_below_rps", "1", _float_range(0, 1e6),
+         "Keys limited to at most this rate lease exactly one request per storage write "
+         "(exact, no overshoot, one round trip per request)."),
+    Spec("RATE_LIMIT_GLOBAL_SHARDS", "rate_limit_global_shards", "1", _int_range(1, 64),
+         "Rows the global bucket is split over (rate / n each) to spread write contention."),
+    Spec("RATE_LIMIT_CONFLICT_RETRIES", "rate_limit_conflict_retries", "3", _int_range(0, 20),
+         "Retries after an ETag conflict (412) before denying with a short Retry-After."),
+    Spec("RATE_LIMIT_OVERRIDES_REFRESH_S", "rate_limit_overrides_refresh_s", "30",
+         _float_range(1, 3600),
+         "Seconds between reloads of the limitoverrides table (changes apply without redeploy)."),
+    Spec("RATE_LIMIT_SWEEP_INTERVAL_S", "rate_limit_sweep_interval_s", "300",
+         _float_range(10, 86400),
+         "About how often one instance (holder of the sweep lease) deletes idle limiter rows."),
+    Spec("RATE_LIMIT_SWEEP_IDLE_S", "rate_limit_sweep_idle_s", "600", _float_range(60, 2592000),
+         "A limiter row that is full, lease-free and untouched this long is deleted."),
 )
 
 
@@ -140,6 +187,24 @@ class Settings:
     max_body_bytes: int
     health_probe_timeout_s: float
     health_cache_s: float
+    rate_limit_enabled: bool
+    global_rps: float
+    global_burst: float
+    client_rps: float
+    client_burst: float
+    rate_limit_storage_connection: str = field(repr=False)
+    table_storage_endpoint: str
+    rate_limit_storage_timeout_s: float
+    rate_limit_failure_mode: str
+    rate_limit_expected_instances: int
+    rate_limit_lease_s: float
+    rate_limit_lease_ttl_s: float
+    rate_limit_exact_below_rps: float
+    rate_limit_global_shards: int
+    rate_limit_conflict_retries: int
+    rate_limit_overrides_refresh_s: float
+    rate_limit_sweep_interval_s: float
+    rate_limit_sweep_idle_s: float
 
     @property
     def backends(self) -> dict[str, str]:

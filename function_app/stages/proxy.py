@@ -6,10 +6,10 @@ stages before it run once per request whatever happens here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from ..core.headers import client_response_headers, strip_function_key, upstream_request_headers
-from ..core.models import GatewayRequest, GatewayResponse
+from ..core.models import GatewayRequest, GatewayResponse, Headers
 from ..core.pipeline import Handler
 from ..core.routes import Match
 from ..core.upstream import Upstream, UpstreamRequest
@@ -29,6 +29,38 @@ def proxy_handler(upstream: Upstream, backends: Mapping[str, str], connect_timeo
             headers.append(("accept-encoding", "identity"))
         answer = await upstream.send(UpstreamRequest(
             request.method, url, headers, request.body, connect_timeout_s, match.route.timeout_s))
-        return GatewayResponse(answer.status, client_response_headers(answer.headers), answer.body)
+        body = await complete_body(answer.body, _declared_length(answer.headers))
+        return GatewayResponse(answer.status, client_response_headers(answer.headers), body)
 
     return handle
+
+
+def _declared_length(headers: Headers) -> int | None:
+    for key, value in headers:
+        if key.lower() == "content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+async def complete_body(body: AsyncIterator[bytes], length: int | None
+                        ) -> bytes | AsyncIterator[bytes]:
+    """The body as bytes when its first chunk already completes the declared length, else a
+    stream that starts with that chunk.
+
+    Nothing waits longer than it would streamed: the first chunk is sent the moment it is in
+    either way. A whole answer skips the streaming machinery, which costs a task group per
+    response in Starlette.
+    """
+    if length is None:
+        return body
+    first = await anext(body, b"")
+    if len(first) >= length:
+        await anext(body, None)  # runs the stream to its end, which releases the connection
+        return first
+    return _prepend(first, body)
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk

@@ -4,11 +4,30 @@ from .bucket import BucketState, Verdict, decide
 from .model import Decision, Limit, ScopedLimit
 from .scopes import LimitDefaults, OverrideIndex, effective_limits
 from .store import (
-    Override, OverrideStore, RateLimitStore, RowKey, StoreConflict, StoredRow, StoreUnavailable,
+    Override,
+    OverrideStore,
+    RateLimitStore,
+    RowKey,
+    StoreConflict,
+    StoredRow,
+    StoreUnavailable,
 )
 
 __all__ = [
-    "BucketState", "Decision", "Limit", "LimitDefaults", "Override", "OverrideIndex",
-    "OverrideStore", "RateLimitStore", "RowKey", "ScopedLimit", "StoreConflict", "StoredRow",
-    "StoreUnavailable", "Verdict", "decide", "effective_limits",
+    "BucketState",
+    "Decision",
+    "Limit",
+    "LimitDefaults",
+    "Override",
+    "OverrideIndex",
+    "OverrideStore",
+    "RateLimitStore",
+    "RowKey",
+    "ScopedLimit",
+    "StoreConflict",
+    "StoreUnavailable",
+    "StoredRow",
+    "Verdict",
+    "decide",
+    "effective_limits",
 ]

@@ -63,7 +63,8 @@ def decide(
         left = BucketState(current.tokens - cost, current.ts)
         return Verdict(True, left.tokens, 0.0, wait_for(left.tokens, limit.burst, limit)), left
     retry = wait_for(current.tokens, cost, limit)
-    return Verdict(False, current.tokens, retry, wait_for(current.tokens, limit.burst, limit)), current
+    reset = wait_for(current.tokens, limit.burst, limit)
+    return Verdict(False, current.tokens, retry, reset), current
 
 
 def give_back(state: BucketState, limit: Limit, tokens: float, now: float) -> BucketState:

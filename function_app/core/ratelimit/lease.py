@@ -1,4 +1,4 @@
-"""Pure lease maths: instances take blocks of tokens from a shared bucket row and spend them locally.
+"""Pure lease maths: instances take blocks of tokens from a shared row and spend them locally.
 
 A shared row holds a token bucket plus `holders`, the instances with an unexpired lease and when
 each lease expires. An instance asks for enough tokens to cover its observed rate for `lease_s`
@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 from .bucket import BucketState, refill, wait_for
 from .model import Limit
+
+MIN_GRANT = 0.5  # smallest useful lease, as a fraction of the goal: bounds writes per token
 
 
 @dataclass(frozen=True)
@@ -84,20 +86,24 @@ def take(
     """Top the pool (`held` tokens) up towards `target`, within the fair cap.
 
     `cost` > 0 means a request is waiting: at least cost - held must be granted or nothing. A
-    grant is never smaller than half of what was wanted (so one write moves a useful block);
-    when the row has less, nothing is granted and `wait_s` says when it will have enough.
+    grant is never smaller than MIN_GRANT of the goal min(target, cap) (so one write moves a
+    useful block); when the row has less, nothing is granted and `wait_s` says when it should
+    hold the whole want (at most lease_s / active later).
     """
     current = row if row is not None else fresh_row(limit, now)
     others = _live_holders(current, instance, now)
     cap = fair_cap(limit, lease_s, len(others) + 1, cost)
     need = max(0.0, cost - held)
-    want = max(need, min(target, cap) - held)
+    goal = min(target, cap)
+    want = max(need, goal - held)
     bucket = refill(BucketState(current.tokens, current.ts), limit, now)
     if want <= 0:
         return Grant(0.0, None, 0.0, bucket.tokens, cap)
-    floor = max(need, want / 2)
+    floor = min(want, max(need, goal * MIN_GRANT))
     if bucket.tokens < floor or floor <= 0:
-        wait = wait_for(bucket.tokens, floor, limit) if floor > 0 else 0.0
+        # Come back when the whole want should be there: a row this empty means the limit is
+        # saturated, so waiting longer loses no tokens and halves the writes per token.
+        wait = wait_for(bucket.tokens, want, limit) if floor > 0 else 0.0
         return Grant(0.0, None, wait, bucket.tokens, cap)
     granted = min(want, bucket.tokens)
     others[instance] = now + ttl_s

@@ -1,0 +1,135 @@
+"""In-memory rate-limit and override stores (tests, single-process dev), and a fault injector.
+
+Same contract as the Table Storage adapters (tests/contract runs one suite over both): ETags
+change on every write, conditional writes and deletes raise StoreConflict. `yield_every_op`
+makes each call yield to the event loop so concurrent callers interleave as they would over a
+network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+
+from function_app.core.ratelimit.store import (
+    Fields,
+    Override,
+    RowKey,
+    StoreConflict,
+    StoredRow,
+    StoreUnavailable,
+)
+
+
+class MemoryRateLimitStore:
+    def __init__(self, *, yield_every_op: bool = False) -> None:
+        self._rows: dict[RowKey, StoredRow] = {}
+        self._etags = itertools.count(1)
+        self._yield = yield_every_op
+
+    async def _maybe_yield(self) -> None:
+        if self._yield:
+            await asyncio.sleep(0)
+
+    async def read(self, key: RowKey) -> StoredRow | None:
+        await self._maybe_yield()
+        return self._rows.get(key)
+
+    async def write(self, key: RowKey, fields: Fields, etag: str | None) -> str:
+        await self._maybe_yield()
+        current = self._rows.get(key)
+        if etag is None and current is not None:
+            raise StoreConflict("row exists")
+        if etag is not None and (current is None or current.etag != etag):
+            raise StoreConflict("row changed")
+        new_etag = f'W/"{next(self._etags)}"'
+        self._rows[key] = StoredRow(key, dict(fields), new_etag)
+        return new_etag
+
+    async def delete(self, key: RowKey, etag: str) -> None:
+        await self._maybe_yield()
+        current = self._rows.get(key)
+        if current is None:
+            return
+        if current.etag != etag:
+            raise StoreConflict("row changed")
+        del self._rows[key]
+
+    async def scan(self, updated_before: float, limit: int) -> list[StoredRow]:
+        await self._maybe_yield()
+        found = [
+            row for row in self._rows.values()
+            if isinstance(row.fields.get("ts"), float | int) and row.fields["ts"] < updated_before
+        ]
+        return found[:limit]
+
+    async def close(self) -> None:
+        return None
+
+    def rows(self) -> dict[RowKey, StoredRow]:
+        """A copy of every row (tests)."""
+        return dict(self._rows)
+
+
+class MemoryOverrideStore:
+    def __init__(self, overrides: list[Override] | None = None) -> None:
+        self._items: dict[tuple[str, str], Override] = {}
+        for item in overrides or []:
+            self._items[(item.kind, item.key)] = item
+
+    async def read_all(self) -> list[Override]:
+        return list(self._items.values())
+
+    async def put(self, override: Override) -> None:
+        self._items[(override.kind, override.key)] = override
+
+    async def remove(self, kind: str, key: str) -> None:
+        self._items.pop((kind, key), None)
+
+    async def close(self) -> None:
+        return None
+
+
+class FlakyRateLimitStore:
+    """Wraps a store; while `down` every call fails, and `delay_s` makes every call slow.
+
+    `fail_with` picks the exception (default StoreUnavailable; any exception type works, to
+    check that the limiter also survives errors a real adapter should have translated).
+    `calls` counts calls that reached the wrapper, `passed` the ones forwarded.
+    """
+
+    def __init__(self, inner: MemoryRateLimitStore) -> None:
+        self.inner = inner
+        self.down = False
+        self.delay_s = 0.0
+        self.fail_with: Callable[[], Exception] = lambda: StoreUnavailable("injected outage")
+        self.calls = 0
+        self.passed = 0
+
+    async def _gate(self) -> None:
+        self.calls += 1
+        if self.delay_s > 0:
+            await asyncio.sleep(self.delay_s)
+        if self.down:
+            raise self.fail_with()
+        self.passed += 1
+
+    async def read(self, key: RowKey) -> StoredRow | None:
+        await self._gate()
+        return await self.inner.read(key)
+
+    async def write(self, key: RowKey, fields: Fields, etag: str | None) -> str:
+        await self._gate()
+        return await self.inner.write(key, fields, etag)
+
+    async def delete(self, key: RowKey, etag: str) -> None:
+        await self._gate()
+        await self.inner.delete(key, etag)
+
+    async def scan(self, updated_before: float, limit: int) -> list[StoredRow]:
+        await self._gate()
+        return await self.inner.scan(updated_before, limit)
+
+    async def close(self) -> None:
+        await self.inner.close()

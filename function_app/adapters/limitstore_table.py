@@ -1,0 +1,255 @@
+"""Azure Table Storage adapters for the rate limiter: shared bucket rows and limit overrides.
+
+Foreign errors stop here: ResourceExistsError / ResourceModifiedError (and a replace of a row
+that vanished) become StoreConflict; every other SDK, network or timeout error becomes
+StoreUnavailable. Tables are created on first use. The SDK's own retries are switched off
+(retry_total=0): the limiter decides when to retry, with back-off, within its own deadline.
+
+Connection: RATE_LIMIT_STORAGE_CONNECTION (a connection string; locally Azurite with 127.0.0.1)
+or else TABLE_STORAGE_ENDPOINT with DefaultAzureCredential (managed identity in Azure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from function_app.core.ratelimit.keys import decode_key, encode_key
+from function_app.core.ratelimit.model import Limit
+from function_app.core.ratelimit.store import (
+    Fields,
+    Override,
+    RowKey,
+    StoreConflict,
+    StoredRow,
+    StoreUnavailable,
+)
+
+log = logging.getLogger(__name__)
+BUCKETS_TABLE = "ratelimits"
+OVERRIDES_TABLE = "limitoverrides"
+_KEYS = ("PartitionKey", "RowKey")
+_UNAVAILABLE = (AzureError, OSError, asyncio.TimeoutError, ValueError)
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)  # EntityProperty (e.g. Int64) -> its value
+
+
+def _fields(entity: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _plain(value) for name, value in entity.items() if name not in _KEYS}
+
+
+def _etag(entity: Any) -> str:
+    return str(entity.metadata["etag"])
+
+
+class _Table:
+    """One table, created on first use; every call translated into the store error types."""
+
+    def __init__(self, service: TableServiceClient, name: str) -> None:
+        self._service, self._name = service, name
+        self.client: TableClient = service.get_table_client(name)
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> TableClient:
+        if not self._ready:
+            async with self._lock:
+                if not self._ready:
+                    await self._service.create_table_if_not_exists(self._name)
+                    self._ready = True
+        return self.client
+
+    def forget(self) -> None:
+        self._ready = False  # the table vanished: create it again on the next call
+
+
+class TableRateLimitStore:
+    """RateLimitStore over one table; PartitionKey/RowKey come from the limiter's RowKey."""
+
+    def __init__(self, service: TableServiceClient, table_name: str = BUCKETS_TABLE) -> None:
+        self._table = _Table(service, table_name)
+
+    async def read(self, key: RowKey) -> StoredRow | None:
+        try:
+            client = await self._table.ready()
+            entity = await client.get_entity(key.partition, key.row)
+        except ResourceNotFoundError:
+            return None
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return StoredRow(key, _fields(entity), _etag(entity))
+
+    async def write(self, key: RowKey, fields: Fields, etag: str | None) -> str:
+        entity = {"PartitionKey": key.partition, "RowKey": key.row, **fields}
+        try:
+            client = await self._table.ready()
+            if etag is None:
+                meta = await client.create_entity(entity)
+            else:
+                meta = await client.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError) as exc:
+            raise StoreConflict(type(exc).__name__) from None
+        except ResourceNotFoundError as exc:
+            if etag is None:  # only a missing table makes a create 404
+                self._table.forget()
+                raise StoreUnavailable(str(exc)) from None
+            raise StoreConflict("row vanished") from None
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return str(meta["etag"])
+
+    async def delete(self, key: RowKey, etag: str) -> None:
+        try:
+            client = await self._table.ready()
+            await client.delete_entity(
+                key.partition, key.row, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceModifiedError:
+            raise StoreConflict("row changed") from None
+        except ResourceNotFoundError:
+            return
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    async def scan(self, updated_before: float, limit: int) -> list[StoredRow]:
+        found: list[StoredRow] = []
+        try:
+            client = await self._table.ready()
+            pages = client.query_entities(
+                "ts lt @cutoff", parameters={"cutoff": float(updated_before)},
+                results_per_page=min(max(1, limit), 1000),
+            )
+            async for entity in pages:
+                key = RowKey(entity["PartitionKey"], entity["RowKey"])
+                found.append(StoredRow(key, _fields(entity), _etag(entity)))
+                if len(found) >= limit:
+                    break
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return found
+
+    async def close(self) -> None:
+        return None  # the shared service client is closed by LimitStorage.close
+
+
+def override_from_entity(entity: Mapping[str, Any]) -> Override:
+    """Parse an overrides row; raises ValueError when it is malformed.
+
+    PartitionKey "client" or "route"; RowKey encode_key(id or path); rps (required, >= 0);
+    burst (default 2 * rps); shadow (default false; bool or "true"/"false").
+    """
+    kind = str(entity.get("PartitionKey", ""))
+    if kind not in ("client", "route"):
+        raise ValueError(f"unknown override kind {kind!r}")
+    key = decode_key(str(entity.get("RowKey", "")))
+    try:
+        rps = float(_plain(entity["rps"]))
+        burst_raw = _plain(entity.get("burst"))
+        burst = 2 * rps if burst_raw in (None, "") else float(burst_raw)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"override {kind}/{key}: {exc}") from None
+    shadow = _plain(entity.get("shadow", False))
+    if isinstance(shadow, str):
+        shadow = shadow.strip().lower() in ("1", "true", "yes", "on")
+    return Override(kind, key, Limit(rps, burst, bool(shadow)))
+
+
+class TableOverrideStore:
+    """OverrideStore over the `limitoverrides` table."""
+
+    def __init__(self, service: TableServiceClient, table_name: str = OVERRIDES_TABLE) -> None:
+        self._table = _Table(service, table_name)
+
+    async def read_all(self) -> list[Override]:
+        overrides: list[Override] = []
+        try:
+            client = await self._table.ready()
+            async for entity in client.list_entities():
+                try:
+                    overrides.append(override_from_entity(entity))
+                except ValueError as exc:
+                    log.warning("skipping malformed rate-limit override: %s", exc)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return overrides
+
+    async def put(self, override: Override) -> None:
+        entity = {
+            "PartitionKey": override.kind, "RowKey": encode_key(override.key),
+            "rps": float(override.limit.rate), "burst": float(override.limit.burst),
+            "shadow": bool(override.limit.shadow),
+        }
+        try:
+            client = await self._table.ready()
+            await client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    async def remove(self, kind: str, key: str) -> None:
+        try:
+            client = await self._table.ready()
+            await client.delete_entity(kind, encode_key(key))
+        except ResourceNotFoundError:
+            return
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class LimitStorage:
+    """The two stores over one service client; `close` releases the client and credential."""
+
+    buckets: TableRateLimitStore
+    overrides: TableOverrideStore
+    service: TableServiceClient
+    credential: Any = None
+
+    async def close(self) -> None:
+        await self.service.close()
+        if self.credential is not None:
+            await self.credential.close()
+
+
+def open_limit_storage(
+    connection_string: str = "", endpoint: str = "", *,
+    buckets_table: str = BUCKETS_TABLE, overrides_table: str = OVERRIDES_TABLE,
+) -> LimitStorage | None:
+    """Stores from a connection string, else from an endpoint with DefaultAzureCredential;
+    None when neither is set (the caller then uses the memory stores: single instance only).
+    """
+    options: dict[str, Any] = {"retry_total": 0}
+    credential = None
+    if connection_string:
+        service = TableServiceClient.from_connection_string(connection_string, **options)
+    elif endpoint:
+        from azure.identity.aio import DefaultAzureCredential  # only needed in Azure
+
+        credential = DefaultAzureCredential()
+        service = TableServiceClient(endpoint, credential=credential, **options)
+    else:
+        return None
+    return LimitStorage(
+        TableRateLimitStore(service, buckets_table), TableOverrideStore(service, overrides_table),
+        service, credential,
+    )

@@ -1,0 +1,30 @@
+"""Counters for stats and benchmarks: plain integers behind named increments."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+# Every name the limiter may report, so a snapshot always has the same keys.
+NAMES = (
+    "decisions", "admitted", "denied", "shadow_denied", "storage_round_trips", "storage_reads",
+    "storage_writes", "storage_deletes", "conflicts", "storage_errors", "storage_timeouts",
+    "leases", "lease_tokens", "lease_waits", "background_refills", "returns", "returned_tokens",
+    "dropped_tokens", "contention_denied", "decisions_without_storage", "fallback_admitted",
+    "fallback_denied", "storage_unavailable_denied", "sweeps", "swept_rows", "internal_errors",
+)
+
+
+class Counters:
+    """Monotonic counters; `snapshot()` copies them (every name in NAMES present)."""
+
+    def __init__(self) -> None:
+        self._values: Counter[str] = Counter({name: 0 for name in NAMES})
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        self._values[name] += amount
+
+    def get(self, name: str) -> int:
+        return self._values[name]
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self._values)

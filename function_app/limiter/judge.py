@@ -1,0 +1,95 @@
+"""Turning each scope's local state into a verdict, and verdicts into one Decision.
+
+Judging reads state and returns what to commit; nothing is spent until every enforced scope
+agrees (all-or-nothing), so a client denial never consumes global tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from function_app.core.ratelimit import bucket
+from function_app.core.ratelimit.model import Decision, Limit, clamp_wait
+
+from .keystate import KeyState
+from .leaser import Outcome
+
+POOL, FALLBACK, SHORT, CONTENTION, CLOSED = "pool", "fallback", "short", "contention", "closed"
+
+
+@dataclass
+class Judgement:
+    ks: KeyState
+    ok: bool
+    source: str
+    remaining: float
+    reset_s: float
+    retry_after_s: float = 0.0
+    fallback_state: bucket.BucketState | None = None
+
+    @property
+    def without_storage(self) -> bool:
+        return self.source in (FALLBACK, CLOSED)
+
+
+def safe_limit(limit: Limit, expected_instances: int) -> Limit:
+    """This instance's share of a limit while storage is unavailable (fail-open mode)."""
+    share = max(1, expected_instances)
+    return Limit(limit.rate / share, max(1.0, limit.burst / share), limit.shadow)
+
+
+def judge(
+    ks: KeyState, outcome: Outcome | None, cost: float, now: float, *,
+    failure_mode: str, expected_instances: int, storage_retry_s: float, contention_s: float,
+) -> Judgement:
+    """The verdict for one scope given its pool and, if it had to lease, the lease outcome."""
+    limit = ks.limit
+    if ks.pool(now) >= cost:
+        left = max(0.0, ks.remaining(now) - cost)
+        return Judgement(ks, True, POOL, left, bucket.wait_for(left, limit.burst, limit))
+    if outcome is Outcome.UNAVAILABLE:
+        if failure_mode == "closed":
+            return Judgement(ks, False, CLOSED, 0.0, 0.0, max(1.0, storage_retry_s))
+        local = safe_limit(limit, expected_instances)
+        verdict, state = bucket.decide(ks.fallback, local, cost, now)
+        return Judgement(
+            ks, verdict.allowed, FALLBACK, verdict.remaining, verdict.reset_s,
+            verdict.retry_after_s, state,
+        )
+    if outcome is Outcome.CONTENTION:
+        return Judgement(ks, False, CONTENTION, 0.0, 0.0, contention_s)
+    retry = max(ks.retry_at - now, 0.001)
+    return Judgement(ks, False, SHORT, 0.0, bucket.wait_for(0.0, limit.burst, limit), retry)
+
+
+def commit(judgements: Sequence[Judgement], cost: float) -> None:
+    """Spend `cost` from every scope that admitted (pool or local safe bucket)."""
+    for item in judgements:
+        if not item.ok:
+            continue
+        if item.source == POOL:
+            item.ks.spend(cost)
+        elif item.fallback_state is not None:
+            item.ks.fallback = item.fallback_state
+
+
+def to_decision(judgements: Sequence[Judgement], denier: Judgement | None) -> Decision:
+    """One Decision: the denying scope, or the admitted scope with the least remaining."""
+    degraded = any(item.without_storage for item in judgements)
+    shadow = next((j.ks.scope for j in judgements if not j.ok and j.ks.limit.shadow), None)
+    if denier is not None:
+        reason = {CLOSED: "storage_unavailable", CONTENTION: "contention"}.get(
+            denier.source, "limited"
+        )
+        return Decision(
+            False, denier.ks.scope, denier.ks.limit, 0, denier.reset_s,
+            clamp_wait(denier.retry_after_s), denier.source == CLOSED, degraded, shadow, reason,
+        )
+    ok = [item for item in judgements if item.ok] or list(judgements)
+    tightest = min(ok, key=lambda item: item.remaining)
+    return Decision(
+        True, tightest.ks.scope, tightest.ks.limit, math.floor(tightest.remaining),
+        tightest.reset_s, 0.0, False, degraded, shadow, "ok",
+    )

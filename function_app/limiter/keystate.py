@@ -1,0 +1,116 @@
+"""What one instance knows about one (scope, key): its leased pool and its view of the row."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from dataclasses import dataclass, field
+
+from function_app.core.ratelimit import demand as demand_
+from function_app.core.ratelimit.bucket import BucketState
+from function_app.core.ratelimit.keys import bucket_partition, shard_row
+from function_app.core.ratelimit.lease import Row, shard_limit
+from function_app.core.ratelimit.model import Limit, ScopedLimit
+from function_app.core.ratelimit.store import RowKey
+
+EPSILON = 1e-9
+# Refill when a quarter of the goal is left: the top-up then moves ~3/4 of a lease in one write,
+# and a quarter of lease_s of supply still covers the storage round trip.
+REFILL_AT = 0.25
+
+
+@dataclass(eq=False)
+class KeyState:
+    """Mutable per-key state; identity-hashed so it can key dicts of per-request outcomes.
+
+    tokens / expires_at: the leased pool (spendable only before expires_at).
+    retry_at: the row was too empty to lease from until then (a local negative cache).
+    row_tokens / row_seen: tokens the row had when last seen, for `remaining` estimates.
+    cache: per shard, the row and ETag this instance last wrote, to lease without a read.
+    conflict_at: per shard, when a write last hit a 412 (then read before writing for a while).
+    fallback: the local safe-capacity bucket used while storage is unavailable.
+    fetch / waiting: the one lease in flight for this key, and the cost of requests awaiting it.
+    cap: the fair-share cap the row applied at the last lease.
+    """
+
+    scope: str
+    key: str
+    limit: Limit
+    shards: int
+    exact: bool
+    partition: str
+    tokens: float = 0.0
+    expires_at: float = 0.0
+    retry_at: float = 0.0
+    row_tokens: float = 0.0
+    row_seen: float = 0.0
+    last_used: float = 0.0
+    last_cost: float = 1.0
+    last_shard: int = 0
+    waiting: float = 0.0
+    cap: float = float("inf")
+    demand: demand_.Demand = field(default_factory=demand_.Demand)
+    fetch: asyncio.Task | None = None
+    cache: dict[int, tuple[Row, str]] = field(default_factory=dict)
+    conflict_at: dict[int, float] = field(default_factory=dict)
+    fallback: BucketState | None = None
+
+    @classmethod
+    def create(cls, scoped: ScopedLimit, exact_below_rps: float, now: float) -> KeyState:
+        shards = max(1, scoped.shards)
+        exact = shard_limit(scoped.limit, shards).rate <= exact_below_rps
+        partition = bucket_partition(scoped.scope, scoped.key)
+        return cls(scoped.scope, scoped.key, scoped.limit, shards, exact, partition, last_used=now)
+
+    def update_limit(self, scoped: ScopedLimit, exact_below_rps: float) -> None:
+        """Follow a changed limit (overrides refresh); the pool stays, new caps apply later."""
+        if scoped.limit is self.limit and scoped.shards == self.shards:
+            return
+        if scoped.limit != self.limit or max(1, scoped.shards) != self.shards:
+            self.limit, self.shards = scoped.limit, max(1, scoped.shards)
+            self.exact = self.shard_limit.rate <= exact_below_rps
+
+    @property
+    def shard_limit(self) -> Limit:
+        return shard_limit(self.limit, self.shards)
+
+    def row_key(self, shard: int) -> RowKey:
+        return RowKey(self.partition, shard_row(shard))
+
+    def shard_order(self, instance: str) -> list[int]:
+        """Shards to try, starting from this instance's preferred one (spreads writers)."""
+        first = zlib.crc32(instance.encode()) % self.shards
+        return [(first + i) % self.shards for i in range(self.shards)]
+
+    def pool(self, now: float) -> float:
+        """Spendable leased tokens."""
+        return self.tokens if now < self.expires_at else 0.0
+
+    def spend(self, cost: float) -> None:
+        self.tokens = max(0.0, self.tokens - cost)
+
+    def observe(self, cost: float, now: float, tau_s: float) -> None:
+        self.demand = demand_.observe(self.demand, cost, now, tau_s)
+        self.last_used, self.last_cost = now, cost
+
+    def target(self, now: float, lease_s: float, tau_s: float) -> float:
+        """Tokens to aim for: the observed rate over two lease periods, at least one request.
+
+        Two periods because the pool is topped up when a quarter is left, so one write moves
+        about one and a half periods of demand; the fair-share cap (rate * lease_s / active)
+        still bounds what is held.
+        """
+        if self.exact:
+            return self.last_cost
+        return max(self.last_cost, demand_.rate(self.demand, now, tau_s) * lease_s * 2)
+
+    def needs_refill(self, now: float, lease_s: float, tau_s: float) -> bool:
+        """The pool fell below REFILL_AT of its goal: top it up in the background."""
+        goal = min(self.target(now, lease_s, tau_s), self.cap)
+        return self.pool(now) < goal * REFILL_AT
+
+    def remaining(self, now: float) -> float:
+        """Estimated tokens left for this key across instances (pool + row as last seen)."""
+        limit = self.limit
+        row = self.row_tokens * self.shards + max(0.0, now - self.row_seen) * limit.rate
+        return max(0.0, min(limit.burst, self.pool(now) + row))

@@ -1,0 +1,146 @@
+"""Leasing tokens from shared rows and giving them back: the limiter's only storage writes.
+
+One lease is one conditional write (plus a read unless this instance wrote the row last and saw
+no recent 412). Conflicts are retried a few times with jitter, then reported as contention so a
+412 storm turns into short denials instead of piling up requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+
+from function_app.core.clock import Clock
+from function_app.core.ratelimit import lease
+from function_app.core.ratelimit.store import StoreConflict, StoreUnavailable
+
+from .config import LimiterConfig
+from .counters import Counters
+from .guarded import GuardedStore
+from .keystate import EPSILON, KeyState
+
+
+class Outcome(enum.Enum):
+    GRANTED = "granted"  # tokens were added to the pool
+    SHORT = "short"  # the row has too few tokens; ks.retry_at says until when
+    CONTENTION = "contention"  # conflict retries exhausted
+    UNAVAILABLE = "unavailable"  # storage failed or timed out
+
+
+class Leaser:
+    def __init__(
+        self, store: GuardedStore, clock: Clock, cfg: LimiterConfig, counters: Counters,
+        instance: str, rng: random.Random,
+    ) -> None:
+        self._store, self._clock, self._cfg = store, clock, cfg
+        self._counters, self._instance, self._rng = counters, instance, rng
+
+    async def lease(self, ks: KeyState, target: float, cost: float) -> Outcome:
+        """Top up `ks`'s pool towards `target`; with cost > 0 a request needs that much now."""
+        if ks.tokens > EPSILON and self._clock.now() >= ks.expires_at:
+            # Maintenance normally returns a pool before it expires; if not, it is forfeit.
+            self._counters.incr("dropped_tokens", round(ks.tokens))
+            ks.tokens = 0.0
+        waits: list[float] = []
+        try:
+            for shard in ks.shard_order(self._instance):
+                outcome, wait = await self._lease_shard(ks, shard, target, cost)
+                if outcome is not Outcome.SHORT:
+                    return outcome
+                waits.append(wait)
+        except StoreUnavailable:
+            return Outcome.UNAVAILABLE
+        ks.retry_at = self._clock.now() + min(waits)
+        self._counters.incr("lease_waits")
+        return Outcome.SHORT
+
+    async def _lease_shard(
+        self, ks: KeyState, shard: int, target: float, cost: float
+    ) -> tuple[Outcome, float]:
+        limit = ks.shard_limit
+        for attempt in range(self._cfg.conflict_retries + 1):
+            row, etag = await self._current(ks, shard)
+            now = self._clock.now()
+            grant = lease.take(
+                row, limit, held=ks.tokens, target=target, cost=cost, instance=self._instance,
+                now=now, lease_s=self._cfg.lease_s, ttl_s=self._cfg.lease_ttl_s,
+            )
+            self._seen(ks, grant.available, now)
+            if grant.row is None:
+                return Outcome.SHORT, grant.wait_s
+            try:
+                new_etag = await self._store.write(
+                    ks.row_key(shard), lease.row_to_fields(grant.row), etag
+                )
+            except StoreConflict:
+                await self._after_conflict(ks, shard, attempt)
+                continue
+            self._granted(ks, shard, grant, new_etag, now)
+            return Outcome.GRANTED, 0.0
+        self._counters.incr("contention_denied")
+        return Outcome.CONTENTION, self._cfg.contention_retry_after_s
+
+    async def _current(self, ks: KeyState, shard: int) -> tuple[lease.Row | None, str | None]:
+        """The row to compute from: our own last write if trusted, else a fresh read."""
+        cached = ks.cache.get(shard)
+        recent_conflict = self._clock.now() - ks.conflict_at.get(shard, -1e18)
+        if cached is not None and recent_conflict > self._cfg.read_first_s:
+            return cached
+        stored = await self._store.read(ks.row_key(shard))
+        if stored is None:
+            return None, None
+        try:
+            return lease.row_from_fields(stored.fields), stored.etag
+        except ValueError:
+            return None, stored.etag  # a corrupt row is overwritten with a fresh bucket
+
+    async def _after_conflict(self, ks: KeyState, shard: int, attempt: int) -> None:
+        ks.cache.pop(shard, None)
+        ks.conflict_at[shard] = self._clock.now()
+        # Jitter de-synchronises writers that collided; real time, as the writers are real.
+        await asyncio.sleep(self._rng.uniform(0, 0.002 * 2**attempt))
+
+    def _granted(
+        self, ks: KeyState, shard: int, grant: lease.Grant, etag: str, now: float
+    ) -> None:
+        assert grant.row is not None
+        ks.cache[shard] = (grant.row, etag)
+        ks.cap = grant.cap
+        ks.tokens += grant.tokens
+        ks.expires_at = now + self._cfg.lease_ttl_s
+        ks.retry_at = 0.0
+        ks.last_shard = shard
+        self._counters.incr("leases")
+        self._counters.incr("lease_tokens", round(grant.tokens))
+
+    def _seen(self, ks: KeyState, row_tokens: float, now: float) -> None:
+        ks.row_tokens, ks.row_seen = row_tokens, now
+
+    async def give_back(self, ks: KeyState) -> None:
+        """Return the pool to the row it was last leased from; on failure the tokens are lost
+        (an undershoot, never an overshoot)."""
+        tokens, ks.tokens = ks.tokens, 0.0
+        if tokens <= EPSILON:
+            return
+        shard, limit = ks.last_shard, ks.shard_limit
+        try:
+            for _ in range(self._cfg.conflict_retries + 1):
+                row, etag = await self._current(ks, shard)
+                now = self._clock.now()
+                new_row = lease.give_back(row, limit, tokens, self._instance, now)
+                try:
+                    new_etag = await self._store.write(
+                        ks.row_key(shard), lease.row_to_fields(new_row), etag
+                    )
+                except StoreConflict:
+                    await self._after_conflict(ks, shard, 0)
+                    continue
+                ks.cache[shard] = (new_row, new_etag)
+                self._seen(ks, new_row.tokens, now)
+                self._counters.incr("returns")
+                self._counters.incr("returned_tokens", round(tokens))
+                return
+        except StoreUnavailable:
+            pass
+        self._counters.incr("dropped_tokens", round(tokens))

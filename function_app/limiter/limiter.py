@@ -1,0 +1,209 @@
+"""The per-instance limiter: in-memory decisions backed by leases on shared Table rows.
+
+Hot path: a request whose scopes all have leased tokens in memory is decided without awaiting
+any I/O; a background task tops a pool up when it falls below a quarter of its goal. Only a
+pool that ran dry makes a request wait for one lease (shared by all requests waiting on that
+key). A row known to be empty is remembered until it should have refilled, so denials above the
+limit cost no storage calls. The overshoot bound is stated in core/ratelimit/lease.py.
+
+Storage failures never raise out of `acquire`: in "open" mode a scope that cannot lease is
+decided by a local bucket at rate / RATE_LIMIT_EXPECTED_INSTANCES; in "closed" mode it is denied
+with `storage_unavailable`. Either way the decision is counted as made without storage, storage
+is retried after a jittered back-off, and the limiter recovers by itself when storage answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from function_app.core.clock import Clock
+from function_app.core.ratelimit.model import Decision, ScopedLimit
+from function_app.core.ratelimit.store import RateLimitStore
+
+from .config import config_from
+from .counters import Counters
+from .guarded import GuardedStore, StorageHealth
+from .judge import Judgement, commit, judge, to_decision
+from .keystate import KeyState
+from .leaser import Leaser, Outcome
+from .maintenance import Maintenance
+from .sweeper import Sweeper
+
+log = logging.getLogger(__name__)
+FETCH_ROUNDS = 2  # a waiter re-leases once if others emptied the pool it was waiting for
+
+
+class Limiter:
+    """Decides requests against scoped limits; one per process (see `acquire`)."""
+
+    def __init__(
+        self, store: RateLimitStore, clock: Clock, settings: Any, instance_id: str, *,
+        rng: random.Random | None = None, background: bool = True,
+    ) -> None:
+        """`instance_id` names the process (a random suffix is added so two processes given the
+        same id stay distinct). With background=False nothing runs on its own; call
+        `maintain()` (tests)."""
+        self._cfg = config_from(settings)
+        self._clock, self._rng = clock, rng or random.Random()
+        self.instance = f"{instance_id}.{self._rng.getrandbits(24):06x}"
+        self._counters = Counters()
+        self._health = StorageHealth(
+            clock, self._rng, self._cfg.backoff_min_s, self._cfg.backoff_max_s
+        )
+        guarded = GuardedStore(store, self._health, self._counters, self._cfg.storage_timeout_s)
+        self._leaser = Leaser(guarded, clock, self._cfg, self._counters, self.instance, self._rng)
+        self._keys: dict[tuple[str, str], KeyState] = {}
+        sweeper = Sweeper(guarded, clock, self._cfg, self._counters, self.instance, self._rng)
+        self._maintenance = Maintenance(
+            self._keys, self._leaser, sweeper, self._health, clock, self._cfg, background
+        )
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self._counters.snapshot()
+
+    @property
+    def storage_healthy(self) -> bool:
+        return self._health.healthy
+
+    async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
+        """Admit `cost` against every scope or against none; never raises."""
+        if not self._cfg.enabled or not scoped:
+            return Decision(True, reason="disabled")
+        try:
+            self._maintenance.ensure_running()
+            decision = await self._acquire(scoped, float(cost))
+        except Exception:  # a limiter bug must not fail the request
+            log.exception("rate limiter failed; applying the failure mode")
+            self._counters.incr("internal_errors")
+            decision = self._failure_decision()
+        self._count(decision)
+        return decision
+
+    async def maintain(self) -> None:
+        """One maintenance pass (idle returns, forgetting, sweep); the background loop calls it."""
+        await self._maintenance.run_once()
+
+    async def close(self) -> None:
+        """Stop background work and give every unused leased token back to storage."""
+        await self._maintenance.close()
+
+    async def _acquire(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
+        now = self._clock.now()
+        states = [self._state(item, now) for item in scoped]
+        short = [ks for ks in states if ks.pool(now) < cost]
+        outcomes = await self._fill(short, cost, now) if short else {}
+        now = self._clock.now()
+        judgements = [self._judge(ks, outcomes.get(ks), cost, now) for ks in states]
+        denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
+        tau = self._cfg.demand_tau_s
+        if denier is not None:
+            denier.ks.observe(cost, now, tau)
+            return to_decision(judgements, denier)
+        commit(judgements, cost)
+        for ks in states:
+            ks.observe(cost, now, tau)
+            self._maybe_refill(ks, now)
+        return to_decision(judgements, None)
+
+    def _state(self, scoped: ScopedLimit, now: float) -> KeyState:
+        ks = self._keys.get((scoped.scope, scoped.key))
+        if ks is None:
+            ks = KeyState.create(scoped, self._cfg.exact_below_rps, now)
+            self._keys[(scoped.scope, scoped.key)] = ks
+        else:
+            ks.update_limit(scoped, self._cfg.exact_below_rps)
+        return ks
+
+    def _judge(self, ks: KeyState, outcome: Outcome | None, cost: float, now: float) -> Judgement:
+        return judge(
+            ks, outcome, cost, now, failure_mode=self._cfg.failure_mode,
+            expected_instances=self._cfg.expected_instances,
+            storage_retry_s=self._health.down_until - now,
+            contention_s=self._cfg.contention_retry_after_s,
+        )
+
+    async def _fill(
+        self, short: list[KeyState], cost: float, now: float
+    ) -> dict[KeyState, Outcome]:
+        """Lease for every scope whose pool cannot pay `cost`, unless the answer is known."""
+        outcomes: dict[KeyState, Outcome] = {}
+        pending: list[KeyState] = []
+        for ks in short:
+            if ks.retry_at > now:
+                outcomes[ks] = Outcome.SHORT
+            elif not self._health.ready(now):
+                outcomes[ks] = Outcome.UNAVAILABLE
+            else:
+                pending.append(ks)
+        if any(not ks.limit.shadow for ks in outcomes if outcomes[ks] is Outcome.SHORT):
+            return outcomes  # an enforced scope denies anyway: lease nothing for the others
+        if pending:
+            results = await asyncio.gather(*(self._fetch(ks, cost) for ks in pending))
+            outcomes.update(zip(pending, results, strict=True))
+        return outcomes
+
+    async def _fetch(self, ks: KeyState, cost: float) -> Outcome:
+        """Wait for a lease on `ks` (joining one in flight) until its pool can pay `cost`."""
+        ks.waiting += cost
+        try:
+            outcome = Outcome.SHORT
+            for _ in range(FETCH_ROUNDS):
+                task = ks.fetch or self._start_fetch(ks, cost)
+                outcome = await asyncio.shield(task)
+                if outcome is not Outcome.GRANTED or ks.pool(self._clock.now()) >= cost:
+                    return outcome
+            ks.retry_at = max(ks.retry_at, self._clock.now() + self._cfg.lease_s / 4)
+            return Outcome.SHORT
+        finally:
+            ks.waiting -= cost
+
+    def _start_fetch(self, ks: KeyState, cost: float) -> asyncio.Task:
+        async def run() -> Outcome:
+            try:
+                now = self._clock.now()
+                cfg = self._cfg
+                target = max(ks.target(now, cfg.lease_s, cfg.demand_tau_s), ks.waiting)
+                return await self._leaser.lease(ks, target, cost)
+            except Exception:  # reported as unavailable, never lost in a task
+                log.exception("rate limiter lease failed")
+                self._counters.incr("internal_errors")
+                return Outcome.UNAVAILABLE
+            finally:
+                ks.fetch = None
+
+        ks.fetch = asyncio.create_task(run())
+        return ks.fetch
+
+    def _maybe_refill(self, ks: KeyState, now: float) -> None:
+        """Start a background top-up when the pool runs low (see KeyState.needs_refill)."""
+        if ks.exact or ks.fetch is not None or ks.retry_at > now or not self._health.ready(now):
+            return
+        if ks.needs_refill(now, self._cfg.lease_s, self._cfg.demand_tau_s):
+            self._counters.incr("background_refills")
+            self._start_fetch(ks, 0.0)
+
+    def _failure_decision(self) -> Decision:
+        if self._cfg.failure_mode == "closed":
+            return Decision(
+                False, retry_after_s=1.0, storage_unavailable=True, degraded=True,
+                reason="storage_unavailable",
+            )
+        return Decision(True, degraded=True, reason="ok")
+
+    def _count(self, decision: Decision) -> None:
+        counters = self._counters
+        counters.incr("decisions")
+        counters.incr("admitted" if decision.allowed else "denied")
+        if decision.shadow_scope is not None:
+            counters.incr("shadow_denied")
+        if decision.degraded:
+            counters.incr("decisions_without_storage")
+            if decision.storage_unavailable:
+                counters.incr("storage_unavailable_denied")
+            else:
+                counters.incr("fallback_admitted" if decision.allowed else "fallback_denied")

@@ -1,0 +1,84 @@
+"""Background upkeep of one limiter: give idle pools back, forget old keys, sweep storage."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from function_app.core.clock import Clock
+
+from .config import LimiterConfig
+from .guarded import StorageHealth
+from .keystate import EPSILON, KeyState
+from .leaser import Leaser
+from .sweeper import Sweeper
+
+log = logging.getLogger(__name__)
+RETURN_CONCURRENCY = 16
+
+
+class Maintenance:
+    def __init__(
+        self, keys: dict[tuple[str, str], KeyState], leaser: Leaser, sweeper: Sweeper,
+        health: StorageHealth, clock: Clock, cfg: LimiterConfig, background: bool,
+    ) -> None:
+        self._keys, self._leaser, self._sweeper = keys, leaser, sweeper
+        self._health, self._clock, self._cfg = health, clock, cfg
+        self._background = background
+        self._task: asyncio.Task | None = None
+        self._closed = False
+
+    def ensure_running(self) -> None:
+        """Start the periodic loop on first use (the limiter may be built outside a loop)."""
+        if self._background and self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while not self._closed:
+            await self._clock.sleep(self._cfg.tick_s)
+            try:
+                await self.run_once()
+            except Exception:  # upkeep must outlive one bad pass
+                log.exception("rate limiter maintenance failed")
+
+    async def run_once(self) -> None:
+        """Return pools idle for idle_return_s or past expiry; drop long-unused keys; sweep."""
+        now = self._clock.now()
+        due: list[KeyState] = []
+        for name, ks in list(self._keys.items()):
+            if ks.fetch is not None or ks.waiting > 0:
+                continue
+            if ks.tokens > EPSILON:
+                idle = now - ks.last_used >= self._cfg.idle_return_s
+                if idle or now >= ks.expires_at:
+                    due.append(ks)
+            elif now - ks.last_used >= self._cfg.forget_s:
+                del self._keys[name]
+        if due and self._health.ready(now):
+            await self._give_back(due)
+        if self._health.ready(now):
+            await self._sweeper.maybe_sweep(now)
+
+    async def _give_back(self, due: list[KeyState]) -> None:
+        gate = asyncio.Semaphore(RETURN_CONCURRENCY)
+
+        async def one(ks: KeyState) -> None:
+            async with gate:
+                await self._leaser.give_back(ks)
+
+        await asyncio.gather(*(one(ks) for ks in due))
+
+    async def close(self) -> None:
+        """Stop the loop, wait for leases in flight, and return every pool."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        fetches = [ks.fetch for ks in self._keys.values() if ks.fetch is not None]
+        if fetches:
+            await asyncio.gather(*fetches, return_exceptions=True)
+        holding = [ks for ks in self._keys.values() if ks.tokens > EPSILON]
+        if holding and self._health.ready(self._clock.now()):
+            await self._give_back(holding)

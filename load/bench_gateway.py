@@ -1,0 +1,160 @@
+"""Gateway overhead, in one run on one machine: direct backend vs reference proxy vs gateway.
+
+    .venv/bin/python load/bench_gateway.py            (or: make bench)
+
+1. Throughput: wrk, closed loop at --connections, against a fast backend (node simulator, no
+   simulated latency) directly, through load/refproxy.py, and through the gateway; rounds are
+   interleaved and the median kept, since these machines are shared and noisy.
+2. Added latency: an open-loop client at --rate RPS against the 30-50 ms simulator, directly and
+   through the gateway; latency is measured from each request's scheduled start, so a stall is
+   not hidden (no coordinated omission).
+Writes load/results/bench_gateway.json and prints a Markdown table with the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.support.procs import PYTHON, free_port, spawn  # noqa: E402
+
+BODY = b'{"prompt": "benchmark"}'
+WRK_LUA = 'wrk.method = "POST"\nwrk.body = \'{"prompt": "benchmark"}\'\n' \
+          'wrk.headers["Content-Type"] = "application/json"\n'
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path) -> dict:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          "-s", str(script), url], capture_output=True, text=True,
+                         check=True).stdout
+    latency = {p: float(v) * UNITS[u] for p, v, u in
+               re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": latency["50"], "p99_ms": latency["99"],
+            "errors": int(non_2xx.group(1) if non_2xx else 0)
+            + (sum(map(int, errors.groups())) if errors else 0)}
+
+
+async def open_loop(url: str, rate: int, seconds: int) -> dict:
+    """Send `rate` requests per second on a fixed schedule; latency counts from the schedule."""
+    latencies: list[float] = []
+    failures = 0
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def one(scheduled: float) -> None:
+            nonlocal failures
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            try:
+                async with session.post(url, data=BODY,
+                                        headers={"content-type": "application/json"}) as r:
+                    await r.read()
+                    failures += r.status != 200
+            except aiohttp.ClientError:
+                failures += 1
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+
+        start = time.perf_counter() + 0.2
+        await asyncio.gather(*(one(start + i / rate) for i in range(rate * seconds)))
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "errors": failures,
+            "requests": len(latencies)}
+
+
+def start_stack(logs: Path) -> tuple[list, dict[str, str]]:
+    fast_port, slow_port, ref_port, gw_port = (free_port() for _ in range(4))
+    node = ROOT / "services/node"
+    fast = spawn("fast-backend", ["node", "server.js"], port=fast_port, log_dir=logs, cwd=node,
+                 env={"PORT": str(fast_port), "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0"})
+    slow = spawn("slow-backend", ["node", "server.js"], port=slow_port, log_dir=logs, cwd=node,
+                 env={"PORT": str(slow_port), "LATENCY_MIN_MS": "30", "LATENCY_MAX_MS": "50"})
+    ref = spawn("refproxy", [PYTHON, "-m", "uvicorn", "load.refproxy:app", "--port",
+                             str(ref_port), "--no-access-log", "--log-level", "warning"],
+                port=ref_port, log_dir=logs, env={"BACKEND_URL": fast.url}, ready_path=None)
+    gateway = spawn("gateway", [PYTHON, "-m", "function_app.devhost"], port=gw_port,
+                    log_dir=logs, env={"PORT": str(gw_port), "NODE_SERVICE_URL": fast.url,
+                                       "PY_SERVICE_URL": slow.url, "RATE_LIMIT_ENABLED": "false"})
+    urls = {"direct": f"{fast.url}/infer", "reference proxy": f"{ref.url}/infer",
+            "gateway": f"{gateway.url}/infer/node", "slow direct": f"{slow.url}/infer",
+            "slow gateway": f"{gateway.url}/infer/python"}
+    return [fast, slow, ref, gateway], urls
+
+
+def throughput(urls: dict[str, str], args, script: Path) -> dict[str, dict]:
+    targets = ["direct", "reference proxy", "gateway"]
+    runs: dict[str, list[dict]] = {t: [] for t in targets}
+    for t in targets:
+        wrk(urls[t], 2, args.connections, script)  # warm-up: pools, JIT of the node backend
+    for _ in range(args.rounds):
+        for t in targets:
+            runs[t].append(wrk(urls[t], args.seconds, args.connections, script))
+    return {t: {**min(r, key=lambda x: abs(x["rps"] - statistics.median(y["rps"] for y in r))),
+                "rps_runs": [x["rps"] for x in r]} for t, r in runs.items()}
+
+
+def report(tp: dict, lat: dict, args) -> str:
+    ref, gw = tp["reference proxy"]["rps"], tp["gateway"]["rps"]
+    added = lat["gateway"]["p99_ms"] - lat["direct"]["p99_ms"]
+    lines = [f"Throughput, {args.connections} connections, median of {args.rounds} x "
+             f"{args.seconds} s (wrk):", "",
+             "| target | RPS | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {t} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
+              for t, r in tp.items()]
+    lines += ["", f"gateway / reference proxy = **{gw / ref:.2f}** (target >= 0.5); "
+              f"gateway / direct = {gw / tp['direct']['rps']:.2f}", "",
+              f"Latency at {args.rate} RPS against the 30-50 ms backend ({args.latency_seconds} s, "
+              "open loop):", "", "| target | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|"]
+    lines += [f"| {t} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
+              for t, r in lat.items()]
+    lines += ["", f"p99 added by the gateway = **{added:.1f} ms** (target <= 5 ms)"]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--latency-seconds", type=int, default=20)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench: wrk is missing; install it (Debian: apt-get install wrk)")
+    logs = Path(tempfile.mkdtemp(prefix="bench-"))
+    procs, urls = start_stack(logs)
+    try:
+        script = logs / "post.lua"
+        script.write_text(WRK_LUA)
+        tp = throughput(urls, args, script)
+        lat = {name: asyncio.run(open_loop(urls[key], args.rate, args.latency_seconds))
+               for name, key in (("direct", "slow direct"), ("gateway", "slow gateway"))}
+    finally:
+        for proc in procs:
+            proc.stop()
+    text = report(tp, lat, args)
+    print(text)
+    out = ROOT / "load/results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_gateway.json").write_text(json.dumps(
+        {"throughput": tp, "latency": lat, "args": vars(args)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
