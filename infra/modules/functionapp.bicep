@@ -1,0 +1,127 @@
+// The gateway: a Python Function App on the Flex Consumption plan (FC1).
+//
+// The host reaches its storage, the deployment package and Application Insights through the
+// user-assigned identity; no connection string with a key appears anywhere. App settings are the
+// gateway's own (passed in) merged under the platform ones below, which always win.
+
+param name string
+param planName string
+param location string
+param tags object = {}
+
+@description('Resource id of the user-assigned identity.')
+param identityId string
+
+@description('Client id of the same identity (host storage, telemetry, azure-identity).')
+param identityClientId string
+
+param storageAccountName string
+
+@description('Blob endpoint of the storage account, with its trailing slash.')
+param blobEndpoint string
+
+param deploymentContainerName string
+param appInsightsConnectionString string
+
+@allowed(['3.11'])
+param pythonVersion string = '3.11'
+
+@description('Memory per instance (MB).')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Concurrent HTTP requests one instance takes before the platform adds another. Python defaults to 1, which wastes an async gateway.')
+@minValue(1)
+@maxValue(1000)
+param perInstanceConcurrency int = 64
+
+@description('Gateway settings (SPECS in function_app/core/settings.py), already merged.')
+param appSettings object
+
+// Settings the platform needs, not the gateway code. Keep tests/infra AZURE_ONLY in step.
+var platformSettings = {
+  // The worker imports this root file (a function_app/ package shadows function_app.py).
+  PYTHON_SCRIPT_FILE_NAME: 'main.py'
+  // Needed on Python <= 3.12 for azurefunctions-extensions-http-fastapi (streaming).
+  PYTHON_ENABLE_INIT_INDEXING: '1'
+  // Host storage through the user-assigned identity.
+  AzureWebJobsStorage__accountName: storageAccountName
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  // Telemetry with Entra auth (the component has local auth disabled).
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // DefaultAzureCredential / ManagedIdentityCredential pick the user-assigned identity by this.
+  AZURE_CLIENT_ID: identityClientId
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': 'gateway' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${blobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+        triggers: {
+          http: {
+            perInstanceConcurrency: perInstanceConcurrency
+          }
+        }
+      }
+    }
+  }
+
+  resource settings 'config' = {
+    name: 'appsettings'
+    properties: union(appSettings, platformSettings)
+  }
+}
+
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName

@@ -1,0 +1,93 @@
+// Role assignments, all with built-in role definition ids (tests/infra checks the set).
+//   gateway identity  -> storage account: Blob Data Owner (host storage and the deployment
+//                        package), Queue Data Contributor (host storage), Table Data Contributor
+//                        (rate-limit tables); App Insights: Monitoring Metrics Publisher (Entra
+//                        ingestion, since local auth is off).
+//   backends identity -> registry: AcrPull.
+//   optional operator -> storage account: Table Data Contributor, to edit limit overrides.
+
+param storageAccountName string
+param appInsightsName string
+param registryName string
+param gatewayPrincipalId string
+param backendsPrincipalId string
+
+@description('Object id of a person or group allowed to read and write the tables; empty for none.')
+param operatorPrincipalId string = ''
+
+@allowed(['User', 'Group', 'ServicePrincipal'])
+param operatorPrincipalType string = 'User'
+
+var roleIds = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+}
+
+var gatewayStorageRoles = [
+  roleIds.storageBlobDataOwner
+  roleIds.storageQueueDataContributor
+  roleIds.storageTableDataContributor
+]
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
+  name: registryName
+}
+
+resource gatewayStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for roleId in gatewayStorageRoles: {
+    name: guid(storage.id, gatewayPrincipalId, roleId)
+    scope: storage
+    properties: {
+      principalId: gatewayPrincipalId
+      principalType: 'ServicePrincipal'
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+    }
+  }
+]
+
+resource gatewayTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, gatewayPrincipalId, roleIds.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    principalId: gatewayPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roleIds.monitoringMetricsPublisher
+    )
+  }
+}
+
+resource backendsPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(registry.id, backendsPrincipalId, roleIds.acrPull)
+  scope: registry
+  properties: {
+    principalId: backendsPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.acrPull)
+  }
+}
+
+resource operatorTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(storage.id, operatorPrincipalId, roleIds.storageTableDataContributor)
+  scope: storage
+  properties: {
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roleIds.storageTableDataContributor
+    )
+  }
+}
