@@ -7,7 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
 
-.PHONY: run test setup gateway lint unit e2e load bench clean
+PROFILE ?= baseline
+
+.PHONY: run test setup gateway lint k6 load load-smoke bench clean
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp
 
@@ -36,8 +38,26 @@ gateway: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-test: setup lint
+# Every test: lint, pytest (unit, contract on Azurite, e2e on real processes), then a k6 smoke run
+# of the whole local stack that fails on any threshold breach.
+test: setup lint k6
 	$(PY) -m pytest -q
+	load/run.sh smoke
+
+k6:
+	load/install-k6.sh
+
+# k6 against the local stack (started and stopped for the run) or BASE_URL (+ FUNCTION_KEY).
+load: setup k6
+	load/run.sh $(PROFILE)
+
+load-smoke: setup k6
+	load/run.sh smoke
+
+# Gateway overhead in one run: direct backend vs reference proxy vs gateway (needs wrk).
+bench: setup
+	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) load/bench_gateway.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache
