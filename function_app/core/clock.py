@@ -66,5 +66,10 @@ class FakeClock:
             _, _, future = heapq.heappop(self._sleepers)
             if not future.done():
                 future.set_result(None)
-        for _ in range(3):  # a woken task may wake others through a chain of awaits
-            await asyncio.sleep(0)
+        await settle()
+
+
+async def settle(rounds: int = 20) -> None:
+    """Let ready tasks run a few loop iterations (each awaited hop, e.g. wait_for, takes one)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)

@@ -24,7 +24,8 @@ class KeyState:
     """Mutable per-key state; identity-hashed so it can key dicts of per-request outcomes.
 
     tokens / expires_at: the leased pool (spendable only before expires_at).
-    retry_at: the row was too empty to lease from until then (a local negative cache).
+    retry_at / retry_cost: the row could not pay retry_cost (0: a background top-up) until
+    retry_at; a local negative cache that spares storage calls while the limit is saturated.
     row_tokens / row_seen: tokens the row had when last seen, for `remaining` estimates.
     cache: per shard, the row and ETag this instance last wrote, to lease without a read.
     conflict_at: per shard, when a write last hit a 412 (then read before writing for a while).
@@ -42,6 +43,7 @@ class KeyState:
     tokens: float = 0.0
     expires_at: float = 0.0
     retry_at: float = 0.0
+    retry_cost: float = 0.0
     row_tokens: float = 0.0
     row_seen: float = 0.0
     last_used: float = 0.0
@@ -108,6 +110,19 @@ class KeyState:
         """The pool fell below REFILL_AT of its goal: top it up in the background."""
         goal = min(self.target(now, lease_s, tau_s), self.cap)
         return self.pool(now) < goal * REFILL_AT
+
+    def known_short(self, cost: float, now: float) -> bool:
+        """The row is known not to pay `cost` yet: deny without asking storage.
+
+        A smaller request than the one refused is let through when the pool plus the row, as
+        last seen plus its refill since, could pay it.
+        """
+        if now >= self.retry_at:
+            return False
+        if cost >= self.retry_cost:
+            return True
+        seen = self.row_tokens + max(0.0, now - self.row_seen) * self.shard_limit.rate
+        return cost - self.pool(now) > seen
 
     def remaining(self, now: float) -> float:
         """Estimated tokens left for this key across instances (pool + row as last seen)."""

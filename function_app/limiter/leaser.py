@@ -51,7 +51,7 @@ class Leaser:
                 waits.append(wait)
         except StoreUnavailable:
             return Outcome.UNAVAILABLE
-        ks.retry_at = self._clock.now() + min(waits)
+        ks.retry_at, ks.retry_cost = self._clock.now() + min(waits), cost
         self._counters.incr("lease_waits")
         return Outcome.SHORT
 
@@ -117,11 +117,14 @@ class Leaser:
     def _seen(self, ks: KeyState, row_tokens: float, now: float) -> None:
         ks.row_tokens, ks.row_seen = row_tokens, now
 
-    async def give_back(self, ks: KeyState) -> None:
+    async def give_back(self, ks: KeyState, *, release: bool = False) -> None:
         """Return the pool to the row it was last leased from; on failure the tokens are lost
-        (an undershoot, never an overshoot)."""
+        (an undershoot, never an overshoot). `release` also clears a live lease holding no
+        tokens, so other instances' fair share grows at once (shutdown)."""
         tokens, ks.tokens = ks.tokens, 0.0
-        if tokens <= EPSILON:
+        live = self._clock.now() < ks.expires_at
+        ks.expires_at = 0.0
+        if tokens <= EPSILON and not (release and live):
             return
         shard, limit = ks.last_shard, ks.shard_limit
         try:

@@ -71,12 +71,18 @@ class Limiter:
         return self._health.healthy
 
     async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
-        """Admit `cost` against every scope or against none; never raises."""
-        if not self._cfg.enabled or not scoped:
+        """Admit `cost` (>= 0; anything else counts as 0) against every scope or against none.
+
+        Never raises. With the limiter disabled every request is admitted (reason "disabled").
+        """
+        if not self._cfg.enabled:
             return Decision(True, reason="disabled")
+        if not scoped:
+            return Decision(True)
         try:
             self._maintenance.ensure_running()
-            decision = await self._acquire(scoped, float(cost))
+            amount = float(cost) if cost >= 0 else 0.0  # also maps NaN to 0
+            decision = await self._acquire(scoped, amount)
         except Exception:  # a limiter bug must not fail the request
             log.exception("rate limiter failed; applying the failure mode")
             self._counters.incr("internal_errors")
@@ -134,7 +140,7 @@ class Limiter:
         outcomes: dict[KeyState, Outcome] = {}
         pending: list[KeyState] = []
         for ks in short:
-            if ks.retry_at > now:
+            if ks.known_short(cost, now):
                 outcomes[ks] = Outcome.SHORT
             elif not self._health.ready(now):
                 outcomes[ks] = Outcome.UNAVAILABLE
@@ -158,6 +164,7 @@ class Limiter:
                 if outcome is not Outcome.GRANTED or ks.pool(self._clock.now()) >= cost:
                     return outcome
             ks.retry_at = max(ks.retry_at, self._clock.now() + self._cfg.lease_s / 4)
+            ks.retry_cost = cost
             return Outcome.SHORT
         finally:
             ks.waiting -= cost

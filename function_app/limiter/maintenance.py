@@ -60,12 +60,12 @@ class Maintenance:
         if self._health.ready(now):
             await self._sweeper.maybe_sweep(now)
 
-    async def _give_back(self, due: list[KeyState]) -> None:
+    async def _give_back(self, due: list[KeyState], release: bool = False) -> None:
         gate = asyncio.Semaphore(RETURN_CONCURRENCY)
 
         async def one(ks: KeyState) -> None:
             async with gate:
-                await self._leaser.give_back(ks)
+                await self._leaser.give_back(ks, release=release)
 
         await asyncio.gather(*(one(ks) for ks in due))
 
@@ -79,6 +79,7 @@ class Maintenance:
         fetches = [ks.fetch for ks in self._keys.values() if ks.fetch is not None]
         if fetches:
             await asyncio.gather(*fetches, return_exceptions=True)
-        holding = [ks for ks in self._keys.values() if ks.tokens > EPSILON]
-        if holding and self._health.ready(self._clock.now()):
-            await self._give_back(holding)
+        now = self._clock.now()
+        holding = [ks for ks in self._keys.values() if ks.tokens > EPSILON or ks.expires_at > now]
+        if holding and self._health.ready(now):
+            await self._give_back(holding, release=True)

@@ -74,6 +74,7 @@ class OverrideSource:
         await self.refresh()
         if self._background and self._task is None and not self._closed:
             self._task = asyncio.get_running_loop().create_task(self._refresh_later())
+            await asyncio.sleep(0)  # let the loop start its first wait from now
 
     async def _refresh_later(self) -> None:
         while not self._closed:

@@ -6,7 +6,7 @@ seconds, capped by a fair share of the row: cap = max(cost, min(burst, rate * le
 where `active` counts the unexpired holders including the asker. Its local pool never exceeds the
 cap computed at its latest lease, and the pool expires with the lease.
 
-Worst-case overshoot (for one key with a fixed limit, all instances' clocks within skew d):
+Worst-case overshoot (one key, a fixed limit, instances' clocks within d <= SKEW_MARGIN_S):
 over ANY interval of T seconds the cost admitted by all instances together is at most
 
     burst + rate * T + rate * lease_s * H(N) + N * c + rate * d
@@ -15,10 +15,12 @@ where N is the number of instances holding leases on the key, H(N) = 1 + 1/2 + .
 (<= 1 + ln N) and c is the largest single request cost. Proof sketch: spent in [a, a+T] <=
 (tokens held in pools at a) + (net tokens taken from the rows in [a, a+T]); the second term is a
 token bucket's, <= burst + rate * T. Order the holders at a by their latest lease: the j-th saw
-at least j active holders (the earlier ones' entries had not expired, or their pools would be
-empty too), so it holds at most max(c, rate * lease_s / j). Shards split rate and burst evenly,
-so the sum over shards obeys the same bound. Storage outages in fail-open mode add each
-instance's local safe allowance on top (see limiter.fallback).
+at least j active holders (the earlier ones' entries had not expired: an entry outlives its
+pool by SKEW_MARGIN_S), so it holds at most max(c, rate * lease_s / j). The rate * d term is
+refill credited early by a clock running ahead. Shards split rate and burst evenly, so the sum
+over shards obeys the same bound. Not covered: storage outages in fail-open mode, where each
+instance may also admit its local safe allowance (limiter.judge.safe_limit), and storage that
+loses rows (a lost row reads as a full bucket).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from .bucket import BucketState, refill, wait_for
 from .model import Limit
 
 MIN_GRANT = 0.5  # smallest useful lease, as a fraction of the goal: bounds writes per token
+# A holder entry outlives the holder's own pool expiry by this much, so other instances whose
+# clocks run up to this far ahead still count it while it can spend (see the bound above).
+SKEW_MARGIN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,10 +90,10 @@ def take(
 ) -> Grant:
     """Top the pool (`held` tokens) up towards `target`, within the fair cap.
 
-    `cost` > 0 means a request is waiting: at least cost - held must be granted or nothing. A
-    grant is never smaller than MIN_GRANT of the goal min(target, cap) (so one write moves a
-    useful block); when the row has less, nothing is granted and `wait_s` says when it should
-    hold the whole want (at most lease_s / active later).
+    `cost` > 0 means a request is waiting: at least cost - held must be granted or nothing.
+    Without one (a background top-up) a grant is at least MIN_GRANT of the goal
+    min(target, cap), so one write moves a useful block. Grants are whole tokens. When nothing
+    is granted, `wait_s` says when to come back (see _fair_wait).
     """
     current = row if row is not None else fresh_row(limit, now)
     others = _live_holders(current, instance, now)
@@ -99,16 +104,30 @@ def take(
     bucket = refill(BucketState(current.tokens, current.ts), limit, now)
     if want <= 0:
         return Grant(0.0, None, 0.0, bucket.tokens, cap)
-    floor = min(want, max(need, goal * MIN_GRANT))
-    if bucket.tokens < floor or floor <= 0:
-        # Come back when the whole want should be there: a row this empty means the limit is
-        # saturated, so waiting longer loses no tokens and halves the writes per token.
-        wait = wait_for(bucket.tokens, want, limit) if floor > 0 else 0.0
+    # Whole tokens only: fractions stay in the row, where they keep growing, instead of being
+    # stranded in pools too small to pay for a request.
+    granted = float(math.floor(min(want, bucket.tokens) + 1e-9))
+    # A waiting request takes what pays for it; a background top-up waits for a useful block.
+    enough = granted >= need if need > 0 else granted >= goal * MIN_GRANT
+    if granted <= 0 or not enough:
+        wait = _fair_wait(bucket.tokens, want, len(others) + 1, limit)
         return Grant(0.0, None, wait, bucket.tokens, cap)
-    granted = min(want, bucket.tokens)
-    others[instance] = now + ttl_s
+    others[instance] = now + ttl_s + SKEW_MARGIN_S
     new_row = Row(bucket.tokens - granted, bucket.ts, limit.rate, limit.burst, others)
     return Grant(granted, new_row, 0.0, new_row.tokens, cap)
+
+
+def _fair_wait(tokens: float, want: float, active: int, limit: Limit) -> float:
+    """When `want` should have accrued at this instance's 1/active share of the refill.
+
+    A row this empty means the limit is saturated: waiting that long loses no tokens (the row
+    is far from full) and makes each write move about a fair-share block. At most about
+    lease_s, since want <= cap = rate * lease_s / active.
+    """
+    want = max(1.0, want)
+    if want > limit.burst:
+        return wait_for(tokens, want, limit)  # never: reported as the maximum wait
+    return wait_for(tokens, min(limit.burst, want * active), limit)
 
 
 def give_back(row: Row | None, limit: Limit, tokens: float, instance: str, now: float) -> Row:

@@ -1,0 +1,116 @@
+"""Pure lease maths, key encoding and scope merging."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from function_app.core.ratelimit import lease
+from function_app.core.ratelimit.keys import bucket_partition, decode_key, encode_key
+from function_app.core.ratelimit.model import Limit
+from function_app.core.ratelimit.scopes import defaults_from, effective_limits, index_overrides
+from function_app.core.ratelimit.store import Override
+
+T0 = 1_700_000_000.0
+LIMIT = Limit(rate=200, burst=400)
+
+
+def take(row, held=0.0, target=1000.0, cost=1.0, instance="a", now=T0):
+    return lease.take(row, LIMIT, held=held, target=target, cost=cost, instance=instance,
+                      now=now, lease_s=0.25, ttl_s=2.0)
+
+
+def test_a_fresh_row_grants_the_fair_cap_and_records_the_holder():
+    grant = take(None)
+    assert grant.cap == 50 and grant.tokens == 50
+    assert grant.row is not None and grant.row.tokens == 350
+    assert grant.row.holders == {"a": T0 + 2.0 + lease.SKEW_MARGIN_S}
+
+
+def test_the_cap_is_shared_among_live_holders_only():
+    row = lease.Row(400, T0, 200, 400, {"b": T0 + 1, "c": T0 + 1, "gone": T0 - 1})
+    grant = take(row)
+    assert grant.cap == pytest.approx(50 / 3) and grant.tokens == 16
+    assert set(grant.row.holders) == {"a", "b", "c"}
+
+
+def test_the_pool_is_only_topped_up_to_the_goal():
+    grant = take(None, held=45.0, cost=0.0)
+    assert grant.row is None  # 5 more is below half a lease: not worth a write
+    assert take(None, held=20.0, cost=0.0).tokens == 30
+
+
+def test_a_waiting_request_takes_what_pays_for_it_from_a_nearly_empty_row():
+    row = lease.Row(1.5, T0, 200, 400, {})
+    grant = take(row)
+    assert grant.tokens == 1 and grant.row.tokens == pytest.approx(0.5)
+
+
+def test_an_empty_row_grants_nothing_and_says_when_a_fair_block_has_accrued():
+    row = lease.Row(0.2, T0, 200, 400, {"b": T0 + 1})
+    grant = take(row)
+    assert grant.tokens == 0 and grant.row is None
+    # want = cap = 25 at a 1/2 share of 200/s: 50 tokens must accrue, 0.2 are there
+    assert grant.wait_s == pytest.approx((50 - 0.2) / 200)
+
+
+def test_give_back_returns_tokens_and_drops_the_holder():
+    row = lease.Row(10, T0, 200, 400, {"a": T0 + 1, "b": T0 + 1})
+    back = lease.give_back(row, LIMIT, 25, "a", T0)
+    assert back.tokens == 35 and back.holders == {"b": T0 + 1}
+    assert lease.give_back(row, LIMIT, 1000, "a", T0).tokens == 400
+
+
+def test_only_full_idle_lease_free_rows_are_idle():
+    full = lease.Row(400, T0, 200, 400, {})
+    assert lease.is_idle(full, T0 + 700, 600)
+    assert not lease.is_idle(full, T0 + 500, 600)
+    assert not lease.is_idle(lease.Row(400, T0, 200, 400, {"a": T0 + 800}), T0 + 700, 600)
+    assert not lease.is_idle(lease.Row(0, T0, 0.1, 400, {}), T0 + 700, 600)
+
+
+def test_rows_round_trip_through_fields_and_garbage_is_refused():
+    row = lease.Row(1.5, T0, 200, 400, {"a": T0 + 2})
+    assert lease.row_from_fields(lease.row_to_fields(row)) == row
+    with pytest.raises(ValueError):
+        lease.row_from_fields({"tokens": 1.0})
+    with pytest.raises(ValueError):
+        lease.row_from_fields({**lease.row_to_fields(row), "holders": "[1]"})
+
+
+def test_the_overshoot_bound_is_rate_lease_harmonic_plus_n_costs():
+    assert lease.overshoot_bound(LIMIT, 0.25, 1, 1) == pytest.approx(50 + 1)
+    assert lease.overshoot_bound(LIMIT, 0.25, 4, 1) == pytest.approx(50 * (1 + 1/2 + 1/3 + 1/4) + 4)
+
+
+@given(st.text(max_size=80))
+def test_keys_round_trip_and_never_contain_characters_tables_refuse(key):
+    encoded = encode_key(key)
+    assert decode_key(encoded) == key
+    assert not set(encoded) & set("/\\#?%~'\"") and encoded.isprintable() and encoded
+
+
+def test_plain_ids_stay_readable_and_paths_are_encoded():
+    assert encode_key("team-a") == "team-a"
+    assert encode_key("/infer/python") == "b64.L2luZmVyL3B5dGhvbg"
+    assert encode_key("b64.trap") != "b64.trap"
+    assert bucket_partition("client", "team-a") == "client:team-a"
+    assert len(bucket_partition("client", "x" * 5000)) < 200
+    with pytest.raises(ValueError):
+        decode_key("has/slash")
+
+
+def test_effective_limits_merge_defaults_with_overrides():
+    defaults = defaults_from(1000, 2000, 200, 400, global_shards=2)
+    index = index_overrides([
+        Override("client", "vip", Limit(500, 1000)),
+        Override("route", "/infer/python", Limit(5, 5, shadow=True)),
+    ])
+    scoped = effective_limits(defaults, index, "vip", "/infer/python")
+    assert [(s.scope, s.key, s.limit.rate, s.shards) for s in scoped] == [
+        ("global", "global", 1000, 2), ("client", "vip", 500, 1), ("route", "/infer/python", 5, 1)
+    ]
+    plain = effective_limits(defaults, index, "other", "/infer/node")
+    assert [(s.scope, s.limit.rate) for s in plain] == [("global", 1000), ("client", 200)]
+    assert effective_limits(defaults_from(0, 0, 0, 0), index, None, None) == []
