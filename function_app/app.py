@@ -43,6 +43,15 @@ async def healthz(req: Request) -> Response:
     return JSONResponse(await instance.health.report(), headers={"cache-control": "no-store"})
 
 
+@app.route(route="_gateway/stats", methods=["GET"])
+async def stats(req: Request) -> Response:
+    try:
+        instance = await gateway.get()
+    except SettingsError as exc:
+        return _misconfigured(req, exc)
+    return JSONResponse(instance.stats(), headers={"cache-control": "no-store"})
+
+
 @app.route(route="{*path}", methods=ALL_METHODS)
 async def proxy(req: Request) -> Response:
     try:

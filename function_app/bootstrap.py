@@ -6,42 +6,82 @@ The pipeline order is written here once, as data.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import socket
 from collections.abc import Callable, Mapping
 
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
-from .core.pipeline import compose
+from .adapters.limitstore_memory import MemoryRateLimitStore
+from .adapters.limitstore_table import open_limit_storage
+from .core.clock import Clock, SystemClock
+from .core.identity import ClientIdentity
+from .core.pipeline import Stage, compose
+from .core.ratelimit.store import OverrideStore, RateLimitStore
 from .core.routes import parse_routes
 from .core.settings import Settings, load_settings
 from .core.upstream import Upstream
 from .gateway import Gateway
 from .health import HealthReport
+from .limiter.limiter import Limiter
+from .limiter.overrides import OverrideSource
 from .stages.body import body_stage
 from .stages.errors import errors_stage
 from .stages.proxy import proxy_handler
+from .stages.rate_limit import rate_limit_stage
 from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
+log = logging.getLogger(__name__)
 
 
-def build_gateway(settings: Settings, upstream: Upstream | None = None) -> Gateway:
-    """Wire a gateway from settings; `upstream` replaces the real HTTP client in tests."""
+async def build_gateway(
+    settings: Settings, *, upstream: Upstream | None = None, clock: Clock | None = None,
+    limit_store: RateLimitStore | None = None, override_store: OverrideStore | None = None,
+) -> Gateway:
+    """Wire a gateway from settings; the keyword arguments replace real adapters in tests."""
     table = parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
     if upstream is None:
         upstream = HttpxUpstream(make_transport(settings.upstream_client,
                                                 settings.upstream_max_connections))
-    stages = [
-        request_id_stage,
-        errors_stage,
-        routing_stage(table),
-        body_stage(settings.max_body_bytes),
-    ]
-    terminal = proxy_handler(upstream, settings.backends, settings.connect_timeout_s)
-    health = HealthReport(service=settings.service_name, version=VERSION,
-                          backends=settings.backends, upstream=upstream,
-                          probe_timeout_s=settings.health_probe_timeout_s,
-                          cache_s=settings.health_cache_s)
-    return Gateway(settings, compose(stages, terminal), health, closers=[upstream.aclose])
+    gateway = Gateway(settings, handle=None, health=HealthReport(  # type: ignore[arg-type]
+        service=settings.service_name, version=VERSION, backends=settings.backends,
+        upstream=upstream, probe_timeout_s=settings.health_probe_timeout_s,
+        cache_s=settings.health_cache_s), closers=[upstream.aclose])
+    stages: list[Stage] = [request_id_stage, errors_stage, routing_stage(table)]
+    if settings.rate_limit_enabled:
+        stages.append(_rate_limits(settings, gateway, clock or SystemClock(), limit_store,
+                                   override_store))
+    stages.append(body_stage(settings.max_body_bytes))
+    gateway.handle = compose(stages, proxy_handler(upstream, settings.backends,
+                                                   settings.connect_timeout_s))
+    return gateway
+
+
+def _rate_limits(settings: Settings, gateway: Gateway, clock: Clock,
+                 limit_store: RateLimitStore | None, override_store: OverrideStore | None
+                 ) -> Stage:
+    if limit_store is None:
+        storage = open_limit_storage(
+            settings.rate_limit_storage_connection, settings.table_storage_endpoint,
+            buckets_table=settings.rate_limit_table,
+            overrides_table=settings.limit_overrides_table)
+        if storage is None:
+            log.warning("no limiter storage configured: limits hold for this instance only")
+            limit_store = MemoryRateLimitStore()
+        else:
+            limit_store, override_store = storage.buckets, storage.overrides
+            gateway.closers.append(storage.close)
+    limiter = Limiter(limit_store, clock, settings, f"{socket.gethostname()}-{os.getpid()}")
+    overrides = OverrideSource(override_store, clock, settings)
+    gateway.closers += [overrides.close, limiter.close]  # closed in reverse: tokens go back first
+    gateway.stats_sources["limiter"] = lambda: {**limiter.counters,
+                                                "storage_healthy": limiter.storage_healthy}
+    gateway.stats_sources["overrides"] = lambda: dict(overrides.counters)
+    identity = ClientIdentity(settings.client_id_source, settings.trusted_proxies,
+                              settings.client_id_header)
+    return rate_limit_stage(limiter, overrides.limits_for, identity)
 
 
 class LazyGateway:
@@ -57,10 +97,10 @@ class LazyGateway:
         if self._gateway is None:
             async with self._lock:
                 if self._gateway is None:
-                    self._gateway = build_gateway(load_settings(self._environ()))
+                    self._gateway = await build_gateway(load_settings(self._environ()))
         return self._gateway
 
-    def install(self, built: Gateway) -> None:
+    def install(self, built: Gateway | None) -> None:
         """Use `built` instead of building one (tests wire gateways with fake adapters)."""
         self._gateway = built
 

@@ -18,9 +18,14 @@ class Gateway:
     handle: Handler
     health: HealthReport
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    stats_sources: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
 
     async def serve(self, request: GatewayRequest) -> GatewayResponse:
         return await self.handle(request)
+
+    def stats(self) -> dict[str, Any]:
+        """This instance's counters, by component."""
+        return {name: source() for name, source in self.stats_sources.items()}
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):

@@ -113,6 +113,7 @@ def launch(stack: Stack, gateway_port: int) -> dict[str, str]:
         stack.wait_ready("azurite", None, table_port)
         storage = azurite_connection_string(table_port)
     env["AzureWebJobsStorage"] = storage
+    env["RATE_LIMIT_STORAGE_CONNECTION"] = os.environ.get("RATE_LIMIT_STORAGE_CONNECTION", storage)
     py_port, node_port = pick_port(8001), pick_port(8002)
     stack.start("python-backend", [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
                                    "--port", str(py_port), "--no-access-log"],

@@ -40,6 +40,10 @@ class GatewayResponse:
     body: bytes | AsyncIterator[bytes] = b""
 
     def set_header(self, name: str, value: str) -> None:
-        lowered = name.lower()
-        self.headers = [(k, v) for k, v in self.headers if k.lower() != lowered]
-        self.headers.append((name, value))
+        self.set_headers([(name, value)])
+
+    def set_headers(self, headers: Headers) -> None:
+        """Replace any existing fields of these names (case-insensitive) with `headers`."""
+        names = {name.lower() for name, _ in headers}
+        self.headers = [(k, v) for k, v in self.headers if k.lower() not in names]
+        self.headers.extend(headers)

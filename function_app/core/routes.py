@@ -58,7 +58,7 @@ class Match:
 
 
 # Paths served by functions of their own; reaching the table with another method is a 405.
-RESERVED: dict[str, list[str]] = {"/healthz": ["GET"]}
+RESERVED: dict[str, list[str]] = {"/healthz": ["GET"], "/_gateway/stats": ["GET"]}
 
 
 class RouteTable:

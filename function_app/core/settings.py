@@ -9,11 +9,13 @@ the setting, which stops start-up.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .identity import parse_networks
 from .routes import parse_routes
 
 PLATFORM_TIMEOUT_S = 230.0  # Azure's HTTP front end ends any request after 230 s.
@@ -88,6 +90,25 @@ def _text(value: str) -> str:
     return value
 
 
+def _table_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", value):
+        raise ValueError(f"{value!r} is not a valid table name (3-63 letters and digits)")
+    return value
+
+
+def _scopes(value: str) -> frozenset[str]:
+    scopes = frozenset(part.strip() for part in value.split(",") if part.strip())
+    if not scopes <= {"global", "client"}:
+        raise ValueError(f"{value!r} names a scope other than global, client")
+    return scopes
+
+
+def _header_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9-]+", value):
+        raise ValueError(f"{value!r} is not a header name")
+    return value.lower()
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str
@@ -128,9 +149,9 @@ SPECS: tuple[Spec, ...] = (
          "Requests (cost units) per second for all clients together; 0 turns it off."),
     Spec("GLOBAL_BURST", "global_burst", "2000", _float_range(0, 1e8),
          "Bucket size of the global limit: how much may pass at once after a quiet spell."),
-    Spec("CLIENT_RPS", "client_rps", "200", _float_range(0, 1e7),
+    Spec("CLIENT_RPS", "client_rps", "500", _float_range(0, 1e7),
          "Default requests per second per client id; 0 turns it off (overrides still apply)."),
-    Spec("CLIENT_BURST", "client_burst", "400", _float_range(0, 1e8),
+    Spec("CLIENT_BURST", "client_burst", "1000", _float_range(0, 1e8),
          "Default bucket size per client id."),
     Spec("RATE_LIMIT_STORAGE_CONNECTION", "rate_limit_storage_connection", "", _text,
          "Table Storage connection string for limiter state and overrides (Azurite: use "
@@ -140,6 +161,23 @@ SPECS: tuple[Spec, ...] = (
     Spec("TABLE_STORAGE_ENDPOINT", "table_storage_endpoint", "", _optional_url,
          "https://<account>.table.core.windows.net, used with DefaultAzureCredential when "
          "RATE_LIMIT_STORAGE_CONNECTION is empty. Both empty: in-memory limits (one instance)."),
+    Spec("RATE_LIMIT_SHADOW_SCOPES", "rate_limit_shadow_scopes", "", _scopes,
+         "Comma-separated default limits (global, client) that only report: headers and "
+         "counters as if enforced, no 429. Overrides carry their own shadow flag."),
+    Spec("RATE_LIMIT_TABLE", "rate_limit_table", "ratelimits", _table_name,
+         "Table holding the shared token buckets."),
+    Spec("LIMIT_OVERRIDES_TABLE", "limit_overrides_table", "limitoverrides", _table_name,
+         "Table of per-client and per-route limit overrides (PartitionKey client or route)."),
+    Spec("CLIENT_ID_SOURCE", "client_id_source", "address",
+         _choice("address", "api-key", "principal"),
+         "What names a client for per-client limits: the address (through TRUSTED_PROXIES), an "
+         "API key header (hashed), or the Easy Auth principal; the address when it is absent."),
+    Spec("CLIENT_ID_HEADER", "client_id_header", "x-api-key", _header_name,
+         "Header carrying the API key when CLIENT_ID_SOURCE=api-key."),
+    Spec("TRUSTED_PROXIES", "trusted_proxies", "127.0.0.1/32,::1/128", parse_networks,
+         "Addresses or CIDR blocks whose X-Forwarded-For entries are believed; the client is "
+         "the first untrusted hop from the right. In Azure the host reaches the worker from "
+         "loopback, and its front end appends the caller's address."),
     Spec("RATE_LIMIT_STORAGE_TIMEOUT_S", "rate_limit_storage_timeout_s", "0.5",
          _float_range(0.01, 10),
          "Deadline of one limiter storage call; a slower call counts as storage unavailable."),
@@ -194,6 +232,12 @@ class Settings:
     client_burst: float
     rate_limit_storage_connection: str = field(repr=False)
     table_storage_endpoint: str
+    rate_limit_shadow_scopes: frozenset = field(hash=False)
+    rate_limit_table: str
+    limit_overrides_table: str
+    client_id_source: str
+    client_id_header: str
+    trusted_proxies: tuple = field(hash=False)
     rate_limit_storage_timeout_s: float
     rate_limit_failure_mode: str
     rate_limit_expected_instances: int

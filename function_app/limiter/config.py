@@ -78,4 +78,5 @@ def limit_defaults_from(settings: Any) -> LimitDefaults:
         float(getattr(settings, "client_rps", 200.0)),
         float(getattr(settings, "client_burst", 400.0)),
         int(getattr(settings, "rate_limit_global_shards", 1)),
+        frozenset(getattr(settings, "rate_limit_shadow_scopes", ())),
     )

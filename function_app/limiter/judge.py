@@ -76,9 +76,11 @@ def commit(judgements: Sequence[Judgement], cost: float) -> None:
 
 
 def to_decision(judgements: Sequence[Judgement], denier: Judgement | None) -> Decision:
-    """One Decision: the denying scope, or the admitted scope with the least remaining."""
+    """One Decision: the denying scope, else a shadow scope that would have denied, else the
+    admitted scope with the least remaining."""
     degraded = any(item.without_storage for item in judgements)
-    shadow = next((j.ks.scope for j in judgements if not j.ok and j.ks.limit.shadow), None)
+    shadow_denier = next((j for j in judgements if not j.ok and j.ks.limit.shadow), None)
+    shadow = shadow_denier.ks.scope if shadow_denier is not None else None
     if denier is not None:
         reason = {CLOSED: "storage_unavailable", CONTENTION: "contention"}.get(
             denier.source, "limited"
@@ -88,7 +90,8 @@ def to_decision(judgements: Sequence[Judgement], denier: Judgement | None) -> De
             clamp_wait(denier.retry_after_s), denier.source == CLOSED, degraded, shadow, reason,
         )
     ok = [item for item in judgements if item.ok] or list(judgements)
-    tightest = min(ok, key=lambda item: item.remaining)
+    # A shadow limit that would have denied is reported as if enforced: its headers, no 429.
+    tightest = shadow_denier or min(ok, key=lambda item: item.remaining)
     return Decision(
         True, tightest.ks.scope, tightest.ks.limit, math.floor(tightest.remaining),
         tightest.reset_s, 0.0, False, degraded, shadow, "ok",

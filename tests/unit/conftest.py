@@ -33,17 +33,17 @@ def backend():
 
 
 @pytest.fixture
-def install(backend):
+async def install(backend):
     """Install a gateway wired to `backend`; returns the handler module's gateway holder."""
 
-    def _install(**environ: str):
+    async def _install(**environ: str):
         settings = load_settings(environ)
         upstream = HttpxUpstream(httpx.MockTransport(backend))
-        app_module.gateway.install(build_gateway(settings, upstream=upstream))
+        app_module.gateway.install(await build_gateway(settings, upstream=upstream))
         return settings
 
     yield _install
-    app_module.gateway.install(None)
+    await app_module.gateway.aclose()
 
 
 def make_request(method: str, path: str, body: bytes = b"", headers: dict | None = None,

@@ -30,6 +30,7 @@ def test_every_route_is_registered_with_its_methods_and_auth_level():
     found = {f.name: (f.route, set(f.methods), f.auth_level) for f in http_functions(module.app)}
     assert found == {
         "healthz": ("healthz", {"GET"}, "anonymous"),
+        "stats": ("_gateway/stats", {"GET"}, "function"),
         "proxy": ("{*path}", {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
                   "function"),
     }

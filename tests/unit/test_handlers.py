@@ -13,7 +13,7 @@ POST_JSON = {"content-type": "application/json"}
 
 
 async def test_infer_is_proxied_to_the_backend_infer_path(install, backend):
-    install()
+    await install()
     response = await proxy(make_request("POST", "/infer/python", b'{"prompt": "hi"}', POST_JSON))
     assert response.status_code == 200
     assert await read_json(response) == {"echo": "/infer"}
@@ -22,13 +22,13 @@ async def test_infer_is_proxied_to_the_backend_infer_path(install, backend):
 
 
 async def test_node_route_reaches_the_node_backend(install, backend):
-    install(NODE_SERVICE_URL="http://127.0.0.1:9555")
+    await install(NODE_SERVICE_URL="http://127.0.0.1:9555")
     await proxy(make_request("POST", "/infer/node", b'{"prompt": "x"}', POST_JSON))
     assert backend.seen[0].url.port == 9555
 
 
 async def test_malformed_json_is_400_and_never_reaches_the_backend(install, backend):
-    install()
+    await install()
     response = await proxy(make_request("POST", "/infer/python", b"{nope", POST_JSON))
     body = await read_json(response)
     assert response.status_code == 400
@@ -38,20 +38,20 @@ async def test_malformed_json_is_400_and_never_reaches_the_backend(install, back
 
 
 async def test_json_that_is_not_an_object_is_400(install, backend):
-    install()
+    await install()
     response = await proxy(make_request("POST", "/infer/python", b"[1]", POST_JSON))
     assert response.status_code == 400 and backend.seen == []
 
 
 async def test_unknown_path_is_a_json_404(install):
-    install()
+    await install()
     response = await proxy(make_request("GET", "/nowhere"))
     assert response.status_code == 404
     assert (await read_json(response))["error"]["code"] == "not_found"
 
 
 async def test_wrong_method_is_a_json_405_with_allow(install):
-    install()
+    await install()
     response = await proxy(make_request("GET", "/infer/python"))
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
@@ -60,7 +60,7 @@ async def test_wrong_method_is_a_json_405_with_allow(install):
 
 @pytest.mark.parametrize("declare_length", [True, False])
 async def test_body_over_the_cap_is_413(install, backend, declare_length):
-    install(MAX_BODY_BYTES="2048")
+    await install(MAX_BODY_BYTES="2048")
     body = json.dumps({"prompt": "x" * 5000}).encode()
     headers = {**POST_JSON, **({"content-length": str(len(body))} if declare_length else {})}
     response = await proxy(make_request("POST", "/infer/python", body, headers))
@@ -70,7 +70,7 @@ async def test_body_over_the_cap_is_413(install, backend, declare_length):
 
 
 async def test_request_id_is_propagated_both_ways(install, backend):
-    install()
+    await install()
     headers = {**POST_JSON, "x-request-id": "trace-42"}
     response = await proxy(make_request("POST", "/infer/python", b'{"prompt": "a"}', headers))
     assert response.headers["x-request-id"] == "trace-42"
@@ -78,7 +78,7 @@ async def test_request_id_is_propagated_both_ways(install, backend):
 
 
 async def test_function_key_is_never_forwarded(install, backend):
-    install()
+    await install()
     headers = {**POST_JSON, "x-functions-key": "s3cret"}
     await proxy(make_request("POST", "/infer/python", b'{"prompt": "a"}', headers,
                              query="code=s3cret&keep=1"))
@@ -89,7 +89,7 @@ async def test_function_key_is_never_forwarded(install, backend):
 
 
 async def test_forwarded_headers_describe_the_client(install, backend):
-    install()
+    await install()
     headers = {**POST_JSON, "host": "gw.example.net"}
     await proxy(make_request("POST", "/infer/python", b'{"prompt": "a"}', headers,
                              client="203.0.113.50"))
@@ -104,7 +104,7 @@ async def test_backend_status_and_headers_pass_through(install, backend):
     backend.respond = lambda r: httpx.Response(
         418, headers={"x-model": "teapot", "connection": "close", "retry-after": "3"},
         content=b"short and stout")
-    install()
+    await install()
     response = await proxy(make_request("POST", "/infer/python", b'{"prompt": "a"}', POST_JSON))
     assert response.status_code == 418
     assert response.headers["x-model"] == "teapot"
@@ -123,7 +123,7 @@ async def test_streamed_chunks_are_forwarded_one_by_one(install, backend):
 
     backend.respond = lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"},
                                                content=stream())
-    install()
+    await install()
     response = await proxy(make_request("POST", "/infer/python", b'{"prompt": "a"}', POST_JSON))
     received = []
     async for chunk in response.body_iterator:
@@ -137,7 +137,7 @@ async def test_backend_refusing_connections_is_a_json_502(install, backend):
         raise httpx.ConnectError("connection refused to 10.0.0.7:8001")
 
     backend.respond = refuse
-    install()
+    await install()
     response = await proxy(make_request("POST", "/infer/python", b'{"prompt": "a"}', POST_JSON))
     body = await read_body(response)
     assert response.status_code == 502
@@ -150,7 +150,7 @@ async def test_backend_timeout_is_a_json_504(install, backend):
         raise httpx.ReadTimeout("timed out")
 
     backend.respond = slow
-    install()
+    await install()
     response = await proxy(make_request("POST", "/infer/python", b'{"prompt": "a"}', POST_JSON))
     assert response.status_code == 504
     assert (await read_json(response))["error"]["code"] == "upstream_timeout"
@@ -161,7 +161,7 @@ async def test_unexpected_failure_is_a_bare_500_without_detail(install, backend)
         raise RuntimeError("secret internal state at /srv/app.py line 3")
 
     backend.respond = explode
-    install()
+    await install()
     response = await proxy(make_request("POST", "/infer/python", b'{"prompt": "a"}', POST_JSON))
     body = await read_body(response)
     assert response.status_code == 500
@@ -172,7 +172,7 @@ async def test_unexpected_failure_is_a_bare_500_without_detail(install, backend)
 async def test_healthz_reports_each_backend(install, backend):
     backend.respond = lambda r: (httpx.Response(200, json={"ok": True})
                                  if r.url.port == 8001 else httpx.Response(503))
-    install()
+    await install()
     response = await healthz(make_request("GET", "/healthz"))
     report = await read_json(response)
     assert response.status_code == 200

@@ -42,13 +42,16 @@ def index_overrides(overrides: Iterable[Override]) -> OverrideIndex:
 
 def defaults_from(
     global_rps: float, global_burst: float, client_rps: float, client_burst: float,
-    global_shards: int = 1,
+    global_shards: int = 1, shadow_scopes: frozenset[str] = frozenset(),
 ) -> LimitDefaults:
-    def make(rate: float, burst: float) -> Limit | None:
-        return Limit(rate, max(burst, 1.0)) if rate > 0 else None
+    """`shadow_scopes` ("global", "client") makes those defaults report-only."""
+
+    def make(rate: float, burst: float, scope: str) -> Limit | None:
+        return Limit(rate, max(burst, 1.0), scope in shadow_scopes) if rate > 0 else None
 
     return LimitDefaults(
-        make(global_rps, global_burst), make(client_rps, client_burst), max(1, global_shards)
+        make(global_rps, global_burst, "global"), make(client_rps, client_burst, "client"),
+        max(1, global_shards),
     )
 
 

@@ -1,0 +1,42 @@
+"""Admit or refuse each request against its global, client and route limits, once per request.
+
+It runs before the upstream step, so a retry upstream never charges the quota twice. Every answer
+on a limited route carries the rate-limit headers, a refusal included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from ..core.errors import RateLimited, StorageUnavailable
+from ..core.identity import ClientIdentity
+from ..core.limit_headers import rate_limit_headers, retry_after
+from ..core.models import GatewayRequest, GatewayResponse
+from ..core.pipeline import Handler, Stage
+from ..core.ratelimit.model import Decision, ScopedLimit
+
+LimitsFor = Callable[[str | None, str | None], list[ScopedLimit]]
+
+
+class Acquirer(Protocol):
+    """The part of the limiter this stage needs."""
+
+    async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision: ...
+
+
+def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor, identity: ClientIdentity) -> Stage:
+    async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+        client = identity.of(request)
+        request.context["client_id"] = client
+        route = request.context["match"].route.path
+        decision = await limiter.acquire(limits_for(client, route), 1)
+        headers = rate_limit_headers(decision)
+        if not decision.allowed:
+            error = StorageUnavailable if decision.storage_unavailable else RateLimited
+            raise error(headers=dict([*headers, ("Retry-After", retry_after(decision))]))
+        response = await call_next(request)
+        response.set_headers(headers)
+        return response
+
+    return stage
