@@ -9,7 +9,7 @@ PORT ?= 7071
 
 PROFILE ?= baseline
 
-.PHONY: run test setup gateway lint k6 load load-smoke bench clean
+.PHONY: run test setup gateway lint k6 load load-smoke bench bench-ratelimit clean
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp
 
@@ -58,6 +58,11 @@ load-smoke: setup k6
 bench: setup
 	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) load/bench_gateway.py
+
+# Rate limiting with Azurite: storage round trips per admitted request, cost, accuracy.
+bench-ratelimit: setup
+	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) load/bench_ratelimit.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

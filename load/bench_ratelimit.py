@@ -1,0 +1,129 @@
+"""Rate limiting's cost and accuracy, in one run: the same gateway with limits off and on.
+
+    .venv/bin/python load/bench_ratelimit.py          (or: make bench-ratelimit)
+
+Azurite is the store. wrk drives each gateway closed-loop well above the global limit; rounds are
+interleaved and each round's figures kept. Reported per round with limits on:
+- storage round trips per admitted request, from the gateway's own counters (/_gateway/stats);
+- throughput (answers per second, 200 and 429 alike) against the same gateway with limits off;
+- admitted requests against the configured allowance, burst + rate x T, and the stated bound.
+Writes load/results/bench_ratelimit.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "load")]
+from bench_gateway import WRK_LUA, wrk  # noqa: E402
+
+from tests.support.azurite import Azurite  # noqa: E402
+from tests.support.procs import PYTHON, free_port, spawn  # noqa: E402
+
+
+def counters(url: str) -> dict[str, int]:
+    return httpx.get(f"{url}/_gateway/stats", timeout=5).json()["limiter"]
+
+
+def start(logs: Path, args) -> tuple[list, dict[str, str]]:
+    azurite = Azurite(logs / "azurite").start()
+    backend_port, off_port, on_port, loose_port = (free_port() for _ in range(4))
+    backend = spawn("backend", ["node", "server.js"], port=backend_port, log_dir=logs,
+                    cwd=ROOT / "services/node",
+                    env={"PORT": str(backend_port), "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0"})
+    common = {"NODE_SERVICE_URL": backend.url, "CLIENT_RPS": "0"}
+    off = spawn("gateway-off", [PYTHON, "-m", "function_app.devhost"], port=off_port,
+                log_dir=logs, env={**common, "PORT": str(off_port), "RATE_LIMIT_ENABLED": "false"})
+    on = spawn("gateway-on", [PYTHON, "-m", "function_app.devhost"], port=on_port, log_dir=logs,
+               env={**common, "PORT": str(on_port), "GLOBAL_RPS": str(args.rate),
+                    "GLOBAL_BURST": str(args.burst),
+                    "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string})
+    # Limits on but never binding: what checking a limit costs when every request is admitted.
+    loose = spawn("gateway-loose", [PYTHON, "-m", "function_app.devhost"], port=loose_port,
+                  log_dir=logs, env={**common, "PORT": str(loose_port), "GLOBAL_RPS": "1000000",
+                                     "GLOBAL_BURST": "1000000",
+                                     "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string})
+    return [off, on, loose, backend, azurite], {"off": off.url, "on": on.url, "loose": loose.url}
+
+
+def limited_round(url: str, args, script: Path) -> dict:
+    before = counters(url)
+    time.sleep(args.burst / args.rate + 0.5)  # let the bucket refill so each round starts full
+    result = wrk(f"{url}/infer/node", args.seconds, args.connections, script)
+    after = counters(url)
+    admitted = after["admitted"] - before["admitted"]
+    trips = after["storage_round_trips"] - before["storage_round_trips"]
+    allowance = args.burst + args.rate * args.seconds
+    bound = allowance + args.rate * args.lease_s + 1  # one instance: H(1) = 1, cost 1
+    return {"answers_per_s": result["rps"], "admitted": admitted, "allowance": allowance,
+            "bound": bound, "admitted_vs_allowance": admitted / allowance,
+            "round_trips": trips, "round_trips_per_admitted": trips / max(1, admitted),
+            "p99_ms": result["p99_ms"]}
+
+
+def report(rows: list[dict], off: list[dict], loose: list[dict], args) -> str:
+    lines = [f"Global limit {args.rate:.0f}/s, burst {args.burst:.0f}; wrk {args.connections} "
+             f"connections x {args.seconds} s per round; Azurite store; one gateway instance.", "",
+             "| round | limits off RPS | limits on RPS | on/off | admitted | allowance | "
+             "admitted/allowance | bound | storage round trips / admitted |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for i, (row, base) in enumerate(zip(rows, off, strict=True), 1):
+        lines.append(
+            f"| {i} | {base['rps']:.0f} | {row['answers_per_s']:.0f} | "
+            f"{row['answers_per_s'] / base['rps']:.2f} | {row['admitted']} | "
+            f"{row['allowance']:.0f} | {row['admitted_vs_allowance']:.3f} | {row['bound']:.0f} | "
+            f"{row['round_trips_per_admitted']:.4f} |")
+    lines += ["", "Limits on but never binding (every request admitted and proxied), same rounds:",
+              "", "| round | limits off RPS | limits on, not binding RPS | ratio | "
+              "round trips / admitted |", "|---|---:|---:|---:|---:|"]
+    for i, (row, base) in enumerate(zip(loose, off, strict=True), 1):
+        lines.append(f"| {i} | {base['rps']:.0f} | {row['answers_per_s']:.0f} | "
+                     f"{row['answers_per_s'] / base['rps']:.2f} | "
+                     f"{row['round_trips_per_admitted']:.4f} |")
+    lines += ["", "Targets: round trips / admitted <= 0.05; on/off >= 0.8; "
+              "0.95 <= admitted/allowance and admitted <= bound."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--burst", type=float, default=500)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--lease-s", type=float, default=0.25, help="RATE_LIMIT_LEASE_S in use")
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="bench-rl-"))
+    procs, urls = start(logs, args)
+    script = logs / "post.lua"
+    script.write_text(WRK_LUA)
+    try:
+        wrk(f"{urls['off']}/infer/node", 2, args.connections, script)  # warm-up
+        off, on, loose = [], [], []
+        for _ in range(args.rounds):
+            off.append(wrk(f"{urls['off']}/infer/node", args.seconds, args.connections, script))
+            on.append(limited_round(urls["on"], args, script))
+            loose.append(limited_round(urls["loose"], args, script))
+    finally:
+        for proc in procs:
+            proc.stop()
+    print(report(on, off, loose, args))
+    out = ROOT / "load/results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_ratelimit.json").write_text(json.dumps(
+        {"limits_on": on, "limits_off": off, "limits_not_binding": loose, "args": vars(args)},
+        indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
