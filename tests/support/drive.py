@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -62,12 +63,12 @@ async def _one(session: aiohttp.ClientSession, url: str, run: Run, check_headers
                 run.codes[_code(body)] += 1
             if check_headers and "RateLimit" not in response.headers:
                 run.missing_headers += 1
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         run.statuses["connection_error"] += 1
 
 
 def _code(body: bytes) -> str:
-    import json
+
 
     try:
         return json.loads(body)["error"]["code"]
