@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import azure.functions as func
-from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.requests import Request
+from starlette.routing import Route, Router
 
 from .core.settings import SettingsError, load_settings
 
@@ -65,10 +65,25 @@ def _precedence(function: HttpFunction) -> tuple[bool, bool, str]:
     return "{*" in function.route, "{" in function.route, function.route
 
 
-def build_host(app: func.FunctionApp, lifespan=None) -> Starlette:
-    routes = [Route(starlette_path(f.route), f.handler, methods=list(f.methods), name=f.name)
-              for f in sorted(http_functions(app), key=_precedence)]
-    return Starlette(routes=routes, lifespan=lifespan)
+class _Endpoint:
+    """A handler as a bare ASGI app: request in, its response out.
+
+    Starlette wraps function endpoints in exception-handling layers that cost about a sixth of
+    the proxy's CPU; the handlers never raise (their error stage answers), so none is needed.
+    """
+
+    def __init__(self, handler: Callable):
+        self.handler = handler
+
+    async def __call__(self, scope, receive, send) -> None:
+        response = await self.handler(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+def build_host(app: func.FunctionApp, lifespan=None) -> Router:
+    routes = [Route(starlette_path(f.route), _Endpoint(f.handler), methods=list(f.methods),
+                    name=f.name) for f in sorted(http_functions(app), key=_precedence)]
+    return Router(routes=routes, lifespan=lifespan)
 
 
 def main() -> None:
@@ -94,8 +109,10 @@ def main() -> None:
         await gateway.aclose()
 
     host = build_host(app, lifespan)
+    # proxy_headers off: the gateway applies its own trusted-proxy rule to X-Forwarded-For
+    # (TRUSTED_PROXIES); uvicorn's would rewrite the peer address before that rule runs.
     uvicorn.run(host, host="127.0.0.1", port=settings.port, log_level="warning",
-                access_log=False, lifespan="on")
+                access_log=False, lifespan="on", proxy_headers=False)
 
 
 if __name__ == "__main__":

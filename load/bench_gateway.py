@@ -85,7 +85,8 @@ def start_stack(logs: Path) -> tuple[list, dict[str, str]]:
     slow = spawn("slow-backend", ["node", "server.js"], port=slow_port, log_dir=logs, cwd=node,
                  env={"PORT": str(slow_port), "LATENCY_MIN_MS": "30", "LATENCY_MAX_MS": "50"})
     ref = spawn("refproxy", [PYTHON, "-m", "uvicorn", "load.refproxy:app", "--port",
-                             str(ref_port), "--no-access-log", "--log-level", "warning"],
+                             str(ref_port), "--no-access-log", "--log-level", "warning",
+                             "--no-proxy-headers"],
                 port=ref_port, log_dir=logs, env={"BACKEND_URL": fast.url}, ready_path=None)
     gateway = spawn("gateway", [PYTHON, "-m", "function_app.devhost"], port=gw_port,
                     log_dir=logs, env={"PORT": str(gw_port), "NODE_SERVICE_URL": fast.url,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from .models import Headers
 
@@ -63,7 +63,7 @@ def request_id_from(value: str | None) -> str:
     """The client's X-Request-ID when it is a sane token, else a new one."""
     if value and _REQUEST_ID.match(value):
         return value
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 def strip_function_key(query: str) -> str:

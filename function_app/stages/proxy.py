@@ -20,7 +20,9 @@ def proxy_handler(upstream: Upstream, backends: Mapping[str, str], connect_timeo
     async def handle(request: GatewayRequest) -> GatewayResponse:
         match: Match = request.context["match"]
         query = strip_function_key(request.query)
-        url = backends[match.route.backend] + match.upstream_path + (f"?{query}" if query else "")
+        # OpenAI routes have no fixed backend: the OpenAI stage chose one by model.
+        base = request.context.get("backend_url") or backends[match.route.backend]
+        url = base + match.upstream_path + (f"?{query}" if query else "")
         headers = upstream_request_headers(
             request.headers, client_host=request.client_host, scheme=request.scheme,
             host=request.header("host"), request_id=request.request_id)
@@ -55,7 +57,9 @@ async def complete_body(body: AsyncIterator[bytes], length: int | None
         return body
     first = await anext(body, b"")
     if len(first) >= length:
-        await anext(body, None)  # runs the stream to its end, which releases the connection
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            await close()  # the relay's finally releases the connection
         return first
     return _prepend(first, body)
 
