@@ -42,17 +42,17 @@ lint: setup
 # of the whole local stack that fails on any threshold breach.
 test: setup lint k6
 	$(PY) -m pytest -q
-	load/run.sh smoke
+	bash load/run.sh smoke
 
 k6:
-	load/install-k6.sh
+	bash load/install-k6.sh
 
 # k6 against the local stack (started and stopped for the run) or BASE_URL (+ FUNCTION_KEY).
 load: setup k6
-	load/run.sh $(PROFILE)
+	bash load/run.sh $(PROFILE)
 
 load-smoke: setup k6
-	load/run.sh smoke
+	bash load/run.sh smoke
 
 # Gateway overhead in one run: direct backend vs reference proxy vs gateway (needs wrk).
 bench: setup
