@@ -38,11 +38,11 @@ gateway: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# Every test: lint, pytest (unit, contract on Azurite, e2e on real processes), then a k6 smoke run
-# of the whole local stack that fails on any threshold breach.
+# Every test: lint, a k6 smoke run of the whole local stack that fails on any threshold breach,
+# then pytest (unit, contract on Azurite, e2e on real processes), whose summary closes the output.
 test: setup lint k6
-	$(PY) -m pytest -q
 	bash load/run.sh smoke
+	$(PY) -m pytest -q
 
 k6:
 	bash load/install-k6.sh
