@@ -8,7 +8,8 @@ from collections import Counter
 NAMES = (
     "decisions", "admitted", "denied", "shadow_denied", "storage_round_trips", "storage_reads",
     "storage_writes", "storage_deletes", "conflicts", "storage_errors", "storage_timeouts",
-    "leases", "lease_tokens", "lease_waits", "background_refills", "returns", "returned_tokens",
+    "leases", "lease_tokens", "lease_waits", "lease_rounds", "background_refills", "returns",
+    "returned_tokens",
     "dropped_tokens", "contention_denied", "decisions_without_storage", "fallback_admitted",
     "fallback_denied", "storage_unavailable_denied", "sweeps", "swept_rows", "internal_errors",
 )

@@ -27,7 +27,7 @@ from function_app.core.ratelimit.store import RateLimitStore
 from .config import config_from
 from .counters import Counters
 from .guarded import GuardedStore, StorageHealth
-from .judge import Judgement, commit, judge, to_decision
+from .judge import SHORT, Judgement, commit, judge, to_decision
 from .keystate import KeyState
 from .leaser import Leaser, Outcome
 from .maintenance import Maintenance
@@ -35,6 +35,10 @@ from .sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 FETCH_ROUNDS = 2  # a waiter re-leases once if others emptied the pool it was waiting for
+# Whole acquire attempts when a granted pool was emptied by other waiters: a simultaneous burst
+# of B requests needs about B / (rate x lease_s) leases, one per round for the last waiters.
+ACQUIRE_ROUNDS = 6
+ADJUST_COUNTERS = ("adjustments", "refunded_tokens", "extra_charged_tokens")
 
 
 class Limiter:
@@ -51,6 +55,8 @@ class Limiter:
         self._clock, self._rng = clock, rng or random.Random()
         self.instance = f"{instance_id}.{self._rng.getrandbits(24):06x}"
         self._counters = Counters()
+        for name in ADJUST_COUNTERS:
+            self._counters.incr(name, 0)  # present in every snapshot, like the others
         self._health = StorageHealth(
             clock, self._rng, self._cfg.backoff_min_s, self._cfg.backoff_max_s
         )
@@ -90,6 +96,33 @@ class Limiter:
         self._count(decision)
         return decision
 
+    def adjust(self, scoped: Sequence[ScopedLimit], delta: float) -> None:
+        """Settle an admitted `acquire(scoped, cost)` whose real cost was cost + `delta`.
+
+        The caller passes delta >= -cost, so a refund never returns more than was charged.
+        A refund goes into this instance's pool for each scope, where the next requests spend
+        it without a storage call; maintenance gives an idle or expired pool back to the row as
+        usual. An extra charge (delta > 0) is spent from the pool and may leave it negative: a
+        debt that the next lease on the key covers before anything is admitted from it. A key
+        this instance has forgotten meanwhile is left alone. Synchronous and never raises, so
+        it is safe in a stream's `finally`.
+        """
+        if not self._cfg.enabled or not scoped or not delta or delta != delta:  # NaN
+            return
+        try:
+            for item in scoped:
+                ks = self._keys.get((item.scope, item.key))
+                if ks is not None:
+                    ks.tokens -= delta
+            self._counters.incr("adjustments")
+            if delta < 0:
+                self._counters.incr("refunded_tokens", round(-delta))
+            else:
+                self._counters.incr("extra_charged_tokens", round(delta))
+        except Exception:  # a limiter bug must not fail the answer being settled
+            log.exception("rate limiter adjust failed")
+            self._counters.incr("internal_errors")
+
     async def maintain(self) -> None:
         """One maintenance pass (idle returns, forgetting, sweep); the background loop calls it."""
         await self._maintenance.run_once()
@@ -101,11 +134,19 @@ class Limiter:
     async def _acquire(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
         now = self._clock.now()
         states = [self._state(item, now) for item in scoped]
-        short = [ks for ks in states if ks.pool(now) < cost]
-        outcomes = await self._fill(short, cost, now) if short else {}
-        now = self._clock.now()
-        judgements = [self._judge(ks, outcomes.get(ks), cost, now) for ks in states]
-        denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
+        for round_ in range(ACQUIRE_ROUNDS):
+            short = [ks for ks in states if ks.pool(now) < cost]
+            outcomes = await self._fill(short, cost, now) if short else {}
+            now = self._clock.now()
+            judgements = [self._judge(ks, outcomes.get(ks), cost, now) for ks in states]
+            denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
+            # A scope whose pool other waiters emptied while this request awaited a lease (its
+            # own granted one, or another scope's) is not out of tokens: lease again (bounded).
+            if (denier is None or denier.source != SHORT
+                    or outcomes.get(denier.ks) not in (Outcome.GRANTED, None)):
+                break
+            if round_ + 1 < ACQUIRE_ROUNDS:
+                self._counters.incr("lease_rounds")
         tau = self._cfg.demand_tau_s
         if denier is not None:
             denier.ks.observe(cost, now, tau)
@@ -163,9 +204,9 @@ class Limiter:
                 outcome = await asyncio.shield(task)
                 if outcome is not Outcome.GRANTED or ks.pool(self._clock.now()) >= cost:
                     return outcome
-            ks.retry_at = max(ks.retry_at, self._clock.now() + self._cfg.lease_s / 4)
-            ks.retry_cost = cost
-            return Outcome.SHORT
+            # Granted, but other waiters spent it first: the row still had tokens, so this is
+            # not a shortage; `_acquire` leases again within ACQUIRE_ROUNDS.
+            return outcome
         finally:
             ks.waiting -= cost
 

@@ -183,3 +183,14 @@ async def test_an_internal_error_never_escapes(monkeypatch):
     decision = await limiter.acquire(scopes())
     assert not decision.allowed and decision.storage_unavailable
     assert limiter.counters["internal_errors"] == 1
+
+
+@pytest.mark.asyncio
+async def test_a_simultaneous_burst_within_the_bucket_is_admitted_whole():
+    # 256 requests at once on two scopes, well inside both buckets: each lease moves at most
+    # rate x lease_s, so waiters must lease again when others spent what they waited for.
+    store = MemoryRateLimitStore(yield_every_op=True)
+    limiter, _, _ = make(store=store)
+    both = scopes(client_rate=500.0, client_burst=1000.0)
+    decisions = await asyncio.gather(*(limiter.acquire(both) for _ in range(256)))
+    assert [d.reason for d in decisions if not d.allowed] == []
