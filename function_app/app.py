@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 
+import anyio
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import (
     JSONResponse,
@@ -92,9 +93,29 @@ def to_response(answer: GatewayResponse) -> Response:
         response: Response = Response(content=answer.body, status_code=answer.status)
         raw = [(k, v) for k, v in raw if k != b"content-length"]
     else:
-        response = StreamingResponse(answer.body, status_code=answer.status)
+        response = ClosingStreamingResponse(answer.body, status_code=answer.status)
     response.raw_headers.extend(raw)
     return response
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """Closes the body iterator however the response ends.
+
+    Starlette leaves an iterator it stopped reading (the client disconnected, a send failed)
+    suspended until garbage collection; closing it here runs the gateway's `finally` blocks at
+    once, which settle the token bill and close the upstream exchange, so the backend stops
+    generating for a client that is gone. Shielded: the close must finish even when the
+    response task is being cancelled.
+    """
+
+    async def stream_response(self, send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
 
 
 def _misconfigured(req: Request, exc: SettingsError) -> Response:

@@ -19,14 +19,17 @@ from .core.identity import ClientIdentity
 from .core.pipeline import Stage, compose
 from .core.ratelimit.store import OverrideStore, RateLimitStore
 from .core.routes import parse_routes
-from .core.settings import Settings, load_settings
+from .core.settings import Settings, load_settings, model_table
 from .core.upstream import Upstream
 from .gateway import Gateway
 from .health import HealthReport
 from .limiter.limiter import Limiter
 from .limiter.overrides import OverrideSource
+from .openai.ledger import TokenLedger
 from .stages.body import body_stage
 from .stages.errors import errors_stage
+from .stages.openai import openai_stage
+from .stages.openai_bill import TokenLimits
 from .stages.proxy import proxy_handler
 from .stages.rate_limit import rate_limit_stage
 from .stages.request_id import request_id_stage
@@ -49,19 +52,25 @@ async def build_gateway(
         service=settings.service_name, version=VERSION, backends=settings.backends,
         upstream=upstream, probe_timeout_s=settings.health_probe_timeout_s,
         cache_s=settings.health_cache_s), closers=[upstream.aclose])
+    identity = ClientIdentity(settings.client_id_source, settings.trusted_proxies,
+                              settings.client_id_header)
     stages: list[Stage] = [request_id_stage, errors_stage, routing_stage(table)]
+    clock = clock or SystemClock()
+    limiter = None
     if settings.rate_limit_enabled:
-        stages.append(_rate_limits(settings, gateway, clock or SystemClock(), limit_store,
-                                   override_store))
+        limiter, overrides = _limiter(settings, gateway, clock, limit_store, override_store)
+        stages.append(rate_limit_stage(limiter, overrides.limits_for, identity))
     stages.append(body_stage(settings.max_body_bytes))
+    stages.append(_openai(settings, gateway, limiter, identity, clock))
     gateway.handle = compose(stages, proxy_handler(upstream, settings.backends,
                                                    settings.connect_timeout_s))
     return gateway
 
 
-def _rate_limits(settings: Settings, gateway: Gateway, clock: Clock,
-                 limit_store: RateLimitStore | None, override_store: OverrideStore | None
-                 ) -> Stage:
+def _limiter(settings: Settings, gateway: Gateway, clock: Clock,
+             limit_store: RateLimitStore | None, override_store: OverrideStore | None
+             ) -> tuple[Limiter, OverrideSource]:
+    """The one limiter of the process (requests and tokens) and the source of its limits."""
     if limit_store is None:
         storage = open_limit_storage(
             settings.rate_limit_storage_connection, settings.table_storage_endpoint,
@@ -79,9 +88,16 @@ def _rate_limits(settings: Settings, gateway: Gateway, clock: Clock,
     gateway.stats_sources["limiter"] = lambda: {**limiter.counters,
                                                 "storage_healthy": limiter.storage_healthy}
     gateway.stats_sources["overrides"] = lambda: dict(overrides.counters)
-    identity = ClientIdentity(settings.client_id_source, settings.trusted_proxies,
-                              settings.client_id_header)
-    return rate_limit_stage(limiter, overrides.limits_for, identity)
+    return limiter, overrides
+
+
+def _openai(settings: Settings, gateway: Gateway, limiter: Limiter | None,
+            identity: ClientIdentity, clock: Clock) -> Stage:
+    ledger = TokenLedger()
+    gateway.stats_sources["tokens"] = ledger.snapshot
+    limits = TokenLimits.per_minute(settings.client_tpm, settings.model_tpm)
+    return openai_stage(model_table(settings), limits, limiter, ledger, identity,
+                        settings.default_max_tokens, clock)
 
 
 class LazyGateway:

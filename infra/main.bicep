@@ -101,6 +101,12 @@ var gatewaySettingDefaults = {
   RATE_LIMIT_OVERRIDES_REFRESH_S: '30'
   RATE_LIMIT_SWEEP_INTERVAL_S: '300'
   RATE_LIMIT_SWEEP_IDLE_S: '600'
+  MODEL_ROUTES: ''
+  DEFAULT_MODEL_BACKEND: ''
+  MODEL_API_KEYS: ''
+  CLIENT_TPM: '200000'
+  MODEL_TPM: '1000000'
+  DEFAULT_MAX_TOKENS: '1024'
 }
 
 // Gateway settings whose values come from the resources this template creates.

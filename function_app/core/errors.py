@@ -4,16 +4,19 @@
     ├── BadRequest               (400 bad_request)
     │   └── InvalidJson          (400 invalid_json)
     ├── NotFound                 (404 not_found)
+    │   └── ModelNotFound        (404 model_not_found, OpenAI routes: no backend for the model)
     ├── MethodNotAllowed         (405 method_not_allowed, carries Allow)
     ├── PayloadTooLarge          (413 payload_too_large)
     ├── RateLimited              (429 rate_limited, carries Retry-After)
+    │   └── TokenRateLimited     (429 tokens_rate_limited, a tokens-per-minute limit)
     ├── UpstreamError            (502 upstream_unavailable: refused, reset, bad answer)
     ├── Overloaded               (503 overloaded)
     │   └── StorageUnavailable   (503 storage_unavailable, fail-closed limiter)
     └── UpstreamTimeout          (504 upstream_timeout)
 
 Foreign exceptions are translated into this tree where they enter (the upstream adapter, the
-limiter); the error stage renders any GatewayError as JSON and anything else as a bare 500 without
+limiter); the error stage renders any GatewayError as JSON (in OpenAI's shape on OpenAI routes,
+see function_app/openai/errors.py) and anything else as a bare 500 without
 detail, so no traceback or internal address leaves the gateway.
 """
 
@@ -48,6 +51,11 @@ class NotFound(GatewayError):
     public_message = "No route matches this path."
 
 
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+    public_message = "The model does not exist or no backend serves it."
+
+
 class MethodNotAllowed(GatewayError):
     status = 405
     code = "method_not_allowed"
@@ -68,6 +76,11 @@ class RateLimited(GatewayError):
     status = 429
     code = "rate_limited"
     public_message = "Too many requests; retry after the time in Retry-After."
+
+
+class TokenRateLimited(RateLimited):
+    code = "tokens_rate_limited"
+    public_message = "Too many tokens per minute; retry after the time in Retry-After."
 
 
 class UpstreamError(GatewayError):

@@ -4,6 +4,10 @@ A route is `{"path": "/infer/python", "methods": ["POST"], "backend": "python",
 "upstream_path": "/infer", "timeout_s": 30, "json_body": true}`. A path ending in `/*` matches
 that prefix and appends the rest of the client path to `upstream_path`. Adding a backend or a route
 is configuration (GATEWAY_BACKENDS, GATEWAY_ROUTES), not code.
+
+A route's `kind` is "proxy" (the default: forward to `backend`) or one of the OpenAI endpoints in
+OPENAI_KINDS, which take no backend: the request body's `model` picks it (core/model_routes.py).
+OPENAI_ROUTES always follow the configured routes, so a configured route can shadow them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,24 @@ SEED_ROUTES: tuple[dict, ...] = (
      "json_body": True},
 )
 
+PROXY = "proxy"
+OPENAI_CHAT, OPENAI_COMPLETIONS = "openai.chat", "openai.completions"
+OPENAI_EMBEDDINGS, OPENAI_MODELS = "openai.embeddings", "openai.models"
+OPENAI_KINDS = frozenset({OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, OPENAI_MODELS})
+
+OPENAI_ROUTES: tuple[dict, ...] = (
+    {"path": "/v1/chat/completions", "methods": ["POST"], "kind": OPENAI_CHAT, "json_body": True},
+    {"path": "/v1/completions", "methods": ["POST"], "kind": OPENAI_COMPLETIONS,
+     "json_body": True},
+    {"path": "/v1/embeddings", "methods": ["POST"], "kind": OPENAI_EMBEDDINGS, "json_body": True},
+    {"path": "/v1/models", "methods": ["GET"], "kind": OPENAI_MODELS},
+    {"path": "/v1/models/*", "methods": ["GET"], "kind": OPENAI_MODELS},
+)
+
+# Where an OpenAI route forwards, unless it says otherwise: the endpoint's standard path.
+OPENAI_UPSTREAM = {OPENAI_CHAT: "/v1/chat/completions", OPENAI_COMPLETIONS: "/v1/completions",
+                   OPENAI_EMBEDDINGS: "/v1/embeddings", OPENAI_MODELS: "/v1/models"}
+
 MAX_TIMEOUT_S = 225.0  # under the platform's 230 s, leaving time to write the error
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -33,6 +55,7 @@ class Route:
     upstream_path: str
     timeout_s: float
     json_body: bool
+    kind: str = PROXY
 
     @property
     def is_prefix(self) -> bool:
@@ -85,7 +108,7 @@ def parse_routes(
     raw: Sequence[Mapping] | None, backends: Mapping[str, str], default_timeout_s: float
 ) -> RouteTable:
     """Validate route entries against the known backends; ValueError names the bad entry."""
-    entries = raw or SEED_ROUTES
+    entries = (*(raw or SEED_ROUTES), *OPENAI_ROUTES)
     return RouteTable(
         [_parse_one(i, e, backends, default_timeout_s) for i, e in enumerate(entries)])
 
@@ -102,14 +125,19 @@ def _parse_one(index: int, entry: Mapping, backends: Mapping[str, str], default:
     methods = entry.get("methods", ["POST"])
     if not methods or not {str(m).upper() for m in methods} <= _METHODS:
         raise ValueError(f"{where}: 'methods' must be a non-empty subset of {sorted(_METHODS)}")
-    backend = entry.get("backend")
-    if backend not in backends:
+    kind = entry.get("kind", PROXY)
+    if kind != PROXY and kind not in OPENAI_KINDS:
+        raise ValueError(f"{where}: 'kind' must be {PROXY!r} or one of {sorted(OPENAI_KINDS)}")
+    backend = entry.get("backend", "" if kind in OPENAI_KINDS else None)
+    if kind == PROXY and backend not in backends:
         raise ValueError(f"{where}: unknown backend {backend!r} (known: {sorted(backends)})")
+    if kind != PROXY and backend:
+        raise ValueError(f"{where}: an OpenAI route takes its backend from the model table")
     timeout = float(entry.get("timeout_s", default))
     if not 0 < timeout <= MAX_TIMEOUT_S:
         raise ValueError(f"{where}: 'timeout_s' must be in (0, {MAX_TIMEOUT_S}]")
-    upstream_path = entry.get("upstream_path", path.removesuffix("/*"))
+    upstream_path = entry.get("upstream_path", OPENAI_UPSTREAM.get(kind, path.removesuffix("/*")))
     if not isinstance(upstream_path, str) or not upstream_path.startswith("/"):
         raise ValueError(f"{where}: 'upstream_path' must start with '/'")
     return Route(path, frozenset(str(m).upper() for m in methods), backend, upstream_path,
-                 timeout, bool(entry.get("json_body", False)))
+                 timeout, bool(entry.get("json_body", False)), kind)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .identity import parse_networks
+from .model_routes import ModelTable, ModelTableError, parse_model_table
 from .routes import parse_routes
 
 PLATFORM_TIMEOUT_S = 230.0  # Azure's HTTP front end ends any request after 230 s.
@@ -207,6 +208,24 @@ SPECS: tuple[Spec, ...] = (
          "About how often one instance (holder of the sweep lease) deletes idle limiter rows."),
     Spec("RATE_LIMIT_SWEEP_IDLE_S", "rate_limit_sweep_idle_s", "600", _float_range(60, 2592000),
          "A limiter row that is full, lease-free and untouched this long is deleted."),
+    Spec("MODEL_ROUTES", "model_routes", "", _json(dict),
+         'OpenAI routes: JSON {"model": "backend name or base URL"}, e.g. {"llama3": '
+         '"http://127.0.0.1:11434/v1"}. Empty: sim-python and sim-small to the python backend, '
+         "sim-node to the node backend."),
+    Spec("DEFAULT_MODEL_BACKEND", "default_model_backend", "", _text,
+         "Backend name or base URL for a model in no route; empty answers such a model 404."),
+    Spec("MODEL_API_KEYS", "model_api_keys", "", _json(dict),
+         'JSON {"model, backend name or base URL": "key"}: sent upstream as Authorization: '
+         "Bearer <key> in place of the client's own. A secret: in Azure use a Key Vault "
+         "reference."),
+    Spec("CLIENT_TPM", "client_tpm", "200000", _float_range(0, 1e10),
+         "Tokens per minute per client id on the OpenAI routes (estimate reserved, then "
+         "reconciled with the usage reported); 0 turns it off."),
+    Spec("MODEL_TPM", "model_tpm", "1000000", _float_range(0, 1e10),
+         "Tokens per minute per model, all clients together; 0 turns it off."),
+    Spec("DEFAULT_MAX_TOKENS", "default_max_tokens", "1024", _int_range(1, 10_000_000),
+         "max_tokens sent upstream when a completion request sets neither max_tokens nor "
+         "max_completion_tokens (it bounds the reservation)."),
 )
 
 
@@ -249,6 +268,12 @@ class Settings:
     rate_limit_overrides_refresh_s: float
     rate_limit_sweep_interval_s: float
     rate_limit_sweep_idle_s: float
+    model_routes: dict = field(hash=False)
+    default_model_backend: str
+    model_api_keys: dict = field(hash=False, repr=False)
+    client_tpm: float
+    model_tpm: float
+    default_max_tokens: int
 
     @property
     def backends(self) -> dict[str, str]:
@@ -274,7 +299,17 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
     except (ValueError, TypeError) as exc:
         raise SettingsError(f"setting GATEWAY_ROUTES is invalid: {exc}") from None
+    try:
+        model_table(settings)
+    except ModelTableError as exc:
+        raise SettingsError(f"setting {exc.setting} is invalid: {exc}") from None
     return settings
+
+
+def model_table(settings: Settings) -> ModelTable:
+    """The model table of MODEL_ROUTES, DEFAULT_MODEL_BACKEND and MODEL_API_KEYS."""
+    return parse_model_table(settings.model_routes, settings.default_model_backend,
+                             settings.model_api_keys, settings.backends)
 
 
 def _check_backends(extra: dict) -> None:

@@ -1,4 +1,9 @@
-"""Render every failure as the JSON error shape; nothing else escapes to the client."""
+"""Render every failure as the JSON error shape; nothing else escapes to the client.
+
+OpenAI routes (and any unmatched path under /v1/, where OpenAI clients look) answer errors in
+OpenAI's shape, so the OpenAI SDKs parse them and honour Retry-After; everything else in the
+gateway's own shape.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,11 @@ import logging
 from ..core.errors import GatewayError
 from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
+from ..core.routes import PROXY
+from ..openai.errors import openai_error_response
 
 log = logging.getLogger(__name__)
+OPENAI_PREFIX = "/v1/"
 
 
 def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
@@ -20,12 +28,21 @@ def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
     return GatewayResponse(error.status, headers, body)
 
 
+def render(error: GatewayError, request: GatewayRequest) -> GatewayResponse:
+    match = request.context.get("match")
+    openai = match.route.kind != PROXY if match is not None \
+        else request.path.startswith(OPENAI_PREFIX)
+    if openai:
+        return openai_error_response(error, request.context)
+    return error_response(error, request.request_id)
+
+
 async def errors_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
     try:
         return await call_next(request)
     except GatewayError as error:
-        return error_response(error, request.request_id)
+        return render(error, request)
     except Exception:
         # The detail goes to the log only: no traceback or internal address reaches the client.
         log.exception("unhandled error, request_id=%s", request.request_id)
-        return error_response(GatewayError(), request.request_id)
+        return render(GatewayError(), request)

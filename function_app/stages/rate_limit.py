@@ -31,6 +31,7 @@ def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor, identity: ClientI
         request.context["client_id"] = client
         route = request.context["match"].route.path
         decision = await limiter.acquire(limits_for(client, route), 1)
+        request.context["requests_decision"] = decision  # for the OpenAI x-ratelimit-* headers
         headers = rate_limit_headers(decision)
         if not decision.allowed:
             error = StorageUnavailable if decision.storage_unavailable else RateLimited

@@ -52,3 +52,11 @@ def test_every_spec_names_a_settings_field():
     fields = set(load_settings({}).__dataclass_fields__)
     assert {spec.attr for spec in SPECS} == fields
     assert len({spec.name for spec in SPECS}) == len(SPECS)
+
+
+def test_the_readme_documents_every_setting():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [spec.name for spec in SPECS if f"`{spec.name}`" not in readme]
+    assert missing == []

@@ -1,0 +1,51 @@
+"""x-ratelimit-* headers as OpenAI sends them, from the request and token decisions.
+
+    x-ratelimit-limit-requests / -tokens       the bucket size (what may pass before exhausting)
+    x-ratelimit-remaining-requests / -tokens   whole tokens left after this request
+    x-ratelimit-reset-requests / -tokens       time until the bucket is full again ("6m0s")
+
+A scope that no limit governs sends no headers of its kind. The decisions are left in the
+request context by the rate-limit stage (requests) and the OpenAI stage (tokens), so an error
+answer carries them too.
+"""
+
+from __future__ import annotations
+
+from ..core.models import Headers
+from ..core.ratelimit.model import Decision
+
+REQUESTS_DECISION = "requests_decision"  # request.context keys
+TOKENS_DECISION = "tokens_decision"
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's duration format: "20ms", "1s", "1.5s", "6m0s", "1h2m3s"."""
+    millis = max(0, round(seconds * 1000))
+    if millis < 1000:
+        return f"{millis}ms"
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    text = f"{rest / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{text}"
+    return f"{minutes}m{text}" if minutes else text
+
+
+def openai_limit_headers(requests: Decision | None, tokens: Decision | None) -> Headers:
+    headers: Headers = []
+    for kind, decision in (("requests", requests), ("tokens", tokens)):
+        if decision is None or decision.limit is None:
+            continue
+        headers += [
+            (f"x-ratelimit-limit-{kind}", str(int(decision.limit.burst))),
+            (f"x-ratelimit-remaining-{kind}", str(max(0, int(decision.remaining)))),
+            (f"x-ratelimit-reset-{kind}", duration(decision.reset_s)),
+        ]
+    return headers
+
+
+def retry_after_ms(decision: Decision | None) -> Headers:
+    """retry-after-ms, which the OpenAI SDK prefers to the whole seconds of Retry-After."""
+    if decision is None or decision.allowed or decision.retry_after_s <= 0:
+        return []
+    return [("retry-after-ms", str(max(1, round(decision.retry_after_s * 1000))))]

@@ -1,0 +1,178 @@
+"""Tokens per minute: reserve the estimate before forwarding, settle with the real usage after.
+
+Settling rules, each applied exactly once per request (`Bill.settle` / `Bill.refund`):
+- the backend reported usage (in a plain answer, or in a stream's usage chunk): the limiter is
+  adjusted by usage - estimate, a refund or an extra charge;
+- the backend answered an error status: the whole estimate is refunded (nothing was generated);
+- no usage arrived (the stream broke, the client left, the upstream failed or timed out): the
+  estimate stays charged, since the backend may have generated up to all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..core.clock import Clock
+from ..core.errors import StorageUnavailable, TokenRateLimited
+from ..core.limit_headers import retry_after
+from ..core.models import GatewayResponse
+from ..core.ratelimit.model import Decision, Limit, ScopedLimit
+from ..openai.ledger import TokenLedger
+from ..openai.limit_headers import duration
+from ..openai.sse import BodyTap, StreamTap
+from ..openai.usage import Usage, find_usage
+
+BODY_COPY_LIMIT = 8 * 1024 * 1024  # a larger plain answer is not searched for its usage
+SHORT_WAIT_S, QUEUE_S = 0.25, 1.0  # see _acquire_patiently
+
+
+class TokenLimiter(Protocol):
+    """The part of the limiter this stage needs."""
+
+    async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision: ...
+
+    def adjust(self, scoped: Sequence[ScopedLimit], delta: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class TokenLimits:
+    """Per-minute token limits from CLIENT_TPM and MODEL_TPM; None when turned off (0)."""
+
+    client: Limit | None
+    model: Limit | None
+
+    @classmethod
+    def per_minute(cls, client_tpm: float, model_tpm: float) -> TokenLimits:
+        def make(tpm: float) -> Limit | None:
+            return Limit(tpm / 60, tpm) if tpm > 0 else None
+
+        return cls(make(client_tpm), make(model_tpm))
+
+    def scopes(self, client: str, model: str) -> list[ScopedLimit]:
+        scoped = []
+        if self.client is not None:
+            scoped.append(ScopedLimit("client_tpm", client, self.client))
+        if self.model is not None:
+            scoped.append(ScopedLimit("model_tpm", model, self.model))
+        return scoped
+
+
+@dataclass
+class Bill:
+    limiter: TokenLimiter | None
+    scopes: list[ScopedLimit]
+    ledger: TokenLedger
+    client: str
+    model: str
+    reserved: int
+    decision: Decision | None = None
+    done: bool = False
+
+    def settle(self, usage: Usage | None) -> None:
+        """Reconcile with the reported usage; None keeps the reservation charged."""
+        if self.done:
+            return
+        self.done = True
+        if usage is None:
+            self.ledger.unreconciled(self.reserved)
+            return
+        self._adjust(usage.total - self.reserved)
+        self.ledger.settled(self.client, self.model, usage, self.reserved)
+
+    def refund(self) -> None:
+        if not self.done:
+            self.done = True
+            self._adjust(-self.reserved)
+            self.ledger.failed(self.reserved)
+
+    def _adjust(self, delta: float) -> None:
+        if self.limiter is not None and self.scopes and self.decision is not None and delta:
+            self.limiter.adjust(self.scopes, delta)
+
+
+async def reserve(bill: Bill, clock: Clock) -> None:
+    """Charge the estimate against every token scope (decision in `bill.decision`), or raise
+    the 429 (503 when storage is down in fail-closed mode)."""
+    if bill.limiter is None or not bill.scopes:
+        bill.ledger.reserved(bill.reserved)
+        return
+    decision = bill.decision = await _acquire_patiently(bill.limiter, bill.scopes,
+                                                        bill.reserved, clock)
+    if not decision.allowed:
+        bill.done = True  # nothing was charged: nothing to settle
+        headers = {"Retry-After": retry_after(decision)}
+        if decision.storage_unavailable:
+            raise StorageUnavailable(headers=headers)
+        raise TokenRateLimited(_denial(decision, bill.reserved), headers=headers)
+    bill.ledger.reserved(bill.reserved)
+
+
+async def _acquire_patiently(limiter: TokenLimiter, scopes: list[ScopedLimit], cost: int,
+                             clock: Clock) -> Decision:
+    """`acquire`, waiting out denials that end within SHORT_WAIT_S, for QUEUE_S at most.
+
+    Token costs are large next to what one lease moves (rate x RATE_LIMIT_LEASE_S), so requests
+    that arrive together can be refused for a few milliseconds while the pool is refilled,
+    with plenty left in the shared bucket. Waiting that out here is cheaper for everyone than a
+    429 the client retries a second later; a longer wait still gets the 429 at once.
+    """
+    deadline = clock.now() + QUEUE_S
+    while True:
+        decision = await limiter.acquire(scopes, cost)
+        wait = decision.retry_after_s
+        if decision.allowed or decision.storage_unavailable or wait > SHORT_WAIT_S \
+                or clock.now() + wait > deadline:
+            return decision
+        await clock.sleep(max(wait, 0.001))  # never a busy loop
+
+
+def _denial(decision: Decision, requested: int) -> str:
+    limit = int(decision.limit.burst) if decision.limit is not None else 0
+    wait = duration(max(decision.retry_after_s, 0.001))
+    scope = "this model" if decision.scope == "model_tpm" else "this client"
+    return (f"Rate limit reached for {scope} on tokens per min (TPM): Limit {limit}, "
+            f"Requested {requested}. Please try again in {wait}.")
+
+
+def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip: bool
+                     ) -> GatewayResponse:
+    """Arrange for `bill` to be settled from `response`, which is returned (body wrapped)."""
+    if not 200 <= response.status < 300:
+        bill.refund()
+        return response
+    if isinstance(response.body, bytes | bytearray):
+        bill.settle(find_usage(bytes(response.body)))
+        return response
+    if stream and _is_event_stream(response):
+        # Dropping the usage chunk changes the length: let the server frame the body.
+        response.headers = [(k, v) for k, v in response.headers
+                            if k.lower() != "content-length"]
+        response.body = _tapped(response.body, StreamTap(strip), bill)
+    else:
+        response.body = _tapped(response.body, BodyTap(BODY_COPY_LIMIT), bill)
+    return response
+
+
+def _is_event_stream(response: GatewayResponse) -> bool:
+    return any(k.lower() == "content-type" and v.startswith("text/event-stream")
+               for k, v in response.headers)
+
+
+async def _tapped(body: AsyncIterator[bytes], tap: StreamTap | BodyTap, bill: Bill
+                  ) -> AsyncIterator[bytes]:
+    """Forward `body` through `tap`; settle and close the upstream however it ends."""
+    try:
+        async for chunk in body:
+            out = tap.feed(chunk)
+            if out:
+                yield out
+        rest = tap.flush()
+        if rest:
+            yield rest
+    finally:
+        bill.settle(tap.usage)
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            await close()

@@ -1,0 +1,72 @@
+"""Reserving tokens: short denials waited out, long ones refused; settling exactly once."""
+
+import pytest
+
+from function_app.core.clock import SystemClock
+from function_app.core.errors import TokenRateLimited
+from function_app.core.ratelimit.model import Decision, Limit, ScopedLimit
+from function_app.openai.ledger import TokenLedger
+from function_app.openai.usage import Usage
+from function_app.stages.openai_bill import Bill, reserve
+
+SCOPES = [ScopedLimit("client_tpm", "c", Limit(10, 600))]
+
+
+class ScriptedLimiter:
+    """Answers acquire() from a script of decisions and records adjust() calls."""
+
+    def __init__(self, *decisions: Decision):
+        self.decisions = list(decisions)
+        self.calls = 0
+        self.adjusted: list[float] = []
+
+    async def acquire(self, scoped, cost=1):
+        self.calls += 1
+        return self.decisions.pop(0)
+
+    def adjust(self, scoped, delta):
+        self.adjusted.append(delta)
+
+
+def bill(limiter, reserved=100) -> Bill:
+    return Bill(limiter, SCOPES, TokenLedger(), "c", "m", reserved)
+
+
+def denied(wait: float) -> Decision:
+    return Decision(False, "client_tpm", Limit(10, 600), 0, 60, retry_after_s=wait)
+
+
+async def test_a_denial_that_ends_in_milliseconds_is_waited_out():
+    limiter = ScriptedLimiter(denied(0.005), denied(0.001), Decision(True, "client_tpm"))
+    await reserve(bill(limiter), SystemClock())
+    assert limiter.calls == 3
+
+
+async def test_a_longer_denial_is_a_429_at_once():
+    limiter = ScriptedLimiter(denied(5.0))
+    with pytest.raises(TokenRateLimited) as caught:
+        await reserve(bill(limiter), SystemClock())
+    assert limiter.calls == 1 and caught.value.headers["Retry-After"] == "5"
+    assert "Requested 100" in caught.value.message
+
+
+async def test_settling_moves_the_charge_to_the_usage_once():
+    limiter = ScriptedLimiter(Decision(True, "client_tpm"))
+    item = bill(limiter)
+    await reserve(item, SystemClock())
+    item.settle(Usage(20, 30))
+    item.settle(Usage(20, 30))
+    item.refund()
+    assert limiter.adjusted == [-50]
+    assert item.ledger.totals["refunded_tokens"] == 50
+
+
+async def test_an_error_answer_refunds_everything_and_a_lost_one_nothing():
+    refunded, kept = ScriptedLimiter(Decision(True)), ScriptedLimiter(Decision(True))
+    first, second = bill(refunded), bill(kept)
+    for item in (first, second):
+        await reserve(item, SystemClock())
+    first.refund()
+    second.settle(None)
+    assert refunded.adjusted == [-100] and kept.adjusted == []
+    assert second.ledger.totals["kept_tokens"] == 100

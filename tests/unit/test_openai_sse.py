@@ -1,0 +1,83 @@
+"""Usage found in answers and streams; the usage chunk removed only when not asked for."""
+
+import pytest
+
+from function_app.openai.sse import BodyTap, StreamTap, last_boundary, split_events
+from function_app.openai.usage import Usage, find_usage
+
+CHUNKS = [b'data: {"id":"a","choices":[{"delta":{"content":"Hi"}}],"usage":null}\n\n',
+          b'data: {"id":"a","choices":[{"delta":{},"finish_reason":"stop"}],"usage":null}\n\n']
+USAGE = (b'data: {"id":"a","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,'
+         b'"total_tokens":11}}\n\n')
+DONE = b"data: [DONE]\n\n"
+STREAM = b"".join(CHUNKS) + USAGE + DONE
+
+
+def run(tap: StreamTap, pieces: list[bytes]) -> bytes:
+    return b"".join(tap.feed(piece) for piece in pieces) + tap.flush()
+
+
+def test_find_usage_reads_only_the_usage_object():
+    body = b'{"data":[{"embedding":[0.1]}],"usage":{"prompt_tokens":4,"total_tokens":4}}'
+    assert find_usage(body) == Usage(4, 0)
+    assert find_usage(b'{"choices":[{"text":"\\"usage\\": {}"}]}') is None
+    assert find_usage(b'{"usage": {"prompt_tokens": "x"}}') is None
+    assert find_usage(b'{"usage": {"prompt_tok') is None
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 16, 50, 1000])
+def test_usage_chunk_is_stripped_whatever_the_chunking(size):
+    tap = StreamTap(strip_usage_event=True)
+    out = run(tap, [STREAM[i:i + size] for i in range(0, len(STREAM), size)])
+    assert out == b"".join(CHUNKS) + DONE
+    assert tap.usage == Usage(9, 2)
+
+
+@pytest.mark.parametrize("size", [1, 5, 1000])
+def test_usage_chunk_is_kept_when_the_client_asked(size):
+    tap = StreamTap(strip_usage_event=False)
+    assert run(tap, [STREAM[i:i + size] for i in range(0, len(STREAM), size)]) == STREAM
+    assert tap.usage == Usage(9, 2)
+
+
+def test_events_are_forwarded_at_once_and_unchanged_chunks_are_the_same_bytes():
+    tap = StreamTap(strip_usage_event=True)
+    assert tap.feed(CHUNKS[0]) is CHUNKS[0]  # no copy when nothing changes
+    assert tap.feed(CHUNKS[1][:10]) == b""  # an incomplete event waits for its end
+    assert tap.feed(CHUNKS[1][10:] + USAGE[:5]) == CHUNKS[1]
+
+
+def test_crlf_framing_is_understood():
+    stream = STREAM.replace(b"\n\n", b"\r\n\r\n")
+    tap = StreamTap(strip_usage_event=True)
+    assert run(tap, [stream[i:i + 3] for i in range(0, len(stream), 3)]) == \
+        b"".join(CHUNKS).replace(b"\n\n", b"\r\n\r\n") + b"data: [DONE]\r\n\r\n"
+    assert tap.usage == Usage(9, 2)
+
+
+def test_a_stream_cut_before_its_usage_reports_none():
+    tap = StreamTap(strip_usage_event=True)
+    assert run(tap, [b"".join(CHUNKS), USAGE[:30]]) == b"".join(CHUNKS) + USAGE[:30]
+    assert tap.usage is None
+
+
+def test_usage_on_a_chunk_with_choices_is_recorded_and_kept():
+    event = (b'data: {"choices":[{"delta":{}}],'
+             b'"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\n')
+    tap = StreamTap(strip_usage_event=True)
+    assert run(tap, [event]) == event and tap.usage == Usage(1, 1)
+
+
+def test_boundaries_and_event_split():
+    assert last_boundary(b"a\n\nb") == 3 and last_boundary(b"abc") == 0
+    assert split_events(b"a\n\nb\r\n\r\nc") == [b"a\n\n", b"b\r\n\r\n", b"c"]
+
+
+def test_body_tap_passes_chunks_and_reads_usage_at_the_end():
+    tap = BodyTap(limit=1000)
+    body = b'{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}'
+    assert [tap.feed(body[:10]), tap.feed(body[10:])] == [body[:10], body[10:]]
+    assert tap.usage == Usage(3, 4)
+    big = BodyTap(limit=5)
+    big.feed(body)
+    assert big.usage is None
