@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -152,10 +153,14 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "7071")))
     args = parser.parse_args()
     stack = Stack()
+    # SIGINT explicitly too: a process started in the background by a non-interactive shell
+    # inherits SIGINT as ignored, and Ctrl-C sent to its group would then stop nothing.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         urls = launch(stack, pick_port(args.port))
-        env_lines = [f"{k}={v}" for k, v in urls.items() if k != "gateway"]
+        # Quoted: connection strings hold ';', which `source` would take as a command separator.
+        env_lines = [f"{k}={shlex.quote(v)}" for k, v in urls.items() if k != "gateway"]
         (RUN_DIR / "stack.env").write_text("\n".join(env_lines) + "\n")
         if args.ready_file:
             args.ready_file.write_text(json.dumps(urls))

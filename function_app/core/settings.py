@@ -91,6 +91,20 @@ def _text(value: str) -> str:
     return value
 
 
+def _connection_string(value: str) -> str:
+    """A storage connection string's shape; the message never repeats the value (it has a key)."""
+    if not value or value.replace(" ", "").lower() == "usedevelopmentstorage=true":
+        return value
+    pairs = [part.split("=", 1) for part in value.split(";") if part.strip()]
+    keys = {pair[0].strip().lower() for pair in pairs if len(pair) == 2}
+    if len(keys) != len(pairs) or "accountname" not in keys:
+        raise ValueError("expected key=value pairs separated by ';' including AccountName "
+                         "(or UseDevelopmentStorage=true)")
+    if not keys & {"accountkey", "sharedaccesssignature"}:
+        raise ValueError("has no AccountKey or SharedAccessSignature")
+    return value
+
+
 def _table_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", value):
         raise ValueError(f"{value!r} is not a valid table name (3-63 letters and digits)")
@@ -154,7 +168,8 @@ SPECS: tuple[Spec, ...] = (
          "Default requests per second per client id; 0 turns it off (overrides still apply)."),
     Spec("CLIENT_BURST", "client_burst", "1000", _float_range(0, 1e8),
          "Default bucket size per client id."),
-    Spec("RATE_LIMIT_STORAGE_CONNECTION", "rate_limit_storage_connection", "", _text,
+    Spec("RATE_LIMIT_STORAGE_CONNECTION", "rate_limit_storage_connection", "",
+         _connection_string,
          "Table Storage connection string for limiter state and overrides (Azurite: use "
          "TableEndpoint=http://127.0.0.1:<port>/devstoreaccount1, never localhost). Dedicated "
          "rather than AzureWebJobsStorage, which is identity-based in Azure and a fixed port "

@@ -27,6 +27,10 @@ def test_defaults_give_the_seed_backends_and_port():
     ("GATEWAY_ROUTES", "{not json"),
     ("GATEWAY_ROUTES", '[{"path": "/x", "backend": "missing"}]'),
     ("GATEWAY_ROUTES", '[{"path": "/healthz", "backend": "python"}]'),
+    ("RATE_LIMIT_STORAGE_CONNECTION", "DefaultEndpointsProtocol=http"),
+    ("RATE_LIMIT_STORAGE_CONNECTION", "AccountName=dev;TableEndpoint=http://127.0.0.1:1/dev"),
+    ("TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
+    ("CLIENT_ID_SOURCE", "cookie"),
 ])
 def test_a_bad_value_stops_start_up_naming_the_setting(name, value):
     with pytest.raises(SettingsError) as caught:
@@ -60,3 +64,15 @@ def test_the_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [spec.name for spec in SPECS if f"`{spec.name}`" not in readme]
     assert missing == []
+
+
+def test_a_bad_connection_string_is_named_without_echoing_its_key():
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"RATE_LIMIT_STORAGE_CONNECTION": "AccountName=a;SecretThing=hunter2"})
+    assert "RATE_LIMIT_STORAGE_CONNECTION" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_development_storage_shorthand_is_accepted():
+    value = "UseDevelopmentStorage=true"
+    assert load_settings({"RATE_LIMIT_STORAGE_CONNECTION": value}).rate_limit_storage_connection
