@@ -8,120 +8,33 @@ the setting, which stops start-up.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from .identity import parse_networks
 from .model_routes import ModelTable, ModelTableError, parse_model_table
 from .routes import parse_routes
+from .setting_values import (
+    boolean,
+    choice,
+    connection_string,
+    float_range,
+    header_name,
+    http_url,
+    int_range,
+    json_of,
+    optional_http_url,
+    scope_names,
+    table_name,
+    text,
+)
 
 PLATFORM_TIMEOUT_S = 230.0  # Azure's HTTP front end ends any request after 230 s.
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
-
-
-def _url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL")
-    return value.rstrip("/")
-
-
-def _optional_url(value: str) -> str:
-    return _url(value) if value else ""
-
-
-def _int_range(lo: int, hi: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        number = int(value)
-        if not lo <= number <= hi:
-            raise ValueError(f"{number} is outside {lo}..{hi}")
-        return number
-
-    return parse
-
-
-def _float_range(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(value: str) -> float:
-        number = float(value)
-        if not lo <= number <= hi:  # also rejects nan
-            raise ValueError(f"{number} is outside {lo}..{hi}")
-        return number
-
-    return parse
-
-
-def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{value!r} is not a boolean (true/false)")
-
-
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        if value not in options:
-            raise ValueError(f"{value!r} is not one of {', '.join(options)}")
-        return value
-
-    return parse
-
-
-def _json(kind: type) -> Callable[[str], Any]:
-    def parse(value: str) -> Any:
-        if not value:
-            return kind()
-        decoded = json.loads(value)
-        if not isinstance(decoded, kind):
-            raise ValueError(f"expected a JSON {kind.__name__}")
-        return decoded
-
-    return parse
-
-
-def _text(value: str) -> str:
-    return value
-
-
-def _connection_string(value: str) -> str:
-    """A storage connection string's shape; the message never repeats the value (it has a key)."""
-    if not value or value.replace(" ", "").lower() == "usedevelopmentstorage=true":
-        return value
-    pairs = [part.split("=", 1) for part in value.split(";") if part.strip()]
-    keys = {pair[0].strip().lower() for pair in pairs if len(pair) == 2}
-    if len(keys) != len(pairs) or "accountname" not in keys:
-        raise ValueError("expected key=value pairs separated by ';' including AccountName "
-                         "(or UseDevelopmentStorage=true)")
-    if not keys & {"accountkey", "sharedaccesssignature"}:
-        raise ValueError("has no AccountKey or SharedAccessSignature")
-    return value
-
-
-def _table_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", value):
-        raise ValueError(f"{value!r} is not a valid table name (3-63 letters and digits)")
-    return value
-
-
-def _scopes(value: str) -> frozenset[str]:
-    scopes = frozenset(part.strip() for part in value.split(",") if part.strip())
-    if not scopes <= {"global", "client"}:
-        raise ValueError(f"{value!r} names a scope other than global, client")
-    return scopes
-
-
-def _header_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9-]+", value):
-        raise ValueError(f"{value!r} is not a header name")
-    return value.lower()
 
 
 @dataclass(frozen=True)
@@ -134,111 +47,111 @@ class Spec:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("PORT", "port", "7071", _int_range(1, 65535), "Port of the local host (devhost)."),
-    Spec("SERVICE_NAME", "service_name", "ai-gateway", _text, "Name reported by /healthz."),
-    Spec("PY_SERVICE_URL", "py_service_url", "http://127.0.0.1:8001", _url,
+    Spec("PORT", "port", "7071", int_range(1, 65535), "Port of the local host (devhost)."),
+    Spec("SERVICE_NAME", "service_name", "ai-gateway", text, "Name reported by /healthz."),
+    Spec("PY_SERVICE_URL", "py_service_url", "http://127.0.0.1:8001", http_url,
          "Base URL of the Python backend (backend name 'python')."),
-    Spec("NODE_SERVICE_URL", "node_service_url", "http://127.0.0.1:8002", _url,
+    Spec("NODE_SERVICE_URL", "node_service_url", "http://127.0.0.1:8002", http_url,
          "Base URL of the Node backend (backend name 'node')."),
-    Spec("GATEWAY_BACKENDS", "extra_backends", "", _json(dict),
+    Spec("GATEWAY_BACKENDS", "extra_backends", "", json_of(dict),
          'More backends as JSON {"name": "http://host:port"}; merged over python/node.'),
-    Spec("GATEWAY_ROUTES", "routes", "", _json(list),
+    Spec("GATEWAY_ROUTES", "routes", "", json_of(list),
          "Route table as a JSON list; empty means the seed's /infer/python and /infer/node."),
-    Spec("UPSTREAM_CONNECT_TIMEOUT_S", "connect_timeout_s", "2", _float_range(0.05, 60),
+    Spec("UPSTREAM_CONNECT_TIMEOUT_S", "connect_timeout_s", "2", float_range(0.05, 60),
          "Seconds to open a connection to a backend (502 after that)."),
-    Spec("UPSTREAM_TIMEOUT_S", "upstream_timeout_s", "120", _float_range(0.1, 225),
+    Spec("UPSTREAM_TIMEOUT_S", "upstream_timeout_s", "120", float_range(0.1, 225),
          "Default total seconds for one upstream exchange, below the platform's 230 s (504)."),
-    Spec("UPSTREAM_CLIENT", "upstream_client", "aiohttp", _choice("aiohttp", "httpx"),
+    Spec("UPSTREAM_CLIENT", "upstream_client", "aiohttp", choice("aiohttp", "httpx"),
          "httpx transport: aiohttp (httpx-aiohttp, measured faster) or httpx's own pool."),
-    Spec("UPSTREAM_MAX_CONNECTIONS", "upstream_max_connections", "512", _int_range(1, 100000),
+    Spec("UPSTREAM_MAX_CONNECTIONS", "upstream_max_connections", "512", int_range(1, 100000),
          "Connection pool size towards all backends."),
-    Spec("MAX_BODY_BYTES", "max_body_bytes", "1048576", _int_range(1, 100 * 1024 * 1024),
+    Spec("MAX_BODY_BYTES", "max_body_bytes", "1048576", int_range(1, 100 * 1024 * 1024),
          "Largest request body accepted (413 above)."),
-    Spec("HEALTH_PROBE_TIMEOUT_S", "health_probe_timeout_s", "0.5", _float_range(0.01, 10),
+    Spec("HEALTH_PROBE_TIMEOUT_S", "health_probe_timeout_s", "0.5", float_range(0.01, 10),
          "Timeout of each backend probe made by /healthz."),
-    Spec("HEALTH_CACHE_S", "health_cache_s", "1", _float_range(0, 60),
+    Spec("HEALTH_CACHE_S", "health_cache_s", "1", float_range(0, 60),
          "Seconds a /healthz probe result is reused."),
-    Spec("RATE_LIMIT_ENABLED", "rate_limit_enabled", "true", _bool,
+    Spec("RATE_LIMIT_ENABLED", "rate_limit_enabled", "true", boolean,
          "Apply rate limits; false admits every request and uses no storage."),
-    Spec("GLOBAL_RPS", "global_rps", "1000", _float_range(0, 1e7),
+    Spec("GLOBAL_RPS", "global_rps", "1000", float_range(0, 1e7),
          "Requests (cost units) per second for all clients together; 0 turns it off."),
-    Spec("GLOBAL_BURST", "global_burst", "2000", _float_range(0, 1e8),
+    Spec("GLOBAL_BURST", "global_burst", "2000", float_range(0, 1e8),
          "Bucket size of the global limit: how much may pass at once after a quiet spell."),
-    Spec("CLIENT_RPS", "client_rps", "500", _float_range(0, 1e7),
+    Spec("CLIENT_RPS", "client_rps", "500", float_range(0, 1e7),
          "Default requests per second per client id; 0 turns it off (overrides still apply)."),
-    Spec("CLIENT_BURST", "client_burst", "1000", _float_range(0, 1e8),
+    Spec("CLIENT_BURST", "client_burst", "1000", float_range(0, 1e8),
          "Default bucket size per client id."),
     Spec("RATE_LIMIT_STORAGE_CONNECTION", "rate_limit_storage_connection", "",
-         _connection_string,
+         connection_string,
          "Table Storage connection string for limiter state and overrides (Azurite: use "
          "TableEndpoint=http://127.0.0.1:<port>/devstoreaccount1, never localhost). Dedicated "
          "rather than AzureWebJobsStorage, which is identity-based in Azure and a fixed port "
          "locally. Empty: TABLE_STORAGE_ENDPOINT is used."),
-    Spec("TABLE_STORAGE_ENDPOINT", "table_storage_endpoint", "", _optional_url,
+    Spec("TABLE_STORAGE_ENDPOINT", "table_storage_endpoint", "", optional_http_url,
          "https://<account>.table.core.windows.net, used with DefaultAzureCredential when "
          "RATE_LIMIT_STORAGE_CONNECTION is empty. Both empty: in-memory limits (one instance)."),
-    Spec("RATE_LIMIT_SHADOW_SCOPES", "rate_limit_shadow_scopes", "", _scopes,
+    Spec("RATE_LIMIT_SHADOW_SCOPES", "rate_limit_shadow_scopes", "", scope_names,
          "Comma-separated default limits (global, client) that only report: headers and "
          "counters as if enforced, no 429. Overrides carry their own shadow flag."),
-    Spec("RATE_LIMIT_TABLE", "rate_limit_table", "ratelimits", _table_name,
+    Spec("RATE_LIMIT_TABLE", "rate_limit_table", "ratelimits", table_name,
          "Table holding the shared token buckets."),
-    Spec("LIMIT_OVERRIDES_TABLE", "limit_overrides_table", "limitoverrides", _table_name,
+    Spec("LIMIT_OVERRIDES_TABLE", "limit_overrides_table", "limitoverrides", table_name,
          "Table of per-client and per-route limit overrides (PartitionKey client or route)."),
     Spec("CLIENT_ID_SOURCE", "client_id_source", "address",
-         _choice("address", "api-key", "principal"),
+         choice("address", "api-key", "principal"),
          "What names a client for per-client limits: the address (through TRUSTED_PROXIES), an "
          "API key header (hashed), or the Easy Auth principal; the address when it is absent."),
-    Spec("CLIENT_ID_HEADER", "client_id_header", "x-api-key", _header_name,
+    Spec("CLIENT_ID_HEADER", "client_id_header", "x-api-key", header_name,
          "Header carrying the API key when CLIENT_ID_SOURCE=api-key."),
     Spec("TRUSTED_PROXIES", "trusted_proxies", "127.0.0.1/32,::1/128", parse_networks,
          "Addresses or CIDR blocks whose X-Forwarded-For entries are believed; the client is "
          "the first untrusted hop from the right. In Azure the host reaches the worker from "
          "loopback, and its front end appends the caller's address."),
     Spec("RATE_LIMIT_STORAGE_TIMEOUT_S", "rate_limit_storage_timeout_s", "0.5",
-         _float_range(0.01, 10),
+         float_range(0.01, 10),
          "Deadline of one limiter storage call; a slower call counts as storage unavailable."),
-    Spec("RATE_LIMIT_FAILURE_MODE", "rate_limit_failure_mode", "open", _choice("open", "closed"),
+    Spec("RATE_LIMIT_FAILURE_MODE", "rate_limit_failure_mode", "open", choice("open", "closed"),
          "When storage is unavailable and leased tokens run out: open admits up to a local safe "
          "capacity (limit / RATE_LIMIT_EXPECTED_INSTANCES), closed denies with 503."),
     Spec("RATE_LIMIT_EXPECTED_INSTANCES", "rate_limit_expected_instances", "4",
-         _int_range(1, 1000),
+         int_range(1, 1000),
          "Instances assumed while storage is unavailable: each admits rate / this locally."),
-    Spec("RATE_LIMIT_LEASE_S", "rate_limit_lease_s", "0.25", _float_range(0.01, 10),
+    Spec("RATE_LIMIT_LEASE_S", "rate_limit_lease_s", "0.25", float_range(0.01, 10),
          "Seconds of an instance's observed rate leased per storage write: larger means fewer "
          "storage calls and a larger overshoot bound (rate x this x H(instances))."),
-    Spec("RATE_LIMIT_LEASE_TTL_S", "rate_limit_lease_ttl_s", "2", _float_range(0.1, 60),
+    Spec("RATE_LIMIT_LEASE_TTL_S", "rate_limit_lease_ttl_s", "2", float_range(0.1, 60),
          "Leased tokens not renewed within this many seconds expire."),
-    Spec("RATE_LIMIT_EXACT_BELOW_RPS", "rate_limit_exact_below_rps", "1", _float_range(0, 1e6),
+    Spec("RATE_LIMIT_EXACT_BELOW_RPS", "rate_limit_exact_below_rps", "1", float_range(0, 1e6),
          "Keys limited to at most this rate lease exactly one request per storage write "
          "(exact, no overshoot, one round trip per request)."),
-    Spec("RATE_LIMIT_GLOBAL_SHARDS", "rate_limit_global_shards", "1", _int_range(1, 64),
+    Spec("RATE_LIMIT_GLOBAL_SHARDS", "rate_limit_global_shards", "1", int_range(1, 64),
          "Rows the global bucket is split over (rate / n each) to spread write contention."),
-    Spec("RATE_LIMIT_CONFLICT_RETRIES", "rate_limit_conflict_retries", "3", _int_range(0, 20),
+    Spec("RATE_LIMIT_CONFLICT_RETRIES", "rate_limit_conflict_retries", "3", int_range(0, 20),
          "Retries after an ETag conflict (412) before denying with a short Retry-After."),
     Spec("RATE_LIMIT_OVERRIDES_REFRESH_S", "rate_limit_overrides_refresh_s", "30",
-         _float_range(1, 3600),
+         float_range(1, 3600),
          "Seconds between reloads of the limitoverrides table (changes apply without redeploy)."),
     Spec("RATE_LIMIT_SWEEP_INTERVAL_S", "rate_limit_sweep_interval_s", "300",
-         _float_range(10, 86400),
+         float_range(10, 86400),
          "About how often one instance (holder of the sweep lease) deletes idle limiter rows."),
-    Spec("RATE_LIMIT_SWEEP_IDLE_S", "rate_limit_sweep_idle_s", "600", _float_range(60, 2592000),
+    Spec("RATE_LIMIT_SWEEP_IDLE_S", "rate_limit_sweep_idle_s", "600", float_range(60, 2592000),
          "A limiter row that is full, lease-free and untouched this long is deleted."),
-    Spec("MODEL_ROUTES", "model_routes", "", _json(dict),
+    Spec("MODEL_ROUTES", "model_routes", "", json_of(dict),
          'OpenAI routes: JSON {"model": "backend name or base URL"}, e.g. {"llama3": '
          '"http://127.0.0.1:11434/v1"}. Empty: sim-python and sim-small to the python backend, '
          "sim-node to the node backend."),
-    Spec("DEFAULT_MODEL_BACKEND", "default_model_backend", "", _text,
+    Spec("DEFAULT_MODEL_BACKEND", "default_model_backend", "", text,
          "Backend name or base URL for a model in no route; empty answers such a model 404."),
-    Spec("MODEL_API_KEYS", "model_api_keys", "", _json(dict),
+    Spec("MODEL_API_KEYS", "model_api_keys", "", json_of(dict),
          'JSON {"model, backend name or base URL": "key"}: sent upstream as Authorization: '
          "Bearer <key> in place of the client's own. A secret: in Azure use a Key Vault "
          "reference."),
-    Spec("CLIENT_TPM", "client_tpm", "200000", _float_range(0, 1e10),
+    Spec("CLIENT_TPM", "client_tpm", "200000", float_range(0, 1e10),
          "Tokens per minute per client id on the OpenAI routes (estimate reserved, then "
          "reconciled with the usage reported); 0 turns it off."),
-    Spec("MODEL_TPM", "model_tpm", "1000000", _float_range(0, 1e10),
+    Spec("MODEL_TPM", "model_tpm", "1000000", float_range(0, 1e10),
          "Tokens per minute per model, all clients together; 0 turns it off."),
-    Spec("DEFAULT_MAX_TOKENS", "default_max_tokens", "1024", _int_range(1, 10_000_000),
+    Spec("DEFAULT_MAX_TOKENS", "default_max_tokens", "1024", int_range(1, 10_000_000),
          "max_tokens sent upstream when a completion request sets neither max_tokens nor "
          "max_completion_tokens (it bounds the reservation)."),
 )
@@ -330,6 +243,6 @@ def model_table(settings: Settings) -> ModelTable:
 def _check_backends(extra: dict) -> None:
     for name, url in extra.items():
         try:
-            _url(str(url))
+            http_url(str(url))
         except ValueError as exc:
             raise SettingsError(f"setting GATEWAY_BACKENDS is invalid: {name}: {exc}") from None
