@@ -8,11 +8,16 @@ interleaved and each round's figures kept. Reported per round with limits on:
 - throughput (answers per second, 200 and 429 alike) against the same gateway with limits off;
 - admitted requests against the configured allowance, burst + rate x T, and the stated bound.
 Writes load/results/bench_ratelimit.json and prints a Markdown table.
+
+With --instances N (> 1) it measures instead N gateway processes sharing one Azurite and one
+global limit, driven round-robin by a Python client (wrk drives one URL): round trips per
+admitted request across all instances, and admitted against the allowance and the stated bound.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import tempfile
@@ -26,6 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import WRK_LUA, wrk  # noqa: E402
 
 from tests.support.azurite import Azurite  # noqa: E402
+from tests.support.drive import drive  # noqa: E402
 from tests.support.procs import PYTHON, free_port, spawn  # noqa: E402
 
 
@@ -44,7 +50,7 @@ def start(logs: Path, args) -> tuple[list, dict[str, str]]:
                 log_dir=logs, env={**common, "PORT": str(off_port), "RATE_LIMIT_ENABLED": "false"})
     on = spawn("gateway-on", [PYTHON, "-m", "function_app.devhost"], port=on_port, log_dir=logs,
                env={**common, "PORT": str(on_port), "GLOBAL_RPS": str(args.rate),
-                    "GLOBAL_BURST": str(args.burst),
+                    "GLOBAL_BURST": str(args.burst), "RATE_LIMIT_LEASE_S": str(args.lease_s),
                     "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string})
     # Limits on but never binding: what checking a limit costs when every request is admitted.
     loose = spawn("gateway-loose", [PYTHON, "-m", "function_app.devhost"], port=loose_port,
@@ -93,6 +99,40 @@ def report(rows: list[dict], off: list[dict], loose: list[dict], args) -> str:
     return "\n".join(lines)
 
 
+def shared(args, logs: Path) -> str:
+    """N instances on one key: the storage cost of fair-share leases, and the accuracy."""
+    azurite = Azurite(logs / "azurite").start()
+    port = free_port()
+    backend = spawn("backend", ["node", "server.js"], port=port, log_dir=logs,
+                    cwd=ROOT / "services/node",
+                    env={"PORT": str(port), "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0"})
+    gateways = []
+    try:
+        for i in range(args.instances):
+            gw_port = free_port()
+            gateways.append(spawn(f"gateway-{i}", [PYTHON, "-m", "function_app.devhost"],
+                                  port=gw_port, log_dir=logs, env={
+                "PORT": str(gw_port), "NODE_SERVICE_URL": backend.url, "CLIENT_RPS": "0",
+                "GLOBAL_RPS": str(args.rate), "GLOBAL_BURST": str(args.burst),
+                "RATE_LIMIT_LEASE_S": str(args.lease_s),
+                "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string}))
+        run = asyncio.run(drive([f"{g.url}/infer/node" for g in gateways], args.seconds, 24))
+        totals = [counters(g.url) for g in gateways]
+    finally:
+        for proc in [*gateways, backend, azurite]:
+            proc.stop()
+    admitted = run.admitted
+    trips = sum(c["storage_round_trips"] for c in totals)
+    allowance = args.burst + args.rate * run.elapsed
+    harmonic = sum(1 / k for k in range(1, args.instances + 1))
+    bound = allowance + args.rate * args.lease_s * harmonic + args.instances
+    return (f"{args.instances} instances, global limit {args.rate:.0f}/s burst {args.burst:.0f}, "
+            f"RATE_LIMIT_LEASE_S={args.lease_s}, {run.elapsed:.1f} s, answers "
+            f"{dict(run.statuses)}\n\nadmitted {admitted} of allowance {allowance:.0f} "
+            f"({admitted / allowance:.3f}), bound {bound:.0f}; storage round trips {trips} "
+            f"= {trips / max(1, admitted):.3f} per admitted request")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500)
@@ -100,9 +140,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--lease-s", type=float, default=0.25, help="RATE_LIMIT_LEASE_S in use")
+    parser.add_argument("--lease-s", type=float, default=0.25, help="RATE_LIMIT_LEASE_S")
+    parser.add_argument("--instances", type=int, default=1)
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-rl-"))
+    if args.instances > 1:
+        print(shared(args, logs))
+        return 0
     procs, urls = start(logs, args)
     script = logs / "post.lua"
     script.write_text(WRK_LUA)
