@@ -29,7 +29,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.support.procs import PYTHON, free_port, spawn  # noqa: E402
+from scripts.procs import PYTHON, free_port, spawn  # noqa: E402
 
 BODY = b'{"prompt": "benchmark"}'
 WRK_LUA = 'wrk.method = "POST"\nwrk.body = \'{"prompt": "benchmark"}\'\n' \

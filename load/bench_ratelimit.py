@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import WRK_LUA, wrk  # noqa: E402
 
+from scripts.procs import PYTHON, free_port, spawn  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 from tests.support.drive import drive  # noqa: E402
-from tests.support.procs import PYTHON, free_port, spawn  # noqa: E402
 
 
 def counters(url: str) -> dict[str, int]:

@@ -29,7 +29,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.support.procs import PYTHON, free_port, spawn  # noqa: E402
+from scripts.procs import PYTHON, free_port, spawn  # noqa: E402
 
 MODEL = "sim-small"
 BODY = {"model": MODEL, "stream": True, "max_tokens": 16,

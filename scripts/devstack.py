@@ -14,89 +14,47 @@ import os
 import shlex
 import signal
 import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# Run as a script (`python scripts/devstack.py`): make the repo root importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scripts.azurite import Azurite
+from scripts.procs import PYTHON, ROOT, Proc, free_port, spawn
+
 RUN_DIR = ROOT / ".run"
-PYTHON = sys.executable
-AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
-               "KBHBeksoGMGw==")  # Azurite's documented, public development key
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def pick_port(preferred: int) -> int:
-    if port_free(preferred):
-        return preferred
+    """`preferred` when nothing listens there, else any free port."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def azurite_connection_string(table_port: int) -> str:
-    return ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={AZURITE_KEY};"
-            f"TableEndpoint=http://127.0.0.1:{table_port}/devstoreaccount1;")
+        taken = sock.connect_ex(("127.0.0.1", preferred)) == 0
+    return free_port() if taken else preferred
 
 
 class Stack:
+    """The processes started so far, in order; stopped in reverse, each with its group."""
+
     def __init__(self) -> None:
-        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.procs: list[Proc] = []
         RUN_DIR.mkdir(exist_ok=True)
 
-    def start(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
-        log = open(RUN_DIR / f"{name}.log", "wb")
-        proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **env}, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        self.procs.append((name, proc))
-
-    def wait_ready(self, name: str, url: str | None, port: int, timeout: float = 60) -> None:
-        proc = dict(self.procs)[name]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see .run/{name}.log")
-            if answers(url, port):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"{name} did not answer within {timeout:.0f} s; see .run/{name}.log")
+    def spawn(self, name: str, cmd: list[str], port: int, env: dict[str, str],
+              cwd: Path = ROOT) -> Proc:
+        proc = spawn(name, cmd, port=port, log_dir=RUN_DIR, env=env, cwd=cwd, timeout=60)
+        self.procs.append(proc)
+        return proc
 
     def stop(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for _, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        for proc in reversed(self.procs):
+            proc.stop()
 
     def first_exit(self) -> tuple[str, int] | None:
-        for name, proc in self.procs:
-            if proc.poll() is not None:
-                return name, proc.returncode
+        for proc in self.procs:
+            if proc.popen.poll() is not None:
+                return proc.name, proc.popen.returncode
         return None
-
-
-def answers(url: str | None, port: int) -> bool:
-    try:
-        if url is None:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status < 500
-    except OSError:
-        return False
 
 
 def launch(stack: Stack, gateway_port: int) -> dict[str, str]:
@@ -104,32 +62,22 @@ def launch(stack: Stack, gateway_port: int) -> dict[str, str]:
     env: dict[str, str] = {}
     storage = os.environ.get("AzureWebJobsStorage", "")
     if not storage:
-        table_port = pick_port(10002)
-        data = RUN_DIR / "azurite"
-        data.mkdir(exist_ok=True)
-        stack.start("azurite", [str(ROOT / "node_modules/.bin/azurite-table"), "--tableHost",
-                                "127.0.0.1", "--tablePort", str(table_port), "--location",
-                                str(data), "--disableTelemetry", "--skipApiVersionCheck",
-                                "--loose"], {})
-        stack.wait_ready("azurite", None, table_port)
-        storage = azurite_connection_string(table_port)
+        azurite = Azurite(RUN_DIR, port=pick_port(10002), data_dir=RUN_DIR / "azurite").start()
+        stack.procs.append(azurite.proc)
+        storage = azurite.connection_string
     env["AzureWebJobsStorage"] = storage
     env["RATE_LIMIT_STORAGE_CONNECTION"] = os.environ.get("RATE_LIMIT_STORAGE_CONNECTION", storage)
     py_port, node_port = pick_port(8001), pick_port(8002)
-    stack.start("python-backend", [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
-                                   "--port", str(py_port), "--no-access-log"],
-                {"PORT": str(py_port)}, cwd=ROOT / "services/python")
-    stack.start("node-backend", ["node", "server.js"], {"PORT": str(node_port)},
-                cwd=ROOT / "services/node")
-    env["PY_SERVICE_URL"] = f"http://127.0.0.1:{py_port}"
-    env["NODE_SERVICE_URL"] = f"http://127.0.0.1:{node_port}"
-    stack.wait_ready("python-backend", f"{env['PY_SERVICE_URL']}/healthz", py_port)
-    stack.wait_ready("node-backend", f"{env['NODE_SERVICE_URL']}/healthz", node_port)
-    stack.start("gateway", [PYTHON, "-m", "function_app.devhost"],
-                {**env, "PORT": str(gateway_port)})
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
-    stack.wait_ready("gateway", f"{gateway_url}/healthz", gateway_port)
-    return {"gateway": gateway_url, **env}
+    python = stack.spawn("python-backend", [PYTHON, "-m", "uvicorn", "app:app", "--host",
+                                            "127.0.0.1", "--port", str(py_port),
+                                            "--no-access-log"],
+                         py_port, {"PORT": str(py_port)}, cwd=ROOT / "services/python")
+    node = stack.spawn("node-backend", ["node", "server.js"], node_port,
+                       {"PORT": str(node_port)}, cwd=ROOT / "services/node")
+    env["PY_SERVICE_URL"], env["NODE_SERVICE_URL"] = python.url, node.url
+    gateway = stack.spawn("gateway", [PYTHON, "-m", "function_app.devhost"], gateway_port,
+                          {**env, "PORT": str(gateway_port)})
+    return {"gateway": gateway.url, **env}
 
 
 def announce(urls: dict[str, str]) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.support.procs import PYTHON, ROOT, free_port, spawn
+from scripts.procs import PYTHON, ROOT, free_port, spawn
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.support.procs import PYTHON, ROOT, free_port, spawn
+from scripts.procs import PYTHON, ROOT, free_port, spawn
 
 from .conftest import start_gateway
 

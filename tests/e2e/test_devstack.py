@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.procs import PYTHON, ROOT, free_port
+from scripts.procs import PYTHON, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 

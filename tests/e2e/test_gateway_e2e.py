@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from tests.support.procs import free_port
+from scripts.procs import free_port
 
 from .conftest import start_gateway
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import ROOT
+from scripts.procs import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SCRIPTS = sorted((ROOT / "load").glob("*.js"))

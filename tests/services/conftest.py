@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.procs import PYTHON, ROOT, Proc, free_port, spawn
+from scripts.procs import PYTHON, ROOT, Proc, free_port, spawn
 
 SERVICES = ROOT / "services"
 # Short but measurable generation times: streams take a few hundred milliseconds.

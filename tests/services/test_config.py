@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.support.procs import free_port
+from scripts.procs import free_port
 
 from .conftest import sim_command
 

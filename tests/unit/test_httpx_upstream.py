@@ -7,7 +7,7 @@ import pytest
 from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
 from function_app.core.errors import UpstreamError, UpstreamTimeout
 from function_app.core.upstream import UpstreamRequest
-from tests.support.procs import free_port
+from scripts.procs import free_port
 
 TRANSPORTS = ["aiohttp", "httpx"]
 

@@ -1,4 +1,5 @@
-"""Real processes for tests: free ports, spawning a server and waiting until it answers."""
+"""Real processes for the local stack, tests and benchmarks: free ports, spawning a server in
+its own process group and waiting until it answers, stopping the whole group."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
