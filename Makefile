@@ -2,7 +2,8 @@
 # Both install what they need into the repo (.venv, node_modules); nothing global is assumed.
 
 SHELL := /bin/bash
-PYTHON_BIN ?= $(shell command -v python3.11 || command -v python3)
+# Python 3.13, the version Azure runs (azure-functions-runtime needs >= 3.13); see the script.
+PYTHON_BIN ?= $(shell bash scripts/find-python313.sh 2>/dev/null)
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
@@ -14,8 +15,9 @@ PROFILE ?= baseline
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt services/python/requirements.txt
-	@$(PYTHON_BIN) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (Azure Functions runtime)"'
-	@test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	@test -n "$(PYTHON_BIN)" || bash scripts/find-python313.sh >/dev/null
+	@test -x $(PY) && $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null \
+	  || { rm -rf $(VENV); "$(PYTHON_BIN)" -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 

@@ -243,7 +243,12 @@ def embedding(text: str) -> list[float]:
     """A unit vector from the SHA-256 of the text: 16 big-endian uint16 mapped to [-1, 1]."""
     digest = hashlib.sha256(text.encode()).digest()
     raw = [value / 32767.5 - 1 for value in struct.unpack(">16H", digest)]
-    norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+    # Left-to-right addition as Node's simulator does it: from Python 3.12, sum() of floats is
+    # compensated and its last bits differ, which the parity test between the two would see.
+    squares = 0.0
+    for x in raw:
+        squares += x * x
+    norm = math.sqrt(squares) or 1.0
     return [x / norm for x in raw]
 
 
