@@ -16,6 +16,41 @@ param environmentName string
 
 @minLength(1)
 @description('Region for every resource; it must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+// Regions offering Flex Consumption as Microsoft's Flex quickstart templates list them; a region
+// outside this list fails here, before anything is created. Extend it as Flex reaches more.
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({
   azd: {
     type: 'location'
@@ -26,8 +61,12 @@ param location string
 @description('Resource group name; empty means rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Object id of a person or group to get Table Data Contributor (edit limit overrides); empty for none.')
+@description('Object id of a person, group or service principal to get Table Data Contributor (edit limit overrides); empty for none.')
 param principalId string = ''
+
+@description('Kind of principalId; azd sets AZURE_PRINCIPAL_TYPE (User locally, ServicePrincipal in CI).')
+@allowed(['User', 'Group', 'ServicePrincipal'])
+param principalType string = 'User'
 
 @description('Memory per Function App instance (MB).')
 @allowed([512, 2048, 4096])
@@ -196,6 +235,7 @@ module roles 'modules/roles.bicep' = {
     gatewayPrincipalId: gatewayIdentity.outputs.principalId
     backendsPrincipalId: backendsIdentity.outputs.principalId
     operatorPrincipalId: principalId
+    operatorPrincipalType: principalType
   }
 }
 

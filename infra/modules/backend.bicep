@@ -37,9 +37,12 @@ param maxReplicas int = 10
 @minValue(1)
 param concurrentRequestsPerReplica int = 100
 
-// Used on the first `azd provision`, before any image exists. It listens on port 80, so the app
-// answers only once its real image is set (azd deploy, or a redeploy with `image`).
+// Used on the first `azd provision`, before any image exists. It listens on port 80, so while it
+// runs the ingress targets 80 (else the first revision never activates); the real image
+// listens on `port`, and `azd deploy` or a redeploy with `image` switches both.
 var placeholderImage = 'mcr.microsoft.com/k8se/quickstart:latest'
+var placeholderPort = 80
+var listenPort = empty(image) ? placeholderPort : port
 
 resource app 'Microsoft.App/containerApps@2024-03-01' = {
   name: name
@@ -58,7 +61,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
       activeRevisionsMode: 'Single'
       ingress: {
         external: true
-        targetPort: port
+        targetPort: listenPort
         transport: 'auto'
         allowInsecure: false
       }
@@ -81,7 +84,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
           env: [
             {
               name: 'PORT'
-              value: string(port)
+              value: string(listenPort)
             }
           ]
         }

@@ -23,8 +23,8 @@ param blobEndpoint string
 param deploymentContainerName string
 param appInsightsConnectionString string
 
-@allowed(['3.11'])
-param pythonVersion string = '3.11'
+@allowed(['3.13'])
+param pythonVersion string = '3.13'
 
 @description('Memory per instance (MB).')
 @allowed([512, 2048, 4096])
@@ -46,7 +46,8 @@ param appSettings object
 var platformSettings = {
   // The worker imports this root file (a function_app/ package shadows function_app.py).
   PYTHON_SCRIPT_FILE_NAME: 'main.py'
-  // Needed on Python <= 3.12 for azurefunctions-extensions-http-fastapi (streaming).
+  // Required on Python <= 3.12 for azurefunctions-extensions-http-fastapi (streaming); kept on
+  // 3.13 since no documentation says the 3.13 worker ignores it.
   PYTHON_ENABLE_INIT_INDEXING: '1'
   // Host storage through the user-assigned identity.
   AzureWebJobsStorage__accountName: storageAccountName

@@ -1,7 +1,7 @@
 // Role assignments, all with built-in role definition ids (tests/infra checks the set).
-//   gateway identity  -> storage account: Blob Data Owner (host storage and the deployment
-//                        package), Queue Data Contributor (host storage), Table Data Contributor
-//                        (rate-limit tables); App Insights: Monitoring Metrics Publisher (Entra
+//   gateway identity  -> storage account: Blob Data Owner (host storage, timer leases and the
+//                        deployment package), Table Data Contributor (rate-limit tables); no
+//                        Queue role: the app has no queue trigger or binding; App Insights: Monitoring Metrics Publisher (Entra
 //                        ingestion, since local auth is off).
 //   backends identity -> registry: AcrPull.
 //   optional operator -> storage account: Table Data Contributor, to edit limit overrides.
@@ -15,12 +15,12 @@ param backendsPrincipalId string
 @description('Object id of a person or group allowed to read and write the tables; empty for none.')
 param operatorPrincipalId string = ''
 
+@description('Kind of operatorPrincipalId: azd passes AZURE_PRINCIPAL_TYPE (ServicePrincipal when deploying from CI).')
 @allowed(['User', 'Group', 'ServicePrincipal'])
 param operatorPrincipalType string = 'User'
 
 var roleIds = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
@@ -28,7 +28,6 @@ var roleIds = {
 
 var gatewayStorageRoles = [
   roleIds.storageBlobDataOwner
-  roleIds.storageQueueDataContributor
   roleIds.storageTableDataContributor
 ]
 

@@ -18,7 +18,6 @@ from .bicep_ast import (
 BUILT_IN_ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
-    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     # The backends' identity pulls their images from the template's registry.
     "7f951dda-4ed3-4680-a7ca-43fe172d538d": "AcrPull",
