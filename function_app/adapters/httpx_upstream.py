@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import aiohttp
 import httpx
@@ -116,7 +116,7 @@ class HttpxUpstream:
             raise
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
         exchange = _Exchange(response, self._free_slot, loop, deadline)
-        return UpstreamResponse(response.status_code, headers, _relay(exchange))
+        return UpstreamResponse(response.status_code, headers, _Relay(exchange))
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -172,31 +172,48 @@ class _Exchange:
             self._free()
 
 
-async def _relay(exchange: _Exchange) -> AsyncIterator[bytes]:
-    """Yield raw chunks until the body ends or the deadline passes; always close the exchange.
+class _Relay:
+    """The answer's body: raw chunks until it ends or the deadline passes.
 
+    An iterator object rather than a generator, so that `aclose` frees the exchange even when
+    nobody ever started reading (closing an unstarted generator skips its `finally`).
     Headers are gone by now, so a failure can only cut the stream: raising makes the server abort
     the response, which the client sees as a truncated body rather than a clean end.
     """
-    chunks = aiter(exchange.response.stream)  # type: ignore[arg-type]
-    try:
-        while True:
-            if exchange.expired:
-                raise UpstreamTimeout()
-            exchange.reading = True
-            try:
-                # The deadline covers each wait for a chunk; the exchange's timer covers the
-                # time spent suspended between chunks.
-                async with asyncio.timeout_at(exchange.deadline):
-                    chunk = await anext(chunks, None)
-            finally:
-                exchange.reading = False
-            if chunk is None:
-                return
-            if chunk:
-                yield chunk
-    except (httpx.HTTPError, OSError, TimeoutError, aiohttp.ClientError) as exc:
-        log.warning("upstream stream ended early: %s", type(exc).__name__)
-        raise translate(exc) from exc
-    finally:
-        await exchange.aclose()
+
+    def __init__(self, exchange: _Exchange):
+        self._exchange = exchange
+        self._chunks = aiter(exchange.response.stream)  # type: ignore[arg-type]
+
+    def __aiter__(self) -> _Relay:
+        return self
+
+    async def __anext__(self) -> bytes:
+        exchange = self._exchange
+        try:
+            while True:
+                if exchange.expired:
+                    raise UpstreamTimeout()
+                exchange.reading = True
+                try:
+                    # The deadline covers each wait for a chunk; the exchange's timer covers the
+                    # time spent suspended between chunks, while the client is not reading.
+                    async with asyncio.timeout_at(exchange.deadline):
+                        chunk = await anext(self._chunks, None)
+                finally:
+                    exchange.reading = False
+                if chunk is None:
+                    await exchange.aclose()
+                    raise StopAsyncIteration
+                if chunk:
+                    return chunk
+        except (httpx.HTTPError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("upstream stream ended early: %s", type(exc).__name__)
+            await exchange.aclose()
+            raise translate(exc) from exc
+        except GatewayError:
+            await exchange.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        await self._exchange.aclose()
