@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from ..core.errors import BadRequest, InvalidJson, JsonTooDeep, PayloadTooLarge
 from ..core.models import GatewayRequest, GatewayResponse
@@ -13,13 +14,23 @@ from ..core.pipeline import Handler, Stage
 MAX_JSON_DEPTH = 64
 
 
+# A \uD800-\uDFFF escape: json.loads accepts lone surrogates, which no UTF-8 encoder can write.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def check_json_object(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict:
-    """The body decoded as a JSON object, or InvalidJson / BadRequest / JsonTooDeep."""
+    """The body decoded as a JSON object, or InvalidJson / BadRequest / JsonTooDeep.
+
+    Only UTF-8 without lone surrogates is JSON here (RFC 8259 section 8.1, I-JSON): Python's
+    decoder accepts both, and a backend that re-encodes the text then fails with a 500.
+    """
     try:
-        decoded = json.loads(body)
+        decoded = json.loads(body.decode("utf-8"))
+        if _SURROGATE_ESCAPE.search(body):
+            json.dumps(decoded, ensure_ascii=False).encode("utf-8")
     except RecursionError:  # nested past the interpreter's own limit
         raise JsonTooDeep() from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeError):
         raise InvalidJson() from None
     if not isinstance(decoded, dict):
         raise BadRequest("The request body must be a JSON object.")
