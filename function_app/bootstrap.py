@@ -37,7 +37,7 @@ from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
 
 VERSION = "0.2.0"
-HEALTH_CONNECTIONS = 16  # the probes' own pool: one connection per backend probe in flight
+HEALTH_CONNECTIONS = 16  # the probes' own pool (at least one connection per backend)
 log = logging.getLogger(__name__)
 
 
@@ -60,8 +60,8 @@ async def build_gateway(
                                  settings.upstream_max_connections)
         # Health probes get connections of their own: a pool full of slow streams must not
         # make /healthz report healthy backends as down.
-        probes = HttpxUpstream(make_transport(settings.upstream_client, HEALTH_CONNECTIONS),
-                               HEALTH_CONNECTIONS)
+        size = max(HEALTH_CONNECTIONS, len(settings.backends))
+        probes = HttpxUpstream(make_transport(settings.upstream_client, size), size)
     gateway = Gateway(settings, handle=None, health=HealthReport(  # type: ignore[arg-type]
         service=settings.service_name, version=VERSION, backends=settings.backends,
         upstream=probes, probe_timeout_s=settings.health_probe_timeout_s,
