@@ -4,6 +4,7 @@ backend that records every target it receives, and the gateway's own log."""
 import asyncio
 import json
 
+import httpx
 import pytest
 
 from function_app.core.paths import stays_under
@@ -130,3 +131,35 @@ async def test_a_client_leaving_mid_body_is_one_log_line_without_a_traceback(hos
     assert f"client disconnected before the request was complete, request_id={marker.decode()}" \
         in log
     assert "Traceback" not in log
+
+
+async def test_a_full_pool_is_503_overloaded_and_healthz_still_sees_the_backends(backends,
+                                                                                  log_dir):
+    gateway = start_gateway(log_dir, "pool-gateway", {
+        "PY_SERVICE_URL": backends["python"].url, "NODE_SERVICE_URL": backends["node"].url,
+        "UPSTREAM_MAX_CONNECTIONS": "2", "UPSTREAM_CONNECT_TIMEOUT_S": "0.5",
+        "HEALTH_CACHE_S": "0"})
+    stream = {"model": "sim-python", "stream": True, "max_tokens": 400,
+              "messages": [{"role": "user", "content": "take your time"}]}
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+            held = [await client.send(client.build_request("POST", "/v1/chat/completions",
+                                                           json=stream), stream=True)
+                    for _ in range(2)]  # headers read, body not: both slots taken
+            assert [r.status_code for r in held] == [200, 200]
+            refused = await client.post("/infer/python", json={"prompt": "x"})
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "overloaded"
+            assert refused.headers["retry-after"] == "1"
+            report = (await client.get("/healthz")).json()
+            assert report["backends"]["python"]["ok"] and report["backends"]["node"]["ok"]
+            for response in held:
+                await response.aclose()
+            for _ in range(100):  # the slots come back once the gateway has seen the close
+                answer = await client.post("/infer/python", json={"prompt": "x"})
+                if answer.status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+            assert answer.status_code == 200
+    finally:
+        gateway.stop()
