@@ -74,6 +74,9 @@ def hostile_gateway(backends, echo_backend, log_dir):
     routes = [{"path": "/echo/*", "methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
                                               "OPTIONS"], "backend": "echo",
                "upstream_path": ECHO_UPSTREAM},
+              # A short deadline, for the client that never reads (the echo backend's /flood).
+              {"path": "/slow/*", "methods": ["GET"], "backend": "echo",
+               "upstream_path": ECHO_UPSTREAM + "/slow", "timeout_s": 1.5},
               {"path": "/infer/python", "methods": ["POST"], "backend": "python",
                "upstream_path": "/infer", "json_body": True},
               {"path": "/infer/node", "methods": ["POST"], "backend": "node",

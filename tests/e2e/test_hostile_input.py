@@ -163,3 +163,23 @@ async def test_a_full_pool_is_503_overloaded_and_healthz_still_sees_the_backends
             assert answer.status_code == 200
     finally:
         gateway.stop()
+
+
+async def floods(gateway) -> int:
+    return json.loads((await send(gateway, "GET", b"/echo/status")).body)["floods"]
+
+
+async def test_a_stream_nobody_reads_lets_go_of_the_backend_at_the_deadline(hostile_gateway):
+    reader, writer = await asyncio.open_connection("127.0.0.1", hostile_gateway.port)
+    writer.write(build("GET", b"/slow/flood", []))
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")  # the answer started; its body is never read
+    assert head.startswith(b"HTTP/1.1 200")
+    try:
+        for _ in range(400):  # the route's deadline is 1.5 s; wait for the backend to see it
+            if await floods(hostile_gateway) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await floods(hostile_gateway) == 0
+    finally:
+        writer.close()

@@ -3,7 +3,10 @@
 No framework sits in front of it, so nothing normalizes, decodes or rejects a path before it is
 recorded: what the file holds is exactly what the gateway sent. Each request appends one JSON
 line to `--record` (`target`, `method`, `headers` as latin-1 text) and is answered 200 with the
-same JSON. GET /healthz answers 200 too (readiness and the gateway's probes).
+same JSON. GET /healthz answers 200 too (readiness and the gateway's probes). A target whose
+path ends in `/flood` is answered with an endless chunked stream, as fast as the connection takes
+it, until the connection closes; one ending in `/status` answers `{"floods": <open floods>}`, so
+a test sees when the gateway has let go of a flood.
 
 Run: python -m tests.support.echo_backend --port N --record FILE
 """
@@ -30,9 +33,24 @@ async def read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> by
     return await reader.readexactly(int(length)) if length.isdigit() else b""
 
 
+FLOOD_CHUNK = b"%x\r\n" % 65536 + b"f" * 65536 + b"\r\n"
+
+
 class Echo:
     def __init__(self, record_path: str):
         self.record = open(record_path, "a", buffering=1, encoding="utf-8")
+        self.floods = 0
+
+    async def flood(self, writer: asyncio.StreamWriter) -> None:
+        self.floods += 1
+        try:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"
+                         b"transfer-encoding: chunked\r\n\r\n")
+            while True:
+                writer.write(FLOOD_CHUNK)
+                await writer.drain()
+        finally:
+            self.floods -= 1
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -47,6 +65,12 @@ class Echo:
                         "body_bytes": len(body)}
                 if target != "/healthz":
                     self.record.write(json.dumps(seen) + "\n")
+                path = target.split("?", 1)[0]
+                if path.endswith("/flood"):
+                    await self.flood(writer)
+                    return
+                if path.endswith("/status"):
+                    seen = {"floods": self.floods}
                 payload = json.dumps(seen).encode()
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                              b"content-length: %d\r\n\r\n" % len(payload)
