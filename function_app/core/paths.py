@@ -25,6 +25,7 @@ _UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._
 PCHAR = frozenset(_UNRESERVED + "!$&'()*+,;=:@")  # RFC 3986 pchar, less pct-encoded
 QUERY_SAFE = PCHAR | frozenset("/?%")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")  # pchar and "/": nothing to decode
 _REFUSED_BYTES = frozenset(b"/\\?#") | frozenset(range(0x20)) | {0x7F}
 
 
@@ -40,6 +41,11 @@ def parse_path(raw_path: str) -> SafePath:
     """Check `raw_path` (latin-1 text of the raw bytes); InvalidPath when a rule refuses it."""
     if not raw_path.startswith("/"):
         raise InvalidPath()
+    if _PLAIN.fullmatch(raw_path):  # the common case, checked at C speed
+        segments = tuple(raw_path[1:].split("/"))
+        if "." in segments or ".." in segments:
+            raise InvalidPath()
+        return SafePath(segments, raw_path)
     raw_segments, decoded = [], []
     for segment in raw_path[1:].split("/"):
         raw, text = _segment(segment)
