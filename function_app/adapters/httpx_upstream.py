@@ -80,6 +80,9 @@ class HttpxUpstream:
     async def _take_slot(self, wait_s: float) -> None:
         if self._slots is None:
             return
+        if not self._slots.locked():
+            await self._slots.acquire()  # returns at once: no timer to arm on the hot path
+            return
         try:
             async with asyncio.timeout(wait_s):
                 await self._slots.acquire()
