@@ -3,7 +3,8 @@
 FUZZ_COUNT requests (2,000 by default; `make fuzz` sends 50,000) from tests/fuzz/generate.py,
 seeded by FUZZ_SEED, over kept-alive raw connections to a gateway on the local host with a
 `/echo/*` route to a recording echo backend beside the seed and OpenAI routes. It asserts: no
-5xx, no connection reset or hang, no traceback and no secret in the gateway's log, and every
+5xx, no connection reset or hang, no traceback and no secret in the gateway's log or in its
+error bodies (nor a backend's address), and every
 target the echo backend received is under the route's upstream prefix, without a dot segment,
 a function key or a client-written X-Forwarded-For. A finding names its seed and index;
 `case(seed, index)` rebuilds that one request.
@@ -51,7 +52,15 @@ def made_by_gateway(response) -> bool:
     return response.error_code() is not None or response.header("x-request-id") is None
 
 
-async def fire(port: int, worker: int, findings: Findings) -> None:
+def leaks(response, forbidden: list[bytes]) -> list[bytes]:
+    """What an error body made by the gateway must never carry: a traceback, a secret, or the
+    address of a backend. (A backend's own answer, such as the echo's, may name itself.)"""
+    if response.error_code() is None:
+        return []
+    return [item for item in forbidden if item in response.body]
+
+
+async def fire(port: int, worker: int, findings: Findings, forbidden: list[bytes]) -> None:
     connection = Connection(port)
     for index in range(worker, COUNT, WORKERS):
         item = case(SEED, index)
@@ -72,6 +81,8 @@ async def fire(port: int, worker: int, findings: Findings) -> None:
             findings.add(item, "no answer within the timeout")
             continue
         findings.statuses[response.status] += 1
+        if leaked := leaks(response, forbidden):
+            findings.add(item, f"error body carries {leaked}")
         if response.status >= 500:
             if made_by_gateway(response):
                 findings.add(item, f"{response.status} {response.body[:200]!r}")
@@ -102,11 +113,14 @@ def check_echo_records(lines: list[str], findings: Findings) -> int:
     return len(lines)
 
 
-async def test_fuzz_finds_nothing(hostile_gateway, echo_backend):
+async def test_fuzz_finds_nothing(hostile_gateway, echo_backend, backends):
     record = echo_backend.record
     before = len(record.read_text().splitlines()) if record.exists() else 0
     findings = Findings()
-    await asyncio.gather(*(fire(hostile_gateway.port, w, findings) for w in range(WORKERS)))
+    forbidden = [b"Traceback", b'File "', *(s.encode() for s in FUZZ_SECRETS.values()),
+                 *(f"127.0.0.1:{p.port}".encode() for p in (echo_backend, *backends.values()))]
+    await asyncio.gather(*(fire(hostile_gateway.port, w, findings, forbidden)
+                           for w in range(WORKERS)))
     await asyncio.sleep(0.5)  # abandoned requests: let the gateway log them
     lines = record.read_text().splitlines()[before:] if record.exists() else []
     forwarded = check_echo_records(lines, findings)
