@@ -10,7 +10,7 @@ PORT ?= 7071
 
 PROFILE ?= baseline
 
-.PHONY: run test setup gateway lint k6 load load-smoke bench bench-ratelimit clean
+.PHONY: run test setup gateway lint k6 load load-smoke bench bench-ratelimit fuzz clean
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp
 
@@ -65,6 +65,13 @@ bench: setup
 bench-ratelimit: setup
 	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) load/bench_ratelimit.py
+
+# The hostile-input fuzzer (tests/e2e/test_fuzz.py) at full size; `make test` sends 2,000.
+# A finding names its seed and index: tests/fuzz/generate.py case(seed, index) rebuilds it.
+FUZZ_COUNT ?= 50000
+FUZZ_SEED ?= 1414
+fuzz: setup
+	FUZZ_COUNT=$(FUZZ_COUNT) FUZZ_SEED=$(FUZZ_SEED) $(PY) -m pytest -q -s tests/e2e/test_fuzz.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

@@ -19,11 +19,13 @@ from azurefunctions.extensions.http.fastapi import (
     Response,
     StreamingResponse,
 )
+from starlette.requests import ClientDisconnect
 
 from .bootstrap import LazyGateway
-from .core.errors import GatewayError, PayloadTooLarge
+from .core.errors import ClientDisconnected, GatewayError, PayloadTooLarge
 from .core.headers import request_id_from
 from .core.models import GatewayRequest, GatewayResponse
+from .core.paths import raw_path_of
 from .core.settings import SettingsError
 from .stages.errors import error_response
 
@@ -70,7 +72,9 @@ def to_gateway_request(req: Request) -> GatewayRequest:
     request = GatewayRequest(
         method=scope["method"], path=scope["path"],
         query=scope.get("query_string", b"").decode("latin-1"), headers=headers, body=b"",
-        client_host=client[0] if client else "", scheme=scope.get("scheme", "http"))
+        client_host=client[0] if client else "", scheme=scope.get("scheme", "http"),
+        # The upstream path is built from the raw path: the decoded one has merged %2f into /.
+        raw_path=raw_path_of(scope.get("raw_path"), scope["path"]))
     request.context["body_reader"] = lambda cap: _read_body(req, cap)
     return request
 
@@ -79,11 +83,14 @@ async def _read_body(req: Request, cap: int) -> bytes:
     """The body, stopping as soon as it passes `cap` bytes (413) rather than after it is all in."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in req.stream():
-        size += len(chunk)
-        if size > cap:
-            raise PayloadTooLarge()
-        chunks.append(chunk)
+    try:
+        async for chunk in req.stream():
+            size += len(chunk)
+            if size > cap:
+                raise PayloadTooLarge()
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientDisconnected() from None
     return b"".join(chunks)
 
 

@@ -28,6 +28,7 @@ from .limiter.overrides import OverrideSource
 from .openai.ledger import TokenLedger
 from .stages.body import body_stage
 from .stages.errors import errors_stage
+from .stages.forwarded import forwarded_stage
 from .stages.openai import openai_stage
 from .stages.openai_bill import TokenLimits
 from .stages.proxy import proxy_handler
@@ -36,7 +37,13 @@ from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
 
 VERSION = "0.2.0"
+HEALTH_CONNECTIONS = 16  # the probes' own pool (at least one connection per backend)
 log = logging.getLogger(__name__)
+
+
+def quiet_storage_sdk(level: str) -> None:
+    """The Azure SDK logs every storage call at INFO (headers included); keep it at `level`."""
+    logging.getLogger("azure").setLevel(level)
 
 
 async def build_gateway(
@@ -45,16 +52,26 @@ async def build_gateway(
 ) -> Gateway:
     """Wire a gateway from settings; the keyword arguments replace real adapters in tests."""
     table = parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
+    quiet_storage_sdk(settings.storage_sdk_log_level)
+    probes = upstream
     if upstream is None:
         upstream = HttpxUpstream(make_transport(settings.upstream_client,
-                                                settings.upstream_max_connections))
+                                                settings.upstream_max_connections),
+                                 settings.upstream_max_connections)
+        # Health probes get connections of their own: a pool full of slow streams must not
+        # make /healthz report healthy backends as down.
+        size = max(HEALTH_CONNECTIONS, len(settings.backends))
+        probes = HttpxUpstream(make_transport(settings.upstream_client, size), size)
     gateway = Gateway(settings, handle=None, health=HealthReport(  # type: ignore[arg-type]
         service=settings.service_name, version=VERSION, backends=settings.backends,
-        upstream=upstream, probe_timeout_s=settings.health_probe_timeout_s,
+        upstream=probes, probe_timeout_s=settings.health_probe_timeout_s,
         cache_s=settings.health_cache_s), closers=[upstream.aclose])
+    if probes is not upstream:
+        gateway.closers.append(probes.aclose)
     identity = ClientIdentity(settings.client_id_source, settings.trusted_proxies,
                               settings.client_id_header)
-    stages: list[Stage] = [request_id_stage, errors_stage, routing_stage(table)]
+    stages: list[Stage] = [request_id_stage, errors_stage,
+                           forwarded_stage(settings.trusted_proxies), routing_stage(table)]
     clock = clock or SystemClock()
     limiter = None
     if settings.rate_limit_enabled:

@@ -128,7 +128,6 @@ var gatewaySettingDefaults = {
   RATE_LIMIT_SHADOW_SCOPES: ''
   CLIENT_ID_SOURCE: 'address'
   CLIENT_ID_HEADER: 'x-api-key'
-  TRUSTED_PROXIES: '127.0.0.1/32,::1/128'
   RATE_LIMIT_STORAGE_TIMEOUT_S: '0.5'
   RATE_LIMIT_FAILURE_MODE: 'open'
   RATE_LIMIT_EXPECTED_INSTANCES: '4'
@@ -146,10 +145,18 @@ var gatewaySettingDefaults = {
   CLIENT_TPM: '200000'
   MODEL_TPM: '1000000'
   DEFAULT_MAX_TOKENS: '1024'
+  STORAGE_SDK_LOG_LEVEL: 'WARNING'
 }
+
+// In Azure the Functions host forwards each request to the worker over loopback with YARP's
+// default transformer, which sets (replaces, never appends) X-Forwarded-For/-Host/-Proto: the
+// loopback peer is the one proxy whose forwarded headers the gateway may believe. Locally
+// (SPECS default, empty) nothing but the peer is trusted. README, Security.
+var azureHostProxies = '127.0.0.1/32,::1/128'
 
 // Gateway settings whose values come from the resources this template creates.
 var gatewayWiredSettings = {
+  TRUSTED_PROXIES: azureHostProxies
   PY_SERVICE_URL: pythonBackend.outputs.url
   NODE_SERVICE_URL: nodeBackend.outputs.url
   TABLE_STORAGE_ENDPOINT: storage.outputs.tableEndpoint

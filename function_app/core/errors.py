@@ -2,7 +2,10 @@
 
     GatewayError                 (500 internal_error)
     ├── BadRequest               (400 bad_request)
-    │   └── InvalidJson          (400 invalid_json)
+    │   ├── InvalidJson          (400 invalid_json)
+    │   ├── JsonTooDeep          (400 json_too_deep, nesting over MAX_JSON_DEPTH)
+    │   ├── InvalidPath          (400 invalid_path: dot segments, encoded slashes, controls)
+    │   └── NeverFits            (400 exceeds_limit: a cost no bucket can ever hold)
     ├── NotFound                 (404 not_found)
     │   └── ModelNotFound        (404 model_not_found, OpenAI routes: no backend for the model)
     ├── MethodNotAllowed         (405 method_not_allowed, carries Allow)
@@ -12,7 +15,9 @@
     ├── UpstreamError            (502 upstream_unavailable: refused, reset, bad answer)
     ├── Overloaded               (503 overloaded)
     │   └── StorageUnavailable   (503 storage_unavailable, fail-closed limiter)
-    └── UpstreamTimeout          (504 upstream_timeout)
+    ├── UpstreamTimeout          (504 upstream_timeout)
+    └── ClientDisconnected       (499 client_disconnected: the client left mid-request; logged,
+                                  never seen by anyone)
 
 Foreign exceptions are translated into this tree where they enter (the upstream adapter, the
 limiter); the error stage renders any GatewayError as JSON (in OpenAI's shape on OpenAI routes,
@@ -43,6 +48,22 @@ class BadRequest(GatewayError):
 class InvalidJson(BadRequest):
     code = "invalid_json"
     public_message = "The request body is not valid JSON."
+
+
+class JsonTooDeep(BadRequest):
+    code = "json_too_deep"
+    public_message = "The request body nests JSON deeper than the gateway accepts."
+
+
+class InvalidPath(BadRequest):
+    code = "invalid_path"
+    public_message = ("The request path is not allowed: dot segments, encoded slashes or "
+                      "backslashes, control characters and encoded '?' or '#' are refused.")
+
+
+class NeverFits(BadRequest):
+    code = "exceeds_limit"
+    public_message = "The request costs more than the limit can ever admit."
 
 
 class NotFound(GatewayError):
@@ -104,3 +125,14 @@ class UpstreamTimeout(GatewayError):
     status = 504
     code = "upstream_timeout"
     public_message = "The backend did not answer in time."
+
+
+class ClientDisconnected(GatewayError):
+    """The client closed its connection before the gateway had the whole request.
+
+    Nobody reads the answer; the error stage logs it as what it is, without a traceback.
+    """
+
+    status = 499  # nginx's "client closed request", as log tools know it
+    code = "client_disconnected"
+    public_message = "The client closed the connection before the request was complete."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import unquote_plus
 
 from .models import Headers
 
@@ -66,9 +67,22 @@ def request_id_from(value: str | None) -> str:
     return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
+FUNCTION_KEY_PARAM = "code"
+
+
 def strip_function_key(query: str) -> str:
-    """The query string without the `code` parameter that carries a function key."""
+    """The query string without any parameter the Functions host would read as the function key.
+
+    The host looks `code` up case-insensitively after percent-decoding (ASP.NET's query
+    collection), so `CODE`, `Code`, `%63ode` and `c%6Fde` all carry a key; each is dropped.
+    """
     if not query:
         return query
-    kept = [p for p in query.split("&") if p.split("=", 1)[0] != "code"]
+    kept = [p for p in query.split("&") if not _is_key_param(p.split("=", 1)[0])]
     return "&".join(kept)
+
+
+def _is_key_param(name: str) -> bool:
+    if len(name) < len(FUNCTION_KEY_PARAM):
+        return False
+    return unquote_plus(name, encoding="latin-1").strip().lower() == FUNCTION_KEY_PARAM

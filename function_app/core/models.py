@@ -21,6 +21,7 @@ class GatewayRequest:
     client_host: str
     scheme: str = "http"
     request_id: str = ""
+    raw_path: str = ""  # the path as the client sent it, still encoded (latin-1 text of bytes)
     context: dict[str, Any] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:

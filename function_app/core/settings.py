@@ -103,10 +103,12 @@ SPECS: tuple[Spec, ...] = (
          "API key header (hashed), or the Easy Auth principal; the address when it is absent."),
     Spec("CLIENT_ID_HEADER", "client_id_header", "x-api-key", header_name,
          "Header carrying the API key when CLIENT_ID_SOURCE=api-key."),
-    Spec("TRUSTED_PROXIES", "trusted_proxies", "127.0.0.1/32,::1/128", parse_networks,
-         "Addresses or CIDR blocks whose X-Forwarded-For entries are believed; the client is "
-         "the first untrusted hop from the right. In Azure the host reaches the worker from "
-         "loopback, and its front end appends the caller's address."),
+    Spec("TRUSTED_PROXIES", "trusted_proxies", "", parse_networks,
+         "Addresses or CIDR blocks whose X-Forwarded-For/-Host/-Proto are believed; the client "
+         "is the first untrusted hop from the right. Empty (the default): only the connection's "
+         "peer counts. In Azure the Functions host reaches the worker over loopback and sets "
+         "(replaces) X-Forwarded-For itself, so the Bicep sets 127.0.0.1/32,::1/128 there; see "
+         "README, Security."),
     Spec("RATE_LIMIT_STORAGE_TIMEOUT_S", "rate_limit_storage_timeout_s", "0.5",
          float_range(0.01, 10),
          "Deadline of one limiter storage call; a slower call counts as storage unavailable."),
@@ -154,6 +156,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("DEFAULT_MAX_TOKENS", "default_max_tokens", "1024", int_range(1, 10_000_000),
          "max_tokens sent upstream when a completion request sets neither max_tokens nor "
          "max_completion_tokens (it bounds the reservation)."),
+    # Hostile input (issue 14).
+    Spec("STORAGE_SDK_LOG_LEVEL", "storage_sdk_log_level", "WARNING",
+         choice("DEBUG", "INFO", "WARNING", "ERROR"),
+         "Level of the Azure SDK's own loggers (azure.*): at INFO they log every storage call "
+         "with its headers."),
 )
 
 
@@ -202,6 +209,7 @@ class Settings:
     client_tpm: float
     model_tpm: float
     default_max_tokens: int
+    storage_sdk_log_level: str
 
     @property
     def backends(self) -> dict[str, str]:

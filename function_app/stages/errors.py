@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from ..core.errors import GatewayError
+from ..core.errors import ClientDisconnected, GatewayError
 from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
 from ..core.routes import PROXY
@@ -40,6 +40,11 @@ def render(error: GatewayError, request: GatewayRequest) -> GatewayResponse:
 async def errors_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
     try:
         return await call_next(request)
+    except ClientDisconnected as error:
+        # Routine on the internet, not a fault of the gateway: one line, no traceback.
+        log.info("client disconnected before the request was complete, request_id=%s",
+                 request.request_id)
+        return render(error, request)
     except GatewayError as error:
         return render(error, request)
     except Exception:

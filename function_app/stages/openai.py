@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 
 from ..core.clock import Clock
-from ..core.errors import ModelNotFound
+from ..core.errors import ModelNotFound, NeverFits
 from ..core.identity import ClientIdentity
 from ..core.model_routes import ModelBackend, ModelTable
 from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
+from ..core.ratelimit.model import ScopedLimit
 from ..core.routes import OPENAI_MODELS, PROXY
 from ..openai.estimate import Prepared, prepare
 from ..openai.ledger import TokenLedger
@@ -42,6 +43,8 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         client = request.context.get("client_id") or identity.of(request)
         bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
                     prepared.model, prepared.estimate)
+        if limiter is not None:
+            refuse_what_never_fits(bill.scopes, prepared.estimate)
         try:
             await reserve(bill, clock)
         finally:
@@ -57,6 +60,18 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage)
 
     return stage
+
+
+def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:
+    """400 when `estimate` exceeds a bucket's size: waiting can never admit it, so a 429 with
+    a Retry-After would only send the client into a retry loop."""
+    for scoped in scopes:
+        if not scoped.limit.shadow and estimate > scoped.limit.burst:
+            scope = "this model" if scoped.scope == "model_tpm" else "this client"
+            raise NeverFits(
+                f"The request needs {estimate} tokens (prompt estimate plus max_tokens times n); "
+                f"{scope} is limited to {int(scoped.limit.burst)} tokens per minute. Lower "
+                "max_tokens, n or the prompt.")
 
 
 def route_to(request: GatewayRequest, backend: ModelBackend, prepared: Prepared) -> None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from ..core.headers import client_response_headers, strip_function_key, upstream_request_headers
 from ..core.models import GatewayRequest, GatewayResponse, Headers
+from ..core.paths import safe_query
 from ..core.pipeline import Handler
 from ..core.routes import Match
 from ..core.upstream import Upstream, UpstreamRequest
@@ -19,7 +20,7 @@ def proxy_handler(upstream: Upstream, backends: Mapping[str, str], connect_timeo
                   ) -> Handler:
     async def handle(request: GatewayRequest) -> GatewayResponse:
         match: Match = request.context["match"]
-        query = strip_function_key(request.query)
+        query = safe_query(strip_function_key(request.query))
         # OpenAI routes have no fixed backend: the OpenAI stage chose one by model.
         base = request.context.get("backend_url") or backends[match.route.backend]
         url = base + match.upstream_path + (f"?{query}" if query else "")

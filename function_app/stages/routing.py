@@ -1,15 +1,26 @@
-"""Match the path and method against the route table (404 / 405 before any body is read)."""
+"""Match the path and method against the route table (404 / 405 before any body is read).
+
+The path is judged on its raw, still-encoded form first (core/paths.py: 400 invalid_path), and a
+prefix route's upstream path is built from those raw segments, never from the decoded path.
+"""
 
 from __future__ import annotations
 
 from ..core.models import GatewayRequest, GatewayResponse
+from ..core.paths import forward_path, parse_path
 from ..core.pipeline import Handler, Stage
-from ..core.routes import RouteTable
+from ..core.routes import Match, RouteTable
 
 
 def routing_stage(table: RouteTable) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        request.context["match"] = table.match(request.path, request.method)
+        safe = parse_path(request.raw_path or request.path)
+        request.path = safe.decoded  # what is matched is exactly what is forwarded
+        match = table.match(safe.decoded, request.method)
+        if match.route.is_prefix:
+            match = Match(match.route, forward_path(match.route.upstream_path,
+                                                    match.route.path[:-2], safe))
+        request.context["match"] = match
         return await call_next(request)
 
     return stage

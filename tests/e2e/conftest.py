@@ -50,3 +50,42 @@ def gateway(backends, log_dir):
         "MAX_BODY_BYTES": "4096"})
     yield proc
     proc.stop()
+
+
+# Hostile input (issue 14): a raw echo backend that records every request target it receives,
+# and a gateway with a `/echo/*` prefix route to it beside the seed and OpenAI routes.
+ECHO_UPSTREAM = "/internal/echo"
+FUZZ_SECRETS = {"function_key": "fzkey-5ecret-7a1c", "model_key": "sk-fuzz-upstream-9e3b"}
+
+
+@pytest.fixture(scope="session")
+def echo_backend(log_dir):
+    port = free_port()
+    record = log_dir / "echo-record.jsonl"
+    proc = spawn("echo-backend", [PYTHON, "-m", "tests.support.echo_backend", "--port",
+                                  str(port), "--record", str(record)], port=port, log_dir=log_dir)
+    proc.record = record
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def hostile_gateway(backends, echo_backend, log_dir):
+    routes = [{"path": "/echo/*", "methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                                              "OPTIONS"], "backend": "echo",
+               "upstream_path": ECHO_UPSTREAM},
+              # A short deadline, for the client that never reads (the echo backend's /flood).
+              {"path": "/slow/*", "methods": ["GET"], "backend": "echo",
+               "upstream_path": ECHO_UPSTREAM + "/slow", "timeout_s": 1.5},
+              {"path": "/infer/python", "methods": ["POST"], "backend": "python",
+               "upstream_path": "/infer", "json_body": True},
+              {"path": "/infer/node", "methods": ["POST"], "backend": "node",
+               "upstream_path": "/infer", "json_body": True}]
+    proc = start_gateway(log_dir, "hostile-gateway", {
+        "PY_SERVICE_URL": backends["python"].url, "NODE_SERVICE_URL": backends["node"].url,
+        "GATEWAY_BACKENDS": json.dumps({"echo": echo_backend.url}),
+        "GATEWAY_ROUTES": json.dumps(routes), "UPSTREAM_TIMEOUT_S": "10",
+        "MAX_BODY_BYTES": "262144", "DEFAULT_MAX_TOKENS": "8",
+        "MODEL_API_KEYS": json.dumps({"sim-node": FUZZ_SECRETS["model_key"]})})
+    yield proc
+    proc.stop()
