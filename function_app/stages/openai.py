@@ -42,7 +42,7 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             raise ModelNotFound(f"The model '{prepared.model}' does not exist.")
         client = request.context.get("client_id") or identity.of(request)
         bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
-                    prepared.model, prepared.estimate)
+                    prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
         try:
             await reserve(bill, clock)
         finally:
