@@ -72,7 +72,8 @@ class ModelTable:
             other = self.routes[name]
             targets.append(Target(other.members, model=name, fallback_on=route.fallback_on,
                                   label=name))
-        return Plan(tuple(targets))
+        # Completions are stateless inference: safe to send again after a reset.
+        return Plan(tuple(targets), repeatable=True)
 
     def resolve(self, model: str) -> ModelBackend | None:
         """The backend for `model`: its route, else the default backend, else None."""

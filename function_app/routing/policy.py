@@ -72,12 +72,16 @@ def decide(outcome: Outcome, *, method: str, repeatable: bool, tries: int, max_t
     target's trigger set (None when there is no next target).
     """
     cls = failure_class(outcome)
-    if cls is None or not may_repeat(outcome, method, repeatable):
+    if cls is None:
         return Action.RETURN
+    repeat = may_repeat(outcome, method, repeatable)
     retryable = outcome.kind is not Kind.ANSWER or outcome.status in RETRY_STATUSES
-    if retryable and tries < max_tries:
+    if repeat and retryable and tries < max_tries:
         return Action.RETRY
-    if next_fallback_on is not None and cls in next_fallback_on:
+    # An error answer ends the backend's work, so another target may take the request; after
+    # a reset or a timeout the work may still be going on, and only a repeatable request moves.
+    finished = outcome.kind is Kind.ANSWER
+    if next_fallback_on is not None and cls in next_fallback_on and (repeat or finished):
         return Action.FALLBACK
     return Action.RETURN
 
@@ -130,7 +134,7 @@ def pick_backend(members: Sequence[Member], usable: Callable[[Member], bool],
     second = _draw([m for m in tier if m is not first], rng)
 
     def load(member: Member) -> float:
-        return (outstanding.get(member.name, 0) + 1) / member.weight
+        return outstanding.get(member.name, 0) / member.weight
 
     return second if load(second) < load(first) else first
 
