@@ -88,6 +88,7 @@ def _router(settings: Settings, gateway: Gateway, upstream: Upstream, table: Rou
         settings.breaker_failures, settings.breaker_failure_rate, settings.breaker_window_s,
         settings.breaker_min_requests, settings.breaker_open_s),
         cache_s=settings.breaker_cache_s, storage_timeout_s=settings.rate_limit_storage_timeout_s)
+    breakers.start()  # read the shared rows from now on, before any request needs them
     gateway.closers.append(breakers.close)
     router = Router(upstream, breakers, settings.connect_timeout_s, settings.retry_max_attempts,
                     lambda: RetryBudget(settings.retry_budget_ratio,
