@@ -115,7 +115,9 @@ async def sample(urls: list[str], seconds: float, rec: Recorder) -> None:
                                     "states": routing["breakers"]["states"],
                                     "retries": totals["retries"],
                                     "refusals": totals["budget_refusals"],
-                                    "attempts": totals["attempts"]})
+                                    "attempts": totals["attempts"],
+                                    "adopted": routing["breakers"]["adopted"],
+                                    "storage": routing["breakers"]["storage_healthy"]})
             await asyncio.sleep(0.1)
 
 

@@ -58,17 +58,19 @@ def _budget(raw: dict[str, Any]) -> dict[str, Any]:
     sent: dict[int, list[float]] = defaultdict(list)
     for t, _, _, instance in raw["answers"]:
         sent[instance].append(t)
-    worst, retries, refusals = 0.0, 0, 0
+    worst, retries, refusals, adopted = 0.0, 0, 0, 0
     for instance, rows in per_instance.items():
         retries += rows[-1]["retries"]
         refusals += rows[-1]["refusals"]
+        adopted += rows[-1].get("adopted", 0)
         for row in rows:
             before = next((r for r in rows if r["t"] >= row["t"] - WINDOW_S), rows[0])
             used = row["retries"] - before["retries"]
             requests = sum(1 for t in sent[instance] if before["t"] <= t <= row["t"])
             allowance = FLOOR * WINDOW_S + RATIO * requests
             worst = max(worst, used / allowance)
-    return {"retries": retries, "refusals": refusals, "worst_window_use": round(worst, 3)}
+    return {"retries": retries, "refusals": refusals, "worst_window_use": round(worst, 3),
+            "adopted": adopted}
 
 
 def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
@@ -85,6 +87,8 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
          f"{b['python2']['first_open_s']} s / {b['python2']['spread_s']} s", "spread ≤ 2 s"),
         ("both killed: python's breaker, first open after / spread",
          f"{b['python']['first_open_s']} s / {b['python']['spread_s']} s", "spread ≤ 2 s"),
+        ("breaker states taken from another instance's row (shared through Azurite)",
+         str(f["budget"]["adopted"]), ""),
         ("python2 restarted: first answer served by it after it answers its /healthz",
          f"{f['traffic_back_s']} s", "≤ 5 s"),
         ("answers by backend", ", ".join(f"{k or 'none'} {v}" for k, v in

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 from ..core.models import Headers
+from ..core.upstream import UpstreamResponse
 
 
 def declared_length(headers: Headers) -> int | None:
@@ -56,3 +57,21 @@ async def close_quietly(body: object) -> None:
     close = getattr(body, "aclose", None)
     if close is not None:
         await close()
+
+
+async def buffered(answer: UpstreamResponse) -> tuple[bytes, UpstreamResponse]:
+    """The whole body of `answer` (keep it for small ones), and the answer to pass on."""
+    body = b"".join([chunk async for chunk in answer.body])
+
+    async def again() -> AsyncIterator[bytes]:
+        yield body
+
+    return body, UpstreamResponse(answer.status, answer.headers, again())
+
+
+def header(headers: Headers, name: str) -> str | None:
+    """The first value of header `name` (lower case), any case in `headers`."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None

@@ -16,21 +16,20 @@ never charges twice. The loop, in short (the decisions are function_app/routing/
 - nothing is retried once the answer's headers are accepted: the first byte is on its way.
 
 `send_attempt` is the one exchange with one member (the place for a client span per attempt);
-`upstream_url` builds the URL of an attempt.
+`upstream_url` (target_request.py) builds the URL of an attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.errors import GatewayError, NoHealthyBackend, UpstreamConnectError, UpstreamTimeout
 from ..core.headers import client_response_headers, strip_function_key, upstream_request_headers
-from ..core.models import GatewayRequest, GatewayResponse, Headers
+from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
 from ..core.routes import Match
 from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
@@ -48,7 +47,15 @@ from ..routing.policy import (
 from ..routing.policy import pick_backend as pick
 from ..routing.pools import Member, Plan, Target
 from ..routing.stats import RoutingStats
-from .answer_body import close_quietly, complete_body, declared_length, with_release
+from .answer_body import (
+    buffered,
+    close_quietly,
+    complete_body,
+    declared_length,
+    header,
+    with_release,
+)
+from .target_request import body_for, headers_for, upstream_path, upstream_url
 
 BACKEND_HEADER = "X-Gateway-Backend"
 PLAN = "plan"  # context key: the plan chosen by an earlier stage (the OpenAI stage, by model)
@@ -76,20 +83,6 @@ class Router:
         return found
 
 
-def upstream_url(base: str, path: str, query: str) -> str:
-    return base + path + (f"?{query}" if query else "")
-
-
-def upstream_path(match: Match, target: Target) -> str:
-    """The path at `target`: its own upstream path (plus a prefix route's rest), or the match's."""
-    if target.path is None:
-        return match.upstream_path
-    if not match.route.is_prefix:
-        return target.path
-    rest = match.upstream_path[len(match.route.upstream_path.rstrip("/")):]
-    return target.path.rstrip("/") + rest
-
-
 def proxy_handler(router: Router) -> Handler:
     async def handle(request: GatewayRequest) -> GatewayResponse:
         return await _Exchange(router, request).run()
@@ -111,7 +104,7 @@ async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_ti
         return Outcome(Kind.CONNECT), None, error
     except GatewayError as error:
         return Outcome(Kind.RESET), None, error
-    retry_after = parse_retry_after(_header(answer.headers, "retry-after"))
+    retry_after = parse_retry_after(header(answer.headers, "retry-after"))
     return Outcome(Kind.ANSWER, answer.status, retry_after), answer, None
 
 
@@ -229,7 +222,7 @@ class _Exchange:
             outgoing = UpstreamRequest(
                 self.request.method,
                 upstream_url(member.url, upstream_path(self.match, target), self.query),
-                self._headers_for(member), self._body_for(target),
+                headers_for(member, self.headers), body_for(target, self.request.body),
                 min(router.connect_timeout_s, left), left)
             attempt_s = min(self.plan.attempt_timeout_s or left, left)
             outcome, answer, error = await send_attempt(router.upstream, outgoing, attempt_s)
@@ -284,22 +277,6 @@ class _Exchange:
             return GatewayResponse(answer.status, headers, body)
         raise error or UpstreamTimeout()
 
-    def _headers_for(self, member: Member) -> Headers:
-        if not member.api_key:
-            return self.headers
-        # The client's own credential is for the gateway; it must not reach this backend.
-        headers = [(k, v) for k, v in self.headers if k.lower() != "authorization"]
-        headers.append(("authorization", f"Bearer {member.api_key}"))
-        return headers
-
-    def _body_for(self, target: Target) -> bytes:
-        body = self.request.body
-        if target.model is None:
-            return body
-        decoded = json.loads(body)
-        decoded["model"] = target.model
-        return json.dumps(decoded).encode()
-
     def _time_left(self) -> float:
         return self.deadline - time.monotonic()
 
@@ -307,24 +284,11 @@ class _Exchange:
 async def _mark_context_length(outcome: Outcome, answer: UpstreamResponse
                                ) -> tuple[Outcome, UpstreamResponse]:
     """Read a 400's (small) body to see whether it is a context-length error."""
-    chunks = [chunk async for chunk in answer.body]
-    body = b"".join(chunks)
-
-    async def again() -> AsyncIterator[bytes]:
-        yield body
-
-    marked = Outcome(outcome.kind, outcome.status, outcome.retry_after_s,
-                     CONTEXT_LENGTH_MARK in body)
-    return marked, UpstreamResponse(answer.status, answer.headers, again())
+    body, answer = await buffered(answer)
+    return Outcome(outcome.kind, outcome.status, outcome.retry_after_s,
+                   CONTEXT_LENGTH_MARK in body), answer
 
 
 def _served_by(member: Member, target: Target) -> str:
     # A member named by its URL is shown by its model's name: no internal address leaves.
     return target.label if "://" in member.name else member.name
-
-
-def _header(headers: Headers, name: str) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
