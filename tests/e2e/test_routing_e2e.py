@@ -253,3 +253,22 @@ def test_a_stream_whose_backend_dies_ends_with_an_openai_error(log_dir):
     finally:
         proc.stop()
         sim.stop()
+
+
+def test_with_storage_unreachable_breakers_work_per_instance(sims, log_dir):
+    dead = f"http://127.0.0.1:{free_port()}"
+    nowhere = Azurite(log_dir / "never-started")  # a connection string to a closed port
+    env = {**pool_env(sims), "PY_SERVICE_URL": dead, "RATE_LIMIT_ENABLED": "false",
+           "RATE_LIMIT_STORAGE_CONNECTION": nowhere.connection_string}
+    proc = start_gateway(log_dir, "gw-nostore", env)
+    try:
+        with httpx.Client(base_url=proc.url, timeout=10) as client:
+            answers = [infer(client) for _ in range(30)]
+            assert {a.status_code for a in answers} == {200}
+            stats = routing(proc.url)
+            assert stats["breakers"]["states"]["python"] in ("open", "half_open")
+            assert stats["breakers"]["storage_healthy"] is False
+            health = client.get("/healthz").json()["routing"]
+            assert health["breaker_storage_healthy"] is False
+    finally:
+        proc.stop()
