@@ -27,7 +27,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..core.errors import GatewayError, NoHealthyBackend, UpstreamConnectError, UpstreamTimeout
+from ..core.errors import (
+    GatewayError,
+    NoHealthyBackend,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from ..core.headers import client_response_headers, strip_function_key, upstream_request_headers
 from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
@@ -219,6 +225,9 @@ class _Exchange:
                 router.outstanding[member.name] -= 1
 
         try:
+            if self.last is not None and self.last[1] is not None:
+                await close_quietly(self.last[1].body)  # an answer held in case all fail
+                self.last = (self.last[0], None, self.last[2] or UpstreamError())
             outgoing = UpstreamRequest(
                 self.request.method,
                 upstream_url(member.url, upstream_path(self.match, target), self.query),
@@ -232,8 +241,6 @@ class _Exchange:
             router.breakers.record(member, not outcome.failed)
             if outcome.failed:
                 router.stats.add(self.route, member.name, "failures")
-            if self.last is not None and self.last[1] is not None:
-                await close_quietly(self.last[1].body)
             self.last = (outcome, answer, error)
             self.last_served_by = _served_by(member, target)
             if answer is None or self._would_try_again(outcome, target, following):
