@@ -21,6 +21,7 @@ from .store import BreakerStore, ProbeResult, ProbeStore, StoreConflict, StoreUn
 
 log = logging.getLogger(__name__)
 WRITE_TRIES = 2
+PROBES_EVERY_S = 2.0  # probes change once per timer run (10 s): read them less often
 
 
 class SharedBreakers:
@@ -37,6 +38,7 @@ class SharedBreakers:
         self.counters = dict.fromkeys(("transitions", "writes", "conflicts", "adopted",
                                        "refreshes", "refresh_failures"), 0)
         self._loop_task: asyncio.Task | None = None
+        self._probes_read_at = float("-inf")
         self._tasks: set[asyncio.Task] = set()
 
     def breaker(self, name: str) -> Breaker:
@@ -84,10 +86,12 @@ class SharedBreakers:
                     self._etags[row.backend] = row.etag
                     if self.breaker(row.backend).adopt(row.state):
                         self.counters["adopted"] += 1
-            if self._probe_store is not None:
+            now = self._clock.now()
+            if self._probe_store is not None and now - self._probes_read_at >= PROBES_EVERY_S:
                 async with asyncio.timeout(self._timeout_s):
                     found = await self._probe_store.read_probes()
                 self.probes = {probe.backend: probe for probe in found}
+                self._probes_read_at = now
             self.counters["refreshes"] += 1
             self.storage_healthy = True
         except (StoreUnavailable, TimeoutError) as exc:
