@@ -10,9 +10,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
-from typing import cast
 
-from .adapters.breakerstore_table import open_routing_store
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
 from .adapters.limitstore_table import open_limit_storage
@@ -20,24 +18,21 @@ from .core.clock import Clock, SystemClock
 from .core.identity import ClientIdentity
 from .core.pipeline import Stage, compose
 from .core.ratelimit.store import OverrideStore, RateLimitStore
-from .core.routes import PROXY, RouteTable, parse_routes
+from .core.routes import parse_routes
 from .core.settings import Settings, load_settings, model_table
-from .core.upstream import Upstream, UpstreamRequest
+from .core.upstream import Upstream
 from .gateway import Gateway
 from .health import HealthReport
 from .limiter.limiter import Limiter
 from .limiter.overrides import OverrideSource
 from .openai.ledger import TokenLedger
-from .routing.breaker import BreakerConfig
-from .routing.breakers import SharedBreakers
-from .routing.budget import RetryBudget
-from .routing.probes import plan_members, routing_report, run_health_checks
-from .routing.store import BreakerStore, ProbeStore
+from .router_wiring import build_router
+from .routing.store import BreakerStore
 from .stages.body import body_stage
 from .stages.errors import errors_stage
 from .stages.openai import openai_stage
 from .stages.openai_bill import TokenLimits
-from .stages.proxy import Router, proxy_handler
+from .stages.proxy import proxy_handler
 from .stages.rate_limit import rate_limit_stage
 from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
@@ -70,52 +65,9 @@ async def build_gateway(
         stages.append(rate_limit_stage(limiter, overrides.limits_for, identity))
     stages.append(body_stage(settings.max_body_bytes))
     stages.append(_openai(settings, gateway, limiter, identity, clock))
-    router = _router(settings, gateway, upstream, table, routing_store)
+    router = build_router(settings, gateway, upstream, table, routing_store)
     gateway.handle = compose(stages, proxy_handler(router))
     return gateway
-
-
-def _router(settings: Settings, gateway: Gateway, upstream: Upstream, table: RouteTable,
-            store: BreakerStore | None) -> Router:
-    """The attempt loop's shared parts: breakers (shared through storage), budgets, stats."""
-    if store is None:
-        store = open_routing_store(settings.rate_limit_storage_connection,
-                                   settings.table_storage_endpoint, settings.routing_table)
-        if store is not None:
-            gateway.closers.append(store.close)
-    clock = SystemClock()  # breaker rows compare wall-clock times across instances
-    breakers = SharedBreakers(store, cast(ProbeStore, store), clock, BreakerConfig(
-        settings.breaker_failures, settings.breaker_failure_rate, settings.breaker_window_s,
-        settings.breaker_min_requests, settings.breaker_open_s),
-        cache_s=settings.breaker_cache_s, storage_timeout_s=settings.rate_limit_storage_timeout_s)
-    breakers.start()  # read the shared rows from now on, before any request needs them
-    gateway.closers.append(breakers.close)
-    router = Router(upstream, breakers, settings.connect_timeout_s, settings.retry_max_attempts,
-                    lambda: RetryBudget(settings.retry_budget_ratio,
-                                        settings.retry_budget_min_per_s,
-                                        settings.retry_budget_window_s))
-    pools = {r.path: r.plan for r in table.routes if r.kind == PROXY}
-    models = model_table(settings)
-    pools.update({f"model:{name}": models.plan(name) for name in models.names()})
-    gateway.stats_sources["routing"] = lambda: {**router.stats.snapshot(),
-                                                "breakers": breakers.snapshot()}
-    gateway.health.sections["routing"] = lambda: routing_report(pools, breakers,
-                                                                router.outstanding)
-    if store is not None:
-        members = plan_members(pools.values())
-        holder = f"{socket.gethostname()}-{os.getpid()}"
-
-        async def probe(url: str, timeout_s: float) -> int:
-            answer = await upstream.send(UpstreamRequest(
-                "GET", url, [("accept", "application/json")], b"", timeout_s, timeout_s))
-            async for _ in answer.body:  # drain: the connection goes back to the pool
-                pass
-            return answer.status
-
-        gateway.health_checks = lambda: run_health_checks(
-            members, probe, cast(ProbeStore, store), clock, holder,
-            timeout_s=settings.health_probe_timeout_s, lease_s=settings.health_check_lease_s)
-    return router
 
 
 def _limiter(settings: Settings, gateway: Gateway, clock: Clock,
