@@ -35,6 +35,28 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 gateway = LazyGateway(lambda: os.environ)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+HEALTH_CHECK_SCHEDULE = "*/10 * * * * *"  # NCRONTAB with seconds: every 10 s
+
+
+@app.timer_trigger(schedule=HEALTH_CHECK_SCHEDULE, arg_name="timer", run_on_startup=False,
+                   use_monitor=False)
+async def health_checks(timer: func.TimerRequest) -> None:
+    """Active health checks of every backend (one instance per app probes, by lease)."""
+    if timer.past_due:
+        log.info("health-check timer is past due")
+    await run_health_checks()
+
+
+async def run_health_checks() -> dict:
+    """The timer's body: probe and record when this instance holds the lease (routing/probes)."""
+    try:
+        instance = await gateway.get()
+    except SettingsError as exc:
+        log.error("gateway cannot start: %s", exc)
+        return {"ran": False, "reason": "misconfigured"}
+    if instance.health_checks is None:
+        return {"ran": False, "reason": "no routing storage configured"}
+    return await instance.health_checks()
 
 
 @app.route(route="healthz", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -26,6 +26,8 @@ from .health import HealthReport
 from .limiter.limiter import Limiter
 from .limiter.overrides import OverrideSource
 from .openai.ledger import TokenLedger
+from .router_wiring import build_router
+from .routing.store import BreakerStore
 from .stages.body import body_stage
 from .stages.errors import errors_stage
 from .stages.forwarded import forwarded_stage
@@ -49,6 +51,7 @@ def quiet_storage_sdk(level: str) -> None:
 async def build_gateway(
     settings: Settings, *, upstream: Upstream | None = None, clock: Clock | None = None,
     limit_store: RateLimitStore | None = None, override_store: OverrideStore | None = None,
+    routing_store: BreakerStore | None = None,
 ) -> Gateway:
     """Wire a gateway from settings; the keyword arguments replace real adapters in tests."""
     table = parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
@@ -79,8 +82,8 @@ async def build_gateway(
         stages.append(rate_limit_stage(limiter, overrides.limits_for, identity))
     stages.append(body_stage(settings.max_body_bytes))
     stages.append(_openai(settings, gateway, limiter, identity, clock))
-    gateway.handle = compose(stages, proxy_handler(upstream, settings.backends,
-                                                   settings.connect_timeout_s))
+    router = build_router(settings, gateway, upstream, table, routing_store)
+    gateway.handle = compose(stages, proxy_handler(router))
     return gateway
 
 

@@ -19,6 +19,8 @@ class Gateway:
     health: HealthReport
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     stats_sources: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    # The body of the health-check timer (routing/probes.py), bound to this gateway's backends.
+    health_checks: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
     async def serve(self, request: GatewayRequest) -> GatewayResponse:
         return await self.handle(request)

@@ -28,6 +28,7 @@ class HealthReport:
         self._started = clock()
         self._probe: asyncio.Task | None = None
         self._probed_at = float("-inf")
+        self.sections: dict[str, Callable[[], dict[str, Any]]] = {}  # more parts of the report
 
     async def report(self) -> dict[str, Any]:
         now = self._clock()
@@ -36,7 +37,9 @@ class HealthReport:
             self._probe = asyncio.ensure_future(self._probe_all())
         backends = await asyncio.shield(self._probe)
         uptime_ms = int((self._clock() - self._started) * 1000)
-        return {"ok": True, **self._static, "uptime_ms": uptime_ms, "backends": backends}
+        extra = {name: section() for name, section in self.sections.items()}
+        return {"ok": True, **self._static, "uptime_ms": uptime_ms, "backends": backends,
+                **extra}
 
     async def _probe_all(self) -> dict[str, dict[str, Any]]:
         names = list(self._backends)

@@ -146,6 +146,18 @@ var gatewaySettingDefaults = {
   MODEL_TPM: '1000000'
   DEFAULT_MAX_TOKENS: '1024'
   STORAGE_SDK_LOG_LEVEL: 'WARNING'
+  RETRY_MAX_ATTEMPTS: '2'
+  RETRY_BUDGET_RATIO: '0.2'
+  RETRY_BUDGET_MIN_PER_S: '3'
+  RETRY_BUDGET_WINDOW_S: '10'
+  BREAKER_FAILURES: '5'
+  BREAKER_FAILURE_RATE: '0.5'
+  BREAKER_MIN_REQUESTS: '20'
+  BREAKER_WINDOW_S: '10'
+  BREAKER_OPEN_S: '2'
+  BREAKER_CACHE_S: '0.5'
+  ROUTING_TABLE: 'routing'
+  HEALTH_CHECK_LEASE_S: '25'
 }
 
 // In Azure the Functions host forwards each request to the worker over loopback with YARP's

@@ -14,7 +14,14 @@ from collections.abc import Callable
 import aiohttp
 import httpx
 
-from ..core.errors import BadRequest, GatewayError, Overloaded, UpstreamError, UpstreamTimeout
+from ..core.errors import (
+    BadRequest,
+    GatewayError,
+    Overloaded,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from ..core.upstream import UpstreamRequest, UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,8 @@ def translate(exc: Exception) -> GatewayError:
         return UpstreamTimeout()
     if isinstance(exc, httpx.TimeoutException) and not isinstance(cause, aiohttp.ClientError):
         return UpstreamTimeout()
+    if isinstance(exc, httpx.ConnectError) or isinstance(cause, aiohttp.ClientConnectorError):
+        return UpstreamConnectError()  # refused or unreachable: the request was never sent
     return UpstreamError()
 
 

@@ -13,8 +13,10 @@
     ├── RateLimited              (429 rate_limited, carries Retry-After)
     │   └── TokenRateLimited     (429 tokens_rate_limited, a tokens-per-minute limit)
     ├── UpstreamError            (502 upstream_unavailable: refused, reset, bad answer)
+    │   └── UpstreamConnectError (502 upstream_unavailable: no connection, request never sent)
     ├── Overloaded               (503 overloaded)
-    │   └── StorageUnavailable   (503 storage_unavailable, fail-closed limiter)
+    │   ├── StorageUnavailable   (503 storage_unavailable, fail-closed limiter)
+    │   └── NoHealthyBackend     (503 no_healthy_backend: every breaker of the plan is open)
     ├── UpstreamTimeout          (504 upstream_timeout)
     └── ClientDisconnected       (499 client_disconnected: the client left mid-request; logged,
                                   never seen by anyone)
@@ -110,6 +112,10 @@ class UpstreamError(GatewayError):
     public_message = "The backend could not be reached or broke the connection."
 
 
+class UpstreamConnectError(UpstreamError):
+    """No connection was made, so the backend cannot have seen the request (safe to resend)."""
+
+
 class Overloaded(GatewayError):
     status = 503
     code = "overloaded"
@@ -119,6 +125,11 @@ class Overloaded(GatewayError):
 class StorageUnavailable(Overloaded):
     code = "storage_unavailable"
     public_message = "Rate-limit storage is unavailable and the gateway fails closed."
+
+
+class NoHealthyBackend(Overloaded):
+    code = "no_healthy_backend"
+    public_message = "No backend for this route is available right now; retry shortly."
 
 
 class UpstreamTimeout(GatewayError):

@@ -6,6 +6,11 @@ from GATEWAY_BACKENDS) or as the base URL of any OpenAI-compatible server ("http
 Empty, it is DEFAULT_MODELS, which maps the simulators. A model in no route goes to
 DEFAULT_MODEL_BACKEND when set, otherwise the caller answers 404.
 
+A route may also be an object naming a pool and fallbacks (function_app/routing/pools.py):
+`{"backends": ["python", {"backend": "http://gpu2:8000", "weight": 2}], "fallbacks": ["sim-node"],
+"fallback_on": ["429", "5xx", "timeout", "context_length"]}`. A fallback is another model of the
+table: the request goes to that model's pool with its `model` field rewritten.
+
 MODEL_API_KEYS maps a model name, a backend name or a base URL (looked up in that order) to the
 key sent upstream as `Authorization: Bearer <key>`; it replaces the client's own Authorization.
 """
@@ -15,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from ..routing.pools import Member, Plan, Target, parse_fallback_on, parse_pool
 
 # "sim-small" is the model name of the k6 scripts; it is served by the Python simulator.
 DEFAULT_MODELS: Mapping[str, str] = {
@@ -40,9 +47,33 @@ class ModelBackend:
 
 
 @dataclass(frozen=True)
+class ModelRoute:
+    """A model's pool and the models it falls back to, in order."""
+
+    members: tuple[Member, ...]
+    fallbacks: tuple[str, ...] = ()
+    fallback_on: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class ModelTable:
     models: Mapping[str, ModelBackend]
     default: ModelBackend | None = None
+    routes: Mapping[str, ModelRoute] = field(default_factory=dict)
+    default_route: ModelRoute | None = None
+
+    def plan(self, model: str) -> Plan | None:
+        """The targets for `model`: its pool, then each fallback model's pool, renamed."""
+        route = self.routes.get(model, self.default_route)
+        if route is None:
+            return None
+        targets = [Target(route.members, label=model)]
+        for name in route.fallbacks:
+            other = self.routes[name]
+            targets.append(Target(other.members, model=name, fallback_on=route.fallback_on,
+                                  label=name))
+        # Completions are stateless inference: safe to send again after a reset.
+        return Plan(tuple(targets), repeatable=True)
 
     def resolve(self, model: str) -> ModelBackend | None:
         """The backend for `model`: its route, else the default backend, else None."""
@@ -58,14 +89,49 @@ def parse_model_table(routes: Mapping, default: str, api_keys: Mapping,
     for key, value in api_keys.items():
         if not isinstance(value, str) or not value:
             raise ModelTableError("MODEL_API_KEYS", f"{key!r}: the key must be a non-empty string")
-    table = {}
+    table, pools = {}, {}
     for model, target in (routes or DEFAULT_MODELS).items():
         if not model:
             raise ModelTableError("MODEL_ROUTES", "a model name must not be empty")
-        table[model] = _backend("MODEL_ROUTES", str(target), backends, api_keys, model)
+        pools[model] = _route(model, target, backends, api_keys)
+        first = pools[model].members[0]
+        table[model] = ModelBackend(first.name, first.url, first.api_key)
+    for model, route in pools.items():
+        unknown = [name for name in route.fallbacks if name not in pools or name == model]
+        if unknown:
+            raise ModelTableError("MODEL_ROUTES", f"model {model!r}: fallbacks {unknown} are "
+                                                  "not other models of the table")
     fallback = _backend("DEFAULT_MODEL_BACKEND", default, backends, api_keys, None) \
         if default else None
-    return ModelTable(table, fallback)
+    default_route = ModelRoute((Member(fallback.name, fallback.base_url,
+                                       api_key=fallback.api_key),)) if fallback else None
+    return ModelTable(table, fallback, pools, default_route)
+
+
+def _route(model: str, raw: object, backends: Mapping[str, str], api_keys: Mapping
+           ) -> ModelRoute:
+    """A MODEL_ROUTES value: a backend name or URL, or an object with a pool and fallbacks."""
+    spec = raw if isinstance(raw, Mapping) else {"backends": str(raw)}
+    where = f"model {model!r}"
+
+    def resolve(target: str) -> tuple[str, str]:
+        found = _backend("MODEL_ROUTES", target, backends, api_keys, model)
+        keys[found.name] = found.api_key
+        return found.name, found.base_url
+
+    keys: dict[str, str | None] = {}
+    try:
+        members = parse_pool(spec.get("backends", spec.get("backend")), resolve, where)
+        fallback_on = parse_fallback_on(spec.get("fallback_on"), where)
+    except ModelTableError:
+        raise
+    except ValueError as exc:
+        raise ModelTableError("MODEL_ROUTES", str(exc)) from None
+    fallbacks = spec.get("fallbacks", [])
+    if not isinstance(fallbacks, list) or not all(isinstance(f, str) for f in fallbacks):
+        raise ModelTableError("MODEL_ROUTES", f"{where}: 'fallbacks' must be a list of models")
+    members = tuple(Member(m.name, m.url, m.weight, m.priority, keys[m.name]) for m in members)
+    return ModelRoute(members, tuple(fallbacks), fallback_on)
 
 
 def _backend(setting: str, target: str, backends: Mapping[str, str], api_keys: Mapping,

@@ -8,6 +8,13 @@ is configuration (GATEWAY_BACKENDS, GATEWAY_ROUTES), not code.
 A route's `kind` is "proxy" (the default: forward to `backend`) or one of the OpenAI endpoints in
 OPENAI_KINDS, which take no backend: the request body's `model` picks it (core/model_routes.py).
 OPENAI_ROUTES always follow the configured routes, so a configured route can shadow them.
+
+Resilient routing (function_app/routing/): instead of `backend` a route may name a pool,
+`"backends": ["python", {"backend": "python2", "weight": 2, "priority": 1}]`; `"fallbacks"` lists
+targets tried in order when the pool fails (`"node"`, or `{"backend" or "backends": ...,
+"upstream_path": "/infer", "fallback_on": ["429", "5xx", "timeout"]}`); `"idempotent": true`
+says a POST may be sent again after a failure; `"attempt_timeout_s"` bounds each attempt
+inside `timeout_s`, which bounds the whole request. The seed's /infer/python falls back to node.
 """
 
 from __future__ import annotations
@@ -15,13 +22,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..routing.pools import Member, Plan, Target, parse_fallback_on, parse_pool
 from .errors import MethodNotAllowed, NotFound
 
+# The simulators' /infer has no side effects, so a POST there is safe to repeat.
 SEED_ROUTES: tuple[dict, ...] = (
     {"path": "/infer/python", "methods": ["POST"], "backend": "python", "upstream_path": "/infer",
-     "json_body": True},
+     "json_body": True, "fallbacks": ["node"], "idempotent": True},
     {"path": "/infer/node", "methods": ["POST"], "backend": "node", "upstream_path": "/infer",
-     "json_body": True},
+     "json_body": True, "idempotent": True},
 )
 
 PROXY = "proxy"
@@ -42,6 +51,7 @@ OPENAI_ROUTES: tuple[dict, ...] = (
 OPENAI_UPSTREAM = {OPENAI_CHAT: "/v1/chat/completions", OPENAI_COMPLETIONS: "/v1/completions",
                    OPENAI_EMBEDDINGS: "/v1/embeddings", OPENAI_MODELS: "/v1/models"}
 
+EMPTY_PLAN = Plan(())
 MAX_TIMEOUT_S = 225.0  # under the platform's 230 s, leaving time to write the error
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -56,6 +66,11 @@ class Route:
     timeout_s: float
     json_body: bool
     kind: str = PROXY
+    plan: Plan = EMPTY_PLAN  # proxy routes: the pool, then the fallbacks
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        return self.plan.targets[0].members if self.plan.targets else ()
 
     @property
     def is_prefix(self) -> bool:
@@ -129,9 +144,7 @@ def _parse_one(index: int, entry: Mapping, backends: Mapping[str, str], default:
     if kind != PROXY and kind not in OPENAI_KINDS:
         raise ValueError(f"{where}: 'kind' must be {PROXY!r} or one of {sorted(OPENAI_KINDS)}")
     backend = entry.get("backend", "" if kind in OPENAI_KINDS else None)
-    if kind == PROXY and backend not in backends:
-        raise ValueError(f"{where}: unknown backend {backend!r} (known: {sorted(backends)})")
-    if kind != PROXY and backend:
+    if kind != PROXY and (backend or "backends" in entry):
         raise ValueError(f"{where}: an OpenAI route takes its backend from the model table")
     timeout = float(entry.get("timeout_s", default))
     if not 0 < timeout <= MAX_TIMEOUT_S:
@@ -139,5 +152,36 @@ def _parse_one(index: int, entry: Mapping, backends: Mapping[str, str], default:
     upstream_path = entry.get("upstream_path", OPENAI_UPSTREAM.get(kind, path.removesuffix("/*")))
     if not isinstance(upstream_path, str) or not upstream_path.startswith("/"):
         raise ValueError(f"{where}: 'upstream_path' must start with '/'")
+    plan = _plan(where, entry, backends, timeout) if kind == PROXY else Plan(())
+    backend = plan.targets[0].members[0].name if kind == PROXY else backend
     return Route(path, frozenset(str(m).upper() for m in methods), backend, upstream_path,
-                 timeout, bool(entry.get("json_body", False)), kind)
+                 timeout, bool(entry.get("json_body", False)), kind, plan)
+
+
+def _plan(where: str, entry: Mapping, backends: Mapping[str, str], timeout: float) -> Plan:
+    def resolve(name: str) -> tuple[str, str]:
+        if name not in backends:
+            raise ValueError(f"{where}: unknown backend {name!r} (known: {sorted(backends)})")
+        return name, backends[name]
+
+    pool = entry.get("backends", entry.get("backend"))
+    primary = Target(parse_pool(pool, resolve, where), label="primary")
+    fallbacks = entry.get("fallbacks", [])
+    if not isinstance(fallbacks, list):
+        raise ValueError(f"{where}: 'fallbacks' must be a list")
+    targets = [primary]
+    for index, raw in enumerate(fallbacks):
+        spec = {"backend": raw} if isinstance(raw, str) else raw
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"{where}: fallback {index} must be a backend name or an object")
+        path = spec.get("upstream_path")
+        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+            raise ValueError(f"{where}: fallback {index}: 'upstream_path' must start with '/'")
+        members = parse_pool(spec.get("backends", spec.get("backend")), resolve, where)
+        targets.append(Target(members, path, None, parse_fallback_on(
+            spec.get("fallback_on"), where), label=f"fallback{index + 1}"))
+    attempt = entry.get("attempt_timeout_s")
+    if attempt is not None and not 0 < float(attempt) <= timeout:
+        raise ValueError(f"{where}: 'attempt_timeout_s' must be in (0, timeout_s]")
+    return Plan(tuple(targets), bool(entry.get("idempotent", False)),
+                float(attempt) if attempt is not None else None)

@@ -161,6 +161,33 @@ SPECS: tuple[Spec, ...] = (
          choice("DEBUG", "INFO", "WARNING", "ERROR"),
          "Level of the Azure SDK's own loggers (azure.*): at INFO they log every storage call "
          "with its headers."),
+    # Resilient routing (function_app/routing/): retries, budget, breakers, health checks.
+    Spec("RETRY_MAX_ATTEMPTS", "retry_max_attempts", "2", int_range(1, 10),
+         "Attempts per target (pool) of a request, the first included, before its fallback."),
+    Spec("RETRY_BUDGET_RATIO", "retry_budget_ratio", "0.2", float_range(0, 1),
+         "Retries may add at most this share of a route's requests over the window ..."),
+    Spec("RETRY_BUDGET_MIN_PER_S", "retry_budget_min_per_s", "3", float_range(0, 10000),
+         "... plus this many retries per second (a floor for quiet routes)."),
+    Spec("RETRY_BUDGET_WINDOW_S", "retry_budget_window_s", "10", float_range(1, 600),
+         "Sliding window of the retry budget, in seconds."),
+    Spec("BREAKER_FAILURES", "breaker_failures", "5", int_range(1, 10000),
+         "Consecutive failures (no answer, or a 5xx) of a backend that open its breaker."),
+    Spec("BREAKER_FAILURE_RATE", "breaker_failure_rate", "0.5", float_range(0.01, 1),
+         "A failure share over BREAKER_WINDOW_S that opens the breaker too ..."),
+    Spec("BREAKER_MIN_REQUESTS", "breaker_min_requests", "20", int_range(1, 100000),
+         "... once the window holds at least this many results."),
+    Spec("BREAKER_WINDOW_S", "breaker_window_s", "10", float_range(1, 600),
+         "Window of the breaker's failure rate, in seconds."),
+    Spec("BREAKER_OPEN_S", "breaker_open_s", "2", float_range(0.1, 600),
+         "Seconds a breaker stays open before one probe request (half-open) may test it."),
+    Spec("BREAKER_CACHE_S", "breaker_cache_s", "0.5", float_range(0.05, 60),
+         "How often each instance re-reads the shared breaker rows and health probes."),
+    Spec("ROUTING_TABLE", "routing_table", "routing", table_name,
+         "Table of breaker rows, health probe results and the health-check lease (same "
+         "storage as the limiter)."),
+    Spec("HEALTH_CHECK_LEASE_S", "health_check_lease_s", "25", float_range(1, 3600),
+         "The instance that ran the health-check timer keeps the lease this long; another "
+         "instance's timer takes over only after it lapses."),
 )
 
 
@@ -210,6 +237,18 @@ class Settings:
     model_tpm: float
     default_max_tokens: int
     storage_sdk_log_level: str
+    retry_max_attempts: int = 2
+    retry_budget_ratio: float = 0.2
+    retry_budget_min_per_s: float = 3.0
+    retry_budget_window_s: float = 10.0
+    breaker_failures: int = 5
+    breaker_failure_rate: float = 0.5
+    breaker_min_requests: int = 20
+    breaker_window_s: float = 10.0
+    breaker_open_s: float = 2.0
+    breaker_cache_s: float = 0.5
+    routing_table: str = "routing"
+    health_check_lease_s: float = 25.0
 
     @property
     def backends(self) -> dict[str, str]:

@@ -14,7 +14,7 @@ import json
 from ..core.clock import Clock
 from ..core.errors import ModelNotFound, NeverFits
 from ..core.identity import ClientIdentity
-from ..core.model_routes import ModelBackend, ModelTable
+from ..core.model_routes import ModelTable
 from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
 from ..core.ratelimit.model import ScopedLimit
@@ -23,6 +23,7 @@ from ..openai.estimate import Prepared, prepare
 from ..openai.ledger import TokenLedger
 from ..openai.limit_headers import REQUESTS_DECISION, TOKENS_DECISION, openai_limit_headers
 from .openai_bill import Bill, TokenLimiter, TokenLimits, reserve, settle_on_answer
+from .proxy import PLAN
 
 MODELS_PATH = "/v1/models"
 
@@ -42,14 +43,14 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             raise ModelNotFound(f"The model '{prepared.model}' does not exist.")
         client = request.context.get("client_id") or identity.of(request)
         bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
-                    prepared.model, prepared.estimate)
+                    prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
         try:
             await reserve(bill, clock)
         finally:
             request.context[TOKENS_DECISION] = bill.decision  # headers, on a 429 too
-        route_to(request, backend, prepared)
+        route_to(request, models, prepared)
         try:
             response = await call_next(request)
         except BaseException:
@@ -74,15 +75,12 @@ def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:
                 "max_tokens, n or the prompt.")
 
 
-def route_to(request: GatewayRequest, backend: ModelBackend, prepared: Prepared) -> None:
-    """Point the upstream step at `backend`, with the rewritten body and the backend's key."""
-    request.context["backend_url"] = backend.base_url
+def route_to(request: GatewayRequest, models: ModelTable, prepared: Prepared) -> None:
+    """Point the upstream step at the model's plan (pool, then fallback models) with the
+    rewritten body; each attempt sends its member's key (stages/proxy.py)."""
+    request.context[PLAN] = models.plan(prepared.model)
     if prepared.body is not None:
         request.body = prepared.body
-    if backend.api_key:
-        # The client's own credential is for the gateway; it must not reach this backend.
-        request.headers = [(k, v) for k, v in request.headers if k != "authorization"]
-        request.headers.append(("authorization", f"Bearer {backend.api_key}"))
 
 
 def models_answer(models: ModelTable, path: str) -> GatewayResponse:

@@ -4,8 +4,10 @@ Settling rules, each applied exactly once per request (`Bill.settle` / `Bill.ref
 - the backend reported usage (in a plain answer, or in a stream's usage chunk): the limiter is
   adjusted by usage - estimate, a refund or an extra charge;
 - the backend answered an error status: the whole estimate is refunded (nothing was generated);
-- no usage arrived (the stream broke, the client left, the upstream failed or timed out): the
-  estimate stays charged, since the backend may have generated up to all of it.
+- no usage arrived (the client left, the upstream failed or timed out before answering): the
+  estimate stays charged, since the backend may have generated up to all of it;
+- a stream whose upstream failed after its first byte ends with an OpenAI error event and is
+  settled for what was sent: the prompt plus the content deltas forwarded (openai/midstream.py).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..core.clock import Clock
-from ..core.errors import StorageUnavailable, TokenRateLimited
+from ..core.errors import GatewayError, StorageUnavailable, TokenRateLimited
 from ..core.limit_headers import retry_after
 from ..core.models import GatewayResponse
 from ..core.ratelimit.model import Decision, Limit, ScopedLimit
 from ..openai.ledger import TokenLedger
 from ..openai.limit_headers import duration
+from ..openai.midstream import SentTokens, error_event
 from ..openai.sse import BodyTap, StreamTap
 from ..openai.usage import Usage, find_usage
 
@@ -69,6 +72,7 @@ class Bill:
     reserved: int
     decision: Decision | None = None
     done: bool = False
+    prompt_tokens: int = 0  # the estimate's prompt part, to bill a stream cut short
 
     def settle(self, usage: Usage | None) -> None:
         """Reconcile with the reported usage; None keeps the reservation charged."""
@@ -163,14 +167,21 @@ def _is_event_stream(response: GatewayResponse) -> bool:
 async def _tapped(body: AsyncIterator[bytes], tap: StreamTap | BodyTap, bill: Bill
                   ) -> AsyncIterator[bytes]:
     """Forward `body` through `tap`; settle and close the upstream however it ends."""
+    sent = SentTokens()
     try:
         async for chunk in body:
             out = tap.feed(chunk)
             if out:
+                sent.feed(out)
                 yield out
         rest = tap.flush()
         if rest:
             yield rest
+    except GatewayError as error:
+        if not isinstance(tap, StreamTap):
+            raise  # a plain answer cut short: the client sees a truncated body
+        bill.settle(tap.usage or sent.usage(bill.prompt_tokens))
+        yield error_event(error)
     finally:
         bill.settle(tap.usage)
         close = getattr(body, "aclose", None)

@@ -1,71 +1,302 @@
-"""The upstream step: forward the request to the routed backend and stream the answer back.
+"""The upstream step: the attempt loop around the backends of the request's plan.
 
-It owns everything that happens per attempt (timeouts now; retries and breakers later), so the
-stages before it run once per request whatever happens here.
+Everything that happens per attempt lives here (pick a member, per-attempt timeout, breaker,
+retry, fallback), so the stages before it run once per request whatever happens: the limiter
+never charges twice. The loop, in short (the decisions are function_app/routing/policy.py):
+
+- targets in order (the route's pool, then its fallbacks; or the model's pool, then fallback
+  models), and within a target a member by `pick_backend`, skipping open breakers and members
+  whose last health probe failed (when no member anywhere passes that, probes are ignored);
+- each attempt has `attempt_timeout_s` up to the answer's headers, inside the request's deadline
+  (`timeout_s`), which also bounds the streamed body;
+- a failed attempt (no connection, reset, timeout, 429/502/503/504) is retried on the same
+  target while the retry budget allows, for idempotent methods, for a POST the backend cannot
+  have processed, or on a route marked idempotent; otherwise the next target is tried when the
+  failure is one it takes (fallback_on);
+- nothing is retried once the answer's headers are accepted: the first byte is on its way.
+
+`send_attempt` is the one exchange with one member (the place for a client span per attempt);
+`upstream_url` (target_request.py) builds the URL of an attempt.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from ..core.errors import (
+    GatewayError,
+    NoHealthyBackend,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from ..core.headers import client_response_headers, strip_function_key, upstream_request_headers
-from ..core.models import GatewayRequest, GatewayResponse, Headers
+from ..core.models import GatewayRequest, GatewayResponse
 from ..core.paths import safe_query
 from ..core.pipeline import Handler
 from ..core.routes import Match
-from ..core.upstream import Upstream, UpstreamRequest
+from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
+from ..routing.breakers import SharedBreakers
+from ..routing.budget import RetryBudget
+from ..routing.policy import (
+    Action,
+    Kind,
+    Outcome,
+    decide,
+    failure_class,
+    next_delay,
+    parse_retry_after,
+)
+from ..routing.policy import pick_backend as pick
+from ..routing.pools import Member, Plan, Target
+from ..routing.stats import RoutingStats
+from .answer_body import (
+    buffered,
+    close_quietly,
+    complete_body,
+    declared_length,
+    header,
+    with_release,
+)
+from .target_request import body_for, headers_for, upstream_path, upstream_url
+
+BACKEND_HEADER = "X-Gateway-Backend"
+PLAN = "plan"  # context key: the plan chosen by an earlier stage (the OpenAI stage, by model)
+CONTEXT_LENGTH_MARK = b"context_length_exceeded"
 
 
-def proxy_handler(upstream: Upstream, backends: Mapping[str, str], connect_timeout_s: float
-                  ) -> Handler:
+@dataclass
+class Router:
+    """What the attempt loop shares across requests: one per gateway."""
+
+    upstream: Upstream
+    breakers: SharedBreakers
+    connect_timeout_s: float
+    max_tries: int = 2  # attempts per target
+    budget: Callable[[], RetryBudget] = RetryBudget
+    stats: RoutingStats = field(default_factory=RoutingStats)
+    outstanding: dict[str, int] = field(default_factory=dict)
+    rng: random.Random = field(default_factory=random.Random)
+    budgets: dict[str, RetryBudget] = field(default_factory=dict)
+
+    def budget_for(self, route: str) -> RetryBudget:
+        found = self.budgets.get(route)
+        if found is None:
+            found = self.budgets[route] = self.budget()
+        return found
+
+
+def proxy_handler(router: Router) -> Handler:
     async def handle(request: GatewayRequest) -> GatewayResponse:
-        match: Match = request.context["match"]
-        query = safe_query(strip_function_key(request.query))
-        # OpenAI routes have no fixed backend: the OpenAI stage chose one by model.
-        base = request.context.get("backend_url") or backends[match.route.backend]
-        url = base + match.upstream_path + (f"?{query}" if query else "")
-        headers = upstream_request_headers(
-            request.headers, client_host=request.client_host, scheme=request.scheme,
-            host=request.header("host"), request_id=request.request_id)
-        if request.header("accept-encoding") is None:
-            # Otherwise the client library would ask for gzip on the client's behalf.
-            headers.append(("accept-encoding", "identity"))
-        answer = await upstream.send(UpstreamRequest(
-            request.method, url, headers, request.body, connect_timeout_s, match.route.timeout_s))
-        body = await complete_body(answer.body, _declared_length(answer.headers))
-        return GatewayResponse(answer.status, client_response_headers(answer.headers), body)
+        return await _Exchange(router, request).run()
 
     return handle
 
 
-def _declared_length(headers: Headers) -> int | None:
-    for key, value in headers:
-        if key.lower() == "content-length" and value.isdigit():
-            return int(value)
-    return None
+async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_timeout_s: float
+                       ) -> tuple[Outcome, UpstreamResponse | None, GatewayError | None]:
+    """One attempt: the answer's headers within `attempt_timeout_s`, classified."""
+    try:
+        async with asyncio.timeout(attempt_timeout_s):
+            answer = await upstream.send(outgoing)
+    except TimeoutError:
+        return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
+    except UpstreamTimeout as error:
+        return Outcome(Kind.TIMEOUT), None, error
+    except UpstreamConnectError as error:
+        return Outcome(Kind.CONNECT), None, error
+    except GatewayError as error:
+        return Outcome(Kind.RESET), None, error
+    retry_after = parse_retry_after(header(answer.headers, "retry-after"))
+    return Outcome(Kind.ANSWER, answer.status, retry_after), answer, None
 
 
-async def complete_body(body: AsyncIterator[bytes], length: int | None
-                        ) -> bytes | AsyncIterator[bytes]:
-    """The body as bytes when its first chunk already completes the declared length, else a
-    stream that starts with that chunk.
+class _Exchange:
+    """One request's way through its plan."""
 
-    Nothing waits longer than it would streamed: the first chunk is sent the moment it is in
-    either way. A whole answer skips the streaming machinery, which costs a task group per
-    response in Starlette.
-    """
-    if length is None:
-        return body
-    first = await anext(body, b"")
-    if len(first) >= length:
-        close = getattr(body, "aclose", None)
-        if close is not None:
-            await close()  # the relay's finally releases the connection
-        return first
-    return _prepend(first, body)
+    def __init__(self, router: Router, request: GatewayRequest):
+        self.router, self.request = router, request
+        self.match: Match = request.context["match"]
+        self.plan: Plan = request.context.get(PLAN) or self.match.route.plan
+        self.route = self.match.route.path
+        self.deadline = time.monotonic() + self.match.route.timeout_s
+        self.query = safe_query(strip_function_key(request.query))
+        self.headers = upstream_request_headers(
+            request.headers, client_host=request.client_host, scheme=request.scheme,
+            host=request.header("host"), request_id=request.request_id)
+        if request.header("accept-encoding") is None:
+            # Otherwise the client library would ask for gzip on the client's behalf.
+            self.headers.append(("accept-encoding", "identity"))
+        self.tried: set[str] = set()
+        self.last: tuple[Outcome, UpstreamResponse | None, GatewayError | None] | None = None
+        self.last_served_by = ""
+
+    async def run(self) -> GatewayResponse:
+        self.router.budget_for(self.route).record_request(time.monotonic())
+        self.router.breakers.start()
+        for strict in (True, False):  # without probes only when nothing passed them
+            for index, target in enumerate(self.plan.targets):
+                answer = await self._on_target(index, target, strict)
+                if answer is not None:
+                    return answer
+            if self.last is not None:
+                break
+        return await self._give_up()
+
+    async def _on_target(self, index: int, target: Target, strict: bool
+                         ) -> GatewayResponse | None:
+        """The answer to give from this target, or None to go on to the next one."""
+        tries = 0
+        following = self.plan.targets[index + 1] if index + 1 < len(self.plan.targets) else None
+        while True:
+            member = self._pick(target, strict)
+            if member is None:
+                return None
+            if tries:
+                delay = self._retry_delay(tries, member, following)
+                if delay is None:
+                    return None if self._falls_back(following) else await self._give_up()
+                await asyncio.sleep(delay)
+            elif index:
+                self.router.stats.add(self.route, member.name, "fallbacks")
+            if self._time_left() <= 0:
+                return await self._give_up()
+            tries += 1
+            outcome, answer = await self._attempt(member, target, following)
+            if answer is not None:
+                return answer
+            action = decide(outcome, method=self.request.method,
+                            repeatable=self.plan.repeatable, tries=tries,
+                            max_tries=self.router.max_tries,
+                            next_fallback_on=following.fallback_on if following else None)
+            if action is Action.RETURN:
+                return await self._give_up()
+            if action is Action.FALLBACK:
+                return None
+
+    def _pick(self, target: Target, strict: bool) -> Member | None:
+        breakers = self.router.breakers
+        member = pick(target.members, lambda m: breakers.usable(m, strict),
+                      self.router.outstanding, self.router.rng, self.tried)
+        if member is None or not breakers.acquire(member):
+            return None
+        return member
+
+    def _retry_delay(self, tries: int, member: Member, following: Target | None
+                     ) -> float | None:
+        """The wait before a retry, or None when the budget or the deadline refuses it."""
+        outcome = self.last[0] if self.last else None
+        # A backend's Retry-After is about that backend: it matters only when going back to it,
+        # and a fallback that takes the failure is better than waiting for it.
+        after = outcome.retry_after_s if outcome and member.name in self.tried else None
+        if after and self._falls_back(following):
+            return None
+        delay = next_delay(tries, self.router.rng, self._time_left(), after)
+        if delay is None:
+            return None
+        if not self.router.budget_for(self.route).try_spend(time.monotonic()):
+            self.router.stats.add(self.route, member.name, "budget_refusals")
+            return None
+        self.router.stats.add(self.route, member.name, "retries")
+        return delay
+
+    def _falls_back(self, following: Target | None) -> bool:
+        if following is None:
+            return False
+        outcome = self.last[0] if self.last else None
+        return outcome is not None and failure_class(outcome) in following.fallback_on
+
+    async def _attempt(self, member: Member, target: Target, following: Target | None
+                       ) -> tuple[Outcome, GatewayResponse | None]:
+        """Send to `member`; the response when it is the answer to give, else None."""
+        router, left = self.router, self._time_left()
+        self.tried.add(member.name)
+        router.stats.add(self.route, member.name, "attempts")
+        router.outstanding[member.name] = router.outstanding.get(member.name, 0) + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                router.outstanding[member.name] -= 1
+
+        try:
+            if self.last is not None and self.last[1] is not None:
+                await close_quietly(self.last[1].body)  # an answer held in case all fail
+                self.last = (self.last[0], None, self.last[2] or UpstreamError())
+            outgoing = UpstreamRequest(
+                self.request.method,
+                upstream_url(member.url, upstream_path(self.match, target), self.query),
+                headers_for(member, self.headers), body_for(target, self.request.body),
+                min(router.connect_timeout_s, left), left)
+            attempt_s = min(self.plan.attempt_timeout_s or left, left)
+            outcome, answer, error = await send_attempt(router.upstream, outgoing, attempt_s)
+            if answer is not None and answer.status == 400 and following is not None \
+                    and "context_length" in following.fallback_on:
+                outcome, answer = await _mark_context_length(outcome, answer)
+            router.breakers.record(member, not outcome.failed)
+            if outcome.failed:
+                router.stats.add(self.route, member.name, "failures")
+            self.last = (outcome, answer, error)
+            self.last_served_by = _served_by(member, target)
+            if answer is None or self._would_try_again(outcome, target, following):
+                release()
+                return outcome, None
+            self.last = None
+            router.stats.add(self.route, member.name, "served")
+            return outcome, await self._respond(answer, member, target, release)
+        except BaseException:
+            release()
+            raise
+
+    def _would_try_again(self, outcome: Outcome, target: Target, following: Target | None
+                         ) -> bool:
+        action = decide(outcome, method=self.request.method, repeatable=self.plan.repeatable,
+                        tries=0, max_tries=1, next_fallback_on=following.fallback_on
+                        if following else None)
+        return action is not Action.RETURN
+
+    async def _respond(self, answer: UpstreamResponse, member: Member, target: Target,
+                       release: Callable[[], None]) -> GatewayResponse:
+        body = await complete_body(answer.body, declared_length(answer.headers))
+        if isinstance(body, bytes | bytearray):
+            release()
+        else:
+            body = with_release(body, release)
+        headers = client_response_headers(answer.headers)
+        headers.append((BACKEND_HEADER, _served_by(member, target)))
+        return GatewayResponse(answer.status, headers, body)
+
+    async def _give_up(self) -> GatewayResponse:
+        """The last answer as it came, or its error; with no attempt at all, 503."""
+        if self.last is None:
+            raise NoHealthyBackend()
+        _, answer, error = self.last
+        if answer is not None:
+            self.last = None
+            headers = client_response_headers(answer.headers)
+            headers.append((BACKEND_HEADER, self.last_served_by))
+            body = await complete_body(answer.body, declared_length(answer.headers))
+            return GatewayResponse(answer.status, headers, body)
+        raise error or UpstreamTimeout()
+
+    def _time_left(self) -> float:
+        return self.deadline - time.monotonic()
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    async for chunk in rest:
-        yield chunk
+async def _mark_context_length(outcome: Outcome, answer: UpstreamResponse
+                               ) -> tuple[Outcome, UpstreamResponse]:
+    """Read a 400's (small) body to see whether it is a context-length error."""
+    body, answer = await buffered(answer)
+    return Outcome(outcome.kind, outcome.status, outcome.retry_after_s,
+                   CONTEXT_LENGTH_MARK in body), answer
+
+
+def _served_by(member: Member, target: Target) -> str:
+    # A member named by its URL is shown by its model's name: no internal address leaves.
+    return target.label if "://" in member.name else member.name

@@ -49,3 +49,19 @@ def override_store(table_storage: LimitStorage | None):
     return table_storage.overrides if table_storage is not None else MemoryOverrideStore()
 
 
+
+
+@pytest_asyncio.fixture
+async def routing_store(request: pytest.FixtureRequest, backend: str):
+    """The routing store (breakers, probes, lease) over memory or a fresh Azurite table."""
+    from function_app.adapters.breakerstore_memory import MemoryRoutingStore
+    from function_app.adapters.breakerstore_table import open_routing_store
+
+    if backend != "azurite":
+        yield MemoryRoutingStore()
+        return
+    running = request.getfixturevalue("azurite")
+    store = open_routing_store(running.connection_string, "", f"rt{uuid.uuid4().hex[:10]}")
+    assert store is not None
+    yield store
+    await store.close()

@@ -77,10 +77,12 @@ def test_first_chunk_arrives_long_before_the_answer_ends(openai_gateway):
 
 
 def test_backend_429_is_retried_by_the_sdk_after_retry_after(openai_gateway):
+    # The gateway itself retries a 429 once after its Retry-After (RETRY_MAX_ATTEMPTS=2), so
+    # three 429s in a row reach the SDK as one, which it retries in turn.
     key = uuid.uuid4().hex
     raw = client(openai_gateway, max_retries=2).chat.completions.with_raw_response.create(
         model=MODEL, messages=MESSAGES, max_tokens=4,
-        extra_headers={"x-sim-error": "429", "x-sim-error-times": "1", "x-sim-error-key": key})
+        extra_headers={"x-sim-error": "429", "x-sim-error-times": "3", "x-sim-error-key": key})
     assert raw.retries_taken == 1 and raw.parse().usage.completion_tokens == 4
 
 

@@ -1,0 +1,142 @@
+"""Azure Table Storage for routing: breaker rows, probe results and the health-check lease.
+
+One table (ROUTING_TABLE); PartitionKey "breaker", "probe" or "lease", RowKey the encoded
+backend (or lease) name. Breaker rows and the lease are ETag-guarded; probe rows are upserts.
+SDK errors become StoreConflict / StoreUnavailable here, and SDK retries are off (retry_total=0):
+a breaker must not wait on storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableServiceClient
+
+from ..core.ratelimit.keys import decode_key, encode_key
+from ..routing.breaker import SharedState
+from ..routing.store import BreakerRow, ProbeResult, StoreConflict, StoreUnavailable
+
+BREAKER, PROBE, LEASE = "breaker", "probe", "lease"
+_UNAVAILABLE = (AzureError, OSError, asyncio.TimeoutError, ValueError)
+
+
+def _etag(entity: Any) -> str:
+    return str(entity.metadata["etag"])
+
+
+class TableRoutingStore:
+    def __init__(self, service: TableServiceClient, table: str, *, owns_service: bool = False):
+        self._service, self._name, self._owns = service, table, owns_service
+        self._client = service.get_table_client(table)
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    async def _table(self):
+        if not self._ready:
+            async with self._lock:
+                if not self._ready:
+                    await self._service.create_table_if_not_exists(self._name)
+                    self._ready = True
+        return self._client
+
+    async def _query(self, partition: str) -> list[Any]:
+        try:
+            client = await self._table()
+            return [e async for e in client.query_entities(
+                "PartitionKey eq @p", parameters={"p": partition})]
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    async def _write(self, entity: dict[str, Any], etag: str | None) -> str:
+        try:
+            client = await self._table()
+            if etag is None:
+                meta = await client.create_entity(entity)
+            else:
+                meta = await client.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag,
+                    match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError) as exc:
+            raise StoreConflict(type(exc).__name__) from None
+        except ResourceNotFoundError as exc:
+            if etag is None:  # only a missing table makes a create 404
+                self._ready = False
+                raise StoreUnavailable(str(exc)) from None
+            raise StoreConflict("row vanished") from None
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return str(meta["etag"])
+
+    async def read_breakers(self) -> list[BreakerRow]:
+        return [BreakerRow(decode_key(e["RowKey"]), SharedState(
+            str(e["state"]), float(e["since"]), float(e.get("until", 0.0))), _etag(e))
+            for e in await self._query(BREAKER)]
+
+    async def write_breaker(self, backend: str, state: SharedState, etag: str | None) -> str:
+        return await self._write({"PartitionKey": BREAKER, "RowKey": encode_key(backend),
+                                  "state": state.state, "since": float(state.since),
+                                  "until": float(state.until)}, etag)
+
+    async def record_probe(self, result: ProbeResult) -> None:
+        entity = {"PartitionKey": PROBE, "RowKey": encode_key(result.backend),
+                  "ok": result.ok, "at": float(result.at),
+                  "latency_ms": float(result.latency_ms), "status": int(result.status)}
+        try:
+            client = await self._table()
+            await client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    async def read_probes(self) -> list[ProbeResult]:
+        return [ProbeResult(decode_key(e["RowKey"]), bool(e["ok"]), float(e["at"]),
+                            float(e["latency_ms"]), int(e.get("status", 0)))
+                for e in await self._query(PROBE)]
+
+    async def take_lease(self, name: str, holder: str, ttl_s: float, now: float) -> bool:
+        key = encode_key(name)
+        try:
+            client = await self._table()
+            current = await client.get_entity(LEASE, key)
+        except ResourceNotFoundError:
+            current = None
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+        if current is not None and current["holder"] != holder and \
+                float(current["until"]) > now:
+            return False
+        entity = {"PartitionKey": LEASE, "RowKey": key, "holder": holder,
+                  "until": float(now + ttl_s)}
+        try:
+            await self._write(entity, None if current is None else _etag(current))
+        except StoreConflict:
+            return False  # another instance took it in between
+        return True
+
+    async def close(self) -> None:
+        if self._owns:
+            await self._service.close()
+
+
+def open_routing_store(connection_string: str, endpoint: str, table: str
+                       ) -> TableRoutingStore | None:
+    """The store from a connection string, else an endpoint with DefaultAzureCredential;
+    None when neither is set (breakers then live in each instance only)."""
+    options: dict[str, Any] = {"retry_total": 0}
+    if connection_string:
+        service = TableServiceClient.from_connection_string(connection_string, **options)
+    elif endpoint:
+        from azure.identity.aio import DefaultAzureCredential
+
+        service = TableServiceClient(endpoint, credential=DefaultAzureCredential(), **options)
+    else:
+        return None
+    return TableRoutingStore(service, table, owns_service=True)

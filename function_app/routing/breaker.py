@@ -1,0 +1,120 @@
+"""The circuit breaker of one backend, as a state machine driven by results and time.
+
+    closed --(N consecutive failures, or failure rate >= R over the window)--> open
+    open   --(open_s elapsed)--> half-open: one probe request at a time
+    half-open --(probe succeeds)--> closed;  --(probe fails)--> open again
+
+`record` returns the new state on a transition (the only moment the shared row is written) and
+None otherwise. `adopt` takes a state another instance wrote, when it is newer than ours.
+Times are wall-clock seconds (`Clock.now()`), since states are compared across instances.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    failures: int = 5  # consecutive failures that open it
+    failure_rate: float = 0.5  # ... or this share of failures over the window
+    window_s: float = 10.0
+    min_requests: int = 20  # below this many results in the window the rate is not judged
+    open_s: float = 2.0  # how long it stays open before a probe
+
+
+@dataclass(frozen=True)
+class SharedState:
+    """What the store holds for a backend: the state, since when, and open until when."""
+
+    state: str
+    since: float
+    until: float = 0.0
+
+
+class Breaker:
+    def __init__(self, config: BreakerConfig):
+        self.config = config
+        self.state = SharedState(CLOSED, 0.0)
+        self._consecutive = 0
+        self._window: deque[list[float]] = deque()  # [second, results, failures]
+        self._probe_at: float | None = None  # when the half-open probe in flight started
+
+    def view(self, now: float) -> str:
+        """closed, open, or half_open (open with its time up)."""
+        if self.state.state == OPEN and now >= self.state.until:
+            return HALF_OPEN
+        return self.state.state
+
+    def allows(self, now: float) -> bool:
+        """Whether a request may go now (without claiming the half-open probe)."""
+        view = self.view(now)
+        if view == CLOSED:
+            return True
+        return view == HALF_OPEN and not self._probing(now)
+
+    def acquire(self, now: float) -> bool:
+        """`allows`, and in half-open claim the one probe."""
+        if not self.allows(now):
+            return False
+        if self.view(now) == HALF_OPEN:
+            self._probe_at = now
+        return True
+
+    def record(self, ok: bool, now: float) -> SharedState | None:
+        view = self.view(now)
+        if view == HALF_OPEN:
+            self._probe_at = None
+            return self._move(CLOSED if ok else OPEN, now)
+        if view == OPEN:
+            return None  # a late answer from before it opened
+        self._count(ok, now)
+        if ok:
+            self._consecutive = 0
+            return None
+        self._consecutive += 1
+        if self._consecutive >= self.config.failures or self._rate_exceeded():
+            return self._move(OPEN, now)
+        return None
+
+    def adopt(self, shared: SharedState) -> bool:
+        """Take `shared` if it is newer than our state; True when it changed ours."""
+        if shared.since <= self.state.since:
+            return False
+        self.state = shared
+        self._reset()
+        return True
+
+    def _move(self, state: str, now: float) -> SharedState:
+        until = now + self.config.open_s if state == OPEN else 0.0
+        self.state = SharedState(state, now, until)
+        self._reset()
+        return self.state
+
+    def _reset(self) -> None:
+        self._consecutive = 0
+        self._window.clear()
+        self._probe_at = None
+
+    def _probing(self, now: float) -> bool:
+        # A probe that never reported (cancelled) frees the slot after open_s.
+        return self._probe_at is not None and now - self._probe_at < self.config.open_s
+
+    def _count(self, ok: bool, now: float) -> None:
+        second = math.floor(now)
+        while self._window and self._window[0][0] <= second - self.config.window_s:
+            self._window.popleft()
+        if not self._window or self._window[-1][0] != second:
+            self._window.append([second, 0, 0])
+        self._window[-1][1] += 1
+        self._window[-1][2] += 0 if ok else 1
+
+    def _rate_exceeded(self) -> bool:
+        results = sum(b[1] for b in self._window)
+        failures = sum(b[2] for b in self._window)
+        return results >= self.config.min_requests and \
+            failures >= self.config.failure_rate * results

@@ -1,0 +1,149 @@
+"""Breakers shared by every instance through the BreakerStore, read through a short cache.
+
+Each instance runs the state machine (breaker.py) on its own results. A transition is written
+to the backend's row at once, in the background (ETag-guarded: on a conflict the newer state
+wins); a loop re-reads all rows (and the health probes) every `cache_s`, and a row newer than
+the local state is adopted, so an instance stops sending to a backend another one found broken
+within about `cache_s` plus a storage round trip. With no store, or while it fails, each instance
+keeps its own breakers and routing goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ..core.clock import Clock
+from .breaker import Breaker, BreakerConfig, SharedState
+from .pools import Member
+from .store import BreakerStore, ProbeResult, ProbeStore, StoreConflict, StoreUnavailable
+
+log = logging.getLogger(__name__)
+WRITE_TRIES = 2
+PROBES_EVERY_S = 2.0  # probes change once per timer run (10 s): read them less often
+
+
+class SharedBreakers:
+    def __init__(self, store: BreakerStore | None, probes: ProbeStore | None, clock: Clock,
+                 config: BreakerConfig, *, cache_s: float = 0.5, probe_stale_s: float = 30.0,
+                 storage_timeout_s: float = 1.0):
+        self._store, self._probe_store, self._clock = store, probes, clock
+        self.config = config
+        self._cache_s, self._stale_s, self._timeout_s = cache_s, probe_stale_s, storage_timeout_s
+        self._breakers: dict[str, Breaker] = {}
+        self._etags: dict[str, str] = {}
+        self.probes: dict[str, ProbeResult] = {}
+        self.storage_healthy = store is not None
+        self.counters = dict.fromkeys(("transitions", "writes", "conflicts", "adopted",
+                                       "refreshes", "refresh_failures"), 0)
+        self._loop_task: asyncio.Task | None = None
+        self._probes_read_at = float("-inf")
+        self._tasks: set[asyncio.Task] = set()
+
+    def breaker(self, name: str) -> Breaker:
+        found = self._breakers.get(name)
+        if found is None:
+            found = self._breakers[name] = Breaker(self.config)
+        return found
+
+    def state(self, name: str) -> str:
+        return self.breaker(name).view(self._clock.now())
+
+    def probed_down(self, name: str) -> bool:
+        probe = self.probes.get(name)
+        return probe is not None and not probe.ok and \
+            probe.at >= self._clock.now() - self._stale_s
+
+    def usable(self, member: Member, strict: bool = True) -> bool:
+        """Breaker allows a request; with `strict`, the last fresh probe did not fail either."""
+        if strict and self.probed_down(member.name):
+            return False
+        return self.breaker(member.name).allows(self._clock.now())
+
+    def acquire(self, member: Member) -> bool:
+        return self.breaker(member.name).acquire(self._clock.now())
+
+    def record(self, member: Member, ok: bool) -> None:
+        moved = self.breaker(member.name).record(ok, self._clock.now())
+        if moved is not None:
+            self.counters["transitions"] += 1
+            log.warning("breaker of %s is now %s", member.name, moved.state)
+            self._spawn(self._publish(member.name, moved))
+
+    def start(self) -> None:
+        """Start the refresh loop (once; needs a running event loop)."""
+        if self._loop_task is None and (self._store is not None or self._probe_store):
+            self._loop_task = asyncio.ensure_future(self._refresh_loop())
+
+    async def refresh(self) -> None:
+        """Read every breaker row and probe once; adopt newer states."""
+        try:
+            if self._store is not None:
+                async with asyncio.timeout(self._timeout_s):
+                    rows = await self._store.read_breakers()
+                for row in rows:
+                    self._etags[row.backend] = row.etag
+                    if self.breaker(row.backend).adopt(row.state):
+                        self.counters["adopted"] += 1
+            now = self._clock.now()
+            if self._probe_store is not None and now - self._probes_read_at >= PROBES_EVERY_S:
+                async with asyncio.timeout(self._timeout_s):
+                    found = await self._probe_store.read_probes()
+                self.probes = {probe.backend: probe for probe in found}
+                self._probes_read_at = now
+            self.counters["refreshes"] += 1
+            self.storage_healthy = True
+        except (StoreUnavailable, TimeoutError) as exc:
+            self.counters["refresh_failures"] += 1
+            if self.storage_healthy:
+                log.warning("breaker storage unavailable, breakers are per instance: %s", exc)
+            self.storage_healthy = False
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await self.refresh()
+            await self._clock.sleep(self._cache_s)
+
+    async def _publish(self, name: str, state: SharedState) -> None:
+        if self._store is None:
+            return
+        for _ in range(WRITE_TRIES):
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    self._etags[name] = await self._store.write_breaker(
+                        name, state, self._etags.get(name))
+                self.counters["writes"] += 1
+                return
+            except StoreConflict:
+                self.counters["conflicts"] += 1
+                await self.refresh()  # the other writer's state, and the row's new ETag
+                if self.breaker(name).state != state:
+                    return  # theirs is newer and now ours
+            except (StoreUnavailable, TimeoutError) as exc:
+                self.storage_healthy = False
+                log.warning("could not share the breaker of %s: %s", name, exc)
+                return
+
+    def _spawn(self, coro: Any) -> None:
+        try:
+            task = asyncio.ensure_future(coro)
+        except RuntimeError:  # no running loop (pure unit use): nothing to share
+            coro.close()
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self._clock.now()
+        return {"storage_healthy": self.storage_healthy, **self.counters,
+                "states": {name: b.view(now) for name, b in sorted(self._breakers.items())}}
+
+    async def close(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        for task in [*self._tasks, *([self._loop_task] if self._loop_task else [])]:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass

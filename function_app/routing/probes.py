@@ -1,0 +1,85 @@
+"""Active health checks: the body of the Functions timer, and the /healthz view of routing.
+
+`run_health_checks` runs on every instance the timer fires on, but only the holder of the
+"health" lease in storage probes, so the backends see one prober per app. Each backend's health
+endpoint is probed concurrently and the result recorded in the ProbeStore, where every
+instance's routing reads it (breakers.py) and skips a member whose last fresh probe failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from ..core.clock import Clock
+from .breakers import SharedBreakers
+from .pools import Member, Plan
+from .store import ProbeResult, ProbeStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+LEASE = "health"
+HEALTH_PATH = "/healthz"
+
+# (url, timeout_s) -> HTTP status, or raises on no answer; bound to the upstream in wiring.
+Probe = Callable[[str, float], Awaitable[int]]
+
+
+async def run_health_checks(backends: Mapping[str, str], probe: Probe, store: ProbeStore,
+                            clock: Clock, holder: str, *, timeout_s: float, lease_s: float
+                            ) -> dict[str, Any]:
+    """Probe every backend once if this instance holds the lease; what it did, as a dict."""
+    try:
+        if not await store.take_lease(LEASE, holder, lease_s, clock.now()):
+            return {"ran": False, "reason": "another instance holds the lease"}
+    except StoreUnavailable as exc:
+        log.warning("health checks skipped, storage unavailable: %s", exc)
+        return {"ran": False, "reason": "storage unavailable"}
+    names = list(backends)
+    results = await asyncio.gather(*(_probe_one(n, backends[n], probe, clock, timeout_s)
+                                     for n in names))
+    recorded = 0
+    for result in results:
+        try:
+            await store.record_probe(result)
+            recorded += 1
+        except StoreUnavailable as exc:
+            log.warning("could not record the probe of %s: %s", result.backend, exc)
+    return {"ran": True, "recorded": recorded,
+            "results": {r.backend: {"ok": r.ok, "status": r.status} for r in results}}
+
+
+async def _probe_one(name: str, base_url: str, probe: Probe, clock: Clock, timeout_s: float
+                     ) -> ProbeResult:
+    started = clock.now()
+    status = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            status = await probe(base_url + HEALTH_PATH, timeout_s)
+    except Exception as exc:
+        log.info("health probe of %s failed: %s", name, type(exc).__name__)
+    latency = round((clock.now() - started) * 1000, 1)
+    return ProbeResult(name, 200 <= status < 300, clock.now(), latency, status)
+
+
+def plan_members(plans: Iterable[Plan]) -> dict[str, str]:
+    """Every member of every plan: name -> base URL."""
+    return {m.name: m.url for plan in plans for target in plan.targets for m in target.members}
+
+
+def routing_report(pools: Mapping[str, Plan], breakers: SharedBreakers,
+                   outstanding: Mapping[str, int]) -> dict[str, Any]:
+    """For /healthz: each pool, its members, their breaker state and last probe."""
+
+    def member(m: Member) -> dict[str, Any]:
+        probe = breakers.probes.get(m.name)
+        last = None if probe is None else {"ok": probe.ok, "at": probe.at,
+                                           "latency_ms": probe.latency_ms}
+        return {"backend": m.name, "weight": m.weight, "priority": m.priority,
+                "breaker": breakers.state(m.name), "last_probe": last,
+                "outstanding": outstanding.get(m.name, 0)}
+
+    return {"breaker_storage_healthy": breakers.storage_healthy,
+            "pools": {name: [{"target": t.label, "members": [member(m) for m in t.members]}
+                             for t in plan.targets] for name, plan in pools.items()}}

@@ -1,0 +1,52 @@
+"""The storage ports of routing: breaker rows, probe results and the health-check lease.
+
+One row per backend for its breaker, written only on a transition and guarded by its ETag
+(`write` with the ETag last read, or None to create; StoreConflict when someone wrote first).
+Probe results are plain upserts (the lease already makes one writer). Implementations raise
+StoreUnavailable for anything else, so callers can fall back to per-instance breakers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..core.ratelimit.store import StoreConflict, StoreUnavailable
+from .breaker import SharedState
+
+__all__ = ["BreakerRow", "BreakerStore", "ProbeResult", "ProbeStore", "StoreConflict",
+           "StoreUnavailable"]
+
+
+@dataclass(frozen=True)
+class BreakerRow:
+    backend: str
+    state: SharedState
+    etag: str
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    backend: str
+    ok: bool
+    at: float  # wall-clock seconds
+    latency_ms: float
+    status: int = 0  # 0: no answer
+
+
+class BreakerStore(Protocol):
+    async def read_breakers(self) -> list[BreakerRow]: ...
+
+    async def write_breaker(self, backend: str, state: SharedState, etag: str | None) -> str:
+        """Create (etag None) or replace the row; returns the new ETag."""
+        ...
+
+
+class ProbeStore(Protocol):
+    async def record_probe(self, result: ProbeResult) -> None: ...
+
+    async def read_probes(self) -> list[ProbeResult]: ...
+
+    async def take_lease(self, name: str, holder: str, ttl_s: float, now: float) -> bool:
+        """Hold lease `name` for `ttl_s` if it is free, expired or already `holder`'s."""
+        ...

@@ -1,0 +1,77 @@
+"""The body of an upstream answer on its way to the client: whole or streamed, and released."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from ..core.models import Headers
+from ..core.upstream import UpstreamResponse
+
+
+def declared_length(headers: Headers) -> int | None:
+    for key, value in headers:
+        if key.lower() == "content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+async def complete_body(body: AsyncIterator[bytes], length: int | None
+                        ) -> bytes | AsyncIterator[bytes]:
+    """The body as bytes when its first chunk already completes the declared length, else a
+    stream that starts with that chunk.
+
+    Nothing waits longer than it would streamed: the first chunk is sent the moment it is in
+    either way. A whole answer skips the streaming machinery, which costs a task group per
+    response in Starlette.
+    """
+    if length is None:
+        return body
+    first = await anext(body, b"")
+    if len(first) >= length:
+        await close_quietly(body)  # the relay's finally releases the connection
+        return first
+    return _prepend(first, body)
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await close_quietly(rest)
+
+
+async def with_release(body: AsyncIterator[bytes], release: Callable[[], None]
+                       ) -> AsyncIterator[bytes]:
+    """`body`, calling `release` once however it ends (outstanding-request accounting)."""
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        release()
+        await close_quietly(body)
+
+
+async def close_quietly(body: object) -> None:
+    close = getattr(body, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def buffered(answer: UpstreamResponse) -> tuple[bytes, UpstreamResponse]:
+    """The whole body of `answer` (keep it for small ones), and the answer to pass on."""
+    body = b"".join([chunk async for chunk in answer.body])
+
+    async def again() -> AsyncIterator[bytes]:
+        yield body
+
+    return body, UpstreamResponse(answer.status, answer.headers, again())
+
+
+def header(headers: Headers, name: str) -> str | None:
+    """The first value of header `name` (lower case), any case in `headers`."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None

@@ -1,0 +1,156 @@
+"""Breakers shared through a store, storage failures, and the health checks' timer body."""
+
+import pytest
+
+from function_app import app as app_module
+from function_app.adapters.breakerstore_memory import MemoryRoutingStore
+from function_app.core.clock import FakeClock
+from function_app.routing.breaker import CLOSED, OPEN, BreakerConfig
+from function_app.routing.breakers import SharedBreakers
+from function_app.routing.policy import Action, Kind, Outcome, decide
+from function_app.routing.pools import Member
+from function_app.routing.probes import run_health_checks
+
+NODE = Member("node", "http://n")
+CONFIG = BreakerConfig(failures=2, open_s=5)
+
+
+def pair(store, clock):
+    return [SharedBreakers(store, store, clock, CONFIG, cache_s=0.5) for _ in range(2)]
+
+
+async def test_one_instance_opening_a_breaker_opens_it_for_the_other_on_its_next_read():
+    store, clock = MemoryRoutingStore(), FakeClock()
+    first, second = pair(store, clock)
+    first.record(NODE, False)
+    first.record(NODE, False)
+    await clock.advance(0)  # the background write runs
+    assert first.state("node") == OPEN and second.state("node") == CLOSED
+    await second.refresh()
+    assert second.state("node") == OPEN and not second.usable(NODE)
+    assert first.counters["writes"] == 1 and second.counters["adopted"] == 1
+
+
+async def test_a_successful_probe_closes_it_everywhere():
+    store, clock = MemoryRoutingStore(), FakeClock()
+    first, second = pair(store, clock)
+    for _ in range(2):
+        first.record(NODE, False)
+    await clock.advance(0)
+    await second.refresh()
+    clock.set(clock.now() + 5)
+    assert second.acquire(NODE)  # half-open: one probe
+    second.record(NODE, True)
+    await clock.advance(0)
+    await first.refresh()
+    assert first.state("node") == CLOSED == second.state("node")
+
+
+async def test_concurrent_openings_resolve_through_the_etag():
+    store, clock = MemoryRoutingStore(), FakeClock()
+    first, second = pair(store, clock)
+    for breakers in (first, second):
+        breakers.record(NODE, False)
+        breakers.record(NODE, False)
+    await clock.advance(0)
+    assert first.counters["writes"] + second.counters["writes"] >= 1
+    assert second.counters["conflicts"] + first.counters["conflicts"] >= 1
+    rows = await store.read_breakers()
+    assert [row.state.state for row in rows] == [OPEN]
+
+
+async def test_with_storage_down_breakers_work_per_instance():
+    store, clock = MemoryRoutingStore(), FakeClock()
+    store.down = True
+    first, second = pair(store, clock)
+    for _ in range(2):
+        first.record(NODE, False)
+    await clock.advance(0)
+    await second.refresh()
+    assert first.state("node") == OPEN and not first.storage_healthy
+    assert second.state("node") == CLOSED and not second.storage_healthy
+    store.down = False
+    await first.refresh()
+    assert first.storage_healthy
+
+
+async def test_members_whose_fresh_probe_failed_are_skipped_until_it_is_stale():
+    from function_app.routing.store import ProbeResult
+
+    store, clock = MemoryRoutingStore(), FakeClock()
+    breakers = SharedBreakers(store, store, clock, CONFIG, probe_stale_s=30)
+    await store.record_probe(ProbeResult("node", False, clock.now(), 1.0))
+    await breakers.refresh()
+    assert not breakers.usable(NODE) and breakers.usable(NODE, strict=False)
+    clock.set(clock.now() + 31)
+    assert breakers.usable(NODE)
+
+
+async def test_health_checks_probe_once_per_lease_and_record_results():
+    store, clock = MemoryRoutingStore(), FakeClock()
+    seen = []
+
+    async def probe(url, timeout_s):
+        seen.append(url)
+        if "down" in url:
+            raise ConnectionError("refused")
+        return 200
+
+    backends = {"python": "http://up:1", "node": "http://down:2"}
+    done = await run_health_checks(backends, probe, store, clock, "gw-1", timeout_s=1,
+                                   lease_s=25)
+    assert done["ran"] and done["results"] == {"python": {"ok": True, "status": 200},
+                                               "node": {"ok": False, "status": 0}}
+    assert sorted(seen) == ["http://down:2/healthz", "http://up:1/healthz"]
+    other = await run_health_checks(backends, probe, store, clock, "gw-2", timeout_s=1,
+                                    lease_s=25)
+    assert other == {"ran": False, "reason": "another instance holds the lease"}
+    clock.set(clock.now() + 26)  # the holder stopped renewing: another instance takes over
+    assert (await run_health_checks(backends, probe, store, clock, "gw-2", timeout_s=1,
+                                    lease_s=25))["ran"]
+    assert {p.backend: p.ok for p in await store.read_probes()} == {"python": True,
+                                                                   "node": False}
+
+
+async def test_health_checks_skip_quietly_when_storage_is_down():
+    store = MemoryRoutingStore()
+    store.down = True
+
+    async def probe(url, timeout_s):
+        raise AssertionError("no probe without the lease")
+
+    done = await run_health_checks({"python": "http://x"}, probe, store, FakeClock(), "gw",
+                                   timeout_s=1, lease_s=5)
+    assert done == {"ran": False, "reason": "storage unavailable"}
+
+
+async def test_the_timer_function_runs_the_checks_of_the_installed_gateway(install):
+    await install()
+    instance = await app_module.gateway.get()
+    calls = []
+
+    async def checks():
+        calls.append(1)
+        return {"ran": True}
+
+    instance.health_checks = checks
+
+    class Timer:
+        past_due = True
+
+    await app_module.health_checks(Timer())
+    assert calls == [1]
+    instance.health_checks = None
+    assert (await app_module.run_health_checks())["ran"] is False
+
+
+@pytest.mark.parametrize("outcome, repeatable, expected", [
+    (Outcome(Kind.RESET), False, Action.RETURN),  # may still be working: not moved
+    (Outcome(Kind.RESET), True, Action.FALLBACK),
+    (Outcome(Kind.ANSWER, 500), False, Action.FALLBACK),  # its work is over
+    (Outcome(Kind.CONNECT), False, Action.FALLBACK),
+])
+def test_a_post_moves_to_the_fallback_only_when_it_cannot_run_twice(outcome, repeatable,
+                                                                    expected):
+    assert decide(outcome, method="POST", repeatable=repeatable, tries=2, max_tries=2,
+                  next_fallback_on=frozenset({"5xx"})) is expected
