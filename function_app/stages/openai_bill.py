@@ -69,6 +69,7 @@ class Bill:
     reserved: int
     decision: Decision | None = None
     done: bool = False
+    completion_free: bool = False  # answered from the cache: only the prompt is charged
 
     def settle(self, usage: Usage | None) -> None:
         """Reconcile with the reported usage; None keeps the reservation charged."""
@@ -78,6 +79,8 @@ class Bill:
         if usage is None:
             self.ledger.unreconciled(self.reserved)
             return
+        if self.completion_free:
+            usage = Usage(usage.prompt_tokens, 0)
         self._adjust(usage.total - self.reserved)
         self.ledger.settled(self.client, self.model, usage, self.reserved)
 

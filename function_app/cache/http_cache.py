@@ -1,0 +1,151 @@
+"""The GET/HEAD cache of proxied routes: look up, coalesce, fetch, store, answer with X-Cache.
+
+X-Cache is HIT (answered from a tier, or from a concurrent identical request's fetch), MISS
+(fetched; stored when the answer allows) or BYPASS (the request may not use the cache: it sent
+Cache-Control: no-store, or credentials on a route not cached per client). A HEAD is answered
+from the GET entry; a HEAD miss is fetched as a GET so the entry serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from ..core.models import GatewayRequest, GatewayResponse, Headers
+from ..core.pipeline import Handler
+from .coalesce import Coalescer
+from .config import OFF, PER_CLIENT, CacheConfig
+from .counters import CacheCounters
+from .entry import CacheEntry
+from .keys import http_key, vary_values
+from .policy import freshness, header, initial_age, request_rules, usable, vary_names
+from .tiers import TieredCache
+
+CACHE_HEADER = "X-Cache"
+
+
+class HttpCache:
+    def __init__(self, tiers: TieredCache, config: CacheConfig, counters: CacheCounters,
+                 now: Callable[[], float], client_of: Callable[[GatewayRequest], str]):
+        self.tiers = tiers
+        self.config = config
+        self.counters = counters
+        self.coalescer: Coalescer[CacheEntry] = Coalescer()
+        self._now = now
+        self._client_of = client_of
+
+    async def serve(self, request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+        route = request.context["match"].route.path
+        mode = self.config.route_mode(route)
+        if mode == OFF:
+            return await call_next(request)
+        rules = request_rules(request.headers)
+        credentialed = any(request.header(name) for name in self.config.credential_headers)
+        if rules.bypass or (credentialed and mode != PER_CLIENT):
+            self.counters.add("bypass")
+            return _marked(await call_next(request), "BYPASS")
+        partition = self._client_of(request) if mode == PER_CLIENT else ""
+        key = http_key(route, request.path, request.query, partition)
+        head = request.method == "HEAD"
+        if rules.reuse:
+            entry = await self.tiers.get(key)
+            if entry is not None and self._fits(entry, request, rules):
+                self.counters.add("hits")
+                return hit_response(entry, self._now(), head)
+            if self.coalescer.leading(key):
+                entry = await self.coalescer.wait(key)
+                if entry is not None and _vary_matches(entry, request):
+                    self.counters.add("hits")
+                    return hit_response(entry, self._now(), head)
+        self.counters.add("misses")
+        if head:
+            request.method = "GET"  # the entry must hold the body a later GET needs
+
+        async def fetch() -> tuple[CacheEntry | None, GatewayResponse]:
+            response = await call_next(request)
+            return await self._store(key, request, response), response
+
+        response = await self.coalescer.lead(key, fetch) if rules.reuse else (await fetch())[1]
+        assert isinstance(response, GatewayResponse)
+        if head:
+            request.method = "HEAD"
+            await _discard(response)
+        return _marked(response, "MISS")
+
+    def _fits(self, entry: CacheEntry, request: GatewayRequest, rules) -> bool:
+        return usable(entry.age(self._now()), entry.ttl, rules) and _vary_matches(entry, request)
+
+    async def _store(self, key: str, request: GatewayRequest, response: GatewayResponse
+                     ) -> CacheEntry | None:
+        """Store `response` when its headers allow; its body is then read whole (up to the
+        entry limit) and put back as bytes. Returns the entry, or None."""
+        ttl = freshness(response.status, response.headers, self.config.ttl_s)
+        names = vary_names(response.headers)
+        if ttl <= 0 or names is None:
+            self.counters.add("not_stored")
+            return None
+        body = await self._whole_body(response)
+        if body is None:
+            self.counters.add("too_large")
+            return None
+        if header(response.headers, "cache-control") is None:
+            response.set_header("Cache-Control", f"max-age={ttl}")
+        stored_headers = [(k, v) for k, v in response.headers
+                          if k.lower() not in ("content-length", "age")]
+        entry = CacheEntry(response.status, stored_headers, body, self._now(), float(ttl),
+                           initial_age(response.headers), vary_values(names, request.headers))
+        self.tiers.put(key, entry)
+        self.counters.add("stored")
+        return entry
+
+    async def _whole_body(self, response: GatewayResponse) -> bytes | None:
+        limit = self.config.max_entry_bytes
+        if isinstance(response.body, bytes | bytearray):
+            return bytes(response.body) if len(response.body) <= limit else None
+        chunks: list[bytes] = []
+        size = 0
+        stream = response.body
+        async for chunk in stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                response.body = _chain(chunks, stream)  # the client still gets all of it
+                return None
+        response.body = b"".join(chunks)
+        return response.body
+
+
+def hit_response(entry: CacheEntry, now: float, head: bool) -> GatewayResponse:
+    headers: Headers = [*entry.headers, ("Age", str(int(entry.age(now)))),
+                        (CACHE_HEADER, "HIT")]
+    return GatewayResponse(entry.status, headers, b"" if head else entry.body)
+
+
+def _vary_matches(entry: CacheEntry, request: GatewayRequest) -> bool:
+    if not entry.vary:
+        return True
+    return vary_values(tuple(name for name, _ in entry.vary), request.headers) == entry.vary
+
+
+def _marked(response: GatewayResponse, state: str) -> GatewayResponse:
+    response.set_header(CACHE_HEADER, state)
+    return response
+
+
+async def _discard(response: GatewayResponse) -> None:
+    if not isinstance(response.body, bytes | bytearray):
+        close = getattr(response.body, "aclose", None)
+        if close is not None:
+            await close()
+    response.body = b""
+
+
+async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        for chunk in first:
+            yield chunk
+        async for chunk in rest:
+            yield chunk
+    finally:
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()
