@@ -10,9 +10,15 @@ PORT ?= 7071
 
 PROFILE ?= baseline
 
-.PHONY: run test setup gateway lint k6 load load-smoke bench bench-ratelimit clean
+.PHONY: run test setup redis-server gateway lint k6 load load-smoke bench bench-ratelimit clean
 
-setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp
+setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
+
+# The response cache's redis tier is tested against a real redis-server (Debian's package).
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server; }
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt services/python/requirements.txt
 	@test -n "$(PYTHON_BIN)" || bash scripts/find-python313.sh >/dev/null

@@ -40,7 +40,8 @@ def open_shared_tier(settings: Settings) -> CacheTier | None:
         if not settings.cache_redis_url:
             raise SettingsError("setting CACHE_REDIS_URL is invalid: CACHE_BACKEND=redis needs it")
         from .adapters.cache_redis import RedisCacheTier
-        return RedisCacheTier.open(settings.cache_redis_url, entra=settings.cache_redis_entra)
+        return RedisCacheTier.open(settings.cache_redis_url, entra=settings.cache_redis_entra,
+                                   timeout_s=max(1.0, settings.cache_shared_timeout_s))
     if settings.cache_backend == "blob":
         if not (settings.cache_blob_connection or settings.cache_blob_endpoint):
             raise SettingsError("setting CACHE_BLOB_CONNECTION is invalid: CACHE_BACKEND=blob "
