@@ -43,8 +43,8 @@ def key() -> str:
     return "h1:" + uuid.uuid4().hex
 
 
-async def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(condition, within_s: float = 10.0) -> None:
+    deadline = time.monotonic() + within_s
     while not await condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
