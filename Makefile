@@ -10,7 +10,7 @@ PORT ?= 7071
 
 PROFILE ?= baseline
 
-.PHONY: run test setup redis-server gateway lint k6 load load-smoke bench bench-ratelimit clean
+.PHONY: run test setup redis-server gateway lint k6 load load-smoke bench bench-ratelimit bench-cache clean
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
 
@@ -71,6 +71,12 @@ bench: setup
 bench-ratelimit: setup
 	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) load/bench_ratelimit.py
+
+# Response cache: hit ratios (1 instance; 3 sharing redis-server / Azurite Blob), memory hit vs
+# proxying (wrk), replayed stream TTFT.
+bench-cache: setup
+	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) load/bench_cache.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache
