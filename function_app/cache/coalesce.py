@@ -30,7 +30,12 @@ class Coalescer[T]:
 
     async def lead(self, key: str, fetch: Callable[[], Awaitable[tuple[T | None, object]]]
                    ) -> object:
-        """Run `fetch` as the leader; it returns (shared result, the leader's own answer)."""
+        """Run `fetch` as the leader; it returns (shared result, the leader's own answer).
+
+        When another caller already leads `key` (a follower that got None and fetches for
+        itself), `fetch` simply runs: only one leader is registered at a time."""
+        if key in self._inflight:
+            return (await fetch())[1]
         future: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -40,4 +45,5 @@ class Coalescer[T]:
         finally:
             if not future.done():
                 future.set_result(None)
-            del self._inflight[key]
+            if self._inflight.get(key) is future:
+                del self._inflight[key]

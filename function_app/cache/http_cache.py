@@ -76,42 +76,56 @@ class HttpCache:
 
     async def _store(self, key: str, request: GatewayRequest, response: GatewayResponse
                      ) -> CacheEntry | None:
-        """Store `response` when its headers allow; its body is then read whole (up to the
-        entry limit) and put back as bytes. Returns the entry, or None."""
+        """Store `response` when its headers allow. A whole body (bytes) is stored at once and
+        the entry returned, for coalesced followers; a streamed body is passed on as it comes
+        and stored once it has ended whole (followers then fetch for themselves). Event
+        streams are never stored. Returns the entry stored now, or None."""
         ttl = freshness(response.status, response.headers, self.config.ttl_s)
         names = vary_names(response.headers)
-        if ttl <= 0 or names is None:
+        content_type = header(response.headers, "content-type") or ""
+        if ttl <= 0 or names is None or content_type.startswith("text/event-stream"):
             self.counters.add("not_stored")
-            return None
-        body = await self._whole_body(response)
-        if body is None:
-            self.counters.add("too_large")
             return None
         if header(response.headers, "cache-control") is None:
             response.set_header("Cache-Control", f"max-age={ttl}")
         stored_headers = [(k, v) for k, v in response.headers
                           if k.lower() not in ("content-length", "age")]
-        entry = CacheEntry(response.status, stored_headers, body, self._now(), float(ttl),
-                           initial_age(response.headers), vary_values(names, request.headers))
+
+        def make(body: bytes) -> CacheEntry:
+            return CacheEntry(response.status, stored_headers, body, self._now(), float(ttl),
+                              initial_age(response.headers), vary_values(names, request.headers))
+
+        if not isinstance(response.body, bytes | bytearray):
+            response.body = self._recorded(key, response.body, make)
+            return None
+        if len(response.body) > self.config.max_entry_bytes:
+            self.counters.add("too_large")
+            return None
+        entry = make(bytes(response.body))
         self.tiers.put(key, entry)
         self.counters.add("stored")
         return entry
 
-    async def _whole_body(self, response: GatewayResponse) -> bytes | None:
-        limit = self.config.max_entry_bytes
-        if isinstance(response.body, bytes | bytearray):
-            return bytes(response.body) if len(response.body) <= limit else None
+    async def _recorded(self, key: str, body: AsyncIterator[bytes],
+                        make: Callable[[bytes], CacheEntry]) -> AsyncIterator[bytes]:
+        """Pass `body` through chunk by chunk; store it if it ends whole and small enough."""
         chunks: list[bytes] = []
-        size = 0
-        stream = response.body
-        async for chunk in stream:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                response.body = _chain(chunks, stream)  # the client still gets all of it
-                return None
-        response.body = b"".join(chunks)
-        return response.body
+        size, limit = 0, self.config.max_entry_bytes
+        try:
+            async for chunk in body:
+                size += len(chunk)
+                if size <= limit:
+                    chunks.append(chunk)
+                yield chunk
+        finally:
+            close = getattr(body, "aclose", None)
+            if close is not None:
+                await close()
+        if size > limit:
+            self.counters.add("too_large")
+            return
+        self.tiers.put(key, make(b"".join(chunks)))
+        self.counters.add("stored")
 
 
 def hit_response(entry: CacheEntry, now: float, head: bool) -> GatewayResponse:
@@ -137,15 +151,3 @@ async def _discard(response: GatewayResponse) -> None:
         if close is not None:
             await close()
     response.body = b""
-
-
-async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        for chunk in first:
-            yield chunk
-        async for chunk in rest:
-            yield chunk
-    finally:
-        close = getattr(rest, "aclose", None)
-        if close is not None:
-            await close()

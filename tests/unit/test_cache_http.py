@@ -217,3 +217,56 @@ async def test_limited_answers_ok_itself_with_rate_limit_headers(install, backen
     assert answer.status_code == 200 and await read_json(answer) == {"ok": True}
     assert answer.headers["x-ratelimit-limit"] and backend.seen == []
     assert "x-cache" not in answer.headers
+
+
+async def test_a_streamed_body_passes_chunk_by_chunk_and_is_stored_once_whole(gw):
+    release = asyncio.Event()
+
+    async def chunks():
+        yield b'{"part": '
+        await release.wait()
+        yield b'"two"}'
+
+    backend, _ = await gw(respond=lambda r: httpx.Response(
+        200, headers={"content-type": "application/json"}, content=chunks()))
+    first = await get()
+    body = first.body_iterator
+    assert await anext(body) == b'{"part": '  # before the upstream has finished
+    release.set()
+    assert [chunk async for chunk in body] == [b'"two"}']
+    hit = await get()
+    assert hit.headers["x-cache"] == "HIT" and await read_json(hit) == {"part": "two"}
+    assert len(backend.seen) == 1
+
+
+async def test_an_event_stream_on_a_get_route_is_never_stored(gw):
+    async def events():
+        yield b"data: 1\n\n"
+
+    backend, _ = await gw(respond=lambda r: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, content=events()))
+    for _ in range(2):
+        answer = await get()
+        assert answer.headers["x-cache"] == "MISS"
+        assert b"".join([c async for c in answer.body_iterator]) == b"data: 1\n\n"
+    assert len(backend.seen) == 2
+
+
+async def test_followers_of_an_unstorable_answer_each_fetch_without_error(gw):
+    release = asyncio.Event()
+    calls = 0
+
+    async def private(request):
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return httpx.Response(200, json={"n": calls}, headers={"cache-control": "private"})
+
+    await gw(respond=private)
+    tasks = [asyncio.create_task(get()) for _ in range(5)]
+    for _ in range(50):
+        await asyncio.sleep(0)
+    release.set()
+    answers = await asyncio.gather(*tasks)
+    assert calls == 5 and all(a.status_code == 200 for a in answers)
+    assert {a.headers["x-cache"] for a in answers} == {"MISS"}
