@@ -6,6 +6,7 @@ tiers' adapters are imported only when chosen, so redis and the blob SDK load on
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from .cache.completion_cache import CompletionCache
@@ -63,7 +64,13 @@ def build_cache_stage(settings: Settings, gateway: Gateway, identity: ClientIden
     counters = CacheCounters()
 
     def client_of(request: GatewayRequest) -> str:
-        return request.context.get("client_id") or identity.of(request)
+        """The partition of a per-client entry: the client id and, when the request carries
+        credentials, their digest, so two keys behind one address never share an entry."""
+        client = request.context.get("client_id") or identity.of(request)
+        secrets = [request.header(name) or "" for name in sorted(config.credential_headers)]
+        if any(secrets):
+            client += "|" + hashlib.sha256("\0".join(secrets).encode()).hexdigest()[:32]
+        return client
 
     http = HttpCache(tiers, config, counters, clock.now, client_of)
     completions = CompletionCache(tiers, config, counters, clock.now, client_of)

@@ -55,6 +55,8 @@ class CompletionCache:
     async def serve(self, request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         body = request.context["json"]
         mode = self.mode(request, body)
+        # The gateway's own control header is not for the backend.
+        request.headers = [(k, v) for k, v in request.headers if k != REQUEST_HEADER]
         if mode is None:
             return await call_next(request)
         if mode == SKIP:

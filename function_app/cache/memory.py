@@ -25,6 +25,9 @@ class MemoryTier:
         self.evictions = 0
         self.expired = 0
 
+    def now(self) -> float:
+        return self._now()
+
     def lookup(self, key: str) -> CacheEntry | None:
         """The synchronous `get`: the hot path of a hit takes no await."""
         entry = self._entries.get(key)

@@ -45,7 +45,7 @@ class TieredCache:
         entry = await self._guarded("get", self.shared.get(key))
         if entry is None:
             return None
-        if entry.remaining(self.memory._now()) <= 0:
+        if entry.remaining(self.memory.now()) <= 0:
             self.shared_counters["misses"] += 1
             return None
         self.shared_counters["hits"] += 1

@@ -219,3 +219,9 @@ async def test_cachez_counts_completion_hits(fake):
     await post(chat())
     report = await read_json(await cachez(make_request("GET", "/cachez")))
     assert report["counters"]["completion_hits"] == 1 and report["hits"] == 1
+
+
+async def test_the_control_header_does_not_reach_the_backend(fake, backend):
+    await fake()
+    await post(chat(), **{"x-gateway-cache": "refresh"})
+    assert "x-gateway-cache" not in backend.seen[0].headers

@@ -270,3 +270,11 @@ async def test_followers_of_an_unstorable_answer_each_fetch_without_error(gw):
     answers = await asyncio.gather(*tasks)
     assert calls == 5 and all(a.status_code == 200 for a in answers)
     assert {a.headers["x-cache"] for a in answers} == {"MISS"}
+
+
+async def test_per_client_entries_are_split_by_credential_behind_one_address(gw):
+    backend, _ = await gw(CACHE_ROUTES=json.dumps({"/slow": "per-client"}))
+    await get(authorization="Bearer a")
+    assert (await get(authorization="Bearer b")).headers["x-cache"] == "MISS"
+    assert (await get(authorization="Bearer a")).headers["x-cache"] == "HIT"
+    assert len(backend.seen) == 2
