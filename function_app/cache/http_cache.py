@@ -62,7 +62,7 @@ class HttpCache:
 
         async def fetch() -> tuple[CacheEntry | None, GatewayResponse]:
             response = await call_next(request)
-            return await self._store(key, request, response), response
+            return self._store(key, request, response), response
 
         response = await self.coalescer.lead(key, fetch) if rules.reuse else (await fetch())[1]
         assert isinstance(response, GatewayResponse)
@@ -74,7 +74,7 @@ class HttpCache:
     def _fits(self, entry: CacheEntry, request: GatewayRequest, rules) -> bool:
         return usable(entry.age(self._now()), entry.ttl, rules) and _vary_matches(entry, request)
 
-    async def _store(self, key: str, request: GatewayRequest, response: GatewayResponse
+    def _store(self, key: str, request: GatewayRequest, response: GatewayResponse
                      ) -> CacheEntry | None:
         """Store `response` when its headers allow. A whole body (bytes) is stored at once and
         the entry returned, for coalesced followers; a streamed body is passed on as it comes
