@@ -7,13 +7,15 @@ What this cache does, in short (sections of RFC 9111 in brackets):
   max-age=N refuses entries older than N seconds [5.2.1].
 - A response is stored when its status is heuristically cacheable [4.2.2] and it carries none of
   no-store, private, no-cache (this cache does not revalidate, so no-cache means "never reuse"),
-  Vary: *, or Set-Cookie. Freshness: s-maxage, else max-age, else the route's TTL [4.2.1].
+  Vary: *, or Set-Cookie. Freshness: s-maxage, else max-age, else Expires minus Date (an
+  invalid Expires, such as "0", means already stale), else the route's TTL [4.2.1].
 - Age is what the entry already had when stored (the upstream's Age) plus the time since [4.2.3].
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 from ..core.models import Headers
 
@@ -94,7 +96,26 @@ def freshness(status: int, headers: Headers, default_ttl: int) -> int:
     for name in ("s-maxage", "max-age"):
         if name in found:
             return seconds(found[name]) or 0
+    expires = header(headers, "expires")
+    if expires is not None:
+        return _expires_lifetime(expires, header(headers, "date"))
     return default_ttl
+
+
+def _http_date(value: str | None) -> float | None:
+    try:
+        return parsedate_to_datetime(value).timestamp() if value else None
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _expires_lifetime(expires: str, date: str | None) -> int:
+    """Seconds from Date to Expires (RFC 9111 4.2.1); 0 when either cannot be read, or when
+    there is no Date (this cache does not guess the origin's clock)."""
+    end, start = _http_date(expires), _http_date(date)
+    if end is None or start is None:
+        return 0
+    return max(0, int(end - start))
 
 
 def initial_age(headers: Headers) -> float:

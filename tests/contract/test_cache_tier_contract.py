@@ -143,3 +143,20 @@ async def test_two_stacks_share_entries_through_redis(redis_server):
     assert stacks[1].memory.lookup(k) is not None  # promoted into the memory tier
     for stack in stacks:
         await stack.aclose()
+
+
+async def test_the_blob_tier_sweeps_by_itself(azurite_blob):
+    from azure.storage.blob.aio import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(azurite_blob.connection_string)
+    blob = BlobCacheTier(service, f"c{uuid.uuid4().hex[:12]}", sweep_interval_s=0.1)
+    try:
+        await blob.put(key(), fresh(ttl=1.0, age=5.0))  # starts the sweeper
+
+        async def swept() -> bool:
+            return [b async for b in blob.container.list_blobs()] == []
+
+        await wait_until(swept)
+        assert blob.counters["swept"] >= 1
+    finally:
+        await blob.aclose()

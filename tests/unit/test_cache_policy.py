@@ -18,6 +18,11 @@ from function_app.cache.policy import freshness, request_rules, usable, vary_nam
     ([("vary", "*")], 0),
     ([("set-cookie", "a=b")], 0),
     ([("cache-control", "max-age=nonsense")], 0),  # invalid: stale (RFC 9111 4.2.1)
+    ([("date", "Sun, 29 Nov 2026 10:00:00 GMT"), ("expires", "Sun, 29 Nov 2026 10:01:40 GMT")],
+     100),
+    ([("date", "Sun, 29 Nov 2026 10:00:00 GMT"), ("expires", "0")], 0),
+    ([("expires", "Sun, 29 Nov 2026 10:01:40 GMT")], 0),
+    ([("cache-control", "max-age=7"), ("expires", "0")], 7),
 ])
 def test_freshness_follows_the_response_directives(headers, ttl):
     assert freshness(200, headers, 30) == ttl
