@@ -26,9 +26,8 @@ from .stages.cache import cache_stage
 
 
 def cache_config(settings: Settings) -> CacheConfig:
-    credentials = {"authorization", "api-key"}
-    if settings.client_id_source == "api-key":
-        credentials.add(settings.client_id_header)
+    # Any API key header is a credential, whatever names the client for rate limits.
+    credentials = {"authorization", "api-key", settings.client_id_header}
     return CacheConfig(settings.cache_ttl_seconds, settings.cache_max_entry_bytes,
                        dict(settings.cache_routes), frozenset(settings.cache_completions),
                        settings.cache_completions_shared, settings.cache_hit_charges_tokens,

@@ -15,6 +15,7 @@ from ..core.models import Headers
 OVERHEAD = 256  # bytes charged per entry on top of body and headers (object, key, LRU links)
 _LEN = struct.Struct(">I")
 VERSION = 1
+VARIANTS = 0  # the status of a marker entry: the answer varies on the fields in `vary`
 
 
 class EntryFormatError(ValueError):
@@ -31,6 +32,10 @@ class CacheEntry:
     initial_age: float = 0.0
     vary: tuple[tuple[str, str], ...] = ()  # request header values the answer was chosen by
     events: tuple[int, ...] | None = None
+
+    @property
+    def is_variants_marker(self) -> bool:
+        return self.status == VARIANTS
 
     def age(self, now: float) -> float:
         return self.initial_age + max(0.0, now - self.stored_at)

@@ -3,7 +3,8 @@
 X-Cache is HIT (answered from a tier, or from a concurrent identical request's fetch), MISS
 (fetched; stored when the answer allows) or BYPASS (the request may not use the cache: it sent
 Cache-Control: no-store, or credentials on a route not cached per client). A HEAD is answered
-from the GET entry; a HEAD miss is fetched as a GET so the entry serves both.
+from the GET entry; a HEAD miss is fetched as a GET so the entry serves both. An answer with
+Vary is stored per variant (the request's values of the Vary fields), behind a marker entry.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from ..core.pipeline import Handler
 from .coalesce import Coalescer
 from .config import OFF, PER_CLIENT, CacheConfig
 from .counters import CacheCounters
-from .entry import CacheEntry
-from .keys import http_key, vary_values
+from .entry import VARIANTS, CacheEntry
+from .keys import http_key, variant_key, vary_values
 from .policy import freshness, header, initial_age, request_rules, usable, vary_names
 from .tiers import TieredCache
 
@@ -47,7 +48,7 @@ class HttpCache:
         key = http_key(route, request.path, request.query, partition)
         head = request.method == "HEAD"
         if rules.reuse:
-            entry = await self.tiers.get(key)
+            entry = await self._lookup(key, request)
             if entry is not None and self._fits(entry, request, rules):
                 self.counters.add("hits")
                 return hit_response(entry, self._now(), head)
@@ -70,6 +71,24 @@ class HttpCache:
             request.method = "HEAD"
             await _discard(response)
         return _marked(response, "MISS")
+
+    async def _lookup(self, key: str, request: GatewayRequest) -> CacheEntry | None:
+        """The entry for `key`; through its variants marker when the answer has a Vary."""
+        entry = await self.tiers.get(key)
+        if entry is None or not entry.is_variants_marker:
+            return entry
+        names = tuple(name for name, _ in entry.vary)
+        return await self.tiers.get(variant_key(key, vary_values(names, request.headers)))
+
+    def _put(self, key: str, entry: CacheEntry) -> None:
+        """Store under `key`, or, for an answer with a Vary, under the key of its variant with
+        a marker naming the Vary fields under `key`, so every variant can be held at once."""
+        if entry.vary:
+            marker = CacheEntry(VARIANTS, [], b"", entry.stored_at, entry.ttl,
+                                entry.initial_age, tuple((name, "") for name, _ in entry.vary))
+            self.tiers.put(key, marker)
+            key = variant_key(key, entry.vary)
+        self.tiers.put(key, entry)
 
     def _fits(self, entry: CacheEntry, request: GatewayRequest, rules) -> bool:
         return usable(entry.age(self._now()), entry.ttl, rules) and _vary_matches(entry, request)
@@ -102,7 +121,7 @@ class HttpCache:
             self.counters.add("too_large")
             return None
         entry = make(bytes(response.body))
-        self.tiers.put(key, entry)
+        self._put(key, entry)
         self.counters.add("stored")
         return entry
 
@@ -124,7 +143,7 @@ class HttpCache:
         if size > limit:
             self.counters.add("too_large")
             return
-        self.tiers.put(key, make(b"".join(chunks)))
+        self._put(key, make(b"".join(chunks)))
         self.counters.add("stored")
 
 

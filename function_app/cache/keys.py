@@ -39,6 +39,11 @@ def http_key(route: str, path: str, query: str, partition: str = "") -> str:
     return "h1:" + _digest(route, path, query_without_function_key(query), partition)
 
 
+def variant_key(key: str, values: tuple[tuple[str, str], ...]) -> str:
+    """The key of one variant of an answer with Vary (`values` from `vary_values`)."""
+    return key + ":" + _digest(*(f"{name}={value}" for name, value in values))[:32]
+
+
 def vary_values(names: tuple[str, ...], headers: Headers) -> tuple[tuple[str, str], ...]:
     """The request's values of the Vary fields, each hashed (values may be credentials)."""
     values = []

@@ -101,7 +101,7 @@ async def test_request_max_age_refuses_older_entries(gw):
     assert (await get(**{"cache-control": "max-age=9"})).headers["x-cache"] == "HIT"
 
 
-@pytest.mark.parametrize("credential", ["authorization", "api-key"])
+@pytest.mark.parametrize("credential", ["authorization", "api-key", "x-api-key"])
 async def test_credentialed_requests_bypass_a_shared_route(gw, credential):
     backend, _ = await gw()
     await get()
@@ -134,13 +134,18 @@ async def test_the_function_key_does_not_split_entries(gw, query):
 
 
 async def test_vary_selects_by_the_named_request_header(gw):
-    _backend, _ = await gw(respond=lambda r: httpx.Response(
+    backend, _ = await gw(respond=lambda r: httpx.Response(
         200, json={"lang": r.headers.get("accept-language")}, headers={"vary": "Accept-Language"}))
     await get(**{"accept-language": "fr"})
     same = await get(**{"accept-language": "fr"})
     other = await get(**{"accept-language": "de"})
     assert same.headers["x-cache"] == "HIT" and other.headers["x-cache"] == "MISS"
     assert (await read_json(other))["lang"] == "de"
+    # Both variants are held at once: neither pushed the other out.
+    for lang in ("fr", "de", "fr"):
+        answer = await get(**{"accept-language": lang})
+        assert answer.headers["x-cache"] == "HIT" and (await read_json(answer))["lang"] == lang
+    assert len(backend.seen) == 2
 
 
 async def test_head_is_answered_from_the_get_entry_and_fills_it(gw):
