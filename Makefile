@@ -10,9 +10,15 @@ PORT ?= 7071
 
 PROFILE ?= baseline
 
-.PHONY: run test setup gateway lint k6 load load-smoke bench bench-ratelimit fuzz chaos clean
+.PHONY: run test setup redis-server gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz chaos clean
 
-setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp
+setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
+
+# The response cache's redis tier is tested against a real redis-server (Debian's package).
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server; }
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt services/python/requirements.txt
 	@test -n "$(PYTHON_BIN)" || bash scripts/find-python313.sh >/dev/null
@@ -77,6 +83,12 @@ fuzz: setup
 # Azurite; writes docs/chaos/chaos.md and chaos.png.
 chaos: setup
 	$(PY) load/chaos.py
+
+# Response cache: hit ratios (1 instance; 3 sharing redis-server / Azurite Blob), memory hit vs
+# proxying (wrk), replayed stream TTFT.
+bench-cache: setup
+	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) load/bench_cache.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

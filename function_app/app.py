@@ -77,6 +77,19 @@ async def stats(req: Request) -> Response:
     return JSONResponse(instance.stats(), headers={"cache-control": "no-store"})
 
 
+@app.route(route="cachez", methods=["GET"])
+async def cachez(req: Request) -> Response:
+    """The response cache's counters: hits, misses, hit_ratio, backend, ttl, tiers."""
+    try:
+        instance = await gateway.get()
+    except SettingsError as exc:
+        return _misconfigured(req, exc)
+    source = instance.stats_sources.get("cache")
+    body = source() if source is not None else {"enabled": False, "hits": 0, "misses": 0,
+                                                "hit_ratio": 0.0, "backend": "none", "ttl": 0}
+    return JSONResponse(body, headers={"cache-control": "no-store"})
+
+
 @app.route(route="{*path}", methods=ALL_METHODS)
 async def proxy(req: Request) -> Response:
     try:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
 from .adapters.limitstore_table import open_limit_storage
+from .cache.tier import CacheTier
+from .cache_wiring import build_cache_stage
 from .core.clock import Clock, SystemClock
 from .core.identity import ClientIdentity
 from .core.pipeline import Stage, compose
@@ -31,6 +33,7 @@ from .routing.store import BreakerStore
 from .stages.body import body_stage
 from .stages.errors import errors_stage
 from .stages.forwarded import forwarded_stage
+from .stages.local import local_stage
 from .stages.openai import openai_stage
 from .stages.openai_bill import TokenLimits
 from .stages.proxy import proxy_handler
@@ -52,6 +55,7 @@ async def build_gateway(
     settings: Settings, *, upstream: Upstream | None = None, clock: Clock | None = None,
     limit_store: RateLimitStore | None = None, override_store: OverrideStore | None = None,
     routing_store: BreakerStore | None = None,
+    cache_tier: CacheTier | None = None,
 ) -> Gateway:
     """Wire a gateway from settings; the keyword arguments replace real adapters in tests."""
     table = parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
@@ -82,6 +86,11 @@ async def build_gateway(
         stages.append(rate_limit_stage(limiter, overrides.limits_for, identity))
     stages.append(body_stage(settings.max_body_bytes))
     stages.append(_openai(settings, gateway, limiter, identity, clock))
+    # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
+    # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.
+    if settings.cache_enabled:
+        stages.append(build_cache_stage(settings, gateway, identity, clock, cache_tier))
+    stages.append(local_stage)
     router = build_router(settings, gateway, upstream, table, routing_store)
     gateway.handle = compose(stages, proxy_handler(router))
     return gateway

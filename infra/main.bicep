@@ -103,6 +103,9 @@ param backendMinReplicas int = 1
 @minValue(1)
 param backendMaxReplicas int = 10
 
+@description('Deploy Azure Managed Redis (Entra ID auth) as the shared response-cache tier; off uses blob storage.')
+param deployRedis bool = false
+
 @description('Gateway settings to change, e.g. {"UPSTREAM_TIMEOUT_S": "60"}; merged over the defaults below.')
 param gatewaySettings object = {}
 
@@ -158,6 +161,17 @@ var gatewaySettingDefaults = {
   BREAKER_CACHE_S: '0.5'
   ROUTING_TABLE: 'routing'
   HEALTH_CHECK_LEASE_S: '25'
+  CACHE_ENABLED: 'true'
+  CACHE_TTL_SECONDS: '30'
+  CACHE_ROUTES: ''
+  CACHE_MEMORY_BYTES: '67108864'
+  CACHE_MAX_ENTRY_BYTES: '1048576'
+  CACHE_SHARED_TIMEOUT_S: '0.25'
+  CACHE_BLOB_CONNECTION: ''
+  CACHE_BLOB_CONTAINER: 'gatewaycache'
+  CACHE_COMPLETIONS: ''
+  CACHE_COMPLETIONS_SHARED: 'false'
+  CACHE_HIT_CHARGES_TOKENS: 'false'
 }
 
 // In Azure the Functions host forwards each request to the worker over loopback with YARP's
@@ -174,6 +188,12 @@ var gatewayWiredSettings = {
   TABLE_STORAGE_ENDPOINT: storage.outputs.tableEndpoint
   RATE_LIMIT_TABLE: rateLimitTableName
   LIMIT_OVERRIDES_TABLE: limitOverridesTableName
+  // The cache's shared tier: Azure Managed Redis when deployed (deployRedis), else the app's own
+  // blob storage through the managed identity.
+  CACHE_BACKEND: deployRedis ? 'redis' : 'blob'
+  CACHE_REDIS_URL: deployRedis ? redis.outputs.url : ''
+  CACHE_REDIS_ENTRA: deployRedis ? 'true' : 'false'
+  CACHE_BLOB_ENDPOINT: storage.outputs.blobEndpoint
 }
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -304,6 +324,17 @@ module nodeBackend 'modules/backend.bicep' = {
     registryServer: registry.outputs.loginServer
     minReplicas: backendMinReplicas
     maxReplicas: backendMaxReplicas
+  }
+}
+
+module redis 'modules/redis.bicep' = if (deployRedis) {
+  name: 'redis'
+  scope: rg
+  params: {
+    name: 'redis-${resourceToken}'
+    location: location
+    tags: tags
+    gatewayPrincipalId: gatewayIdentity.outputs.principalId
   }
 }
 

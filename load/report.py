@@ -27,6 +27,17 @@ class Threshold:
 
 
 @dataclass(frozen=True)
+class CacheRow:
+    """One scenario of the cache profile: a backend behind GET /slow."""
+
+    scenario: str
+    requests: int
+    rps: float
+    hit_ratio: float
+    p95_ms: float
+
+
+@dataclass(frozen=True)
 class Report:
     """What one k6 run measured, over its main stage when the profile has one."""
 
@@ -44,6 +55,7 @@ class Report:
     dropped_iterations: int
     checks: tuple[int, int] | None
     thresholds: tuple[Threshold, ...]
+    cache: tuple[CacheRow, ...] = ()
 
     @property
     def thresholds_passed(self) -> int:
@@ -101,6 +113,19 @@ def _thresholds(metrics: Mapping[str, Any]) -> tuple[Threshold, ...]:
     )
 
 
+def cache_rows(metrics: Mapping[str, Any], profile: Mapping[str, Any]) -> tuple[CacheRow, ...]:
+    """Per-scenario hit ratio, throughput and p95 of the cache profile (none for others)."""
+    rows, duration = [], profile.get("scenario_duration_s") or 1
+    for name in profile.get("cache_scenarios", ()):
+        ratio = _values(metrics, f"cache_hit_ratio{{scenario:{name}}}")
+        latency = _values(metrics, f"http_req_duration{{scenario:{name}}}")
+        if ratio is not None and latency is not None:
+            count = int(latency["count"])
+            rows.append(CacheRow(name, count, count / duration, ratio["rate"],
+                                 latency.get("p(95)", 0.0)))
+    return tuple(rows)
+
+
 def parse_summary(data: Mapping[str, Any]) -> Report:
     """Build a Report from the summary JSON; pure, so tests feed it dicts."""
     metrics, profile = data["metrics"], data.get("profile", {})
@@ -131,6 +156,7 @@ def parse_summary(data: Mapping[str, Any]) -> Report:
         dropped_iterations=_count(metrics, "dropped_iterations") or 0,
         checks=checks if checks[1] else None,
         thresholds=_thresholds(metrics),
+        cache=cache_rows(metrics, profile),
     )
 
 
@@ -184,6 +210,7 @@ def markdown(report: Report, chart_name: str) -> str:
         "",
         *_table(("Metric", "Value"), summary_rows(report)),
         "",
+        *_cache_section(report),
         "## Thresholds",
         "",
         *_table(("Metric", "Rule", "Result"), [
@@ -197,6 +224,15 @@ def markdown(report: Report, chart_name: str) -> str:
     return "\n".join(lines)
 
 
+def _cache_section(report: Report) -> list[str]:
+    if not report.cache:
+        return []
+    rows = [(r.scenario, str(r.requests), f"{r.rps:.1f}", f"{r.hit_ratio:.4f}", f"{r.p95_ms:.1f}")
+            for r in report.cache]
+    return ["## Cache, per backend", "",
+            *_table(("Backend", "Requests", "RPS", "Hit ratio", "p95 (ms)"), rows), ""]
+
+
 # --- chart -----------------------------------------------------------------------------------
 
 def render_chart(report: Report, path: Path) -> None:
@@ -205,9 +241,12 @@ def render_chart(report: Report, path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, (latency_ax, rps_ax) = plt.subplots(1, 2, figsize=(10, 4), width_ratios=(2, 1))
-    _latency_bars(latency_ax, report)
-    _throughput_bars(rps_ax, report)
+    panels = 3 if report.cache else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), width_ratios=(2, 1, 1)[:panels])
+    _latency_bars(axes[0], report)
+    _throughput_bars(axes[1], report)
+    if report.cache:
+        _cache_bars(axes[2], report)
     fig.suptitle(f"k6 {report.profile} ({report.scope})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -235,6 +274,16 @@ def _throughput_bars(ax: Any, report: Report) -> None:
     ax.bar_label(bars, fmt="%.1f")
     ax.set_ylabel("requests / s")
     ax.set_title("Throughput")
+
+
+def _cache_bars(ax: Any, report: Report) -> None:
+    bars = ax.bar([r.scenario for r in report.cache], [r.hit_ratio for r in report.cache],
+                  color="tab:purple")
+    ax.bar_label(bars, labels=[f"{r.hit_ratio:.3f}\n{r.rps:.0f}/s p95 {r.p95_ms:.0f} ms"
+                               for r in report.cache], fontsize=8)
+    ax.set_ylim(0, 1.25)
+    ax.set_ylabel("hit ratio")
+    ax.set_title("Cache hit ratio per backend")
 
 
 # --- command line ----------------------------------------------------------------------------

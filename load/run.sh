@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run one load profile: load/run.sh PROFILE [extra k6 run arguments]
-#   PROFILE is a script in load/: baseline, optimized, spike, soak, smoke, ratelimit, stream.
+#   PROFILE is a script in load/: baseline, optimized, spike, soak, smoke, ratelimit, stream,
+#   cache.
 # BASE_URL unset: starts the local stack (scripts/devstack.py) first and stops it afterwards.
 # K6 overrides the k6 binary (default bin/k6, see load/install-k6.sh). Summaries go to
 # RESULTS_DIR (default load/results), the Markdown/PNG report to REPORT_DIR (default RESULTS_DIR).
@@ -68,6 +69,13 @@ start_stack() {
 
 mkdir -p "${RESULTS_DIR}" "${REPORT_DIR}"
 rm -f "${SUMMARY}"
+# A profile may need settings of its own in the stack started here (load/<profile>.env).
+if [[ -z "${BASE_URL:-}" && -f "load/${PROFILE}.env" ]]; then
+  set -a
+  # shellcheck disable=SC1090
+  source "load/${PROFILE}.env"
+  set +a
+fi
 if [[ -z "${BASE_URL:-}" ]]; then start_stack; fi
 echo "k6 ${PROFILE} against ${BASE_URL}"
 

@@ -47,6 +47,19 @@ OPENAI_ROUTES: tuple[dict, ...] = (
     {"path": "/v1/models/*", "methods": ["GET"], "kind": OPENAI_MODELS},
 )
 
+# The prototype's demo routes, always present after the configured ones (which can shadow
+# them): GET /slow (a backend endpoint answering after 120 ms, for the cache) on either backend,
+# and GET /limited, answered by the gateway itself (stages/local.py) to show the rate limiter.
+LOCAL_OK = "local.ok"
+DEMO_ROUTES: tuple[dict, ...] = (
+    {"path": "/slow", "methods": ["GET", "HEAD"], "backend": "python", "upstream_path": "/slow"},
+    {"path": "/slow/python", "methods": ["GET", "HEAD"], "backend": "python",
+     "upstream_path": "/slow"},
+    {"path": "/slow/node", "methods": ["GET", "HEAD"], "backend": "node",
+     "upstream_path": "/slow"},
+    {"path": "/limited", "methods": ["GET"], "kind": LOCAL_OK},
+)
+
 # Where an OpenAI route forwards, unless it says otherwise: the endpoint's standard path.
 OPENAI_UPSTREAM = {OPENAI_CHAT: "/v1/chat/completions", OPENAI_COMPLETIONS: "/v1/completions",
                    OPENAI_EMBEDDINGS: "/v1/embeddings", OPENAI_MODELS: "/v1/models"}
@@ -96,7 +109,8 @@ class Match:
 
 
 # Paths served by functions of their own; reaching the table with another method is a 405.
-RESERVED: dict[str, list[str]] = {"/healthz": ["GET"], "/_gateway/stats": ["GET"]}
+RESERVED: dict[str, list[str]] = {"/healthz": ["GET"], "/_gateway/stats": ["GET"],
+                                  "/cachez": ["GET"]}
 
 
 class RouteTable:
@@ -123,7 +137,7 @@ def parse_routes(
     raw: Sequence[Mapping] | None, backends: Mapping[str, str], default_timeout_s: float
 ) -> RouteTable:
     """Validate route entries against the known backends; ValueError names the bad entry."""
-    entries = (*(raw or SEED_ROUTES), *OPENAI_ROUTES)
+    entries = (*(raw or SEED_ROUTES), *OPENAI_ROUTES, *DEMO_ROUTES)
     return RouteTable(
         [_parse_one(i, e, backends, default_timeout_s) for i, e in enumerate(entries)])
 
@@ -141,7 +155,7 @@ def _parse_one(index: int, entry: Mapping, backends: Mapping[str, str], default:
     if not methods or not {str(m).upper() for m in methods} <= _METHODS:
         raise ValueError(f"{where}: 'methods' must be a non-empty subset of {sorted(_METHODS)}")
     kind = entry.get("kind", PROXY)
-    if kind != PROXY and kind not in OPENAI_KINDS:
+    if kind != PROXY and kind not in OPENAI_KINDS and kind != LOCAL_OK:
         raise ValueError(f"{where}: 'kind' must be {PROXY!r} or one of {sorted(OPENAI_KINDS)}")
     backend = entry.get("backend", "" if kind in OPENAI_KINDS else None)
     if kind != PROXY and (backend or "backends" in entry):

@@ -106,3 +106,39 @@ def header_name(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9-]+", value):
         raise ValueError(f"{value!r} is not a header name")
     return value.lower()
+
+
+# --- response cache ---
+
+CACHE_ROUTE_MODES = ("off", "shared", "per-client")
+
+
+def cache_route_modes(value: str) -> dict[str, str]:
+    modes = json_of(dict)(value)
+    for path, mode in modes.items():
+        if not str(path).startswith("/"):
+            raise ValueError(f"{path!r}: a route path must start with '/'")
+        if mode not in CACHE_ROUTE_MODES:
+            raise ValueError(f"{path!r}: {mode!r} is not one of {', '.join(CACHE_ROUTE_MODES)}")
+    return modes
+
+
+def name_list(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def redis_url(value: str) -> str:
+    """redis:// or rediss:// with a host; the message never repeats the value (it may hold a
+    password)."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError("expected redis://host:port/db or rediss://host:port")
+    return value
+
+
+def container_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}", value):
+        raise ValueError(f"{value!r} is not a valid blob container name")
+    return value

@@ -17,14 +17,18 @@ from .model_routes import ModelTable, ModelTableError, parse_model_table
 from .routes import parse_routes
 from .setting_values import (
     boolean,
+    cache_route_modes,
     choice,
     connection_string,
+    container_name,
     float_range,
     header_name,
     http_url,
     int_range,
     json_of,
+    name_list,
     optional_http_url,
+    redis_url,
     scope_names,
     table_name,
     text,
@@ -188,6 +192,43 @@ SPECS: tuple[Spec, ...] = (
     Spec("HEALTH_CHECK_LEASE_S", "health_check_lease_s", "25", float_range(1, 3600),
          "The instance that ran the health-check timer keeps the lease this long; another "
          "instance's timer takes over only after it lapses."),
+    # --- response cache (function_app/cache/) ---
+    Spec("CACHE_ENABLED", "cache_enabled", "true", boolean,
+         "Cache GET answers of proxied routes (and completions where opted in)."),
+    Spec("CACHE_BACKEND", "cache_backend", "memory", choice("memory", "redis", "blob"),
+         "Tier shared by instances behind the per-instance memory LRU: memory (none), redis "
+         "or blob (the app's storage account)."),
+    Spec("CACHE_TTL_SECONDS", "cache_ttl_seconds", "30", int_range(1, 86400),
+         "Freshness of a stored answer that states none itself (max-age / s-maxage win)."),
+    Spec("CACHE_ROUTES", "cache_routes", "", cache_route_modes,
+         'JSON {"route path": "off" | "shared" | "per-client"}; GET routes not listed are '
+         "cached shared. per-client keys entries by client id and admits credentialed requests."),
+    Spec("CACHE_MEMORY_BYTES", "cache_memory_bytes", "67108864", int_range(1024, 2**40),
+         "Byte budget of the per-instance memory tier (LRU); never exceeded."),
+    Spec("CACHE_MAX_ENTRY_BYTES", "cache_max_entry_bytes", "1048576", int_range(1, 2**31),
+         "Largest body stored; larger answers stream through uncached."),
+    Spec("CACHE_SHARED_TIMEOUT_S", "cache_shared_timeout_s", "0.25", float_range(0.005, 10),
+         "Deadline of one shared-tier call; slower or failed calls are counted and bypassed."),
+    Spec("CACHE_REDIS_URL", "cache_redis_url", "", redis_url,
+         "redis://host:port/db locally; rediss://<name>.<region>.redis.azure.net:10000 for "
+         "Azure Managed Redis (with CACHE_REDIS_ENTRA=true)."),
+    Spec("CACHE_REDIS_ENTRA", "cache_redis_entra", "false", boolean,
+         "Authenticate to redis with an Entra ID token of the managed identity (azure-identity)."),
+    Spec("CACHE_BLOB_CONNECTION", "cache_blob_connection", "", connection_string,
+         "Blob connection string for CACHE_BACKEND=blob locally (Azurite: BlobEndpoint="
+         "http://127.0.0.1:<port>/devstoreaccount1). Empty: CACHE_BLOB_ENDPOINT is used."),
+    Spec("CACHE_BLOB_ENDPOINT", "cache_blob_endpoint", "", optional_http_url,
+         "https://<account>.blob.core.windows.net, used with the managed identity."),
+    Spec("CACHE_BLOB_CONTAINER", "cache_blob_container", "gatewaycache", container_name,
+         "Blob container holding shared cache entries (expired ones are swept)."),
+    Spec("CACHE_COMPLETIONS", "cache_completions", "", name_list,
+         "Comma-separated models and/or OpenAI route paths (/v1/embeddings) whose answers are "
+         "cached; * for all. Others are cached only on x-gateway-cache: use."),
+    Spec("CACHE_COMPLETIONS_SHARED", "cache_completions_shared", "false", boolean,
+         "Share cached completions between clients; false partitions them by client id."),
+    Spec("CACHE_HIT_CHARGES_TOKENS", "cache_hit_charges_tokens", "false", boolean,
+         "Charge a cached completion's completion tokens against token limits (false: only "
+         "its prompt tokens)."),
 )
 
 
@@ -249,6 +290,21 @@ class Settings:
     breaker_cache_s: float = 0.5
     routing_table: str = "routing"
     health_check_lease_s: float = 25.0
+    cache_enabled: bool = True
+    cache_backend: str = "memory"
+    cache_ttl_seconds: int = 30
+    cache_routes: dict = field(default_factory=dict, hash=False)
+    cache_memory_bytes: int = 64 * 1024 * 1024
+    cache_max_entry_bytes: int = 1024 * 1024
+    cache_shared_timeout_s: float = 0.25
+    cache_redis_url: str = field(default="", repr=False)
+    cache_redis_entra: bool = False
+    cache_blob_connection: str = field(default="", repr=False)
+    cache_blob_endpoint: str = ""
+    cache_blob_container: str = "gatewaycache"
+    cache_completions: frozenset = field(default=frozenset(), hash=False)
+    cache_completions_shared: bool = False
+    cache_hit_charges_tokens: bool = False
 
     @property
     def backends(self) -> dict[str, str]:

@@ -13,7 +13,7 @@ import logging
 from ..core.errors import ClientDisconnected, GatewayError
 from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
-from ..core.routes import PROXY
+from ..core.routes import OPENAI_KINDS
 from ..openai.errors import openai_error_response
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
 
 def render(error: GatewayError, request: GatewayRequest) -> GatewayResponse:
     match = request.context.get("match")
-    openai = match.route.kind != PROXY if match is not None \
+    openai = match.route.kind in OPENAI_KINDS if match is not None \
         else request.path.startswith(OPENAI_PREFIX)
     if openai:
         return openai_error_response(error, request.context)

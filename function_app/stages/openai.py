@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from ..cache.completion_cache import COMPLETION_FREE
 from ..core.clock import Clock
 from ..core.errors import ModelNotFound, NeverFits
 from ..core.identity import ClientIdentity
@@ -18,7 +19,7 @@ from ..core.model_routes import ModelTable
 from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
 from ..core.ratelimit.model import ScopedLimit
-from ..core.routes import OPENAI_MODELS, PROXY
+from ..core.routes import OPENAI_KINDS, OPENAI_MODELS
 from ..openai.estimate import Prepared, prepare
 from ..openai.ledger import TokenLedger
 from ..openai.limit_headers import REQUESTS_DECISION, TOKENS_DECISION, openai_limit_headers
@@ -33,7 +34,7 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
                  clock: Clock) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         kind = request.context["match"].route.kind
-        if kind == PROXY:
+        if kind not in OPENAI_KINDS:
             return await call_next(request)
         if kind == OPENAI_MODELS:
             return models_answer(models, request.path)
@@ -56,6 +57,7 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         except BaseException:
             bill.settle(None)  # no answer: the backend may have worked, the charge stays
             raise
+        bill.completion_free = bool(request.context.get(COMPLETION_FREE))  # a cache hit
         response.set_headers(openai_limit_headers(request.context.get(REQUESTS_DECISION),
                                                   bill.decision))
         return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage)

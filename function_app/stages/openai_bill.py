@@ -73,6 +73,7 @@ class Bill:
     decision: Decision | None = None
     done: bool = False
     prompt_tokens: int = 0  # the estimate's prompt part, to bill a stream cut short
+    completion_free: bool = False  # answered from the cache: only the prompt is charged
 
     def settle(self, usage: Usage | None) -> None:
         """Reconcile with the reported usage; None keeps the reservation charged."""
@@ -82,6 +83,8 @@ class Bill:
         if usage is None:
             self.ledger.unreconciled(self.reserved)
             return
+        if self.completion_free:
+            usage = Usage(usage.prompt_tokens, 0)
         self._adjust(usage.total - self.reserved)
         self.ledger.settled(self.client, self.model, usage, self.reserved)
 

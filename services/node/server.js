@@ -259,6 +259,13 @@ app.get('/healthz', (req, res) => {
   res.json({ ok: true, service: SERVICE, model: SETTINGS.modelName });
 });
 
+// The prototype's cache demo: the same JSON every time, after SLOW_MS (GET, and HEAD by Express).
+const SLOW_MS = 120;
+app.get('/slow', injectErrors, async (req, res) => {
+  await sleep(SLOW_MS);
+  res.json({ ok: true, service: SERVICE, slow_ms: SLOW_MS });
+});
+
 app.post('/infer', injectErrors, parseJson, async (req, res) => {
   if (!isObject(req.body)) return sendInferBadRequest(res, 'body must be a JSON object');
   const { prompt } = req.body;

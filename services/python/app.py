@@ -301,6 +301,18 @@ async def healthz() -> dict[str, Any]:
     return {"ok": True, "service": SERVICE, "model": SETTINGS.model_name}
 
 
+SLOW_MS = 120  # the prototype's cache demo: a backend answer worth caching
+
+
+@app.api_route("/slow", methods=["GET", "HEAD"])
+async def slow(request: Request) -> Response:
+    """Answers after SLOW_MS, the same JSON every time (the gateway's GET /slow caches it)."""
+    if (failure := injected_error(request)) is not None:
+        return failure
+    await asyncio.sleep(SLOW_MS / 1000)
+    return JSONResponse({"ok": True, "service": SERVICE, "slow_ms": SLOW_MS})
+
+
 @app.post("/infer")
 async def infer(request: Request) -> Response:
     if (failure := injected_error(request)) is not None:

@@ -142,7 +142,8 @@ def inspect(script: Path, *env: str) -> dict:
 
 def test_every_profile_is_present():
     names = {script.stem for script in SCRIPTS}
-    assert names == {"baseline", "optimized", "ratelimit", "smoke", "soak", "spike", "stream"}
+    assert names == {"baseline", "cache", "optimized", "ratelimit", "smoke", "soak", "spike",
+                     "stream"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.name)
@@ -178,3 +179,18 @@ def test_bad_override_fails_fast():
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode != 0
     assert "RATE=fast is not a positive number" in done.stderr
+
+
+def test_cache_profile_reports_hit_ratio_rps_and_p95_per_backend(tmp_path):
+    """A recorded `make load PROFILE=cache` run (40 VUs, 20 s per backend)."""
+    parsed = report.parse_summary(summary("cache.json"))
+    assert [row.scenario for row in parsed.cache] == ["python", "node"]
+    for row in parsed.cache:
+        assert row.hit_ratio >= 0.95 and row.requests > 0
+        assert row.rps == pytest.approx(row.requests / 20)
+        assert row.p95_ms > 0
+    text = report.markdown(parsed, "cache.png")
+    assert "## Cache, per backend" in text and "| python |" in text
+    report.render_chart(parsed, tmp_path / "cache.png")
+    assert (tmp_path / "cache.png").read_bytes().startswith(PNG_MAGIC)
+    assert report.parse_summary(summary("summary.json")).cache == ()

@@ -56,3 +56,12 @@ def test_error_rate_one_fails_every_infer(sim_pool: SimPool, kind: str) -> None:
         assert response.status_code == 500
         assert response.json()["error"]["code"] == "simulated_error"
     assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+def test_slow_answers_after_120_ms(api: httpx.Client, kind: str) -> None:
+    started = time.monotonic()
+    response = api.get("/slow")
+    assert (time.monotonic() - started) >= 0.12
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "service": f"{kind}-sim", "slow_ms": 120}
+    assert api.head("/slow").status_code == 200

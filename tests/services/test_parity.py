@@ -57,3 +57,9 @@ def test_same_bad_request(both: list[str], content: bytes) -> None:
         httpx.post(f"{url}/v1/chat/completions", content=content, timeout=10) for url in both)
     assert python.status_code == node.status_code == 400
     assert python.json() == node.json()
+
+
+def test_same_slow_answer(both: list[str]) -> None:
+    python, node = (httpx.get(f"{url}/slow", timeout=10).json() for url in both)
+    assert {k: v for k, v in python.items() if k != "service"} == \
+        {k: v for k, v in node.items() if k != "service"}

@@ -1,0 +1,153 @@
+"""The completion cache of /v1/chat/completions, /v1/completions and /v1/embeddings.
+
+Runs after the OpenAI stage (the model is resolved and its tokens reserved), before the upstream
+step. Opt-in: models and routes listed in CACHE_COMPLETIONS are cached unless a request says
+`x-gateway-cache: skip`; others only when it says `use`. `refresh` always fetches and stores.
+The key is the client's own body, normalised (keys/whitespace/`stream`/`stream_options`/`user`
+do not count), per client unless CACHE_COMPLETIONS_SHARED. Answers are stored as they came:
+a stream as its events (only once it ended with [DONE]), a plain answer as its bytes; either
+serves either kind of request (cache/replay.py). A hit tells the OpenAI stage through
+`request.context[COMPLETION_FREE]` to charge the prompt tokens only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from ..core.errors import BadRequest
+from ..core.models import GatewayRequest, GatewayResponse, Headers
+from ..core.pipeline import Handler
+from ..core.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
+from ..openai.sse import split_events
+from .config import CacheConfig
+from .counters import CacheCounters
+from .entry import CacheEntry
+from .keys import completion_key
+from .policy import header
+from .replay import assemble, completed, synthesize
+from .tiers import TieredCache
+
+REQUEST_HEADER = "x-gateway-cache"
+USE, REFRESH, SKIP = "use", "refresh", "skip"
+COMPLETION_FREE = "cache.completion_free"  # context flag read by the OpenAI stage
+CACHE_HEADER = "X-Cache"
+DROPPED = frozenset({"content-length", "x-request-id", "age"})
+
+
+class CompletionCache:
+    def __init__(self, tiers: TieredCache, config: CacheConfig, counters: CacheCounters,
+                 now: Callable[[], float], client_of: Callable[[GatewayRequest], str]):
+        self.tiers = tiers
+        self.config = config
+        self.counters = counters
+        self._now = now
+        self._client_of = client_of
+
+    def mode(self, request: GatewayRequest, body: dict) -> str | None:
+        """use, refresh or skip; None when neither configuration nor request mention caching."""
+        asked = (request.header(REQUEST_HEADER) or "").strip().lower()
+        if asked and asked not in (USE, REFRESH, SKIP):
+            raise BadRequest(f"{REQUEST_HEADER} must be one of use, refresh, skip.")
+        route = request.context["match"].route.path
+        configured = self.config.completions_on(str(body.get("model")), route)
+        return asked or (USE if configured else None)
+
+    async def serve(self, request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+        body = request.context["json"]
+        mode = self.mode(request, body)
+        # The gateway's own control header is not for the backend.
+        request.headers = [(k, v) for k, v in request.headers if k != REQUEST_HEADER]
+        if mode is None:
+            return await call_next(request)
+        if mode == SKIP:
+            return _marked(await call_next(request), "BYPASS")
+        kind = request.context["match"].route.kind
+        partition = "" if self.config.completions_shared else self._client_of(request)
+        key = completion_key(kind, body, partition)
+        stream = body.get("stream") is True and kind != OPENAI_EMBEDDINGS
+        if mode == USE:
+            entry = await self.tiers.get(key)
+            hit = replay(entry, stream, kind == OPENAI_CHAT, self._now()) if entry else None
+            if hit is not None:
+                self.counters.add("completion_hits")
+                if not self.config.hit_charges_tokens:
+                    request.context[COMPLETION_FREE] = True
+                return hit
+        self.counters.add("completion_misses")
+        response = await call_next(request)
+        if response.status == 200:
+            self._store_when_done(key, response)
+        return _marked(response, "MISS")
+
+    def _store_when_done(self, key: str, response: GatewayResponse) -> None:
+        headers = [(k, v) for k, v in response.headers if k.lower() not in DROPPED]
+        is_stream = (header(response.headers, "content-type") or "").startswith(
+            "text/event-stream")
+        if isinstance(response.body, bytes | bytearray):
+            self._put(key, headers, bytes(response.body), None)
+        else:
+            response.body = self._recorded(key, headers, response.body, is_stream)
+
+    async def _recorded(self, key: str, headers: Headers, body: AsyncIterator[bytes],
+                        is_stream: bool) -> AsyncIterator[bytes]:
+        """Pass `body` through, keeping a copy; store it if it ends whole and small enough."""
+        chunks: list[bytes] = []
+        size, whole = 0, False
+        try:
+            async for chunk in body:
+                size += len(chunk)
+                if size <= self.config.max_entry_bytes:
+                    chunks.append(chunk)
+                yield chunk
+            whole = True
+        finally:
+            close = getattr(body, "aclose", None)
+            if close is not None:
+                await close()
+        if not whole or size > self.config.max_entry_bytes:
+            return
+        data = b"".join(chunks)
+        if not is_stream:
+            self._put(key, headers, data, None)
+            return
+        events = split_events(data)
+        if completed(events):
+            self._put(key, headers, data, tuple(len(event) for event in events))
+
+    def _put(self, key: str, headers: Headers, body: bytes, events: tuple[int, ...] | None
+             ) -> None:
+        if len(body) > self.config.max_entry_bytes:
+            return
+        entry = CacheEntry(200, headers, body, self._now(), float(self.config.ttl_s),
+                           events=events)
+        self.tiers.put(key, entry)
+        self.counters.add("completion_stored")
+
+
+def replay(entry: CacheEntry, stream: bool, chat: bool, now: float) -> GatewayResponse | None:
+    """The answer `entry` gives to a request (streamed or not); None when it cannot give one."""
+    age = ("Age", str(int(entry.age(now))))
+    others = [(k, v) for k, v in entry.headers if k.lower() != "content-type"]
+    if stream:
+        events = entry.event_chunks() if entry.events is not None \
+            else synthesize(entry.body, chat)
+        if events is None:
+            return None
+        headers = [*others, ("content-type", "text/event-stream; charset=utf-8"), age,
+                   (CACHE_HEADER, "HIT")]
+        return GatewayResponse(200, headers, _events(events))
+    body = entry.body if entry.events is None else assemble(entry.event_chunks(), chat)
+    if body is None:
+        return None
+    headers = [*others, ("content-type", "application/json"), age, (CACHE_HEADER, "HIT")]
+    return GatewayResponse(200, headers, body)
+
+
+async def _events(events: list[bytes]) -> AsyncIterator[bytes]:
+    for event in events:
+        yield event
+
+
+def _marked(response: GatewayResponse, state: str) -> GatewayResponse:
+    response.set_header(CACHE_HEADER, state)
+    return response

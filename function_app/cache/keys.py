@@ -1,0 +1,70 @@
+"""Cache keys: what makes two requests the same, hashed so no tier ever holds a secret.
+
+The function key never enters a key: the `code` query parameter (in any case spelling, percent-
+encoded or not: the platform compares query names case-insensitively) is dropped, and a Vary on
+x-functions-key is ignored (the key never reaches a backend, so no answer can depend on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from urllib.parse import unquote_plus
+
+from ..core.models import Headers
+
+FUNCTION_KEY_PARAM = "code"
+NEVER_KEYED_HEADERS = frozenset({"x-functions-key"})
+
+
+def query_without_function_key(query: str) -> str:
+    if not query:
+        return ""
+    kept = [part for part in query.split("&")
+            if part and unquote_plus(part.split("=", 1)[0]).strip().lower() != FUNCTION_KEY_PARAM]
+    return "&".join(kept)
+
+
+def _digest(*parts: str) -> str:
+    hasher = hashlib.sha256()
+    for part in parts:
+        hasher.update(part.encode("utf-8", "surrogatepass"))
+        hasher.update(b"\x00")
+    return hasher.hexdigest()
+
+
+def http_key(route: str, path: str, query: str, partition: str = "") -> str:
+    """The key of a GET answer: the route it came through, path, query (no function key), and
+    the client id when the route is cached per client."""
+    return "h1:" + _digest(route, path, query_without_function_key(query), partition)
+
+
+def variant_key(key: str, values: tuple[tuple[str, str], ...]) -> str:
+    """The key of one variant of an answer with Vary (`values` from `vary_values`)."""
+    return key + ":" + _digest(*(f"{name}={value}" for name, value in values))[:32]
+
+
+def vary_values(names: tuple[str, ...], headers: Headers) -> tuple[tuple[str, str], ...]:
+    """The request's values of the Vary fields, each hashed (values may be credentials)."""
+    values = []
+    for name in names:
+        if name in NEVER_KEYED_HEADERS:
+            continue
+        joined = ", ".join(v.strip() for k, v in headers if k == name)
+        values.append((name, _digest(joined)[:32]))
+    return tuple(values)
+
+
+def completion_key(kind: str, body: dict, partition: str) -> str:
+    """The key of a completion: the endpoint, the body in canonical JSON (key order and
+    whitespace do not matter) without the fields that only shape delivery, and the partition."""
+    canonical = json.dumps(normalised(body), sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False)
+    return "c1:" + _digest(kind, canonical, partition)
+
+
+DELIVERY_FIELDS = frozenset({"stream", "stream_options", "user"})
+
+
+def normalised(body: dict) -> dict:
+    return {k: v for k, v in body.items() if k not in DELIVERY_FIELDS}

@@ -1,0 +1,130 @@
+"""RFC 9111 rules for a shared cache, as pure functions of header lists and numbers.
+
+What this cache does, in short (sections of RFC 9111 in brackets):
+- Only GET answers are stored; HEAD is answered from a GET entry, never stored itself [4].
+- A request with Cache-Control no-store is neither served nor stored (X-Cache: BYPASS); no-cache
+  (or Pragma: no-cache without Cache-Control) is not served from the cache but may be stored;
+  max-age=N refuses entries older than N seconds [5.2.1].
+- A response is stored when its status is heuristically cacheable [4.2.2] and it carries none of
+  no-store, private, no-cache (this cache does not revalidate, so no-cache means "never reuse"),
+  Vary: *, or Set-Cookie. Freshness: s-maxage, else max-age, else Expires minus Date (an
+  invalid Expires, such as "0", means already stale), else the route's TTL [4.2.1].
+- Age is what the entry already had when stored (the upstream's Age) plus the time since [4.2.3].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from ..core.models import Headers
+
+# Statuses cacheable by default (RFC 9110 section 15.1).
+CACHEABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
+NEVER_STORE = ("no-store", "private", "no-cache")
+
+
+def directives(headers: Headers, name: str = "cache-control") -> dict[str, str | None]:
+    """Cache-Control directives, lower-cased, with their value (quotes removed) or None."""
+    found: dict[str, str | None] = {}
+    for key, value in headers:
+        if key.lower() != name:
+            continue
+        for part in value.split(","):
+            token, _, arg = part.strip().partition("=")
+            token = token.strip().lower()
+            if token and token not in found:
+                found[token] = arg.strip().strip('"') if arg else None
+    return found
+
+
+def seconds(value: str | None) -> int | None:
+    """A delta-seconds value; None when absent or malformed (treated as not given)."""
+    if value is None or not value.isdigit():
+        return None
+    return min(int(value), 2**31)
+
+
+def header(headers: Headers, name: str) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class RequestRules:
+    """What a request allows: `bypass` skips the cache both ways; `reuse` false forces a fetch."""
+
+    bypass: bool
+    reuse: bool
+    max_age: int | None
+
+
+def request_rules(headers: Headers) -> RequestRules:
+    found = directives(headers)
+    if "no-store" in found:
+        return RequestRules(True, False, None)
+    no_cache = "no-cache" in found or (
+        not found and (header(headers, "pragma") or "").strip().lower() == "no-cache")
+    return RequestRules(False, not no_cache, seconds(found.get("max-age")))
+
+
+def vary_names(headers: Headers) -> tuple[str, ...] | None:
+    """The request header names the answer varies on, sorted; None for Vary: * (never store)."""
+    names: set[str] = set()
+    for key, value in headers:
+        if key.lower() == "vary":
+            for name in value.split(","):
+                name = name.strip().lower()
+                if name == "*":
+                    return None
+                if name:
+                    names.add(name)
+    return tuple(sorted(names))
+
+
+def freshness(status: int, headers: Headers, default_ttl: int) -> int:
+    """Seconds the answer may be reused by a shared cache; 0 means do not store it."""
+    if status not in CACHEABLE_STATUSES or header(headers, "set-cookie") is not None:
+        return 0
+    found = directives(headers)
+    if any(name in found for name in NEVER_STORE):
+        return 0
+    if vary_names(headers) is None:
+        return 0
+    for name in ("s-maxage", "max-age"):
+        if name in found:
+            return seconds(found[name]) or 0
+    expires = header(headers, "expires")
+    if expires is not None:
+        return _expires_lifetime(expires, header(headers, "date"))
+    return default_ttl
+
+
+def _http_date(value: str | None) -> float | None:
+    try:
+        return parsedate_to_datetime(value).timestamp() if value else None
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _expires_lifetime(expires: str, date: str | None) -> int:
+    """Seconds from Date to Expires (RFC 9111 4.2.1); 0 when either cannot be read, or when
+    there is no Date (this cache does not guess the origin's clock)."""
+    end, start = _http_date(expires), _http_date(date)
+    if end is None or start is None:
+        return 0
+    return max(0, int(end - start))
+
+
+def initial_age(headers: Headers) -> float:
+    """The Age the answer already had when it reached this cache."""
+    return float(seconds(header(headers, "age")) or 0)
+
+
+def usable(age: float, ttl: float, rules: RequestRules) -> bool:
+    """Whether an entry of `age` (freshness `ttl`) may answer a request with `rules`."""
+    if not rules.reuse or age >= ttl:
+        return False
+    return rules.max_age is None or age <= rules.max_age

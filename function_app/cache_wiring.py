@@ -1,0 +1,79 @@
+"""Wires the response cache from settings: tiers, the two caches, counters, the stage.
+
+Kept beside bootstrap.py (which calls it once) so the cache's wiring is in one file; the shared
+tiers' adapters are imported only when chosen, so redis and the blob SDK load only if used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from .cache.completion_cache import CompletionCache
+from .cache.config import CacheConfig
+from .cache.counters import CacheCounters, report
+from .cache.http_cache import HttpCache
+from .cache.memory import MemoryTier
+from .cache.tier import CacheTier
+from .cache.tiers import TieredCache
+from .core.clock import Clock
+from .core.identity import ClientIdentity
+from .core.models import GatewayRequest
+from .core.pipeline import Stage
+from .core.settings import Settings, SettingsError
+from .gateway import Gateway
+from .stages.cache import cache_stage
+
+
+def cache_config(settings: Settings) -> CacheConfig:
+    # Any API key header is a credential, whatever names the client for rate limits.
+    credentials = {"authorization", "api-key", settings.client_id_header}
+    return CacheConfig(settings.cache_ttl_seconds, settings.cache_max_entry_bytes,
+                       dict(settings.cache_routes), frozenset(settings.cache_completions),
+                       settings.cache_completions_shared, settings.cache_hit_charges_tokens,
+                       frozenset(credentials))
+
+
+def open_shared_tier(settings: Settings) -> CacheTier | None:
+    """The tier CACHE_BACKEND names (None for memory); SettingsError when it lacks settings."""
+    if settings.cache_backend == "redis":
+        if not settings.cache_redis_url:
+            raise SettingsError("setting CACHE_REDIS_URL is invalid: CACHE_BACKEND=redis needs it")
+        from .adapters.cache_redis import RedisCacheTier
+        return RedisCacheTier.open(settings.cache_redis_url, entra=settings.cache_redis_entra,
+                                   timeout_s=max(1.0, settings.cache_shared_timeout_s))
+    if settings.cache_backend == "blob":
+        if not (settings.cache_blob_connection or settings.cache_blob_endpoint):
+            raise SettingsError("setting CACHE_BLOB_CONNECTION is invalid: CACHE_BACKEND=blob "
+                                "needs it or CACHE_BLOB_ENDPOINT")
+        from .adapters.cache_blob import BlobCacheTier
+        return BlobCacheTier.open(settings.cache_blob_connection, settings.cache_blob_endpoint,
+                                  settings.cache_blob_container)
+    return None
+
+
+def build_cache_stage(settings: Settings, gateway: Gateway, identity: ClientIdentity,
+                      clock: Clock, shared: CacheTier | None = None) -> Stage:
+    """The cache stage; registers its report under "cache" and its tiers' close."""
+    config = cache_config(settings)
+    if shared is None:
+        shared = open_shared_tier(settings)
+    tiers = TieredCache(MemoryTier(settings.cache_memory_bytes, clock.now), shared,
+                        timeout_s=settings.cache_shared_timeout_s, monotonic=time.monotonic)
+    counters = CacheCounters()
+
+    def client_of(request: GatewayRequest) -> str:
+        """The partition of a per-client entry: the client id and, when the request carries
+        credentials, their digest, so two keys behind one address never share an entry."""
+        client = request.context.get("client_id") or identity.of(request)
+        secrets = [request.header(name) or "" for name in sorted(config.credential_headers)]
+        if any(secrets):
+            client += "|" + hashlib.sha256("\0".join(secrets).encode()).hexdigest()[:32]
+        return client
+
+    http = HttpCache(tiers, config, counters, clock.now, client_of)
+    completions = CompletionCache(tiers, config, counters, clock.now, client_of)
+    gateway.stats_sources["cache"] = lambda: report(
+        counters, tiers.backend, config.ttl_s, tiers.stats, lambda: http.coalescer.coalesced)
+    gateway.closers.append(tiers.aclose)
+    return cache_stage(http, completions)

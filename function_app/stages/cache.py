@@ -1,0 +1,32 @@
+"""The cache stage: GET/HEAD answers of proxied routes and OpenAI completions, from the cache.
+
+Placed after the rate-limit stage, as in the prototype: a hit is still a request, counted and
+limited like any other, and it carries the rate-limit headers because that stage decorates
+whatever answer comes back. Placed after the OpenAI stage, so completions are keyed on a checked
+body, their model resolved and their tokens reserved (a hit then settles for its prompt only).
+Any other route passes straight through.
+"""
+
+from __future__ import annotations
+
+from ..cache.completion_cache import CompletionCache
+from ..cache.http_cache import HttpCache
+from ..core.models import GatewayRequest, GatewayResponse
+from ..core.pipeline import Handler, Stage
+from ..core.routes import OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, PROXY
+
+COMPLETION_KINDS = frozenset({OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS})
+CACHED_METHODS = frozenset({"GET", "HEAD"})
+
+
+def cache_stage(http: HttpCache, completions: CompletionCache) -> Stage:
+    async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+        kind = request.context["match"].route.kind
+        if kind == PROXY:
+            if request.method in CACHED_METHODS:
+                return await http.serve(request, call_next)
+        elif kind in COMPLETION_KINDS:
+            return await completions.serve(request, call_next)
+        return await call_next(request)
+
+    return stage

@@ -1,0 +1,18 @@
+"""Routes the gateway answers itself, never proxied: kind "local.ok" answers {"ok": true}.
+
+The prototype's GET /limited is one: it exists to show the rate limiter (and its headers)
+without any backend behind it.
+"""
+
+from __future__ import annotations
+
+from ..core.models import GatewayRequest, GatewayResponse
+from ..core.pipeline import Handler
+from ..core.routes import LOCAL_OK
+
+
+async def local_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+    if request.context["match"].route.kind == LOCAL_OK:
+        return GatewayResponse(200, [("content-type", "application/json"),
+                                     ("cache-control", "no-store")], b'{"ok": true}')
+    return await call_next(request)
