@@ -80,8 +80,9 @@ async def test_answers_that_forbid_storing_are_not_stored(gw, directive):
 async def test_errors_are_not_stored(gw):
     backend, _ = await gw(respond=lambda r: httpx.Response(503, json={}))
     await get()
+    first = len(backend.seen)  # the upstream step may retry a 503 within its budget
     await get()
-    assert len(backend.seen) == 2
+    assert first >= 1 and len(backend.seen) == 2 * first
 
 
 async def test_request_no_store_bypasses_and_no_cache_refreshes(gw):
