@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
 from .adapters.limitstore_table import open_limit_storage
+from .adapters.otel_exporters import Exporters
 from .core.clock import Clock, SystemClock
 from .core.identity import ClientIdentity
 from .core.pipeline import Stage, compose
@@ -34,6 +35,7 @@ from .stages.proxy import proxy_handler
 from .stages.rate_limit import rate_limit_stage
 from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
+from .telemetry.wiring import telemetry_stages
 
 VERSION = "0.2.0"
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 async def build_gateway(
     settings: Settings, *, upstream: Upstream | None = None, clock: Clock | None = None,
     limit_store: RateLimitStore | None = None, override_store: OverrideStore | None = None,
+    exporters: Exporters | None = None,
 ) -> Gateway:
     """Wire a gateway from settings; the keyword arguments replace real adapters in tests."""
     table = parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
@@ -54,7 +57,9 @@ async def build_gateway(
         cache_s=settings.health_cache_s), closers=[upstream.aclose])
     identity = ClientIdentity(settings.client_id_source, settings.trusted_proxies,
                               settings.client_id_header)
-    stages: list[Stage] = [request_id_stage, errors_stage, routing_stage(table)]
+    instance = f"{socket.gethostname()}-{os.getpid()}"
+    observe = telemetry_stages(settings, gateway, instance, exporters)
+    stages: list[Stage] = [request_id_stage, *observe, errors_stage, routing_stage(table)]
     clock = clock or SystemClock()
     limiter = None
     if settings.rate_limit_enabled:

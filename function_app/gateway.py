@@ -19,6 +19,7 @@ class Gateway:
     health: HealthReport
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     stats_sources: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    telemetry: Any = None  # telemetry.observe.Telemetry when TELEMETRY_ENABLED (GET /metrics)
 
     async def serve(self, request: GatewayRequest) -> GatewayResponse:
         return await self.handle(request)

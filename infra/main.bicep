@@ -107,10 +107,18 @@ var gatewaySettingDefaults = {
   CLIENT_TPM: '200000'
   MODEL_TPM: '1000000'
   DEFAULT_MAX_TOKENS: '1024'
+  // Telemetry (#13); Application Insights settings are wired in modules/functionapp.bicep.
+  TELEMETRY_ENABLED: 'true'
+  TELEMETRY_TRACE_SAMPLE_RATIO: '1'
+  TELEMETRY_REQUEST_LOG: 'true'
+  TELEMETRY_CLIENT_LABELS: '200'
+  OTEL_EXPORTER_OTLP_ENDPOINT: ''
 }
 
 // Gateway settings whose values come from the resources this template creates.
 var gatewayWiredSettings = {
+  // A per-deployment key for hashing client ids in metrics and logs.
+  TELEMETRY_CLIENT_HASH_KEY: uniqueString(subscription().id, resourceGroup().id, 'client-hash')
   PY_SERVICE_URL: pythonBackend.outputs.url
   NODE_SERVICE_URL: nodeBackend.outputs.url
   TABLE_STORAGE_ENDPOINT: storage.outputs.tableEndpoint

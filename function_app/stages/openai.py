@@ -42,6 +42,7 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         client = request.context.get("client_id") or identity.of(request)
         bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
                     prepared.model, prepared.estimate)
+        request.context["bill"] = bill  # read by the telemetry stage when the answer ends
         try:
             await reserve(bill, clock)
         finally:

@@ -69,12 +69,14 @@ class Bill:
     reserved: int
     decision: Decision | None = None
     done: bool = False
+    usage: Usage | None = None  # what the backend reported, once settled (for telemetry)
 
     def settle(self, usage: Usage | None) -> None:
         """Reconcile with the reported usage; None keeps the reservation charged."""
         if self.done:
             return
         self.done = True
+        self.usage = usage
         if usage is None:
             self.ledger.unreconciled(self.reserved)
             return

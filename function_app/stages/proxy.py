@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 
+from ..core.attempts import send_attempt
 from ..core.headers import client_response_headers, strip_function_key, upstream_request_headers
 from ..core.models import GatewayRequest, GatewayResponse, Headers
 from ..core.pipeline import Handler
@@ -29,7 +30,7 @@ def proxy_handler(upstream: Upstream, backends: Mapping[str, str], connect_timeo
         if request.header("accept-encoding") is None:
             # Otherwise the client library would ask for gzip on the client's behalf.
             headers.append(("accept-encoding", "identity"))
-        answer = await upstream.send(UpstreamRequest(
+        answer = await send_attempt(request.context, upstream.send, UpstreamRequest(
             request.method, url, headers, request.body, connect_timeout_s, match.route.timeout_s))
         body = await complete_body(answer.body, _declared_length(answer.headers))
         return GatewayResponse(answer.status, client_response_headers(answer.headers), body)
