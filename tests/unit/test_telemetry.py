@@ -251,3 +251,14 @@ async def test_dashboard_is_one_self_contained_page():
     assert "connect-src 'self'" in response.headers["content-security-policy"]
     assert "<svg" in page and "../metrics" in page
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_host_json_lets_requests_and_app_logs_reach_application_insights():
+    from pathlib import Path
+
+    host = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
+    levels = host["logging"]["logLevel"]
+    assert levels["Host.Results"] == "Information"  # the requests table
+    assert levels["Function"] == "Information"  # the app's logs, request lines included
+    sampling = host["logging"]["applicationInsights"]["samplingSettings"]
+    assert "Request" in sampling["excludedTypes"]  # every request counted, never sampled
