@@ -109,7 +109,7 @@ var gatewaySettingDefaults = {
   DEFAULT_MAX_TOKENS: '1024'
   // Telemetry (#13); Application Insights settings are wired in modules/functionapp.bicep.
   TELEMETRY_ENABLED: 'true'
-  TELEMETRY_TRACE_SAMPLE_RATIO: '1'
+  TELEMETRY_TRACE_SAMPLE_RATIO: '0.1'
   TELEMETRY_REQUEST_LOG: 'true'
   TELEMETRY_CLIENT_LABELS: '200'
   OTEL_EXPORTER_OTLP_ENDPOINT: ''

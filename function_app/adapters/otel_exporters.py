@@ -7,8 +7,8 @@
   export: the Functions host already forwards the app's logs to Application Insights.
 - OTEL_EXPORTER_OTLP_ENDPOINT set: OTLP/HTTP (protobuf) to `<endpoint>/v1/traces` and
   `/v1/metrics`, batched.
-- neither: spans are still created (trace ids for logs and `traceparent` for backends) but the
-  sampler records none, which costs next to nothing.
+- neither: spans still get ids (for the request log and the backends' `traceparent`) but
+  nothing is recorded (telemetry/ids.py), which costs next to nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
+
+from ..telemetry.ids import IdOnlyTracer
 
 log = logging.getLogger(__name__)
 SCOPE = "ai-gateway"
@@ -45,8 +47,7 @@ def open_exporters(settings: Any, instance: str) -> Exporters:
         return _azure_monitor(settings, resource)
     if settings.otlp_endpoint:
         return _otlp(settings, resource)
-    provider = TracerProvider(resource=resource, sampler=ALWAYS_OFF)
-    return Exporters(provider.get_tracer(SCOPE), None)
+    return Exporters(IdOnlyTracer(), None)
 
 
 def _sampler(ratio: float):

@@ -157,7 +157,7 @@ SPECS: tuple[Spec, ...] = (
     # Telemetry (#13): traces, metrics, request logs; exporters chosen by the last three.
     Spec("TELEMETRY_ENABLED", "telemetry_enabled", "true", boolean,
          "Traces, Prometheus metrics and the JSON request log; false removes the stage."),
-    Spec("TELEMETRY_TRACE_SAMPLE_RATIO", "telemetry_trace_sample_ratio", "1",
+    Spec("TELEMETRY_TRACE_SAMPLE_RATIO", "telemetry_trace_sample_ratio", "0.1",
          float_range(0, 1), "Share of new traces recorded (parent-based: a caller's sampled "
          "flag is followed)."),
     Spec("TELEMETRY_REQUEST_LOG", "telemetry_request_log", "true", boolean,

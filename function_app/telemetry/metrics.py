@@ -10,7 +10,14 @@ appears here by registering a stats source, without a change to this module.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .stats import StatsCollector, StatsSources
@@ -28,6 +35,9 @@ class GatewayMetrics:
     """Instruments plus a cache of labelled children: `labels()` costs more than the increment."""
 
     def __init__(self, stats: StatsSources, instance: str):
+        # `_created` series would double the scrape for nothing a dashboard reads (a library-wide
+        # switch; this registry is the process's only one).
+        disable_created_metrics()
         self.registry = registry = CollectorRegistry(auto_describe=False)
         keys = ("route", "backend", "status_class")
         self.requests = Counter("gateway_requests", "Requests answered", keys, registry=registry)
@@ -41,9 +51,7 @@ class GatewayMetrics:
         self.attempt_duration = Histogram(
             "gateway_upstream_attempt_duration_seconds", "One upstream exchange, headers to end",
             ("backend",), buckets=DURATION_BUCKETS, registry=registry)
-        self.tokens = Counter("gateway_tokens", "Tokens reported by backends",
-                              ("gen_ai_request_model", "client", "gen_ai_token_type"),
-                              registry=registry)
+        self.tokens = ClientTokens()
         self.token_usage = Histogram(
             "gen_ai_client_token_usage", "Tokens per request (OpenTelemetry GenAI)",
             ("gen_ai_request_model", "gen_ai_token_type"), buckets=TOKEN_BUCKETS,
@@ -69,4 +77,34 @@ class GatewayMetrics:
         return found
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + self.tokens.render()
+
+
+class ClientTokens:
+    """`gateway_tokens_total{gen_ai_request_model, client, gen_ai_token_type}`, kept and written
+    here rather than by prometheus-client: with a thousand clients it is most of the scrape, and
+    its labels (configured model names, hex hashes) are escaped once, when first seen."""
+
+    HEADER = (b"# HELP gateway_tokens_total Tokens reported by backends, by model and client\n"
+              b"# TYPE gateway_tokens_total counter\n")
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._prefix: dict[tuple[str, str, str], str] = {}
+
+    def add(self, model: str, client: str, kind: str, count: int) -> None:
+        key = (model, client, kind)
+        if key not in self._counts:
+            self._prefix[key] = (f'gateway_tokens_total{{gen_ai_request_model="{_escape(model)}",'
+                                 f'client="{_escape(client)}",gen_ai_token_type="{kind}"}} ')
+            self._counts[key] = 0
+        self._counts[key] += count
+
+    def render(self) -> bytes:
+        prefix = self._prefix
+        lines = [f"{prefix[key]}{count}\n" for key, count in list(self._counts.items())]
+        return self.HEADER + "".join(lines).encode()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

@@ -57,7 +57,7 @@ class Telemetry:
         bill = ctx.get("bill")
         model = self.models(bill.model) if bill is not None else NONE
         usage = getattr(bill, "usage", None)
-        client = ctx.get("client_id")
+        client = ctx.get("client_id") or getattr(bill, "client", None)
         seconds = ended - started
         m = self.metrics
         klass = status_class(status)
@@ -107,7 +107,7 @@ class Telemetry:
             who = self.clients.label(client)
             counts = (("input", usage.prompt_tokens), ("output", usage.completion_tokens))
             for kind, count in counts:
-                m.child(m.tokens, model, who, kind).inc(count)
+                m.tokens.add(model, who, kind, count)
                 m.child(m.token_usage, model, kind).observe(count)
         if ttft is not None:
             m.child(m.ttft, model).observe(ttft)

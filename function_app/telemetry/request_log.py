@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 LOGGER = "gateway.requests"
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # dumps() builds an encoder per call
 
 
 @dataclass
@@ -43,4 +44,4 @@ class RequestLog:
         fields["latency_ms"] = round(record.latency_ms, 2)
         if record.ttft_ms is not None:
             fields["ttft_ms"] = round(record.ttft_ms, 2)
-        self._log.info(json.dumps(fields, separators=(",", ":")))
+        self._log.info(_encode(fields))

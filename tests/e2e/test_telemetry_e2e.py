@@ -34,6 +34,7 @@ def traced_gateway(receiver, log_dir):
                "upstream_path": "/echo"}]
     proc = start_gateway(log_dir, "gateway-otlp", {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "RATE_LIMIT_ENABLED": "false",
+        "TELEMETRY_TRACE_SAMPLE_RATIO": "1",
         "GATEWAY_BACKENDS": json.dumps({"recorder": receiver.url}),
         "GATEWAY_ROUTES": json.dumps(routes)})
     yield proc
