@@ -256,6 +256,17 @@ module nodeBackend 'modules/backend.bicep' = {
   }
 }
 
+// The dashboard's panels over Application Insights (README, Observability).
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    location: location
+    tags: tags
+  }
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'function-app'
   scope: rg

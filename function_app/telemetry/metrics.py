@@ -52,6 +52,8 @@ class GatewayMetrics:
             "gateway_upstream_attempt_duration_seconds", "One upstream exchange, headers to end",
             ("backend",), buckets=DURATION_BUCKETS, registry=registry)
         self.tokens = ClientTokens()
+        self.cache = Counter("gateway_cache_lookups", "Cache verdicts left by a cache stage",
+                             ("result",), registry=registry)
         self.token_usage = Histogram(
             "gen_ai_client_token_usage", "Tokens per request (OpenTelemetry GenAI)",
             ("gen_ai_request_model", "gen_ai_token_type"), buckets=TOKEN_BUCKETS,

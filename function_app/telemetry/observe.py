@@ -23,6 +23,8 @@ from .request_log import RequestLog, RequestRecord
 from .tracing import trace_ids
 
 REJECTED = (429, 503)
+CACHE_STATUS = "cache_status"  # the context key a cache stage sets (contract with #11)
+CACHE_VERDICTS = frozenset({"hit", "miss", "stale", "bypass"})
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Telemetry:
         m.child(m.requests, route, backend, klass).inc()
         m.child(m.duration, route, backend, klass).observe(seconds)
         limited_by = self._rejection(ctx, status)
+        cache = self._cache(ctx)
         ttft = first_chunk - started if first_chunk is not None and bill is not None else None
         self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
         if self.otel is not None:
@@ -77,7 +80,7 @@ class Telemetry:
                 ttft_ms=ttft * 1000 if ttft is not None else None,
                 tokens_in=usage.prompt_tokens if usage else None,
                 tokens_out=usage.completion_tokens if usage else None,
-                limited_by=limited_by, stream_error=error))
+                limited_by=limited_by, cache=cache, stream_error=error))
 
     def _backend(self, ctx: dict[str, Any], match) -> str:
         url = ctx.get("backend_url")
@@ -86,6 +89,15 @@ class Telemetry:
         if match is not None and match.route.kind == PROXY:
             return match.route.backend or NONE
         return NONE
+
+    def _cache(self, ctx: dict[str, Any]) -> str | None:
+        """A cache stage's verdict ("hit", "miss", ...) if it left one in the context."""
+        verdict = ctx.get(CACHE_STATUS)
+        if not isinstance(verdict, str):
+            return None
+        verdict = verdict if verdict in CACHE_VERDICTS else OTHER
+        self.metrics.child(self.metrics.cache, verdict).inc()
+        return verdict
 
     def _rejection(self, ctx: dict[str, Any], status: int) -> str | None:
         if status not in REJECTED:

@@ -262,3 +262,19 @@ def test_host_json_lets_requests_and_app_logs_reach_application_insights():
     assert levels["Function"] == "Information"  # the app's logs, request lines included
     sampling = host["logging"]["applicationInsights"]["samplingSettings"]
     assert "Request" in sampling["excludedTypes"]  # every request counted, never sampled
+
+
+async def test_a_cache_verdict_in_the_context_is_counted_and_logged(wired, caplog):
+    built = await wired()
+
+    async def verdict(request, call_next):
+        request.context["cache_status"] = "hit"
+        return await call_next(request)
+
+    inner = built.handle
+    built.handle = lambda request: verdict(request, inner)  # as a cache stage would
+    with caplog.at_level(logging.INFO, logger="gateway.requests"):
+        await read_body(await proxy(make_request("POST", "/infer/python", b"{}")))
+    assert sample(await scrape(), "gateway_cache_lookups_total", result="hit") == 1
+    line, = [r.getMessage() for r in caplog.records if r.name == "gateway.requests"]
+    assert json.loads(line)["cache"] == "hit"
