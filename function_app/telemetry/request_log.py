@@ -45,4 +45,8 @@ class RequestLog:
         fields["latency_ms"] = round(record.latency_ms, 2)
         if record.ttft_ms is not None:
             fields["ttft_ms"] = round(record.ttft_ms, 2)
-        self._log.info(_encode(fields))
+        # makeRecord + handle is what info() does, minus the stack walk that finds the caller:
+        # the caller is always this line.
+        log = self._log
+        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, _encode(fields), None,
+                                  None, "write"))

