@@ -1,7 +1,8 @@
 """The per-attempt hook of the upstream step: every upstream exchange goes through `send_attempt`.
 
 An observer placed in the request context (by the telemetry stage) wraps each attempt: it may
-rewrite the outgoing request (a `traceparent` header) and watch its outcome. Without one, the
+add headers to `outgoing.headers` in place (`traceparent`), so each attempt must be given a
+header list of its own, and it watches the outcome. Without one, the
 exchange is sent as is. Retries and fallbacks call this once per attempt.
 """
 

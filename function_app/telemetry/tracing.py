@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -77,15 +76,10 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
         span = tracer.start_span(outgoing.method, context=parent_ctx, kind=SpanKind.CLIENT)
         if span.is_recording():
             span.set_attributes(_client_attributes(outgoing, backend, attempt_no))
-        headers = [(k, v) for k, v in outgoing.headers if k not in TRACE_HEADERS]
-        if span.get_span_context().is_valid:
-            headers.append(("traceparent", traceparent(span)))
-            state = span.get_span_context().trace_state
-            if state:
-                headers.append(("tracestate", state.to_header()))
+        _set_trace_headers(outgoing.headers, span)
         started = time.perf_counter()
         try:
-            answer = await send(replace(outgoing, headers=headers))
+            answer = await send(outgoing)
         except GatewayError as error:
             _fail(span, error.code)
             done(backend, error.code, time.perf_counter() - started)
@@ -109,6 +103,19 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
         return answer
 
     return observe
+
+
+def _set_trace_headers(headers: list[tuple[str, str]], span: Span) -> None:
+    """Put `span`'s context in `headers`, in place (the attempt's own list; copying the frozen
+    request instead cost more than the rest of the hook), replacing any trace headers there
+    (the client's, or a previous attempt's)."""
+    if any(k in TRACE_HEADERS for k, _ in headers):
+        headers[:] = [(k, v) for k, v in headers if k not in TRACE_HEADERS]
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        headers.append(("traceparent", traceparent(span)))
+        if ctx.trace_state:
+            headers.append(("tracestate", ctx.trace_state.to_header()))
 
 
 def _sized(answer: UpstreamResponse) -> bool:
