@@ -70,7 +70,7 @@ class Telemetry:
         ttft = first_chunk - started if first_chunk is not None and bill is not None else None
         self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
         if self.otel is not None:
-            self.otel.request(route, backend, status, seconds, model, usage, ttft)
+            self.otel.request(model, usage, ttft)
         self._end_span(span, route, status, backend, model, bill, usage, limited_by, error, ctx)
         if self.log is not None:
             self.log.write(RequestRecord(

@@ -1,7 +1,9 @@
 """The same measurements as OpenTelemetry metrics, for an exporter (Azure Monitor, OTLP).
 
 Only built when an exporter is configured; Prometheus (metrics.py) is always there. Names and
-attributes are those of the OpenTelemetry HTTP and GenAI semantic conventions.
+attributes are those of the OpenTelemetry GenAI semantic conventions. Only the GenAI figures go
+this way: request counts and durations are the host's (Application Insights `requests`) and
+Prometheus's, and recording them here too cost every request a few microseconds for nothing.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from .metrics import TOKEN_BUCKETS, TTFT_BUCKETS
 
 class OtelInstruments:
     def __init__(self, meter: Meter):
-        self._duration = meter.create_histogram(
-            "http.server.request.duration", unit="s", description="Gateway request duration")
         self._tokens = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}", description="Tokens per request",
             explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS))
@@ -23,10 +23,7 @@ class OtelInstruments:
             "gen_ai.server.time_to_first_token", unit="s", description="Time to first chunk",
             explicit_bucket_boundaries_advisory=list(TTFT_BUCKETS))
 
-    def request(self, route: str, backend: str, status: int, seconds: float, model: str,
-                usage, ttft: float | None) -> None:
-        self._duration.record(seconds, {"http.route": route, "gateway.backend": backend,
-                                        "http.response.status_code": status})
+    def request(self, model: str, usage, ttft: float | None) -> None:
         if model == NONE:
             return
         if usage is not None:

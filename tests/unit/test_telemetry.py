@@ -132,7 +132,7 @@ async def test_openai_answer_carries_genai_attributes_and_token_metrics(
                   backend="python", status_class="2xx") == 1
     names = {m.name for rm in reader.get_metrics_data().resource_metrics
              for sm in rm.scope_metrics for m in sm.metrics}
-    assert {"gen_ai.client.token.usage", "http.server.request.duration"} <= names
+    assert "gen_ai.client.token.usage" in names
 
 
 async def test_stream_records_time_to_first_token_when_the_stream_ends(wired, backend):
