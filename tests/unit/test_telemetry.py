@@ -278,3 +278,26 @@ async def test_a_cache_verdict_in_the_context_is_counted_and_logged(wired, caplo
     assert sample(await scrape(), "gateway_cache_lookups_total", result="hit") == 1
     line, = [r.getMessage() for r in caplog.records if r.name == "gateway.requests"]
     assert json.loads(line)["cache"] == "hit"
+
+
+def test_entra_credential_comes_from_the_authentication_string():
+    from azure.identity import ManagedIdentityCredential
+
+    from function_app.adapters.otel_exporters import _credential
+
+    assert isinstance(_credential("ClientId=abc;Authorization=AAD"), ManagedIdentityCredential)
+    assert isinstance(_credential("Authorization=AAD"), ManagedIdentityCredential)
+    assert _credential("") is None
+    assert _credential("Authorization=Key") is None
+
+
+def test_without_an_exporter_spans_still_carry_ids_for_logs_and_backends():
+    from function_app.adapters.otel_exporters import open_exporters
+
+    exporters = open_exporters(load_settings({}), "test-instance")
+    assert exporters.meter is None
+    root = exporters.tracer.start_span("GET")
+    child = exporters.tracer.start_span("GET", context=trace.set_span_in_context(root))
+    assert root.get_span_context().is_valid and not root.is_recording()
+    assert child.get_span_context().trace_id == root.get_span_context().trace_id
+    assert child.get_span_context().span_id != root.get_span_context().span_id
