@@ -10,7 +10,8 @@ PORT ?= 7071
 
 PROFILE ?= baseline
 
-.PHONY: run test setup redis-server gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz chaos clean
+.PHONY: run test setup redis-server gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz \
+	chaos clean chromium bench-telemetry dashboard-screenshot
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
 
@@ -48,7 +49,7 @@ lint: setup
 
 # Every test: lint, a k6 smoke run of the whole local stack that fails on any threshold breach,
 # then pytest (unit, contract on Azurite, e2e on real processes), whose summary closes the output.
-test: setup lint k6
+test: setup lint k6 chromium
 	bash load/run.sh smoke
 	$(PY) -m pytest -q
 
@@ -89,6 +90,20 @@ chaos: setup
 bench-cache: setup
 	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) load/bench_cache.py
+
+# Headless Chromium for the dashboard test (Debian's package), installed where missing.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	  || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+
+# Telemetry on vs off in one run, and GET /metrics with 1,000 distinct clients (needs wrk).
+bench-telemetry: setup
+	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) load/bench_telemetry.py
+
+# Refresh docs/dashboard.png from a live run of the dashboard test.
+dashboard-screenshot: setup chromium
+	DASHBOARD_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q tests/e2e/test_dashboard_chromium.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

@@ -22,12 +22,14 @@ from azurefunctions.extensions.http.fastapi import (
 from starlette.requests import ClientDisconnect
 
 from .bootstrap import LazyGateway
-from .core.errors import ClientDisconnected, GatewayError, PayloadTooLarge
+from .core.errors import ClientDisconnected, GatewayError, NotFound, PayloadTooLarge
 from .core.headers import request_id_from
 from .core.models import GatewayRequest, GatewayResponse
 from .core.paths import raw_path_of
 from .core.settings import SettingsError
 from .stages.errors import error_response
+from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
+from .telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,27 @@ async def cachez(req: Request) -> Response:
     body = source() if source is not None else {"enabled": False, "hits": 0, "misses": 0,
                                                 "hit_ratio": 0.0, "backend": "none", "ttl": 0}
     return JSONResponse(body, headers={"cache-control": "no-store"})
+
+
+@app.route(route="metrics", methods=["GET"])
+async def metrics(req: Request) -> Response:
+    """This instance's metrics in Prometheus text format (telemetry/metrics.py)."""
+    try:
+        instance = await gateway.get()
+    except SettingsError as exc:
+        return _misconfigured(req, exc)
+    if instance.telemetry is None:
+        return _not_found(req, "Metrics are off (TELEMETRY_ENABLED=false).")
+    return Response(instance.telemetry.metrics.render(), media_type=METRICS_CONTENT_TYPE,
+                    headers={"cache-control": "no-store"})
+
+
+@app.route(route="_gateway/dashboard", methods=["GET"])
+async def dashboard(req: Request) -> Response:
+    """One page that polls GET /metrics and draws it (telemetry/dashboard.html)."""
+    return Response(dashboard_page(), media_type="text/html; charset=utf-8",
+                    headers={"cache-control": "no-store", "x-content-type-options": "nosniff",
+                             "content-security-policy": DASHBOARD_CSP})
 
 
 @app.route(route="{*path}", methods=ALL_METHODS)
@@ -158,6 +181,13 @@ class ClosingStreamingResponse(StreamingResponse):
             if close is not None:
                 with anyio.CancelScope(shield=True):
                     await close()
+
+
+def _not_found(req: Request, message: str) -> Response:
+    request_id = request_id_from(req.headers.get("x-request-id"))
+    answer = error_response(NotFound(message), request_id)
+    answer.set_header("X-Request-ID", request_id)
+    return to_response(answer)
 
 
 def _misconfigured(req: Request, exc: SettingsError) -> Response:

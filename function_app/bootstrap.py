@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
 from .adapters.limitstore_table import open_limit_storage
+from .adapters.otel_exporters import Exporters
 from .cache.tier import CacheTier
 from .cache_wiring import build_cache_stage
 from .core.clock import Clock, SystemClock
@@ -40,6 +41,7 @@ from .stages.proxy import proxy_handler
 from .stages.rate_limit import rate_limit_stage
 from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
+from .telemetry.wiring import telemetry_stages
 
 VERSION = "0.2.0"
 HEALTH_CONNECTIONS = 16  # the probes' own pool (at least one connection per backend)
@@ -56,6 +58,7 @@ async def build_gateway(
     limit_store: RateLimitStore | None = None, override_store: OverrideStore | None = None,
     routing_store: BreakerStore | None = None,
     cache_tier: CacheTier | None = None,
+    exporters: Exporters | None = None,
 ) -> Gateway:
     """Wire a gateway from settings; the keyword arguments replace real adapters in tests."""
     table = parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
@@ -77,7 +80,9 @@ async def build_gateway(
         gateway.closers.append(probes.aclose)
     identity = ClientIdentity(settings.client_id_source, settings.trusted_proxies,
                               settings.client_id_header)
-    stages: list[Stage] = [request_id_stage, errors_stage,
+    instance = f"{socket.gethostname()}-{os.getpid()}"
+    observe = telemetry_stages(settings, gateway, instance, exporters)
+    stages: list[Stage] = [request_id_stage, *observe, errors_stage,
                            forwarded_stage(settings.trusted_proxies), routing_stage(table)]
     clock = clock or SystemClock()
     limiter = None

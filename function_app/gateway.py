@@ -21,6 +21,7 @@ class Gateway:
     stats_sources: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     # The body of the health-check timer (routing/probes.py), bound to this gateway's backends.
     health_checks: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    telemetry: Any = None  # telemetry.observe.Telemetry when TELEMETRY_ENABLED (GET /metrics)
 
     async def serve(self, request: GatewayRequest) -> GatewayResponse:
         return await self.handle(request)

@@ -172,6 +172,12 @@ var gatewaySettingDefaults = {
   CACHE_COMPLETIONS: ''
   CACHE_COMPLETIONS_SHARED: 'false'
   CACHE_HIT_CHARGES_TOKENS: 'false'
+  // Telemetry (#13); Application Insights settings are wired in modules/functionapp.bicep.
+  TELEMETRY_ENABLED: 'true'
+  TELEMETRY_TRACE_SAMPLE_RATIO: '0.1'
+  TELEMETRY_REQUEST_LOG: 'true'
+  TELEMETRY_CLIENT_LABELS: '200'
+  OTEL_EXPORTER_OTLP_ENDPOINT: ''
 }
 
 // In Azure the Functions host forwards each request to the worker over loopback with YARP's
@@ -183,6 +189,8 @@ var azureHostProxies = '127.0.0.1/32,::1/128'
 // Gateway settings whose values come from the resources this template creates.
 var gatewayWiredSettings = {
   TRUSTED_PROXIES: azureHostProxies
+  // A per-deployment key for hashing client ids in metrics and logs.
+  TELEMETRY_CLIENT_HASH_KEY: uniqueString(subscription().id, resourceGroup().id, 'client-hash')
   PY_SERVICE_URL: pythonBackend.outputs.url
   NODE_SERVICE_URL: nodeBackend.outputs.url
   TABLE_STORAGE_ENDPOINT: storage.outputs.tableEndpoint
@@ -335,6 +343,14 @@ module redis 'modules/redis.bicep' = if (deployRedis) {
     location: location
     tags: tags
     gatewayPrincipalId: gatewayIdentity.outputs.principalId
+// The dashboard's panels over Application Insights (README, Observability).
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    location: location
+    tags: tags
   }
 }
 

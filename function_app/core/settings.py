@@ -229,6 +229,24 @@ SPECS: tuple[Spec, ...] = (
     Spec("CACHE_HIT_CHARGES_TOKENS", "cache_hit_charges_tokens", "false", boolean,
          "Charge a cached completion's completion tokens against token limits (false: only "
          "its prompt tokens)."),
+    # Telemetry (#13): traces, metrics, request logs; exporters chosen by the last three.
+    Spec("TELEMETRY_ENABLED", "telemetry_enabled", "true", boolean,
+         "Traces, Prometheus metrics and the JSON request log; false removes the stage."),
+    Spec("TELEMETRY_TRACE_SAMPLE_RATIO", "telemetry_trace_sample_ratio", "0.1",
+         float_range(0, 1), "Share of new traces recorded (parent-based: a caller's sampled "
+         "flag is followed)."),
+    Spec("TELEMETRY_REQUEST_LOG", "telemetry_request_log", "true", boolean,
+         "One JSON line per request on the logger gateway.requests."),
+    Spec("TELEMETRY_CLIENT_LABELS", "telemetry_client_labels", "200", int_range(0, 100000),
+         "Distinct hashed client labels kept in metrics; later clients count as _other."),
+    Spec("TELEMETRY_CLIENT_HASH_KEY", "telemetry_client_hash_key", "", text,
+         "Key of the client id hash in metrics and logs (so addresses cannot be guessed back)."),
+    Spec("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint", "", optional_http_url,
+         "OTLP/HTTP collector base URL (traces and metrics); empty: no OTLP export."),
+    Spec("APPLICATIONINSIGHTS_CONNECTION_STRING", "appinsights_connection_string", "", text,
+         "Application Insights target; set: traces and metrics go there (Azure Monitor)."),
+    Spec("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "appinsights_authentication_string", "",
+         text, "Authorization=AAD;ClientId=<id>: export with that managed identity (Entra ID)."),
 )
 
 
@@ -277,6 +295,14 @@ class Settings:
     client_tpm: float
     model_tpm: float
     default_max_tokens: int
+    telemetry_enabled: bool
+    telemetry_trace_sample_ratio: float
+    telemetry_request_log: bool
+    telemetry_client_labels: int
+    telemetry_client_hash_key: str = field(repr=False)
+    otlp_endpoint: str
+    appinsights_connection_string: str = field(repr=False)
+    appinsights_authentication_string: str
     storage_sdk_log_level: str
     retry_max_attempts: int = 2
     retry_budget_ratio: float = 0.2

@@ -47,6 +47,7 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
                     prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
+        request.context["bill"] = bill  # read by the telemetry stage when the answer ends
         try:
             await reserve(bill, clock)
         finally:

@@ -74,12 +74,14 @@ class Bill:
     done: bool = False
     prompt_tokens: int = 0  # the estimate's prompt part, to bill a stream cut short
     completion_free: bool = False  # answered from the cache: only the prompt is charged
+    usage: Usage | None = None  # what the backend reported, once settled (for telemetry)
 
     def settle(self, usage: Usage | None) -> None:
         """Reconcile with the reported usage; None keeps the reservation charged."""
         if self.done:
             return
         self.done = True
+        self.usage = usage
         if usage is None:
             self.ledger.unreconciled(self.reserved)
             return

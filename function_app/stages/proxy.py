@@ -26,7 +26,9 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..core.attempts import send_attempt as observed_send
 from ..core.errors import (
     GatewayError,
     NoHealthyBackend,
@@ -97,12 +99,14 @@ def proxy_handler(router: Router) -> Handler:
     return handle
 
 
-async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_timeout_s: float
+async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_timeout_s: float,
+                       context: dict[str, Any]
                        ) -> tuple[Outcome, UpstreamResponse | None, GatewayError | None]:
-    """One attempt: the answer's headers within `attempt_timeout_s`, classified."""
+    """One attempt: the answer's headers within `attempt_timeout_s`, classified; the telemetry
+    observer in `context` (core/attempts.py) sees it as one client span."""
     try:
         async with asyncio.timeout(attempt_timeout_s):
-            answer = await upstream.send(outgoing)
+            answer = await observed_send(context, upstream.send, outgoing)
     except TimeoutError:
         return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
     except UpstreamTimeout as error:
@@ -235,7 +239,8 @@ class _Exchange:
                 headers_for(member, self.headers), body_for(target, self.request.body),
                 min(router.connect_timeout_s, left), left)
             attempt_s = min(self.plan.attempt_timeout_s or left, left)
-            outcome, answer, error = await send_attempt(router.upstream, outgoing, attempt_s)
+            outcome, answer, error = await send_attempt(router.upstream, outgoing, attempt_s,
+                                                      self.request.context)
             if answer is not None and answer.status == 400 and following is not None \
                     and "context_length" in following.fallback_on:
                 outcome, answer = await _mark_context_length(outcome, answer)

@@ -49,6 +49,11 @@ var platformSettings = {
   // Required on Python <= 3.12 for azurefunctions-extensions-http-fastapi (streaming); kept on
   // 3.13 since no documentation says the 3.13 worker ignores it.
   PYTHON_ENABLE_INIT_INDEXING: '1'
+  // The worker continues the host's trace in each invocation and tells the host it exports its
+  // own telemetry; the gateway configures Azure Monitor itself (README, Observability), so the
+  // worker's own distro set-up stays off: two set-ups would instrument and export twice.
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'false'
   // Host storage through the user-assigned identity.
   AzureWebJobsStorage__accountName: storageAccountName
   AzureWebJobsStorage__credential: 'managedidentity'

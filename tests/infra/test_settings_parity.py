@@ -30,14 +30,15 @@ LOCAL_ONLY = {
 WORKER = {
     "PYTHON_SCRIPT_FILE_NAME": "main.py",
     "PYTHON_ENABLE_INIT_INDEXING": "1",
+    # OpenTelemetry in the worker: continue the host's trace; no second Azure Monitor set-up.
+    "PYTHON_ENABLE_OPENTELEMETRY": "true",
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "false",
 }
 # In the Bicep only: host storage, telemetry and azure-identity through the managed identity.
 AZURE_ONLY = {
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "AZURE_CLIENT_ID",
 }
 # SPECS the Bicep leaves out: the devhost's listening port (App Service owns PORT in Azure), and

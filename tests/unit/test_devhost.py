@@ -46,7 +46,8 @@ def test_the_real_app_is_served_as_registered():
     from main import app
 
     host_paths = {r.path for r in build_host(app).routes}
-    assert host_paths == {"/healthz", "/_gateway/stats", "/cachez", "/{path:path}"}
+    assert host_paths == {"/healthz", "/_gateway/stats", "/cachez", "/metrics",
+                          "/_gateway/dashboard", "/{path:path}"}
 
 
 def test_route_templates_translate_to_starlette_paths():

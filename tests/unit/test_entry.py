@@ -32,6 +32,8 @@ def test_every_route_is_registered_with_its_methods_and_auth_level():
         "healthz": ("healthz", {"GET"}, "anonymous"),
         "stats": ("_gateway/stats", {"GET"}, "function"),
         "cachez": ("cachez", {"GET"}, "function"),
+        "metrics": ("metrics", {"GET"}, "function"),
+        "dashboard": ("_gateway/dashboard", {"GET"}, "function"),
         "proxy": ("{*path}", {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
                   "function"),
     }

@@ -1,0 +1,59 @@
+"""Metric and log labels whose number stays bounded whatever the traffic.
+
+Client ids (addresses, key hashes, principals) are hashed with a per-deployment key, so neither
+an address nor a key can be read or guessed back from a label; at most `cap` distinct hashed
+clients get a label of their own, later ones share OTHER.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+OTHER = "_other"
+NONE = "-"
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+class ClientLabels:
+    """Hashed client ids: `hashed` for logs (every client), `label` for metrics (capped)."""
+
+    def __init__(self, key: str, cap: int):
+        # blake2b takes a key of at most 64 bytes: a longer setting is reduced first.
+        raw = key.encode()
+        self._key = raw if len(raw) <= 64 else hashlib.sha256(raw).digest()
+        self._cap = cap
+        self._labels: dict[str, str] = {}
+
+    def hashed(self, client_id: str | None) -> str:
+        if not client_id:
+            return NONE
+        label = self._labels.get(client_id)
+        if label is not None and label != OTHER:
+            return label
+        return hashlib.blake2b(client_id.encode(), key=self._key, digest_size=8).hexdigest()
+
+    def label(self, client_id: str | None) -> str:
+        if not client_id:
+            return NONE
+        label = self._labels.get(client_id)
+        if label is None:
+            label = self.hashed(client_id) if len(self._labels) < self._cap else OTHER
+            if label != OTHER:
+                self._labels[client_id] = label
+        return label
+
+
+class BoundedNames:
+    """Names from a known set (models, backends) pass; anything else is OTHER."""
+
+    def __init__(self, known: Iterable[str]):
+        self._known = frozenset(known)
+
+    def __call__(self, name: str | None) -> str:
+        if not name:
+            return NONE
+        return name if name in self._known else OTHER

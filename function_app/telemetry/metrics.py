@@ -1,0 +1,112 @@
+"""The gateway's Prometheus metrics, on a registry owned by one gateway (no process globals).
+
+Names follow OpenTelemetry where a convention exists (`gen_ai.client.token.usage` becomes
+`gen_ai_client_token_usage`, durations in seconds); the gateway's own are `gateway_*`. Every
+label is bounded: routes and backends come from configuration, models from the model table,
+clients through ClientLabels. Components that keep their own counters (limiter, cache, breakers)
+are read at scrape time through the gateway's stats sources (StatsCollector), so a new component
+appears here by registering a stats source, without a change to this module.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .stats import StatsCollector, StatsSources
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 30, 60)
+# Bucket boundaries recommended by the OpenTelemetry GenAI semantic conventions.
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                7.5, 10.0)
+TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+
+
+class GatewayMetrics:
+    """Instruments plus a cache of labelled children: `labels()` costs more than the increment."""
+
+    def __init__(self, stats: StatsSources, instance: str):
+        # `_created` series would double the scrape for nothing a dashboard reads (a library-wide
+        # switch; this registry is the process's only one).
+        disable_created_metrics()
+        self.registry = registry = CollectorRegistry(auto_describe=False)
+        keys = ("route", "backend", "status_class")
+        self.requests = Counter("gateway_requests", "Requests answered", keys, registry=registry)
+        self.duration = Histogram("gateway_request_duration_seconds",
+                                  "Time to the last byte of the answer", keys,
+                                  buckets=DURATION_BUCKETS, registry=registry)
+        self.rejections = Counter("gateway_rejections", "429 and 503 answers by deciding scope",
+                                  ("status", "scope"), registry=registry)
+        self.attempts = Counter("gateway_upstream_attempts", "Upstream attempts by outcome",
+                                ("backend", "outcome"), registry=registry)
+        self.attempt_duration = Histogram(
+            "gateway_upstream_attempt_duration_seconds", "One upstream exchange, headers to end",
+            ("backend",), buckets=DURATION_BUCKETS, registry=registry)
+        self.tokens = ClientTokens()
+        self.cache = Counter("gateway_cache_lookups", "Cache verdicts left by a cache stage",
+                             ("result",), registry=registry)
+        self.token_usage = Histogram(
+            "gen_ai_client_token_usage", "Tokens per request (OpenTelemetry GenAI)",
+            ("gen_ai_request_model", "gen_ai_token_type"), buckets=TOKEN_BUCKETS,
+            registry=registry)
+        self.ttft = Histogram("gen_ai_server_time_to_first_token_seconds",
+                              "Request start to the first streamed chunk",
+                              ("gen_ai_request_model",), buckets=TTFT_BUCKETS, registry=registry)
+        self.tpot = Histogram("gen_ai_server_time_per_output_token_seconds",
+                              "Streaming time per output token after the first",
+                              ("gen_ai_request_model",), buckets=TPOT_BUCKETS, registry=registry)
+        info = Gauge("gateway_instance_info", "This gateway instance", ("instance",),
+                     registry=registry)
+        info.labels(instance).set(1)
+        registry.register(StatsCollector(stats))
+        self._children: dict[tuple, object] = {}
+
+    def child(self, metric, *labels: str):
+        """The labelled child of `metric`, cached (label sets are bounded by construction)."""
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry) + self.tokens.render()
+
+
+class ClientTokens:
+    """`gateway_tokens_total{gen_ai_request_model, client, gen_ai_token_type}`, kept and written
+    here rather than by prometheus-client: with a thousand clients it is most of the scrape, and
+    its labels (configured model names, hex hashes) are escaped once, when first seen."""
+
+    HEADER = (b"# HELP gateway_tokens_total Tokens reported by backends, by model and client\n"
+              b"# TYPE gateway_tokens_total counter\n")
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._prefix: dict[tuple[str, str, str], str] = {}
+
+    def add(self, model: str, client: str, kind: str, count: int) -> None:
+        key = (model, client, kind)
+        if key not in self._counts:
+            self._prefix[key] = (f'gateway_tokens_total{{gen_ai_request_model="{_escape(model)}",'
+                                 f'client="{_escape(client)}",gen_ai_token_type="{kind}"}} ')
+            self._counts[key] = 0
+        self._counts[key] += count
+
+    def render(self) -> bytes:
+        prefix = self._prefix
+        lines = [f"{prefix[key]}{count}\n" for key, count in list(self._counts.items())]
+        return self.HEADER + "".join(lines).encode()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

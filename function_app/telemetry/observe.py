@@ -1,0 +1,174 @@
+"""What the telemetry stage records when an answer is complete: metrics, span, request log.
+
+`Telemetry` holds the instruments of one gateway and the bounded naming of routes, backends,
+models and clients. It reads what earlier stages left in the request context: the route match,
+the client id, the rate-limit decisions, the OpenAI stage's chosen backend and its token bill.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
+
+from ..core.models import GatewayRequest
+from ..core.routes import PROXY
+from .labels import NONE, OTHER, BoundedNames, ClientLabels, status_class
+from .metrics import GatewayMetrics
+from .otel_metrics import OtelInstruments
+from .request_log import RequestLog, RequestRecord
+from .tracing import trace_ids
+
+REJECTED = (429, 503)
+CACHE_STATUS = "cache_status"  # the context key a cache stage sets (contract with #11)
+CACHE_VERDICTS = frozenset({"hit", "miss", "stale", "bypass"})
+
+
+@dataclass
+class Telemetry:
+    tracer: Tracer
+    metrics: GatewayMetrics
+    clients: ClientLabels
+    models: BoundedNames
+    backend_urls: Mapping[str, str]  # base URL -> backend name
+    log: RequestLog | None
+    otel: OtelInstruments | None = None
+
+    def backend_of_url(self, url: str) -> str:
+        for base, name in self.backend_urls.items():
+            if url.startswith(base):
+                return name
+        return OTHER
+
+    def attempt_done(self, backend: str, outcome: str, seconds: float) -> None:
+        m = self.metrics
+        m.child(m.attempts, backend, outcome).inc()
+        m.child(m.attempt_duration, backend).observe(seconds)
+
+    def finish(self, request: GatewayRequest, span: Span, status: int, started: float,
+               first_chunk: float | None, error: str | None) -> None:
+        """Record one answered request; called exactly once, when its last byte is out."""
+        ended = time.perf_counter()
+        ctx = request.context
+        match = ctx.get("match")
+        route = match.route.path if match is not None else "unmatched"
+        backend = self._backend(ctx, match)
+        bill = ctx.get("bill")
+        model = self.models(bill.model) if bill is not None else NONE
+        usage = getattr(bill, "usage", None)
+        client = ctx.get("client_id") or getattr(bill, "client", None)
+        seconds = ended - started
+        m = self.metrics
+        klass = status_class(status)
+        m.child(m.requests, route, backend, klass).inc()
+        m.child(m.duration, route, backend, klass).observe(seconds)
+        limited_by = self._rejection(ctx, status)
+        cache = self._cache(ctx)
+        ttft = first_chunk - started if first_chunk is not None and bill is not None else None
+        self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
+        if self.otel is not None:
+            self.otel.request(model, usage, ttft)
+        self._end_span(span, route, status, backend, model, bill, usage, limited_by, error, ctx)
+        if self.log is not None:
+            self.log.write(RequestRecord(
+                request_id=request.request_id, trace_id=trace_ids(span)[0],
+                method=request.method, route=route, backend=backend, model=model,
+                status=status, latency_ms=seconds * 1000, client=self.clients.hashed(client),
+                ttft_ms=ttft * 1000 if ttft is not None else None,
+                tokens_in=usage.prompt_tokens if usage else None,
+                tokens_out=usage.completion_tokens if usage else None,
+                limited_by=limited_by, cache=cache, stream_error=error))
+
+    def _backend(self, ctx: dict[str, Any], match) -> str:
+        url = ctx.get("backend_url")
+        if url:
+            return self.backend_of_url(url)
+        if match is not None and match.route.kind == PROXY:
+            return match.route.backend or NONE
+        return NONE
+
+    def _cache(self, ctx: dict[str, Any]) -> str | None:
+        """A cache stage's verdict ("hit", "miss", ...) if it left one in the context."""
+        verdict = ctx.get(CACHE_STATUS)
+        if not isinstance(verdict, str):
+            return None
+        verdict = verdict if verdict in CACHE_VERDICTS else OTHER
+        self.metrics.child(self.metrics.cache, verdict).inc()
+        return verdict
+
+    def _rejection(self, ctx: dict[str, Any], status: int) -> str | None:
+        if status not in REJECTED:
+            return None
+        scope = "overloaded"
+        for key in ("requests_decision", "tokens_decision"):
+            decision = ctx.get(key)
+            if decision is not None and not decision.allowed:
+                scope = "storage" if decision.storage_unavailable else (decision.scope or NONE)
+                break
+        m = self.metrics
+        m.child(m.rejections, str(status), scope).inc()
+        return scope
+
+    def _genai(self, model: str, client: str | None, usage, ttft: float | None,
+               after_first: float | None) -> None:
+        m = self.metrics
+        if usage is not None:
+            who = self.clients.label(client)
+            counts = (("input", usage.prompt_tokens), ("output", usage.completion_tokens))
+            for kind, count in counts:
+                m.tokens.add(model, who, kind, count)
+                m.child(m.token_usage, model, kind).observe(count)
+        if ttft is not None:
+            m.child(m.ttft, model).observe(ttft)
+            if usage is not None and usage.completion_tokens > 1 and after_first is not None:
+                m.child(m.tpot, model).observe(after_first / (usage.completion_tokens - 1))
+
+    def _end_span(self, span: Span, route: str, status: int, backend: str, model: str, bill,
+                  usage, limited_by: str | None, error: str | None, ctx: dict[str, Any]) -> None:
+        if span.is_recording():
+            span.update_name(f"{span.name} {route}")  # span.name is the method
+            attributes: dict[str, Any] = {"http.route": route,
+                                          "http.response.status_code": status,
+                                          "gateway.backend": backend}
+            if bill is not None:
+                attributes.update({"gen_ai.request.model": model,
+                                   "gen_ai.operation.name": _operation(ctx)})
+                if usage is not None:
+                    attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+                    attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+            _limit_attributes(attributes, ctx)
+            if limited_by is not None:
+                span.add_event("gateway.rate_limited", {"gateway.ratelimit.scope": limited_by})
+            span.set_attributes(attributes)
+        if status >= 500 or error:
+            span.set_attribute("error.type", error or str(status))
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+
+def _operation(ctx: dict[str, Any]) -> str:
+    kind = ctx["match"].route.kind
+    return {"openai.chat": "chat", "openai.completions": "text_completion",
+            "openai.embeddings": "embeddings"}.get(kind, kind)
+
+
+def _limit_attributes(attributes: dict[str, Any], ctx: dict[str, Any]) -> None:
+    for key, prefix in (("requests_decision", "gateway.ratelimit"),
+                        ("tokens_decision", "gateway.token_limit")):
+        decision = ctx.get(key)
+        if decision is not None:
+            attributes[f"{prefix}.allowed"] = decision.allowed
+            attributes[f"{prefix}.scope"] = decision.scope or NONE
+            attributes[f"{prefix}.remaining"] = decision.remaining
+            if decision.shadow_scope:
+                attributes[f"{prefix}.shadow_scope"] = decision.shadow_scope
+
+
+def backend_urls(backends: Mapping[str, str], extra: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Base URL -> backend name, longest URL first (so a prefix never shadows a longer one)."""
+    urls = {url.rstrip("/"): name for name, url in backends.items()}
+    urls.update((url.rstrip("/"), name) for url, name in extra)
+    return dict(sorted(urls.items(), key=lambda item: -len(item[0])))

@@ -1,0 +1,69 @@
+"""The telemetry stage: it opens the request span, hands the upstream step its per-attempt hook,
+and when the answer's last byte is out records the metrics, ends the span and writes the log line.
+
+It runs right after the request id stage and before the error stage, so it sees every answer,
+errors included, as the client sees it; for a streamed answer it waits for the stream to end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from ..core.attempts import ATTEMPT_OBSERVER
+from ..core.errors import GatewayError
+from ..core.models import GatewayRequest, GatewayResponse
+from ..core.pipeline import Handler, Stage
+from .observe import Telemetry
+from .tracing import attempt_observer, start_request_span
+
+
+def telemetry_stage(telemetry: Telemetry) -> Stage:
+    tracer = telemetry.tracer
+
+    async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+        started = time.perf_counter()
+        span = start_request_span(tracer, request)
+        request.context[ATTEMPT_OBSERVER] = attempt_observer(
+            tracer, span, telemetry.backend_of_url, telemetry.attempt_done)
+        try:
+            response = await call_next(request)
+        except BaseException:  # cancelled: the client went away before an answer
+            telemetry.finish(request, span, 499, started, None, "cancelled")
+            raise
+        if isinstance(response.body, bytes | bytearray):
+            telemetry.finish(request, span, response.status, started, None, None)
+        else:
+            response.body = _watched(response.body, telemetry, request, span, response.status,
+                                     started)
+        return response
+
+    return stage
+
+
+async def _watched(body: AsyncIterator[bytes], telemetry: Telemetry, request: GatewayRequest,
+                   span: Span, status: int, started: float) -> AsyncIterator[bytes]:
+    first: float | None = None
+    error: str | None = "client_closed"  # unless the stream ends or fails first
+    try:
+        async for chunk in body:
+            if first is None:
+                first = time.perf_counter()
+                span.add_event("gen_ai.first_chunk")
+            yield chunk
+        error = None
+    except GatewayError as exc:
+        error = exc.code
+        span.set_status(Status(StatusCode.ERROR))
+        raise
+    except Exception as exc:
+        error = type(exc).__name__
+        span.set_status(Status(StatusCode.ERROR))
+        raise
+    finally:
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            await close()  # settles the token bill before it is read below
+        telemetry.finish(request, span, status, started, first, error)
