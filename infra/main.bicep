@@ -343,6 +343,9 @@ module redis 'modules/redis.bicep' = if (deployRedis) {
     location: location
     tags: tags
     gatewayPrincipalId: gatewayIdentity.outputs.principalId
+  }
+}
+
 // The dashboard's panels over Application Insights (README, Observability).
 module workbook 'modules/workbook.bicep' = {
   name: 'workbook'

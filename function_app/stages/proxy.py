@@ -67,6 +67,7 @@ from .answer_body import (
 from .target_request import body_for, headers_for, upstream_path, upstream_url
 
 BACKEND_HEADER = "X-Gateway-Backend"
+SERVED_BY = "served_by"  # context key: the backend (or model label) that answered
 PLAN = "plan"  # context key: the plan chosen by an earlier stage (the OpenAI stage, by model)
 CONTEXT_LENGTH_MARK = b"context_length_exceeded"
 
@@ -274,7 +275,9 @@ class _Exchange:
         else:
             body = with_release(body, release)
         headers = client_response_headers(answer.headers)
-        headers.append((BACKEND_HEADER, _served_by(member, target)))
+        served_by = _served_by(member, target)
+        self.request.context[SERVED_BY] = served_by  # for telemetry's backend label
+        headers.append((BACKEND_HEADER, served_by))
         return GatewayResponse(answer.status, headers, body)
 
     async def _give_up(self) -> GatewayResponse:
@@ -286,6 +289,7 @@ class _Exchange:
             self.last = None
             headers = client_response_headers(answer.headers)
             headers.append((BACKEND_HEADER, self.last_served_by))
+            self.request.context[SERVED_BY] = self.last_served_by
             body = await complete_body(answer.body, declared_length(answer.headers))
             return GatewayResponse(answer.status, headers, body)
         raise error or UpstreamTimeout()
