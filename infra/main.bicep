@@ -26,7 +26,7 @@ param location string
 @description('Resource group name; empty means rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Object id of a person or group to get Table Data Contributor (edit limit overrides); empty for none.')
+@description('Object id of a person or group to get Table Data Contributor (edit limit overrides, run the keys admin CLI); empty for none.')
 param principalId string = ''
 
 @description('Memory per Function App instance (MB).')
@@ -51,6 +51,9 @@ param rateLimitTableName string = 'ratelimits'
 
 @description('Table holding per-client limit overrides.')
 param limitOverridesTableName string = 'limitoverrides'
+
+@description('Table holding gateway API key hashes, tenants and their usage (issue #16).')
+param gatewayKeysTableName string = 'gatewaykeys'
 
 @description('Image of the Python simulator (services/python); empty uses a placeholder.')
 param pythonBackendImage string = ''
@@ -107,6 +110,11 @@ var gatewaySettingDefaults = {
   CLIENT_TPM: '200000'
   MODEL_TPM: '1000000'
   DEFAULT_MAX_TOKENS: '1024'
+  GATEWAY_AUTH: 'none'
+  GATEWAY_KEY_CACHE_TTL_S: '4'
+  GATEWAY_KEY_LOOKUPS_PER_S: '50'
+  GATEWAY_USAGE_FLUSH_S: '60'
+  MODEL_PRICES: ''
 }
 
 // Gateway settings whose values come from the resources this template creates.
@@ -116,6 +124,7 @@ var gatewayWiredSettings = {
   TABLE_STORAGE_ENDPOINT: storage.outputs.tableEndpoint
   RATE_LIMIT_TABLE: rateLimitTableName
   LIMIT_OVERRIDES_TABLE: limitOverridesTableName
+  GATEWAY_KEYS_TABLE: gatewayKeysTableName
 }
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -172,6 +181,7 @@ module storage 'modules/storage.bicep' = {
     tableNames: [
       rateLimitTableName
       limitOverridesTableName
+      gatewayKeysTableName
     ]
   }
 }
