@@ -10,7 +10,7 @@ PORT ?= 7071
 
 PROFILE ?= baseline
 
-.PHONY: run test setup gateway lint k6 load load-smoke bench bench-ratelimit clean
+.PHONY: run test setup gateway lint k6 load load-smoke bench bench-ratelimit clean keys bench-tenants
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp
 
@@ -65,6 +65,17 @@ bench: setup
 bench-ratelimit: setup
 	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) load/bench_ratelimit.py
+
+# The keys admin CLI against the local stack's storage: make keys ARGS="keys create --tenant t --name n"
+ARGS ?= keys list
+keys: setup
+	@test -f .run/stack.env || { echo "start the stack with 'make run' first"; exit 1; }
+	@set -a; source .run/stack.env; set +a; exec $(PY) -m function_app.admin $(ARGS)
+
+# Gateway API keys in one run: auth cost (required vs none), revocation spread, budget across 3.
+bench-tenants: setup
+	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) load/bench_tenants.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache
