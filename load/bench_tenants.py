@@ -106,7 +106,7 @@ def revocation(urls: list[str], env: dict[str, str]) -> dict:
 
 
 async def spend(urls: list[str], keys: list[str], workers: int) -> dict:
-    totals = {"used": 0, "admitted": 0, "budget_exceeded": 0, "other": 0}
+    totals: dict = {"used": 0, "admitted": 0, "budget_exceeded": 0, "other": 0}
 
     async def worker(i: int, session: aiohttp.ClientSession) -> None:
         url, key = f"{urls[i % len(urls)]}/v1/chat/completions", keys[i % len(keys)]
@@ -122,6 +122,8 @@ async def spend(urls: list[str], keys: list[str], workers: int) -> dict:
                 return
             else:
                 totals["other"] += 1
+                totals.setdefault("other_codes", {}).setdefault(body["error"]["code"], 0)
+                totals["other_codes"][body["error"]["code"]] += 1
 
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(*(worker(i, session) for i in range(workers)))

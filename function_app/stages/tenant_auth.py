@@ -33,14 +33,17 @@ def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock
                       ) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         found = presented_key(request.headers)
-        prefix = prefix_of(found[1]) if found else None
-        if prefix is None:
+        grant = await _grant(cache, found[1]) if found else None
+        if grant is None:
             if mode == REQUIRED:
                 raise InvalidApiKey()
             return await call_next(request)  # optional: the usual identity applies
-        key = found[1]
+        key, prefix = found[1], grant.key.prefix
         request.headers = [(k, v) for k, v in request.headers if key not in v]
-        grant = await _grant(cache, key, prefix, clock.now())
+        reason = refusal(grant.key, clock.now())
+        if reason is not None:
+            log.info("refused API key %s: %s", display(prefix), reason)
+            raise InvalidApiKey(f"The API key {display(prefix)} is {reason}.")
         route = request.context["match"].route.path
         if not route_allowed(grant.key, route):
             raise Forbidden(f"The API key {display(prefix)} may not use the route {route}.")
@@ -56,13 +59,21 @@ def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock
     return stage
 
 
-async def _grant(cache: KeyCache, key: str, prefix: str, now: float) -> Grant:
+async def _grant(cache: KeyCache, key: str) -> Grant | None:
+    """The key's grant; None when `key` is not a gateway key at all (format or checksum);
+    401 when it is one that no record has. The hot path is one hash and one dict read."""
+    hashed = key_hash(key)
+    grant = cache.peek(hashed)
+    if grant is not None:
+        return grant
+    prefix = prefix_of(key)
+    if prefix is None:
+        return None
     try:
-        grant = await cache.grant(key_hash(key))
+        grant = await cache.grant(hashed)
     except (KeyStoreUnavailable, LookupsExhausted):
         raise AuthUnavailable(headers={"Retry-After": "1"}) from None
-    reason = "unknown" if grant is None else refusal(grant.key, now)
-    if reason is not None:
-        log.info("refused API key %s: %s", display(prefix), reason)
-        raise InvalidApiKey(f"The API key {display(prefix)} is {reason}.")
+    if grant is None:
+        log.info("refused API key %s: unknown", display(prefix))
+        raise InvalidApiKey(f"The API key {display(prefix)} is unknown.")
     return grant

@@ -12,21 +12,25 @@ plus usage that exceeds its own estimate (settled afterwards as a debt on the in
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from ..core.ratelimit.model import Limit, ScopedLimit
 from .access import Grant
 
 PREFIX = "budget_"
 DAY, MONTH = "day", "month"
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _utc(now: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(now, dt.UTC)
+@functools.lru_cache(maxsize=8)
+def _day(number: int) -> str:
+    return (EPOCH + dt.timedelta(days=number)).strftime("%Y-%m-%d")
 
 
 def period_id(period: str, now: float) -> str:
-    moment = _utc(now)
-    return moment.strftime("%Y-%m-%d") if period == DAY else moment.strftime("%Y-%m")
+    """"2026-11-29" (DAY) or "2026-11" (MONTH), UTC; memoised per day (it runs per request)."""
+    day = _day(int(now // 86400))
+    return day if period == DAY else day[:7]
 
 
 def period_end(period: str, ident: str) -> float:

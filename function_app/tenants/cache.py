@@ -54,17 +54,28 @@ class KeyCache:
         self.counters = {"hits": 0, "misses": 0, "reads": 0, "read_failures": 0,
                          "negative_hits": 0, "lookups_refused": 0}
 
+    def peek(self, key_hash: str) -> Grant | None:
+        """The grant of a known key read within the TTL, without I/O; else None (call `grant`).
+        Past half the TTL it also starts one background re-read."""
+        entry = self._known.get(key_hash)
+        if entry is None:
+            return None
+        age = self._clock.now() - entry.fetched
+        if age >= self._ttl:
+            return None
+        self.counters["hits"] += 1
+        if age >= self._ttl / 2:
+            self._read_soon(key_hash)
+        return entry.grant
+
     async def grant(self, key_hash: str) -> Grant | None:
         """The key's grant (whatever its revoked/expired state), or None when unknown."""
+        cached = self.peek(key_hash)
+        if cached is not None:
+            return cached
         now = self._clock.now()
         entry = self._known.get(key_hash)
         if entry is not None:
-            age = now - entry.fetched
-            if age < self._ttl:
-                self.counters["hits"] += 1
-                if age >= self._ttl / 2:
-                    self._read_soon(key_hash)
-                return entry.grant
             try:
                 return await self._read(key_hash)
             except KeyStoreUnavailable:

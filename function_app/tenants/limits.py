@@ -15,6 +15,7 @@ Wrappers around what bootstrap already passes to the stages, reading the request
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,8 +31,11 @@ from .prices import spend
 from .usage import UsageRecorder
 
 # A budget bucket has rate 0, so a real shortage says "never" (an hour, the clamp); a shorter
-# wait is a lease race between this instance's requests, not a spent budget.
+# wait is a lease race or a write conflict on the shared row, not a spent budget.
 SPENT_WAIT_S = 60.0
+# Every request of a tenant writes its one budget row (exact mode), so instances collide on its
+# ETag; such a denial is retried here after a short jittered pause rather than answered 429.
+RACE_RETRIES, RACE_PAUSE_S = 8, 0.02
 
 
 class KeyLimitsFor:
@@ -73,14 +77,20 @@ class KeyTokenLimits:
 
 class BudgetLimiter:
     def __init__(self, inner: Any, recorder: UsageRecorder, prices: dict[str, float],
-                 clock: Clock):
+                 clock: Clock, rng: random.Random | None = None):
         self._inner, self._recorder, self._prices, self._clock = inner, recorder, prices, clock
+        self._rng = rng or random.Random()
 
     async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
-        decision = await self._inner.acquire(scoped, cost)
-        if (not decision.allowed and is_budget(decision.scope)
-                and not decision.storage_unavailable and decision.retry_after_s >= SPENT_WAIT_S):
-            raise _exceeded(scoped, decision, self._clock.now())
+        for attempt in range(RACE_RETRIES + 1):
+            decision = await self._inner.acquire(scoped, cost)
+            if decision.allowed or not is_budget(decision.scope) \
+                    or decision.storage_unavailable:
+                break
+            if decision.retry_after_s >= SPENT_WAIT_S:
+                raise _exceeded(scoped, decision, self._clock.now())
+            if attempt < RACE_RETRIES:
+                await self._clock.sleep(RACE_PAUSE_S * (0.5 + self._rng.random()) * (attempt + 1))
         if decision.allowed:
             self._count(scoped, cost)
         return decision
