@@ -45,9 +45,14 @@ def admin(storage_env, *argv: str) -> str:
     return done.stdout
 
 
+CREATED: list[str] = []  # every key this module made, for the log check at the end
+
+
 def create_key(storage_env, tenant: str, *limits: str) -> str:
-    return admin(storage_env, "keys", "create", "--tenant", tenant, "--name", "e2e",
-                 *limits).splitlines()[-1]
+    key = admin(storage_env, "keys", "create", "--tenant", tenant, "--name", "e2e",
+                *limits).splitlines()[-1]
+    CREATED.append(key)
+    return key
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +130,13 @@ def test_a_tenants_daily_budget_holds_across_three_instances(gateways, storage_e
     assert used >= budget - 2 * 3 * estimate
     usage = admin(storage_env, "keys", "list", "--tenant", "budget-team")
     assert "budget-team" in usage and all(k not in usage for k in keys)
+
+
+def test_no_key_reaches_a_gateway_or_backend_log(gateways, storage_env, openai_sim):
+    key = create_key(storage_env, "log-team")
+    httpx.get(f"{gateways[2].url}/v1/models", headers={"api-key": key}, timeout=5)
+    admin(storage_env, "keys", "revoke", key)
+    httpx.get(f"{gateways[2].url}/v1/models", headers={"api-key": key}, timeout=5)
+    logs = [proc.log.read_text() for proc in (*gateways, openai_sim)]
+    assert len(CREATED) >= 5  # one from each test above, two for the budget
+    assert not [k for k in CREATED for text in logs if k in text]
