@@ -10,6 +10,7 @@ network or timeout error becomes KeyStoreUnavailable. The storage settings are t
 from __future__ import annotations
 
 import asyncio
+import logging
 from functools import partial
 from typing import Any
 
@@ -34,6 +35,7 @@ from function_app.tenants.store import KeyExists, KeyStoreUnavailable, merged
 
 KEYS_TABLE = "gatewaykeys"
 KEY_PK, TENANT_PK, USAGE_PK = "key", "tenant", "usage-"
+log = logging.getLogger(__name__)
 _UNAVAILABLE = (AzureError, OSError, asyncio.TimeoutError)
 MERGE_RETRIES = 8
 
@@ -97,7 +99,13 @@ class TableKeyStore:
 
     async def get_key(self, key_hash: str) -> KeyRecord | None:
         entity = await self._get(KEY_PK, key_hash)
-        return from_fields(KeyRecord, entity) if entity else None
+        if not entity:
+            return None
+        try:
+            return from_fields(KeyRecord, entity)
+        except ValueError:  # a hand-edited row: refuse the key rather than fail the request
+            log.warning("malformed key row %s; the key is refused", entity.get("prefix", "?"))
+            return None
 
     async def create_key(self, record: KeyRecord) -> None:
         entity = {"PartitionKey": KEY_PK, "RowKey": record.key_hash, **to_fields(record)}

@@ -128,3 +128,24 @@ class _Unclosed:
 
     async def close(self) -> None:
         return None
+
+
+@pytest.mark.asyncio
+async def test_a_malformed_key_row_reads_as_unknown(request, backend):
+    if backend != "azurite":
+        pytest.skip("only a real table can hold a hand-edited row")
+    from azure.data.tables.aio import TableClient
+
+    table = f"keys{uuid.uuid4().hex[:10]}"
+    connection = request.getfixturevalue("azurite").connection_string
+    store = open_key_store(connection, table=table)
+    good = record()
+    await store.create_key(good)  # creates the table
+    async with TableClient.from_connection_string(connection, table) as client:
+        await client.upsert_entity({"PartitionKey": "key", "RowKey": "f" * 64, "prefix": "x",
+                                    "tenant": "acme", "name": "n", "created": "yesterday"})
+    try:
+        assert await store.get_key("f" * 64) is None
+        assert await store.get_key(good.key_hash) == good
+    finally:
+        await store.close()
