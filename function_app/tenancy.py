@@ -48,14 +48,8 @@ class Tenancy:
     def stages(self) -> list[Stage]:
         if not self.enabled:
             return []
-        inner = tenant_auth_stage(self._settings.gateway_auth, self.cache, self.recorder,
-                                  self._clock)
-
-        async def stage(request, call_next):
-            self._ensure_flushing()
-            return await inner(request, call_next)
-
-        return [stage]
+        return [tenant_auth_stage(self._settings.gateway_auth, self.cache, self.recorder,
+                                  self._clock, self._ensure_flushing)]
 
     def identity(self, inner: Any) -> Any:
         return TenantIdentity(inner) if self.enabled else inner

@@ -13,6 +13,7 @@ from the request, so it never reaches a backend. Only its prefix appears in erro
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ..core.clock import Clock
 from ..core.models import GatewayRequest, GatewayResponse
@@ -29,9 +30,16 @@ log = logging.getLogger(__name__)
 REQUIRED, OPTIONAL = "required", "optional"
 
 
-def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock: Clock
-                      ) -> Stage:
+def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock: Clock,
+                      on_first_request: Callable[[], None] = lambda: None) -> Stage:
+    """`on_first_request` runs once, inside the event loop (background work starts there)."""
+    started = False
+
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+        nonlocal started
+        if not started:
+            started = True
+            on_first_request()
         found = presented_key(request.headers)
         grant = await _grant(cache, found[1]) if found else None
         if grant is None:

@@ -103,17 +103,26 @@ class KeyCache:
         return True
 
     def _read_soon(self, key_hash: str) -> None:
-        if key_hash not in self._inflight:
-            task = asyncio.get_running_loop().create_task(self._read(key_hash))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged in _read
+        self._start(key_hash)
 
     async def _read(self, key_hash: str) -> Grant | None:
+        return await asyncio.shield(self._start(key_hash))
+
+    def _start(self, key_hash: str) -> asyncio.Task:
+        """The one read in flight for `key_hash` (registered at once, so requests arriving
+        meanwhile join it instead of starting more)."""
         task = self._inflight.get(key_hash)
         if task is None:
             task = asyncio.get_running_loop().create_task(self._fetch(key_hash))
             self._inflight[key_hash] = task
-            task.add_done_callback(lambda _: self._inflight.pop(key_hash, None))
-        return await asyncio.shield(task)
+
+            def done(finished: asyncio.Task) -> None:
+                self._inflight.pop(key_hash, None)
+                if not finished.cancelled():
+                    finished.exception()  # retrieved: a background re-read may have no waiter
+
+            task.add_done_callback(done)
+        return task
 
     async def _fetch(self, key_hash: str) -> Grant | None:
         self.counters["reads"] += 1
