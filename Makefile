@@ -11,7 +11,8 @@ PORT ?= 7071
 PROFILE ?= baseline
 
 .PHONY: run test setup redis-server gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz \
-	chaos clean chromium bench-telemetry dashboard-screenshot
+	chaos clean chromium bench-telemetry dashboard-screenshot \
+	keys bench-tenants
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
 
@@ -104,6 +105,17 @@ bench-telemetry: setup
 # Refresh docs/dashboard.png from a live run of the dashboard test.
 dashboard-screenshot: setup chromium
 	DASHBOARD_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q tests/e2e/test_dashboard_chromium.py
+
+# The keys admin CLI against the local stack's storage: make keys ARGS="keys create --tenant t --name n"
+ARGS ?= keys list
+keys: setup
+	@test -f .run/stack.env || { echo "start the stack with 'make run' first"; exit 1; }
+	@set -a; source .run/stack.env; set +a; exec $(PY) -m function_app.admin $(ARGS)
+
+# Gateway API keys in one run: auth cost (required vs none), revocation spread, budget across 3.
+bench-tenants: setup
+	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) load/bench_tenants.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

@@ -42,6 +42,8 @@ from .stages.rate_limit import rate_limit_stage
 from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
 from .telemetry.wiring import telemetry_stages
+from .tenancy import Tenancy, open_tenancy
+from .tenants.store import KeyStore
 
 VERSION = "0.2.0"
 HEALTH_CONNECTIONS = 16  # the probes' own pool (at least one connection per backend)
@@ -59,6 +61,7 @@ async def build_gateway(
     routing_store: BreakerStore | None = None,
     cache_tier: CacheTier | None = None,
     exporters: Exporters | None = None,
+    key_store: KeyStore | None = None,
 ) -> Gateway:
     """Wire a gateway from settings; the keyword arguments replace real adapters in tests."""
     table = parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
@@ -85,12 +88,19 @@ async def build_gateway(
     stages: list[Stage] = [request_id_stage, *observe, errors_stage,
                            forwarded_stage(settings.trusted_proxies), routing_stage(table)]
     clock = clock or SystemClock()
+    # Gateway API keys (GATEWAY_AUTH): before rate limiting, so the key's tenant is the client.
+    tenancy = open_tenancy(settings, clock, key_store)
+    stages += tenancy.stages()
+    identity = tenancy.identity(identity)
+    gateway.closers.append(tenancy.close)
+    gateway.stats_sources["keys"] = tenancy.stats
     limiter = None
     if settings.rate_limit_enabled:
         limiter, overrides = _limiter(settings, gateway, clock, limit_store, override_store)
-        stages.append(rate_limit_stage(limiter, overrides.limits_for, identity))
+        stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for),
+                                       identity))
     stages.append(body_stage(settings.max_body_bytes))
-    stages.append(_openai(settings, gateway, limiter, identity, clock))
+    stages.append(_openai(settings, gateway, limiter, identity, clock, tenancy))
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.
     if settings.cache_enabled:
@@ -126,11 +136,12 @@ def _limiter(settings: Settings, gateway: Gateway, clock: Clock,
 
 
 def _openai(settings: Settings, gateway: Gateway, limiter: Limiter | None,
-            identity: ClientIdentity, clock: Clock) -> Stage:
+            identity: ClientIdentity, clock: Clock, tenancy: Tenancy) -> Stage:
     ledger = TokenLedger()
     gateway.stats_sources["tokens"] = ledger.snapshot
     limits = TokenLimits.per_minute(settings.client_tpm, settings.model_tpm)
-    return openai_stage(model_table(settings), limits, limiter, ledger, identity,
+    return openai_stage(tenancy.models(model_table(settings)), tenancy.token_limits(limits),
+                        tenancy.limiter(limiter), ledger, identity,
                         settings.default_max_tokens, clock)
 
 

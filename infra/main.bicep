@@ -61,7 +61,7 @@ param location string
 @description('Resource group name; empty means rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Object id of a person, group or service principal to get Table Data Contributor (edit limit overrides); empty for none.')
+@description('Object id of a person, group or service principal to get Table Data Contributor (edit limit overrides, run the keys admin CLI); empty for none.')
 param principalId string = ''
 
 @description('Kind of principalId; azd sets AZURE_PRINCIPAL_TYPE (User locally, ServicePrincipal in CI).')
@@ -90,6 +90,9 @@ param rateLimitTableName string = 'ratelimits'
 
 @description('Table holding per-client limit overrides.')
 param limitOverridesTableName string = 'limitoverrides'
+
+@description('Table holding gateway API key hashes, tenants and their usage (issue #16).')
+param gatewayKeysTableName string = 'gatewaykeys'
 
 @description('Image of the Python simulator (services/python); empty uses a placeholder.')
 param pythonBackendImage string = ''
@@ -202,6 +205,7 @@ var gatewayWiredSettings = {
   CACHE_REDIS_URL: deployRedis ? redis.outputs.url : ''
   CACHE_REDIS_ENTRA: deployRedis ? 'true' : 'false'
   CACHE_BLOB_ENDPOINT: storage.outputs.blobEndpoint
+  GATEWAY_KEYS_TABLE: gatewayKeysTableName
 }
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -258,6 +262,7 @@ module storage 'modules/storage.bicep' = {
     tableNames: [
       rateLimitTableName
       limitOverridesTableName
+      gatewayKeysTableName
     ]
   }
 }

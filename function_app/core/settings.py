@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..tenants.prices import price_table
 from .identity import parse_networks
 from .model_routes import ModelTable, ModelTableError, parse_model_table
 from .routes import parse_routes
@@ -34,7 +35,8 @@ from .setting_values import (
     text,
 )
 
-PLATFORM_TIMEOUT_S = 230.0  # Azure's HTTP front end ends any request after 230 s.
+PLATFORM_TIMEOUT_S = 230.0
+  # Azure's HTTP front end ends any request after 230 s.
 
 
 class SettingsError(ValueError):
@@ -247,6 +249,21 @@ SPECS: tuple[Spec, ...] = (
          "Application Insights target; set: traces and metrics go there (Azure Monitor)."),
     Spec("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "appinsights_authentication_string", "",
          text, "Authorization=AAD;ClientId=<id>: export with that managed identity (Entra ID)."),
+    # Tenants and gateway API keys (issue #16).
+    Spec("GATEWAY_AUTH", "gateway_auth", "none", choice("none", "optional", "required"),
+         "Gateway API keys: none (ignored), optional (a key's tenant is the client when a key "
+         "is sent), required (401 without a valid key)."),
+    Spec("GATEWAY_KEYS_TABLE", "gateway_keys_table", "gatewaykeys", table_name,
+         "Table of API key hashes, tenants and usage (same storage as the limiter)."),
+    Spec("GATEWAY_KEY_CACHE_TTL_S", "gateway_key_cache_ttl_s", "4", float_range(0.1, 4),
+         "Seconds a key record is used from memory; a revocation holds everywhere within it."),
+    Spec("GATEWAY_KEY_LOOKUPS_PER_S", "gateway_key_lookups_per_s", "50", float_range(1, 1e5),
+         "Storage reads per second per instance for keys not in the cache (503 beyond), so "
+         "a flood of made-up keys cannot flood storage."),
+    Spec("GATEWAY_USAGE_FLUSH_S", "gateway_usage_flush_s", "60", float_range(1, 3600),
+         "Seconds between writes of one key's usage and last use from one instance."),
+    Spec("MODEL_PRICES", "model_prices", "", price_table,
+         'Spend per model: JSON {"model": price per million tokens}; empty: no spend.'),
 )
 
 
@@ -295,6 +312,12 @@ class Settings:
     client_tpm: float
     model_tpm: float
     default_max_tokens: int
+    gateway_auth: str
+    gateway_keys_table: str
+    gateway_key_cache_ttl_s: float
+    gateway_key_lookups_per_s: float
+    gateway_usage_flush_s: float
+    model_prices: dict = field(hash=False)
     telemetry_enabled: bool
     telemetry_trace_sample_ratio: float
     telemetry_request_log: bool

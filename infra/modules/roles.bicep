@@ -1,10 +1,11 @@
 // Role assignments, all with built-in role definition ids (tests/infra checks the set).
 //   gateway identity  -> storage account: Blob Data Owner (host storage, timer leases and the
-//                        deployment package), Table Data Contributor (rate-limit tables); no
+//                        deployment package), Table Data Contributor (rate-limit tables, and gatewaykeys: key lookups, usage); no
 //                        Queue role: the app has no queue trigger or binding; App Insights: Monitoring Metrics Publisher (Entra
 //                        ingestion, since local auth is off).
 //   backends identity -> registry: AcrPull.
-//   optional operator -> storage account: Table Data Contributor, to edit limit overrides.
+//   optional operator -> storage account: Table Data Contributor, to edit limit overrides and
+//                        run the keys admin CLI (python -m function_app.admin) against Azure.
 
 param storageAccountName string
 param appInsightsName string

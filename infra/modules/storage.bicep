@@ -12,7 +12,7 @@ param tags object = {}
 @description('Blob container that holds the deployment package (Flex Consumption).')
 param deploymentContainerName string
 
-@description('Tables the gateway uses for rate limiting.')
+@description('Tables the gateway uses: rate limiting, limit overrides, API keys.')
 param tableNames array
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {

@@ -1,0 +1,62 @@
+"""The CLI's arguments (argparse), kept apart from what the commands do."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _limits(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    d = 0 if defaults else None
+    parser.add_argument("--models", default=None if not defaults else "",
+                        help="comma-separated models (shell patterns) the key may use; "
+                             "empty: all")
+    parser.add_argument("--routes", default=None if not defaults else "",
+                        help="comma-separated route paths (patterns) the key may use; empty: all")
+    parser.add_argument("--rps", type=float, default=d, help="requests per second (0: none)")
+    parser.add_argument("--burst", type=float, default=d, help="request burst")
+    parser.add_argument("--tpm", type=float, default=d, help="tokens per minute (0: none)")
+    parser.add_argument("--daily-tokens", type=int, default=d, help="UTC daily token budget")
+    parser.add_argument("--monthly-tokens", type=int, default=d,
+                        help="UTC monthly token budget")
+    parser.add_argument("--expires-days", type=float, default=None,
+                        help="the key expires this many days from now")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m function_app.admin",
+        description="Tenants and gateway API keys, in the table the gateway reads "
+                    "(RATE_LIMIT_STORAGE_CONNECTION, else TABLE_STORAGE_ENDPOINT with "
+                    "DefaultAzureCredential; GATEWAY_KEYS_TABLE).")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    keys = groups.add_parser("keys", help="gateway API keys").add_subparsers(
+        dest="command", required=True)
+    create = keys.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--name", required=True)
+    _limits(create)
+    listing = keys.add_parser("list", help="keys with limits, spend and last use")
+    listing.add_argument("--tenant")
+    for name, text in (("show", "one key"), ("revoke", "revoke a key now")):
+        sub = keys.add_parser(name, help=text)
+        sub.add_argument("key", help="the key or its prefix")
+    rotate = keys.add_parser("rotate", help="a new key with the same settings; the old one "
+                                            "is revoked (or expires after --grace-s)")
+    rotate.add_argument("key", help="the key or its prefix")
+    rotate.add_argument("--grace-s", type=float, default=0.0)
+    update = keys.add_parser("update", help="change a key's limits")
+    update.add_argument("key", help="the key or its prefix")
+    _limits(update, defaults=False)
+
+    tenants = groups.add_parser("tenants", help="tenants").add_subparsers(
+        dest="command", required=True)
+    tenants.add_parser("list", help="tenants, their keys and budgets")
+    setter = tenants.add_parser("set", help="create or change a tenant's budgets")
+    setter.add_argument("tenant")
+    setter.add_argument("--daily-tokens", type=int, default=0)
+    setter.add_argument("--monthly-tokens", type=int, default=0)
+    usage = tenants.add_parser("usage", help="tokens, requests and spend per day")
+    usage.add_argument("tenant", nargs="?")
+    usage.add_argument("--days", type=int, default=31)
+    return parser

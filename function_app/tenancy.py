@@ -1,0 +1,115 @@
+"""Wiring of gateway API keys (GATEWAY_AUTH): the key store, the cache, the auth stage, the
+usage hand-over loop, and the wrappers that give a key's limits and budgets to the limiter.
+
+With GATEWAY_AUTH=none every method returns what it is given and there is no stage, so the
+gateway is exactly what it was without tenants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from .adapters.keystore_memory import MemoryKeyStore
+from .adapters.keystore_table import open_key_store
+from .core.clock import Clock
+from .core.pipeline import Stage
+from .stages.tenant_auth import tenant_auth_stage
+from .tenants.cache import KeyCache
+from .tenants.limits import BudgetLimiter, KeyLimitsFor, KeyModels, KeyTokenLimits
+from .tenants.store import KeyStore, KeyStoreUnavailable
+from .tenants.usage import UsageRecorder
+
+log = logging.getLogger(__name__)
+
+
+class TenantIdentity:
+    """The tenant of the request's key when there is one, else the usual identity."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+
+    def of(self, request: Any) -> str:
+        return request.context.get("tenant_client_id") or self._inner.of(request)
+
+
+class Tenancy:
+    def __init__(self, settings: Any, clock: Clock, store: KeyStore | None):
+        self.enabled = settings.gateway_auth != "none" and store is not None
+        self._settings, self._clock, self.store = settings, clock, store
+        self.recorder = UsageRecorder(settings.gateway_usage_flush_s)
+        self.cache = KeyCache(store, clock, ttl_s=settings.gateway_key_cache_ttl_s,
+                              lookups_per_s=settings.gateway_key_lookups_per_s) \
+            if store is not None else None
+        self._task: asyncio.Task | None = None
+
+    def stages(self) -> list[Stage]:
+        if not self.enabled:
+            return []
+        return [tenant_auth_stage(self._settings.gateway_auth, self.cache, self.recorder,
+                                  self._clock, self._ensure_flushing)]
+
+    def identity(self, inner: Any) -> Any:
+        return TenantIdentity(inner) if self.enabled else inner
+
+    def limits_for(self, inner: Any) -> Any:
+        return KeyLimitsFor(inner) if self.enabled else inner
+
+    def token_limits(self, inner: Any) -> Any:
+        return KeyTokenLimits(inner, self._clock) if self.enabled else inner
+
+    def limiter(self, inner: Any) -> Any:
+        if not self.enabled or inner is None:
+            return inner
+        return BudgetLimiter(inner, self.recorder, self._settings.model_prices, self._clock)
+
+    def models(self, inner: Any) -> Any:
+        return KeyModels(inner) if self.enabled else inner
+
+    def stats(self) -> dict[str, int]:
+        return {**(self.cache.counters if self.cache else {}), "usage_dropped":
+                self.recorder.dropped}
+
+    async def flush(self, force: bool = False) -> None:
+        """Hand the due usage counts to the store; a failed delta is kept for the next time."""
+        for delta in self.recorder.due(self._clock.now(), force):
+            try:
+                await self.store.add_usage(delta)
+            except KeyStoreUnavailable:
+                self.recorder.restore(delta)
+                log.warning("usage of key %s not stored yet; retrying later", delta.prefix)
+
+    def _ensure_flushing(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        tick = min(5.0, self._settings.gateway_usage_flush_s / 2)
+        while True:
+            await self._clock.sleep(tick)
+            with contextlib.suppress(Exception):
+                await self.flush()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.flush(force=True)
+            await self.store.close()
+
+
+def open_tenancy(settings: Any, clock: Clock, store: KeyStore | None = None) -> Tenancy:
+    """`store` replaces the Table store (tests); without storage settings keys live in memory
+    (one instance, and only what tests put there)."""
+    if settings.gateway_auth != "none" and store is None:
+        store = open_key_store(settings.rate_limit_storage_connection,
+                               settings.table_storage_endpoint, table=settings.gateway_keys_table)
+        if store is None:
+            log.warning("GATEWAY_AUTH is on but no table storage is set: keys live in memory")
+            store = MemoryKeyStore()
+    return Tenancy(settings, clock, store)

@@ -1,0 +1,40 @@
+"""What a key may do: whether it is usable now, and which models and routes it may reach."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from .records import KeyRecord, TenantRecord
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A usable key and its tenant's record (None when the tenant has no record of its own)."""
+
+    key: KeyRecord
+    tenant: TenantRecord | None = None
+
+    @property
+    def client_id(self) -> str:
+        """The client identity of every request made with this key: its tenant."""
+        return "tenant:" + self.key.tenant
+
+
+def refusal(record: KeyRecord, now: float) -> str | None:
+    """Why the key cannot be used at `now` ("revoked", "expired"), or None."""
+    if record.revoked:
+        return "revoked"
+    if record.expires and now >= record.expires:
+        return "expired"
+    return None
+
+
+def model_allowed(record: KeyRecord, model: str) -> bool:
+    """Empty `models` allows all; entries may be shell patterns (`gpt-4o*`)."""
+    return not record.models or any(fnmatchcase(model, p) for p in record.models)
+
+
+def route_allowed(record: KeyRecord, route: str) -> bool:
+    """Empty `routes` allows all; entries are route paths or shell patterns (`/v1/*`)."""
+    return not record.routes or any(fnmatchcase(route, p) for p in record.routes)

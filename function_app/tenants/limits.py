@@ -1,0 +1,149 @@
+"""The key's own limits and budgets, joined to the shared limiter through its public surface.
+
+Wrappers around what bootstrap already passes to the stages, reading the request's grant from
+`current_grant`:
+- `KeyLimitsFor` adds scope "key" (the key's rps/burst) to the request limits of the
+  rate-limit stage; the tenant ("tenant:<name>") keeps the client limit (default or override).
+- `KeyTokenLimits` adds "key_tpm" (the key's tpm) and the budget scopes to the OpenAI stage's
+  token scopes, so the same reserve-then-settle charges them; the list it returns is tagged with
+  the grant and model, which is how usage and spend are counted per key.
+- `BudgetLimiter` turns a denial by a budget scope into 429 budget_exceeded with the reset time,
+  and counts the tokens charged and settled on tagged scopes.
+- `KeyModels` refuses (403) a model the key may not use, and lists only the allowed ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..core.clock import Clock
+from ..core.model_routes import ModelBackend
+from ..core.ratelimit.model import Decision, Limit, ScopedLimit
+from ..routing.pools import Plan
+from .access import Grant, model_allowed
+from .budgets import budget_scopes, describe, is_budget, reset_at
+from .current import current_grant
+from .errors import BudgetExceeded, ModelNotAllowed
+from .keys import display
+from .prices import spend
+from .usage import UsageRecorder
+
+# A budget bucket has rate 0, so a real shortage says "never" (an hour, the clamp); a shorter
+# wait is a lease race or a write conflict on the shared row, not a spent budget.
+SPENT_WAIT_S = 60.0
+# Every request of a tenant writes its one budget row (exact mode), so instances collide on its
+# ETag; such a denial is retried here after a short jittered pause rather than answered 429.
+RACE_RETRIES, RACE_PAUSE_S = 8, 0.02
+
+
+class KeyLimitsFor:
+    def __init__(self, inner: Callable[[str | None, str | None], list[ScopedLimit]]):
+        self._inner = inner
+
+    def __call__(self, client: str | None, route: str | None) -> list[ScopedLimit]:
+        scoped = self._inner(client, route)
+        grant = current_grant.get()
+        if grant is not None and grant.key.rps > 0:
+            key = grant.key
+            scoped = [*scoped, ScopedLimit("key", key.prefix,
+                                           Limit(key.rps, max(key.burst, key.rps, 1.0)))]
+        return scoped
+
+
+class TaggedScopes(list):
+    """Token scopes of one request made with a key: `grant` and `model` ride along."""
+
+    def __init__(self, items: Sequence[ScopedLimit], grant: Grant, model: str):
+        super().__init__(items)
+        self.grant, self.model = grant, model
+
+
+class KeyTokenLimits:
+    def __init__(self, inner: Any, clock: Clock):
+        self._inner, self._clock = inner, clock
+
+    def scopes(self, client: str, model: str) -> list[ScopedLimit]:
+        scoped = self._inner.scopes(client, model)
+        grant = current_grant.get()
+        if grant is None:
+            return scoped
+        if grant.key.tpm > 0:
+            tpm = grant.key.tpm
+            scoped = [*scoped, ScopedLimit("key_tpm", grant.key.prefix, Limit(tpm / 60, tpm))]
+        return TaggedScopes([*scoped, *budget_scopes(grant, self._clock.now())], grant, model)
+
+
+class BudgetLimiter:
+    def __init__(self, inner: Any, recorder: UsageRecorder, prices: dict[str, float],
+                 clock: Clock, rng: random.Random | None = None):
+        self._inner, self._recorder, self._prices, self._clock = inner, recorder, prices, clock
+        self._rng = rng or random.Random()
+
+    async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
+        for attempt in range(RACE_RETRIES + 1):
+            decision = await self._inner.acquire(scoped, cost)
+            if decision.allowed or not is_budget(decision.scope) \
+                    or decision.storage_unavailable:
+                break
+            if decision.retry_after_s >= SPENT_WAIT_S:
+                raise _exceeded(scoped, decision, self._clock.now())
+            if attempt < RACE_RETRIES:
+                await self._clock.sleep(RACE_PAUSE_S * (0.5 + self._rng.random()) * (attempt + 1))
+        if decision.allowed:
+            self._count(scoped, cost)
+        return decision
+
+    def adjust(self, scoped: Sequence[ScopedLimit], delta: float) -> None:
+        self._inner.adjust(scoped, delta)
+        self._count(scoped, delta)
+
+    def _count(self, scoped: Sequence[ScopedLimit], tokens: float) -> None:
+        if isinstance(scoped, TaggedScopes) and tokens:
+            key = scoped.grant.key
+            self._recorder.record(key.tenant, key.prefix, self._clock.now(), tokens=tokens,
+                                  spend=spend(self._prices, scoped.model, tokens))
+
+
+def _exceeded(scoped: Sequence[ScopedLimit], decision: Decision, now: float) -> BudgetExceeded:
+    item = next(s for s in scoped if s.scope == decision.scope)
+    reset = reset_at(item.scope, item.key)
+    when = dt.datetime.fromtimestamp(reset, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    who = describe(item.scope)
+    if isinstance(scoped, TaggedScopes):
+        who += f" token budget of {display(scoped.grant.key.prefix)}" \
+            if "key" in item.scope else f" token budget of tenant {scoped.grant.key.tenant}"
+    message = (f"{who[0].upper()}{who[1:]} ({int(item.limit.burst)} tokens) is spent; "
+               f"it resets at {when}.")
+    return BudgetExceeded(message, headers={"Retry-After": str(max(1, int(reset - now) + 1)),
+                                            "x-budget-reset": when})
+
+
+class KeyModels:
+    def __init__(self, inner: Any):
+        self._inner = inner
+
+    def resolve(self, model: str) -> ModelBackend | None:
+        grant = current_grant.get()
+        if grant is not None and not model_allowed(grant.key, model):
+            raise ModelNotAllowed(f"The API key {display(grant.key.prefix)} may not use the "
+                                  f"model '{model}'.")
+        return self._inner.resolve(model)
+
+    def plan(self, model: str) -> Plan | None:
+        """The inner plan without fallbacks to models the key may not use."""
+        plan = self._inner.plan(model)
+        grant = current_grant.get()
+        if plan is None or grant is None:
+            return plan
+        kept = tuple(t for t in plan.targets
+                     if t.model is None or model_allowed(grant.key, t.model))
+        return replace(plan, targets=kept)
+
+    def names(self) -> list[str]:
+        grant = current_grant.get()
+        names = self._inner.names()
+        return names if grant is None else [n for n in names if model_allowed(grant.key, n)]
