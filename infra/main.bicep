@@ -175,6 +175,11 @@ var gatewaySettingDefaults = {
   CACHE_COMPLETIONS: ''
   CACHE_COMPLETIONS_SHARED: 'false'
   CACHE_HIT_CHARGES_TOKENS: 'false'
+  GATEWAY_AUTH: 'none'
+  GATEWAY_KEY_CACHE_TTL_S: '4'
+  GATEWAY_KEY_LOOKUPS_PER_S: '50'
+  GATEWAY_USAGE_FLUSH_S: '60'
+  MODEL_PRICES: ''
   // Telemetry (#13); Application Insights settings are wired in modules/functionapp.bicep.
   TELEMETRY_ENABLED: 'true'
   TELEMETRY_TRACE_SAMPLE_RATIO: '0.1'
