@@ -68,7 +68,9 @@ class Leaser:
             )
             self._seen(ks, grant.available, now)
             if grant.row is None:
-                return Outcome.SHORT, grant.wait_s
+                # No write needed is not a shortage: reporting it as one denied requests
+                # whose pool was full (issue #10, section 6).
+                return (Outcome.SHORT, grant.wait_s) if grant.short else (Outcome.GRANTED, 0.0)
             try:
                 new_etag = await self._store.write(
                     ks.row_key(shard), lease.row_to_fields(grant.row), etag

@@ -54,10 +54,13 @@ class Row:
 class Grant:
     """Result of asking a row for tokens.
 
-    tokens: granted now (0 when the row has too few; then `row` is None and nothing is written).
+    tokens: granted now (0 when nothing is written; then `row` is None).
     row: the state to write conditionally, or None. wait_s: when nothing was granted, seconds
     until the row should hold enough. available: tokens left in the row after the grant.
     cap: the fair-share cap on the asker's pool that was applied.
+    short: nothing was granted because the row cannot pay (the asker must wait wait_s). False
+    with row None means no write was needed: the pool already pays the request and a top-up
+    would be too small to be worth a write; that is not a shortage and must not deny anyone.
     """
 
     tokens: float
@@ -65,6 +68,7 @@ class Grant:
     wait_s: float
     available: float
     cap: float
+    short: bool = False
 
 
 def fresh_row(limit: Limit, now: float) -> Row:
@@ -90,7 +94,8 @@ def take(
 ) -> Grant:
     """Top the pool (`held` tokens) up towards `target`, within the fair cap.
 
-    `cost` > 0 means a request is waiting: at least cost - held must be granted or nothing.
+    `cost` > 0 means a request is waiting: at least cost - held must be granted or nothing
+    (`short`); if `held` already pays it, a small top-up is skipped without being short.
     Without one (a background top-up) a grant is at least MIN_GRANT of the goal
     min(target, cap), so one write moves a useful block. Grants are whole tokens. When nothing
     is granted, `wait_s` says when to come back (see _fair_wait).
@@ -109,9 +114,13 @@ def take(
     granted = float(math.floor(min(want, bucket.tokens) + 1e-9))
     # A waiting request takes what pays for it; a background top-up waits for a useful block.
     enough = granted >= need if need > 0 else granted >= goal * MIN_GRANT
+    if (granted <= 0 or not enough) and need <= 0 < cost:
+        # The request that asked is already paid by the pool (tokens arrived while its lease
+        # waited to run): no useful top-up is not a shortage and must deny nobody.
+        return Grant(0.0, None, 0.0, bucket.tokens, cap)
     if granted <= 0 or not enough:
         wait = _fair_wait(bucket.tokens, want, len(others) + 1, limit)
-        return Grant(0.0, None, wait, bucket.tokens, cap)
+        return Grant(0.0, None, wait, bucket.tokens, cap, short=True)
     others[instance] = now + ttl_s + SKEW_MARGIN_S
     new_row = Row(bucket.tokens - granted, bucket.ts, limit.rate, limit.burst, others)
     return Grant(granted, new_row, 0.0, new_row.tokens, cap)
