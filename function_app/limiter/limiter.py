@@ -22,7 +22,7 @@ from typing import Any
 
 from function_app.core.clock import Clock
 from function_app.core.ratelimit.model import Decision, ScopedLimit
-from function_app.core.ratelimit.store import RateLimitStore
+from function_app.core.ratelimit.store import RateLimitStore, RowKey
 
 from .config import config_from
 from .counters import Counters
@@ -39,6 +39,7 @@ FETCH_ROUNDS = 2  # a waiter re-leases once if others emptied the pool it was wa
 # of B requests needs about B / (rate x lease_s) leases, one per round for the last waiters.
 ACQUIRE_ROUNDS = 6
 ADJUST_COUNTERS = ("adjustments", "refunded_tokens", "extra_charged_tokens")
+PROBE_KEY = RowKey("_limiter", "probe")  # never written: reading it only asks "do you answer?"
 
 
 class Limiter:
@@ -64,8 +65,10 @@ class Limiter:
         self._leaser = Leaser(guarded, clock, self._cfg, self._counters, self.instance, self._rng)
         self._keys: dict[tuple[str, str], KeyState] = {}
         sweeper = Sweeper(guarded, clock, self._cfg, self._counters, self.instance, self._rng)
+        self._guarded = guarded
         self._maintenance = Maintenance(
-            self._keys, self._leaser, sweeper, self._health, clock, self._cfg, background
+            self._keys, self._leaser, sweeper, self._health, clock, self._cfg, background,
+            probe=self.probe,
         )
 
     @property
@@ -122,6 +125,14 @@ class Limiter:
         except Exception:  # a limiter bug must not fail the answer being settled
             log.exception("rate limiter adjust failed")
             self._counters.incr("internal_errors")
+
+    async def probe(self) -> bool:
+        """One read of a row that never exists: True when storage answers. Never raises."""
+        try:
+            await self._guarded.read(PROBE_KEY)
+        except Exception:
+            return False
+        return True
 
     async def maintain(self) -> None:
         """One maintenance pass (idle returns, forgetting, sweep); the background loop calls it."""
