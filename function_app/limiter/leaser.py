@@ -51,7 +51,7 @@ class Leaser:
                 waits.append(wait)
         except StoreUnavailable:
             return Outcome.UNAVAILABLE
-        ks.retry_at, ks.retry_cost = self._clock.now() + min(waits), cost
+        ks.retry_at, ks.retry_cost = self._clock.now() + min(waits), max(cost, ks.waiting)
         self._counters.incr("lease_waits")
         return Outcome.SHORT
 
@@ -62,9 +62,12 @@ class Leaser:
         for attempt in range(self._cfg.conflict_retries + 1):
             row, etag = await self._current(ks, shard)
             now = self._clock.now()
+            # Requests that joined a top-up while it was reading make it a request lease.
+            asked = max(cost, ks.waiting)
             grant = lease.take(
-                row, limit, held=ks.tokens, target=target, cost=cost, instance=self._instance,
-                now=now, lease_s=self._cfg.lease_s, ttl_s=self._cfg.lease_ttl_s,
+                row, limit, held=ks.tokens, target=max(target, asked), cost=asked,
+                instance=self._instance, now=now, lease_s=self._cfg.lease_s,
+                ttl_s=self._cfg.lease_ttl_s, unit=ks.last_cost, waiting=ks.waiting,
             )
             self._seen(ks, grant.available, now)
             if grant.row is None:

@@ -1,26 +1,33 @@
 """Pure lease maths: instances take blocks of tokens from a shared row and spend them locally.
 
 A shared row holds a token bucket plus `holders`, the instances with an unexpired lease and when
-each lease expires. An instance asks for enough tokens to cover its observed rate for `lease_s`
-seconds, capped by a fair share of the row: cap = max(cost, min(burst, rate * lease_s / active)),
-where `active` counts the unexpired holders including the asker. Its local pool never exceeds the
-cap computed at its latest lease, and the pool expires with the lease.
+each lease expires. An instance asks for enough tokens to cover its observed demand for about
+two `lease_s` periods, capped by a fair share of the row on top of what its waiting requests
+need: cap = max(w, min(burst, w + rate * lease_s / active)), where w is the larger of the
+asking request's cost and the cost of all requests waiting for this lease at that instance, and
+`active` counts the unexpired holders including the asker. Its local pool never exceeds the cap
+computed at its latest lease (refunds of its own reservations aside, see below), and the pool
+expires with the lease.
 
 Worst-case overshoot (one key, a fixed limit, instances' clocks within d <= SKEW_MARGIN_S):
 over ANY interval of T seconds the cost admitted by all instances together is at most
 
-    burst + rate * T + rate * lease_s * H(N) + N * c + rate * d
+    burst + rate * T + rate * lease_s * H(N) + W + R + rate * d
 
 where N is the number of instances holding leases on the key, H(N) = 1 + 1/2 + ... + 1/N
-(<= 1 + ln N) and c is the largest single request cost. Proof sketch: spent in [a, a+T] <=
-(tokens held in pools at a) + (net tokens taken from the rows in [a, a+T]); the second term is a
-token bucket's, <= burst + rate * T. Order the holders at a by their latest lease: the j-th saw
-at least j active holders (the earlier ones' entries had not expired: an entry outlives its
-pool by SKEW_MARGIN_S), so it holds at most max(c, rate * lease_s / j). The rate * d term is
-refill credited early by a clock running ahead. Shards split rate and burst evenly, so the sum
-over shards obeys the same bound. Not covered: storage outages in fail-open mode, where each
-instance may also admit its local safe allowance (limiter.judge.safe_limit), and storage that
-loses rows (a lost row reads as a full bucket).
+(<= 1 + ln N), W is the sum over instances of w at their latest lease (<= N * K * c for K
+requests in flight per instance and a largest cost c; N * c when requests do not pile up), and
+R is the sum of reservations in flight at the interval's start whose refunds come back into
+pools during it (0 for request limits, which are never refunded; an exact token bucket has the
+same term). Proof sketch: spent in [a, a+T] <= (tokens held in pools at a) + (refunds in
+[a, a+T] of costs charged before a) + (net tokens taken from the rows in [a, a+T]); the last
+term is a token bucket's, <= burst + rate * T. Order the holders at a by their latest lease:
+the j-th saw at least j active holders (the earlier ones' entries had not expired: an entry
+outlives its pool by SKEW_MARGIN_S), so it holds at most w_j + rate * lease_s / j. The
+rate * d term is refill credited early by a clock running ahead. Shards split rate and burst
+evenly, so the sum over shards obeys the same bound. Not covered: storage outages in fail-open
+mode, where each instance may also admit its local safe allowance (limiter.judge.safe_limit),
+and storage that loses rows (a lost row reads as a full bucket).
 """
 
 from __future__ import annotations
@@ -76,12 +83,15 @@ def fresh_row(limit: Limit, now: float) -> Row:
 
 
 def fair_cap(limit: Limit, lease_s: float, active: int, cost: float) -> float:
-    """The most tokens one instance may hold: its share of lease_s seconds of rate.
+    """The most tokens one instance may hold: one request's cost plus its share of lease_s
+    seconds of rate.
 
     Never more than burst (a row cannot give more) and never less than cost (or no request of
-    that cost could be served).
+    that cost could be served). The cost sits on top of the share, not inside it: a token
+    reservation (about DEFAULT_MAX_TOKENS) is often larger than rate * lease_s, and a cap of
+    one cost made nearly every such request lease (issue #10, section 1).
     """
-    return max(cost, min(limit.burst, limit.rate * lease_s / max(1, active)))
+    return max(cost, min(limit.burst, cost + limit.rate * lease_s / max(1, active)))
 
 
 def _live_holders(row: Row, instance: str, now: float) -> dict[str, float]:
@@ -90,35 +100,45 @@ def _live_holders(row: Row, instance: str, now: float) -> dict[str, float]:
 
 def take(
     row: Row | None, limit: Limit, *, held: float, target: float, cost: float,
-    instance: str, now: float, lease_s: float, ttl_s: float,
+    instance: str, now: float, lease_s: float, ttl_s: float, unit: float | None = None,
+    waiting: float = 0.0,
 ) -> Grant:
     """Top the pool (`held` tokens) up towards `target`, within the fair cap.
 
     `cost` > 0 means a request is waiting: at least cost - held must be granted or nothing
     (`short`); if `held` already pays it, a small top-up is skipped without being short.
-    Without one (a background top-up) a grant is at least MIN_GRANT of the goal
-    min(target, cap), so one write moves a useful block. Grants are whole tokens. When nothing
-    is granted, `wait_s` says when to come back (see _fair_wait).
+    `waiting` is the cost of every request at this instance waiting for this lease: the cap
+    makes room for all of them (on top of the share), so they need one write, not one each.
+    Without one (a background top-up, where `unit` is the typical request cost) a grant is at
+    least MIN_GRANT of the goal's share part, min(target, cap) - unit, so one write moves a
+    useful block. Grants are whole tokens. When nothing is granted, `wait_s` says when to come
+    back (see _fair_wait).
     """
     current = row if row is not None else fresh_row(limit, now)
     others = _live_holders(current, instance, now)
-    cap = fair_cap(limit, lease_s, len(others) + 1, cost)
+    unit = cost if unit is None or cost > 0 else unit
+    # Requests already waiting at this instance may all be paid by this one write.
+    cap = fair_cap(limit, lease_s, len(others) + 1, max(unit, waiting))
     need = max(0.0, cost - held)
     goal = min(target, cap)
-    want = max(need, goal - held)
+    want = max(math.ceil(need - 1e-9), goal - held)  # whole tokens: a fraction of need is one
     bucket = refill(BucketState(current.tokens, current.ts), limit, now)
     if want <= 0:
         return Grant(0.0, None, 0.0, bucket.tokens, cap)
     # Whole tokens only: fractions stay in the row, where they keep growing, instead of being
     # stranded in pools too small to pay for a request.
     granted = float(math.floor(min(want, bucket.tokens) + 1e-9))
-    # A waiting request takes what pays for it; a background top-up waits for a useful block.
-    enough = granted >= need if need > 0 else granted >= goal * MIN_GRANT
-    if (granted <= 0 or not enough) and need <= 0 < cost:
-        # The request that asked is already paid by the pool (tokens arrived while its lease
-        # waited to run): no useful top-up is not a shortage and must deny nobody.
-        return Grant(0.0, None, 0.0, bucket.tokens, cap)
+    # A waiting request takes what pays for it; a top-up alone waits for a useful block.
+    if need > 0:
+        enough, short = granted >= need, granted < need
+    else:
+        enough = granted >= max(goal - unit, 1.0) * MIN_GRANT
+        # Too small a block is only a shortage when the row could not pay more: otherwise the
+        # pool is nearly full, and calling that "short" would deny requests (section 6).
+        short = cost <= 0 and bucket.tokens < want
     if granted <= 0 or not enough:
+        if not short:
+            return Grant(0.0, None, 0.0, bucket.tokens, cap)
         wait = _fair_wait(bucket.tokens, want, len(others) + 1, limit)
         return Grant(0.0, None, wait, bucket.tokens, cap, short=True)
     others[instance] = now + ttl_s + SKEW_MARGIN_S
@@ -156,10 +176,13 @@ def is_idle(row: Row, now: float, idle_s: float) -> bool:
     return tokens >= row.burst
 
 
-def overshoot_bound(limit: Limit, lease_s: float, instances: int, max_cost: float) -> float:
-    """rate * lease_s * H(N) + N * c: the excess over burst + rate * T stated in the docstring."""
+def overshoot_bound(limit: Limit, lease_s: float, instances: int, max_cost: float,
+                    max_waiting: float = 0.0, in_flight: float = 0.0) -> float:
+    """rate * lease_s * H(N) + W + R: the excess over burst + rate * T stated in the docstring,
+    with W = N * max(c, max_waiting) and R = `in_flight` (reservations refunded later)."""
     harmonic = sum(1.0 / j for j in range(1, max(1, instances) + 1))
-    return limit.rate * lease_s * harmonic + max(1, instances) * max_cost
+    waiting = max(1, instances) * max(max_cost, max_waiting)
+    return limit.rate * lease_s * harmonic + waiting + in_flight
 
 
 def shard_limit(limit: Limit, shards: int) -> Limit:
