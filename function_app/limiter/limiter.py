@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from function_app.core.clock import Clock
+from function_app.core.ratelimit.bucket import BucketState
 from function_app.core.ratelimit.model import Decision, ScopedLimit
 from function_app.core.ratelimit.store import RateLimitStore, RowKey
 
 from .config import config_from
 from .counters import Counters
 from .guarded import GuardedStore, StorageHealth
-from .judge import SHORT, Judgement, commit, judge, to_decision
+from .judge import SHORT, Judgement, commit, judge, safe_limit, to_decision
 from .keystate import KeyState
 from .leaser import Leaser, Outcome
 from .maintenance import Maintenance
@@ -79,6 +80,12 @@ class Limiter:
     def storage_healthy(self) -> bool:
         return self._health.healthy
 
+    @property
+    def storage_state(self) -> dict[str, object]:
+        """The limiter's view of its storage for /healthz: state ("unknown", "ok",
+        "unavailable" or "refused"), detail (no secrets), since, consecutive failures."""
+        return self._health.report()
+
     async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
         """Admit `cost` (>= 0; anything else counts as 0) against every scope or against none.
 
@@ -103,6 +110,7 @@ class Limiter:
         """Settle an admitted `acquire(scoped, cost)` whose real cost was cost + `delta`.
 
         The caller passes delta >= -cost, so a refund never returns more than was charged.
+        While storage is failing, a key decided by its local safe bucket is settled there.
         A refund goes into this instance's pool for each scope, where the next requests spend
         it without a storage call; maintenance gives an idle or expired pool back to the row as
         usual. An extra charge (delta > 0) is spent from the pool and may leave it negative: a
@@ -113,9 +121,18 @@ class Limiter:
         if not self._cfg.enabled or not scoped or not delta or delta != delta:  # NaN
             return
         try:
+            degraded = not self._health.healthy
             for item in scoped:
                 ks = self._keys.get((item.scope, item.key))
-                if ks is not None:
+                if ks is None:
+                    continue
+                if degraded and ks.fallback is not None:
+                    # Admitted from the local safe bucket while storage is down: settle there,
+                    # or refunds never come back and a client is limited on reservations.
+                    local = safe_limit(ks.limit, self._cfg.expected_instances)
+                    ks.fallback = BucketState(min(local.burst, ks.fallback.tokens - delta),
+                                              ks.fallback.ts)
+                else:
                     ks.tokens -= delta
             self._counters.incr("adjustments")
             if delta < 0:

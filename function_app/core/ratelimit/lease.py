@@ -3,7 +3,9 @@
 A shared row holds a token bucket plus `holders`, the instances with an unexpired lease and when
 each lease expires. An instance asks for enough tokens to cover its observed demand for about
 two `lease_s` periods, capped by a fair share of the row on top of what its waiting requests
-need: cap = max(w, min(burst, w + rate * lease_s / active)), where w is the larger of the
+need: cap = max(w, min(burst, w + S / active)), with S = max(rate * lease_s, burst / 32)
+(lease_slice: a token limit's burst is a minute of rate, and a share of rate * lease_s would be
+smaller than one reservation), where w is the larger of the
 asking request's cost and the cost of all requests waiting for this lease at that instance, and
 `active` counts the unexpired holders including the asker. Its local pool never exceeds the cap
 computed at its latest lease (refunds of its own reservations aside, see below), and the pool
@@ -12,7 +14,7 @@ expires with the lease.
 Worst-case overshoot (one key, a fixed limit, instances' clocks within d <= SKEW_MARGIN_S):
 over ANY interval of T seconds the cost admitted by all instances together is at most
 
-    burst + rate * T + rate * lease_s * H(N) + W + R + rate * d
+    burst + rate * T + S * H(N) + W + R + rate * d
 
 where N is the number of instances holding leases on the key, H(N) = 1 + 1/2 + ... + 1/N
 (<= 1 + ln N), W is the sum over instances of w at their latest lease (<= N * K * c for K
@@ -23,7 +25,7 @@ same term). Proof sketch: spent in [a, a+T] <= (tokens held in pools at a) + (re
 [a, a+T] of costs charged before a) + (net tokens taken from the rows in [a, a+T]); the last
 term is a token bucket's, <= burst + rate * T. Order the holders at a by their latest lease:
 the j-th saw at least j active holders (the earlier ones' entries had not expired: an entry
-outlives its pool by SKEW_MARGIN_S), so it holds at most w_j + rate * lease_s / j. The
+outlives its pool by SKEW_MARGIN_S), so it holds at most w_j + S / j. The
 rate * d term is refill credited early by a clock running ahead. Shards split rate and burst
 evenly, so the sum over shards obeys the same bound. Not covered: storage outages in fail-open
 mode, where each instance may also admit its local safe allowance (limiter.judge.safe_limit),
@@ -40,6 +42,9 @@ from dataclasses import dataclass, field
 from .bucket import BucketState, refill, wait_for
 from .model import Limit
 
+# A lease's share is at least this fraction of burst: token limits (burst = a minute of rate)
+# would otherwise lease rate * lease_s, a few hundred tokens, under one reservation.
+BURST_SHARE = 1 / 32
 MIN_GRANT = 0.5  # smallest useful lease, as a fraction of the goal: bounds writes per token
 # A holder entry outlives the holder's own pool expiry by this much, so other instances whose
 # clocks run up to this far ahead still count it while it can spend (see the bound above).
@@ -91,7 +96,13 @@ def fair_cap(limit: Limit, lease_s: float, active: int, cost: float) -> float:
     reservation (about DEFAULT_MAX_TOKENS) is often larger than rate * lease_s, and a cap of
     one cost made nearly every such request lease (issue #10, section 1).
     """
-    return max(cost, min(limit.burst, cost + limit.rate * lease_s / max(1, active)))
+    return max(cost, min(limit.burst, cost + lease_slice(limit, lease_s) / max(1, active)))
+
+
+def lease_slice(limit: Limit, lease_s: float) -> float:
+    """S = max(rate * lease_s, burst * BURST_SHARE): what one lease may hold beyond its cost,
+    shared among the active holders. Request limits (burst ~ 2 s of rate) keep rate * lease_s."""
+    return max(limit.rate * lease_s, limit.burst * BURST_SHARE)
 
 
 def _live_holders(row: Row, instance: str, now: float) -> dict[str, float]:
@@ -151,7 +162,7 @@ def _fair_wait(tokens: float, want: float, active: int, limit: Limit) -> float:
 
     A row this empty means the limit is saturated: waiting that long loses no tokens (the row
     is far from full) and makes each write move about a fair-share block. At most about
-    lease_s, since want <= cap = rate * lease_s / active.
+    lease_s, since want <= cap = w + S / active.
     """
     want = max(1.0, want)
     if want > limit.burst:
@@ -178,11 +189,11 @@ def is_idle(row: Row, now: float, idle_s: float) -> bool:
 
 def overshoot_bound(limit: Limit, lease_s: float, instances: int, max_cost: float,
                     max_waiting: float = 0.0, in_flight: float = 0.0) -> float:
-    """rate * lease_s * H(N) + W + R: the excess over burst + rate * T stated in the docstring,
+    """S * H(N) + W + R: the excess over burst + rate * T stated in the docstring,
     with W = N * max(c, max_waiting) and R = `in_flight` (reservations refunded later)."""
     harmonic = sum(1.0 / j for j in range(1, max(1, instances) + 1))
     waiting = max(1, instances) * max(max_cost, max_waiting)
-    return limit.rate * lease_s * harmonic + waiting + in_flight
+    return lease_slice(limit, lease_s) * harmonic + waiting + in_flight
 
 
 def shard_limit(limit: Limit, shards: int) -> Limit:
