@@ -10,7 +10,8 @@ PORT ?= 7071
 
 PROFILE ?= baseline
 
-.PHONY: run test setup gateway lint k6 load load-smoke bench bench-ratelimit clean
+.PHONY: run test setup gateway lint k6 load load-smoke bench bench-ratelimit clean \
+	bench-tokens simulate
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp
 
@@ -65,6 +66,16 @@ bench: setup
 bench-ratelimit: setup
 	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) load/bench_ratelimit.py
+
+# Token limits on (not binding) vs off, Azurite, 32 connections of small chat completions.
+bench-tokens: setup
+	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) load/bench_tokens.py
+
+# The real limiter classes on a virtual clock against a modelled Table Storage, N = 1..1000;
+# writes docs/simulation.md and docs/simulation.png.
+simulate: setup
+	$(PY) load/simulate.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
+from collections.abc import Awaitable, Callable
 
 from function_app.core.clock import Clock
 from function_app.core.ratelimit import lease
@@ -32,9 +33,11 @@ class Leaser:
     def __init__(
         self, store: GuardedStore, clock: Clock, cfg: LimiterConfig, counters: Counters,
         instance: str, rng: random.Random,
+        jitter_sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self._store, self._clock, self._cfg = store, clock, cfg
         self._counters, self._instance, self._rng = counters, instance, rng
+        self._jitter_sleep = jitter_sleep or asyncio.sleep
 
     async def lease(self, ks: KeyState, target: float, cost: float) -> Outcome:
         """Top up `ks`'s pool towards `target`; with cost > 0 a request needs that much now."""
@@ -103,8 +106,9 @@ class Leaser:
     async def _after_conflict(self, ks: KeyState, shard: int, attempt: int) -> None:
         ks.cache.pop(shard, None)
         ks.conflict_at[shard] = self._clock.now()
-        # Jitter de-synchronises writers that collided; real time, as the writers are real.
-        await asyncio.sleep(self._rng.uniform(0, 0.002 * 2**attempt))
+        # Jitter de-synchronises writers that collided; real time, as the writers are real
+        # (a simulation on a virtual clock passes the clock's sleep instead).
+        await self._jitter_sleep(self._rng.uniform(0, 0.002 * 2**attempt))
 
     def _granted(
         self, ks: KeyState, shard: int, grant: lease.Grant, etag: str, now: float

@@ -49,10 +49,12 @@ class Limiter:
     def __init__(
         self, store: RateLimitStore, clock: Clock, settings: Any, instance_id: str, *,
         rng: random.Random | None = None, background: bool = True,
+        jitter_on_clock: bool = False,
     ) -> None:
         """`instance_id` names the process (a random suffix is added so two processes given the
         same id stay distinct). With background=False nothing runs on its own; call
-        `maintain()` (tests)."""
+        `maintain()` (tests). `jitter_on_clock` makes the back-off after a 412 sleep on `clock`
+        (a simulation's virtual clock) instead of real time."""
         self._cfg = config_from(settings)
         self._clock, self._rng = clock, rng or random.Random()
         self.instance = f"{instance_id}.{self._rng.getrandbits(24):06x}"
@@ -63,7 +65,8 @@ class Limiter:
             clock, self._rng, self._cfg.backoff_min_s, self._cfg.backoff_max_s
         )
         guarded = GuardedStore(store, self._health, self._counters, self._cfg.storage_timeout_s)
-        self._leaser = Leaser(guarded, clock, self._cfg, self._counters, self.instance, self._rng)
+        self._leaser = Leaser(guarded, clock, self._cfg, self._counters, self.instance, self._rng,
+                              clock.sleep if jitter_on_clock else None)
         self._keys: dict[tuple[str, str], KeyState] = {}
         sweeper = Sweeper(guarded, clock, self._cfg, self._counters, self.instance, self._rng)
         self._guarded = guarded
