@@ -162,7 +162,7 @@ def _fair_wait(tokens: float, want: float, active: int, limit: Limit) -> float:
 
     A row this empty means the limit is saturated: waiting that long loses no tokens (the row
     is far from full) and makes each write move about a fair-share block. At most about
-    lease_s, since want <= cap = w + S / active.
+    (w * active + S) / rate, since want <= cap = w + S / active.
     """
     want = max(1.0, want)
     if want > limit.burst:
