@@ -12,7 +12,8 @@ PROFILE ?= baseline
 
 .PHONY: run test setup redis-server gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz \
 	chaos clean chromium bench-telemetry dashboard-screenshot \
-	keys bench-tenants
+	keys bench-tenants bench-tokens \
+	simulate
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
 
@@ -116,6 +117,16 @@ keys: setup
 bench-tenants: setup
 	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
 	$(PY) load/bench_tenants.py
+
+# Token limits on (not binding) vs off, Azurite, 32 connections of small chat completions.
+bench-tokens: setup
+	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(PY) load/bench_tokens.py
+
+# The real limiter classes on a virtual clock against a modelled Table Storage, N = 1..1000;
+# writes docs/simulation.md and docs/simulation.png.
+simulate: setup
+	$(PY) load/simulate.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

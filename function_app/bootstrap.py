@@ -99,6 +99,8 @@ async def build_gateway(
         limiter, overrides = _limiter(settings, gateway, clock, limit_store, override_store)
         stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for),
                                        identity))
+        # One read at start, so refused credentials or a missing table are logged at once.
+        await limiter.probe()
     stages.append(body_stage(settings.max_body_bytes))
     stages.append(_openai(settings, gateway, limiter, identity, clock, tenancy))
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
@@ -132,7 +134,14 @@ def _limiter(settings: Settings, gateway: Gateway, clock: Clock,
     gateway.stats_sources["limiter"] = lambda: {**limiter.counters,
                                                 "storage_healthy": limiter.storage_healthy}
     gateway.stats_sources["overrides"] = lambda: dict(overrides.counters)
+    gateway.health.sections["limiter"] = lambda: _limiter_health(limiter)
     return limiter, overrides
+
+
+def _limiter_health(limiter: Limiter) -> dict:
+    """/healthz: the limiter's storage state; refused storage (a misconfiguration) is not ok."""
+    state = limiter.storage_state
+    return {"ok": state["state"] != "refused", "storage": state}
 
 
 def _openai(settings: Settings, gateway: Gateway, limiter: Limiter | None,

@@ -28,7 +28,9 @@ class HealthReport:
         self._started = clock()
         self._probe: asyncio.Task | None = None
         self._probed_at = float("-inf")
-        self.sections: dict[str, Callable[[], dict[str, Any]]] = {}  # more parts of the report
+        # Named parts of the gateway reporting their own state (e.g. "limiter"); a part that
+        # says {"ok": False} makes the whole report not ok. Callables, cheap and synchronous.
+        self.sections: dict[str, Callable[[], dict[str, Any]]] = {}
 
     async def report(self) -> dict[str, Any]:
         now = self._clock()
@@ -37,9 +39,9 @@ class HealthReport:
             self._probe = asyncio.ensure_future(self._probe_all())
         backends = await asyncio.shield(self._probe)
         uptime_ms = int((self._clock() - self._started) * 1000)
-        extra = {name: section() for name, section in self.sections.items()}
-        return {"ok": True, **self._static, "uptime_ms": uptime_ms, "backends": backends,
-                **extra}
+        parts = {name: section() for name, section in self.sections.items()}
+        ok = all(part.get("ok", True) is not False for part in parts.values())
+        return {"ok": ok, **self._static, "uptime_ms": uptime_ms, "backends": backends, **parts}
 
     async def _probe_all(self) -> dict[str, dict[str, Any]]:
         names = list(self._backends)

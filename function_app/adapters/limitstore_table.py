@@ -35,6 +35,7 @@ from function_app.core.ratelimit.store import (
     RowKey,
     StoreConflict,
     StoredRow,
+    StoreRefused,
     StoreUnavailable,
 )
 
@@ -43,6 +44,18 @@ BUCKETS_TABLE = "ratelimits"
 OVERRIDES_TABLE = "limitoverrides"
 _KEYS = ("PartitionKey", "RowKey")
 _UNAVAILABLE = (AzureError, OSError, asyncio.TimeoutError, ValueError)
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    """The store error for a failed call: StoreRefused for 401/403 and a missing table."""
+    status = getattr(exc, "status_code", None)
+    code = getattr(exc, "error_code", None)
+    code = str(getattr(code, "value", code) or "")
+    if status in (401, 403):
+        return StoreRefused(f"storage refused the request: HTTP {status} {code}".strip())
+    if code == "TableNotFound":
+        return StoreRefused("the rate-limit table does not exist")
+    return StoreUnavailable(str(exc) or type(exc).__name__)
 
 
 def _plain(value: Any) -> Any:
@@ -88,10 +101,13 @@ class TableRateLimitStore:
         try:
             client = await self._table.ready()
             entity = await client.get_entity(key.partition, key.row)
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as exc:
+            if isinstance(_unavailable(exc), StoreRefused):
+                self._table.forget()  # create it again on the next call
+                raise _unavailable(exc) from None
             return None
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc)) from None
+            raise _unavailable(exc) from None
         return StoredRow(key, _fields(entity), _etag(entity))
 
     async def write(self, key: RowKey, fields: Fields, etag: str | None) -> str:
@@ -107,13 +123,13 @@ class TableRateLimitStore:
                 )
         except (ResourceExistsError, ResourceModifiedError) as exc:
             raise StoreConflict(type(exc).__name__) from None
-        except ResourceNotFoundError as exc:
+        except ResourceNotFoundError:
             if etag is None:  # only a missing table makes a create 404
                 self._table.forget()
-                raise StoreUnavailable(str(exc)) from None
+                raise StoreRefused("the rate-limit table does not exist") from None
             raise StoreConflict("row vanished") from None
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc)) from None
+            raise _unavailable(exc) from None
         return str(meta["etag"])
 
     async def delete(self, key: RowKey, etag: str) -> None:
@@ -127,7 +143,7 @@ class TableRateLimitStore:
         except ResourceNotFoundError:
             return
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc)) from None
+            raise _unavailable(exc) from None
 
     async def scan(self, updated_before: float, limit: int) -> list[StoredRow]:
         found: list[StoredRow] = []
@@ -143,7 +159,7 @@ class TableRateLimitStore:
                 if len(found) >= limit:
                     break
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc)) from None
+            raise _unavailable(exc) from None
         return found
 
     async def close(self) -> None:
@@ -188,7 +204,7 @@ class TableOverrideStore:
                 except ValueError as exc:
                     log.warning("skipping malformed rate-limit override: %s", exc)
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc)) from None
+            raise _unavailable(exc) from None
         return overrides
 
     async def put(self, override: Override) -> None:
@@ -201,7 +217,7 @@ class TableOverrideStore:
             client = await self._table.ready()
             await client.upsert_entity(entity, mode=UpdateMode.REPLACE)
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc)) from None
+            raise _unavailable(exc) from None
 
     async def remove(self, kind: str, key: str) -> None:
         try:
@@ -210,7 +226,7 @@ class TableOverrideStore:
         except ResourceNotFoundError:
             return
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(str(exc)) from None
+            raise _unavailable(exc) from None
 
     async def close(self) -> None:
         return None

@@ -27,7 +27,9 @@ class LimiterConfig:
     idle_return_s: float = 1.0  # give back a key's tokens after this long without use
     forget_s: float = 30.0  # drop an unused key's local state after this long
     backoff_min_s: float = 0.1
-    backoff_max_s: float = 5.0
+    # At most this long between storage attempts while it fails: storage that answers again is
+    # noticed within about a second (maintenance probes it even without traffic).
+    backoff_max_s: float = 1.0
     contention_retry_after_s: float = 1.0
     read_first_s: float = 5.0  # after a 412 on a row, read before writing for this long
 

@@ -12,6 +12,7 @@ NAMES = (
     "returned_tokens",
     "dropped_tokens", "contention_denied", "decisions_without_storage", "fallback_admitted",
     "fallback_denied", "storage_unavailable_denied", "sweeps", "swept_rows", "internal_errors",
+    "storage_refused",
 )
 
 

@@ -9,6 +9,7 @@ timed-out call per back-off period, not one per request. Any success clears the 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -20,22 +21,48 @@ from function_app.core.ratelimit.store import (
     RowKey,
     StoreConflict,
     StoredRow,
+    StoreRefused,
     StoreUnavailable,
 )
 
 from .counters import Counters
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class StorageHealth:
-    """Consecutive failures and the wall-clock time before which storage is not tried again."""
+    """Consecutive failures and the wall-clock time before which storage is not tried again.
+
+    `state`: "unknown" (never called), "ok", "unavailable" (down or slow: an outage) or
+    "refused" (credentials, permissions or a missing table: a misconfiguration, logged as an
+    error when it starts). `detail` says why, without secrets.
+    """
 
     def __init__(self, clock: Clock, rng: random.Random, min_s: float, max_s: float) -> None:
         self._clock, self._rng = clock, rng
         self._min_s, self._max_s = min_s, max_s
         self.failures = 0
         self.down_until = 0.0
+        self.state = "unknown"
+        self.detail = ""
+        self.since = clock.now()
+
+    def report(self) -> dict[str, object]:
+        """For /healthz and stats: the state, why, since when, consecutive failures."""
+        return {"state": self.state, "detail": self.detail, "since": round(self.since, 3),
+                "consecutive_failures": self.failures}
+
+    def _enter(self, state: str, detail: str) -> None:
+        if state != self.state:
+            if state == "refused":
+                log.error("rate-limit storage REFUSED the gateway (%s): this is a "
+                          "misconfiguration (check the key/identity, its role and the table), "
+                          "not an outage; applying the failure mode and retrying", detail)
+            elif self.state == "refused":
+                log.warning("rate-limit storage accepts the gateway again (%s)", state)
+            self.state, self.since = state, self._clock.now()
+        self.detail = detail
 
     def ready(self, now: float) -> bool:
         return now >= self.down_until
@@ -44,12 +71,16 @@ class StorageHealth:
     def healthy(self) -> bool:
         return self.failures == 0
 
-    def failed(self) -> None:
+    def failed(self, refused: str | None = None) -> None:
+        self._enter("refused" if refused else "unavailable", refused or "no answer in time "
+                    "or a failed call")
         self.failures += 1
         delay = min(self._max_s, self._min_s * 2 ** (self.failures - 1))
         self.down_until = self._clock.now() + delay * self._rng.uniform(0.5, 1.0)
 
     def succeeded(self) -> None:
+        if self.state != "ok":
+            self._enter("ok", "")
         self.failures = 0
         self.down_until = 0.0
 
@@ -93,12 +124,16 @@ class GuardedStore:
             raise StoreUnavailable("storage timed out") from None
         except asyncio.CancelledError:
             raise
+        except StoreRefused as exc:
+            self._counters.incr("storage_refused")
+            self._fail(str(exc))
+            raise
         except Exception as exc:  # any other failure means "storage unavailable"
             self._fail()
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         self.health.succeeded()
         return result
 
-    def _fail(self) -> None:
+    def _fail(self, refused: str | None = None) -> None:
         self._counters.incr("storage_errors")
-        self.health.failed()
+        self.health.failed(refused)

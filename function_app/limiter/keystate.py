@@ -107,9 +107,11 @@ class KeyState:
         return max(self.last_cost, demand_.rate(self.demand, now, tau_s) * lease_s * 2)
 
     def needs_refill(self, now: float, lease_s: float, tau_s: float) -> bool:
-        """The pool fell below REFILL_AT of its goal: top it up in the background."""
+        """The pool can pay less than one more request plus REFILL_AT of the rest of its goal:
+        top it up in the background (before a request has to wait for a lease)."""
         goal = min(self.target(now, lease_s, tau_s), self.cap)
-        return self.pool(now) < goal * REFILL_AT
+        unit = min(self.last_cost, goal)
+        return self.pool(now) < unit + (goal - unit) * REFILL_AT
 
     def known_short(self, cost: float, now: float) -> bool:
         """The row is known not to pay `cost` yet: deny without asking storage.

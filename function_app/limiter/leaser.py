@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
+from collections.abc import Awaitable, Callable
 
 from function_app.core.clock import Clock
 from function_app.core.ratelimit import lease
@@ -32,9 +33,11 @@ class Leaser:
     def __init__(
         self, store: GuardedStore, clock: Clock, cfg: LimiterConfig, counters: Counters,
         instance: str, rng: random.Random,
+        jitter_sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self._store, self._clock, self._cfg = store, clock, cfg
         self._counters, self._instance, self._rng = counters, instance, rng
+        self._jitter_sleep = jitter_sleep or asyncio.sleep
 
     async def lease(self, ks: KeyState, target: float, cost: float) -> Outcome:
         """Top up `ks`'s pool towards `target`; with cost > 0 a request needs that much now."""
@@ -51,7 +54,7 @@ class Leaser:
                 waits.append(wait)
         except StoreUnavailable:
             return Outcome.UNAVAILABLE
-        ks.retry_at, ks.retry_cost = self._clock.now() + min(waits), cost
+        ks.retry_at, ks.retry_cost = self._clock.now() + min(waits), max(cost, ks.waiting)
         self._counters.incr("lease_waits")
         return Outcome.SHORT
 
@@ -62,13 +65,18 @@ class Leaser:
         for attempt in range(self._cfg.conflict_retries + 1):
             row, etag = await self._current(ks, shard)
             now = self._clock.now()
+            # Requests that joined a top-up while it was reading make it a request lease.
+            asked = max(cost, ks.waiting)
             grant = lease.take(
-                row, limit, held=ks.tokens, target=target, cost=cost, instance=self._instance,
-                now=now, lease_s=self._cfg.lease_s, ttl_s=self._cfg.lease_ttl_s,
+                row, limit, held=ks.tokens, target=max(target, asked), cost=asked,
+                instance=self._instance, now=now, lease_s=self._cfg.lease_s,
+                ttl_s=self._cfg.lease_ttl_s, unit=ks.last_cost, waiting=ks.waiting,
             )
             self._seen(ks, grant.available, now)
             if grant.row is None:
-                return Outcome.SHORT, grant.wait_s
+                # No write needed is not a shortage: reporting it as one denied requests
+                # whose pool was full (issue #10, section 6).
+                return (Outcome.SHORT, grant.wait_s) if grant.short else (Outcome.GRANTED, 0.0)
             try:
                 new_etag = await self._store.write(
                     ks.row_key(shard), lease.row_to_fields(grant.row), etag
@@ -98,8 +106,9 @@ class Leaser:
     async def _after_conflict(self, ks: KeyState, shard: int, attempt: int) -> None:
         ks.cache.pop(shard, None)
         ks.conflict_at[shard] = self._clock.now()
-        # Jitter de-synchronises writers that collided; real time, as the writers are real.
-        await asyncio.sleep(self._rng.uniform(0, 0.002 * 2**attempt))
+        # Jitter de-synchronises writers that collided; real time, as the writers are real
+        # (a simulation on a virtual clock passes the clock's sleep instead).
+        await self._jitter_sleep(self._rng.uniform(0, 0.002 * 2**attempt))
 
     def _granted(
         self, ks: KeyState, shard: int, grant: lease.Grant, etag: str, now: float

@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from function_app.core.clock import Clock
+from function_app.core.ratelimit.bucket import BucketState
 from function_app.core.ratelimit.model import Decision, ScopedLimit
-from function_app.core.ratelimit.store import RateLimitStore
+from function_app.core.ratelimit.store import RateLimitStore, RowKey
 
 from .config import config_from
 from .counters import Counters
 from .guarded import GuardedStore, StorageHealth
-from .judge import SHORT, Judgement, commit, judge, to_decision
+from .judge import SHORT, Judgement, commit, judge, safe_limit, to_decision
 from .keystate import KeyState
 from .leaser import Leaser, Outcome
 from .maintenance import Maintenance
@@ -39,6 +40,7 @@ FETCH_ROUNDS = 2  # a waiter re-leases once if others emptied the pool it was wa
 # of B requests needs about B / (rate x lease_s) leases, one per round for the last waiters.
 ACQUIRE_ROUNDS = 6
 ADJUST_COUNTERS = ("adjustments", "refunded_tokens", "extra_charged_tokens")
+PROBE_KEY = RowKey("_limiter", "probe")  # never written: reading it only asks "do you answer?"
 
 
 class Limiter:
@@ -47,10 +49,12 @@ class Limiter:
     def __init__(
         self, store: RateLimitStore, clock: Clock, settings: Any, instance_id: str, *,
         rng: random.Random | None = None, background: bool = True,
+        jitter_on_clock: bool = False,
     ) -> None:
         """`instance_id` names the process (a random suffix is added so two processes given the
         same id stay distinct). With background=False nothing runs on its own; call
-        `maintain()` (tests)."""
+        `maintain()` (tests). `jitter_on_clock` makes the back-off after a 412 sleep on `clock`
+        (a simulation's virtual clock) instead of real time."""
         self._cfg = config_from(settings)
         self._clock, self._rng = clock, rng or random.Random()
         self.instance = f"{instance_id}.{self._rng.getrandbits(24):06x}"
@@ -61,11 +65,14 @@ class Limiter:
             clock, self._rng, self._cfg.backoff_min_s, self._cfg.backoff_max_s
         )
         guarded = GuardedStore(store, self._health, self._counters, self._cfg.storage_timeout_s)
-        self._leaser = Leaser(guarded, clock, self._cfg, self._counters, self.instance, self._rng)
+        self._leaser = Leaser(guarded, clock, self._cfg, self._counters, self.instance, self._rng,
+                              clock.sleep if jitter_on_clock else None)
         self._keys: dict[tuple[str, str], KeyState] = {}
         sweeper = Sweeper(guarded, clock, self._cfg, self._counters, self.instance, self._rng)
+        self._guarded = guarded
         self._maintenance = Maintenance(
-            self._keys, self._leaser, sweeper, self._health, clock, self._cfg, background
+            self._keys, self._leaser, sweeper, self._health, clock, self._cfg, background,
+            probe=self.probe,
         )
 
     @property
@@ -75,6 +82,12 @@ class Limiter:
     @property
     def storage_healthy(self) -> bool:
         return self._health.healthy
+
+    @property
+    def storage_state(self) -> dict[str, object]:
+        """The limiter's view of its storage for /healthz: state ("unknown", "ok",
+        "unavailable" or "refused"), detail (no secrets), since, consecutive failures."""
+        return self._health.report()
 
     async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
         """Admit `cost` (>= 0; anything else counts as 0) against every scope or against none.
@@ -100,6 +113,7 @@ class Limiter:
         """Settle an admitted `acquire(scoped, cost)` whose real cost was cost + `delta`.
 
         The caller passes delta >= -cost, so a refund never returns more than was charged.
+        While storage is failing, a key decided by its local safe bucket is settled there.
         A refund goes into this instance's pool for each scope, where the next requests spend
         it without a storage call; maintenance gives an idle or expired pool back to the row as
         usual. An extra charge (delta > 0) is spent from the pool and may leave it negative: a
@@ -110,9 +124,18 @@ class Limiter:
         if not self._cfg.enabled or not scoped or not delta or delta != delta:  # NaN
             return
         try:
+            degraded = not self._health.healthy
             for item in scoped:
                 ks = self._keys.get((item.scope, item.key))
-                if ks is not None:
+                if ks is None:
+                    continue
+                if degraded and ks.fallback is not None:
+                    # Admitted from the local safe bucket while storage is down: settle there,
+                    # or refunds never come back and a client is limited on reservations.
+                    local = safe_limit(ks.limit, self._cfg.expected_instances)
+                    ks.fallback = BucketState(min(local.burst, ks.fallback.tokens - delta),
+                                              ks.fallback.ts)
+                else:
                     ks.tokens -= delta
             self._counters.incr("adjustments")
             if delta < 0:
@@ -122,6 +145,14 @@ class Limiter:
         except Exception:  # a limiter bug must not fail the answer being settled
             log.exception("rate limiter adjust failed")
             self._counters.incr("internal_errors")
+
+    async def probe(self) -> bool:
+        """One read of a row that never exists: True when storage answers. Never raises."""
+        try:
+            await self._guarded.read(PROBE_KEY)
+        except Exception:
+            return False
+        return True
 
     async def maintain(self) -> None:
         """One maintenance pass (idle returns, forgetting, sweep); the background loop calls it."""

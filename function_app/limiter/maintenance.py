@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from function_app.core.clock import Clock
 
@@ -22,8 +23,10 @@ class Maintenance:
     def __init__(
         self, keys: dict[tuple[str, str], KeyState], leaser: Leaser, sweeper: Sweeper,
         health: StorageHealth, clock: Clock, cfg: LimiterConfig, background: bool,
+        probe: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._keys, self._leaser, self._sweeper = keys, leaser, sweeper
+        self._probe = probe
         self._health, self._clock, self._cfg = health, clock, cfg
         self._background = background
         self._task: asyncio.Task | None = None
@@ -43,8 +46,13 @@ class Maintenance:
                 log.exception("rate limiter maintenance failed")
 
     async def run_once(self) -> None:
-        """Return pools idle for idle_return_s or past expiry; drop long-unused keys; sweep."""
+        """Probe failing storage; return pools idle for idle_return_s or past expiry; drop
+        long-unused keys; sweep."""
         now = self._clock.now()
+        if self._probe is not None and not self._health.healthy and self._health.ready(now):
+            # Recovery must not wait for traffic on a key: one cheap read per back-off period.
+            with contextlib.suppress(Exception):
+                await self._probe()
         due: list[KeyState] = []
         for name, ks in list(self._keys.items()):
             if ks.fetch is not None or ks.waiting > 0:

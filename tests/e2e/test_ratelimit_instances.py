@@ -3,6 +3,7 @@
 import asyncio
 import json
 import math
+import time
 
 import httpx
 import pytest
@@ -35,6 +36,21 @@ def limited_env(backends, azurite: Azurite, **extra: str) -> dict[str, str]:
 
 def stats(url: str) -> dict:
     return httpx.get(f"{url}/_gateway/stats", timeout=5).json()["limiter"]
+
+
+def wait_until_leasing(gateway_url: str, url: list[str], leases_before: int,
+                       patience_s: float = 60.0) -> bool:
+    """Drive light traffic until the limiter is healthy and has leased from storage again.
+
+    A condition, not a clock: on a loaded machine Azurite's restart alone can take seconds.
+    """
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        asyncio.run(drive(url, seconds=0.2, workers=2, pause_s=0.05))
+        now = stats(gateway_url)
+        if now["storage_healthy"] and now["leases"] > leases_before:
+            return True
+    return False
 
 
 @pytest.fixture
@@ -80,7 +96,7 @@ def test_azurite_stopping_follows_the_failure_mode_and_recovers(backends, azurit
         during = asyncio.run(drive(url, seconds=4, workers=4, pause_s=0.02))
         down = stats(gateway.url)
         azurite.start()
-        asyncio.run(drive(url, seconds=3, workers=2, pause_s=0.05))  # back-off ends, leases resume
+        recovered = wait_until_leasing(gateway.url, url, down["leases"])
         after = asyncio.run(drive(url, seconds=2, workers=4, pause_s=0.02))
         healed = stats(gateway.url)
     finally:
@@ -96,6 +112,7 @@ def test_azurite_stopping_follows_the_failure_mode_and_recovers(backends, azurit
     else:
         assert during.statuses[503] > 0
         assert set(during.codes) <= {"storage_unavailable", "rate_limited"}
+    assert recovered, "the limiter never leased again after Azurite came back"
     assert healed["storage_healthy"] is True
     assert after.admitted > 0 and set(after.statuses) <= {200, 429}
     assert healed["leases"] > down["leases"]

@@ -105,3 +105,40 @@ async def test_close_during_an_outage_does_not_raise():
     await limiter.acquire(SCOPED)
     store.down = True
     await limiter.close()
+
+
+async def _outage(limiter, store, clock, seconds):
+    """Storage down for `seconds` of fake time, with maintenance passes and a request each tick."""
+    store.down = True
+    for _ in range(int(seconds / 0.1)):
+        await limiter.acquire(SCOPED)
+        await limiter.maintain()
+        await clock.advance(0.1)
+
+
+@pytest.mark.asyncio
+async def test_after_a_long_outage_storage_answering_again_is_noticed_within_two_seconds():
+    limiter, store, clock = make(failure_mode="closed")
+    await _outage(limiter, store, clock, 60.0)  # back-off at its longest
+    store.down = False
+    waited = 0.0
+    while not limiter.storage_healthy and waited < 10:  # maintenance alone, no requests
+        await limiter.maintain()
+        await clock.advance(0.05)
+        waited += 0.05
+    assert limiter.storage_healthy and waited <= 2.0
+    decision = await limiter.acquire(SCOPED)
+    assert decision.allowed and not decision.degraded
+
+
+@pytest.mark.asyncio
+async def test_requests_alone_resume_leasing_within_two_seconds_of_storage_answering():
+    limiter, store, clock = make(failure_mode="closed")
+    await _outage(limiter, store, clock, 60.0)
+    store.down = False
+    for _ in range(41):  # 2 s of fake time, a request every 50 ms, no maintenance
+        decision = await limiter.acquire(SCOPED)
+        if not decision.degraded:
+            break
+        await clock.advance(0.05)
+    assert decision.allowed and not decision.degraded

@@ -65,3 +65,25 @@ def test_token_limits_are_per_minute_and_zero_turns_them_off():
     assert limits.client == Limit(100.0, 6000.0) and limits.model is None
     assert [s.scope for s in limits.scopes("c", "m")] == ["client_tpm"]
     assert [s.key for s in TokenLimits.per_minute(60, 120).scopes("c", "m")] == ["c", "m"]
+
+
+async def test_in_fail_open_mode_refunds_come_back_to_the_local_safe_bucket():
+    from function_app.adapters.limitstore_memory import FlakyRateLimitStore
+
+    store = FlakyRateLimitStore(MemoryRateLimitStore())
+    store.down = True
+    clock = FakeClock()
+    limiter = Limiter(store, clock, LimiterConfig(failure_mode="open", expected_instances=1),
+                      "gw", background=False)
+    # Local safe bucket: 100 tokens. Each request reserves 40 and really uses 2.
+    admitted = 0
+    for _ in range(200):
+        decision = await limiter.acquire(TPM, 40)
+        assert decision.degraded
+        if decision.allowed:
+            admitted += 1
+            limiter.adjust(TPM, -38)
+    # Charged on real usage, 200 requests cost 400 tokens: more than the burst of 100, so the
+    # last ones are refused, but only after the real usage (not the reservations) ran it down.
+    assert admitted >= (100 - 40) // 2 + 1 > 100 // 40
+    assert admitted * 2 <= 100 + 2 + 40

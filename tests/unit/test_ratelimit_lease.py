@@ -23,16 +23,22 @@ def take(row, held=0.0, target=1000.0, cost=1.0, instance="a", now=T0):
 
 def test_a_fresh_row_grants_the_fair_cap_and_records_the_holder():
     grant = take(None)
-    assert grant.cap == 50 and grant.tokens == 50
-    assert grant.row is not None and grant.row.tokens == 350
+    assert grant.cap == 51 and grant.tokens == 51  # one cost on top of the 1/1 share
+    assert grant.row is not None and grant.row.tokens == 349
     assert grant.row.holders == {"a": T0 + 2.0 + lease.SKEW_MARGIN_S}
 
 
 def test_the_cap_is_shared_among_live_holders_only():
     row = lease.Row(400, T0, 200, 400, {"b": T0 + 1, "c": T0 + 1, "gone": T0 - 1})
     grant = take(row)
-    assert grant.cap == pytest.approx(50 / 3) and grant.tokens == 16
+    assert grant.cap == pytest.approx(1 + 50 / 3) and grant.tokens == 17
     assert set(grant.row.holders) == {"a", "b", "c"}
+
+
+def test_a_large_cost_still_gets_a_share_on_top_so_the_next_requests_need_no_lease():
+    grant = lease.take(None, Limit(3333.0, 200_000.0), held=0.0, target=1e9, cost=1030.0,
+                       instance="a", now=T0, lease_s=0.25, ttl_s=2.0)
+    assert grant.tokens == 1030 + 200_000 // 32  # the burst share: more than 833 = r x 0.25
 
 
 def test_the_pool_is_only_topped_up_to_the_goal():
@@ -51,8 +57,8 @@ def test_an_empty_row_grants_nothing_and_says_when_a_fair_block_has_accrued():
     row = lease.Row(0.2, T0, 200, 400, {"b": T0 + 1})
     grant = take(row)
     assert grant.tokens == 0 and grant.row is None
-    # want = cap = 25 at a 1/2 share of 200/s: 50 tokens must accrue, 0.2 are there
-    assert grant.wait_s == pytest.approx((50 - 0.2) / 200)
+    # want = cap = 1 + 25 at a 1/2 share of 200/s: 52 tokens must accrue, 0.2 are there
+    assert grant.wait_s == pytest.approx((52 - 0.2) / 200)
 
 
 def test_give_back_returns_tokens_and_drops_the_holder():

@@ -1,26 +1,35 @@
 """Pure lease maths: instances take blocks of tokens from a shared row and spend them locally.
 
 A shared row holds a token bucket plus `holders`, the instances with an unexpired lease and when
-each lease expires. An instance asks for enough tokens to cover its observed rate for `lease_s`
-seconds, capped by a fair share of the row: cap = max(cost, min(burst, rate * lease_s / active)),
-where `active` counts the unexpired holders including the asker. Its local pool never exceeds the
-cap computed at its latest lease, and the pool expires with the lease.
+each lease expires. An instance asks for enough tokens to cover its observed demand for about
+two `lease_s` periods, capped by a fair share of the row on top of what its waiting requests
+need: cap = max(w, min(burst, w + S / active)), with S = max(rate * lease_s, burst / 32)
+(lease_slice: a token limit's burst is a minute of rate, and a share of rate * lease_s would be
+smaller than one reservation), where w is the larger of the
+asking request's cost and the cost of all requests waiting for this lease at that instance, and
+`active` counts the unexpired holders including the asker. Its local pool never exceeds the cap
+computed at its latest lease (refunds of its own reservations aside, see below), and the pool
+expires with the lease.
 
 Worst-case overshoot (one key, a fixed limit, instances' clocks within d <= SKEW_MARGIN_S):
 over ANY interval of T seconds the cost admitted by all instances together is at most
 
-    burst + rate * T + rate * lease_s * H(N) + N * c + rate * d
+    burst + rate * T + S * H(N) + W + R + rate * d
 
 where N is the number of instances holding leases on the key, H(N) = 1 + 1/2 + ... + 1/N
-(<= 1 + ln N) and c is the largest single request cost. Proof sketch: spent in [a, a+T] <=
-(tokens held in pools at a) + (net tokens taken from the rows in [a, a+T]); the second term is a
-token bucket's, <= burst + rate * T. Order the holders at a by their latest lease: the j-th saw
-at least j active holders (the earlier ones' entries had not expired: an entry outlives its
-pool by SKEW_MARGIN_S), so it holds at most max(c, rate * lease_s / j). The rate * d term is
-refill credited early by a clock running ahead. Shards split rate and burst evenly, so the sum
-over shards obeys the same bound. Not covered: storage outages in fail-open mode, where each
-instance may also admit its local safe allowance (limiter.judge.safe_limit), and storage that
-loses rows (a lost row reads as a full bucket).
+(<= 1 + ln N), W is the sum over instances of w at their latest lease (<= N * K * c for K
+requests in flight per instance and a largest cost c; N * c when requests do not pile up), and
+R is the sum of reservations in flight at the interval's start whose refunds come back into
+pools during it (0 for request limits, which are never refunded; an exact token bucket has the
+same term). Proof sketch: spent in [a, a+T] <= (tokens held in pools at a) + (refunds in
+[a, a+T] of costs charged before a) + (net tokens taken from the rows in [a, a+T]); the last
+term is a token bucket's, <= burst + rate * T. Order the holders at a by their latest lease:
+the j-th saw at least j active holders (the earlier ones' entries had not expired: an entry
+outlives its pool by SKEW_MARGIN_S), so it holds at most w_j + S / j. The
+rate * d term is refill credited early by a clock running ahead. Shards split rate and burst
+evenly, so the sum over shards obeys the same bound. Not covered: storage outages in fail-open
+mode, where each instance may also admit its local safe allowance (limiter.judge.safe_limit),
+and storage that loses rows (a lost row reads as a full bucket).
 """
 
 from __future__ import annotations
@@ -33,6 +42,9 @@ from dataclasses import dataclass, field
 from .bucket import BucketState, refill, wait_for
 from .model import Limit
 
+# A lease's share is at least this fraction of burst: token limits (burst = a minute of rate)
+# would otherwise lease rate * lease_s, a few hundred tokens, under one reservation.
+BURST_SHARE = 1 / 32
 MIN_GRANT = 0.5  # smallest useful lease, as a fraction of the goal: bounds writes per token
 # A holder entry outlives the holder's own pool expiry by this much, so other instances whose
 # clocks run up to this far ahead still count it while it can spend (see the bound above).
@@ -54,10 +66,13 @@ class Row:
 class Grant:
     """Result of asking a row for tokens.
 
-    tokens: granted now (0 when the row has too few; then `row` is None and nothing is written).
+    tokens: granted now (0 when nothing is written; then `row` is None).
     row: the state to write conditionally, or None. wait_s: when nothing was granted, seconds
     until the row should hold enough. available: tokens left in the row after the grant.
     cap: the fair-share cap on the asker's pool that was applied.
+    short: nothing was granted because the row cannot pay (the asker must wait wait_s). False
+    with row None means no write was needed: the pool already pays the request and a top-up
+    would be too small to be worth a write; that is not a shortage and must not deny anyone.
     """
 
     tokens: float
@@ -65,6 +80,7 @@ class Grant:
     wait_s: float
     available: float
     cap: float
+    short: bool = False
 
 
 def fresh_row(limit: Limit, now: float) -> Row:
@@ -72,12 +88,21 @@ def fresh_row(limit: Limit, now: float) -> Row:
 
 
 def fair_cap(limit: Limit, lease_s: float, active: int, cost: float) -> float:
-    """The most tokens one instance may hold: its share of lease_s seconds of rate.
+    """The most tokens one instance may hold: one request's cost plus its share of lease_s
+    seconds of rate.
 
     Never more than burst (a row cannot give more) and never less than cost (or no request of
-    that cost could be served).
+    that cost could be served). The cost sits on top of the share, not inside it: a token
+    reservation (about DEFAULT_MAX_TOKENS) is often larger than rate * lease_s, and a cap of
+    one cost made nearly every such request lease (issue #10, section 1).
     """
-    return max(cost, min(limit.burst, limit.rate * lease_s / max(1, active)))
+    return max(cost, min(limit.burst, cost + lease_slice(limit, lease_s) / max(1, active)))
+
+
+def lease_slice(limit: Limit, lease_s: float) -> float:
+    """S = max(rate * lease_s, burst * BURST_SHARE): what one lease may hold beyond its cost,
+    shared among the active holders. Request limits (burst ~ 2 s of rate) keep rate * lease_s."""
+    return max(limit.rate * lease_s, limit.burst * BURST_SHARE)
 
 
 def _live_holders(row: Row, instance: str, now: float) -> dict[str, float]:
@@ -86,32 +111,47 @@ def _live_holders(row: Row, instance: str, now: float) -> dict[str, float]:
 
 def take(
     row: Row | None, limit: Limit, *, held: float, target: float, cost: float,
-    instance: str, now: float, lease_s: float, ttl_s: float,
+    instance: str, now: float, lease_s: float, ttl_s: float, unit: float | None = None,
+    waiting: float = 0.0,
 ) -> Grant:
     """Top the pool (`held` tokens) up towards `target`, within the fair cap.
 
-    `cost` > 0 means a request is waiting: at least cost - held must be granted or nothing.
-    Without one (a background top-up) a grant is at least MIN_GRANT of the goal
-    min(target, cap), so one write moves a useful block. Grants are whole tokens. When nothing
-    is granted, `wait_s` says when to come back (see _fair_wait).
+    `cost` > 0 means a request is waiting: at least cost - held must be granted or nothing
+    (`short`); if `held` already pays it, a small top-up is skipped without being short.
+    `waiting` is the cost of every request at this instance waiting for this lease: the cap
+    makes room for all of them (on top of the share), so they need one write, not one each.
+    Without one (a background top-up, where `unit` is the typical request cost) a grant is at
+    least MIN_GRANT of the goal's share part, min(target, cap) - unit, so one write moves a
+    useful block. Grants are whole tokens. When nothing is granted, `wait_s` says when to come
+    back (see _fair_wait).
     """
     current = row if row is not None else fresh_row(limit, now)
     others = _live_holders(current, instance, now)
-    cap = fair_cap(limit, lease_s, len(others) + 1, cost)
+    unit = cost if unit is None or cost > 0 else unit
+    # Requests already waiting at this instance may all be paid by this one write.
+    cap = fair_cap(limit, lease_s, len(others) + 1, max(unit, waiting))
     need = max(0.0, cost - held)
     goal = min(target, cap)
-    want = max(need, goal - held)
+    want = max(math.ceil(need - 1e-9), goal - held)  # whole tokens: a fraction of need is one
     bucket = refill(BucketState(current.tokens, current.ts), limit, now)
     if want <= 0:
         return Grant(0.0, None, 0.0, bucket.tokens, cap)
     # Whole tokens only: fractions stay in the row, where they keep growing, instead of being
     # stranded in pools too small to pay for a request.
     granted = float(math.floor(min(want, bucket.tokens) + 1e-9))
-    # A waiting request takes what pays for it; a background top-up waits for a useful block.
-    enough = granted >= need if need > 0 else granted >= goal * MIN_GRANT
+    # A waiting request takes what pays for it; a top-up alone waits for a useful block.
+    if need > 0:
+        enough, short = granted >= need, granted < need
+    else:
+        enough = granted >= max(goal - unit, 1.0) * MIN_GRANT
+        # Too small a block is only a shortage when the row could not pay more: otherwise the
+        # pool is nearly full, and calling that "short" would deny requests (section 6).
+        short = cost <= 0 and bucket.tokens < want
     if granted <= 0 or not enough:
+        if not short:
+            return Grant(0.0, None, 0.0, bucket.tokens, cap)
         wait = _fair_wait(bucket.tokens, want, len(others) + 1, limit)
-        return Grant(0.0, None, wait, bucket.tokens, cap)
+        return Grant(0.0, None, wait, bucket.tokens, cap, short=True)
     others[instance] = now + ttl_s + SKEW_MARGIN_S
     new_row = Row(bucket.tokens - granted, bucket.ts, limit.rate, limit.burst, others)
     return Grant(granted, new_row, 0.0, new_row.tokens, cap)
@@ -122,7 +162,7 @@ def _fair_wait(tokens: float, want: float, active: int, limit: Limit) -> float:
 
     A row this empty means the limit is saturated: waiting that long loses no tokens (the row
     is far from full) and makes each write move about a fair-share block. At most about
-    lease_s, since want <= cap = rate * lease_s / active.
+    (w * active + S) / rate, since want <= cap = w + S / active.
     """
     want = max(1.0, want)
     if want > limit.burst:
@@ -147,10 +187,13 @@ def is_idle(row: Row, now: float, idle_s: float) -> bool:
     return tokens >= row.burst
 
 
-def overshoot_bound(limit: Limit, lease_s: float, instances: int, max_cost: float) -> float:
-    """rate * lease_s * H(N) + N * c: the excess over burst + rate * T stated in the docstring."""
+def overshoot_bound(limit: Limit, lease_s: float, instances: int, max_cost: float,
+                    max_waiting: float = 0.0, in_flight: float = 0.0) -> float:
+    """S * H(N) + W + R: the excess over burst + rate * T stated in the docstring,
+    with W = N * max(c, max_waiting) and R = `in_flight` (reservations refunded later)."""
     harmonic = sum(1.0 / j for j in range(1, max(1, instances) + 1))
-    return limit.rate * lease_s * harmonic + max(1, instances) * max_cost
+    waiting = max(1, instances) * max(max_cost, max_waiting)
+    return lease_slice(limit, lease_s) * harmonic + waiting + in_flight
 
 
 def shard_limit(limit: Limit, shards: int) -> Limit:

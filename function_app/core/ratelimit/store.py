@@ -3,7 +3,8 @@
 `RateLimitStore` is a table of small rows with optimistic concurrency: every row has an ETag and
 every change is conditional on it. Errors are translated at the adapter boundary into two types:
 `StoreConflict` (someone else changed or created the row: re-read and retry) and
-`StoreUnavailable` (storage is down, slow or refused: back off). Nothing else may escape.
+`StoreUnavailable` (storage is down, slow or refused: back off; its subclass `StoreRefused` marks
+a misconfiguration). Nothing else may escape.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class StoreConflict(StoreError):
 
 class StoreUnavailable(StoreError):
     """Storage failed, timed out or refused the request."""
+
+
+class StoreRefused(StoreUnavailable):
+    """Storage answered but refused us: credentials or permissions (401/403) or a missing table.
+
+    A misconfiguration rather than an outage: handled like StoreUnavailable (failure mode,
+    back-off, retries) but reported loudly. The message names the cause, never a secret.
+    """
 
 
 @dataclass(frozen=True)
