@@ -32,6 +32,7 @@ from ..core.attempts import send_attempt as observed_send
 from ..core.errors import (
     GatewayError,
     NoHealthyBackend,
+    Overloaded,
     UpstreamConnectError,
     UpstreamError,
     UpstreamTimeout,
@@ -114,6 +115,8 @@ async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_ti
         return Outcome(Kind.TIMEOUT), None, error
     except UpstreamConnectError as error:
         return Outcome(Kind.CONNECT), None, error
+    except Overloaded:
+        raise  # this instance's own pool is full: another attempt would only add to it
     except GatewayError as error:
         return Outcome(Kind.RESET), None, error
     retry_after = parse_retry_after(header(answer.headers, "retry-after"))

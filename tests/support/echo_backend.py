@@ -44,7 +44,7 @@ class Echo:
     async def flood(self, writer: asyncio.StreamWriter) -> None:
         self.floods += 1
         try:
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\n"
                          b"transfer-encoding: chunked\r\n\r\n")
             while True:
                 writer.write(FLOOD_CHUNK)
@@ -72,7 +72,9 @@ class Echo:
                 if path.endswith("/status"):
                     seen = {"floods": self.floods}
                 payload = json.dumps(seen).encode()
+                # no-store: an echo of this request must never be served to another one
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                             b"cache-control: no-store\r\n"
                              b"content-length: %d\r\n\r\n" % len(payload)
                              + (b"" if method == "HEAD" else payload))
                 await writer.drain()
