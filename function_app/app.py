@@ -21,7 +21,7 @@ from azurefunctions.extensions.http.fastapi import (
 )
 
 from .bootstrap import LazyGateway
-from .core.errors import GatewayError, PayloadTooLarge
+from .core.errors import Misconfigured, PayloadTooLarge
 from .core.headers import request_id_from
 from .core.models import GatewayRequest, GatewayResponse
 from .core.settings import SettingsError
@@ -121,6 +121,6 @@ class ClosingStreamingResponse(StreamingResponse):
 def _misconfigured(req: Request, exc: SettingsError) -> Response:
     log.error("gateway cannot start: %s", exc)  # names the setting; the client is not told
     request_id = request_id_from(req.headers.get("x-request-id"))
-    answer = error_response(GatewayError("The gateway is misconfigured."), request_id)
+    answer = error_response(Misconfigured(), request_id)
     answer.set_header("X-Request-ID", request_id)
     return to_response(answer)

@@ -29,7 +29,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scripts.procs import PYTHON, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, PYTHON, WORKER_ENV, free_port, spawn  # noqa: E402
 
 BODY = b'{"prompt": "benchmark"}'
 WRK_LUA = 'wrk.method = "POST"\nwrk.body = \'{"prompt": "benchmark"}\'\n' \
@@ -88,9 +88,9 @@ def start_stack(logs: Path) -> tuple[list, dict[str, str]]:
                              str(ref_port), "--no-access-log", "--log-level", "warning",
                              "--no-proxy-headers"],
                 port=ref_port, log_dir=logs, env={"BACKEND_URL": fast.url}, ready_path=None)
-    gateway = spawn("gateway", [PYTHON, "-m", "function_app.devhost"], port=gw_port,
-                    log_dir=logs, env={"PORT": str(gw_port), "NODE_SERVICE_URL": fast.url,
-                                       "PY_SERVICE_URL": slow.url, "RATE_LIMIT_ENABLED": "false"})
+    gateway = spawn("gateway", HOST_CMD, port=gw_port, log_dir=logs,
+                    env={**WORKER_ENV, "PORT": str(gw_port), "NODE_SERVICE_URL": fast.url,
+                         "PY_SERVICE_URL": slow.url, "RATE_LIMIT_ENABLED": "false"})
     urls = {"direct": f"{fast.url}/infer", "reference proxy": f"{ref.url}/infer",
             "gateway": f"{gateway.url}/infer/node", "slow direct": f"{slow.url}/infer",
             "slow gateway": f"{gateway.url}/infer/python"}

@@ -12,6 +12,7 @@
     ├── UpstreamError            (502 upstream_unavailable: refused, reset, bad answer)
     ├── Overloaded               (503 overloaded)
     │   └── StorageUnavailable   (503 storage_unavailable, fail-closed limiter)
+    ├── Misconfigured            (503 misconfigured: a setting is bad; the log names it)
     └── UpstreamTimeout          (504 upstream_timeout)
 
 Foreign exceptions are translated into this tree where they enter (the upstream adapter, the
@@ -104,3 +105,12 @@ class UpstreamTimeout(GatewayError):
     status = 504
     code = "upstream_timeout"
     public_message = "The backend did not answer in time."
+
+
+class Misconfigured(GatewayError):
+    """A setting is invalid, so the gateway cannot be built. The client is told no more; the
+    worker's log names the setting."""
+
+    status = 503
+    code = "misconfigured"
+    public_message = "The gateway is misconfigured."
