@@ -13,8 +13,10 @@ answer within the function timeout (at most 230 s, the HTTP limit) 504. Host err
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncGenerator as AsyncGen
 from typing import Any
 
 import aiohttp
@@ -111,7 +113,9 @@ class Front:
                 await send({"type": "http.response.start", "status": response.status,
                             "headers": _answer_headers(response.raw_headers)})
                 started = True
-                await _relay(response, send, self.limits.http_timeout_s)
+                streamed = response.content_length is None and not isinstance(body, AsyncGen)
+                relay = _relay(response, send, self.limits.http_timeout_s)
+                await (_until_disconnect(relay, receive) if streamed else relay)
         except TimeoutError:
             if not started:
                 return await _error(send, "function_timeout", scope["headers"])
@@ -211,6 +215,26 @@ async def _stream_body(receive, limit: int):
             yield chunk
         if not message.get("more_body"):
             return
+
+
+async def _until_disconnect(relay, receive) -> None:
+    """Run `relay` but stop it when the client goes away: closing the worker's response then
+    tells the function its client left (a stream's upstream request is closed at once)."""
+    relaying = asyncio.ensure_future(relay)
+    watching = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({relaying, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watching.cancel()
+        if not relaying.done():
+            relaying.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await relaying
+
+
+async def _disconnected(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _relay(response: aiohttp.ClientResponse, send, idle_s: float) -> None:
