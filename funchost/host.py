@@ -3,7 +3,9 @@
 Starts the worker (funchost/worker.py) and, once it has indexed and loaded the app's functions
 and its HTTP server listens, serves HTTP on 127.0.0.1:PORT (PORT from the environment, default
 7071). Function keys are off unless FUNCHOST_FUNCTION_KEYS (comma-separated) or
-FUNCHOST_MASTER_KEY is set; neither reaches the app's environment. Timer-triggered functions run
+FUNCHOST_MASTER_KEY is set. FUNCHOST_FUNCTION_TIMEOUT_S, FUNCHOST_HTTP_TIMEOUT_S and
+FUNCHOST_HEADER_TIMEOUT_S override the timeouts (tests shorten them). No FUNCHOST_* variable
+reaches the app's environment. Timer-triggered functions run
 on their schedules. Ctrl-C or SIGTERM stops the server and the worker; nothing is left running.
 """
 
@@ -26,6 +28,7 @@ from .hostconfig import Limits, body_limit, load_host_config
 from .protocol import guarded_protocol
 from .supervisor import Supervisor
 from .timers import TimerRunner
+from .workerproc import ENV_FUNCTION_TIMEOUT, ENV_HEADER_TIMEOUT, ENV_HTTP_TIMEOUT
 
 log = logging.getLogger("funchost")
 
@@ -92,9 +95,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "7071")))
     parser.add_argument("--worker-log-level", default="WARNING")
-    parser.add_argument("--function-timeout", type=float, help="seconds; else host.json")
-    parser.add_argument("--http-timeout", type=float, help="seconds; default 230")
-    parser.add_argument("--header-timeout", type=float, help="seconds; default 30")
+    env = os.environ.get
+    parser.add_argument("--function-timeout", type=float, default=env(ENV_FUNCTION_TIMEOUT),
+                        help=f"seconds; else host.json's functionTimeout (${ENV_FUNCTION_TIMEOUT})")
+    parser.add_argument("--http-timeout", type=float, default=env(ENV_HTTP_TIMEOUT),
+                        help=f"seconds; default 230 (${ENV_HTTP_TIMEOUT})")
+    parser.add_argument("--header-timeout", type=float, default=env(ENV_HEADER_TIMEOUT),
+                        help=f"seconds; default 30 (${ENV_HEADER_TIMEOUT})")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s host %(levelname)s %(message)s")

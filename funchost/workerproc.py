@@ -29,8 +29,11 @@ START_TIMEOUT_S = 60.0
 # What the Functions host announces to an HTTP-streaming Python worker.
 HOST_CAPABILITIES = {"HttpUri": "", "RpcHttpBodyOnly": "true", "RawHttpBodyBytes": "true",
                      "TypedDataCollection": "true", "RpcHttpTriggerMetadataRemoved": "true"}
-# Host-only variables: never part of the app's environment.
-HOST_ONLY = ("FUNCHOST_FUNCTION_KEYS", "FUNCHOST_MASTER_KEY")
+# Host-only variables (funchost/host.py): never part of the app's environment.
+ENV_FUNCTION_TIMEOUT = "FUNCHOST_FUNCTION_TIMEOUT_S"
+ENV_HTTP_TIMEOUT = "FUNCHOST_HTTP_TIMEOUT_S"
+ENV_HEADER_TIMEOUT = "FUNCHOST_HEADER_TIMEOUT_S"
+HOST_PREFIX = "FUNCHOST_"
 
 
 class WorkerError(RuntimeError):
@@ -42,7 +45,8 @@ class WorkerProcess:
                  environ: dict[str, str] | None = None):
         self.app_dir = app_dir
         self.log_level = log_level
-        self.environ = {k: v for k, v in (environ or os.environ).items() if k not in HOST_ONLY}
+        self.environ = {k: v for k, v in (environ or os.environ).items()
+                        if not k.startswith(HOST_PREFIX)}
         self.process: asyncio.subprocess.Process | None = None
         self.http_uri = ""
         self.functions: list[dict[str, Any]] = []
