@@ -13,6 +13,7 @@ answers (load/run.sh and tests wait for it); `.run/stack.env` lets `make gateway
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -39,6 +40,23 @@ def pick_port(preferred: int) -> int:
     return free_port() if taken else preferred
 
 
+_held = {"holding": False, "pending": False}
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait while a process starts, so it is on the list `stop()` ends
+    before the stop begins (else one started in that moment would be left running). Not a
+    signal mask: the children would inherit it."""
+    _held["holding"] = True
+    try:
+        yield
+    finally:
+        _held["holding"] = False
+    if _held["pending"]:
+        raise KeyboardInterrupt
+
+
 class Stack:
     """The processes started so far, in order; stopped in reverse, each with its group."""
 
@@ -49,8 +67,9 @@ class Stack:
 
     def spawn(self, name: str, cmd: list[str], port: int, env: dict[str, str],
               cwd: Path = ROOT) -> Proc:
-        proc = spawn(name, cmd, port=port, log_dir=RUN_DIR, env=env, cwd=cwd, timeout=60)
-        self.procs.append(proc)
+        with signals_held():
+            proc = spawn(name, cmd, port=port, log_dir=RUN_DIR, env=env, cwd=cwd, timeout=60)
+            self.procs.append(proc)
         self.recipes[name] = (cmd, port, env, cwd)
         return proc
 
@@ -61,8 +80,10 @@ class Stack:
         cmd, port, env, cwd = self.recipes[proc.name]
         proc.log.replace(proc.log.with_suffix(".previous.log"))
         self.procs.remove(proc)
-        fresh = spawn(proc.name, cmd, port=port, log_dir=RUN_DIR, env=env, cwd=cwd, timeout=60)
-        self.procs.append(fresh)
+        with signals_held():
+            fresh = spawn(proc.name, cmd, port=port, log_dir=RUN_DIR, env=env, cwd=cwd,
+                          timeout=60)
+            self.procs.append(fresh)
         return fresh
 
     def stop(self) -> None:
@@ -142,6 +163,9 @@ def announce(urls: dict[str, str]) -> None:
 
 
 def _interrupt(*_: object) -> None:
+    if _held["holding"]:
+        _held["pending"] = True
+        return
     raise KeyboardInterrupt
 
 
