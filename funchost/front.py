@@ -49,7 +49,7 @@ class Front:
         old, self.session = self.session, None
         if old is not None:
             asyncio.get_running_loop().create_task(old.close())
-        if worker is not None:
+        if worker is not None and worker.http_uri:  # an app without HTTP functions has none
             self.session = aiohttp.ClientSession(
                 base_url=worker.http_uri, auto_decompress=False,
                 connector=aiohttp.TCPConnector(limit=0, force_close=False),
@@ -63,8 +63,8 @@ class Front:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         path = raw_path.decode("latin-1")
-        worker, session = self.supervisor.current, self.session
-        if worker is None or session is None:
+        worker = self.supervisor.current
+        if worker is None:
             return await _error(send, "worker_unavailable", headers)
         found = match(self.supervisor.table, scope["method"], path)
         if found.route is None:
@@ -74,6 +74,9 @@ class Front:
         if not auth.authorized(self.keys, found.route.function.auth_level,
                                auth.presented_key(headers, scope.get("query_string", b""))):
             return await _error(send, "unauthorized", headers)
+        session = self.session
+        if session is None:
+            return await _error(send, "worker_unavailable", headers)
         length = _content_length(headers)
         if length is not None and length > self.limits.max_body_bytes:
             return await _error(send, "payload_too_large", headers)
