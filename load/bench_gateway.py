@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import shutil
 import statistics
@@ -104,16 +105,48 @@ def start_stack(logs: Path) -> tuple[list, dict[str, str], float]:
     return [fast, slow, tenline, gateway], urls, start_s
 
 
-def throughput(urls: dict[str, str], args, script: Path) -> dict[str, dict]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def host_and_worker(proc) -> tuple[int, int]:
+    """The host's pid and its worker's (the child running funchost.worker)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent == proc.popen.pid and b"funchost.worker" in \
+                        (entry / "cmdline").read_bytes():
+                    return proc.popen.pid, int(entry.name)
+            except (OSError, ValueError):
+                continue
+    raise RuntimeError(f"no worker under {proc.name}")
+
+
+def throughput(urls: dict[str, str], args, script: Path, pids: dict) -> dict[str, dict]:
+    """wrk rounds; for the functions also CPU milliseconds per request in host and worker, which
+    other load on the machine disturbs far less than requests per second."""
     targets = ["direct", "ten-line function", "gateway"]
     runs: dict[str, list[dict]] = {t: [] for t in targets}
     for t in targets:
         wrk(urls[t], 2, args.connections, script)  # warm-up: pools, JIT of the node backend
     for _ in range(args.rounds):
         for t in targets:
-            runs[t].append(wrk(urls[t], args.seconds, args.connections, script))
+            before = [cpu_seconds(p) for p in pids.get(t, ())]
+            run = wrk(urls[t], args.seconds, args.connections, script)
+            used = [cpu_seconds(p) - b for p, b in zip(pids.get(t, ()), before, strict=True)]
+            done = run["rps"] * args.seconds
+            if used:
+                run["host_cpu_ms"], run["worker_cpu_ms"] = (u * 1000 / done for u in used)
+            runs[t].append(run)
     return {t: {**min(r, key=lambda x: abs(x["rps"] - statistics.median(y["rps"] for y in r))),
                 "rps_runs": [x["rps"] for x in r]} for t, r in runs.items()}
+
+
+def _cpu(run: dict) -> float:
+    return run.get("host_cpu_ms", 0.0) + run.get("worker_cpu_ms", 0.0)
 
 
 def report(tp: dict, lat: dict, start_s: float, args) -> str:
@@ -121,11 +154,17 @@ def report(tp: dict, lat: dict, start_s: float, args) -> str:
     added = lat["gateway"]["p99_ms"] - lat["direct"]["p99_ms"]
     lines = [f"Throughput, {args.connections} connections, median of {args.rounds} x "
              f"{args.seconds} s (wrk):", "",
-             "| target | RPS | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {t} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
+             "| target | RPS | p50 ms | p99 ms | errors | host CPU ms/req | worker CPU ms/req |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {t} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} "
+              f"| {r.get('host_cpu_ms', 0):.3f} | {r.get('worker_cpu_ms', 0):.3f} |"
               for t, r in tp.items()]
     lines += ["", f"gateway / ten-line function = **{gw / ref:.2f}** (target >= 0.7); "
               f"gateway / direct = {gw / tp['direct']['rps']:.2f}", "",
+              f"CPU per request (host + worker): ten-line {_cpu(tp['ten-line function']):.3f} ms, "
+              f"gateway {_cpu(tp['gateway']):.3f} ms; ten-line / gateway = "
+              f"**{_cpu(tp['ten-line function']) / max(_cpu(tp['gateway']), 1e-9):.2f}** "
+              "(what the throughput ratio tends to when CPU, not other load, bounds it)", "",
               f"Latency at {args.rate} RPS against the 30-50 ms backend ({args.latency_seconds} s, "
               "open loop):", "", "| target | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|"]
     lines += [f"| {t} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
@@ -150,7 +189,9 @@ def main() -> int:
     try:
         script = logs / "post.lua"
         script.write_text(WRK_LUA)
-        tp = throughput(urls, args, script)
+        pids = {"ten-line function": host_and_worker(procs[2]),
+                "gateway": host_and_worker(procs[3])}
+        tp = throughput(urls, args, script, pids)
         lat = {name: asyncio.run(open_loop(urls[key], args.rate, args.latency_seconds))
                for name, key in (("direct", "slow direct"), ("gateway", "slow gateway"))}
     finally:
