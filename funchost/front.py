@@ -18,13 +18,13 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator as AsyncGen
 from typing import Any
-
-import aiohttp
+from urllib.parse import urlsplit
 
 from . import auth, errors
 from .hostconfig import Limits
 from .routes import Route, match
 from .supervisor import Supervisor
+from .workerhttp import Answer, WorkerConnectionError, WorkerHttp
 from .workerproc import WorkerError, WorkerProcess
 
 log = logging.getLogger("funchost")
@@ -41,19 +41,16 @@ class Front:
         self.keys = keys
         self.limits = limits
         self.answer_timeout_s = min(function_timeout_s, limits.http_timeout_s)
-        self.session: aiohttp.ClientSession | None = None
-        self._sessions: dict[int, aiohttp.ClientSession] = {}
+        self.session: WorkerHttp | None = None
 
     def worker_changed(self, worker: WorkerProcess | None) -> None:
         """A fresh connection pool per worker: the old one points at a dead server."""
         old, self.session = self.session, None
         if old is not None:
-            asyncio.get_running_loop().create_task(old.close())
+            old.close()
         if worker is not None and worker.http_uri:  # an app without HTTP functions has none
-            self.session = aiohttp.ClientSession(
-                base_url=worker.http_uri, auto_decompress=False,
-                connector=aiohttp.TCPConnector(limit=0, force_close=False),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
+            address = urlsplit(worker.http_uri)
+            self.session = WorkerHttp(address.hostname or "127.0.0.1", address.port or 80)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
@@ -84,7 +81,7 @@ class Front:
                            length)
 
     async def forward(self, scope, receive, send, worker: WorkerProcess,
-                      session: aiohttp.ClientSession, route: Route, params: dict[str, str],
+                      session: WorkerHttp, route: Route, params: dict[str, str],
                       length: int | None) -> None:
         invocation_id = str(uuid.uuid4())
         query = scope.get("query_string", b"").decode("latin-1")
@@ -105,20 +102,21 @@ class Front:
             body = _stream_body(receive, self.limits.max_body_bytes)
         started = False
         try:
-            response = await _answer(session.request(
-                scope["method"], target, headers=headers, data=body, allow_redirects=False,
-                compress=None, auto_decompress=False), invocation, self.answer_timeout_s)
+            response = await _answer(session.request(scope["method"], target, headers, body),
+                                     invocation, self.answer_timeout_s)
             if response is None:
                 return await _error(send, "function_failed", scope["headers"])
-            async with response:
+            try:
                 if response.status == 500 and await _failed(invocation):
                     return await _error(send, "function_failed", scope["headers"])
                 await send({"type": "http.response.start", "status": response.status,
-                            "headers": _answer_headers(response.raw_headers)})
+                            "headers": _answer_headers(response.headers)})
                 started = True
                 streamed = response.content_length is None and not isinstance(body, AsyncGen)
                 relay = _relay(response, send, self.limits.http_timeout_s)
                 await (_until_disconnect(relay, receive) if streamed else relay)
+            finally:
+                response.close()
         except TimeoutError:
             if not started:
                 return await _error(send, "function_timeout", scope["headers"])
@@ -127,7 +125,7 @@ class Front:
         except _BodyTooLarge:
             if not started:
                 return await _error(send, "payload_too_large", scope["headers"])
-        except (aiohttp.ClientError, OSError) as exc:
+        except (WorkerConnectionError, OSError) as exc:
             if not started:
                 log.warning("invocation %s: worker HTTP failed: %s", invocation_id, exc)
                 return await _error(send, "worker_unavailable", scope["headers"])
@@ -145,36 +143,35 @@ def _invocation(invocation_id: str, route: Route, method: str, url: str,
             "input_data": [{"name": route.function.trigger_param, "data": {"http": http}}]}
 
 
-def _forward_headers(scope, invocation_id: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    host = ""
-    forwarded_for = ""
-    connection_named: set[bytes] = set()
+def _forward_headers(scope, invocation_id: str) -> list[tuple[bytes, bytes]]:
+    """The client's headers less hop-by-hop ones (and those `Connection` names) and the framing
+    (the forwarder sets its own), plus the invocation id and X-Forwarded-*."""
+    out: list[tuple[bytes, bytes]] = []
+    host = forwarded_for = b""
+    skip = HOP_BY_HOP | {b"content-length", b"x-ms-invocation-id", b"x-forwarded-for"}
     for name, value in scope["headers"]:
         if name == b"connection":
-            connection_named |= {t.strip().lower() for t in value.split(b",")}
+            skip = skip | {t.strip().lower() for t in value.split(b",")}
     for name, value in scope["headers"]:
-        if name in HOP_BY_HOP or name in connection_named or name == b"x-ms-invocation-id":
-            continue
         if name == b"host":
-            host = value.decode("latin-1")
-        if name == b"x-forwarded-for":
-            forwarded_for = value.decode("latin-1")
-            continue
-        out.append((name.decode("latin-1"), value.decode("latin-1")))
+            host = value
+        elif name == b"x-forwarded-for":
+            forwarded_for = value
+        if name not in skip:
+            out.append((name, value))
     client = scope.get("client")
-    peer = client[0] if client else ""
+    peer = client[0].encode() if client else b""
     # As a proxy appends: earlier hops stay, the peer this host saw goes last.
-    out.append(("x-forwarded-for", f"{forwarded_for}, {peer}" if forwarded_for else peer))
-    out.append(("x-forwarded-proto", scope.get("scheme", "http")))
+    out.append((b"x-forwarded-for", forwarded_for + b", " + peer if forwarded_for else peer))
+    out.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
     if host:
-        out.append(("x-forwarded-host", host))
-    out.append(("x-ms-invocation-id", invocation_id))
+        out.append((b"x-forwarded-host", host))
+    out.append((b"x-ms-invocation-id", invocation_id.encode()))
     return out
 
 
-def _answer_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
-    return [(k.lower(), v) for k, v in raw if k.lower() not in HOP_BY_HOP]
+def _answer_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for k, v in raw if k not in HOP_BY_HOP]
 
 
 def _content_length(headers) -> int | None:
@@ -209,7 +206,7 @@ async def _stream_body(receive, limit: int):
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise aiohttp.ClientPayloadError("the client went away")
+            raise WorkerConnectionError("the client went away mid-body")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -240,12 +237,12 @@ async def _disconnected(receive) -> None:
         pass
 
 
-async def _relay(response: aiohttp.ClientResponse, send, idle_s: float) -> None:
+async def _relay(response: Answer, send, idle_s: float) -> None:
     """The worker's body to the client chunk by chunk; at most `idle_s` between chunks."""
-    content = response.content
+    chunks = response.chunks()
     while True:
         async with asyncio.timeout(idle_s):
-            chunk = await content.readany()
+            chunk = await anext(chunks, b"")
         if not chunk:
             return
         await send({"type": "http.response.body", "body": chunk, "more_body": True})

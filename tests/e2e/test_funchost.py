@@ -150,5 +150,18 @@ def test_a_body_over_the_host_limit_gets_413(recorder, log_dir):
         answer = httpx.post(f"{proc.url}/rec/b", content=b"x" * 2000, timeout=10)
         assert answer.status_code == 413
         assert answer.json()["error"]["code"] == "payload_too_large"
+        # Without a length (chunked), the limit holds while the body streams through.
+        chunked = httpx.post(f"{proc.url}/rec/b", content=iter([b"y" * 600] * 3), timeout=10)
+        assert chunked.status_code == 413
+        assert chunked.json()["error"]["code"] == "payload_too_large"
     finally:
         proc.stop()
+
+
+def test_a_chunked_upload_streams_through_to_the_backend(keyed):
+    Recorder.seen.clear()
+    parts = [b'{"part": "', b"z" * 70000, b'"}']
+    answer = httpx.post(f"{keyed.url}/rec/up", content=iter(parts), timeout=10,
+                        headers={"x-functions-key": "fkey-1", "content-type": "application/json"})
+    assert answer.status_code == 200
+    assert Recorder.seen[0]["body"] == b"".join(parts).decode()
