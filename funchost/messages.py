@@ -20,21 +20,22 @@ class Message:
     ONEOFS: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, **values: Any) -> None:
-        unknown = set(values) - set(self.FIELDS)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)}")
-        for name, default in self.FIELDS.items():
-            value = values.get(name, default)
-            if value is None and isinstance(default, dict | list):
-                value = type(default)()
-            elif value is default and isinstance(default, dict | list):
-                value = type(default)()
-            setattr(self, name, value)
-        self._set = {name for name, value in values.items() if value is not None}
+        fields = self.FIELDS
+        for name in values:
+            if name not in fields:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}")
+        state = self.__dict__
+        for name, default in fields.items():
+            value = values.get(name)
+            if value is None:
+                # Repeated and map fields are never None on a real message: a fresh empty one.
+                value = default.__class__() if default.__class__ in (dict, list) else default
+            state[name] = value
+        self._set = values
 
     def WhichOneof(self, group: str) -> str | None:
         for name in self.ONEOFS.get(group, ()):
-            if name in self._set:
+            if self._set.get(name) is not None:
                 return name
         return None
 
