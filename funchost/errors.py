@@ -22,6 +22,7 @@ MESSAGES = {
     "headers_too_large": (431, "The request has too many or too large headers."),
     "bad_request": (400, "The request is malformed."),
     "function_failed": (500, "The function failed."),
+    "internal_error": (500, "The host failed to handle the request."),
     "worker_unavailable": (503, "The function worker is starting or restarting; retry shortly."),
     "function_timeout": (504, "The function did not answer in time."),
 }

@@ -53,8 +53,21 @@ class Front:
             self.session = WorkerHttp(address.hostname or "127.0.0.1", address.port or 80)
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            await self.serve(scope, receive, send)
+        if scope["type"] != "http":
+            return
+        started = False
+
+        async def tracked(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.serve(scope, receive, tracked)
+        except Exception:
+            log.exception("host failed on %s %s", scope["method"], scope["path"])
+            if not started:  # else uvicorn cuts the connection, which is all that is left
+                await _error(send, "internal_error", scope["headers"])
 
     async def serve(self, scope, receive, send) -> None:
         headers: list[tuple[bytes, bytes]] = scope["headers"]

@@ -15,7 +15,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .errors import error_body, request_id
 from .hostconfig import Limits
 
-STATUS_TEXT = {408: b"Request Timeout", 414: b"URI Too Long",
+STATUS_TEXT = {400: b"Bad Request", 408: b"Request Timeout", 414: b"URI Too Long",
                431: b"Request Header Fields Too Large"}
 
 
@@ -78,6 +78,10 @@ def guarded_protocol(limits: Limits) -> type[HttpToolsProtocol]:
             self._head_timer = None
             if self.cycle is None or self.cycle.response_complete:
                 self._refuse("request_timeout", 408)
+
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn answers an unparsable request in plain text; the host answers in JSON.
+            self._refuse("bad_request", 400)
 
         def _refuse(self, code: str, status: int) -> None:
             if self._refused:

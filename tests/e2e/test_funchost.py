@@ -118,6 +118,11 @@ def test_too_many_or_too_large_headers_get_431(keyed):
     assert answer.startswith(b"HTTP/1.1 431")
 
 
+def test_an_unparsable_request_gets_a_json_400(keyed):
+    answer = raw_exchange(keyed.port, b"NOT HTTP AT ALL\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400") and b'"code": "bad_request"' in answer
+
+
 def test_headers_that_never_finish_get_408(keyed):
     answer = raw_exchange(keyed.port, b"GET /healthz HTTP/1.1\r\nhost: a\r\nx-slow: 1\r\n")
     assert answer.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in answer
