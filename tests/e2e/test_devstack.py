@@ -63,6 +63,12 @@ def test_stack_serves_then_stops_everything(tmp_path, stop_signal):
             for route in ("python", "node"):
                 answer = client.post(f"/infer/{route}", json={"prompt": "hi"})
                 assert answer.json().get("result") == "echo: hi", answer.text
+            chat = {"model": "sim-python", "stream": True, "max_tokens": 4,
+                    "messages": [{"role": "user", "content": "hi"}]}
+            with client.stream("POST", "/v1/chat/completions", json=chat) as stream:
+                events = [line for line in stream.iter_lines() if line.startswith("data:")]
+            assert stream.status_code == 200 and len(events) > 2
+            assert events[-1] == "data: [DONE]"
     finally:
         proc.send_signal(stop_signal)
         output = proc.communicate(timeout=30)[0].decode()

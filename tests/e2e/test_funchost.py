@@ -1,6 +1,7 @@
 """The local Functions host around the real worker: keys, limits, timeouts, errors, processes."""
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -170,3 +171,15 @@ def test_a_chunked_upload_streams_through_to_the_backend(keyed):
                         headers={"x-functions-key": "fkey-1", "content-type": "application/json"})
     assert answer.status_code == 200
     assert Recorder.seen[0]["body"] == b"".join(parts).decode()
+
+
+def test_sigterm_stops_host_and_worker(recorder, log_dir):
+    proc = start_gateway(log_dir, "gateway-stop", gateway_env(recorder))
+    worker = next(p for p in Path("/proc").iterdir()
+                  if p.name.isdigit() and _parent(p) == proc.popen.pid)
+    proc.popen.send_signal(signal.SIGTERM)  # the host alone, not its process group
+    assert proc.popen.wait(timeout=20) == 0
+    deadline = time.monotonic() + 10
+    while (worker / "stat").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (worker / "stat").exists()
