@@ -263,13 +263,17 @@ async def _relay(response: Answer, send, idle_s: float) -> None:
 
 async def _answer(request, invocation: asyncio.Future, limit_s: float):
     """The worker server's response, or None when the invocation failed before one came (the
-    library then may never answer the HTTP request). TimeoutError after `limit_s`."""
+    library then may never answer the HTTP request). TimeoutError after `limit_s`;
+    WorkerConnectionError when the worker went away."""
     pending = asyncio.ensure_future(request)
     try:
         async with asyncio.timeout(limit_s):
             done, _ = await asyncio.wait({pending, invocation},
                                          return_when=asyncio.FIRST_COMPLETED)
             if pending not in done and _invocation_failed(invocation):
+                if not invocation.cancelled() and invocation.exception() is not None:
+                    # The pipe closed: the worker is gone, not the function failed.
+                    raise WorkerConnectionError(str(invocation.exception()))
                 return None
             return await pending
     finally:

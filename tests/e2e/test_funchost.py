@@ -1,6 +1,7 @@
 """The local Functions host around the real worker: keys, limits, timeouts, errors, processes."""
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -119,6 +120,11 @@ def test_too_many_or_too_large_headers_get_431(keyed):
     assert answer.startswith(b"HTTP/1.1 431")
 
 
+def test_a_request_line_over_8_kib_gets_414(keyed):
+    answer = raw_exchange(keyed.port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nhost: a\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 414") and b'"code": "uri_too_long"' in answer
+
+
 def test_an_unparsable_request_gets_a_json_400(keyed):
     answer = raw_exchange(keyed.port, b"NOT HTTP AT ALL\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400") and b'"code": "bad_request"' in answer
@@ -183,3 +189,24 @@ def test_sigterm_stops_host_and_worker(recorder, log_dir):
     while (worker / "stat").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not (worker / "stat").exists()
+
+
+def test_a_killed_worker_is_restarted_and_the_gap_answers_503_json(recorder, log_dir):
+    proc = start_gateway(log_dir, "gateway-restart", gateway_env(recorder))
+    try:
+        worker = next(p for p in Path("/proc").iterdir()
+                      if p.name.isdigit() and _parent(p) == proc.popen.pid)
+        os.kill(int(worker.name), signal.SIGKILL)
+        gaps = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            answer = httpx.post(f"{proc.url}/rec/r", json={}, timeout=5)
+            if answer.status_code == 200:
+                break
+            gaps.append((answer.status_code, answer.json()["error"]["code"]))
+            time.sleep(0.05)
+        assert answer.status_code == 200  # within 10 s, through a new worker
+        assert set(gaps) <= {(503, "worker_unavailable")}, gaps
+        assert "killed by SIGKILL; restarting it" in proc.log.read_text()
+    finally:
+        proc.stop()
