@@ -7,7 +7,7 @@ for every frame, calls the matching `azure_functions_runtime` handler with an ev
 (`.request` the streaming message, `.properties` holding `protos` and `host`) as the Functions
 host's proxy worker does, then sends the response message back. Invocations run concurrently: an
 HTTP invocation waits inside the library until the worker's HTTP server receives its request.
-The process ends when the host closes the pipe.
+The process ends when the host closes the pipe; SIGINT is ignored (the host stops it).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +83,10 @@ async def serve(channel: str) -> None:
     finally:
         runtime.stop_threadpool_executor()
     log.info("host closed the pipe; worker exits")
+    # As the Functions host ends a worker: at once. Unwinding the library's server and the
+    # app's open clients here would only log cancellations and unclosed sessions.
+    logging.shutdown()
+    os._exit(0)
 
 
 LOG_LEVEL = ["WARNING"]
@@ -107,6 +112,9 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
     configure_logging(args.log_level.upper())
+    # Ctrl-C in a terminal reaches the whole process group; the host decides when this ends
+    # (it closes the pipe), so the worker does not stop half-way on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # As the Functions host runs the worker: in the app folder, which is importable.
     os.chdir(args.app_dir)
     sys.path.insert(0, args.app_dir)
