@@ -8,7 +8,7 @@ import pytest
 from funchost import messages
 from funchost.auth import Keys, authorized, presented_key
 from funchost.errors import error_body
-from funchost.hostconfig import parse_timespan
+from funchost.hostconfig import load_host_config, parse_timespan
 from funchost.routes import HttpFunction, TemplateError, build_table, http_function, match
 from funchost.timers import next_after, parse_schedule
 
@@ -150,3 +150,11 @@ def test_messages_answer_which_oneof_like_the_real_ones():
     assert binding.data.http.body.WhichOneof("data") is None  # never None, as on the wire
     with pytest.raises(AttributeError):
         _ = binding.data.TypedData  # the library probes for this and must be refused
+
+
+def test_host_json_gives_the_route_prefix_and_function_timeout(tmp_path):
+    assert load_host_config(tmp_path).route_prefix == "api"  # no host.json: the default
+    (tmp_path / "host.json").write_text(
+        '{"extensions": {"http": {"routePrefix": "/v2/"}}, "functionTimeout": "00:01:30"}')
+    config = load_host_config(tmp_path)
+    assert (config.route_prefix, config.function_timeout_s) == ("v2", 90)
