@@ -44,7 +44,7 @@ run: setup
 # One more gateway instance joining the stack `make run` started (same backends and storage).
 gateway: setup
 	@test -f .run/stack.env || { echo "start the stack with 'make run' first"; exit 1; }
-	@set -a; source .run/stack.env; set +a; PORT=$(PORT) exec $(PY) -m function_app.devhost
+	@set -a; source .run/stack.env; set +a; PORT=$(PORT) exec $(PY) -m funchost
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -22,7 +22,7 @@ from azurefunctions.extensions.http.fastapi import (
 from starlette.requests import ClientDisconnect
 
 from .bootstrap import LazyGateway
-from .core.errors import ClientDisconnected, GatewayError, NotFound, PayloadTooLarge
+from .core.errors import ClientDisconnected, Misconfigured, NotFound, PayloadTooLarge
 from .core.headers import request_id_from
 from .core.models import GatewayRequest, GatewayResponse
 from .core.paths import raw_path_of
@@ -193,6 +193,6 @@ def _not_found(req: Request, message: str) -> Response:
 def _misconfigured(req: Request, exc: SettingsError) -> Response:
     log.error("gateway cannot start: %s", exc)  # names the setting; the client is not told
     request_id = request_id_from(req.headers.get("x-request-id"))
-    answer = error_response(GatewayError("The gateway is misconfigured."), request_id)
+    answer = error_response(Misconfigured(), request_id)
     answer.set_header("X-Request-ID", request_id)
     return to_response(answer)

@@ -32,7 +32,7 @@ from bench_gateway import wrk  # noqa: E402
 from bench_stream import one_stream, pct  # noqa: E402
 
 from scripts.cache_servers import AzuriteBlob, RedisServer  # noqa: E402
-from scripts.procs import PYTHON, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, PYTHON, WORKER_ENV, free_port, spawn  # noqa: E402
 
 UNLIMITED = {"GLOBAL_RPS": "0", "CLIENT_RPS": "0"}
 ROUTES = [{"path": "/instant", "methods": ["GET"], "backend": "node", "upstream_path": "/healthz"}]
@@ -50,8 +50,8 @@ def backends(logs: Path) -> list:
 
 def gateway(logs: Path, name: str, sims: list, **env: str):
     port = free_port()
-    return spawn(name, [PYTHON, "-m", "function_app.devhost"], port=port, log_dir=logs,
-                 env={"PORT": str(port), "PY_SERVICE_URL": sims[0].url,
+    return spawn(name, HOST_CMD, port=port, log_dir=logs,
+                 env={**WORKER_ENV, "PORT": str(port), "PY_SERVICE_URL": sims[0].url,
                       "NODE_SERVICE_URL": sims[1].url, "GATEWAY_ROUTES": json.dumps(
                           [*ROUTES, {"path": "/infer/python", "backend": "python",
                                      "upstream_path": "/infer"}]),

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import WRK_LUA, wrk  # noqa: E402
 
-from scripts.procs import PYTHON, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 from tests.support.drive import drive  # noqa: E402
 
@@ -45,15 +45,15 @@ def start(logs: Path, args) -> tuple[list, dict[str, str]]:
     backend = spawn("backend", ["node", "server.js"], port=backend_port, log_dir=logs,
                     cwd=ROOT / "services/node",
                     env={"PORT": str(backend_port), "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0"})
-    common = {"NODE_SERVICE_URL": backend.url, "CLIENT_RPS": "0"}
-    off = spawn("gateway-off", [PYTHON, "-m", "function_app.devhost"], port=off_port,
+    common = {**WORKER_ENV, "NODE_SERVICE_URL": backend.url, "CLIENT_RPS": "0"}
+    off = spawn("gateway-off", HOST_CMD, port=off_port,
                 log_dir=logs, env={**common, "PORT": str(off_port), "RATE_LIMIT_ENABLED": "false"})
-    on = spawn("gateway-on", [PYTHON, "-m", "function_app.devhost"], port=on_port, log_dir=logs,
+    on = spawn("gateway-on", HOST_CMD, port=on_port, log_dir=logs,
                env={**common, "PORT": str(on_port), "GLOBAL_RPS": str(args.rate),
                     "GLOBAL_BURST": str(args.burst), "RATE_LIMIT_LEASE_S": str(args.lease_s),
                     "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string})
     # Limits on but never binding: what checking a limit costs when every request is admitted.
-    loose = spawn("gateway-loose", [PYTHON, "-m", "function_app.devhost"], port=loose_port,
+    loose = spawn("gateway-loose", HOST_CMD, port=loose_port,
                   log_dir=logs, env={**common, "PORT": str(loose_port), "GLOBAL_RPS": "1000000",
                                      "GLOBAL_BURST": "1000000",
                                      "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string})
@@ -110,8 +110,8 @@ def shared(args, logs: Path) -> str:
     try:
         for i in range(args.instances):
             gw_port = free_port()
-            gateways.append(spawn(f"gateway-{i}", [PYTHON, "-m", "function_app.devhost"],
-                                  port=gw_port, log_dir=logs, env={
+            gateways.append(spawn(f"gateway-{i}", HOST_CMD,
+                                  port=gw_port, log_dir=logs, env={**WORKER_ENV,
                 "PORT": str(gw_port), "NODE_SERVICE_URL": backend.url, "CLIENT_RPS": "0",
                 "GLOBAL_RPS": str(args.rate), "GLOBAL_BURST": str(args.burst),
                 "RATE_LIMIT_LEASE_S": str(args.lease_s),

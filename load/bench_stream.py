@@ -29,7 +29,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scripts.procs import PYTHON, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, PYTHON, WORKER_ENV, free_port, spawn  # noqa: E402
 
 MODEL = "sim-small"
 BODY = {"model": MODEL, "stream": True, "max_tokens": 16,
@@ -120,8 +120,8 @@ def start_stack(logs: Path, token_ms: int, hold_token_ms: int) -> tuple[list, di
     # Besides the OpenAI routes, a plain proxy route to the same backend: the difference between
     # the two is what the OpenAI handling (model routing, token limits, usage) costs.
     plain = [{"path": "/plain/*", "methods": ["POST"], "backend": "fast", "upstream_path": "/"}]
-    gateway = spawn("gateway", [PYTHON, "-m", "function_app.devhost"], port=gw_port,
-                    log_dir=logs, env={
+    gateway = spawn("gateway", HOST_CMD, port=gw_port,
+                    log_dir=logs, env={**WORKER_ENV,
                         "PORT": str(gw_port), "RATE_LIMIT_STORAGE_CONNECTION": "",
                         "MODEL_ROUTES": json.dumps({MODEL: fast.url, "sim-held": slow.url}),
                         "GATEWAY_BACKENDS": json.dumps({"fast": fast.url}),

@@ -34,7 +34,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from load.bench_gateway import WRK_LUA, wrk  # noqa: E402
-from scripts.procs import PYTHON, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, PYTHON, WORKER_ENV, free_port, spawn  # noqa: E402
 
 CLIENTS = 1000
 
@@ -63,8 +63,8 @@ def start_stack(logs: Path) -> tuple[list, dict]:
     for name, env in variants.items():
         gport = free_port()
         gateways[name] = spawn("gateway-" + "".join(c if c.isalnum() else "-" for c in name),
-                               [PYTHON, "-m", "function_app.devhost"], port=gport, log_dir=logs,
-                               env={**base, **env, "PORT": str(gport)})
+                               HOST_CMD, port=gport, log_dir=logs,
+                               env={**WORKER_ENV, **base, **env, "PORT": str(gport)})
     return [backend, receiver, *gateways.values()], gateways
 
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import wrk  # noqa: E402
 
-from scripts.procs import PYTHON, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, PYTHON, WORKER_ENV, free_port, spawn  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 
 WRK_LUA = ('wrk.method = "POST"\nwrk.body = \'{"prompt": "benchmark"}\'\n'
@@ -64,9 +64,10 @@ def start(logs: Path) -> tuple[list, dict[str, str], list[str]]:
     gateways = []
     for name, auth in (("none", "none"), *((f"required-{i}", "required") for i in range(3))):
         gport = free_port()
-        gateways.append(spawn(f"gateway-{name}", [PYTHON, "-m", "function_app.devhost"],
+        gateways.append(spawn(f"gateway-{name}", HOST_CMD,
                               port=gport, log_dir=logs,
-                              env={**common, "PORT": str(gport), "GATEWAY_AUTH": auth}))
+                              env={**WORKER_ENV, **common, "PORT": str(gport),
+                                   "GATEWAY_AUTH": auth}))
     return [*gateways, backend, azurite], {**os.environ, **storage}, [g.url for g in gateways]
 
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import wrk  # noqa: E402
 
-from scripts.procs import PYTHON, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 
 MODEL = "sim-node"
@@ -53,9 +53,9 @@ def start(logs: Path, args) -> tuple[list, dict[str, str]]:
     for name, extra in (("off", {"CLIENT_TPM": "0", "MODEL_TPM": "0"}),
                         ("on", {"CLIENT_TPM": str(args.client_tpm)})):
         gw_port = free_port()
-        procs[name] = spawn(f"gateway-{name}", [PYTHON, "-m", "function_app.devhost"],
+        procs[name] = spawn(f"gateway-{name}", HOST_CMD,
                             port=gw_port, log_dir=logs,
-                            env={**common, **extra, "PORT": str(gw_port)})
+                            env={**WORKER_ENV, **common, **extra, "PORT": str(gw_port)})
     return [*procs.values(), backend, azurite], {k: p.url for k, p in procs.items()}
 
 

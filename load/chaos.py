@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from chaos_report import write_report  # noqa: E402
 
-from scripts.procs import PYTHON, Proc, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, PYTHON, WORKER_ENV, Proc, free_port, spawn  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 
 BODY = b'{"prompt": "chaos"}'
@@ -45,8 +45,8 @@ def python_sim(log_dir: Path, name: str, port: int) -> Proc:
 def gateway(log_dir: Path, name: str, env: dict[str, str]) -> Proc:
     # As tests/e2e/conftest.py start_gateway does (the local host; the real worker after #9).
     port = free_port()
-    return spawn(name, [PYTHON, "-m", "function_app.devhost"], port=port, log_dir=log_dir,
-                 env={**env, "PORT": str(port)})
+    return spawn(name, HOST_CMD, port=port, log_dir=log_dir,
+                 env={**WORKER_ENV, **env, "PORT": str(port)})
 
 
 def gateway_env(py: Proc, py2: Proc, node: Proc, azurite: Azurite) -> dict[str, str]:

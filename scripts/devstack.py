@@ -1,6 +1,10 @@
 """Start the whole local stack in the foreground: Azurite, both backends and the gateway.
 
-`make run` runs this. Ctrl-C or SIGTERM stops every process it started (each runs in its own
+`make run` runs this. The gateway is the app served by the local Functions host (funchost/),
+which runs the real Python worker and restarts it when it dies; a backend or the host that
+exits is reported and started again on the same port. A gateway whose settings are wrong is not
+served: its /healthz answers 503 `misconfigured`, and this stops with the worker's message,
+which names the setting. Ctrl-C or SIGTERM stops every process it started (each runs in its own
 process group, so their children go too). When AzureWebJobsStorage is set, that storage is used
 and no Azurite is started. With --ready-file, the URLs are written there as JSON once everything
 answers (load/run.sh and tests wait for it); `.run/stack.env` lets `make gateway` join the stack.
@@ -9,6 +13,7 @@ answers (load/run.sh and tests wait for it); `.run/stack.env` lets `make gateway
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -18,10 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 # Run as a script (`python scripts/devstack.py`): make the repo root importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scripts.azurite import Azurite
-from scripts.procs import PYTHON, ROOT, Proc, free_port, spawn
+from scripts.procs import HOST_CMD, PYTHON, ROOT, WORKER_ENV, Proc, free_port, spawn
 
 RUN_DIR = ROOT / ".run"
 
@@ -33,28 +40,72 @@ def pick_port(preferred: int) -> int:
     return free_port() if taken else preferred
 
 
+_held = {"holding": False, "pending": False}
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait while a process starts, so it is on the list `stop()` ends
+    before the stop begins (else one started in that moment would be left running). Not a
+    signal mask: the children would inherit it."""
+    _held["holding"] = True
+    try:
+        yield
+    finally:
+        _held["holding"] = False
+    if _held["pending"]:
+        raise KeyboardInterrupt
+
+
 class Stack:
     """The processes started so far, in order; stopped in reverse, each with its group."""
 
     def __init__(self) -> None:
         self.procs: list[Proc] = []
+        self.recipes: dict[str, tuple] = {}  # name -> how to start it again
         RUN_DIR.mkdir(exist_ok=True)
 
     def spawn(self, name: str, cmd: list[str], port: int, env: dict[str, str],
               cwd: Path = ROOT) -> Proc:
-        proc = spawn(name, cmd, port=port, log_dir=RUN_DIR, env=env, cwd=cwd, timeout=60)
-        self.procs.append(proc)
+        with signals_held():
+            proc = spawn(name, cmd, port=port, log_dir=RUN_DIR, env=env, cwd=cwd, timeout=60)
+            self.procs.append(proc)
+        self.recipes[name] = (cmd, port, env, cwd)
         return proc
+
+    def restart(self, proc: Proc) -> Proc:
+        """Start `proc` again as before; the dead one's log is kept as `<name>.previous.log`."""
+        if proc.name not in self.recipes:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}")
+        cmd, port, env, cwd = self.recipes[proc.name]
+        proc.log.replace(proc.log.with_suffix(".previous.log"))
+        self.procs.remove(proc)
+        with signals_held():
+            fresh = spawn(proc.name, cmd, port=port, log_dir=RUN_DIR, env=env, cwd=cwd,
+                          timeout=60)
+            self.procs.append(fresh)
+        return fresh
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
 
-    def first_exit(self) -> tuple[str, int] | None:
-        for proc in self.procs:
-            if proc.popen.poll() is not None:
-                return proc.name, proc.popen.returncode
-        return None
+    def exited(self) -> list[Proc]:
+        return [proc for proc in self.procs if proc.popen.poll() is not None]
+
+
+def keep_running(stack: Stack) -> None:
+    """Report and restart whatever exited (the host restarts its own worker)."""
+    for proc in stack.exited():
+        if proc.name not in stack.recipes:  # Azurite: the stack cannot go on without it
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}")
+        print(f"{proc.name} exited with {proc.popen.returncode}; restarting it "
+              f"(previous log: .run/{proc.name}.previous.log)", file=sys.stderr, flush=True)
+        try:
+            stack.restart(proc)
+            print(f"{proc.name} is back on {proc.url}", file=sys.stderr, flush=True)
+        except RuntimeError as exc:
+            print(f"{proc.name} did not come back: {exc}", file=sys.stderr, flush=True)
 
 
 def launch(stack: Stack, gateway_port: int) -> dict[str, str]:
@@ -75,9 +126,29 @@ def launch(stack: Stack, gateway_port: int) -> dict[str, str]:
     node = stack.spawn("node-backend", ["node", "server.js"], node_port,
                        {"PORT": str(node_port)}, cwd=ROOT / "services/node")
     env["PY_SERVICE_URL"], env["NODE_SERVICE_URL"] = python.url, node.url
-    gateway = stack.spawn("gateway", [PYTHON, "-m", "function_app.devhost"], gateway_port,
-                          {**env, "PORT": str(gateway_port)})
+    env.update(WORKER_ENV)
+    gateway = stack.spawn("gateway", HOST_CMD, gateway_port, {**env, "PORT": str(gateway_port)})
+    check_configured(gateway)
     return {"gateway": gateway.url, **env}
+
+
+def check_configured(gateway: Proc) -> None:
+    """Raise with the worker's own message when the gateway answers 503 `misconfigured`."""
+    answer = httpx.get(f"{gateway.url}/healthz", timeout=30)
+    try:
+        code = answer.json().get("error", {}).get("code")
+    except ValueError:
+        code = None
+    if answer.status_code != 503 or code != "misconfigured":
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [line for line in gateway.log.read_text(errors="replace").splitlines()
+                 if "gateway cannot start:" in line]
+        if lines:
+            raise RuntimeError(lines[-1].split("gateway cannot start:", 1)[1].strip())
+        time.sleep(0.1)
+    raise RuntimeError("the gateway is misconfigured (see .run/gateway.log)")
 
 
 def announce(urls: dict[str, str]) -> None:
@@ -92,6 +163,9 @@ def announce(urls: dict[str, str]) -> None:
 
 
 def _interrupt(*_: object) -> None:
+    if _held["holding"]:
+        _held["pending"] = True
+        return
     raise KeyboardInterrupt
 
 
@@ -113,10 +187,9 @@ def main() -> int:
         if args.ready_file:
             args.ready_file.write_text(json.dumps(urls))
         announce(urls)
-        while (exited := stack.first_exit()) is None:
+        while True:
             time.sleep(0.5)
-        print(f"{exited[0]} exited with {exited[1]}; stopping the stack", file=sys.stderr)
-        return 1
+            keep_running(stack)
     except KeyboardInterrupt:
         return 0
     except RuntimeError as exc:

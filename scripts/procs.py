@@ -103,3 +103,15 @@ def _answers(port: int, path: str | None) -> bool:
         return True
     except (OSError, httpx.HTTPError):
         return False
+
+
+# The local Functions host (funchost/) and the worker settings Azure gets from the app settings.
+HOST_CMD = [PYTHON, "-m", "funchost"]
+WORKER_ENV = {"PYTHON_SCRIPT_FILE_NAME": "main.py", "PYTHON_ENABLE_INIT_INDEXING": "1"}
+
+
+def spawn_host(name: str, *, port: int, log_dir: Path, env: Mapping[str, str] | None = None,
+               timeout: float = 60.0) -> Proc:
+    """The app served by the local Functions host and the real worker on `port`."""
+    return spawn(name, HOST_CMD, port=port, log_dir=log_dir,
+                 env={**WORKER_ENV, **(env or {}), "PORT": str(port)}, timeout=timeout)

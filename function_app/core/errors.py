@@ -17,6 +17,7 @@
     ├── Overloaded               (503 overloaded)
     │   ├── StorageUnavailable   (503 storage_unavailable, fail-closed limiter)
     │   └── NoHealthyBackend     (503 no_healthy_backend: every breaker of the plan is open)
+    ├── Misconfigured            (503 misconfigured: a setting is bad; the log names it)
     ├── UpstreamTimeout          (504 upstream_timeout)
     └── ClientDisconnected       (499 client_disconnected: the client left mid-request; logged,
                                   never seen by anyone)
@@ -147,3 +148,12 @@ class ClientDisconnected(GatewayError):
     status = 499  # nginx's "client closed request", as log tools know it
     code = "client_disconnected"
     public_message = "The client closed the connection before the request was complete."
+
+
+class Misconfigured(GatewayError):
+    """A setting is invalid, so the gateway cannot be built. The client is told no more; the
+    worker's log names the setting."""
+
+    status = 503
+    code = "misconfigured"
+    public_message = "The gateway is misconfigured."

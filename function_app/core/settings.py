@@ -53,7 +53,7 @@ class Spec:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("PORT", "port", "7071", int_range(1, 65535), "Port of the local host (devhost)."),
+    Spec("PORT", "port", "7071", int_range(1, 65535), "Port of the local host (funchost)."),
     Spec("SERVICE_NAME", "service_name", "ai-gateway", text, "Name reported by /healthz."),
     Spec("PY_SERVICE_URL", "py_service_url", "http://127.0.0.1:8001", http_url,
          "Base URL of the Python backend (backend name 'python')."),

@@ -1,4 +1,5 @@
-"""Real processes: both backend simulators and the gateway served by the local host."""
+"""Real processes: both backend simulators and the gateway served by the local Functions host
+(funchost/) through the real Python worker."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from scripts.procs import PYTHON, ROOT, free_port, spawn
+from scripts.procs import PYTHON, ROOT, free_port, spawn, spawn_host
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +31,8 @@ def backends(log_dir):
 
 
 def start_gateway(log_dir, name: str, env: dict[str, str]):
-    port = free_port()
-    return spawn(name, [PYTHON, "-m", "function_app.devhost"], port=port, log_dir=log_dir,
-                 env={**env, "PORT": str(port)})
+    """The app through the local Functions host and the real worker (funchost/)."""
+    return spawn_host(name, port=free_port(), log_dir=log_dir, env=env)
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ AZURE_ONLY = {
     "AzureWebJobsStorage__clientId",
     "AZURE_CLIENT_ID",
 }
-# SPECS the Bicep leaves out: the devhost's listening port (App Service owns PORT in Azure), and
+# SPECS the Bicep leaves out: the local host's listening port (App Service owns PORT in Azure), and
 # the limiter's connection string, which carries a key: Azure uses TABLE_STORAGE_ENDPOINT with
 # the managed identity instead.
 DEVHOST_ONLY = {"PORT", "RATE_LIMIT_STORAGE_CONNECTION"}

@@ -44,8 +44,8 @@ class Echo:
     async def flood(self, writer: asyncio.StreamWriter) -> None:
         self.floods += 1
         try:
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\n"
-                         b"transfer-encoding: chunked\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"
+                         b"cache-control: no-store\r\ntransfer-encoding: chunked\r\n\r\n")
             while True:
                 writer.write(FLOOD_CHUNK)
                 await writer.drain()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import azure.functions as func
 
-from function_app.devhost import http_functions
+from funchost.routes import http_function
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,11 @@ def test_exactly_one_function_app_is_visible_in_the_entry_module():
 
 def test_every_route_is_registered_with_its_methods_and_auth_level():
     module = importlib.import_module("main")
-    found = {f.name: (f.route, set(f.methods), f.auth_level) for f in http_functions(module.app)}
+    # Read as the local host reads what the worker reports: each function's raw bindings.
+    reported = [http_function({"name": f.get_function_name(), "function_id": "id",
+                               "raw_bindings": f.get_raw_bindings()})
+                for f in module.app.get_functions()]
+    found = {f.name: (f.route, set(f.methods), f.auth_level) for f in reported}
     assert found == {
         "healthz": ("healthz", {"GET"}, "anonymous"),
         "stats": ("_gateway/stats", {"GET"}, "function"),

@@ -182,13 +182,16 @@ async def test_healthz_reports_each_backend(install, backend):
     assert set(report) >= {"uptime_ms", "version"}
 
 
-async def test_invalid_settings_give_a_json_500_naming_nothing_internal(monkeypatch):
+async def test_invalid_settings_give_a_json_503_naming_nothing(monkeypatch, caplog):
     from function_app import app as app_module
     from function_app.bootstrap import LazyGateway
 
     monkeypatch.setattr(app_module, "gateway", LazyGateway(lambda: {"PORT": "nope"}))
-    response = await proxy(make_request("POST", "/infer/python", b"{}", POST_JSON))
-    body = await read_json(response)
-    assert response.status_code == 500
-    assert body["error"]["code"] == "internal_error"
-    assert "PORT" not in json.dumps(body)
+    for call in (proxy(make_request("POST", "/infer/python", b"{}", POST_JSON)),
+                 healthz(make_request("GET", "/healthz"))):
+        response = await call
+        body = await read_json(response)
+        assert response.status_code == 503
+        assert body["error"]["code"] == "misconfigured"
+        assert "PORT" not in json.dumps(body) and "nope" not in json.dumps(body)
+    assert "setting PORT is invalid" in caplog.text  # the operator's log names it

@@ -1,0 +1,118 @@
+"""The local Functions host: `python -m funchost [--app-dir .] [--port 7071]`.
+
+Starts the worker (funchost/worker.py) and, once it has indexed and loaded the app's functions
+and its HTTP server listens, serves HTTP on 127.0.0.1:PORT (PORT from the environment, default
+7071). Function keys are off unless FUNCHOST_FUNCTION_KEYS (comma-separated) or
+FUNCHOST_MASTER_KEY is set. FUNCHOST_FUNCTION_TIMEOUT_S, FUNCHOST_HTTP_TIMEOUT_S and
+FUNCHOST_HEADER_TIMEOUT_S override the timeouts (tests shorten them). No FUNCHOST_* variable
+reaches the app's environment. Timer-triggered functions run
+on their schedules. Ctrl-C or SIGTERM stops the server and the worker; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from .auth import Keys
+from .front import Front
+from .hostconfig import Limits, body_limit, load_host_config
+from .protocol import guarded_protocol
+from .supervisor import Supervisor
+from .timers import TimerRunner
+from .workerproc import ENV_FUNCTION_TIMEOUT, ENV_HEADER_TIMEOUT, ENV_HTTP_TIMEOUT
+
+log = logging.getLogger("funchost")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the host decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+async def run(args: argparse.Namespace, app_dir: Path) -> int:
+    config = load_host_config(app_dir)
+    limits = Limits(max_body_bytes=body_limit(dict(os.environ)),
+                    http_timeout_s=args.http_timeout or Limits.http_timeout_s,
+                    header_timeout_s=args.header_timeout or Limits.header_timeout_s)
+    keys = Keys.parse(os.environ.get("FUNCHOST_FUNCTION_KEYS", ""),
+                      os.environ.get("FUNCHOST_MASTER_KEY", ""))
+    front: Front | None = None
+    supervisor = Supervisor(app_dir, config.route_prefix, args.worker_log_level,
+                            on_change=lambda w: front and front.worker_changed(w))
+    front = Front(supervisor, keys, limits, args.function_timeout or config.function_timeout_s)
+    server = _Server(uvicorn.Config(
+        front, host=args.host, port=args.port, http=guarded_protocol(limits),
+        lifespan="off", access_log=False, log_level="warning", proxy_headers=False,
+        server_header=False, date_header=False, timeout_keep_alive=120))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _stopper(stop, supervisor, server))
+    supervising = asyncio.create_task(supervisor.run())
+    timers = TimerRunner(supervisor)
+    try:
+        ready = asyncio.create_task(supervisor.ready.wait())
+        await asyncio.wait({ready, asyncio.create_task(stop.wait())},
+                           return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            return 0
+        log.info("functions host on http://%s:%d (keys %s)", args.host, args.port,
+                 "required" if keys.enabled else "off, as under func start")
+        timer_task = asyncio.create_task(timers.run())
+        await server.serve()
+        timer_task.cancel()
+        return 0
+    finally:
+        await supervisor.stop()
+        supervising.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervising
+
+
+def _stopper(stop: asyncio.Event, supervisor: Supervisor, server: uvicorn.Server):
+    def on_signal() -> None:
+        supervisor.stopping()
+        server.should_exit = True
+        stop.set()
+    return on_signal
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Local Azure Functions host for this app")
+    parser.add_argument("--app-dir", default=".")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "7071")))
+    parser.add_argument("--worker-log-level", default="WARNING")
+    env = os.environ.get
+    parser.add_argument("--function-timeout", type=float, default=env(ENV_FUNCTION_TIMEOUT),
+                        help=f"seconds; else host.json's functionTimeout (${ENV_FUNCTION_TIMEOUT})")
+    parser.add_argument("--http-timeout", type=float, default=env(ENV_HTTP_TIMEOUT),
+                        help=f"seconds; default 230 (${ENV_HTTP_TIMEOUT})")
+    parser.add_argument("--header-timeout", type=float, default=env(ENV_HEADER_TIMEOUT),
+                        help=f"seconds; default 30 (${ENV_HEADER_TIMEOUT})")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s host %(levelname)s %(message)s")
+    app_dir = Path(args.app_dir).resolve()
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    sys.exit(runner(run(args, app_dir)))
+
+
+if __name__ == "__main__":
+    main()
