@@ -156,26 +156,30 @@ def _invocation(invocation_id: str, route: Route, method: str, url: str,
             "input_data": [{"name": route.function.trigger_param, "data": {"http": http}}]}
 
 
+FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+
+
 def _forward_headers(scope, invocation_id: str) -> list[tuple[bytes, bytes]]:
     """The client's headers less hop-by-hop ones (and those `Connection` names) and the framing
-    (the forwarder sets its own), plus the invocation id and X-Forwarded-*."""
+    (the forwarder sets its own), plus the invocation id and X-Forwarded-*.
+
+    X-Forwarded-For, -Proto and -Host are set from what this host saw, replacing whatever the
+    client sent, as the Functions host's forwarder does (YARP's default transforms set them);
+    appending would let a client choose the address the worker's server reports as the peer.
+    """
     out: list[tuple[bytes, bytes]] = []
-    host = forwarded_for = b""
-    skip = HOP_BY_HOP | {b"content-length", b"x-ms-invocation-id", b"x-forwarded-for"}
+    host = b""
+    skip = HOP_BY_HOP | {b"content-length", b"x-ms-invocation-id", *FORWARDED}
     for name, value in scope["headers"]:
         if name == b"connection":
             skip = skip | {t.strip().lower() for t in value.split(b",")}
     for name, value in scope["headers"]:
         if name == b"host":
             host = value
-        elif name == b"x-forwarded-for":
-            forwarded_for = value
         if name not in skip:
             out.append((name, value))
     client = scope.get("client")
-    peer = client[0].encode() if client else b""
-    # As a proxy appends: earlier hops stay, the peer this host saw goes last.
-    out.append((b"x-forwarded-for", forwarded_for + b", " + peer if forwarded_for else peer))
+    out.append((b"x-forwarded-for", client[0].encode() if client else b""))
     out.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
     if host:
         out.append((b"x-forwarded-host", host))
@@ -201,13 +205,24 @@ def _chunked(headers) -> bool:
     return any(name == b"transfer-encoding" for name, _ in headers)
 
 
-async def _read_all(receive) -> bytes:
+async def _read_all(receive):
+    """The whole (small) body as bytes; if the client leaves before it is in, a body stream
+    that gives what arrived and then fails, so the worker sees a cut request (as the Functions
+    host's forwarder passes a client's abort on), never a complete but shortened one."""
     chunks = []
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return _cut(b"".join(chunks))
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+async def _cut(received: bytes):
+    if received:
+        yield received
+    raise WorkerConnectionError("the client went away mid-body")
 
 
 class _BodyTooLarge(Exception):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -101,6 +102,12 @@ def timer_binding(metadata: dict) -> dict | None:
     return None
 
 
+def disabled(name: str, environ=os.environ) -> bool:
+    """The app setting `AzureWebJobs.<name>.Disabled` (true or 1), which the Functions host
+    honours to keep a function from running."""
+    return environ.get(f"AzureWebJobs.{name}.Disabled", "").strip().lower() in ("true", "1")
+
+
 class TimerRunner:
     """Runs the current worker's timer functions; follows the worker across restarts."""
 
@@ -112,7 +119,8 @@ class TimerRunner:
         while True:
             await self.supervisor.ready.wait()
             worker = self.supervisor.current
-            timers = [(m, b) for m in self.supervisor.others if (b := timer_binding(m))]
+            timers = [(m, b) for m in self.supervisor.others
+                      if (b := timer_binding(m)) and not disabled(m["name"])]
             tasks = [asyncio.create_task(self._one(worker, m, b)) for m, b in timers]
             try:
                 await self.supervisor.changed.wait()

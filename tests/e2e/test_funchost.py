@@ -87,10 +87,14 @@ def test_a_key_opens_the_route_and_never_reaches_the_backend(keyed):
 
 def test_the_invocation_id_and_forwarded_headers_reach_the_app(keyed):
     Recorder.seen.clear()
-    httpx.post(f"{keyed.url}/rec/f", json={}, headers={"x-functions-key": "fkey-1"})
+    httpx.post(f"{keyed.url}/rec/f", json={}, headers={
+        "x-functions-key": "fkey-1", "x-forwarded-for": "6.6.6.6",
+        "x-forwarded-host": "evil.example", "x-forwarded-proto": "https"})
     headers = {k.lower(): v for k, v in Recorder.seen[0]["headers"].items()}
+    # Set from what the host saw, never the client's values (the Functions host does the same).
     assert headers["x-forwarded-proto"] == "http"
-    assert headers["x-forwarded-for"].endswith("127.0.0.1")
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-host"] != "evil.example"
     # The host's invocation id (the gateway passes it on today, which helps correlation).
     assert len(headers["x-ms-invocation-id"]) == 36
 

@@ -62,7 +62,10 @@ def pool_env(sims, **extra: str) -> dict[str, str]:
     return {"PY_SERVICE_URL": sims["python"].url, "NODE_SERVICE_URL": sims["node"].url,
             "GATEWAY_BACKENDS": json.dumps({"python2": sims["python2"].url}),
             "GATEWAY_ROUTES": json.dumps(routes), "RATE_LIMIT_STORAGE_CONNECTION": "",
-            "UPSTREAM_TIMEOUT_S": "10", **extra}
+            "UPSTREAM_TIMEOUT_S": "10",
+            # The health-check timer would mark a dead member down before its breaker opens;
+            # these tests watch breakers, so the timer is off (the host honours this setting).
+            "AzureWebJobs.health_checks.Disabled": "true", **extra}
 
 
 def infer(client: httpx.Client, path: str = "/infer/python", **headers: str) -> httpx.Response:

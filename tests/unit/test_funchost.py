@@ -158,3 +158,13 @@ def test_host_json_gives_the_route_prefix_and_function_timeout(tmp_path):
         '{"extensions": {"http": {"routePrefix": "/v2/"}}, "functionTimeout": "00:01:30"}')
     config = load_host_config(tmp_path)
     assert (config.route_prefix, config.function_timeout_s) == ("v2", 90)
+
+
+def test_a_function_is_disabled_by_its_app_setting():
+    from funchost.timers import disabled
+
+    assert disabled("health_checks", {"AzureWebJobs.health_checks.Disabled": "true"})
+    assert disabled("health_checks", {"AzureWebJobs.health_checks.Disabled": "1"})
+    assert not disabled("health_checks", {"AzureWebJobs.health_checks.Disabled": "false"})
+    assert not disabled("health_checks", {"AzureWebJobs.other.Disabled": "true"})
+    assert not disabled("health_checks", {})
