@@ -61,8 +61,10 @@ def test_the_timer_fires_through_the_host_and_routing_skips_a_member_marked_down
            "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string, "ROUTING_TABLE": table,
            # every second instead of every 10 s: the host resolves %HEALTH_CHECK_SCHEDULE%
            "HEALTH_CHECK_SCHEDULE": "* * * * * *",
-           # breakers that would not open on their own within this test
-           "BREAKER_FAILURES": "10000", "BREAKER_MIN_REQUESTS": "100000"}
+           # breakers that would not open on their own within this test, and no trial request
+           # to a member probed down (one each BREAKER_OPEN_S) while it runs
+           "BREAKER_FAILURES": "10000", "BREAKER_MIN_REQUESTS": "100000",
+           "BREAKER_OPEN_S": "60"}
     proc = start_gateway(log_dir, "gw-timer", env)
     try:
         # Nothing calls the timer's body but the host: rows appear only if the timer fires.
