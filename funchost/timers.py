@@ -2,8 +2,10 @@
 
 Schedules are NCRONTAB expressions as the Functions host reads them (six fields: second minute
 hour day month day-of-week; `*`, `a-b`, `*/n`, `a-b/n`, lists; times in UTC) or a TimeSpan
-`hh:mm:ss` interval. `runOnStartup` runs the function once when the worker is ready. One run of
-a function at a time: a run still going when the next is due makes that one late, flagged
+`hh:mm:ss` interval. A schedule naming app settings, `%NAME%`, is resolved from the app's
+environment as the host resolves binding expressions; one that does not resolve is an error and
+the function is not scheduled. `runOnStartup` runs the function once when the worker is ready.
+One run of a function at a time: a run still going when the next is due makes that one late, flagged
 `IsPastDue`, as the host does. The pure part (`parse_schedule`, `next_after`) takes no clock.
 """
 
@@ -94,6 +96,18 @@ def next_after(schedule: Schedule, moment: datetime) -> datetime:
     raise ValueError("the schedule never fires")
 
 
+def resolve_settings(text: str, environ: dict[str, str]) -> str:
+    """`text` with each `%NAME%` replaced by that app setting; ValueError names a missing one."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise ValueError(f"'%{name}%' does not resolve to a value (no app setting {name})")
+        return environ[name]
+
+    return re.sub(r"%([^%]+)%", value, text)
+
+
 def timer_binding(metadata: dict) -> dict | None:
     for raw in metadata.get("raw_bindings", []):
         binding = json.loads(raw) if isinstance(raw, str) else raw
@@ -131,7 +145,8 @@ class TimerRunner:
     async def _one(self, worker, metadata: dict, binding: dict) -> None:
         name = metadata["name"]
         try:
-            schedule = parse_schedule(str(binding.get("schedule", "")))
+            text = resolve_settings(str(binding.get("schedule", "")), worker.environ)
+            schedule = parse_schedule(text)
         except ValueError as exc:
             log.error("timer %s not scheduled: %s", name, exc)
             return

@@ -37,7 +37,9 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 gateway = LazyGateway(lambda: os.environ)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-HEALTH_CHECK_SCHEDULE = "*/10 * * * * *"  # NCRONTAB with seconds: every 10 s
+# The host resolves the app setting HEALTH_CHECK_SCHEDULE (SPECS: NCRONTAB with seconds,
+# every 10 s by default) when it reads the binding, so the schedule is configuration, not code.
+HEALTH_CHECK_SCHEDULE = "%HEALTH_CHECK_SCHEDULE%"
 
 
 @app.timer_trigger(schedule=HEALTH_CHECK_SCHEDULE, arg_name="timer", run_on_startup=False,

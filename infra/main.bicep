@@ -164,6 +164,7 @@ var gatewaySettingDefaults = {
   BREAKER_CACHE_S: '0.5'
   ROUTING_TABLE: 'routing'
   HEALTH_CHECK_LEASE_S: '25'
+  HEALTH_CHECK_SCHEDULE: '*/10 * * * * *'
   CACHE_ENABLED: 'true'
   CACHE_TTL_SECONDS: '30'
   CACHE_ROUTES: ''

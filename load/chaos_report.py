@@ -96,7 +96,9 @@ def table(f: dict[str, Any], raw: dict[str, Any]) -> str:
     ]
     head = (f"Chaos run: {raw['instances']} gateway instances on one Azurite, "
             f"{raw['rps']:.0f} RPS for {raw['seconds']:.0f} s; events at "
-            + ", ".join(f"{t:.1f} s {name}" for t, name in f["events"]) + ".\n\n")
+            + ", ".join(f"{t:.1f} s {name}" for t, name in f["events"]) + ". Each instance "
+            "is the app served by the local Functions host (funchost/) through the real Python "
+            "worker, its health-check timer firing every 10 s.\n\n")
     lines = ["| what | measured | target |", "|---|---|---|"]
     lines += [f"| {a} | {m} | {t} |" for a, m, t in rows]
     return head + "\n".join(lines) + "\n"

@@ -126,7 +126,7 @@ def launch(stack: Stack, gateway_port: int) -> dict[str, str]:
     node = stack.spawn("node-backend", ["node", "server.js"], node_port,
                        {"PORT": str(node_port)}, cwd=ROOT / "services/node")
     env["PY_SERVICE_URL"], env["NODE_SERVICE_URL"] = python.url, node.url
-    env.update(WORKER_ENV)
+    env.update({k: os.environ.get(k, v) for k, v in WORKER_ENV.items()})
     gateway = stack.spawn("gateway", HOST_CMD, gateway_port, {**env, "PORT": str(gateway_port)})
     check_configured(gateway)
     return {"gateway": gateway.url, **env}

@@ -107,7 +107,10 @@ def _answers(port: int, path: str | None) -> bool:
 
 # The local Functions host (funchost/) and the worker settings Azure gets from the app settings.
 HOST_CMD = [PYTHON, "-m", "funchost"]
-WORKER_ENV = {"PYTHON_SCRIPT_FILE_NAME": "main.py", "PYTHON_ENABLE_INIT_INDEXING": "1"}
+# HEALTH_CHECK_SCHEDULE: the host resolves the timer's `%HEALTH_CHECK_SCHEDULE%` from it (the
+# SPECS default, as in local.settings.sample.json); callers' env may override it.
+WORKER_ENV = {"PYTHON_SCRIPT_FILE_NAME": "main.py", "PYTHON_ENABLE_INIT_INDEXING": "1",
+              "HEALTH_CHECK_SCHEDULE": "*/10 * * * * *"}
 
 
 def spawn_host(name: str, *, port: int, log_dir: Path, env: Mapping[str, str] | None = None,

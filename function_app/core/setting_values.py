@@ -95,6 +95,16 @@ def table_name(value: str) -> str:
     return value
 
 
+def timer_schedule(value: str) -> str:
+    """An NCRONTAB expression with seconds (six fields) or a TimeSpan `hh:mm:ss` interval."""
+    field = r"[0-9A-Za-z*,/-]+"
+    if not (re.fullmatch(rf"\s*{field}(\s+{field}){{5}}\s*", value)
+            or re.fullmatch(r"\d+:\d{2}:\d{2}", value.strip())):
+        raise ValueError(f"{value!r} is not a timer schedule (six NCRONTAB fields, seconds "
+                         "first, or hh:mm:ss)")
+    return value.strip()
+
+
 def scope_names(value: str) -> frozenset[str]:
     scopes = frozenset(part.strip() for part in value.split(",") if part.strip())
     if not scopes <= {"global", "client"}:

@@ -33,6 +33,7 @@ from .setting_values import (
     scope_names,
     table_name,
     text,
+    timer_schedule,
 )
 
 PLATFORM_TIMEOUT_S = 230.0
@@ -194,6 +195,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("HEALTH_CHECK_LEASE_S", "health_check_lease_s", "25", float_range(1, 3600),
          "The instance that ran the health-check timer keeps the lease this long; another "
          "instance's timer takes over only after it lapses."),
+    Spec("HEALTH_CHECK_SCHEDULE", "health_check_schedule", "*/10 * * * * *", timer_schedule,
+         "When the health-check timer fires (NCRONTAB, seconds first); the Functions host reads "
+         "it as %HEALTH_CHECK_SCHEDULE% in the timer's binding."),
     # --- response cache (function_app/cache/) ---
     Spec("CACHE_ENABLED", "cache_enabled", "true", boolean,
          "Cache GET answers of proxied routes (and completions where opted in)."),
@@ -339,6 +343,7 @@ class Settings:
     breaker_cache_s: float = 0.5
     routing_table: str = "routing"
     health_check_lease_s: float = 25.0
+    health_check_schedule: str = "*/10 * * * * *"
     cache_enabled: bool = True
     cache_backend: str = "memory"
     cache_ttl_seconds: int = 30

@@ -39,6 +39,9 @@ class SharedBreakers:
                                        "refreshes", "refresh_failures"), 0)
         self._loop_task: asyncio.Task | None = None
         self._probes_read_at = float("-inf")
+        # A member probed down: when its last trial request went, and its last success.
+        self._trial_at: dict[str, float] = {}
+        self._ok_at: dict[str, float] = {}
         self._tasks: set[asyncio.Task] = set()
 
     def breaker(self, name: str) -> Breaker:
@@ -51,20 +54,32 @@ class SharedBreakers:
         return self.breaker(name).view(self._clock.now())
 
     def probed_down(self, name: str) -> bool:
+        """The last fresh probe failed and no request has succeeded on the member since."""
         probe = self.probes.get(name)
         return probe is not None and not probe.ok and \
-            probe.at >= self._clock.now() - self._stale_s
+            probe.at >= self._clock.now() - self._stale_s and \
+            self._ok_at.get(name, float("-inf")) < probe.at
 
     def usable(self, member: Member, strict: bool = True) -> bool:
-        """Breaker allows a request; with `strict`, the last fresh probe did not fail either."""
+        """Breaker allows a request; with `strict`, a member whose last fresh probe failed is
+        skipped except for one trial request each BREAKER_OPEN_S (after the probe, then after
+        the last trial), as an open breaker does: a restarted backend is back on its first
+        success rather than at the next timer run, up to HEALTH_CHECK_SCHEDULE later."""
+        now = self._clock.now()
         if strict and self.probed_down(member.name):
-            return False
-        return self.breaker(member.name).allows(self._clock.now())
+            since = max(self.probes[member.name].at, self._trial_at.get(member.name, -1e18))
+            if now - since < self.config.open_s:
+                return False
+        return self.breaker(member.name).allows(now)
 
     def acquire(self, member: Member) -> bool:
+        if self.probed_down(member.name):  # chosen while probed down: this is its trial
+            self._trial_at[member.name] = self._clock.now()
         return self.breaker(member.name).acquire(self._clock.now())
 
     def record(self, member: Member, ok: bool) -> None:
+        if ok:
+            self._ok_at[member.name] = self._clock.now()
         moved = self.breaker(member.name).record(ok, self._clock.now())
         if moved is not None:
             self.counters["transitions"] += 1

@@ -10,7 +10,7 @@ from funchost.auth import Keys, authorized, presented_key
 from funchost.errors import error_body
 from funchost.hostconfig import load_host_config, parse_timespan
 from funchost.routes import HttpFunction, TemplateError, build_table, http_function, match
-from funchost.timers import next_after, parse_schedule
+from funchost.timers import next_after, parse_schedule, resolve_settings
 
 
 def fn(name, route, methods=("GET",), level="function"):
@@ -136,6 +136,15 @@ def test_ncrontab_schedules():
                                                                      tzinfo=UTC)
     with pytest.raises(ValueError):
         parse_schedule("* * * * *")  # five fields: NCRONTAB needs six
+
+
+def test_a_schedule_naming_an_app_setting_resolves_from_the_environment():
+    env = {"HEALTH_CHECK_SCHEDULE": "*/2 * * * * *", "SECS": "5"}
+    assert resolve_settings("%HEALTH_CHECK_SCHEDULE%", env) == "*/2 * * * * *"
+    assert resolve_settings("*/%SECS% * * * * *", env) == "*/5 * * * * *"
+    assert resolve_settings("0 */5 * * * *", {}) == "0 */5 * * * *"
+    with pytest.raises(ValueError, match="MISSING"):
+        resolve_settings("%MISSING%", env)
 
 
 def test_messages_answer_which_oneof_like_the_real_ones():

@@ -86,6 +86,28 @@ async def test_members_whose_fresh_probe_failed_are_skipped_until_it_is_stale():
     assert breakers.usable(NODE)
 
 
+async def test_a_member_probed_down_gets_one_trial_per_open_s_and_a_success_brings_it_back():
+    from function_app.routing.store import ProbeResult
+
+    store, clock = MemoryRoutingStore(), FakeClock()
+    breakers = SharedBreakers(store, store, clock, CONFIG, probe_stale_s=30)
+    await store.record_probe(ProbeResult("node", False, clock.now(), 1.0))
+    await breakers.refresh()
+    clock.set(clock.now() + CONFIG.open_s)
+    assert breakers.usable(NODE) and breakers.acquire(NODE)  # the trial
+    breakers.record(NODE, False)
+    assert not breakers.usable(NODE)  # the next trial waits open_s after this one
+    clock.set(clock.now() + CONFIG.open_s)
+    assert breakers.usable(NODE) and breakers.acquire(NODE)
+    breakers.record(NODE, True)
+    assert not breakers.probed_down("node") and breakers.usable(NODE)
+    # a later failed probe marks it down again
+    await store.record_probe(ProbeResult("node", False, clock.now() + 1, 1.0))
+    clock.set(clock.now() + 3)  # past PROBES_EVERY_S, so the next refresh reads the probes
+    await breakers.refresh()
+    assert breakers.probed_down("node") and not breakers.usable(NODE)
+
+
 async def test_health_checks_probe_once_per_lease_and_record_results():
     store, clock = MemoryRoutingStore(), FakeClock()
     seen = []

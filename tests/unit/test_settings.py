@@ -31,6 +31,8 @@ def test_defaults_give_the_seed_backends_and_port():
     ("RATE_LIMIT_STORAGE_CONNECTION", "AccountName=dev;TableEndpoint=http://127.0.0.1:1/dev"),
     ("TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
     ("CLIENT_ID_SOURCE", "cookie"),
+    ("HEALTH_CHECK_SCHEDULE", "* * * * *"),
+    ("HEALTH_CHECK_SCHEDULE", "every 10 s"),
 ])
 def test_a_bad_value_stops_start_up_naming_the_setting(name, value):
     with pytest.raises(SettingsError) as caught:
