@@ -127,7 +127,8 @@ async def test_fuzz_finds_nothing(hostile_gateway, echo_backend, backends):
     log = hostile_gateway.log.read_text(errors="replace")
     if "Traceback" in log:
         at = log.index("Traceback")
-        findings.problems.append("traceback in the gateway log:\n" + log[max(0, at - 600):at + 3000])
+        excerpt = log[max(0, at - 600):at + 3000]
+        findings.problems.append("traceback in the gateway log:\n" + excerpt)
     for name, secret in FUZZ_SECRETS.items():
         if secret in log:
             findings.problems.append(f"{name} in the gateway log")
