@@ -10,18 +10,19 @@ PORT ?= 7071
 
 PROFILE ?= baseline
 
-.PHONY: run test setup redis-server gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz \
+.PHONY: run test setup redis-server wrk gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz \
 	chaos clean chromium bench-telemetry dashboard-screenshot \
 	keys bench-tenants bench-tokens \
 	simulate
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
 
-# The response cache's redis tier is tested against a real redis-server (Debian's package).
-redis-server:
-	@command -v redis-server >/dev/null || { \
+# Debian packages, installed where missing: redis-server (the cache's redis tier is tested
+# against a real one) and wrk (the benchmarks' closed-loop load).
+redis-server wrk:
+	@command -v $@ >/dev/null || { \
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $@; }
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt services/python/requirements.txt
 	@test -n "$(PYTHON_BIN)" || bash scripts/find-python313.sh >/dev/null
@@ -66,13 +67,11 @@ load-smoke: setup k6
 	bash load/run.sh smoke
 
 # Gateway overhead in one run: direct backend vs reference proxy vs gateway (needs wrk).
-bench: setup
-	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+bench: setup wrk
 	$(PY) load/bench_gateway.py
 
 # Rate limiting with Azurite: storage round trips per admitted request, cost, accuracy.
-bench-ratelimit: setup
-	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+bench-ratelimit: setup wrk
 	$(PY) load/bench_ratelimit.py
 
 # The hostile-input fuzzer (tests/e2e/test_fuzz.py) at full size; `make test` sends 2,000.
@@ -89,8 +88,7 @@ chaos: setup
 
 # Response cache: hit ratios (1 instance; 3 sharing redis-server / Azurite Blob), memory hit vs
 # proxying (wrk), replayed stream TTFT.
-bench-cache: setup
-	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+bench-cache: setup wrk
 	$(PY) load/bench_cache.py
 
 # Headless Chromium for the dashboard test (Debian's package), installed where missing.
@@ -99,8 +97,7 @@ chromium:
 	  || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 
 # Telemetry on vs off in one run, and GET /metrics with 1,000 distinct clients (needs wrk).
-bench-telemetry: setup
-	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+bench-telemetry: setup wrk
 	$(PY) load/bench_telemetry.py
 
 # Refresh docs/dashboard.png from a live run of the dashboard test.
@@ -114,13 +111,11 @@ keys: setup
 	@set -a; source .run/stack.env; set +a; exec $(PY) -m function_app.admin $(ARGS)
 
 # Gateway API keys in one run: auth cost (required vs none), revocation spread, budget across 3.
-bench-tenants: setup
-	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+bench-tenants: setup wrk
 	$(PY) load/bench_tenants.py
 
 # Token limits on (not binding) vs off, Azurite, 32 connections of small chat completions.
-bench-tokens: setup
-	@command -v wrk >/dev/null || { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+bench-tokens: setup wrk
 	$(PY) load/bench_tokens.py
 
 # The real limiter classes on a virtual clock against a modelled Table Storage, N = 1..1000;
