@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from funchost.worklog import FLUSH_SECONDS, BufferedStderrHandler
+from funchost.worklog import FLUSH_SECONDS, FORMAT, BufferedStderrHandler, SecondCachedFormatter
 
 
 def _logger(handler: logging.Handler) -> logging.Logger:
@@ -37,3 +37,11 @@ def test_without_an_event_loop_every_line_is_flushed(capfd):
     log = _logger(BufferedStderrHandler())
     log.info("from a thread with no loop")
     assert "from a thread with no loop" in capfd.readouterr().err
+
+
+def test_the_cached_time_formats_as_logging_does():
+    cached, plain = SecondCachedFormatter(), logging.Formatter(FORMAT)
+    for created in (1_700_000_000.123, 1_700_000_000.987, 1_700_000_001.5, 1_700_000_000.25):
+        record = logging.makeLogRecord({"name": "n", "levelname": "INFO", "msg": "m",
+                                        "created": created, "msecs": (created % 1) * 1000})
+        assert cached.format(record) == plain.format(record)
