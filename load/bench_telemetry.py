@@ -108,8 +108,9 @@ def throughput(gateways: dict, args, script: Path) -> dict[str, dict]:
     runs: dict[str, list[dict]] = {t: [] for t in targets}
     for t in targets:
         wrk(urls[t], 2, args.connections, script)  # warm-up
-    for _ in range(args.rounds):
-        for t in targets:
+    for n in range(args.rounds):
+        # Each round starts one variant later, so none always follows the same neighbour.
+        for t in targets[n % len(targets):] + targets[:n % len(targets)]:
             runs[t].append(measured(gateways[t], urls[t], args, script))
     return {t: {**min(r, key=lambda x: abs(x["rps"] - statistics.median(y["rps"] for y in r))),
                 "rps_runs": [x["rps"] for x in r],
