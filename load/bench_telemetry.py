@@ -7,7 +7,8 @@ GET /metrics takes once 1,000 distinct clients have been seen.
    through gateways with telemetry off, on (defaults: spans for ids and traceparent, metrics,
    the JSON request log; no exporter), on without the request log, and on with OTLP export to
    a receiver process (10 % of traces, the default ratio, and all of them). Rounds are
-   interleaved and the median kept. Besides RPS, the gateway process's CPU time per request
+   interleaved (the order rotating) and the median kept. Besides RPS, the CPU time per request
+   of the gateway's processes (the local Functions host and its worker)
    (from /proc) is reported: on a shared machine RPS swings with the neighbours' load, while
    CPU per request is what bounds a gateway's throughput and moves much less.
 2. /metrics: 1,000 OpenAI requests from 1,000 distinct API keys into a gateway that labels up
