@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import messages
+from . import messages, worklog
 from .channel import encode, read_frame
 
 log = logging.getLogger("funchost.worker")
@@ -99,8 +99,7 @@ def quiet_logs(level: str) -> None:
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s worker %(name)s %(levelname)s %(message)s")
+    worklog.install(logging.INFO)
     LOG_LEVEL[0] = level
     quiet_logs(level)
 

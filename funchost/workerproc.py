@@ -108,9 +108,20 @@ class WorkerProcess:
         self._tasks.append(asyncio.create_task(self._read_replies(reader)))
 
     async def _copy_output(self) -> None:
+        """Copies the worker's output a chunk at a time (one write per chunk, not per line:
+        the worker writes a line per request) and keeps its last lines in `tail`."""
         assert self.process and self.process.stdout
-        async for line in self.process.stdout:
-            text = line.decode(errors="replace").rstrip()
+        partial = b""
+        while chunk := await self.process.stdout.read(1 << 16):
+            lines = (partial + chunk).split(b"\n")
+            partial = lines.pop()  # the unfinished last line waits for the next chunk
+            if lines:
+                text = "\n".join(line.decode(errors="replace").rstrip() for line in lines)
+                self.tail.extend(text.split("\n")[-(self.tail.maxlen or 30):])
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
+        if partial:
+            text = partial.decode(errors="replace").rstrip()
             self.tail.append(text)
             sys.stderr.write(text + "\n")
         sys.stderr.flush()

@@ -69,6 +69,7 @@ class GatewayMetrics:
         info.labels(instance).set(1)
         registry.register(StatsCollector(stats))
         self._children: dict[tuple, object] = {}
+        self._request_pairs: dict[tuple[str, str, str], tuple] = {}
 
     def child(self, metric, *labels: str):
         """The labelled child of `metric`, cached (label sets are bounded by construction)."""
@@ -77,6 +78,15 @@ class GatewayMetrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+    def request_children(self, route: str, backend: str, status_class: str) -> tuple:
+        """(requests child, duration child) for one label set, in one lookup per request."""
+        key = (route, backend, status_class)
+        pair = self._request_pairs.get(key)
+        if pair is None:
+            pair = self._request_pairs[key] = (self.child(self.requests, *key),
+                                               self.child(self.duration, *key))
+        return pair
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + self.tokens.render()
@@ -101,6 +111,15 @@ class ClientTokens:
                                  f'client="{_escape(client)}",gen_ai_token_type="{kind}"}} ')
             self._counts[key] = 0
         self._counts[key] += count
+
+    def request_children(self, route: str, backend: str, status_class: str) -> tuple:
+        """(requests child, duration child) for one label set, in one lookup per request."""
+        key = (route, backend, status_class)
+        pair = self._request_pairs.get(key)
+        if pair is None:
+            pair = self._request_pairs[key] = (self.child(self.requests, *key),
+                                               self.child(self.duration, *key))
+        return pair
 
     def render(self) -> bytes:
         prefix = self._prefix

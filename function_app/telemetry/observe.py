@@ -61,10 +61,9 @@ class Telemetry:
         usage = getattr(bill, "usage", None)
         client = ctx.get("client_id") or getattr(bill, "client", None)
         seconds = ended - started
-        m = self.metrics
-        klass = status_class(status)
-        m.child(m.requests, route, backend, klass).inc()
-        m.child(m.duration, route, backend, klass).observe(seconds)
+        count, duration = self.metrics.request_children(route, backend, status_class(status))
+        count.inc()
+        duration.observe(seconds)
         limited_by = self._rejection(ctx, status)
         cache = self._cache(ctx)
         ttft = first_chunk - started if first_chunk is not None and bill is not None else None
