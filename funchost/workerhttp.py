@@ -155,6 +155,9 @@ class WorkerHttp:
         try:
             if streamed:
                 sending = asyncio.ensure_future(_send_chunked(connection, data, body))
+                # Its failure (the client left mid-body) already cut the request; when the
+                # answer wins the race nobody awaits it, so mark it retrieved here.
+                sending.add_done_callback(_retrieved)
             else:
                 connection.transport.write(data + (body or b""))
             try:
@@ -200,6 +203,11 @@ class WorkerHttp:
         for connection in self._idle:
             connection.transport.close()
         self._idle.clear()
+
+
+def _retrieved(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _send_chunked(connection: _Connection, head: bytes, body: AsyncIterator[bytes]) -> None:
