@@ -30,9 +30,11 @@ from .core.settings import SettingsError
 from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
 from .telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .worker_http import harden_worker_http
 
 log = logging.getLogger(__name__)
 
+harden_worker_http()  # before the worker builds its HTTP server (worker_http.py)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 gateway = LazyGateway(lambda: os.environ)
 

@@ -81,6 +81,8 @@ async def fire(port: int, worker: int, findings: Findings, forbidden: list[bytes
             findings.add(item, "no answer within the timeout")
             continue
         findings.statuses[response.status] += 1
+        if 300 <= response.status < 400:
+            findings.add(item, f"{response.status} to {response.header('location')!r}")
         if leaked := leaks(response, forbidden):
             findings.add(item, f"error body carries {leaked}")
         if response.status >= 500:
