@@ -112,15 +112,6 @@ class ClientTokens:
             self._counts[key] = 0
         self._counts[key] += count
 
-    def request_children(self, route: str, backend: str, status_class: str) -> tuple:
-        """(requests child, duration child) for one label set, in one lookup per request."""
-        key = (route, backend, status_class)
-        pair = self._request_pairs.get(key)
-        if pair is None:
-            pair = self._request_pairs[key] = (self.child(self.requests, *key),
-                                               self.child(self.duration, *key))
-        return pair
-
     def render(self) -> bytes:
         prefix = self._prefix
         lines = [f"{prefix[key]}{count}\n" for key, count in list(self._counts.items())]
