@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from function_app.adapters.limitstore_memory import FlakyRateLimitStore, MemoryRateLimitStore
-from function_app.core.clock import FakeClock, settle
+from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.core.ratelimit.model import Limit, ScopedLimit
 from function_app.limiter import Limiter, LimiterConfig
+from tests.support.clock import FakeClock, settle
+from tests.support.stores import FlakyRateLimitStore
 
 SCOPED = [ScopedLimit("client", "c1", Limit(rate=100.0, burst=40.0))]
 
