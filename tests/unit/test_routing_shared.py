@@ -4,12 +4,12 @@ import pytest
 
 from function_app import app as app_module
 from function_app.adapters.breakerstore_memory import MemoryRoutingStore
-from function_app.core.clock import FakeClock
 from function_app.routing.breaker import CLOSED, OPEN, BreakerConfig
 from function_app.routing.breakers import SharedBreakers
 from function_app.routing.policy import Action, Kind, Outcome, decide
 from function_app.routing.pools import Member
 from function_app.routing.probes import run_health_checks
+from tests.support.clock import FakeClock
 
 NODE = Member("node", "http://n")
 CONFIG = BreakerConfig(failures=2, open_s=5)
