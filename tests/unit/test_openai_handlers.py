@@ -9,8 +9,7 @@ from function_app.adapters.upstream_memory import MemoryUpstream, Reply
 from function_app.app import proxy, stats
 from function_app.bootstrap import build_gateway
 from function_app.core.settings import load_settings
-
-from .conftest import make_request, read_body, read_json
+from tests.support.handler_calls import make_request, read_body, read_json
 
 JSON = {"content-type": "application/json"}
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
