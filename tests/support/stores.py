@@ -1,12 +1,14 @@
-"""Store wrappers for tests: a rate-limit store that can be taken down or slowed on command."""
+"""Store wrappers for tests: stores that can be taken down (or slowed) on command."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.core.ratelimit.store import Fields, RowKey, StoredRow, StoreUnavailable
+from function_app.routing import store as routing_store
 
 
 class FlakyRateLimitStore:
@@ -51,3 +53,22 @@ class FlakyRateLimitStore:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class FlakyRoutingStore:
+    """Wraps a routing store (breakers, probes, lease); while `down` every call raises the
+    routing store's StoreUnavailable, as an unreachable Table would."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.down = False
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self.inner, name)
+
+        async def gated(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                raise routing_store.StoreUnavailable("injected outage")
+            return await method(*args, **kwargs)
+
+        return gated
