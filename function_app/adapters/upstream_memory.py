@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..core.errors import (
-    GatewayError,
     Overloaded,
     UpstreamConnectError,
     UpstreamError,
@@ -33,6 +32,7 @@ from ..core.errors import (
 )
 from ..core.models import Headers
 from ..core.upstream import UpstreamRequest, UpstreamResponse
+from .deadline_body import DeadlineBody
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class MemoryUpstream:
                     await _fail(script)
         except TimeoutError:
             raise UpstreamTimeout() from None
-        body = MemoryBody(request, script, loop, deadline)
+        body = MemoryBody(request, script, deadline)
         self.answers.append(body)
         return UpstreamResponse(script.status, list(script.headers), body)
 
@@ -111,72 +111,34 @@ async def _fail(script: Fail) -> None:
     raise UpstreamError()
 
 
-class MemoryBody:
-    """A scripted body: its chunks (empty ones skipped), then its scripted end. `closed` once
-    it has ended or been closed, by the reader or at the deadline."""
+class MemoryBody(DeadlineBody):
+    """A scripted body, held to the deadline as HttpxUpstream's is. `closed` once it has ended
+    or been closed, by the reader or at the deadline; an async chunk source is closed then too
+    (its `finally` runs)."""
 
-    def __init__(self, request: UpstreamRequest, script: Reply, loop: asyncio.AbstractEventLoop,
-                 deadline: float) -> None:
+    def __init__(self, request: UpstreamRequest, script: Reply, deadline: float) -> None:
         self.request = request
         chunks = script.chunks
-        self._chunks: AsyncIterator[bytes] = (
-            aiter(chunks) if isinstance(chunks, AsyncIterable) else _async(chunks))
-        self._end = script.end
-        self._deadline = deadline
-        self.closed = False
-        self.expired = False
-        self._reading = False
-        self._timer = loop.call_at(deadline, self._expire)
-        self._closing: asyncio.Future[None] | None = None
+        source = aiter(chunks) if isinstance(chunks, AsyncIterable) else _async(chunks)
+        self._source, self._scripted = source, _ending(source, script.end)
+        super().__init__(self._scripted, deadline, self._close_source,
+                         lambda exc: UpstreamTimeout())
 
-    def _expire(self) -> None:
-        self.expired = True
-        if not self._reading and not self.closed:  # a read in progress times out by itself
-            self._closing = asyncio.ensure_future(self.aclose())
-
-    def __aiter__(self) -> MemoryBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            while True:
-                if self.expired:
-                    raise UpstreamTimeout()
-                self._reading = True
-                try:
-                    async with asyncio.timeout_at(self._deadline):
-                        chunk = await anext(self._chunks, None)
-                        if chunk is None:
-                            await self._finish()
-                finally:
-                    self._reading = False
-                if chunk is None:
-                    await self.aclose()
-                    raise StopAsyncIteration
-                if chunk:
-                    return chunk
-        except TimeoutError:
-            await self.aclose()
-            raise UpstreamTimeout() from None
-        except GatewayError:
-            await self.aclose()
-            raise
-
-    async def _finish(self) -> None:
-        if self._end == "cut":
-            raise UpstreamError()
-        if self._end == "stall":
-            await asyncio.Event().wait()  # until the deadline
-
-    async def aclose(self) -> None:
-        """End the exchange; an async chunk source is closed too (its `finally` runs)."""
-        if self.closed:
-            return
-        self.closed = True
-        self._timer.cancel()
-        close = getattr(self._chunks, "aclose", None)
+    async def _close_source(self) -> None:
+        await self._scripted.aclose()
+        close = getattr(self._source, "aclose", None)
         if close is not None:
             await close()
+
+
+async def _ending(source: AsyncIterator[bytes], end: str) -> AsyncIterator[bytes]:
+    """The chunks, then the scripted end: none, a cut (UpstreamError), or a stall."""
+    async for chunk in source:
+        yield chunk
+    if end == "cut":
+        raise UpstreamError()
+    if end == "stall":
+        await asyncio.Event().wait()  # until the deadline
 
 
 async def _async(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
