@@ -27,7 +27,7 @@ import asyncio
 import json
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.support.echo_backend import read_body
+from tests.support.echo_backend import read_request
 
 
 def script_query(ident: str, *, status: int = 200, headers: list[tuple[str, str]] | None = None,
@@ -58,12 +58,7 @@ class Scripted:
 
     async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection is done."""
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ", 2)
-        pairs = [line.split(":", 1) for line in lines[1:] if ":" in line]
-        headers = {k.strip().lower(): v.strip() for k, v in pairs}
-        body = await read_body(reader, headers)
+        method, target, headers, body = await read_request(reader)
         path, query = urlsplit(target).path, parse_qs(urlsplit(target).query)
         if path == "/_seen":
             return await self.plain(writer, json.dumps(self.seen).encode())
