@@ -7,25 +7,28 @@ of health checks reaches each backend at most once per `cache_s`.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .core.clock import Clock, SystemClock
 from .core.errors import GatewayError
 from .core.upstream import Upstream, UpstreamRequest
 
 
 class HealthReport:
+    """Uptime, probe latency and the reuse period are measured on `clock` (the system clock
+    unless one is given)."""
+
     def __init__(self, *, service: str, version: str, backends: Mapping[str, str],
                  upstream: Upstream, probe_timeout_s: float, cache_s: float,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Clock | None = None):
         self._static = {"service": service, "version": version}
         self._backends = dict(backends)
         self._upstream = upstream
         self._timeout_s = probe_timeout_s
         self._cache_s = cache_s
-        self._clock = clock
-        self._started = clock()
+        self._clock = clock or SystemClock()
+        self._started = self._clock.now()
         self._probe: asyncio.Task | None = None
         self._probed_at = float("-inf")
         # Named parts of the gateway reporting their own state (e.g. "limiter"); a part that
@@ -33,12 +36,12 @@ class HealthReport:
         self.sections: dict[str, Callable[[], dict[str, Any]]] = {}
 
     async def report(self) -> dict[str, Any]:
-        now = self._clock()
+        now = self._clock.now()
         if self._probe is None or (self._probe.done() and now - self._probed_at >= self._cache_s):
             self._probed_at = now
             self._probe = asyncio.ensure_future(self._probe_all())
         backends = await asyncio.shield(self._probe)
-        uptime_ms = int((self._clock() - self._started) * 1000)
+        uptime_ms = int((self._clock.now() - self._started) * 1000)
         parts = {name: section() for name, section in self.sections.items()}
         ok = all(part.get("ok", True) is not False for part in parts.values())
         return {"ok": ok, **self._static, "uptime_ms": uptime_ms, "backends": backends, **parts}
@@ -49,7 +52,7 @@ class HealthReport:
         return dict(zip(names, results, strict=True))
 
     async def _probe_one(self, base_url: str) -> dict[str, Any]:
-        started = self._clock()
+        started = self._clock.now()
         ok = False
         try:
             answer = await self._upstream.send(UpstreamRequest(
@@ -60,5 +63,5 @@ class HealthReport:
             ok = 200 <= answer.status < 300
         except GatewayError:
             ok = False
-        latency_ms = round((self._clock() - started) * 1000, 1)
+        latency_ms = round((self._clock.now() - started) * 1000, 1)
         return {"url": base_url, "ok": ok, "latency_ms": latency_ms}

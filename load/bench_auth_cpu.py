@@ -29,7 +29,7 @@ from function_app.bootstrap import build_gateway  # noqa: E402
 from function_app.core.settings import load_settings  # noqa: E402
 from function_app.tenants.keys import generate, key_hash, prefix_of  # noqa: E402
 from function_app.tenants.records import KeyRecord  # noqa: E402
-from tests.unit.conftest import make_request  # noqa: E402
+from tests.support.handler_calls import make_request  # noqa: E402
 
 LOOSE = {"RATE_LIMIT_STORAGE_CONNECTION": "", "GLOBAL_RPS": "1e6", "GLOBAL_BURST": "1e6",
          "CLIENT_RPS": "1e6", "CLIENT_BURST": "1e6"}

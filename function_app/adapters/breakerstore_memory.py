@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from ..routing.breaker import SharedState
-from ..routing.store import BreakerRow, ProbeResult, StoreConflict, StoreUnavailable
+from ..routing.store import BreakerRow, ProbeResult, StoreConflict
 
 
 class MemoryRoutingStore:
@@ -14,18 +14,11 @@ class MemoryRoutingStore:
         self._probes: dict[str, ProbeResult] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._etags = itertools.count(1)
-        self.down = False  # tests: behave as unreachable storage
-
-    def _check(self) -> None:
-        if self.down:
-            raise StoreUnavailable("memory store marked down")
 
     async def read_breakers(self) -> list[BreakerRow]:
-        self._check()
         return [BreakerRow(name, state, etag) for name, (state, etag) in self._breakers.items()]
 
     async def write_breaker(self, backend: str, state: SharedState, etag: str | None) -> str:
-        self._check()
         current = self._breakers.get(backend)
         if (current is None) != (etag is None) or (current and current[1] != etag):
             raise StoreConflict("etag mismatch" if current else "row missing")
@@ -34,15 +27,12 @@ class MemoryRoutingStore:
         return new
 
     async def record_probe(self, result: ProbeResult) -> None:
-        self._check()
         self._probes[result.backend] = result
 
     async def read_probes(self) -> list[ProbeResult]:
-        self._check()
         return list(self._probes.values())
 
     async def take_lease(self, name: str, holder: str, ttl_s: float, now: float) -> bool:
-        self._check()
         current = self._leases.get(name)
         if current is not None and current[0] != holder and current[1] > now:
             return False

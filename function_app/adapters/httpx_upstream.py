@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import httpx
@@ -23,8 +23,12 @@ from ..core.errors import (
     UpstreamTimeout,
 )
 from ..core.upstream import UpstreamRequest, UpstreamResponse
+from .deadline_body import DeadlineBody
 
 log = logging.getLogger(__name__)
+
+# What a transport raises for a failed exchange; `translate` maps each into the error tree.
+TRANSPORT_ERRORS = (httpx.HTTPError, OSError, TimeoutError, aiohttp.ClientError)
 
 
 def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
@@ -64,8 +68,8 @@ class HttpxUpstream:
     A request that finds every slot taken waits up to its connect timeout, then gets 503
     `overloaded` with Retry-After: the pool is full, no backend is slow (a 504 would say so).
     A slot is held until the answer's body is finished or closed, or its deadline passes,
-    whichever comes first: a client that stops reading a stream cannot hold a connection past
-    the route's timeout.
+    whichever comes first (DeadlineBody): a client that stops reading a stream cannot hold a
+    connection past the route's timeout.
     """
 
     URL_CACHE_SIZE = 1024
@@ -120,15 +124,16 @@ class HttpxUpstream:
         try:
             async with asyncio.timeout_at(deadline):
                 response = await self._transport.handle_async_request(outgoing)
-        except (httpx.HTTPError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+        except TRANSPORT_ERRORS as exc:
             self._free_slot()
             raise translate(exc) from exc
         except BaseException:
             self._free_slot()
             raise
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
-        exchange = _Exchange(response, self._free_slot, loop, deadline)
-        return UpstreamResponse(response.status_code, headers, _Relay(exchange))
+        body = DeadlineBody(aiter(response.stream), deadline,  # type: ignore[arg-type]
+                            _closer(response, self._free_slot), translate, TRANSPORT_ERRORS)
+        return UpstreamResponse(response.status_code, headers, body)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -147,85 +152,15 @@ def _value_bytes(value: str) -> bytes:
         return value.encode("utf-8")
 
 
-class _Exchange:
-    """One upstream answer, its slot, and a timer that ends it at the deadline.
+def _closer(response: httpx.Response, free: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    """Ends one exchange: closes the answer and frees its slot."""
 
-    The timer matters when nobody is reading: the relay below only checks the deadline while
-    it waits for the backend, and a client that stops reading suspends it between chunks.
-    """
-
-    def __init__(self, response: httpx.Response, free: Callable[[], None],
-                 loop: asyncio.AbstractEventLoop, deadline: float):
-        self.response = response
-        self.expired = False
-        self.reading = False
-        self._free = free
-        self._closed = False
-        self._closing: asyncio.Future | None = None
-        self.deadline = deadline
-        self._timer = loop.call_at(deadline, self._expire)
-
-    def _expire(self) -> None:
-        self.expired = True
-        if not self.reading and not self._closed:  # a read in progress times out by itself
-            log.warning("upstream deadline passed while the client was not reading; closing")
-            self._closing = asyncio.ensure_future(self.aclose())
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._timer.cancel()
+    async def close() -> None:
         try:
-            await self.response.aclose()
-        except (httpx.HTTPError, OSError, aiohttp.ClientError):
+            await response.aclose()
+        except TRANSPORT_ERRORS:
             pass  # closing a connection the backend already dropped
         finally:
-            self._free()
+            free()
 
-
-class _Relay:
-    """The answer's body: raw chunks until it ends or the deadline passes.
-
-    An iterator object rather than a generator, so that `aclose` frees the exchange even when
-    nobody ever started reading (closing an unstarted generator skips its `finally`).
-    Headers are gone by now, so a failure can only cut the stream: raising makes the server abort
-    the response, which the client sees as a truncated body rather than a clean end.
-    """
-
-    def __init__(self, exchange: _Exchange):
-        self._exchange = exchange
-        self._chunks = aiter(exchange.response.stream)  # type: ignore[arg-type]
-
-    def __aiter__(self) -> _Relay:
-        return self
-
-    async def __anext__(self) -> bytes:
-        exchange = self._exchange
-        try:
-            while True:
-                if exchange.expired:
-                    raise UpstreamTimeout()
-                exchange.reading = True
-                try:
-                    # The deadline covers each wait for a chunk; the exchange's timer covers the
-                    # time spent suspended between chunks, while the client is not reading.
-                    async with asyncio.timeout_at(exchange.deadline):
-                        chunk = await anext(self._chunks, None)
-                finally:
-                    exchange.reading = False
-                if chunk is None:
-                    await exchange.aclose()
-                    raise StopAsyncIteration
-                if chunk:
-                    return chunk
-        except (httpx.HTTPError, OSError, TimeoutError, aiohttp.ClientError) as exc:
-            log.warning("upstream stream ended early: %s", type(exc).__name__)
-            await exchange.aclose()
-            raise translate(exc) from exc
-        except GatewayError:
-            await exchange.aclose()
-            raise
-
-    async def aclose(self) -> None:
-        await self._exchange.aclose()
+    return close

@@ -1,4 +1,4 @@
-"""In-memory rate-limit and override stores (tests, single-process dev), and a fault injector.
+"""In-memory rate-limit and override stores (tests, single-process dev).
 
 Same contract as the Table Storage adapters (tests/contract runs one suite over both): ETags
 change on every write, conditional writes and deletes raise StoreConflict. `yield_every_op`
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
 
 from function_app.core.ratelimit.store import (
     Fields,
@@ -18,7 +17,6 @@ from function_app.core.ratelimit.store import (
     RowKey,
     StoreConflict,
     StoredRow,
-    StoreUnavailable,
 )
 
 
@@ -89,47 +87,3 @@ class MemoryOverrideStore:
 
     async def close(self) -> None:
         return None
-
-
-class FlakyRateLimitStore:
-    """Wraps a store; while `down` every call fails, and `delay_s` makes every call slow.
-
-    `fail_with` picks the exception (default StoreUnavailable; any exception type works, to
-    check that the limiter also survives errors a real adapter should have translated).
-    `calls` counts calls that reached the wrapper, `passed` the ones forwarded.
-    """
-
-    def __init__(self, inner: MemoryRateLimitStore) -> None:
-        self.inner = inner
-        self.down = False
-        self.delay_s = 0.0
-        self.fail_with: Callable[[], Exception] = lambda: StoreUnavailable("injected outage")
-        self.calls = 0
-        self.passed = 0
-
-    async def _gate(self) -> None:
-        self.calls += 1
-        if self.delay_s > 0:
-            await asyncio.sleep(self.delay_s)
-        if self.down:
-            raise self.fail_with()
-        self.passed += 1
-
-    async def read(self, key: RowKey) -> StoredRow | None:
-        await self._gate()
-        return await self.inner.read(key)
-
-    async def write(self, key: RowKey, fields: Fields, etag: str | None) -> str:
-        await self._gate()
-        return await self.inner.write(key, fields, etag)
-
-    async def delete(self, key: RowKey, etag: str) -> None:
-        await self._gate()
-        await self.inner.delete(key, etag)
-
-    async def scan(self, updated_before: float, limit: int) -> list[StoredRow]:
-        await self._gate()
-        return await self.inner.scan(updated_before, limit)
-
-    async def close(self) -> None:
-        await self.inner.close()

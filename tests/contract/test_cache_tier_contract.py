@@ -16,6 +16,7 @@ from function_app.cache.memory import MemoryTier
 from function_app.cache.tiers import TieredCache
 from scripts.procs import free_port
 from tests.support.cache_servers import azurite_blob_fixture, redis_fixture
+from tests.support.waiting import wait_until
 
 redis_server = redis_fixture()
 azurite_blob = azurite_blob_fixture()
@@ -41,13 +42,6 @@ def fresh(body: bytes = b"body", ttl: float = 60.0, age: float = 0.0) -> CacheEn
 
 def key() -> str:
     return "h1:" + uuid.uuid4().hex
-
-
-async def wait_until(condition, within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_missing_key_is_none(tier):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from function_app.core.clock import FakeClock
 from function_app.core.ratelimit import lease
 from function_app.core.ratelimit.keys import bucket_partition, shard_row
 from function_app.core.ratelimit.model import Limit, ScopedLimit
 from function_app.core.ratelimit.store import Override, RowKey, StoreConflict
 from function_app.limiter import Limiter, LimiterConfig
+from tests.support.clock import FakeClock
 
 KEY = RowKey(bucket_partition("client", "team/a?#%'\"~ é"), shard_row(0))
 FIELDS = {"tokens": 12.5, "ts": 1_700_000_000.25, "holders": '{"i.1":1700000001.5}'}

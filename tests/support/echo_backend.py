@@ -33,6 +33,16 @@ async def read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> by
     return await reader.readexactly(int(length)) if length.isdigit() else b""
 
 
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
+    """One request off the connection: method, target, headers (lower-case names), body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    pairs = [line.split(":", 1) for line in lines[1:] if ":" in line]
+    headers = {k.strip().lower(): v.strip() for k, v in pairs}
+    return method, target, headers, await read_body(reader, headers)
+
+
 FLOOD_CHUNK = b"%x\r\n" % 65536 + b"f" * 65536 + b"\r\n"
 
 
@@ -55,12 +65,7 @@ class Echo:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                pairs = [line.split(":", 1) for line in lines[1:] if ":" in line]
-                headers = {k.strip().lower(): v.strip() for k, v in pairs}
-                body = await read_body(reader, headers)
+                method, target, headers, body = await read_request(reader)
                 seen = {"method": method, "target": target, "headers": headers,
                         "body_bytes": len(body)}
                 if target != "/healthz":

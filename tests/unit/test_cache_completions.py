@@ -6,8 +6,7 @@ import httpx
 import pytest
 
 from function_app.app import cachez, proxy, stats
-
-from .conftest import make_request, read_body, read_json
+from tests.support.handler_calls import make_request, read_body, read_json
 
 JSON = {"content-type": "application/json"}
 USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}

@@ -4,8 +4,7 @@ import pytest
 
 from function_app.app import proxy
 from function_app.core.settings import SettingsError, load_settings
-
-from .conftest import make_request, read_json
+from tests.support.handler_calls import make_request, read_json
 
 
 @pytest.mark.parametrize(("name", "value"), [

@@ -6,8 +6,7 @@ import httpx
 import pytest
 
 from function_app.app import healthz, proxy
-
-from .conftest import make_request, read_body, read_json
+from tests.support.handler_calls import make_request, read_body, read_json
 
 POST_JSON = {"content-type": "application/json"}
 

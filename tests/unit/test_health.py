@@ -1,64 +1,92 @@
+"""The /healthz report: shared probes, reuse for the cache period, timings on the injected clock."""
+
 import asyncio
+from urllib.parse import urlsplit
 
-import httpx
-
-from function_app.adapters.httpx_upstream import HttpxUpstream
+from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
 from function_app.health import HealthReport
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+from tests.support.clock import FakeClock, settle
 
 
 def report_with(respond, clock, cache_s=1.0):
-    calls = []
-
-    async def handler(request):
-        calls.append(request.url.host)
-        await asyncio.sleep(0.01)
-        return respond(request)
-
-    upstream = HttpxUpstream(httpx.MockTransport(handler))
+    upstream = MemoryUpstream(respond)
     health = HealthReport(service="gw", version="t", upstream=upstream, probe_timeout_s=0.5,
                           backends={"a": "http://a", "b": "http://b"}, cache_s=cache_s,
                           clock=clock)
-    return health, calls
+    return health, upstream
+
+
+def probed(upstream: MemoryUpstream) -> list[str]:
+    return sorted(urlsplit(request.url).hostname or "" for request in upstream.requests)
 
 
 async def test_a_storm_of_checks_probes_each_backend_once():
-    clock = FakeClock()
-    health, calls = report_with(lambda r: httpx.Response(200), clock)
-    reports = await asyncio.gather(*(health.report() for _ in range(50)))
-    assert sorted(calls) == ["a", "b"]
+    release = asyncio.Event()
+
+    async def held(request):
+        await release.wait()
+        return Reply()
+
+    health, upstream = report_with(held, FakeClock())
+    storm = [asyncio.ensure_future(health.report()) for _ in range(50)]
+    await settle()  # every check has arrived while the first probe is still in flight
+    release.set()
+    reports = await asyncio.gather(*storm)
+    assert probed(upstream) == ["a", "b"]
     assert all(r["backends"]["a"]["ok"] for r in reports)
+    assert [u.url for u in upstream.requests] == ["http://a/healthz", "http://b/healthz"]
 
 
 async def test_results_are_reused_for_the_cache_period_then_refreshed():
     clock = FakeClock()
-    health, calls = report_with(lambda r: httpx.Response(200), clock)
+    health, upstream = report_with(Reply(), clock)
     await health.report()
-    clock.now += 0.5
+    clock.set(clock.now() + 0.5)
     await health.report()
-    assert len(calls) == 2
-    clock.now += 0.6
+    assert len(upstream.requests) == 2
+    clock.set(clock.now() + 0.6)
     await health.report()
-    assert len(calls) == 4
+    assert len(upstream.requests) == 4
+
+
+async def test_latency_and_uptime_are_measured_on_the_clock():
+    clock = FakeClock()
+
+    async def slow(request):
+        await clock.sleep(0.25 if "//a" in request.url else 0.1)
+        return Reply()
+
+    health, _ = report_with(slow, clock)
+    pending = asyncio.ensure_future(health.report())
+    await settle()
+    await clock.advance(0.1)
+    await clock.advance(0.15)
+    report = await pending
+    assert report["backends"]["a"]["latency_ms"] == 250.0
+    assert report["backends"]["b"]["latency_ms"] == 100.0
+    assert report["uptime_ms"] == 250
 
 
 async def test_a_down_backend_is_reported_not_raised():
     def respond(request):
-        if request.url.host == "b":
-            raise httpx.ConnectError("refused")
-        return httpx.Response(200)
+        return Fail("refused") if "//b" in request.url else Reply()
 
     health, _ = report_with(respond, FakeClock())
     report = await health.report()
     assert report["ok"] is True
     assert report["backends"]["a"]["ok"] is True
-    assert report["backends"]["b"] == {"url": "http://b", "ok": False,
-                                       "latency_ms": report["backends"]["b"]["latency_ms"]}
-    assert report["backends"]["b"]["ok"] is False
+    assert report["backends"]["b"] == {"url": "http://b", "ok": False, "latency_ms": 0.0}
+
+
+async def test_an_error_status_is_not_ok():
+    health, _ = report_with(Reply(503), FakeClock())
+    report = await health.report()
+    assert [report["backends"][n]["ok"] for n in ("a", "b")] == [False, False]
+
+
+async def test_a_section_that_says_not_ok_makes_the_report_not_ok():
+    health, _ = report_with(Reply(), FakeClock())
+    health.sections["limiter"] = lambda: {"ok": False, "mode": "fail_closed"}
+    report = await health.report()
+    assert report["ok"] is False
+    assert report["limiter"] == {"ok": False, "mode": "fail_closed"}

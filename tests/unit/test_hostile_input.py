@@ -8,8 +8,7 @@ import pytest
 from starlette.requests import Request
 
 from function_app.app import proxy
-
-from .conftest import make_request, read_json
+from tests.support.handler_calls import make_request, read_json
 
 ECHO_ROUTES = json.dumps([
     {"path": "/echo/*", "methods": ["GET", "POST"], "backend": "echo",

@@ -7,12 +7,12 @@ import asyncio
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.core.clock import FakeClock
 from function_app.core.ratelimit import lease
 from function_app.core.ratelimit.keys import bucket_partition
 from function_app.core.ratelimit.model import Limit, ScopedLimit
 from function_app.core.ratelimit.store import RowKey, StoreConflict
 from function_app.limiter import Limiter, LimiterConfig
+from tests.support.clock import FakeClock
 
 
 def make(store=None, clock=None, **config):

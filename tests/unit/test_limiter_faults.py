@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from function_app.adapters.limitstore_memory import FlakyRateLimitStore, MemoryRateLimitStore
-from function_app.core.clock import FakeClock, settle
+from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.core.ratelimit.model import Limit, ScopedLimit
 from function_app.limiter import Limiter, LimiterConfig
+from tests.support.clock import FakeClock, settle
+from tests.support.stores import FlakyRateLimitStore
 
 SCOPED = [ScopedLimit("client", "c1", Limit(rate=100.0, burst=40.0))]
 
@@ -100,11 +101,17 @@ async def test_an_untranslated_store_error_is_still_just_unavailable():
 
 
 @pytest.mark.asyncio
-async def test_close_during_an_outage_does_not_raise():
+async def test_close_during_an_outage_tries_to_give_back_and_does_not_raise():
     limiter, store, _ = make()
     await limiter.acquire(SCOPED)
+    rows, calls, passed = store.inner.rows(), store.calls, store.passed
     store.down = True
-    await limiter.close()
+    await limiter.close()  # raising here would fail the test
+    assert store.calls > calls and store.passed == passed  # it tried; nothing got through
+    assert store.inner.rows() == rows  # the lease stays charged: the safe side
+    counters = limiter.counters
+    assert counters["storage_errors"] == 1
+    assert counters["returns"] == 0 and counters["internal_errors"] == 0
 
 
 async def _outage(limiter, store, clock, seconds):

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryOverrideStore
-from function_app.core.clock import FakeClock
 from function_app.core.ratelimit.model import Limit
 from function_app.core.ratelimit.store import Override, StoreUnavailable
 from function_app.core.settings import load_settings
 from function_app.limiter import OverrideSource
+from tests.support.clock import FakeClock
 
 SETTINGS = SimpleNamespace(
     global_rps=1000.0, global_burst=2000.0, client_rps=200.0, client_burst=400.0,

@@ -21,11 +21,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from function_app.adapters.limitstore_memory import FlakyRateLimitStore, MemoryRateLimitStore
-from function_app.core.clock import FakeClock
+from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.core.ratelimit import lease
 from function_app.core.ratelimit.model import Limit, ScopedLimit
 from function_app.limiter import Limiter, LimiterConfig
+from tests.support.clock import FakeClock
+from tests.support.stores import FlakyRateLimitStore
 
 LIMIT = Limit(rate=50.0, burst=600.0)  # a token limit: burst of 12 s of rate
 LEASE_S = 0.25

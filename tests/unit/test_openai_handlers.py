@@ -5,12 +5,11 @@ import json
 import httpx
 
 from function_app import app as app_module
+from function_app.adapters.upstream_memory import MemoryUpstream, Reply
 from function_app.app import proxy, stats
 from function_app.bootstrap import build_gateway
 from function_app.core.settings import load_settings
-from function_app.core.upstream import UpstreamResponse
-
-from .conftest import make_request, read_body, read_json
+from tests.support.handler_calls import make_request, read_body, read_json
 
 JSON = {"content-type": "application/json"}
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
@@ -87,28 +86,8 @@ async def test_stream_that_asked_for_usage_keeps_the_usage_chunk(install, backen
     assert backend.seen[0].content == body  # nothing to rewrite: sent as it came
 
 
-class StreamingUpstream:
-    """An upstream whose streamed body records being closed."""
-
-    def __init__(self):
-        self.closed = False
-
-    async def send(self, request):
-        async def events():
-            try:
-                for piece in PIECES:
-                    yield piece
-            finally:
-                self.closed = True
-
-        return UpstreamResponse(200, [("content-type", "text/event-stream")], events())
-
-    async def aclose(self):
-        pass
-
-
 async def test_a_stream_closed_early_closes_upstream_and_keeps_the_charge():
-    upstream = StreamingUpstream()
+    upstream = MemoryUpstream(Reply(200, [("content-type", "text/event-stream")], PIECES))
     gateway = await build_gateway(load_settings({}), upstream=upstream)
     app_module.gateway.install(gateway)
     try:
@@ -116,7 +95,7 @@ async def test_a_stream_closed_early_closes_upstream_and_keeps_the_charge():
         iterator = response.body_iterator
         assert await anext(iterator) == PIECES[0]
         await iterator.aclose()  # what the host does when the client goes away
-        assert upstream.closed
+        assert upstream.answers[0].closed and upstream.open == 0
         totals = (await tokens())["totals"]
         assert (totals["unreconciled_requests"], totals["kept_tokens"]) == (1, 1 + 4 + 9)
     finally:

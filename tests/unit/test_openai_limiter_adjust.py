@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.core.clock import FakeClock
 from function_app.core.ratelimit.model import Limit, ScopedLimit
 from function_app.limiter import Limiter, LimiterConfig
 from function_app.stages.openai_bill import TokenLimits
+from tests.support.clock import FakeClock
 
 TPM = [ScopedLimit("client_tpm", "c1", Limit(10.0, 100.0))]
 
@@ -68,7 +68,7 @@ def test_token_limits_are_per_minute_and_zero_turns_them_off():
 
 
 async def test_in_fail_open_mode_refunds_come_back_to_the_local_safe_bucket():
-    from function_app.adapters.limitstore_memory import FlakyRateLimitStore
+    from tests.support.stores import FlakyRateLimitStore
 
     store = FlakyRateLimitStore(MemoryRateLimitStore())
     store.down = True

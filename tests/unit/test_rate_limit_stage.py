@@ -2,11 +2,10 @@
 
 import json
 
-from function_app.app import healthz, proxy
+from function_app.app import healthz, proxy, stats
 from function_app.core.limit_headers import rate_limit_headers
 from function_app.core.ratelimit.model import Decision, Limit
-
-from .conftest import make_request, read_json
+from tests.support.handler_calls import make_request, read_json
 
 POST = {"content-type": "application/json"}
 BODY = b'{"prompt": "x"}'
@@ -55,10 +54,16 @@ async def test_global_limit_decides_when_it_is_the_tighter(install):
     assert codes == [200, 200, 429, 429]
 
 
-async def test_healthz_is_never_limited(install):
+async def test_healthz_answers_with_the_limit_spent_and_spends_nothing(install):
     await install(GLOBAL_RPS="1", GLOBAL_BURST="1")
-    codes = {(await healthz(make_request("GET", "/healthz"))).status_code for _ in range(5)}
-    assert codes == {200}
+    spent = [(await proxy(make_request("POST", "/infer/python", BODY, POST))).status_code
+             for _ in range(2)]
+    assert spent == [200, 429]  # the global bucket is empty
+    checks = [await healthz(make_request("GET", "/healthz")) for _ in range(5)]
+    assert [c.status_code for c in checks] == [200] * 5
+    assert not any(name in c.headers for c in checks for name in ("ratelimit", "retry-after"))
+    counters = json.loads((await stats(make_request("GET", "/_gateway/stats"))).body)
+    assert counters["limiter"]["decisions"] == 2  # health checks never reached the limiter
 
 
 async def test_disabled_limits_send_no_headers(install):
@@ -69,8 +74,6 @@ async def test_disabled_limits_send_no_headers(install):
 
 
 async def test_stats_count_decisions(install):
-    from function_app.app import stats
-
     await install(CLIENT_RPS="1", CLIENT_BURST="1")
     for _ in range(3):
         await proxy(make_request("POST", "/infer/python", BODY, POST))

@@ -6,8 +6,7 @@ import json
 import httpx
 
 from function_app.app import proxy, stats
-
-from .conftest import make_request, read_body, read_json
+from tests.support.handler_calls import make_request, read_body, read_json
 
 JSON = {"content-type": "application/json"}
 PY, NODE, PY2 = "127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"

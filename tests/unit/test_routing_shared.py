@@ -4,12 +4,13 @@ import pytest
 
 from function_app import app as app_module
 from function_app.adapters.breakerstore_memory import MemoryRoutingStore
-from function_app.core.clock import FakeClock
 from function_app.routing.breaker import CLOSED, OPEN, BreakerConfig
 from function_app.routing.breakers import SharedBreakers
 from function_app.routing.policy import Action, Kind, Outcome, decide
 from function_app.routing.pools import Member
 from function_app.routing.probes import run_health_checks
+from tests.support.clock import FakeClock
+from tests.support.stores import FlakyRoutingStore
 
 NODE = Member("node", "http://n")
 CONFIG = BreakerConfig(failures=2, open_s=5)
@@ -60,7 +61,7 @@ async def test_concurrent_openings_resolve_through_the_etag():
 
 
 async def test_with_storage_down_breakers_work_per_instance():
-    store, clock = MemoryRoutingStore(), FakeClock()
+    store, clock = FlakyRoutingStore(MemoryRoutingStore()), FakeClock()
     store.down = True
     first, second = pair(store, clock)
     for _ in range(2):
@@ -135,7 +136,7 @@ async def test_health_checks_probe_once_per_lease_and_record_results():
 
 
 async def test_health_checks_skip_quietly_when_storage_is_down():
-    store = MemoryRoutingStore()
+    store = FlakyRoutingStore(MemoryRoutingStore())
     store.down = True
 
     async def probe(url, timeout_s):

@@ -75,6 +75,7 @@ def test_a_bad_connection_string_is_named_without_echoing_its_key():
     assert "hunter2" not in str(caught.value)
 
 
-def test_development_storage_shorthand_is_accepted():
-    value = "UseDevelopmentStorage=true"
-    assert load_settings({"RATE_LIMIT_STORAGE_CONNECTION": value}).rate_limit_storage_connection
+@pytest.mark.parametrize("value", ["UseDevelopmentStorage=true", "usedevelopmentstorage=TRUE"])
+def test_development_storage_shorthand_is_accepted_as_given(value):
+    settings = load_settings({"RATE_LIMIT_STORAGE_CONNECTION": value})
+    assert settings.rate_limit_storage_connection == value

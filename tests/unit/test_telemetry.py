@@ -22,8 +22,8 @@ from function_app.adapters.otel_exporters import Exporters
 from function_app.app import dashboard, metrics, proxy
 from function_app.bootstrap import build_gateway
 from function_app.core.settings import load_settings
+from tests.support.handler_calls import make_request, read_body
 
-from .conftest import make_request, read_body
 from .test_openai_handlers import USAGE, answer, chat
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -16,8 +16,7 @@ from function_app.core.clock import SystemClock
 from function_app.core.settings import load_settings
 from function_app.tenants.keys import generate, key_hash, prefix_of
 from function_app.tenants.records import KeyRecord, TenantRecord
-
-from .conftest import make_request, read_json
+from tests.support.handler_calls import make_request, read_json
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 

@@ -8,7 +8,6 @@ import asyncio
 import pytest
 
 from function_app.adapters.keystore_memory import MemoryKeyStore
-from function_app.core.clock import FakeClock, settle
 from function_app.core.ratelimit.model import Decision, Limit, ScopedLimit
 from function_app.tenants.access import Grant
 from function_app.tenants.cache import KeyCache, LookupsExhausted
@@ -17,6 +16,7 @@ from function_app.tenants.limits import BudgetLimiter, TaggedScopes
 from function_app.tenants.records import KeyRecord
 from function_app.tenants.store import KeyStoreUnavailable
 from function_app.tenants.usage import UsageRecorder
+from tests.support.clock import FakeClock, settle
 
 HASH = "a" * 64
 RECORD = KeyRecord(HASH, "abcd2345", "acme", "ci", 0.0)

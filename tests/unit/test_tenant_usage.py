@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from function_app.adapters.keystore_memory import MemoryKeyStore
-from function_app.core.clock import FakeClock
 from function_app.core.settings import SettingsError, load_settings
 from function_app.tenancy import open_tenancy
 from function_app.tenants.store import KeyStoreUnavailable
 from function_app.tenants.usage import UsageRecorder
+from tests.support.clock import FakeClock
 
 NOW = 1_795_000_000.0  # 2026-11-18
 
