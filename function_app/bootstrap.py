@@ -21,8 +21,6 @@ from .core.clock import Clock, SystemClock
 from .core.identity import ClientIdentity
 from .core.pipeline import Stage, compose
 from .core.ratelimit.store import OverrideStore, RateLimitStore
-from .core.routes import parse_routes
-from .core.settings import Settings, load_settings, model_table
 from .core.upstream import Upstream
 from .gateway import Gateway
 from .health import HealthReport
@@ -31,6 +29,7 @@ from .limiter.overrides import OverrideSource
 from .openai.ledger import TokenLedger
 from .router_wiring import build_router
 from .routing.store import BreakerStore
+from .settings import Settings, load_settings
 from .stages.body import body_stage
 from .stages.errors import errors_stage
 from .stages.forwarded import forwarded_stage
@@ -64,7 +63,7 @@ async def build_gateway(
     key_store: KeyStore | None = None,
 ) -> Gateway:
     """Wire a gateway from settings; the keyword arguments replace real adapters in tests."""
-    table = parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
+    table = settings.route_table
     quiet_storage_sdk(settings.storage_sdk_log_level)
     probes = upstream
     if upstream is None:
@@ -149,7 +148,7 @@ def _openai(settings: Settings, gateway: Gateway, limiter: Limiter | None,
     ledger = TokenLedger()
     gateway.stats_sources["tokens"] = ledger.snapshot
     limits = TokenLimits.per_minute(settings.client_tpm, settings.model_tpm)
-    return openai_stage(tenancy.models(model_table(settings)), tenancy.token_limits(limits),
+    return openai_stage(tenancy.models(settings.model_table), tenancy.token_limits(limits),
                         tenancy.limiter(limiter), ledger, identity,
                         settings.default_max_tokens, clock)
 

@@ -20,8 +20,8 @@ from .core.clock import Clock
 from .core.identity import ClientIdentity
 from .core.models import GatewayRequest
 from .core.pipeline import Stage
-from .core.settings import Settings, SettingsError
 from .gateway import Gateway
+from .settings import Settings, SettingsError
 from .stages.cache import cache_stage
 
 

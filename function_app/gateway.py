@@ -8,8 +8,8 @@ from typing import Any
 
 from .core.models import GatewayRequest, GatewayResponse
 from .core.pipeline import Handler
-from .core.settings import Settings
 from .health import HealthReport
+from .settings import Settings
 
 
 @dataclass

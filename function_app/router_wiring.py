@@ -10,7 +10,6 @@ from typing import cast
 from .adapters.breakerstore_table import open_routing_store
 from .core.clock import SystemClock
 from .core.routes import PROXY, RouteTable
-from .core.settings import Settings, model_table
 from .core.upstream import Upstream, UpstreamRequest
 from .gateway import Gateway
 from .routing.breaker import BreakerConfig
@@ -18,6 +17,7 @@ from .routing.breakers import SharedBreakers
 from .routing.budget import RetryBudget
 from .routing.probes import plan_members, routing_report, run_health_checks
 from .routing.store import BreakerStore, ProbeStore
+from .settings import Settings
 from .stages.proxy import Router
 
 
@@ -41,7 +41,7 @@ def build_router(settings: Settings, gateway: Gateway, upstream: Upstream, table
                                         settings.retry_budget_min_per_s,
                                         settings.retry_budget_window_s))
     pools = {r.path: r.plan for r in table.routes if r.kind == PROXY}
-    models = model_table(settings)
+    models = settings.model_table
     pools.update({f"model:{name}": models.plan(name) for name in models.names()})
     gateway.stats_sources["routing"] = lambda: {**router.stats.snapshot(),
                                                 "breakers": breakers.snapshot()}

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..adapters.otel_exporters import Exporters, open_exporters
 from ..core.pipeline import Stage
-from ..core.settings import Settings, model_table
+from ..settings import Settings
 from .labels import BoundedNames, ClientLabels
 from .metrics import GatewayMetrics
 from .observe import Telemetry, backend_urls
@@ -23,7 +23,7 @@ def telemetry_stages(settings: Settings, gateway: Any, instance: str,
         return []
     exporters = exporters or open_exporters(settings, instance)
     gateway.closers.extend(exporters.closers)
-    models = model_table(settings)
+    models = settings.model_table
     extra = [(b.base_url, b.name) for b in models.models.values()]
     if models.default is not None:
         extra.append((models.default.base_url, models.default.name))

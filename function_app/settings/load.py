@@ -1,0 +1,92 @@
+"""`load_settings`: every setting parsed once, from an injected mapping, into a frozen `Settings`.
+
+A bad value raises `SettingsError` naming the setting, which stops start-up; values that depend on
+several settings (backends, the route table, the model table, the limiter's config and default
+limits) are parsed here too, so nothing downstream parses a setting again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..core.model_routes import ModelTable, ModelTableError, parse_model_table
+from ..core.ratelimit.scopes import LimitDefaults, defaults_from
+from ..core.routes import RouteTable, parse_routes
+from ..limiter.config import LimiterConfig
+from .parsers import http_url
+from .specs import SPECS, Settings
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Parse every setting in SPECS from `environ`; the first bad one raises SettingsError."""
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        raw = environ.get(spec.name)
+        raw = spec.default if raw is None or raw.strip() == "" else raw.strip()
+        try:
+            values[spec.attr] = spec.parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"setting {spec.name} is invalid: {exc}") from None
+    backends = _backends(values)
+    return Settings(**values, backends=backends, route_table=_route_table(values, backends),
+                    model_table=_model_table(values, backends),
+                    limiter=_limiter_config(values), limit_defaults=_limit_defaults(values))
+
+
+def _backends(values: dict[str, Any]) -> dict[str, str]:
+    """Backend name to base URL: python, node, then GATEWAY_BACKENDS."""
+    merged = {"python": values["py_service_url"], "node": values["node_service_url"]}
+    for name, url in values["extra_backends"].items():
+        try:
+            merged[name] = http_url(str(url))
+        except ValueError as exc:
+            raise SettingsError(f"setting GATEWAY_BACKENDS is invalid: {name}: {exc}") from None
+    return merged
+
+
+def _route_table(values: dict[str, Any], backends: dict[str, str]) -> RouteTable:
+    try:
+        return parse_routes(values["routes"], backends, values["upstream_timeout_s"])
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"setting GATEWAY_ROUTES is invalid: {exc}") from None
+
+
+def _model_table(values: dict[str, Any], backends: dict[str, str]) -> ModelTable:
+    """The model table of MODEL_ROUTES, DEFAULT_MODEL_BACKEND and MODEL_API_KEYS."""
+    try:
+        return parse_model_table(values["model_routes"], values["default_model_backend"],
+                                 values["model_api_keys"], backends)
+    except ModelTableError as exc:
+        raise SettingsError(f"setting {exc.setting} is invalid: {exc}") from None
+
+
+# LimiterConfig field -> the RATE_LIMIT_* setting it is read from (the only place that maps them).
+_LIMITER_SETTINGS = {
+    "enabled": "rate_limit_enabled",
+    "storage_timeout_s": "rate_limit_storage_timeout_s",
+    "failure_mode": "rate_limit_failure_mode",
+    "expected_instances": "rate_limit_expected_instances",
+    "lease_s": "rate_limit_lease_s",
+    "lease_ttl_s": "rate_limit_lease_ttl_s",
+    "exact_below_rps": "rate_limit_exact_below_rps",
+    "conflict_retries": "rate_limit_conflict_retries",
+    "sweep_interval_s": "rate_limit_sweep_interval_s",
+    "sweep_idle_s": "rate_limit_sweep_idle_s",
+    "overrides_refresh_s": "rate_limit_overrides_refresh_s",
+}
+
+
+def _limiter_config(values: dict[str, Any]) -> LimiterConfig:
+    return LimiterConfig(**{name: values[attr] for name, attr in _LIMITER_SETTINGS.items()})
+
+
+def _limit_defaults(values: dict[str, Any]) -> LimitDefaults:
+    """GLOBAL_/CLIENT_ RPS and BURST, the global shard count and the shadow scopes."""
+    return defaults_from(values["global_rps"], values["global_burst"], values["client_rps"],
+                         values["client_burst"], values["rate_limit_global_shards"],
+                         values["rate_limit_shadow_scopes"])
