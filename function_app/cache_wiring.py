@@ -20,7 +20,7 @@ from .core.clock import Clock
 from .core.identity import ClientIdentity
 from .core.models import GatewayRequest
 from .core.pipeline import Stage
-from .gateway import Gateway
+from .gateway import Parts
 from .settings import Settings, SettingsError
 from .stages.cache import cache_stage
 
@@ -52,9 +52,9 @@ def open_shared_tier(settings: Settings) -> CacheTier | None:
     return None
 
 
-def build_cache_stage(settings: Settings, gateway: Gateway, identity: ClientIdentity,
+def build_cache_stage(settings: Settings, parts: Parts, identity: ClientIdentity,
                       clock: Clock, shared: CacheTier | None = None) -> Stage:
-    """The cache stage; registers its report under "cache" and its tiers' close."""
+    """The cache stage; gives `parts` its report ("cache") and its tiers' close."""
     config = cache_config(settings)
     if shared is None:
         shared = open_shared_tier(settings)
@@ -73,7 +73,7 @@ def build_cache_stage(settings: Settings, gateway: Gateway, identity: ClientIden
 
     http = HttpCache(tiers, config, counters, clock.now, client_of)
     completions = CompletionCache(tiers, config, counters, clock.now, client_of)
-    gateway.stats_sources["cache"] = lambda: report(
+    parts.stats_sources["cache"] = lambda: report(
         counters, tiers.backend, config.ttl_s, tiers.stats, lambda: http.coalescer.coalesced)
-    gateway.closers.append(tiers.aclose)
+    parts.closers.append(tiers.aclose)
     return cache_stage(http, completions)
