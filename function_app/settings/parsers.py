@@ -155,4 +155,3 @@ def redis_url(value: str) -> str:
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ValueError("expected redis://host:port/db or rediss://host:port")
     return value
-
