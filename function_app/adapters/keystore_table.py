@@ -33,6 +33,8 @@ from function_app.tenants.records import (
 )
 from function_app.tenants.store import KeyExists, KeyStoreUnavailable, merged
 
+from .table_lazy import LazyTable
+
 KEYS_TABLE = "gatewaykeys"
 KEY_PK, TENANT_PK, USAGE_PK = "key", "tenant", "usage-"
 log = logging.getLogger(__name__)
@@ -59,24 +61,14 @@ async def _write(table: TableClient, row: dict[str, Any], etag: str | None) -> A
 class TableKeyStore:
     def __init__(self, service: TableServiceClient, table: str = KEYS_TABLE,
                  credential: Any = None, timeout_s: float = 2.0) -> None:
-        self._service, self._name, self._credential = service, table, credential
-        self._client: TableClient = service.get_table_client(table)
-        self._ready = False
-        self._lock = asyncio.Lock()
+        self._service, self._credential = service, credential
+        self._lazy = LazyTable(service, table)
         self._timeout = timeout_s
-
-    async def _table(self) -> TableClient:
-        if not self._ready:
-            async with self._lock:
-                if not self._ready:
-                    await self._service.create_table_if_not_exists(self._name)
-                    self._ready = True
-        return self._client
 
     async def _call(self, make):
         """Run one SDK call under the deadline; foreign errors become KeyStoreUnavailable."""
         try:
-            return await asyncio.wait_for(make(await self._table()), self._timeout)
+            return await asyncio.wait_for(make(await self._lazy.ready()), self._timeout)
         except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
             raise
         except _UNAVAILABLE as exc:
