@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ResourceExistsError,
@@ -24,7 +23,7 @@ from azure.data.tables.aio import TableServiceClient
 from ..core.ratelimit.keys import decode_key, encode_key
 from ..routing.breaker import SharedState
 from ..routing.store import BreakerRow, ProbeResult, StoreConflict, StoreUnavailable
-from .table_lazy import LazyTable
+from .azure_table import LazyTable, write_row
 
 BREAKER, PROBE, LEASE = "breaker", "probe", "lease"
 _UNAVAILABLE = (AzureError, OSError, asyncio.TimeoutError, ValueError)
@@ -49,13 +48,7 @@ class TableRoutingStore:
 
     async def _write(self, entity: dict[str, Any], etag: str | None) -> str:
         try:
-            client = await self._lazy.ready()
-            if etag is None:
-                meta = await client.create_entity(entity)
-            else:
-                meta = await client.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=etag,
-                    match_condition=MatchConditions.IfNotModified)
+            meta = await write_row(await self._lazy.ready(), entity, etag)
         except (ResourceExistsError, ResourceModifiedError) as exc:
             raise StoreConflict(type(exc).__name__) from None
         except ResourceNotFoundError as exc:

@@ -14,7 +14,6 @@ import logging
 from functools import partial
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ResourceExistsError,
@@ -33,7 +32,7 @@ from function_app.tenants.records import (
 )
 from function_app.tenants.store import KeyExists, KeyStoreUnavailable, merged
 
-from .table_lazy import LazyTable
+from .azure_table import LazyTable, write_row
 
 KEYS_TABLE = "gatewaykeys"
 KEY_PK, TENANT_PK, USAGE_PK = "key", "tenant", "usage-"
@@ -48,14 +47,6 @@ def _plain(entity: Any) -> dict[str, Any]:
 
 def _etag(entity: Any) -> str | None:
     return None if entity is None else entity.metadata["etag"]
-
-
-async def _write(table: TableClient, row: dict[str, Any], etag: str | None) -> Any:
-    """Create the row (etag None) or replace it only if unchanged since read."""
-    if etag is None:
-        return await table.create_entity(row)
-    return await table.update_entity(row, mode=UpdateMode.REPLACE, etag=etag,
-                                     match_condition=MatchConditions.IfNotModified)
 
 
 class TableKeyStore:
@@ -137,7 +128,7 @@ class TableKeyStore:
             old = from_fields(UsageRecord, _plain(entity)) if entity is not None else None
             row = {"PartitionKey": pk, "RowKey": rk, **to_fields(merged(old, delta))}
             try:
-                await self._call(partial(_write, row=row, etag=_etag(entity)))
+                await self._call(partial(write_row, row=row, etag=_etag(entity)))
                 return
             except (ResourceExistsError, ResourceModifiedError):
                 continue  # another instance wrote first: read again and add on top

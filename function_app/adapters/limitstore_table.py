@@ -39,7 +39,7 @@ from function_app.core.ratelimit.store import (
     StoreUnavailable,
 )
 
-from .table_lazy import LazyTable
+from .azure_table import LazyTable, write_row
 
 log = logging.getLogger(__name__)
 BUCKETS_TABLE = "ratelimits"
@@ -94,14 +94,7 @@ class TableRateLimitStore:
     async def write(self, key: RowKey, fields: Fields, etag: str | None) -> str:
         entity = {"PartitionKey": key.partition, "RowKey": key.row, **fields}
         try:
-            client = await self._table.ready()
-            if etag is None:
-                meta = await client.create_entity(entity)
-            else:
-                meta = await client.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
+            meta = await write_row(await self._table.ready(), entity, etag)
         except (ResourceExistsError, ResourceModifiedError) as exc:
             raise StoreConflict(type(exc).__name__) from None
         except ResourceNotFoundError:

@@ -1,9 +1,14 @@
-"""One Azure table, created the first time a call needs it (Table Storage has no schema step)."""
+"""What the Table Storage adapters share: a table created the first time a call needs it (Table
+Storage has no schema step), and the ETag-guarded write of one row. Errors stay the SDK's: each
+store translates them into its own port's error types."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from azure.core import MatchConditions
+from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 
@@ -27,3 +32,12 @@ class LazyTable:
 
     def forget(self) -> None:
         self._ready = False  # the table vanished: create it again on the next call
+
+
+async def write_row(client: TableClient, row: dict[str, Any], etag: str | None) -> Any:
+    """Create the row (`etag` None) or replace it only if unchanged since it was read; the
+    answer's metadata (its "etag")."""
+    if etag is None:
+        return await client.create_entity(row)
+    return await client.update_entity(row, mode=UpdateMode.REPLACE, etag=etag,
+                                      match_condition=MatchConditions.IfNotModified)
