@@ -28,7 +28,7 @@ from .core.headers import request_id_from
 from .core.models import GatewayRequest, GatewayResponse
 from .core.paths import raw_path_of
 from .gateway import Gateway
-from .settings import SettingsError
+from .settings.load import SettingsError
 from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
 from .telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE

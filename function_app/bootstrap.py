@@ -30,7 +30,8 @@ from .limiter.overrides import OverrideSource
 from .openai.ledger import TokenLedger
 from .router_wiring import build_router
 from .routing.store import BreakerStore
-from .settings import Settings, load_settings
+from .settings.load import load_settings
+from .settings.specs import Settings
 from .stages.body import body_stage
 from .stages.errors import errors_stage
 from .stages.forwarded import forwarded_stage

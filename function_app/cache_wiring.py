@@ -21,7 +21,8 @@ from .core.identity import ClientIdentity
 from .core.models import GatewayRequest
 from .core.pipeline import Stage
 from .gateway import Parts
-from .settings import Settings, SettingsError
+from .settings.load import SettingsError
+from .settings.specs import Settings
 from .stages.cache import cache_stage
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from .core.models import GatewayRequest, GatewayResponse
 from .core.pipeline import Handler
 from .health import HealthReport
-from .settings import Settings
+from .settings.specs import Settings
 
 Closer = Callable[[], Awaitable[Any]]
 Source = Callable[[], dict[str, Any]]  # cheap, synchronous: a component's current figures

@@ -18,7 +18,7 @@ from .routing.breakers import SharedBreakers
 from .routing.budget import RetryBudget
 from .routing.probes import plan_members, routing_report, run_health_checks
 from .routing.store import BreakerStore, ProbeStore
-from .settings import Settings
+from .settings.specs import Settings
 from .stages.proxy import Router
 
 HealthChecks = Callable[[], Awaitable[dict[str, Any]]]  # the timer's body, bound to a gateway

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from ..adapters.keystore_table import open_key_store
-from ..settings import SettingsError, load_settings
+from ..settings.load import SettingsError, load_settings
 from ..tenants import keys as keyfmt
 from ..tenants.access import refusal
 from ..tenants.budgets import DAY, MONTH, period_id

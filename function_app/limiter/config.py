@@ -1,6 +1,6 @@
-"""The limiter's knobs. `load_settings` builds them once from the RATE_LIMIT_* settings
-(settings/load.py); the defaults here serve tests and the simulator and equal the settings' own
-(tests/unit/test_settings.py checks that)."""
+"""The limiter's knobs. `load_settings` builds them once from the RATE_LIMIT_* settings; a field
+read from a setting names it (`from_setting`) and takes that setting's one default, so a config
+built without settings (tests, the simulator) has the documented values."""
 
 from __future__ import annotations
 
@@ -8,23 +8,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from function_app.core.ratelimit.scopes import LimitDefaults
+from function_app.settings.specs import from_setting
 
 
 @dataclass(frozen=True)
 class LimiterConfig:
-    """See the matching RATE_LIMIT_* settings in settings/specs.py for each field's meaning."""
+    """Each field read from a setting: see that setting's help in settings/specs.py."""
 
-    enabled: bool = True
-    storage_timeout_s: float = 0.5
-    failure_mode: str = "open"  # "open" (local safe capacity) or "closed" (deny, 503)
-    expected_instances: int = 4
-    lease_s: float = 0.25
-    lease_ttl_s: float = 2.0
-    exact_below_rps: float = 1.0
-    conflict_retries: int = 3
-    sweep_interval_s: float = 300.0
-    sweep_idle_s: float = 600.0
-    overrides_refresh_s: float = 30.0
+    enabled: bool = from_setting("rate_limit_enabled")
+    storage_timeout_s: float = from_setting("rate_limit_storage_timeout_s")
+    # "open" (local safe capacity) or "closed" (deny, 503)
+    failure_mode: str = from_setting("rate_limit_failure_mode")
+    expected_instances: int = from_setting("rate_limit_expected_instances")
+    lease_s: float = from_setting("rate_limit_lease_s")
+    lease_ttl_s: float = from_setting("rate_limit_lease_ttl_s")
+    exact_below_rps: float = from_setting("rate_limit_exact_below_rps")
+    conflict_retries: int = from_setting("rate_limit_conflict_retries")
+    sweep_interval_s: float = from_setting("rate_limit_sweep_interval_s")
+    sweep_idle_s: float = from_setting("rate_limit_sweep_idle_s")
+    overrides_refresh_s: float = from_setting("rate_limit_overrides_refresh_s")
     # Derived or fixed; not settings.
     idle_return_s: float = 1.0  # give back a key's tokens after this long without use
     forget_s: float = 30.0  # drop an unused key's local state after this long

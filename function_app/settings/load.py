@@ -15,7 +15,7 @@ from ..core.ratelimit.scopes import LimitDefaults, defaults_from
 from ..core.routes import RouteTable, parse_routes
 from ..limiter.config import LimiterConfig
 from .parsers import http_url
-from .specs import SPECS, Settings
+from .specs import SPECS, Settings, read_into
 
 
 class SettingsError(ValueError):
@@ -35,7 +35,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     backends = _backends(values)
     return Settings(**values, backends=backends, route_table=_route_table(values, backends),
                     model_table=_model_table(values, backends),
-                    limiter=_limiter_config(values), limit_defaults=_limit_defaults(values))
+                    limiter=read_into(LimiterConfig, values),
+                    limit_defaults=_limit_defaults(values))
 
 
 def _backends(values: dict[str, Any]) -> dict[str, str]:
@@ -63,26 +64,6 @@ def _model_table(values: dict[str, Any], backends: dict[str, str]) -> ModelTable
                                  values["model_api_keys"], backends)
     except ModelTableError as exc:
         raise SettingsError(f"setting {exc.setting} is invalid: {exc}") from None
-
-
-# LimiterConfig field -> the RATE_LIMIT_* setting it is read from (the only place that maps them).
-_LIMITER_SETTINGS = {
-    "enabled": "rate_limit_enabled",
-    "storage_timeout_s": "rate_limit_storage_timeout_s",
-    "failure_mode": "rate_limit_failure_mode",
-    "expected_instances": "rate_limit_expected_instances",
-    "lease_s": "rate_limit_lease_s",
-    "lease_ttl_s": "rate_limit_lease_ttl_s",
-    "exact_below_rps": "rate_limit_exact_below_rps",
-    "conflict_retries": "rate_limit_conflict_retries",
-    "sweep_interval_s": "rate_limit_sweep_interval_s",
-    "sweep_idle_s": "rate_limit_sweep_idle_s",
-    "overrides_refresh_s": "rate_limit_overrides_refresh_s",
-}
-
-
-def _limiter_config(values: dict[str, Any]) -> LimiterConfig:
-    return LimiterConfig(**{name: values[attr] for name, attr in _LIMITER_SETTINGS.items()})
 
 
 def _limit_defaults(values: dict[str, Any]) -> LimitDefaults:

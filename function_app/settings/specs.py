@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.identity import parse_networks
 from ..core.model_routes import ModelTable
 from ..core.ratelimit.scopes import LimitDefaults
 from ..core.routes import RouteTable
-from ..limiter.config import LimiterConfig
 from ..tenants.prices import price_table
 from .parsers import (
     boolean,
@@ -38,6 +37,9 @@ from .parsers import (
     text,
     timer_schedule,
 )
+
+if TYPE_CHECKING:  # the limiter's config reads its defaults from here (from_setting)
+    from ..limiter.config import LimiterConfig
 
 
 @dataclass(frozen=True)
@@ -295,3 +297,16 @@ class Settings:
 
 SPECS: tuple[Spec, ...] = tuple(
     replace(f.metadata["spec"], attr=f.name) for f in fields(Settings) if "spec" in f.metadata)
+
+
+def from_setting(attr: str) -> Any:
+    """A field of another config (e.g. LimiterConfig) read from `Settings.<attr>`: its default
+    is that setting's parsed default, and `load_settings` fills it from the setting."""
+    spec = next(spec for spec in SPECS if spec.attr == attr)
+    return field(default=spec.parse(spec.default), metadata={"setting": attr})
+
+
+def read_into[T](config: type[T], settings: Mapping[str, Any]) -> T:
+    """`config` with every `from_setting` field taken from the parsed `settings` values."""
+    return config(**{f.name: settings[f.metadata["setting"]] for f in fields(config)
+                     if "setting" in f.metadata})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..adapters.otel_exporters import Exporters, open_exporters
 from ..gateway import Parts
-from ..settings import Settings
+from ..settings.specs import Settings
 from .labels import BoundedNames, ClientLabels
 from .metrics import GatewayMetrics
 from .observe import Telemetry, backend_urls

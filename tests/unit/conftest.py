@@ -12,7 +12,7 @@ from starlette.requests import Request
 from function_app import app as app_module
 from function_app.adapters.httpx_upstream import HttpxUpstream
 from function_app.bootstrap import build_gateway
-from function_app.settings import load_settings
+from function_app.settings.load import load_settings
 
 
 class Backend:

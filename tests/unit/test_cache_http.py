@@ -11,7 +11,7 @@ from function_app.adapters.httpx_upstream import HttpxUpstream
 from function_app.app import cachez, proxy, stats
 from function_app.bootstrap import build_gateway
 from function_app.core.clock import FakeClock
-from function_app.settings import load_settings
+from function_app.settings.load import load_settings
 
 from .conftest import Backend, make_request, read_body, read_json
 

@@ -9,7 +9,7 @@ from function_app.core.clock import FakeClock
 from function_app.core.ratelimit.model import Limit
 from function_app.core.ratelimit.store import Override, StoreUnavailable
 from function_app.limiter import OverrideSource
-from function_app.settings import load_settings
+from function_app.settings.load import load_settings
 
 SETTINGS = load_settings({"GLOBAL_RPS": "1000", "GLOBAL_BURST": "2000", "CLIENT_RPS": "200",
                           "CLIENT_BURST": "400", "RATE_LIMIT_OVERRIDES_REFRESH_S": "30"})

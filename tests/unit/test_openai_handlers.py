@@ -8,7 +8,7 @@ from function_app import app as app_module
 from function_app.app import proxy, stats
 from function_app.bootstrap import build_gateway
 from function_app.core.upstream import UpstreamResponse
-from function_app.settings import load_settings
+from function_app.settings.load import load_settings
 
 from .conftest import make_request, read_body, read_json
 

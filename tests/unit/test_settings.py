@@ -4,7 +4,8 @@ import pytest
 
 from function_app.core.ratelimit.model import Limit
 from function_app.limiter.config import LimiterConfig
-from function_app.settings import SPECS, SettingsError, load_settings
+from function_app.settings.load import SettingsError, load_settings
+from function_app.settings.specs import SPECS
 
 
 def test_defaults_give_the_seed_backends_and_port():

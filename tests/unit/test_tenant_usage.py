@@ -6,7 +6,7 @@ import pytest
 
 from function_app.adapters.keystore_memory import MemoryKeyStore
 from function_app.core.clock import FakeClock
-from function_app.settings import SettingsError, load_settings
+from function_app.settings.load import SettingsError, load_settings
 from function_app.tenancy import open_tenancy
 from function_app.tenants.store import KeyStoreUnavailable
 from function_app.tenants.usage import UsageRecorder

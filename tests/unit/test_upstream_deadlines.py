@@ -14,7 +14,7 @@ from function_app.bootstrap import build_gateway
 from function_app.core.errors import Overloaded
 from function_app.core.models import GatewayRequest
 from function_app.core.upstream import UpstreamRequest
-from function_app.settings import load_settings
+from function_app.settings.load import load_settings
 
 TRANSPORTS = ["aiohttp", "httpx"]
 
