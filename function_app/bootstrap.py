@@ -38,10 +38,10 @@ from .stages.forwarded import forwarded_stage
 from .stages.local import local_stage
 from .stages.openai import openai_stage
 from .stages.openai_bill import TokenLimits
-from .stages.proxy import proxy_handler
 from .stages.rate_limit import rate_limit_stage
 from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
+from .stages.upstream import upstream_step
 from .telemetry.observe import Telemetry
 from .telemetry.stage import telemetry_stage
 from .telemetry.wiring import build_telemetry
@@ -91,7 +91,7 @@ async def build_gateway(
     telemetry = build_telemetry(settings, parts, given.instance, exporters)
     stages = await _stages(settings, parts, given, telemetry)
     router, health_checks = build_router(settings, parts, upstream, routing_store)
-    return Gateway(settings, compose(stages, proxy_handler(router)),
+    return Gateway(settings, compose(stages, upstream_step(router)),
                    _health(settings, probes, parts), closers=parts.closers,
                    stats_sources=parts.stats_sources, health_checks=health_checks,
                    telemetry=telemetry)

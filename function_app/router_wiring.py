@@ -19,7 +19,7 @@ from .routing.budget import RetryBudget
 from .routing.probes import plan_members, routing_report, run_health_checks
 from .routing.store import BreakerStore, ProbeStore
 from .settings.specs import Settings
-from .stages.proxy import Router
+from .stages.upstream import Router
 
 HealthChecks = Callable[[], Awaitable[dict[str, Any]]]  # the timer's body, bound to a gateway
 
