@@ -10,7 +10,6 @@ import hashlib
 import time
 
 from .cache.completion_cache import CompletionCache
-from .cache.config import CacheConfig
 from .cache.counters import CacheCounters, report
 from .cache.http_cache import HttpCache
 from .cache.memory import MemoryTier
@@ -24,15 +23,6 @@ from .gateway import Parts
 from .settings.load import SettingsError
 from .settings.specs import Settings
 from .stages.cache import cache_stage
-
-
-def cache_config(settings: Settings) -> CacheConfig:
-    # Any API key header is a credential, whatever names the client for rate limits.
-    credentials = {"authorization", "api-key", settings.client_id_header}
-    return CacheConfig(settings.cache_ttl_seconds, settings.cache_max_entry_bytes,
-                       dict(settings.cache_routes), frozenset(settings.cache_completions),
-                       settings.cache_completions_shared, settings.cache_hit_charges_tokens,
-                       frozenset(credentials))
 
 
 def open_shared_tier(settings: Settings) -> CacheTier | None:
@@ -56,7 +46,7 @@ def open_shared_tier(settings: Settings) -> CacheTier | None:
 def build_cache_stage(settings: Settings, parts: Parts, identity: ClientIdentity,
                       clock: Clock, shared: CacheTier | None = None) -> Stage:
     """The cache stage; gives `parts` its report ("cache") and its tiers' close."""
-    config = cache_config(settings)
+    config = settings.cache
     if shared is None:
         shared = open_shared_tier(settings)
     tiers = TieredCache(MemoryTier(settings.cache_memory_bytes, clock.now), shared,

@@ -13,7 +13,6 @@ from .core.clock import SystemClock
 from .core.routes import PROXY
 from .core.upstream import Upstream, UpstreamRequest
 from .gateway import Parts
-from .routing.breaker import BreakerConfig
 from .routing.breakers import SharedBreakers
 from .routing.budget import RetryBudget
 from .routing.probes import plan_members, routing_report, run_health_checks
@@ -34,10 +33,9 @@ def build_router(settings: Settings, parts: Parts, upstream: Upstream,
         if store is not None:
             parts.closers.append(store.close)
     clock = SystemClock()  # breaker rows compare wall-clock times across instances
-    breakers = SharedBreakers(store, cast(ProbeStore, store), clock, BreakerConfig(
-        settings.breaker_failures, settings.breaker_failure_rate, settings.breaker_window_s,
-        settings.breaker_min_requests, settings.breaker_open_s),
-        cache_s=settings.breaker_cache_s, storage_timeout_s=settings.rate_limit_storage_timeout_s)
+    breakers = SharedBreakers(store, cast(ProbeStore, store), clock, settings.breaker,
+                              cache_s=settings.breaker_cache_s,
+                              storage_timeout_s=settings.rate_limit_storage_timeout_s)
     breakers.start()  # read the shared rows from now on, before any request needs them
     parts.closers.append(breakers.close)
     router = Router(upstream, breakers, settings.connect_timeout_s, settings.retry_max_attempts,

@@ -1,8 +1,9 @@
 """`load_settings`: every setting parsed once, from an injected mapping, into a frozen `Settings`.
 
 A bad value raises `SettingsError` naming the setting, which stops start-up; values that depend on
-several settings (backends, the route table, the model table, the limiter's config and default
-limits) are parsed here too, so nothing downstream parses a setting again.
+several settings (backends, the route and model tables, the default limits, and the configs of
+the limiter, the breakers and the cache) are parsed here too, so nothing downstream parses a
+setting again.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..cache.config import CacheConfig
 from ..core.model_routes import ModelTable, ModelTableError, parse_model_table
 from ..core.ratelimit.scopes import LimitDefaults, defaults_from
 from ..core.routes import RouteTable, parse_routes
 from ..limiter.config import LimiterConfig
+from ..routing.breaker import BreakerConfig
 from .parsers import http_url
 from .specs import SPECS, Settings, read_into
 
@@ -36,7 +39,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     return Settings(**values, backends=backends, route_table=_route_table(values, backends),
                     model_table=_model_table(values, backends),
                     limiter=read_into(LimiterConfig, values),
-                    limit_defaults=_limit_defaults(values))
+                    limit_defaults=_limit_defaults(values),
+                    breaker=read_into(BreakerConfig, values), cache=_cache_config(values))
 
 
 def _backends(values: dict[str, Any]) -> dict[str, str]:
@@ -71,3 +75,9 @@ def _limit_defaults(values: dict[str, Any]) -> LimitDefaults:
     return defaults_from(values["global_rps"], values["global_burst"], values["client_rps"],
                          values["client_burst"], values["rate_limit_global_shards"],
                          values["rate_limit_shadow_scopes"])
+
+
+def _cache_config(values: dict[str, Any]) -> CacheConfig:
+    # Any API key header is a credential, whatever names the client for rate limits.
+    credentials = {"authorization", "api-key", values["client_id_header"]}
+    return read_into(CacheConfig, values, credential_headers=frozenset(credentials))

@@ -4,7 +4,8 @@ A spec (`setting(...)`) holds the setting's name, its one default, its parser an
 lists them in field order. `load_settings` (load.py) reads exactly these names from an injected
 mapping (never `os.environ` directly), and the parity test checks the same names against
 `local.settings.sample.json` and the Bicep app settings. The fields after the specs are the typed
-values parsed from several settings at once (backends, route table, model table, limiter config).
+values parsed from several settings at once (backends, route and model tables, and the configs
+of the limiter, the breakers and the cache).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from .parsers import (
     timer_schedule,
 )
 
-if TYPE_CHECKING:  # the limiter's config reads its defaults from here (from_setting)
+if TYPE_CHECKING:  # the components' configs read their defaults from here (from_setting)
+    from ..cache.config import CacheConfig
     from ..limiter.config import LimiterConfig
+    from ..routing.breaker import BreakerConfig
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,8 @@ class Settings:
     route_table: RouteTable = field(hash=False, repr=False)
     model_table: ModelTable = field(hash=False, repr=False)
     limiter: LimiterConfig = field(hash=False)
+    breaker: BreakerConfig = field(hash=False)
+    cache: CacheConfig = field(hash=False)
     limit_defaults: LimitDefaults = field(hash=False)
 
 
@@ -300,13 +305,15 @@ SPECS: tuple[Spec, ...] = tuple(
 
 
 def from_setting(attr: str) -> Any:
-    """A field of another config (e.g. LimiterConfig) read from `Settings.<attr>`: its default
-    is that setting's parsed default, and `load_settings` fills it from the setting."""
+    """A field of a component's config (LimiterConfig, BreakerConfig, CacheConfig) read from
+    `Settings.<attr>`: its default is that setting's parsed default, and `load_settings` fills
+    it from the setting (`read_into`)."""
     spec = next(spec for spec in SPECS if spec.attr == attr)
-    return field(default=spec.parse(spec.default), metadata={"setting": attr})
+    return field(default_factory=lambda: spec.parse(spec.default), metadata={"setting": attr})
 
 
-def read_into[T](config: type[T], settings: Mapping[str, Any]) -> T:
-    """`config` with every `from_setting` field taken from the parsed `settings` values."""
-    return config(**{f.name: settings[f.metadata["setting"]] for f in fields(config)
-                     if "setting" in f.metadata})
+def read_into[T](config: type[T], values: Mapping[str, Any], **others: Any) -> T:
+    """`config` with every `from_setting` field taken from the parsed setting `values` and the
+    rest from `others` (or their defaults)."""
+    return config(**others, **{f.name: values[f.metadata["setting"]] for f in fields(config)
+                               if "setting" in f.metadata})

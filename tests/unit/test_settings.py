@@ -1,9 +1,12 @@
 import json
+from dataclasses import replace
 
 import pytest
 
+from function_app.cache.config import CacheConfig
 from function_app.core.ratelimit.model import Limit
 from function_app.limiter.config import LimiterConfig
+from function_app.routing.breaker import BreakerConfig
 from function_app.settings.load import SettingsError, load_settings
 from function_app.settings.specs import SPECS
 
@@ -57,7 +60,8 @@ def test_blank_values_fall_back_to_defaults():
     assert load_settings({"PORT": "  "}).port == 7071
 
 
-PARSED_FIELDS = {"backends", "route_table", "model_table", "limiter", "limit_defaults"}
+PARSED_FIELDS = {"backends", "route_table", "model_table", "limiter", "limit_defaults",
+                 "breaker", "cache"}
 
 
 def test_every_spec_names_a_settings_field():
@@ -66,9 +70,12 @@ def test_every_spec_names_a_settings_field():
     assert len({spec.name for spec in SPECS}) == len(SPECS)
 
 
-def test_the_limiter_config_has_the_settings_defaults():
+def test_component_configs_have_the_settings_defaults():
     settings = load_settings({})
     assert settings.limiter == LimiterConfig()
+    assert settings.breaker == BreakerConfig()
+    assert settings.cache == replace(CacheConfig(), credential_headers=frozenset(
+        {"authorization", "api-key", "x-api-key"}))
     assert settings.limit_defaults.client_limit == Limit(500.0, 1000.0)
     assert settings.limit_defaults.global_limit == Limit(1000.0, 2000.0)
 
@@ -81,6 +88,14 @@ def test_the_limiter_config_is_read_from_its_settings():
     assert settings.limiter.enabled is False
     assert settings.limit_defaults.client_limit == Limit(7.0, 1000.0)
     assert settings.limit_defaults.global_shards == 3
+
+
+def test_breaker_and_cache_configs_are_read_from_their_settings():
+    settings = load_settings({"BREAKER_FAILURES": "9", "CACHE_TTL_SECONDS": "7",
+                              "CACHE_ROUTES": '{"/slow": "off"}', "CLIENT_ID_HEADER": "X-Key"})
+    assert settings.breaker.failures == 9
+    assert (settings.cache.ttl_s, settings.cache.route_modes) == (7, {"/slow": "off"})
+    assert "x-key" in settings.cache.credential_headers
 
 
 def test_route_and_model_tables_are_parsed_once_into_settings():
