@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..settings.specs import from_setting
+from ..settings.configs import from_setting
 
 OFF, SHARED, PER_CLIENT = "off", "shared", "per-client"
 ALL = "*"

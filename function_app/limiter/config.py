@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from function_app.core.ratelimit.scopes import LimitDefaults
-from function_app.settings.specs import from_setting
+from function_app.settings.configs import from_setting
 
 
 @dataclass(frozen=True)

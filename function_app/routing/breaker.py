@@ -15,7 +15,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from ..settings.specs import from_setting
+from ..settings.configs import from_setting
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

@@ -17,8 +17,9 @@ from ..core.ratelimit.scopes import LimitDefaults, defaults_from
 from ..core.routes import RouteTable, parse_routes
 from ..limiter.config import LimiterConfig
 from ..routing.breaker import BreakerConfig
+from .configs import read_into
 from .parsers import http_url
-from .specs import SPECS, Settings, read_into
+from .specs import SPECS, Settings
 
 
 class SettingsError(ValueError):

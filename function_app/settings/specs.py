@@ -39,7 +39,7 @@ from .parsers import (
     timer_schedule,
 )
 
-if TYPE_CHECKING:  # the components' configs read their defaults from here (from_setting)
+if TYPE_CHECKING:  # the components' configs read their defaults from here (configs.py)
     from ..cache.config import CacheConfig
     from ..limiter.config import LimiterConfig
     from ..routing.breaker import BreakerConfig
@@ -303,17 +303,3 @@ class Settings:
 SPECS: tuple[Spec, ...] = tuple(
     replace(f.metadata["spec"], attr=f.name) for f in fields(Settings) if "spec" in f.metadata)
 
-
-def from_setting(attr: str) -> Any:
-    """A field of a component's config (LimiterConfig, BreakerConfig, CacheConfig) read from
-    `Settings.<attr>`: its default is that setting's parsed default, and `load_settings` fills
-    it from the setting (`read_into`)."""
-    spec = next(spec for spec in SPECS if spec.attr == attr)
-    return field(default_factory=lambda: spec.parse(spec.default), metadata={"setting": attr})
-
-
-def read_into[T](config: type[T], values: Mapping[str, Any], **others: Any) -> T:
-    """`config` with every `from_setting` field taken from the parsed setting `values` and the
-    rest from `others` (or their defaults)."""
-    return config(**others, **{f.name: values[f.metadata["setting"]] for f in fields(config)
-                               if "setting" in f.metadata})
