@@ -23,7 +23,13 @@ from azurefunctions.extensions.http.fastapi import (
 from starlette.requests import ClientDisconnect
 
 from .bootstrap import LazyGateway
-from .core.errors import ClientDisconnected, Misconfigured, NotFound, PayloadTooLarge
+from .core.errors import (
+    ClientDisconnected,
+    GatewayError,
+    Misconfigured,
+    NotFound,
+    PayloadTooLarge,
+)
 from .core.headers import request_id_from
 from .core.models import GatewayRequest, GatewayResponse
 from .core.paths import raw_path_of
@@ -193,15 +199,17 @@ class ClosingStreamingResponse(StreamingResponse):
 
 
 def _not_found(req: Request, message: str) -> Response:
-    request_id = request_id_from(req.headers.get("x-request-id"))
-    answer = error_response(NotFound(message), request_id)
-    answer.set_header("X-Request-ID", request_id)
-    return to_response(answer)
+    return _error(req, NotFound(message))
 
 
 def _misconfigured(req: Request, exc: SettingsError) -> Response:
     log.error("gateway cannot start: %s", exc)  # names the setting; the client is not told
+    return _error(req, Misconfigured())
+
+
+def _error(req: Request, error: GatewayError) -> Response:
+    """The JSON error answer of a function that never reached the pipeline."""
     request_id = request_id_from(req.headers.get("x-request-id"))
-    answer = error_response(Misconfigured(), request_id)
+    answer = error_response(error, request_id)
     answer.set_header("X-Request-ID", request_id)
     return to_response(answer)
