@@ -88,9 +88,9 @@ async def build_gateway(
                   limit_store, override_store, routing_store, cache_tier, exporters, key_store)
     parts = Parts()
     upstream, probes = _upstreams(settings, given.upstream, parts)
-    telemetry = build_telemetry(settings, parts, given.instance, exporters)
+    telemetry = build_telemetry(settings, parts, given.instance, given.exporters)
     stages = await _stages(settings, parts, given, telemetry)
-    router, health_checks = build_router(settings, parts, upstream, routing_store)
+    router, health_checks = build_router(settings, parts, upstream, given.routing_store)
     return Gateway(settings, compose(stages, upstream_step(router)),
                    _health(settings, probes, parts), closers=parts.closers,
                    stats_sources=parts.stats_sources, health_checks=health_checks,
