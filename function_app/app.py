@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 
 import anyio
 import azure.functions as func
@@ -22,11 +23,18 @@ from azurefunctions.extensions.http.fastapi import (
 from starlette.requests import ClientDisconnect
 
 from .bootstrap import LazyGateway
-from .core.errors import ClientDisconnected, Misconfigured, NotFound, PayloadTooLarge
+from .core.errors import (
+    ClientDisconnected,
+    GatewayError,
+    Misconfigured,
+    NotFound,
+    PayloadTooLarge,
+)
 from .core.headers import request_id_from
 from .core.models import GatewayRequest, GatewayResponse
 from .core.paths import raw_path_of
-from .core.settings import SettingsError
+from .gateway import Gateway
+from .settings.load import SettingsError
 from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
 from .telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -65,31 +73,40 @@ async def run_health_checks() -> dict:
     return await instance.health_checks()
 
 
+def with_gateway(handler: Callable[[Request, Gateway], Awaitable[Response]]
+                 ) -> Callable[[Request], Awaitable[Response]]:
+    """The HTTP function that calls `handler` with the built gateway; a bad setting answers 503
+    (misconfigured) instead. The function keeps `handler`'s name and doc but not `__wrapped__`:
+    the worker indexes its own signature, `(req: Request) -> Response`."""
+
+    async def function(req: Request) -> Response:
+        try:
+            instance = await gateway.get()
+        except SettingsError as exc:
+            return _misconfigured(req, exc)
+        return await handler(req, instance)
+
+    function.__name__ = function.__qualname__ = handler.__name__
+    function.__doc__ = handler.__doc__
+    return function
+
+
 @app.route(route="healthz", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-async def healthz(req: Request) -> Response:
-    try:
-        instance = await gateway.get()
-    except SettingsError as exc:
-        return _misconfigured(req, exc)
+@with_gateway
+async def healthz(req: Request, instance: Gateway) -> Response:
     return JSONResponse(await instance.health.report(), headers={"cache-control": "no-store"})
 
 
 @app.route(route="_gateway/stats", methods=["GET"])
-async def stats(req: Request) -> Response:
-    try:
-        instance = await gateway.get()
-    except SettingsError as exc:
-        return _misconfigured(req, exc)
+@with_gateway
+async def stats(req: Request, instance: Gateway) -> Response:
     return JSONResponse(instance.stats(), headers={"cache-control": "no-store"})
 
 
 @app.route(route="cachez", methods=["GET"])
-async def cachez(req: Request) -> Response:
+@with_gateway
+async def cachez(req: Request, instance: Gateway) -> Response:
     """The response cache's counters: hits, misses, hit_ratio, backend, ttl, tiers."""
-    try:
-        instance = await gateway.get()
-    except SettingsError as exc:
-        return _misconfigured(req, exc)
     source = instance.stats_sources.get("cache")
     body = source() if source is not None else {"enabled": False, "hits": 0, "misses": 0,
                                                 "hit_ratio": 0.0, "backend": "none", "ttl": 0}
@@ -97,12 +114,9 @@ async def cachez(req: Request) -> Response:
 
 
 @app.route(route="metrics", methods=["GET"])
-async def metrics(req: Request) -> Response:
+@with_gateway
+async def metrics(req: Request, instance: Gateway) -> Response:
     """This instance's metrics in Prometheus text format (telemetry/metrics.py)."""
-    try:
-        instance = await gateway.get()
-    except SettingsError as exc:
-        return _misconfigured(req, exc)
     if instance.telemetry is None:
         return _not_found(req, "Metrics are off (TELEMETRY_ENABLED=false).")
     return Response(instance.telemetry.metrics.render(), media_type=METRICS_CONTENT_TYPE,
@@ -118,11 +132,8 @@ async def dashboard(req: Request) -> Response:
 
 
 @app.route(route="{*path}", methods=ALL_METHODS)
-async def proxy(req: Request) -> Response:
-    try:
-        instance = await gateway.get()
-    except SettingsError as exc:
-        return _misconfigured(req, exc)
+@with_gateway
+async def proxy(req: Request, instance: Gateway) -> Response:
     answer = await instance.serve(to_gateway_request(req))
     return to_response(answer)
 
@@ -188,15 +199,17 @@ class ClosingStreamingResponse(StreamingResponse):
 
 
 def _not_found(req: Request, message: str) -> Response:
-    request_id = request_id_from(req.headers.get("x-request-id"))
-    answer = error_response(NotFound(message), request_id)
-    answer.set_header("X-Request-ID", request_id)
-    return to_response(answer)
+    return _error(req, NotFound(message))
 
 
 def _misconfigured(req: Request, exc: SettingsError) -> Response:
     log.error("gateway cannot start: %s", exc)  # names the setting; the client is not told
+    return _error(req, Misconfigured())
+
+
+def _error(req: Request, error: GatewayError) -> Response:
+    """The JSON error answer of a function that never reached the pipeline."""
     request_id = request_id_from(req.headers.get("x-request-id"))
-    answer = error_response(Misconfigured(), request_id)
+    answer = error_response(error, request_id)
     answer.set_header("X-Request-ID", request_id)
     return to_response(answer)

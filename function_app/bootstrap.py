@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
@@ -21,27 +22,29 @@ from .core.clock import Clock, SystemClock
 from .core.identity import ClientIdentity
 from .core.pipeline import Stage, compose
 from .core.ratelimit.store import OverrideStore, RateLimitStore
-from .core.routes import parse_routes
-from .core.settings import Settings, load_settings, model_table
 from .core.upstream import Upstream
-from .gateway import Gateway
+from .gateway import Gateway, Parts
 from .health import HealthReport
 from .limiter.limiter import Limiter
 from .limiter.overrides import OverrideSource
 from .openai.ledger import TokenLedger
 from .router_wiring import build_router
 from .routing.store import BreakerStore
+from .settings.load import load_settings
+from .settings.specs import Settings
 from .stages.body import body_stage
 from .stages.errors import errors_stage
 from .stages.forwarded import forwarded_stage
 from .stages.local import local_stage
 from .stages.openai import openai_stage
 from .stages.openai_bill import TokenLimits
-from .stages.proxy import proxy_handler
 from .stages.rate_limit import rate_limit_stage
 from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
-from .telemetry.wiring import telemetry_stages
+from .stages.upstream import upstream_step
+from .telemetry.observe import Telemetry
+from .telemetry.stage import telemetry_stage
+from .telemetry.wiring import build_telemetry
 from .tenancy import Tenancy, open_tenancy
 from .tenants.store import KeyStore
 
@@ -55,6 +58,21 @@ def quiet_storage_sdk(level: str) -> None:
     logging.getLogger("azure").setLevel(level)
 
 
+@dataclass(frozen=True)
+class Given:
+    """Adapters a caller supplies in place of the real ones (tests); None: built from settings."""
+
+    instance: str  # this process's name in storage rows (leases, sweeps)
+    clock: Clock
+    upstream: Upstream | None = None
+    limit_store: RateLimitStore | None = None
+    override_store: OverrideStore | None = None
+    routing_store: BreakerStore | None = None
+    cache_tier: CacheTier | None = None
+    exporters: Exporters | None = None
+    key_store: KeyStore | None = None
+
+
 async def build_gateway(
     settings: Settings, *, upstream: Upstream | None = None, clock: Clock | None = None,
     limit_store: RateLimitStore | None = None, override_store: OverrideStore | None = None,
@@ -63,60 +81,82 @@ async def build_gateway(
     exporters: Exporters | None = None,
     key_store: KeyStore | None = None,
 ) -> Gateway:
-    """Wire a gateway from settings; the keyword arguments replace real adapters in tests."""
-    table = parse_routes(settings.routes, settings.backends, settings.upstream_timeout_s)
+    """Wire a gateway from settings in one pass, the parts first and then the Gateway; the
+    keyword arguments replace real adapters in tests."""
     quiet_storage_sdk(settings.storage_sdk_log_level)
-    probes = upstream
-    if upstream is None:
-        upstream = HttpxUpstream(make_transport(settings.upstream_client,
-                                                settings.upstream_max_connections),
-                                 settings.upstream_max_connections)
-        # Health probes get connections of their own: a pool full of slow streams must not
-        # make /healthz report healthy backends as down.
-        size = max(HEALTH_CONNECTIONS, len(settings.backends))
-        probes = HttpxUpstream(make_transport(settings.upstream_client, size), size)
-    gateway = Gateway(settings, handle=None, health=HealthReport(  # type: ignore[arg-type]
-        service=settings.service_name, version=VERSION, backends=settings.backends,
-        upstream=probes, probe_timeout_s=settings.health_probe_timeout_s,
-        cache_s=settings.health_cache_s), closers=[upstream.aclose])
-    if probes is not upstream:
-        gateway.closers.append(probes.aclose)
-    identity = ClientIdentity(settings.client_id_source, settings.trusted_proxies,
-                              settings.client_id_header)
-    instance = f"{socket.gethostname()}-{os.getpid()}"
-    observe = telemetry_stages(settings, gateway, instance, exporters)
-    stages: list[Stage] = [request_id_stage, *observe, errors_stage,
-                           forwarded_stage(settings.trusted_proxies), routing_stage(table)]
-    clock = clock or SystemClock()
+    given = Given(f"{socket.gethostname()}-{os.getpid()}", clock or SystemClock(), upstream,
+                  limit_store, override_store, routing_store, cache_tier, exporters, key_store)
+    parts = Parts()
+    upstream, probes = _upstreams(settings, given.upstream, parts)
+    telemetry = build_telemetry(settings, parts, given.instance, given.exporters)
+    stages = await _stages(settings, parts, given, telemetry)
+    router, health_checks = build_router(settings, parts, upstream, given.routing_store)
+    return Gateway(settings, compose(stages, upstream_step(router)),
+                   _health(settings, probes, parts), closers=parts.closers,
+                   stats_sources=parts.stats_sources, health_checks=health_checks,
+                   telemetry=telemetry)
+
+
+async def _stages(settings: Settings, parts: Parts, given: Given,
+                  telemetry: Telemetry | None) -> list[Stage]:
+    """The pipeline, in order: written once, here."""
+    tenancy = open_tenancy(settings, given.clock, given.key_store)
+    parts.closers.append(tenancy.close)
+    parts.stats_sources["keys"] = tenancy.stats
+    identity = tenancy.identity(ClientIdentity(
+        settings.client_id_source, settings.trusted_proxies, settings.client_id_header))
+    stages: list[Stage] = [request_id_stage]
+    if telemetry is not None:
+        stages.append(telemetry_stage(telemetry))
+    stages += [errors_stage, forwarded_stage(settings.trusted_proxies),
+               routing_stage(settings.route_table)]
     # Gateway API keys (GATEWAY_AUTH): before rate limiting, so the key's tenant is the client.
-    tenancy = open_tenancy(settings, clock, key_store)
     stages += tenancy.stages()
-    identity = tenancy.identity(identity)
-    gateway.closers.append(tenancy.close)
-    gateway.stats_sources["keys"] = tenancy.stats
     limiter = None
     if settings.rate_limit_enabled:
-        limiter, overrides = _limiter(settings, gateway, clock, limit_store, override_store)
+        limiter, overrides = await _limiter(settings, parts, given)
         stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for),
                                        identity))
-        # One read at start, so refused credentials or a missing table are logged at once.
-        await limiter.probe()
     stages.append(body_stage(settings.max_body_bytes))
-    stages.append(_openai(settings, gateway, limiter, identity, clock, tenancy))
+    stages.append(_openai(settings, parts, limiter, identity, given.clock, tenancy))
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.
     if settings.cache_enabled:
-        stages.append(build_cache_stage(settings, gateway, identity, clock, cache_tier))
+        stages.append(build_cache_stage(settings, parts, identity, given.clock, given.cache_tier))
     stages.append(local_stage)
-    router = build_router(settings, gateway, upstream, table, routing_store)
-    gateway.handle = compose(stages, proxy_handler(router))
-    return gateway
+    return stages
 
 
-def _limiter(settings: Settings, gateway: Gateway, clock: Clock,
-             limit_store: RateLimitStore | None, override_store: OverrideStore | None
-             ) -> tuple[Limiter, OverrideSource]:
+def _upstreams(settings: Settings, given: Upstream | None, parts: Parts
+               ) -> tuple[Upstream, Upstream]:
+    """The upstream of requests and that of the /healthz probes (the same one when given)."""
+    if given is not None:
+        parts.closers.append(given.aclose)
+        return given, given
+    upstream = HttpxUpstream(make_transport(settings.upstream_client,
+                                            settings.upstream_max_connections),
+                             settings.upstream_max_connections)
+    # Health probes get connections of their own: a pool full of slow streams must not make
+    # /healthz report healthy backends as down.
+    size = max(HEALTH_CONNECTIONS, len(settings.backends))
+    probes = HttpxUpstream(make_transport(settings.upstream_client, size), size)
+    parts.closers += [upstream.aclose, probes.aclose]
+    return upstream, probes
+
+
+def _health(settings: Settings, probes: Upstream, parts: Parts) -> HealthReport:
+    report = HealthReport(
+        service=settings.service_name, version=VERSION, backends=settings.backends,
+        upstream=probes, probe_timeout_s=settings.health_probe_timeout_s,
+        cache_s=settings.health_cache_s)
+    report.sections.update(parts.health_sections)
+    return report
+
+
+async def _limiter(settings: Settings, parts: Parts, given: Given
+                   ) -> tuple[Limiter, OverrideSource]:
     """The one limiter of the process (requests and tokens) and the source of its limits."""
+    limit_store, override_store = given.limit_store, given.override_store
     if limit_store is None:
         storage = open_limit_storage(
             settings.rate_limit_storage_connection, settings.table_storage_endpoint,
@@ -127,14 +167,16 @@ def _limiter(settings: Settings, gateway: Gateway, clock: Clock,
             limit_store = MemoryRateLimitStore()
         else:
             limit_store, override_store = storage.buckets, storage.overrides
-            gateway.closers.append(storage.close)
-    limiter = Limiter(limit_store, clock, settings, f"{socket.gethostname()}-{os.getpid()}")
-    overrides = OverrideSource(override_store, clock, settings)
-    gateway.closers += [overrides.close, limiter.close]  # closed in reverse: tokens go back first
-    gateway.stats_sources["limiter"] = lambda: {**limiter.counters,
-                                                "storage_healthy": limiter.storage_healthy}
-    gateway.stats_sources["overrides"] = lambda: dict(overrides.counters)
-    gateway.health.sections["limiter"] = lambda: _limiter_health(limiter)
+            parts.closers.append(storage.close)
+    limiter = Limiter(limit_store, given.clock, settings.limiter, given.instance)
+    overrides = OverrideSource(override_store, given.clock, settings)
+    parts.closers += [overrides.close, limiter.close]  # closed in reverse: tokens go back first
+    parts.stats_sources["limiter"] = lambda: {**limiter.counters,
+                                              "storage_healthy": limiter.storage_healthy}
+    parts.stats_sources["overrides"] = lambda: dict(overrides.counters)
+    parts.health_sections["limiter"] = lambda: _limiter_health(limiter)
+    # One read at start, so refused credentials or a missing table are logged at once.
+    await limiter.probe()
     return limiter, overrides
 
 
@@ -144,12 +186,12 @@ def _limiter_health(limiter: Limiter) -> dict:
     return {"ok": state["state"] != "refused", "storage": state}
 
 
-def _openai(settings: Settings, gateway: Gateway, limiter: Limiter | None,
+def _openai(settings: Settings, parts: Parts, limiter: Limiter | None,
             identity: ClientIdentity, clock: Clock, tenancy: Tenancy) -> Stage:
     ledger = TokenLedger()
-    gateway.stats_sources["tokens"] = ledger.snapshot
+    parts.stats_sources["tokens"] = ledger.snapshot
     limits = TokenLimits.per_minute(settings.client_tpm, settings.model_tpm)
-    return openai_stage(tenancy.models(model_table(settings)), tenancy.token_limits(limits),
+    return openai_stage(tenancy.models(settings.model_table), tenancy.token_limits(limits),
                         tenancy.limiter(limiter), ledger, identity,
                         settings.default_max_tokens, clock)
 

@@ -10,7 +10,6 @@ import hashlib
 import time
 
 from .cache.completion_cache import CompletionCache
-from .cache.config import CacheConfig
 from .cache.counters import CacheCounters, report
 from .cache.http_cache import HttpCache
 from .cache.memory import MemoryTier
@@ -20,18 +19,10 @@ from .core.clock import Clock
 from .core.identity import ClientIdentity
 from .core.models import GatewayRequest
 from .core.pipeline import Stage
-from .core.settings import Settings, SettingsError
-from .gateway import Gateway
+from .gateway import Parts
+from .settings.load import SettingsError
+from .settings.specs import Settings
 from .stages.cache import cache_stage
-
-
-def cache_config(settings: Settings) -> CacheConfig:
-    # Any API key header is a credential, whatever names the client for rate limits.
-    credentials = {"authorization", "api-key", settings.client_id_header}
-    return CacheConfig(settings.cache_ttl_seconds, settings.cache_max_entry_bytes,
-                       dict(settings.cache_routes), frozenset(settings.cache_completions),
-                       settings.cache_completions_shared, settings.cache_hit_charges_tokens,
-                       frozenset(credentials))
 
 
 def open_shared_tier(settings: Settings) -> CacheTier | None:
@@ -52,10 +43,10 @@ def open_shared_tier(settings: Settings) -> CacheTier | None:
     return None
 
 
-def build_cache_stage(settings: Settings, gateway: Gateway, identity: ClientIdentity,
+def build_cache_stage(settings: Settings, parts: Parts, identity: ClientIdentity,
                       clock: Clock, shared: CacheTier | None = None) -> Stage:
-    """The cache stage; registers its report under "cache" and its tiers' close."""
-    config = cache_config(settings)
+    """The cache stage; gives `parts` its report ("cache") and its tiers' close."""
+    config = settings.cache
     if shared is None:
         shared = open_shared_tier(settings)
     tiers = TieredCache(MemoryTier(settings.cache_memory_bytes, clock.now), shared,
@@ -73,7 +64,7 @@ def build_cache_stage(settings: Settings, gateway: Gateway, identity: ClientIden
 
     http = HttpCache(tiers, config, counters, clock.now, client_of)
     completions = CompletionCache(tiers, config, counters, clock.now, client_of)
-    gateway.stats_sources["cache"] = lambda: report(
+    parts.stats_sources["cache"] = lambda: report(
         counters, tiers.backend, config.ttl_s, tiers.stats, lambda: http.coalescer.coalesced)
-    gateway.closers.append(tiers.aclose)
+    parts.closers.append(tiers.aclose)
     return cache_stage(http, completions)

@@ -1,4 +1,7 @@
-"""The assembled gateway: the composed pipeline, the health report, and what must be closed."""
+"""The assembled gateway: the composed pipeline, the health report, and what must be closed.
+
+Wiring gathers the parts first (`Parts`), then builds the `Gateway` once from them.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,21 @@ from typing import Any
 
 from .core.models import GatewayRequest, GatewayResponse
 from .core.pipeline import Handler
-from .core.settings import Settings
 from .health import HealthReport
+from .settings.specs import Settings
+
+Closer = Callable[[], Awaitable[Any]]
+Source = Callable[[], dict[str, Any]]  # cheap, synchronous: a component's current figures
+
+
+@dataclass
+class Parts:
+    """What wiring gathers from each component before the Gateway exists: its close (closed in
+    reverse order of start), its counters for /_gateway/stats and its /healthz section."""
+
+    closers: list[Closer] = field(default_factory=list)
+    stats_sources: dict[str, Source] = field(default_factory=dict)
+    health_sections: dict[str, Source] = field(default_factory=dict)
 
 
 @dataclass
@@ -17,8 +33,8 @@ class Gateway:
     settings: Settings
     handle: Handler
     health: HealthReport
-    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
-    stats_sources: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    closers: list[Closer] = field(default_factory=list)
+    stats_sources: dict[str, Source] = field(default_factory=dict)
     # The body of the health-check timer (routing/probes.py), bound to this gateway's backends.
     health_checks: Callable[[], Awaitable[dict[str, Any]]] | None = None
     telemetry: Any = None  # telemetry.observe.Telemetry when TELEMETRY_ENABLED (GET /metrics)

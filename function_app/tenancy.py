@@ -16,6 +16,7 @@ from .adapters.keystore_memory import MemoryKeyStore
 from .adapters.keystore_table import open_key_store
 from .core.clock import Clock
 from .core.pipeline import Stage
+from .settings.specs import Settings
 from .stages.tenant_auth import tenant_auth_stage
 from .tenants.cache import KeyCache
 from .tenants.limits import BudgetLimiter, KeyLimitsFor, KeyModels, KeyTokenLimits
@@ -36,7 +37,7 @@ class TenantIdentity:
 
 
 class Tenancy:
-    def __init__(self, settings: Any, clock: Clock, store: KeyStore | None):
+    def __init__(self, settings: Settings, clock: Clock, store: KeyStore | None):
         self.enabled = settings.gateway_auth != "none" and store is not None
         self._settings, self._clock, self.store = settings, clock, store
         self.recorder = UsageRecorder(settings.gateway_usage_flush_s)
@@ -103,7 +104,7 @@ class Tenancy:
             await self.store.close()
 
 
-def open_tenancy(settings: Any, clock: Clock, store: KeyStore | None = None) -> Tenancy:
+def open_tenancy(settings: Settings, clock: Clock, store: KeyStore | None = None) -> Tenancy:
     """`store` replaces the Table store (tests); without storage settings keys live in memory
     (one instance, and only what tests put there)."""
     if settings.gateway_auth != "none" and store is None:

@@ -112,7 +112,7 @@ param deployRedis bool = false
 @description('Gateway settings to change, e.g. {"UPSTREAM_TIMEOUT_S": "60"}; merged over the defaults below.')
 param gatewaySettings object = {}
 
-// Default of every gateway setting in function_app/core/settings.py SPECS, as strings, except
+// Default of every gateway setting in function_app/settings/specs.py SPECS, as strings, except
 // PORT (the devhost's port; App Service owns PORT) and the settings wired from resources below.
 // tests/infra/test_settings_parity.py fails when this drifts from SPECS.
 var gatewaySettingDefaults = {

@@ -20,8 +20,8 @@ import random
 from collections import Counter, defaultdict
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.core.clock import FakeClock
 from function_app.core.ratelimit.store import Fields, RowKey, StoredRow, StoreUnavailable
+from tests.support.clock import FakeClock
 
 PARTITION_CAP = 2_000  # entities per second per partition (documented target)
 ACCOUNT_CAP = 20_000  # transactions per second per account (documented target)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ResourceExistsError,
@@ -24,6 +23,7 @@ from azure.data.tables.aio import TableServiceClient
 from ..core.ratelimit.keys import decode_key, encode_key
 from ..routing.breaker import SharedState
 from ..routing.store import BreakerRow, ProbeResult, StoreConflict, StoreUnavailable
+from .azure_table import LazyTable, write_row
 
 BREAKER, PROBE, LEASE = "breaker", "probe", "lease"
 _UNAVAILABLE = (AzureError, OSError, asyncio.TimeoutError, ValueError)
@@ -35,22 +35,12 @@ def _etag(entity: Any) -> str:
 
 class TableRoutingStore:
     def __init__(self, service: TableServiceClient, table: str, *, owns_service: bool = False):
-        self._service, self._name, self._owns = service, table, owns_service
-        self._client = service.get_table_client(table)
-        self._ready = False
-        self._lock = asyncio.Lock()
-
-    async def _table(self):
-        if not self._ready:
-            async with self._lock:
-                if not self._ready:
-                    await self._service.create_table_if_not_exists(self._name)
-                    self._ready = True
-        return self._client
+        self._service, self._owns = service, owns_service
+        self._lazy = LazyTable(service, table)
 
     async def _query(self, partition: str) -> list[Any]:
         try:
-            client = await self._table()
+            client = await self._lazy.ready()
             return [e async for e in client.query_entities(
                 "PartitionKey eq @p", parameters={"p": partition})]
         except _UNAVAILABLE as exc:
@@ -58,18 +48,12 @@ class TableRoutingStore:
 
     async def _write(self, entity: dict[str, Any], etag: str | None) -> str:
         try:
-            client = await self._table()
-            if etag is None:
-                meta = await client.create_entity(entity)
-            else:
-                meta = await client.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=etag,
-                    match_condition=MatchConditions.IfNotModified)
+            meta = await write_row(await self._lazy.ready(), entity, etag)
         except (ResourceExistsError, ResourceModifiedError) as exc:
             raise StoreConflict(type(exc).__name__) from None
         except ResourceNotFoundError as exc:
             if etag is None:  # only a missing table makes a create 404
-                self._ready = False
+                self._lazy.forget()
                 raise StoreUnavailable(str(exc)) from None
             raise StoreConflict("row vanished") from None
         except _UNAVAILABLE as exc:
@@ -91,7 +75,7 @@ class TableRoutingStore:
                   "ok": result.ok, "at": float(result.at),
                   "latency_ms": float(result.latency_ms), "status": int(result.status)}
         try:
-            client = await self._table()
+            client = await self._lazy.ready()
             await client.upsert_entity(entity, mode=UpdateMode.REPLACE)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from None
@@ -104,7 +88,7 @@ class TableRoutingStore:
     async def take_lease(self, name: str, holder: str, ttl_s: float, now: float) -> bool:
         key = encode_key(name)
         try:
-            client = await self._table()
+            client = await self._lazy.ready()
             current = await client.get_entity(LEASE, key)
         except ResourceNotFoundError:
             current = None

@@ -14,7 +14,6 @@ import logging
 from functools import partial
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ResourceExistsError,
@@ -33,6 +32,8 @@ from function_app.tenants.records import (
 )
 from function_app.tenants.store import KeyExists, KeyStoreUnavailable, merged
 
+from .azure_table import LazyTable, write_row
+
 KEYS_TABLE = "gatewaykeys"
 KEY_PK, TENANT_PK, USAGE_PK = "key", "tenant", "usage-"
 log = logging.getLogger(__name__)
@@ -48,35 +49,17 @@ def _etag(entity: Any) -> str | None:
     return None if entity is None else entity.metadata["etag"]
 
 
-async def _write(table: TableClient, row: dict[str, Any], etag: str | None) -> Any:
-    """Create the row (etag None) or replace it only if unchanged since read."""
-    if etag is None:
-        return await table.create_entity(row)
-    return await table.update_entity(row, mode=UpdateMode.REPLACE, etag=etag,
-                                     match_condition=MatchConditions.IfNotModified)
-
-
 class TableKeyStore:
     def __init__(self, service: TableServiceClient, table: str = KEYS_TABLE,
                  credential: Any = None, timeout_s: float = 2.0) -> None:
-        self._service, self._name, self._credential = service, table, credential
-        self._client: TableClient = service.get_table_client(table)
-        self._ready = False
-        self._lock = asyncio.Lock()
+        self._service, self._credential = service, credential
+        self._lazy = LazyTable(service, table)
         self._timeout = timeout_s
-
-    async def _table(self) -> TableClient:
-        if not self._ready:
-            async with self._lock:
-                if not self._ready:
-                    await self._service.create_table_if_not_exists(self._name)
-                    self._ready = True
-        return self._client
 
     async def _call(self, make):
         """Run one SDK call under the deadline; foreign errors become KeyStoreUnavailable."""
         try:
-            return await asyncio.wait_for(make(await self._table()), self._timeout)
+            return await asyncio.wait_for(make(await self._lazy.ready()), self._timeout)
         except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
             raise
         except _UNAVAILABLE as exc:
@@ -145,7 +128,7 @@ class TableKeyStore:
             old = from_fields(UsageRecord, _plain(entity)) if entity is not None else None
             row = {"PartitionKey": pk, "RowKey": rk, **to_fields(merged(old, delta))}
             try:
-                await self._call(partial(_write, row=row, etag=_etag(entity)))
+                await self._call(partial(write_row, row=row, etag=_etag(entity)))
                 return
             except (ResourceExistsError, ResourceModifiedError):
                 continue  # another instance wrote first: read again and add on top

@@ -25,7 +25,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import UpdateMode
-from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.data.tables.aio import TableServiceClient
 
 from function_app.core.ratelimit.keys import decode_key, encode_key
 from function_app.core.ratelimit.model import Limit
@@ -38,6 +38,8 @@ from function_app.core.ratelimit.store import (
     StoreRefused,
     StoreUnavailable,
 )
+
+from .azure_table import LazyTable, write_row
 
 log = logging.getLogger(__name__)
 BUCKETS_TABLE = "ratelimits"
@@ -70,32 +72,11 @@ def _etag(entity: Any) -> str:
     return str(entity.metadata["etag"])
 
 
-class _Table:
-    """One table, created on first use; every call translated into the store error types."""
-
-    def __init__(self, service: TableServiceClient, name: str) -> None:
-        self._service, self._name = service, name
-        self.client: TableClient = service.get_table_client(name)
-        self._ready = False
-        self._lock = asyncio.Lock()
-
-    async def ready(self) -> TableClient:
-        if not self._ready:
-            async with self._lock:
-                if not self._ready:
-                    await self._service.create_table_if_not_exists(self._name)
-                    self._ready = True
-        return self.client
-
-    def forget(self) -> None:
-        self._ready = False  # the table vanished: create it again on the next call
-
-
 class TableRateLimitStore:
     """RateLimitStore over one table; PartitionKey/RowKey come from the limiter's RowKey."""
 
     def __init__(self, service: TableServiceClient, table_name: str = BUCKETS_TABLE) -> None:
-        self._table = _Table(service, table_name)
+        self._table = LazyTable(service, table_name)
 
     async def read(self, key: RowKey) -> StoredRow | None:
         try:
@@ -113,14 +94,7 @@ class TableRateLimitStore:
     async def write(self, key: RowKey, fields: Fields, etag: str | None) -> str:
         entity = {"PartitionKey": key.partition, "RowKey": key.row, **fields}
         try:
-            client = await self._table.ready()
-            if etag is None:
-                meta = await client.create_entity(entity)
-            else:
-                meta = await client.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
+            meta = await write_row(await self._table.ready(), entity, etag)
         except (ResourceExistsError, ResourceModifiedError) as exc:
             raise StoreConflict(type(exc).__name__) from None
         except ResourceNotFoundError:
@@ -192,7 +166,7 @@ class TableOverrideStore:
     """OverrideStore over the `limitoverrides` table."""
 
     def __init__(self, service: TableServiceClient, table_name: str = OVERRIDES_TABLE) -> None:
-        self._table = _Table(service, table_name)
+        self._table = LazyTable(service, table_name)
 
     async def read_all(self) -> list[Override]:
         overrides: list[Override] = []

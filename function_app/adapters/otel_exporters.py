@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 
+from ..settings.specs import Settings
 from ..telemetry.ids import IdOnlyTracer
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class Exporters:
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
 
-def open_exporters(settings: Any, instance: str) -> Exporters:
+def open_exporters(settings: Settings, instance: str) -> Exporters:
     resource = Resource.create({SERVICE_NAME: settings.service_name,
                                 SERVICE_INSTANCE_ID: instance})
     if settings.appinsights_connection_string:
@@ -54,7 +55,7 @@ def _sampler(ratio: float):
     return ParentBased(TraceIdRatioBased(ratio))
 
 
-def _otlp(settings: Any, resource: Resource) -> Exporters:
+def _otlp(settings: Settings, resource: Resource) -> Exporters:
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.metrics import MeterProvider
@@ -79,7 +80,7 @@ def _otlp(settings: Any, resource: Resource) -> Exporters:
     return Exporters(tracer_provider.get_tracer(SCOPE), meter_provider.get_meter(SCOPE), [close])
 
 
-def _azure_monitor(settings: Any, resource: Resource) -> Exporters:
+def _azure_monitor(settings: Settings, resource: Resource) -> Exporters:
     from azure.monitor.opentelemetry import configure_azure_monitor
 
     configure_azure_monitor(

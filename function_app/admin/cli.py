@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from ..adapters.keystore_table import open_key_store
-from ..core.settings import SettingsError, load_settings
+from ..settings.load import SettingsError, load_settings
 from ..tenants import keys as keyfmt
 from ..tenants.access import refusal
 from ..tenants.budgets import DAY, MONTH, period_id
@@ -42,6 +42,9 @@ async def main(argv: list[str], environ: Mapping[str, str], out: TextIO = sys.st
             return 2
     try:
         return await COMMANDS[(args.group, args.command)](args, store, out, now())
+    except Refused as exc:
+        print(exc, file=out)
+        return 1
     except (KeyStoreUnavailable, OSError) as exc:
         print(f"error: key storage unavailable ({exc})", file=sys.stderr)
         return 1
@@ -62,14 +65,29 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
 
 
-async def _find(store: KeyStore, text: str) -> KeyRecord | None:
-    """By the whole key (its hash) or by prefix."""
+class Refused(Exception):
+    """The command cannot do what it was asked (exit 1); the message says why."""
+
+
+async def _find(store: KeyStore, text: str, *, active: bool = False) -> KeyRecord:
+    """By the whole key (its hash) or by prefix; Refused when there is none (or, with `active`,
+    when it is revoked)."""
     if keyfmt.prefix_of(text) is not None:
-        return await store.get_key(keyfmt.key_hash(text))
-    prefix = keyfmt.normalise_prefix(text)
-    if prefix is None:
-        raise ValueError(f"{text!r} is neither a gateway key nor a key prefix")
-    return next((r for r in await store.list_keys() if r.prefix == prefix), None)
+        record = await store.get_key(keyfmt.key_hash(text))
+    else:
+        prefix = keyfmt.normalise_prefix(text)
+        if prefix is None:
+            raise ValueError(f"{text!r} is neither a gateway key nor a key prefix")
+        record = next((r for r in await store.list_keys() if r.prefix == prefix), None)
+    if record is None or (active and record.revoked):
+        raise Refused("no such active key" if active else "no such key")
+    return record
+
+
+def _print_new_key(out: TextIO, headline: str, key: str) -> None:
+    """The one time a key is shown: `headline`, then the key alone on its line."""
+    print(f"{headline}; it is shown only now:", file=out)
+    print(key, file=out)
 
 
 async def _create_record(store: KeyStore, base: KeyRecord) -> str:
@@ -94,9 +112,8 @@ async def keys_create(args: argparse.Namespace, store: KeyStore, out: TextIO, no
                      models=_csv(args.models) or (), routes=_csv(args.routes) or (),
                      **{f: getattr(args, f) for f in LIMIT_FIELDS})
     key = await _create_record(store, base)
-    print(f"created key {keyfmt.display(keyfmt.prefix_of(key))} for tenant {args.tenant}; "
-          "it is shown only now:", file=out)
-    print(key, file=out)
+    _print_new_key(out, f"created key {keyfmt.display(keyfmt.prefix_of(key))} for tenant "
+                        f"{args.tenant}", key)
     return 0
 
 
@@ -138,9 +155,6 @@ async def keys_list(args: argparse.Namespace, store: KeyStore, out: TextIO, now:
 
 async def keys_show(args: argparse.Namespace, store: KeyStore, out: TextIO, now: float) -> int:
     record = await _find(store, args.key)
-    if record is None:
-        print("no such key", file=out)
-        return 1
     u = (await _usage_by_prefix(store, now, record.tenant)).get(record.prefix)
     rows = [("prefix", keyfmt.display(record.prefix)), ("tenant", record.tenant),
             ("name", record.name), ("status", _status(record, now)),
@@ -159,9 +173,6 @@ async def keys_show(args: argparse.Namespace, store: KeyStore, out: TextIO, now:
 
 async def keys_revoke(args: argparse.Namespace, store: KeyStore, out: TextIO, now: float) -> int:
     record = await _find(store, args.key)
-    if record is None:
-        print("no such key", file=out)
-        return 1
     await store.save_key(record.with_(revoked=True, revoked_at=now))
     print(f"revoked {keyfmt.display(record.prefix)} (tenant {record.tenant}); every gateway "
           "instance refuses it within GATEWAY_KEY_CACHE_TTL_S", file=out)
@@ -169,26 +180,19 @@ async def keys_revoke(args: argparse.Namespace, store: KeyStore, out: TextIO, no
 
 
 async def keys_rotate(args: argparse.Namespace, store: KeyStore, out: TextIO, now: float) -> int:
-    record = await _find(store, args.key)
-    if record is None or record.revoked:
-        print("no such active key", file=out)
-        return 1
+    record = await _find(store, args.key, active=True)
     key = await _create_record(store, record.with_(created=now, revoked=False, revoked_at=0.0))
     if args.grace_s > 0:
         await store.save_key(record.with_(expires=now + args.grace_s))
     else:
         await store.save_key(record.with_(revoked=True, revoked_at=now))
-    print(f"rotated {keyfmt.display(record.prefix)} -> {keyfmt.display(keyfmt.prefix_of(key))}"
-          "; the new key is shown only now:", file=out)
-    print(key, file=out)
+    _print_new_key(out, f"rotated {keyfmt.display(record.prefix)} -> "
+                        f"{keyfmt.display(keyfmt.prefix_of(key))}; the new key", key)
     return 0
 
 
 async def keys_update(args: argparse.Namespace, store: KeyStore, out: TextIO, now: float) -> int:
     record = await _find(store, args.key)
-    if record is None:
-        print("no such key", file=out)
-        return 1
     changes = {f: getattr(args, f) for f in LIMIT_FIELDS if getattr(args, f) is not None}
     for name in ("models", "routes"):
         if getattr(args, name) is not None:

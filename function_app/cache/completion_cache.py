@@ -22,6 +22,7 @@ from ..openai.sse import split_events
 from .config import CacheConfig
 from .counters import CacheCounters
 from .entry import CacheEntry
+from .http_cache import CACHE_HEADER, marked
 from .keys import completion_key
 from .policy import header
 from .replay import assemble, completed, synthesize
@@ -30,7 +31,6 @@ from .tiers import TieredCache
 REQUEST_HEADER = "x-gateway-cache"
 USE, REFRESH, SKIP = "use", "refresh", "skip"
 COMPLETION_FREE = "cache.completion_free"  # context flag read by the OpenAI stage
-CACHE_HEADER = "X-Cache"
 DROPPED = frozenset({"content-length", "x-request-id", "age"})
 
 
@@ -60,7 +60,7 @@ class CompletionCache:
         if mode is None:
             return await call_next(request)
         if mode == SKIP:
-            return _marked(await call_next(request), "BYPASS")
+            return marked(await call_next(request), "BYPASS")
         kind = request.context["match"].route.kind
         partition = "" if self.config.completions_shared else self._client_of(request)
         key = completion_key(kind, body, partition)
@@ -77,7 +77,7 @@ class CompletionCache:
         response = await call_next(request)
         if response.status == 200:
             self._store_when_done(key, response)
-        return _marked(response, "MISS")
+        return marked(response, "MISS")
 
     def _store_when_done(self, key: str, response: GatewayResponse) -> None:
         headers = [(k, v) for k, v in response.headers if k.lower() not in DROPPED]
@@ -146,8 +146,3 @@ def replay(entry: CacheEntry, stream: bool, chat: bool, now: float) -> GatewayRe
 async def _events(events: list[bytes]) -> AsyncIterator[bytes]:
     for event in events:
         yield event
-
-
-def _marked(response: GatewayResponse, state: str) -> GatewayResponse:
-    response.set_header(CACHE_HEADER, state)
-    return response

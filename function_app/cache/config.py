@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..settings.configs import from_setting
 
 OFF, SHARED, PER_CLIENT = "off", "shared", "per-client"
 ALL = "*"
@@ -11,12 +13,15 @@ ALL = "*"
 
 @dataclass(frozen=True)
 class CacheConfig:
-    ttl_s: int = 30
-    max_entry_bytes: int = 1024 * 1024
-    route_modes: Mapping[str, str] = field(default_factory=dict)
-    completions: frozenset[str] = frozenset()  # models and/or route paths; "*" for all
-    completions_shared: bool = False
-    hit_charges_tokens: bool = False
+    """The CACHE_* settings (settings/specs.py says what each means) and the credential headers."""
+
+    ttl_s: int = from_setting("cache_ttl_seconds")
+    max_entry_bytes: int = from_setting("cache_max_entry_bytes")
+    route_modes: Mapping[str, str] = from_setting("cache_routes")
+    # models and/or route paths; "*" for all
+    completions: frozenset[str] = from_setting("cache_completions")
+    completions_shared: bool = from_setting("cache_completions_shared")
+    hit_charges_tokens: bool = from_setting("cache_hit_charges_tokens")
     credential_headers: frozenset[str] = frozenset({"authorization", "api-key"})
 
     def route_mode(self, route_path: str) -> str:

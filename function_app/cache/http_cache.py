@@ -43,7 +43,7 @@ class HttpCache:
         credentialed = any(request.header(name) for name in self.config.credential_headers)
         if rules.bypass or (credentialed and mode != PER_CLIENT):
             self.counters.add("bypass")
-            return _marked(await call_next(request), "BYPASS")
+            return marked(await call_next(request), "BYPASS")
         partition = self._client_of(request) if mode == PER_CLIENT else ""
         key = http_key(route, request.path, request.query, partition)
         head = request.method == "HEAD"
@@ -70,7 +70,7 @@ class HttpCache:
         if head:
             request.method = "HEAD"
             await _discard(response)
-        return _marked(response, "MISS")
+        return marked(response, "MISS")
 
     async def _lookup(self, key: str, request: GatewayRequest) -> CacheEntry | None:
         """The entry for `key`; through its variants marker when the answer has a Vary."""
@@ -159,7 +159,8 @@ def _vary_matches(entry: CacheEntry, request: GatewayRequest) -> bool:
     return vary_values(tuple(name for name, _ in entry.vary), request.headers) == entry.vary
 
 
-def _marked(response: GatewayResponse, state: str) -> GatewayResponse:
+def marked(response: GatewayResponse, state: str) -> GatewayResponse:
+    """`response` with X-Cache: `state` (HIT, MISS, BYPASS)."""
     response.set_header(CACHE_HEADER, state)
     return response
 

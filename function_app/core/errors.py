@@ -32,9 +32,20 @@ from __future__ import annotations
 
 
 class GatewayError(Exception):
+    """A status, a stable `code` for the JSON body and the message a client sees. Each subclass
+    states what differs in its class line: `class X(Parent, code=..., message=..., status=...)`;
+    what it leaves out it inherits."""
+
     status = 500
     code = "internal_error"
     public_message = "The gateway failed to handle the request."
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None,
+                          message: str | None = None, **kwargs: object):
+        super().__init_subclass__(**kwargs)
+        cls.status = status or cls.status
+        cls.code = code or cls.code
+        cls.public_message = message or cls.public_message
 
     def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(message or self.public_message)
@@ -42,118 +53,102 @@ class GatewayError(Exception):
         self.headers = headers or {}
 
 
-class BadRequest(GatewayError):
-    status = 400
-    code = "bad_request"
-    public_message = "The request is malformed."
+class BadRequest(GatewayError, status=400, code="bad_request",
+                 message="The request is malformed."):
+    pass
 
 
-class InvalidJson(BadRequest):
-    code = "invalid_json"
-    public_message = "The request body is not valid JSON."
+class InvalidJson(BadRequest, code="invalid_json", message="The request body is not valid JSON."):
+    pass
 
 
-class JsonTooDeep(BadRequest):
-    code = "json_too_deep"
-    public_message = "The request body nests JSON deeper than the gateway accepts."
+class JsonTooDeep(BadRequest, code="json_too_deep",
+                  message="The request body nests JSON deeper than the gateway accepts."):
+    pass
 
 
-class InvalidPath(BadRequest):
-    code = "invalid_path"
-    public_message = ("The request path is not allowed: dot segments, encoded slashes or "
-                      "backslashes, control characters and encoded '?' or '#' are refused.")
+class InvalidPath(BadRequest, code="invalid_path", message=(
+        "The request path is not allowed: dot segments, encoded slashes or backslashes, control "
+        "characters and encoded '?' or '#' are refused.")):
+    pass
 
 
-class NeverFits(BadRequest):
-    code = "exceeds_limit"
-    public_message = "The request costs more than the limit can ever admit."
+class NeverFits(BadRequest, code="exceeds_limit",
+                message="The request costs more than the limit can ever admit."):
+    pass
 
 
-class NotFound(GatewayError):
-    status = 404
-    code = "not_found"
-    public_message = "No route matches this path."
+class NotFound(GatewayError, status=404, code="not_found", message="No route matches this path."):
+    pass
 
 
-class ModelNotFound(NotFound):
-    code = "model_not_found"
-    public_message = "The model does not exist or no backend serves it."
+class ModelNotFound(NotFound, code="model_not_found",
+                    message="The model does not exist or no backend serves it."):
+    pass
 
 
-class MethodNotAllowed(GatewayError):
-    status = 405
-    code = "method_not_allowed"
-    public_message = "This route does not accept the method."
-
+class MethodNotAllowed(GatewayError, status=405, code="method_not_allowed",
+                       message="This route does not accept the method."):
     def __init__(self, allowed: list[str]):
         super().__init__(headers={"Allow": ", ".join(allowed)})
         self.allowed = allowed
 
 
-class PayloadTooLarge(GatewayError):
-    status = 413
-    code = "payload_too_large"
-    public_message = "The request body is larger than the gateway accepts."
+class PayloadTooLarge(GatewayError, status=413, code="payload_too_large",
+                      message="The request body is larger than the gateway accepts."):
+    pass
 
 
-class RateLimited(GatewayError):
-    status = 429
-    code = "rate_limited"
-    public_message = "Too many requests; retry after the time in Retry-After."
+class RateLimited(GatewayError, status=429, code="rate_limited",
+                  message="Too many requests; retry after the time in Retry-After."):
+    pass
 
 
-class TokenRateLimited(RateLimited):
-    code = "tokens_rate_limited"
-    public_message = "Too many tokens per minute; retry after the time in Retry-After."
+class TokenRateLimited(RateLimited, code="tokens_rate_limited",
+                       message="Too many tokens per minute; retry after the time in Retry-After."):
+    pass
 
 
-class UpstreamError(GatewayError):
-    status = 502
-    code = "upstream_unavailable"
-    public_message = "The backend could not be reached or broke the connection."
+class UpstreamError(GatewayError, status=502, code="upstream_unavailable",
+                    message="The backend could not be reached or broke the connection."):
+    pass
 
 
 class UpstreamConnectError(UpstreamError):
     """No connection was made, so the backend cannot have seen the request (safe to resend)."""
 
 
-class Overloaded(GatewayError):
-    status = 503
-    code = "overloaded"
-    public_message = "The gateway is overloaded; retry shortly."
+class Overloaded(GatewayError, status=503, code="overloaded",
+                 message="The gateway is overloaded; retry shortly."):
+    pass
 
 
-class StorageUnavailable(Overloaded):
-    code = "storage_unavailable"
-    public_message = "Rate-limit storage is unavailable and the gateway fails closed."
+class StorageUnavailable(Overloaded, code="storage_unavailable",
+                         message="Rate-limit storage is unavailable and the gateway fails closed."):
+    pass
 
 
-class NoHealthyBackend(Overloaded):
-    code = "no_healthy_backend"
-    public_message = "No backend for this route is available right now; retry shortly."
+class NoHealthyBackend(Overloaded, code="no_healthy_backend",
+                       message="No backend for this route is available right now; retry shortly."):
+    pass
 
 
-class UpstreamTimeout(GatewayError):
-    status = 504
-    code = "upstream_timeout"
-    public_message = "The backend did not answer in time."
+class UpstreamTimeout(GatewayError, status=504, code="upstream_timeout",
+                      message="The backend did not answer in time."):
+    pass
 
 
-class ClientDisconnected(GatewayError):
+class ClientDisconnected(
+        GatewayError, code="client_disconnected",
+        status=499,  # nginx's "client closed request", as log tools know it
+        message="The client closed the connection before the request was complete."):
     """The client closed its connection before the gateway had the whole request.
 
     Nobody reads the answer; the error stage logs it as what it is, without a traceback.
     """
 
-    status = 499  # nginx's "client closed request", as log tools know it
-    code = "client_disconnected"
-    public_message = "The client closed the connection before the request was complete."
 
-
-class Misconfigured(GatewayError):
+class Misconfigured(GatewayError, status=503, code="misconfigured",
+                    message="The gateway is misconfigured."):
     """A setting is invalid, so the gateway cannot be built. The client is told no more; the
     worker's log names the setting."""
-
-    status = 503
-    code = "misconfigured"
-    public_message = "The gateway is misconfigured."

@@ -25,8 +25,5 @@ class Counters:
     def incr(self, name: str, amount: int = 1) -> None:
         self._values[name] += amount
 
-    def get(self, name: str) -> int:
-        return self._values[name]
-
     def snapshot(self) -> dict[str, int]:
         return dict(self._values)

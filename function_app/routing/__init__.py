@@ -10,5 +10,5 @@ Around them, still free of any I/O library:
 - breakers.py   breakers shared across instances through the store, read through a short cache
 - probes.py     active health checks (the timer's body) and the view of their results
 - stats.py      attempts, retries, fallbacks and budget refusals per route and backend
-The attempt loop that uses them is the upstream step, function_app/stages/proxy.py.
+The attempt loop that uses them is the upstream step, function_app/stages/upstream.py.
 """

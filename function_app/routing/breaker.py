@@ -15,16 +15,21 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from ..settings.configs import from_setting
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
 @dataclass(frozen=True)
 class BreakerConfig:
-    failures: int = 5  # consecutive failures that open it
-    failure_rate: float = 0.5  # ... or this share of failures over the window
-    window_s: float = 10.0
-    min_requests: int = 20  # below this many results in the window the rate is not judged
-    open_s: float = 2.0  # how long it stays open before a probe
+    """The BREAKER_* settings (settings/specs.py says what each means)."""
+
+    failures: int = from_setting("breaker_failures")  # consecutive failures that open it
+    # ... or this share of failures over the window, once it holds min_requests results
+    failure_rate: float = from_setting("breaker_failure_rate")
+    window_s: float = from_setting("breaker_window_s")
+    min_requests: int = from_setting("breaker_min_requests")
+    open_s: float = from_setting("breaker_open_s")  # how long it stays open before a probe
 
 
 @dataclass(frozen=True)

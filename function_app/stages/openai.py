@@ -24,7 +24,7 @@ from ..openai.estimate import Prepared, prepare
 from ..openai.ledger import TokenLedger
 from ..openai.limit_headers import REQUESTS_DECISION, TOKENS_DECISION, openai_limit_headers
 from .openai_bill import Bill, TokenLimiter, TokenLimits, reserve, settle_on_answer
-from .proxy import PLAN
+from .upstream import PLAN
 
 MODELS_PATH = "/v1/models"
 
@@ -80,7 +80,7 @@ def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:
 
 def route_to(request: GatewayRequest, models: ModelTable, prepared: Prepared) -> None:
     """Point the upstream step at the model's plan (pool, then fallback models) with the
-    rewritten body; each attempt sends its member's key (stages/proxy.py)."""
+    rewritten body; each attempt sends its member's key (stages/upstream.py)."""
     request.context[PLAN] = models.plan(prepared.model)
     if prepared.body is not None:
         request.body = prepared.body

@@ -82,7 +82,7 @@ class Telemetry:
                 limited_by=limited_by, cache=cache, stream_error=error))
 
     def _backend(self, ctx: dict[str, Any], match) -> str:
-        served_by = ctx.get("served_by")  # set by the upstream step (stages/proxy.py SERVED_BY)
+        served_by = ctx.get("served_by")  # set by the upstream step (stages/upstream.py SERVED_BY)
         if served_by:
             return self.backend_of_url(served_by) if "://" in served_by else served_by
         url = ctx.get("backend_url")

@@ -39,7 +39,7 @@ param maximumInstanceCount int = 100
 @maxValue(1000)
 param perInstanceConcurrency int = 64
 
-@description('Gateway settings (SPECS in function_app/core/settings.py), already merged.')
+@description('Gateway settings (SPECS in function_app/settings/specs.py), already merged.')
 param appSettings object
 
 // Settings the platform needs, not the gateway code. Keep tests/infra AZURE_ONLY in step.

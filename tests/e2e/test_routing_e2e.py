@@ -16,8 +16,8 @@ import pytest
 
 from function_app.adapters.breakerstore_table import open_routing_store
 from function_app.bootstrap import build_gateway
-from function_app.core.settings import load_settings
 from function_app.routing.store import ProbeResult
+from function_app.settings.load import load_settings
 from scripts.procs import PYTHON, ROOT, Proc, free_port, spawn
 from tests.support.azurite import Azurite
 

@@ -16,7 +16,7 @@ from .bicep_ast import MAIN, ROOT, BicepFile, app_settings, object_properties, s
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from function_app.core.settings import SPECS
+from function_app.settings.specs import SPECS
 
 # In local.settings.sample.json only.
 LOCAL_ONLY = {

@@ -10,7 +10,7 @@ import pytest
 from function_app import app as app_module
 from function_app.adapters.httpx_upstream import HttpxUpstream
 from function_app.bootstrap import build_gateway
-from function_app.core.settings import load_settings
+from function_app.settings.load import load_settings
 
 
 class Backend:

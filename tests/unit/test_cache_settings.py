@@ -3,7 +3,7 @@
 import pytest
 
 from function_app.app import proxy
-from function_app.core.settings import SettingsError, load_settings
+from function_app.settings.load import SettingsError, load_settings
 from tests.support.handler_calls import make_request, read_json
 
 

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryOverrideStore
 from function_app.core.ratelimit.model import Limit
 from function_app.core.ratelimit.store import Override, StoreUnavailable
-from function_app.core.settings import load_settings
 from function_app.limiter import OverrideSource
+from function_app.settings.load import load_settings
 from tests.support.clock import FakeClock
 
-SETTINGS = SimpleNamespace(
-    global_rps=1000.0, global_burst=2000.0, client_rps=200.0, client_burst=400.0,
-    rate_limit_global_shards=1, rate_limit_overrides_refresh_s=30.0,
-)
+SETTINGS = load_settings({"GLOBAL_RPS": "1000", "GLOBAL_BURST": "2000", "CLIENT_RPS": "200",
+                          "CLIENT_BURST": "400", "RATE_LIMIT_OVERRIDES_REFRESH_S": "30"})
 
 
 def rates(scoped):

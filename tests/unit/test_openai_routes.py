@@ -4,13 +4,13 @@ import pytest
 
 from function_app.core.model_routes import ModelTableError, parse_model_table
 from function_app.core.routes import OPENAI_CHAT, OPENAI_MODELS, parse_routes
-from function_app.core.settings import SettingsError, load_settings, model_table
+from function_app.settings.load import SettingsError, load_settings
 
 BACKENDS = {"python": "http://py:1", "node": "http://node:2"}
 
 
 def test_default_table_maps_the_simulators_and_unknown_models_to_nothing():
-    table = model_table(load_settings({"PY_SERVICE_URL": "http://127.0.0.1:9001"}))
+    table = load_settings({"PY_SERVICE_URL": "http://127.0.0.1:9001"}).model_table
     assert table.resolve("sim-python").base_url == "http://127.0.0.1:9001"
     assert table.resolve("sim-small").name == "python"
     assert table.resolve("sim-node").name == "node"

@@ -1,8 +1,14 @@
 import json
+from dataclasses import replace
 
 import pytest
 
-from function_app.core.settings import SPECS, SettingsError, load_settings
+from function_app.cache.config import CacheConfig
+from function_app.core.ratelimit.model import Limit
+from function_app.limiter.config import LimiterConfig
+from function_app.routing.breaker import BreakerConfig
+from function_app.settings.load import SettingsError, load_settings
+from function_app.settings.specs import SPECS
 
 
 def test_defaults_give_the_seed_backends_and_port():
@@ -54,10 +60,50 @@ def test_blank_values_fall_back_to_defaults():
     assert load_settings({"PORT": "  "}).port == 7071
 
 
+PARSED_FIELDS = {"backends", "route_table", "model_table", "limiter", "limit_defaults",
+                 "breaker", "cache"}
+
+
 def test_every_spec_names_a_settings_field():
     fields = set(load_settings({}).__dataclass_fields__)
-    assert {spec.attr for spec in SPECS} == fields
+    assert {spec.attr for spec in SPECS} == fields - PARSED_FIELDS
     assert len({spec.name for spec in SPECS}) == len(SPECS)
+
+
+def test_component_configs_have_the_settings_defaults():
+    settings = load_settings({})
+    assert settings.limiter == LimiterConfig()
+    assert settings.breaker == BreakerConfig()
+    assert settings.cache == replace(CacheConfig(), credential_headers=frozenset(
+        {"authorization", "api-key", "x-api-key"}))
+    assert settings.limit_defaults.client_limit == Limit(500.0, 1000.0)
+    assert settings.limit_defaults.global_limit == Limit(1000.0, 2000.0)
+
+
+def test_the_limiter_config_is_read_from_its_settings():
+    settings = load_settings({"RATE_LIMIT_LEASE_S": "0.5", "RATE_LIMIT_FAILURE_MODE": "closed",
+                              "RATE_LIMIT_ENABLED": "false", "CLIENT_RPS": "7",
+                              "RATE_LIMIT_GLOBAL_SHARDS": "3"})
+    assert (settings.limiter.lease_s, settings.limiter.failure_mode) == (0.5, "closed")
+    assert settings.limiter.enabled is False
+    assert settings.limit_defaults.client_limit == Limit(7.0, 1000.0)
+    assert settings.limit_defaults.global_shards == 3
+
+
+def test_breaker_and_cache_configs_are_read_from_their_settings():
+    settings = load_settings({"BREAKER_FAILURES": "9", "CACHE_TTL_SECONDS": "7",
+                              "CACHE_ROUTES": '{"/slow": "off"}', "CLIENT_ID_HEADER": "X-Key"})
+    assert settings.breaker.failures == 9
+    assert (settings.cache.ttl_s, settings.cache.route_modes) == (7, {"/slow": "off"})
+    assert "x-key" in settings.cache.credential_headers
+
+
+def test_route_and_model_tables_are_parsed_once_into_settings():
+    settings = load_settings({"GATEWAY_BACKENDS": '{"gpu": "http://127.0.0.1:9000/"}',
+                              "GATEWAY_ROUTES": '[{"path": "/v1/*", "backend": "gpu"}]'})
+    match = settings.route_table.match("/v1/x", "POST")
+    assert match.route.members[0].url == "http://127.0.0.1:9000"
+    assert settings.model_table.resolve("sim-node").name == "node"
 
 
 def test_the_readme_documents_every_setting():

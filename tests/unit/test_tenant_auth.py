@@ -13,7 +13,7 @@ from function_app.adapters.keystore_memory import MemoryKeyStore
 from function_app.app import proxy, stats
 from function_app.bootstrap import build_gateway
 from function_app.core.clock import SystemClock
-from function_app.core.settings import load_settings
+from function_app.settings.load import load_settings
 from function_app.tenants.keys import generate, key_hash, prefix_of
 from function_app.tenants.records import KeyRecord, TenantRecord
 from tests.support.handler_calls import make_request, read_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from function_app.adapters.keystore_memory import MemoryKeyStore
-from function_app.core.settings import SettingsError, load_settings
+from function_app.settings.load import SettingsError, load_settings
 from function_app.tenancy import open_tenancy
 from function_app.tenants.store import KeyStoreUnavailable
 from function_app.tenants.usage import UsageRecorder

@@ -94,7 +94,7 @@ class Router:
         return found
 
 
-def proxy_handler(router: Router) -> Handler:
+def upstream_step(router: Router) -> Handler:
     async def handle(request: GatewayRequest) -> GatewayResponse:
         return await _Exchange(router, request).run()
 

@@ -89,10 +89,21 @@ def connection_string(value: str) -> str:
     return value
 
 
-def table_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", value):
-        raise ValueError(f"{value!r} is not a valid table name (3-63 letters and digits)")
-    return value
+def matching(pattern: str, what: str) -> Callable[[str], str]:
+    """A value `pattern` matches whole; else "'value' is not <what>"."""
+
+    def parse(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return parse
+
+
+table_name = matching(r"[A-Za-z][A-Za-z0-9]{2,62}",
+                      "a valid table name (3-63 letters and digits)")
+container_name = matching(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}",
+                          "a valid blob container name")
 
 
 def timer_schedule(value: str) -> str:
@@ -113,9 +124,7 @@ def scope_names(value: str) -> frozenset[str]:
 
 
 def header_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9-]+", value):
-        raise ValueError(f"{value!r} is not a header name")
-    return value.lower()
+    return matching(r"[A-Za-z0-9-]+", "a header name")(value).lower()
 
 
 # --- response cache ---
@@ -145,10 +154,4 @@ def redis_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ValueError("expected redis://host:port/db or rediss://host:port")
-    return value
-
-
-def container_name(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}", value):
-        raise ValueError(f"{value!r} is not a valid blob container name")
     return value

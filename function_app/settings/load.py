@@ -1,0 +1,84 @@
+"""`load_settings`: every setting parsed once, from an injected mapping, into a frozen `Settings`.
+
+A bad value raises `SettingsError` naming the setting, which stops start-up; values that depend on
+several settings (backends, the route and model tables, the default limits, and the configs of
+the limiter, the breakers and the cache) are parsed here too, so nothing downstream parses a
+setting again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..cache.config import CacheConfig
+from ..core.model_routes import ModelTable, ModelTableError, parse_model_table
+from ..core.ratelimit.scopes import LimitDefaults, defaults_from
+from ..core.routes import RouteTable, parse_routes
+from ..limiter.config import LimiterConfig
+from ..routing.breaker import BreakerConfig
+from .configs import read_into
+from .parsers import http_url
+from .specs import SPECS, Settings
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Parse every setting in SPECS from `environ`; the first bad one raises SettingsError."""
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        raw = environ.get(spec.name)
+        raw = spec.default if raw is None or raw.strip() == "" else raw.strip()
+        try:
+            values[spec.attr] = spec.parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"setting {spec.name} is invalid: {exc}") from None
+    backends = _backends(values)
+    return Settings(**values, backends=backends, route_table=_route_table(values, backends),
+                    model_table=_model_table(values, backends),
+                    limiter=read_into(LimiterConfig, values),
+                    limit_defaults=_limit_defaults(values),
+                    breaker=read_into(BreakerConfig, values), cache=_cache_config(values))
+
+
+def _backends(values: dict[str, Any]) -> dict[str, str]:
+    """Backend name to base URL: python, node, then GATEWAY_BACKENDS."""
+    merged = {"python": values["py_service_url"], "node": values["node_service_url"]}
+    for name, url in values["extra_backends"].items():
+        try:
+            merged[name] = http_url(str(url))
+        except ValueError as exc:
+            raise SettingsError(f"setting GATEWAY_BACKENDS is invalid: {name}: {exc}") from None
+    return merged
+
+
+def _route_table(values: dict[str, Any], backends: dict[str, str]) -> RouteTable:
+    try:
+        return parse_routes(values["routes"], backends, values["upstream_timeout_s"])
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"setting GATEWAY_ROUTES is invalid: {exc}") from None
+
+
+def _model_table(values: dict[str, Any], backends: dict[str, str]) -> ModelTable:
+    """The model table of MODEL_ROUTES, DEFAULT_MODEL_BACKEND and MODEL_API_KEYS."""
+    try:
+        return parse_model_table(values["model_routes"], values["default_model_backend"],
+                                 values["model_api_keys"], backends)
+    except ModelTableError as exc:
+        raise SettingsError(f"setting {exc.setting} is invalid: {exc}") from None
+
+
+def _limit_defaults(values: dict[str, Any]) -> LimitDefaults:
+    """GLOBAL_/CLIENT_ RPS and BURST, the global shard count and the shadow scopes."""
+    return defaults_from(values["global_rps"], values["global_burst"], values["client_rps"],
+                         values["client_burst"], values["rate_limit_global_shards"],
+                         values["rate_limit_shadow_scopes"])
+
+
+def _cache_config(values: dict[str, Any]) -> CacheConfig:
+    # Any API key header is a credential, whatever names the client for rate limits.
+    credentials = {"authorization", "api-key", values["client_id_header"]}
+    return read_into(CacheConfig, values, credential_headers=frozenset(credentials))
