@@ -92,7 +92,7 @@ async def build_gateway(
     stages = await _stages(settings, parts, given, telemetry)
     router, health_checks = build_router(settings, parts, upstream, given.routing_store)
     return Gateway(settings, compose(stages, upstream_step(router)),
-                   _health(settings, probes, parts), closers=parts.closers,
+                   _health(settings, probes, parts, given.clock), closers=parts.closers,
                    stats_sources=parts.stats_sources, health_checks=health_checks,
                    telemetry=telemetry)
 
@@ -144,11 +144,11 @@ def _upstreams(settings: Settings, given: Upstream | None, parts: Parts
     return upstream, probes
 
 
-def _health(settings: Settings, probes: Upstream, parts: Parts) -> HealthReport:
+def _health(settings: Settings, probes: Upstream, parts: Parts, clock: Clock) -> HealthReport:
     report = HealthReport(
         service=settings.service_name, version=VERSION, backends=settings.backends,
         upstream=probes, probe_timeout_s=settings.health_probe_timeout_s,
-        cache_s=settings.health_cache_s)
+        cache_s=settings.health_cache_s, clock=clock)
     report.sections.update(parts.health_sections)
     return report
 
