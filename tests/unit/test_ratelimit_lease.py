@@ -21,24 +21,40 @@ def take(row, held=0.0, target=1000.0, cost=1.0, instance="a", now=T0):
                       now=now, lease_s=0.25, ttl_s=2.0)
 
 
-def test_a_fresh_row_grants_the_fair_cap_and_records_the_holder():
+def test_a_fresh_row_grants_the_cap_and_records_the_holder():
     grant = take(None)
-    assert grant.cap == 51 and grant.tokens == 51  # one cost on top of the 1/1 share
-    assert grant.row is not None and grant.row.tokens == 349
+    # one cost on top of the larger of the 1/1 share (S = 50) and a block (B = 64 requests)
+    assert grant.cap == 65 and grant.tokens == 65
+    assert grant.row is not None and grant.row.tokens == 335
     assert grant.row.holders == {"a": T0 + 2.0 + lease.SKEW_MARGIN_S}
 
 
-def test_the_cap_is_shared_among_live_holders_only():
-    row = lease.Row(400, T0, 200, 400, {"b": T0 + 1, "c": T0 + 1, "gone": T0 - 1})
-    grant = take(row)
-    assert grant.cap == pytest.approx(1 + 50 / 3) and grant.tokens == 17
+def test_the_share_is_divided_among_live_holders_only():
+    big = Limit(rate=2000, burst=4000)  # S = 500: a third of it is still more than a block
+    row = lease.Row(4000, T0, 2000, 4000, {"b": T0 + 1, "c": T0 + 1, "gone": T0 - 1})
+    grant = lease.take(row, big, held=0.0, target=1e6, cost=1.0, instance="a", now=T0,
+                       lease_s=0.25, ttl_s=2.0)
+    assert grant.cap == pytest.approx(1 + 500 / 3) and grant.tokens == 167
     assert set(grant.row.holders) == {"a", "b", "c"}
+
+
+def test_a_block_floors_the_share_however_many_instances_hold_leases():
+    holders = {f"i{k}": T0 + 1 for k in range(999)}
+    grant = take(lease.Row(400, T0, 200, 400, holders))
+    # 50 / 1000 would be a twentieth of a token per write; the block keeps 64 per write
+    assert grant.cap == 65 and grant.tokens == 65
+
+
+def test_a_block_is_never_more_than_a_quarter_of_burst():
+    assert lease.block(Limit(10, 20), 1) == 5
+    assert lease.block(LIMIT, 1) == 64 and lease.block(LIMIT, 0) == 0
 
 
 def test_a_large_cost_still_gets_a_share_on_top_so_the_next_requests_need_no_lease():
     grant = lease.take(None, Limit(3333.0, 200_000.0), held=0.0, target=1e9, cost=1030.0,
                        instance="a", now=T0, lease_s=0.25, ttl_s=2.0)
-    assert grant.tokens == 1030 + 200_000 // 32  # the burst share: more than 833 = r x 0.25
+    # the share on top is a block: a quarter of burst, less than 64 reservations of 1,030
+    assert grant.tokens == 1030 + 200_000 // 4
 
 
 def test_the_pool_is_only_topped_up_to_the_goal():
@@ -57,8 +73,8 @@ def test_an_empty_row_grants_nothing_and_says_when_a_fair_block_has_accrued():
     row = lease.Row(0.2, T0, 200, 400, {"b": T0 + 1})
     grant = take(row)
     assert grant.tokens == 0 and grant.row is None
-    # want = cap = 1 + 25 at a 1/2 share of 200/s: 52 tokens must accrue, 0.2 are there
-    assert grant.wait_s == pytest.approx((52 - 0.2) / 200)
+    # want = cap = 1 + max(25, 64): at a 1/2 share of 200/s, 130 tokens must accrue
+    assert grant.wait_s == pytest.approx((130 - 0.2) / 200)
 
 
 def test_give_back_returns_tokens_and_drops_the_holder():
@@ -85,9 +101,12 @@ def test_rows_round_trip_through_fields_and_garbage_is_refused():
         lease.row_from_fields({**lease.row_to_fields(row), "holders": "[1]"})
 
 
-def test_the_overshoot_bound_is_rate_lease_harmonic_plus_n_costs():
-    assert lease.overshoot_bound(LIMIT, 0.25, 1, 1) == pytest.approx(50 + 1)
-    assert lease.overshoot_bound(LIMIT, 0.25, 4, 1) == pytest.approx(50 * (1 + 1/2 + 1/3 + 1/4) + 4)
+def test_the_overshoot_bound_is_share_harmonic_plus_n_blocks_plus_n_costs():
+    assert lease.overshoot_bound(LIMIT, 0.25, 1, 1) == pytest.approx(50 + 64 + 1)
+    assert lease.overshoot_bound(LIMIT, 0.25, 4, 1) == pytest.approx(
+        50 * (1 + 1/2 + 1/3 + 1/4) + 4 * 64 + 4)
+    # never more than N bursts held (plus the waiting costs): S = 250 here, burst only 10
+    assert lease.overshoot_bound(Limit(1000, 10), 0.25, 3, 1) == pytest.approx(3 * 10 + 3)
 
 
 @given(st.text(max_size=80))
