@@ -139,3 +139,14 @@ def test_effective_limits_merge_defaults_with_overrides():
     plain = effective_limits(defaults, index, "other", "/infer/node")
     assert [(s.scope, s.limit.rate) for s in plain] == [("global", 1000), ("client", 200)]
     assert effective_limits(defaults_from(0, 0, 0, 0), index, None, None) == []
+
+
+def test_a_shared_saturated_row_keeps_its_crumbs_until_a_useful_block_has_accrued():
+    shared = lease.Row(10.0, T0, 200, 400, {"b": T0 + 1})
+    grant = take(shared)
+    # 10 tokens would pay the request, but under half of the 65 it wanted: one write per
+    # request at saturation is what made storage cost grow with instances
+    assert grant.short and grant.row is None and grant.available == 10.0
+    assert grant.wait_s == pytest.approx((130 - 10) / 200)
+    alone = take(lease.Row(10.0, T0, 200, 400, {}))
+    assert not alone.short and alone.tokens == 10  # alone on the row it stays exact

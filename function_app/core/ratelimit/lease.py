@@ -3,7 +3,8 @@
 A shared row holds a token bucket plus `holders`, the instances with an unexpired lease and when
 each lease expires. An instance asks for enough tokens to cover its observed demand for about
 two `lease_s` periods, or a block B of BLOCK_REQUESTS requests when it would spend that within
-three quarters of a lease's life (LimiterConfig.hold_s), capped on top of what its waiting requests need:
+three quarters of a lease's life (LimiterConfig.hold_s), capped on top of what its waiting
+requests need:
 
     cap = max(w, min(burst, w + max(S / active, B)))
 
@@ -163,9 +164,16 @@ def take(
     # Whole tokens only: fractions stay in the row, where they keep growing, instead of being
     # stranded in pools too small to pay for a request.
     granted = float(math.floor(min(want, bucket.tokens) + 1e-9))
-    # A waiting request takes what pays for it; a top-up alone waits for a useful block.
+    # A waiting request takes what pays for it. With other holders on the row it takes at least
+    # MIN_GRANT of what it wanted: crumbs of a saturated row shared by many instances would make
+    # every admitted request a write (issue #10, section 2); it waits instead until a useful
+    # block has accrued (_fair_wait), and the crumbs stay in the row for whoever comes first.
+    # Alone on the row it takes crumbs: nobody else would, and a lone instance stays exact.
+    # A top-up alone also waits for a useful block.
     if need > 0:
-        enough, short = granted >= need, granted < need
+        floor = math.floor(want * MIN_GRANT) if others else 0.0
+        enough = granted >= max(need, floor)
+        short = not enough
     else:
         enough = granted >= max(goal - unit, 1.0) * MIN_GRANT
         # Too small a block is only a shortage when the row could not pay more: otherwise the
