@@ -101,7 +101,7 @@ class KeyState:
 
     def target(self, now: float, lease_s: float, tau_s: float, hold_s: float = 0.0) -> float:
         """Tokens to aim for: the observed rate over two lease periods, at least one request,
-        and a whole block (lease.block) when that rate would spend it within `hold_s`.
+        and what that rate spends within `hold_s` up to a block (lease.block).
 
         Two periods because the pool is topped up when a quarter is left, so one write moves
         about one and a half periods of demand; the block keeps a write's size from shrinking
@@ -110,9 +110,10 @@ class KeyState:
         if self.exact:
             return self.last_cost
         rate = demand_.rate(self.demand, now, tau_s)
-        blk = block(self.shard_limit, self.last_cost)
-        wanted = blk if rate * hold_s >= blk else 0.0
-        return max(self.last_cost, rate * lease_s * 2, wanted)
+        # What this rate spends within hold_s, up to a block: spent, not forfeited, and as
+        # large a write as the cap allows whatever the number of instances.
+        spendable = min(block(self.shard_limit, self.last_cost), rate * hold_s)
+        return max(self.last_cost, rate * lease_s * 2, spendable)
 
     def needs_refill(self, now: float, lease_s: float, tau_s: float, hold_s: float = 0.0) -> bool:
         """The pool can pay less than one more request plus REFILL_AT of the rest of its goal:

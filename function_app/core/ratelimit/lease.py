@@ -62,7 +62,7 @@ MIN_GRANT = 0.5  # smallest useful lease, as a fraction of the goal: bounds writ
 # of holders: a fair share alone (S / N) shrinks as instances multiply, and storage operations
 # per admitted request then grow with N (issue #10, section 2). Capped at BLOCK_BURST_SHARE of
 # burst so a small limit is not handed out whole to the first instances.
-BLOCK_REQUESTS = 64
+BLOCK_REQUESTS = 128
 BLOCK_BURST_SHARE = 1 / 4
 # A holder entry outlives the holder's own pool expiry by this much, so other instances whose
 # clocks run up to this far ahead still count it while it can spend (see the bound above).
@@ -182,7 +182,10 @@ def take(
     if granted <= 0 or not enough:
         if not short:
             return Grant(0.0, None, 0.0, bucket.tokens, cap)
-        wait = _fair_wait(bucket.tokens, want, len(others) + 1, limit)
+        # Alone on the row, come back when the request is paid (a lone instance stays exact);
+        # shared, when a fair block has accrued.
+        wait = (wait_for(bucket.tokens, max(1.0, need), limit) if need > 0 and not others
+                else _fair_wait(bucket.tokens, want, len(others) + 1, limit))
         return Grant(0.0, None, wait, bucket.tokens, cap, short=True)
     others[instance] = now + ttl_s + SKEW_MARGIN_S
     new_row = Row(bucket.tokens - granted, bucket.ts, limit.rate, limit.burst, others)
