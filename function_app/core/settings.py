@@ -128,7 +128,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("RATE_LIMIT_LEASE_S", "rate_limit_lease_s", "0.25", float_range(0.01, 10),
          "Seconds of an instance's observed rate leased per storage write: larger means fewer "
          "storage calls and a larger overshoot bound (rate x this x H(instances))."),
-    Spec("RATE_LIMIT_LEASE_TTL_S", "rate_limit_lease_ttl_s", "2", float_range(0.1, 60),
+    Spec("RATE_LIMIT_LEASE_TTL_S", "rate_limit_lease_ttl_s", "4", float_range(0.1, 60),
          "Leased tokens not renewed within this many seconds expire."),
     Spec("RATE_LIMIT_EXACT_BELOW_RPS", "rate_limit_exact_below_rps", "1", float_range(0, 1e6),
          "Keys limited to at most this rate lease exactly one request per storage write "

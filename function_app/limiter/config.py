@@ -17,7 +17,7 @@ class LimiterConfig:
     failure_mode: str = "open"  # "open" (local safe capacity) or "closed" (deny, 503)
     expected_instances: int = 4
     lease_s: float = 0.25
-    lease_ttl_s: float = 2.0
+    lease_ttl_s: float = 4.0
     exact_below_rps: float = 1.0
     conflict_retries: int = 3
     sweep_interval_s: float = 300.0

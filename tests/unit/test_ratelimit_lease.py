@@ -23,10 +23,10 @@ def take(row, held=0.0, target=1000.0, cost=1.0, instance="a", now=T0):
 
 def test_a_fresh_row_grants_the_cap_and_records_the_holder():
     grant = take(None)
-    # one cost on top of the larger of the 1/1 share (S = 50) and a block (B = a quarter of
-    # burst here, less than 128 requests)
-    assert grant.cap == 101 and grant.tokens == 101
-    assert grant.row is not None and grant.row.tokens == 299
+    # one cost on top of the larger of the 1/1 share (S = 50) and a block (B = 128 requests)
+    assert lease.block(LIMIT, 1) == 128
+    assert grant.cap == 129 and grant.tokens == 129
+    assert grant.row is not None and grant.row.tokens == 271
     assert grant.row.holders == {"a": T0 + 2.0 + lease.SKEW_MARGIN_S}
 
 
@@ -42,21 +42,20 @@ def test_the_share_is_divided_among_live_holders_only():
 def test_a_block_floors_the_share_however_many_instances_hold_leases():
     holders = {f"i{k}": T0 + 1 for k in range(999)}
     grant = take(lease.Row(400, T0, 200, 400, holders))
-    # 50 / 1000 would be a twentieth of a token per write; the block keeps 100 per write
-    assert grant.cap == 101 and grant.tokens == 101
+    # 50 / 1000 would be a twentieth of a token per write; the block keeps 128 per write
+    assert grant.cap == 129 and grant.tokens == 129
 
 
-def test_a_block_is_never_more_than_a_quarter_of_burst():
-    assert lease.block(Limit(10, 20), 1) == 5
-    assert lease.block(LIMIT, 1) == 100 and lease.block(LIMIT, 0) == 0
-    assert lease.block(Limit(1000, 4000), 1) == 128  # else 128 requests of the typical cost
+def test_a_block_is_never_more_than_a_third_of_burst():
+    assert lease.block(Limit(10, 30), 1) == 10
+    assert lease.block(LIMIT, 1) == 128 and lease.block(LIMIT, 0) == 0  # 128 requests of cost 1
 
 
 def test_a_large_cost_still_gets_a_share_on_top_so_the_next_requests_need_no_lease():
     grant = lease.take(None, Limit(3333.0, 200_000.0), held=0.0, target=1e9, cost=1030.0,
                        instance="a", now=T0, lease_s=0.25, ttl_s=2.0)
-    # the share on top is a block: a quarter of burst, less than 64 reservations of 1,030
-    assert grant.tokens == 1030 + 200_000 // 4
+    # the share on top is a block: a third of burst, less than 128 reservations of 1,030
+    assert grant.tokens == 1030 + 200_000 // 3
 
 
 def test_the_pool_is_only_topped_up_to_the_goal():
@@ -75,8 +74,8 @@ def test_an_empty_row_grants_nothing_and_says_when_a_fair_block_has_accrued():
     row = lease.Row(0.2, T0, 200, 400, {"b": T0 + 1})
     grant = take(row)
     assert grant.tokens == 0 and grant.row is None
-    # want = cap = 1 + max(25, 100): at a 1/2 share of 200/s, 202 tokens must accrue
-    assert grant.wait_s == pytest.approx((202 - 0.2) / 200)
+    # want = cap = 1 + max(25, 128): its turn comes when 2 x 129 tokens have accrued
+    assert grant.wait_s == pytest.approx((258 - 0.2) / 200)
 
 
 def test_give_back_returns_tokens_and_drops_the_holder():
@@ -104,9 +103,9 @@ def test_rows_round_trip_through_fields_and_garbage_is_refused():
 
 
 def test_the_overshoot_bound_is_share_harmonic_plus_n_blocks_plus_n_costs():
-    assert lease.overshoot_bound(LIMIT, 0.25, 1, 1) == pytest.approx(50 + 100 + 1)
+    assert lease.overshoot_bound(LIMIT, 0.25, 1, 1) == pytest.approx(50 + 128 + 1)
     assert lease.overshoot_bound(LIMIT, 0.25, 4, 1) == pytest.approx(
-        50 * (1 + 1/2 + 1/3 + 1/4) + 4 * 100 + 4)
+        50 * (1 + 1/2 + 1/3 + 1/4) + 4 * 128 + 4)
     # never more than N bursts held (plus the waiting costs): S = 250 here, burst only 10
     assert lease.overshoot_bound(Limit(1000, 10), 0.25, 3, 1) == pytest.approx(3 * 10 + 3)
 
@@ -146,10 +145,10 @@ def test_effective_limits_merge_defaults_with_overrides():
 def test_a_shared_saturated_row_keeps_its_crumbs_until_a_useful_block_has_accrued():
     shared = lease.Row(10.0, T0, 200, 400, {"b": T0 + 1})
     grant = take(shared)
-    # 10 tokens would pay the request, but under half of the 101 it wanted: one write per
+    # 10 tokens would pay the request, but under half of the 129 it wanted: one write per
     # request at saturation is what made storage cost grow with instances
     assert grant.short and grant.row is None and grant.available == 10.0
-    assert grant.wait_s == pytest.approx((202 - 10) / 200)
+    assert grant.wait_s == pytest.approx((258 - 10) / 200)
     alone = take(lease.Row(10.0, T0, 200, 400, {}))
     assert not alone.short and alone.tokens == 10  # alone on the row it stays exact
     # alone and short, it comes back as soon as the request is paid, not a block later

@@ -10,7 +10,7 @@ requests need:
 
 with S = max(rate * lease_s, burst / 32) (lease_slice: a token limit's burst is a minute of
 rate, and a share of rate * lease_s would be smaller than one reservation),
-B = min(BLOCK_REQUESTS * u, burst / 4) for the holder's typical request cost u (block), w the
+B = min(BLOCK_REQUESTS * u, burst / 3) for the holder's typical request cost u (block), w the
 larger of the asking request's cost and the cost of all requests waiting for this lease at that
 instance, and `active` the unexpired holders including the asker. Its local pool never exceeds
 the cap computed at its latest lease (refunds of its own reservations aside, see below), and
@@ -52,7 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .bucket import BucketState, refill, wait_for
-from .model import Limit
+from .model import Limit, clamp_wait
 
 # A lease's share is at least this fraction of burst: token limits (burst = a minute of rate)
 # would otherwise lease rate * lease_s, a few hundred tokens, under one reservation.
@@ -63,10 +63,13 @@ MIN_GRANT = 0.5  # smallest useful lease, as a fraction of the goal: bounds writ
 # per admitted request then grow with N (issue #10, section 2). Capped at BLOCK_BURST_SHARE of
 # burst so a small limit is not handed out whole to the first instances.
 BLOCK_REQUESTS = 128
-BLOCK_BURST_SHARE = 1 / 4
+BLOCK_BURST_SHARE = 1 / 3
 # A holder entry outlives the holder's own pool expiry by this much, so other instances whose
 # clocks run up to this far ahead still count it while it can spend (see the bound above).
 SKEW_MARGIN_S = 0.5
+# A saturated shared row makes an instance wait for its turn, at most this long (a Retry-After
+# clients can live with), unless its own request takes longer to accrue.
+FAIR_WAIT_MAX_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -193,16 +196,20 @@ def take(
 
 
 def _fair_wait(tokens: float, want: float, active: int, limit: Limit) -> float:
-    """When `want` should have accrued at this instance's 1/active share of the refill.
+    """When `want` should have accrued at this instance's 1/active share of the refill, and at
+    most FAIR_WAIT_MAX_S (unless `want` alone takes longer to accrue).
 
     A row this empty means the limit is saturated: waiting that long loses no tokens (the row
-    is far from full) and makes each write move about a fair-share block. At most about
-    (w * active + S) / rate, since want <= cap = w + S / active.
+    is far from full) and makes each write move about a block. The share is of time, not of
+    the row: when active blocks add up to more than burst, the instances still take turns at
+    about one block each per want * active / rate (capping that at burst / rate made half of
+    the polls of six instances find the row short).
     """
     want = max(1.0, want)
-    if want > limit.burst:
+    if want > limit.burst or limit.rate <= 0:
         return wait_for(tokens, want, limit)  # never: reported as the maximum wait
-    return wait_for(tokens, min(limit.burst, want * active), limit)
+    turn = (want * active - tokens) / limit.rate
+    return clamp_wait(min(turn, max(FAIR_WAIT_MAX_S, wait_for(tokens, want, limit))))
 
 
 def give_back(row: Row | None, limit: Limit, tokens: float, instance: str, now: float) -> Row:
