@@ -207,7 +207,7 @@ def chart(rows: list[dict], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", default="1,10,100,1000")
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rps", type=float, default=20_000)
     parser.add_argument("--global-rps", type=float, default=20_000)
     parser.add_argument("--clients", type=int, default=10_000)

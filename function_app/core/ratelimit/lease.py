@@ -185,9 +185,12 @@ def take(
     if granted <= 0 or not enough:
         if not short:
             return Grant(0.0, None, 0.0, bucket.tokens, cap)
-        # Alone on the row, come back when the request is paid (a lone instance stays exact);
-        # shared, when a fair block has accrued.
-        wait = (wait_for(bucket.tokens, max(1.0, need), limit) if need > 0 and not others
+        # Alone on the row, come back when half a block has accrued: then one write admits
+        # that many, where coming back for each request would make a saturated key cost one
+        # write per admitted request (a client at its limit of 500/s: 500 writes/s). Shared,
+        # when its turn for a block has come.
+        alone_wait = max(1.0, need, math.floor(want * MIN_GRANT))
+        wait = (wait_for(bucket.tokens, alone_wait, limit) if need > 0 and not others
                 else _fair_wait(bucket.tokens, want, len(others) + 1, limit))
         return Grant(0.0, None, wait, bucket.tokens, cap, short=True)
     others[instance] = now + ttl_s + SKEW_MARGIN_S
