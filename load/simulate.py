@@ -211,7 +211,8 @@ def main() -> int:
     parser.add_argument("--rps", type=float, default=20_000)
     parser.add_argument("--global-rps", type=float, default=20_000)
     parser.add_argument("--clients", type=int, default=10_000)
-    parser.add_argument("--client-rps", type=float, default=20)
+    parser.add_argument("--client-rps", type=float, default=500,
+                        help="each client's limit (default CLIENT_RPS; burst twice it)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--shards", type=int, default=0,
                         help="global key shards (default: one per 32 instances)")

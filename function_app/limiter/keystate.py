@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import zlib
+import random
 from dataclasses import dataclass, field
 
 from function_app.core.ratelimit import demand as demand_
@@ -14,6 +14,7 @@ from function_app.core.ratelimit.model import Limit, ScopedLimit
 from function_app.core.ratelimit.store import RowKey
 
 EPSILON = 1e-9
+SHARD_TRIES = 2  # shards a lease tries before it reports the key short
 # Refill when a quarter of the goal is left: the top-up then moves ~3/4 of a lease in one write,
 # and a quarter of lease_s of supply still covers the storage round trip.
 REFILL_AT = 0.25
@@ -83,10 +84,15 @@ class KeyState:
         partition = self.partition if shard == 0 else f"{self.partition}~{shard}"
         return RowKey(partition, shard_row(shard))
 
-    def shard_order(self, instance: str) -> list[int]:
-        """Shards to try, starting from this instance's preferred one (spreads writers)."""
-        first = zlib.crc32(instance.encode()) % self.shards
-        return [(first + i) % self.shards for i in range(self.shards)]
+    def shard_order(self, rng: random.Random) -> list[int]:
+        """At most SHARD_TRIES shards to lease from, starting at a random one.
+
+        Random per lease, not a shard per instance: arrivals are uneven over instances, and a
+        fixed choice left hot instances' shards dry while others stayed full (and made a short
+        instance read every shard in turn).
+        """
+        first = rng.randrange(self.shards)
+        return [(first + i) % self.shards for i in range(min(self.shards, SHARD_TRIES))]
 
     def pool(self, now: float) -> float:
         """Spendable leased tokens."""

@@ -51,7 +51,7 @@ class Leaser:
             ks.tokens = 0.0
         waits: list[float] = []
         try:
-            for shard in ks.shard_order(self._instance):
+            for shard in ks.shard_order(self._rng):
                 outcome, wait = await self._lease_shard(ks, shard, target, cost)
                 if outcome is not Outcome.SHORT:
                     return outcome
