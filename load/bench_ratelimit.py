@@ -30,9 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import WRK_LUA, wrk  # noqa: E402
 
+from function_app.core.ratelimit import lease  # noqa: E402
+from function_app.core.ratelimit.model import Limit  # noqa: E402
 from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 from tests.support.drive import drive  # noqa: E402
+
+DETAIL = ("storage_reads", "storage_writes", "conflicts", "leases", "returns", "lease_waits",
+          "contention_denied")
 
 
 def counters(url: str) -> dict[str, int]:
@@ -68,7 +73,7 @@ def limited_round(url: str, args, script: Path) -> dict:
     admitted = after["admitted"] - before["admitted"]
     trips = after["storage_round_trips"] - before["storage_round_trips"]
     allowance = args.burst + args.rate * args.seconds
-    bound = allowance + args.rate * args.lease_s + 1  # one instance: H(1) = 1, cost 1
+    bound = allowance + lease.overshoot_bound(Limit(args.rate, args.burst), args.lease_s, 1, 1)
     return {"answers_per_s": result["rps"], "admitted": admitted, "allowance": allowance,
             "bound": bound, "admitted_vs_allowance": admitted / allowance,
             "round_trips": trips, "round_trips_per_admitted": trips / max(1, admitted),
@@ -124,13 +129,14 @@ def shared(args, logs: Path) -> str:
     admitted = run.admitted
     trips = sum(c["storage_round_trips"] for c in totals)
     allowance = args.burst + args.rate * run.elapsed
-    harmonic = sum(1 / k for k in range(1, args.instances + 1))
-    bound = allowance + args.rate * args.lease_s * harmonic + args.instances
+    limit = Limit(args.rate, args.burst)
+    bound = allowance + lease.overshoot_bound(limit, args.lease_s, args.instances, 1)
+    detail = {name: sum(c[name] for c in totals) for name in DETAIL}
     return (f"{args.instances} instances, global limit {args.rate:.0f}/s burst {args.burst:.0f}, "
             f"RATE_LIMIT_LEASE_S={args.lease_s}, {run.elapsed:.1f} s, answers "
             f"{dict(run.statuses)}\n\nadmitted {admitted} of allowance {allowance:.0f} "
             f"({admitted / allowance:.3f}), bound {bound:.0f}; storage round trips {trips} "
-            f"= {trips / max(1, admitted):.3f} per admitted request")
+            f"= {trips / max(1, admitted):.3f} per admitted request\n\n{detail}")
 
 
 def main() -> int:

@@ -38,6 +38,7 @@ class SimTableStore:
         self._mu = math.log(median_ms / 1000)
         self._sigma = math.log(p99_ms / median_ms) / Z99
         self.ops = 0
+        self.ops_by_scope: Counter[str] = Counter()  # "global", "client", ... (partition prefix)
         self.server_busy = 0
         self._partition_window: dict[int, Counter[str]] = defaultdict(Counter)
         self._account_window: Counter[int] = Counter()
@@ -52,6 +53,7 @@ class SimTableStore:
     def _admit(self, partition: str) -> None:
         second = int(self._clock.now())
         self.ops += 1
+        self.ops_by_scope[partition.split(":", 1)[0]] += 1
         window = self._partition_window[second]
         window[partition] += 1
         self._account_window[second] += 1

@@ -24,6 +24,7 @@ import itertools
 import random
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,9 @@ from function_app.limiter import Limiter, LimiterConfig  # noqa: E402
 from tests.support.clock import FakeClock  # noqa: E402
 
 STEP_S = 0.002
+# RATE_LIMIT_GLOBAL_SHARDS an operator would set for N instances (README: one shard per this
+# many instances of the app's maximum instance count).
+SHARD_PER_INSTANCES = 32
 
 
 def zipf_cumulative(n: int, s: float, rng: random.Random) -> list[float]:
@@ -67,7 +71,9 @@ async def run_one(n: int, args) -> dict:
     rng = random.Random(args.seed * 7919 + n)
     clock = FakeClock(start=1_700_000_000.0)
     store = SimTableStore(clock, random.Random(args.seed + n))
-    config = LimiterConfig(storage_timeout_s=1e9, expected_instances=n)
+    config = LimiterConfig(storage_timeout_s=1e9, expected_instances=n,
+                           lease_ttl_s=args.lease_ttl)
+    shards = args.shards or max(1, -(-n // SHARD_PER_INSTANCES))
     spawned = itertools.count()
 
     def new_instance() -> Limiter:
@@ -76,13 +82,15 @@ async def run_one(n: int, args) -> dict:
                        rng=random.Random(args.seed * 1_000_003 + k))
 
     limiters = [new_instance() for _ in range(n)]
+    everyone = list(limiters)
     weights = zipf_cumulative(n, 0.8, rng)
-    client_cum = zipf_cumulative(args.clients, 1.0, rng)
+    client_cum = zipf_cumulative(args.clients, 1.0, rng) if args.clients else []
     global_limit = Limit(args.global_rps, args.global_rps)
     client_limit = Limit(args.client_rps, args.client_rps * 2)
     counts = {"admitted": 0, "denied": 0, "global_admitted": 0, "unneeded_429": 0}
     exact = Exact()
     pending: set[asyncio.Task] = set()
+    reasons: Counter[str] = Counter()
 
     async def one(limiter: Limiter, scoped: list[ScopedLimit], exact_ok: bool) -> None:
         decision = await limiter.acquire(scoped, 1)
@@ -91,6 +99,7 @@ async def run_one(n: int, args) -> dict:
             counts["global_admitted"] += 1
         else:
             counts["denied"] += 1
+            reasons[decision.reason] += 1
             counts["unneeded_429"] += exact_ok
 
     steps = int(args.seconds / STEP_S)
@@ -105,11 +114,13 @@ async def run_one(n: int, args) -> dict:
             weights = zipf_cumulative(len(limiters), 0.8, rng)
         if churn and step == 2 * steps // 3:  # as many join
             limiters += [new_instance() for _ in range(churn)]
+            everyone.extend(limiters[-churn:])
             weights = zipf_cumulative(len(limiters), 0.8, rng)
         for _ in range(_poisson(args.rps * STEP_S, rng)):
-            client = f"c{pick(client_cum, rng)}"
-            scoped = [ScopedLimit("global", "global", global_limit),
-                      ScopedLimit("client", client, client_limit)]
+            scoped = [ScopedLimit("global", "global", global_limit, shards)]
+            if client_cum:
+                client = f"c{pick(client_cum, rng)}"
+                scoped.append(ScopedLimit("client", client, client_limit))
             exact_ok = exact.admits(scoped, now)
             task = asyncio.ensure_future(one(limiters[pick(weights, rng)], scoped, exact_ok))
             pending.add(task)
@@ -127,9 +138,17 @@ async def run_one(n: int, args) -> dict:
     elapsed = args.seconds
     allowance = global_limit.burst + global_limit.rate * elapsed
     peak = n + (churn if n > 1 else 0)
-    bound = allowance + lease.overshoot_bound(global_limit, config.lease_s, peak, 1)
-    return {"instances": n, **counts, "ops": store.ops,
-            "ops_per_admitted": store.ops / max(1, counts["admitted"]),
+    totals: Counter[str] = Counter()
+    for lim in everyone:
+        totals.update(lim.counters)
+    print(f"N={n} limiter counters: {dict(totals)} denials: {dict(reasons)}", file=sys.stderr)
+    per_shard = lease.shard_limit(global_limit, shards)
+    bound = allowance + shards * lease.overshoot_bound(per_shard, config.lease_s, peak, 1)
+    admitted = max(1, counts["admitted"])
+    return {"instances": n, "shards": shards, **counts, "ops": store.ops,
+            "ops_per_admitted": store.ops / admitted,
+            "global_ops_per_admitted": store.ops_by_scope["global"] / admitted,
+            "client_ops_per_admitted": store.ops_by_scope["client"] / admitted,
             "hottest_partition_ops_s": store.hottest_partition_ops_per_s(),
             "server_busy": store.server_busy, "allowance": allowance, "bound": bound,
             "global_vs_allowance": counts["global_admitted"] / allowance}
@@ -188,12 +207,16 @@ def chart(rows: list[dict], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", default="1,10,100,1000")
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rps", type=float, default=20_000)
     parser.add_argument("--global-rps", type=float, default=20_000)
     parser.add_argument("--clients", type=int, default=10_000)
-    parser.add_argument("--client-rps", type=float, default=20)
+    parser.add_argument("--client-rps", type=float, default=500,
+                        help="each client's limit (default CLIENT_RPS; burst twice it)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--shards", type=int, default=0,
+                        help="global key shards (default: one per 32 instances)")
+    parser.add_argument("--lease-ttl", type=float, default=LimiterConfig().lease_ttl_s)
     parser.add_argument("--out", default=str(ROOT / "docs"))
     args = parser.parse_args()
     rows = []

@@ -43,9 +43,15 @@ class LimiterConfig:
         return min(0.25, max(0.02, self.lease_s / 2))
 
     @property
+    def hold_s(self) -> float:
+        """A block (core.ratelimit.lease.block) is leased when the observed rate would spend it
+        within this long: three quarters of a lease's life, so it is spent, not forfeited."""
+        return 0.75 * self.lease_ttl_s
+
+    @property
     def demand_tau_s(self) -> float:
         """Time constant of the observed-rate estimate that sizes leases."""
-        return max(0.1, self.lease_s)
+        return max(1.0, self.lease_s)
 
 
 def config_from(settings: Any) -> LimiterConfig:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import zlib
+import random
 from dataclasses import dataclass, field
 
 from function_app.core.ratelimit import demand as demand_
 from function_app.core.ratelimit.bucket import BucketState
 from function_app.core.ratelimit.keys import bucket_partition, shard_row
-from function_app.core.ratelimit.lease import Row, shard_limit
+from function_app.core.ratelimit.lease import Row, block, shard_limit
 from function_app.core.ratelimit.model import Limit, ScopedLimit
 from function_app.core.ratelimit.store import RowKey
 
 EPSILON = 1e-9
+SHARD_TRIES = 2  # shards a lease tries before it reports the key short
 # Refill when a quarter of the goal is left: the top-up then moves ~3/4 of a lease in one write,
 # and a quarter of lease_s of supply still covers the storage round trip.
 REFILL_AT = 0.25
@@ -77,12 +78,21 @@ class KeyState:
         return shard_limit(self.limit, self.shards)
 
     def row_key(self, shard: int) -> RowKey:
-        return RowKey(self.partition, shard_row(shard))
+        """Shard 0 in the key's partition, shard n in a partition of its own ("~n" appended;
+        '~' never occurs in an encoded key), so writers spread over shards never share a
+        partition's throughput."""
+        partition = self.partition if shard == 0 else f"{self.partition}~{shard}"
+        return RowKey(partition, shard_row(shard))
 
-    def shard_order(self, instance: str) -> list[int]:
-        """Shards to try, starting from this instance's preferred one (spreads writers)."""
-        first = zlib.crc32(instance.encode()) % self.shards
-        return [(first + i) % self.shards for i in range(self.shards)]
+    def shard_order(self, rng: random.Random) -> list[int]:
+        """At most SHARD_TRIES shards to lease from, starting at a random one.
+
+        Random per lease, not a shard per instance: arrivals are uneven over instances, and a
+        fixed choice left hot instances' shards dry while others stayed full (and made a short
+        instance read every shard in turn).
+        """
+        first = rng.randrange(self.shards)
+        return [(first + i) % self.shards for i in range(min(self.shards, SHARD_TRIES))]
 
     def pool(self, now: float) -> float:
         """Spendable leased tokens."""
@@ -95,21 +105,26 @@ class KeyState:
         self.demand = demand_.observe(self.demand, cost, now, tau_s)
         self.last_used, self.last_cost = now, cost
 
-    def target(self, now: float, lease_s: float, tau_s: float) -> float:
-        """Tokens to aim for: the observed rate over two lease periods, at least one request.
+    def target(self, now: float, lease_s: float, tau_s: float, hold_s: float = 0.0) -> float:
+        """Tokens to aim for: the observed rate over two lease periods, at least one request,
+        and what that rate spends within `hold_s` up to a block (lease.block).
 
         Two periods because the pool is topped up when a quarter is left, so one write moves
-        about one and a half periods of demand; the fair-share cap (rate * lease_s / active)
-        still bounds what is held.
+        about one and a half periods of demand; the block keeps a write's size from shrinking
+        as instances multiply. The cap (lease.fair_cap) still bounds what is held.
         """
         if self.exact:
             return self.last_cost
-        return max(self.last_cost, demand_.rate(self.demand, now, tau_s) * lease_s * 2)
+        rate = demand_.rate(self.demand, now, tau_s)
+        # What this rate spends within hold_s, up to a block: spent, not forfeited, and as
+        # large a write as the cap allows whatever the number of instances.
+        spendable = min(block(self.shard_limit, self.last_cost), rate * hold_s)
+        return max(self.last_cost, rate * lease_s * 2, spendable)
 
-    def needs_refill(self, now: float, lease_s: float, tau_s: float) -> bool:
+    def needs_refill(self, now: float, lease_s: float, tau_s: float, hold_s: float = 0.0) -> bool:
         """The pool can pay less than one more request plus REFILL_AT of the rest of its goal:
         top it up in the background (before a request has to wait for a lease)."""
-        goal = min(self.target(now, lease_s, tau_s), self.cap)
+        goal = min(self.target(now, lease_s, tau_s, hold_s), self.cap)
         unit = min(self.last_cost, goal)
         return self.pool(now) < unit + (goal - unit) * REFILL_AT
 

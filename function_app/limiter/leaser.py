@@ -21,6 +21,10 @@ from .counters import Counters
 from .guarded import GuardedStore
 from .keystate import EPSILON, KeyState
 
+# Back-off after a 412 on attempt k: uniform in [0, JITTER_S * 2**k]. About one storage round
+# trip (Table Storage: a few ms), so writers that collided spread over a few round trips.
+JITTER_S = 0.005
+
 
 class Outcome(enum.Enum):
     GRANTED = "granted"  # tokens were added to the pool
@@ -47,7 +51,7 @@ class Leaser:
             ks.tokens = 0.0
         waits: list[float] = []
         try:
-            for shard in ks.shard_order(self._instance):
+            for shard in ks.shard_order(self._rng):
                 outcome, wait = await self._lease_shard(ks, shard, target, cost)
                 if outcome is not Outcome.SHORT:
                     return outcome
@@ -108,7 +112,7 @@ class Leaser:
         ks.conflict_at[shard] = self._clock.now()
         # Jitter de-synchronises writers that collided; real time, as the writers are real
         # (a simulation on a virtual clock passes the clock's sleep instead).
-        await self._jitter_sleep(self._rng.uniform(0, 0.002 * 2**attempt))
+        await self._jitter_sleep(self._rng.uniform(0, JITTER_S * 2**attempt))
 
     def _granted(
         self, ks: KeyState, shard: int, grant: lease.Grant, etag: str, now: float

@@ -246,7 +246,7 @@ class Limiter:
             try:
                 now = self._clock.now()
                 cfg = self._cfg
-                target = max(ks.target(now, cfg.lease_s, cfg.demand_tau_s), ks.waiting)
+                target = max(ks.target(now, cfg.lease_s, cfg.demand_tau_s, cfg.hold_s), ks.waiting)
                 return await self._leaser.lease(ks, target, cost)
             except Exception:  # reported as unavailable, never lost in a task
                 log.exception("rate limiter lease failed")
@@ -262,7 +262,7 @@ class Limiter:
         """Start a background top-up when the pool runs low (see KeyState.needs_refill)."""
         if ks.exact or ks.fetch is not None or ks.retry_at > now or not self._health.ready(now):
             return
-        if ks.needs_refill(now, self._cfg.lease_s, self._cfg.demand_tau_s):
+        if ks.needs_refill(now, self._cfg.lease_s, self._cfg.demand_tau_s, self._cfg.hold_s):
             self._counters.incr("background_refills")
             self._start_fetch(ks, 0.0)
 

@@ -141,7 +141,7 @@ class Settings:
     rate_limit_lease_s: float = setting("RATE_LIMIT_LEASE_S", "0.25", float_range(0.01, 10),
         "Seconds of an instance's observed rate leased per storage write: larger means fewer "
         "storage calls and a larger overshoot bound (rate x this x H(instances)).")
-    rate_limit_lease_ttl_s: float = setting("RATE_LIMIT_LEASE_TTL_S", "2", float_range(0.1, 60),
+    rate_limit_lease_ttl_s: float = setting("RATE_LIMIT_LEASE_TTL_S", "4", float_range(0.1, 60),
         "Leased tokens not renewed within this many seconds expire.")
     rate_limit_exact_below_rps: float = setting(
         "RATE_LIMIT_EXACT_BELOW_RPS", "1", float_range(0, 1e6),

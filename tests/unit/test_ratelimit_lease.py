@@ -21,24 +21,41 @@ def take(row, held=0.0, target=1000.0, cost=1.0, instance="a", now=T0):
                       now=now, lease_s=0.25, ttl_s=2.0)
 
 
-def test_a_fresh_row_grants_the_fair_cap_and_records_the_holder():
+def test_a_fresh_row_grants_the_cap_and_records_the_holder():
     grant = take(None)
-    assert grant.cap == 51 and grant.tokens == 51  # one cost on top of the 1/1 share
-    assert grant.row is not None and grant.row.tokens == 349
+    # one cost on top of the larger of the 1/1 share (S = 50) and a block (B = 128 requests)
+    assert lease.block(LIMIT, 1) == 128
+    assert grant.cap == 129 and grant.tokens == 129
+    assert grant.row is not None and grant.row.tokens == 271
     assert grant.row.holders == {"a": T0 + 2.0 + lease.SKEW_MARGIN_S}
 
 
-def test_the_cap_is_shared_among_live_holders_only():
-    row = lease.Row(400, T0, 200, 400, {"b": T0 + 1, "c": T0 + 1, "gone": T0 - 1})
-    grant = take(row)
-    assert grant.cap == pytest.approx(1 + 50 / 3) and grant.tokens == 17
+def test_the_share_is_divided_among_live_holders_only():
+    big = Limit(rate=2000, burst=4000)  # S = 500: a third of it is still more than a block
+    row = lease.Row(4000, T0, 2000, 4000, {"b": T0 + 1, "c": T0 + 1, "gone": T0 - 1})
+    grant = lease.take(row, big, held=0.0, target=1e6, cost=1.0, instance="a", now=T0,
+                       lease_s=0.25, ttl_s=2.0)
+    assert grant.cap == pytest.approx(1 + 500 / 3) and grant.tokens == 167
     assert set(grant.row.holders) == {"a", "b", "c"}
+
+
+def test_a_block_floors_the_share_however_many_instances_hold_leases():
+    holders = {f"i{k}": T0 + 1 for k in range(999)}
+    grant = take(lease.Row(400, T0, 200, 400, holders))
+    # 50 / 1000 would be a twentieth of a token per write; the block keeps 128 per write
+    assert grant.cap == 129 and grant.tokens == 129
+
+
+def test_a_block_is_never_more_than_a_third_of_burst():
+    assert lease.block(Limit(10, 30), 1) == 10
+    assert lease.block(LIMIT, 1) == 128 and lease.block(LIMIT, 0) == 0  # 128 requests of cost 1
 
 
 def test_a_large_cost_still_gets_a_share_on_top_so_the_next_requests_need_no_lease():
     grant = lease.take(None, Limit(3333.0, 200_000.0), held=0.0, target=1e9, cost=1030.0,
                        instance="a", now=T0, lease_s=0.25, ttl_s=2.0)
-    assert grant.tokens == 1030 + 200_000 // 32  # the burst share: more than 833 = r x 0.25
+    # the share on top is a block: a third of burst, less than 128 reservations of 1,030
+    assert grant.tokens == 1030 + 200_000 // 3
 
 
 def test_the_pool_is_only_topped_up_to_the_goal():
@@ -57,8 +74,8 @@ def test_an_empty_row_grants_nothing_and_says_when_a_fair_block_has_accrued():
     row = lease.Row(0.2, T0, 200, 400, {"b": T0 + 1})
     grant = take(row)
     assert grant.tokens == 0 and grant.row is None
-    # want = cap = 1 + 25 at a 1/2 share of 200/s: 52 tokens must accrue, 0.2 are there
-    assert grant.wait_s == pytest.approx((52 - 0.2) / 200)
+    # want = cap = 1 + max(25, 128): its turn comes when 2 x 129 tokens have accrued
+    assert grant.wait_s == pytest.approx((258 - 0.2) / 200)
 
 
 def test_give_back_returns_tokens_and_drops_the_holder():
@@ -85,9 +102,12 @@ def test_rows_round_trip_through_fields_and_garbage_is_refused():
         lease.row_from_fields({**lease.row_to_fields(row), "holders": "[1]"})
 
 
-def test_the_overshoot_bound_is_rate_lease_harmonic_plus_n_costs():
-    assert lease.overshoot_bound(LIMIT, 0.25, 1, 1) == pytest.approx(50 + 1)
-    assert lease.overshoot_bound(LIMIT, 0.25, 4, 1) == pytest.approx(50 * (1 + 1/2 + 1/3 + 1/4) + 4)
+def test_the_overshoot_bound_is_share_harmonic_plus_n_blocks_plus_n_costs():
+    assert lease.overshoot_bound(LIMIT, 0.25, 1, 1) == pytest.approx(50 + 128 + 1)
+    assert lease.overshoot_bound(LIMIT, 0.25, 4, 1) == pytest.approx(
+        50 * (1 + 1/2 + 1/3 + 1/4) + 4 * 128 + 4)
+    # never more than N bursts held (plus the waiting costs): S = 250 here, burst only 10
+    assert lease.overshoot_bound(Limit(1000, 10), 0.25, 3, 1) == pytest.approx(3 * 10 + 3)
 
 
 @given(st.text(max_size=80))
@@ -120,3 +140,18 @@ def test_effective_limits_merge_defaults_with_overrides():
     plain = effective_limits(defaults, index, "other", "/infer/node")
     assert [(s.scope, s.limit.rate) for s in plain] == [("global", 1000), ("client", 200)]
     assert effective_limits(defaults_from(0, 0, 0, 0), index, None, None) == []
+
+
+def test_a_shared_saturated_row_keeps_its_crumbs_until_a_useful_block_has_accrued():
+    shared = lease.Row(10.0, T0, 200, 400, {"b": T0 + 1})
+    grant = take(shared)
+    # 10 tokens would pay the request, but under half of the 129 it wanted: one write per
+    # request at saturation is what made storage cost grow with instances
+    assert grant.short and grant.row is None and grant.available == 10.0
+    assert grant.wait_s == pytest.approx((258 - 10) / 200)
+    alone = take(lease.Row(10.0, T0, 200, 400, {}))
+    assert not alone.short and alone.tokens == 10  # alone on the row it stays exact
+    # alone and short, it comes back when half a block (64 of 129) has accrued, then takes
+    # what is there: one write per half block, not one per request, at saturation
+    empty = take(lease.Row(0.5, T0, 200, 400, {}))
+    assert empty.short and empty.wait_s == pytest.approx((64 - 0.5) / 200)

@@ -2,19 +2,29 @@
 
 A shared row holds a token bucket plus `holders`, the instances with an unexpired lease and when
 each lease expires. An instance asks for enough tokens to cover its observed demand for about
-two `lease_s` periods, capped by a fair share of the row on top of what its waiting requests
-need: cap = max(w, min(burst, w + S / active)), with S = max(rate * lease_s, burst / 32)
-(lease_slice: a token limit's burst is a minute of rate, and a share of rate * lease_s would be
-smaller than one reservation), where w is the larger of the
-asking request's cost and the cost of all requests waiting for this lease at that instance, and
-`active` counts the unexpired holders including the asker. Its local pool never exceeds the cap
-computed at its latest lease (refunds of its own reservations aside, see below), and the pool
-expires with the lease.
+two `lease_s` periods, or a block B of BLOCK_REQUESTS requests when it would spend that within
+three quarters of a lease's life (LimiterConfig.hold_s), capped on top of what its waiting
+requests need:
+
+    cap = max(w, min(burst, w + max(S / active, B)))
+
+with S = max(rate * lease_s, burst / 32) (lease_slice: a token limit's burst is a minute of
+rate, and a share of rate * lease_s would be smaller than one reservation),
+B = min(BLOCK_REQUESTS * u, burst / 3) for the holder's typical request cost u (block), w the
+larger of the asking request's cost and the cost of all requests waiting for this lease at that
+instance, and `active` the unexpired holders including the asker. Its local pool never exceeds
+the cap computed at its latest lease (refunds of its own reservations aside, see below), and
+the pool expires with the lease.
+
+Why B: with the fair share alone, a lease holds S / N, every instance leases N times as often
+as one instance would, and storage operations per admitted request grow with N. With B an
+instance moves at least B per write whatever N is: about 1 / (0.75 * BLOCK_REQUESTS) writes per
+admitted request per row once its demand fills a block (issue #10, section 2).
 
 Worst-case overshoot (one key, a fixed limit, instances' clocks within d <= SKEW_MARGIN_S):
 over ANY interval of T seconds the cost admitted by all instances together is at most
 
-    burst + rate * T + S * H(N) + W + R + rate * d
+    burst + rate * T + min(S * H(N) + N * B, N * burst) + W + R + rate * d
 
 where N is the number of instances holding leases on the key, H(N) = 1 + 1/2 + ... + 1/N
 (<= 1 + ln N), W is the sum over instances of w at their latest lease (<= N * K * c for K
@@ -25,11 +35,13 @@ same term). Proof sketch: spent in [a, a+T] <= (tokens held in pools at a) + (re
 [a, a+T] of costs charged before a) + (net tokens taken from the rows in [a, a+T]); the last
 term is a token bucket's, <= burst + rate * T. Order the holders at a by their latest lease:
 the j-th saw at least j active holders (the earlier ones' entries had not expired: an entry
-outlives its pool by SKEW_MARGIN_S), so it holds at most w_j + S / j. The
-rate * d term is refill credited early by a clock running ahead. Shards split rate and burst
-evenly, so the sum over shards obeys the same bound. Not covered: storage outages in fail-open
-mode, where each instance may also admit its local safe allowance (limiter.judge.safe_limit),
-and storage that loses rows (a lost row reads as a full bucket).
+outlives its pool by SKEW_MARGIN_S), so it holds at most w_j + max(S / j, B) <= w_j + S / j + B,
+and never more than w_j + burst. The rate * d term is refill credited early by a clock running
+ahead. Shards split rate and burst evenly (and live in partitions of their own, so instances
+spread over them never contend for one entity), so the sum over shards obeys the same bound.
+Not covered: storage outages in fail-open mode, where each instance may also admit its local
+safe allowance (limiter.judge.safe_limit), and storage that loses rows (a lost row reads as a
+full bucket).
 """
 
 from __future__ import annotations
@@ -40,15 +52,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .bucket import BucketState, refill, wait_for
-from .model import Limit
+from .model import Limit, clamp_wait
 
 # A lease's share is at least this fraction of burst: token limits (burst = a minute of rate)
 # would otherwise lease rate * lease_s, a few hundred tokens, under one reservation.
 BURST_SHARE = 1 / 32
 MIN_GRANT = 0.5  # smallest useful lease, as a fraction of the goal: bounds writes per token
+# Every holder may hold a block of this many requests (of its typical cost) whatever the number
+# of holders: a fair share alone (S / N) shrinks as instances multiply, and storage operations
+# per admitted request then grow with N (issue #10, section 2). Capped at BLOCK_BURST_SHARE of
+# burst so a small limit is not handed out whole to the first instances.
+BLOCK_REQUESTS = 128
+BLOCK_BURST_SHARE = 1 / 3
 # A holder entry outlives the holder's own pool expiry by this much, so other instances whose
 # clocks run up to this far ahead still count it while it can spend (see the bound above).
 SKEW_MARGIN_S = 0.5
+# A saturated shared row makes an instance wait for its turn, at most this long (a Retry-After
+# clients can live with), unless its own request takes longer to accrue.
+FAIR_WAIT_MAX_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -87,16 +108,23 @@ def fresh_row(limit: Limit, now: float) -> Row:
     return Row(limit.burst, now, limit.rate, limit.burst, {})
 
 
-def fair_cap(limit: Limit, lease_s: float, active: int, cost: float) -> float:
-    """The most tokens one instance may hold: one request's cost plus its share of lease_s
-    seconds of rate.
+def fair_cap(limit: Limit, lease_s: float, active: int, cost: float, unit: float = 0.0) -> float:
+    """The most tokens one instance may hold: one request's cost plus the larger of its share
+    of lease_s seconds of rate and a block of BLOCK_REQUESTS requests of cost `unit`.
 
     Never more than burst (a row cannot give more) and never less than cost (or no request of
     that cost could be served). The cost sits on top of the share, not inside it: a token
     reservation (about DEFAULT_MAX_TOKENS) is often larger than rate * lease_s, and a cap of
     one cost made nearly every such request lease (issue #10, section 1).
     """
-    return max(cost, min(limit.burst, cost + lease_slice(limit, lease_s) / max(1, active)))
+    share = max(lease_slice(limit, lease_s) / max(1, active), block(limit, unit))
+    return max(cost, min(limit.burst, cost + share))
+
+
+def block(limit: Limit, unit: float) -> float:
+    """B = min(BLOCK_REQUESTS * unit, burst * BLOCK_BURST_SHARE): what any holder may hold
+    beyond its waiting cost however many holders there are (0 without a typical cost)."""
+    return min(BLOCK_REQUESTS * max(0.0, unit), limit.burst * BLOCK_BURST_SHARE)
 
 
 def lease_slice(limit: Limit, lease_s: float) -> float:
@@ -129,7 +157,7 @@ def take(
     others = _live_holders(current, instance, now)
     unit = cost if unit is None or cost > 0 else unit
     # Requests already waiting at this instance may all be paid by this one write.
-    cap = fair_cap(limit, lease_s, len(others) + 1, max(unit, waiting))
+    cap = fair_cap(limit, lease_s, len(others) + 1, max(unit, waiting), unit)
     need = max(0.0, cost - held)
     goal = min(target, cap)
     want = max(math.ceil(need - 1e-9), goal - held)  # whole tokens: a fraction of need is one
@@ -139,9 +167,16 @@ def take(
     # Whole tokens only: fractions stay in the row, where they keep growing, instead of being
     # stranded in pools too small to pay for a request.
     granted = float(math.floor(min(want, bucket.tokens) + 1e-9))
-    # A waiting request takes what pays for it; a top-up alone waits for a useful block.
+    # A waiting request takes what pays for it. With other holders on the row it takes at least
+    # MIN_GRANT of what it wanted: crumbs of a saturated row shared by many instances would make
+    # every admitted request a write (issue #10, section 2); it waits instead until a useful
+    # block has accrued (_fair_wait), and the crumbs stay in the row for whoever comes first.
+    # Alone on the row it takes crumbs: nobody else would, and a lone instance stays exact.
+    # A top-up alone also waits for a useful block.
     if need > 0:
-        enough, short = granted >= need, granted < need
+        floor = math.floor(want * MIN_GRANT) if others else 0.0
+        enough = granted >= max(need, floor)
+        short = not enough
     else:
         enough = granted >= max(goal - unit, 1.0) * MIN_GRANT
         # Too small a block is only a shortage when the row could not pay more: otherwise the
@@ -150,7 +185,13 @@ def take(
     if granted <= 0 or not enough:
         if not short:
             return Grant(0.0, None, 0.0, bucket.tokens, cap)
-        wait = _fair_wait(bucket.tokens, want, len(others) + 1, limit)
+        # Alone on the row, come back when half a block has accrued: then one write admits
+        # that many, where coming back for each request would make a saturated key cost one
+        # write per admitted request (a client at its limit of 500/s: 500 writes/s). Shared,
+        # when its turn for a block has come.
+        alone_wait = max(1.0, need, math.floor(want * MIN_GRANT))
+        wait = (wait_for(bucket.tokens, alone_wait, limit) if need > 0 and not others
+                else _fair_wait(bucket.tokens, want, len(others) + 1, limit))
         return Grant(0.0, None, wait, bucket.tokens, cap, short=True)
     others[instance] = now + ttl_s + SKEW_MARGIN_S
     new_row = Row(bucket.tokens - granted, bucket.ts, limit.rate, limit.burst, others)
@@ -158,16 +199,20 @@ def take(
 
 
 def _fair_wait(tokens: float, want: float, active: int, limit: Limit) -> float:
-    """When `want` should have accrued at this instance's 1/active share of the refill.
+    """When `want` should have accrued at this instance's 1/active share of the refill, and at
+    most FAIR_WAIT_MAX_S (unless `want` alone takes longer to accrue).
 
     A row this empty means the limit is saturated: waiting that long loses no tokens (the row
-    is far from full) and makes each write move about a fair-share block. At most about
-    (w * active + S) / rate, since want <= cap = w + S / active.
+    is far from full) and makes each write move about a block. The share is of time, not of
+    the row: when active blocks add up to more than burst, the instances still take turns at
+    about one block each per want * active / rate (capping that at burst / rate made half of
+    the polls of six instances find the row short).
     """
     want = max(1.0, want)
-    if want > limit.burst:
+    if want > limit.burst or limit.rate <= 0:
         return wait_for(tokens, want, limit)  # never: reported as the maximum wait
-    return wait_for(tokens, min(limit.burst, want * active), limit)
+    turn = (want * active - tokens) / limit.rate
+    return clamp_wait(min(turn, max(FAIR_WAIT_MAX_S, wait_for(tokens, want, limit))))
 
 
 def give_back(row: Row | None, limit: Limit, tokens: float, instance: str, now: float) -> Row:
@@ -188,12 +233,17 @@ def is_idle(row: Row, now: float, idle_s: float) -> bool:
 
 
 def overshoot_bound(limit: Limit, lease_s: float, instances: int, max_cost: float,
-                    max_waiting: float = 0.0, in_flight: float = 0.0) -> float:
-    """S * H(N) + W + R: the excess over burst + rate * T stated in the docstring,
-    with W = N * max(c, max_waiting) and R = `in_flight` (reservations refunded later)."""
-    harmonic = sum(1.0 / j for j in range(1, max(1, instances) + 1))
-    waiting = max(1, instances) * max(max_cost, max_waiting)
-    return lease_slice(limit, lease_s) * harmonic + waiting + in_flight
+                    max_waiting: float = 0.0, in_flight: float = 0.0,
+                    unit: float | None = None) -> float:
+    """min(S * H(N) + N * B, N * burst) + W + R: the excess over burst + rate * T stated in
+    the docstring, with B = block(limit, unit) (unit defaults to max_cost),
+    W = N * max(c, max_waiting) and R = `in_flight` (reservations refunded later)."""
+    n = max(1, instances)
+    harmonic = sum(1.0 / j for j in range(1, n + 1))
+    blocks = block(limit, max_cost if unit is None else unit)
+    held = min(lease_slice(limit, lease_s) * harmonic + n * blocks, n * limit.burst)
+    waiting = n * max(max_cost, max_waiting)
+    return held + waiting + in_flight
 
 
 def shard_limit(limit: Limit, shards: int) -> Limit:
