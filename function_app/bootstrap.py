@@ -12,6 +12,11 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.overrides import OverrideSource
+from function_app.ratelimit.stage import rate_limit_stage
+from function_app.ratelimit.store import OverrideStore, RateLimitStore
+
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
 from .adapters.limitstore_table import open_limit_storage
@@ -21,12 +26,9 @@ from .cache_wiring import build_cache_stage
 from .core.clock import Clock, SystemClock
 from .core.identity import ClientIdentity
 from .core.pipeline import Stage, compose
-from .core.ratelimit.store import OverrideStore, RateLimitStore
 from .core.upstream import Upstream
 from .gateway import Gateway, Parts
 from .health import HealthReport
-from .limiter.limiter import Limiter
-from .limiter.overrides import OverrideSource
 from .openai.ledger import TokenLedger
 from .router_wiring import build_router
 from .routing.store import BreakerStore
@@ -38,7 +40,6 @@ from .stages.forwarded import forwarded_stage
 from .stages.local import local_stage
 from .stages.openai import openai_stage
 from .stages.openai_bill import TokenLimits
-from .stages.rate_limit import rate_limit_stage
 from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
 from .stages.upstream import upstream_step

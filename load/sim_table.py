@@ -20,7 +20,8 @@ import random
 from collections import Counter, defaultdict
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.core.ratelimit.store import Fields, RowKey, StoredRow, StoreUnavailable
+from function_app.core.store_errors import StoreUnavailable
+from function_app.ratelimit.store import Fields, RowKey, StoredRow
 from tests.support.clock import FakeClock
 
 PARTITION_CAP = 2_000  # entities per second per partition (documented target)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 
+from function_app.core.store_errors import StoreConflict
+
 from ..routing.breaker import SharedState
-from ..routing.store import BreakerRow, ProbeResult, StoreConflict
+from ..routing.store import BreakerRow, ProbeResult
 
 
 class MemoryRoutingStore:

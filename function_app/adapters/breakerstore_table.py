@@ -20,9 +20,11 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableServiceClient
 
-from ..core.ratelimit.keys import decode_key, encode_key
+from function_app.core.store_errors import StoreConflict, StoreUnavailable
+from function_app.core.table_keys import decode_key, encode_key
+
 from ..routing.breaker import SharedState
-from ..routing.store import BreakerRow, ProbeResult, StoreConflict, StoreUnavailable
+from ..routing.store import BreakerRow, ProbeResult
 from .azure_table import LazyTable, write_row
 
 BREAKER, PROBE, LEASE = "breaker", "probe", "lease"

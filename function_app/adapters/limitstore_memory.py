@@ -11,13 +11,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from function_app.core.ratelimit.store import (
-    Fields,
-    Override,
-    RowKey,
-    StoreConflict,
-    StoredRow,
-)
+from function_app.core.store_errors import StoreConflict
+from function_app.ratelimit.store import Fields, Override, RowKey, StoredRow
 
 
 class MemoryRateLimitStore:

@@ -14,14 +14,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.errors import GatewayError, RateLimited, TokenRateLimited
-from ..core.models import GatewayResponse
-from .limit_headers import (
+from function_app.ratelimit.token_headers import (
     REQUESTS_DECISION,
     TOKENS_DECISION,
     openai_limit_headers,
     retry_after_ms,
 )
+
+from ..core.errors import GatewayError, RateLimited, TokenRateLimited
+from ..core.models import GatewayResponse
 
 
 def openai_type(error: GatewayError) -> str:

@@ -14,10 +14,12 @@ import asyncio
 import logging
 from typing import Any
 
+from function_app.core.store_errors import StoreConflict, StoreUnavailable
+
 from ..core.clock import Clock
 from .breaker import Breaker, BreakerConfig, SharedState
 from .pools import Member
-from .store import BreakerStore, ProbeResult, ProbeStore, StoreConflict, StoreUnavailable
+from .store import BreakerStore, ProbeResult, ProbeStore
 
 log = logging.getLogger(__name__)
 WRITE_TRIES = 2

@@ -13,10 +13,12 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from function_app.core.store_errors import StoreUnavailable
+
 from ..core.clock import Clock
 from .breakers import SharedBreakers
 from .pools import Member, Plan
-from .store import ProbeResult, ProbeStore, StoreUnavailable
+from .store import ProbeResult, ProbeStore
 
 log = logging.getLogger(__name__)
 LEASE = "health"

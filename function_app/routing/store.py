@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..core.ratelimit.store import StoreConflict, StoreUnavailable
 from .breaker import SharedState
 
-__all__ = ["BreakerRow", "BreakerStore", "ProbeResult", "ProbeStore", "StoreConflict",
-           "StoreUnavailable"]
+__all__ = ["BreakerRow", "BreakerStore", "ProbeResult", "ProbeStore"]
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.scopes import LimitDefaults, defaults_from
+
 from ..cache.config import CacheConfig
 from ..core.model_routes import ModelTable, ModelTableError, parse_model_table
-from ..core.ratelimit.scopes import LimitDefaults, defaults_from
 from ..core.routes import RouteTable, parse_routes
-from ..limiter.config import LimiterConfig
 from ..routing.breaker import BreakerConfig
 from .configs import read_into
 from .parsers import http_url

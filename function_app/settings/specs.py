@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from function_app.ratelimit.scopes import LimitDefaults
+
 from ..core.identity import parse_networks
 from ..core.model_routes import ModelTable
-from ..core.ratelimit.scopes import LimitDefaults
 from ..core.routes import RouteTable
 from ..tenants.prices import price_table
 from .parsers import (
@@ -40,8 +41,9 @@ from .parsers import (
 )
 
 if TYPE_CHECKING:  # the components' configs read their defaults from here (configs.py)
+    from function_app.ratelimit.config import LimiterConfig
+
     from ..cache.config import CacheConfig
-    from ..limiter.config import LimiterConfig
     from ..routing.breaker import BreakerConfig
 
 

@@ -11,6 +11,13 @@ from __future__ import annotations
 
 import json
 
+from function_app.ratelimit.model import ScopedLimit
+from function_app.ratelimit.token_headers import (
+    REQUESTS_DECISION,
+    TOKENS_DECISION,
+    openai_limit_headers,
+)
+
 from ..cache.completion_cache import COMPLETION_FREE
 from ..core.clock import Clock
 from ..core.errors import ModelNotFound, NeverFits
@@ -18,11 +25,9 @@ from ..core.identity import ClientIdentity
 from ..core.model_routes import ModelTable
 from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
-from ..core.ratelimit.model import ScopedLimit
 from ..core.routes import OPENAI_KINDS, OPENAI_MODELS
 from ..openai.estimate import Prepared, prepare
 from ..openai.ledger import TokenLedger
-from ..openai.limit_headers import REQUESTS_DECISION, TOKENS_DECISION, openai_limit_headers
 from .openai_bill import Bill, TokenLimiter, TokenLimits, reserve, settle_on_answer
 from .upstream import PLAN
 

@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from function_app.ratelimit.headers import retry_after
+from function_app.ratelimit.model import Decision, Limit, ScopedLimit
+from function_app.ratelimit.token_headers import duration
+
 from ..core.clock import Clock
 from ..core.errors import GatewayError, StorageUnavailable, TokenRateLimited
-from ..core.limit_headers import retry_after
 from ..core.models import GatewayResponse
-from ..core.ratelimit.model import Decision, Limit, ScopedLimit
 from ..openai.ledger import TokenLedger
-from ..openai.limit_headers import duration
 from ..openai.midstream import SentTokens, error_event
 from ..openai.sse import BodyTap, StreamTap
 from ..openai.usage import Usage, find_usage

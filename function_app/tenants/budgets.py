@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-from ..core.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.model import Limit, ScopedLimit
+
 from .access import Grant
 
 PREFIX = "budget_"

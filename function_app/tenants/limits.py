@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from function_app.ratelimit.model import Decision, Limit, ScopedLimit
+
 from ..core.clock import Clock
 from ..core.model_routes import ModelBackend
-from ..core.ratelimit.model import Decision, Limit, ScopedLimit
 from ..routing.pools import Plan
 from .access import Grant, model_allowed
 from .budgets import budget_scopes, describe, is_budget, reset_at

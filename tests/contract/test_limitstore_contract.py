@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from function_app.core.ratelimit import lease
-from function_app.core.ratelimit.keys import bucket_partition, shard_row
-from function_app.core.ratelimit.model import Limit, ScopedLimit
-from function_app.core.ratelimit.store import Override, RowKey, StoreConflict
-from function_app.limiter import Limiter, LimiterConfig
+from function_app.core.store_errors import StoreConflict
+from function_app.ratelimit import lease
+from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.keys import bucket_partition, shard_row
+from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.store import Override, RowKey
 from tests.support.clock import FakeClock
 
 KEY = RowKey(bucket_partition("client", "team/a?#%'\"~ é"), shard_row(0))

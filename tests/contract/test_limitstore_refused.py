@@ -16,9 +16,11 @@ import pytest
 
 from function_app.adapters.limitstore_table import open_limit_storage
 from function_app.core.clock import SystemClock
-from function_app.core.ratelimit.model import Limit, ScopedLimit
-from function_app.core.ratelimit.store import RowKey, StoreRefused
-from function_app.limiter import Limiter, LimiterConfig
+from function_app.core.store_errors import StoreRefused
+from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.store import RowKey
 from tests.support.azurite import azurite_fixture
 
 azurite = azurite_fixture()

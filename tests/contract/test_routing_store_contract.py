@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from function_app.core.store_errors import StoreConflict
 from function_app.routing.breaker import CLOSED, OPEN, SharedState
-from function_app.routing.store import ProbeResult, StoreConflict
+from function_app.routing.store import ProbeResult
 
 NAME = "http://gpu-1:8000/v1 é"  # backends may be named by URL: any characters
 

@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.core.ratelimit.store import Fields, RowKey, StoredRow, StoreUnavailable
+from function_app.core.store_errors import StoreUnavailable
+from function_app.ratelimit.store import Fields, RowKey, StoredRow
 from function_app.routing import store as routing_store
 
 

@@ -7,11 +7,13 @@ import asyncio
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.core.ratelimit import lease
-from function_app.core.ratelimit.keys import bucket_partition
-from function_app.core.ratelimit.model import Limit, ScopedLimit
-from function_app.core.ratelimit.store import RowKey, StoreConflict
-from function_app.limiter import Limiter, LimiterConfig
+from function_app.core.store_errors import StoreConflict
+from function_app.ratelimit import lease
+from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.keys import bucket_partition
+from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.store import RowKey
 from tests.support.clock import FakeClock
 
 

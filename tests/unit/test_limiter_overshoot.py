@@ -1,8 +1,8 @@
 """Several limiter instances sharing one store, driven above the limit with a fake clock.
 
-Checks the bound stated in core/ratelimit/lease.py on every interval of the run: admitted cost
-<= burst + rate * T + rate * lease_s * H(N) + N * c, and that the limit is not undershot by more
-than 5 % over the whole run.
+Checks the bound stated in function_app/ratelimit/lease.py on every interval of the run:
+admitted cost <= burst + rate * T + lease.overshoot_bound(...), and that the limit is not
+undershot by more than 5 % over the whole run.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import random
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.core.ratelimit import lease
-from function_app.core.ratelimit.model import Limit, ScopedLimit
-from function_app.limiter import Limiter, LimiterConfig
+from function_app.ratelimit import lease
+from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.model import Limit, ScopedLimit
 from tests.support.clock import FakeClock
 
 STEP_S = 0.002

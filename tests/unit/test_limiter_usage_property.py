@@ -1,5 +1,5 @@
 """Property: what clients are admitted over any window is bounded by the limit applied to real
-usage, within the stated bound (core/ratelimit/lease.py), for any requests, reservations and
+usage, within the stated bound (function_app/ratelimit/lease.py), for any requests, reservations and
 usages (issue #10, section 1).
 
 Each request reserves a cost, is admitted or not, and is settled later with its real usage
@@ -22,9 +22,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.core.ratelimit import lease
-from function_app.core.ratelimit.model import Limit, ScopedLimit
-from function_app.limiter import Limiter, LimiterConfig
+from function_app.ratelimit import lease
+from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.model import Limit, ScopedLimit
 from tests.support.clock import FakeClock
 from tests.support.stores import FlakyRateLimitStore
 

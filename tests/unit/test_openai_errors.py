@@ -13,9 +13,9 @@ from function_app.core.errors import (
     UpstreamTimeout,
 )
 from function_app.core.models import GatewayResponse
-from function_app.core.ratelimit.model import Decision, Limit
 from function_app.openai.errors import openai_error_body, openai_error_response
-from function_app.openai.limit_headers import duration, openai_limit_headers
+from function_app.ratelimit.model import Decision, Limit
+from function_app.ratelimit.token_headers import duration, openai_limit_headers
 
 
 @pytest.mark.parametrize("seconds, text", [

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.core.ratelimit.model import Limit, ScopedLimit
-from function_app.limiter import Limiter, LimiterConfig
+from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.model import Limit, ScopedLimit
 from function_app.stages.openai_bill import TokenLimits
 from tests.support.clock import FakeClock
 

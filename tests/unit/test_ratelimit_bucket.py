@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from function_app.core.ratelimit.bucket import BucketState, decide, give_back, refill
-from function_app.core.ratelimit.model import MAX_RETRY_AFTER_S, Limit
+from function_app.ratelimit.bucket import BucketState, decide, give_back, refill
+from function_app.ratelimit.model import MAX_RETRY_AFTER_S, Limit
 
 T0 = 1_700_000_000.0
 

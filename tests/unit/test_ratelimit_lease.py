@@ -6,11 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from function_app.core.ratelimit import lease
-from function_app.core.ratelimit.keys import bucket_partition, decode_key, encode_key
-from function_app.core.ratelimit.model import Limit
-from function_app.core.ratelimit.scopes import defaults_from, effective_limits, index_overrides
-from function_app.core.ratelimit.store import Override
+from function_app.core.table_keys import decode_key, encode_key
+from function_app.ratelimit import lease
+from function_app.ratelimit.keys import bucket_partition
+from function_app.ratelimit.model import Limit
+from function_app.ratelimit.scopes import defaults_from, effective_limits, index_overrides
+from function_app.ratelimit.store import Override
 
 T0 = 1_700_000_000.0
 LIMIT = Limit(rate=200, burst=400)

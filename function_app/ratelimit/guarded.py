@@ -15,17 +15,9 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from function_app.core.clock import Clock
-from function_app.core.ratelimit.store import (
-    Fields,
-    RateLimitStore,
-    RowKey,
-    StoreConflict,
-    StoredRow,
-    StoreRefused,
-    StoreUnavailable,
-)
-
-from .counters import Counters
+from function_app.core.store_errors import StoreConflict, StoreRefused, StoreUnavailable
+from function_app.ratelimit.counters import Counters
+from function_app.ratelimit.store import Fields, RateLimitStore, RowKey, StoredRow
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Safe Table Storage keys for client ids and route paths.
+"""Safe Table Storage keys for any id or path (rate-limit rows, overrides, routing rows).
 
 Table keys may not contain '/', '\\', '#', '?' or control characters, and '%', '~' and quotes
 have broken some SDKs and tools, so the encoding keeps only [A-Za-z0-9_.:@-] verbatim:
@@ -14,13 +14,10 @@ have broken some SDKs and tools, so the encoding keeps only [A-Za-z0-9_.:@-] ver
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 
 _SAFE = re.compile(r"[A-Za-z0-9_.:@-]+")
 _PREFIX = "b64."
-_HASHED = "h."
-_MAX_KEY = 512  # Table keys are capped at 1 KiB; longer ids are hashed (rate rows only)
 
 
 def encode_key(key: str) -> str:
@@ -42,23 +39,3 @@ def decode_key(stored: str) -> str:
         return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"not an encoded key: {stored!r}") from exc
-
-
-def bucket_partition(scope: str, key: str) -> str:
-    """PartitionKey of a shared bucket: one partition per (scope, key) spreads the load.
-
-    Always contains ':' after the scope, so it never collides with `SWEEP_PARTITION`.
-    """
-    encoded = encode_key(f"{scope}:{key}")
-    if len(encoded) > _MAX_KEY:
-        digest = hashlib.sha256(f"{scope}:{key}".encode()).hexdigest()
-        return f"{_HASHED}{scope}:{digest}"
-    return encoded
-
-
-def shard_row(shard: int) -> str:
-    return f"s{shard}"
-
-
-SWEEP_PARTITION = "_sweep"
-SWEEP_ROW = "lease"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from function_app.core.ratelimit.scopes import LimitDefaults
+from function_app.ratelimit.scopes import LimitDefaults
 from function_app.settings.configs import from_setting
 
 
@@ -44,7 +44,7 @@ class LimiterConfig:
 
     @property
     def hold_s(self) -> float:
-        """A block (core.ratelimit.lease.block) is leased when the observed rate would spend it
+        """A block (ratelimit.lease.block) is leased when the observed rate would spend it
         within this long: three quarters of a lease's life, so it is spent, not forfeited."""
         return 0.75 * self.lease_ttl_s
 

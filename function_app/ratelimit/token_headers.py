@@ -11,8 +11,8 @@ answer carries them too.
 
 from __future__ import annotations
 
-from ..core.models import Headers
-from ..core.ratelimit.model import Decision
+from function_app.core.models import Headers
+from function_app.ratelimit.model import Decision
 
 REQUESTS_DECISION = "requests_decision"  # request.context keys
 TOKENS_DECISION = "tokens_decision"

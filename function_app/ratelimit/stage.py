@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ..core.errors import RateLimited, StorageUnavailable
-from ..core.identity import ClientIdentity
-from ..core.limit_headers import rate_limit_headers, retry_after
-from ..core.models import GatewayRequest, GatewayResponse
-from ..core.pipeline import Handler, Stage
-from ..core.ratelimit.model import Decision, ScopedLimit
+from function_app.core.errors import RateLimited, StorageUnavailable
+from function_app.core.identity import ClientIdentity
+from function_app.core.models import GatewayRequest, GatewayResponse
+from function_app.core.pipeline import Handler, Stage
+from function_app.ratelimit.headers import rate_limit_headers, retry_after
+from function_app.ratelimit.model import Decision, ScopedLimit
 
 LimitsFor = Callable[[str | None, str | None], list[ScopedLimit]]
 

@@ -40,7 +40,7 @@ and never more than w_j + burst. The rate * d term is refill credited early by a
 ahead. Shards split rate and burst evenly (and live in partitions of their own, so instances
 spread over them never contend for one entity), so the sum over shards obeys the same bound.
 Not covered: storage outages in fail-open mode, where each instance may also admit its local
-safe allowance (limiter.judge.safe_limit), and storage that loses rows (a lost row reads as a
+safe allowance (ratelimit.judge.safe_limit), and storage that loses rows (a lost row reads as a
 full bucket).
 """
 
@@ -51,8 +51,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .bucket import BucketState, refill, wait_for
-from .model import Limit, clamp_wait
+from function_app.ratelimit.bucket import BucketState, refill, wait_for
+from function_app.ratelimit.model import Limit, clamp_wait
 
 # A lease's share is at least this fraction of burst: token limits (burst = a minute of rate)
 # would otherwise lease rate * lease_s, a few hundred tokens, under one reservation.

@@ -10,11 +10,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from function_app.core.ratelimit import bucket
-from function_app.core.ratelimit.model import Decision, Limit, clamp_wait
-
-from .keystate import KeyState
-from .leaser import Outcome
+from function_app.ratelimit import bucket
+from function_app.ratelimit.keystate import KeyState
+from function_app.ratelimit.leaser import Outcome
+from function_app.ratelimit.model import Decision, Limit, clamp_wait
 
 POOL, FALLBACK, SHORT, CONTENTION, CLOSED = "pool", "fallback", "short", "contention", "closed"
 

@@ -1,10 +1,8 @@
 """The narrow storage interfaces the limiter depends on (implemented in adapters/limitstore_*).
 
 `RateLimitStore` is a table of small rows with optimistic concurrency: every row has an ETag and
-every change is conditional on it. Errors are translated at the adapter boundary into two types:
-`StoreConflict` (someone else changed or created the row: re-read and retry) and
-`StoreUnavailable` (storage is down, slow or refused: back off; its subclass `StoreRefused` marks
-a misconfiguration). Nothing else may escape.
+every change is conditional on it. Errors are translated at the adapter boundary into the types
+of core/store_errors.py (StoreConflict, StoreUnavailable, StoreRefused); nothing else may escape.
 """
 
 from __future__ import annotations
@@ -13,29 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from .model import Limit
+from function_app.ratelimit.model import Limit
 
 Fields = Mapping[str, float | str]
-
-
-class StoreError(Exception):
-    """Base of the errors a store may raise."""
-
-
-class StoreConflict(StoreError):
-    """The row changed since it was read (HTTP 412), already exists (409) or has gone."""
-
-
-class StoreUnavailable(StoreError):
-    """Storage failed, timed out or refused the request."""
-
-
-class StoreRefused(StoreUnavailable):
-    """Storage answered but refused us: credentials or permissions (401/403) or a missing table.
-
-    A misconfiguration rather than an outage: handled like StoreUnavailable (failure mode,
-    back-off, retries) but reported loudly. The message names the cause, never a secret.
-    """
 
 
 @dataclass(frozen=True)

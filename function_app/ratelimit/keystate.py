@@ -6,12 +6,12 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
-from function_app.core.ratelimit import demand as demand_
-from function_app.core.ratelimit.bucket import BucketState
-from function_app.core.ratelimit.keys import bucket_partition, shard_row
-from function_app.core.ratelimit.lease import Row, block, shard_limit
-from function_app.core.ratelimit.model import Limit, ScopedLimit
-from function_app.core.ratelimit.store import RowKey
+from function_app.ratelimit import demand as demand_
+from function_app.ratelimit.bucket import BucketState
+from function_app.ratelimit.keys import bucket_partition, shard_row
+from function_app.ratelimit.lease import Row, block, shard_limit
+from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.store import RowKey
 
 EPSILON = 1e-9
 SHARD_TRIES = 2  # shards a lease tries before it reports the key short

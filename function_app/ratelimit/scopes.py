@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .model import Limit, ScopedLimit
-from .store import Override
+from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.store import Override
 
 GLOBAL_KEY = "global"
 

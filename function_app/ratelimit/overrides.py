@@ -13,11 +13,10 @@ import logging
 from typing import Any
 
 from function_app.core.clock import Clock
-from function_app.core.ratelimit.model import ScopedLimit
-from function_app.core.ratelimit.scopes import OverrideIndex, effective_limits, index_overrides
-from function_app.core.ratelimit.store import OverrideStore
-
-from .config import config_from, limit_defaults_from
+from function_app.ratelimit.config import config_from, limit_defaults_from
+from function_app.ratelimit.model import ScopedLimit
+from function_app.ratelimit.scopes import OverrideIndex, effective_limits, index_overrides
+from function_app.ratelimit.store import OverrideStore
 
 log = logging.getLogger(__name__)
 

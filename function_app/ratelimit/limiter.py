@@ -4,7 +4,7 @@ Hot path: a request whose scopes all have leased tokens in memory is decided wit
 any I/O; a background task tops a pool up when it falls below a quarter of its goal. Only a
 pool that ran dry makes a request wait for one lease (shared by all requests waiting on that
 key). A row known to be empty is remembered until it should have refilled, so denials above the
-limit cost no storage calls. The overshoot bound is stated in core/ratelimit/lease.py.
+limit cost no storage calls. The overshoot bound is stated in ratelimit/lease.py.
 
 Storage failures never raise out of `acquire`: in "open" mode a scope that cannot lease is
 decided by a local bucket at rate / RATE_LIMIT_EXPECTED_INSTANCES; in "closed" mode it is denied
@@ -21,18 +21,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from function_app.core.clock import Clock
-from function_app.core.ratelimit.bucket import BucketState
-from function_app.core.ratelimit.model import Decision, ScopedLimit
-from function_app.core.ratelimit.store import RateLimitStore, RowKey
-
-from .config import config_from
-from .counters import Counters
-from .guarded import GuardedStore, StorageHealth
-from .judge import SHORT, Judgement, commit, judge, safe_limit, to_decision
-from .keystate import KeyState
-from .leaser import Leaser, Outcome
-from .maintenance import Maintenance
-from .sweeper import Sweeper
+from function_app.ratelimit.bucket import BucketState
+from function_app.ratelimit.config import config_from
+from function_app.ratelimit.counters import Counters
+from function_app.ratelimit.guarded import GuardedStore, StorageHealth
+from function_app.ratelimit.judge import SHORT, Judgement, commit, judge, safe_limit, to_decision
+from function_app.ratelimit.keystate import KeyState
+from function_app.ratelimit.leaser import Leaser, Outcome
+from function_app.ratelimit.maintenance import Maintenance
+from function_app.ratelimit.model import Decision, ScopedLimit
+from function_app.ratelimit.store import RateLimitStore, RowKey
+from function_app.ratelimit.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 FETCH_ROUNDS = 2  # a waiter re-leases once if others emptied the pool it was waiting for

@@ -8,12 +8,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from function_app.core.clock import Clock
-
-from .config import LimiterConfig
-from .guarded import StorageHealth
-from .keystate import EPSILON, KeyState
-from .leaser import Leaser
-from .sweeper import Sweeper
+from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.guarded import StorageHealth
+from function_app.ratelimit.keystate import EPSILON, KeyState
+from function_app.ratelimit.leaser import Leaser
+from function_app.ratelimit.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 RETURN_CONCURRENCY = 16
