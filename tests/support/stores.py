@@ -9,7 +9,6 @@ from typing import Any
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.core.store_errors import StoreUnavailable
 from function_app.ratelimit.store import Fields, RowKey, StoredRow
-from function_app.routing import store as routing_store
 
 
 class FlakyRateLimitStore:
@@ -69,7 +68,7 @@ class FlakyRoutingStore:
 
         async def gated(*args: Any, **kwargs: Any) -> Any:
             if self.down:
-                raise routing_store.StoreUnavailable("injected outage")
+                raise StoreUnavailable("injected outage")
             return await method(*args, **kwargs)
 
         return gated
