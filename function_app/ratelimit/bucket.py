@@ -65,9 +65,3 @@ def decide(
     retry = wait_for(current.tokens, cost, limit)
     reset = wait_for(current.tokens, limit.burst, limit)
     return Verdict(False, current.tokens, retry, reset), current
-
-
-def give_back(state: BucketState, limit: Limit, tokens: float, now: float) -> BucketState:
-    """Return unused tokens; the bucket never exceeds burst (the excess is simply lost)."""
-    current = refill(state, limit, now)
-    return BucketState(min(limit.burst, current.tokens + max(0.0, tokens)), current.ts)

@@ -15,7 +15,8 @@ from function_app.ratelimit.keystate import KeyState
 from function_app.ratelimit.leaser import Outcome
 from function_app.ratelimit.model import Decision, Limit, clamp_wait
 
-POOL, FALLBACK, SHORT, CONTENTION, CLOSED = "pool", "fallback", "short", "contention", "closed"
+# Where a judgement came from. DRY: the pool ran dry and the row could not pay (Outcome.SHORT).
+POOL, FALLBACK, DRY, CONTENTION, CLOSED = "pool", "fallback", "dry", "contention", "closed"
 
 
 @dataclass
@@ -60,7 +61,7 @@ def judge(
     if outcome is Outcome.CONTENTION:
         return Judgement(ks, False, CONTENTION, 0.0, 0.0, contention_s)
     retry = max(ks.retry_at - now, 0.001)
-    return Judgement(ks, False, SHORT, 0.0, bucket.wait_for(0.0, limit.burst, limit), retry)
+    return Judgement(ks, False, DRY, 0.0, bucket.wait_for(0.0, limit.burst, limit), retry)
 
 
 def commit(judgements: Sequence[Judgement], cost: float) -> None:

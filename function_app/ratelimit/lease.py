@@ -215,8 +215,8 @@ def _fair_wait(tokens: float, want: float, active: int, limit: Limit) -> float:
     return clamp_wait(min(turn, max(FAIR_WAIT_MAX_S, wait_for(tokens, want, limit))))
 
 
-def give_back(row: Row | None, limit: Limit, tokens: float, instance: str, now: float) -> Row:
-    """Return unused tokens and drop the instance's lease; never above burst."""
+def returned(row: Row | None, limit: Limit, tokens: float, instance: str, now: float) -> Row:
+    """The row after `instance` returns `tokens` and drops its lease; never above burst."""
     current = row if row is not None else fresh_row(limit, now)
     bucket = refill(BucketState(current.tokens, current.ts), limit, now)
     holders = _live_holders(current, instance, now)

@@ -143,7 +143,7 @@ class Leaser:
             for _ in range(self._cfg.conflict_retries + 1):
                 row, etag = await self._current(ks, shard)
                 now = self._clock.now()
-                new_row = lease.give_back(row, limit, tokens, self._instance, now)
+                new_row = lease.returned(row, limit, tokens, self._instance, now)
                 try:
                     new_etag = await self._store.write(
                         ks.row_key(shard), lease.row_to_fields(new_row), etag

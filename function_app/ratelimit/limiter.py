@@ -25,7 +25,7 @@ from function_app.ratelimit.bucket import BucketState
 from function_app.ratelimit.config import config_from
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore, StorageHealth
-from function_app.ratelimit.judge import SHORT, Judgement, commit, judge, safe_limit, to_decision
+from function_app.ratelimit.judge import DRY, Judgement, commit, judge, safe_limit, to_decision
 from function_app.ratelimit.keystate import KeyState
 from function_app.ratelimit.leaser import Leaser, Outcome
 from function_app.ratelimit.maintenance import Maintenance
@@ -172,7 +172,7 @@ class Limiter:
             denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
             # A scope whose pool other waiters emptied while this request awaited a lease (its
             # own granted one, or another scope's) is not out of tokens: lease again (bounded).
-            if (denier is None or denier.source != SHORT
+            if (denier is None or denier.source != DRY
                     or outcomes.get(denier.ks) not in (Outcome.GRANTED, None)):
                 break
             if round_ + 1 < ACQUIRE_ROUNDS:

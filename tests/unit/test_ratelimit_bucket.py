@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from function_app.ratelimit.bucket import BucketState, decide, give_back, refill
+from function_app.ratelimit.bucket import BucketState, decide, refill
 from function_app.ratelimit.model import MAX_RETRY_AFTER_S, Limit
 
 T0 = 1_700_000_000.0
@@ -55,12 +55,6 @@ def test_a_clock_behind_the_last_write_credits_nothing_twice():
     behind = refill(state, limit, T0)
     assert behind.tokens == 0 and behind.ts == T0 + 1.0
     assert refill(behind, limit, T0 + 1.5).tokens == pytest.approx(5)
-
-
-def test_give_back_never_exceeds_burst():
-    limit = Limit(rate=1, burst=5)
-    assert give_back(BucketState(4, T0), limit, 3, T0).tokens == 5
-    assert give_back(BucketState(1, T0), limit, 2, T0).tokens == 3
 
 
 def test_invalid_limits_are_refused():

@@ -81,9 +81,9 @@ def test_an_empty_row_grants_nothing_and_says_when_a_fair_block_has_accrued():
 
 def test_give_back_returns_tokens_and_drops_the_holder():
     row = lease.Row(10, T0, 200, 400, {"a": T0 + 1, "b": T0 + 1})
-    back = lease.give_back(row, LIMIT, 25, "a", T0)
+    back = lease.returned(row, LIMIT, 25, "a", T0)
     assert back.tokens == 35 and back.holders == {"b": T0 + 1}
-    assert lease.give_back(row, LIMIT, 1000, "a", T0).tokens == 400
+    assert lease.returned(row, LIMIT, 1000, "a", T0).tokens == 400
 
 
 def test_only_full_idle_lease_free_rows_are_idle():
