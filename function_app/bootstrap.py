@@ -170,7 +170,8 @@ async def _limiter(settings: Settings, parts: Parts, given: Given
             limit_store, override_store = storage.buckets, storage.overrides
             parts.closers.append(storage.close)
     limiter = Limiter(limit_store, given.clock, settings.limiter, given.instance)
-    overrides = OverrideSource(override_store, given.clock, settings)
+    overrides = OverrideSource(override_store, given.clock, settings.limit_defaults,
+                               settings.limiter.overrides_refresh_s)
     parts.closers += [overrides.close, limiter.close]  # closed in reverse: tokens go back first
     parts.stats_sources["limiter"] = lambda: {**limiter.counters,
                                               "storage_healthy": limiter.storage_healthy}

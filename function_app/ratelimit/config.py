@@ -5,9 +5,7 @@ built without settings (tests, the simulator) has the documented values."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from function_app.ratelimit.scopes import LimitDefaults
 from function_app.settings.configs import from_setting
 
 
@@ -52,13 +50,3 @@ class LimiterConfig:
     def demand_tau_s(self) -> float:
         """Time constant of the observed-rate estimate that sizes leases."""
         return max(1.0, self.lease_s)
-
-
-def config_from(settings: Any) -> LimiterConfig:
-    """The config itself, or the one `load_settings` built into a Settings (`settings.limiter`)."""
-    return settings if isinstance(settings, LimiterConfig) else settings.limiter
-
-
-def limit_defaults_from(settings: Any) -> LimitDefaults:
-    """GLOBAL_/CLIENT_ RPS and BURST (and the global shard count) as `load_settings` parsed them."""
-    return settings.limit_defaults

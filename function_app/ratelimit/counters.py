@@ -12,7 +12,7 @@ NAMES = (
     "returned_tokens",
     "dropped_tokens", "contention_denied", "decisions_without_storage", "fallback_admitted",
     "fallback_denied", "storage_unavailable_denied", "sweeps", "swept_rows", "internal_errors",
-    "storage_refused",
+    "storage_refused", "adjustments", "refunded_tokens", "extra_charged_tokens",
 )
 
 
@@ -23,6 +23,9 @@ class Counters:
         self._values: Counter[str] = Counter({name: 0 for name in NAMES})
 
     def incr(self, name: str, amount: int = 1) -> None:
+        """Add to a counter named in NAMES (a misspelt name is a bug, not a new counter)."""
+        if name not in self._values:
+            raise KeyError(f"unknown limiter counter {name!r}")
         self._values[name] += amount
 
     def snapshot(self) -> dict[str, int]:

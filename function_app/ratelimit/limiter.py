@@ -18,11 +18,10 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
-from typing import Any
 
 from function_app.core.clock import Clock
 from function_app.ratelimit.bucket import BucketState
-from function_app.ratelimit.config import config_from
+from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore, StorageHealth
 from function_app.ratelimit.judge import DRY, Judgement, commit, judge, safe_limit, to_decision
@@ -38,7 +37,6 @@ FETCH_ROUNDS = 2  # a waiter re-leases once if others emptied the pool it was wa
 # Whole acquire attempts when a granted pool was emptied by other waiters: a simultaneous burst
 # of B requests needs about B / (rate x lease_s) leases, one per round for the last waiters.
 ACQUIRE_ROUNDS = 6
-ADJUST_COUNTERS = ("adjustments", "refunded_tokens", "extra_charged_tokens")
 PROBE_KEY = RowKey("_limiter", "probe")  # never written: reading it only asks "do you answer?"
 
 
@@ -46,7 +44,7 @@ class Limiter:
     """Decides requests against scoped limits; one per process (see `acquire`)."""
 
     def __init__(
-        self, store: RateLimitStore, clock: Clock, settings: Any, instance_id: str, *,
+        self, store: RateLimitStore, clock: Clock, config: LimiterConfig, instance_id: str, *,
         rng: random.Random | None = None, background: bool = True,
         jitter_on_clock: bool = False,
     ) -> None:
@@ -54,12 +52,10 @@ class Limiter:
         same id stay distinct). With background=False nothing runs on its own; call
         `maintain()` (tests). `jitter_on_clock` makes the back-off after a 412 sleep on `clock`
         (a simulation's virtual clock) instead of real time."""
-        self._cfg = config_from(settings)
+        self._cfg = config
         self._clock, self._rng = clock, rng or random.Random()
         self.instance = f"{instance_id}.{self._rng.getrandbits(24):06x}"
         self._counters = Counters()
-        for name in ADJUST_COUNTERS:
-            self._counters.incr(name, 0)  # present in every snapshot, like the others
         self._health = StorageHealth(
             clock, self._rng, self._cfg.backoff_min_s, self._cfg.backoff_max_s
         )

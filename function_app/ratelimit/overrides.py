@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from function_app.core.clock import Clock
-from function_app.ratelimit.config import config_from, limit_defaults_from
 from function_app.ratelimit.model import ScopedLimit
-from function_app.ratelimit.scopes import OverrideIndex, effective_limits, index_overrides
+from function_app.ratelimit.scopes import (
+    LimitDefaults,
+    OverrideIndex,
+    effective_limits,
+    index_overrides,
+)
 from function_app.ratelimit.store import OverrideStore
 
 log = logging.getLogger(__name__)
@@ -25,11 +28,13 @@ class OverrideSource:
     """Limits for (client id, route); `store` None means settings defaults only."""
 
     def __init__(
-        self, store: OverrideStore | None, clock: Clock, settings: Any, *, background: bool = True,
+        self, store: OverrideStore | None, clock: Clock, defaults: LimitDefaults,
+        refresh_s: float, *, background: bool = True,
     ) -> None:
+        """`defaults` and `refresh_s` as load_settings parsed them (settings.limit_defaults,
+        settings.limiter.overrides_refresh_s)."""
         self._store, self._clock = store, clock
-        self._defaults = limit_defaults_from(settings)
-        self._refresh_s = config_from(settings).overrides_refresh_s
+        self._defaults, self._refresh_s = defaults, refresh_s
         self._index = OverrideIndex()
         self._background = background and store is not None
         self._task: asyncio.Task | None = None

@@ -14,6 +14,7 @@ from tests.support.clock import FakeClock
 
 SETTINGS = load_settings({"GLOBAL_RPS": "1000", "GLOBAL_BURST": "2000", "CLIENT_RPS": "200",
                           "CLIENT_BURST": "400", "RATE_LIMIT_OVERRIDES_REFRESH_S": "30"})
+FROM_SETTINGS = (SETTINGS.limit_defaults, SETTINGS.limiter.overrides_refresh_s)
 
 
 def rates(scoped):
@@ -23,7 +24,7 @@ def rates(scoped):
 @pytest.mark.asyncio
 async def test_defaults_apply_until_overrides_are_loaded_then_overrides_win():
     store = MemoryOverrideStore([Override("client", "vip", Limit(500, 1000))])
-    source = OverrideSource(store, FakeClock(), SETTINGS, background=False)
+    source = OverrideSource(store, FakeClock(), *FROM_SETTINGS, background=False)
     assert rates(source.limits_for("vip", "/x")) == [
         ("global", "global", 1000), ("client", "vip", 200)
     ]
@@ -34,7 +35,7 @@ async def test_defaults_apply_until_overrides_are_loaded_then_overrides_win():
 @pytest.mark.asyncio
 async def test_changes_are_picked_up_by_the_periodic_refresh():
     store, clock = MemoryOverrideStore(), FakeClock()
-    source = OverrideSource(store, clock, SETTINGS)
+    source = OverrideSource(store, clock, *FROM_SETTINGS)
     await source.start()
     await store.put(Override("route", "/infer/python", Limit(5, 5, shadow=True)))
     assert len(source.limits_for(None, "/infer/python")) == 1  # not yet: global only
@@ -57,7 +58,7 @@ class FailingOverrides(MemoryOverrideStore):
 @pytest.mark.asyncio
 async def test_a_failed_refresh_keeps_the_last_good_overrides():
     store = FailingOverrides([Override("client", "vip", Limit(500, 1000))])
-    source = OverrideSource(store, FakeClock(), SETTINGS, background=False)
+    source = OverrideSource(store, FakeClock(), *FROM_SETTINGS, background=False)
     await source.refresh()
     store.fail = True
     assert not await source.refresh()
@@ -67,5 +68,6 @@ async def test_a_failed_refresh_keeps_the_last_good_overrides():
 
 def test_real_settings_feed_the_defaults():
     settings = load_settings({"CLIENT_RPS": "0", "RATE_LIMIT_GLOBAL_SHARDS": "3"})
-    scoped = OverrideSource(None, FakeClock(), settings).limits_for("anyone", None)
+    scoped = OverrideSource(None, FakeClock(), settings.limit_defaults,
+                            settings.limiter.overrides_refresh_s).limits_for("anyone", None)
     assert [(s.scope, s.shards) for s in scoped] == [("global", 3)]
