@@ -16,6 +16,7 @@ from .adapters.keystore_memory import MemoryKeyStore
 from .adapters.keystore_table import open_key_store
 from .core.clock import Clock
 from .core.pipeline import Stage
+from .core.tasks import stop
 from .settings.specs import Settings
 from .stages.tenant_auth import tenant_auth_stage
 from .tenants.cache import KeyCache
@@ -94,10 +95,7 @@ class Tenancy:
                 await self.flush()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
         if self.store is not None:
             with contextlib.suppress(Exception):
                 await self.flush(force=True)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from function_app.core.clock import Clock
+from function_app.core.tasks import stop
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.guarded import StorageHealth
 from function_app.ratelimit.keystate import EPSILON, KeyState
@@ -79,10 +80,7 @@ class Maintenance:
     async def close(self) -> None:
         """Stop the loop, wait for leases in flight, and return every pool."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
         fetches = [ks.fetch for ks in self._keys.values() if ks.fetch is not None]
         if fetches:
             await asyncio.gather(*fetches, return_exceptions=True)

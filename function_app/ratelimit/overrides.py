@@ -8,10 +8,10 @@ redeploy. A failed reload keeps the last good snapshot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from function_app.core.clock import Clock
+from function_app.core.tasks import stop
 from function_app.ratelimit.model import ScopedLimit
 from function_app.ratelimit.scopes import (
     LimitDefaults,
@@ -87,7 +87,4 @@ class OverrideSource:
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)

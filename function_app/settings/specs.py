@@ -141,16 +141,19 @@ class Settings:
         "RATE_LIMIT_EXPECTED_INSTANCES", "4", int_range(1, 1000),
         "Instances assumed while storage is unavailable: each admits rate / this locally.")
     rate_limit_lease_s: float = setting("RATE_LIMIT_LEASE_S", "0.25", float_range(0.01, 10),
-        "Seconds of an instance's observed rate leased per storage write: larger means fewer "
-        "storage calls and a larger overshoot bound (rate x this x H(instances)).")
+        "Seconds of rate a lease's fair share is made of (S = rate x this, shared among the "
+        "instances holding leases); part of the overshoot bound in ratelimit/lease.py.")
     rate_limit_lease_ttl_s: float = setting("RATE_LIMIT_LEASE_TTL_S", "4", float_range(0.1, 60),
-        "Leased tokens not renewed within this many seconds expire.")
+        "Leased tokens not renewed within this many seconds expire; a lease holds what the "
+        "instance's rate spends in three quarters of this (up to a block), so longer means "
+        "fewer storage writes per request and more tokens idle in pools.")
     rate_limit_exact_below_rps: float = setting(
         "RATE_LIMIT_EXACT_BELOW_RPS", "1", float_range(0, 1e6),
         "Keys limited to at most this rate lease exactly one request per storage write "
         "(exact, no overshoot, one round trip per request).")
     rate_limit_global_shards: int = setting("RATE_LIMIT_GLOBAL_SHARDS", "1", int_range(1, 64),
-        "Rows the global bucket is split over (rate / n each) to spread write contention.")
+        "Rows the global bucket is split over (rate / n each, a partition each) to spread write "
+        "contention: about one per 32 instances of the app's maximum instance count.")
     rate_limit_conflict_retries: int = setting("RATE_LIMIT_CONFLICT_RETRIES", "3", int_range(0, 20),
         "Retries after an ETag conflict (412) before denying with a short Retry-After.")
     rate_limit_overrides_refresh_s: float = setting(
