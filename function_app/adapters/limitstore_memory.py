@@ -60,10 +60,6 @@ class MemoryRateLimitStore:
     async def close(self) -> None:
         return None
 
-    def rows(self) -> dict[RowKey, StoredRow]:
-        """A copy of every row (tests)."""
-        return dict(self._rows)
-
 
 class MemoryOverrideStore:
     def __init__(self, overrides: list[Override] | None = None) -> None:

@@ -30,8 +30,8 @@ def scopes(client_rate=10.0, client_burst=20.0, global_rate=1000.0, global_burst
     ]
 
 
-def row(store, scope, key):
-    stored = store.rows().get(RowKey(bucket_partition(scope, key), "s0"))
+async def row(store, scope, key):
+    stored = await store.read(RowKey(bucket_partition(scope, key), "s0"))
     return lease.row_from_fields(stored.fields) if stored else None
 
 
@@ -64,10 +64,11 @@ async def test_a_client_denial_consumes_no_global_tokens():
     limiter, store, _ = make()
     for _ in range(20):
         await limiter.acquire(scopes())
-    before = limiter._keys[("global", "global")].tokens + row(store, "global", "global").tokens
+    pool = limiter._keys[("global", "global")]
+    before = pool.tokens + (await row(store, "global", "global")).tokens
     for _ in range(50):
         assert not (await limiter.acquire(scopes())).allowed
-    after = limiter._keys[("global", "global")].tokens + row(store, "global", "global").tokens
+    after = pool.tokens + (await row(store, "global", "global")).tokens
     assert after == before
 
 
@@ -129,7 +130,7 @@ async def test_close_returns_unused_tokens_and_releases_the_lease():
     for _ in range(3):
         await limiter.acquire(scopes(global_rate=100, global_burst=100))
     await limiter.close()
-    shared = row(store, "global", "global")
+    shared = (await row(store, "global", "global"))
     assert shared.tokens == 97 and shared.holders == {}
 
 
@@ -139,7 +140,7 @@ async def test_idle_pools_go_back_to_storage():
     await limiter.acquire(scopes(global_rate=100, global_burst=100))
     await clock.advance(2.0)
     await limiter.maintain()
-    assert row(store, "global", "global").tokens == 100  # 99 + returned 1 + refill, capped
+    assert (await row(store, "global", "global")).tokens == 100  # 99 + returned 1 + refill, capped
     assert limiter.counters["returns"] >= 1
 
 
