@@ -122,6 +122,7 @@ bench-tokens: setup wrk
 # writes docs/simulation.md and docs/simulation.png.
 simulate: setup
 	$(PY) load/simulate.py
+	$(PY) load/simulate.py --clients 0 --name simulation-global
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

@@ -11,8 +11,9 @@ unevenly over instances (Zipf weights), a tenth of the instances leaving at T/3 
 joining at 2T/3. Per N it reports storage operations per admitted request, the hottest
 partition's operations per second against its cap, ServerBusy answers, the global key's
 admitted count against burst + rate*T and the stated bound, and 429s an exact limiter fed the
-same arrivals would not have given. Deterministic for a --seed. Writes docs/simulation.md and
-docs/simulation.png.
+same arrivals would not have given. Deterministic for a --seed. Writes docs/<--name>.md and
+docs/<--name>.png (`make simulate` runs it twice: with the clients, docs/simulation.*, and the
+global key alone, docs/simulation-global.*).
 """
 
 from __future__ import annotations
@@ -166,17 +167,23 @@ def _poisson(mean: float, rng: random.Random) -> int:
 
 
 def table(rows: list[dict], args) -> str:
+    clients = (f"plus {args.clients} clients ({args.client_rps:.0f}/s each, burst twice that, "
+               "Zipf popularity)" if args.clients else "and no client limits")
+    command = f"--instances {args.instances} --seconds {args.seconds:g}"
+    command += f" --clients {args.clients}" if args.clients != 10_000 else ""
     lines = [f"Simulated {args.seconds:.0f} s per N, seed {args.seed}: {args.rps:.0f} requests/s "
-             f"on one global key (limit {args.global_rps:.0f}/s) plus {args.clients} clients "
-             f"({args.client_rps:.0f}/s each, Zipf popularity), Zipf spread over instances, "
-             "a tenth leaving at T/3 and joining at 2T/3. Command: `make simulate` "
-             f"(`.venv/bin/python load/simulate.py --instances {args.instances}`).", "",
-             "| N | admitted | storage ops / admitted | hottest partition ops/s (cap "
-             f"{PARTITION_CAP}) | ServerBusy | global admitted / allowance | within bound | "
-             "429s an exact limiter would not give |", "|---:|---:|---:|---:|---:|---:|---|---:|"]
+             f"on one global key (limit {args.global_rps:.0f}/s, one shard per "
+             f"{SHARD_PER_INSTANCES} instances) {clients}, Zipf spread over instances, "
+             "a tenth leaving at T/3 and joining at 2T/3. Command: "
+             f"`.venv/bin/python load/simulate.py {command}`.", "",
+             "| N | admitted | storage ops / admitted | of which global key | of which client "
+             f"keys | hottest partition ops/s (cap {PARTITION_CAP}) | ServerBusy | global "
+             "admitted / allowance | within bound | 429s an exact limiter would not give |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         within = "yes" if r["global_admitted"] <= r["bound"] else "NO"
         lines.append(f"| {r['instances']} | {r['admitted']} | {r['ops_per_admitted']:.3f} | "
+                     f"{r['global_ops_per_admitted']:.3f} | {r['client_ops_per_admitted']:.3f} | "
                      f"{r['hottest_partition_ops_s']} | {r['server_busy']} | "
                      f"{r['global_vs_allowance']:.3f} | {within} | {r['unneeded_429']} |")
     return "\n".join(lines)
@@ -219,6 +226,8 @@ def main() -> int:
                         help="global key shards (default: one per 32 instances)")
     parser.add_argument("--lease-ttl", type=float, default=LimiterConfig().lease_ttl_s)
     parser.add_argument("--out", default=str(ROOT / "docs"))
+    parser.add_argument("--name", default="simulation",
+                        help="output files: <out>/<name>.md and <out>/<name>.png")
     args = parser.parse_args()
     rows = []
     for n in (int(x) for x in args.instances.split(",")):
@@ -227,8 +236,8 @@ def main() -> int:
         print(f"N={n}: {rows[-1]} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
     text = table(rows, args)
     out = Path(args.out)
-    (out / "simulation.md").write_text(text + "\n")
-    chart(rows, out / "simulation.png")
+    (out / f"{args.name}.md").write_text(text + "\n")
+    chart(rows, out / f"{args.name}.png")
     print(text)
     return 0
 
