@@ -23,10 +23,10 @@ from starlette.requests import ClientDisconnect
 
 from .bootstrap import LazyGateway
 from .core.errors import ClientDisconnected, Misconfigured, NotFound, PayloadTooLarge
-from .core.headers import request_id_from
-from .core.models import GatewayRequest, GatewayResponse
 from .core.paths import raw_path_of
 from .core.settings import SettingsError
+from .http.forwarding import request_id_from
+from .http.messages import GatewayRequest, GatewayResponse
 from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
 from .telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE

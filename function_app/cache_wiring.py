@@ -18,10 +18,10 @@ from .cache.tier import CacheTier
 from .cache.tiers import TieredCache
 from .core.clock import Clock
 from .core.identity import ClientIdentity
-from .core.models import GatewayRequest
 from .core.pipeline import Stage
 from .core.settings import Settings, SettingsError
 from .gateway import Gateway
+from .http.messages import GatewayRequest
 from .stages.cache import cache_stage
 
 

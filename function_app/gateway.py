@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .core.models import GatewayRequest, GatewayResponse
 from .core.pipeline import Handler
 from .core.settings import Settings
 from .health import HealthReport
+from .http.messages import GatewayRequest, GatewayResponse
 
 
 @dataclass

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 from ..core.errors import BadRequest
-from ..core.models import GatewayRequest, GatewayResponse, Headers
 from ..core.pipeline import Handler
 from ..core.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
+from ..http.messages import GatewayRequest, GatewayResponse, Headers
 from ..openai.sse import split_events
 from .config import CacheConfig
 from .counters import CacheCounters

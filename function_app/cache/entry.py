@@ -10,7 +10,7 @@ import json
 import struct
 from dataclasses import dataclass
 
-from ..core.models import Headers
+from ..http.messages import Headers
 
 OVERHEAD = 256  # bytes charged per entry on top of body and headers (object, key, LRU links)
 _LEN = struct.Struct(">I")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from ..core.models import GatewayRequest, GatewayResponse, Headers
 from ..core.pipeline import Handler
+from ..http.messages import GatewayRequest, GatewayResponse, Headers
 from .coalesce import Coalescer
 from .config import OFF, PER_CLIENT, CacheConfig
 from .counters import CacheCounters

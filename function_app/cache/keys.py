@@ -11,7 +11,7 @@ import hashlib
 import json
 from urllib.parse import unquote_plus
 
-from ..core.models import Headers
+from ..http.messages import Headers
 
 FUNCTION_KEY_PARAM = "code"
 NEVER_KEYED_HEADERS = frozenset({"x-functions-key"})

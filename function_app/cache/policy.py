@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from ..core.models import Headers
+from ..http.messages import Headers
 
 # Statuses cacheable by default (RFC 9110 section 15.1).
 CACHEABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .models import GatewayRequest
+from ..http.messages import GatewayRequest
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 PRINCIPAL_HEADER = "x-ms-client-principal-id"  # set by App Service Authentication (Easy Auth)

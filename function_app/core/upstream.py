@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from .models import Headers
+from ..http.messages import Headers
 
 
 @dataclass(frozen=True)

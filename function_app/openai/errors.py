@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.errors import GatewayError, RateLimited, TokenRateLimited
-from ..core.models import GatewayResponse
+from ..http.messages import GatewayResponse
 from .limit_headers import (
     REQUESTS_DECISION,
     TOKENS_DECISION,

@@ -11,8 +11,8 @@ answer carries them too.
 
 from __future__ import annotations
 
-from ..core.models import Headers
 from ..core.ratelimit.model import Decision
+from ..http.messages import Headers
 
 REQUESTS_DECISION = "requests_decision"  # request.context keys
 TOKENS_DECISION = "tokens_decision"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from ..core.models import Headers
 from ..core.upstream import UpstreamResponse
+from ..http.messages import Headers
 
 
 def declared_length(headers: Headers) -> int | None:

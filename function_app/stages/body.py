@@ -6,8 +6,8 @@ import json
 import re
 
 from ..core.errors import BadRequest, InvalidJson, JsonTooDeep, PayloadTooLarge
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
+from ..http.messages import GatewayRequest, GatewayResponse
 
 # Deep enough for any real request (tool schemas nest a dozen levels), shallow enough that no
 # recursive code after this stage (estimates, re-encoding) can exhaust the stack.

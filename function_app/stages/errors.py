@@ -11,9 +11,9 @@ import json
 import logging
 
 from ..core.errors import ClientDisconnected, GatewayError
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
 from ..core.routes import OPENAI_KINDS
+from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.errors import openai_error_response
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from ..core.headers import FORWARDED_FOR
 from ..core.identity import Network
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
+from ..http.forwarding import FORWARDED_FOR
+from ..http.messages import GatewayRequest, GatewayResponse
 
 
 def peer_is_trusted(peer: str, trusted: Sequence[Network]) -> bool:

@@ -6,9 +6,9 @@ without any backend behind it.
 
 from __future__ import annotations
 
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
 from ..core.routes import LOCAL_OK
+from ..http.messages import GatewayRequest, GatewayResponse
 
 
 async def local_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:

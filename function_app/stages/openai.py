@@ -16,10 +16,10 @@ from ..core.clock import Clock
 from ..core.errors import ModelNotFound, NeverFits
 from ..core.identity import ClientIdentity
 from ..core.model_routes import ModelTable
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
 from ..core.ratelimit.model import ScopedLimit
 from ..core.routes import OPENAI_KINDS, OPENAI_MODELS
+from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.estimate import Prepared, prepare
 from ..openai.ledger import TokenLedger
 from ..openai.limit_headers import REQUESTS_DECISION, TOKENS_DECISION, openai_limit_headers

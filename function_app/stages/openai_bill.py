@@ -19,8 +19,8 @@ from typing import Protocol
 from ..core.clock import Clock
 from ..core.errors import GatewayError, StorageUnavailable, TokenRateLimited
 from ..core.limit_headers import retry_after
-from ..core.models import GatewayResponse
 from ..core.ratelimit.model import Decision, Limit, ScopedLimit
+from ..http.messages import GatewayResponse
 from ..openai.ledger import TokenLedger
 from ..openai.limit_headers import duration
 from ..openai.midstream import SentTokens, error_event

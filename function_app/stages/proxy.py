@@ -37,12 +37,12 @@ from ..core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from ..core.headers import client_response_headers, strip_function_key, upstream_request_headers
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.paths import safe_query
 from ..core.pipeline import Handler
 from ..core.routes import Match
 from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
+from ..http.forwarding import client_response_headers, strip_function_key, upstream_request_headers
+from ..http.messages import GatewayRequest, GatewayResponse
 from ..routing.breakers import SharedBreakers
 from ..routing.budget import RetryBudget
 from ..routing.policy import (

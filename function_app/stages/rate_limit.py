@@ -12,9 +12,9 @@ from typing import Protocol
 from ..core.errors import RateLimited, StorageUnavailable
 from ..core.identity import ClientIdentity
 from ..core.limit_headers import rate_limit_headers, retry_after
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
 from ..core.ratelimit.model import Decision, ScopedLimit
+from ..http.messages import GatewayRequest, GatewayResponse
 
 LimitsFor = Callable[[str | None, str | None], list[ScopedLimit]]
 

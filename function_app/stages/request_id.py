@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..core.headers import request_id_from
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
+from ..http.forwarding import request_id_from
+from ..http.messages import GatewayRequest, GatewayResponse
 
 
 async def request_id_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:

@@ -6,10 +6,10 @@ prefix route's upstream path is built from those raw segments, never from the de
 
 from __future__ import annotations
 
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.paths import forward_path, parse_path
 from ..core.pipeline import Handler, Stage
 from ..core.routes import Match, RouteTable
+from ..http.messages import GatewayRequest, GatewayResponse
 
 
 def routing_stage(table: RouteTable) -> Stage:

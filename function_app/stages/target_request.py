@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..core.models import Headers
 from ..core.routes import Match
+from ..http.messages import Headers
 from ..routing.pools import Member, Target
 
 

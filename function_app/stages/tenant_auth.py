@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable
 
 from ..core.clock import Clock
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
+from ..http.messages import GatewayRequest, GatewayResponse
 from ..tenants.access import Grant, refusal, route_allowed
 from ..tenants.cache import KeyCache, LookupsExhausted
 from ..tenants.current import current_grant

@@ -14,8 +14,8 @@ from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
-from ..core.models import GatewayRequest
 from ..core.routes import PROXY
+from ..http.messages import GatewayRequest
 from .labels import NONE, OTHER, BoundedNames, ClientLabels, status_class
 from .metrics import GatewayMetrics
 from .otel_metrics import OtelInstruments

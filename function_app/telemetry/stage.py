@@ -14,8 +14,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from ..core.attempts import ATTEMPT_OBSERVER
 from ..core.errors import GatewayError
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
+from ..http.messages import GatewayRequest, GatewayResponse
 from .observe import Telemetry
 from .tracing import attempt_observer, start_request_span
 

@@ -21,8 +21,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from ..core.attempts import Observer, Send
 from ..core.errors import GatewayError
-from ..core.models import GatewayRequest
 from ..core.upstream import UpstreamRequest, UpstreamResponse
+from ..http.messages import GatewayRequest
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_HEADERS = frozenset({"traceparent", "tracestate"})

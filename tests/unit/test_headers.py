@@ -1,4 +1,4 @@
-from function_app.core.headers import (
+from function_app.http.forwarding import (
     client_response_headers,
     request_id_from,
     strip_function_key,

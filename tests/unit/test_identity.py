@@ -1,7 +1,7 @@
 import pytest
 
 from function_app.core.identity import ClientIdentity, client_address, parse_networks
-from function_app.core.models import GatewayRequest
+from function_app.http.messages import GatewayRequest
 
 LOOPBACK = parse_networks("127.0.0.1/32,::1/128")
 

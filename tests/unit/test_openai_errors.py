@@ -12,8 +12,8 @@ from function_app.core.errors import (
     TokenRateLimited,
     UpstreamTimeout,
 )
-from function_app.core.models import GatewayResponse
 from function_app.core.ratelimit.model import Decision, Limit
+from function_app.http.messages import GatewayResponse
 from function_app.openai.errors import openai_error_body, openai_error_response
 from function_app.openai.limit_headers import duration, openai_limit_headers
 

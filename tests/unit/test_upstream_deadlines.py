@@ -12,9 +12,9 @@ import pytest
 from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
 from function_app.bootstrap import build_gateway
 from function_app.core.errors import Overloaded
-from function_app.core.models import GatewayRequest
 from function_app.core.settings import load_settings
 from function_app.core.upstream import UpstreamRequest
+from function_app.http.messages import GatewayRequest
 
 TRANSPORTS = ["aiohttp", "httpx"]
 

@@ -6,7 +6,7 @@ import os
 import re
 from urllib.parse import unquote_plus
 
-from .models import Headers
+from .messages import Headers
 
 # Hop-by-hop fields never cross the proxy, plus any field the Connection header names.
 HOP_BY_HOP = frozenset({
