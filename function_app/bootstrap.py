@@ -28,15 +28,15 @@ from .gateway import Gateway
 from .health import HealthReport
 from .limiter.limiter import Limiter
 from .limiter.overrides import OverrideSource
+from .openai.bill import TokenLimits
 from .openai.ledger import TokenLedger
+from .openai.stage import openai_stage
 from .router_wiring import build_router
 from .routing.store import BreakerStore
 from .stages.body import body_stage
 from .stages.errors import errors_stage
 from .stages.forwarded import forwarded_stage
 from .stages.local import local_stage
-from .stages.openai import openai_stage
-from .stages.openai_bill import TokenLimits
 from .stages.proxy import proxy_handler
 from .stages.rate_limit import rate_limit_stage
 from .stages.request_id import request_id_stage

@@ -8,7 +8,7 @@ from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.core.clock import FakeClock
 from function_app.core.ratelimit.model import Limit, ScopedLimit
 from function_app.limiter import Limiter, LimiterConfig
-from function_app.stages.openai_bill import TokenLimits
+from function_app.openai.bill import TokenLimits
 
 TPM = [ScopedLimit("client_tpm", "c1", Limit(10.0, 100.0))]
 

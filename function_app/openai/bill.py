@@ -21,11 +21,11 @@ from ..core.errors import GatewayError, StorageUnavailable, TokenRateLimited
 from ..core.limit_headers import retry_after
 from ..core.ratelimit.model import Decision, Limit, ScopedLimit
 from ..http.messages import GatewayResponse
-from ..openai.ledger import TokenLedger
-from ..openai.limit_headers import duration
-from ..openai.midstream import SentTokens, error_event
-from ..openai.sse import BodyTap, StreamTap
-from ..openai.usage import Usage, find_usage
+from .ledger import TokenLedger
+from .limit_headers import duration
+from .midstream import SentTokens, error_event
+from .sse import BodyTap, StreamTap
+from .usage import Usage, find_usage
 
 BODY_COPY_LIMIT = 8 * 1024 * 1024  # a larger plain answer is not searched for its usage
 SHORT_WAIT_S, QUEUE_S = 0.25, 1.0  # see _acquire_patiently

@@ -20,11 +20,11 @@ from ..core.pipeline import Handler, Stage
 from ..core.ratelimit.model import ScopedLimit
 from ..core.routes import OPENAI_KINDS, OPENAI_MODELS
 from ..http.messages import GatewayRequest, GatewayResponse
-from ..openai.estimate import Prepared, prepare
-from ..openai.ledger import TokenLedger
-from ..openai.limit_headers import REQUESTS_DECISION, TOKENS_DECISION, openai_limit_headers
-from .openai_bill import Bill, TokenLimiter, TokenLimits, reserve, settle_on_answer
-from .proxy import PLAN
+from ..stages.proxy import PLAN
+from .bill import Bill, TokenLimiter, TokenLimits, reserve, settle_on_answer
+from .estimate import Prepared, prepare
+from .ledger import TokenLedger
+from .limit_headers import REQUESTS_DECISION, TOKENS_DECISION, openai_limit_headers
 
 MODELS_PATH = "/v1/models"
 
