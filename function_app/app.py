@@ -26,6 +26,7 @@ from .core.errors import ClientDisconnected, Misconfigured, NotFound, PayloadToo
 from .core.paths import raw_path_of
 from .core.settings import SettingsError
 from .http.forwarding import request_id_from
+from .http.headers import Headers
 from .http.messages import GatewayRequest, GatewayResponse
 from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
@@ -129,11 +130,11 @@ async def proxy(req: Request) -> Response:
 
 def to_gateway_request(req: Request) -> GatewayRequest:
     scope = req.scope  # read directly: building req.url costs more than the rest of this
-    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
     client = scope.get("client")
     request = GatewayRequest(
         method=scope["method"], path=scope["path"],
-        query=scope.get("query_string", b"").decode("latin-1"), headers=headers, body=b"",
+        query=scope.get("query_string", b"").decode("latin-1"),
+        headers=Headers.from_raw(scope["headers"]), body=b"",
         client_host=client[0] if client else "", scheme=scope.get("scheme", "http"),
         # The upstream path is built from the raw path: the decoded one has merged %2f into /.
         raw_path=raw_path_of(scope.get("raw_path"), scope["path"]))
@@ -157,13 +158,14 @@ async def _read_body(req: Request, cap: int) -> bytes:
 
 
 def to_response(answer: GatewayResponse) -> Response:
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+    headers = answer.headers
     if isinstance(answer.body, bytes | bytearray):
         response: Response = Response(content=answer.body, status_code=answer.status)
-        raw = [(k, v) for k, v in raw if k != b"content-length"]
+        if "content-length" in headers:  # Response set its own, from the body
+            headers = headers.without(("content-length",))
     else:
         response = ClosingStreamingResponse(answer.body, status_code=answer.status)
-    response.raw_headers.extend(raw)
+    response.raw_headers.extend(headers.raw())
     return response
 
 
@@ -190,7 +192,7 @@ class ClosingStreamingResponse(StreamingResponse):
 def _not_found(req: Request, message: str) -> Response:
     request_id = request_id_from(req.headers.get("x-request-id"))
     answer = error_response(NotFound(message), request_id)
-    answer.set_header("X-Request-ID", request_id)
+    answer.headers.set("X-Request-ID", request_id)
     return to_response(answer)
 
 
@@ -198,5 +200,5 @@ def _misconfigured(req: Request, exc: SettingsError) -> Response:
     log.error("gateway cannot start: %s", exc)  # names the setting; the client is not told
     request_id = request_id_from(req.headers.get("x-request-id"))
     answer = error_response(Misconfigured(), request_id)
-    answer.set_header("X-Request-ID", request_id)
+    answer.headers.set("X-Request-ID", request_id)
     return to_response(answer)

@@ -66,7 +66,7 @@ def build_cache_stage(settings: Settings, gateway: Gateway, identity: ClientIden
         """The partition of a per-client entry: the client id and, when the request carries
         credentials, their digest, so two keys behind one address never share an entry."""
         client = request.context.get("client_id") or identity.of(request)
-        secrets = [request.header(name) or "" for name in sorted(config.credential_headers)]
+        secrets = [request.headers.get(name) or "" for name in sorted(config.credential_headers)]
         if any(secrets):
             client += "|" + hashlib.sha256("\0".join(secrets).encode()).hexdigest()[:32]
         return client

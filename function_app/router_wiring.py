@@ -13,6 +13,7 @@ from .core.routes import PROXY, RouteTable
 from .core.settings import Settings, model_table
 from .core.upstream import Upstream, UpstreamRequest
 from .gateway import Gateway
+from .http.headers import Headers
 from .routing.breaker import BreakerConfig
 from .routing.breakers import SharedBreakers
 from .routing.budget import RetryBudget
@@ -60,7 +61,7 @@ def _health_checks(settings: Settings, upstream: Upstream, store: ProbeStore,
 
     async def probe(url: str, timeout_s: float) -> int:
         answer = await upstream.send(UpstreamRequest(
-            "GET", url, [("accept", "application/json")], b"", timeout_s, timeout_s))
+            "GET", url, Headers([("accept", "application/json")]), b"", timeout_s, timeout_s))
         async for _ in answer.body:  # drain: the connection goes back to the pool
             pass
         return answer.status

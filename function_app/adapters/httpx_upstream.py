@@ -23,6 +23,7 @@ from ..core.errors import (
     UpstreamTimeout,
 )
 from ..core.upstream import UpstreamRequest, UpstreamResponse
+from ..http.headers import Headers
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class HttpxUpstream:
         except BaseException:
             self._free_slot()
             raise
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+        headers = Headers.from_raw(response.headers.raw)
         exchange = _Exchange(response, self._free_slot, loop, deadline)
         return UpstreamResponse(response.status_code, headers, _Relay(exchange))
 
@@ -134,7 +135,7 @@ class HttpxUpstream:
         await self._transport.aclose()
 
 
-def _raw_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+def _raw_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
     """Headers as bytes: values arrived as latin-1 text of the client's bytes, and may hold
     obs-text (0x80-0xFF), which httpx refuses to encode from str."""
     return [(k.encode("latin-1", "replace"), _value_bytes(v)) for k, v in headers]

@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Callable
 from ..core.errors import BadRequest
 from ..core.pipeline import Handler
 from ..core.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
-from ..http.messages import GatewayRequest, GatewayResponse, Headers
+from ..http.headers import Headers
+from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.sse import split_events
 from .config import CacheConfig
 from .counters import CacheCounters
 from .entry import CacheEntry
 from .keys import completion_key
-from .policy import header
 from .replay import assemble, completed, synthesize
 from .tiers import TieredCache
 
@@ -45,7 +45,7 @@ class CompletionCache:
 
     def mode(self, request: GatewayRequest, body: dict) -> str | None:
         """use, refresh or skip; None when neither configuration nor request mention caching."""
-        asked = (request.header(REQUEST_HEADER) or "").strip().lower()
+        asked = (request.headers.get(REQUEST_HEADER) or "").strip().lower()
         if asked and asked not in (USE, REFRESH, SKIP):
             raise BadRequest(f"{REQUEST_HEADER} must be one of use, refresh, skip.")
         route = request.context["match"].route.path
@@ -56,7 +56,7 @@ class CompletionCache:
         body = request.context["json"]
         mode = self.mode(request, body)
         # The gateway's own control header is not for the backend.
-        request.headers = [(k, v) for k, v in request.headers if k != REQUEST_HEADER]
+        request.headers.remove(REQUEST_HEADER)
         if mode is None:
             return await call_next(request)
         if mode == SKIP:
@@ -80,8 +80,8 @@ class CompletionCache:
         return _marked(response, "MISS")
 
     def _store_when_done(self, key: str, response: GatewayResponse) -> None:
-        headers = [(k, v) for k, v in response.headers if k.lower() not in DROPPED]
-        is_stream = (header(response.headers, "content-type") or "").startswith(
+        headers = response.headers.without(DROPPED)
+        is_stream = (response.headers.get("content-type") or "").startswith(
             "text/event-stream")
         if isinstance(response.body, bytes | bytearray):
             self._put(key, headers, bytes(response.body), None)
@@ -126,21 +126,25 @@ class CompletionCache:
 
 def replay(entry: CacheEntry, stream: bool, chat: bool, now: float) -> GatewayResponse | None:
     """The answer `entry` gives to a request (streamed or not); None when it cannot give one."""
-    age = ("Age", str(int(entry.age(now))))
-    others = [(k, v) for k, v in entry.headers if k.lower() != "content-type"]
+    headers = entry.headers.without(("content-type",))
     if stream:
         events = entry.event_chunks() if entry.events is not None \
             else synthesize(entry.body, chat)
         if events is None:
             return None
-        headers = [*others, ("content-type", "text/event-stream; charset=utf-8"), age,
-                   (CACHE_HEADER, "HIT")]
-        return GatewayResponse(200, headers, _events(events))
+        headers.set("content-type", "text/event-stream; charset=utf-8")
+        return GatewayResponse(200, _hit(headers, entry, now), _events(events))
     body = entry.body if entry.events is None else assemble(entry.event_chunks(), chat)
     if body is None:
         return None
-    headers = [*others, ("content-type", "application/json"), age, (CACHE_HEADER, "HIT")]
-    return GatewayResponse(200, headers, body)
+    headers.set("content-type", "application/json")
+    return GatewayResponse(200, _hit(headers, entry, now), body)
+
+
+def _hit(headers: Headers, entry: CacheEntry, now: float) -> Headers:
+    headers.add("Age", str(int(entry.age(now))))
+    headers.add(CACHE_HEADER, "HIT")
+    return headers
 
 
 async def _events(events: list[bytes]) -> AsyncIterator[bytes]:
@@ -149,5 +153,5 @@ async def _events(events: list[bytes]) -> AsyncIterator[bytes]:
 
 
 def _marked(response: GatewayResponse, state: str) -> GatewayResponse:
-    response.set_header(CACHE_HEADER, state)
+    response.headers.set(CACHE_HEADER, state)
     return response

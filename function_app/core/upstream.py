@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..http.messages import Headers
+from ..http.headers import Headers
 
 
 @dataclass(frozen=True)

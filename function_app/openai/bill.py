@@ -156,8 +156,7 @@ def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip:
         return response
     if stream and _is_event_stream(response):
         # Dropping the usage chunk changes the length: let the server frame the body.
-        response.headers = [(k, v) for k, v in response.headers
-                            if k.lower() != "content-length"]
+        response.headers.remove("content-length")
         response.body = _tapped(response.body, StreamTap(strip), bill)
     else:
         response.body = _tapped(response.body, BodyTap(BODY_COPY_LIMIT), bill)
@@ -165,8 +164,7 @@ def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip:
 
 
 def _is_event_stream(response: GatewayResponse) -> bool:
-    return any(k.lower() == "content-type" and v.startswith("text/event-stream")
-               for k, v in response.headers)
+    return (response.headers.get("content-type") or "").startswith("text/event-stream")
 
 
 async def _tapped(body: AsyncIterator[bytes], tap: StreamTap | BodyTap, bill: Bill

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.errors import GatewayError, RateLimited, TokenRateLimited
+from ..http.headers import Headers
 from ..http.messages import GatewayResponse
 from .limit_headers import (
     REQUESTS_DECISION,
@@ -41,8 +42,8 @@ def openai_error_body(error: GatewayError) -> bytes:
 def openai_error_response(error: GatewayError, context: Mapping[str, Any]) -> GatewayResponse:
     """The error with its own headers plus the x-ratelimit-* headers of the decisions made."""
     requests, tokens = context.get(REQUESTS_DECISION), context.get(TOKENS_DECISION)
-    headers = [("content-type", "application/json"), *error.headers.items(),
-               *openai_limit_headers(requests, tokens)]
+    headers = Headers([("content-type", "application/json"), *error.headers.items(),
+                       *openai_limit_headers(requests, tokens)])
     if isinstance(error, RateLimited):
-        headers += retry_after_ms(tokens if isinstance(error, TokenRateLimited) else requests)
+        headers.extend(retry_after_ms(tokens if isinstance(error, TokenRateLimited) else requests))
     return GatewayResponse(error.status, headers, openai_error_body(error))

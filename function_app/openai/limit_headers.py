@@ -12,7 +12,6 @@ answer carries them too.
 from __future__ import annotations
 
 from ..core.ratelimit.model import Decision
-from ..http.messages import Headers
 
 REQUESTS_DECISION = "requests_decision"  # request.context keys
 TOKENS_DECISION = "tokens_decision"
@@ -31,8 +30,9 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{text}" if minutes else text
 
 
-def openai_limit_headers(requests: Decision | None, tokens: Decision | None) -> Headers:
-    headers: Headers = []
+def openai_limit_headers(requests: Decision | None, tokens: Decision | None
+                         ) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
     for kind, decision in (("requests", requests), ("tokens", tokens)):
         if decision is None or decision.limit is None:
             continue
@@ -44,7 +44,7 @@ def openai_limit_headers(requests: Decision | None, tokens: Decision | None) -> 
     return headers
 
 
-def retry_after_ms(decision: Decision | None) -> Headers:
+def retry_after_ms(decision: Decision | None) -> list[tuple[str, str]]:
     """retry-after-ms, which the OpenAI SDK prefers to the whole seconds of Retry-After."""
     if decision is None or decision.allowed or decision.retry_after_s <= 0:
         return []

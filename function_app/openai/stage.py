@@ -19,6 +19,7 @@ from ..core.model_routes import ModelTable
 from ..core.pipeline import Handler, Stage
 from ..core.ratelimit.model import ScopedLimit
 from ..core.routes import OPENAI_KINDS, OPENAI_MODELS
+from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..stages.proxy import PLAN
 from .bill import Bill, TokenLimiter, TokenLimits, reserve, settle_on_answer
@@ -59,7 +60,7 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             bill.settle(None)  # no answer: the backend may have worked, the charge stays
             raise
         bill.completion_free = bool(request.context.get(COMPLETION_FREE))  # a cache hit
-        response.set_headers(openai_limit_headers(request.context.get(REQUESTS_DECISION),
+        response.headers.update(openai_limit_headers(request.context.get(REQUESTS_DECISION),
                                                   bill.decision))
         return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage)
 
@@ -95,5 +96,5 @@ def models_answer(models: ModelTable, path: str) -> GatewayResponse:
     entries = [{"id": name, "object": "model", "created": 0, "owned_by": "gateway"}
                for name in names if not wanted or name == wanted]
     payload = entries[0] if wanted else {"object": "list", "data": entries}
-    return GatewayResponse(200, [("content-type", "application/json")],
+    return GatewayResponse(200, Headers([("content-type", "application/json")]),
                            json.dumps(payload).encode())

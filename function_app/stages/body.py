@@ -57,7 +57,7 @@ def body_stage(max_bytes: int) -> Stage:
     """Reject bodies over `max_bytes` with 413, early from Content-Length when it is declared."""
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        declared = request.header("content-length")
+        declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise PayloadTooLarge()
         reader = request.context.pop("body_reader", None)

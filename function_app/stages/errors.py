@@ -13,6 +13,7 @@ import logging
 from ..core.errors import ClientDisconnected, GatewayError
 from ..core.pipeline import Handler
 from ..core.routes import OPENAI_KINDS
+from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.errors import openai_error_response
 
@@ -24,7 +25,7 @@ def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
     """`{"error": {"code", "message", "request_id"}}` with the error's status and headers."""
     body = json.dumps({"error": {"code": error.code, "message": error.message,
                                  "request_id": request_id}}).encode()
-    headers = [("content-type", "application/json"), *error.headers.items()]
+    headers = Headers([("content-type", "application/json"), *error.headers.items()])
     return GatewayResponse(error.status, headers, body)
 
 

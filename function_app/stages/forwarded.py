@@ -27,7 +27,7 @@ def peer_is_trusted(peer: str, trusted: Sequence[Network]) -> bool:
 def forwarded_stage(trusted: Sequence[Network]) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         if not peer_is_trusted(request.client_host, trusted):
-            request.headers = [(k, v) for k, v in request.headers if k not in FORWARDED_FOR]
+            request.headers.remove(*FORWARDED_FOR)
         return await call_next(request)
 
     return stage

@@ -62,7 +62,6 @@ from .answer_body import (
     close_quietly,
     complete_body,
     declared_length,
-    header,
     with_release,
 )
 from .target_request import body_for, headers_for, upstream_path, upstream_url
@@ -119,7 +118,7 @@ async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_ti
         raise  # this instance's own pool is full: another attempt would only add to it
     except GatewayError as error:
         return Outcome(Kind.RESET), None, error
-    retry_after = parse_retry_after(header(answer.headers, "retry-after"))
+    retry_after = parse_retry_after(answer.headers.get("retry-after"))
     return Outcome(Kind.ANSWER, answer.status, retry_after), answer, None
 
 
@@ -135,10 +134,10 @@ class _Exchange:
         self.query = safe_query(strip_function_key(request.query))
         self.headers = upstream_request_headers(
             request.headers, client_host=request.client_host, scheme=request.scheme,
-            host=request.header("host"), request_id=request.request_id)
-        if request.header("accept-encoding") is None:
+            host=request.headers.get("host"), request_id=request.request_id)
+        if "accept-encoding" not in request.headers:
             # Otherwise the client library would ask for gzip on the client's behalf.
-            self.headers.append(("accept-encoding", "identity"))
+            self.headers.set("accept-encoding", "identity")
         self.tried: set[str] = set()
         self.last: tuple[Outcome, UpstreamResponse | None, GatewayError | None] | None = None
         self.last_served_by = ""
@@ -280,7 +279,7 @@ class _Exchange:
         headers = client_response_headers(answer.headers)
         served_by = _served_by(member, target)
         self.request.context[SERVED_BY] = served_by  # for telemetry's backend label
-        headers.append((BACKEND_HEADER, served_by))
+        headers.add(BACKEND_HEADER, served_by)
         return GatewayResponse(answer.status, headers, body)
 
     async def _give_up(self) -> GatewayResponse:
@@ -291,7 +290,7 @@ class _Exchange:
         if answer is not None:
             self.last = None
             headers = client_response_headers(answer.headers)
-            headers.append((BACKEND_HEADER, self.last_served_by))
+            headers.add(BACKEND_HEADER, self.last_served_by)
             self.request.context[SERVED_BY] = self.last_served_by
             body = await complete_body(answer.body, declared_length(answer.headers))
             return GatewayResponse(answer.status, headers, body)

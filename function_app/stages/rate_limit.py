@@ -37,7 +37,7 @@ def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor, identity: ClientI
             error = StorageUnavailable if decision.storage_unavailable else RateLimited
             raise error(headers=dict([*headers, ("Retry-After", retry_after(decision))]))
         response = await call_next(request)
-        response.set_headers(headers)
+        response.headers.update(headers)
         return response
 
     return stage

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from ..core.clock import Clock
 from ..core.pipeline import Handler, Stage
+from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..tenants.access import Grant, refusal, route_allowed
 from ..tenants.cache import KeyCache, LookupsExhausted
@@ -47,7 +48,7 @@ def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock
                 raise InvalidApiKey()
             return await call_next(request)  # optional: the usual identity applies
         key, prefix = found[1], grant.key.prefix
-        request.headers = [(k, v) for k, v in request.headers if key not in v]
+        request.headers = Headers((k, v) for k, v in request.headers if key not in v)
         reason = refusal(grant.key, clock.now())
         if reason is not None:
             log.info("refused API key %s: %s", display(prefix), reason)

@@ -13,6 +13,7 @@ from function_app.core.errors import (
     UpstreamTimeout,
 )
 from function_app.core.ratelimit.model import Decision, Limit
+from function_app.http.headers import Headers
 from function_app.http.messages import GatewayResponse
 from function_app.openai.errors import openai_error_body, openai_error_response
 from function_app.openai.limit_headers import duration, openai_limit_headers
@@ -63,7 +64,7 @@ async def test_a_stream_the_client_left_is_closed_at_once():
         finally:
             closed.append(True)
 
-    response = to_response(GatewayResponse(200, [], body()))
+    response = to_response(GatewayResponse(200, Headers(), body()))
 
     async def send(message):
         if message["type"] == "http.response.body":

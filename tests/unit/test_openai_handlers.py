@@ -9,6 +9,7 @@ from function_app.app import proxy, stats
 from function_app.bootstrap import build_gateway
 from function_app.core.settings import load_settings
 from function_app.core.upstream import UpstreamResponse
+from function_app.http.headers import Headers
 
 from .conftest import make_request, read_body, read_json
 
@@ -101,7 +102,7 @@ class StreamingUpstream:
             finally:
                 self.closed = True
 
-        return UpstreamResponse(200, [("content-type", "text/event-stream")], events())
+        return UpstreamResponse(200, Headers([("content-type", "text/event-stream")]), events())
 
     async def aclose(self):
         pass
