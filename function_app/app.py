@@ -27,7 +27,7 @@ from .core.paths import raw_path_of
 from .core.settings import SettingsError
 from .http.forwarding import request_id_from
 from .http.headers import Headers
-from .http.messages import GatewayRequest, GatewayResponse
+from .http.messages import GatewayRequest, GatewayResponse, Unread
 from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
 from .telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -134,11 +134,11 @@ def to_gateway_request(req: Request) -> GatewayRequest:
     request = GatewayRequest(
         method=scope["method"], path=scope["path"],
         query=scope.get("query_string", b"").decode("latin-1"),
-        headers=Headers.from_raw(scope["headers"]), body=b"",
+        headers=Headers.from_raw(scope["headers"]),
+        body=Unread(lambda cap: _read_body(req, cap)),
         client_host=client[0] if client else "", scheme=scope.get("scheme", "http"),
         # The upstream path is built from the raw path: the decoded one has merged %2f into /.
         raw_path=raw_path_of(scope.get("raw_path"), scope["path"]))
-    request.context["body_reader"] = lambda cap: _read_body(req, cap)
     return request
 
 

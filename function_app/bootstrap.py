@@ -36,6 +36,7 @@ from .routing.store import BreakerStore
 from .stages.body import body_stage
 from .stages.errors import errors_stage
 from .stages.forwarded import forwarded_stage
+from .stages.identity import identity_stage
 from .stages.local import local_stage
 from .stages.proxy import proxy_handler
 from .stages.rate_limit import rate_limit_stage
@@ -91,22 +92,22 @@ async def build_gateway(
     # Gateway API keys (GATEWAY_AUTH): before rate limiting, so the key's tenant is the client.
     tenancy = open_tenancy(settings, clock, key_store)
     stages += tenancy.stages()
-    identity = tenancy.identity(identity)
+    # Named once, here, for everything after: limits, token limits, cache partitions, telemetry.
+    stages.append(identity_stage(tenancy.identity(identity)))
     gateway.closers.append(tenancy.close)
     gateway.stats_sources["keys"] = tenancy.stats
     limiter = None
     if settings.rate_limit_enabled:
         limiter, overrides = _limiter(settings, gateway, clock, limit_store, override_store)
-        stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for),
-                                       identity))
+        stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for)))
         # One read at start, so refused credentials or a missing table are logged at once.
         await limiter.probe()
     stages.append(body_stage(settings.max_body_bytes))
-    stages.append(_openai(settings, gateway, limiter, identity, clock, tenancy))
+    stages.append(_openai(settings, gateway, limiter, clock, tenancy))
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.
     if settings.cache_enabled:
-        stages.append(build_cache_stage(settings, gateway, identity, clock, cache_tier))
+        stages.append(build_cache_stage(settings, gateway, clock, cache_tier))
     stages.append(local_stage)
     router = build_router(settings, gateway, upstream, table, routing_store)
     gateway.handle = compose(stages, proxy_handler(router))
@@ -144,14 +145,13 @@ def _limiter_health(limiter: Limiter) -> dict:
     return {"ok": state["state"] != "refused", "storage": state}
 
 
-def _openai(settings: Settings, gateway: Gateway, limiter: Limiter | None,
-            identity: ClientIdentity, clock: Clock, tenancy: Tenancy) -> Stage:
+def _openai(settings: Settings, gateway: Gateway, limiter: Limiter | None, clock: Clock,
+            tenancy: Tenancy) -> Stage:
     ledger = TokenLedger()
     gateway.stats_sources["tokens"] = ledger.snapshot
     limits = TokenLimits.per_minute(settings.client_tpm, settings.model_tpm)
     return openai_stage(tenancy.models(model_table(settings)), tenancy.token_limits(limits),
-                        tenancy.limiter(limiter), ledger, identity,
-                        settings.default_max_tokens, clock)
+                        tenancy.limiter(limiter), ledger, settings.default_max_tokens, clock)
 
 
 class LazyGateway:

@@ -17,7 +17,6 @@ from .cache.memory import MemoryTier
 from .cache.tier import CacheTier
 from .cache.tiers import TieredCache
 from .core.clock import Clock
-from .core.identity import ClientIdentity
 from .core.pipeline import Stage
 from .core.settings import Settings, SettingsError
 from .gateway import Gateway
@@ -52,8 +51,8 @@ def open_shared_tier(settings: Settings) -> CacheTier | None:
     return None
 
 
-def build_cache_stage(settings: Settings, gateway: Gateway, identity: ClientIdentity,
-                      clock: Clock, shared: CacheTier | None = None) -> Stage:
+def build_cache_stage(settings: Settings, gateway: Gateway, clock: Clock,
+                      shared: CacheTier | None = None) -> Stage:
     """The cache stage; registers its report under "cache" and its tiers' close."""
     config = cache_config(settings)
     if shared is None:
@@ -65,7 +64,7 @@ def build_cache_stage(settings: Settings, gateway: Gateway, identity: ClientIden
     def client_of(request: GatewayRequest) -> str:
         """The partition of a per-client entry: the client id and, when the request carries
         credentials, their digest, so two keys behind one address never share an entry."""
-        client = request.context.get("client_id") or identity.of(request)
+        client = request.context.client
         secrets = [request.headers.get(name) or "" for name in sorted(config.credential_headers)]
         if any(secrets):
             client += "|" + hashlib.sha256("\0".join(secrets).encode()).hexdigest()[:32]

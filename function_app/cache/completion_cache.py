@@ -7,7 +7,7 @@ The key is the client's own body, normalised (keys/whitespace/`stream`/`stream_o
 do not count), per client unless CACHE_COMPLETIONS_SHARED. Answers are stored as they came:
 a stream as its events (only once it ended with [DONE]), a plain answer as its bytes; either
 serves either kind of request (cache/replay.py). A hit tells the OpenAI stage through
-`request.context[COMPLETION_FREE]` to charge the prompt tokens only.
+`request.context.completion_free` to charge the prompt tokens only.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from .tiers import TieredCache
 
 REQUEST_HEADER = "x-gateway-cache"
 USE, REFRESH, SKIP = "use", "refresh", "skip"
-COMPLETION_FREE = "cache.completion_free"  # context flag read by the OpenAI stage
 CACHE_HEADER = "X-Cache"
 DROPPED = frozenset({"content-length", "x-request-id", "age"})
 
@@ -48,12 +47,12 @@ class CompletionCache:
         asked = (request.headers.get(REQUEST_HEADER) or "").strip().lower()
         if asked and asked not in (USE, REFRESH, SKIP):
             raise BadRequest(f"{REQUEST_HEADER} must be one of use, refresh, skip.")
-        route = request.context["match"].route.path
+        route = request.context.routed.route.path
         configured = self.config.completions_on(str(body.get("model")), route)
         return asked or (USE if configured else None)
 
     async def serve(self, request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        body = request.context["json"]
+        body = request.context.json
         mode = self.mode(request, body)
         # The gateway's own control header is not for the backend.
         request.headers.remove(REQUEST_HEADER)
@@ -61,7 +60,7 @@ class CompletionCache:
             return await call_next(request)
         if mode == SKIP:
             return _marked(await call_next(request), "BYPASS")
-        kind = request.context["match"].route.kind
+        kind = request.context.routed.route.kind
         partition = "" if self.config.completions_shared else self._client_of(request)
         key = completion_key(kind, body, partition)
         stream = body.get("stream") is True and kind != OPENAI_EMBEDDINGS
@@ -71,7 +70,7 @@ class CompletionCache:
             if hit is not None:
                 self.counters.add("completion_hits")
                 if not self.config.hit_charges_tokens:
-                    request.context[COMPLETION_FREE] = True
+                    request.context.completion_free = True
                 return hit
         self.counters.add("completion_misses")
         response = await call_next(request)

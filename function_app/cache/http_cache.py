@@ -35,7 +35,7 @@ class HttpCache:
         self._client_of = client_of
 
     async def serve(self, request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        route = request.context["match"].route.path
+        route = request.context.routed.route.path
         mode = self.config.route_mode(route)
         if mode == OFF:
             return await call_next(request)

@@ -5,16 +5,13 @@
     x-ratelimit-reset-requests / -tokens       time until the bucket is full again ("6m0s")
 
 A scope that no limit governs sends no headers of its kind. The decisions are left in the
-request context by the rate-limit stage (requests) and the OpenAI stage (tokens), so an error
-answer carries them too.
+request context (`requests_decision` by the rate-limit stage, `tokens_decision` by the OpenAI
+stage), so an error answer carries them too.
 """
 
 from __future__ import annotations
 
 from ..core.ratelimit.model import Decision
-
-REQUESTS_DECISION = "requests_decision"  # request.context keys
-TOKENS_DECISION = "tokens_decision"
 
 
 def duration(seconds: float) -> str:

@@ -1,7 +1,8 @@
 """The OpenAI routes: pick the backend by model, reserve tokens, settle them from the answer.
 
-Runs after the rate-limit stage (requests) and the body stage (the JSON body is in
-`context["json"]`), before the upstream step; any other route passes straight through.
+Runs after the identity stage (`context.client_id`), the rate-limit stage (requests) and the
+body stage (`context.json`), before the cache stage and the upstream step; any other route passes
+straight through.
 GET /v1/models (and /v1/models/{id}) is answered from the model table without an upstream call:
 it lists exactly the models the gateway routes by name, costs nothing, and cannot fail because
 one backend is down.
@@ -11,57 +12,53 @@ from __future__ import annotations
 
 import json
 
-from ..cache.completion_cache import COMPLETION_FREE
 from ..core.clock import Clock
 from ..core.errors import ModelNotFound, NeverFits
-from ..core.identity import ClientIdentity
 from ..core.model_routes import ModelTable
 from ..core.pipeline import Handler, Stage
 from ..core.ratelimit.model import ScopedLimit
 from ..core.routes import OPENAI_KINDS, OPENAI_MODELS
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
-from ..stages.proxy import PLAN
 from .bill import Bill, TokenLimiter, TokenLimits, reserve, settle_on_answer
 from .estimate import Prepared, prepare
 from .ledger import TokenLedger
-from .limit_headers import REQUESTS_DECISION, TOKENS_DECISION, openai_limit_headers
+from .limit_headers import openai_limit_headers
 
 MODELS_PATH = "/v1/models"
 
 
 def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter | None,
-                 ledger: TokenLedger, identity: ClientIdentity, default_max_tokens: int,
-                 clock: Clock) -> Stage:
+                 ledger: TokenLedger, default_max_tokens: int, clock: Clock) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        kind = request.context["match"].route.kind
+        context = request.context
+        kind = context.routed.route.kind
         if kind not in OPENAI_KINDS:
             return await call_next(request)
         if kind == OPENAI_MODELS:
             return models_answer(models, request.path)
-        prepared = prepare(kind, request.context["json"], default_max_tokens)
+        prepared = prepare(kind, context.json, default_max_tokens)
         backend = models.resolve(prepared.model)
         if backend is None:
             raise ModelNotFound(f"The model '{prepared.model}' does not exist.")
-        client = request.context.get("client_id") or identity.of(request)
+        client = context.client
         bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
                     prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
-        request.context["bill"] = bill  # read by the telemetry stage when the answer ends
+        context.bill = bill  # read by the telemetry stage when the answer ends
         try:
             await reserve(bill, clock)
         finally:
-            request.context[TOKENS_DECISION] = bill.decision  # headers, on a 429 too
+            context.tokens_decision = bill.decision  # headers, on a 429 too
         route_to(request, models, prepared)
         try:
             response = await call_next(request)
         except BaseException:
             bill.settle(None)  # no answer: the backend may have worked, the charge stays
             raise
-        bill.completion_free = bool(request.context.get(COMPLETION_FREE))  # a cache hit
-        response.headers.update(openai_limit_headers(request.context.get(REQUESTS_DECISION),
-                                                  bill.decision))
+        bill.completion_free = context.completion_free  # a cache hit
+        response.headers.update(openai_limit_headers(context.requests_decision, bill.decision))
         return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage)
 
     return stage
@@ -82,7 +79,7 @@ def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:
 def route_to(request: GatewayRequest, models: ModelTable, prepared: Prepared) -> None:
     """Point the upstream step at the model's plan (pool, then fallback models) with the
     rewritten body; each attempt sends its member's key (stages/proxy.py)."""
-    request.context[PLAN] = models.plan(prepared.model)
+    request.context.plan = models.plan(prepared.model)
     if prepared.body is not None:
         request.body = prepared.body
 

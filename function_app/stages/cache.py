@@ -21,7 +21,7 @@ CACHED_METHODS = frozenset({"GET", "HEAD"})
 
 def cache_stage(http: HttpCache, completions: CompletionCache) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        kind = request.context["match"].route.kind
+        kind = request.context.routed.route.kind
         if kind == PROXY:
             if request.method in CACHED_METHODS:
                 return await http.serve(request, call_next)

@@ -30,11 +30,12 @@ def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
 
 
 def render(error: GatewayError, request: GatewayRequest) -> GatewayResponse:
-    match = request.context.get("match")
+    context = request.context
+    match = context.match
     openai = match.route.kind in OPENAI_KINDS if match is not None \
         else request.path.startswith(OPENAI_PREFIX)
     if openai:
-        return openai_error_response(error, request.context)
+        return openai_error_response(error, context.requests_decision, context.tokens_decision)
     return error_response(error, request.request_id)
 
 

@@ -13,7 +13,7 @@ from ..http.messages import GatewayRequest, GatewayResponse
 
 
 async def local_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-    if request.context["match"].route.kind == LOCAL_OK:
+    if request.context.routed.route.kind == LOCAL_OK:
         return GatewayResponse(200, Headers([("content-type", "application/json"),
                                              ("cache-control", "no-store")]), b'{"ok": true}')
     return await call_next(request)

@@ -26,8 +26,8 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from ..core.attempts import Observer
 from ..core.attempts import send_attempt as observed_send
 from ..core.errors import (
     GatewayError,
@@ -67,8 +67,6 @@ from .answer_body import (
 from .target_request import body_for, headers_for, upstream_path, upstream_url
 
 BACKEND_HEADER = "X-Gateway-Backend"
-SERVED_BY = "served_by"  # context key: the backend (or model label) that answered
-PLAN = "plan"  # context key: the plan chosen by an earlier stage (the OpenAI stage, by model)
 CONTEXT_LENGTH_MARK = b"context_length_exceeded"
 
 
@@ -101,13 +99,13 @@ def proxy_handler(router: Router) -> Handler:
 
 
 async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_timeout_s: float,
-                       context: dict[str, Any]
+                       observer: Observer | None
                        ) -> tuple[Outcome, UpstreamResponse | None, GatewayError | None]:
     """One attempt: the answer's headers within `attempt_timeout_s`, classified; the telemetry
-    observer in `context` (core/attempts.py) sees it as one client span."""
+    `observer` (core/attempts.py) sees it as one client span."""
     try:
         async with asyncio.timeout(attempt_timeout_s):
-            answer = await observed_send(context, upstream.send, outgoing)
+            answer = await observed_send(observer, upstream.send, outgoing)
     except TimeoutError:
         return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
     except UpstreamTimeout as error:
@@ -127,8 +125,8 @@ class _Exchange:
 
     def __init__(self, router: Router, request: GatewayRequest):
         self.router, self.request = router, request
-        self.match: Match = request.context["match"]
-        self.plan: Plan = request.context.get(PLAN) or self.match.route.plan
+        self.match: Match = request.context.routed
+        self.plan: Plan = request.context.plan or self.match.route.plan  # by model, or route
         self.route = self.match.route.path
         self.deadline = time.monotonic() + self.match.route.timeout_s
         self.query = safe_query(strip_function_key(request.query))
@@ -239,11 +237,11 @@ class _Exchange:
             outgoing = UpstreamRequest(
                 self.request.method,
                 upstream_url(member.url, upstream_path(self.match, target), self.query),
-                headers_for(member, self.headers), body_for(target, self.request.body),
+                headers_for(member, self.headers), body_for(target, self.request.content),
                 min(router.connect_timeout_s, left), left)
             attempt_s = min(self.plan.attempt_timeout_s or left, left)
-            outcome, answer, error = await send_attempt(router.upstream, outgoing, attempt_s,
-                                                      self.request.context)
+            outcome, answer, error = await send_attempt(
+                router.upstream, outgoing, attempt_s, self.request.context.attempt_observer)
             if answer is not None and answer.status == 400 and following is not None \
                     and "context_length" in following.fallback_on:
                 outcome, answer = await _mark_context_length(outcome, answer)
@@ -278,7 +276,7 @@ class _Exchange:
             body = with_release(body, release)
         headers = client_response_headers(answer.headers)
         served_by = _served_by(member, target)
-        self.request.context[SERVED_BY] = served_by  # for telemetry's backend label
+        self.request.context.served_by = served_by  # for telemetry's backend label
         headers.add(BACKEND_HEADER, served_by)
         return GatewayResponse(answer.status, headers, body)
 
@@ -291,7 +289,7 @@ class _Exchange:
             self.last = None
             headers = client_response_headers(answer.headers)
             headers.add(BACKEND_HEADER, self.last_served_by)
-            self.request.context[SERVED_BY] = self.last_served_by
+            self.request.context.served_by = self.last_served_by
             body = await complete_body(answer.body, declared_length(answer.headers))
             return GatewayResponse(answer.status, headers, body)
         raise error or UpstreamTimeout()

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ..core.errors import RateLimited, StorageUnavailable
-from ..core.identity import ClientIdentity
 from ..core.limit_headers import rate_limit_headers, retry_after
 from ..core.pipeline import Handler, Stage
 from ..core.ratelimit.model import Decision, ScopedLimit
@@ -25,13 +24,13 @@ class Acquirer(Protocol):
     async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision: ...
 
 
-def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor, identity: ClientIdentity) -> Stage:
+def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor) -> Stage:
+    """After the identity stage (`context.client_id`) and routing."""
+
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        client = identity.of(request)
-        request.context["client_id"] = client
-        route = request.context["match"].route.path
-        decision = await limiter.acquire(limits_for(client, route), 1)
-        request.context["requests_decision"] = decision  # for the OpenAI x-ratelimit-* headers
+        context = request.context
+        decision = await limiter.acquire(limits_for(context.client, context.routed.route.path), 1)
+        context.requests_decision = decision  # for the OpenAI x-ratelimit-* headers
         headers = rate_limit_headers(decision)
         if not decision.allowed:
             error = StorageUnavailable if decision.storage_unavailable else RateLimited

@@ -20,7 +20,7 @@ def routing_stage(table: RouteTable) -> Stage:
         if match.route.is_prefix:
             match = Match(match.route, forward_path(match.route.upstream_path,
                                                     match.route.path[:-2], safe))
-        request.context["match"] = match
+        request.context.match = match
         return await call_next(request)
 
     return stage

@@ -53,11 +53,10 @@ def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock
         if reason is not None:
             log.info("refused API key %s: %s", display(prefix), reason)
             raise InvalidApiKey(f"The API key {display(prefix)} is {reason}.")
-        route = request.context["match"].route.path
+        route = request.context.routed.route.path
         if not route_allowed(grant.key, route):
             raise Forbidden(f"The API key {display(prefix)} may not use the route {route}.")
-        request.context["client_id"] = request.context["tenant_client_id"] = grant.client_id
-        request.context["tenant"], request.context["key_prefix"] = grant.key.tenant, prefix
+        request.context.grant = grant  # its tenant is the client (tenancy.TenantIdentity)
         recorder.record(grant.key.tenant, prefix, clock.now(), requests=1)
         token = current_grant.set(grant)
         try:

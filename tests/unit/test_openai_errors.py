@@ -48,8 +48,8 @@ def test_limit_headers_come_from_both_decisions():
         "x-ratelimit-limit-requests": "20", "x-ratelimit-remaining-requests": "19",
         "x-ratelimit-reset-requests": "100ms", "x-ratelimit-limit-tokens": "6000",
         "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1m0s"}
-    response = openai_error_response(TokenRateLimited(headers={"Retry-After": "3"}),
-                                      {"requests_decision": requests, "tokens_decision": tokens})
+    response = openai_error_response(TokenRateLimited(headers={"Retry-After": "3"}), requests,
+                                      tokens)
     assert ("retry-after-ms", "2500") in response.headers and response.status == 429
     assert openai_limit_headers(None, Decision(True)) == []  # no limit, no headers
 
