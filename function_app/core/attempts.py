@@ -1,10 +1,9 @@
 """The per-attempt hook of the upstream step: every upstream exchange goes through `send_attempt`.
 
 An observer placed in the request context (`attempt_observer`, by the telemetry stage) wraps
-each attempt: it may
-add headers to `outgoing.headers` in place (`traceparent`), so each attempt must be given a
-header list of its own, and it watches the outcome. Without one, the
-exchange is sent as is. Retries and fallbacks call this once per attempt.
+each attempt: it may set headers in `outgoing.headers` in place (`traceparent`), replacing those
+of an earlier attempt, and it watches the outcome. Without one, the exchange is sent as is.
+Retries and fallbacks call this once per attempt.
 """
 
 from __future__ import annotations
