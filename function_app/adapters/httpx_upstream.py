@@ -108,7 +108,7 @@ class HttpxUpstream:
         deadline = loop.time() + request.timeout_s
         try:
             outgoing = httpx.Request(
-                request.method, self._url(request.url), headers=_raw_headers(request.headers),
+                request.method, self._url(request.url), headers=request.headers.raw(),
                 content=request.body,
                 extensions={"timeout": {"connect": request.connect_timeout_s,
                                         "read": request.timeout_s, "write": request.timeout_s,
@@ -133,19 +133,6 @@ class HttpxUpstream:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
-
-
-def _raw_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
-    """Headers as bytes: values arrived as latin-1 text of the client's bytes, and may hold
-    obs-text (0x80-0xFF), which httpx refuses to encode from str."""
-    return [(k.encode("latin-1", "replace"), _value_bytes(v)) for k, v in headers]
-
-
-def _value_bytes(value: str) -> bytes:
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:  # a value the gateway itself made from wider text
-        return value.encode("utf-8")
 
 
 class _Exchange:

@@ -12,7 +12,7 @@ values, so a copy is one dict copy and no copy shares a list it could change.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 Pairs = Iterable[tuple[str, str]]
 
@@ -23,24 +23,27 @@ class Headers:
     __slots__ = ("_fields",)
 
     def __init__(self, pairs: Pairs = ()):
-        self._fields: dict[str, tuple[str, ...]] = {}
-        self.extend(pairs)
+        self._fields: dict[str, tuple[str, ...]] = _fields_of(pairs) if pairs else {}
 
     @classmethod
-    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    def from_raw(cls, raw: Sequence[tuple[bytes, bytes]]) -> Headers:
         """From wire bytes (ASGI scope, httpx): latin-1 text of exactly the bytes received."""
         headers = cls()
-        fields = headers._fields
-        for name, value in raw:
-            key = name.decode("latin-1").lower()
-            found = fields.get(key)
-            text = value.decode("latin-1")
-            fields[key] = (text,) if found is None else (*found, text)
+        # Names rarely repeat: one comprehension, and the careful loop only when one did.
+        fields = {k.decode("latin-1").lower(): (v.decode("latin-1"),) for k, v in raw}
+        if len(fields) < len(raw):
+            fields = _fields_of((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw)
+        headers._fields = fields
         return headers
 
     def raw(self) -> list[tuple[bytes, bytes]]:
-        """As wire bytes, latin-1 (the inverse of `from_raw`)."""
-        return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self]
+        """As wire bytes: latin-1, the inverse of `from_raw`. A value the gateway made from wider
+        text than latin-1 goes as UTF-8 (httpx, and the ASGI server, refuse such str values)."""
+        try:
+            return [(name.encode("latin-1"), value.encode("latin-1"))
+                    for name, values in self._fields.items() for value in values]
+        except UnicodeEncodeError:
+            return [(name.encode("latin-1", "replace"), _wire_value(value)) for name, value in self]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of `name` (any case), or `default`."""
@@ -63,13 +66,15 @@ class Headers:
 
     def extend(self, pairs: Pairs) -> None:
         """`add` each pair, in order."""
+        fields = self._fields
         for name, value in pairs:
-            self.add(name, value)
+            key = name.lower()
+            found = fields.get(key)
+            fields[key] = (value,) if found is None else (*found, value)
 
     def update(self, pairs: Pairs) -> None:
         """Replace the fields of every name in `pairs` with the values `pairs` give it."""
-        given = Headers(pairs)
-        self._fields.update(given._fields)
+        self._fields.update(_fields_of(pairs))
 
     def remove(self, *names: str) -> None:
         """Drop every value of each of `names`; absent names are ignored."""
@@ -125,3 +130,19 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({list(self)!r})"
+
+
+def _fields_of(pairs: Pairs) -> dict[str, tuple[str, ...]]:
+    fields: dict[str, tuple[str, ...]] = {}
+    for name, value in pairs:
+        key = name.lower()
+        found = fields.get(key)
+        fields[key] = (value,) if found is None else (*found, value)
+    return fields
+
+
+def _wire_value(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")

@@ -81,3 +81,7 @@ def test_repeated_names_come_out_together_in_their_own_order():
     headers = Headers.from_raw([(b"a", b"1"), (b"b", b"2"), (b"a", b"3")])
     assert list(headers) == [("a", "1"), ("a", "3"), ("b", "2")]
     assert headers.names() == ["a", "b"]
+
+
+def test_a_value_wider_than_latin_1_goes_on_the_wire_as_utf_8():
+    assert Headers([("x-model", "gpt\u20ac")]).raw() == [(b"x-model", "gpt\u20ac".encode())]
