@@ -22,18 +22,15 @@ from azurefunctions.extensions.http.fastapi import (
 )
 from starlette.requests import ClientDisconnect
 
+from function_app.http.messages import GatewayRequest, GatewayResponse
+
 from .bootstrap import LazyGateway
-from .core.errors import (
-    ClientDisconnected,
-    GatewayError,
-    Misconfigured,
-    NotFound,
-    PayloadTooLarge,
-)
-from .core.headers import request_id_from
-from .core.models import GatewayRequest, GatewayResponse
+from .core.errors import ClientDisconnected, GatewayError, Misconfigured, NotFound, PayloadTooLarge
 from .core.paths import raw_path_of
 from .gateway import Gateway
+from .http.forwarding import request_id_from
+from .http.headers import Headers
+from .http.messages import Unread
 from .settings.load import SettingsError
 from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
@@ -140,15 +137,15 @@ async def proxy(req: Request, instance: Gateway) -> Response:
 
 def to_gateway_request(req: Request) -> GatewayRequest:
     scope = req.scope  # read directly: building req.url costs more than the rest of this
-    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
     client = scope.get("client")
     request = GatewayRequest(
         method=scope["method"], path=scope["path"],
-        query=scope.get("query_string", b"").decode("latin-1"), headers=headers, body=b"",
+        query=scope.get("query_string", b"").decode("latin-1"),
+        headers=Headers.from_raw(scope["headers"]),
+        body=Unread(lambda cap: _read_body(req, cap)),
         client_host=client[0] if client else "", scheme=scope.get("scheme", "http"),
         # The upstream path is built from the raw path: the decoded one has merged %2f into /.
         raw_path=raw_path_of(scope.get("raw_path"), scope["path"]))
-    request.context["body_reader"] = lambda cap: _read_body(req, cap)
     return request
 
 
@@ -168,13 +165,14 @@ async def _read_body(req: Request, cap: int) -> bytes:
 
 
 def to_response(answer: GatewayResponse) -> Response:
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+    headers = answer.headers
     if isinstance(answer.body, bytes | bytearray):
         response: Response = Response(content=answer.body, status_code=answer.status)
-        raw = [(k, v) for k, v in raw if k != b"content-length"]
+        if "content-length" in headers:  # Response set its own, from the body
+            headers = headers.without(("content-length",))
     else:
         response = ClosingStreamingResponse(answer.body, status_code=answer.status)
-    response.raw_headers.extend(raw)
+    response.raw_headers.extend(headers.raw())
     return response
 
 
@@ -211,5 +209,5 @@ def _error(req: Request, error: GatewayError) -> Response:
     """The JSON error answer of a function that never reached the pipeline."""
     request_id = request_id_from(req.headers.get("x-request-id"))
     answer = error_response(error, request_id)
-    answer.set_header("X-Request-ID", request_id)
+    answer.headers.set("X-Request-ID", request_id)
     return to_response(answer)

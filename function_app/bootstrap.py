@@ -29,7 +29,9 @@ from .core.pipeline import Stage, compose
 from .core.upstream import Upstream
 from .gateway import Gateway, Parts
 from .health import HealthReport
+from .openai.bill import TokenLimits
 from .openai.ledger import TokenLedger
+from .openai.stage import openai_stage
 from .router_wiring import build_router
 from .routing.store import BreakerStore
 from .settings.load import load_settings
@@ -37,9 +39,8 @@ from .settings.specs import Settings
 from .stages.body import body_stage
 from .stages.errors import errors_stage
 from .stages.forwarded import forwarded_stage
+from .stages.identity import identity_stage
 from .stages.local import local_stage
-from .stages.openai import openai_stage
-from .stages.openai_bill import TokenLimits
 from .stages.request_id import request_id_stage
 from .stages.routing import routing_stage
 from .stages.upstream import upstream_step
@@ -113,17 +114,18 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
                routing_stage(settings.route_table)]
     # Gateway API keys (GATEWAY_AUTH): before rate limiting, so the key's tenant is the client.
     stages += tenancy.stages()
+    # Named once, here, for everything after: limits, token limits, cache partitions, telemetry.
+    stages.append(identity_stage(identity))
     limiter = None
     if settings.rate_limit_enabled:
         limiter, overrides = await _limiter(settings, parts, given)
-        stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for),
-                                       identity))
+        stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for)))
     stages.append(body_stage(settings.max_body_bytes))
-    stages.append(_openai(settings, parts, limiter, identity, given.clock, tenancy))
+    stages.append(_openai(settings, parts, limiter, given.clock, tenancy))
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.
     if settings.cache_enabled:
-        stages.append(build_cache_stage(settings, parts, identity, given.clock, given.cache_tier))
+        stages.append(build_cache_stage(settings, parts, given.clock, given.cache_tier))
     stages.append(local_stage)
     return stages
 
@@ -188,14 +190,13 @@ def _limiter_health(limiter: Limiter) -> dict:
     return {"ok": state["state"] != "refused", "storage": state}
 
 
-def _openai(settings: Settings, parts: Parts, limiter: Limiter | None,
-            identity: ClientIdentity, clock: Clock, tenancy: Tenancy) -> Stage:
+def _openai(settings: Settings, parts: Parts, limiter: Limiter | None, clock: Clock,
+            tenancy: Tenancy) -> Stage:
     ledger = TokenLedger()
     parts.stats_sources["tokens"] = ledger.snapshot
     limits = TokenLimits.per_minute(settings.client_tpm, settings.model_tpm)
     return openai_stage(tenancy.models(settings.model_table), tenancy.token_limits(limits),
-                        tenancy.limiter(limiter), ledger, identity,
-                        settings.default_max_tokens, clock)
+                        tenancy.limiter(limiter), ledger, settings.default_max_tokens, clock)
 
 
 class LazyGateway:

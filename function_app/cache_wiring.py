@@ -16,10 +16,9 @@ from .cache.memory import MemoryTier
 from .cache.tier import CacheTier
 from .cache.tiers import TieredCache
 from .core.clock import Clock
-from .core.identity import ClientIdentity
-from .core.models import GatewayRequest
 from .core.pipeline import Stage
 from .gateway import Parts
+from .http.messages import GatewayRequest
 from .settings.load import SettingsError
 from .settings.specs import Settings
 from .stages.cache import cache_stage
@@ -43,8 +42,8 @@ def open_shared_tier(settings: Settings) -> CacheTier | None:
     return None
 
 
-def build_cache_stage(settings: Settings, parts: Parts, identity: ClientIdentity,
-                      clock: Clock, shared: CacheTier | None = None) -> Stage:
+def build_cache_stage(settings: Settings, parts: Parts, clock: Clock,
+                      shared: CacheTier | None = None) -> Stage:
     """The cache stage; gives `parts` its report ("cache") and its tiers' close."""
     config = settings.cache
     if shared is None:
@@ -56,8 +55,8 @@ def build_cache_stage(settings: Settings, parts: Parts, identity: ClientIdentity
     def client_of(request: GatewayRequest) -> str:
         """The partition of a per-client entry: the client id and, when the request carries
         credentials, their digest, so two keys behind one address never share an entry."""
-        client = request.context.get("client_id") or identity.of(request)
-        secrets = [request.header(name) or "" for name in sorted(config.credential_headers)]
+        client = request.context.client
+        secrets = [request.headers.get(name) or "" for name in sorted(config.credential_headers)]
         if any(secrets):
             client += "|" + hashlib.sha256("\0".join(secrets).encode()).hexdigest()[:32]
         return client

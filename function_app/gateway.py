@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .core.models import GatewayRequest, GatewayResponse
 from .core.pipeline import Handler
 from .health import HealthReport
+from .http.messages import GatewayRequest, GatewayResponse
 from .settings.specs import Settings
 
 Closer = Callable[[], Awaitable[Any]]

@@ -13,6 +13,7 @@ from typing import Any
 from .core.clock import Clock, SystemClock
 from .core.errors import GatewayError
 from .core.upstream import Upstream, UpstreamRequest
+from .http.headers import Headers
 
 
 class HealthReport:
@@ -56,7 +57,7 @@ class HealthReport:
         ok = False
         try:
             answer = await self._upstream.send(UpstreamRequest(
-                "GET", f"{base_url}/healthz", [("accept", "application/json")], b"",
+                "GET", f"{base_url}/healthz", Headers([("accept", "application/json")]), b"",
                 self._timeout_s, self._timeout_s))
             async for _ in answer.body:  # drain so the connection returns to the pool
                 pass

@@ -13,6 +13,7 @@ from .core.clock import SystemClock
 from .core.routes import PROXY
 from .core.upstream import Upstream, UpstreamRequest
 from .gateway import Parts
+from .http.headers import Headers
 from .routing.breakers import SharedBreakers
 from .routing.budget import RetryBudget
 from .routing.probes import plan_members, routing_report, run_health_checks
@@ -61,7 +62,7 @@ def _health_checks(settings: Settings, upstream: Upstream, store: ProbeStore,
 
     async def probe(url: str, timeout_s: float) -> int:
         answer = await upstream.send(UpstreamRequest(
-            "GET", url, [("accept", "application/json")], b"", timeout_s, timeout_s))
+            "GET", url, Headers([("accept", "application/json")]), b"", timeout_s, timeout_s))
         async for _ in answer.body:  # drain: the connection goes back to the pool
             pass
         return answer.status

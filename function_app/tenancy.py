@@ -34,7 +34,8 @@ class TenantIdentity:
         self._inner = inner
 
     def of(self, request: Any) -> str:
-        return request.context.get("tenant_client_id") or self._inner.of(request)
+        grant = request.context.grant
+        return grant.client_id if grant is not None else self._inner.of(request)
 
 
 class Tenancy:

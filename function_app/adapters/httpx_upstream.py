@@ -23,6 +23,7 @@ from ..core.errors import (
     UpstreamTimeout,
 )
 from ..core.upstream import UpstreamRequest, UpstreamResponse
+from ..http.headers import Headers
 from .deadline_body import DeadlineBody
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class HttpxUpstream:
         deadline = loop.time() + request.timeout_s
         try:
             outgoing = httpx.Request(
-                request.method, self._url(request.url), headers=_raw_headers(request.headers),
+                request.method, self._url(request.url), headers=request.headers.raw(),
                 content=request.body,
                 extensions={"timeout": {"connect": request.connect_timeout_s,
                                         "read": request.timeout_s, "write": request.timeout_s,
@@ -130,26 +131,13 @@ class HttpxUpstream:
         except BaseException:
             self._free_slot()
             raise
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+        headers = Headers.from_raw(response.headers.raw)
         body = DeadlineBody(aiter(response.stream), deadline,  # type: ignore[arg-type]
                             _closer(response, self._free_slot), translate, TRANSPORT_ERRORS)
         return UpstreamResponse(response.status_code, headers, body)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
-
-
-def _raw_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """Headers as bytes: values arrived as latin-1 text of the client's bytes, and may hold
-    obs-text (0x80-0xFF), which httpx refuses to encode from str."""
-    return [(k.encode("latin-1", "replace"), _value_bytes(v)) for k, v in headers]
-
-
-def _value_bytes(value: str) -> bytes:
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:  # a value the gateway itself made from wider text
-        return value.encode("utf-8")
 
 
 def _closer(response: httpx.Response, free: Callable[[], None]) -> Callable[[], Awaitable[None]]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from ..core.errors import (
@@ -30,8 +30,8 @@ from ..core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from ..core.models import Headers
 from ..core.upstream import UpstreamRequest, UpstreamResponse
+from ..http.headers import Headers, Pairs
 from .deadline_body import DeadlineBody
 
 
@@ -41,7 +41,7 @@ class Reply:
     closed); then build a fresh Reply per request, since it can be read only once."""
 
     status: int = 200
-    headers: Headers = field(default_factory=list)
+    headers: Pairs = ()
     chunks: Iterable[bytes] | AsyncIterable[bytes] = ()
     end: Literal["clean", "cut", "stall"] = "clean"
 
@@ -87,7 +87,7 @@ class MemoryUpstream:
             raise UpstreamTimeout() from None
         body = MemoryBody(request, script, deadline)
         self.answers.append(body)
-        return UpstreamResponse(script.status, list(script.headers), body)
+        return UpstreamResponse(script.status, Headers(script.headers), body)
 
     async def _script(self, request: UpstreamRequest) -> Script:
         if isinstance(self.respond, Reply | Fail):

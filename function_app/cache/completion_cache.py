@@ -7,7 +7,7 @@ The key is the client's own body, normalised (keys/whitespace/`stream`/`stream_o
 do not count), per client unless CACHE_COMPLETIONS_SHARED. Answers are stored as they came:
 a stream as its events (only once it ended with [DONE]), a plain answer as its bytes; either
 serves either kind of request (cache/replay.py). A hit tells the OpenAI stage through
-`request.context[COMPLETION_FREE]` to charge the prompt tokens only.
+`request.context.completion_free` to charge the prompt tokens only.
 """
 
 from __future__ import annotations
@@ -15,22 +15,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 from ..core.errors import BadRequest
-from ..core.models import GatewayRequest, GatewayResponse, Headers
 from ..core.pipeline import Handler
 from ..core.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
+from ..http.headers import Headers
+from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.sse import split_events
 from .config import CacheConfig
 from .counters import CacheCounters
 from .entry import CacheEntry
 from .http_cache import CACHE_HEADER, marked
 from .keys import completion_key
-from .policy import header
 from .replay import assemble, completed, synthesize
 from .tiers import TieredCache
 
 REQUEST_HEADER = "x-gateway-cache"
 USE, REFRESH, SKIP = "use", "refresh", "skip"
-COMPLETION_FREE = "cache.completion_free"  # context flag read by the OpenAI stage
+
 DROPPED = frozenset({"content-length", "x-request-id", "age"})
 
 
@@ -45,23 +45,23 @@ class CompletionCache:
 
     def mode(self, request: GatewayRequest, body: dict) -> str | None:
         """use, refresh or skip; None when neither configuration nor request mention caching."""
-        asked = (request.header(REQUEST_HEADER) or "").strip().lower()
+        asked = (request.headers.get(REQUEST_HEADER) or "").strip().lower()
         if asked and asked not in (USE, REFRESH, SKIP):
             raise BadRequest(f"{REQUEST_HEADER} must be one of use, refresh, skip.")
-        route = request.context["match"].route.path
+        route = request.context.routed.route.path
         configured = self.config.completions_on(str(body.get("model")), route)
         return asked or (USE if configured else None)
 
     async def serve(self, request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        body = request.context["json"]
+        body = request.context.json
         mode = self.mode(request, body)
         # The gateway's own control header is not for the backend.
-        request.headers = [(k, v) for k, v in request.headers if k != REQUEST_HEADER]
+        request.headers.remove(REQUEST_HEADER)
         if mode is None:
             return await call_next(request)
         if mode == SKIP:
             return marked(await call_next(request), "BYPASS")
-        kind = request.context["match"].route.kind
+        kind = request.context.routed.route.kind
         partition = "" if self.config.completions_shared else self._client_of(request)
         key = completion_key(kind, body, partition)
         stream = body.get("stream") is True and kind != OPENAI_EMBEDDINGS
@@ -71,7 +71,7 @@ class CompletionCache:
             if hit is not None:
                 self.counters.add("completion_hits")
                 if not self.config.hit_charges_tokens:
-                    request.context[COMPLETION_FREE] = True
+                    request.context.completion_free = True
                 return hit
         self.counters.add("completion_misses")
         response = await call_next(request)
@@ -80,8 +80,8 @@ class CompletionCache:
         return marked(response, "MISS")
 
     def _store_when_done(self, key: str, response: GatewayResponse) -> None:
-        headers = [(k, v) for k, v in response.headers if k.lower() not in DROPPED]
-        is_stream = (header(response.headers, "content-type") or "").startswith(
+        headers = response.headers.without(DROPPED)
+        is_stream = (response.headers.get("content-type") or "").startswith(
             "text/event-stream")
         if isinstance(response.body, bytes | bytearray):
             self._put(key, headers, bytes(response.body), None)
@@ -126,21 +126,25 @@ class CompletionCache:
 
 def replay(entry: CacheEntry, stream: bool, chat: bool, now: float) -> GatewayResponse | None:
     """The answer `entry` gives to a request (streamed or not); None when it cannot give one."""
-    age = ("Age", str(int(entry.age(now))))
-    others = [(k, v) for k, v in entry.headers if k.lower() != "content-type"]
+    headers = entry.headers.without(("content-type",))
     if stream:
         events = entry.event_chunks() if entry.events is not None \
             else synthesize(entry.body, chat)
         if events is None:
             return None
-        headers = [*others, ("content-type", "text/event-stream; charset=utf-8"), age,
-                   (CACHE_HEADER, "HIT")]
-        return GatewayResponse(200, headers, _events(events))
+        headers.set("content-type", "text/event-stream; charset=utf-8")
+        return GatewayResponse(200, _hit(headers, entry, now), _events(events))
     body = entry.body if entry.events is None else assemble(entry.event_chunks(), chat)
     if body is None:
         return None
-    headers = [*others, ("content-type", "application/json"), age, (CACHE_HEADER, "HIT")]
-    return GatewayResponse(200, headers, body)
+    headers.set("content-type", "application/json")
+    return GatewayResponse(200, _hit(headers, entry, now), body)
+
+
+def _hit(headers: Headers, entry: CacheEntry, now: float) -> Headers:
+    headers.add("Age", str(int(entry.age(now))))
+    headers.add(CACHE_HEADER, "HIT")
+    return headers
 
 
 async def _events(events: list[bytes]) -> AsyncIterator[bytes]:

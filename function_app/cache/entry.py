@@ -10,7 +10,7 @@ import json
 import struct
 from dataclasses import dataclass
 
-from ..core.models import Headers
+from ..http.headers import Headers
 
 OVERHEAD = 256  # bytes charged per entry on top of body and headers (object, key, LRU links)
 _LEN = struct.Struct(">I")
@@ -63,9 +63,9 @@ class CacheEntry:
         return chunks
 
     def to_bytes(self) -> bytes:
-        meta = json.dumps({"v": VERSION, "s": self.status, "h": self.headers, "t": self.stored_at,
-                           "ttl": self.ttl, "a": self.initial_age, "vary": self.vary,
-                           "e": self.events}, separators=(",", ":")).encode()
+        meta = json.dumps({"v": VERSION, "s": self.status, "h": list(self.headers),
+                           "t": self.stored_at, "ttl": self.ttl, "a": self.initial_age,
+                           "vary": self.vary, "e": self.events}, separators=(",", ":")).encode()
         return _LEN.pack(len(meta)) + meta + self.body
 
     @classmethod
@@ -76,7 +76,7 @@ class CacheEntry:
             if meta.get("v") != VERSION:
                 raise EntryFormatError("another entry version")
             events = meta["e"]
-            return cls(int(meta["s"]), [(str(k), str(v)) for k, v in meta["h"]],
+            return cls(int(meta["s"]), Headers((str(k), str(v)) for k, v in meta["h"]),
                        bytes(data[4 + length:]), float(meta["t"]), float(meta["ttl"]),
                        float(meta["a"]), tuple((str(k), str(v)) for k, v in meta["vary"]),
                        tuple(int(n) for n in events) if events is not None else None)

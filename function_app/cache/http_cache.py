@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from ..core.models import GatewayRequest, GatewayResponse, Headers
 from ..core.pipeline import Handler
+from ..http.messages import GatewayRequest, GatewayResponse
 from .coalesce import Coalescer
 from .config import OFF, PER_CLIENT, CacheConfig
 from .counters import CacheCounters
 from .entry import VARIANTS, CacheEntry
 from .keys import http_key, variant_key, vary_values
-from .policy import freshness, header, initial_age, request_rules, usable, vary_names
+from .policy import freshness, initial_age, request_rules, usable, vary_names
 from .tiers import TieredCache
 
 CACHE_HEADER = "X-Cache"
@@ -35,12 +35,12 @@ class HttpCache:
         self._client_of = client_of
 
     async def serve(self, request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        route = request.context["match"].route.path
+        route = request.context.routed.route.path
         mode = self.config.route_mode(route)
         if mode == OFF:
             return await call_next(request)
         rules = request_rules(request.headers)
-        credentialed = any(request.header(name) for name in self.config.credential_headers)
+        credentialed = any(request.headers.get(name) for name in self.config.credential_headers)
         if rules.bypass or (credentialed and mode != PER_CLIENT):
             self.counters.add("bypass")
             return marked(await call_next(request), "BYPASS")
@@ -101,14 +101,13 @@ class HttpCache:
         streams are never stored. Returns the entry stored now, or None."""
         ttl = freshness(response.status, response.headers, self.config.ttl_s)
         names = vary_names(response.headers)
-        content_type = header(response.headers, "content-type") or ""
+        content_type = response.headers.get("content-type") or ""
         if ttl <= 0 or names is None or content_type.startswith("text/event-stream"):
             self.counters.add("not_stored")
             return None
-        if header(response.headers, "cache-control") is None:
-            response.set_header("Cache-Control", f"max-age={ttl}")
-        stored_headers = [(k, v) for k, v in response.headers
-                          if k.lower() not in ("content-length", "age")]
+        if "cache-control" not in response.headers:
+            response.headers.set("Cache-Control", f"max-age={ttl}")
+        stored_headers = response.headers.without(("content-length", "age"))
 
         def make(body: bytes) -> CacheEntry:
             return CacheEntry(response.status, stored_headers, body, self._now(), float(ttl),
@@ -148,8 +147,9 @@ class HttpCache:
 
 
 def hit_response(entry: CacheEntry, now: float, head: bool) -> GatewayResponse:
-    headers: Headers = [*entry.headers, ("Age", str(int(entry.age(now)))),
-                        (CACHE_HEADER, "HIT")]
+    headers = entry.headers.copy()
+    headers.add("Age", str(int(entry.age(now))))
+    headers.add(CACHE_HEADER, "HIT")
     return GatewayResponse(entry.status, headers, b"" if head else entry.body)
 
 
@@ -161,7 +161,7 @@ def _vary_matches(entry: CacheEntry, request: GatewayRequest) -> bool:
 
 def marked(response: GatewayResponse, state: str) -> GatewayResponse:
     """`response` with X-Cache: `state` (HIT, MISS, BYPASS)."""
-    response.set_header(CACHE_HEADER, state)
+    response.headers.set(CACHE_HEADER, state)
     return response
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 from urllib.parse import unquote_plus
 
-from ..core.models import Headers
+from ..http.headers import Headers
 
 FUNCTION_KEY_PARAM = "code"
 NEVER_KEYED_HEADERS = frozenset({"x-functions-key"})
@@ -50,7 +50,7 @@ def vary_values(names: tuple[str, ...], headers: Headers) -> tuple[tuple[str, st
     for name in names:
         if name in NEVER_KEYED_HEADERS:
             continue
-        joined = ", ".join(v.strip() for k, v in headers if k == name)
+        joined = ", ".join(v.strip() for v in headers.get_all(name))
         values.append((name, _digest(joined)[:32]))
     return tuple(values)
 

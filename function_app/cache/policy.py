@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from ..core.models import Headers
+from ..http.headers import Headers
 
 # Statuses cacheable by default (RFC 9110 section 15.1).
 CACHEABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
@@ -27,9 +27,7 @@ NEVER_STORE = ("no-store", "private", "no-cache")
 def directives(headers: Headers, name: str = "cache-control") -> dict[str, str | None]:
     """Cache-Control directives, lower-cased, with their value (quotes removed) or None."""
     found: dict[str, str | None] = {}
-    for key, value in headers:
-        if key.lower() != name:
-            continue
+    for value in headers.get_all(name):
         for part in value.split(","):
             token, _, arg = part.strip().partition("=")
             token = token.strip().lower()
@@ -43,13 +41,6 @@ def seconds(value: str | None) -> int | None:
     if value is None or not value.isdigit():
         return None
     return min(int(value), 2**31)
-
-
-def header(headers: Headers, name: str) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
 
 
 @dataclass(frozen=True)
@@ -66,27 +57,26 @@ def request_rules(headers: Headers) -> RequestRules:
     if "no-store" in found:
         return RequestRules(True, False, None)
     no_cache = "no-cache" in found or (
-        not found and (header(headers, "pragma") or "").strip().lower() == "no-cache")
+        not found and (headers.get("pragma") or "").strip().lower() == "no-cache")
     return RequestRules(False, not no_cache, seconds(found.get("max-age")))
 
 
 def vary_names(headers: Headers) -> tuple[str, ...] | None:
     """The request header names the answer varies on, sorted; None for Vary: * (never store)."""
     names: set[str] = set()
-    for key, value in headers:
-        if key.lower() == "vary":
-            for name in value.split(","):
-                name = name.strip().lower()
-                if name == "*":
-                    return None
-                if name:
-                    names.add(name)
+    for value in headers.get_all("vary"):
+        for name in value.split(","):
+            name = name.strip().lower()
+            if name == "*":
+                return None
+            if name:
+                names.add(name)
     return tuple(sorted(names))
 
 
 def freshness(status: int, headers: Headers, default_ttl: int) -> int:
     """Seconds the answer may be reused by a shared cache; 0 means do not store it."""
-    if status not in CACHEABLE_STATUSES or header(headers, "set-cookie") is not None:
+    if status not in CACHEABLE_STATUSES or "set-cookie" in headers:
         return 0
     found = directives(headers)
     if any(name in found for name in NEVER_STORE):
@@ -96,9 +86,9 @@ def freshness(status: int, headers: Headers, default_ttl: int) -> int:
     for name in ("s-maxage", "max-age"):
         if name in found:
             return seconds(found[name]) or 0
-    expires = header(headers, "expires")
+    expires = headers.get("expires")
     if expires is not None:
-        return _expires_lifetime(expires, header(headers, "date"))
+        return _expires_lifetime(expires, headers.get("date"))
     return default_ttl
 
 
@@ -120,7 +110,7 @@ def _expires_lifetime(expires: str, date: str | None) -> int:
 
 def initial_age(headers: Headers) -> float:
     """The Age the answer already had when it reached this cache."""
-    return float(seconds(header(headers, "age")) or 0)
+    return float(seconds(headers.get("age")) or 0)
 
 
 def usable(age: float, ttl: float, rules: RequestRules) -> bool:

@@ -1,26 +1,23 @@
 """The per-attempt hook of the upstream step: every upstream exchange goes through `send_attempt`.
 
-An observer placed in the request context (by the telemetry stage) wraps each attempt: it may
-add headers to `outgoing.headers` in place (`traceparent`), so each attempt must be given a
-header list of its own, and it watches the outcome. Without one, the
-exchange is sent as is. Retries and fallbacks call this once per attempt.
+An observer placed in the request context (`attempt_observer`, by the telemetry stage) wraps
+each attempt: it may set headers in `outgoing.headers` in place (`traceparent`), replacing those
+of an earlier attempt, and it watches the outcome. Without one, the exchange is sent as is.
+Retries and fallbacks call this once per attempt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from .upstream import UpstreamRequest, UpstreamResponse
 
-ATTEMPT_OBSERVER = "attempt_observer"
 Send = Callable[[UpstreamRequest], Awaitable[UpstreamResponse]]
 Observer = Callable[[UpstreamRequest, Send], Awaitable[UpstreamResponse]]
 
 
-async def send_attempt(context: dict[str, Any], send: Send, outgoing: UpstreamRequest
+async def send_attempt(observer: Observer | None, send: Send, outgoing: UpstreamRequest
                        ) -> UpstreamResponse:
-    observer: Observer | None = context.get(ATTEMPT_OBSERVER)
     if observer is None:
         return await send(outgoing)
     return await observer(outgoing, send)

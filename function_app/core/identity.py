@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .models import GatewayRequest
+from ..http.messages import GatewayRequest
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 PRINCIPAL_HEADER = "x-ms-client-principal-id"  # set by App Service Authentication (Easy Auth)
@@ -67,12 +67,12 @@ class ClientIdentity:
     def of(self, request: GatewayRequest) -> str:
         """A stable client id; keys are hashed so no secret is stored or logged."""
         if self.source == "api-key":
-            key = request.header(self.api_key_header) or request.header("authorization")
+            key = request.headers.get(self.api_key_header) or request.headers.get("authorization")
             if key:
                 return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
         elif self.source == "principal":
-            principal = request.header(PRINCIPAL_HEADER)
+            principal = request.headers.get(PRINCIPAL_HEADER)
             if principal:
                 return "principal:" + principal
-        forwarded = [v for k, v in request.headers if k == "x-forwarded-for"]
+        forwarded = request.headers.get_all("x-forwarded-for")
         return "ip:" + client_address(request.client_host, forwarded, self.trusted_proxies)

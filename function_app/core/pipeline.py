@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
-from .models import GatewayRequest, GatewayResponse
+from ..http.messages import GatewayRequest, GatewayResponse
 
 Handler = Callable[[GatewayRequest], Awaitable[GatewayResponse]]
 Stage = Callable[[GatewayRequest, Handler], Awaitable[GatewayResponse]]

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from .models import Headers
+from ..http.headers import Headers
 
 
 @dataclass(frozen=True)

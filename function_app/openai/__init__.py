@@ -1,2 +1,3 @@
-"""The OpenAI wire format, as pure functions: token estimates, usage in answers and SSE streams,
-the error shape and the x-ratelimit-* headers. No I/O; stages/openai.py wires them in."""
+"""The OpenAI wire format and its billing: token estimates, usage in answers and SSE streams, the
+error shape, the x-ratelimit-* headers (pure functions), the token bill (bill.py) and the stage
+that routes by model and reserves and settles tokens (stage.py)."""

@@ -11,18 +11,16 @@ travels in the X-Request-ID header, which the OpenAI SDK exposes as `request_id`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
 
+from function_app.ratelimit.model import Decision
 from function_app.ratelimit.token_headers import (
-    REQUESTS_DECISION,
-    TOKENS_DECISION,
     openai_limit_headers,
     retry_after_ms,
 )
 
 from ..core.errors import GatewayError, RateLimited, TokenRateLimited
-from ..core.models import GatewayResponse
+from ..http.headers import Headers
+from ..http.messages import GatewayResponse
 
 
 def openai_type(error: GatewayError) -> str:
@@ -39,11 +37,12 @@ def openai_error_body(error: GatewayError) -> bytes:
                                  "param": None, "code": code}}).encode()
 
 
-def openai_error_response(error: GatewayError, context: Mapping[str, Any]) -> GatewayResponse:
-    """The error with its own headers plus the x-ratelimit-* headers of the decisions made."""
-    requests, tokens = context.get(REQUESTS_DECISION), context.get(TOKENS_DECISION)
-    headers = [("content-type", "application/json"), *error.headers.items(),
-               *openai_limit_headers(requests, tokens)]
+def openai_error_response(error: GatewayError, requests: Decision | None,
+                          tokens: Decision | None) -> GatewayResponse:
+    """The error with its own headers plus the x-ratelimit-* headers of the decisions made
+    (the request limiter's and the token limiter's, None when not made)."""
+    headers = Headers([("content-type", "application/json"), *error.headers.items(),
+                       *openai_limit_headers(requests, tokens)])
     if isinstance(error, RateLimited):
-        headers += retry_after_ms(tokens if isinstance(error, TokenRateLimited) else requests)
+        headers.extend(retry_after_ms(tokens if isinstance(error, TokenRateLimited) else requests))
     return GatewayResponse(error.status, headers, openai_error_body(error))

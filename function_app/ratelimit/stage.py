@@ -10,9 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from function_app.core.errors import RateLimited, StorageUnavailable
-from function_app.core.identity import ClientIdentity
-from function_app.core.models import GatewayRequest, GatewayResponse
 from function_app.core.pipeline import Handler, Stage
+from function_app.http.messages import GatewayRequest, GatewayResponse
 from function_app.ratelimit.headers import rate_limit_headers, retry_after
 from function_app.ratelimit.model import Decision, ScopedLimit
 
@@ -25,19 +24,19 @@ class Acquirer(Protocol):
     async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision: ...
 
 
-def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor, identity: ClientIdentity) -> Stage:
+def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor) -> Stage:
+    """After the identity stage (`context.client_id`) and routing."""
+
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        client = identity.of(request)
-        request.context["client_id"] = client
-        route = request.context["match"].route.path
-        decision = await limiter.acquire(limits_for(client, route), 1)
-        request.context["requests_decision"] = decision  # for the OpenAI x-ratelimit-* headers
+        context = request.context
+        decision = await limiter.acquire(limits_for(context.client, context.routed.route.path), 1)
+        context.requests_decision = decision  # for the OpenAI x-ratelimit-* headers
         headers = rate_limit_headers(decision)
         if not decision.allowed:
             error = StorageUnavailable if decision.storage_unavailable else RateLimited
             raise error(headers=dict([*headers, ("Retry-After", retry_after(decision))]))
         response = await call_next(request)
-        response.set_headers(headers)
+        response.headers.update(headers)
         return response
 
     return stage

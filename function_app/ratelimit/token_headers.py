@@ -5,17 +5,13 @@
     x-ratelimit-reset-requests / -tokens       time until the bucket is full again ("6m0s")
 
 A scope that no limit governs sends no headers of its kind. The decisions are left in the
-request context by the rate-limit stage (requests) and the OpenAI stage (tokens), so an error
-answer carries them too.
+request context (`requests_decision` by the rate-limit stage, `tokens_decision` by the OpenAI
+stage), so an error answer carries them too.
 """
 
 from __future__ import annotations
 
-from function_app.core.models import Headers
 from function_app.ratelimit.model import Decision
-
-REQUESTS_DECISION = "requests_decision"  # request.context keys
-TOKENS_DECISION = "tokens_decision"
 
 
 def duration(seconds: float) -> str:
@@ -31,8 +27,9 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{text}" if minutes else text
 
 
-def openai_limit_headers(requests: Decision | None, tokens: Decision | None) -> Headers:
-    headers: Headers = []
+def openai_limit_headers(requests: Decision | None, tokens: Decision | None
+                         ) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
     for kind, decision in (("requests", requests), ("tokens", tokens)):
         if decision is None or decision.limit is None:
             continue
@@ -44,7 +41,7 @@ def openai_limit_headers(requests: Decision | None, tokens: Decision | None) -> 
     return headers
 
 
-def retry_after_ms(decision: Decision | None) -> Headers:
+def retry_after_ms(decision: Decision | None) -> list[tuple[str, str]]:
     """retry-after-ms, which the OpenAI SDK prefers to the whole seconds of Retry-After."""
     if decision is None or decision.allowed or decision.retry_after_s <= 0:
         return []

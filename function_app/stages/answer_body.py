@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from ..core.models import Headers
 from ..core.upstream import UpstreamResponse
+from ..http.headers import Headers
 
 
 def declared_length(headers: Headers) -> int | None:
-    for key, value in headers:
-        if key.lower() == "content-length" and value.isdigit():
-            return int(value)
-    return None
+    value = headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else None
 
 
 async def complete_body(body: AsyncIterator[bytes], length: int | None
@@ -68,10 +66,3 @@ async def buffered(answer: UpstreamResponse) -> tuple[bytes, UpstreamResponse]:
 
     return body, UpstreamResponse(answer.status, answer.headers, again())
 
-
-def header(headers: Headers, name: str) -> str | None:
-    """The first value of header `name` (lower case), any case in `headers`."""
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None

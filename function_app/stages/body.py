@@ -6,8 +6,8 @@ import json
 import re
 
 from ..core.errors import BadRequest, InvalidJson, JsonTooDeep, PayloadTooLarge
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
+from ..http.messages import GatewayRequest, GatewayResponse, Unread
 
 # Deep enough for any real request (tool schemas nest a dozen levels), shallow enough that no
 # recursive code after this stage (estimates, re-encoding) can exhaust the stack.
@@ -57,17 +57,16 @@ def body_stage(max_bytes: int) -> Stage:
     """Reject bodies over `max_bytes` with 413, early from Content-Length when it is declared."""
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        declared = request.header("content-length")
+        declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise PayloadTooLarge()
-        reader = request.context.pop("body_reader", None)
-        if reader is not None:
-            request.body = await reader(max_bytes)
-        if len(request.body) > max_bytes:
+        body = request.body
+        if isinstance(body, Unread):
+            body = request.body = await body.read(max_bytes)
+        if len(body) > max_bytes:
             raise PayloadTooLarge()
-        match = request.context.get("match")
-        if match is not None and match.route.json_body:
-            request.context["json"] = check_json_object(request.body)
+        if request.context.routed.route.json_body:
+            request.context.json = check_json_object(body)
         return await call_next(request)
 
     return stage

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from ..cache.completion_cache import CompletionCache
 from ..cache.http_cache import HttpCache
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
 from ..core.routes import OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, PROXY
+from ..http.messages import GatewayRequest, GatewayResponse
 
 COMPLETION_KINDS = frozenset({OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS})
 CACHED_METHODS = frozenset({"GET", "HEAD"})
@@ -21,7 +21,7 @@ CACHED_METHODS = frozenset({"GET", "HEAD"})
 
 def cache_stage(http: HttpCache, completions: CompletionCache) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        kind = request.context["match"].route.kind
+        kind = request.context.routed.route.kind
         if kind == PROXY:
             if request.method in CACHED_METHODS:
                 return await http.serve(request, call_next)

@@ -11,9 +11,10 @@ import json
 import logging
 
 from ..core.errors import ClientDisconnected, GatewayError
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
 from ..core.routes import OPENAI_KINDS
+from ..http.headers import Headers
+from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.errors import openai_error_response
 
 log = logging.getLogger(__name__)
@@ -24,16 +25,17 @@ def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
     """`{"error": {"code", "message", "request_id"}}` with the error's status and headers."""
     body = json.dumps({"error": {"code": error.code, "message": error.message,
                                  "request_id": request_id}}).encode()
-    headers = [("content-type", "application/json"), *error.headers.items()]
+    headers = Headers([("content-type", "application/json"), *error.headers.items()])
     return GatewayResponse(error.status, headers, body)
 
 
 def render(error: GatewayError, request: GatewayRequest) -> GatewayResponse:
-    match = request.context.get("match")
+    context = request.context
+    match = context.match
     openai = match.route.kind in OPENAI_KINDS if match is not None \
         else request.path.startswith(OPENAI_PREFIX)
     if openai:
-        return openai_error_response(error, request.context)
+        return openai_error_response(error, context.requests_decision, context.tokens_decision)
     return error_response(error, request.request_id)
 
 

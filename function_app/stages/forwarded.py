@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from ..core.headers import FORWARDED_FOR
 from ..core.identity import Network
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
+from ..http.forwarding import FORWARDED_FOR
+from ..http.messages import GatewayRequest, GatewayResponse
 
 
 def peer_is_trusted(peer: str, trusted: Sequence[Network]) -> bool:
@@ -27,7 +27,7 @@ def peer_is_trusted(peer: str, trusted: Sequence[Network]) -> bool:
 def forwarded_stage(trusted: Sequence[Network]) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         if not peer_is_trusted(request.client_host, trusted):
-            request.headers = [(k, v) for k, v in request.headers if k not in FORWARDED_FOR]
+            request.headers.remove(*FORWARDED_FOR)
         return await call_next(request)
 
     return stage

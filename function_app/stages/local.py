@@ -6,13 +6,14 @@ without any backend behind it.
 
 from __future__ import annotations
 
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
 from ..core.routes import LOCAL_OK
+from ..http.headers import Headers
+from ..http.messages import GatewayRequest, GatewayResponse
 
 
 async def local_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-    if request.context["match"].route.kind == LOCAL_OK:
-        return GatewayResponse(200, [("content-type", "application/json"),
-                                     ("cache-control", "no-store")], b'{"ok": true}')
+    if request.context.routed.route.kind == LOCAL_OK:
+        return GatewayResponse(200, Headers([("content-type", "application/json"),
+                                             ("cache-control", "no-store")]), b'{"ok": true}')
     return await call_next(request)

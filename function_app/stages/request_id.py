@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ..core.headers import request_id_from
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler
+from ..http.forwarding import request_id_from
+from ..http.messages import GatewayRequest, GatewayResponse
 
 
 async def request_id_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-    request.request_id = request_id_from(request.header("x-request-id"))
+    request.request_id = request_id_from(request.headers.get("x-request-id"))
     response = await call_next(request)
-    response.set_header("X-Request-ID", request.request_id)
+    response.headers.set("X-Request-ID", request.request_id)
     return response

@@ -6,10 +6,10 @@ prefix route's upstream path is built from those raw segments, never from the de
 
 from __future__ import annotations
 
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.paths import forward_path, parse_path
 from ..core.pipeline import Handler, Stage
 from ..core.routes import Match, RouteTable
+from ..http.messages import GatewayRequest, GatewayResponse
 
 
 def routing_stage(table: RouteTable) -> Stage:
@@ -20,7 +20,7 @@ def routing_stage(table: RouteTable) -> Stage:
         if match.route.is_prefix:
             match = Match(match.route, forward_path(match.route.upstream_path,
                                                     match.route.path[:-2], safe))
-        request.context["match"] = match
+        request.context.match = match
         return await call_next(request)
 
     return stage

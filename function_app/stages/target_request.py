@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..core.models import Headers
 from ..core.routes import Match
+from ..http.headers import Headers
 from ..routing.pools import Member, Target
 
 
@@ -28,8 +28,8 @@ def headers_for(member: Member, headers: Headers) -> Headers:
     if not member.api_key:
         return headers
     # The client's own credential is for the gateway; it must not reach this backend.
-    kept = [(k, v) for k, v in headers if k.lower() != "authorization"]
-    kept.append(("authorization", f"Bearer {member.api_key}"))
+    kept = headers.copy()
+    kept.set("authorization", f"Bearer {member.api_key}")
     return kept
 
 

@@ -16,8 +16,9 @@ import logging
 from collections.abc import Callable
 
 from ..core.clock import Clock
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
+from ..http.headers import Headers
+from ..http.messages import GatewayRequest, GatewayResponse
 from ..tenants.access import Grant, refusal, route_allowed
 from ..tenants.cache import KeyCache, LookupsExhausted
 from ..tenants.current import current_grant
@@ -47,16 +48,15 @@ def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock
                 raise InvalidApiKey()
             return await call_next(request)  # optional: the usual identity applies
         key, prefix = found[1], grant.key.prefix
-        request.headers = [(k, v) for k, v in request.headers if key not in v]
+        request.headers = Headers((k, v) for k, v in request.headers if key not in v)
         reason = refusal(grant.key, clock.now())
         if reason is not None:
             log.info("refused API key %s: %s", display(prefix), reason)
             raise InvalidApiKey(f"The API key {display(prefix)} is {reason}.")
-        route = request.context["match"].route.path
+        route = request.context.routed.route.path
         if not route_allowed(grant.key, route):
             raise Forbidden(f"The API key {display(prefix)} may not use the route {route}.")
-        request.context["client_id"] = request.context["tenant_client_id"] = grant.client_id
-        request.context["tenant"], request.context["key_prefix"] = grant.key.tenant, prefix
+        request.context.grant = grant  # its tenant is the client (tenancy.TenantIdentity)
         recorder.record(grant.key.tenant, prefix, clock.now(), requests=1)
         token = current_grant.set(grant)
         try:

@@ -26,8 +26,8 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from ..core.attempts import Observer
 from ..core.attempts import send_attempt as observed_send
 from ..core.errors import (
     GatewayError,
@@ -37,12 +37,12 @@ from ..core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from ..core.headers import client_response_headers, strip_function_key, upstream_request_headers
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.paths import safe_query
 from ..core.pipeline import Handler
 from ..core.routes import Match
 from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
+from ..http.forwarding import client_response_headers, strip_function_key, upstream_request_headers
+from ..http.messages import GatewayRequest, GatewayResponse
 from ..routing.breakers import SharedBreakers
 from ..routing.budget import RetryBudget
 from ..routing.policy import (
@@ -62,14 +62,11 @@ from .answer_body import (
     close_quietly,
     complete_body,
     declared_length,
-    header,
     with_release,
 )
 from .target_request import body_for, headers_for, upstream_path, upstream_url
 
 BACKEND_HEADER = "X-Gateway-Backend"
-SERVED_BY = "served_by"  # context key: the backend (or model label) that answered
-PLAN = "plan"  # context key: the plan chosen by an earlier stage (the OpenAI stage, by model)
 CONTEXT_LENGTH_MARK = b"context_length_exceeded"
 
 
@@ -102,13 +99,13 @@ def upstream_step(router: Router) -> Handler:
 
 
 async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_timeout_s: float,
-                       context: dict[str, Any]
+                       observer: Observer | None
                        ) -> tuple[Outcome, UpstreamResponse | None, GatewayError | None]:
     """One attempt: the answer's headers within `attempt_timeout_s`, classified; the telemetry
-    observer in `context` (core/attempts.py) sees it as one client span."""
+    `observer` (core/attempts.py) sees it as one client span."""
     try:
         async with asyncio.timeout(attempt_timeout_s):
-            answer = await observed_send(context, upstream.send, outgoing)
+            answer = await observed_send(observer, upstream.send, outgoing)
     except TimeoutError:
         return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
     except UpstreamTimeout as error:
@@ -119,7 +116,7 @@ async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_ti
         raise  # this instance's own pool is full: another attempt would only add to it
     except GatewayError as error:
         return Outcome(Kind.RESET), None, error
-    retry_after = parse_retry_after(header(answer.headers, "retry-after"))
+    retry_after = parse_retry_after(answer.headers.get("retry-after"))
     return Outcome(Kind.ANSWER, answer.status, retry_after), answer, None
 
 
@@ -128,17 +125,17 @@ class _Exchange:
 
     def __init__(self, router: Router, request: GatewayRequest):
         self.router, self.request = router, request
-        self.match: Match = request.context["match"]
-        self.plan: Plan = request.context.get(PLAN) or self.match.route.plan
+        self.match: Match = request.context.routed
+        self.plan: Plan = request.context.plan or self.match.route.plan  # by model, or route
         self.route = self.match.route.path
         self.deadline = time.monotonic() + self.match.route.timeout_s
         self.query = safe_query(strip_function_key(request.query))
         self.headers = upstream_request_headers(
             request.headers, client_host=request.client_host, scheme=request.scheme,
-            host=request.header("host"), request_id=request.request_id)
-        if request.header("accept-encoding") is None:
+            host=request.headers.get("host"), request_id=request.request_id)
+        if "accept-encoding" not in request.headers:
             # Otherwise the client library would ask for gzip on the client's behalf.
-            self.headers.append(("accept-encoding", "identity"))
+            self.headers.set("accept-encoding", "identity")
         self.tried: set[str] = set()
         self.last: tuple[Outcome, UpstreamResponse | None, GatewayError | None] | None = None
         self.last_served_by = ""
@@ -240,11 +237,11 @@ class _Exchange:
             outgoing = UpstreamRequest(
                 self.request.method,
                 upstream_url(member.url, upstream_path(self.match, target), self.query),
-                headers_for(member, self.headers), body_for(target, self.request.body),
+                headers_for(member, self.headers), body_for(target, self.request.content),
                 min(router.connect_timeout_s, left), left)
             attempt_s = min(self.plan.attempt_timeout_s or left, left)
-            outcome, answer, error = await send_attempt(router.upstream, outgoing, attempt_s,
-                                                      self.request.context)
+            outcome, answer, error = await send_attempt(
+                router.upstream, outgoing, attempt_s, self.request.context.attempt_observer)
             if answer is not None and answer.status == 400 and following is not None \
                     and "context_length" in following.fallback_on:
                 outcome, answer = await _mark_context_length(outcome, answer)
@@ -279,8 +276,8 @@ class _Exchange:
             body = with_release(body, release)
         headers = client_response_headers(answer.headers)
         served_by = _served_by(member, target)
-        self.request.context[SERVED_BY] = served_by  # for telemetry's backend label
-        headers.append((BACKEND_HEADER, served_by))
+        self.request.context.served_by = served_by  # for telemetry's backend label
+        headers.add(BACKEND_HEADER, served_by)
         return GatewayResponse(answer.status, headers, body)
 
     async def _give_up(self) -> GatewayResponse:
@@ -291,8 +288,8 @@ class _Exchange:
         if answer is not None:
             self.last = None
             headers = client_response_headers(answer.headers)
-            headers.append((BACKEND_HEADER, self.last_served_by))
-            self.request.context[SERVED_BY] = self.last_served_by
+            headers.add(BACKEND_HEADER, self.last_served_by)
+            self.request.context.served_by = self.last_served_by
             body = await complete_body(answer.body, declared_length(answer.headers))
             return GatewayResponse(answer.status, headers, body)
         raise error or UpstreamTimeout()

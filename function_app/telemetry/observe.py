@@ -14,8 +14,9 @@ from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
-from ..core.models import GatewayRequest
 from ..core.routes import PROXY
+from ..http.context import RequestContext
+from ..http.messages import GatewayRequest
 from .labels import NONE, OTHER, BoundedNames, ClientLabels, status_class
 from .metrics import GatewayMetrics
 from .otel_metrics import OtelInstruments
@@ -23,7 +24,6 @@ from .request_log import RequestLog, RequestRecord
 from .tracing import trace_ids
 
 REJECTED = (429, 503)
-CACHE_STATUS = "cache_status"  # the context key a cache stage sets (contract with #11)
 CACHE_VERDICTS = frozenset({"hit", "miss", "stale", "bypass"})
 
 
@@ -53,13 +53,13 @@ class Telemetry:
         """Record one answered request; called exactly once, when its last byte is out."""
         ended = time.perf_counter()
         ctx = request.context
-        match = ctx.get("match")
+        match = ctx.match
         route = match.route.path if match is not None else "unmatched"
-        backend = self._backend(ctx, match)
-        bill = ctx.get("bill")
+        backend = self._backend(ctx)
+        bill = ctx.bill
         model = self.models(bill.model) if bill is not None else NONE
-        usage = getattr(bill, "usage", None)
-        client = ctx.get("client_id") or getattr(bill, "client", None)
+        usage = bill.usage if bill is not None else None
+        client = ctx.client_id
         seconds = ended - started
         count, duration = self.metrics.request_children(route, backend, status_class(status))
         count.inc()
@@ -81,32 +81,28 @@ class Telemetry:
                 tokens_out=usage.completion_tokens if usage else None,
                 limited_by=limited_by, cache=cache, stream_error=error))
 
-    def _backend(self, ctx: dict[str, Any], match) -> str:
-        served_by = ctx.get("served_by")  # set by the upstream step (stages/upstream.py SERVED_BY)
+    def _backend(self, ctx: RequestContext) -> str:
+        served_by, match = ctx.served_by, ctx.match
         if served_by:
             return self.backend_of_url(served_by) if "://" in served_by else served_by
-        url = ctx.get("backend_url")
-        if url:
-            return self.backend_of_url(url)
         if match is not None and match.route.kind == PROXY:
             return match.route.backend or NONE
         return NONE
 
-    def _cache(self, ctx: dict[str, Any]) -> str | None:
+    def _cache(self, ctx: RequestContext) -> str | None:
         """A cache stage's verdict ("hit", "miss", ...) if it left one in the context."""
-        verdict = ctx.get(CACHE_STATUS)
-        if not isinstance(verdict, str):
+        verdict = ctx.cache_status
+        if verdict is None:
             return None
         verdict = verdict if verdict in CACHE_VERDICTS else OTHER
         self.metrics.child(self.metrics.cache, verdict).inc()
         return verdict
 
-    def _rejection(self, ctx: dict[str, Any], status: int) -> str | None:
+    def _rejection(self, ctx: RequestContext, status: int) -> str | None:
         if status not in REJECTED:
             return None
         scope = "overloaded"
-        for key in ("requests_decision", "tokens_decision"):
-            decision = ctx.get(key)
+        for decision in (ctx.requests_decision, ctx.tokens_decision):
             if decision is not None and not decision.allowed:
                 scope = "storage" if decision.storage_unavailable else (decision.scope or NONE)
                 break
@@ -129,7 +125,7 @@ class Telemetry:
                 m.child(m.tpot, model).observe(after_first / (usage.completion_tokens - 1))
 
     def _end_span(self, span: Span, route: str, status: int, backend: str, model: str, bill,
-                  usage, limited_by: str | None, error: str | None, ctx: dict[str, Any]) -> None:
+                  usage, limited_by: str | None, error: str | None, ctx: RequestContext) -> None:
         if span.is_recording():
             span.update_name(f"{span.name} {route}")  # span.name is the method
             attributes: dict[str, Any] = {"http.route": route,
@@ -151,16 +147,15 @@ class Telemetry:
         span.end()
 
 
-def _operation(ctx: dict[str, Any]) -> str:
-    kind = ctx["match"].route.kind
+def _operation(ctx: RequestContext) -> str:
+    kind = ctx.routed.route.kind
     return {"openai.chat": "chat", "openai.completions": "text_completion",
             "openai.embeddings": "embeddings"}.get(kind, kind)
 
 
-def _limit_attributes(attributes: dict[str, Any], ctx: dict[str, Any]) -> None:
-    for key, prefix in (("requests_decision", "gateway.ratelimit"),
-                        ("tokens_decision", "gateway.token_limit")):
-        decision = ctx.get(key)
+def _limit_attributes(attributes: dict[str, Any], ctx: RequestContext) -> None:
+    for decision, prefix in ((ctx.requests_decision, "gateway.ratelimit"),
+                             (ctx.tokens_decision, "gateway.token_limit")):
         if decision is not None:
             attributes[f"{prefix}.allowed"] = decision.allowed
             attributes[f"{prefix}.scope"] = decision.scope or NONE

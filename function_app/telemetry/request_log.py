@@ -30,7 +30,7 @@ class RequestRecord:
     tokens_in: int | None = None
     tokens_out: int | None = None
     limited_by: str | None = None
-    cache: str | None = None  # request.context["cache_status"] when a cache stage sets one
+    cache: str | None = None  # request.context.cache_status when a cache stage sets one
     stream_error: str | None = None
 
 

@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from ..core.attempts import ATTEMPT_OBSERVER
 from ..core.errors import GatewayError
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
+from ..http.messages import GatewayRequest, GatewayResponse
 from .observe import Telemetry
 from .tracing import attempt_observer, start_request_span
 
@@ -26,7 +25,7 @@ def telemetry_stage(telemetry: Telemetry) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         started = time.perf_counter()
         span = start_request_span(tracer, request)
-        request.context[ATTEMPT_OBSERVER] = attempt_observer(
+        request.context.attempt_observer = attempt_observer(
             tracer, span, telemetry.backend_of_url, telemetry.attempt_done)
         try:
             response = await call_next(request)

@@ -21,8 +21,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from ..core.attempts import Observer, Send
 from ..core.errors import GatewayError
-from ..core.models import GatewayRequest
 from ..core.upstream import UpstreamRequest, UpstreamResponse
+from ..http.headers import Headers
+from ..http.messages import GatewayRequest
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
@@ -34,7 +35,7 @@ def start_request_span(tracer: Tracer, request: GatewayRequest) -> Span:
     if current.get_span_context().is_valid:
         parent, kind = trace.set_span_in_context(current), SpanKind.INTERNAL
     else:
-        carrier = {k: v for k, v in request.headers if k in TRACE_HEADERS}
+        carrier = {k: v for k in TRACE_HEADERS if (v := request.headers.get(k)) is not None}
         parent = PROPAGATOR.extract(carrier) if carrier else None
         kind = SpanKind.SERVER
     span = tracer.start_span(request.method, context=parent, kind=kind)
@@ -105,21 +106,20 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
     return observe
 
 
-def _set_trace_headers(headers: list[tuple[str, str]], span: Span) -> None:
-    """Put `span`'s context in `headers`, in place (the attempt's own list; copying the frozen
+def _set_trace_headers(headers: Headers, span: Span) -> None:
+    """Put `span`'s context in `headers`, in place (the attempt's own headers; copying the frozen
     request instead cost more than the rest of the hook), replacing any trace headers there
     (the client's, or a previous attempt's)."""
-    if any(k in TRACE_HEADERS for k, _ in headers):
-        headers[:] = [(k, v) for k, v in headers if k not in TRACE_HEADERS]
+    headers.remove(*TRACE_HEADERS)
     ctx = span.get_span_context()
     if ctx.is_valid:
-        headers.append(("traceparent", traceparent(span)))
+        headers.set("traceparent", traceparent(span))
         if ctx.trace_state:
-            headers.append(("tracestate", ctx.trace_state.to_header()))
+            headers.set("tracestate", ctx.trace_state.to_header())
 
 
 def _sized(answer: UpstreamResponse) -> bool:
-    return any(k.lower() == "content-length" for k, _ in answer.headers)
+    return "content-length" in answer.headers
 
 
 def _client_attributes(outgoing: UpstreamRequest, backend: str, attempt: int) -> dict:

@@ -18,6 +18,7 @@ import hashlib
 import re
 import secrets
 import zlib
+from collections.abc import Iterable
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -73,7 +74,7 @@ def display(prefix: str) -> str:
     return f"gw_{prefix}_…"
 
 
-def presented_key(headers: list[tuple[str, str]]) -> tuple[str, str] | None:
+def presented_key(headers: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
     """(header name, key) from `Authorization: Bearer <key>` or `api-key: <key>` (lower-case
     header names, as GatewayRequest holds them); the first found, else None."""
     for name, value in headers:

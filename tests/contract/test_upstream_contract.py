@@ -20,6 +20,7 @@ from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
 from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
 from function_app.core.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
 from function_app.core.upstream import Upstream, UpstreamRequest
+from function_app.http.headers import Headers
 from scripts.procs import PYTHON, free_port, spawn
 from tests.support.scripted_backend import script_query
 from tests.support.waiting import wait_until
@@ -113,7 +114,8 @@ async def harness(request):
 
 def get(url: str, timeout_s: float = 30.0, body: bytes = b"",
         headers: list[tuple[str, str]] | None = None) -> UpstreamRequest:
-    return UpstreamRequest("POST" if body else "GET", url, headers or [], body, 2.0, timeout_s)
+    method = "POST" if body else "GET"
+    return UpstreamRequest(method, url, Headers(headers or ()), body, 2.0, timeout_s)
 
 
 async def read_all(upstream: Upstream, request: UpstreamRequest) -> tuple[int, dict, bytes]:

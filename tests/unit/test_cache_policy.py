@@ -5,6 +5,7 @@ import pytest
 from function_app.cache.entry import CacheEntry, EntryFormatError
 from function_app.cache.keys import completion_key, http_key, query_without_function_key
 from function_app.cache.policy import freshness, request_rules, usable, vary_names
+from function_app.http.headers import Headers
 
 
 @pytest.mark.parametrize(("headers", "ttl"), [
@@ -25,25 +26,25 @@ from function_app.cache.policy import freshness, request_rules, usable, vary_nam
     ([("cache-control", "max-age=7"), ("expires", "0")], 7),
 ])
 def test_freshness_follows_the_response_directives(headers, ttl):
-    assert freshness(200, headers, 30) == ttl
+    assert freshness(200, Headers(headers), 30) == ttl
 
 
 @pytest.mark.parametrize("status", [500, 502, 201, 302, 429])
 def test_uncacheable_statuses_are_never_stored(status):
-    assert freshness(status, [("cache-control", "max-age=60")], 30) == 0
+    assert freshness(status, Headers([("cache-control", "max-age=60")]), 30) == 0
 
 
 def test_request_directives():
-    assert request_rules([("cache-control", "no-store")]).bypass
-    assert not request_rules([("cache-control", "no-cache")]).reuse
-    assert not request_rules([("pragma", "no-cache")]).reuse
-    rules = request_rules([("cache-control", "max-age=3")])
+    assert request_rules(Headers([("cache-control", "no-store")])).bypass
+    assert not request_rules(Headers([("cache-control", "no-cache")])).reuse
+    assert not request_rules(Headers([("pragma", "no-cache")])).reuse
+    rules = request_rules(Headers([("cache-control", "max-age=3")]))
     assert usable(2, 30, rules) and not usable(4, 30, rules)
-    assert not usable(31, 30, request_rules([]))
+    assert not usable(31, 30, request_rules(Headers([])))
 
 
 def test_vary_names_are_sorted_and_lowercase():
-    assert vary_names([("Vary", "Accept-Language, accept"), ("vary", "X-A")]) == (
+    assert vary_names(Headers([("Vary", "Accept-Language, accept"), ("vary", "X-A")])) == (
         "accept", "accept-language", "x-a")
 
 

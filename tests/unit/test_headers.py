@@ -1,9 +1,10 @@
-from function_app.core.headers import (
+from function_app.http.forwarding import (
     client_response_headers,
     request_id_from,
     strip_function_key,
     upstream_request_headers,
 )
+from function_app.http.headers import Headers
 
 
 def names(headers):
@@ -15,23 +16,23 @@ def test_hop_by_hop_and_connection_named_fields_are_dropped():
                 ("x-secret-hop", "1"), ("te", "trailers"), ("upgrade", "h2c"),
                 ("transfer-encoding", "chunked"), ("proxy-authorization", "Basic x"),
                 ("content-type", "application/json"), ("authorization", "Bearer t")]
-    out = upstream_request_headers(incoming, client_host="10.0.0.9", scheme="https",
+    out = upstream_request_headers(Headers(incoming), client_host="10.0.0.9", scheme="https",
                                    host="gw.example", request_id="r1")
     assert set(names(out)) == {"content-type", "authorization", "x-forwarded-for",
                                "x-forwarded-proto", "x-forwarded-host", "x-request-id"}
 
 
 def test_function_key_and_host_never_go_upstream():
-    out = upstream_request_headers([("x-functions-key", "k"), ("host", "gw"),
-                                    ("content-length", "3")],
+    out = upstream_request_headers(Headers([("x-functions-key", "k"), ("host", "gw"),
+                                            ("content-length", "3")]),
                                    client_host="1.2.3.4", scheme="http", host="gw",
                                    request_id="r")
     assert not {"x-functions-key", "host", "content-length"} & set(names(out))
 
 
 def test_forwarded_for_appends_the_peer_and_keeps_the_earlier_hops():
-    out = dict(upstream_request_headers([("x-forwarded-for", "203.0.113.7"),
-                                         ("x-forwarded-proto", "https")],
+    out = dict(upstream_request_headers(Headers([("x-forwarded-for", "203.0.113.7"),
+                                                 ("x-forwarded-proto", "https")]),
                                         client_host="10.1.1.1", scheme="http", host="gw",
                                         request_id="abc"))
     assert out["x-forwarded-for"] == "203.0.113.7, 10.1.1.1"
@@ -41,9 +42,9 @@ def test_forwarded_for_appends_the_peer_and_keeps_the_earlier_hops():
 
 
 def test_response_loses_hop_by_hop_and_host_set_fields():
-    out = client_response_headers([("Connection", "close"), ("Transfer-Encoding", "chunked"),
-                                   ("Server", "uvicorn"), ("Date", "x"),
-                                   ("Content-Type", "text/event-stream"), ("X-Cache", "MISS")])
+    out = client_response_headers(Headers([
+        ("Connection", "close"), ("Transfer-Encoding", "chunked"), ("Server", "uvicorn"),
+        ("Date", "x"), ("Content-Type", "text/event-stream"), ("X-Cache", "MISS")]))
     assert names(out) == ["content-type", "x-cache"]
 
 

@@ -10,6 +10,7 @@ import pytest
 from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
 from function_app.core.errors import UpstreamError, UpstreamTimeout
 from function_app.core.upstream import UpstreamRequest
+from function_app.http.headers import Headers
 from scripts.procs import free_port
 
 TRANSPORTS = ["aiohttp", "httpx"]
@@ -21,7 +22,8 @@ async def serve(handler):
 
 
 def request(port: int, timeout_s: float = 5.0) -> UpstreamRequest:
-    return UpstreamRequest("POST", f"http://127.0.0.1:{port}/infer", [], b"{}", 1.0, timeout_s)
+    return UpstreamRequest("POST", f"http://127.0.0.1:{port}/infer", Headers(), b"{}", 1.0,
+                           timeout_s)
 
 
 @pytest.fixture(params=TRANSPORTS)

@@ -1,13 +1,14 @@
 import pytest
 
 from function_app.core.identity import ClientIdentity, client_address, parse_networks
-from function_app.core.models import GatewayRequest
+from function_app.http.headers import Headers
+from function_app.http.messages import GatewayRequest
 
 LOOPBACK = parse_networks("127.0.0.1/32,::1/128")
 
 
 def request(peer, headers=()):
-    return GatewayRequest("POST", "/infer/python", "", list(headers), b"", peer)
+    return GatewayRequest("POST", "/infer/python", "", Headers(headers), b"", peer)
 
 
 def test_an_untrusted_peer_is_the_client_whatever_it_forwards():

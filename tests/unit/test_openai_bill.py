@@ -4,10 +4,10 @@ import pytest
 
 from function_app.core.clock import SystemClock
 from function_app.core.errors import TokenRateLimited
+from function_app.openai.bill import Bill, reserve
 from function_app.openai.ledger import TokenLedger
 from function_app.openai.usage import Usage
 from function_app.ratelimit.model import Decision, Limit, ScopedLimit
-from function_app.stages.openai_bill import Bill, reserve
 
 SCOPES = [ScopedLimit("client_tpm", "c", Limit(10, 600))]
 

@@ -12,7 +12,8 @@ from function_app.core.errors import (
     TokenRateLimited,
     UpstreamTimeout,
 )
-from function_app.core.models import GatewayResponse
+from function_app.http.headers import Headers
+from function_app.http.messages import GatewayResponse
 from function_app.openai.errors import openai_error_body, openai_error_response
 from function_app.ratelimit.model import Decision, Limit
 from function_app.ratelimit.token_headers import duration, openai_limit_headers
@@ -47,8 +48,8 @@ def test_limit_headers_come_from_both_decisions():
         "x-ratelimit-limit-requests": "20", "x-ratelimit-remaining-requests": "19",
         "x-ratelimit-reset-requests": "100ms", "x-ratelimit-limit-tokens": "6000",
         "x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "1m0s"}
-    response = openai_error_response(TokenRateLimited(headers={"Retry-After": "3"}),
-                                      {"requests_decision": requests, "tokens_decision": tokens})
+    response = openai_error_response(TokenRateLimited(headers={"Retry-After": "3"}), requests,
+                                      tokens)
     assert ("retry-after-ms", "2500") in response.headers and response.status == 429
     assert openai_limit_headers(None, Decision(True)) == []  # no limit, no headers
 
@@ -63,7 +64,7 @@ async def test_a_stream_the_client_left_is_closed_at_once():
         finally:
             closed.append(True)
 
-    response = to_response(GatewayResponse(200, [], body()))
+    response = to_response(GatewayResponse(200, Headers(), body()))
 
     async def send(message):
         if message["type"] == "http.response.body":

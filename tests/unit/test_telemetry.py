@@ -275,7 +275,7 @@ async def test_a_cache_verdict_in_the_context_is_counted_and_logged(wired, caplo
     built = await wired()
 
     async def verdict(request, call_next):
-        request.context["cache_status"] = "hit"
+        request.context.cache_status = "hit"
         return await call_next(request)
 
     inner = built.handle

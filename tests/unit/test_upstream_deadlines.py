@@ -12,8 +12,9 @@ import pytest
 from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
 from function_app.bootstrap import build_gateway
 from function_app.core.errors import Overloaded
-from function_app.core.models import GatewayRequest
 from function_app.core.upstream import UpstreamRequest
+from function_app.http.headers import Headers
+from function_app.http.messages import GatewayRequest
 from function_app.settings.load import load_settings
 
 TRANSPORTS = ["aiohttp", "httpx"]
@@ -51,7 +52,7 @@ async def serve(handler):
 
 
 def streamed(port: int, timeout_s: float, connect_s: float = 1.0) -> UpstreamRequest:
-    return UpstreamRequest("GET", f"http://127.0.0.1:{port}/stream", [], b"", connect_s,
+    return UpstreamRequest("GET", f"http://127.0.0.1:{port}/stream", Headers(), b"", connect_s,
                            timeout_s)
 
 
@@ -99,11 +100,11 @@ async def test_healthz_reports_a_backend_up_while_streams_fill_the_pool():
         gateway = await build_gateway(settings)
         held = []
         for _ in range(2):
-            answer = await gateway.serve(GatewayRequest("GET", "/s/x", "", [], b"", "127.0.0.1",
-                                                        raw_path="/s/x"))
+            answer = await gateway.serve(GatewayRequest("GET", "/s/x", "", Headers(), b"",
+                                                        "127.0.0.1", raw_path="/s/x"))
             assert answer.status == 200
             held.append(answer)
-        refused = await gateway.serve(GatewayRequest("GET", "/s/y", "", [], b"", "127.0.0.1",
+        refused = await gateway.serve(GatewayRequest("GET", "/s/y", "", Headers(), b"", "127.0.0.1",
                                                      raw_path="/s/y"))
         assert refused.status == 503
         assert ("Retry-After", "1") in refused.headers

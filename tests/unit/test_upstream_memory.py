@@ -8,10 +8,11 @@ from function_app.adapters.httpx_upstream import HttpxUpstream
 from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
 from function_app.core.errors import Overloaded
 from function_app.core.upstream import UpstreamRequest
+from function_app.http.headers import Headers
 
 
 def get(url: str = "http://b/x", timeout_s: float = 5.0) -> UpstreamRequest:
-    return UpstreamRequest("GET", url, [], b"", 1.0, timeout_s)
+    return UpstreamRequest("GET", url, Headers(), b"", 1.0, timeout_s)
 
 
 async def test_overloaded_is_the_503_a_full_pool_gives():

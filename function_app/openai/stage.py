@@ -1,7 +1,8 @@
 """The OpenAI routes: pick the backend by model, reserve tokens, settle them from the answer.
 
-Runs after the rate-limit stage (requests) and the body stage (the JSON body is in
-`context["json"]`), before the upstream step; any other route passes straight through.
+Runs after the identity stage (`context.client_id`), the rate-limit stage (requests) and the
+body stage (`context.json`), before the cache stage and the upstream step; any other route passes
+straight through.
 GET /v1/models (and /v1/models/{id}) is answered from the model table without an upstream call:
 it lists exactly the models the gateway routes by name, costs nothing, and cannot fail because
 one backend is down.
@@ -13,59 +14,54 @@ import json
 
 from function_app.ratelimit.model import ScopedLimit
 from function_app.ratelimit.token_headers import (
-    REQUESTS_DECISION,
-    TOKENS_DECISION,
     openai_limit_headers,
 )
 
-from ..cache.completion_cache import COMPLETION_FREE
 from ..core.clock import Clock
 from ..core.errors import ModelNotFound, NeverFits
-from ..core.identity import ClientIdentity
 from ..core.model_routes import ModelTable
-from ..core.models import GatewayRequest, GatewayResponse
 from ..core.pipeline import Handler, Stage
 from ..core.routes import OPENAI_KINDS, OPENAI_MODELS
-from ..openai.estimate import Prepared, prepare
-from ..openai.ledger import TokenLedger
-from .openai_bill import Bill, TokenLimiter, TokenLimits, reserve, settle_on_answer
-from .upstream import PLAN
+from ..http.headers import Headers
+from ..http.messages import GatewayRequest, GatewayResponse
+from .bill import Bill, TokenLimiter, TokenLimits, reserve, settle_on_answer
+from .estimate import Prepared, prepare
+from .ledger import TokenLedger
 
 MODELS_PATH = "/v1/models"
 
 
 def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter | None,
-                 ledger: TokenLedger, identity: ClientIdentity, default_max_tokens: int,
-                 clock: Clock) -> Stage:
+                 ledger: TokenLedger, default_max_tokens: int, clock: Clock) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        kind = request.context["match"].route.kind
+        context = request.context
+        kind = context.routed.route.kind
         if kind not in OPENAI_KINDS:
             return await call_next(request)
         if kind == OPENAI_MODELS:
             return models_answer(models, request.path)
-        prepared = prepare(kind, request.context["json"], default_max_tokens)
+        prepared = prepare(kind, context.json, default_max_tokens)
         backend = models.resolve(prepared.model)
         if backend is None:
             raise ModelNotFound(f"The model '{prepared.model}' does not exist.")
-        client = request.context.get("client_id") or identity.of(request)
+        client = context.client
         bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
                     prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
-        request.context["bill"] = bill  # read by the telemetry stage when the answer ends
+        context.bill = bill  # read by the telemetry stage when the answer ends
         try:
             await reserve(bill, clock)
         finally:
-            request.context[TOKENS_DECISION] = bill.decision  # headers, on a 429 too
+            context.tokens_decision = bill.decision  # headers, on a 429 too
         route_to(request, models, prepared)
         try:
             response = await call_next(request)
         except BaseException:
             bill.settle(None)  # no answer: the backend may have worked, the charge stays
             raise
-        bill.completion_free = bool(request.context.get(COMPLETION_FREE))  # a cache hit
-        response.set_headers(openai_limit_headers(request.context.get(REQUESTS_DECISION),
-                                                  bill.decision))
+        bill.completion_free = context.completion_free  # a cache hit
+        response.headers.update(openai_limit_headers(context.requests_decision, bill.decision))
         return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage)
 
     return stage
@@ -86,7 +82,7 @@ def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:
 def route_to(request: GatewayRequest, models: ModelTable, prepared: Prepared) -> None:
     """Point the upstream step at the model's plan (pool, then fallback models) with the
     rewritten body; each attempt sends its member's key (stages/upstream.py)."""
-    request.context[PLAN] = models.plan(prepared.model)
+    request.context.plan = models.plan(prepared.model)
     if prepared.body is not None:
         request.body = prepared.body
 
@@ -100,5 +96,5 @@ def models_answer(models: ModelTable, path: str) -> GatewayResponse:
     entries = [{"id": name, "object": "model", "created": 0, "owned_by": "gateway"}
                for name in names if not wanted or name == wanted]
     payload = entries[0] if wanted else {"object": "list", "data": entries}
-    return GatewayResponse(200, [("content-type", "application/json")],
+    return GatewayResponse(200, Headers([("content-type", "application/json")]),
                            json.dumps(payload).encode())

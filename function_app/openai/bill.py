@@ -16,17 +16,17 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from function_app.http.messages import GatewayResponse
 from function_app.ratelimit.headers import retry_after
 from function_app.ratelimit.model import Decision, Limit, ScopedLimit
 from function_app.ratelimit.token_headers import duration
 
 from ..core.clock import Clock
 from ..core.errors import GatewayError, StorageUnavailable, TokenRateLimited
-from ..core.models import GatewayResponse
-from ..openai.ledger import TokenLedger
-from ..openai.midstream import SentTokens, error_event
-from ..openai.sse import BodyTap, StreamTap
-from ..openai.usage import Usage, find_usage
+from .ledger import TokenLedger
+from .midstream import SentTokens, error_event
+from .sse import BodyTap, StreamTap
+from .usage import Usage, find_usage
 
 BODY_COPY_LIMIT = 8 * 1024 * 1024  # a larger plain answer is not searched for its usage
 SHORT_WAIT_S, QUEUE_S = 0.25, 1.0  # see _acquire_patiently
@@ -157,8 +157,7 @@ def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip:
         return response
     if stream and _is_event_stream(response):
         # Dropping the usage chunk changes the length: let the server frame the body.
-        response.headers = [(k, v) for k, v in response.headers
-                            if k.lower() != "content-length"]
+        response.headers.remove("content-length")
         response.body = _tapped(response.body, StreamTap(strip), bill)
     else:
         response.body = _tapped(response.body, BodyTap(BODY_COPY_LIMIT), bill)
@@ -166,8 +165,7 @@ def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip:
 
 
 def _is_event_stream(response: GatewayResponse) -> bool:
-    return any(k.lower() == "content-type" and v.startswith("text/event-stream")
-               for k, v in response.headers)
+    return (response.headers.get("content-type") or "").startswith("text/event-stream")
 
 
 async def _tapped(body: AsyncIterator[bytes], tap: StreamTap | BodyTap, bill: Bill

@@ -6,7 +6,7 @@ import os
 import re
 from urllib.parse import unquote_plus
 
-from .models import Headers
+from .headers import Headers
 
 # Hop-by-hop fields never cross the proxy, plus any field the Connection header names.
 HOP_BY_HOP = frozenset({
@@ -24,39 +24,35 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 def _named_in_connection(headers: Headers) -> set[str]:
     named: set[str] = set()
-    for key, value in headers:
-        if key.lower() == "connection":
-            named |= {token.strip().lower() for token in value.split(",") if token.strip()}
+    for value in headers.get_all("connection"):
+        named |= {token.strip().lower() for token in value.split(",") if token.strip()}
     return named
 
 
 def strip_hop_by_hop(headers: Headers, also: frozenset[str] = frozenset()) -> Headers:
-    """`headers` without hop-by-hop fields, fields named in Connection, and `also`."""
+    """A copy of `headers` without hop-by-hop fields, fields named in Connection, and `also`."""
     dropped = HOP_BY_HOP | _named_in_connection(headers) | also
-    return [(k, v) for k, v in headers if k.lower() not in dropped]
+    return headers.without(dropped)
 
 
 def upstream_request_headers(
     headers: Headers, *, client_host: str, scheme: str, host: str | None, request_id: str
 ) -> Headers:
     """Headers to send upstream: cleaned, with X-Forwarded-* and X-Request-ID set."""
-    prior_for = ", ".join(v for k, v in headers if k.lower() == "x-forwarded-for")
-    prior_proto = next((v for k, v in headers if k.lower() == "x-forwarded-proto"), None)
-    prior_host = next((v for k, v in headers if k.lower() == "x-forwarded-host"), None)
+    prior_for = ", ".join(headers.get_all("x-forwarded-for"))
+    prior_proto = headers.get("x-forwarded-proto")
+    prior_host = headers.get("x-forwarded-host")
     cleaned = strip_hop_by_hop(headers, NOT_FORWARDED | {"x-request-id", *FORWARDED_FOR})
-    forwarded_for = f"{prior_for}, {client_host}" if prior_for else client_host
-    cleaned += [
-        ("x-forwarded-for", forwarded_for),
-        ("x-forwarded-proto", prior_proto or scheme),
-        ("x-request-id", request_id),
-    ]
+    cleaned.set("x-forwarded-for", f"{prior_for}, {client_host}" if prior_for else client_host)
+    cleaned.set("x-forwarded-proto", prior_proto or scheme)
+    cleaned.set("x-request-id", request_id)
     if prior_host or host:
-        cleaned.append(("x-forwarded-host", prior_host or host or ""))
+        cleaned.set("x-forwarded-host", prior_host or host or "")
     return cleaned
 
 
 def client_response_headers(headers: Headers) -> Headers:
-    """Upstream response headers fit to pass to the client."""
+    """Upstream response headers fit to pass to the client (a copy)."""
     return strip_hop_by_hop(headers, HOST_SET)
 
 

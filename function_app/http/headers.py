@@ -1,0 +1,148 @@
+"""HTTP header fields as one type: case-insensitive names, several values per name, ordered.
+
+Field names are case-insensitive (RFC 9110 section 5.1), so they are stored lower case and every
+name that comes out is lower case. Values keep their order within a name; names keep the order in
+which each first appeared (a repeated name's values come out together, which RFC 9110 section
+5.3 allows: the order between different names carries no meaning).
+
+The gateway builds one at each edge (the Functions request and response in app.py, the upstream
+client in adapters/httpx_upstream.py) and uses nothing else inside. A name maps to a tuple of its
+values, so a copy is one dict copy and no copy shares a list it could change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+
+Pairs = Iterable[tuple[str, str]]
+
+
+class Headers:
+    """Ordered, case-insensitive, multi-value header fields; see the module docstring."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, pairs: Pairs = ()):
+        self._fields: dict[str, tuple[str, ...]] = _fields_of(pairs) if pairs else {}
+
+    @classmethod
+    def from_raw(cls, raw: Sequence[tuple[bytes, bytes]]) -> Headers:
+        """From wire bytes (ASGI scope, httpx): latin-1 text of exactly the bytes received."""
+        headers = cls()
+        # Names rarely repeat: one comprehension, and the careful loop only when one did.
+        fields = {k.decode("latin-1").lower(): (v.decode("latin-1"),) for k, v in raw}
+        if len(fields) < len(raw):
+            fields = _fields_of((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw)
+        headers._fields = fields
+        return headers
+
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        """As wire bytes: latin-1, the inverse of `from_raw`. A value the gateway made from wider
+        text than latin-1 goes as UTF-8 (httpx, and the ASGI server, refuse such str values)."""
+        try:
+            return [(name.encode("latin-1"), value.encode("latin-1"))
+                    for name, values in self._fields.items() for value in values]
+        except UnicodeEncodeError:
+            return [(name.encode("latin-1", "replace"), _wire_value(value)) for name, value in self]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of `name` (any case), or `default`."""
+        found = self._fields.get(name.lower())
+        return found[0] if found else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of `name` (any case), in order; empty when absent."""
+        return list(self._fields.get(name.lower(), ()))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every value of `name` with `value`."""
+        self._fields[name.lower()] = (value,)
+
+    def add(self, name: str, value: str) -> None:
+        """Add one more value of `name`, after those already there."""
+        key = name.lower()
+        found = self._fields.get(key)
+        self._fields[key] = (value,) if found is None else (*found, value)
+
+    def extend(self, pairs: Pairs) -> None:
+        """`add` each pair, in order."""
+        fields = self._fields
+        for name, value in pairs:
+            key = name.lower()
+            found = fields.get(key)
+            fields[key] = (value,) if found is None else (*found, value)
+
+    def update(self, pairs: Pairs) -> None:
+        """Replace the fields of every name in `pairs` with the values `pairs` give it."""
+        self._fields.update(_fields_of(pairs))
+
+    def remove(self, *names: str) -> None:
+        """Drop every value of each of `names`; absent names are ignored."""
+        for name in names:
+            self._fields.pop(name.lower(), None)
+
+    def without(self, names: Collection[str]) -> Headers:
+        """A copy without the fields of `names` (lower case)."""
+        copy = Headers()
+        copy._fields = {k: v for k, v in self._fields.items() if k not in names}
+        return copy
+
+    def copy(self) -> Headers:
+        copy = Headers()
+        copy._fields = self._fields.copy()
+        return copy
+
+    def names(self) -> list[str]:
+        """The distinct names, lower case, in order."""
+        return list(self._fields)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        """(name, value) pairs: every value of the first name, then of the next..."""
+        for name, values in self._fields.items():
+            for value in values:
+                yield name, value
+
+    def __contains__(self, item: object) -> bool:
+        """A name (any case) is present, or a (name, value) pair is."""
+        if isinstance(item, str):
+            return item.lower() in self._fields
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            return item[1] in self._fields.get(item[0].lower(), ())
+        return False
+
+    def __len__(self) -> int:
+        """How many (name, value) pairs."""
+        return sum(len(values) for values in self._fields.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        """The same values for the same names (in the same order within a name), compared with
+        Headers or with a list of pairs."""
+        if isinstance(other, Headers):
+            return self._fields == other._fields
+        if isinstance(other, list):
+            return self._fields == Headers(other)._fields
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self)!r})"
+
+
+def _fields_of(pairs: Pairs) -> dict[str, tuple[str, ...]]:
+    fields: dict[str, tuple[str, ...]] = {}
+    for name, value in pairs:
+        key = name.lower()
+        found = fields.get(key)
+        fields[key] = (value,) if found is None else (*found, value)
+    return fields
+
+
+def _wire_value(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")

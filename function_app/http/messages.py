@@ -1,0 +1,58 @@
+"""Plain request and response values that flow through the pipeline, free of any web framework."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from .context import RequestContext
+from .headers import Headers
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """A request body still with the client. `read(cap)` returns all of it, or raises
+    PayloadTooLarge as soon as it passes `cap` bytes; it can be called once."""
+
+    read: Callable[[int], Awaitable[bytes]]
+
+
+Body = Unread | bytes
+
+
+class BodyNotRead(RuntimeError):
+    """A stage after the body stage found the body unread: the stage order is wrong."""
+
+
+@dataclass
+class GatewayRequest:
+    """One client request. Header names are lower case. `body` is `Unread` until the body stage
+    reads it (under its size cap) and puts the bytes in its place; `context` holds what the
+    stages found out (http/context.py)."""
+
+    method: str
+    path: str
+    query: str
+    headers: Headers
+    body: Body
+    client_host: str
+    scheme: str = "http"
+    request_id: str = ""
+    raw_path: str = ""  # the path as the client sent it, still encoded (latin-1 text of bytes)
+    context: RequestContext = field(default_factory=RequestContext)
+
+    @property
+    def content(self) -> bytes:
+        """The body's bytes, for the stages after the body stage."""
+        if isinstance(self.body, Unread):
+            raise BodyNotRead("the body stage has not read the body yet")
+        return self.body
+
+
+@dataclass
+class GatewayResponse:
+    """`body` is bytes for answers made here, an async iterator for streamed upstream answers."""
+
+    status: int
+    headers: Headers
+    body: bytes | AsyncIterator[bytes] = b""
