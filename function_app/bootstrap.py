@@ -16,6 +16,7 @@ from function_app.ratelimit.limiter import Limiter
 from function_app.ratelimit.overrides import OverrideSource
 from function_app.ratelimit.stage import rate_limit_stage
 from function_app.ratelimit.store import OverrideStore, RateLimitStore
+from function_app.ratelimit.tokens import TokenLimits
 
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
@@ -29,7 +30,6 @@ from .core.pipeline import Stage, compose
 from .core.upstream import Upstream
 from .gateway import Gateway, Parts
 from .health import HealthReport
-from .openai.bill import TokenLimits
 from .openai.ledger import TokenLedger
 from .openai.stage import openai_stage
 from .router_wiring import build_router

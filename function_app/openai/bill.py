@@ -18,7 +18,7 @@ from typing import Protocol
 
 from function_app.http.messages import GatewayResponse
 from function_app.ratelimit.headers import retry_after
-from function_app.ratelimit.model import Decision, Limit, ScopedLimit
+from function_app.ratelimit.model import Decision, ScopedLimit
 from function_app.ratelimit.token_headers import duration
 
 from ..core.clock import Clock
@@ -38,29 +38,6 @@ class TokenLimiter(Protocol):
     async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision: ...
 
     def adjust(self, scoped: Sequence[ScopedLimit], delta: float) -> None: ...
-
-
-@dataclass(frozen=True)
-class TokenLimits:
-    """Per-minute token limits from CLIENT_TPM and MODEL_TPM; None when turned off (0)."""
-
-    client: Limit | None
-    model: Limit | None
-
-    @classmethod
-    def per_minute(cls, client_tpm: float, model_tpm: float) -> TokenLimits:
-        def make(tpm: float) -> Limit | None:
-            return Limit(tpm / 60, tpm) if tpm > 0 else None
-
-        return cls(make(client_tpm), make(model_tpm))
-
-    def scopes(self, client: str, model: str) -> list[ScopedLimit]:
-        scoped = []
-        if self.client is not None:
-            scoped.append(ScopedLimit("client_tpm", client, self.client))
-        if self.model is not None:
-            scoped.append(ScopedLimit("model_tpm", model, self.model))
-        return scoped
 
 
 @dataclass

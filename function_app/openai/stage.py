@@ -16,6 +16,7 @@ from function_app.ratelimit.model import ScopedLimit
 from function_app.ratelimit.token_headers import (
     openai_limit_headers,
 )
+from function_app.ratelimit.tokens import TokenLimits
 
 from ..core.clock import Clock
 from ..core.errors import ModelNotFound, NeverFits
@@ -24,7 +25,7 @@ from ..core.pipeline import Handler, Stage
 from ..core.routes import OPENAI_KINDS, OPENAI_MODELS
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
-from .bill import Bill, TokenLimiter, TokenLimits, reserve, settle_on_answer
+from .bill import Bill, TokenLimiter, reserve, settle_on_answer
 from .estimate import Prepared, prepare
 from .ledger import TokenLedger
 

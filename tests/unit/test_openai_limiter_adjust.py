@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.openai.bill import TokenLimits
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.limiter import Limiter
 from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.tokens import TokenLimits
 from tests.support.clock import FakeClock
 
 TPM = [ScopedLimit("client_tpm", "c1", Limit(10.0, 100.0))]
