@@ -12,7 +12,8 @@ serves either kind of request (cache/replay.py). A hit tells the OpenAI stage th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from ..core.errors import BadRequest
 from ..core.pipeline import Handler
@@ -20,13 +21,11 @@ from ..core.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.sse import split_events
-from .config import CacheConfig
-from .counters import CacheCounters
 from .entry import CacheEntry
+from .front import CacheFront
 from .http_cache import CACHE_HEADER, marked
 from .keys import completion_key
 from .replay import assemble, completed, synthesize
-from .tiers import TieredCache
 
 REQUEST_HEADER = "x-gateway-cache"
 USE, REFRESH, SKIP = "use", "refresh", "skip"
@@ -34,15 +33,8 @@ USE, REFRESH, SKIP = "use", "refresh", "skip"
 DROPPED = frozenset({"content-length", "x-request-id", "age"})
 
 
-class CompletionCache:
-    def __init__(self, tiers: TieredCache, config: CacheConfig, counters: CacheCounters,
-                 now: Callable[[], float], client_of: Callable[[GatewayRequest], str]):
-        self.tiers = tiers
-        self.config = config
-        self.counters = counters
-        self._now = now
-        self._client_of = client_of
-
+@dataclass(eq=False)
+class CompletionCache(CacheFront):
     def mode(self, request: GatewayRequest, body: dict) -> str | None:
         """use, refresh or skip; None when neither configuration nor request mention caching."""
         asked = (request.headers.get(REQUEST_HEADER) or "").strip().lower()
@@ -62,12 +54,12 @@ class CompletionCache:
         if mode == SKIP:
             return marked(await call_next(request), "BYPASS")
         kind = request.context.routed.route.kind
-        partition = "" if self.config.completions_shared else self._client_of(request)
+        partition = "" if self.config.completions_shared else self.client_of(request)
         key = completion_key(kind, body, partition)
         stream = body.get("stream") is True and kind != OPENAI_EMBEDDINGS
         if mode == USE:
             entry = await self.tiers.get(key)
-            hit = replay(entry, stream, kind == OPENAI_CHAT, self._now()) if entry else None
+            hit = replay(entry, stream, kind == OPENAI_CHAT, self.now()) if entry else None
             if hit is not None:
                 self.counters.add("completion_hits")
                 if not self.config.hit_charges_tokens:
@@ -118,7 +110,7 @@ class CompletionCache:
              ) -> None:
         if len(body) > self.config.max_entry_bytes:
             return
-        entry = CacheEntry(200, headers, body, self._now(), float(self.config.ttl_s),
+        entry = CacheEntry(200, headers, body, self.now(), float(self.config.ttl_s),
                            events=events)
         self.tiers.put(key, entry)
         self.counters.add("completion_stored")

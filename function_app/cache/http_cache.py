@@ -10,29 +10,23 @@ Vary is stored per variant (the request's values of the Vary fields), behind a m
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 from ..core.pipeline import Handler
 from ..http.messages import GatewayRequest, GatewayResponse
 from .coalesce import Coalescer
-from .config import OFF, PER_CLIENT, CacheConfig
-from .counters import CacheCounters
+from .config import OFF, PER_CLIENT
 from .entry import VARIANTS, CacheEntry
+from .front import CacheFront
 from .keys import http_key, variant_key, vary_values
 from .policy import freshness, initial_age, request_rules, usable, vary_names
-from .tiers import TieredCache
 
 CACHE_HEADER = "X-Cache"
 
 
-class HttpCache:
-    def __init__(self, tiers: TieredCache, config: CacheConfig, counters: CacheCounters,
-                 now: Callable[[], float], client_of: Callable[[GatewayRequest], str]):
-        self.tiers = tiers
-        self.config = config
-        self.counters = counters
-        self.coalescer: Coalescer[CacheEntry] = Coalescer()
-        self._now = now
-        self._client_of = client_of
+@dataclass(eq=False)
+class HttpCache(CacheFront):
+    coalescer: Coalescer[CacheEntry] = field(default_factory=Coalescer)
 
     async def serve(self, request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         route = request.context.routed.route.path
@@ -44,19 +38,19 @@ class HttpCache:
         if rules.bypass or (credentialed and mode != PER_CLIENT):
             self.counters.add("bypass")
             return marked(await call_next(request), "BYPASS")
-        partition = self._client_of(request) if mode == PER_CLIENT else ""
+        partition = self.client_of(request) if mode == PER_CLIENT else ""
         key = http_key(route, request.path, request.query, partition)
         head = request.method == "HEAD"
         if rules.reuse:
             entry = await self._lookup(key, request)
             if entry is not None and self._fits(entry, request, rules):
                 self.counters.add("hits")
-                return hit_response(entry, self._now(), head)
+                return hit_response(entry, self.now(), head)
             if self.coalescer.leading(key):
                 entry = await self.coalescer.wait(key)
                 if entry is not None and _vary_matches(entry, request):
                     self.counters.add("hits")
-                    return hit_response(entry, self._now(), head)
+                    return hit_response(entry, self.now(), head)
         self.counters.add("misses")
         if head:
             request.method = "GET"  # the entry must hold the body a later GET needs
@@ -91,7 +85,7 @@ class HttpCache:
         self.tiers.put(key, entry)
 
     def _fits(self, entry: CacheEntry, request: GatewayRequest, rules) -> bool:
-        return usable(entry.age(self._now()), entry.ttl, rules) and _vary_matches(entry, request)
+        return usable(entry.age(self.now()), entry.ttl, rules) and _vary_matches(entry, request)
 
     def _store(self, key: str, request: GatewayRequest, response: GatewayResponse
                      ) -> CacheEntry | None:
@@ -110,7 +104,7 @@ class HttpCache:
         stored_headers = response.headers.without(("content-length", "age"))
 
         def make(body: bytes) -> CacheEntry:
-            return CacheEntry(response.status, stored_headers, body, self._now(), float(ttl),
+            return CacheEntry(response.status, stored_headers, body, self.now(), float(ttl),
                               initial_age(response.headers), vary_values(names, request.headers))
 
         if not isinstance(response.body, bytes | bytearray):
