@@ -49,4 +49,4 @@ class LimiterConfig:
     @property
     def demand_tau_s(self) -> float:
         """Time constant of the observed-rate estimate that sizes leases."""
-        return max(1.0, self.lease_s)
+        return max(0.1, self.lease_s)

@@ -10,9 +10,11 @@ requests need:
 
 with S = max(rate * lease_s, burst / 32) (lease_slice: a token limit's burst is a minute of
 rate, and a share of rate * lease_s would be smaller than one reservation),
-B = min(BLOCK_REQUESTS * u, burst / 3) for the holder's typical request cost u (block), w the
-larger of the asking request's cost and the cost of all requests waiting for this lease at that
-instance, and `active` the unexpired holders including the asker. Its local pool never exceeds
+B = min(BLOCK_REQUESTS * u, burst / 3) for the holder's typical request cost u (block) when the
+row holds less than BLOCKS_BELOW of burst and 0 otherwise (a key far from its limit has no use
+for blocks, and they would park its burst in a few pools), w the larger of the asking request's
+cost and the cost of all requests waiting for this lease at that instance, and `active` the
+unexpired holders including the asker. Its local pool never exceeds
 the cap computed at its latest lease (refunds of its own reservations aside, see below), and
 the pool expires with the lease.
 
@@ -64,6 +66,7 @@ MIN_GRANT = 0.5  # smallest useful lease, as a fraction of the goal: bounds writ
 # burst so a small limit is not handed out whole to the first instances.
 BLOCK_REQUESTS = 128
 BLOCK_BURST_SHARE = 1 / 3
+BLOCKS_BELOW = 1 / 2  # blocks are granted from a row below this share of burst
 # A holder entry outlives the holder's own pool expiry by this much, so other instances whose
 # clocks run up to this far ahead still count it while it can spend (see the bound above).
 SKEW_MARGIN_S = 0.5
@@ -157,11 +160,15 @@ def take(
     others = _live_holders(current, instance, now)
     unit = cost if unit is None or cost > 0 else unit
     # Requests already waiting at this instance may all be paid by this one write.
-    cap = fair_cap(limit, lease_s, len(others) + 1, max(unit, waiting), unit)
+    bucket = refill(BucketState(current.tokens, current.ts), limit, now)
+    # Blocks only once the row is below half of burst: a key far from its limit (a token limit
+    # whose reservations come back as refunds) would otherwise park its burst in a few pools
+    # and shut later instances out (tests/e2e/test_token_limits_azurite.py).
+    blocks = unit if bucket.tokens < limit.burst * BLOCKS_BELOW else 0.0
+    cap = fair_cap(limit, lease_s, len(others) + 1, max(unit, waiting), blocks)
     need = max(0.0, cost - held)
     goal = min(target, cap)
     want = max(math.ceil(need - 1e-9), goal - held)  # whole tokens: a fraction of need is one
-    bucket = refill(BucketState(current.tokens, current.ts), limit, now)
     if want <= 0:
         return Grant(0.0, None, 0.0, bucket.tokens, cap)
     # Whole tokens only: fractions stay in the row, where they keep growing, instead of being
@@ -174,7 +181,7 @@ def take(
     # Alone on the row it takes crumbs: nobody else would, and a lone instance stays exact.
     # A top-up alone also waits for a useful block.
     if need > 0:
-        floor = math.floor(want * MIN_GRANT) if others else 0.0
+        floor = _useful(want, limit, len(others) + 1) if others else 0.0
         enough = granted >= max(need, floor)
         short = not enough
     else:
@@ -189,7 +196,7 @@ def take(
         # that many, where coming back for each request would make a saturated key cost one
         # write per admitted request (a client at its limit of 500/s: 500 writes/s). Shared,
         # when its turn for a block has come.
-        alone_wait = max(1.0, need, math.floor(want * MIN_GRANT))
+        alone_wait = max(1.0, need, _useful(want, limit, 1))
         wait = (wait_for(bucket.tokens, alone_wait, limit) if need > 0 and not others
                 else _fair_wait(bucket.tokens, want, len(others) + 1, limit))
         return Grant(0.0, None, wait, bucket.tokens, cap, short=True)
@@ -198,9 +205,17 @@ def take(
     return Grant(granted, new_row, 0.0, new_row.tokens, cap)
 
 
+def _useful(want: float, limit: Limit, active: int) -> float:
+    """The smallest grant worth a write at a short row: MIN_GRANT of what was wanted, but never
+    more than this instance's share of FAIR_WAIT_MAX_S of refill (else it could wait forever
+    for tokens parked in other instances' pools)."""
+    return float(math.floor(min(want * MIN_GRANT, limit.rate * FAIR_WAIT_MAX_S / active)))
+
+
 def _fair_wait(tokens: float, want: float, active: int, limit: Limit) -> float:
     """When `want` should have accrued at this instance's 1/active share of the refill, and at
-    most FAIR_WAIT_MAX_S (unless `want` alone takes longer to accrue).
+    most FAIR_WAIT_MAX_S: a key whose tokens sit in other instances' pools is not saturated,
+    and an instance must not be shut out for the time a whole block takes to accrue.
 
     A row this empty means the limit is saturated: waiting that long loses no tokens (the row
     is far from full) and makes each write move about a block. The share is of time, not of
@@ -212,7 +227,7 @@ def _fair_wait(tokens: float, want: float, active: int, limit: Limit) -> float:
     if want > limit.burst or limit.rate <= 0:
         return wait_for(tokens, want, limit)  # never: reported as the maximum wait
     turn = (want * active - tokens) / limit.rate
-    return clamp_wait(min(turn, max(FAIR_WAIT_MAX_S, wait_for(tokens, want, limit))))
+    return clamp_wait(min(turn, FAIR_WAIT_MAX_S))
 
 
 def returned(row: Row | None, limit: Limit, tokens: float, instance: str, now: float) -> Row:

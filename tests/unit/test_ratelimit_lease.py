@@ -24,10 +24,9 @@ def take(row, held=0.0, target=1000.0, cost=1.0, instance="a", now=T0):
 
 def test_a_fresh_row_grants_the_cap_and_records_the_holder():
     grant = take(None)
-    # one cost on top of the larger of the 1/1 share (S = 50) and a block (B = 128 requests)
-    assert lease.block(LIMIT, 1) == 128
-    assert grant.cap == 129 and grant.tokens == 129
-    assert grant.row is not None and grant.row.tokens == 271
+    # a full row is far from its limit: one cost on top of the 1/1 share (S = 50), no block
+    assert grant.cap == 51 and grant.tokens == 51
+    assert grant.row is not None and grant.row.tokens == 349
     assert grant.row.holders == {"a": T0 + 2.0 + lease.SKEW_MARGIN_S}
 
 
@@ -42,12 +41,14 @@ def test_the_share_is_divided_among_live_holders_only():
 
 def test_a_block_floors_the_share_however_many_instances_hold_leases():
     holders = {f"i{k}": T0 + 1 for k in range(999)}
-    grant = take(lease.Row(400, T0, 200, 400, holders))
+    grant = take(lease.Row(150, T0, 200, 400, holders))  # under half of burst: blocks
     # 50 / 1000 would be a twentieth of a token per write; the block keeps 128 per write
     assert grant.cap == 129 and grant.tokens == 129
+    # a row over half of burst hands out fair shares only: blocks would park it in pools
+    assert take(lease.Row(250, T0, 200, 400, holders)).cap == pytest.approx(1 + 50 / 1000)
 
 
-def test_a_block_is_never_more_than_a_third_of_burst():
+def test_a_block_is_128_requests_and_never_more_than_a_third_of_burst():
     assert lease.block(Limit(10, 30), 1) == 10
     assert lease.block(LIMIT, 1) == 128 and lease.block(LIMIT, 0) == 0  # 128 requests of cost 1
 
@@ -55,8 +56,8 @@ def test_a_block_is_never_more_than_a_third_of_burst():
 def test_a_large_cost_still_gets_a_share_on_top_so_the_next_requests_need_no_lease():
     grant = lease.take(None, Limit(3333.0, 200_000.0), held=0.0, target=1e9, cost=1030.0,
                        instance="a", now=T0, lease_s=0.25, ttl_s=2.0)
-    # the share on top is a block: a third of burst, less than 128 reservations of 1,030
-    assert grant.tokens == 1030 + 200_000 // 3
+    # the burst share S (a full row grants no block): more than 833 = r x 0.25
+    assert grant.tokens == 1030 + 200_000 // 32
 
 
 def test_the_pool_is_only_topped_up_to_the_goal():
@@ -152,7 +153,18 @@ def test_a_shared_saturated_row_keeps_its_crumbs_until_a_useful_block_has_accrue
     assert grant.wait_s == pytest.approx((258 - 10) / 200)
     alone = take(lease.Row(10.0, T0, 200, 400, {}))
     assert not alone.short and alone.tokens == 10  # alone on the row it stays exact
-    # alone and short, it comes back when half a block (64 of 129) has accrued, then takes
-    # what is there: one write per half block, not one per request, at saturation
+    # alone and short, it comes back when half of what it wanted (64 of 129) has accrued, then
+    # takes what is there: one write per half block, not one per request, at saturation
     empty = take(lease.Row(0.5, T0, 200, 400, {}))
     assert empty.short and empty.wait_s == pytest.approx((64 - 0.5) / 200)
+
+
+def test_a_short_row_never_asks_for_more_than_two_seconds_of_its_share():
+    # a token limit: 3,333/s, a block of 25,000 tokens; the rest of the burst sits in two other
+    # instances' pools. Waiting for half a block would shut this instance out for 4 s.
+    tpm = Limit(200_000 / 60, 200_000)
+    holders = {"b": T0 + 1, "c": T0 + 1}
+    grant = lease.take(lease.Row(2_500.0, T0, tpm.rate, tpm.burst, holders), tpm, held=0.0,
+                       target=1e9, cost=1030.0, instance="a", now=T0, lease_s=0.25, ttl_s=4.0)
+    # its share of 2 s of refill is 2,222 tokens: 2,500 in the row are worth a write
+    assert not grant.short and grant.tokens == 2_500
