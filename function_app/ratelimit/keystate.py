@@ -33,6 +33,8 @@ class KeyState:
     fallback: the local safe-capacity bucket used while storage is unavailable.
     fetch / waiting: the one lease in flight for this key, and the cost of requests awaiting it.
     cap: the fair-share cap the row applied at the last lease.
+    reserved: its costs are reservations settled later (ScopedLimit.reserved): fair shares
+    only, never blocks (see ratelimit/lease.py).
     """
 
     scope: str
@@ -52,6 +54,7 @@ class KeyState:
     last_shard: int = 0
     waiting: float = 0.0
     cap: float = float("inf")
+    reserved: bool = False  # its costs are reservations settled later (token limits): no blocks
     demand: demand_.Demand = field(default_factory=demand_.Demand)
     fetch: asyncio.Task | None = None
     cache: dict[int, tuple[Row, str]] = field(default_factory=dict)
@@ -63,7 +66,8 @@ class KeyState:
         shards = max(1, scoped.shards)
         exact = shard_limit(scoped.limit, shards).rate <= exact_below_rps
         partition = bucket_partition(scoped.scope, scoped.key)
-        return cls(scoped.scope, scoped.key, scoped.limit, shards, exact, partition, last_used=now)
+        return cls(scoped.scope, scoped.key, scoped.limit, shards, exact, partition,
+                   last_used=now, reserved=scoped.reserved)
 
     def update_limit(self, scoped: ScopedLimit, exact_below_rps: float) -> None:
         """Follow a changed limit (overrides refresh); the pool stays, new caps apply later."""
@@ -118,7 +122,8 @@ class KeyState:
         rate = demand_.rate(self.demand, now, tau_s)
         # What this rate spends within hold_s, up to a block: spent, not forfeited, and as
         # large a write as the cap allows whatever the number of instances.
-        spendable = min(block(self.shard_limit, self.last_cost), rate * hold_s)
+        blk = 0.0 if self.reserved else block(self.shard_limit, self.last_cost)
+        spendable = min(blk, rate * hold_s)
         return max(self.last_cost, rate * lease_s * 2, spendable)
 
     def needs_refill(self, now: float, lease_s: float, tau_s: float, hold_s: float = 0.0) -> bool:

@@ -10,11 +10,12 @@ requests need:
 
 with S = max(rate * lease_s, burst / 32) (lease_slice: a token limit's burst is a minute of
 rate, and a share of rate * lease_s would be smaller than one reservation),
-B = min(BLOCK_REQUESTS * u, burst / 3) for the holder's typical request cost u (block) when the
-row holds less than BLOCKS_BELOW of burst and 0 otherwise (a key far from its limit has no use
-for blocks, and they would park its burst in a few pools), w the larger of the asking request's
-cost and the cost of all requests waiting for this lease at that instance, and `active` the
-unexpired holders including the asker. Its local pool never exceeds
+B = min(BLOCK_REQUESTS * u, burst / 3) for the holder's typical request cost u (block), or 0
+for a key whose costs are reservations refunded afterwards (token limits: refunds refill the
+pool, so a block would only park the burst in a few pools and shut later instances out,
+tests/e2e/test_token_limits_azurite.py), w the larger of the asking request's cost and the cost
+of all requests waiting for this lease at that instance, and `active` the unexpired holders
+including the asker. Its local pool never exceeds
 the cap computed at its latest lease (refunds of its own reservations aside, see below), and
 the pool expires with the lease.
 
@@ -66,7 +67,6 @@ MIN_GRANT = 0.5  # smallest useful lease, as a fraction of the goal: bounds writ
 # burst so a small limit is not handed out whole to the first instances.
 BLOCK_REQUESTS = 128
 BLOCK_BURST_SHARE = 1 / 3
-BLOCKS_BELOW = 1 / 2  # blocks are granted from a row below this share of burst
 # A holder entry outlives the holder's own pool expiry by this much, so other instances whose
 # clocks run up to this far ahead still count it while it can spend (see the bound above).
 SKEW_MARGIN_S = 0.5
@@ -143,7 +143,7 @@ def _live_holders(row: Row, instance: str, now: float) -> dict[str, float]:
 def take(
     row: Row | None, limit: Limit, *, held: float, target: float, cost: float,
     instance: str, now: float, lease_s: float, ttl_s: float, unit: float | None = None,
-    waiting: float = 0.0,
+    waiting: float = 0.0, blocks: bool = True,
 ) -> Grant:
     """Top the pool (`held` tokens) up towards `target`, within the fair cap.
 
@@ -161,11 +161,7 @@ def take(
     unit = cost if unit is None or cost > 0 else unit
     # Requests already waiting at this instance may all be paid by this one write.
     bucket = refill(BucketState(current.tokens, current.ts), limit, now)
-    # Blocks only once the row is below half of burst: a key far from its limit (a token limit
-    # whose reservations come back as refunds) would otherwise park its burst in a few pools
-    # and shut later instances out (tests/e2e/test_token_limits_azurite.py).
-    blocks = unit if bucket.tokens < limit.burst * BLOCKS_BELOW else 0.0
-    cap = fair_cap(limit, lease_s, len(others) + 1, max(unit, waiting), blocks)
+    cap = fair_cap(limit, lease_s, len(others) + 1, max(unit, waiting), unit if blocks else 0.0)
     need = max(0.0, cost - held)
     goal = min(target, cap)
     want = max(math.ceil(need - 1e-9), goal - held)  # whole tokens: a fraction of need is one

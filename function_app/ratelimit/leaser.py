@@ -74,6 +74,7 @@ class Leaser:
                 row, limit, held=ks.tokens, target=max(target, asked), cost=asked,
                 instance=self._instance, now=now, lease_s=self._cfg.lease_s,
                 ttl_s=self._cfg.lease_ttl_s, unit=ks.last_cost, waiting=ks.waiting,
+                blocks=not ks.reserved,
             )
             self._seen(ks, grant.available, now)
             if grant.row is None:

@@ -30,12 +30,15 @@ class ScopedLimit:
     """One limit to apply to a request: scope name ("global", "client", "route"), key, limit.
 
     `shards` > 1 splits a hot key over that many storage rows (each rate/shards, burst/shards).
+    `reserved`: costs are reservations settled afterwards with refunds (token limits); such a
+    key leases fair shares, never blocks (ratelimit/lease.py).
     """
 
     scope: str
     key: str
     limit: Limit
     shards: int = 1
+    reserved: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ class TokenLimits:
     def scopes(self, client: str, model: str) -> list[ScopedLimit]:
         scoped = []
         if self.client is not None:
-            scoped.append(ScopedLimit("client_tpm", client, self.client))
+            scoped.append(ScopedLimit("client_tpm", client, self.client, reserved=True))
         if self.model is not None:
-            scoped.append(ScopedLimit("model_tpm", model, self.model))
+            scoped.append(ScopedLimit("model_tpm", model, self.model, reserved=True))
         return scoped

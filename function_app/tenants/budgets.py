@@ -53,7 +53,7 @@ def budget_scopes(grant: Grant, now: float) -> list[ScopedLimit]:
         wanted += [("tenant", tenant.name, DAY, tenant.daily_tokens),
                    ("tenant", tenant.name, MONTH, tenant.monthly_tokens)]
     return [ScopedLimit(f"{PREFIX}{who}_{period}", f"{ident}:{period_id(period, now)}",
-                        Limit(0.0, float(budget)))
+                        Limit(0.0, float(budget)), reserved=True)
             for who, ident, period, budget in wanted if budget > 0]
 
 

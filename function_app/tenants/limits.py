@@ -74,7 +74,8 @@ class KeyTokenLimits:
             return scoped
         if grant.key.tpm > 0:
             tpm = grant.key.tpm
-            scoped = [*scoped, ScopedLimit("key_tpm", grant.key.prefix, Limit(tpm / 60, tpm))]
+            scoped = [*scoped, ScopedLimit("key_tpm", grant.key.prefix, Limit(tpm / 60, tpm),
+                                              reserved=True)]
         return TaggedScopes([*scoped, *budget_scopes(grant, self._clock.now())], grant, model)
 
 

@@ -24,9 +24,9 @@ def take(row, held=0.0, target=1000.0, cost=1.0, instance="a", now=T0):
 
 def test_a_fresh_row_grants_the_cap_and_records_the_holder():
     grant = take(None)
-    # a full row is far from its limit: one cost on top of the 1/1 share (S = 50), no block
-    assert grant.cap == 51 and grant.tokens == 51
-    assert grant.row is not None and grant.row.tokens == 349
+    # one cost on top of the larger of the 1/1 share (S = 50) and a block (B = 128 requests)
+    assert grant.cap == 129 and grant.tokens == 129
+    assert grant.row is not None and grant.row.tokens == 271
     assert grant.row.holders == {"a": T0 + 2.0 + lease.SKEW_MARGIN_S}
 
 
@@ -41,11 +41,14 @@ def test_the_share_is_divided_among_live_holders_only():
 
 def test_a_block_floors_the_share_however_many_instances_hold_leases():
     holders = {f"i{k}": T0 + 1 for k in range(999)}
-    grant = take(lease.Row(150, T0, 200, 400, holders))  # under half of burst: blocks
+    grant = take(lease.Row(400, T0, 200, 400, holders))
     # 50 / 1000 would be a twentieth of a token per write; the block keeps 128 per write
     assert grant.cap == 129 and grant.tokens == 129
-    # a row over half of burst hands out fair shares only: blocks would park it in pools
-    assert take(lease.Row(250, T0, 200, 400, holders)).cap == pytest.approx(1 + 50 / 1000)
+    # a key whose costs are refunded reservations (token limits) gets fair shares only:
+    # blocks would park its burst in a few pools, refilled by refunds, and shut others out
+    reserved = lease.take(lease.Row(400, T0, 200, 400, holders), LIMIT, held=0.0, target=1e6,
+                          cost=1.0, instance="a", now=T0, lease_s=0.25, ttl_s=2.0, blocks=False)
+    assert reserved.cap == pytest.approx(1 + 50 / 1000)
 
 
 def test_a_block_is_128_requests_and_never_more_than_a_third_of_burst():
@@ -55,8 +58,8 @@ def test_a_block_is_128_requests_and_never_more_than_a_third_of_burst():
 
 def test_a_large_cost_still_gets_a_share_on_top_so_the_next_requests_need_no_lease():
     grant = lease.take(None, Limit(3333.0, 200_000.0), held=0.0, target=1e9, cost=1030.0,
-                       instance="a", now=T0, lease_s=0.25, ttl_s=2.0)
-    # the burst share S (a full row grants no block): more than 833 = r x 0.25
+                       instance="a", now=T0, lease_s=0.25, ttl_s=2.0, blocks=False)
+    # a token limit leases no block: the burst share S, more than 833 = r x 0.25
     assert grant.tokens == 1030 + 200_000 // 32
 
 
