@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import WRK_LUA, wrk  # noqa: E402
 
 from function_app.ratelimit import lease  # noqa: E402
-from function_app.ratelimit.model import Limit  # noqa: E402
+from function_app.ratelimit.limits import Limit  # noqa: E402
 from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 from tests.support.drive import drive  # noqa: E402

@@ -35,7 +35,7 @@ from sim_table import PARTITION_CAP, SimTableStore  # noqa: E402
 from function_app.ratelimit import bucket, lease  # noqa: E402
 from function_app.ratelimit.config import LimiterConfig  # noqa: E402
 from function_app.ratelimit.limiter import Limiter  # noqa: E402
-from function_app.ratelimit.model import Limit, ScopedLimit  # noqa: E402
+from function_app.ratelimit.limits import Limit, ScopedLimit  # noqa: E402
 from tests.support.clock import FakeClock  # noqa: E402
 
 STEP_S = 0.002

@@ -29,7 +29,7 @@ from azure.data.tables.aio import TableServiceClient
 
 from function_app.core.store_errors import StoreConflict, StoreRefused, StoreUnavailable
 from function_app.core.table_keys import decode_key, encode_key
-from function_app.ratelimit.model import Limit
+from function_app.ratelimit.limits import Limit
 from function_app.ratelimit.store import Fields, Override, RowKey, StoredRow
 
 from .azure_table import LazyTable, write_row

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # annotations only: http/ sits below every package it names h
     from ..core.attempts import Observer
     from ..core.routes import Match
     from ..openai.bill import Bill
-    from ..ratelimit.model import Decision
+    from ..ratelimit.limits import Decision
     from ..routing.pools import Plan
     from ..tenants.access import Grant
 

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from function_app.http.messages import GatewayResponse
 from function_app.ratelimit.headers import retry_after
-from function_app.ratelimit.model import Decision, ScopedLimit
+from function_app.ratelimit.limits import Decision, ScopedLimit
 from function_app.ratelimit.token_headers import duration
 
 from ..core.clock import Clock

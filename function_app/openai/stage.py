@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from function_app.ratelimit.model import ScopedLimit
+from function_app.ratelimit.limits import ScopedLimit
 from function_app.ratelimit.token_headers import (
     openai_limit_headers,
 )

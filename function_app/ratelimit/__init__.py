@@ -1,9 +1,9 @@
 """Rate limiting, requests and tokens, in one place.
 
-Pure: model (limits, decisions), bucket (token bucket maths), demand (observed rate), lease
-(shares of a shared row and the overshoot bound), scopes (which request limits apply), tokens
-(which token limits apply to a completion), keys (storage keys of the shared rows), store (the
-storage interfaces), headers and token_headers (what clients are told).
+Pure: limits (limits, scoped limits, decisions), bucket (token bucket maths), demand (observed
+rate), lease (shares of a shared row and the overshoot bound), scopes (which request limits
+apply), tokens (which token limits apply to a completion), keys (storage keys of the shared
+rows), store (the storage interfaces), headers and token_headers (what clients are told).
 Stateful, over those interfaces only: limiter (the per-instance engine) with config, counters,
 guarded, judge, keystate, leaser, maintenance, sweeper; overrides (limits read from the
 overrides table). stage: the pipeline stage for request limits. The Table Storage and memory

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from function_app.ratelimit.model import Limit, clamp_wait
+from function_app.ratelimit.limits import Limit, clamp_wait
 
 
 @dataclass(frozen=True)

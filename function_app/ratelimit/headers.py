@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from function_app.ratelimit.model import Decision
+from function_app.ratelimit.limits import Decision
 
 
 def rate_limit_headers(decision: Decision) -> list[tuple[str, str]]:

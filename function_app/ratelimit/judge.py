@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from function_app.ratelimit import bucket
 from function_app.ratelimit.keystate import KeyState
 from function_app.ratelimit.leaser import Outcome
-from function_app.ratelimit.model import Decision, Limit, clamp_wait
+from function_app.ratelimit.limits import Decision, Limit, clamp_wait
 
 # Where a judgement came from. DRY: the pool ran dry and the row could not pay (Outcome.SHORT).
 POOL, FALLBACK, DRY, CONTENTION, CLOSED = "pool", "fallback", "dry", "contention", "closed"

@@ -10,7 +10,7 @@ from function_app.ratelimit import demand as demand_
 from function_app.ratelimit.bucket import BucketState
 from function_app.ratelimit.keys import bucket_partition, shard_row
 from function_app.ratelimit.lease import Row, block, shard_limit
-from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.store import RowKey
 
 EPSILON = 1e-9

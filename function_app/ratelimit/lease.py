@@ -55,7 +55,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from function_app.ratelimit.bucket import BucketState, refill, wait_for
-from function_app.ratelimit.model import Limit, clamp_wait
+from function_app.ratelimit.limits import Limit, clamp_wait
 
 # A lease's share is at least this fraction of burst: token limits (burst = a minute of rate)
 # would otherwise lease rate * lease_s, a few hundred tokens, under one reservation.

@@ -27,8 +27,8 @@ from function_app.ratelimit.guarded import GuardedStore, StorageHealth
 from function_app.ratelimit.judge import DRY, Judgement, commit, judge, safe_limit, to_decision
 from function_app.ratelimit.keystate import KeyState
 from function_app.ratelimit.leaser import Leaser, Outcome
+from function_app.ratelimit.limits import Decision, ScopedLimit
 from function_app.ratelimit.maintenance import Maintenance
-from function_app.ratelimit.model import Decision, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore, RowKey
 from function_app.ratelimit.sweeper import Sweeper
 

@@ -12,7 +12,7 @@ import logging
 
 from function_app.core.clock import Clock
 from function_app.core.tasks import stop
-from function_app.ratelimit.model import ScopedLimit
+from function_app.ratelimit.limits import ScopedLimit
 from function_app.ratelimit.scopes import (
     LimitDefaults,
     OverrideIndex,

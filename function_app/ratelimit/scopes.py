@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.store import Override
 
 GLOBAL_KEY = "global"

@@ -13,7 +13,7 @@ from function_app.core.errors import RateLimited, StorageUnavailable
 from function_app.core.pipeline import Handler, Stage
 from function_app.http.messages import GatewayRequest, GatewayResponse
 from function_app.ratelimit.headers import rate_limit_headers, retry_after
-from function_app.ratelimit.model import Decision, ScopedLimit
+from function_app.ratelimit.limits import Decision, ScopedLimit
 
 LimitsFor = Callable[[str | None, str | None], list[ScopedLimit]]
 

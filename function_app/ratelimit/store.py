@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from function_app.ratelimit.model import Limit
+from function_app.ratelimit.limits import Limit
 
 Fields = Mapping[str, float | str]
 

@@ -11,7 +11,7 @@ stage), so an error answer carries them too.
 
 from __future__ import annotations
 
-from function_app.ratelimit.model import Decision
+from function_app.ratelimit.limits import Decision
 
 
 def duration(seconds: float) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.limits import Limit, ScopedLimit
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.limits import Limit, ScopedLimit
 
 from .access import Grant
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from function_app.ratelimit.model import Decision, Limit, ScopedLimit
+from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 
 from ..core.clock import Clock
 from ..core.model_routes import ModelBackend

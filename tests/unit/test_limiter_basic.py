@@ -12,7 +12,7 @@ from function_app.ratelimit import lease
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.keys import bucket_partition
 from function_app.ratelimit.limiter import Limiter
-from function_app.ratelimit.model import Limit, ScopedLimit
+from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.store import RowKey
 from tests.support.clock import FakeClock
 

@@ -6,7 +6,7 @@ import pytest
 
 from function_app.adapters.limitstore_memory import MemoryOverrideStore
 from function_app.core.store_errors import StoreUnavailable
-from function_app.ratelimit.model import Limit
+from function_app.ratelimit.limits import Limit
 from function_app.ratelimit.overrides import OverrideSource
 from function_app.ratelimit.store import Override
 from function_app.settings.load import load_settings

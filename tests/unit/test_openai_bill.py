@@ -7,7 +7,7 @@ from function_app.core.errors import TokenRateLimited
 from function_app.openai.bill import Bill, reserve
 from function_app.openai.ledger import TokenLedger
 from function_app.openai.usage import Usage
-from function_app.ratelimit.model import Decision, Limit, ScopedLimit
+from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 
 SCOPES = [ScopedLimit("client_tpm", "c", Limit(10, 600))]
 

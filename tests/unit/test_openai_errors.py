@@ -15,7 +15,7 @@ from function_app.core.errors import (
 from function_app.http.headers import Headers
 from function_app.http.messages import GatewayResponse
 from function_app.openai.errors import openai_error_body, openai_error_response
-from function_app.ratelimit.model import Decision, Limit
+from function_app.ratelimit.limits import Decision, Limit
 from function_app.ratelimit.token_headers import duration, openai_limit_headers
 
 

@@ -4,7 +4,7 @@ import json
 
 from function_app.app import healthz, proxy, stats
 from function_app.ratelimit.headers import rate_limit_headers
-from function_app.ratelimit.model import Decision, Limit
+from function_app.ratelimit.limits import Decision, Limit
 from tests.support.handler_calls import make_request, read_json
 
 POST = {"content-type": "application/json"}

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from function_app.ratelimit.bucket import BucketState, decide, refill
-from function_app.ratelimit.model import MAX_RETRY_AFTER_S, Limit
+from function_app.ratelimit.limits import MAX_RETRY_AFTER_S, Limit
 
 T0 = 1_700_000_000.0
 

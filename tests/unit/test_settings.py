@@ -5,7 +5,7 @@ import pytest
 
 from function_app.cache.config import CacheConfig
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.model import Limit
+from function_app.ratelimit.limits import Limit
 from function_app.routing.breaker import BreakerConfig
 from function_app.settings.load import SettingsError, load_settings
 from function_app.settings.specs import SPECS

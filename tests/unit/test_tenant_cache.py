@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from function_app.adapters.keystore_memory import MemoryKeyStore
-from function_app.ratelimit.model import Decision, Limit, ScopedLimit
+from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 from function_app.tenants.access import Grant
 from function_app.tenants.cache import KeyCache, LookupsExhausted
 from function_app.tenants.errors import BudgetExceeded
