@@ -97,8 +97,13 @@ class Scripted:
         return True
 
     async def hold(self, reader: asyncio.StreamReader, query: dict[str, list[str]]) -> None:
-        """Say nothing until the client closes the connection."""
-        while await reader.read(65536):
+        """Say nothing until the client closes the connection. A client that closes with part
+        of the answer still unread in its socket buffer resets the connection (RST, not FIN):
+        that is a release too, and must not escape as an error before it is recorded."""
+        try:
+            while await reader.read(65536):
+                pass
+        except ConnectionError:
             pass
         self.released.append(query.get("id", [""])[0])
 
