@@ -32,7 +32,7 @@ from bench_gateway import WRK_LUA, wrk  # noqa: E402
 
 from function_app.ratelimit import lease  # noqa: E402
 from function_app.ratelimit.limits import Limit  # noqa: E402
-from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, INSTANT, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 from tests.support.drive import drive  # noqa: E402
 
@@ -46,10 +46,8 @@ def counters(url: str) -> dict[str, int]:
 
 def start(logs: Path, args) -> tuple[list, dict[str, str]]:
     azurite = Azurite(logs / "azurite").start()
-    backend_port, off_port, on_port, loose_port = (free_port() for _ in range(4))
-    backend = spawn("backend", ["node", "server.js"], port=backend_port, log_dir=logs,
-                    cwd=ROOT / "services/node",
-                    env={"PORT": str(backend_port), "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0"})
+    off_port, on_port, loose_port = (free_port() for _ in range(3))
+    backend = spawn_node("backend", logs, INSTANT)
     common = {**WORKER_ENV, "NODE_SERVICE_URL": backend.url, "CLIENT_RPS": "0"}
     off = spawn("gateway-off", HOST_CMD, port=off_port,
                 log_dir=logs, env={**common, "PORT": str(off_port), "RATE_LIMIT_ENABLED": "false"})
@@ -105,12 +103,9 @@ def report(rows: list[dict], off: list[dict], loose: list[dict], args) -> str:
 
 
 def shared(args, logs: Path) -> str:
-    """N instances on one key: the storage cost of fair-share leases, and the accuracy."""
+    """N instances on one key: storage round trips per admitted request, and the accuracy."""
     azurite = Azurite(logs / "azurite").start()
-    port = free_port()
-    backend = spawn("backend", ["node", "server.js"], port=port, log_dir=logs,
-                    cwd=ROOT / "services/node",
-                    env={"PORT": str(port), "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0"})
+    backend = spawn_node("backend", logs, INSTANT)
     gateways = []
     try:
         for i in range(args.instances):

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import wrk  # noqa: E402
 
-from scripts.procs import HOST_CMD, PYTHON, WORKER_ENV, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, INSTANT, PYTHON, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 
 WRK_LUA = ('wrk.method = "POST"\nwrk.body = \'{"prompt": "benchmark"}\'\n'
@@ -52,11 +52,7 @@ def admin(env: dict[str, str], *argv: str) -> str:
 
 def start(logs: Path) -> tuple[list, dict[str, str], list[str]]:
     azurite = Azurite(logs / "azurite").start()
-    port = free_port()
-    backend = spawn("backend", ["node", "server.js"], port=port, log_dir=logs,
-                    cwd=ROOT / "services/node",
-                    env={"PORT": str(port), "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0",
-                         "TTFT_MS": "0", "TOKEN_MS": "0"})
+    backend = spawn_node("backend", logs, INSTANT)
     storage = {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string}
     common = {**storage, "NODE_SERVICE_URL": backend.url, "GLOBAL_RPS": "1000000",
               "GLOBAL_BURST": "1000000", "CLIENT_RPS": "1000000", "CLIENT_BURST": "1000000",

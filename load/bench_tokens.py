@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import wrk  # noqa: E402
 
-from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, INSTANT, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 
 MODEL = "sim-node"
@@ -39,11 +39,7 @@ def limiter(url: str) -> dict[str, int]:
 
 def start(logs: Path, args) -> tuple[list, dict[str, str]]:
     azurite = Azurite(logs / "azurite").start()
-    port = free_port()
-    backend = spawn("backend", ["node", "server.js"], port=port, log_dir=logs,
-                    cwd=ROOT / "services/node",
-                    env={"PORT": str(port), "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0",
-                         "TTFT_MS": "0", "TOKEN_MS": "0"})
+    backend = spawn_node("backend", logs, INSTANT)
     common = {"NODE_SERVICE_URL": backend.url, "PY_SERVICE_URL": backend.url,
               "MODEL_ROUTES": json.dumps({MODEL: backend.url}),
               "GLOBAL_RPS": "1000000", "GLOBAL_BURST": "1000000", "CLIENT_RPS": "1000000",

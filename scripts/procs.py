@@ -94,6 +94,17 @@ def spawn(
     raise RuntimeError(f"{name} did not become ready on port {port}:\n{proc.log_tail()}")
 
 
+# The Node simulator answering at once: benchmarks that measure the gateway, not inference.
+INSTANT = {"LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0", "TTFT_MS": "0", "TOKEN_MS": "0"}
+
+
+def spawn_node(name: str, log_dir: Path, env: Mapping[str, str] | None = None) -> Proc:
+    """The Node inference simulator (services/node) on a free port, with `env` on top."""
+    port = free_port()
+    return spawn(name, ["node", "server.js"], port=port, log_dir=log_dir,
+                 cwd=ROOT / "services/node", env={"PORT": str(port), **(env or {})})
+
+
 def _answers(port: int, path: str | None) -> bool:
     try:
         if path is None:
