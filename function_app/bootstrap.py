@@ -12,10 +12,10 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from function_app.ratelimit.limiter import Limiter
 from function_app.ratelimit.overrides import OverrideSource
 from function_app.ratelimit.stage import rate_limit_stage
 from function_app.ratelimit.store import OverrideStore, RateLimitStore
+from function_app.ratelimit.tally_limiter import AnyLimiter, make_limiter
 from function_app.ratelimit.tokens import TokenLimits
 
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
@@ -157,7 +157,7 @@ def _health(settings: Settings, probes: Upstream, parts: Parts, clock: Clock) ->
 
 
 async def _limiter(settings: Settings, parts: Parts, given: Given
-                   ) -> tuple[Limiter, OverrideSource]:
+                   ) -> tuple[AnyLimiter, OverrideSource]:
     """The one limiter of the process (requests and tokens) and the source of its limits."""
     limit_store, override_store = given.limit_store, given.override_store
     if limit_store is None:
@@ -171,7 +171,7 @@ async def _limiter(settings: Settings, parts: Parts, given: Given
         else:
             limit_store, override_store = storage.buckets, storage.overrides
             parts.closers.append(storage.close)
-    limiter = Limiter(limit_store, given.clock, settings.limiter, given.instance)
+    limiter = make_limiter(limit_store, given.clock, settings.limiter, given.instance)
     overrides = OverrideSource(override_store, given.clock, settings.limit_defaults,
                                settings.limiter.overrides_refresh_s)
     parts.closers += [overrides.close, limiter.close]  # closed in reverse: tokens go back first
@@ -184,13 +184,13 @@ async def _limiter(settings: Settings, parts: Parts, given: Given
     return limiter, overrides
 
 
-def _limiter_health(limiter: Limiter) -> dict:
+def _limiter_health(limiter: AnyLimiter) -> dict:
     """/healthz: the limiter's storage state; refused storage (a misconfiguration) is not ok."""
     state = limiter.storage_state
     return {"ok": state["state"] != "refused", "storage": state}
 
 
-def _openai(settings: Settings, parts: Parts, limiter: Limiter | None, clock: Clock,
+def _openai(settings: Settings, parts: Parts, limiter: AnyLimiter | None, clock: Clock,
             tenancy: Tenancy) -> Stage:
     ledger = TokenLedger()
     parts.stats_sources["tokens"] = ledger.snapshot

@@ -88,6 +88,13 @@ param deploymentContainerName string = 'app-package'
 @description('Table holding rate-limit counters.')
 param rateLimitTableName string = 'ratelimits'
 
+@description('How instances share rate limits: lease (exact for small limits; storage calls per request grow with instances on a key) or tally (two storage calls per instance per period, whatever the instances and keys; for fleets beyond a few dozen instances).')
+@allowed([
+  'lease'
+  'tally'
+])
+param rateLimitSync string = 'lease'
+
 @description('Table holding per-client limit overrides.')
 param limitOverridesTableName string = 'limitoverrides'
 
@@ -139,6 +146,8 @@ var gatewaySettingDefaults = {
   RATE_LIMIT_EXPECTED_INSTANCES: '4'
   RATE_LIMIT_LEASE_S: '0.25'
   RATE_LIMIT_LEASE_TTL_S: '4'
+  RATE_LIMIT_SYNC: rateLimitSync
+  RATE_LIMIT_TALLY_PERIOD_S: '2.5'
   RATE_LIMIT_EXACT_BELOW_RPS: '1'
   RATE_LIMIT_GLOBAL_SHARDS: '1'
   RATE_LIMIT_CONFLICT_RETRIES: '3'

@@ -51,12 +51,15 @@ class SimTableStore:
         """The most operations any partition received in any one-second window."""
         return max((max(c.values()) for c in self._partition_window.values() if c), default=0)
 
-    def _admit(self, partition: str) -> None:
+    def _admit(self, partition: str, entities: int = 1) -> None:
+        """One transaction touching `entities` entities of `partition` (a query: every row it
+        returns counts against the partition's entities-per-second target)."""
         second = int(self._clock.now())
         self.ops += 1
-        self.ops_by_scope[partition.split(":", 1)[0]] += 1
+        scope = partition.split(":", 1)[0]
+        self.ops_by_scope["tally" if scope.startswith("_tally") else scope] += 1
         window = self._partition_window[second]
-        window[partition] += 1
+        window[partition] += max(1, entities)
         self._account_window[second] += 1
         if window[partition] > PARTITION_CAP or self._account_window[second] > ACCOUNT_CAP:
             self.server_busy += 1
@@ -71,6 +74,17 @@ class SimTableStore:
         await self._clock.sleep(self.latency())
         self._admit(key.partition)
         return await self._inner.write(key, fields, etag)
+
+    async def put(self, key: RowKey, fields: Fields) -> str:
+        await self._clock.sleep(self.latency())
+        self._admit(key.partition)
+        return await self._inner.put(key, fields)
+
+    async def query(self, partition: str) -> list[StoredRow]:
+        await self._clock.sleep(self.latency())
+        rows = await self._inner.query(partition)
+        self._admit(partition, len(rows))
+        return rows
 
     async def delete(self, key: RowKey, etag: str) -> None:
         await self._clock.sleep(self.latency())

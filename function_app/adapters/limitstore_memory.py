@@ -40,6 +40,16 @@ class MemoryRateLimitStore:
         self._rows[key] = StoredRow(key, dict(fields), new_etag)
         return new_etag
 
+    async def put(self, key: RowKey, fields: Fields) -> str:
+        await self._maybe_yield()
+        new_etag = f'W/"{next(self._etags)}"'
+        self._rows[key] = StoredRow(key, dict(fields), new_etag)
+        return new_etag
+
+    async def query(self, partition: str) -> list[StoredRow]:
+        await self._maybe_yield()
+        return [row for key, row in self._rows.items() if key.partition == partition]
+
     async def delete(self, key: RowKey, etag: str) -> None:
         await self._maybe_yield()
         current = self._rows.get(key)

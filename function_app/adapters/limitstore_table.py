@@ -99,6 +99,32 @@ class TableRateLimitStore:
             raise _unavailable(exc) from None
         return str(meta["etag"])
 
+    async def put(self, key: RowKey, fields: Fields) -> str:
+        entity = {"PartitionKey": key.partition, "RowKey": key.row, **fields}
+        try:
+            client = await self._table.ready()
+            meta = await client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except ResourceNotFoundError:
+            self._table.forget()
+            raise StoreRefused("the rate-limit table does not exist") from None
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from None
+        return str(meta["etag"])
+
+    async def query(self, partition: str) -> list[StoredRow]:
+        found: list[StoredRow] = []
+        try:
+            client = await self._table.ready()
+            pages = client.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=1000,
+            )
+            async for entity in pages:
+                key = RowKey(entity["PartitionKey"], entity["RowKey"])
+                found.append(StoredRow(key, _fields(entity), _etag(entity)))
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from None
+        return found
+
     async def delete(self, key: RowKey, etag: str) -> None:
         try:
             client = await self._table.ready()

@@ -18,6 +18,8 @@ class LimiterConfig:
     # "open" (local safe capacity) or "closed" (deny, 503)
     failure_mode: str = from_setting("rate_limit_failure_mode")
     expected_instances: int = from_setting("rate_limit_expected_instances")
+    sync: str = from_setting("rate_limit_sync")  # "lease" or "tally"
+    tally_period_s: float = from_setting("rate_limit_tally_period_s")
     lease_s: float = from_setting("rate_limit_lease_s")
     lease_ttl_s: float = from_setting("rate_limit_lease_ttl_s")
     exact_below_rps: float = from_setting("rate_limit_exact_below_rps")

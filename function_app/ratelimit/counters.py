@@ -10,6 +10,7 @@ NAMES = (
     "returned_tokens", "dropped_tokens", "contention_denied", "decisions_without_storage",
     "fallback_admitted", "fallback_denied", "storage_unavailable_denied", "sweeps", "swept_rows",
     "internal_errors", "storage_refused", "adjustments", "refunded_tokens", "extra_charged_tokens",
+    "tally_syncs", "tally_waits", "tally_aggregations", "tally_takeovers", "tally_keys_dropped",
 )
 
 
@@ -26,3 +27,17 @@ class Counters:
 
     def snapshot(self) -> dict[str, int]:
         return dict(self._values)
+
+    def decision(self, allowed: bool, shadow: bool, degraded: bool, unavailable: bool) -> None:
+        """Count one decision of either limiter (lease or tally mode)."""
+        values = self._values
+        values["decisions"] += 1
+        values["admitted" if allowed else "denied"] += 1
+        if shadow:
+            values["shadow_denied"] += 1
+        if degraded:
+            values["decisions_without_storage"] += 1
+            if unavailable:
+                values["storage_unavailable_denied"] += 1
+            else:
+                values["fallback_admitted" if allowed else "fallback_denied"] += 1

@@ -94,6 +94,14 @@ class GuardedStore:
         self._counters.incr("storage_writes")
         return await self._call(self._store.write(key, fields, etag))
 
+    async def put(self, key: RowKey, fields: Fields) -> str:
+        self._counters.incr("storage_writes")
+        return await self._call(self._store.put(key, fields))
+
+    async def query(self, partition: str) -> list[StoredRow]:
+        self._counters.incr("storage_reads")
+        return await self._call(self._store.query(partition))
+
     async def delete(self, key: RowKey, etag: str) -> None:
         self._counters.incr("storage_deletes")
         await self._call(self._store.delete(key, etag))

@@ -40,6 +40,14 @@ def safe_limit(limit: Limit, expected_instances: int) -> Limit:
     return Limit(limit.rate / share, max(1.0, limit.burst / share), limit.shadow)
 
 
+def failure_decision(failure_mode: str) -> Decision:
+    """The decision when the limiter itself failed: the failure mode's, never an exception."""
+    if failure_mode == "closed":
+        return Decision(False, retry_after_s=1.0, storage_unavailable=True, degraded=True,
+                        reason="storage_unavailable")
+    return Decision(True, degraded=True, reason="ok")
+
+
 def judge(
     ks: KeyState, outcome: Outcome | None, cost: float, now: float, *,
     failure_mode: str, expected_instances: int, storage_retry_s: float, contention_s: float,

@@ -24,7 +24,15 @@ from function_app.ratelimit.bucket import BucketState
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore, StorageHealth
-from function_app.ratelimit.judge import DRY, Judgement, commit, judge, safe_limit, to_decision
+from function_app.ratelimit.judge import (
+    DRY,
+    Judgement,
+    commit,
+    failure_decision,
+    judge,
+    safe_limit,
+    to_decision,
+)
 from function_app.ratelimit.keystate import KeyState
 from function_app.ratelimit.leaser import Leaser, Outcome
 from function_app.ratelimit.limits import Decision, ScopedLimit
@@ -262,22 +270,8 @@ class Limiter:
             self._start_fetch(ks, 0.0)
 
     def _failure_decision(self) -> Decision:
-        if self._cfg.failure_mode == "closed":
-            return Decision(
-                False, retry_after_s=1.0, storage_unavailable=True, degraded=True,
-                reason="storage_unavailable",
-            )
-        return Decision(True, degraded=True, reason="ok")
+        return failure_decision(self._cfg.failure_mode)
 
     def _count(self, decision: Decision) -> None:
-        counters = self._counters
-        counters.incr("decisions")
-        counters.incr("admitted" if decision.allowed else "denied")
-        if decision.shadow_scope is not None:
-            counters.incr("shadow_denied")
-        if decision.degraded:
-            counters.incr("decisions_without_storage")
-            if decision.storage_unavailable:
-                counters.incr("storage_unavailable_denied")
-            else:
-                counters.incr("fallback_admitted" if decision.allowed else "fallback_denied")
+        self._counters.decision(decision.allowed, decision.shadow_scope is not None,
+                                decision.degraded, decision.storage_unavailable)

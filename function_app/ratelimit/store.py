@@ -42,6 +42,12 @@ class RateLimitStore(Protocol):
     async def delete(self, key: RowKey, etag: str) -> None:
         """Delete the row if its ETag matches; a missing row is fine; a changed one conflicts."""
 
+    async def put(self, key: RowKey, fields: Fields) -> str:
+        """Create or replace the row whatever its ETag (a row only one writer owns); the ETag."""
+
+    async def query(self, partition: str) -> list[StoredRow]:
+        """Every row of one partition (the tally's instance rows: one query reads a group)."""
+
     async def scan(self, updated_before: float, limit: int) -> list[StoredRow]:
         """Up to `limit` rows whose numeric field `ts` is below `updated_before`."""
 

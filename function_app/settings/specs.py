@@ -140,6 +140,16 @@ class Settings:
     rate_limit_expected_instances: int = setting(
         "RATE_LIMIT_EXPECTED_INSTANCES", "4", int_range(1, 1000),
         "Instances assumed while storage is unavailable: each admits rate / this locally.")
+    rate_limit_sync: str = setting(
+        "RATE_LIMIT_SYNC", "lease", choice("lease", "tally"),
+        "How instances share a limit: lease (blocks of tokens leased from one row per key; "
+        "exact for small limits, storage cost per request grows with instances on a key) or "
+        "tally (each instance publishes its demand once per period and enforces its share "
+        "locally; two storage calls per instance per period whatever the instances and keys).")
+    rate_limit_tally_period_s: float = setting(
+        "RATE_LIMIT_TALLY_PERIOD_S", "2.5", float_range(0.2, 60),
+        "Tally mode: seconds between an instance's storage syncs (two calls each); shares "
+        "follow demand about one to two periods late, and P is in the overshoot bound.")
     rate_limit_lease_s: float = setting("RATE_LIMIT_LEASE_S", "0.25", float_range(0.01, 10),
         "Seconds of rate a lease's fair share is made of (S = rate x this, shared among the "
         "instances holding leases); part of the overshoot bound in ratelimit/lease.py.")

@@ -88,6 +88,30 @@ async def test_scan_returns_rows_older_than_the_cutoff_only(bucket_store):
 
 
 @pytest.mark.asyncio
+async def test_put_creates_or_replaces_whatever_the_etag(bucket_store):
+    first = await bucket_store.put(KEY, FIELDS)
+    second = await bucket_store.put(KEY, {"d": "x" * 30_000, "p": 3.0})
+    stored = await bucket_store.read(KEY)
+    assert first != second and stored is not None and stored.etag == second
+    assert stored.fields["d"] == "x" * 30_000 and stored.fields["p"] == 3.0
+    assert "tokens" not in stored.fields  # replaced, not merged
+    with pytest.raises(StoreConflict):
+        await bucket_store.write(KEY, FIELDS, first)
+
+
+@pytest.mark.asyncio
+async def test_query_returns_every_row_of_one_partition_only(bucket_store):
+    for n in range(3):
+        await bucket_store.put(RowKey("_tally.g0", f"i{n}"), {"p": float(n)})
+    await bucket_store.put(RowKey("_tally.g1", "i9"), {"p": 9.0})
+    found = await bucket_store.query("_tally.g0")
+    assert sorted((row.key.row, row.fields["p"]) for row in found) == [
+        ("i0", 0.0), ("i1", 1.0), ("i2", 2.0)]
+    assert all(row.etag for row in found)
+    assert await bucket_store.query("_tally.g7") == []
+
+
+@pytest.mark.asyncio
 async def test_a_lease_row_round_trips_through_the_store(bucket_store):
     row = lease.Row(7.25, 1_700_000_000.5, 200.0, 400.0, {"gw.abc": 1_700_000_002.0})
     await bucket_store.write(KEY, lease.row_to_fields(row), None)

@@ -43,6 +43,14 @@ class FlakyRateLimitStore:
         await self._gate()
         return await self.inner.write(key, fields, etag)
 
+    async def put(self, key: RowKey, fields: Fields) -> str:
+        await self._gate()
+        return await self.inner.put(key, fields)
+
+    async def query(self, partition: str) -> list[StoredRow]:
+        await self._gate()
+        return await self.inner.query(partition)
+
     async def delete(self, key: RowKey, etag: str) -> None:
         await self._gate()
         await self.inner.delete(key, etag)

@@ -1,0 +1,209 @@
+"""Pure tally maths: limits shared by many instances for two storage operations per instance per
+period, whatever the number of instances or keys (RATE_LIMIT_SYNC=tally; issue #10).
+
+Time is cut into periods of P seconds (RATE_LIMIT_TALLY_PERIOD_S). After each period every
+instance that had traffic writes ONE row of its own: its demand d_i on every key it saw (cost
+asked, smoothed: d_i(p) = max(raw(p), DECAY * d_i(p-1))). One instance, the aggregator, reads
+all instance rows (one partition query per group of instances) and writes ONE summary: how many
+instances wrote recently (N), whose demand it counted, and, for every "hot" key, the total
+demand D = sum of d_i. A key is hot when D >= phi * rate * P; keys not listed are known to have
+D < phi * rate * P (phi grows when the list had to be cut to fit a row). Every instance reads
+the summary once per period and runs, per key, a local token bucket holding a share s_i of the
+limit: rate s_i * rate and capacity max(u, s_i * burst) for the key's typical cost u. With
+u(D) = D / (rate * P):
+
+    alone (N = 1, counted):           s_i = 1
+    cold key (not listed):            s_i = d_i / (rate * P) + (1 - phi) / N
+    hot, u(D) <= 1 - SIGMA:           s_i = d_i / (rate * P) + (1 - u(D)) / N
+    hot, u(D) >  1 - SIGMA (binding): s_i = (1 - SIGMA) * d_i / D + SIGMA / N
+
+An instance whose row the summary did not count uses d_i = 0 and N + 1. Every instance takes
+its own demand plus an equal part of what is left, and an instance that saw no demand still
+gets a part (SIGMA when binding), so traffic moving to it is served within a period or two.
+
+Bound. For one view, sum_i s_i <= 1 in every case (sum_i d_i = D, and D < phi * rate * P for
+cold keys). Over any interval of T seconds the cost admitted for one key is therefore at most
+
+    burst + N * u + rate * (T + 2P) + J * (rate + burst) / N + R
+
+burst + N * u: the buckets' capacities (sum_i max(u, s_i * burst)); rate * (T + 2P): refill at
+sum of rates <= rate, plus up to two periods while instances switch between consecutive views
+at different moments; J instances joining (uncounted, N + 1 each) add at most their share each
+until counted; R: refunds of reservations charged before the interval (token limits). The
+buckets' capacities shrink when shares do; they never grow tokens, only room to refill.
+Not covered: storage outages beyond STALE_PERIODS (then the failure mode decides, as in lease
+mode), and a key that overflows an instance's row (never at MAX_ROW_KEYS distinct keys per
+period; counted as `tally_keys_dropped`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from function_app.ratelimit.limits import Limit
+
+SIGMA = 0.05  # of a binding key's rate split evenly, so an instance without demand is served
+PHI = 0.1  # keys below this utilisation are left out of the summary
+DECAY = 0.5  # published demand falls at most by half per period
+CHUNK = 30_000  # characters per string property (Table Storage: 64 KiB, UTF-16)
+MAX_CHUNKS = 15  # a row stays under 1 MiB
+MAX_ROW_KEYS = 11_000  # keys one instance row carries per period (about 36 characters each)
+HOT_CHUNKS, MEMBER_CHUNKS = 10, 5  # the summary: 10,000 hot keys, 16,000 instances
+STALE_PERIODS = 4  # a view older than this many periods is no view: the failure mode decides
+
+
+def key_id(scope: str, key: str) -> str:
+    """A short fixed-size id for (scope, key): rows stay small whatever a client calls itself."""
+    return hashlib.blake2b(f"{scope}:{key}".encode(), digest_size=8).hexdigest()
+
+
+def member_id(instance: str) -> str:
+    return hashlib.blake2b(instance.encode(), digest_size=4).hexdigest()
+
+
+@dataclass(frozen=True)
+class View:
+    """What the summary of period `period` says (see the module docstring)."""
+
+    period: int
+    instances: int
+    members: frozenset[str]
+    hot: Mapping[str, float]
+    phi: float = PHI
+
+
+def share(view: View, me: str, kid: str, own: float, rate: float, period_s: float) -> float:
+    """This instance's fraction s_i of one key's limit under `view`; `own` is its published
+    demand d_i for view.period (0 when the view did not count it)."""
+    counted = me in view.members
+    n = max(1, view.instances) if counted else max(1, view.instances) + 1
+    if counted and n == 1:
+        return 1.0
+    d_i = own if counted else 0.0
+    capacity = rate * period_s
+    if capacity <= 0:
+        return 1.0 / n
+    total = view.hot.get(kid)
+    if total is None:
+        s = d_i / capacity + (1 - view.phi) / n
+    elif total <= (1 - SIGMA) * capacity:
+        s = d_i / capacity + (1 - total / capacity) / n
+    else:
+        s = (1 - SIGMA) * d_i / total + SIGMA / n
+    return min(1.0, max(0.0, s))
+
+
+def local_limit(limit: Limit, s: float, unit: float) -> Limit:
+    """The bucket one instance runs for its share s of `limit`."""
+    return Limit(limit.rate * s, min(limit.burst, max(unit, limit.burst * s)), limit.shadow)
+
+
+def published(raw: Mapping[str, float], previous: Mapping[str, float],
+              floor: float = 1e-3) -> dict[str, float]:
+    """d_i for a period: what was asked in it, or half the previous figure if more."""
+    out = {kid: value for kid, value in raw.items() if value > 0}
+    for kid, value in previous.items():
+        decayed = value * DECAY
+        if decayed > out.get(kid, 0.0) and decayed >= floor:
+            out[kid] = decayed
+    return out
+
+
+def instance_fields(period: int, now: float, demand: Mapping[str, float],
+                    rates: Mapping[str, float]) -> tuple[dict[str, float | str], int]:
+    """One instance's row, and how many keys did not fit (the smallest demands go)."""
+    ranked = sorted(demand.items(), key=lambda item: -item[1])
+    kept, dropped = ranked[:MAX_ROW_KEYS], max(0, len(ranked) - MAX_ROW_KEYS)
+    body = {kid: [round(value, 4), rates.get(kid, 0.0)] for kid, value in kept}
+    return {"p": float(period), "at": now, **_chunks("d", body)}, dropped
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    member: str
+    period: int
+    at: float
+    demand: Mapping[str, tuple[float, float]]  # kid -> (d_i, rate)
+
+
+def parse_instance(row_key: str, fields: Mapping[str, object]) -> InstanceRow | None:
+    """A row another instance wrote; None when it is not one (never raises)."""
+    try:
+        body = _unchunk("d", fields, dict)
+        demand = {str(k): (float(v[0]), float(v[1])) for k, v in body.items()}
+        return InstanceRow(row_key, int(float(fields["p"])), float(fields["at"]), demand)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float) -> View:
+    """The summary of `period`: rows of that period are counted with their demand, rows of the
+    one before count as instances only; hot keys are those at or above phi of rate * P."""
+    totals: dict[str, float] = {}
+    rate_of: dict[str, float] = {}
+    members, instances = set(), 0
+    for row in rows:
+        if row.period < period - 1 or row.period > period:
+            continue
+        instances += 1
+        if row.period != period:
+            continue
+        members.add(row.member)
+        for kid, (value, rate) in row.demand.items():
+            totals[kid] = totals.get(kid, 0.0) + value
+            rate_of[kid] = min(rate, rate_of.get(kid, rate))
+    hot = {kid: d for kid, d in totals.items() if d >= PHI * rate_of[kid] * period_s}
+    ranked = sorted(hot, key=lambda kid: -_utilisation(hot[kid], rate_of[kid], period_s))
+    phi = PHI
+    room = CHUNK * HOT_CHUNKS // 30  # about 30 characters per listed key
+    if len(ranked) > room:
+        phi = max(PHI, _utilisation(hot[ranked[room]], rate_of[ranked[room]], period_s))
+        ranked = ranked[:room]
+    return View(period, instances, frozenset(members), {kid: hot[kid] for kid in ranked}, phi)
+
+
+def _utilisation(total: float, rate: float, period_s: float) -> float:
+    return total / (rate * period_s) if rate > 0 else float("inf")
+
+
+def summary_fields(view: View, by: str, now: float) -> dict[str, float | str]:
+    body = {kid: round(d, 4) for kid, d in view.hot.items()}
+    return {"p": float(view.period), "at": now, "by": by, "n": float(view.instances),
+            "phi": view.phi, **_chunks("m", sorted(view.members), MEMBER_CHUNKS),
+            **_chunks("h", body, HOT_CHUNKS)}
+
+
+def parse_summary(fields: Mapping[str, object]) -> tuple[View, str, float] | None:
+    """(view, aggregator, written at) from the summary row; None for a malformed one."""
+    try:
+        hot = {str(k): float(v) for k, v in _unchunk("h", fields, dict).items()}
+        members = frozenset(str(m) for m in _unchunk("m", fields, list))
+        view = View(int(float(fields["p"])), int(float(fields["n"])), members, hot,
+                    float(fields.get("phi", PHI)))
+        return view, str(fields.get("by", "")), float(fields["at"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _chunks(prefix: str, body: object, limit: int = MAX_CHUNKS) -> dict[str, str]:
+    """JSON split over string properties <prefix>0, <prefix>1, ... (callers keep it small
+    enough; what would exceed `limit` chunks raises, never a row that cannot be read)."""
+    text = json.dumps(body, separators=(",", ":"))
+    parts = [text[i:i + CHUNK] for i in range(0, len(text), CHUNK)]
+    if len(parts) > limit:
+        raise ValueError(f"{len(parts)} chunks of {prefix!r} exceed {limit}")
+    return {f"{prefix}{n}": part for n, part in enumerate(parts)}
+
+
+def _unchunk(prefix: str, fields: Mapping[str, object], kind: type) -> object:
+    parts, n = [], 0
+    while f"{prefix}{n}" in fields:
+        parts.append(str(fields[f"{prefix}{n}"]))
+        n += 1
+    body = json.loads("".join(parts)) if parts else kind()
+    if not isinstance(body, kind):
+        raise ValueError(f"{prefix!r} is not a {kind.__name__}")
+    return body

@@ -1,0 +1,265 @@
+"""The limiter in tally mode (RATE_LIMIT_SYNC=tally): every decision is local, against this
+instance's share of each limit (ratelimit/tally.py); storage is touched twice per period by
+an instance with traffic (tally_sync.py), never per request or per key.
+
+Same contract as ratelimit.limiter.Limiter: `acquire` never raises and decides all scopes or
+none, `adjust` settles reservations, shadow limits report without denying. Without a view
+recent enough (tally.STALE_PERIODS) the failure mode decides, as in lease mode: "open" admits
+up to rate / RATE_LIMIT_EXPECTED_INSTANCES locally, "closed" denies with storage_unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from function_app.core.clock import Clock
+from function_app.core.tasks import stop
+from function_app.ratelimit import bucket, tally
+from function_app.ratelimit.bucket import BucketState
+from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.counters import Counters
+from function_app.ratelimit.guarded import GuardedStore, StorageHealth
+from function_app.ratelimit.judge import (
+    CLOSED,
+    FALLBACK,
+    POOL,
+    Judgement,
+    failure_decision,
+    safe_limit,
+    to_decision,
+)
+from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
+from function_app.ratelimit.store import RateLimitStore, RowKey
+from function_app.ratelimit.tally_sync import TallySync, group_count
+
+log = logging.getLogger(__name__)
+PROBE_KEY = RowKey("_limiter", "probe")
+
+
+@dataclass(eq=False)
+class TallyKey:
+    """One (scope, key) at this instance: its local bucket for its current share."""
+
+    scope: str
+    key: str
+    kid: str
+    limit: Limit
+    unit: float = 1.0
+    share: float = 0.0
+    local: Limit | None = None
+    state: BucketState | None = None
+    view_period: int = -10**9
+    fallback: BucketState | None = None
+    last_used: float = 0.0
+
+    def apply(self, s: float, now: float) -> None:
+        """Take share `s`: tokens refill at the old rate until now, then fit the new capacity;
+        a key never seen starts full (its capacity is in the bound)."""
+        local = tally.local_limit(self.limit, s, self.unit)
+        if self.state is None or self.local is None:
+            self.state = bucket.full(local, now)
+        else:
+            current = bucket.refill(self.state, self.local, now)
+            self.state = BucketState(min(current.tokens, local.burst), current.ts)
+        self.share, self.local = s, local
+
+
+class TallyLimiter:
+    """Decides requests against this instance's shares; one per process."""
+
+    def __init__(self, store: RateLimitStore, clock: Clock, config: LimiterConfig,
+                 instance_id: str, *, rng: random.Random | None = None,
+                 background: bool = True) -> None:
+        self._cfg, self._clock = config, clock
+        self._rng = rng or random.Random()
+        self.instance = f"{instance_id}.{self._rng.getrandbits(24):06x}"
+        self._counters = Counters()
+        self._health = StorageHealth(clock, self._rng, config.backoff_min_s, config.backoff_max_s)
+        self._guarded = GuardedStore(store, self._health, self._counters, config.storage_timeout_s)
+        self._sync = TallySync(self._guarded, clock, config.tally_period_s,
+                               group_count(config.expected_instances), self.instance,
+                               self._rng, self._counters)
+        self._keys: dict[tuple[str, str], TallyKey] = {}
+        self._background = background
+        self._task: asyncio.Task | None = None
+        self._closed = False
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self._counters.snapshot()
+
+    @property
+    def storage_healthy(self) -> bool:
+        return self._health.healthy
+
+    @property
+    def storage_state(self) -> dict[str, object]:
+        return self._health.report()
+
+    async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
+        """Admit `cost` against every scope or none (see ratelimit.limiter.Limiter.acquire)."""
+        if not self._cfg.enabled:
+            return Decision(True, reason="disabled")
+        if not scoped:
+            return Decision(True)
+        try:
+            self._ensure_running()
+            amount = float(cost) if cost >= 0 else 0.0
+            decision = await self._acquire(scoped, amount)
+        except Exception:  # a limiter bug must not fail the request
+            log.exception("rate limiter failed; applying the failure mode")
+            self._counters.incr("internal_errors")
+            decision = self._failure_decision()
+        self._count(decision)
+        return decision
+
+    def adjust(self, scoped: Sequence[ScopedLimit], delta: float) -> None:
+        """Settle an admitted acquire whose real cost was cost + `delta` (refund when < 0):
+        in the bucket that paid it, and in the demand this instance publishes."""
+        if not self._cfg.enabled or not scoped or not delta or delta != delta:
+            return
+        try:
+            now = self._clock.now()
+            for item in scoped:
+                tk = self._keys.get((item.scope, item.key))
+                if tk is None:
+                    continue
+                self._sync.record(tk.kid, delta, tk.limit.rate, now)
+                if tk.fallback is not None and not self._sync.usable(now):
+                    local = safe_limit(tk.limit, self._cfg.expected_instances)
+                    tk.fallback = BucketState(min(local.burst, tk.fallback.tokens - delta),
+                                              tk.fallback.ts)
+                elif tk.state is not None and tk.local is not None:
+                    tk.state = BucketState(min(tk.local.burst, tk.state.tokens - delta),
+                                           tk.state.ts)
+            self._counters.incr("adjustments")
+            name = "refunded_tokens" if delta < 0 else "extra_charged_tokens"
+            self._counters.incr(name, round(abs(delta)))
+        except Exception:
+            log.exception("rate limiter adjust failed")
+            self._counters.incr("internal_errors")
+
+    async def probe(self) -> bool:
+        try:
+            await self._guarded.read(PROBE_KEY)
+        except Exception:
+            return False
+        return True
+
+    async def maintain(self) -> None:
+        """One upkeep pass: probe failing storage, publish/read/aggregate when due, forget."""
+        now = self._clock.now()
+        if not self._health.healthy and self._health.ready(now) and self._sync.view is None:
+            with contextlib.suppress(Exception):
+                await self.probe()
+        if self._health.ready(now):
+            with contextlib.suppress(Exception):  # counted by GuardedStore; next tick retries
+                await self._sync.tick(now)
+        for name, tk in list(self._keys.items()):
+            if now - tk.last_used >= self._cfg.forget_s:
+                del self._keys[name]
+
+    async def close(self) -> None:
+        self._closed = True
+        await stop(self._task)
+        await self._sync.close()
+
+    async def _acquire(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
+        now = self._clock.now()
+        if self._sync.stale(now) and self._health.ready(now):
+            self._counters.incr("tally_waits")
+            with contextlib.suppress(Exception):
+                await self._sync.refresh(now)
+            now = self._clock.now()
+        usable = self._sync.usable(now)
+        keys = [self._key(item, cost, now) for item in scoped]
+        judgements = [self._judge(tk, cost, now, usable) for tk in keys]
+        denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
+        period = self._sync.period_s
+        if denier is not None:
+            tk = denier.ks
+            self._sync.record(tk.kid, cost, tk.limit.rate, now)
+            if denier.source == POOL and cost <= tk.limit.burst:
+                denier.retry_after_s = min(denier.retry_after_s, 2 * period)
+            return to_decision(judgements, denier)
+        for j in judgements:
+            tk = j.ks
+            self._sync.record(tk.kid, cost, tk.limit.rate, now)
+            if j.ok and j.source == POOL:
+                tk.state = j.fallback_state
+            elif j.ok and j.source == FALLBACK:
+                tk.fallback = j.fallback_state
+        return to_decision(judgements, None)
+
+    def _key(self, item: ScopedLimit, cost: float, now: float) -> TallyKey:
+        tk = self._keys.get((item.scope, item.key))
+        if tk is None:
+            tk = TallyKey(item.scope, item.key, tally.key_id(item.scope, item.key), item.limit)
+            self._keys[(item.scope, item.key)] = tk
+        elif item.limit != tk.limit:
+            tk.limit, tk.view_period = item.limit, -10**9  # recompute the share
+        if cost > 0:
+            tk.unit = cost
+        tk.last_used = now
+        return tk
+
+    def _judge(self, tk: TallyKey, cost: float, now: float, usable: bool) -> Judgement:
+        limit = tk.limit
+        if not usable:
+            if self._cfg.failure_mode == "closed":
+                retry = max(1.0, self._health.down_until - now)
+                return Judgement(tk, False, CLOSED, 0.0, 0.0, retry)  # type: ignore[arg-type]
+            local = safe_limit(limit, self._cfg.expected_instances)
+            verdict, state = bucket.decide(tk.fallback, local, cost, now)
+            return Judgement(tk, verdict.allowed, FALLBACK, verdict.remaining,  # type: ignore[arg-type]
+                             verdict.reset_s, verdict.retry_after_s, state)
+        view = self._sync.view
+        assert view is not None
+        if tk.view_period != view.period:
+            own = self._sync.own(tk.kid)
+            tk.apply(tally.share(view, self._sync.me, tk.kid, own, limit.rate,
+                                 self._sync.period_s), now)
+            tk.view_period = view.period
+        assert tk.local is not None
+        verdict, state = bucket.decide(tk.state, tk.local, cost, now)
+        # Remaining across instances, estimated as if every instance were where this one is.
+        left = min(limit.burst, verdict.remaining / tk.share) if tk.share > 0 else 0.0
+        reset = bucket.wait_for(left, limit.burst, limit)
+        return Judgement(tk, verdict.allowed, POOL, left, reset,  # type: ignore[arg-type]
+                         verdict.retry_after_s, state)
+
+    def _ensure_running(self) -> None:
+        if self._background and self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while not self._closed:
+            await self._clock.sleep(self._cfg.tick_s)
+            try:
+                await self.maintain()
+            except Exception:
+                log.exception("rate limiter maintenance failed")
+
+    def _failure_decision(self) -> Decision:
+        return failure_decision(self._cfg.failure_mode)
+
+    def _count(self, decision: Decision) -> None:
+        self._counters.decision(decision.allowed, decision.shadow_scope is not None,
+                                decision.degraded, decision.storage_unavailable)
+
+
+AnyLimiter = Limiter | TallyLimiter
+
+
+def make_limiter(store: RateLimitStore, clock: Clock, config: LimiterConfig,
+                 instance_id: str) -> AnyLimiter:
+    """The process's limiter for RATE_LIMIT_SYNC: leases (Limiter) or tally shares."""
+    if config.sync == "tally":
+        return TallyLimiter(store, clock, config, instance_id)
+    return Limiter(store, clock, config, instance_id)
