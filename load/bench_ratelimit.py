@@ -30,14 +30,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import WRK_LUA, wrk  # noqa: E402
 
-from function_app.ratelimit import lease  # noqa: E402
+from function_app.ratelimit import lease, tally  # noqa: E402
 from function_app.ratelimit.limits import Limit  # noqa: E402
 from scripts.procs import HOST_CMD, INSTANT, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 from tests.support.drive import drive  # noqa: E402
 
 DETAIL = ("storage_reads", "storage_writes", "conflicts", "leases", "returns", "lease_waits",
-          "contention_denied")
+          "contention_denied", "tally_syncs", "tally_waits", "tally_aggregations",
+          "decisions_without_storage")
+
+
+def mode_env(args) -> dict[str, str]:
+    """The limiter settings every limited gateway of a run gets (RATE_LIMIT_SYNC and its own)."""
+    return {"RATE_LIMIT_SYNC": args.sync, "RATE_LIMIT_TALLY_PERIOD_S": str(args.period),
+            "RATE_LIMIT_LEASE_S": str(args.lease_s),
+            "RATE_LIMIT_EXPECTED_INSTANCES": str(max(1, args.instances))}
+
+
+def bound_of(args, seconds: float) -> float:
+    """The stated bound for the run's mode: admitted <= this on one key in `seconds`."""
+    limit = Limit(args.rate, args.burst)
+    if args.sync == "tally":
+        n = max(1, args.instances)
+        return tally.overshoot_bound(limit, n, 1, args.period, seconds, n, n)
+    return (args.burst + args.rate * seconds
+            + lease.overshoot_bound(limit, args.lease_s, max(1, args.instances), 1))
 
 
 def counters(url: str) -> dict[str, int]:
@@ -52,12 +70,13 @@ def start(logs: Path, args) -> tuple[list, dict[str, str]]:
     off = spawn("gateway-off", HOST_CMD, port=off_port,
                 log_dir=logs, env={**common, "PORT": str(off_port), "RATE_LIMIT_ENABLED": "false"})
     on = spawn("gateway-on", HOST_CMD, port=on_port, log_dir=logs,
-               env={**common, "PORT": str(on_port), "GLOBAL_RPS": str(args.rate),
-                    "GLOBAL_BURST": str(args.burst), "RATE_LIMIT_LEASE_S": str(args.lease_s),
+               env={**common, **mode_env(args), "PORT": str(on_port),
+                    "GLOBAL_RPS": str(args.rate), "GLOBAL_BURST": str(args.burst),
                     "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string})
     # Limits on but never binding: what checking a limit costs when every request is admitted.
     loose = spawn("gateway-loose", HOST_CMD, port=loose_port,
-                  log_dir=logs, env={**common, "PORT": str(loose_port), "GLOBAL_RPS": "1000000",
+                  log_dir=logs, env={**common, **mode_env(args), "PORT": str(loose_port),
+                                     "GLOBAL_RPS": "1000000",
                                      "GLOBAL_BURST": "1000000",
                                      "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string})
     return [off, on, loose, backend, azurite], {"off": off.url, "on": on.url, "loose": loose.url}
@@ -71,7 +90,7 @@ def limited_round(url: str, args, script: Path) -> dict:
     admitted = after["admitted"] - before["admitted"]
     trips = after["storage_round_trips"] - before["storage_round_trips"]
     allowance = args.burst + args.rate * args.seconds
-    bound = allowance + lease.overshoot_bound(Limit(args.rate, args.burst), args.lease_s, 1, 1)
+    bound = bound_of(args, args.seconds)
     return {"answers_per_s": result["rps"], "admitted": admitted, "allowance": allowance,
             "bound": bound, "admitted_vs_allowance": admitted / allowance,
             "round_trips": trips, "round_trips_per_admitted": trips / max(1, admitted),
@@ -80,7 +99,8 @@ def limited_round(url: str, args, script: Path) -> dict:
 
 def report(rows: list[dict], off: list[dict], loose: list[dict], args) -> str:
     lines = [f"Global limit {args.rate:.0f}/s, burst {args.burst:.0f}; wrk {args.connections} "
-             f"connections x {args.seconds} s per round; Azurite store; one gateway instance.", "",
+             f"connections x {args.seconds} s per round; Azurite store; one gateway instance; "
+             f"RATE_LIMIT_SYNC={args.sync}.", "",
              "| round | limits off RPS | limits on RPS | on/off | admitted | allowance | "
              "admitted/allowance | bound | storage round trips / admitted |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -113,8 +133,7 @@ def shared(args, logs: Path) -> str:
             gateways.append(spawn(f"gateway-{i}", HOST_CMD,
                                   port=gw_port, log_dir=logs, env={**WORKER_ENV,
                 "PORT": str(gw_port), "NODE_SERVICE_URL": backend.url, "CLIENT_RPS": "0",
-                "GLOBAL_RPS": str(args.rate), "GLOBAL_BURST": str(args.burst),
-                "RATE_LIMIT_LEASE_S": str(args.lease_s),
+                "GLOBAL_RPS": str(args.rate), "GLOBAL_BURST": str(args.burst), **mode_env(args),
                 "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string}))
         run = asyncio.run(drive([f"{g.url}/infer/node" for g in gateways], args.seconds, 24))
         totals = [counters(g.url) for g in gateways]
@@ -124,11 +143,12 @@ def shared(args, logs: Path) -> str:
     admitted = run.admitted
     trips = sum(c["storage_round_trips"] for c in totals)
     allowance = args.burst + args.rate * run.elapsed
-    limit = Limit(args.rate, args.burst)
-    bound = allowance + lease.overshoot_bound(limit, args.lease_s, args.instances, 1)
+    bound = bound_of(args, run.elapsed)
     detail = {name: sum(c[name] for c in totals) for name in DETAIL}
+    knob = (f"RATE_LIMIT_TALLY_PERIOD_S={args.period}" if args.sync == "tally"
+            else f"RATE_LIMIT_LEASE_S={args.lease_s}")
     return (f"{args.instances} instances, global limit {args.rate:.0f}/s burst {args.burst:.0f}, "
-            f"RATE_LIMIT_LEASE_S={args.lease_s}, {run.elapsed:.1f} s, answers "
+            f"RATE_LIMIT_SYNC={args.sync}, {knob}, {run.elapsed:.1f} s, answers "
             f"{dict(run.statuses)}\n\nadmitted {admitted} of allowance {allowance:.0f} "
             f"({admitted / allowance:.3f}), bound {bound:.0f}; storage round trips {trips} "
             f"= {trips / max(1, admitted):.3f} per admitted request\n\n{detail}")
@@ -143,6 +163,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--lease-s", type=float, default=0.25, help="RATE_LIMIT_LEASE_S")
     parser.add_argument("--instances", type=int, default=1)
+    parser.add_argument("--sync", choices=("lease", "tally"), default="lease",
+                        help="RATE_LIMIT_SYNC of every limited gateway")
+    parser.add_argument("--period", type=float, default=2.5, help="RATE_LIMIT_TALLY_PERIOD_S")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-rl-"))
     if args.instances > 1:

@@ -6,31 +6,43 @@ instance that had traffic writes ONE row of its own: its demand d_i on every key
 asked, smoothed: d_i(p) = max(raw(p), DECAY * d_i(p-1))). One instance, the aggregator, reads
 all instance rows (one partition query per group of instances) and writes ONE summary: how many
 instances wrote recently (N), whose demand it counted, and, for every "hot" key, the total
-demand D = sum of d_i. A key is hot when D >= phi * rate * P; keys not listed are known to have
-D < phi * rate * P (phi grows when the list had to be cut to fit a row). Every instance reads
+demand D = sum of d_i and the number of instances with demand on it, N - z. A key is hot when D
+>= phi * rate * P; keys not listed are known to have D < phi * rate * P (phi grows when the list
+had to be cut to fit a row). Every instance reads
 the summary once per period and runs, per key, a local token bucket holding a share s_i of the
 limit: rate s_i * rate and capacity max(u, s_i * burst) for the key's typical cost u. With
 u(D) = D / (rate * P):
 
     alone (N = 1, counted):           s_i = 1
-    cold key (not listed):            s_i = d_i / (rate * P) + (1 - phi) / N
-    hot, u(D) <= 1 - SIGMA:           s_i = d_i / (rate * P) + (1 - u(D)) / N
-    hot, u(D) >  1 - SIGMA (binding): s_i = (1 - SIGMA) * d_i / D + SIGMA / N
+    cold key (not listed):            s_i = d_i / (rate * P) + (1 - phi) * w_i
+    hot, u(D) <= 1:                   s_i = d_i / (rate * P) + (1 - u(D)) * w_i
+    hot, u(D) >  1 (binding):         s_i = (1 - SIGMA * z / N) * d_i / D   if d_i > 0
+                                      s_i = SIGMA / N                         if d_i = 0
 
-An instance whose row the summary did not count uses d_i = 0 and N + 1. Every instance takes
-its own demand plus an equal part of what is left, and an instance that saw no demand still
-gets a part (SIGMA when binding), so traffic moving to it is served within a period or two.
+    not counted by the summary:       s_i = 1 / max(N + 1, E)
+
+where w_i = (1 - EVEN) * t_i / T + EVEN / N, t_i being the requests (all keys) the instance
+published for the period and T their sum over counted instances (sum_i w_i = 1): the unused part
+of a limit goes mostly where requests have been landing, not evenly over N instances most of
+which will not see the key (at N = 1,000 an even split denied clients at a quarter of their
+limit a fifth of their requests in the simulator). E is RATE_LIMIT_EXPECTED_INSTANCES: an
+instance joining takes an average instance's part until a summary counts it (a period or two),
+and when a whole fleet starts at once, all of it reads a summary that counted one. Every
+instance takes its own demand plus a part of what is left; when demand exceeds the limit, the
+limit is shared by demand, and each of the z instances that saw none keeps SIGMA / N, so traffic
+moving to it is served within a period or two (and instances that all see demand lose nothing).
 
 Bound. For one view, sum_i s_i <= 1 in every case (sum_i d_i = D, and D < phi * rate * P for
 cold keys). Over any interval of T seconds the cost admitted for one key is therefore at most
 
-    burst + N * u + rate * (T + 2P) + J * (rate + burst) / N + R
+    burst + N * u + rate * (T + 2P) + J * (2P * rate + burst) / E + R
 
 burst + N * u: the buckets' capacities (sum_i max(u, s_i * burst)); rate * (T + 2P): refill at
 sum of rates <= rate, plus up to two periods while instances switch between consecutive views
-at different moments; J instances joining (uncounted, N + 1 each) add at most their share each
-until counted; R: refunds of reservations charged before the interval (token limits). The
-buckets' capacities shrink when shares do; they never grow tokens, only room to refill.
+at different moments; J instances joining add at most 1 / E of the limit each for the two
+periods before a summary counts them; R: refunds of reservations charged before the interval
+(token limits). The buckets' capacities shrink when shares do; they never grow tokens, only
+room to refill.
 Not covered: storage outages beyond STALE_PERIODS (then the failure mode decides, as in lease
 mode), and a key that overflows an instance's row (never at MAX_ROW_KEYS distinct keys per
 period; counted as `tally_keys_dropped`).
@@ -47,6 +59,7 @@ from function_app.ratelimit.limits import Limit
 
 SIGMA = 0.05  # of a binding key's rate split evenly, so an instance without demand is served
 PHI = 0.1  # keys below this utilisation are left out of the summary
+EVEN = 0.2  # of a key's unused share split evenly over instances; the rest by their traffic
 DECAY = 0.5  # published demand falls at most by half per period
 CHUNK = 30_000  # characters per string property (Table Storage: 64 KiB, UTF-16)
 MAX_CHUNKS = 15  # a row stays under 1 MiB
@@ -71,29 +84,52 @@ class View:
     period: int
     instances: int
     members: frozenset[str]
-    hot: Mapping[str, float]
+    hot: Mapping[str, tuple[float, int]]  # kid -> (D, instances with demand on it)
     phi: float = PHI
+    traffic: float = 0.0  # requests the counted instances saw in the period, all keys
 
 
-def share(view: View, me: str, kid: str, own: float, rate: float, period_s: float) -> float:
+def share(view: View, me: str, kid: str, own: float, rate: float, period_s: float,
+          expected: int = 1, traffic: float = 0.0) -> float:
     """This instance's fraction s_i of one key's limit under `view`; `own` is its published
-    demand d_i for view.period (0 when the view did not count it)."""
-    counted = me in view.members
-    n = max(1, view.instances) if counted else max(1, view.instances) + 1
-    if counted and n == 1:
+    demand d_i for view.period and `traffic` its published request count, both ignored when
+    the view did not count it. An uncounted instance divides by max(N + 1, `expected`): when
+    a whole fleet starts at once, all of it reads a summary that counted one instance."""
+    if me not in view.members:
+        return 1.0 / max(view.instances + 1, expected)
+    n = max(1, view.instances)
+    if n == 1:
         return 1.0
-    d_i = own if counted else 0.0
+    d_i = own
     capacity = rate * period_s
     if capacity <= 0:
         return 1.0 / n
-    total = view.hot.get(kid)
-    if total is None:
-        s = d_i / capacity + (1 - view.phi) / n
-    elif total <= (1 - SIGMA) * capacity:
-        s = d_i / capacity + (1 - total / capacity) / n
+    listed = view.hot.get(kid)
+    if listed is None or listed[0] <= capacity:
+        slack = (1 - view.phi) if listed is None else 1 - listed[0] / capacity
+        s = d_i / capacity + slack * weight(view, n, traffic)
+    elif d_i > 0:
+        idle = max(0, n - listed[1])
+        s = (1 - SIGMA * idle / n) * d_i / listed[0]
     else:
-        s = (1 - SIGMA) * d_i / total + SIGMA / n
+        s = SIGMA / n
     return min(1.0, max(0.0, s))
+
+
+def weight(view: View, n: int, traffic: float) -> float:
+    """This instance's part of a key's unused share: where requests land next is best told by
+    where they landed (the load balancer's weights), so mostly in proportion to the requests
+    the instance saw on all keys, and partly evenly, for traffic that moves."""
+    if view.traffic <= 0:
+        return 1.0 / n
+    return (1 - EVEN) * traffic / view.traffic + EVEN / n
+
+
+def overshoot_bound(limit: Limit, instances: int, unit: float, period_s: float, seconds: float,
+                    joined: int, expected: int) -> float:
+    """The most the stated bound lets a fleet admit on one key in `seconds` (no refunds)."""
+    return (limit.burst + instances * unit + limit.rate * (seconds + 2 * period_s)
+            + joined * (2 * period_s * limit.rate + limit.burst) / max(1, expected))
 
 
 def local_limit(limit: Limit, s: float, unit: float) -> Limit:
@@ -102,23 +138,27 @@ def local_limit(limit: Limit, s: float, unit: float) -> Limit:
 
 
 def published(raw: Mapping[str, float], previous: Mapping[str, float],
-              floor: float = 1e-3) -> dict[str, float]:
-    """d_i for a period: what was asked in it, or half the previous figure if more."""
+              floors: Mapping[str, float] | None = None) -> dict[str, float]:
+    """d_i for a period: what was asked in it, or half the previous figure if more. A decayed
+    figure below its key's floor (1 % of rate * P: too small to matter to any share) is
+    dropped, so an instance whose traffic stopped goes quiet within a few periods."""
+    floors = floors or {}
     out = {kid: value for kid, value in raw.items() if value > 0}
     for kid, value in previous.items():
         decayed = value * DECAY
-        if decayed > out.get(kid, 0.0) and decayed >= floor:
+        if decayed > out.get(kid, 0.0) and decayed >= floors.get(kid, 1e-3):
             out[kid] = decayed
     return out
 
 
 def instance_fields(period: int, now: float, demand: Mapping[str, float],
-                    rates: Mapping[str, float]) -> tuple[dict[str, float | str], int]:
+                    rates: Mapping[str, float], traffic: float = 0.0
+                    ) -> tuple[dict[str, float | str], int]:
     """One instance's row, and how many keys did not fit (the smallest demands go)."""
     ranked = sorted(demand.items(), key=lambda item: -item[1])
     kept, dropped = ranked[:MAX_ROW_KEYS], max(0, len(ranked) - MAX_ROW_KEYS)
     body = {kid: [round(value, 4), rates.get(kid, 0.0)] for kid, value in kept}
-    return {"p": float(period), "at": now, **_chunks("d", body)}, dropped
+    return {"p": float(period), "at": now, "t": traffic, **_chunks("d", body)}, dropped
 
 
 @dataclass(frozen=True)
@@ -127,6 +167,7 @@ class InstanceRow:
     period: int
     at: float
     demand: Mapping[str, tuple[float, float]]  # kid -> (d_i, rate)
+    traffic: float = 0.0
 
 
 def parse_instance(row_key: str, fields: Mapping[str, object]) -> InstanceRow | None:
@@ -134,7 +175,8 @@ def parse_instance(row_key: str, fields: Mapping[str, object]) -> InstanceRow | 
     try:
         body = _unchunk("d", fields, dict)
         demand = {str(k): (float(v[0]), float(v[1])) for k, v in body.items()}
-        return InstanceRow(row_key, int(float(fields["p"])), float(fields["at"]), demand)
+        return InstanceRow(row_key, int(float(fields["p"])), float(fields["at"]), demand,
+                           max(0.0, float(fields.get("t", 0.0))))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None
 
@@ -143,8 +185,9 @@ def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float) -> View
     """The summary of `period`: rows of that period are counted with their demand, rows of the
     one before count as instances only; hot keys are those at or above phi of rate * P."""
     totals: dict[str, float] = {}
+    holders: dict[str, int] = {}
     rate_of: dict[str, float] = {}
-    members, instances = set(), 0
+    members, instances, traffic = set(), 0, 0.0
     for row in rows:
         if row.period < period - 1 or row.period > period:
             continue
@@ -152,17 +195,21 @@ def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float) -> View
         if row.period != period:
             continue
         members.add(row.member)
+        traffic += row.traffic
         for kid, (value, rate) in row.demand.items():
             totals[kid] = totals.get(kid, 0.0) + value
+            holders[kid] = holders.get(kid, 0) + (value > 0)
             rate_of[kid] = min(rate, rate_of.get(kid, rate))
-    hot = {kid: d for kid, d in totals.items() if d >= PHI * rate_of[kid] * period_s}
-    ranked = sorted(hot, key=lambda kid: -_utilisation(hot[kid], rate_of[kid], period_s))
+    hot = {kid: (d, holders[kid]) for kid, d in totals.items()
+           if d >= PHI * rate_of[kid] * period_s}
+    ranked = sorted(hot, key=lambda kid: -_utilisation(hot[kid][0], rate_of[kid], period_s))
     phi = PHI
-    room = CHUNK * HOT_CHUNKS // 30  # about 30 characters per listed key
+    room = CHUNK * HOT_CHUNKS // 40  # at most ~40 characters per listed key
     if len(ranked) > room:
-        phi = max(PHI, _utilisation(hot[ranked[room]], rate_of[ranked[room]], period_s))
+        phi = max(PHI, _utilisation(hot[ranked[room]][0], rate_of[ranked[room]], period_s))
         ranked = ranked[:room]
-    return View(period, instances, frozenset(members), {kid: hot[kid] for kid in ranked}, phi)
+    return View(period, instances, frozenset(members), {kid: hot[kid] for kid in ranked}, phi,
+                traffic)
 
 
 def _utilisation(total: float, rate: float, period_s: float) -> float:
@@ -170,19 +217,19 @@ def _utilisation(total: float, rate: float, period_s: float) -> float:
 
 
 def summary_fields(view: View, by: str, now: float) -> dict[str, float | str]:
-    body = {kid: round(d, 4) for kid, d in view.hot.items()}
+    body = {kid: [round(d, 4), n] for kid, (d, n) in view.hot.items()}
     return {"p": float(view.period), "at": now, "by": by, "n": float(view.instances),
-            "phi": view.phi, **_chunks("m", sorted(view.members), MEMBER_CHUNKS),
-            **_chunks("h", body, HOT_CHUNKS)}
+            "phi": view.phi, "tt": view.traffic,
+            **_chunks("m", sorted(view.members), MEMBER_CHUNKS), **_chunks("h", body, HOT_CHUNKS)}
 
 
 def parse_summary(fields: Mapping[str, object]) -> tuple[View, str, float] | None:
     """(view, aggregator, written at) from the summary row; None for a malformed one."""
     try:
-        hot = {str(k): float(v) for k, v in _unchunk("h", fields, dict).items()}
+        hot = {str(k): (float(v[0]), int(v[1])) for k, v in _unchunk("h", fields, dict).items()}
         members = frozenset(str(m) for m in _unchunk("m", fields, list))
         view = View(int(float(fields["p"])), int(float(fields["n"])), members, hot,
-                    float(fields.get("phi", PHI)))
+                    float(fields.get("phi", PHI)), float(fields.get("tt", 0.0)))
         return view, str(fields.get("by", "")), float(fields["at"])
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

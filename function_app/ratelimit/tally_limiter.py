@@ -69,6 +69,12 @@ class TallyKey:
             self.state = BucketState(min(current.tokens, local.burst), current.ts)
         self.share, self.local = s, local
 
+    def full(self, now: float) -> bool:
+        """Refilled to capacity: forgetting it now gives nothing away (a new one starts full)."""
+        if self.state is None or self.local is None:
+            return True
+        return bucket.refill(self.state, self.local, now).tokens >= self.local.burst
+
 
 class TallyLimiter:
     """Decides requests against this instance's shares; one per process."""
@@ -162,7 +168,7 @@ class TallyLimiter:
             with contextlib.suppress(Exception):  # counted by GuardedStore; next tick retries
                 await self._sync.tick(now)
         for name, tk in list(self._keys.items()):
-            if now - tk.last_used >= self._cfg.forget_s:
+            if now - tk.last_used >= self._cfg.forget_s and tk.full(now):
                 del self._keys[name]
 
     async def close(self) -> None:
@@ -173,11 +179,11 @@ class TallyLimiter:
     async def _acquire(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
         now = self._clock.now()
         if self._sync.stale(now) and self._health.ready(now):
-            self._counters.incr("tally_waits")
             with contextlib.suppress(Exception):
                 await self._sync.refresh(now)
             now = self._clock.now()
         usable = self._sync.usable(now)
+        self._sync.request(now)
         keys = [self._key(item, cost, now) for item in scoped]
         judgements = [self._judge(tk, cost, now, usable) for tk in keys]
         denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
@@ -224,7 +230,8 @@ class TallyLimiter:
         if tk.view_period != view.period:
             own = self._sync.own(tk.kid)
             tk.apply(tally.share(view, self._sync.me, tk.kid, own, limit.rate,
-                                 self._sync.period_s), now)
+                                 self._sync.period_s, self._cfg.expected_instances,
+                                 self._sync.own_traffic()), now)
             tk.view_period = view.period
         assert tk.local is not None
         verdict, state = bucket.decide(tk.state, tk.local, cost, now)

@@ -1,12 +1,15 @@
 """The tally's storage side: publish this instance's demand, learn the summary, aggregate.
 
-Per period, an instance with traffic makes two storage calls at a random offset into the next
-period: it replaces its own row (no ETag: only it writes there) and reads the summary. One
-instance is the aggregator: at half a period it reads every group partition (one query each,
-RATE_LIMIT_EXPECTED_INSTANCES / GROUP_SIZE of them) and replaces the summary under the ETag it
-last wrote. A summary older than TAKEOVER_PERIODS is taken over by whichever instance notices
-first (a conditional write, so one wins); an aggregator that finds no instance row for
-IDLE_PERIODS stops, so an idle fleet makes no storage calls at all. The maths is in tally.py.
+Per period, an instance with traffic makes two storage calls: at a random offset into the next
+period it replaces its own row (no ETag: only it writes there), and half a period later it reads
+the summary, which then describes the period just published. One instance is the aggregator: at
+half a period it reads every group partition (one query each, RATE_LIMIT_EXPECTED_INSTANCES /
+GROUP_SIZE of them), replaces the summary under the ETag it last wrote, and puts a copy of it in
+one partition per group, where that group's instances read it (no partition serves more than
+GROUP_SIZE readers per period). A summary older than TAKEOVER_PERIODS is taken over by whichever
+instance notices first (a conditional write, so one wins); an aggregator that finds no instance
+row for IDLE_PERIODS stops, so an idle fleet makes no storage calls at all. The maths is in
+tally.py.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import asyncio
 import logging
 import math
 import random
+from collections.abc import Awaitable
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreConflict, StoreError
 from function_app.ratelimit import tally
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
-from function_app.ratelimit.store import RowKey
+from function_app.ratelimit.store import RowKey, StoredRow
 
 log = logging.getLogger(__name__)
 SUMMARY = RowKey("_tally", "summary")
@@ -29,7 +33,13 @@ GROUP_SIZE = 100  # instances per group partition: ~100 writes + 100 rows read p
 TAKEOVER_PERIODS = 3
 IDLE_PERIODS = 3
 GONE_PERIODS = 20  # an instance row this old belongs to a crashed instance: delete it
+CLAIM_POLLS = 10
 AGGREGATE_AT = 0.5  # fraction of a period after its end when the aggregator reads the rows
+
+
+def copy_key(group: int) -> RowKey:
+    """Where the instances of one group read the summary (when there is more than one group)."""
+    return RowKey(f"_tally.s{group}", "summary")
 
 
 def group_count(expected_instances: int) -> int:
@@ -44,13 +54,19 @@ class TallySync:
         self._store, self._clock, self._counters = store, clock, counters
         self.period_s, self._groups = period_s, groups
         self.me = tally.member_id(instance)
-        self._row = RowKey(f"_tally.g{int(self.me, 16) % groups}", self.me)
-        self._offset = rng.uniform(0.05, 0.35) * period_s
+        group = int(self.me, 16) % groups
+        self._row = RowKey(f"_tally.g{group}", self.me)
+        self._copy = copy_key(group) if groups > 1 else SUMMARY
+        self._offset = rng.uniform(0.05, 0.35) * period_s  # write; the aggregator reads at 0.5
+        self._read_offset = self._offset + 0.5 * period_s  # after the aggregator wrote
         self.view: tally.View | None = None
         self._raw: dict[int, dict[str, float]] = {}
         self._published: dict[int, dict[str, float]] = {}
         self._rates: dict[str, float] = {}
+        self._traffic: dict[int, float] = {}  # requests per period, as counted
+        self._sent_traffic: dict[int, float] = {}  # as published (smoothed like demand)
         self._synced = -1  # the last period whose row was written (or found empty)
+        self._learned = -1  # the last period after whose end the summary was read
         self._leader_etag: str | None = None
         self._aggregated, self._idle = -1, 0
         self._row_etag: str | None = None
@@ -66,11 +82,23 @@ class TallySync:
         raw[kid] = max(0.0, raw.get(kid, 0.0) + cost)
         self._rates[kid] = rate
 
+    def request(self, now: float) -> None:
+        """One request decided here (any keys): the instance's traffic, which weighs its part
+        of the limits' unused shares (tally.weight)."""
+        period = self.period(now)
+        self._traffic[period] = self._traffic.get(period, 0.0) + 1
+
     def own(self, kid: str) -> float:
         """This instance's published demand on a key for the current view's period."""
         if self.view is None:
             return 0.0
         return self._published.get(self.view.period, {}).get(kid, 0.0)
+
+    def own_traffic(self) -> float:
+        """This instance's published request count for the current view's period."""
+        if self.view is None:
+            return 0.0
+        return self._sent_traffic.get(self.view.period, 0.0)
 
     def usable(self, now: float) -> bool:
         return self.view is not None and self.period(now) - self.view.period <= tally.STALE_PERIODS
@@ -83,14 +111,17 @@ class TallySync:
     def leading(self) -> bool:
         return self._leader_etag is not None
 
-    async def refresh(self, now: float, force: bool = True) -> None:
-        """Sync now: publish the last period's row and read the summary (a request finding no
-        recent view waits for this; `force` reads even with nothing to publish). One at a time;
-        storage errors propagate (GuardedStore has counted them)."""
+    async def refresh(self, now: float) -> None:
+        """Sync now: publish the last period's row and read the summary together (a request
+        finding no recent view waits for this). One at a time, and not again within half a
+        period; storage errors propagate (GuardedStore has counted them)."""
         if self._task is None:
-            if force and now - self._attempted < self.period_s / 2:
+            if now - self._attempted < self.period_s / 2:
                 return  # tried moments ago: decide on what is known (or the failure mode)
-            self._task = asyncio.create_task(self._sync(self.period(now) - 1, force))
+            self._attempted = now
+            done = self.period(now) - 1
+            self._task = asyncio.create_task(self._both(done))
+        self._counters.incr("tally_waits")
         task = self._task
         try:
             await asyncio.shield(task)
@@ -98,59 +129,116 @@ class TallySync:
             if task.done() and self._task is task:
                 self._task = None
 
+    async def _both(self, done: int) -> None:
+        await self._learn(done, self._publish(done, force=True))
+
     async def tick(self, now: float) -> None:
-        """Publish and read when a period has ended (at this instance's offset); aggregate
-        when leading. Storage errors are counted by GuardedStore and left to the next tick."""
+        """When a period has ended: publish this instance's row at its write offset (before
+        the aggregator reads at AGGREGATE_AT), aggregate when leading, and read the summary
+        at the read offset (after it). Storage errors are counted by GuardedStore and left to
+        the next tick."""
         done = self.period(now) - 1
         start = (done + 1) * self.period_s
-        if done > self._synced and now >= start + self._offset and self._task is None:
-            await self.refresh(now, force=False)
+        if self._task is not None:
+            return
+        if done > self._synced and now >= start + self._offset:
+            await self._publish(done, force=False)
         if self.leading and done > self._aggregated and now >= start + AGGREGATE_AT * self.period_s:
             await self._aggregate(done, now)
+        active = self._published.get(done) or self._published.get(done - 1)
+        if (done > self._learned and active and not self.leading
+                and now >= start + self._read_offset):
+            await self._learn(done)
 
-    async def _sync(self, done: int, force: bool) -> None:
-        self._attempted = self._clock.now()
+    def _close_period(self, done: int) -> dict[str, float]:
+        """This instance's published demand for `done`, computed once."""
         if done > self._synced:
             self._synced = done
+            floors = {kid: 0.01 * rate * self.period_s for kid, rate in self._rates.items()}
             self._published[done] = tally.published(self._raw.pop(done, {}),
-                                                    self._published.get(done - 1, {}))
+                                                    self._published.get(done - 1, {}), floors)
             for old in [p for p in self._raw if p < done]:
                 del self._raw[old]
+            before = self._sent_traffic.get(done - 1, 0.0) * tally.DECAY
+            self._sent_traffic[done] = max(self._traffic.pop(done, 0.0), before)
+            for old in [p for p in self._traffic if p < done]:
+                del self._traffic[old]
             for old in [p for p in self._published if p < done - 4]:
                 del self._published[old]
+                self._sent_traffic.pop(old, None)
             live = set(self._published[done]).union(*self._raw.values())
             self._rates = {kid: rate for kid, rate in self._rates.items() if kid in live}
-        body = self._published.get(done, {})
+        return self._published.get(done, {})
+
+    async def _publish(self, done: int, force: bool) -> None:
+        body = self._close_period(done)
         if not body and not force:
             return
-        fields, dropped = tally.instance_fields(done, self._clock.now(), body, self._rates)
+        fields, dropped = tally.instance_fields(done, self._clock.now(), body, self._rates,
+                                                self._sent_traffic.get(done, 0.0))
         if dropped:
             self._counters.incr("tally_keys_dropped", dropped)
         self._counters.incr("tally_syncs")
-        put = self._store.put(self._row, fields)
-        if self.leading:
-            self._row_etag = await put
-            return
-        found, self._row_etag = await asyncio.gather(self._store.read(SUMMARY), put)
-        parsed = tally.parse_summary(found.fields) if found is not None else None
-        now = self._clock.now()
-        if parsed is not None:
-            view, _by, at = parsed
-            if self.view is None or view.period >= self.view.period:
-                self.view = view
-            if now - at <= TAKEOVER_PERIODS * self.period_s:
-                return
-        await self._take_over(done, found.etag if found is not None else None, now)
+        self._row_etag = await self._store.put(self._row, fields)
 
-    async def _take_over(self, done: int, etag: str | None, now: float) -> None:
-        """The summary is missing or stale: aggregate `done` now and claim the summary."""
-        self._leader_etag = etag or ""
+    async def _learn(self, done: int, publish: Awaitable[None] | None = None) -> None:
+        """Read the summary, alongside `publish` if given; take it over (after the publish, so
+        the new aggregate counts this instance) when it is missing or stale."""
+        self._learned = max(self._learned, done)
+        if self.leading:
+            if publish is not None:
+                await publish
+            return
+        if publish is None:
+            found = await self._store.read(self._copy)
+        else:
+            found, _ = await asyncio.gather(self._store.read(self._copy), publish)
+        if self._adopt(found):
+            return
+        if self._copy != SUMMARY:  # the copy lags or its writer failed: ask the summary itself
+            found = await self._store.read(SUMMARY)
+            if self._adopt(found):
+                return
+        await self._take_over(done, found)
+
+    def _adopt(self, found: StoredRow | None) -> bool:
+        """Take the summary's view when it is newer; True when it is fresh (someone
+        aggregates). A claim that has no aggregate yet (no instances) is not a view."""
+        parsed = tally.parse_summary(found.fields) if found is not None else None
+        if parsed is None:
+            return False
+        view, _by, at = parsed
+        if view.instances > 0 and (self.view is None or view.period >= self.view.period):
+            self.view = view
+        return self._clock.now() - at <= TAKEOVER_PERIODS * self.period_s
+
+    async def _take_over(self, done: int, found: StoredRow | None) -> None:
+        """The summary is missing or stale: claim it with one conditional write (its view
+        kept, `at` now), so that of all the instances noticing at once only one reads every
+        group; the others wait for its summary."""
+        now = self._clock.now()
+        if found is not None and tally.parse_summary(found.fields) is not None:
+            fields = {**found.fields, "by": self.me, "at": now}
+        else:
+            fields = tally.summary_fields(tally.View(done - 1, 0, frozenset(), {}), self.me, now)
         try:
-            await self._aggregate(done, now)
-        finally:
-            if self.leading:
-                self._counters.incr("tally_takeovers")
-                log.info("rate limiter: this instance now aggregates the tally")
+            self._leader_etag = await self._store.write(
+                SUMMARY, fields, found.etag if found is not None else None)
+        except StoreConflict:
+            await self._await_summary(done)
+            return
+        self._counters.incr("tally_takeovers")
+        log.info("rate limiter: this instance now aggregates the tally")
+        await self._aggregate(done, now)
+
+    async def _await_summary(self, done: int) -> None:
+        """Another instance claimed the summary: read until its aggregate is there (a few
+        short tries; a request waiting meanwhile is decided when they end)."""
+        for _ in range(CLAIM_POLLS):
+            await self._clock.sleep(min(0.05, 0.02 * self.period_s))
+            self._adopt(await self._store.read(SUMMARY))
+            if self.view is not None and self.view.period >= done - 1:
+                return
 
     async def _aggregate(self, done: int, now: float) -> None:
         self._aggregated = done
@@ -173,6 +261,9 @@ class TallySync:
         except StoreConflict:
             self._leader_etag = None  # another instance aggregates now
             return
+        if self._groups > 1:  # one copy per group: readers never crowd one partition
+            await asyncio.gather(*(self._store.put(copy_key(g), fields)
+                                   for g in range(self._groups)))
         self._counters.incr("tally_aggregations")
         self.view = view
         if self._idle >= IDLE_PERIODS:

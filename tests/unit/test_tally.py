@@ -1,0 +1,147 @@
+"""The tally's pure maths (ratelimit/tally.py): shares that never sum above one, rows that
+round-trip and stay within Table Storage's sizes, and the summary's hot-key cut."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from function_app.ratelimit import tally
+from function_app.ratelimit.limits import Limit
+
+P = 2.5
+
+
+def view(members, hot=None, instances=None, phi=tally.PHI, period=7):
+    return tally.View(period, instances if instances is not None else len(members),
+                      frozenset(members), hot or {}, phi)
+
+
+def test_an_instance_alone_gets_the_whole_limit_whatever_its_demand():
+    v = view({"me"})
+    assert tally.share(v, "me", "k", 0.0, 100.0, P) == 1.0
+    assert tally.share(v, "me", "k", 500.0, 100.0, P) == 1.0
+
+
+def test_an_uncounted_instance_takes_an_average_part_of_one_more_or_the_expected_fleet():
+    v = view({"a", "b", "c"}, {"k": (600.0, 3)})
+    assert tally.share(v, "new", "k", 99.0, 100.0, P) == pytest.approx(1 / 4)
+    assert tally.share(v, "new", "k", 99.0, 100.0, P, 50) == pytest.approx(1 / 50)
+
+
+def test_unused_share_goes_mostly_where_requests_land():
+    v = tally.View(7, 4, frozenset("abcd"), {}, tally.PHI, traffic=1000.0)
+    busy = tally.share(v, "a", "k", 0.0, 100.0, P, traffic=700.0)
+    quiet = tally.share(v, "b", "k", 0.0, 100.0, P, traffic=10.0)
+    weights = [(1 - tally.EVEN) * t / 1000 + tally.EVEN / 4 for t in (700, 10)]
+    assert busy == pytest.approx((1 - tally.PHI) * weights[0])
+    assert quiet == pytest.approx((1 - tally.PHI) * weights[1]) and busy > 10 * quiet
+
+
+def test_a_cold_key_gives_own_demand_plus_an_equal_part_of_the_rest():
+    v = view({"a", "b"})
+    s = tally.share(v, "a", "k", 10.0, 100.0, P)  # 10 of 250 per period
+    assert s == pytest.approx(10 / 250 + (1 - tally.PHI) / 2)
+
+
+def test_a_binding_key_is_shared_by_demand_with_a_floor_for_the_idle():
+    v = view({"a", "b", "c"}, {"k": (600.0, 2)})  # 600 asked of 250 per period, at a and b
+    busy = tally.share(v, "a", "k", 450.0, 100.0, P)
+    idle = tally.share(v, "c", "k", 0.0, 100.0, P)
+    assert busy == pytest.approx((1 - tally.SIGMA / 3) * 450 / 600)
+    assert idle == pytest.approx(tally.SIGMA / 3) and idle > 0
+
+
+def test_a_binding_key_seen_everywhere_is_shared_by_demand_alone():
+    v = view({"a", "b"}, {"k": (600.0, 2)})
+    assert tally.share(v, "a", "k", 450.0, 100.0, P) == pytest.approx(450 / 600)
+    assert tally.share(v, "b", "k", 150.0, 100.0, P) == pytest.approx(150 / 600)
+
+
+def test_a_hot_key_under_its_limit_gives_own_demand_and_an_equal_part_of_the_rest():
+    v = view({"a", "b"}, {"k": (200.0, 2)})
+    assert tally.share(v, "a", "k", 150.0, 100.0, P) == pytest.approx(150 / 250 + 50 / 250 / 2)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_shares_of_one_view_never_sum_above_one(seed):
+    """The bound's premise: for any demands, hot or cold, binding or not, sum_i s_i <= 1."""
+    rng = random.Random(seed)
+    n = rng.choice([2, 3, 10, 100])
+    rate = rng.choice([1.0, 50.0, 3333.0])
+    demands = {f"i{j}": rng.choice([0.0, rng.random() * rate * P * 3]) for j in range(n)}
+    total = sum(demands.values())
+    hot = total >= tally.PHI * rate * P
+    if not hot:  # a cold key's total is below phi * rate * P by definition
+        demands = {k: d * min(1.0, tally.PHI * rate * P / max(total, 1e-9) * 0.99)
+                   for k, d in demands.items()}
+    holders = sum(1 for d in demands.values() if d > 0)
+    traffic = {me: rng.choice([0.0, rng.random() * 1000]) for me in demands}
+    v = tally.View(7, n, frozenset(demands), {"k": (sum(demands.values()), holders)} if hot
+                   else {}, tally.PHI, sum(traffic.values()))
+    shares = [tally.share(v, me, "k", d, rate, P, 1, traffic[me]) for me, d in demands.items()]
+    assert sum(shares) <= 1 + 1e-9
+    assert all(s >= 0 for s in shares)
+
+
+def test_a_local_limit_keeps_at_least_one_unit_of_capacity():
+    local = tally.local_limit(Limit(100.0, 200.0), 0.001, unit=8.0)
+    assert local.rate == pytest.approx(0.1) and local.burst == 8.0
+    assert tally.local_limit(Limit(100.0, 200.0), 0.5, unit=1.0).burst == 100.0
+
+
+def test_published_demand_decays_by_half_at_most():
+    assert tally.published({"a": 4.0}, {"a": 10.0, "b": 1.0}) == {"a": 5.0, "b": 0.5}
+    assert tally.published({"a": 9.0}, {"a": 10.0}) == {"a": 9.0}
+    assert tally.published({}, {"a": 0.001}) == {}
+    assert tally.published({}, {"a": 1.0, "b": 1.0}, {"a": 0.6}) == {"b": 0.5}
+
+
+def test_an_instance_row_round_trips_and_large_rows_split_into_chunks():
+    demand = {tally.key_id("client", f"c{n}"): float(n + 1) for n in range(tally.MAX_ROW_KEYS)}
+    fields, dropped = tally.instance_fields(12, 1000.5, demand, dict.fromkeys(demand, 50.0))
+    assert dropped == 0
+    chunks = [name for name in fields if name.startswith("d")]
+    assert len(chunks) > 1 and all(len(fields[c]) <= tally.CHUNK for c in chunks)
+    assert len(chunks) <= tally.MAX_CHUNKS
+    row = tally.parse_instance("m1", fields)
+    assert row is not None and row.period == 12 and row.at == 1000.5
+    assert row.demand[tally.key_id("client", "c5")] == (6.0, 50.0)
+
+
+def test_a_row_with_too_many_keys_drops_the_smallest_and_says_how_many():
+    demand = {f"{n:016x}": float(n) for n in range(tally.MAX_ROW_KEYS + 5)}
+    fields, dropped = tally.instance_fields(1, 0.0, demand, {})
+    row = tally.parse_instance("m", fields)
+    assert dropped == 5 and row is not None and "0000000000000000" not in row.demand
+
+
+@pytest.mark.parametrize("fields", [{}, {"p": "x", "at": 1.0}, {"p": 1.0, "at": 1.0, "d0": "[1]"},
+                                    {"p": 1.0, "at": 1.0, "d0": "{\"k\": 3}"}])
+def test_a_malformed_instance_row_is_skipped_not_fatal(fields):
+    assert tally.parse_instance("m", fields) is None
+
+
+def test_aggregate_counts_recent_rows_and_lists_hot_keys_only():
+    rows = [tally.InstanceRow("a", 7, 0.0, {"hot": (200.0, 100.0), "cold": (1.0, 100.0)}),
+            tally.InstanceRow("b", 7, 0.0, {"hot": (100.0, 100.0)}),
+            tally.InstanceRow("c", 6, 0.0, {"hot": (999.0, 100.0)}),  # counted, no demand
+            tally.InstanceRow("d", 4, 0.0, {"hot": (999.0, 100.0)})]  # gone
+    v = tally.aggregate(rows, 7, P)
+    assert v.instances == 3 and v.members == {"a", "b"}
+    assert v.hot == {"hot": (300.0, 2)} and v.phi == tally.PHI
+    parsed = tally.parse_summary(tally.summary_fields(v, "a", 5.0))
+    assert parsed == (v, "a", 5.0)
+
+
+def test_a_summary_too_long_keeps_the_most_used_keys_and_raises_phi():
+    room = tally.CHUNK * tally.HOT_CHUNKS // 40
+    demand = {f"{n:016x}": 100.0 + n for n in range(room + 10)}
+    v = tally.aggregate([tally.InstanceRow("a", 1, 0.0, {k: (d, 100.0) for k, d in
+                                                           demand.items()})], 1, P)
+    assert len(v.hot) == room and v.phi > tally.PHI
+    dropped = [k for k in demand if k not in v.hot]
+    assert all(demand[k] / (100.0 * P) <= v.phi for k in dropped)
+    assert min(d for d, _ in v.hot.values()) >= max(demand[k] for k in dropped)
+    tally.summary_fields(v, "a", 0.0)  # fits: raises if it would not

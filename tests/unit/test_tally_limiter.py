@@ -1,0 +1,214 @@
+"""The limiter in tally mode on a virtual clock and the in-memory store: decisions, storage
+cost per period, the aggregator's takeover, failure modes, refunds and the overshoot bound."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from function_app.adapters.limitstore_memory import MemoryRateLimitStore
+from function_app.ratelimit import tally
+from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.limits import Limit, ScopedLimit
+from function_app.ratelimit.tally_limiter import TallyLimiter
+from function_app.ratelimit.tally_sync import SUMMARY
+from tests.support.clock import FakeClock, settle
+from tests.support.stores import FlakyRateLimitStore
+
+P = 1.0
+START = 1_700_000_000.0
+
+
+def config(**kw) -> LimiterConfig:
+    return LimiterConfig(sync="tally", tally_period_s=P, expected_instances=4,
+                         storage_timeout_s=1e9, **kw)
+
+
+def fleet(n, store=None, clock=None, seed=1, **kw):
+    clock = clock or FakeClock(start=START)
+    store = store or MemoryRateLimitStore()
+    limiters = [TallyLimiter(store, clock, config(**kw), f"i{k}", background=False,
+                             rng=random.Random(seed * 100 + k)) for k in range(n)]
+    return clock, store, limiters
+
+
+async def run_for(clock, limiters, seconds, step=0.05, each_step=None):
+    for _ in range(round(seconds / step)):
+        if each_step is not None:
+            await each_step()
+        for lim in limiters:
+            await lim.maintain()
+        await clock.advance(step)
+        await settle()
+
+
+def scoped(key="k", rate=10.0, burst=20.0, scope="client", **kw):
+    return [ScopedLimit(scope, key, Limit(rate, burst, **kw))]
+
+
+@pytest.mark.asyncio
+async def test_one_instance_is_an_exact_token_bucket():
+    clock, _, (lim,) = fleet(1)
+    admitted = [(await lim.acquire(scoped(), 1)).allowed for _ in range(25)]
+    assert admitted == [True] * 20 + [False] * 5
+    denied = await lim.acquire(scoped(), 1)
+    assert not denied.allowed and denied.scope == "client" and 0 < denied.retry_after_s <= 0.2
+    await run_for(clock, [lim], 1.0)
+    await clock.advance(0.01)  # 1.01 s of refill at 10/s: ten whole tokens
+    assert sum([(await lim.acquire(scoped(), 1)).allowed for _ in range(15)]) == 10
+
+
+@pytest.mark.asyncio
+async def test_storage_calls_are_per_period_not_per_request_or_key():
+    clock, _, lims = fleet(3)
+    ops_before = None
+
+    async def traffic():
+        for lim in lims:
+            for c in range(20):  # 20 keys per instance per step
+                await lim.acquire(scoped(f"c{c}", rate=1e6, burst=1e6) + scoped(
+                    "g", 1e6, 1e6, scope="global"), 1)
+
+    await run_for(clock, lims, 2.0, each_step=traffic)
+    ops_before = sum(lim.counters["storage_round_trips"] for lim in lims)
+    await run_for(clock, lims, 10.0, each_step=traffic)
+    ops = sum(lim.counters["storage_round_trips"] for lim in lims) - ops_before
+    admitted = sum(lim.counters["admitted"] for lim in lims)
+    assert admitted > 10_000
+    # Per period: 3 instances x (put + read), the aggregator's query + write; 10 periods.
+    assert ops <= 10 * (3 * 2 + 2) + 4
+    assert sum(lim.counters["tally_aggregations"] for lim in lims) >= 9
+
+
+@pytest.mark.asyncio
+async def test_an_idle_fleet_makes_no_storage_calls():
+    clock, _, lims = fleet(2)
+    for lim in lims:
+        await lim.acquire(scoped(), 1)
+    await run_for(clock, lims, 8.0)
+    before = sum(lim.counters["storage_round_trips"] for lim in lims)
+    await run_for(clock, lims, 10.0)
+    assert sum(lim.counters["storage_round_trips"] for lim in lims) == before
+
+
+@pytest.mark.asyncio
+async def test_a_new_aggregator_takes_over_when_the_old_one_leaves():
+    clock, store, lims = fleet(3)
+
+    async def traffic():
+        for lim in lims:
+            await lim.acquire(scoped(rate=1e3, burst=1e3), 1)
+
+    await run_for(clock, lims, 3.0, each_step=traffic)
+    first = (await store.read(SUMMARY)).fields["by"]
+    leader = next(lim for lim in lims if tally.member_id(lim.instance) == first)
+    await leader.close()
+    lims.remove(leader)
+    await run_for(clock, lims, 6.0, each_step=traffic)
+    summary = (await store.read(SUMMARY)).fields
+    assert summary["by"] != first and summary["at"] >= clock.now() - 2 * P
+    assert summary["n"] == 2.0  # the leaver's row was deleted
+    assert sum(lim.counters["tally_takeovers"] for lim in lims) == 1
+
+
+@pytest.mark.asyncio
+async def test_demand_moves_the_shares_to_where_the_traffic_is():
+    clock, _, (a, b) = fleet(2)
+    limit = scoped(rate=100.0, burst=100.0)
+    admitted = {"a": 0, "b": 0}
+
+    async def traffic():
+        for _ in range(8):  # 160/s asked at a, none at b: a gets almost all of 100/s
+            admitted["a"] += (await a.acquire(limit, 1)).allowed
+
+    await run_for(clock, [a, b], 6.0, each_step=traffic)
+    admitted["a"] = 0
+    await run_for(clock, [a, b], 4.0, each_step=traffic)
+    assert 0.85 * 400 <= admitted["a"] <= 400 + 100
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.asyncio
+async def test_what_a_fleet_admits_over_any_window_stays_within_the_stated_bound(seed):
+    """Random arrivals over 4 instances, moving between them: admitted in every window of
+    the run within tally.overshoot_bound (every instance joins uncounted once)."""
+    rng = random.Random(seed)
+    n, rate, burst = 4, 40.0, 40.0
+    clock, _, lims = fleet(n, seed=seed)
+    times: list[float] = []
+
+    async def traffic():
+        weights = [rng.random() ** 3 for _ in lims] if rng.random() < 0.1 else None
+        for _ in range(rng.randint(0, 8)):
+            lim = rng.choices(lims, weights)[0] if weights else rng.choice(lims)
+            if (await lim.acquire(scoped(rate=rate, burst=burst), 1)).allowed:
+                times.append(clock.now())
+
+    await run_for(clock, lims, 12.0, each_step=traffic)
+    assert len(times) > 300
+    for window in (0.5, 2.0, 6.0, 12.0):
+        allowed = tally.overshoot_bound(Limit(rate, burst), n, 1, P, window, n, 4)
+        worst = max(sum(1 for t in times if start <= t < start + window) for start in times)
+        assert worst <= allowed, (window, worst, allowed)
+
+
+@pytest.mark.asyncio
+async def test_refunds_come_back_to_the_bucket_that_paid():
+    _, _, (lim,) = fleet(1)
+    limit = scoped(rate=1.0, burst=1000.0)
+    assert (await lim.acquire(limit, 900)).allowed
+    assert not (await lim.acquire(limit, 200)).allowed
+    lim.adjust(limit, -850)  # used 50 of 900
+    assert (await lim.acquire(limit, 200)).allowed
+    assert lim.counters["refunded_tokens"] == 850
+
+
+@pytest.mark.asyncio
+async def test_a_shadow_limit_reports_but_never_denies():
+    _, _, (lim,) = fleet(1)
+    decisions = [await lim.acquire(scoped(rate=1.0, burst=2.0, shadow=True), 1) for _ in range(5)]
+    assert all(d.allowed for d in decisions)
+    assert decisions[-1].shadow_scope == "client"
+    assert lim.counters["shadow_denied"] == 3
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+@pytest.mark.asyncio
+async def test_storage_down_follows_the_failure_mode_and_recovers(mode):
+    clock = FakeClock(start=START)
+    flaky = FlakyRateLimitStore(MemoryRateLimitStore())
+    _, _, (lim,) = fleet(1, store=flaky, clock=clock, failure_mode=mode)
+    limit = scoped(rate=1e3, burst=1e3)
+    assert (await lim.acquire(limit, 1)).allowed
+    flaky.down = True
+    await run_for(clock, [lim], 8.0)  # the view goes stale
+    decision = await lim.acquire(limit, 1)
+    assert decision.degraded
+    if mode == "closed":
+        assert not decision.allowed and decision.storage_unavailable
+    else:
+        assert decision.allowed and decision.reason == "ok"
+    assert not lim.storage_healthy
+    flaky.down = False
+    await run_for(clock, [lim], 3.0)
+    decision = await lim.acquire(limit, 1)
+    assert decision.allowed and not decision.degraded
+    assert lim.storage_healthy
+
+
+@pytest.mark.asyncio
+async def test_a_cost_above_the_burst_is_never_admitted_and_says_so():
+    _, _, (lim,) = fleet(1)
+    decision = await lim.acquire(scoped(rate=5.0, burst=10.0), 11)
+    assert not decision.allowed and decision.retry_after_s >= 3600
+
+
+@pytest.mark.asyncio
+async def test_all_or_nothing_a_client_denial_spends_no_global_tokens():
+    _, _, (lim,) = fleet(1)
+    both = scoped("g", 100.0, 3.0, scope="global") + scoped("c", 1.0, 1.0)
+    assert (await lim.acquire(both, 1)).allowed
+    assert not (await lim.acquire(both, 1)).allowed
+    only_global = scoped("g", 100.0, 3.0, scope="global")
+    assert [(await lim.acquire(only_global, 1)).allowed for _ in range(3)] == [True, True, False]
