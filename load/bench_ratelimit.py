@@ -165,7 +165,7 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=1)
     parser.add_argument("--sync", choices=("lease", "tally"), default="lease",
                         help="RATE_LIMIT_SYNC of every limited gateway")
-    parser.add_argument("--period", type=float, default=2.5, help="RATE_LIMIT_TALLY_PERIOD_S")
+    parser.add_argument("--period", type=float, default=3.0, help="RATE_LIMIT_TALLY_PERIOD_S")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-rl-"))
     if args.instances > 1:

@@ -2,49 +2,55 @@
 period, whatever the number of instances or keys (RATE_LIMIT_SYNC=tally; issue #10).
 
 Time is cut into periods of P seconds (RATE_LIMIT_TALLY_PERIOD_S). After each period every
-instance that had traffic writes ONE row of its own: its demand d_i on every key it saw (cost
-asked, smoothed: d_i(p) = max(raw(p), DECAY * d_i(p-1))). One instance, the aggregator, reads
-all instance rows (one partition query per group of instances) and writes ONE summary: how many
-instances wrote recently (N), whose demand it counted, and, for every "hot" key, the total
-demand D = sum of d_i and the number of instances with demand on it, N - z. A key is hot when D
->= phi * rate * P; keys not listed are known to have D < phi * rate * P (phi grows when the list
-had to be cut to fit a row). Every instance reads
-the summary once per period and runs, per key, a local token bucket holding a share s_i of the
-limit: rate s_i * rate and capacity max(u, s_i * burst) for the key's typical cost u. With
-u(D) = D / (rate * P):
+instance that had traffic writes ONE row of its own: its request count t_i and its demand d_i on
+every key it saw (cost asked, smoothed: d_i(p) = max(raw(p), DECAY * d_i(p-1))). One instance,
+the aggregator, reads every instance row (one partition query per group of instances) and
+writes ONE summary: N, the instances that wrote in the period or the one before; the members,
+whose rows of the period it summed; T = sum of t_i; and for every "hot" key its total demand
+D = sum of d_i and its number of holders h (members with d_i > 0). A key is hot when
+D >= phi * rate * P; a key not listed has D < phi * rate * P (phi grows when the list had to
+be cut to fit a row). Every instance reads the summary once per period and runs, per key, a
+local token bucket for a share s_i of the limit. With R = rate * P:
 
-    alone (N = 1, counted):           s_i = 1
-    cold key (not listed):            s_i = d_i / (rate * P) + (1 - phi) * w_i
-    hot, u(D) <= 1:                   s_i = d_i / (rate * P) + (1 - u(D)) * w_i
-    hot, u(D) >  1 (binding):         s_i = (1 - SIGMA * z / N) * d_i / D   if d_i > 0
-                                      s_i = SIGMA / N                         if d_i = 0
+    w_i = (1 - EVEN) * t_i / T + EVEN / N          where requests land (sums to 1)
+    e_i = a * d_i + (1 - a) * w_i * D              expected demand, a = (D/h) / (D/h + TRUST_AT)
 
-    not counted by the summary:       s_i = 1 / max(N + 1, E)
+    alone (N = 1, a member):            s_i = 1
+    cold key (not listed):              s_i = d_i / R + (1 - phi) * w_i
+    hot key, D <= R:                    s_i = e_i / R + (1 - D / R) * w_i
+    hot key, D > R (binding):           s_i = e_i / D
+    counted, not a member:              as above with d_i = t_i = 0
+    new (not counted):                  s_i = 1 / max(N + 1, E)
 
-where w_i = (1 - EVEN) * t_i / T + EVEN / N, t_i being the requests (all keys) the instance
-published for the period and T their sum over counted instances (sum_i w_i = 1): the unused part
-of a limit goes mostly where requests have been landing, not evenly over N instances most of
-which will not see the key (at N = 1,000 an even split denied clients at a quarter of their
-limit a fifth of their requests in the simulator). E is RATE_LIMIT_EXPECTED_INSTANCES: an
-instance joining takes an average instance's part until a summary counts it (a period or two),
-and when a whole fleet starts at once, all of it reads a summary that counted one. Every
-instance takes its own demand plus a part of what is left; when demand exceeds the limit, the
-limit is shared by demand, and each of the z instances that saw none keeps SIGMA / N, so traffic
-moving to it is served within a period or two (and instances that all see demand lose nothing).
+E is RATE_LIMIT_EXPECTED_INSTANCES. Each instance gets what it is expected to ask plus a part
+of what is left, given mostly where requests have been landing (an even split over 1,000
+instances, most of which never see a given client, denied clients at a quarter of their limit
+a fifth of their requests in the simulator). A key's own counts are trusted in proportion to
+how many requests each holder saw: one or two per instance are noise, and the instance's
+traffic predicts the next period better; a key pinned to a few instances (a client on
+keep-alive connections) is shared by its own counts. An instance joining takes an average
+instance's part for the period or two until a summary counts it (and when a whole fleet starts
+at once, all of it reads a summary that counted one).
 
-Bound. For one view, sum_i s_i <= 1 in every case (sum_i d_i = D, and D < phi * rate * P for
-cold keys). Over any interval of T seconds the cost admitted for one key is therefore at most
+The bucket: rate s_i * rate, capacity max(u, s_i * burst + min(s_i, 1 - s_i) * R) for the key's
+typical cost u: its part of the burst plus room for a period's arrivals to bunch up, which
+Poisson arrivals of about one request per instance per period need (without it, clients near
+their limit lost a third of their requests at N = 1,000); an instance alone keeps the exact
+bucket.
 
-    burst + N * u + rate * (T + 2P) + J * (2P * rate + burst) / E + R
+Bound. For one view, sum_i s_i <= 1 in every case: sum_i w_i = 1 over the N counted, sum_i e_i
+= D, and D < phi * R for cold keys. Over any interval of T seconds the cost admitted for one
+key is therefore at most
 
-burst + N * u: the buckets' capacities (sum_i max(u, s_i * burst)); rate * (T + 2P): refill at
-sum of rates <= rate, plus up to two periods while instances switch between consecutive views
-at different moments; J instances joining add at most 1 / E of the limit each for the two
-periods before a summary counts them; R: refunds of reservations charged before the interval
-(token limits). The buckets' capacities shrink when shares do; they never grow tokens, only
-room to refill.
+    burst + N * u + rate * (T + 3P) + J * (3P * rate + burst) / E + R_refunds
+
+burst + rate * P + N * u: the buckets' capacities; rate * (T + 2P): refill at a sum of rates
+<= rate, plus up to two periods while instances switch between consecutive views at different
+moments; J instances joining take at most 1 / E of rate and capacity each for the two periods
+before a summary counts them; R_refunds: refunds of reservations charged before the interval
+(token limits). Capacities shrink when shares do; they never grow tokens, only room to refill.
 Not covered: storage outages beyond STALE_PERIODS (then the failure mode decides, as in lease
-mode), and a key that overflows an instance's row (never at MAX_ROW_KEYS distinct keys per
+mode), and a key that overflows an instance's row (never below MAX_ROW_KEYS distinct keys per
 period; counted as `tally_keys_dropped`).
 """
 
@@ -57,7 +63,7 @@ from dataclasses import dataclass
 
 from function_app.ratelimit.limits import Limit
 
-SIGMA = 0.05  # of a binding key's rate split evenly, so an instance without demand is served
+TRUST_AT = 6.0  # requests per holder at which a key's own counts weigh half (tally.share)
 PHI = 0.1  # keys below this utilisation are left out of the summary
 EVEN = 0.2  # of a key's unused share split evenly over instances; the rest by their traffic
 DECAY = 0.5  # published demand falls at most by half per period
@@ -90,36 +96,46 @@ class View:
 
 
 def share(view: View, me: str, kid: str, own: float, rate: float, period_s: float,
-          expected: int = 1, traffic: float = 0.0) -> float:
-    """This instance's fraction s_i of one key's limit under `view`; `own` is its published
-    demand d_i for view.period and `traffic` its published request count, both ignored when
-    the view did not count it. An uncounted instance divides by max(N + 1, `expected`): when
-    a whole fleet starts at once, all of it reads a summary that counted one instance."""
-    if me not in view.members:
-        return 1.0 / max(view.instances + 1, expected)
+          expected: int = 1, traffic: float = 0.0, counted: bool = False) -> float:
+    """This instance's fraction s_i of one key's limit under `view` (module docstring).
+
+    `own` / `traffic`: its published demand on the key and request count for view.period,
+    used when the view counted that row (it is a member). `counted`: it published a row for
+    the period before, so N counts it although its demand is not in the sums. Otherwise it is
+    new to the view and takes 1 / max(N + 1, `expected`).
+    """
     n = max(1, view.instances)
-    if n == 1:
+    if me not in view.members:
+        if not counted:
+            return 1.0 / max(view.instances + 1, expected)
+        own, traffic = 0.0, 0.0
+    elif n == 1:
         return 1.0
-    d_i = own
     capacity = rate * period_s
     if capacity <= 0:
         return 1.0 / n
+    w = weight(view, n, traffic)
     listed = view.hot.get(kid)
-    if listed is None or listed[0] <= capacity:
-        slack = (1 - view.phi) if listed is None else 1 - listed[0] / capacity
-        s = d_i / capacity + slack * weight(view, n, traffic)
-    elif d_i > 0:
-        idle = max(0, n - listed[1])
-        s = (1 - SIGMA * idle / n) * d_i / listed[0]
+    if listed is None:
+        s = own / capacity + (1 - view.phi) * w
     else:
-        s = SIGMA / n
+        total, holders = listed
+        # Counts of one or two per instance are noise: trust them in proportion to how many
+        # requests each holder saw, and expect the rest where the traffic lands.
+        per_holder = total / max(1, holders)
+        trust = per_holder / (per_holder + TRUST_AT)
+        expected_demand = trust * own + (1 - trust) * w * total
+        if total <= capacity:
+            s = expected_demand / capacity + (1 - total / capacity) * w
+        else:
+            s = expected_demand / total
     return min(1.0, max(0.0, s))
 
 
 def weight(view: View, n: int, traffic: float) -> float:
-    """This instance's part of a key's unused share: where requests land next is best told by
-    where they landed (the load balancer's weights), so mostly in proportion to the requests
-    the instance saw on all keys, and partly evenly, for traffic that moves."""
+    """w_i: where requests land next is best told by where they landed (the load balancer's
+    weights): mostly in proportion to the requests the instance saw on all keys, partly
+    evenly, for traffic that moves. Sums to 1 over the instances N counts."""
     if view.traffic <= 0:
         return 1.0 / n
     return (1 - EVEN) * traffic / view.traffic + EVEN / n
@@ -128,13 +144,16 @@ def weight(view: View, n: int, traffic: float) -> float:
 def overshoot_bound(limit: Limit, instances: int, unit: float, period_s: float, seconds: float,
                     joined: int, expected: int) -> float:
     """The most the stated bound lets a fleet admit on one key in `seconds` (no refunds)."""
-    return (limit.burst + instances * unit + limit.rate * (seconds + 2 * period_s)
-            + joined * (2 * period_s * limit.rate + limit.burst) / max(1, expected))
+    return (limit.burst + instances * unit + limit.rate * (seconds + 3 * period_s)
+            + joined * (3 * period_s * limit.rate + limit.burst) / max(1, expected))
 
 
-def local_limit(limit: Limit, s: float, unit: float) -> Limit:
-    """The bucket one instance runs for its share s of `limit`."""
-    return Limit(limit.rate * s, min(limit.burst, max(unit, limit.burst * s)), limit.shadow)
+def local_limit(limit: Limit, s: float, unit: float, period_s: float = 0.0) -> Limit:
+    """The bucket one instance runs for its share s of `limit`: its share of the burst, room
+    for a period's arrivals to bunch up (its share of one period of rate, none when alone: an
+    instance alone is an exact bucket), and at least one request."""
+    room = s * limit.burst + min(s, 1 - s) * limit.rate * period_s
+    return Limit(limit.rate * s, max(unit, room), limit.shadow)
 
 
 def published(raw: Mapping[str, float], previous: Mapping[str, float],

@@ -58,10 +58,10 @@ class TallyKey:
     fallback: BucketState | None = None
     last_used: float = 0.0
 
-    def apply(self, s: float, now: float) -> None:
+    def apply(self, s: float, now: float, period_s: float) -> None:
         """Take share `s`: tokens refill at the old rate until now, then fit the new capacity;
         a key never seen starts full (its capacity is in the bound)."""
-        local = tally.local_limit(self.limit, s, self.unit)
+        local = tally.local_limit(self.limit, s, self.unit, period_s)
         if self.state is None or self.local is None:
             self.state = bucket.full(local, now)
         else:
@@ -210,7 +210,7 @@ class TallyLimiter:
             self._keys[(item.scope, item.key)] = tk
         elif item.limit != tk.limit:
             tk.limit, tk.view_period = item.limit, -10**9  # recompute the share
-        if cost > 0:
+        if 0 < cost <= item.limit.burst:
             tk.unit = cost
         tk.last_used = now
         return tk
@@ -231,9 +231,13 @@ class TallyLimiter:
             own = self._sync.own(tk.kid)
             tk.apply(tally.share(view, self._sync.me, tk.kid, own, limit.rate,
                                  self._sync.period_s, self._cfg.expected_instances,
-                                 self._sync.own_traffic()), now)
+                                 self._sync.own_traffic(), self._sync.counted()),
+                     now, self._sync.period_s)
             tk.view_period = view.period
         assert tk.local is not None
+        if cost > limit.burst:  # more than the whole limit holds: never, on any instance
+            return Judgement(tk, False, POOL, 0.0, 0.0,  # type: ignore[arg-type]
+                             bucket.wait_for(0.0, cost, limit), tk.state)
         verdict, state = bucket.decide(tk.state, tk.local, cost, now)
         # Remaining across instances, estimated as if every instance were where this one is.
         left = min(limit.burst, verdict.remaining / tk.share) if tk.share > 0 else 0.0

@@ -33,7 +33,7 @@ GROUP_SIZE = 100  # instances per group partition: ~100 writes + 100 rows read p
 TAKEOVER_PERIODS = 3
 IDLE_PERIODS = 3
 GONE_PERIODS = 20  # an instance row this old belongs to a crashed instance: delete it
-CLAIM_POLLS = 10
+CLAIM_POLLS, CLAIM_POLL_S = 20, 0.05  # waiting for another instance's first aggregate
 AGGREGATE_AT = 0.5  # fraction of a period after its end when the aggregator reads the rows
 
 
@@ -67,8 +67,10 @@ class TallySync:
         self._sent_traffic: dict[int, float] = {}  # as published (smoothed like demand)
         self._synced = -1  # the last period whose row was written (or found empty)
         self._learned = -1  # the last period after whose end the summary was read
+        self._written: set[int] = set()  # recent periods whose row storage accepted
         self._leader_etag: str | None = None
         self._aggregated, self._idle = -1, 0
+        self._aggregating = asyncio.Lock()
         self._row_etag: str | None = None
         self._task: asyncio.Task | None = None
         self._attempted = float("-inf")
@@ -93,6 +95,10 @@ class TallySync:
         if self.view is None:
             return 0.0
         return self._published.get(self.view.period, {}).get(kid, 0.0)
+
+    def counted(self) -> bool:
+        """The current view's N counts this instance (its row of the period before is in)."""
+        return self.view is not None and self.view.period - 1 in self._written
 
     def own_traffic(self) -> float:
         """This instance's published request count for the current view's period."""
@@ -180,6 +186,7 @@ class TallySync:
             self._counters.incr("tally_keys_dropped", dropped)
         self._counters.incr("tally_syncs")
         self._row_etag = await self._store.put(self._row, fields)
+        self._written = {p for p in self._written if p >= done - 4} | {done}
 
     async def _learn(self, done: int, publish: Awaitable[None] | None = None) -> None:
         """Read the summary, alongside `publish` if given; take it over (after the publish, so
@@ -188,18 +195,22 @@ class TallySync:
         if self.leading:
             if publish is not None:
                 await publish
+            if self.view is None or self.view.period < done - 1:  # its last aggregate failed
+                await self._aggregate(done, self._clock.now())
             return
         if publish is None:
             found = await self._store.read(self._copy)
         else:
             found, _ = await asyncio.gather(self._store.read(self._copy), publish)
-        if self._adopt(found):
-            return
-        if self._copy != SUMMARY:  # the copy lags or its writer failed: ask the summary itself
+        fresh = self._adopt(found)
+        if not fresh and self._copy != SUMMARY:
+            # The copy lags or its writer failed: ask the summary itself.
             found = await self._store.read(SUMMARY)
-            if self._adopt(found):
-                return
-        await self._take_over(done, found)
+            fresh = self._adopt(found)
+        if not fresh:
+            await self._take_over(done, found)
+        elif self.view is None:  # claimed moments ago: its first aggregate is on its way
+            await self._await_summary(done)
 
     def _adopt(self, found: StoredRow | None) -> bool:
         """Take the summary's view when it is newer; True when it is fresh (someone
@@ -235,13 +246,19 @@ class TallySync:
         """Another instance claimed the summary: read until its aggregate is there (a few
         short tries; a request waiting meanwhile is decided when they end)."""
         for _ in range(CLAIM_POLLS):
-            await self._clock.sleep(min(0.05, 0.02 * self.period_s))
+            await self._clock.sleep(CLAIM_POLL_S)
             self._adopt(await self._store.read(SUMMARY))
             if self.view is not None and self.view.period >= done - 1:
                 return
 
     async def _aggregate(self, done: int, now: float) -> None:
-        self._aggregated = done
+        """Sum the rows of period `done` into the summary, once per period (a failed attempt
+        is retried by the next tick or request that finds the view stale)."""
+        async with self._aggregating:
+            if done > self._aggregated:
+                await self._aggregate_once(done, now)
+
+    async def _aggregate_once(self, done: int, now: float) -> None:
         rows = []
         results = await asyncio.gather(
             *(self._store.query(f"_tally.g{g}") for g in range(self._groups)))
@@ -265,7 +282,7 @@ class TallySync:
             await asyncio.gather(*(self._store.put(copy_key(g), fields)
                                    for g in range(self._groups)))
         self._counters.incr("tally_aggregations")
-        self.view = view
+        self.view, self._aggregated = view, done
         if self._idle >= IDLE_PERIODS:
             await self._resign()
 

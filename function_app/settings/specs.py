@@ -147,7 +147,7 @@ class Settings:
         "tally (each instance publishes its demand once per period and enforces its share "
         "locally; two storage calls per instance per period whatever the instances and keys).")
     rate_limit_tally_period_s: float = setting(
-        "RATE_LIMIT_TALLY_PERIOD_S", "2.5", float_range(0.2, 60),
+        "RATE_LIMIT_TALLY_PERIOD_S", "3", float_range(0.2, 60),
         "Tally mode: seconds between an instance's storage syncs (two calls each); shares "
         "follow demand about one to two periods late, and P is in the overshoot bound.")
     rate_limit_lease_s: float = setting("RATE_LIMIT_LEASE_S", "0.25", float_range(0.01, 10),

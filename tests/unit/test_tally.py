@@ -39,29 +39,52 @@ def test_unused_share_goes_mostly_where_requests_land():
     assert quiet == pytest.approx((1 - tally.PHI) * weights[1]) and busy > 10 * quiet
 
 
-def test_a_cold_key_gives_own_demand_plus_an_equal_part_of_the_rest():
+def test_a_cold_key_gives_own_demand_plus_an_even_part_of_the_rest_without_traffic_figures():
     v = view({"a", "b"})
     s = tally.share(v, "a", "k", 10.0, 100.0, P)  # 10 of 250 per period
     assert s == pytest.approx(10 / 250 + (1 - tally.PHI) / 2)
 
 
-def test_a_binding_key_is_shared_by_demand_with_a_floor_for_the_idle():
-    v = view({"a", "b", "c"}, {"k": (600.0, 2)})  # 600 asked of 250 per period, at a and b
-    busy = tally.share(v, "a", "k", 450.0, 100.0, P)
+def trust(total, holders):
+    per_holder = total / holders
+    return per_holder / (per_holder + tally.TRUST_AT)
+
+
+def test_a_binding_key_seen_in_bulk_is_shared_by_its_own_counts():
+    v = view({"a", "b"}, {"k": (600.0, 2)})  # 300 per holder: counts are trusted
+    a, b = (tally.share(v, m, "k", d, 100.0, P) for m, d in (("a", 450.0), ("b", 150.0)))
+    assert a + b == pytest.approx(1.0)
+    assert a == pytest.approx((trust(600, 2) * 450 + (1 - trust(600, 2)) * 0.5 * 600) / 600)
+    assert a > 0.74
+
+
+def test_a_binding_key_seen_once_per_instance_is_shared_by_traffic():
+    """Two requests per holder are noise: the instance with most traffic gets most."""
+    v = tally.View(7, 4, frozenset("abcd"), {"k": (400.0, 200)}, tally.PHI, traffic=1000.0)
+    busy = tally.share(v, "a", "k", 1.0, 100.0, P, traffic=700.0)
+    quiet = tally.share(v, "b", "k", 2.0, 100.0, P, traffic=10.0)
+    assert busy > 5 * quiet
+    w = (1 - tally.EVEN) * 0.7 + tally.EVEN / 4
+    assert busy == pytest.approx((trust(400, 200) * 1 + (1 - trust(400, 200)) * w * 400) / 400)
+
+
+def test_an_idle_instance_keeps_a_part_of_a_binding_key():
+    v = view({"a", "b", "c"}, {"k": (600.0, 2)})
     idle = tally.share(v, "c", "k", 0.0, 100.0, P)
-    assert busy == pytest.approx((1 - tally.SIGMA / 3) * 450 / 600)
-    assert idle == pytest.approx(tally.SIGMA / 3) and idle > 0
+    assert 0 < idle < 0.05
 
 
-def test_a_binding_key_seen_everywhere_is_shared_by_demand_alone():
-    v = view({"a", "b"}, {"k": (600.0, 2)})
-    assert tally.share(v, "a", "k", 450.0, 100.0, P) == pytest.approx(450 / 600)
-    assert tally.share(v, "b", "k", 150.0, 100.0, P) == pytest.approx(150 / 600)
-
-
-def test_a_hot_key_under_its_limit_gives_own_demand_and_an_equal_part_of_the_rest():
+def test_a_hot_key_under_its_limit_gives_expected_demand_and_a_part_of_the_rest():
     v = view({"a", "b"}, {"k": (200.0, 2)})
-    assert tally.share(v, "a", "k", 150.0, 100.0, P) == pytest.approx(150 / 250 + 50 / 250 / 2)
+    expected = trust(200, 2) * 150 + (1 - trust(200, 2)) * 0.5 * 200
+    assert tally.share(v, "a", "k", 150.0, 100.0, P) == pytest.approx(
+        expected / 250 + (50 / 250) / 2)
+
+
+def test_a_counted_instance_that_was_idle_gets_the_even_part_only():
+    v = tally.View(7, 4, frozenset("abc"), {"k": (600.0, 3)}, tally.PHI, traffic=900.0)
+    s = tally.share(v, "d", "k", 0.0, 100.0, P, 4, 0.0, counted=True)
+    assert s == pytest.approx((1 - trust(600, 3)) * tally.EVEN / 4)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -81,6 +104,11 @@ def test_shares_of_one_view_never_sum_above_one(seed):
     v = tally.View(7, n, frozenset(demands), {"k": (sum(demands.values()), holders)} if hot
                    else {}, tally.PHI, sum(traffic.values()))
     shares = [tally.share(v, me, "k", d, rate, P, 1, traffic[me]) for me, d in demands.items()]
+    idle = tally.View(v.period, n + 2, v.members, v.hot, v.phi, v.traffic)  # two counted, idle
+    shares_idle = [tally.share(idle, me, "k", d, rate, P, 1, traffic[me])
+                   for me, d in demands.items()]
+    shares_idle += [tally.share(idle, f"x{j}", "k", 0.0, rate, P, 1, 0.0, True) for j in (1, 2)]
+    assert sum(shares_idle) <= 1 + 1e-9
     assert sum(shares) <= 1 + 1e-9
     assert all(s >= 0 for s in shares)
 
@@ -88,7 +116,16 @@ def test_shares_of_one_view_never_sum_above_one(seed):
 def test_a_local_limit_keeps_at_least_one_unit_of_capacity():
     local = tally.local_limit(Limit(100.0, 200.0), 0.001, unit=8.0)
     assert local.rate == pytest.approx(0.1) and local.burst == 8.0
-    assert tally.local_limit(Limit(100.0, 200.0), 0.5, unit=1.0).burst == 100.0
+
+
+def test_a_local_limit_has_room_for_a_period_of_arrivals_except_alone():
+    limit = Limit(100.0, 200.0)
+    assert tally.local_limit(limit, 0.1, 1.0, P).burst == pytest.approx(20 + 0.1 * 250)
+    assert tally.local_limit(limit, 0.9, 1.0, P).burst == pytest.approx(180 + 0.1 * 250)
+    assert tally.local_limit(limit, 1.0, 1.0, P).burst == 200.0
+    parts = [0.5, 0.3, 0.2]
+    total = sum(tally.local_limit(limit, s, 1.0, P).burst for s in parts)
+    assert total <= limit.burst + limit.rate * P
 
 
 def test_published_demand_decays_by_half_at_most():
