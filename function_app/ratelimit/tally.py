@@ -32,23 +32,24 @@ keep-alive connections) is shared by its own counts. An instance joining takes a
 instance's part for the period or two until a summary counts it (and when a whole fleet starts
 at once, all of it reads a summary that counted one).
 
-The bucket: rate s_i * rate, capacity max(u, s_i * burst + min(s_i, 1 - s_i) * R) for the key's
-typical cost u: its part of the burst plus room for a period's arrivals to bunch up, which
-Poisson arrivals of about one request per instance per period need (without it, clients near
-their limit lost a third of their requests at N = 1,000); an instance alone keeps the exact
-bucket.
+The bucket: rate s_i * rate, capacity max(u, s_i * burst + room_i) for the key's typical cost u,
+with room_i = min(min(s_i, 1 - s_i) * R, ROOM_SIGMAS * sqrt(s_i * R * u)): its part of the burst
+plus room for a period's Poisson arrivals to bunch up, which about one request per instance per
+period needs (without it, clients near their limit lost a third of their requests at N = 1,000
+in the simulator); an instance alone keeps the exact bucket.
 
 Bound. For one view, sum_i s_i <= 1 in every case: sum_i w_i = 1 over the N counted, sum_i e_i
 = D, and D < phi * R for cold keys. Over any interval of T seconds the cost admitted for one
 key is therefore at most
 
-    burst + N * u + rate * (T + 3P) + J * (3P * rate + burst) / E + R_refunds
+    burst + ROOM + N * u + rate * (T + 2P) + J * (3P * rate + burst) / E + R_refunds
 
-burst + rate * P + N * u: the buckets' capacities; rate * (T + 2P): refill at a sum of rates
-<= rate, plus up to two periods while instances switch between consecutive views at different
-moments; J instances joining take at most 1 / E of rate and capacity each for the two periods
-before a summary counts them; R_refunds: refunds of reservations charged before the interval
-(token limits). Capacities shrink when shares do; they never grow tokens, only room to refill.
+burst + ROOM + N * u: the buckets' capacities, ROOM = min(R, ROOM_SIGMAS * sqrt(N * R * u)) by
+Cauchy-Schwarz over the rooms; rate * (T + 2P): refill at a sum of rates <= rate, plus up to two
+periods while instances switch between consecutive views at different moments; J instances
+joining take at most 1 / E of rate and capacity each for the two periods before a summary
+counts them; R_refunds: refunds of reservations charged before the interval (token limits).
+Capacities shrink when shares do; they never grow tokens, only room to refill.
 Not covered: storage outages beyond STALE_PERIODS (then the failure mode decides, as in lease
 mode), and a key that overflows an instance's row (never below MAX_ROW_KEYS distinct keys per
 period; counted as `tally_keys_dropped`).
@@ -58,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -65,6 +67,7 @@ from function_app.ratelimit.limits import Limit
 
 TRUST_AT = 6.0  # requests per holder at which a key's own counts weigh half (tally.share)
 PHI = 0.1  # keys below this utilisation are left out of the summary
+ROOM_SIGMAS = 3.0  # room a bucket keeps for Poisson arrivals, in standard deviations
 EVEN = 0.2  # of a key's unused share split evenly over instances; the rest by their traffic
 DECAY = 0.5  # published demand falls at most by half per period
 CHUNK = 30_000  # characters per string property (Table Storage: 64 KiB, UTF-16)
@@ -144,16 +147,21 @@ def weight(view: View, n: int, traffic: float) -> float:
 def overshoot_bound(limit: Limit, instances: int, unit: float, period_s: float, seconds: float,
                     joined: int, expected: int) -> float:
     """The most the stated bound lets a fleet admit on one key in `seconds` (no refunds)."""
-    return (limit.burst + instances * unit + limit.rate * (seconds + 3 * period_s)
+    room = min(limit.rate * period_s,
+               ROOM_SIGMAS * math.sqrt(instances * limit.rate * period_s * unit))
+    return (limit.burst + room + instances * unit + limit.rate * (seconds + 2 * period_s)
             + joined * (3 * period_s * limit.rate + limit.burst) / max(1, expected))
 
 
 def local_limit(limit: Limit, s: float, unit: float, period_s: float = 0.0) -> Limit:
-    """The bucket one instance runs for its share s of `limit`: its share of the burst, room
-    for a period's arrivals to bunch up (its share of one period of rate, none when alone: an
-    instance alone is an exact bucket), and at least one request."""
-    room = s * limit.burst + min(s, 1 - s) * limit.rate * period_s
-    return Limit(limit.rate * s, max(unit, room), limit.shadow)
+    """The bucket one instance runs for its share s of `limit`: its part of the burst, room for
+    a period's arrivals to bunch up (ROOM_SIGMAS standard deviations of Poisson arrivals at its
+    share of the rate, at most its part of a period's rate, none when alone: an instance alone
+    is an exact bucket), and at least one request."""
+    expected = s * limit.rate * period_s  # cost arriving at this share in a period
+    room = min(min(s, 1 - s) * limit.rate * period_s,
+               ROOM_SIGMAS * math.sqrt(expected * max(unit, 0.0)))
+    return Limit(limit.rate * s, max(unit, s * limit.burst + room), limit.shadow)
 
 
 def published(raw: Mapping[str, float], previous: Mapping[str, float],

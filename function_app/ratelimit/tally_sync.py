@@ -35,6 +35,9 @@ IDLE_PERIODS = 3
 GONE_PERIODS = 20  # an instance row this old belongs to a crashed instance: delete it
 CLAIM_POLLS, CLAIM_POLL_S = 20, 0.05  # waiting for another instance's first aggregate
 AGGREGATE_AT = 0.5  # fraction of a period after its end when the aggregator reads the rows
+# After taking over, aggregate every YOUNG_S for YOUNG_PERIODS: instances starting together are
+# counted within a second, not a period or two later.
+YOUNG_S, YOUNG_PERIODS = 0.5, 2
 
 
 def copy_key(group: int) -> RowKey:
@@ -71,6 +74,7 @@ class TallySync:
         self._leader_etag: str | None = None
         self._aggregated, self._idle = -1, 0
         self._aggregating = asyncio.Lock()
+        self._young_until = self._last_aggregate = float("-inf")
         self._row_etag: str | None = None
         self._task: asyncio.Task | None = None
         self._attempted = float("-inf")
@@ -151,6 +155,8 @@ class TallySync:
             await self._publish(done, force=False)
         if self.leading and done > self._aggregated and now >= start + AGGREGATE_AT * self.period_s:
             await self._aggregate(done, now)
+        elif self.leading and now < self._young_until and now >= self._last_aggregate + YOUNG_S:
+            await self._aggregate(self._aggregated, now, again=True)
         active = self._published.get(done) or self._published.get(done - 1)
         if (done > self._learned and active and not self.leading
                 and now >= start + self._read_offset):
@@ -240,6 +246,7 @@ class TallySync:
             return
         self._counters.incr("tally_takeovers")
         log.info("rate limiter: this instance now aggregates the tally")
+        self._young_until = now + YOUNG_PERIODS * self.period_s
         await self._aggregate(done, now)
 
     async def _await_summary(self, done: int) -> None:
@@ -251,11 +258,14 @@ class TallySync:
             if self.view is not None and self.view.period >= done - 1:
                 return
 
-    async def _aggregate(self, done: int, now: float) -> None:
+    async def _aggregate(self, done: int, now: float, again: bool = False) -> None:
         """Sum the rows of period `done` into the summary, once per period (a failed attempt
-        is retried by the next tick or request that finds the view stale)."""
+        is retried by the next tick or request that finds the view stale). `again`: the same
+        period once more, counting instances that wrote since (a fleet starting at once: the
+        first aggregate counted only the aggregator, which then held the whole limit)."""
         async with self._aggregating:
-            if done > self._aggregated:
+            if done > self._aggregated or (again and done == self._aggregated):
+                self._last_aggregate = now
                 await self._aggregate_once(done, now)
 
     async def _aggregate_once(self, done: int, now: float) -> None:

@@ -119,13 +119,22 @@ def test_a_local_limit_keeps_at_least_one_unit_of_capacity():
 
 
 def test_a_local_limit_has_room_for_a_period_of_arrivals_except_alone():
-    limit = Limit(100.0, 200.0)
-    assert tally.local_limit(limit, 0.1, 1.0, P).burst == pytest.approx(20 + 0.1 * 250)
-    assert tally.local_limit(limit, 0.9, 1.0, P).burst == pytest.approx(180 + 0.1 * 250)
+    limit = Limit(100.0, 200.0)  # 250 per period of 2.5 s
+    # s = 0.1: 25 expected per period, room 3 standard deviations = 15 (under 0.1 * 250).
+    assert tally.local_limit(limit, 0.1, 1.0, P).burst == pytest.approx(20 + 15)
+    # s = 0.9: 225 expected, 3 sigma = 45, capped by min(s, 1 - s) * 250 = 25.
+    assert tally.local_limit(limit, 0.9, 1.0, P).burst == pytest.approx(180 + 25)
     assert tally.local_limit(limit, 1.0, 1.0, P).burst == 200.0
-    parts = [0.5, 0.3, 0.2]
-    total = sum(tally.local_limit(limit, s, 1.0, P).burst for s in parts)
-    assert total <= limit.burst + limit.rate * P
+
+
+@pytest.mark.parametrize("n", [2, 10, 1000])
+def test_the_rooms_of_one_view_stay_within_the_bounds_room_term(n):
+    limit, rng = Limit(500.0, 1000.0), random.Random(n)
+    raw = [rng.random() ** 4 for _ in range(n)]
+    shares = [x / sum(raw) for x in raw]
+    capacity = sum(tally.local_limit(limit, s, 1.0, P).burst for s in shares)
+    room = min(500 * P, tally.ROOM_SIGMAS * (n * 500 * P) ** 0.5)
+    assert capacity <= limit.burst + room + n * 1.0
 
 
 def test_published_demand_decays_by_half_at_most():
