@@ -12,10 +12,11 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from function_app.ratelimit.engine import LimiterEngine
+from function_app.ratelimit.modes import make_limiter
 from function_app.ratelimit.overrides import OverrideSource
 from function_app.ratelimit.stage import rate_limit_stage
 from function_app.ratelimit.store import OverrideStore, RateLimitStore
-from function_app.ratelimit.tally_limiter import AnyLimiter, make_limiter
 from function_app.ratelimit.tokens import TokenLimits
 
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
@@ -157,7 +158,7 @@ def _health(settings: Settings, probes: Upstream, parts: Parts, clock: Clock) ->
 
 
 async def _limiter(settings: Settings, parts: Parts, given: Given
-                   ) -> tuple[AnyLimiter, OverrideSource]:
+                   ) -> tuple[LimiterEngine, OverrideSource]:
     """The one limiter of the process (requests and tokens) and the source of its limits."""
     limit_store, override_store = given.limit_store, given.override_store
     if limit_store is None:
@@ -184,13 +185,13 @@ async def _limiter(settings: Settings, parts: Parts, given: Given
     return limiter, overrides
 
 
-def _limiter_health(limiter: AnyLimiter) -> dict:
+def _limiter_health(limiter: LimiterEngine) -> dict:
     """/healthz: the limiter's storage state; refused storage (a misconfiguration) is not ok."""
     state = limiter.storage_state
     return {"ok": state["state"] != "refused", "storage": state}
 
 
-def _openai(settings: Settings, parts: Parts, limiter: AnyLimiter | None, clock: Clock,
+def _openai(settings: Settings, parts: Parts, limiter: LimiterEngine | None, clock: Clock,
             tenancy: Tenancy) -> Stage:
     ledger = TokenLedger()
     parts.stats_sources["tokens"] = ledger.snapshot

@@ -88,12 +88,12 @@ param deploymentContainerName string = 'app-package'
 @description('Table holding rate-limit counters.')
 param rateLimitTableName string = 'ratelimits'
 
-@description('How instances share rate limits: lease (exact for small limits; storage calls per request grow with instances on a key) or tally (two storage calls per instance per period, whatever the instances and keys; for fleets beyond a few dozen instances).')
+@description('How instances share rate limits: tally (two storage calls per instance per period, whatever the number of instances and keys; the default here because the app scales out) or lease (exact for small limits; storage calls per request grow with the instances on a key).')
 @allowed([
   'lease'
   'tally'
 ])
-param rateLimitSync string = 'lease'
+param rateLimitSync string = 'tally'
 
 @description('Table holding per-client limit overrides.')
 param limitOverridesTableName string = 'limitoverrides'

@@ -225,7 +225,8 @@ def table(rows: list[dict], args) -> str:
     lines = [f"Simulated {args.seconds:.0f} s per N counted after {args.warmup:.0f} s of the same "
              f"traffic, seed {args.seed}, {mode}: {args.rps:.0f} "
              f"requests/s on one global key (limit {args.global_rps:.0f}/s, burst the same) "
-             f"{clients}, Zipf spread over instances, a tenth leaving at T/3 and joining at "
+             f"{clients}, Zipf spread over instances, a tenth leaving at T/3 (their traffic "
+             "spread over the others) and as many joining at "
              f"2T/3. Command: `.venv/bin/python load/simulate.py {command}`.", "",
              "| N | admitted | storage ops / admitted | of which global key | of which client "
              "keys | of which tally rows | hottest partition entities/s (cap "

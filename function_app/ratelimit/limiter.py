@@ -22,13 +22,11 @@ from collections.abc import Sequence
 from function_app.core.clock import Clock
 from function_app.ratelimit.bucket import BucketState
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.counters import Counters
-from function_app.ratelimit.guarded import GuardedStore, StorageHealth
+from function_app.ratelimit.engine import LimiterEngine
 from function_app.ratelimit.judge import (
     DRY,
     Judgement,
     commit,
-    failure_decision,
     judge,
     safe_limit,
     to_decision,
@@ -37,7 +35,7 @@ from function_app.ratelimit.keystate import KeyState
 from function_app.ratelimit.leaser import Leaser, Outcome
 from function_app.ratelimit.limits import Decision, ScopedLimit
 from function_app.ratelimit.maintenance import Maintenance
-from function_app.ratelimit.store import RateLimitStore, RowKey
+from function_app.ratelimit.store import RateLimitStore
 from function_app.ratelimit.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
@@ -45,117 +43,49 @@ FETCH_ROUNDS = 2  # a waiter re-leases once if others emptied the pool it was wa
 # Whole acquire attempts when a granted pool was emptied by other waiters: a simultaneous burst
 # of B requests needs about B / (rate x lease_s) leases, one per round for the last waiters.
 ACQUIRE_ROUNDS = 6
-PROBE_KEY = RowKey("_limiter", "probe")  # never written: reading it only asks "do you answer?"
 
 
-class Limiter:
-    """Decides requests against scoped limits; one per process (see `acquire`)."""
+class Limiter(LimiterEngine):
+    """Decides requests against scoped limits from leased pools; one per process."""
 
     def __init__(
         self, store: RateLimitStore, clock: Clock, config: LimiterConfig, instance_id: str, *,
         rng: random.Random | None = None, background: bool = True,
         jitter_on_clock: bool = False,
     ) -> None:
-        """`instance_id` names the process (a random suffix is added so two processes given the
-        same id stay distinct). With background=False nothing runs on its own; call
-        `maintain()` (tests). `jitter_on_clock` makes the back-off after a 412 sleep on `clock`
-        (a simulation's virtual clock) instead of real time."""
-        self._cfg = config
-        self._clock, self._rng = clock, rng or random.Random()
-        self.instance = f"{instance_id}.{self._rng.getrandbits(24):06x}"
-        self._counters = Counters()
-        self._health = StorageHealth(
-            clock, self._rng, self._cfg.backoff_min_s, self._cfg.backoff_max_s
-        )
-        guarded = GuardedStore(store, self._health, self._counters, self._cfg.storage_timeout_s)
+        """With background=False nothing runs on its own; call `maintain()` (tests).
+        `jitter_on_clock` makes the back-off after a 412 sleep on `clock` (a simulation's
+        virtual clock) instead of real time."""
+        super().__init__(store, clock, config, instance_id, rng)
+        guarded = self._guarded
         self._leaser = Leaser(guarded, clock, self._cfg, self._counters, self.instance, self._rng,
                               clock.sleep if jitter_on_clock else None)
         self._keys: dict[tuple[str, str], KeyState] = {}
         sweeper = Sweeper(guarded, clock, self._cfg, self._counters, self.instance, self._rng)
-        self._guarded = guarded
         self._maintenance = Maintenance(
             self._keys, self._leaser, sweeper, self._health, clock, self._cfg, background,
             probe=self.probe,
         )
 
-    @property
-    def counters(self) -> dict[str, int]:
-        return self._counters.snapshot()
+    def _start(self) -> None:
+        self._maintenance.ensure_running()
 
-    @property
-    def storage_healthy(self) -> bool:
-        return self._health.healthy
-
-    @property
-    def storage_state(self) -> dict[str, object]:
-        """The limiter's view of its storage for /healthz: state ("unknown", "ok",
-        "unavailable" or "refused"), detail (no secrets), since, consecutive failures."""
-        return self._health.report()
-
-    async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
-        """Admit `cost` (>= 0; anything else counts as 0) against every scope or against none.
-
-        Never raises. With the limiter disabled every request is admitted (reason "disabled").
-        """
-        if not self._cfg.enabled:
-            return Decision(True, reason="disabled")
-        if not scoped:
-            return Decision(True)
-        try:
-            self._maintenance.ensure_running()
-            amount = float(cost) if cost >= 0 else 0.0  # also maps NaN to 0
-            decision = await self._acquire(scoped, amount)
-        except Exception:  # a limiter bug must not fail the request
-            log.exception("rate limiter failed; applying the failure mode")
-            self._counters.incr("internal_errors")
-            decision = self._failure_decision()
-        self._count(decision)
-        return decision
-
-    def adjust(self, scoped: Sequence[ScopedLimit], delta: float) -> None:
-        """Settle an admitted `acquire(scoped, cost)` whose real cost was cost + `delta`.
-
-        The caller passes delta >= -cost, so a refund never returns more than was charged.
-        While storage is failing, a key decided by its local safe bucket is settled there.
-        A refund goes into this instance's pool for each scope, where the next requests spend
-        it without a storage call; maintenance gives an idle or expired pool back to the row as
-        usual. An extra charge (delta > 0) is spent from the pool and may leave it negative: a
-        debt that the next lease on the key covers before anything is admitted from it. A key
-        this instance has forgotten meanwhile is left alone. Synchronous and never raises, so
-        it is safe in a stream's `finally`.
-        """
-        if not self._cfg.enabled or not scoped or not delta or delta != delta:  # NaN
-            return
-        try:
-            degraded = not self._health.healthy
-            for item in scoped:
-                ks = self._keys.get((item.scope, item.key))
-                if ks is None:
-                    continue
-                if degraded and ks.fallback is not None:
-                    # Admitted from the local safe bucket while storage is down: settle there,
-                    # or refunds never come back and a client is limited on reservations.
-                    local = safe_limit(ks.limit, self._cfg.expected_instances)
-                    ks.fallback = BucketState(min(local.burst, ks.fallback.tokens - delta),
-                                              ks.fallback.ts)
-                else:
-                    ks.tokens -= delta
-            self._counters.incr("adjustments")
-            if delta < 0:
-                self._counters.incr("refunded_tokens", round(-delta))
+    def _settle(self, scoped: Sequence[ScopedLimit], delta: float) -> None:
+        """A refund goes into this instance's pool for each scope, where the next requests
+        spend it without a storage call; maintenance gives an idle or expired pool back to the
+        row as usual. An extra charge (delta > 0) is spent from the pool and may leave it
+        negative: a debt that the next lease on the key covers before anything is admitted."""
+        degraded = not self._health.healthy
+        for item in scoped:
+            ks = self._keys.get((item.scope, item.key))
+            if ks is None:
+                continue
+            if degraded and ks.fallback is not None:
+                local = safe_limit(ks.limit, self._cfg.expected_instances)
+                ks.fallback = BucketState(min(local.burst, ks.fallback.tokens - delta),
+                                          ks.fallback.ts)
             else:
-                self._counters.incr("extra_charged_tokens", round(delta))
-        except Exception:  # a limiter bug must not fail the answer being settled
-            log.exception("rate limiter adjust failed")
-            self._counters.incr("internal_errors")
-
-    async def probe(self) -> bool:
-        """One read of a row that never exists: True when storage answers. Never raises."""
-        try:
-            await self._guarded.read(PROBE_KEY)
-        except Exception:
-            return False
-        return True
+                ks.tokens -= delta
 
     async def maintain(self) -> None:
         """One maintenance pass (idle returns, forgetting, sweep); the background loop calls it."""
@@ -165,7 +95,7 @@ class Limiter:
         """Stop background work and give every unused leased token back to storage."""
         await self._maintenance.close()
 
-    async def _acquire(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
+    async def _decide(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
         now = self._clock.now()
         states = [self._state(item, now) for item in scoped]
         for round_ in range(ACQUIRE_ROUNDS):
@@ -239,7 +169,7 @@ class Limiter:
                 if outcome is not Outcome.GRANTED or ks.pool(self._clock.now()) >= cost:
                     return outcome
             # Granted, but other waiters spent it first: the row still had tokens, so this is
-            # not a shortage; `_acquire` leases again within ACQUIRE_ROUNDS.
+            # not a shortage; `_decide` leases again within ACQUIRE_ROUNDS.
             return outcome
         finally:
             ks.waiting -= cost
@@ -268,10 +198,3 @@ class Limiter:
         if ks.needs_refill(now, self._cfg.lease_s, self._cfg.demand_tau_s, self._cfg.hold_s):
             self._counters.incr("background_refills")
             self._start_fetch(ks, 0.0)
-
-    def _failure_decision(self) -> Decision:
-        return failure_decision(self._cfg.failure_mode)
-
-    def _count(self, decision: Decision) -> None:
-        self._counters.decision(decision.allowed, decision.shadow_scope is not None,
-                                decision.degraded, decision.storage_unavailable)

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from function_app.core.clock import Clock
-from function_app.core.tasks import stop
+from function_app.core.tasks import every, stop
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.guarded import StorageHealth
 from function_app.ratelimit.keystate import EPSILON, KeyState
@@ -35,15 +35,8 @@ class Maintenance:
     def ensure_running(self) -> None:
         """Start the periodic loop on first use (the limiter may be built outside a loop)."""
         if self._background and self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._loop())
-
-    async def _loop(self) -> None:
-        while not self._closed:
-            await self._clock.sleep(self._cfg.tick_s)
-            try:
-                await self.run_once()
-            except Exception:  # upkeep must outlive one bad pass
-                log.exception("rate limiter maintenance failed")
+            self._task = asyncio.create_task(
+                every(self._clock, self._cfg.tick_s, self.run_once, "rate limiter maintenance"))
 
     async def run_once(self) -> None:
         """Probe failing storage; return pools idle for idle_return_s or past expiry; drop

@@ -18,28 +18,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from function_app.core.clock import Clock
-from function_app.core.tasks import stop
+from function_app.core.tasks import every, stop
 from function_app.ratelimit import bucket, tally
 from function_app.ratelimit.bucket import BucketState
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.counters import Counters
-from function_app.ratelimit.guarded import GuardedStore, StorageHealth
+from function_app.ratelimit.engine import LimiterEngine
 from function_app.ratelimit.judge import (
     CLOSED,
     FALLBACK,
     POOL,
     Judgement,
-    failure_decision,
     safe_limit,
     to_decision,
 )
-from function_app.ratelimit.limiter import Limiter
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
-from function_app.ratelimit.store import RateLimitStore, RowKey
+from function_app.ratelimit.store import RateLimitStore
 from function_app.ratelimit.tally_sync import TallySync, group_count
 
 log = logging.getLogger(__name__)
-PROBE_KEY = RowKey("_limiter", "probe")
 
 
 @dataclass(eq=False)
@@ -76,18 +72,14 @@ class TallyKey:
         return bucket.refill(self.state, self.local, now).tokens >= self.local.burst
 
 
-class TallyLimiter:
+class TallyLimiter(LimiterEngine):
     """Decides requests against this instance's shares; one per process."""
 
     def __init__(self, store: RateLimitStore, clock: Clock, config: LimiterConfig,
                  instance_id: str, *, rng: random.Random | None = None,
                  background: bool = True) -> None:
-        self._cfg, self._clock = config, clock
-        self._rng = rng or random.Random()
-        self.instance = f"{instance_id}.{self._rng.getrandbits(24):06x}"
-        self._counters = Counters()
-        self._health = StorageHealth(clock, self._rng, config.backoff_min_s, config.backoff_max_s)
-        self._guarded = GuardedStore(store, self._health, self._counters, config.storage_timeout_s)
+        """With background=False nothing runs on its own; call `maintain()` (tests)."""
+        super().__init__(store, clock, config, instance_id, rng)
         self._sync = TallySync(self._guarded, clock, config.tally_period_s,
                                group_count(config.expected_instances), self.instance,
                                self._rng, self._counters)
@@ -96,67 +88,21 @@ class TallyLimiter:
         self._task: asyncio.Task | None = None
         self._closed = False
 
-    @property
-    def counters(self) -> dict[str, int]:
-        return self._counters.snapshot()
-
-    @property
-    def storage_healthy(self) -> bool:
-        return self._health.healthy
-
-    @property
-    def storage_state(self) -> dict[str, object]:
-        return self._health.report()
-
-    async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
-        """Admit `cost` against every scope or none (see ratelimit.limiter.Limiter.acquire)."""
-        if not self._cfg.enabled:
-            return Decision(True, reason="disabled")
-        if not scoped:
-            return Decision(True)
-        try:
-            self._ensure_running()
-            amount = float(cost) if cost >= 0 else 0.0
-            decision = await self._acquire(scoped, amount)
-        except Exception:  # a limiter bug must not fail the request
-            log.exception("rate limiter failed; applying the failure mode")
-            self._counters.incr("internal_errors")
-            decision = self._failure_decision()
-        self._count(decision)
-        return decision
-
-    def adjust(self, scoped: Sequence[ScopedLimit], delta: float) -> None:
-        """Settle an admitted acquire whose real cost was cost + `delta` (refund when < 0):
-        in the bucket that paid it, and in the demand this instance publishes."""
-        if not self._cfg.enabled or not scoped or not delta or delta != delta:
-            return
-        try:
-            now = self._clock.now()
-            for item in scoped:
-                tk = self._keys.get((item.scope, item.key))
-                if tk is None:
-                    continue
-                self._sync.record(tk.kid, delta, tk.limit.rate, now)
-                if tk.fallback is not None and not self._sync.usable(now):
-                    local = safe_limit(tk.limit, self._cfg.expected_instances)
-                    tk.fallback = BucketState(min(local.burst, tk.fallback.tokens - delta),
-                                              tk.fallback.ts)
-                elif tk.state is not None and tk.local is not None:
-                    tk.state = BucketState(min(tk.local.burst, tk.state.tokens - delta),
-                                           tk.state.ts)
-            self._counters.incr("adjustments")
-            name = "refunded_tokens" if delta < 0 else "extra_charged_tokens"
-            self._counters.incr(name, round(abs(delta)))
-        except Exception:
-            log.exception("rate limiter adjust failed")
-            self._counters.incr("internal_errors")
-
-    async def probe(self) -> bool:
-        try:
-            await self._guarded.read(PROBE_KEY)
-        except Exception:
-            return False
-        return True
+    def _settle(self, scoped: Sequence[ScopedLimit], delta: float) -> None:
+        """In the bucket that paid, and in the demand this instance publishes."""
+        now = self._clock.now()
+        for item in scoped:
+            tk = self._keys.get((item.scope, item.key))
+            if tk is None:
+                continue
+            self._sync.record(tk.kid, delta, tk.limit.rate, now)
+            if tk.fallback is not None and not self._sync.usable(now):
+                local = safe_limit(tk.limit, self._cfg.expected_instances)
+                tk.fallback = BucketState(min(local.burst, tk.fallback.tokens - delta),
+                                          tk.fallback.ts)
+            elif tk.state is not None and tk.local is not None:
+                tk.state = BucketState(min(tk.local.burst, tk.state.tokens - delta),
+                                       tk.state.ts)
 
     async def maintain(self) -> None:
         """One upkeep pass: probe failing storage, publish/read/aggregate when due, forget."""
@@ -176,7 +122,7 @@ class TallyLimiter:
         await stop(self._task)
         await self._sync.close()
 
-    async def _acquire(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
+    async def _decide(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
         now = self._clock.now()
         if self._sync.stale(now) and self._health.ready(now):
             with contextlib.suppress(Exception):
@@ -245,32 +191,7 @@ class TallyLimiter:
         return Judgement(tk, verdict.allowed, POOL, left, reset,  # type: ignore[arg-type]
                          verdict.retry_after_s, state)
 
-    def _ensure_running(self) -> None:
+    def _start(self) -> None:
         if self._background and self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._loop())
-
-    async def _loop(self) -> None:
-        while not self._closed:
-            await self._clock.sleep(self._cfg.tick_s)
-            try:
-                await self.maintain()
-            except Exception:
-                log.exception("rate limiter maintenance failed")
-
-    def _failure_decision(self) -> Decision:
-        return failure_decision(self._cfg.failure_mode)
-
-    def _count(self, decision: Decision) -> None:
-        self._counters.decision(decision.allowed, decision.shadow_scope is not None,
-                                decision.degraded, decision.storage_unavailable)
-
-
-AnyLimiter = Limiter | TallyLimiter
-
-
-def make_limiter(store: RateLimitStore, clock: Clock, config: LimiterConfig,
-                 instance_id: str) -> AnyLimiter:
-    """The process's limiter for RATE_LIMIT_SYNC: leases (Limiter) or tally shares."""
-    if config.sync == "tally":
-        return TallyLimiter(store, clock, config, instance_id)
-    return Limiter(store, clock, config, instance_id)
+            self._task = asyncio.create_task(
+                every(self._clock, self._cfg.tick_s, self.maintain, "rate limiter maintenance"))
