@@ -175,8 +175,12 @@ async def run_one(n: int, args) -> dict:
         totals.update(lim.counters)
     print(f"N={n} limiter counters: {dict(totals)} denials: {dict(reasons)}", file=sys.stderr)
     if tallying:
+        # Instances that joined during the warm-up were counted before the window opened (a
+        # summary counts a joiner within two periods); the churn's joiners join inside it.
+        joined = churn if args.warmup >= 2 * args.period + 1 else peak
+
         def bound_of(limit: Limit) -> float:
-            return tally.overshoot_bound(limit, peak, 1, args.period, elapsed, peak, n)
+            return tally.overshoot_bound(limit, peak, 1, args.period, elapsed, joined, n)
     else:
         def bound_of(limit: Limit) -> float:
             per_shard = lease.shard_limit(limit, shards)

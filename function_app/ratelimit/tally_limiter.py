@@ -50,7 +50,7 @@ class TallyKey:
     share: float = 0.0
     local: Limit | None = None
     state: BucketState | None = None
-    view_period: int = -10**9
+    view: tally.View | None = None  # the summary its share was computed from
     fallback: BucketState | None = None
     last_used: float = 0.0
 
@@ -155,7 +155,7 @@ class TallyLimiter(LimiterEngine):
             tk = TallyKey(item.scope, item.key, tally.key_id(item.scope, item.key), item.limit)
             self._keys[(item.scope, item.key)] = tk
         elif item.limit != tk.limit:
-            tk.limit, tk.view_period = item.limit, -10**9  # recompute the share
+            tk.limit, tk.view = item.limit, None  # recompute the share
         if 0 < cost <= item.limit.burst:
             tk.unit = cost
         tk.last_used = now
@@ -173,13 +173,13 @@ class TallyLimiter(LimiterEngine):
                              verdict.reset_s, verdict.retry_after_s, state)
         view = self._sync.view
         assert view is not None
-        if tk.view_period != view.period:
+        if tk.view is not view:  # a new summary (or the same period counted again)
             own = self._sync.own(tk.kid)
             tk.apply(tally.share(view, self._sync.me, tk.kid, own, limit.rate,
                                  self._sync.period_s, self._cfg.expected_instances,
                                  self._sync.own_traffic(), self._sync.counted()),
                      now, self._sync.period_s)
-            tk.view_period = view.period
+            tk.view = view
         assert tk.local is not None
         if cost > limit.burst:  # more than the whole limit holds: never, on any instance
             return Judgement(tk, False, POOL, 0.0, 0.0,  # type: ignore[arg-type]

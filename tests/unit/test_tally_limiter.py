@@ -21,8 +21,8 @@ START = 1_700_000_000.0
 
 
 def config(**kw) -> LimiterConfig:
-    return LimiterConfig(sync="tally", tally_period_s=P, expected_instances=4,
-                         storage_timeout_s=1e9, **kw)
+    return LimiterConfig(**{"sync": "tally", "tally_period_s": P, "expected_instances": 4,
+                            "storage_timeout_s": 1e9, **kw})
 
 
 def fleet(n, store=None, clock=None, seed=1, **kw):
@@ -212,3 +212,20 @@ async def test_all_or_nothing_a_client_denial_spends_no_global_tokens():
     assert not (await lim.acquire(both, 1)).allowed
     only_global = scoped("g", 100.0, 3.0, scope="global")
     assert [(await lim.acquire(only_global, 1)).allowed for _ in range(3)] == [True, True, False]
+
+
+@pytest.mark.asyncio
+async def test_instances_starting_together_are_counted_within_a_second():
+    """The first summary counts only the aggregator, which would hold the whole limit for a
+    period; it counts the others again every half second after taking over."""
+    clock = FakeClock(start=START + 0.1)
+    _, store, lims = fleet(3, clock=clock, tally_period_s=3.0)
+    for lim in lims:
+        await lim.acquire(scoped(rate=100.0, burst=100.0), 1)
+    first = (await store.read(SUMMARY)).fields["n"]
+    await run_for(clock, lims, 1.0)
+    assert first == 1.0 and (await store.read(SUMMARY)).fields["n"] == 3.0
+    leader = next(lim for lim in lims if lim.counters["tally_takeovers"])
+    burst = [(await leader.acquire(scoped(rate=100.0, burst=100.0), 1)).allowed
+             for _ in range(100)]
+    assert sum(burst) < 70  # no longer alone: its share of the burst, not the whole of it
