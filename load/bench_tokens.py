@@ -44,8 +44,8 @@ def start(logs: Path, args) -> tuple[list, dict[str, str]]:
               "MODEL_ROUTES": json.dumps({MODEL: backend.url}),
               "GLOBAL_RPS": "1000000", "GLOBAL_BURST": "1000000", "CLIENT_RPS": "1000000",
               "CLIENT_BURST": "1000000", "CLIENT_ID_SOURCE": "api-key",
-              "RATE_LIMIT_STORAGE_CONNECTION":
-              azurite.connection_string}
+              "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
+              "RATE_LIMIT_SYNC": args.sync}
     procs = {}
     for name, extra in (("off", {"CLIENT_TPM": "0", "MODEL_TPM": "0"}),
                         ("on", {"CLIENT_TPM": str(args.client_tpm)})):
@@ -95,6 +95,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--client-tpm", type=int, default=200_000)
+    parser.add_argument("--sync", choices=("lease", "tally"), default="lease",
+                        help="RATE_LIMIT_SYNC of both gateways")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="bench-tokens-"))
     procs, urls = start(logs, args)

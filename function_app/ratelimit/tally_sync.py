@@ -155,8 +155,9 @@ class TallySync:
             await self._publish(done, force=False)
         if self.leading and done > self._aggregated and now >= start + AGGREGATE_AT * self.period_s:
             await self._aggregate(done, now)
-        elif self.leading and now < self._young_until and now >= self._last_aggregate + YOUNG_S:
-            await self._aggregate(self._aggregated, now, again=True)
+        elif (self.leading and done == self._aggregated and now < self._young_until
+              and now >= self._last_aggregate + YOUNG_S):
+            await self._aggregate(done, now, again=True)
         active = self._published.get(done) or self._published.get(done - 1)
         if (done > self._learned and active and not self.leading
                 and now >= start + self._read_offset):
@@ -292,7 +293,9 @@ class TallySync:
             await asyncio.gather(*(self._store.put(copy_key(g), fields)
                                    for g in range(self._groups)))
         self._counters.incr("tally_aggregations")
-        self.view, self._aggregated = view, done
+        self._aggregated = done
+        if view.instances > 0:  # nobody wrote (all idle): keep deciding on the last view
+            self.view = view
         if self._idle >= IDLE_PERIODS:
             await self._resign()
 

@@ -229,3 +229,26 @@ async def test_instances_starting_together_are_counted_within_a_second():
     burst = [(await leader.acquire(scoped(rate=100.0, burst=100.0), 1)).allowed
              for _ in range(100)]
     assert sum(burst) < 70  # no longer alone: its share of the burst, not the whole of it
+
+
+@pytest.mark.asyncio
+async def test_a_lone_instance_keeps_its_whole_share_through_its_first_periods():
+    """Token reservations far under the limit, settled at once: nothing is refused while the
+    aggregator re-counts after taking over (an empty re-count once cut the share to 1/E, and
+    the clipped tokens never came back: bench_tokens saw 5,000 refusals)."""
+    clock = FakeClock(start=START + 0.2)
+    _, _, (lim,) = fleet(1, clock=clock, tally_period_s=3.0)
+    tpm = [ScopedLimit("client_tpm", "k1", Limit(200_000 / 60, 200_000), reserved=True)]
+    refused = 0
+    for step in range(800):  # 8 s, 800 completions a second, 1,029 reserved, 21 used
+        for _ in range(8):
+            if (await lim.acquire(tpm, 1029)).allowed:
+                lim.adjust(tpm, -1008)
+            else:
+                refused += 1
+        if step % 10 == 0:
+            await lim.maintain()
+        await clock.advance(0.01)
+        await settle()
+    assert refused == 0
+    assert lim.counters["refunded_tokens"] == 6400 * 1008
