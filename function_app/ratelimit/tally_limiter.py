@@ -53,17 +53,37 @@ class TallyKey:
     view: tally.View | None = None  # the summary its share was computed from
     fallback: BucketState | None = None
     last_used: float = 0.0
+    # Made before a summary counted this instance's demand on it (a joiner's 1 / E, or a key
+    # new here): what it has spent since. The first share computed from a summary of the
+    # period it was made in, or later, starts the bucket again, full at that share less this.
+    provisional: float | None = None
+    made_in: int = 0  # the period the bucket was made in
 
-    def apply(self, s: float, now: float, period_s: float) -> None:
+    def apply(self, s: float, now: float, period_s: float, settled: bool) -> None:
         """Take share `s`: tokens refill at the old rate until now, then fit the new capacity;
-        a key never seen starts full (its capacity is in the bound)."""
+        a key never seen starts full (its capacity is in the bound). A provisional bucket is
+        made again once `settled` (the share counts this instance's demand on the key), less
+        what it spent: clipped tokens never come back, and a joiner's 1 / E (or a cold key's
+        even part) capped a key it then served alone for good, refusing a client that lived
+        on its TPM burst."""
         local = tally.local_limit(self.limit, s, self.unit, period_s)
         if self.state is None or self.local is None:
             self.state = bucket.full(local, now)
+            self.provisional = None if settled else 0.0
+        elif self.provisional is not None and settled:
+            self.state = BucketState(local.burst - self.provisional, now)
+            self.provisional = None
         else:
             current = bucket.refill(self.state, self.local, now)
             self.state = BucketState(min(current.tokens, local.burst), current.ts)
         self.share, self.local = s, local
+
+    def spend(self, state: BucketState | None, delta: float) -> None:
+        """Commit a decision's bucket (`state`) or settle `delta` afterwards."""
+        if state is not None:
+            self.state = state
+        if self.provisional is not None:
+            self.provisional += delta
 
     def full(self, now: float) -> bool:
         """Refilled to capacity: forgetting it now gives nothing away (a new one starts full)."""
@@ -101,8 +121,8 @@ class TallyLimiter(LimiterEngine):
                 tk.fallback = BucketState(min(local.burst, tk.fallback.tokens - delta),
                                           tk.fallback.ts)
             elif tk.state is not None and tk.local is not None:
-                tk.state = BucketState(min(tk.local.burst, tk.state.tokens - delta),
-                                       tk.state.ts)
+                tk.spend(BucketState(min(tk.local.burst, tk.state.tokens - delta), tk.state.ts),
+                         delta)
 
     async def maintain(self) -> None:
         """One upkeep pass: probe failing storage, publish/read/aggregate when due, forget."""
@@ -144,7 +164,7 @@ class TallyLimiter(LimiterEngine):
             tk = j.ks
             self._sync.record(tk.kid, cost, tk.limit.rate, now)
             if j.ok and j.source == POOL:
-                tk.state = j.fallback_state
+                tk.spend(j.fallback_state, cost)
             elif j.ok and j.source == FALLBACK:
                 tk.fallback = j.fallback_state
         return to_decision(judgements, None)
@@ -174,11 +194,15 @@ class TallyLimiter(LimiterEngine):
         view = self._sync.view
         assert view is not None
         if tk.view is not view:  # a new summary (or the same period counted again)
-            own = self._sync.own(tk.kid)
-            tk.apply(tally.share(view, self._sync.me, tk.kid, own, limit.rate,
-                                 self._sync.period_s, self._cfg.expected_instances,
-                                 self._sync.own_traffic(), self._sync.counted()),
-                     now, self._sync.period_s)
+            own, me = self._sync.own(tk.kid), self._sync.me
+            counted = self._sync.counted()
+            if tk.state is None:
+                tk.made_in = self._sync.period(now)
+            settled = me in view.members and view.period >= tk.made_in
+            tk.apply(tally.share(view, me, tk.kid, own, limit.rate, self._sync.period_s,
+                                 self._cfg.expected_instances, self._sync.own_traffic(),
+                                 counted),
+                     now, self._sync.period_s, settled)
             tk.view = view
         assert tk.local is not None
         if cost > limit.burst:  # more than the whole limit holds: never, on any instance

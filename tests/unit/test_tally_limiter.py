@@ -252,3 +252,33 @@ async def test_a_lone_instance_keeps_its_whole_share_through_its_first_periods()
         await settle()
     assert refused == 0
     assert lim.counters["refunded_tokens"] == 6400 * 1008
+
+
+@pytest.mark.asyncio
+async def test_a_joiner_serving_a_key_alone_gets_its_whole_burst_once_counted():
+    """A joiner decides on 1 / E until a summary counts its demand on a key; then its bucket is
+    made again at its counted share less what it spent, so a client living on its TPM burst
+    is served again (clipped tokens never came back: bench_tokens refused it for good). What
+    it is refused before that is the cost of joining (README, "Limits across many
+    instances")."""
+    clock = FakeClock(start=START + 0.2)
+    _, _, (a, b) = fleet(2, clock=clock, tally_period_s=3.0)
+    await a.acquire(scoped("other"), 1)  # a aggregates; b has never synced
+    await run_for(clock, [a, b], 4.0, each_step=lambda: a.acquire(scoped("other"), 1))
+    tpm = [ScopedLimit("client_tpm", "k1", Limit(200_000 / 60, 200_000), reserved=True)]
+    refused_at = []
+    for step in range(1000):  # 10 s at 800 completions/s: 16,800 used a second, 3,333 refill
+        for _ in range(8):
+            if (await b.acquire(tpm, 1029)).allowed:
+                b.adjust(tpm, -1008)
+            else:
+                refused_at.append(clock.now() - START)
+        if step % 10 == 0:
+            await a.maintain()
+            await b.maintain()
+        await clock.advance(0.01)
+        await settle()
+    # b's demand was counted by the summary of the period it began in (read by 10.1 s); its
+    # bucket then holds 200,000 less what it spent: 168,000 used by 14.2 s fits (exact: all).
+    assert refused_at and max(refused_at) < 10.1, refused_at[-1:]
+    assert len(refused_at) < 8000 / 2
