@@ -58,6 +58,7 @@ class TallyKey:
     # period it was made in, or later, starts the bucket again, full at that share less this.
     provisional: float | None = None
     made_in: int = 0  # the period the bucket was made in
+    made_at: float = 0.0
 
     def apply(self, s: float, now: float, period_s: float, settled: bool) -> None:
         """Take share `s`: tokens refill at the old rate until now, then fit the new capacity;
@@ -71,7 +72,11 @@ class TallyKey:
             self.state = bucket.full(local, now)
             self.provisional = None if settled else 0.0
         elif self.provisional is not None and settled:
-            self.state = BucketState(local.burst - self.provisional, now)
+            # As if it had held this share since it was made: full, less what it spent, plus
+            # the refill of that share since (a lone instance stays an exact bucket).
+            refill = local.rate * max(0.0, now - self.made_at)
+            self.state = BucketState(min(local.burst, local.burst - self.provisional + refill),
+                                     now)
             self.provisional = None
         else:
             current = bucket.refill(self.state, self.local, now)
@@ -197,7 +202,7 @@ class TallyLimiter(LimiterEngine):
             own, me = self._sync.own(tk.kid), self._sync.me
             counted = self._sync.counted()
             if tk.state is None:
-                tk.made_in = self._sync.period(now)
+                tk.made_in, tk.made_at = self._sync.period(now), now
             settled = me in view.members and view.period >= tk.made_in
             tk.apply(tally.share(view, me, tk.kid, own, limit.rate, self._sync.period_s,
                                  self._cfg.expected_instances, self._sync.own_traffic(),
