@@ -282,3 +282,14 @@ async def test_a_joiner_serving_a_key_alone_gets_its_whole_burst_once_counted():
     # bucket then holds 200,000 less what it spent: 168,000 used by 14.2 s fits (exact: all).
     assert refused_at and max(refused_at) < 10.1, refused_at[-1:]
     assert len(refused_at) < 8000 / 2
+
+
+@pytest.mark.asyncio
+async def test_a_changed_limit_takes_effect_at_once():
+    """Overrides arrive with each request's scoped limits: the share is computed again."""
+    clock, _, (lim,) = fleet(1)
+    loose = [(await lim.acquire(scoped(rate=10.0, burst=20.0), 1)).allowed for _ in range(5)]
+    tight = [(await lim.acquire(scoped(rate=1.0, burst=2.0), 1)).allowed for _ in range(3)]
+    assert loose == [True] * 5 and tight == [True, True, False]  # 15 left, clipped to burst 2
+    await run_for(clock, [lim], 3.0)
+    assert (await lim.acquire(scoped(rate=1.0, burst=2.0), 1)).allowed
