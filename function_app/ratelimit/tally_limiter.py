@@ -180,7 +180,8 @@ class TallyLimiter(LimiterEngine):
             tk = TallyKey(item.scope, item.key, tally.key_id(item.scope, item.key), item.limit)
             self._keys[(item.scope, item.key)] = tk
         elif item.limit != tk.limit:
-            tk.limit, tk.view = item.limit, None  # recompute the share
+            # Recompute the share; what it spent under the old limit is no basis for the new.
+            tk.limit, tk.view, tk.provisional = item.limit, None, None
         if 0 < cost <= item.limit.burst:
             tk.unit = cost
         tk.last_used = now
