@@ -1,15 +1,11 @@
-"""The tally's storage side: publish this instance's demand, learn the summary, aggregate.
+"""The tally's storage side at one instance: publish its demand, learn the summary.
 
 Per period, an instance with traffic makes two storage calls: at a random offset into the next
 period it replaces its own row (no ETag: only it writes there), and half a period later it reads
-the summary, which then describes the period just published. One instance is the aggregator: at
-half a period it reads every group partition (one query each, RATE_LIMIT_EXPECTED_INSTANCES /
-GROUP_SIZE of them), replaces the summary under the ETag it last wrote, and puts a copy of it in
-one partition per group, where that group's instances read it (no partition serves more than
-GROUP_SIZE readers per period). A summary older than TAKEOVER_PERIODS is taken over by whichever
-instance notices first (a conditional write, so one wins); an aggregator that finds no instance
-row for IDLE_PERIODS stops, so an idle fleet makes no storage calls at all. The maths is in
-tally.py.
+the summary (its group's copy), which then describes the period just published. A summary
+missing or older than TAKEOVER_PERIODS is claimed by whichever instance notices first, which
+then aggregates (tally_aggregator.py); an instance with no recent view waits for one sync before
+deciding. The maths is in tally.py.
 """
 
 from __future__ import annotations
@@ -21,28 +17,17 @@ import random
 from collections.abc import Awaitable
 
 from function_app.core.clock import Clock
-from function_app.core.store_errors import StoreConflict, StoreError
+from function_app.core.store_errors import StoreError
 from function_app.ratelimit import tally
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.store import RowKey, StoredRow
+from function_app.ratelimit.tally_aggregator import SUMMARY, Aggregator, copy_key, group_key
 
 log = logging.getLogger(__name__)
-SUMMARY = RowKey("_tally", "summary")
 GROUP_SIZE = 100  # instances per group partition: ~100 writes + 100 rows read per period
 TAKEOVER_PERIODS = 3
-IDLE_PERIODS = 3
-GONE_PERIODS = 20  # an instance row this old belongs to a crashed instance: delete it
 CLAIM_POLLS, CLAIM_POLL_S = 20, 0.05  # waiting for another instance's first aggregate
-AGGREGATE_AT = 0.5  # fraction of a period after its end when the aggregator reads the rows
-# After taking over, aggregate every YOUNG_S for YOUNG_PERIODS: instances starting together are
-# counted within a second, not a period or two later.
-YOUNG_S, YOUNG_PERIODS = 0.5, 2
-
-
-def copy_key(group: int) -> RowKey:
-    """Where the instances of one group read the summary (when there is more than one group)."""
-    return RowKey(f"_tally.s{group}", "summary")
 
 
 def group_count(expected_instances: int) -> int:
@@ -58,7 +43,7 @@ class TallySync:
         self.period_s, self._groups = period_s, groups
         self.me = tally.member_id(instance)
         group = int(self.me, 16) % groups
-        self._row = RowKey(f"_tally.g{group}", self.me)
+        self._row = RowKey(group_key(group), self.me)
         self._copy = copy_key(group) if groups > 1 else SUMMARY
         self._offset = rng.uniform(0.05, 0.35) * period_s  # write; the aggregator reads at 0.5
         self._read_offset = self._offset + 0.5 * period_s  # after the aggregator wrote
@@ -71,10 +56,8 @@ class TallySync:
         self._synced = -1  # the last period whose row was written (or found empty)
         self._learned = -1  # the last period after whose end the summary was read
         self._written: set[int] = set()  # recent periods whose row storage accepted
-        self._leader_etag: str | None = None
-        self._aggregated, self._idle = -1, 0
-        self._aggregating = asyncio.Lock()
-        self._young_until = self._last_aggregate = float("-inf")
+        self._aggregator = Aggregator(store, clock, period_s, groups, self.me, self._row,
+                                      counters)
         self._row_etag: str | None = None
         self._task: asyncio.Task | None = None
         self._attempted = float("-inf")
@@ -119,7 +102,7 @@ class TallySync:
 
     @property
     def leading(self) -> bool:
-        return self._leader_etag is not None
+        return self._aggregator.leading
 
     async def refresh(self, now: float) -> None:
         """Sync now: publish the last period's row and read the summary together (a request
@@ -153,11 +136,7 @@ class TallySync:
             return
         if done > self._synced and now >= start + self._offset:
             await self._publish(done, force=False)
-        if self.leading and done > self._aggregated and now >= start + AGGREGATE_AT * self.period_s:
-            await self._aggregate(done, now)
-        elif (self.leading and done == self._aggregated and now < self._young_until
-              and now >= self._last_aggregate + YOUNG_S):
-            await self._aggregate(done, now, again=True)
+        self._take(await self._aggregator.tick(done, now))
         active = self._published.get(done) or self._published.get(done - 1)
         if (done > self._learned and active and not self.leading
                 and now >= start + self._read_offset):
@@ -203,7 +182,7 @@ class TallySync:
             if publish is not None:
                 await publish
             if self.view is None or self.view.period < done - 1:  # its last aggregate failed
-                await self._aggregate(done, self._clock.now())
+                self._take(await self._aggregator.aggregate(done, self._clock.now()))
             return
         if publish is None:
             found = await self._store.read(self._copy)
@@ -231,24 +210,17 @@ class TallySync:
         return self._clock.now() - at <= TAKEOVER_PERIODS * self.period_s
 
     async def _take_over(self, done: int, found: StoredRow | None) -> None:
-        """The summary is missing or stale: claim it with one conditional write (its view
-        kept, `at` now), so that of all the instances noticing at once only one reads every
-        group; the others wait for its summary."""
-        now = self._clock.now()
-        if found is not None and tally.parse_summary(found.fields) is not None:
-            fields = {**found.fields, "by": self.me, "at": now}
+        """The summary is missing or stale: claim it, so that of all the instances noticing at
+        once only one reads every group; the others wait for its summary."""
+        if await self._aggregator.claim(done, found):
+            self._take(await self._aggregator.aggregate(done, self._clock.now()))
         else:
-            fields = tally.summary_fields(tally.View(done - 1, 0, frozenset(), {}), self.me, now)
-        try:
-            self._leader_etag = await self._store.write(
-                SUMMARY, fields, found.etag if found is not None else None)
-        except StoreConflict:
             await self._await_summary(done)
-            return
-        self._counters.incr("tally_takeovers")
-        log.info("rate limiter: this instance now aggregates the tally")
-        self._young_until = now + YOUNG_PERIODS * self.period_s
-        await self._aggregate(done, now)
+
+    def _take(self, view: tally.View | None) -> None:
+        """A view this instance aggregated itself (None: keep the one it has)."""
+        if view is not None:
+            self.view = view
 
     async def _await_summary(self, done: int) -> None:
         """Another instance claimed the summary: read until its aggregate is there (a few
@@ -259,70 +231,13 @@ class TallySync:
             if self.view is not None and self.view.period >= done - 1:
                 return
 
-    async def _aggregate(self, done: int, now: float, again: bool = False) -> None:
-        """Sum the rows of period `done` into the summary, once per period (a failed attempt
-        is retried by the next tick or request that finds the view stale). `again`: the same
-        period once more, counting instances that wrote since (a fleet starting at once: the
-        first aggregate counted only the aggregator, which then held the whole limit)."""
-        async with self._aggregating:
-            if done > self._aggregated or (again and done == self._aggregated):
-                self._last_aggregate = now
-                await self._aggregate_once(done, now)
-
-    async def _aggregate_once(self, done: int, now: float) -> None:
-        rows = []
-        results = await asyncio.gather(
-            *(self._store.query(f"_tally.g{g}") for g in range(self._groups)))
-        gone = now - GONE_PERIODS * self.period_s
-        for stored in (row for group in results for row in group):
-            parsed = tally.parse_instance(stored.key.row, stored.fields)
-            if parsed is not None and parsed.at >= gone:
-                rows.append(parsed)
-            elif stored.key != self._row:
-                await self._forget(stored.key, stored.etag)
-        view = tally.aggregate(rows, done, self.period_s)
-        self._idle = 0 if view.members else self._idle + 1
-        fields = tally.summary_fields(view, self.me, self._clock.now())
-        etag = self._leader_etag or None
-        try:
-            self._leader_etag = await self._store.write(SUMMARY, fields, etag)
-        except StoreConflict:
-            self._leader_etag = None  # another instance aggregates now
-            return
-        if self._groups > 1:  # one copy per group: readers never crowd one partition
-            await asyncio.gather(*(self._store.put(copy_key(g), fields)
-                                   for g in range(self._groups)))
-        self._counters.incr("tally_aggregations")
-        self._aggregated = done
-        if view.instances > 0:  # nobody wrote (all idle): keep deciding on the last view
-            self.view = view
-        if self._idle >= IDLE_PERIODS:
-            await self._resign()
-
-    async def _forget(self, key: RowKey, etag: str) -> None:
-        try:
-            await self._store.delete(key, etag)
-        except StoreConflict:
-            pass  # it wrote again: not gone after all
-
-    async def _resign(self) -> None:
-        """Stop aggregating; an old `at` lets the next active instance take over at once."""
-        if self._leader_etag:
-            fields = dict(tally.summary_fields(self.view or tally.View(-1, 0, frozenset(), {}),
-                                               self.me, 0.0))
-            try:
-                await self._store.write(SUMMARY, fields, self._leader_etag)
-            except StoreConflict:
-                pass
-        self._leader_etag = None
-
     async def close(self) -> None:
         """Leave: resign if aggregating, and delete this instance's row (best effort)."""
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         try:
             if self.leading:
-                await self._resign()
+                await self._aggregator.resign(self.view)
             if self._row_etag is not None:
                 await self._store.delete(self._row, self._row_etag)
         except StoreError as exc:

@@ -11,8 +11,8 @@ from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.ratelimit import tally
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.limits import Limit, ScopedLimit
+from function_app.ratelimit.tally_aggregator import SUMMARY
 from function_app.ratelimit.tally_limiter import TallyLimiter
-from function_app.ratelimit.tally_sync import SUMMARY
 from tests.support.clock import FakeClock, settle
 from tests.support.stores import FlakyRateLimitStore
 

@@ -1,0 +1,141 @@
+"""The tally's aggregator role: the one instance that sums every instance row into the summary.
+
+Elected by a conditional write on the summary row (`claim`): of all the instances noticing a
+missing or stale summary at once, one wins; the others read its result. Each period, at
+AGGREGATE_AT after its end, it reads every group partition (one query each), writes the summary
+under the ETag it last wrote (a conflict means another instance took over: it steps down) and
+puts a copy in one partition per group, where that group's instances read it. After taking over
+it counts again every YOUNG_S for YOUNG_PERIODS, so instances starting together are counted
+within a second. Rows of crashed instances (GONE_PERIODS old) are deleted. With no instance row
+for IDLE_PERIODS it resigns, so an idle fleet makes no storage calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from function_app.core.clock import Clock
+from function_app.core.store_errors import StoreConflict
+from function_app.ratelimit import tally
+from function_app.ratelimit.counters import Counters
+from function_app.ratelimit.guarded import GuardedStore
+from function_app.ratelimit.store import RowKey, StoredRow
+
+log = logging.getLogger(__name__)
+SUMMARY = RowKey("_tally", "summary")
+IDLE_PERIODS = 3
+GONE_PERIODS = 20  # an instance row this old belongs to a crashed instance: delete it
+AGGREGATE_AT = 0.5  # fraction of a period after its end when the aggregator reads the rows
+YOUNG_S, YOUNG_PERIODS = 0.5, 2
+
+
+def copy_key(group: int) -> RowKey:
+    """Where the instances of one group read the summary (when there is more than one group)."""
+    return RowKey(f"_tally.s{group}", "summary")
+
+
+def group_key(group: int) -> str:
+    """The partition holding one group's instance rows."""
+    return f"_tally.g{group}"
+
+
+class Aggregator:
+    """This instance's aggregator role: idle until `claim` wins, then `tick` each period."""
+
+    def __init__(self, store: GuardedStore, clock: Clock, period_s: float, groups: int,
+                 me: str, own_row: RowKey, counters: Counters) -> None:
+        self._store, self._clock, self._counters = store, clock, counters
+        self._period_s, self._groups, self._me, self._own_row = period_s, groups, me, own_row
+        self._etag: str | None = None  # the summary's, while this instance aggregates
+        self.aggregated, self._idle = -1, 0
+        self._lock = asyncio.Lock()
+        self._young_until = self._last = float("-inf")
+
+    @property
+    def leading(self) -> bool:
+        return self._etag is not None
+
+    async def claim(self, done: int, found: StoredRow | None) -> bool:
+        """Take the summary over with one conditional write (its view kept, `at` now)."""
+        now = self._clock.now()
+        if found is not None and tally.parse_summary(found.fields) is not None:
+            fields = {**found.fields, "by": self._me, "at": now}
+        else:
+            fields = tally.summary_fields(tally.View(done - 1, 0, frozenset(), {}), self._me,
+                                          now)
+        try:
+            self._etag = await self._store.write(
+                SUMMARY, fields, found.etag if found is not None else None)
+        except StoreConflict:
+            return False
+        self._counters.incr("tally_takeovers")
+        log.info("rate limiter: this instance now aggregates the tally")
+        self._young_until = now + YOUNG_PERIODS * self._period_s
+        return True
+
+    async def tick(self, done: int, now: float) -> tally.View | None:
+        """Aggregate `done` when due, or count it again while young; the new view, if any."""
+        start = (done + 1) * self._period_s
+        if not self.leading:
+            return None
+        if done > self.aggregated and now >= start + AGGREGATE_AT * self._period_s:
+            return await self.aggregate(done, now)
+        if done == self.aggregated and self._young_until > now >= self._last + YOUNG_S:
+            return await self.aggregate(done, now, again=True)
+        return None
+
+    async def aggregate(self, done: int, now: float, again: bool = False) -> tally.View | None:
+        """Sum the rows of period `done` into the summary, once per period (a failed attempt
+        is retried by the next tick or request that finds the view stale). `again`: the same
+        period once more, counting instances that wrote since. The view written, or None (not
+        due, lost the summary, or nobody wrote: keep deciding on the last view)."""
+        async with self._lock:
+            if done > self.aggregated or (again and done == self.aggregated):
+                self._last = now
+                return await self._once(done, now)
+        return None
+
+    async def _once(self, done: int, now: float) -> tally.View | None:
+        results = await asyncio.gather(
+            *(self._store.query(group_key(g)) for g in range(self._groups)))
+        rows, gone = [], now - GONE_PERIODS * self._period_s
+        for stored in (row for group in results for row in group):
+            parsed = tally.parse_instance(stored.key.row, stored.fields)
+            if parsed is not None and parsed.at >= gone:
+                rows.append(parsed)
+            elif stored.key != self._own_row:
+                await self._forget(stored.key, stored.etag)
+        view = tally.aggregate(rows, done, self._period_s)
+        self._idle = 0 if view.members else self._idle + 1
+        fields = tally.summary_fields(view, self._me, self._clock.now())
+        try:
+            self._etag = await self._store.write(SUMMARY, fields, self._etag or None)
+        except StoreConflict:
+            self._etag = None  # another instance aggregates now
+            return None
+        if self._groups > 1:  # one copy per group: readers never crowd one partition
+            await asyncio.gather(*(self._store.put(copy_key(g), fields)
+                                   for g in range(self._groups)))
+        self._counters.incr("tally_aggregations")
+        self.aggregated = done
+        if self._idle >= IDLE_PERIODS:
+            await self.resign(view)
+        return view if view.instances > 0 else None
+
+    async def _forget(self, key: RowKey, etag: str) -> None:
+        try:
+            await self._store.delete(key, etag)
+        except StoreConflict:
+            pass  # it wrote again: not gone after all
+
+    async def resign(self, view: tally.View | None) -> None:
+        """Stop aggregating; an old `at` lets the next active instance take over at once."""
+        if self._etag:
+            fields = tally.summary_fields(view or tally.View(-1, 0, frozenset(), {}),
+                                          self._me, 0.0)
+            try:
+                await self._store.write(SUMMARY, fields, self._etag)
+            except StoreConflict:
+                pass
+        self._etag = None
