@@ -40,7 +40,7 @@ def pick_port(preferred: int) -> int:
     return free_port() if taken else preferred
 
 
-_held = {"holding": False, "pending": False}
+_held = {"holding": False, "pending": False, "stopping": False}
 
 
 @contextlib.contextmanager
@@ -53,7 +53,8 @@ def signals_held():
         yield
     finally:
         _held["holding"] = False
-    if _held["pending"]:
+    if _held["pending"] and not _held["stopping"]:
+        _held["stopping"] = True
         raise KeyboardInterrupt
 
 
@@ -163,9 +164,15 @@ def announce(urls: dict[str, str]) -> None:
 
 
 def _interrupt(*_: object) -> None:
+    """The first Ctrl-C or SIGTERM stops the stack; any that follow (a supervisor's SIGTERM and
+    then Ctrl-C, or `timeout` and make each passing one on) are ignored: raised again, one
+    landed in the cleanup and left every child running."""
+    if _held["stopping"]:
+        return
     if _held["holding"]:
         _held["pending"] = True
         return
+    _held["stopping"] = True
     raise KeyboardInterrupt
 
 

@@ -77,6 +77,22 @@ def test_stack_serves_then_stops_everything(tmp_path, stop_signal):
     assert [pid for pid in started if alive(pid)] == []
 
 
+def test_signals_in_quick_succession_still_stop_everything(tmp_path):
+    """A supervisor's SIGTERM followed at once by Ctrl-C (or `timeout` and make both passing
+    one on): the second signal used to land in the cleanup and leave every child running."""
+    proc, ready = start_devstack(tmp_path)
+    try:
+        wait_for(ready, proc)
+        started = children_of(proc.pid)
+        assert len(started) == 4
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
+            proc.send_signal(sig)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert "Traceback" not in output, output
+    assert [pid for pid in started if alive(pid)] == []
+
+
 def start_devstack(tmp_path, **extra_env):
     ready = tmp_path / "ready.json"
     env = {k: v for k, v in os.environ.items() if k != "AzureWebJobsStorage"}
