@@ -44,6 +44,12 @@ def refill(state: BucketState, limit: Limit, now: float) -> BucketState:
     return BucketState(min(limit.burst, state.tokens + elapsed * limit.rate), now)
 
 
+def settled(state: BucketState, burst: float, delta: float) -> BucketState:
+    """`state` after a cost it paid turned out `delta` more (less when negative), at most
+    `burst`; it may go below zero: a debt paid before anything more is admitted."""
+    return BucketState(min(burst, state.tokens - delta), state.ts)
+
+
 def wait_for(tokens: float, needed: float, limit: Limit) -> float:
     """Seconds until `tokens` grows to `needed` (capped; "never" is MAX_RETRY_AFTER_S)."""
     missing = needed - tokens

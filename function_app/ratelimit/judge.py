@@ -40,6 +40,30 @@ def safe_limit(limit: Limit, expected_instances: int) -> Limit:
     return Limit(limit.rate / share, max(1.0, limit.burst / share), limit.shadow)
 
 
+def without_storage(
+    ks: KeyState, cost: float, now: float, failure_mode: str, expected_instances: int,
+    storage_retry_s: float,
+) -> Judgement:
+    """The verdict for a scope decided without storage: denied with storage_unavailable
+    ("closed"), or by the local safe bucket ("open")."""
+    if failure_mode == "closed":
+        return Judgement(ks, False, CLOSED, 0.0, 0.0, max(1.0, storage_retry_s))
+    local = safe_limit(ks.limit, expected_instances)
+    verdict, state = bucket.decide(ks.fallback, local, cost, now)
+    return Judgement(
+        ks, verdict.allowed, FALLBACK, verdict.remaining, verdict.reset_s,
+        verdict.retry_after_s, state,
+    )
+
+
+def settled_fallback(ks: KeyState, expected_instances: int, delta: float) -> bucket.BucketState:
+    """The local safe bucket after a cost it paid was settled by `delta` (a refund when < 0):
+    refunds come back there, or a client is limited on its reservations."""
+    assert ks.fallback is not None
+    local = safe_limit(ks.limit, expected_instances)
+    return bucket.settled(ks.fallback, local.burst, delta)
+
+
 def failure_decision(failure_mode: str) -> Decision:
     """The decision when the limiter itself failed: the failure mode's, never an exception."""
     if failure_mode == "closed":
@@ -58,14 +82,7 @@ def judge(
         left = max(0.0, ks.remaining(now) - cost)
         return Judgement(ks, True, POOL, left, bucket.wait_for(left, limit.burst, limit))
     if outcome is Outcome.UNAVAILABLE:
-        if failure_mode == "closed":
-            return Judgement(ks, False, CLOSED, 0.0, 0.0, max(1.0, storage_retry_s))
-        local = safe_limit(limit, expected_instances)
-        verdict, state = bucket.decide(ks.fallback, local, cost, now)
-        return Judgement(
-            ks, verdict.allowed, FALLBACK, verdict.remaining, verdict.reset_s,
-            verdict.retry_after_s, state,
-        )
+        return without_storage(ks, cost, now, failure_mode, expected_instances, storage_retry_s)
     if outcome is Outcome.CONTENTION:
         return Judgement(ks, False, CONTENTION, 0.0, 0.0, contention_s)
     retry = max(ks.retry_at - now, 0.001)

@@ -20,7 +20,6 @@ import random
 from collections.abc import Sequence
 
 from function_app.core.clock import Clock
-from function_app.ratelimit.bucket import BucketState
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.engine import LimiterEngine
 from function_app.ratelimit.judge import (
@@ -28,7 +27,7 @@ from function_app.ratelimit.judge import (
     Judgement,
     commit,
     judge,
-    safe_limit,
+    settled_fallback,
     to_decision,
 )
 from function_app.ratelimit.keystate import KeyState
@@ -81,9 +80,7 @@ class Limiter(LimiterEngine):
             if ks is None:
                 continue
             if degraded and ks.fallback is not None:
-                local = safe_limit(ks.limit, self._cfg.expected_instances)
-                ks.fallback = BucketState(min(local.burst, ks.fallback.tokens - delta),
-                                          ks.fallback.ts)
+                ks.fallback = settled_fallback(ks, self._cfg.expected_instances, delta)
             else:
                 ks.tokens -= delta
 

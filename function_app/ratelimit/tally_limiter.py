@@ -24,12 +24,12 @@ from function_app.ratelimit.bucket import BucketState
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.engine import LimiterEngine
 from function_app.ratelimit.judge import (
-    CLOSED,
     FALLBACK,
     POOL,
     Judgement,
-    safe_limit,
+    settled_fallback,
     to_decision,
+    without_storage,
 )
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
@@ -122,12 +122,9 @@ class TallyLimiter(LimiterEngine):
                 continue
             self._sync.record(tk.kid, delta, tk.limit.rate, now)
             if tk.fallback is not None and not self._sync.usable(now):
-                local = safe_limit(tk.limit, self._cfg.expected_instances)
-                tk.fallback = BucketState(min(local.burst, tk.fallback.tokens - delta),
-                                          tk.fallback.ts)
+                tk.fallback = settled_fallback(tk, self._cfg.expected_instances, delta)  # type: ignore[arg-type]
             elif tk.state is not None and tk.local is not None:
-                tk.spend(BucketState(min(tk.local.burst, tk.state.tokens - delta), tk.state.ts),
-                         delta)
+                tk.spend(bucket.settled(tk.state, tk.local.burst, delta), delta)
 
     async def maintain(self) -> None:
         """One upkeep pass: probe failing storage, publish/read/aggregate when due, forget."""
@@ -190,13 +187,8 @@ class TallyLimiter(LimiterEngine):
     def _judge(self, tk: TallyKey, cost: float, now: float, usable: bool) -> Judgement:
         limit = tk.limit
         if not usable:
-            if self._cfg.failure_mode == "closed":
-                retry = max(1.0, self._health.down_until - now)
-                return Judgement(tk, False, CLOSED, 0.0, 0.0, retry)  # type: ignore[arg-type]
-            local = safe_limit(limit, self._cfg.expected_instances)
-            verdict, state = bucket.decide(tk.fallback, local, cost, now)
-            return Judgement(tk, verdict.allowed, FALLBACK, verdict.remaining,  # type: ignore[arg-type]
-                             verdict.reset_s, verdict.retry_after_s, state)
+            return without_storage(tk, cost, now, self._cfg.failure_mode,  # type: ignore[arg-type]
+                                   self._cfg.expected_instances, self._health.down_until - now)
         view = self._sync.view
         assert view is not None
         if tk.view is not view:  # a new summary (or the same period counted again)
