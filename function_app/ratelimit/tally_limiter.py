@@ -57,8 +57,7 @@ class TallyKey:
     # new here): what it has spent since. The first share computed from a summary of the
     # period it was made in, or later, starts the bucket again, full at that share less this.
     provisional: float | None = None
-    made_in: int = 0  # the period the bucket was made in
-    made_at: float = 0.0
+    made_at: float = 0.0  # when the bucket was made
 
     def apply(self, s: float, now: float, period_s: float, settled: bool) -> None:
         """Take share `s`: tokens refill at the old rate until now, then fit the new capacity;
@@ -195,8 +194,8 @@ class TallyLimiter(LimiterEngine):
             own, me = self._sync.own(tk.kid), self._sync.me
             counted = self._sync.counted()
             if tk.state is None:
-                tk.made_in, tk.made_at = self._sync.period(now), now
-            settled = me in view.members and view.period >= tk.made_in
+                tk.made_at = now
+            settled = me in view.members and view.period >= self._sync.period(tk.made_at)
             tk.apply(tally.share(view, me, tk.kid, own, limit.rate, self._sync.period_s,
                                  self._cfg.expected_instances, self._sync.own_traffic(),
                                  counted),

@@ -15,6 +15,7 @@ import logging
 import math
 import random
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreError
@@ -28,6 +29,17 @@ log = logging.getLogger(__name__)
 GROUP_SIZE = 100  # instances per group partition: ~100 writes + 100 rows read per period
 TAKEOVER_PERIODS = 3
 CLAIM_POLLS, CLAIM_POLL_S = 20, 0.05  # waiting for another instance's first aggregate
+
+
+@dataclass
+class Counted:
+    """One period at this instance: demand per key (cost asked) and requests decided."""
+
+    demand: dict[str, float] = field(default_factory=dict)
+    traffic: float = 0.0
+
+
+NOTHING = Counted()  # read-only: a period with nothing counted
 
 
 def group_count(expected_instances: int) -> int:
@@ -48,11 +60,9 @@ class TallySync:
         self._offset = rng.uniform(0.05, 0.35) * period_s  # write; the aggregator reads at 0.5
         self._read_offset = self._offset + 0.5 * period_s  # after the aggregator wrote
         self.view: tally.View | None = None
-        self._raw: dict[int, dict[str, float]] = {}
-        self._published: dict[int, dict[str, float]] = {}
+        self._raw: dict[int, Counted] = {}  # per period, as counted
+        self._published: dict[int, Counted] = {}  # per period, as published (smoothed)
         self._rates: dict[str, float] = {}
-        self._traffic: dict[int, float] = {}  # requests per period, as counted
-        self._sent_traffic: dict[int, float] = {}  # as published (smoothed like demand)
         self._synced = -1  # the last period whose row was written (or found empty)
         self._learned = -1  # the last period after whose end the summary was read
         self._written: set[int] = set()  # recent periods whose row storage accepted
@@ -67,21 +77,18 @@ class TallySync:
 
     def record(self, kid: str, cost: float, rate: float, now: float) -> None:
         """Demand seen on a key (admitted, or asked of the scope that denied it)."""
-        raw = self._raw.setdefault(self.period(now), {})
+        raw = self._raw.setdefault(self.period(now), Counted()).demand
         raw[kid] = max(0.0, raw.get(kid, 0.0) + cost)
         self._rates[kid] = rate
 
     def request(self, now: float) -> None:
         """One request decided here (any keys): the instance's traffic, which weighs its part
         of the limits' unused shares (tally.weight)."""
-        period = self.period(now)
-        self._traffic[period] = self._traffic.get(period, 0.0) + 1
+        self._raw.setdefault(self.period(now), Counted()).traffic += 1
 
     def own(self, kid: str) -> float:
         """This instance's published demand on a key for the current view's period."""
-        if self.view is None:
-            return 0.0
-        return self._published.get(self.view.period, {}).get(kid, 0.0)
+        return self._in_view().demand.get(kid, 0.0)
 
     def counted(self) -> bool:
         """The current view's N counts this instance (its row of the period before is in)."""
@@ -89,9 +96,12 @@ class TallySync:
 
     def own_traffic(self) -> float:
         """This instance's published request count for the current view's period."""
+        return self._in_view().traffic
+
+    def _in_view(self) -> Counted:
         if self.view is None:
-            return 0.0
-        return self._sent_traffic.get(self.view.period, 0.0)
+            return NOTHING
+        return self._published.get(self.view.period, NOTHING)
 
     def usable(self, now: float) -> bool:
         return self.view is not None and self.period(now) - self.view.period <= tally.STALE_PERIODS
@@ -137,37 +147,34 @@ class TallySync:
         if done > self._synced and now >= start + self._offset:
             await self._publish(done, force=False)
         self._take(await self._aggregator.tick(done, now))
-        active = self._published.get(done) or self._published.get(done - 1)
+        active = any(self._published.get(p, NOTHING).demand for p in (done, done - 1))
         if (done > self._learned and active and not self.leading
                 and now >= start + self._read_offset):
             await self._learn(done)
 
-    def _close_period(self, done: int) -> dict[str, float]:
-        """This instance's published demand for `done`, computed once."""
+    def _close_period(self, done: int) -> Counted:
+        """This instance's published figures for `done`, computed once: demand and traffic
+        each as counted, or half the period before's if more."""
         if done > self._synced:
             self._synced = done
             floors = {kid: 0.01 * rate * self.period_s for kid, rate in self._rates.items()}
-            self._published[done] = tally.published(self._raw.pop(done, {}),
-                                                    self._published.get(done - 1, {}), floors)
-            for old in [p for p in self._raw if p < done]:
-                del self._raw[old]
-            before = self._sent_traffic.get(done - 1, 0.0) * tally.DECAY
-            self._sent_traffic[done] = max(self._traffic.pop(done, 0.0), before)
-            for old in [p for p in self._traffic if p < done]:
-                del self._traffic[old]
-            for old in [p for p in self._published if p < done - 4]:
-                del self._published[old]
-                self._sent_traffic.pop(old, None)
-            live = set(self._published[done]).union(*self._raw.values())
+            raw, before = self._raw.pop(done, NOTHING), self._published.get(done - 1, NOTHING)
+            self._published[done] = Counted(
+                tally.published(raw.demand, before.demand, floors),
+                max(raw.traffic, before.traffic * tally.DECAY))
+            self._raw = {p: c for p, c in self._raw.items() if p > done}
+            self._published = {p: c for p, c in self._published.items() if p >= done - 4}
+            live = set(self._published[done].demand).union(
+                *(c.demand for c in self._raw.values()))
             self._rates = {kid: rate for kid, rate in self._rates.items() if kid in live}
-        return self._published.get(done, {})
+        return self._published.get(done, NOTHING)
 
     async def _publish(self, done: int, force: bool) -> None:
-        body = self._close_period(done)
-        if not body and not force:
+        counted = self._close_period(done)
+        if not counted.demand and not force:
             return
-        fields, dropped = tally.instance_fields(done, self._clock.now(), body, self._rates,
-                                                self._sent_traffic.get(done, 0.0))
+        fields, dropped = tally.instance_fields(done, self._clock.now(), counted.demand,
+                                                self._rates, counted.traffic)
         if dropped:
             self._counters.incr("tally_keys_dropped", dropped)
         self._counters.incr("tally_syncs")
