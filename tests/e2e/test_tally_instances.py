@@ -14,11 +14,17 @@ import pytest
 
 from function_app.ratelimit import tally
 from function_app.ratelimit.limits import Limit
-from tests.support.azurite import Azurite
+from tests.support.azurite import Azurite, azurite_fixture
 from tests.support.drive import drive
 
 from .conftest import start_gateway
-from .test_token_limits_azurite import MODEL, WRONG_KEY, chat_backend, send  # noqa: F401
+from .test_token_limits_azurite import (  # noqa: F401 (chat_backend: a fixture)
+    MODEL,
+    WRONG_KEY,
+    chat_backend,
+    send,
+)
+from .test_token_limits_azurite import limiter_stats as stats
 
 pytestmark = pytest.mark.e2e
 
@@ -32,15 +38,7 @@ def tally_env(backends, azurite: Azurite, **extra: str) -> dict[str, str]:
             "GLOBAL_RPS": str(RATE), "GLOBAL_BURST": str(BURST), "CLIENT_RPS": "0", **extra}
 
 
-def stats(url: str) -> dict:
-    return httpx.get(f"{url}/_gateway/stats", timeout=5).json()["limiter"]
-
-
-@pytest.fixture
-def azurite(tmp_path):
-    server = Azurite(tmp_path / "azurite").start()
-    yield server
-    server.stop()
+azurite = azurite_fixture("function")  # a test stops and starts it
 
 
 def test_three_tally_instances_share_a_limit_within_the_bound_for_calls_per_period(
