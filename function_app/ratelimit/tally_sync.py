@@ -77,14 +77,22 @@ class TallySync:
 
     def record(self, kid: str, cost: float, rate: float, now: float) -> None:
         """Demand seen on a key (admitted, or asked of the scope that denied it)."""
-        raw = self._raw.setdefault(self.period(now), Counted()).demand
+        raw = self._counting(now).demand
         raw[kid] = max(0.0, raw.get(kid, 0.0) + cost)
         self._rates[kid] = rate
 
     def request(self, now: float) -> None:
         """One request decided here (any keys): the instance's traffic, which weighs its part
         of the limits' unused shares (tally.weight)."""
-        self._raw.setdefault(self.period(now), Counted()).traffic += 1
+        self._counting(now).traffic += 1
+
+    def _counting(self, now: float) -> Counted:
+        """The current period's counts (made on its first request, not on every one)."""
+        period = self.period(now)
+        counted = self._raw.get(period)
+        if counted is None:
+            counted = self._raw[period] = Counted()
+        return counted
 
     def own(self, kid: str) -> float:
         """This instance's published demand on a key for the current view's period."""
