@@ -13,7 +13,7 @@ PROFILE ?= baseline
 .PHONY: run test setup redis-server wrk gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz \
 	chaos clean chromium bench-telemetry dashboard-screenshot \
 	keys bench-tenants bench-tokens \
-	simulate simulate-lease
+	simulate simulate-lease docs
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
 
@@ -127,6 +127,10 @@ simulate: setup
 # The same simulator on lease mode (RATE_LIMIT_SYNC=lease), for comparison: about 3 minutes.
 simulate-lease: setup
 	$(PY) load/simulate.py --sync lease --name simulation-lease
+
+# The settings reference (docs/SETTINGS.md), generated from SPECS; a test fails when it is stale.
+docs: setup
+	$(PY) scripts/settings_doc.py
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache
