@@ -208,7 +208,7 @@ var azureHostProxies = '127.0.0.1/32,::1/128'
 var gatewayWiredSettings = {
   TRUSTED_PROXIES: azureHostProxies
   // A per-deployment key for hashing client ids in metrics and logs.
-  TELEMETRY_CLIENT_HASH_KEY: uniqueString(subscription().id, resourceGroup().id, 'client-hash')
+  TELEMETRY_CLIENT_HASH_KEY: uniqueString(subscription().id, rg.id, 'client-hash')
   PY_SERVICE_URL: pythonBackend.outputs.url
   NODE_SERVICE_URL: nodeBackend.outputs.url
   TABLE_STORAGE_ENDPOINT: storage.outputs.tableEndpoint
