@@ -68,7 +68,7 @@ def _is_reference(node: Node) -> bool:
         return False
     if parent.type in DECLARATIONS:
         return node != name_of(parent)
-    if parent.type == "object_property":
+    if parent.type in ("object_property", "parameter"):
         return parent.named_children[0] != node
     if parent.type == "call_expression" and parent.child_by_field_name("function") == node:
         return False
@@ -94,6 +94,16 @@ def _in_lambda_head(ancestor: Node, node: Node) -> bool:
     return arrow is not None and node.end_byte <= arrow.start_byte
 
 
+def _function_scope(file: BicepFile, node: Node) -> set[str] | None:
+    """Inside a user-defined function only its parameters and other functions are visible."""
+    function = next((a for a in _ancestors(node) if a.type == "user_defined_function"), None)
+    if function is None:
+        return None
+    params = next((c for c in function.named_children if c.type == "parameters"), None)
+    names = {text(p.named_children[0]) for p in params.named_children} if params else set()
+    return names | set(file.of_kind("func")) | set(file.of_kind("type"))
+
+
 def undeclared(file: BicepFile) -> list[Finding]:
     """An identifier that names no param, var, resource, module, output, loop or lambda variable."""
     found = []
@@ -101,9 +111,13 @@ def undeclared(file: BicepFile) -> list[Finding]:
         if node.type != "identifier" or not _is_reference(node):
             continue
         name = text(node)
-        if name in file.declared or name in _visible_locals(node):
+        in_function = _function_scope(file, node)
+        visible = in_function if in_function is not None else set(file.declared)
+        if name in visible or name in _visible_locals(node):
             continue
-        found.append(at(file.path, node, "undeclared-symbol", f"'{name}' is not declared"))
+        reason = f"'{name}' is not declared" + (
+            " (a function sees only its own parameters)" if in_function is not None else "")
+        found.append(at(file.path, node, "undeclared-symbol", reason))
     return found
 
 

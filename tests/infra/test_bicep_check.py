@@ -3,6 +3,7 @@ rule, on a copy of infra/ broken in one way per rule."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -116,9 +117,11 @@ def test_an_open_enum_value_passes_with_a_reasoned_allow_list_entry(tmp_path) ->
     _break(folder, "modules/backend.bicep", "transport: 'auto'", "transport: 'quic'")
     assert any("'quic' is not a documented value" in line for line in _findings(folder))
     allow = folder / "bicep-check.allow.json"
-    allow.write_text('{"openEnumValues": [{"type": "Microsoft.App/containerApps", "property":'
-                     ' "properties.configuration.ingress.transport", "value": "quic",'
-                     ' "why": "test"}]}')
+    entries = json.loads(allow.read_text())
+    entry = {"type": "Microsoft.App/containerApps", "value": "quic",
+             "property": "properties.configuration.ingress.transport", "why": "a test"}
+    entries["openEnumValues"].append(entry)
+    allow.write_text(json.dumps(entries))
     assert _findings(folder) == []
 
 
@@ -141,6 +144,14 @@ def test_missing_type_definitions_stop_with_a_clear_message(tmp_path) -> None:
     result = _make_check(INFRA, {ENV_VAR: str(tmp_path / "nowhere")})
     assert result.returncode == 2
     assert "no Azure type definitions found" in result.stderr and ENV_VAR in result.stderr
+
+
+def test_a_resource_type_without_type_definitions_fails_unless_allow_listed(tmp_path) -> None:
+    folder = _copy(tmp_path)
+    (folder / "bicep-check.allow.json").unlink()
+    found = _findings(folder)
+    assert any("resource-type" in line and "Microsoft.Network/virtualNetworks@2024-05-01" in line
+               for line in found), found
 
 
 def test_an_allow_list_entry_without_a_reason_is_refused(tmp_path) -> None:
