@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from tree_sitter import Node
 
 from .allow import AllowList
-from .azure_types import READ_ONLY, REQUIRED, SCOPE_BITS, AzType, TypeIndex
+from .azure_types import READ_ONLY, REQUIRED, SCOPE_BITS, AzType, TypeIndex, string_choices
 from .azure_types import object_properties as type_properties
 from .findings import Finding, at
 from .tree import BicepFile, body_of, has_keyword, name_of, properties, string_value, text, walk
@@ -136,8 +136,6 @@ def _check_value(ctx: Context, value: Node, kind: AzType, path: str) -> None:
 
 
 def _check_literal(ctx: Context, value: Node, kind: AzType, path: str) -> None:
-    from .azure_types import string_choices
-
     literal_kind = LITERAL_KINDS[value.type]
     choices = string_choices(kind)
     expected = "string" if choices is not None else TYPE_KINDS.get(kind.kind)

@@ -42,6 +42,7 @@ def test_infra_passes() -> None:
     assert _findings(INFRA) == []
 
 
+IDENTITY_TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31"
 # (file, text, replacement, expected `file:line: rule` prefix, words in the reason)
 BROKEN = {
     "undeclared-param": ("main.bicep",
@@ -84,6 +85,18 @@ BROKEN = {
                            "supportsHttpsTrafficOnly: 'yes'",
                            "modules/storage.bicep:",
                            "'properties.supportsHttpsTrafficOnly' expects bool"),
+    "undeclared-in-function": ("main.bicep", "'@Microsoft.KeyVault(VaultName=${vaultName};",
+                               "'@Microsoft.KeyVault(VaultName=${keyVaultName};",
+                               "main.bicep:", "'keyVaultName' is not declared (a function sees"),
+    "resource-scope": ("main.bicep", "output AZURE_LOCATION string = location\n",
+                       f"resource stray '{IDENTITY_TYPE}' = {{\n  name: 'stray'\n"
+                       "  location: location\n}\noutput AZURE_LOCATION string = location\n",
+                       "main.bicep:", f"stray: {IDENTITY_TYPE} cannot be deployed at targetScope"),
+    "syntax": ("modules/identity.bicep", "output id string = identity.id",
+               "output id string = identity.id +", "modules/identity.bicep:", "cannot parse"),
+    "module-file": ("main.bicep", "'modules/identity.bicep' = {\n  name: 'gateway-identity'",
+                    "'modules/identity2.bicep' = {\n  name: 'gateway-identity'",
+                    "main.bicep:", "identity2.bicep not found"),
     "module-param-unknown": ("main.bicep", "    port: 8001\n", "    port: 8001\n    portt: 1\n",
                              "main.bicep:", "'portt' is not a param of backend.bicep"),
     "module-param-type": ("main.bicep", "    port: 8001\n", "    port: '8001'\n",
@@ -93,7 +106,8 @@ BROKEN = {
 }
 # Findings on another line than the edit: a value the new version lacks, a call the new scope
 # forbids, an object that lost a required key.
-ELSEWHERE = {"open-enum", "scope-subscription", "required-property", "module-param-missing"}
+ELSEWHERE = {"open-enum", "scope-subscription", "required-property", "module-param-missing",
+             "syntax", "module-file"}
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
