@@ -13,7 +13,7 @@ PROFILE ?= baseline
 .PHONY: run test setup redis-server wrk gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz \
 	chaos clean chromium bench-telemetry dashboard-screenshot \
 	keys bench-tenants bench-tokens \
-	simulate simulate-lease docs
+	simulate simulate-lease docs infra-check
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
 
@@ -52,12 +52,19 @@ lint: setup
 
 # Every test: lint, a k6 smoke run of the whole local stack that fails on any threshold breach,
 # then pytest (unit, contract on Azurite, e2e on real processes), whose summary closes the output.
-test: setup lint k6 chromium
+test: setup lint infra-check k6 chromium
 	bash load/run.sh smoke
 	$(PY) -m pytest -q
 
 k6:
 	bash load/install-k6.sh
+
+# The Bicep checked offline against Azure's own type definitions (../shared/azure-types beside the
+# repository, or AZURE_TYPES_DIR): symbols, scope functions, properties, enums, module params.
+# Exit 0 clean, 1 findings (file:line: rule: reason), 2 set-up error. docs/DEPLOY.md lists the rules.
+BICEP_DIR ?= infra
+infra-check: setup
+	$(PY) -m scripts.bicep_check $(BICEP_DIR)
 
 # k6 against the local stack (started and stopped for the run) or BASE_URL (+ FUNCTION_KEY).
 load: setup k6

@@ -5,7 +5,10 @@
 //     --parameters environmentName=<name> location=<region>
 //   azd up            (reads infra/main.parameters.json)
 //
-// No secret is created, passed or returned: every client authenticates with Entra ID.
+// Every client authenticates with Entra ID. The only secrets (upstream model keys, the client
+// hash key) go into a Key Vault through @secure() parameters and reach the app as Key Vault
+// references; no output returns one. The backends are private (internal Container Apps
+// environment in a virtual network the Function App joins).
 
 targetScope = 'subscription'
 
@@ -116,8 +119,13 @@ param backendMaxReplicas int = 10
 @description('Deploy Azure Managed Redis (Entra ID auth) as the shared response-cache tier; off uses blob storage.')
 param deployRedis bool = false
 
-@description('Gateway settings to change, e.g. {"UPSTREAM_TIMEOUT_S": "60"}; merged over the defaults below.')
+@description('Gateway settings to change, e.g. {"UPSTREAM_TIMEOUT_S": "60"}; merged over the defaults below. Secure, so a value given here stays out of the deployment history; still, put upstream keys in modelApiKeys.')
+@secure()
 param gatewaySettings object = {}
+
+@description('MODEL_API_KEYS (JSON: backend name -> key for the upstream model), stored in the Key Vault and referenced from the app settings; empty means no upstream keys.')
+@secure()
+param modelApiKeys string = ''
 
 // Default of every gateway setting in function_app/settings/specs.py SPECS, as strings, except
 // PORT (the devhost's port; App Service owns PORT) and the settings wired from resources below.
@@ -156,7 +164,6 @@ var gatewaySettingDefaults = {
   RATE_LIMIT_SWEEP_IDLE_S: '600'
   MODEL_ROUTES: ''
   DEFAULT_MODEL_BACKEND: ''
-  MODEL_API_KEYS: ''
   CLIENT_TPM: '200000'
   MODEL_TPM: '1000000'
   DEFAULT_MAX_TOKENS: '1024'
@@ -207,8 +214,9 @@ var azureHostProxies = '127.0.0.1/32,::1/128'
 // Gateway settings whose values come from the resources this template creates.
 var gatewayWiredSettings = {
   TRUSTED_PROXIES: azureHostProxies
-  // A per-deployment key for hashing client ids in metrics and logs.
-  TELEMETRY_CLIENT_HASH_KEY: uniqueString(subscription().id, resourceGroup().id, 'client-hash')
+  // Secrets: Key Vault references, resolved by the platform with the gateway identity.
+  MODEL_API_KEYS: keyVaultReference(keyVaultName, 'model-api-keys')
+  TELEMETRY_CLIENT_HASH_KEY: keyVaultReference(keyVaultName, 'telemetry-client-hash-key')
   PY_SERVICE_URL: pythonBackend.outputs.url
   NODE_SERVICE_URL: nodeBackend.outputs.url
   TABLE_STORAGE_ENDPOINT: storage.outputs.tableEndpoint
@@ -224,6 +232,20 @@ var gatewayWiredSettings = {
 }
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+
+// Secret name in the vault -> value. Key Vault refuses empty values: no upstream keys is '{}'
+// (an empty JSON object, which MODEL_API_KEYS reads as "none").
+var vaultSecrets = {
+  'model-api-keys': empty(modelApiKeys) ? '{}' : modelApiKeys
+  // A per-deployment key for hashing client ids in metrics and logs.
+  'telemetry-client-hash-key': '${uniqueString(subscription().id, rg.id, 'client-hash')}${uniqueString(rg.id, environmentName, 'client-hash')}'
+}
+
+var keyVaultName = 'kv-${resourceToken}'
+
+// An app setting value the platform replaces with the secret's current value.
+func keyVaultReference(vaultName string, secretName string) string =>
+  '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${secretName})'
 var tags = {
   'azd-env-name': environmentName
   workload: 'ai-inference-gateway'
@@ -266,6 +288,28 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+// The private network of the backends and of the gateway's outbound traffic (VNet integration).
+module network 'modules/network.bicep' = {
+  name: 'network'
+  scope: rg
+  params: {
+    name: 'vnet-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'key-vault'
+  scope: rg
+  params: {
+    name: keyVaultName
+    location: location
+    tags: tags
+    secrets: vaultSecrets
+  }
+}
+
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   scope: rg
@@ -299,6 +343,7 @@ module roles 'modules/roles.bicep' = {
     storageAccountName: storage.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
     registryName: registry.outputs.name
+    keyVaultName: keyVault.outputs.name
     gatewayPrincipalId: gatewayIdentity.outputs.principalId
     backendsPrincipalId: backendsIdentity.outputs.principalId
     operatorPrincipalId: principalId
@@ -314,6 +359,19 @@ module containerEnv 'modules/containerenv.bicep' = {
     location: location
     tags: tags
     workspaceId: monitoring.outputs.workspaceId
+    infrastructureSubnetId: network.outputs.backendsSubnetId
+  }
+}
+
+// The backends' names resolve to the environment's internal address inside the network only.
+module backendDns 'modules/privatedns.bicep' = {
+  name: 'backend-dns'
+  scope: rg
+  params: {
+    zoneName: containerEnv.outputs.defaultDomain
+    staticIp: containerEnv.outputs.staticIp
+    vnetId: network.outputs.id
+    tags: tags
   }
 }
 
@@ -380,8 +438,9 @@ module workbook 'modules/workbook.bicep' = {
 module functionApp 'modules/functionapp.bicep' = {
   name: 'function-app'
   scope: rg
-  // The host needs its storage roles before it first starts.
-  dependsOn: [roles]
+  // The host needs its storage and Key Vault roles before it first starts, and the backends'
+  // names must resolve in the network.
+  dependsOn: [roles, backendDns]
   params: {
     name: 'func-${resourceToken}'
     planName: 'plan-${resourceToken}'
@@ -396,6 +455,7 @@ module functionApp 'modules/functionapp.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     perInstanceConcurrency: perInstanceConcurrency
+    virtualNetworkSubnetId: network.outputs.gatewaySubnetId
     appSettings: union(gatewaySettingDefaults, gatewayWiredSettings, gatewaySettings)
   }
 }
@@ -412,5 +472,7 @@ output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.appInsightsConnectionString
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output TABLE_STORAGE_ENDPOINT string = storage.outputs.tableEndpoint
+output KEY_VAULT_NAME string = keyVault.outputs.name
+// Private: these names resolve only inside the virtual network.
 output PY_SERVICE_URL string = pythonBackend.outputs.url
 output NODE_SERVICE_URL string = nodeBackend.outputs.url

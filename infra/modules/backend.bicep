@@ -1,9 +1,13 @@
-// One inference simulator as a container app.
+// One inference simulator as a container app in the internal environment (containerenv.bicep).
 //
-// Ingress is external (public HTTPS on *.azurecontainerapps.io) because a Flex Consumption app
-// without VNet integration reaches only public endpoints; docs/DEPLOY.md says what a private
-// setup needs. The container gets PORT = targetPort, so the listening port and the ingress
-// port cannot drift apart.
+// Ingress `external: true` here means "reachable through the environment's inbound address",
+// which for an internal environment is a private address in the virtual network: the gateway
+// (VNet-integrated) reaches it, the internet does not. `external: false` would limit it to apps
+// in the same environment, which the gateway is not.
+//
+// Ports: the template gives every revision the same port, PORT = targetPort = `port`, whatever
+// the image. `azd deploy` swaps only the image of the latest revision (it keeps env and ingress:
+// docs/DEPLOY.md cites azd's source), so the real image must find its port in the template.
 
 @maxLength(32)
 param name string
@@ -37,12 +41,10 @@ param maxReplicas int = 10
 @minValue(1)
 param concurrentRequestsPerReplica int = 100
 
-// Used on the first `azd provision`, before any image exists. It listens on port 80, so while it
-// runs the ingress targets 80 (else the first revision never activates); the real image
-// listens on `port`, and `azd deploy` or a redeploy with `image` switches both.
-var placeholderImage = 'mcr.microsoft.com/k8se/quickstart:latest'
-var placeholderPort = 80
-var listenPort = empty(image) ? placeholderPort : port
+// Used on the first `azd provision`, before any image exists: the .NET sample web app, which
+// runs as a non-root user and listens on ASPNETCORE_HTTP_PORTS (.NET 8+ images), so it serves on
+// `port` like the real images, which read PORT and ignore ASPNETCORE_HTTP_PORTS.
+var placeholderImage = 'mcr.microsoft.com/dotnet/samples:aspnetapp'
 
 resource app 'Microsoft.App/containerApps@2024-03-01' = {
   name: name
@@ -61,7 +63,7 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
       activeRevisionsMode: 'Single'
       ingress: {
         external: true
-        targetPort: listenPort
+        targetPort: port
         transport: 'auto'
         allowInsecure: false
       }
@@ -84,7 +86,11 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
           env: [
             {
               name: 'PORT'
-              value: string(listenPort)
+              value: string(port)
+            }
+            {
+              name: 'ASPNETCORE_HTTP_PORTS'
+              value: string(port)
             }
           ]
         }
@@ -108,4 +114,5 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
 }
 
 output name string = app.name
+// Resolves only inside the virtual network (privatedns.bicep).
 output url string = 'https://${app.properties.configuration.ingress.fqdn}'

@@ -39,8 +39,14 @@ param maximumInstanceCount int = 100
 @maxValue(1000)
 param perInstanceConcurrency int = 64
 
+// Secure: overrides given at deploy time may hold secrets, which must stay out of the deployment
+// history (a module's parameters are recorded in its nested deployment).
 @description('Gateway settings (SPECS in function_app/settings/specs.py), already merged.')
+@secure()
 param appSettings object
+
+@description('Subnet (delegated to Microsoft.App/environments) for outbound VNet integration; the private backends are reachable only from there.')
+param virtualNetworkSubnetId string
 
 // Settings the platform needs, not the gateway code. Keep tests/infra AZURE_ONLY in step.
 var platformSettings = {
@@ -93,6 +99,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Outbound traffic to private addresses (the backends) goes through the virtual network.
+    virtualNetworkSubnetId: virtualNetworkSubnetId
+    // Key Vault references (@Microsoft.KeyVault(...)) are resolved with the user-assigned identity.
+    keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
     }
@@ -126,6 +136,22 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   resource settings 'config' = {
     name: 'appsettings'
     properties: union(appSettings, platformSettings)
+  }
+
+  // No basic-auth (user name and password) publishing: deployments authenticate with Entra ID
+  // (azd and Core Tools do for Flex Consumption).
+  resource ftpCredentials 'basicPublishingCredentialsPolicies' = {
+    name: 'ftp'
+    properties: {
+      allow: false
+    }
+  }
+
+  resource scmCredentials 'basicPublishingCredentialsPolicies' = {
+    name: 'scm'
+    properties: {
+      allow: false
+    }
   }
 }
 

@@ -13,7 +13,7 @@ param gatewayPrincipalId string
 @description('Azure Managed Redis SKU; Balanced_B0 is the smallest.')
 param skuName string = 'Balanced_B0'
 
-resource cluster 'Microsoft.Cache/redisEnterprise@2025-04-01' = {
+resource cluster 'Microsoft.Cache/redisEnterprise@2025-07-01' = {
   name: name
   location: location
   tags: tags
@@ -22,10 +22,13 @@ resource cluster 'Microsoft.Cache/redisEnterprise@2025-04-01' = {
   }
   properties: {
     minimumTlsVersion: '1.2'
+    // Required from 2025-07-01. Reachable over the internet, but only with an Entra token of an
+    // identity on the access policy, over TLS (access keys are disabled on the database).
+    publicNetworkAccess: 'Enabled'
   }
 }
 
-resource database 'Microsoft.Cache/redisEnterprise/databases@2025-04-01' = {
+resource database 'Microsoft.Cache/redisEnterprise/databases@2025-07-01' = {
   parent: cluster
   name: 'default'
   properties: {
@@ -37,7 +40,7 @@ resource database 'Microsoft.Cache/redisEnterprise/databases@2025-04-01' = {
   }
 }
 
-resource gatewayAccess 'Microsoft.Cache/redisEnterprise/databases/accessPolicyAssignments@2025-04-01' = {
+resource gatewayAccess 'Microsoft.Cache/redisEnterprise/databases/accessPolicyAssignments@2025-07-01' = {
   parent: database
   name: 'gateway'
   properties: {

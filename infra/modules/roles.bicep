@@ -3,13 +3,16 @@
 //                        deployment package), Table Data Contributor (rate-limit tables, and gatewaykeys: key lookups, usage); no
 //                        Queue role: the app has no queue trigger or binding; App Insights: Monitoring Metrics Publisher (Entra
 //                        ingestion, since local auth is off).
+//                        Key Vault: Key Vault Secrets User (Key Vault references in app settings).
 //   backends identity -> registry: AcrPull.
 //   optional operator -> storage account: Table Data Contributor, to edit limit overrides and
-//                        run the keys admin CLI (python -m function_app.admin) against Azure.
+//                        run the keys admin CLI (python -m function_app.admin) against Azure;
+//                        Key Vault: Key Vault Secrets Officer, to set upstream keys.
 
 param storageAccountName string
 param appInsightsName string
 param registryName string
+param keyVaultName string
 param gatewayPrincipalId string
 param backendsPrincipalId string
 
@@ -25,6 +28,8 @@ var roleIds = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 }
 
 var gatewayStorageRoles = [
@@ -42,6 +47,36 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
   name: registryName
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource gatewaySecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, gatewayPrincipalId, roleIds.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    principalId: gatewayPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roleIds.keyVaultSecretsUser
+    )
+  }
+}
+
+resource operatorSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(vault.id, operatorPrincipalId, roleIds.keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      roleIds.keyVaultSecretsOfficer
+    )
+  }
 }
 
 resource gatewayStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [

@@ -21,6 +21,9 @@ BUILT_IN_ROLES = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     # The backends' identity pulls their images from the template's registry.
     "7f951dda-4ed3-4680-a7ca-43fe172d538d": "AcrPull",
+    # The gateway reads its Key Vault references; the optional operator sets upstream keys.
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
 }
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments@"
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)

@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 import re
+import sys
+from dataclasses import fields
 
 import pytest
 
-from .bicep_ast import INFRA, ROOT, BicepFile, bicep_paths, object_properties, text
+from .bicep_ast import (
+    INFRA,
+    ROOT,
+    BicepFile,
+    app_settings,
+    bicep_paths,
+    object_properties,
+    string_value,
+    text,
+    walk,
+)
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from function_app.settings.specs import Settings
 
 # ARM's list* functions (listKeys, listSecrets, listCredentials, ...) return secrets.
 LIST_FUNCTION = re.compile(r"\blist[A-Z]\w*\s*\(")
 SECRET_MARKERS = ("AccountKey=", "SharedAccessSignature", "sharedKey", "InstrumentationKey=")
 SECRET_OUTPUT_NAME = re.compile(r"key|secret|password|pwd|token|credential", re.I)
+# Parameters that carry secrets (or objects that may): each must be @secure().
+SECRET_PARAM_NAME = re.compile(r"(api_?keys?|secrets?|password|pwd|token|connection|settings)$",
+                               re.I)
+# Settings the gateway marks secret (repr=False in Settings) ...
+SECRET_SPECS = {f.metadata["spec"].name for f in fields(Settings)
+                if "spec" in f.metadata and not f.repr}
+# ... that hold no secret in Azure, where every client signs in with Entra ID.
+NOT_SECRET_IN_AZURE = {
+    "CACHE_REDIS_URL": "rediss://host:10000 without a password; the identity signs in",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "local auth is off: ingestion needs an Entra token",
+}
+MAIN_PATH = INFRA / "main.bicep"
 
 DEPLOY_FILES = [*bicep_paths(), INFRA / "main.parameters.json", ROOT / "azure.yaml"]
 
@@ -36,12 +65,85 @@ def test_no_list_functions_or_key_material(path) -> None:
         assert marker not in source, f"{path.name} contains {marker!r}"
 
 
-def test_no_secure_params_or_secret_named_outputs() -> None:
+def _decorators(declaration) -> set[str]:
+    """Names of the decorators just above a declaration (@secure(), @description(...), ...)."""
+    previous = declaration.node.prev_named_sibling
+    while previous is not None and previous.type == "comment":
+        previous = previous.prev_named_sibling
+    if previous is None or previous.type != "decorators":
+        return set()
+    return {text(d.named_children[0].child_by_field_name("function")) for d in
+            previous.named_children if d.type == "decorator"}
+
+
+def _secret_params():
+    for path in bicep_paths():
+        for name, param in BicepFile.load(path).declarations("parameter").items():
+            if SECRET_PARAM_NAME.search(name):
+                yield path, name, param
+
+
+def test_every_secret_parameter_is_secure() -> None:
+    found = list(_secret_params())
+    assert {name for _, name, _ in found} >= {"modelApiKeys", "gatewaySettings", "appSettings",
+                                              "secrets"}
+    for path, name, param in found:
+        assert "secure" in _decorators(param), f"{path.name}: param {name} needs @secure()"
+
+
+def test_no_output_returns_a_secure_parameter_or_secret_named_value() -> None:
     for path in bicep_paths():
         file = BicepFile.load(path)
-        for name in file.declarations("output"):
-            assert not SECRET_OUTPUT_NAME.search(name), f"{path.name}: output {name}"
-        assert "@secure()" not in path.read_text(), f"{path.name}: this template needs no secret"
+        secure = {name for name, param in file.declarations("parameter").items()
+                  if "secure" in _decorators(param)}
+        for name, output in file.declarations("output").items():
+            # A resource's name (KEY_VAULT_NAME) is not a secret; anything else named so is.
+            assert name.endswith("_NAME") or not SECRET_OUTPUT_NAME.search(name), name
+            used = {text(n) for n in walk(output.node) if n.type == "identifier"}
+            assert not used & (secure | {"vaultSecrets"}), f"{path.name}: output {name}"
+
+
+def test_secret_settings_reach_the_app_only_as_key_vault_references() -> None:
+    settings = app_settings()
+    checked = 0
+    for name in SECRET_SPECS & set(settings):
+        if name in NOT_SECRET_IN_AZURE:
+            continue
+        _, node = settings[name]
+        if string_value(node) == "":  # unset in Azure (CACHE_BLOB_CONNECTION: the identity)
+            continue
+        assert node.type == "call_expression", f"{name}: {text(node)[:60]}"
+        assert text(node.child_by_field_name("function")) == "keyVaultReference", name
+        checked += 1
+    assert checked >= 2
+    func = BicepFile.load(MAIN_PATH).root
+    body = next(n for n in func.named_children if n.type == "user_defined_function")
+    assert "@Microsoft.KeyVault(VaultName=" in text(body)
+
+
+def test_key_vault_is_rbac_and_the_gateway_identity_reads_its_secrets() -> None:
+    vaults = list(_resources("Microsoft.KeyVault/vaults"))
+    assert len(vaults) == 1
+    assert text(_properties(vaults[0])["enableRbacAuthorization"]) == "true"
+    roles = BicepFile.load(INFRA / "modules/roles.bicep").declarations("resource")
+    grant = object_properties(roles["gatewaySecrets"].body)
+    assert text(grant["scope"]) == "vault"
+    props = object_properties(grant["properties"])
+    assert text(props["principalId"]) == "gatewayPrincipalId"
+    assert "roleIds.keyVaultSecretsUser" in text(props["roleDefinitionId"])
+    site = next(_resources("Microsoft.Web/sites"))
+    assert text(_properties(site)["keyVaultReferenceIdentity"]) == "identityId"
+
+
+def test_basic_publishing_credentials_are_off() -> None:
+    policies = {}
+    for path in bicep_paths():
+        for resource, _ in BicepFile.load(path).resources():
+            if resource.type_string == "basicPublishingCredentialsPolicies":
+                body = object_properties(resource.body)
+                policies[string_value(body["name"])] = text(
+                    object_properties(body["properties"])["allow"])
+    assert policies == {"ftp": "false", "scm": "false"}
 
 
 def test_storage_accepts_only_entra_over_tls12() -> None:
@@ -70,7 +172,9 @@ def test_app_insights_refuses_key_ingestion() -> None:
 
 
 def test_registry_has_no_admin_user() -> None:
-    for registry in _resources("Microsoft.ContainerRegistry/registries"):
+    registries = list(_resources("Microsoft.ContainerRegistry/registries"))
+    assert registries, "the template creates the backends' registry"
+    for registry in registries:
         assert text(_properties(registry)["adminUserEnabled"]) == "false"
 
 
