@@ -106,14 +106,6 @@ def test_route_and_model_tables_are_parsed_once_into_settings():
     assert settings.model_table.resolve("sim-node").name == "node"
 
 
-def test_the_readme_documents_every_setting():
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    missing = [spec.name for spec in SPECS if f"`{spec.name}`" not in readme]
-    assert missing == []
-
-
 def test_a_bad_connection_string_is_named_without_echoing_its_key():
     with pytest.raises(SettingsError) as caught:
         load_settings({"RATE_LIMIT_STORAGE_CONNECTION": "AccountName=a;SecretThing=hunter2"})
