@@ -23,6 +23,7 @@ from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
 from .adapters.limitstore_table import open_limit_storage
 from .adapters.otel_exporters import Exporters
+from .aoai.tokens import TokenProvider
 from .cache.tier import CacheTier
 from .cache_wiring import build_cache_stage
 from .core.clock import Clock, SystemClock
@@ -74,6 +75,7 @@ class Given:
     cache_tier: CacheTier | None = None
     exporters: Exporters | None = None
     key_store: KeyStore | None = None
+    tokens: TokenProvider | None = None  # Entra tokens for backends (aoai/tokens.py)
 
 
 async def build_gateway(
@@ -83,17 +85,20 @@ async def build_gateway(
     cache_tier: CacheTier | None = None,
     exporters: Exporters | None = None,
     key_store: KeyStore | None = None,
+    tokens: TokenProvider | None = None,
 ) -> Gateway:
     """Wire a gateway from settings in one pass, the parts first and then the Gateway; the
     keyword arguments replace real adapters in tests."""
     quiet_storage_sdk(settings.storage_sdk_log_level)
     given = Given(f"{socket.gethostname()}-{os.getpid()}", clock or SystemClock(), upstream,
-                  limit_store, override_store, routing_store, cache_tier, exporters, key_store)
+                  limit_store, override_store, routing_store, cache_tier, exporters, key_store,
+                  tokens)
     parts = Parts()
     upstream, probes = _upstreams(settings, given.upstream, parts)
     telemetry = build_telemetry(settings, parts, given.instance, given.exporters)
     stages = await _stages(settings, parts, given, telemetry)
-    router, health_checks = build_router(settings, parts, upstream, given.routing_store)
+    router, health_checks = build_router(settings, parts, upstream, given.routing_store,
+                                         given.tokens)
     return Gateway(settings, compose(stages, upstream_step(router)),
                    _health(settings, probes, parts, given.clock), closers=parts.closers,
                    stats_sources=parts.stats_sources, health_checks=health_checks,

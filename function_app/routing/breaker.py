@@ -86,6 +86,21 @@ class Breaker:
             return self._move(OPEN, now)
         return None
 
+    def hold(self, until: float, now: float) -> SharedState | None:
+        """Open until `until` (a backend's Retry-After), whatever the counts say; an open state
+        that already lasts longer is kept, so the member is never back before its time. The new
+        state, or None when nothing changed."""
+        if self.state.state == OPEN and self.state.until >= until:
+            return None
+        self._probe_at = None
+        self.state = SharedState(OPEN, now, until)
+        self._reset()
+        return self.state
+
+    def cooling(self, now: float) -> float:
+        """Seconds until an open breaker lets a probe through (0 when it is not open)."""
+        return max(0.0, self.state.until - now) if self.state.state == OPEN else 0.0
+
     def adopt(self, shared: SharedState) -> bool:
         """Take `shared` if it is newer than our state; True when it changed ours."""
         if shared.since <= self.state.since:

@@ -1,0 +1,54 @@
+"""One attempt's request to a member, for members with a wire and credentials of their own.
+
+`Outbound` is what the upstream step asks before each attempt: the path, query, headers and body
+for `member`, and the Entra token it used (so a 401 can drop exactly that token). A member
+without a BackendSpec goes out as before: its key (MODEL_API_KEYS) in place of the client's
+Authorization, the client's path and query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..http.headers import Headers
+from ..routing.pools import Member
+from ..stages.target_request import headers_for
+from .tokens import TokenProvider, TokenUnavailable
+from .wire import azure_body, azure_path, with_credentials
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    path: str
+    query: str
+    headers: Headers
+    body: bytes
+    token: str | None = None  # the Entra token sent, if any
+
+
+class Outbound:
+    def __init__(self, tokens: TokenProvider | None = None):
+        self.tokens = tokens
+
+    async def prepare(self, member: Member, path: str, query: str, headers: Headers,
+                      body: bytes, model: str) -> Outgoing:
+        spec = member.backend
+        if spec is None:
+            return Outgoing(path, query, headers_for(member, headers), body)
+        token = None
+        if spec.auth == "entra":
+            if self.tokens is None:
+                raise TokenUnavailable()
+            token = await self.tokens.token(spec.scope)
+        sent = with_credentials(spec, headers, token)
+        if spec.azure:
+            path, query = azure_path(spec, path, model)
+            body = azure_body(spec, body, model)
+        return Outgoing(path, query, sent, body, token)
+
+    def refused(self, member: Member, token: str) -> bool:
+        """A 401 answered `token`: drop it; True when a retry with a new token makes sense."""
+        if self.tokens is None or member.backend is None:
+            return False
+        self.tokens.invalidate(member.backend.scope, token)
+        return True

@@ -1,0 +1,146 @@
+"""Azure backends through the registered handlers: deployment paths, Entra tokens and their
+refresh after a 401, and priority pools that spill over on a 429 and honour its Retry-After."""
+
+import json
+
+import httpx
+import pytest
+
+from function_app import app as app_module
+from function_app.adapters.httpx_upstream import HttpxUpstream
+from function_app.app import proxy
+from function_app.bootstrap import build_gateway
+from function_app.settings.load import load_settings
+from tests.support.handler_calls import make_request, read_json
+
+JSON = {"content-type": "application/json"}
+PTU, PAYG = "127.0.0.1:9101", "127.0.0.1:9102"
+
+
+def azure(host: str, deployment: str) -> dict:
+    return {"url": f"http://{host}", "api": "azure", "auth": "entra",
+            "api_version": "2024-10-21", "deployment": deployment}
+
+
+POOL = {"gpt-4o": {"backends": [{"backend": "ptu", "priority": 0},
+                                {"backend": "payg", "priority": 1, "weight": 2}]}}
+BACKENDS = {"ptu": azure(PTU, "gpt4o-ptu"), "payg": azure(PAYG, "gpt4o-paygo")}
+
+
+class FakeTokens:
+    """A TokenProvider handing out numbered tokens; `invalidate` records what was refused."""
+
+    def __init__(self):
+        self.count, self.refused = 0, []
+
+    async def token(self, scope: str) -> str:
+        return f"tok-{self.count}@{scope}"
+
+    def invalidate(self, scope: str, value: str) -> None:
+        self.refused.append(value)
+        self.count += 1
+
+
+@pytest.fixture
+async def gateway(backend):
+    tokens = FakeTokens()
+
+    async def _install(**environ: str):
+        env = {"GATEWAY_BACKENDS": json.dumps(BACKENDS), "MODEL_ROUTES": json.dumps(POOL),
+               **environ}
+        upstream = HttpxUpstream(httpx.MockTransport(backend))
+        app_module.gateway.install(await build_gateway(load_settings(env), upstream=upstream,
+                                                       tokens=tokens))
+        return tokens
+
+    yield _install
+    await app_module.gateway.aclose()
+
+
+def chat(**headers: str):
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
+                       "max_tokens": 4}).encode()
+    return proxy(make_request("POST", "/v1/chat/completions", body, {**JSON, **headers}))
+
+
+def answer(status: int = 200, **headers: str) -> httpx.Response:
+    usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+    body = {"choices": [{"message": {"content": "x"}}], "usage": usage} if status == 200 else \
+        {"error": {"code": str(status), "message": "no"}}
+    return httpx.Response(status, json=body, headers=headers)
+
+
+def host(request: httpx.Request) -> str:
+    return f"{request.url.host}:{request.url.port}"
+
+
+async def test_a_request_reaches_the_deployment_with_a_token_and_no_client_key(gateway, backend):
+    await gateway()
+    backend.respond = lambda request: answer()
+    response = await chat(authorization="Bearer sk-client", **{"api-key": "client-key"})
+    assert response.status_code == 200
+    sent = backend.seen[0]
+    assert host(sent) == PTU
+    assert sent.url.path == "/openai/deployments/gpt4o-ptu/chat/completions"
+    assert sent.url.params["api-version"] == "2024-10-21"
+    assert sent.headers["authorization"].startswith("Bearer tok-0@https://cognitiveservices")
+    assert "api-key" not in sent.headers and "sk-client" not in str(sent.headers)
+
+
+async def test_a_401_drops_the_token_and_is_sent_once_more_with_a_new_one(gateway, backend):
+    tokens = await gateway()
+    replies = [answer(401), answer()]
+    backend.respond = lambda request: replies.pop(0)
+    response = await chat()
+    assert response.status_code == 200
+    assert [r.headers["authorization"][:12] for r in backend.seen] == \
+        ["Bearer tok-0", "Bearer tok-1"]
+    assert tokens.refused == [backend.seen[0].headers["authorization"][7:]]
+
+
+async def test_a_second_401_is_given_to_the_client_without_a_third_attempt(gateway, backend):
+    await gateway(MODEL_ROUTES=json.dumps({"gpt-4o": "ptu"}))
+    backend.respond = lambda request: answer(401)
+    response = await chat()
+    assert response.status_code == 401 and len(backend.seen) == 2
+
+
+async def test_a_429_spills_to_priority_1_at_once_and_the_member_waits_its_time(gateway, backend):
+    await gateway()
+    ptu_calls = []
+
+    def respond(request):
+        if host(request) == PTU:
+            ptu_calls.append(request)
+            return answer(429, **{"retry-after-ms": "30000", "retry-after": "30"})
+        return answer()
+
+    backend.respond = respond
+    served = [(await chat()).headers["x-gateway-backend"] for _ in range(5)]
+    assert served == ["payg"] * 5
+    assert len(ptu_calls) == 1  # the cool-down held it out for the next four
+    assert backend.seen[1].url.path == "/openai/deployments/gpt4o-paygo/chat/completions"
+
+
+async def test_every_member_out_gives_429_with_the_shortest_wait(gateway, backend):
+    await gateway()
+    waits = {PTU: "4000", PAYG: "9000"}
+    backend.respond = lambda request: answer(429, **{"retry-after-ms": waits[host(request)]})
+    first = await chat()
+    assert first.status_code == 429  # the pool's last answer, with the pool's shortest wait
+    assert 3000 < int(first.headers["retry-after-ms"]) <= 4000
+    seen = len(backend.seen)
+    second = await chat()
+    assert second.status_code == 429 and len(backend.seen) == seen  # nobody was asked
+    assert (await read_json(second))["error"]["code"] == "rate_limit_exceeded"
+    assert second.headers["retry-after"] == "4"
+
+
+async def test_a_content_filter_400_passes_through_and_is_not_retried(gateway, backend):
+    await gateway()
+    body = {"error": {"code": "content_filter", "message": "filtered",
+                      "innererror": {"code": "ResponsibleAIPolicyViolation"}}}
+    backend.respond = lambda request: httpx.Response(400, json=body)
+    response = await chat()
+    assert response.status_code == 400 and len(backend.seen) == 1
+    assert (await read_json(response))["error"]["code"] == "content_filter"
