@@ -23,6 +23,7 @@ from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
 from .adapters.limitstore_table import open_limit_storage
 from .adapters.otel_exporters import Exporters
+from .aoai.inbound import azure_paths_stage, deployment_model_stage
 from .aoai.tokens import TokenProvider
 from .cache.tier import CacheTier
 from .cache_wiring import build_cache_stage
@@ -117,6 +118,7 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
     if telemetry is not None:
         stages.append(telemetry_stage(telemetry))
     stages += [errors_stage, forwarded_stage(settings.trusted_proxies),
+               azure_paths_stage,  # Azure-style client paths become their OpenAI twins
                routing_stage(settings.route_table)]
     # Gateway API keys (GATEWAY_AUTH): before rate limiting, so the key's tenant is the client.
     stages += tenancy.stages()
@@ -127,6 +129,7 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
         limiter, overrides = await _limiter(settings, parts, given)
         stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for)))
     stages.append(body_stage(settings.max_body_bytes))
+    stages.append(deployment_model_stage)
     stages.append(_openai(settings, parts, limiter, given.clock, tenancy))
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.
