@@ -47,7 +47,7 @@ def build_router(settings: Settings, parts: Parts, upstream: Upstream,
                     lambda: RetryBudget(settings.retry_budget_ratio,
                                         settings.retry_budget_min_per_s,
                                         settings.retry_budget_window_s),
-                    outbound=Outbound(_tokens(settings, parts, tokens)))
+                    outbound=Outbound(_tokens(settings, parts, tokens), settings.backend_specs))
     pools = {r.path: r.plan for r in settings.route_table.routes if r.kind == PROXY}
     models = settings.model_table
     pools.update({f"model:{name}": models.plan(name) for name in models.names()})

@@ -8,9 +8,11 @@ Authorization, the client's path and query.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..http.headers import Headers
+from ..routing.backends import BackendSpec
 from ..routing.pools import Member
 from ..stages.target_request import headers_for
 from .tokens import TokenProvider, TokenUnavailable
@@ -27,12 +29,15 @@ class Outgoing:
 
 
 class Outbound:
-    def __init__(self, tokens: TokenProvider | None = None):
+    def __init__(self, tokens: TokenProvider | None = None,
+                 specs: Mapping[str, BackendSpec] | None = None):
         self.tokens = tokens
+        # By name, for members built without their spec (GATEWAY_ROUTES pools).
+        self.specs = specs or {}
 
     async def prepare(self, member: Member, path: str, query: str, headers: Headers,
                       body: bytes, model: str) -> Outgoing:
-        spec = member.backend
+        spec = member.backend or self.specs.get(member.name)
         if spec is None:
             return Outgoing(path, query, headers_for(member, headers), body)
         token = None
@@ -41,14 +46,15 @@ class Outbound:
                 raise TokenUnavailable()
             token = await self.tokens.token(spec.scope)
         sent = with_credentials(spec, headers, token)
-        if spec.azure:
+        if spec.azure and path.startswith("/v1/"):  # an OpenAI endpoint (a proxy route: as is)
             path, query = azure_path(spec, path, model)
             body = azure_body(spec, body, model)
         return Outgoing(path, query, sent, body, token)
 
     def refused(self, member: Member, token: str) -> bool:
         """A 401 answered `token`: drop it; True when a retry with a new token makes sense."""
-        if self.tokens is None or member.backend is None:
+        spec = member.backend or self.specs.get(member.name)
+        if self.tokens is None or spec is None:
             return False
-        self.tokens.invalidate(member.backend.scope, token)
+        self.tokens.invalidate(spec.scope, token)
         return True

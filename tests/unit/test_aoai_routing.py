@@ -144,3 +144,26 @@ async def test_a_content_filter_400_passes_through_and_is_not_retried(gateway, b
     response = await chat()
     assert response.status_code == 400 and len(backend.seen) == 1
     assert (await read_json(response))["error"]["code"] == "content_filter"
+
+
+async def test_a_proxy_route_to_a_backend_with_credentials_sends_them_not_the_clients(
+        gateway, backend):
+    routes = [{"path": "/aoai/*", "methods": ["GET"], "backend": "ptu", "upstream_path": "/x"}]
+    await gateway(GATEWAY_ROUTES=json.dumps(routes))
+    backend.respond = lambda request: httpx.Response(200, json={})
+    response = await proxy(make_request("GET", "/aoai/y", headers={"api-key": "client-key"}))
+    assert response.status_code == 200
+    sent = backend.seen[0]
+    assert sent.url.path == "/x/y" and "api-key" not in sent.headers
+    assert sent.headers["authorization"].startswith("Bearer tok-0")
+
+
+async def test_the_backends_lower_remaining_count_reaches_the_client(gateway, backend):
+    await gateway()
+    backend.respond = lambda request: answer(**{"x-ratelimit-remaining-requests": "3",
+                                                "x-ratelimit-remaining-tokens": "99999999"})
+    response = await chat()
+    assert response.headers["x-ratelimit-remaining-requests"] == "3"  # Azure's, the tighter
+    assert "x-ratelimit-limit-requests" not in response.headers
+    assert int(response.headers["x-ratelimit-remaining-tokens"]) < 99999999  # the gateway's
+    assert response.headers["x-ratelimit-limit-tokens"]
