@@ -61,3 +61,10 @@ async def test_the_v1_surface_and_an_unknown_deployment(install, backend):
                                        CHAT, JSON, query="api-version=2024-10-21"))
     assert missing.status_code == 404
     assert (await read_json(missing))["error"]["code"] == "model_not_found"
+
+
+async def test_the_azure_model_list_is_the_gateways(install, backend):
+    await install(MODEL_ROUTES=json.dumps({"gpt4o": "http://127.0.0.1:8001"}))
+    response = await proxy(make_request("GET", "/openai/models", query="api-version=2024-10-21"))
+    assert [m["id"] for m in (await read_json(response))["data"]] == ["gpt4o"]
+    assert backend.seen == []
