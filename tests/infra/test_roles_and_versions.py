@@ -21,6 +21,8 @@ BUILT_IN_ROLES = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     # The backends' identity pulls their images from the template's registry.
     "7f951dda-4ed3-4680-a7ca-43fe172d538d": "AcrPull",
+    # The gateway's identity calls the optional Azure OpenAI account (modules/openai.bicep).
+    "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd": "Cognitive Services OpenAI User",
 }
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments@"
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
