@@ -8,6 +8,7 @@ Authorization, the client's path and query.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -36,7 +37,9 @@ class Outbound:
         self.specs = specs or {}
 
     async def prepare(self, member: Member, path: str, query: str, headers: Headers,
-                      body: bytes, model: str) -> Outgoing:
+                      body: bytes, model: str, timeout_s: float = 30.0) -> Outgoing:
+        """The attempt's request; a token not obtained within `timeout_s` (the request's time
+        left) is TokenUnavailable."""
         spec = member.backend or self.specs.get(member.name)
         if spec is None:
             return Outgoing(path, query, headers_for(member, headers), body)
@@ -44,7 +47,11 @@ class Outbound:
         if spec.auth == "entra":
             if self.tokens is None:
                 raise TokenUnavailable()
-            token = await self.tokens.token(spec.scope)
+            try:
+                async with asyncio.timeout(max(0.001, timeout_s)):
+                    token = await self.tokens.token(spec.scope)
+            except TimeoutError:
+                raise TokenUnavailable() from None
         sent = with_credentials(spec, headers, token)
         if spec.azure and path.startswith("/v1/"):  # an OpenAI endpoint (a proxy route: as is)
             path, query = azure_path(spec, path, model)

@@ -281,7 +281,7 @@ class _Exchange:
         for fresh_token in (False, True):
             prepared = await router.outbound.prepare(
                 member, upstream_path(self.match, target), self.query, self.headers,
-                body_for(target, self.request.content), self._model(target))
+                body_for(target, self.request.content), self._model(target), self._time_left())
             outgoing = UpstreamRequest(
                 self.request.method, upstream_url(member.url, prepared.path, prepared.query),
                 prepared.headers, prepared.body, min(router.connect_timeout_s, left), left)

@@ -167,3 +167,29 @@ async def test_the_backends_lower_remaining_count_reaches_the_client(gateway, ba
     assert "x-ratelimit-limit-requests" not in response.headers
     assert int(response.headers["x-ratelimit-remaining-tokens"]) < 99999999  # the gateway's
     assert response.headers["x-ratelimit-limit-tokens"]
+
+
+async def test_a_token_that_never_comes_is_a_502_within_the_deadline(backend):
+    import asyncio
+
+    class Stuck:
+        async def token(self, scope):
+            await asyncio.sleep(3600)
+
+        def invalidate(self, scope, value):
+            pass
+
+    models = json.dumps({"gpt-4o": "ptu"})
+    routes = json.dumps([{"path": "/v1/chat/completions", "methods": ["POST"],
+                          "kind": "openai.chat", "json_body": True, "timeout_s": 0.3}])
+    env = {"GATEWAY_BACKENDS": json.dumps(BACKENDS), "MODEL_ROUTES": models,
+           "GATEWAY_ROUTES": routes}
+    upstream = HttpxUpstream(httpx.MockTransport(backend))
+    app_module.gateway.install(await build_gateway(load_settings(env), upstream=upstream,
+                                                   tokens=Stuck()))
+    try:
+        response = await chat()
+        assert response.status_code == 502 and backend.seen == []
+        assert (await read_json(response))["error"]["code"] == "backend_auth_unavailable"
+    finally:
+        await app_module.gateway.aclose()
