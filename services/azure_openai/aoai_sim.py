@@ -15,6 +15,7 @@ token counts, same TTFT_MS/TOKEN_MS pacing):
 - a prompt containing SIM_FILTER_WORD is refused: 400 code content_filter (not retried);
 - POST /_sim/throttle {"deployment", "seconds"}: the deployment answers 429 with retry-after-ms
   (the time left) and retry-after until then, like an exhausted provisioned deployment;
+- POST /_sim/revoke: every token issued so far is refused (401) from now on;
 - GET /_sim/requests: what arrived (deployment, time, auth kind, token iat/exp, status, and
   whether any client credential header other than the accepted one was present).
 
@@ -47,7 +48,7 @@ AUDIENCE = "https://cognitiveservices.azure.com"
 _PATH = re.compile(r"^/openai/(?:deployments/([A-Za-z0-9._-]+)|v1)/"
                    r"(chat/completions|completions|embeddings)$")
 CREDENTIAL_HEADERS = (b"authorization", b"api-key", b"x-api-key")
-STATE: dict[str, Any] = {"throttled": {}, "requests": [], "prompts": set()}
+STATE: dict[str, Any] = {"throttled": {}, "requests": [], "prompts": set(), "revoked": 0.0}
 
 
 def deployments() -> set[str]:
@@ -74,8 +75,10 @@ def authenticate(headers: dict[bytes, bytes], record: dict) -> JSONResponse | No
         if checked.claims:
             record.update(iat=checked.claims["iat"], exp=checked.claims["exp"],
                           oid=checked.claims["oid"])
-        if checked.ok:
+        if checked.ok and checked.claims["iat"] >= STATE["revoked"]:
             return None
+        if checked.ok:
+            return azure_error(401, "401", "Unauthorized. Token revoked.")
         return azure_error(401, "401", f"Unauthorized. {checked.reason}.")
     record["auth"] = "none"
     return azure_error(401, "401", "Access denied due to missing subscription key or token.")
@@ -168,6 +171,12 @@ async def throttle(request: Request) -> JSONResponse:
     return JSONResponse({"until": STATE["throttled"][spec["deployment"]]})
 
 
+async def revoke(request: Request) -> JSONResponse:
+    """Every token issued until now is refused from now on (a key rotation, a revoked grant)."""
+    STATE["revoked"] = time.time()
+    return JSONResponse({"revoked_before": STATE["revoked"]})
+
+
 async def requests_seen(request: Request) -> JSONResponse:
     return JSONResponse(STATE["requests"])
 
@@ -179,6 +188,7 @@ async def healthz(request: Request) -> JSONResponse:
 control = Starlette(routes=[
     Route("/healthz", healthz), Route("/msi/token", msi_token),
     Route("/_sim/throttle", throttle, methods=["POST"]), Route("/_sim/requests", requests_seen),
+    Route("/_sim/revoke", revoke, methods=["POST"]),
 ])
 
 

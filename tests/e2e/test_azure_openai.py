@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import openai
 import pytest
 
@@ -118,8 +119,6 @@ def test_a_content_filter_refusal_passes_through_and_is_not_retried(gateway, azu
 
 
 def test_an_azure_path_without_api_version_is_refused_before_any_backend(gateway, azure_sim):
-    import httpx
-
     start = len(seen(azure_sim))
     answer = httpx.post(f"{gateway.url}/openai/deployments/{MODEL}/chat/completions",
                         json={"messages": MESSAGES}, timeout=10)
@@ -127,3 +126,17 @@ def test_an_azure_path_without_api_version_is_refused_before_any_backend(gateway
     assert answer.json()["error"]["code"] == "missing_api_version"
     assert answer.json()["error"]["request_id"]
     assert since(azure_sim, start) == []
+
+
+def test_a_revoked_token_is_replaced_after_one_401_without_the_client_seeing_it(
+        gateway, azure_sim):
+    client = azure_client(gateway)
+    client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2)
+    start = len(seen(azure_sim))
+    httpx.post(f"{azure_sim.url}/_sim/revoke", timeout=5)
+    answer = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2)
+    assert answer.choices[0].message.content
+    refused, accepted = since(azure_sim, start)
+    assert refused["status"] == 401 and accepted["status"] == 200
+    assert accepted["iat"] > refused["iat"]  # a new token, from azure-identity's endpoint
+    assert_gateway_credentials_only([accepted])
