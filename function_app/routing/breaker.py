@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..settings.configs import from_setting
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+HELD = "429"  # SharedState.cause of an open state that waits out a backend's Retry-After
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class SharedState:
     state: str
     since: float
     until: float = 0.0
+    cause: str = ""  # "429": held open for a backend's Retry-After, not for failures
 
 
 class Breaker:
@@ -93,13 +95,15 @@ class Breaker:
         if self.state.state == OPEN and self.state.until >= until:
             return None
         self._probe_at = None
-        self.state = SharedState(OPEN, now, until)
+        self.state = SharedState(OPEN, now, until, HELD)
         self._reset()
         return self.state
 
     def cooling(self, now: float) -> float:
-        """Seconds until an open breaker lets a probe through (0 when it is not open)."""
-        return max(0.0, self.state.until - now) if self.state.state == OPEN else 0.0
+        """Seconds until a breaker held open by a 429 lets a probe through (else 0)."""
+        if self.state.state != OPEN or self.state.cause != HELD:
+            return 0.0
+        return max(0.0, self.state.until - now)
 
     def adopt(self, shared: SharedState) -> bool:
         """Take `shared` if it is newer than our state; True when it changed ours."""

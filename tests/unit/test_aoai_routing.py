@@ -193,3 +193,13 @@ async def test_a_token_that_never_comes_is_a_502_within_the_deadline(backend):
         assert (await read_json(response))["error"]["code"] == "backend_auth_unavailable"
     finally:
         await app_module.gateway.aclose()
+
+
+async def test_a_pool_whose_breakers_opened_on_failures_is_a_503_not_a_429(gateway, backend):
+    await gateway(BREAKER_FAILURES="1", BREAKER_OPEN_S="60")
+    backend.respond = lambda request: answer(503)
+    assert (await chat()).status_code == 503  # both members failed: both breakers open
+    assert len(backend.seen) == 2
+    response = await chat()
+    assert response.status_code == 503
+    assert (await read_json(response))["error"]["code"] == "no_healthy_backend"
