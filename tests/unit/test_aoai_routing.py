@@ -203,3 +203,22 @@ async def test_a_pool_whose_breakers_opened_on_failures_is_a_503_not_a_429(gatew
     response = await chat()
     assert response.status_code == 503
     assert (await read_json(response))["error"]["code"] == "no_healthy_backend"
+
+
+async def test_the_token_goes_only_to_entra_members_and_a_key_only_to_its_own(gateway, backend):
+    plain, keyed = "127.0.0.1:9103", "127.0.0.1:9104"
+    backends = {**BACKENDS, "plain": f"http://{plain}",
+                "keyed": {"url": f"http://{keyed}", "api": "azure", "auth": "key",
+                          "key_setting": "AOAI_KEY", "api_version": "v1"}}
+    pool = {"gpt-4o": {"backends": [{"backend": "ptu", "priority": 0},
+                                    {"backend": "plain", "priority": 1},
+                                    {"backend": "keyed", "priority": 2}]}}
+    await gateway(GATEWAY_BACKENDS=json.dumps(backends), MODEL_ROUTES=json.dumps(pool),
+                  RETRY_MAX_ATTEMPTS="3", AOAI_KEY="k-azure")
+    backend.respond = lambda request: answer(429, **{"retry-after-ms": "5000"})
+    await chat(authorization="Bearer sk-client")
+    to_ptu, to_plain, to_keyed = backend.seen
+    assert to_ptu.headers["authorization"].startswith("Bearer tok-")
+    assert to_plain.headers["authorization"] == "Bearer sk-client"  # as before: no token
+    assert to_keyed.headers["api-key"] == "k-azure" and "authorization" not in to_keyed.headers
+    assert to_keyed.url.path == "/openai/v1/chat/completions"
