@@ -13,6 +13,12 @@ never charges twice. The loop, in short (the decisions are function_app/routing/
   target while the retry budget allows, for idempotent methods, for a POST the backend cannot
   have processed, or on a route marked idempotent; otherwise the next target is tried when the
   failure is one it takes (fallback_on);
+- a 429 from a member of a pool with somewhere else to go holds that member out for its
+  retry-after-ms / Retry-After on every instance (its breaker, shared), and the retry goes at
+  once to the next member; with every member held out the answer is 429 with the shortest wait;
+- members given as objects (Azure OpenAI, keys, Entra tokens) get their own path, query and
+  credentials from `Router.outbound` (aoai/outbound.py); a 401 to an Entra token is sent once
+  more with a new token;
 - nothing is retried once the answer's headers are accepted: the first byte is on its way.
 
 `send_attempt` is the one exchange with one member (the place for a client span per attempt);
