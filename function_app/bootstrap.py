@@ -157,8 +157,11 @@ def _upstreams(settings: Settings, given: Upstream | None, parts: Parts
 
 
 def _health(settings: Settings, probes: Upstream, parts: Parts, clock: Clock) -> HealthReport:
+    # Azure OpenAI resources have no health endpoint: their breakers judge them (routing section).
+    probed = {name: url for name, url in settings.backends.items()
+              if not getattr(settings.backend_specs.get(name), "azure", False)}
     report = HealthReport(
-        service=settings.service_name, version=VERSION, backends=settings.backends,
+        service=settings.service_name, version=VERSION, backends=probed,
         upstream=probes, probe_timeout_s=settings.health_probe_timeout_s,
         cache_s=settings.health_cache_s, clock=clock)
     report.sections.update(parts.health_sections)

@@ -222,3 +222,13 @@ async def test_the_token_goes_only_to_entra_members_and_a_key_only_to_its_own(ga
     assert to_plain.headers["authorization"] == "Bearer sk-client"  # as before: no token
     assert to_keyed.headers["api-key"] == "k-azure" and "authorization" not in to_keyed.headers
     assert to_keyed.url.path == "/openai/v1/chat/completions"
+
+
+async def test_healthz_does_not_probe_azure_resources(gateway, backend):
+    from function_app.app import healthz
+
+    await gateway()
+    backend.respond = lambda request: httpx.Response(200, json={"ok": True})
+    report = await read_json(await healthz(make_request("GET", "/healthz")))
+    assert set(report["backends"]) == {"python", "node"}
+    assert all(host(r) not in (PTU, PAYG) for r in backend.seen)
