@@ -90,3 +90,15 @@ def test_no_client_credential_reaches_a_backend_with_its_own():
     assert openai_style.get("authorization") == "Bearer k2"
     assert openai_style.get("api-key") is None
     assert entra.get("content-type") == "application/json"
+
+
+def test_the_documented_settings_example_loads():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs/AZURE_OPENAI.md").read_text(encoding="utf-8")
+    values = json.loads(re.search(r"```json\n(.*?)```", doc, re.S).group(1))
+    loaded = load_settings({k: v for k, v in values.items() if k != "AZURE_CLIENT_ID"})
+    members = loaded.model_table.plan("gpt-4o").targets[0].members
+    assert [(m.name, m.priority, m.backend.auth) for m in members] == [
+        ("aoai-ptu", 0, "entra"), ("aoai-paygo", 1, "entra")]
