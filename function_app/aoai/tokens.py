@@ -28,6 +28,7 @@ from ..core.errors import UpstreamError
 
 log = logging.getLogger(__name__)
 MIN_MARGIN_S, MAX_MARGIN_S, RETRY_S = 1.0, 300.0, 1.0
+REFUSED_KEPT = 64  # refused tokens remembered (a backend refusing every token cannot grow it)
 
 
 class TokenUnavailable(UpstreamError, code="backend_auth_unavailable",
@@ -71,7 +72,7 @@ class CachedTokens:
         self._source, self._clock = source, clock
         self._held: dict[tuple[str, str], _Held] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._refused: set[str] = set()
+        self._refused: dict[str, None] = {}  # insertion-ordered: the oldest goes first
         self.counters = dict.fromkeys(("fetches", "renewals", "failures", "invalidated"), 0)
 
     async def token(self, scope: str) -> str:
@@ -98,7 +99,9 @@ class CachedTokens:
 
     def invalidate(self, scope: str, value: str) -> None:
         """A backend refused `value`: never send it again."""
-        self._refused.add(value)
+        self._refused[value] = None
+        while len(self._refused) > REFUSED_KEPT:
+            del self._refused[next(iter(self._refused))]
         key = (self._source.key, scope)
         held = self._held.get(key)
         if held is not None and held.token.value == value:

@@ -99,3 +99,12 @@ async def test_the_refresh_follows_the_credentials_refresh_on(clock):
     clock.set(clock.now() + 2)
     await tokens.token(SCOPE)
     assert len(source.issued) == 2
+
+
+async def test_refused_tokens_are_remembered_within_a_bound(clock):
+    from function_app.aoai.tokens import REFUSED_KEPT
+
+    tokens = CachedTokens(FakeSource(clock), clock)
+    for _ in range(REFUSED_KEPT * 3):
+        tokens.invalidate(SCOPE, await tokens.token(SCOPE))
+    assert len(tokens._refused) == REFUSED_KEPT
