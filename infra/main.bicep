@@ -119,6 +119,9 @@ param backendMaxReplicas int = 10
 @description('Deploy Azure Managed Redis (Entra ID auth) as the shared response-cache tier; off uses blob storage.')
 param deployRedis bool = false
 
+@description('Deploy an Azure OpenAI account with one deployment (key auth off, the gateway identity as Cognitive Services OpenAI User) and route its model to it; docs/AZURE_OPENAI.md.')
+param deployOpenAI bool = false
+
 @description('Gateway settings to change, e.g. {"UPSTREAM_TIMEOUT_S": "60"}; merged over the defaults below. Secure, so a value given here stays out of the deployment history; still, put upstream keys in modelApiKeys.')
 @secure()
 param gatewaySettings object = {}
@@ -229,6 +232,17 @@ var gatewayWiredSettings = {
   CACHE_REDIS_ENTRA: deployRedis ? 'true' : 'false'
   CACHE_BLOB_ENDPOINT: storage.outputs.blobEndpoint
   GATEWAY_KEYS_TABLE: gatewayKeysTableName
+  // Azure OpenAI when deployed (deployOpenAI): its deployment, reached with the managed identity.
+  GATEWAY_BACKENDS: deployOpenAI ? string({
+    aoai: {
+      url: openAi.outputs.endpoint
+      api: 'azure'
+      auth: 'entra'
+      api_version: '2024-10-21'
+      deployment: openAi.outputs.deploymentName
+    }
+  }) : ''
+  MODEL_ROUTES: deployOpenAI ? string({ '${openAi.outputs.deploymentName}': 'aoai' }) : ''
 }
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -418,6 +432,17 @@ module redis 'modules/redis.bicep' = if (deployRedis) {
   scope: rg
   params: {
     name: 'redis-${resourceToken}'
+    location: location
+    tags: tags
+    gatewayPrincipalId: gatewayIdentity.outputs.principalId
+  }
+}
+
+module openAi 'modules/openai.bicep' = if (deployOpenAI) {
+  name: 'openai'
+  scope: rg
+  params: {
+    name: 'oai-${resourceToken}'
     location: location
     tags: tags
     gatewayPrincipalId: gatewayIdentity.outputs.principalId

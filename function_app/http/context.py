@@ -4,6 +4,7 @@ A field is None (or its empty value) until the stage that sets it has run; a lat
 never an earlier one. The order of the stages is bootstrap.py's list; the setters, in that order:
 
     telemetry stage      attempt_observer
+    Azure paths stage    deployment             (Azure-style client paths, aoai/inbound.py)
     routing stage        match
     tenant auth stage    grant                  (only with GATEWAY_AUTH and a gateway key)
     identity stage       client_id
@@ -49,6 +50,7 @@ class RequestContext:
     completion_free: bool = False  # answered from the completion cache: only the prompt is billed
     cache_status: str | None = None  # "hit", "miss", "stale" or "bypass", for telemetry
     served_by: str = ""  # the backend (or model label) that answered
+    deployment: str | None = None  # an Azure-style path's deployment: the model (aoai/inbound)
 
     @property
     def routed(self) -> Match:

@@ -75,7 +75,9 @@ class Settings:
     node_service_url: str = setting("NODE_SERVICE_URL", "http://127.0.0.1:8002", http_url,
         "Base URL of the Node backend (backend name 'node').")
     extra_backends: Mapping[str, Any] = setting("GATEWAY_BACKENDS", "", json_of(dict),
-        'More backends as JSON {"name": "http://host:port"}; merged over python/node.')
+        'More backends as JSON {"name": "http://host:port"}; merged over python/node. A value '
+        'may be an object {"url", "api": "openai"|"azure", "auth": "none"|"key"|"entra", '
+        '"api_version", "deployment", "scope", "key_setting"} (docs/AZURE_OPENAI.md).')
     routes: Sequence[Any] = setting("GATEWAY_ROUTES", "", json_of(list),
         "Route table as a JSON list; empty means the seed's /infer/python and /infer/node.")
     connect_timeout_s: float = setting("UPSTREAM_CONNECT_TIMEOUT_S", "2", float_range(0.05, 60),
@@ -313,6 +315,8 @@ class Settings:
     breaker: BreakerConfig = field(hash=False)
     cache: CacheConfig = field(hash=False)
     limit_defaults: LimitDefaults = field(hash=False)
+    # GATEWAY_BACKENDS entries given as objects (routing/backends.py), by name.
+    backend_specs: Mapping[str, Any] = field(hash=False, default_factory=dict)
 
 
 SPECS: tuple[Spec, ...] = tuple(
