@@ -12,14 +12,11 @@ Run: `python services/mcp/server.py` (PORT, default 8003; HOST, default 127.0.0.
 from __future__ import annotations
 
 import os
-import sys
 
 import anyio
 import uvicorn
+from events import MemoryEventStore  # beside this file: it runs as a script
 from mcp.server.mcpserver import Context, MCPServer
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from events import MemoryEventStore  # noqa: E402  (run as a script, beside this file)
 
 MAX_STEPS, MAX_DELAY_MS, MAX_KB = 1000, 5000, 4096
 
