@@ -92,6 +92,7 @@ def mcp_stage(routes: McpRoutes) -> Stage:
 async def handle(routes: McpRoutes, request: GatewayRequest) -> GatewayResponse:
     server = _server(routes, request.path)
     call = request.context.mcp = McpCall(server.name, request.method)
+    request.context.served_by = f"mcp:{server.name}"  # telemetry's backend label
     try:
         grant, prefix = _grant(routes, request, server)
         upstream_sid = _session(routes, request, server, prefix)
