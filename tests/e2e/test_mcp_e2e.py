@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import httpx
 import httpx2
@@ -199,3 +200,48 @@ def test_an_ended_session_is_404_on_every_instance_and_another_key_cannot_use_it
     after = httpx.post(f"{first.url}/mcp/tools", json=ping, headers=_headers(key, session),
                        timeout=10)
     assert after.status_code == 404 and after.json()["id"] == 3
+
+
+def test_metrics_and_the_request_log_name_the_tool_but_never_its_arguments(
+        mcp_gateways, mcp_storage):
+    gateway = mcp_gateways[0]
+    key = admin_key(mcp_storage, "logged", "--mcp-tools", "tools:echo")
+    session = _start_session(gateway, key)
+    secret = "arg-5ecret-4d1f"
+    answer = httpx.post(f"{gateway.url}/mcp/tools", headers=_headers(
+        key, session, **{"x-request-id": "mcp-log-1"}), timeout=10, json={
+        "jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": secret}}})
+    assert secret in answer.text
+    text = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    assert ('gateway_mcp_requests_total{method="tools/call",outcome="ok",server="tools",'
+            'tool="echo"}') in text
+
+    def line():
+        for raw in gateway.log.read_text(errors="replace").splitlines():
+            if '"request_id":"mcp-log-1"' in raw:
+                return raw
+        return None
+
+    deadline = time.monotonic() + 10  # the line is written once the answer is out
+    while (found := line()) is None:
+        assert time.monotonic() < deadline, "no request log line"
+        time.sleep(0.05)
+    entry = json.loads(found[found.index("{"):])
+    assert (entry["mcp_server"], entry["mcp_method"], entry["mcp_tool"], entry["backend"]) == \
+        ("tools", "tools/call", "echo", "mcp:tools")
+    assert secret not in gateway.log.read_text(errors="replace")
+
+
+def test_an_answer_over_the_event_cap_is_a_json_rpc_error_not_a_flood(mcp_gateways, mcp_storage):
+    # The gateways take at most 64 KiB per answer or event (conftest_mcp); blob sends 256 KiB.
+    key = admin_key(mcp_storage, "bulky", "--mcp-tools", "tools:blob")
+    session = _start_session(mcp_gateways[1], key)
+    answer = httpx.post(f"{mcp_gateways[1].url}/mcp/tools", headers=_headers(key, session),
+                        timeout=20, json={"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                                          "params": {"name": "blob",
+                                                     "arguments": {"kilobytes": 256}}})
+    messages = [m for _, m in _events(answer.text.splitlines())]
+    assert len(answer.content) < 4096
+    assert messages[-1]["id"] == 5
+    assert messages[-1]["error"]["data"]["code"] == "mcp_upstream_invalid"
