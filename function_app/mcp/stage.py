@@ -22,6 +22,7 @@ from ..core.clock import Clock
 from ..core.errors import PayloadTooLarge
 from ..core.pipeline import Handler, Stage
 from ..core.upstream import Upstream, UpstreamRequest
+from ..http.forwarding import upstream_request_headers
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse, Unread
 from .access import OPEN, ToolGrant, allowed
@@ -178,8 +179,13 @@ async def _check_call(routes: McpRoutes, request: GatewayRequest, server: McpSer
 
 async def _exchange(routes: McpRoutes, request: GatewayRequest, server: McpServer,
                     upstream_sid: str | None, message: Message | None):
-    headers = Headers((name, value) for name, value in request.headers
-                      if name in CLIENT_HEADERS)
+    # Only the protocol's own headers pass (never the client's credentials or cookies), plus
+    # X-Forwarded-* (as the forwarded stage left them) and X-Request-ID, as on every route.
+    headers = upstream_request_headers(
+        Headers((n, v) for n, v in request.headers if n.startswith("x-forwarded-")),
+        client_host=request.client_host, scheme=request.scheme,
+        host=request.headers.get("host"), request_id=request.request_id)
+    headers.extend((n, v) for n, v in request.headers if n in CLIENT_HEADERS)
     if message is not None:
         headers.set("content-type", JSON)
         if headers.get("accept") is None:
