@@ -3,9 +3,9 @@
 The id a client sees is `g1.` + base64url(nonce | AES-256-GCM(JSON)), the JSON binding the
 server name, the upstream's Mcp-Session-Id, the gateway key's prefix (empty without a key) and an
 expiry. No instance keeps a table of sessions, so an instance that never saw the session can
-continue it, and nothing is lost when instances come and go. The server name and key prefix are
-also the AEAD's associated data's check: an id presented on another server or with another key is
-"not found", like a forged, altered, expired or ended one (the protocol's 404).
+continue it, and nothing is lost when instances come and go. An id presented on another server
+or with another key is "not found", like a forged, altered or expired one (the protocol's 404);
+a session the server has ended is its own 404, passed on as ours (stage.py).
 
 The key comes from MCP_SESSION_KEY (32 bytes, base64), the same on every instance.
 """

@@ -168,12 +168,14 @@ async def _check_call(routes: McpRoutes, request: GatewayRequest, server: McpSer
     limit = server.limit_for(tool)
     if limit is None or routes.limiter is None:
         return
-    scoped = [ScopedLimit("mcp_tool", f"{server.name}:{tool}|{request.context.client}", limit)]
+    key_grant = request.context.grant  # per key when there is one, else per client
+    caller = f"key:{key_grant.key.prefix}" if key_grant is not None else request.context.client
+    scoped = [ScopedLimit("mcp_tool", f"{server.name}:{tool}|{caller}", limit)]
     decision = await routes.limiter.acquire(scoped, 1)
     if not decision.allowed:
         headers = dict([*rate_limit_headers(decision), ("Retry-After", retry_after(decision))])
         raise McpRateLimited(f"The tool {tool} of {server.name} is limited to "
-                             f"{limit.rate:g} calls per second per client.",
+                             f"{limit.rate:g} calls per second per key.",
                              rpc_id=message.rpc_id, headers=headers)
 
 

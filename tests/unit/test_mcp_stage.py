@@ -123,7 +123,7 @@ async def test_a_per_tool_limit_refuses_with_retry_after_and_forwards_nothing():
     error = await refusal(routes(upstream, limiter=limiter), req)
     assert (error.code, error.status, error.headers["Retry-After"]) == \
         ("mcp_tool_rate_limited", 429, "7")
-    assert limiter.calls[0][0].key == "tools:shout|tenant:t" and upstream.requests == []
+    assert limiter.calls[0][0].key == "tools:shout|key:abcd2345" and upstream.requests == []
     rendered = mcp_error_response(error, "req-1")
     body = json.loads(rendered.body)
     assert (rendered.status, body["id"], body["error"]["data"]) == \
