@@ -19,7 +19,7 @@ from function_app.ratelimit.headers import rate_limit_headers, retry_after
 from function_app.ratelimit.limits import Decision, ScopedLimit
 
 from ..core.clock import Clock
-from ..core.errors import PayloadTooLarge
+from ..core.errors import GatewayError, PayloadTooLarge
 from ..core.pipeline import Handler, Stage
 from ..core.upstream import Upstream, UpstreamRequest
 from ..http.forwarding import upstream_request_headers
@@ -29,7 +29,6 @@ from .access import OPEN, ToolGrant, allowed
 from .config import McpServer
 from .credentials import Credentials
 from .errors import (
-    McpError,
     McpForbidden,
     McpMessageTooLarge,
     McpRateLimited,
@@ -104,7 +103,7 @@ async def handle(routes: McpRoutes, request: GatewayRequest) -> GatewayResponse:
         response = await _exchange(routes, request, server, upstream_sid, message)
         return await _answer(routes, request, server, grant, prefix, message, response,
                              upstream_sid)
-    except McpError as error:
+    except GatewayError as error:  # refusals, and the upstream's timeouts and failures
         call.outcome = error.code.removeprefix("mcp_")
         raise
 

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from function_app.adapters.upstream_memory import MemoryUpstream, Reply
+from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
+from function_app.core.errors import GatewayError
 from function_app.core.routes import parse_routes
 from function_app.http.headers import Headers
 from function_app.http.messages import GatewayRequest
@@ -202,3 +203,11 @@ async def test_a_notifications_202_passes_with_no_body_whatever_its_content_type
     note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
     answer = await handle(routes(upstream), request(note))
     assert (answer.status, await read(answer.body)) == (202, b"")
+
+
+async def test_an_unreachable_server_is_recorded_as_the_calls_outcome():
+    req = request(call("echo"))
+    with pytest.raises(GatewayError) as caught:
+        await handle(routes(MemoryUpstream(Fail("refused"))), req)
+    assert caught.value.status == 502
+    assert (req.context.mcp.tool, req.context.mcp.outcome) == ("echo", "upstream_unavailable")
