@@ -211,3 +211,16 @@ async def test_an_unreachable_server_is_recorded_as_the_calls_outcome():
         await handle(routes(MemoryUpstream(Fail("refused"))), req)
     assert caught.value.status == 502
     assert (req.context.mcp.tool, req.context.mcp.outcome) == ("echo", "upstream_unavailable")
+
+
+def test_errors_of_earlier_stages_on_an_mcp_route_are_json_rpc_errors_too():
+    from function_app.stages.errors import render
+    from function_app.tenants.errors import InvalidApiKey
+
+    req = request(call("echo"))
+    req.request_id = "rid-1"
+    answer = render(InvalidApiKey(), req)
+    body = json.loads(answer.body)
+    assert answer.status == 401 and body["jsonrpc"] == "2.0" and body["id"] is None
+    assert body["error"]["data"]["request_id"] == "rid-1"
+    assert body["error"]["data"]["code"] == InvalidApiKey.code
