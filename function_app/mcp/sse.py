@@ -40,24 +40,26 @@ class Event:
 class SseParser:
     def __init__(self, max_event_bytes: int):
         self._cap = max_event_bytes
-        self._buffer = b""
+        self._buffer = bytearray()  # line endings already made \n
+        self._held_cr = False  # the last chunk ended in \r: maybe half of a \r\n
 
     def feed(self, chunk: bytes) -> list[Event]:
-        """The events completed by `chunk`, in order."""
-        buffer = self._buffer + chunk
-        # One line ending for all three SSE allows; a \r at the very end may be half a \r\n.
-        hold = buffer.endswith(b"\r")
-        buffer = buffer[:-1] if hold else buffer
-        buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        """The events completed by `chunk`, in order. Only the new bytes are normalised and
+        searched, so a server sending one byte at a time costs time linear in what it sends."""
+        if self._held_cr:
+            chunk = b"\r" + chunk
+        self._held_cr = chunk.endswith(b"\r")
+        if self._held_cr:
+            chunk = chunk[:-1]
+        start = max(0, len(self._buffer) - 1)
+        self._buffer += chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         events = []
-        while True:
-            end = buffer.find(b"\n\n")
-            if end < 0:
-                break
-            raw, buffer = buffer[:end], buffer[end + 2:]
+        while (end := self._buffer.find(b"\n\n", start)) >= 0:
+            raw = bytes(self._buffer[:end])
+            del self._buffer[:end + 2]
+            start = 0
             if raw.strip(b"\n"):
                 events.append(_event(raw.lstrip(b"\n")))
-        self._buffer = buffer + (b"\r" if hold else b"")
         if len(self._buffer) > self._cap:
             raise EventTooLarge()
         return events
