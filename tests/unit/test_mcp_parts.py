@@ -197,3 +197,18 @@ async def test_the_cli_stores_checked_mcp_tools_and_refuses_bad_ones():
     again = MemoryKeyStore()
     assert await admin_main(bad, {}, out=out, store=again, now=lambda: NOW) == 2
     assert await again.list_keys() == []
+
+
+async def test_the_cli_updates_and_shows_a_keys_mcp_tools():
+    store, out = MemoryKeyStore(), io.StringIO()
+    create = ["keys", "create", "--tenant", "t", "--name", "n"]
+    assert await admin_main(create, {}, out=out, store=store, now=lambda: NOW) == 0
+    prefix = (await store.list_keys())[0].prefix
+    assert (await store.list_keys())[0].mcp_tools == ()  # no MCP server unless given
+    update = ["keys", "update", prefix, "--mcp-tools", "tools:add"]
+    assert await admin_main(update, {}, out=out, store=store, now=lambda: NOW) == 0
+    assert (await store.list_keys())[0].mcp_tools == ("tools:add",)
+    shown = io.StringIO()
+    assert await admin_main(["keys", "show", prefix], {}, out=shown, store=store,
+                            now=lambda: NOW) == 0
+    assert "mcp tools           tools:add" in shown.getvalue()
