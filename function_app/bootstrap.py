@@ -33,6 +33,7 @@ from .core.pipeline import Stage, compose
 from .core.upstream import Upstream
 from .gateway import Gateway, Parts
 from .health import HealthReport
+from .mcp_wiring import build_mcp_stage
 from .openai.ledger import TokenLedger
 from .openai.stage import openai_stage
 from .router_wiring import build_router
@@ -97,7 +98,7 @@ async def build_gateway(
     parts = Parts()
     upstream, probes = _upstreams(settings, given.upstream, parts)
     telemetry = build_telemetry(settings, parts, given.instance, given.exporters)
-    stages = await _stages(settings, parts, given, telemetry)
+    stages = await _stages(settings, parts, given, telemetry, upstream)
     router, health_checks = build_router(settings, parts, upstream, given.routing_store,
                                          given.tokens)
     return Gateway(settings, compose(stages, upstream_step(router)),
@@ -107,7 +108,7 @@ async def build_gateway(
 
 
 async def _stages(settings: Settings, parts: Parts, given: Given,
-                  telemetry: Telemetry | None) -> list[Stage]:
+                  telemetry: Telemetry | None, upstream: Upstream) -> list[Stage]:
     """The pipeline, in order: written once, here."""
     tenancy = open_tenancy(settings, given.clock, given.key_store)
     parts.closers.append(tenancy.close)
@@ -128,6 +129,8 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
     if settings.rate_limit_enabled:
         limiter, overrides = await _limiter(settings, parts, given)
         stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for)))
+    # MCP routes read their own body (JSON-RPC errors) and answer without the later stages.
+    stages.append(build_mcp_stage(settings, parts, given.clock, upstream, limiter))
     stages.append(body_stage(settings.max_body_bytes))
     stages.append(deployment_model_stage)
     stages.append(_openai(settings, parts, limiter, given.clock, tenancy))

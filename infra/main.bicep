@@ -200,6 +200,14 @@ var gatewaySettingDefaults = {
   GATEWAY_KEY_LOOKUPS_PER_S: '50'
   GATEWAY_USAGE_FLUSH_S: '60'
   MODEL_PRICES: ''
+  // MCP servers behind /mcp/{name} (#29, docs/MCP.md). MCP_SESSION_KEY: set it to a Key Vault
+  // reference holding 32 random bytes (base64), or sessions stay on the instance that began them.
+  MCP_SERVERS: ''
+  MCP_SESSION_KEY: ''
+  MCP_SESSION_TTL_S: '86400'
+  MCP_MAX_MESSAGE_BYTES: '1048576'
+  MCP_MAX_EVENT_BYTES: '4194304'
+  MCP_STREAM_TIMEOUT_S: '220'
   // Telemetry (#13); Application Insights settings are wired in modules/functionapp.bicep.
   TELEMETRY_ENABLED: 'true'
   TELEMETRY_TRACE_SAMPLE_RATIO: '0.1'

@@ -52,6 +52,8 @@ class TokenSource(Protocol):
 
     async def renew(self) -> None: ...
 
+    async def close(self) -> None: ...
+
 
 class TokenProvider(Protocol):
     """What the upstream step needs: a bearer token for a scope, and a way to drop one."""
@@ -96,6 +98,10 @@ class CachedTokens:
                 raise TokenUnavailable() from None
             self._held[key] = _Held(fresh, self._refresh_at(fresh, now))
             return fresh.value
+
+    async def close(self) -> None:
+        """Let go of the source's credential (its HTTP session)."""
+        await self._source.close()
 
     def invalidate(self, scope: str, value: str) -> None:
         """A backend refused `value`: never send it again."""

@@ -13,6 +13,7 @@ never an earlier one. The order of the stages is bootstrap.py's list; the setter
     OpenAI stage         bill, tokens_decision, plan
     cache stage          completion_free, cache_status
     upstream step        served_by
+    MCP stage            mcp                    (the /mcp/{server} routes)
 
 The errors stage reads whatever was set before the failure (match, the two decisions) to shape
 its answer, and the telemetry stage reads all of it once the answer is complete.
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # annotations only: http/ sits below every package it names here
     from ..core.attempts import Observer
     from ..core.routes import Match
+    from ..mcp.stage import McpCall
     from ..openai.bill import Bill
     from ..ratelimit.limits import Decision
     from ..routing.pools import Plan
@@ -51,6 +53,7 @@ class RequestContext:
     cache_status: str | None = None  # "hit", "miss", "stale" or "bypass", for telemetry
     served_by: str = ""  # the backend (or model label) that answered
     deployment: str | None = None  # an Azure-style path's deployment: the model (aoai/inbound)
+    mcp: McpCall | None = None  # MCP routes: server, method, tool, outcome (for telemetry)
 
     @property
     def routed(self) -> Match:

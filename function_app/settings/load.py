@@ -17,6 +17,7 @@ from function_app.ratelimit.scopes import LimitDefaults, defaults_from
 from ..cache.config import CacheConfig
 from ..core.model_routes import ModelTable, ModelTableError, parse_model_table
 from ..core.routes import RouteTable, parse_routes
+from ..mcp.config import parse_servers
 from ..routing.backends import BackendSpec, parse_backend
 from ..routing.breaker import BreakerConfig
 from .configs import read_into
@@ -43,7 +44,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
                     model_table=_model_table(values, backends, specs), backend_specs=specs,
                     limiter=read_into(LimiterConfig, values),
                     limit_defaults=_limit_defaults(values),
-                    breaker=read_into(BreakerConfig, values), cache=_cache_config(values))
+                    breaker=read_into(BreakerConfig, values), cache=_cache_config(values),
+                    mcp_table=_mcp_table(values, environ))
 
 
 def _backends(values: dict[str, Any], environ: Mapping[str, str]
@@ -92,3 +94,11 @@ def _cache_config(values: dict[str, Any]) -> CacheConfig:
     # Any API key header is a credential, whatever names the client for rate limits.
     credentials = {"authorization", "api-key", values["client_id_header"]}
     return read_into(CacheConfig, values, credential_headers=frozenset(credentials))
+
+
+def _mcp_table(values: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """MCP_SERVERS, each key read from the app setting its entry names (key_setting)."""
+    try:
+        return parse_servers(values["mcp_servers"], environ)
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"setting MCP_SERVERS is invalid: {exc}") from None

@@ -31,6 +31,7 @@ from .parsers import (
     http_url,
     int_range,
     json_of,
+    mcp_session_key,
     name_list,
     optional_http_url,
     redis_url,
@@ -307,6 +308,26 @@ class Settings:
         "Seconds between writes of one key's usage and last use from one instance.")
     model_prices: Mapping[str, Any] = setting("MODEL_PRICES", "", price_table,
         'Spend per model: JSON {"model": price per million tokens}; empty: no spend.')
+    # MCP servers behind /mcp/{server} (issue #29; docs/MCP.md).
+    mcp_servers: Mapping[str, Any] = setting("MCP_SERVERS", "", json_of(dict),
+        'MCP servers: JSON {"name": "http://host:port/mcp"} or {"name": {"url", "auth": '
+        '"none|key|entra", "key_setting", "header", "scope", "tool_limits": {"tool or *": '
+        '{"rps", "burst"}}}}; reached at /mcp/{name}.')
+    mcp_session_key: bytes | None = setting("MCP_SESSION_KEY", "", mcp_session_key,
+        "32 bytes, base64: seals the MCP session ids clients hold, so any instance can carry a "
+        "session on. The same on every instance; empty: a random key per process (sessions "
+        "then stay on one instance). A secret: in Azure use a Key Vault reference.", secret=True)
+    mcp_session_ttl_s: float = setting("MCP_SESSION_TTL_S", "86400", float_range(60, 2592000),
+        "Seconds an MCP session id stays valid after initialize; then 404 (start a new one).")
+    mcp_max_message_bytes: int = setting("MCP_MAX_MESSAGE_BYTES", "1048576",
+        int_range(1024, 104857600), "Largest JSON-RPC message a client may POST to an MCP route.")
+    mcp_max_event_bytes: int = setting("MCP_MAX_EVENT_BYTES", "4194304",
+        int_range(1024, 67108864),
+        "Largest JSON answer or single SSE event taken from an MCP server; a larger one ends "
+        "the stream with a JSON-RPC error.")
+    mcp_stream_timeout_s: float = setting("MCP_STREAM_TIMEOUT_S", "220", float_range(1, 225),
+        "Longest one MCP exchange or stream may last (under the platform's 230 s); a client "
+        "resumes a cut stream with Last-Event-ID.")
     # Parsed from several settings at once, by load_settings.
     backends: Mapping[str, str] = field(hash=False)  # python, node, then GATEWAY_BACKENDS
     route_table: RouteTable = field(hash=False, repr=False)
@@ -317,6 +338,7 @@ class Settings:
     limit_defaults: LimitDefaults = field(hash=False)
     # GATEWAY_BACKENDS entries given as objects (routing/backends.py), by name.
     backend_specs: Mapping[str, Any] = field(hash=False, default_factory=dict)
+    mcp_table: Mapping[str, Any] = field(hash=False, repr=False, default_factory=dict)
 
 
 SPECS: tuple[Spec, ...] = tuple(

@@ -39,6 +39,9 @@ class FakeSource:
         self.renewals += 1
         self.cached.clear()
 
+    async def close(self) -> None:
+        return None
+
 
 @pytest.fixture
 def clock():

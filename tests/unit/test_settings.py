@@ -61,7 +61,7 @@ def test_blank_values_fall_back_to_defaults():
 
 
 PARSED_FIELDS = {"backends", "route_table", "model_table", "limiter", "limit_defaults",
-                 "breaker", "cache", "backend_specs"}
+                 "breaker", "cache", "backend_specs", "mcp_table"}
 
 
 def test_every_spec_names_a_settings_field():
