@@ -38,6 +38,9 @@ class KeyRecord:
     tpm: float = 0.0
     daily_tokens: int = 0
     monthly_tokens: int = 0
+    # May read the operator endpoints (stats, metrics, cache counters, detailed health) when
+    # GATEWAY_AUTH is on; docs/SECURITY.md. Rows written before it existed read as False.
+    operator: bool = False
 
     def with_(self, **changes: Any) -> KeyRecord:
         return replace(self, **changes)
