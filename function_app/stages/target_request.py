@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote_plus
 
 from ..core.routes import Match
 from ..http.headers import Headers
@@ -23,14 +24,37 @@ def upstream_path(match: Match, target: Target) -> str:
     return target.path.rstrip("/") + rest
 
 
+# Where clients put credentials. A backend with a key of its own (MODEL_API_KEYS) is sent that
+# key and none of these: whatever the client sent was for the gateway, or for someone else.
+CLIENT_CREDENTIAL_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie",
+    "ocp-apim-subscription-key", "x-goog-api-key", "x-functions-key",
+})
+CLIENT_CREDENTIAL_PARAMS = frozenset({
+    "api-key", "api_key", "apikey", "key", "access_token", "token", "subscription-key",
+    "code", "sig",
+})
+
+
 def headers_for(member: Member, headers: Headers) -> Headers:
-    """`headers` with the member's own key in place of the client's Authorization."""
+    """`headers` as sent to `member`: for a member with its own key, every client credential
+    header removed and `Authorization: Bearer <its key>` set."""
     if not member.api_key:
         return headers
-    # The client's own credential is for the gateway; it must not reach this backend.
-    kept = headers.copy()
+    kept = headers.without(CLIENT_CREDENTIAL_HEADERS)
     kept.set("authorization", f"Bearer {member.api_key}")
     return kept
+
+
+def query_for(member: Member, query: str) -> str:
+    """`query` as sent to `member`: without credential parameters when it has its own key (the
+    names compared as a server reads them: percent-decoded, any case)."""
+    if not member.api_key or not query:
+        return query
+    kept = [part for part in query.split("&")
+            if unquote_plus(part.split("=", 1)[0], encoding="latin-1").strip().lower()
+            not in CLIENT_CREDENTIAL_PARAMS]
+    return "&".join(kept)
 
 
 def body_for(target: Target, body: bytes) -> bytes:

@@ -64,7 +64,7 @@ from .answer_body import (
     declared_length,
     with_release,
 )
-from .target_request import body_for, headers_for, upstream_path, upstream_url
+from .target_request import body_for, headers_for, query_for, upstream_path, upstream_url
 
 BACKEND_HEADER = "X-Gateway-Backend"
 CONTEXT_LENGTH_MARK = b"context_length_exceeded"
@@ -236,7 +236,8 @@ class _Exchange:
                 self.last = (self.last[0], None, self.last[2] or UpstreamError())
             outgoing = UpstreamRequest(
                 self.request.method,
-                upstream_url(member.url, upstream_path(self.match, target), self.query),
+                upstream_url(member.url, upstream_path(self.match, target),
+                             query_for(member, self.query)),
                 headers_for(member, self.headers), body_for(target, self.request.content),
                 min(router.connect_timeout_s, left), left)
             attempt_s = min(self.plan.attempt_timeout_s or left, left)
