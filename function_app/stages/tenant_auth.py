@@ -33,6 +33,8 @@ from ..tenants.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 REQUIRED, OPTIONAL = "required", "optional"
+OPERATOR_NEEDED = ("This endpoint needs a gateway API key with the operator scope: send it as "
+                   "'Authorization: Bearer <key>' or 'api-key: <key>'.")
 
 
 def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock: Clock,
@@ -94,3 +96,24 @@ async def _grant(cache: KeyCache, key: str) -> Grant:
         log.info("refused API key %s: unknown", display(prefix))
         raise InvalidApiKey(f"The API key {display(prefix)} is unknown.")
     return grant
+
+
+async def authorize_operator(mode: str, cache: KeyCache, clock: Clock,
+                             request: GatewayRequest) -> None:
+    """Whether `request` may read an operator endpoint under GATEWAY_AUTH=`mode` (optional or
+    required): only with a usable gateway key that has the operator scope (docs/SECURITY.md).
+    The function key is not enough: in Azure every tenant holds it. 401 without a usable key,
+    403 for a key without the scope; returns None when allowed."""
+    found = presented(request.headers, request.raw_path or request.path, request.query)
+    if found.problem is not None:
+        raise InvalidApiKey(found.problem)
+    if found.key is None:
+        raise InvalidApiKey(OPERATOR_NEEDED)
+    grant = await _grant(cache, found.key)
+    reason = refusal(grant.key, clock.now())
+    if reason is not None:
+        raise InvalidApiKey(f"The API key {display(grant.key.prefix)} is {reason}.")
+    if not grant.key.operator:
+        log.info("refused API key %s on an operator endpoint: no operator scope",
+                 display(grant.key.prefix))
+        raise Forbidden(f"The API key {display(grant.key.prefix)} has no operator scope.")
