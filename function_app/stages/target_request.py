@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 from ..core.routes import Match
 from ..http.headers import Headers
@@ -11,7 +13,32 @@ from ..routing.pools import Member, Target
 
 
 def upstream_url(base: str, path: str, query: str) -> str:
+    """`base` (a member's URL; its userinfo goes in a header instead, see `own_credential`)
+    plus path and query."""
+    if "@" in base:
+        base = _split_userinfo(base)[0]
     return base + path + (f"?{query}" if query else "")
+
+
+@functools.lru_cache(maxsize=256)
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """(url without userinfo, `Basic ...` from it or None). HTTP clients refuse a URL with
+    userinfo beside an Authorization header, so the gateway sends it as the header itself."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), basic
+
+
+def own_credential(member: Member) -> str | None:
+    """The Authorization value of a member that has credentials of its own: its MODEL_API_KEYS
+    key, else the `user:password@` of its URL; None for a member without."""
+    if member.api_key:
+        return f"Bearer {member.api_key}"
+    return _split_userinfo(member.url)[1] if "@" in member.url else None
 
 
 def upstream_path(match: Match, target: Target) -> str:
@@ -37,19 +64,20 @@ CLIENT_CREDENTIAL_PARAMS = frozenset({
 
 
 def headers_for(member: Member, headers: Headers) -> Headers:
-    """`headers` as sent to `member`: for a member with its own key, every client credential
-    header removed and `Authorization: Bearer <its key>` set."""
-    if not member.api_key:
+    """`headers` as sent to `member`: for a member with credentials of its own, every client
+    credential header removed and its own Authorization set."""
+    credential = own_credential(member)
+    if credential is None:
         return headers
     kept = headers.without(CLIENT_CREDENTIAL_HEADERS)
-    kept.set("authorization", f"Bearer {member.api_key}")
+    kept.set("authorization", credential)
     return kept
 
 
 def query_for(member: Member, query: str) -> str:
     """`query` as sent to `member`: without credential parameters when it has its own key (the
     names compared as a server reads them: percent-decoded, any case)."""
-    if not member.api_key or not query:
+    if not query or own_credential(member) is None:
         return query
     kept = [part for part in query.split("&")
             if unquote_plus(part.split("=", 1)[0], encoding="latin-1").strip().lower()

@@ -124,3 +124,17 @@ def test_presented_judges_places_not_values():
     assert presented([("api-key", key), ("api-key", other)]).problem == SEVERAL
     assert presented([("api-key", key)], query=f"k={other}").problem == MISPLACED
     assert presented([], "/p/" + key.replace("_", "%5f")).problem == MISPLACED
+
+
+async def test_a_backend_url_with_userinfo_is_its_own_credential(install, backend):
+    routes = {"gpu": "http://svc%40x:pa55w0rd@gpu.internal:8000/v1"}
+    await install(MODEL_ROUTES=json.dumps(routes))
+    backend.respond = answer
+    response = await proxy(make_request("POST", "/v1/chat/completions", chat("gpu"),
+                                        [JSON, ("authorization", "Bearer sk-client"),
+                                         ("x-api-key", "sk-c2")]))
+    assert response.status_code == 200, await read_json(response)
+    sent = backend.seen[-1]
+    assert sent.headers.get_list("authorization") == ["Basic c3ZjQHg6cGE1NXcwcmQ="]
+    assert "x-api-key" not in sent.headers
+    assert sent.url.host == "gpu.internal" and "pa55w0rd" not in str(sent.url)
