@@ -9,8 +9,10 @@ use it (`redact_urls` applies it to every URL inside a free text).
 
 from __future__ import annotations
 
+import base64
+import functools
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 # From a scheme to the next blank, double quote or angle bracket: a URL inside a message.
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"<>]*")
@@ -38,3 +40,19 @@ def redact_urls(text: str) -> str:
     if "://" not in text:
         return text
     return _URL_IN_TEXT.sub(lambda m: display_url(m.group(0)), text)
+
+
+@functools.lru_cache(maxsize=256)
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """(`url` without its userinfo, otherwise as written; `Basic ...` made from the userinfo,
+    or None). Not a display form: the URL keeps its query. HTTP clients refuse a URL with
+    userinfo beside an Authorization header, so the gateway sends the userinfo as the header."""
+    if "@" not in url:
+        return url, None
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), basic

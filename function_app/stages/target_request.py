@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import functools
 import json
-from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
+from ..core.redact import split_userinfo
 from ..core.routes import Match
 from ..http.headers import Headers
 from ..routing.pools import Member, Target
@@ -16,21 +15,8 @@ def upstream_url(base: str, path: str, query: str) -> str:
     """`base` (a member's URL; its userinfo goes in a header instead, see `own_credential`)
     plus path and query."""
     if "@" in base:
-        base = _split_userinfo(base)[0]
+        base = split_userinfo(base)[0]
     return base + path + (f"?{query}" if query else "")
-
-
-@functools.lru_cache(maxsize=256)
-def _split_userinfo(url: str) -> tuple[str, str | None]:
-    """(url without userinfo, `Basic ...` from it or None). HTTP clients refuse a URL with
-    userinfo beside an Authorization header, so the gateway sends it as the header itself."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, None
-    host = parts.netloc.rsplit("@", 1)[1]
-    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-    basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), basic
 
 
 def own_credential(member: Member) -> str | None:
@@ -38,7 +24,7 @@ def own_credential(member: Member) -> str | None:
     key, else the `user:password@` of its URL; None for a member without."""
     if member.api_key:
         return f"Bearer {member.api_key}"
-    return _split_userinfo(member.url)[1] if "@" in member.url else None
+    return split_userinfo(member.url)[1] if "@" in member.url else None
 
 
 def upstream_path(match: Match, target: Target) -> str:

@@ -88,6 +88,9 @@ async def test_userinfo_and_urls_never_shown(install, backend):
         assert "pa55w0rd" not in text and "svc-user" not in text, path
     _, metrics_text = await get("/metrics")
     assert 'backend="http://gpu.internal:8000/v1"' in metrics_text
+    attempts = [line for line in metrics_text.splitlines()
+                if line.startswith("gateway_upstream_attempts_total{")]
+    assert any("gpu.internal" in line for line in attempts), attempts
 
 
 @pytest.mark.parametrize("environ", [
