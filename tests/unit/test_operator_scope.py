@@ -102,3 +102,11 @@ def test_a_settings_error_never_shows_a_password(environ):
     with pytest.raises(SettingsError) as caught:
         load_settings(environ)
     assert "pa55w0rd" not in str(caught.value)
+
+
+def test_a_storage_error_message_loses_userinfo_and_query():
+    from function_app.core.store_errors import StoreRefused, StoreUnavailable
+
+    for kind in (StoreUnavailable, StoreRefused):
+        text = str(kind("GET https://acct:pw@acct.table.core.windows.net/t()?sig=SECRET failed"))
+        assert "SECRET" not in text and "pw@" not in text and "acct.table" in text
