@@ -60,8 +60,7 @@ class Tenancy:
         function key with GATEWAY_AUTH=none, an operator key otherwise (optional included:
         leaving one's tenant key out must not open other tenants' usage)."""
         if self.enabled:
-            await authorize_operator(self._settings.gateway_auth, self.cache, self._clock,
-                                     request)
+            await authorize_operator(self.cache, self._clock, request)
 
     def identity(self, inner: Any) -> Any:
         return TenantIdentity(inner) if self.enabled else inner

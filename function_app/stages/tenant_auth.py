@@ -47,22 +47,14 @@ def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock
         if not started:
             started = True
             on_first_request()
-        found = presented(request.headers, request.raw_path or request.path, request.query)
-        if found.problem is not None:
-            log.info("refused a request: %s", found.problem)
-            raise InvalidApiKey(found.problem)
-        if found.key is None:
+        judged = await _judged(cache, clock, request)
+        if judged is None:
             if mode == REQUIRED:
                 raise InvalidApiKey()
             return await call_next(request)  # optional: the usual identity applies
-        key = found.key
-        grant = await _grant(cache, key)
+        key, grant = judged
         prefix = grant.key.prefix
         request.headers = Headers((k, v) for k, v in request.headers if key not in v)
-        reason = refusal(grant.key, clock.now())
-        if reason is not None:
-            log.info("refused API key %s: %s", display(prefix), reason)
-            raise InvalidApiKey(f"The API key {display(prefix)} is {reason}.")
         route = request.context.routed.route.path
         if not route_allowed(grant.key, route):
             raise Forbidden(f"The API key {display(prefix)} may not use the route {route}.")
@@ -75,6 +67,25 @@ def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock
             current_grant.reset(token)
 
     return stage
+
+
+async def _judged(cache: KeyCache, clock: Clock, request: GatewayRequest
+                  ) -> tuple[str, Grant] | None:
+    """(key, grant) of the request's one usable gateway key; None when it presents no gateway
+    key at all; 401 for a misplaced or second key, or a malformed, unknown, revoked or expired
+    one (tenants/presented.py, tenants/access.py)."""
+    found = presented(request.headers, request.raw_path or request.path, request.query)
+    if found.problem is not None:
+        log.info("refused a request: %s", found.problem)
+        raise InvalidApiKey(found.problem)
+    if found.key is None:
+        return None
+    grant = await _grant(cache, found.key)
+    reason = refusal(grant.key, clock.now())
+    if reason is not None:
+        log.info("refused API key %s: %s", display(grant.key.prefix), reason)
+        raise InvalidApiKey(f"The API key {display(grant.key.prefix)} is {reason}.")
+    return found.key, grant
 
 
 async def _grant(cache: KeyCache, key: str) -> Grant:
@@ -98,21 +109,15 @@ async def _grant(cache: KeyCache, key: str) -> Grant:
     return grant
 
 
-async def authorize_operator(mode: str, cache: KeyCache, clock: Clock,
-                             request: GatewayRequest) -> None:
-    """Whether `request` may read an operator endpoint under GATEWAY_AUTH=`mode` (optional or
+async def authorize_operator(cache: KeyCache, clock: Clock, request: GatewayRequest) -> None:
+    """Whether `request` may read an operator endpoint with GATEWAY_AUTH on (optional as much as
     required): only with a usable gateway key that has the operator scope (docs/SECURITY.md).
     The function key is not enough: in Azure every tenant holds it. 401 without a usable key,
     403 for a key without the scope; returns None when allowed."""
-    found = presented(request.headers, request.raw_path or request.path, request.query)
-    if found.problem is not None:
-        raise InvalidApiKey(found.problem)
-    if found.key is None:
+    judged = await _judged(cache, clock, request)
+    if judged is None:
         raise InvalidApiKey(OPERATOR_NEEDED)
-    grant = await _grant(cache, found.key)
-    reason = refusal(grant.key, clock.now())
-    if reason is not None:
-        raise InvalidApiKey(f"The API key {display(grant.key.prefix)} is {reason}.")
+    grant = judged[1]
     if not grant.key.operator:
         log.info("refused API key %s on an operator endpoint: no operator scope",
                  display(grant.key.prefix))
