@@ -167,3 +167,22 @@ def test_admin_cli_bad_arguments_exit_2_without_a_traceback(storage_env):
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and "error:" in done.stderr
         assert "storage unavailable" not in done.stderr
+
+
+async def test_admin_cli_escapes_a_stored_name_with_control_characters(storage_env):
+    from function_app.adapters.keystore_table import open_key_store
+    from function_app.tenants.records import KeyRecord
+
+    store = open_key_store(storage_env["RATE_LIMIT_STORAGE_CONNECTION"],
+                           table=storage_env["GATEWAY_KEYS_TABLE"])
+    try:  # as an older version or a hand edit could have written it
+        await store.create_key(KeyRecord("e" * 64, "evi2evi2", "evil", "x\x1b[2J\r\u202ey",
+                                         1_795_000_000.0, expires=float("nan")))
+    finally:
+        await store.close()
+    for argv in (("keys", "list", "--tenant", "evil"), ("keys", "show", "evi2evi2")):
+        done = admin(storage_env, *argv)
+        assert done.returncode == 0, done.stderr
+        assert "\x1b" not in done.stdout and "\r" not in done.stdout
+        assert "\u202e" not in done.stdout and "x\\x1b[2J\\x0d\\u202ey" in done.stdout
+        assert "expired" in done.stdout  # a NaN expiry counts as expired
