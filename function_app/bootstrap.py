@@ -23,6 +23,7 @@ from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
 from .adapters.limitstore_table import open_limit_storage
 from .adapters.otel_exporters import Exporters
+from .anthropic.stage import anthropic_stage
 from .cache.tier import CacheTier
 from .cache_wiring import build_cache_stage
 from .core.clock import Clock, SystemClock
@@ -122,7 +123,7 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
         limiter, overrides = await _limiter(settings, parts, given)
         stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for)))
     stages.append(body_stage(settings.max_body_bytes))
-    stages.append(_openai(settings, parts, limiter, given.clock, tenancy))
+    stages += _openai(settings, parts, limiter, given.clock, tenancy)
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.
     if settings.cache_enabled:
@@ -192,12 +193,16 @@ def _limiter_health(limiter: LimiterEngine) -> dict:
 
 
 def _openai(settings: Settings, parts: Parts, limiter: LimiterEngine | None, clock: Clock,
-            tenancy: Tenancy) -> Stage:
+            tenancy: Tenancy) -> list[Stage]:
+    """The OpenAI and Anthropic stages: one model table, token limits, limiter and ledger."""
     ledger = TokenLedger()
     parts.stats_sources["tokens"] = ledger.snapshot
-    limits = TokenLimits.per_minute(settings.client_tpm, settings.model_tpm)
-    return openai_stage(tenancy.models(settings.model_table), tenancy.token_limits(limits),
-                        tenancy.limiter(limiter), ledger, settings.default_max_tokens, clock)
+    limits = tenancy.token_limits(TokenLimits.per_minute(settings.client_tpm,
+                                                         settings.model_tpm))
+    models, limiter = tenancy.models(settings.model_table), tenancy.limiter(limiter)
+    return [openai_stage(models, limits, limiter, ledger, settings.default_max_tokens, clock,
+                         settings.responses_id_secret.encode()),
+            anthropic_stage(models, limits, limiter, ledger, clock)]
 
 
 class LazyGateway:

@@ -190,6 +190,7 @@ var gatewaySettingDefaults = {
   GATEWAY_KEY_LOOKUPS_PER_S: '50'
   GATEWAY_USAGE_FLUSH_S: '60'
   MODEL_PRICES: ''
+  RESPONSES_ID_SECRET: ''
   // Telemetry (#13); Application Insights settings are wired in modules/functionapp.bicep.
   TELEMETRY_ENABLED: 'true'
   TELEMETRY_TRACE_SAMPLE_RATIO: '0.1'

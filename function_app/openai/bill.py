@@ -12,9 +12,9 @@ Settling rules, each applied exactly once per request (`Bill.settle` / `Bill.ref
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from function_app.http.messages import GatewayResponse
 from function_app.ratelimit.headers import retry_after
@@ -64,7 +64,7 @@ class Bill:
             self.ledger.unreconciled(self.reserved)
             return
         if self.completion_free:
-            usage = Usage(usage.prompt_tokens, 0)
+            usage = Usage(usage.prompt_tokens, 0, usage.cached_tokens)
         self._adjust(usage.total - self.reserved)
         self.ledger.settled(self.client, self.model, usage, self.reserved)
 
@@ -123,21 +123,42 @@ def _denial(decision: Decision, requested: int) -> str:
             f"Requested {requested}. Please try again in {wait}.")
 
 
-def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip: bool
-                     ) -> GatewayResponse:
+@dataclass(frozen=True)
+class Wire:
+    """How one API's answers are read for usage and ended on failure (defaults: OpenAI chat
+    and completions). `stream_tap(strip)` makes the tap of an event stream; `rewrite`, when
+    set, is applied to every forwarded piece (whole events, or the whole body)."""
+
+    stream_tap: Callable[[bool], Any] = StreamTap
+    body_usage: Callable[[bytes], Usage | None] = find_usage
+    error_event: Callable[[GatewayError], bytes] = error_event
+    rewrite: Callable[[bytes], bytes] | None = None
+
+
+OPENAI_WIRE = Wire()
+
+
+def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip: bool,
+                     wire: Wire = OPENAI_WIRE) -> GatewayResponse:
     """Arrange for `bill` to be settled from `response`, which is returned (body wrapped)."""
     if not 200 <= response.status < 300:
         bill.refund()
         return response
     if isinstance(response.body, bytes | bytearray):
-        bill.settle(find_usage(bytes(response.body)))
+        body = bytes(response.body)
+        bill.settle(wire.body_usage(body))
+        if wire.rewrite is not None:
+            response.body = wire.rewrite(body)
+            response.headers.remove("content-length")
         return response
     if stream and _is_event_stream(response):
         # Dropping the usage chunk changes the length: let the server frame the body.
         response.headers.remove("content-length")
-        response.body = _tapped(response.body, StreamTap(strip), bill)
+        response.body = _tapped(response.body, wire.stream_tap(strip), bill, wire)
     else:
-        response.body = _tapped(response.body, BodyTap(BODY_COPY_LIMIT), bill)
+        if wire.rewrite is not None:
+            response.headers.remove("content-length")
+        response.body = _tapped(response.body, BodyTap(BODY_COPY_LIMIT), bill, wire)
     return response
 
 
@@ -145,26 +166,36 @@ def _is_event_stream(response: GatewayResponse) -> bool:
     return (response.headers.get("content-type") or "").startswith("text/event-stream")
 
 
-async def _tapped(body: AsyncIterator[bytes], tap: StreamTap | BodyTap, bill: Bill
+async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire = OPENAI_WIRE
                   ) -> AsyncIterator[bytes]:
     """Forward `body` through `tap`; settle and close the upstream however it ends."""
     sent = SentTokens()
+    rewrite, upstream = wire.rewrite, body
+    if rewrite is not None and isinstance(tap, BodyTap):
+        body = _whole(upstream)  # an id is rewritten in whole bodies only, never split
     try:
         async for chunk in body:
             out = tap.feed(chunk)
             if out:
                 sent.feed(out)
-                yield out
+                yield rewrite(out) if rewrite is not None else out
         rest = tap.flush()
         if rest:
-            yield rest
+            yield rewrite(rest) if rewrite is not None else rest
     except GatewayError as error:
-        if not isinstance(tap, StreamTap):
+        if isinstance(tap, BodyTap):
             raise  # a plain answer cut short: the client sees a truncated body
         bill.settle(tap.usage or sent.usage(bill.prompt_tokens))
-        yield error_event(error)
+        yield wire.error_event(error)
     finally:
         bill.settle(tap.usage)
-        close = getattr(body, "aclose", None)
-        if close is not None:
-            await close()
+        for part in {id(body): body, id(upstream): upstream}.values():
+            close = getattr(part, "aclose", None)
+            if close is not None:
+                await close()
+
+
+async def _whole(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The body in one piece (a plain answer to be rewritten; bounded by the upstream)."""
+    chunks = [chunk async for chunk in body]
+    yield b"".join(chunks)

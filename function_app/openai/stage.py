@@ -22,18 +22,21 @@ from ..core.clock import Clock
 from ..core.errors import ModelNotFound, NeverFits
 from ..core.model_routes import ModelTable
 from ..core.pipeline import Handler, Stage
-from ..core.routes import OPENAI_KINDS, OPENAI_MODELS
+from ..core.routes import OPENAI_KINDS, OPENAI_MODELS, OPENAI_RESPONSES, OPENAI_STORED
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
-from .bill import Bill, TokenLimiter, reserve, settle_on_answer
+from .bill import OPENAI_WIRE, Bill, TokenLimiter, reserve, settle_on_answer
 from .estimate import Prepared, prepare
 from .ledger import TokenLedger
+from .responses import prepare_response
+from .responses_stage import first_events, follow_previous, responses_wire, stored_response
 
 MODELS_PATH = "/v1/models"
 
 
 def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter | None,
-                 ledger: TokenLedger, default_max_tokens: int, clock: Clock) -> Stage:
+                 ledger: TokenLedger, default_max_tokens: int, clock: Clock,
+                 ids_secret: bytes = b"") -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
         kind = context.routed.route.kind
@@ -41,7 +44,11 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             return await call_next(request)
         if kind == OPENAI_MODELS:
             return models_answer(models, request.path)
-        prepared = prepare(kind, context.json, default_max_tokens)
+        if kind == OPENAI_STORED:
+            return await stored_response(request, call_next, models, ids_secret)
+        responses = kind == OPENAI_RESPONSES
+        prepared = prepare_response(context.json, default_max_tokens) if responses \
+            else prepare(kind, context.json, default_max_tokens)
         backend = models.resolve(prepared.model)
         if backend is None:
             raise ModelNotFound(f"The model '{prepared.model}' does not exist.")
@@ -56,6 +63,9 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         finally:
             context.tokens_decision = bill.decision  # headers, on a 429 too
         route_to(request, models, prepared)
+        previous = follow_previous(request, models, ids_secret) if responses else None
+        if responses:
+            context.first_events = first_events if prepared.stream else None
         try:
             response = await call_next(request)
         except BaseException:
@@ -63,7 +73,8 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             raise
         bill.completion_free = context.completion_free  # a cache hit
         response.headers.update(openai_limit_headers(context.requests_decision, bill.decision))
-        return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage)
+        wire = responses_wire(ids_secret, request, previous) if responses else OPENAI_WIRE
+        return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage, wire)
 
     return stage
 

@@ -17,8 +17,14 @@ _DECODER = json.JSONDecoder()
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens of one answer. `cached_tokens` is the part of the prompt read from the provider's
+    prompt cache, `reasoning_tokens` the part of the completion spent reasoning; both are
+    already counted in prompt_tokens / completion_tokens (priced apart, tenants/prices.py)."""
+
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total(self) -> int:
@@ -31,21 +37,33 @@ def _count(value: object) -> int | None:
     return None
 
 
+def _detail(obj: dict, field: str, name: str) -> int:
+    details = obj.get(field)
+    found = _count(details.get(name)) if isinstance(details, dict) else None
+    return found or 0
+
+
 def usage_from(obj: object) -> Usage | None:
-    """A Usage from a decoded usage object; None unless prompt_tokens is a count.
+    """A Usage from a decoded usage object; None unless prompt_tokens (chat, completions,
+    embeddings) or input_tokens (Responses) is a count.
 
     Embeddings report prompt_tokens and total_tokens only: the completion is total - prompt.
+    Cached and reasoning tokens come from *_tokens_details, clamped to the counts they are in.
     """
     if not isinstance(obj, dict):
         return None
-    prompt = _count(obj.get("prompt_tokens"))
+    prompt, pre, post = _count(obj.get("prompt_tokens")), "prompt", "completion"
     if prompt is None:
-        return None
-    completion = _count(obj.get("completion_tokens"))
+        prompt, pre, post = _count(obj.get("input_tokens")), "input", "output"
+        if prompt is None:
+            return None
+    completion = _count(obj.get(f"{post}_tokens"))
     if completion is None:
         total = _count(obj.get("total_tokens"))
         completion = max(0, total - prompt) if total is not None else 0
-    return Usage(prompt, completion)
+    cached = min(prompt, _detail(obj, f"{pre}_tokens_details", "cached_tokens"))
+    reasoning = min(completion, _detail(obj, f"{post}_tokens_details", "reasoning_tokens"))
+    return Usage(prompt, completion, cached, reasoning)
 
 
 def find_usage(data: bytes) -> Usage | None:

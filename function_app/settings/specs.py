@@ -305,6 +305,9 @@ class Settings:
         "Seconds between writes of one key's usage and last use from one instance.")
     model_prices: Mapping[str, Any] = setting("MODEL_PRICES", "", price_table,
         'Spend per model: JSON {"model": price per million tokens}; empty: no spend.')
+    responses_id_secret: str = setting("RESPONSES_ID_SECRET", "", text,
+        "Key of the MAC in stored-response ids (docs/APIS.md); the same on every instance. "
+        "Empty: ids still route back to their backend but can be forged.", secret=True)
     # Parsed from several settings at once, by load_settings.
     backends: Mapping[str, str] = field(hash=False)  # python, node, then GATEWAY_BACKENDS
     route_table: RouteTable = field(hash=False, repr=False)

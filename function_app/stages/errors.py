@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
+from ..anthropic.errors import anthropic_error_response
 from ..core.errors import ClientDisconnected, GatewayError
 from ..core.pipeline import Handler
-from ..core.routes import OPENAI_KINDS
+from ..core.routes import ANTHROPIC_KINDS, OPENAI_KINDS
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.errors import openai_error_response
 
 log = logging.getLogger(__name__)
 OPENAI_PREFIX = "/v1/"
+ANTHROPIC_PREFIX = "/v1/messages"
 
 
 def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
@@ -32,6 +35,11 @@ def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
 def render(error: GatewayError, request: GatewayRequest) -> GatewayResponse:
     context = request.context
     match = context.match
+    anthropic = match.route.kind in ANTHROPIC_KINDS if match is not None \
+        else request.path.startswith(ANTHROPIC_PREFIX)
+    if anthropic:  # the reset times of its limit headers are wall-clock times
+        return anthropic_error_response(error, request.request_id, context.requests_decision,
+                                        context.tokens_decision, time.time())
     openai = match.route.kind in OPENAI_KINDS if match is not None \
         else request.path.startswith(OPENAI_PREFIX)
     if openai:

@@ -23,13 +23,19 @@ def upstream_path(match: Match, target: Target) -> str:
     return target.path.rstrip("/") + rest
 
 
-def headers_for(member: Member, headers: Headers) -> Headers:
-    """`headers` with the member's own key in place of the client's Authorization."""
+def headers_for(member: Member, headers: Headers, key_header: str = "authorization"
+                ) -> Headers:
+    """`headers` with the member's own key in place of the client's credential: in
+    Authorization as a Bearer token, or in `key_header` (x-api-key for Anthropic's API)."""
     if not member.api_key:
         return headers
     # The client's own credential is for the gateway; it must not reach this backend.
     kept = headers.copy()
-    kept.set("authorization", f"Bearer {member.api_key}")
+    if key_header == "authorization":
+        kept.set("authorization", f"Bearer {member.api_key}")
+    else:
+        kept.remove("authorization")
+        kept.set(key_header, member.api_key)
     return kept
 
 

@@ -39,7 +39,7 @@ from ..core.errors import (
 )
 from ..core.paths import safe_query
 from ..core.pipeline import Handler
-from ..core.routes import Match
+from ..core.routes import ANTHROPIC_KINDS, Match
 from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
 from ..http.forwarding import client_response_headers, strip_function_key, upstream_request_headers
 from ..http.messages import GatewayRequest, GatewayResponse
@@ -136,6 +136,9 @@ class _Exchange:
         if "accept-encoding" not in request.headers:
             # Otherwise the client library would ask for gzip on the client's behalf.
             self.headers.set("accept-encoding", "identity")
+        # A member's own key goes where the client's API expects it (Anthropic: x-api-key).
+        self.key_header = "x-api-key" if self.match.route.kind in ANTHROPIC_KINDS \
+            else "authorization"
         self.tried: set[str] = set()
         self.last: tuple[Outcome, UpstreamResponse | None, GatewayError | None] | None = None
         self.last_served_by = ""
@@ -237,7 +240,8 @@ class _Exchange:
             outgoing = UpstreamRequest(
                 self.request.method,
                 upstream_url(member.url, upstream_path(self.match, target), self.query),
-                headers_for(member, self.headers), body_for(target, self.request.content),
+                headers_for(member, self.headers, self.key_header),
+                body_for(target, self.request.content),
                 min(router.connect_timeout_s, left), left)
             attempt_s = min(self.plan.attempt_timeout_s or left, left)
             outcome, answer, error = await send_attempt(
@@ -245,6 +249,9 @@ class _Exchange:
             if answer is not None and answer.status == 400 and following is not None \
                     and "context_length" in following.fallback_on:
                 outcome, answer = await _mark_context_length(outcome, answer)
+            if answer is not None and 200 <= answer.status < 300 \
+                    and self.request.context.first_events is not None:
+                outcome, answer, error = await self._first_events(outcome, answer)
             router.breakers.record(member, not outcome.failed)
             if outcome.failed:
                 router.stats.add(self.route, member.name, "failures")
@@ -259,6 +266,22 @@ class _Exchange:
         except BaseException:
             release()
             raise
+
+    async def _first_events(self, outcome: Outcome, answer: UpstreamResponse
+                            ) -> tuple[Outcome, UpstreamResponse | None, GatewayError | None]:
+        """A stream that fails in its first events becomes the failed answer it stands for
+        (openai/early.py), so the loop retries or falls back before a byte goes out."""
+        try:
+            async with asyncio.timeout(max(self._time_left(), 0.001)):
+                answer, failure = await self.request.context.first_events(answer)
+        except TimeoutError:
+            await close_quietly(answer.body)
+            return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
+        except GatewayError as error:  # the stream broke before its first decisive event
+            return Outcome(Kind.RESET), None, error
+        if failure is None:
+            return outcome, answer, None
+        return Outcome(Kind.ANSWER, failure.status, failure.retry_after_s), answer, None
 
     def _would_try_again(self, outcome: Outcome, target: Target, following: Target | None
                          ) -> bool:
@@ -277,6 +300,7 @@ class _Exchange:
         headers = client_response_headers(answer.headers)
         served_by = _served_by(member, target)
         self.request.context.served_by = served_by  # for telemetry's backend label
+        self.request.context.member = member
         headers.add(BACKEND_HEADER, served_by)
         return GatewayResponse(answer.status, headers, body)
 

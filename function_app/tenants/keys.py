@@ -75,13 +75,13 @@ def display(prefix: str) -> str:
 
 
 def presented_key(headers: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
-    """(header name, key) from `Authorization: Bearer <key>` or `api-key: <key>` (lower-case
+    """(header name, key) from `Authorization: Bearer <key>`, `api-key` or `x-api-key` (lower-case
     header names, as GatewayRequest holds them); the first found, else None."""
     for name, value in headers:
         if name == "authorization":
             scheme, _, token = value.strip().partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return name, token.strip()
-        elif name == "api-key" and value.strip():
+        elif name in ("api-key", "x-api-key") and value.strip():  # x-api-key: Anthropic
             return name, value.strip()
     return None

@@ -145,6 +145,13 @@ class KeyModels:
                      if t.model is None or model_allowed(grant.key, t.model))
         return replace(plan, targets=kept)
 
+    def members(self) -> list:
+        """The members of the models the key may use (for stored responses' ids)."""
+        grant = current_grant.get()
+        if grant is None:
+            return self._inner.members()
+        return self._inner.members(lambda model: model_allowed(grant.key, model))
+
     def names(self) -> list[str]:
         grant = current_grant.get()
         names = self._inner.names()
