@@ -200,9 +200,10 @@ def _openai(settings: Settings, parts: Parts, limiter: LimiterEngine | None, clo
     limits = tenancy.token_limits(TokenLimits.per_minute(settings.client_tpm,
                                                          settings.model_tpm))
     models, limiter = tenancy.models(settings.model_table), tenancy.limiter(limiter)
+    spender = tenancy.spender()
     return [openai_stage(models, limits, limiter, ledger, settings.default_max_tokens, clock,
-                         settings.responses_id_secret.encode()),
-            anthropic_stage(models, limits, limiter, ledger, clock)]
+                         settings.responses_id_secret.encode(), spender),
+            anthropic_stage(models, limits, limiter, ledger, clock, spender)]
 
 
 class LazyGateway:

@@ -21,6 +21,7 @@ from .settings.specs import Settings
 from .stages.tenant_auth import tenant_auth_stage
 from .tenants.cache import KeyCache
 from .tenants.limits import BudgetLimiter, KeyLimitsFor, KeyModels, KeyTokenLimits
+from .tenants.spend import Spender
 from .tenants.store import KeyStore, KeyStoreUnavailable
 from .tenants.usage import UsageRecorder
 
@@ -66,7 +67,13 @@ class Tenancy:
     def limiter(self, inner: Any) -> Any:
         if not self.enabled or inner is None:
             return inner
-        return BudgetLimiter(inner, self.recorder, self._settings.model_prices, self._clock)
+        return BudgetLimiter(inner, self.recorder, self._clock)
+
+    def spender(self) -> Spender:
+        """Prices requests (MODEL_PRICES) and names their spend budgets: the model's always,
+        the key's and tenant's when a key was used."""
+        return Spender(self._settings.model_prices, self._clock,
+                       self.recorder if self.enabled else None)
 
     def models(self, inner: Any) -> Any:
         return KeyModels(inner) if self.enabled else inner

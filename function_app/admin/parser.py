@@ -18,8 +18,16 @@ def _limits(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
     parser.add_argument("--daily-tokens", type=int, default=d, help="UTC daily token budget")
     parser.add_argument("--monthly-tokens", type=int, default=d,
                         help="UTC monthly token budget")
+    _spend(parser, d)
     parser.add_argument("--expires-days", type=float, default=None,
                         help="the key expires this many days from now")
+
+
+def _spend(parser: argparse.ArgumentParser, default: float | None) -> None:
+    parser.add_argument("--daily-spend", type=float, default=default,
+                        help="UTC daily spend budget, in MODEL_PRICES' currency (0: none)")
+    parser.add_argument("--monthly-spend", type=float, default=default,
+                        help="UTC monthly spend budget, in MODEL_PRICES' currency (0: none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     setter.add_argument("tenant")
     setter.add_argument("--daily-tokens", type=int, default=0)
     setter.add_argument("--monthly-tokens", type=int, default=0)
+    _spend(setter, 0.0)
     usage = tenants.add_parser("usage", help="tokens, requests and spend per day")
     usage.add_argument("tenant", nargs="?")
     usage.add_argument("--days", type=int, default=31)

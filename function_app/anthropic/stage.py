@@ -32,8 +32,8 @@ async def first_events(answer: UpstreamResponse) -> tuple[UpstreamResponse, Fail
 
 
 def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenLedger,
-                    clock: Clock) -> Stage:
-    """`models` and `limits` as the OpenAI stage takes them (the key-aware wrappers)."""
+                    clock: Clock, spender=None) -> Stage:
+    """`models`, `limits` and `spender` as the OpenAI stage takes them."""
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
@@ -49,6 +49,8 @@ def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenL
         client = context.client
         bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
                     prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
+        if spender is not None:
+            bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
         context.bill = bill

@@ -8,6 +8,11 @@ Settling rules, each applied exactly once per request (`Bill.settle` / `Bill.ref
   estimate stays charged, since the backend may have generated up to all of it;
 - a stream whose upstream failed after its first byte ends with an OpenAI error event and is
   settled for what was sent: the prompt plus the content deltas forwarded (openai/midstream.py).
+
+Spend (`Bill.spend`, a tenants/spend.py SpendCharge, when the model has a price) follows the
+same rules in currency: its reservation is charged against the spend budgets after the tokens
+are, settled to the cost of the usage (each token kind at its own price), refunded on an error
+answer, kept when no usage came.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class Bill:
     prompt_tokens: int = 0  # the estimate's prompt part, to bill a stream cut short
     completion_free: bool = False  # answered from the cache: only the prompt is charged
     usage: Usage | None = None  # what the backend reported, once settled (for telemetry)
+    spend: Any = None  # a SpendCharge (tenants/spend.py): price, spend scopes, reservation
+    spend_charged: bool = False  # the spend reservation went through
+    cost: float = 0.0  # the settled cost in currency (for telemetry)
 
     def settle(self, usage: Usage | None) -> None:
         """Reconcile with the reported usage; None keeps the reservation charged."""
@@ -62,17 +70,31 @@ class Bill:
         self.usage = usage
         if usage is None:
             self.ledger.unreconciled(self.reserved)
+            if self.spend is not None:  # as charged: the most the request could have cost
+                self.cost = self.spend.reserved / 1_000_000
+                self.spend.record(self.cost)
+                self.ledger.spent(self.client, self.model, self.spend.key, self.cost)
             return
         if self.completion_free:
             usage = Usage(usage.prompt_tokens, 0, usage.cached_tokens)
         self._adjust(usage.total - self.reserved)
         self.ledger.settled(self.client, self.model, usage, self.reserved)
+        if self.spend is not None:
+            self.cost = self.spend.cost(usage)
+            self._adjust_spend(self.spend.micro(self.cost) - self.spend.reserved)
+            self.spend.record(self.cost)
+            self.ledger.spent(self.client, self.model, self.spend.key, self.cost)
 
     def refund(self) -> None:
         if not self.done:
             self.done = True
             self._adjust(-self.reserved)
+            self._adjust_spend(-self.spend.reserved if self.spend is not None else 0)
             self.ledger.failed(self.reserved)
+
+    def _adjust_spend(self, delta: float) -> None:
+        if self.limiter is not None and self.spend_charged and delta:
+            self.limiter.adjust(self.spend.scopes, delta)
 
     def _adjust(self, delta: float) -> None:
         if self.limiter is not None and self.scopes and self.decision is not None and delta:
@@ -84,16 +106,39 @@ async def reserve(bill: Bill, clock: Clock) -> None:
     the 429 (503 when storage is down in fail-closed mode)."""
     if bill.limiter is None or not bill.scopes:
         bill.ledger.reserved(bill.reserved)
+        await _reserve_spend(bill, clock)  # a spend budget applies without token limits too
         return
     decision = bill.decision = await _acquire_patiently(bill.limiter, bill.scopes,
                                                         bill.reserved, clock)
     if not decision.allowed:
         bill.done = True  # nothing was charged: nothing to settle
-        headers = {"Retry-After": retry_after(decision)}
-        if decision.storage_unavailable:
-            raise StorageUnavailable(headers=headers)
-        raise TokenRateLimited(_denial(decision, bill.reserved), headers=headers)
+        _refuse(decision, _denial(decision, bill.reserved))
     bill.ledger.reserved(bill.reserved)
+    await _reserve_spend(bill, clock)
+
+
+def _refuse(decision: Decision, message: str, error: GatewayError | None = None) -> None:
+    headers = {"Retry-After": retry_after(decision)}
+    if decision.storage_unavailable:
+        raise StorageUnavailable(headers=headers)
+    raise error or TokenRateLimited(message, headers=headers)
+
+
+async def _reserve_spend(bill: Bill, clock: Clock) -> None:
+    """Charge the spend reservation against its budgets; on a refusal give the tokens back
+    and raise budget_exceeded (the limiter's own, or the charge's `refused`)."""
+    spend = bill.spend
+    if spend is None or not spend.scopes or bill.limiter is None:
+        return
+    try:
+        decision = await _acquire_patiently(bill.limiter, spend.scopes, spend.reserved, clock)
+    except BaseException:
+        bill.refund()
+        raise
+    if not decision.allowed:
+        bill.refund()
+        _refuse(decision, "", spend.refused(decision, clock.now()))
+    bill.spend_charged = True
 
 
 async def _acquire_patiently(limiter: TokenLimiter, scopes: list[ScopedLimit], cost: int,

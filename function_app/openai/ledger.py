@@ -15,6 +15,7 @@ OTHER = "_other"
 TOTALS = (
     "requests", "reserved_tokens", "prompt_tokens", "completion_tokens", "refunded_tokens",
     "extra_charged_tokens", "unreconciled_requests", "kept_tokens", "failed_requests",
+    "cached_tokens", "reasoning_tokens",
 )
 
 
@@ -25,6 +26,8 @@ class TokenLedger:
         self._max_keys = max_keys
         self.totals: dict[str, int] = dict.fromkeys(TOTALS, 0)
         self._by: dict[tuple[str, str], list[int]] = {}  # [requests, prompt, completion]
+        self.cost = 0.0  # currency, every request priced (MODEL_PRICES)
+        self._spend: dict[tuple[str, str, str], float] = {}  # (client, key, model) -> cost
 
     def reserved(self, tokens: int) -> None:
         self.totals["reserved_tokens"] += tokens
@@ -35,12 +38,26 @@ class TokenLedger:
         totals["requests"] += 1
         totals["prompt_tokens"] += usage.prompt_tokens
         totals["completion_tokens"] += usage.completion_tokens
+        totals["cached_tokens"] += usage.cached_tokens
+        totals["reasoning_tokens"] += usage.reasoning_tokens
         delta = usage.total - reserved
         totals["extra_charged_tokens" if delta > 0 else "refunded_tokens"] += abs(delta)
         row = self._row(client, model)
         row[0] += 1
         row[1] += usage.prompt_tokens
         row[2] += usage.completion_tokens
+
+    def spent(self, client: str, model: str, key: str | None, cost: float) -> None:
+        """A request's cost in currency (settled, or its reservation when no usage came)."""
+        self.cost += cost
+        slot = (client, key or "", model)
+        if slot not in self._spend and len(self._spend) >= self._max_keys:
+            slot = (OTHER, "", OTHER)
+        self._spend[slot] = self._spend.get(slot, 0.0) + cost
+
+    def spend_rows(self) -> list[tuple[str, str, str, float]]:
+        """(client, key prefix or "", model, cost) of this instance, for /metrics."""
+        return [(*slot, cost) for slot, cost in list(self._spend.items())]
 
     def unreconciled(self, reserved: int) -> None:
         """No usage arrived (a broken or abandoned answer): the reservation stays charged."""
@@ -64,4 +81,10 @@ class TokenLedger:
         for (client, model), (requests, prompt, completion) in self._by.items():
             by_client.setdefault(client, {})[model] = {
                 "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion}
-        return {"totals": dict(self.totals), "by_client": by_client}
+        spend: dict[str, dict] = {"total": round(self.cost, 6), "by_client": {}, "by_key": {},
+                                  "by_model": {}}
+        for (client, key, model), cost in self._spend.items():
+            for group, name in (("by_client", client), ("by_key", key), ("by_model", model)):
+                if name:
+                    spend[group][name] = round(spend[group].get(name, 0.0) + cost, 6)
+        return {"totals": dict(self.totals), "by_client": by_client, "spend": spend}

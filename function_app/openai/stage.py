@@ -36,7 +36,9 @@ MODELS_PATH = "/v1/models"
 
 def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter | None,
                  ledger: TokenLedger, default_max_tokens: int, clock: Clock,
-                 ids_secret: bytes = b"") -> Stage:
+                 ids_secret: bytes = b"", spender=None) -> Stage:
+    """`spender` (tenants/spend.py) prices each request and names its spend budgets."""
+
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
         kind = context.routed.route.kind
@@ -55,6 +57,8 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         client = context.client
         bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
                     prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
+        if spender is not None:
+            bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
         context.bill = bill  # read by the telemetry stage when the answer ends

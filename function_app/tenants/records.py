@@ -38,6 +38,8 @@ class KeyRecord:
     tpm: float = 0.0
     daily_tokens: int = 0
     monthly_tokens: int = 0
+    daily_spend: float = 0.0  # currency, as MODEL_PRICES (tenants/spend.py)
+    monthly_spend: float = 0.0
 
     def with_(self, **changes: Any) -> KeyRecord:
         return replace(self, **changes)
@@ -49,6 +51,8 @@ class TenantRecord:
     created: float
     daily_tokens: int = 0
     monthly_tokens: int = 0
+    daily_spend: float = 0.0
+    monthly_spend: float = 0.0
 
 
 @dataclass(frozen=True)
