@@ -30,6 +30,8 @@ from ..routing.pools import Member
 MARK = "-gw"
 DIGITS = 16
 _RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp[A-Za-z0-9_\-]{1,200})"')
+# What a backend's id may be: it goes into an upstream path, so no '/', '.', '?', '%' or '#'.
+UPSTREAM_ID = re.compile(r"[A-Za-z0-9_\-]{1,200}")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def resolve(secret: bytes, tagged: str, client: str, members: Iterable[Member]) 
     """The member whose MAC matches `tagged` for `client`; None when the id is not one of ours
     (no mark, or no member matches)."""
     upstream_id, mark, digest = tagged.rpartition(MARK)
-    if not mark or not upstream_id or len(digest) != DIGITS:
+    if not mark or len(digest) != DIGITS or not UPSTREAM_ID.fullmatch(upstream_id):
         return None
     for member in members:
         if hmac.compare_digest(_mac(secret, member.name, client, upstream_id), digest):

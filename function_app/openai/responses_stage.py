@@ -20,6 +20,7 @@ from .response_ids import IdRewriter, resolve
 from .sse import last_boundary
 
 STORED_PREFIX = "/v1/responses/"
+SUBRESOURCES = {"GET": ("", "input_items"), "DELETE": ("",), "POST": ("cancel",)}
 
 
 class ResponseNotFound(NotFound, code="not_found", message="No stored response has this id."):
@@ -36,6 +37,8 @@ async def stored_response(request: GatewayRequest, call_next: Handler, models: o
     """GET/DELETE /v1/responses/{id}[/input_items], POST .../cancel: to the id's backend."""
     context = request.context
     tagged, _, rest = request.path[len(STORED_PREFIX):].partition("/")
+    if rest not in SUBRESOURCES.get(request.method, ()):
+        raise NotFound()  # only the Responses API's own paths reach a backend
     bound = resolve(secret, tagged, context.client, models.members())
     if bound is None:
         raise ResponseNotFound(f"No response found with id '{tagged[:100]}'.")

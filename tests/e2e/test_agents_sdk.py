@@ -74,6 +74,19 @@ def test_response_plain_then_stored_get_items_and_delete(agents_gateway):
         sdk.responses.retrieve("resp_made_up-gw0123456789abcdef")
 
 
+def test_only_the_responses_apis_own_paths_reach_a_backend(agents_gateway):
+    made = oai(agents_gateway, max_retries=0).responses.create(model=MODEL, input=TEXT,
+                                                               max_output_tokens=2)
+    for method, path, status in (
+            ("GET", f"/v1/responses/{made.id}/secrets", 404),
+            ("DELETE", f"/v1/responses/{made.id}/input_items", 404),
+            ("GET", "/v1/responses/..-gw0123456789abcdef", 404),
+            ("GET", "/v1/responses/..%2F..%2Fhealthz-gw0123456789abcdef", 400)):  # invalid_path
+        reply = httpx.request(method, agents_gateway.url + path, timeout=5)
+        assert reply.status_code == status
+        assert reply.json()["error"]["type"] == "invalid_request_error"
+
+
 def test_previous_response_id_goes_back_to_its_backend(agents_gateway):
     sdk = oai(agents_gateway, max_retries=0)
     first = sdk.responses.create(model=MODEL, input=TEXT, max_output_tokens=4)

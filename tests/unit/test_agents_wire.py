@@ -182,3 +182,29 @@ def test_id_rewriter_tags_the_response_id_and_the_previous_one_only():
     new, old = tag(b"k", "a", "c", "resp_new"), tag(b"k", "a", "c", "resp_old")
     assert f'"{new}"'.encode() in first and f'"{old}"'.encode() in first
     assert b'"msg_1"' in first and f'"{new}"'.encode() in later
+
+
+def test_an_id_that_would_change_the_upstream_path_never_resolves():
+    for hostile in ("..", "x?admin=1", "a.b", "%2e%2e", ""):
+        forged = tag(b"k", "a", "c", hostile)  # a valid MAC: the secret is known or empty
+        assert resolve(b"k", forged, "c", MEMBERS) is None
+
+
+async def test_a_responses_stream_cut_after_its_first_byte_ends_with_its_error_event():
+    from function_app.http.messages import GatewayResponse
+    from function_app.openai.bill import Bill, Wire, settle_on_answer
+    from function_app.openai.ledger import TokenLedger
+
+    async def broken():
+        yield PREAMBLE
+        yield event("response.output_text.delta", delta="one")
+        yield event("response.output_text.delta", delta=" two")
+        raise UpstreamError()
+
+    bill = Bill(None, [], TokenLedger(), "c", "m", 100, prompt_tokens=10)
+    answer = GatewayResponse(200, Headers([("content-type", "text/event-stream")]), broken())
+    wire = Wire(error_event=response_events.error_event)
+    out = b"".join([c async for c in settle_on_answer(answer, bill, True, False, wire).body])
+    assert out.startswith(PREAMBLE) and out.rstrip().split(b"\n\n")[-1].startswith(
+        b"event: error")
+    assert bill.usage == Usage(10, 2)  # the prompt and the two deltas that went out
