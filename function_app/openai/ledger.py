@@ -55,10 +55,6 @@ class TokenLedger:
             slot = (OTHER, "", OTHER)
         self._spend[slot] = self._spend.get(slot, 0.0) + cost
 
-    def spend_rows(self) -> list[tuple[str, str, str, float]]:
-        """(client, key prefix or "", model, cost) of this instance, for /metrics."""
-        return [(*slot, cost) for slot, cost in list(self._spend.items())]
-
     def unreconciled(self, reserved: int) -> None:
         """No usage arrived (a broken or abandoned answer): the reservation stays charged."""
         self.totals["unreconciled_requests"] += 1

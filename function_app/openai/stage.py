@@ -61,15 +61,16 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
+        # Everything that can refuse the request runs before the reservation, which nothing
+        # between it and the upstream step may leave unsettled.
+        route_to(request, models, prepared)
+        previous = follow_previous(request, models, ids_secret) if responses else None
+        context.first_events = first_events if responses and prepared.stream else None
         context.bill = bill  # read by the telemetry stage when the answer ends
         try:
             await reserve(bill, clock)
         finally:
             context.tokens_decision = bill.decision  # headers, on a 429 too
-        route_to(request, models, prepared)
-        previous = follow_previous(request, models, ids_secret) if responses else None
-        if responses:
-            context.first_events = first_events if prepared.stream else None
         try:
             response = await call_next(request)
         except BaseException:

@@ -278,6 +278,7 @@ class _Exchange:
             await close_quietly(answer.body)
             return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
         except GatewayError as error:  # the stream broke before its first decisive event
+            await close_quietly(answer.body)
             return Outcome(Kind.RESET), None, error
         if failure is None:
             return outcome, answer, None

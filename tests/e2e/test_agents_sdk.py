@@ -95,6 +95,10 @@ def test_previous_response_id_goes_back_to_its_backend(agents_gateway):
     second = sdk.responses.create(model=MODEL, input="and then", max_output_tokens=4,
                                   previous_response_id=first.id)
     assert second.previous_response_id == first.id  # the client sees its own ids only
+    reserved = tokens(agents_gateway)["totals"]["reserved_tokens"]
+    with pytest.raises(openai.NotFoundError):  # refused before any token is reserved
+        sdk.responses.create(model=MODEL, input="x", previous_response_id=f"{first.id}0")
+    assert tokens(agents_gateway)["totals"]["reserved_tokens"] == reserved
 
 
 def test_response_stream_events_in_order_with_usage_and_no_stream_options(agents_gateway):
