@@ -65,9 +65,15 @@ class Tenancy:
         return KeyTokenLimits(inner, self._clock) if self.enabled else inner
 
     def limiter(self, inner: Any) -> Any:
-        if not self.enabled or inner is None:
+        """The limiter with budget handling (race retries, budget_exceeded): with keys, or
+        when a model has a spend budget (MODEL_PRICES), which applies without keys too."""
+        if inner is None or not (self.enabled or self._model_budgets()):
             return inner
         return BudgetLimiter(inner, self.recorder, self._clock)
+
+    def _model_budgets(self) -> bool:
+        return any(p.daily_budget or p.monthly_budget
+                   for p in self._settings.model_prices.values())
 
     def spender(self) -> Spender:
         """Prices requests (MODEL_PRICES) and names their spend budgets: the model's always,

@@ -19,16 +19,17 @@ as a debt. A spent budget answers 429 budget_exceeded with its reset time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 
 from ..core.clock import Clock
-from ..core.errors import GatewayError
+from ..core.errors import GatewayError, RateLimited
 from .budgets import DAY, MONTH, SPEND_PREFIX, period_id
 from .current import current_grant
-from .limits import budget_exceeded
+from .limits import SPENT_WAIT_S, budget_exceeded
 from .prices import Price
 from .usage import UsageRecorder
 
@@ -59,7 +60,13 @@ class SpendCharge:
         return micro(cost)
 
     def refused(self, decision: Decision, now: float) -> GatewayError:
-        """429 budget_exceeded for the spend bucket that refused (limiter without keys)."""
+        """429 budget_exceeded for the spend bucket that refused; a short wait is a write race
+        on the shared row, not a spent budget: a plain, retryable 429 then (no false
+        "budget exceeded")."""
+        if decision.retry_after_s < SPENT_WAIT_S:
+            wait = max(1, math.ceil(decision.retry_after_s))
+            return RateLimited("The spend budget is being updated by other requests; retry "
+                               "shortly.", headers={"Retry-After": str(wait)})
         item = next((s for s in self.scopes if s.scope == decision.scope), self.scopes[0])
         return budget_exceeded(item, self.scopes, now)
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
+from function_app.core.errors import RateLimited
 from function_app.openai.bill import Bill, reserve
 from function_app.openai.ledger import TokenLedger
 from function_app.openai.usage import Usage
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.limits import Decision
 from function_app.settings.load import SettingsError, load_settings
+from function_app.tenancy import open_tenancy
 from function_app.tenants.access import Grant
 from function_app.tenants.current import current_grant
 from function_app.tenants.errors import BudgetExceeded
+from function_app.tenants.limits import BudgetLimiter
 from function_app.tenants.prices import Price, parse_prices
 from function_app.tenants.records import KeyRecord, TenantRecord
 from function_app.tenants.spend import MICRO, Spender
@@ -109,3 +113,33 @@ async def test_a_key_and_its_tenant_have_spend_budgets_and_their_cost_is_recorde
 
 async def test_a_model_without_a_price_costs_nothing_and_has_no_budget():
     assert Spender(PRICES, FakeClock()).charge("unpriced", 10, 10) is None
+
+
+class Contended:
+    """A limiter whose spend row is always in a write race (a short wait, not spent)."""
+
+    async def acquire(self, scoped, cost=1):
+        if scoped and scoped[0].scope.startswith("spend_"):
+            return Decision(False, scope=scoped[0].scope, retry_after_s=0.5,
+                            reason="contention")
+        return Decision(True)
+
+    def adjust(self, scoped, delta):
+        pass
+
+
+async def test_a_write_race_on_a_spend_row_is_a_retryable_429_not_budget_exceeded():
+    clock = FakeClock()
+    bill = make_bill(Contended(), Spender(PRICES, clock))
+    with pytest.raises(RateLimited) as caught:
+        await reserve(bill, clock)
+    assert not isinstance(caught.value, BudgetExceeded) and caught.value.code != \
+        "budget_exceeded"
+
+
+def test_a_model_spend_budget_gets_the_budget_handling_without_keys():
+    settings = load_settings({"MODEL_PRICES": '{"m": {"input": 1, "output": 1, '
+                                              '"daily_budget": 5}}'})
+    assert isinstance(open_tenancy(settings, FakeClock()).limiter(Contended()), BudgetLimiter)
+    plain = load_settings({"MODEL_PRICES": '{"m": 1}'})
+    assert open_tenancy(plain, FakeClock()).limiter(limiter := Contended()) is limiter
