@@ -328,6 +328,9 @@ class Settings:
     mcp_stream_timeout_s: float = setting("MCP_STREAM_TIMEOUT_S", "220", float_range(1, 225),
         "Longest one MCP exchange or stream may last (under the platform's 230 s); a client "
         "resumes a cut stream with Last-Event-ID.")
+    responses_id_secret: str = setting("RESPONSES_ID_SECRET", "", text,
+        "Key of the MAC in stored-response ids (docs/APIS.md); the same on every instance. "
+        "Empty: ids still route back to their backend but can be forged.", secret=True)
     # Parsed from several settings at once, by load_settings.
     backends: Mapping[str, str] = field(hash=False)  # python, node, then GATEWAY_BACKENDS
     route_table: RouteTable = field(hash=False, repr=False)

@@ -43,6 +43,8 @@ class KeyRecord:
     # May read the operator endpoints (stats, metrics, cache counters, detailed health) when
     # GATEWAY_AUTH is on; docs/SECURITY.md. Rows written before it existed read as False.
     operator: bool = False
+    daily_spend: float = 0.0  # currency, as MODEL_PRICES (tenants/spend.py)
+    monthly_spend: float = 0.0
 
     def with_(self, **changes: Any) -> KeyRecord:
         return replace(self, **changes)
@@ -54,6 +56,8 @@ class TenantRecord:
     created: float
     daily_tokens: int = 0
     monthly_tokens: int = 0
+    daily_spend: float = 0.0
+    monthly_spend: float = 0.0
 
 
 @dataclass(frozen=True)
