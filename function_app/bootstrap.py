@@ -197,7 +197,8 @@ def _openai(settings: Settings, parts: Parts, limiter: LimiterEngine | None, clo
     parts.stats_sources["tokens"] = ledger.snapshot
     limits = TokenLimits.per_minute(settings.client_tpm, settings.model_tpm)
     return openai_stage(tenancy.models(settings.model_table), tenancy.token_limits(limits),
-                        tenancy.limiter(limiter), ledger, settings.default_max_tokens, clock)
+                        tenancy.limiter(limiter), ledger, settings.default_max_tokens, clock,
+                        settings.sse_max_event_bytes)
 
 
 class LazyGateway:

@@ -12,6 +12,7 @@ Settling rules, each applied exactly once per request (`Bill.settle` / `Bill.ref
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,9 +26,10 @@ from ..core.clock import Clock
 from ..core.errors import GatewayError, StorageUnavailable, TokenRateLimited
 from .ledger import TokenLedger
 from .midstream import SentTokens, error_event
-from .sse import BodyTap, StreamTap
+from .sse import DEFAULT_MAX_EVENT_BYTES, BodyTap, StreamTap
 from .usage import Usage, find_usage
 
+log = logging.getLogger(__name__)
 BODY_COPY_LIMIT = 8 * 1024 * 1024  # a larger plain answer is not searched for its usage
 SHORT_WAIT_S, QUEUE_S = 0.25, 1.0  # see _acquire_patiently
 
@@ -123,9 +125,10 @@ def _denial(decision: Decision, requested: int) -> str:
             f"Requested {requested}. Please try again in {wait}.")
 
 
-def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip: bool
-                     ) -> GatewayResponse:
-    """Arrange for `bill` to be settled from `response`, which is returned (body wrapped)."""
+def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip: bool,
+                     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> GatewayResponse:
+    """Arrange for `bill` to be settled from `response`, which is returned (body wrapped); a
+    streamed event over `max_event_bytes` ends the stream with an error event."""
     if not 200 <= response.status < 300:
         bill.refund()
         return response
@@ -135,7 +138,7 @@ def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip:
     if stream and _is_event_stream(response):
         # Dropping the usage chunk changes the length: let the server frame the body.
         response.headers.remove("content-length")
-        response.body = _tapped(response.body, StreamTap(strip), bill)
+        response.body = _tapped(response.body, StreamTap(strip, max_event_bytes), bill)
     else:
         response.body = _tapped(response.body, BodyTap(BODY_COPY_LIMIT), bill)
     return response
@@ -155,12 +158,14 @@ async def _tapped(body: AsyncIterator[bytes], tap: StreamTap | BodyTap, bill: Bi
             if out:
                 sent.feed(out)
                 yield out
+            tap.check()  # an event over SSE_MAX_EVENT_BYTES ends the stream here
         rest = tap.flush()
         if rest:
             yield rest
     except GatewayError as error:
         if not isinstance(tap, StreamTap):
             raise  # a plain answer cut short: the client sees a truncated body
+        log.warning("stream of model %s ended early: %s", bill.model, error.code)
         bill.settle(tap.usage or sent.usage(bill.prompt_tokens))
         yield error_event(error)
     finally:

@@ -7,6 +7,12 @@ chunk with no usage object in it is forwarded as the very bytes that came in. A 
 is split into events: the usage is recorded and, when the client did not ask for it, the
 usage-only event (`"choices": []`) is dropped. Events may be split across chunks anywhere.
 
+Work and memory are linear and bounded whatever the backend sends: each byte is searched for a
+blank line once (a new chunk is searched from just before where the tail ended, since a blank
+line may straddle two chunks), every forwarded byte is searched for usage once, and the tail
+(one unfinished event) may not grow past `max_event_bytes`: past it the tap raises
+UpstreamEventTooLarge, which ends the stream with an OpenAI error event (bill.py).
+
 `BodyTap` does the same for a plain JSON answer: chunks pass unchanged while a copy (up to
 `limit` bytes) is kept to read the usage from at the end.
 """
@@ -15,18 +21,22 @@ from __future__ import annotations
 
 import re
 
+from ..core.errors import UpstreamEventTooLarge
 from .usage import USAGE_OBJECT, Usage, find_usage
 
 EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 _EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n|\r\r)", re.S)
 _BOUNDARIES = ((b"\r\n\r\n", 4), (b"\n\n", 2), (b"\r\r", 2))
+LONGEST_BOUNDARY = 4
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
 
 
-def last_boundary(data: bytes) -> int:
-    """The index just past the last blank line in `data`; 0 when there is none."""
+def last_boundary(data: bytes | bytearray, start: int = 0) -> int:
+    """The index just past the last blank line in `data` that begins at or after `start`; 0
+    when there is none. Looks at `data[start:]` only."""
     cut = 0
     for mark, size in _BOUNDARIES:
-        at = data.rfind(mark)
+        at = data.rfind(mark, start)
         if at >= 0:
             cut = max(cut, at + size)
     return cut
@@ -44,27 +54,67 @@ def split_events(data: bytes) -> list[bytes]:
 
 
 class StreamTap:
-    """Feed it upstream chunks; forward what `feed` and finally `flush` return."""
+    """Feed it upstream chunks; forward what `feed` and finally `flush` return. `scanned`
+    counts the bytes searched for a blank line (linear in the bytes fed, whatever their
+    framing)."""
 
-    def __init__(self, strip_usage_event: bool):
+    def __init__(self, strip_usage_event: bool,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES):
         self.strip = strip_usage_event
+        self.max_event_bytes = max_event_bytes
         self.usage: Usage | None = None
-        self._tail = b""
+        self.scanned = 0
+        self._tail = bytearray()
+        self._too_large: UpstreamEventTooLarge | None = None
+
+    @property
+    def pending(self) -> int:
+        """Bytes held: the unfinished event waiting for its blank line."""
+        return len(self._tail)
+
+    def check(self) -> None:
+        """Raise UpstreamEventTooLarge once an event went past the cap (after `feed` returned
+        the complete events before it, which the client should still get)."""
+        if self._too_large is not None:
+            raise self._too_large
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._tail + chunk if self._tail else chunk
-        cut = last_boundary(data)
-        if cut < len(data):
-            data, self._tail = data[:cut], data[cut:]
-        else:
-            self._tail = b""
+        """The complete events `chunk` finishes (bytes up to its last blank line). When the
+        unfinished event grows past the cap it is dropped, and `check` raises from then on."""
+        if self._too_large is not None:
+            return b""
+        data = self._complete(chunk)
+        if len(self._tail) > self.max_event_bytes:
+            self._tail = bytearray()  # let go of it now: the stream ends here
+            self._too_large = UpstreamEventTooLarge(
+                f"The backend streamed an event over {self.max_event_bytes} bytes without "
+                "ending it; the stream was ended.")
         if not data or USAGE_OBJECT.search(data) is None:
             return data
         return b"".join(self._events(split_events(data)))
 
+    def _complete(self, chunk: bytes) -> bytes:
+        """Append `chunk` to the tail; take off and return what ends at its last blank line."""
+        if not self._tail:
+            cut = last_boundary(chunk)
+            self.scanned += len(chunk)
+            if cut == len(chunk):
+                return chunk  # the common case: whole events, forwarded as they came
+            self._tail += memoryview(chunk)[cut:]
+            return chunk[:cut]
+        start = max(0, len(self._tail) - LONGEST_BOUNDARY + 1)
+        self._tail += chunk
+        cut = last_boundary(self._tail, start)
+        self.scanned += len(self._tail) - start
+        if cut == 0:
+            return b""
+        data = bytes(memoryview(self._tail)[:cut])
+        del self._tail[:cut]
+        return data
+
     def flush(self) -> bytes:
         """The unterminated tail left when the stream ends (normally nothing)."""
-        tail, self._tail = self._tail, b""
+        tail, self._tail = bytes(self._tail), bytearray()
         if not tail or USAGE_OBJECT.search(tail) is None:
             return tail
         return b"".join(self._events([tail]))
@@ -87,6 +137,9 @@ class BodyTap:
         self._limit = limit
         self._chunks: list[bytes] = []
         self._size = 0
+
+    def check(self) -> None:
+        """A plain answer has no event to outgrow: nothing to raise."""
 
     def feed(self, chunk: bytes) -> bytes:
         self._size += len(chunk)

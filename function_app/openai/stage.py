@@ -28,12 +28,14 @@ from ..http.messages import GatewayRequest, GatewayResponse
 from .bill import Bill, TokenLimiter, reserve, settle_on_answer
 from .estimate import Prepared, prepare
 from .ledger import TokenLedger
+from .sse import DEFAULT_MAX_EVENT_BYTES
 
 MODELS_PATH = "/v1/models"
 
 
 def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter | None,
-                 ledger: TokenLedger, default_max_tokens: int, clock: Clock) -> Stage:
+                 ledger: TokenLedger, default_max_tokens: int, clock: Clock,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
         kind = context.routed.route.kind
@@ -63,7 +65,8 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             raise
         bill.completion_free = context.completion_free  # a cache hit
         response.headers.update(openai_limit_headers(context.requests_decision, bill.decision))
-        return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage)
+        return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage,
+                                max_event_bytes)
 
     return stage
 
