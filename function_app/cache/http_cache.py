@@ -2,7 +2,9 @@
 
 X-Cache is HIT (answered from a tier, or from a concurrent identical request's fetch), MISS
 (fetched; stored when the answer allows) or BYPASS (the request may not use the cache: it sent
-Cache-Control: no-store, or credentials on a route not cached per client). A HEAD is answered
+Cache-Control: no-store, credentials (cookies included) on a route not cached per client, or a
+header that rewrites it behind the gateway, cache/inputs.py). The key holds the origin and the
+accepted codings the backend is sent, besides route, path and query. A HEAD is answered
 from the GET entry; a HEAD miss is fetched as a GET so the entry serves both. An answer with
 Vary is stored per variant (the request's values of the Vary fields), behind a marker entry.
 """
@@ -18,6 +20,7 @@ from .coalesce import Coalescer
 from .config import OFF, PER_CLIENT
 from .entry import VARIANTS, CacheEntry
 from .front import CacheFront
+from .inputs import accepted_codings, origin, rewrite_in
 from .keys import http_key, variant_key, vary_values
 from .policy import freshness, initial_age, request_rules, usable, vary_names
 
@@ -35,11 +38,12 @@ class HttpCache(CacheFront):
             return await call_next(request)
         rules = request_rules(request.headers)
         credentialed = any(request.headers.get(name) for name in self.config.credential_headers)
-        if rules.bypass or (credentialed and mode != PER_CLIENT):
+        if rules.bypass or (credentialed and mode != PER_CLIENT) or rewrite_in(request.headers):
             self.counters.add("bypass")
             return marked(await call_next(request), "BYPASS")
         partition = self.client_of(request) if mode == PER_CLIENT else ""
-        key = http_key(route, request.path, request.query, partition)
+        inputs = origin(request.headers, request.scheme) + " " + accepted_codings(request.headers)
+        key = http_key(route, request.path, request.query, partition, inputs)
         head = request.method == "HEAD"
         if rules.reuse:
             entry = await self._lookup(key, request)

@@ -306,3 +306,26 @@ async def test_a_vary_on_accept_encoding_of_a_plain_answer_is_stored(fake):
     upstream = await fake(HeaderBackend({"vary": "Accept-Encoding"}))
     await post(chat())
     assert (await post(chat())).headers["x-cache"] == "HIT" and upstream.calls == 1
+
+
+async def post_query(body: bytes, query: str, **headers):
+    return await proxy(make_request("POST", "/v1/chat/completions", body, {**JSON, **headers},
+                                    query=query))
+
+
+async def test_the_forwarded_query_and_host_are_part_of_the_key(fake):
+    upstream = await fake()
+    await post_query(chat(), "api-version=2024-10-21")
+    assert (await post_query(chat(), "api-version=2024-10-21&code=fnkey")).headers[
+        "x-cache"] == "HIT"
+    assert (await post_query(chat(), "api-version=2025-01-01")).headers["x-cache"] == "MISS"
+    assert (await post_query(chat(), "api-version=2024-10-21", host="evil.example")).headers[
+        "x-cache"] == "MISS"
+    assert upstream.calls == 3
+
+
+async def test_a_request_rewritten_behind_the_gateway_bypasses_the_completion_cache(fake):
+    upstream = await fake()
+    await post(chat())
+    answer = await post(chat(), **{"x-http-method-override": "DELETE"})
+    assert answer.headers["x-cache"] == "BYPASS" and upstream.calls == 2
