@@ -355,3 +355,14 @@ async def test_vary_star_is_never_stored(gw):
     backend, _ = await gw(respond=lambda r: httpx.Response(200, json={}, headers={"vary": "*"}))
     await get()
     assert (await get()).headers["x-cache"] == "MISS" and len(backend.seen) == 2
+
+
+async def test_a_trusted_proxys_forwarded_host_and_proto_are_part_of_the_key(gw):
+    backend, _ = await gw(respond=negotiating, TRUSTED_PROXIES="198.51.100.0/24")
+    poisoned = await get(**{"x-forwarded-host": "evil.example"})
+    other_proto = await get(**{"x-forwarded-proto": "https"})
+    honest = await get()
+    assert (await read_json(poisoned))["link"] == "https://evil.example/next"
+    assert [r.headers["x-cache"] for r in (poisoned, other_proto, honest)] == ["MISS"] * 3
+    assert (await read_json(honest))["link"] != "https://evil.example/next"
+    assert len(backend.seen) == 3
