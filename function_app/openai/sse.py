@@ -8,10 +8,11 @@ is split into events: the usage is recorded and, when the client did not ask for
 usage-only event (`"choices": []`) is dropped. Events may be split across chunks anywhere.
 
 Work and memory are linear and bounded whatever the backend sends: each byte is searched for a
-blank line once (a new chunk is searched from just before where the tail ended, since a blank
-line may straddle two chunks), every forwarded byte is searched for usage once, and the tail
-(one unfinished event) may not grow past `max_event_bytes`: past it the tap raises
-UpstreamEventTooLarge, which ends the stream with an OpenAI error event (bill.py).
+blank line once (a new chunk with the last three bytes of the tail before it, since a blank
+line may straddle two chunks), the unfinished event is kept as its pieces and joined once, every
+forwarded byte is searched for usage once, and the tail (one unfinished event) may not grow past
+`max_event_bytes`: past it `check` raises UpstreamEventTooLarge, which ends the stream with an
+OpenAI error event (bill.py).
 
 `BodyTap` does the same for a plain JSON answer: chunks pass unchanged while a copy (up to
 `limit` bytes) is kept to read the usage from at the end.
@@ -27,16 +28,15 @@ from .usage import USAGE_OBJECT, Usage, find_usage
 EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 _EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n|\r\r)", re.S)
 _BOUNDARIES = ((b"\r\n\r\n", 4), (b"\n\n", 2), (b"\r\r", 2))
-LONGEST_BOUNDARY = 4
+EDGE = 3  # bytes of a blank line (at most 4) that can precede the chunk completing it
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 
 
-def last_boundary(data: bytes | bytearray, start: int = 0) -> int:
-    """The index just past the last blank line in `data` that begins at or after `start`; 0
-    when there is none. Looks at `data[start:]` only."""
+def last_boundary(data: bytes) -> int:
+    """The index just past the last blank line in `data`; 0 when there is none."""
     cut = 0
     for mark, size in _BOUNDARIES:
-        at = data.rfind(mark, start)
+        at = data.rfind(mark)
         if at >= 0:
             cut = max(cut, at + size)
     return cut
@@ -64,13 +64,17 @@ class StreamTap:
         self.max_event_bytes = max_event_bytes
         self.usage: Usage | None = None
         self.scanned = 0
-        self._tail = bytearray()
+        # The unfinished event, as the pieces it came in (joined once, when it ends), its size,
+        # and its last bytes, where a blank line may begin that the next chunk completes.
+        self._tail: list[bytes] = []
+        self._held = 0
+        self._edge = b""
         self._too_large: UpstreamEventTooLarge | None = None
 
     @property
     def pending(self) -> int:
         """Bytes held: the unfinished event waiting for its blank line."""
-        return len(self._tail)
+        return self._held
 
     def check(self) -> None:
         """Raise UpstreamEventTooLarge once an event went past the cap (after `feed` returned
@@ -81,40 +85,59 @@ class StreamTap:
     def feed(self, chunk: bytes) -> bytes:
         """The complete events `chunk` finishes (bytes up to its last blank line). When the
         unfinished event grows past the cap it is dropped, and `check` raises from then on."""
-        if self._too_large is not None:
-            return b""
-        data = self._complete(chunk)
-        if len(self._tail) > self.max_event_bytes:
-            self._tail = bytearray()  # let go of it now: the stream ends here
-            self._too_large = UpstreamEventTooLarge(
-                f"The backend streamed an event over {self.max_event_bytes} bytes without "
-                "ending it; the stream was ended.")
+        if self._tail or self._too_large is not None:
+            data = self._completed_tail(chunk)
+        else:
+            cut = last_boundary(chunk)
+            self.scanned += len(chunk)
+            data = chunk if cut == len(chunk) else self._keep(chunk, cut)
         if not data or USAGE_OBJECT.search(data) is None:
             return data
         return b"".join(self._events(split_events(data)))
 
-    def _complete(self, chunk: bytes) -> bytes:
-        """Append `chunk` to the tail; take off and return what ends at its last blank line."""
-        if not self._tail:
-            cut = last_boundary(chunk)
-            self.scanned += len(chunk)
-            if cut == len(chunk):
-                return chunk  # the common case: whole events, forwarded as they came
-            self._tail += memoryview(chunk)[cut:]
-            return chunk[:cut]
-        start = max(0, len(self._tail) - LONGEST_BOUNDARY + 1)
-        self._tail += chunk
-        cut = last_boundary(self._tail, start)
-        self.scanned += len(self._tail) - start
-        if cut == 0:
+    def _keep(self, chunk: bytes, cut: int) -> bytes:
+        """Hold the bytes of `chunk` after `cut` as the tail; the bytes before it."""
+        rest = chunk[cut:]
+        self._tail, self._held, self._edge = [rest], len(rest), rest[-EDGE:]
+        if self._held > self.max_event_bytes:
+            self._bounded()
+        return chunk[:cut]
+
+    def _completed_tail(self, chunk: bytes) -> bytes:
+        """The tail and `chunk` up to its last blank line, if it has one; else b"" (and
+        `chunk` joins the tail)."""
+        if self._too_large is not None:
             return b""
-        data = bytes(memoryview(self._tail)[:cut])
-        del self._tail[:cut]
+        probe = self._edge + chunk
+        self.scanned += len(probe)
+        # A blank line cannot end inside the edge (it would have ended the tail already), so
+        # a cut, if any, falls inside `chunk`.
+        cut = last_boundary(probe) - len(self._edge)
+        if cut <= 0:
+            self._tail.append(chunk)
+            self._held += len(chunk)
+            self._edge = probe[-EDGE:]
+            if self._held > self.max_event_bytes:
+                self._bounded()
+            return b""
+        self._tail.append(chunk[:cut])
+        data = b"".join(self._tail)
+        self._tail, self._held = [], 0
+        if cut < len(chunk):
+            self._keep(chunk, cut)
         return data
+
+    def _bounded(self) -> None:
+        """Past the cap: drop the tail at once and remember why the stream must end."""
+        self._tail, self._held = [], 0
+        self._too_large = UpstreamEventTooLarge(
+            f"The backend streamed an event over {self.max_event_bytes} bytes without "
+            "ending it; the stream was ended.")
 
     def flush(self) -> bytes:
         """The unterminated tail left when the stream ends (normally nothing)."""
-        tail, self._tail = bytes(self._tail), bytearray()
+        tail = b"".join(self._tail)
+        self._tail, self._held = [], 0
         if not tail or USAGE_OBJECT.search(tail) is None:
             return tail
         return b"".join(self._events([tail]))
