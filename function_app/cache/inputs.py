@@ -15,14 +15,20 @@ and what the gateway itself forwards on the client's behalf is the gateway's to 
   a reason to bypass, since keying on them would only give an attacker a key of their own.
 
 Anything else (Accept, Accept-Language, User-Agent...) is content negotiation, which a backend
-must declare in Vary; see docs/CACHE.md.
+must declare in Vary; see docs/CACHE.md. A Vary names fields of the request the backend got, so
+variants are told apart by the headers as sent (`as_sent`), not as the client wrote them: a
+Vary on X-Forwarded-For separates clients even when none of them sent one.
 """
 
 from __future__ import annotations
 
-from ..http.forwarding import forwarded_host, forwarded_proto
+from ..http.forwarding import forwarded_host, forwarded_proto, upstream_request_headers
 from ..http.headers import Headers
+from ..http.messages import GatewayRequest
 
+# Written by the gateway anew for every request or attempt: an answer that varies on one of
+# them can never serve another request, so it is not stored.
+PER_REQUEST = frozenset({"x-request-id", "traceparent", "tracestate"})
 REWRITES = frozenset({
     "forwarded", "x-forwarded-prefix", "x-forwarded-port", "x-forwarded-server", "x-host",
     "x-original-host", "x-original-url", "x-rewrite-url", "x-http-method-override",
@@ -49,3 +55,14 @@ def accepted_codings(headers: Headers) -> str:
 def origin(headers: Headers, scheme: str) -> str:
     """The scheme and host the backend is told the client used."""
     return forwarded_proto(headers, scheme) + "://" + forwarded_host(headers, headers.get("host"))
+
+
+def as_sent(request: GatewayRequest) -> Headers:
+    """The headers the upstream step sends for `request` (stages/upstream.py builds them the
+    same way; tests/unit/test_cache_http.py checks the two agree)."""
+    sent = upstream_request_headers(
+        request.headers, client_host=request.client_host, scheme=request.scheme,
+        host=request.headers.get("host"), request_id=request.request_id)
+    if "accept-encoding" not in request.headers:
+        sent.set("accept-encoding", "identity")
+    return sent

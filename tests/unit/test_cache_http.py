@@ -366,3 +366,39 @@ async def test_a_trusted_proxys_forwarded_host_and_proto_are_part_of_the_key(gw)
     assert [r.headers["x-cache"] for r in (poisoned, other_proto, honest)] == ["MISS"] * 3
     assert (await read_json(honest))["link"] != "https://evil.example/next"
     assert len(backend.seen) == 3
+
+
+async def test_a_vary_on_a_header_the_gateway_writes_separates_what_the_backend_saw(gw):
+    backend, _ = await gw(respond=lambda r: httpx.Response(
+        200, json={"for": r.headers["x-forwarded-for"]}, headers={"vary": "X-Forwarded-For"}))
+    first = await get(client="198.51.100.1")
+    other = await get(client="198.51.100.2")
+    again = await get(client="198.51.100.1")
+    assert [r.headers["x-cache"] for r in (first, other, again)] == ["MISS", "MISS", "HIT"]
+    assert (await read_json(other))["for"] == "198.51.100.2"
+    assert (await read_json(again))["for"] == "198.51.100.1"
+    assert len(backend.seen) == 2
+
+
+async def test_the_headers_a_vary_is_judged_on_are_those_the_backend_received(gw):
+    from function_app.cache.inputs import as_sent
+    from function_app.http.headers import Headers
+    from function_app.http.messages import GatewayRequest
+
+    backend, _ = await gw(CACHE_ROUTES=json.dumps({"/slow": "off"}))
+    headers = {"host": "gw.test", "accept-language": "fr", "x-request-id": "req-42"}
+    await get(**headers)
+    # Host and User-Agent are the HTTP client's own; traceparent is written per attempt (an
+    # answer varying on it is never stored, below).
+    received = {k.lower(): v for k, v in backend.seen[0].headers.items()
+                if k.lower() not in ("host", "user-agent", "traceparent")}
+    request = GatewayRequest("GET", "/slow", "", Headers(list(headers.items())), b"",
+                             "198.51.100.4", request_id="req-42")
+    assert dict(as_sent(request)) == received
+
+
+@pytest.mark.parametrize("name", ["traceparent", "X-Request-ID"])
+async def test_an_answer_varying_on_what_the_gateway_writes_per_request_is_not_stored(gw, name):
+    backend, _ = await gw(respond=lambda r: httpx.Response(200, json={}, headers={"vary": name}))
+    await get()
+    assert (await get()).headers["x-cache"] == "MISS" and len(backend.seen) == 2
