@@ -329,3 +329,56 @@ async def test_a_request_rewritten_behind_the_gateway_bypasses_the_completion_ca
     await post(chat())
     answer = await post(chat(), **{"x-http-method-override": "DELETE"})
     assert answer.headers["x-cache"] == "BYPASS" and upstream.calls == 2
+
+
+@pytest.fixture
+async def tenants(backend):
+    """A gateway with GATEWAY_AUTH=required and an in-memory key store; new_key(tenant)."""
+    from function_app import app as app_module
+    from function_app.adapters.httpx_upstream import HttpxUpstream
+    from function_app.adapters.keystore_memory import MemoryKeyStore
+    from function_app.bootstrap import build_gateway
+    from function_app.core.clock import SystemClock
+    from function_app.settings.load import load_settings
+    from function_app.tenants.keys import generate, key_hash, prefix_of
+    from function_app.tenants.records import KeyRecord
+
+    store = MemoryKeyStore()
+
+    async def _install(responder, **environ):
+        backend.respond = responder
+        settings = load_settings({"GATEWAY_AUTH": "required", "CACHE_COMPLETIONS": "sim-python",
+                                  **environ})
+        app_module.gateway.install(await build_gateway(
+            settings, upstream=HttpxUpstream(httpx.MockTransport(backend)), key_store=store))
+
+        async def new_key(tenant: str) -> str:
+            key = generate()
+            await store.create_key(KeyRecord(key_hash(key), prefix_of(key), tenant, "test",
+                                             SystemClock().now()))
+            return key
+
+        return new_key
+
+    yield _install
+    await app_module.gateway.aclose()
+
+
+@pytest.mark.parametrize("shared", ["false", "true"])
+async def test_a_private_answer_reaches_no_other_key_of_the_tenant_nor_other_tenants(tenants,
+                                                                                      shared):
+    upstream = HeaderBackend(COOKIE_AND_PRIVATE)
+    new_key = await tenants(upstream, CACHE_COMPLETIONS_SHARED=shared)
+    keys = [await new_key("acme"), await new_key("acme"), await new_key("globex")]
+    answers = [await post(chat(), authorization=f"Bearer {key}") for key in keys]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.headers["x-cache"] for a in answers] == ["MISS"] * 3 and upstream.calls == 3
+
+
+async def test_an_ordinary_answer_is_shared_by_the_keys_of_one_tenant_only(tenants):
+    upstream = OpenAIBackend()
+    new_key = await tenants(upstream)
+    keys = [await new_key("acme"), await new_key("acme"), await new_key("globex")]
+    answers = [await post(chat(), authorization=f"Bearer {key}") for key in keys]
+    assert [a.headers["x-cache"] for a in answers] == ["MISS", "HIT", "MISS"]
+    assert upstream.calls == 2
