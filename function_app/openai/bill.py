@@ -17,6 +17,7 @@ answer, kept when no usage came.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,9 +31,10 @@ from ..core.clock import Clock
 from ..core.errors import GatewayError, StorageUnavailable, TokenRateLimited
 from .ledger import TokenLedger
 from .midstream import SentTokens, error_event
-from .sse import BodyTap, StreamTap
+from .sse import DEFAULT_MAX_EVENT_BYTES, BodyTap, StreamTap
 from .usage import Usage, find_usage
 
+log = logging.getLogger(__name__)
 BODY_COPY_LIMIT = 8 * 1024 * 1024  # a larger plain answer is not searched for its usage
 SHORT_WAIT_S, QUEUE_S = 0.25, 1.0  # see _acquire_patiently
 
@@ -171,10 +173,11 @@ def _denial(decision: Decision, requested: int) -> str:
 @dataclass(frozen=True)
 class Wire:
     """How one API's answers are read for usage and ended on failure (defaults: OpenAI chat
-    and completions). `stream_tap(strip)` makes the tap of an event stream; `rewrite`, when
-    set, is applied to every forwarded piece (whole events, or the whole body)."""
+    and completions). `stream_tap(strip, max_event_bytes)` makes the tap of an event stream;
+    `rewrite`, when set, is applied to every forwarded piece (whole events, or the whole
+    body)."""
 
-    stream_tap: Callable[[bool], Any] = StreamTap
+    stream_tap: Callable[[bool, int], Any] = StreamTap
     body_usage: Callable[[bytes], Usage | None] = find_usage
     error_event: Callable[[GatewayError], bytes] = error_event
     rewrite: Callable[[bytes], bytes] | None = None
@@ -184,8 +187,10 @@ OPENAI_WIRE = Wire()
 
 
 def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip: bool,
-                     wire: Wire = OPENAI_WIRE) -> GatewayResponse:
-    """Arrange for `bill` to be settled from `response`, which is returned (body wrapped)."""
+                     wire: Wire = OPENAI_WIRE,
+                     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> GatewayResponse:
+    """Arrange for `bill` to be settled from `response`, which is returned (body wrapped); a
+    streamed event over `max_event_bytes` ends the stream with the wire's error event."""
     if not 200 <= response.status < 300:
         bill.refund()
         return response
@@ -199,7 +204,8 @@ def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip:
     if stream and _is_event_stream(response):
         # Dropping the usage chunk changes the length: let the server frame the body.
         response.headers.remove("content-length")
-        response.body = _tapped(response.body, wire.stream_tap(strip), bill, wire)
+        response.body = _tapped(response.body, wire.stream_tap(strip, max_event_bytes), bill,
+                                wire)
     else:
         if wire.rewrite is not None:
             response.headers.remove("content-length")
@@ -224,12 +230,14 @@ async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire =
             if out:
                 sent.feed(out)
                 yield rewrite(out) if rewrite is not None else out
+            tap.check()  # an event over SSE_MAX_EVENT_BYTES ends the stream here
         rest = tap.flush()
         if rest:
             yield rewrite(rest) if rewrite is not None else rest
     except GatewayError as error:
         if isinstance(tap, BodyTap):
             raise  # a plain answer cut short: the client sees a truncated body
+        log.warning("stream of model %s ended early: %s", bill.model, error.code)
         bill.settle(tap.usage or sent.usage(bill.prompt_tokens))
         yield wire.error_event(error)
     finally:
