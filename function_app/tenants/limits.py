@@ -89,7 +89,7 @@ class BudgetLimiter:
         for attempt in range(RACE_RETRIES + 1):
             decision = await self._inner.acquire(scoped, cost)
             if decision.allowed or not is_budget(decision.scope) \
-                    or decision.storage_unavailable:
+                    or decision.storage_unavailable or decision.reason == "exceeds_limit":
                 break
             if decision.retry_after_s >= SPENT_WAIT_S:
                 raise _exceeded(scoped, decision, self._clock.now())
