@@ -4,6 +4,8 @@ Settling rules, each applied exactly once per request (`Bill.settle` / `Bill.ref
 - the backend reported usage (in a plain answer, or in a stream's usage chunk): the limiter is
   adjusted by usage - estimate, a refund or an extra charge;
 - the backend answered an error status: the whole estimate is refunded (nothing was generated);
+- the backend reported usage the request cannot have used (openai/usage.implausible): like no
+  usage, the estimate stays charged, and the ledger counts it as rejected;
 - no usage arrived (the client left, the upstream failed or timed out before answering): the
   estimate stays charged, since the backend may have generated up to all of it;
 - a stream whose upstream failed after its first byte ends with an OpenAI error event and is
@@ -12,6 +14,7 @@ Settling rules, each applied exactly once per request (`Bill.settle` / `Bill.ref
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,15 +22,16 @@ from typing import Protocol
 from function_app.http.messages import GatewayResponse
 from function_app.ratelimit.headers import retry_after
 from function_app.ratelimit.limits import Decision, ScopedLimit
-from function_app.ratelimit.token_headers import duration
+from function_app.ratelimit.token_headers import duration, limit_name
 
 from ..core.clock import Clock
-from ..core.errors import GatewayError, StorageUnavailable, TokenRateLimited
+from ..core.errors import GatewayError, NeverFits, StorageUnavailable, TokenRateLimited
 from .ledger import TokenLedger
 from .midstream import SentTokens, error_event
 from .sse import BodyTap, StreamTap
-from .usage import Usage, find_usage
+from .usage import Usage, find_usage, implausible
 
+log = logging.getLogger(__name__)
 BODY_COPY_LIMIT = 8 * 1024 * 1024  # a larger plain answer is not searched for its usage
 SHORT_WAIT_S, QUEUE_S = 0.25, 1.0  # see _acquire_patiently
 
@@ -59,6 +63,14 @@ class Bill:
         if self.done:
             return
         self.done = True
+        if usage is not None and (problem := implausible(
+                usage, self.prompt_tokens, self.reserved - self.prompt_tokens)):
+            # A wrong or hostile count would charge every token limit of the request (2^70
+            # prompt tokens locked a tenant out): the reservation stands instead.
+            log.warning("usage reported for model %r ignored (%s); the reservation of %d "
+                        "tokens stands", self.model[:100], problem, self.reserved)
+            self.ledger.rejected(self.reserved)
+            return
         self.usage = usage
         if usage is None:
             self.ledger.unreconciled(self.reserved)
@@ -92,6 +104,11 @@ async def reserve(bill: Bill, clock: Clock) -> None:
         headers = {"Retry-After": retry_after(decision)}
         if decision.storage_unavailable:
             raise StorageUnavailable(headers=headers)
+        if decision.reason == "exceeds_limit":  # waiting cannot help: 400, no Retry-After
+            limit = int(decision.limit.burst) if decision.limit is not None else 0
+            raise NeverFits(f"The request needs {bill.reserved} tokens; "
+                            f"{limit_name(decision.scope)} allows at most {limit}. Lower "
+                            "max_tokens, n or the prompt.")
         raise TokenRateLimited(_denial(decision, bill.reserved), headers=headers)
     bill.ledger.reserved(bill.reserved)
 
@@ -118,8 +135,7 @@ async def _acquire_patiently(limiter: TokenLimiter, scopes: list[ScopedLimit], c
 def _denial(decision: Decision, requested: int) -> str:
     limit = int(decision.limit.burst) if decision.limit is not None else 0
     wait = duration(max(decision.retry_after_s, 0.001))
-    scope = "this model" if decision.scope == "model_tpm" else "this client"
-    return (f"Rate limit reached for {scope} on tokens per min (TPM): Limit {limit}, "
+    return (f"Rate limit reached for {limit_name(decision.scope)}: Limit {limit}, "
             f"Requested {requested}. Please try again in {wait}.")
 
 
