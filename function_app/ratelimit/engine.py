@@ -12,7 +12,7 @@ from function_app.core.clock import Clock
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore, StorageHealth
-from function_app.ratelimit.judge import failure_decision, never_fits
+from function_app.ratelimit.judge import failure_decision
 from function_app.ratelimit.limits import Decision, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore, RowKey
 
@@ -52,10 +52,7 @@ class LimiterEngine:
         """Admit `cost` (>= 0; anything else counts as 0) against every scope or against none.
 
         Never raises: a limiter bug applies the failure mode. With the limiter disabled every
-        request is admitted (reason "disabled"). A cost larger than an enforced scope's burst
-        can never be admitted, however long it waits: it is refused at once with reason
-        "exceeds_limit" (a 400 for the caller, not a 429 whose Retry-After invites a retry), and
-        never joins other requests' wait for tokens.
+        request is admitted (reason "disabled").
         """
         if not self._cfg.enabled:
             return Decision(True, reason="disabled")
@@ -64,7 +61,7 @@ class LimiterEngine:
         try:
             self._start()
             amount = float(cost) if cost >= 0 else 0.0  # also maps NaN to 0
-            decision = never_fits(scoped, amount) or await self._decide(scoped, amount)
+            decision = await self._decide(scoped, amount)
         except Exception:  # a limiter bug must not fail the request
             log.exception("rate limiter failed; applying the failure mode")
             self._counters.incr("internal_errors")

@@ -27,6 +27,7 @@ from function_app.ratelimit.judge import (
     Judgement,
     commit,
     judge,
+    never_fits,
     settled_fallback,
     to_decision,
 )
@@ -97,6 +98,11 @@ class Limiter(LimiterEngine):
         await self._maintenance.close()
 
     async def _decide(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
+        # A cost no bucket can hold is refused at once (400 for the caller, not a 429 whose
+        # Retry-After invites a retry), and never joins other requests' wait for a lease.
+        refused = never_fits(scoped, cost)
+        if refused is not None:
+            return refused
         now = self._clock.now()
         states = [self._state(item, now) for item in scoped]
         for round_ in range(ACQUIRE_ROUNDS):
