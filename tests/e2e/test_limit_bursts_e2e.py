@@ -10,6 +10,7 @@ valid key is one storage read shared by every request, not 503s.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 
@@ -19,8 +20,9 @@ import pytest
 from function_app.adapters.limitstore_table import open_limit_storage
 from function_app.ratelimit.limits import Limit
 from function_app.ratelimit.store import Override
-from scripts.procs import PYTHON, ROOT
+from scripts.procs import PYTHON, ROOT, free_port, spawn
 from tests.support.azurite import Azurite
+from tests.support.scripted_backend import script_query
 
 from .conftest import start_gateway
 
@@ -145,3 +147,74 @@ def test_a_cold_burst_on_one_valid_key_is_admitted_not_auth_unavailable(gateway,
     replies = burst(gateway.url, key, 150)
     codes = [r.status_code for r in replies]
     assert codes.count(200) == 150, {c: codes.count(c) for c in set(codes)}
+
+
+@pytest.fixture(scope="module")
+def gateways(openai_env, storage_env, log_dir):
+    """Three instances over the module's Azurite, in lease mode."""
+    env = openai_env(GATEWAY_AUTH="required", CLIENT_TPM="0", MODEL_TPM="0",
+                     RATE_LIMIT_SYNC="lease", **storage_env)
+    procs = [start_gateway(log_dir, f"burst-gateway-{i}", env) for i in range(3)]
+    yield procs
+    for proc in procs:
+        proc.stop()
+
+
+def test_a_token_burst_over_three_instances_admits_what_fits_give_or_take_one_each(
+        gateways, storage_env):
+    key = create_key(storage_env, "burst-tpm-3", "--tpm", "10000")
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            calls = [client.post(f"{gateways[i % 3].url}/v1/chat/completions",
+                                 json=chat("tokens", 1024),
+                                 headers={"authorization": f"Bearer {key}"})
+                     for i in range(36)]  # 12 per instance: each one's pile > the bucket
+            return await asyncio.gather(*calls)
+
+    replies = asyncio.run(run())
+    admitted = sum(r.status_code == 200 for r in replies)
+    assert 9 - 3 <= admitted <= 9 + 3, [r.status_code for r in replies]
+    refused = [r for r in replies if r.status_code != 200]
+    assert all(r.status_code == 429 and int(r.headers["retry-after"]) <= 7 for r in refused)
+
+
+@pytest.fixture(scope="module")
+def hostile_backend(log_dir):
+    port = free_port()
+    proc = spawn("scripted-backend", [PYTHON, "-m", "tests.support.scripted_backend", "--port",
+                                      str(port)], port=port, log_dir=log_dir, cwd=ROOT)
+    yield proc
+    proc.stop()
+
+
+def test_usage_a_backend_cannot_have_used_locks_nobody_out(hostile_backend, storage_env,
+                                                           openai_env, log_dir):
+    """2^70 prompt tokens reported once used to be charged to the key, the tenant and the
+    model shared by every tenant (issue #22, item 8)."""
+    env = openai_env(GATEWAY_AUTH="required", CLIENT_TPM="100000", MODEL_TPM="100000",
+                     RATE_LIMIT_SYNC="lease", **storage_env,
+                     MODEL_ROUTES=json.dumps({"hostile": hostile_backend.url}))
+    proc = start_gateway(log_dir, "usage-gateway", env)
+    try:
+        keys = [create_key(storage_env, tenant, "--tpm", "10000")
+                for tenant in ("usage-a", "usage-b")]
+
+        def ask(key: str, usage: dict) -> httpx.Response:
+            body = json.dumps({"choices": [], "usage": usage}).encode()
+            query = script_query("u", headers=[("content-type", "application/json")],
+                                 chunks=[body])
+            return httpx.post(f"{proc.url}/v1/chat/completions?{query}", timeout=30,
+                              json={"model": "hostile", "max_tokens": 20,
+                                    "messages": [{"role": "user", "content": "hi"}]},
+                              headers={"authorization": f"Bearer {key}"})
+
+        assert ask(keys[0], {"prompt_tokens": 2**70, "completion_tokens": 1}).status_code == 200
+        for key in (*keys, *keys):
+            reply = ask(key, {"prompt_tokens": 5, "completion_tokens": 5})
+            assert reply.status_code == 200, reply.text
+        totals = httpx.get(f"{proc.url}/_gateway/stats", timeout=10,
+                           headers={"authorization": f"Bearer {keys[0]}"}).json()
+        assert totals["tokens"]["totals"]["rejected_usage_requests"] == 1
+    finally:
+        proc.stop()
