@@ -207,13 +207,13 @@ def _useful(want: float, limit: Limit, active: int) -> float:
 
 
 def _short_wait(tokens: float, want: float, first: float, others: int, limit: Limit) -> float:
-    """When to come back to a row that could not pay: for a waiting request (`first` > 0, the
-    smallest waiter's need), alone on the row, when half a block has accrued: then one write
-    admits that many, where coming back for each request would make a saturated key cost one
-    write per admitted request (a client at its limit of 500/s: 500 writes/s). Shared, or for
-    a top-up, when its turn for a block has come. Never longer than the smallest waiter's own
-    need takes, unless that exceeds the bucket ("never"): a pile larger than the bucket is not
-    a request that can never fit."""
+    """When to come back to a row that could not pay. For waiting requests (`first` > 0, what
+    the smallest of them still needs) alone on the row: when that need, and at least half a
+    block, has accrued; one write then admits several, where coming back for each request would
+    make a saturated key cost a write per admitted request (a client at its limit of 500/s: 500
+    writes/s). Shared, or for a top-up: when its turn for a block has come. `want` counts at
+    most a bucket: a pile larger than the bucket is not a request that can never fit (that
+    waited "never", issue #22 item 1); only a smallest need above the bucket does."""
     want = min(want, max(first, limit.burst))
     if first > 0 and not others:
         return wait_for(tokens, max(1.0, first, _useful(want, limit, 1)), limit)
