@@ -92,7 +92,7 @@ class BudgetLimiter:
                     or decision.storage_unavailable or decision.reason == "exceeds_limit":
                 break
             if decision.retry_after_s >= SPENT_WAIT_S:
-                raise _exceeded(scoped, decision, self._clock.now())
+                raise _exceeded(scoped, decision, self._clock.now(), cost)
             if attempt < RACE_RETRIES:
                 await self._clock.sleep(RACE_PAUSE_S * (0.5 + self._rng.random()) * (attempt + 1))
         if decision.allowed:
@@ -110,7 +110,8 @@ class BudgetLimiter:
                                   spend=spend(self._prices, scoped.model, tokens))
 
 
-def _exceeded(scoped: Sequence[ScopedLimit], decision: Decision, now: float) -> BudgetExceeded:
+def _exceeded(scoped: Sequence[ScopedLimit], decision: Decision, now: float, cost: float
+              ) -> BudgetExceeded:
     item = next(s for s in scoped if s.scope == decision.scope)
     reset = reset_at(item.scope, item.key)
     when = dt.datetime.fromtimestamp(reset, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -118,8 +119,10 @@ def _exceeded(scoped: Sequence[ScopedLimit], decision: Decision, now: float) -> 
     if isinstance(scoped, TaggedScopes):
         who += f" token budget of {display(scoped.grant.key.prefix)}" \
             if "key" in item.scope else f" token budget of tenant {scoped.grant.key.tenant}"
-    message = (f"{who[0].upper()}{who[1:]} ({int(item.limit.burst)} tokens) is spent; "
-               f"it resets at {when}.")
+    # "Spent" only in so far as it is: what is left (tokens reserved by requests in flight
+    # count until they are settled) cannot pay this request's reservation (issue #22).
+    message = (f"{who[0].upper()}{who[1:]} ({int(item.limit.burst)} tokens) has fewer than the "
+               f"{int(cost)} tokens this request reserves left; it resets at {when}.")
     return BudgetExceeded(message, headers={"Retry-After": str(max(1, int(reset - now) + 1)),
                                             "x-budget-reset": when})
 

@@ -129,6 +129,8 @@ def test_a_budget_burst_admits_what_the_budget_holds_then_says_spent(gateway, st
     refused = [r for r in replies if r.status_code != 200]
     assert {(r.status_code, r.json()["error"]["code"]) for r in refused} == {
         (429, "budget_exceeded")}
+    assert all("fewer than the 100 tokens this request reserves" in r.json()["error"]["message"]
+               for r in refused)
 
 
 def test_a_request_burst_over_an_override_admits_the_burst_with_a_short_wait(gateway,

@@ -123,6 +123,7 @@ async def test_a_spent_budget_is_budget_exceeded_with_its_reset():
         await limiter.acquire(tagged(), 30)
     assert caught.value.headers["x-budget-reset"] == "2026-11-30T00:00:00Z"
     assert "tenant acme" in caught.value.message and "1000 tokens" in caught.value.message
+    assert "fewer than the 30 tokens this request reserves" in caught.value.message
 
 
 async def _run_with_time(clock, coro):
