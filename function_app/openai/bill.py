@@ -4,6 +4,8 @@ Settling rules, each applied exactly once per request (`Bill.settle` / `Bill.ref
 - the backend reported usage (in a plain answer, or in a stream's usage chunk): the limiter is
   adjusted by usage - estimate, a refund or an extra charge;
 - the backend answered an error status: the whole estimate is refunded (nothing was generated);
+- the backend reported usage the request cannot have used (openai/usage.implausible): like no
+  usage, the estimate stays charged, and the ledger counts it as rejected;
 - no usage arrived (the client left, the upstream failed or timed out before answering): the
   estimate stays charged, since the backend may have generated up to all of it;
 - a stream whose upstream failed after its first byte ends with an OpenAI error event and is
@@ -25,14 +27,14 @@ from typing import Any, Protocol
 from function_app.http.messages import GatewayResponse
 from function_app.ratelimit.headers import retry_after
 from function_app.ratelimit.limits import Decision, ScopedLimit
-from function_app.ratelimit.token_headers import duration
+from function_app.ratelimit.token_headers import duration, limit_name
 
 from ..core.clock import Clock
-from ..core.errors import GatewayError, StorageUnavailable, TokenRateLimited
+from ..core.errors import GatewayError, NeverFits, StorageUnavailable, TokenRateLimited
 from .ledger import TokenLedger
 from .midstream import SentTokens, error_event
 from .sse import DEFAULT_MAX_EVENT_BYTES, BodyTap, StreamTap
-from .usage import Usage, find_usage
+from .usage import Usage, find_usage, implausible
 
 log = logging.getLogger(__name__)
 BODY_COPY_LIMIT = 8 * 1024 * 1024  # a larger plain answer is not searched for its usage
@@ -69,6 +71,14 @@ class Bill:
         if self.done:
             return
         self.done = True
+        if usage is not None and (problem := implausible(
+                usage, self.prompt_tokens, self.reserved - self.prompt_tokens)):
+            # A wrong or hostile count would charge every token limit of the request (2^70
+            # prompt tokens locked a tenant out): the reservation stands instead.
+            log.warning("usage reported for model %r ignored (%s); the reservation of %d "
+                        "tokens stands", self.model[:100], problem, self.reserved)
+            self.ledger.rejected(self.reserved)
+            return
         self.usage = usage
         if usage is None:
             self.ledger.unreconciled(self.reserved)
@@ -114,6 +124,11 @@ async def reserve(bill: Bill, clock: Clock) -> None:
                                                         bill.reserved, clock)
     if not decision.allowed:
         bill.done = True  # nothing was charged: nothing to settle
+        if decision.reason == "exceeds_limit" and not decision.storage_unavailable:
+            limit = int(decision.limit.burst) if decision.limit is not None else 0
+            raise NeverFits(f"The request needs {bill.reserved} tokens; "  # waiting cannot help
+                            f"{limit_name(decision.scope)} allows at most {limit}. Lower "
+                            "max_tokens, n or the prompt.")
         _refuse(decision, _denial(decision, bill.reserved))
     bill.ledger.reserved(bill.reserved)
     await _reserve_spend(bill, clock)
@@ -165,8 +180,7 @@ async def _acquire_patiently(limiter: TokenLimiter, scopes: list[ScopedLimit], c
 def _denial(decision: Decision, requested: int) -> str:
     limit = int(decision.limit.burst) if decision.limit is not None else 0
     wait = duration(max(decision.retry_after_s, 0.001))
-    scope = "this model" if decision.scope == "model_tpm" else "this client"
-    return (f"Rate limit reached for {scope} on tokens per min (TPM): Limit {limit}, "
+    return (f"Rate limit reached for {limit_name(decision.scope)}: Limit {limit}, "
             f"Requested {requested}. Please try again in {wait}.")
 
 

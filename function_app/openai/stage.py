@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 
 from function_app.ratelimit.limits import ScopedLimit
-from function_app.ratelimit.token_headers import (
-    openai_limit_headers,
-)
+from function_app.ratelimit.token_headers import limit_name, openai_limit_headers
 from function_app.ratelimit.tokens import TokenLimits
 
 from ..core.clock import Clock
@@ -106,10 +104,9 @@ def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:
     a Retry-After would only send the client into a retry loop."""
     for scoped in scopes:
         if not scoped.limit.shadow and estimate > scoped.limit.burst:
-            scope = "this model" if scoped.scope == "model_tpm" else "this client"
             raise NeverFits(
                 f"The request needs {estimate} tokens (prompt estimate plus max_tokens times n); "
-                f"{scope} is limited to {int(scoped.limit.burst)} tokens per minute. Lower "
+                f"{limit_name(scoped.scope)} allows at most {int(scoped.limit.burst)}. Lower "
                 "max_tokens, n or the prompt.")
 
 

@@ -21,7 +21,7 @@ def test_find_usage_reads_only_the_usage_object():
     body = b'{"data":[{"embedding":[0.1]}],"usage":{"prompt_tokens":4,"total_tokens":4}}'
     assert find_usage(body) == Usage(4, 0)
     assert find_usage(b'{"choices":[{"text":"\\"usage\\": {}"}]}') is None
-    assert find_usage(b'{"usage": {"prompt_tokens": "x"}}') is None
+    assert find_usage(b'{"usage": {"prompt_tokens": "x"}}').problem  # never read as 0
     assert find_usage(b'{"usage": {"prompt_tok') is None
 
 
