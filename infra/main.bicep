@@ -130,6 +130,18 @@ param gatewaySettings object = {}
 @secure()
 param modelApiKeys string = ''
 
+@description('MCP_SESSION_KEY (base64 of at least 32 random bytes: openssl rand -base64 32), stored in the Key Vault. Empty: one is made from secretSeed, new at every provision (open MCP sessions then end).')
+@secure()
+param mcpSessionKey string = ''
+
+@description('RESPONSES_ID_SECRET (the MAC key of stored-response ids), stored in the Key Vault. Empty: one is made from secretSeed, new at every provision (stored responses made before it can no longer be fetched through the gateway).')
+@secure()
+param responsesIdSecret string = ''
+
+@description('Random per deployment (newGuid), the source of mcpSessionKey and responsesIdSecret when they are empty. Leave it to its default.')
+@secure()
+param secretSeed string = newGuid()
+
 // Default of every gateway setting in function_app/settings/specs.py SPECS, as strings, except
 // PORT (the devhost's port; App Service owns PORT) and the settings wired from resources below.
 // tests/infra/test_settings_parity.py fails when this drifts from SPECS.
@@ -201,15 +213,13 @@ var gatewaySettingDefaults = {
   GATEWAY_KEY_LOOKUPS_PER_S: '50'
   GATEWAY_USAGE_FLUSH_S: '60'
   MODEL_PRICES: ''
-  // MCP servers behind /mcp/{name} (#29, docs/MCP.md). MCP_SESSION_KEY: set it to a Key Vault
-  // reference holding 32 random bytes (base64), or sessions stay on the instance that began them.
+  // MCP servers behind /mcp/{name} (#29, docs/MCP.md). MCP_SESSION_KEY is wired below, from the
+  // Key Vault, so that every instance can carry on every session.
   MCP_SERVERS: ''
-  MCP_SESSION_KEY: ''
   MCP_SESSION_TTL_S: '86400'
   MCP_MAX_MESSAGE_BYTES: '1048576'
   MCP_MAX_EVENT_BYTES: '4194304'
   MCP_STREAM_TIMEOUT_S: '220'
-  RESPONSES_ID_SECRET: ''
   // Telemetry (#13); Application Insights settings are wired in modules/functionapp.bicep.
   TELEMETRY_ENABLED: 'true'
   TELEMETRY_TRACE_SAMPLE_RATIO: '0.1'
@@ -230,6 +240,9 @@ var gatewayWiredSettings = {
   // Secrets: Key Vault references, resolved by the platform with the gateway identity.
   MODEL_API_KEYS: keyVaultReference(keyVaultName, 'model-api-keys')
   TELEMETRY_CLIENT_HASH_KEY: keyVaultReference(keyVaultName, 'telemetry-client-hash-key')
+  // The same on every instance: any instance carries on an MCP session or a stored response.
+  MCP_SESSION_KEY: keyVaultReference(keyVaultName, 'mcp-session-key')
+  RESPONSES_ID_SECRET: keyVaultReference(keyVaultName, 'responses-id-secret')
   PY_SERVICE_URL: pythonBackend.outputs.url
   NODE_SERVICE_URL: nodeBackend.outputs.url
   TABLE_STORAGE_ENDPOINT: storage.outputs.tableEndpoint
@@ -263,6 +276,9 @@ var vaultSecrets = {
   'model-api-keys': empty(modelApiKeys) ? '{}' : modelApiKeys
   // A per-deployment key for hashing client ids in metrics and logs.
   'telemetry-client-hash-key': '${uniqueString(subscription().id, rg.id, 'client-hash')}${uniqueString(rg.id, environmentName, 'client-hash')}'
+  // 72 bytes from two GUIDs of a random seed; the gateway hashes them to its AES key.
+  'mcp-session-key': empty(mcpSessionKey) ? base64('${secretSeed}${guid(secretSeed, 'mcp-session')}') : mcpSessionKey
+  'responses-id-secret': empty(responsesIdSecret) ? '${guid(secretSeed, 'responses-id')}${secretSeed}' : responsesIdSecret
 }
 
 var keyVaultName = 'kv-${resourceToken}'

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -75,13 +76,15 @@ class SessionSeal:
 
 
 def session_key(text: str) -> bytes | None:
-    """MCP_SESSION_KEY's bytes (base64 of 32 bytes); None when unset. ValueError otherwise."""
+    """The AES-256 key from MCP_SESSION_KEY (base64 of at least 32 random bytes; exactly 32 are
+    used as they are, more are hashed to 32 with SHA-256, so a longer secret made elsewhere, as
+    the Bicep's, serves too); None when unset. ValueError otherwise."""
     if not text:
         return None
     try:
         key = base64.b64decode(text, validate=True)
     except binascii.Error:
         raise ValueError("must be base64 (e.g. `openssl rand -base64 32`)") from None
-    if len(key) != 32:
-        raise ValueError(f"must decode to 32 bytes, not {len(key)}")
-    return key
+    if len(key) < 32:
+        raise ValueError(f"must decode to at least 32 bytes, not {len(key)}")
+    return key if len(key) == 32 else hashlib.sha256(key).digest()

@@ -319,9 +319,10 @@ class Settings:
         '"none|key|entra", "key_setting", "header", "scope", "tool_limits": {"tool or *": '
         '{"rps", "burst"}}}}; reached at /mcp/{name}.')
     mcp_session_key: bytes | None = setting("MCP_SESSION_KEY", "", mcp_session_key,
-        "32 bytes, base64: seals the MCP session ids clients hold, so any instance can carry a "
-        "session on. The same on every instance; empty: a random key per process (sessions "
-        "then stay on one instance). A secret: in Azure use a Key Vault reference.", secret=True)
+        "At least 32 random bytes, base64: seals the MCP session ids clients hold, so any "
+        "instance can carry a session on. The same on every instance; empty: a random key per "
+        "process (sessions then stay on one instance). In Azure: a Key Vault reference (the "
+        "Bicep makes one).", secret=True)
     mcp_session_ttl_s: float = setting("MCP_SESSION_TTL_S", "86400", float_range(60, 2592000),
         "Seconds an MCP session id stays valid after initialize; then 404 (start a new one).")
     mcp_max_message_bytes: int = setting("MCP_MAX_MESSAGE_BYTES", "1048576",

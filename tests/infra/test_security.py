@@ -30,7 +30,7 @@ LIST_FUNCTION = re.compile(r"\blist[A-Z]\w*\s*\(")
 SECRET_MARKERS = ("AccountKey=", "SharedAccessSignature", "sharedKey", "InstrumentationKey=")
 SECRET_OUTPUT_NAME = re.compile(r"key|secret|password|pwd|token|credential", re.I)
 # Parameters that carry secrets (or objects that may): each must be @secure().
-SECRET_PARAM_NAME = re.compile(r"(api_?keys?|secrets?|password|pwd|token|connection|settings)$",
+SECRET_PARAM_NAME = re.compile(r"(keys?|secrets?|seed|password|pwd|token|connection|settings)$",
                                re.I)
 # Settings the gateway marks secret (repr=False in Settings) ...
 SECRET_SPECS = {f.metadata["spec"].name for f in fields(Settings)
@@ -115,7 +115,9 @@ def test_secret_settings_reach_the_app_only_as_key_vault_references() -> None:
         assert node.type == "call_expression", f"{name}: {text(node)[:60]}"
         assert text(node.child_by_field_name("function")) == "keyVaultReference", name
         checked += 1
-    assert checked >= 2
+    assert checked >= 4
+    for name in ("MCP_SESSION_KEY", "RESPONSES_ID_SECRET"):  # must be set, the same everywhere
+        assert text(settings[name][1].child_by_field_name("function")) == "keyVaultReference"
     func = BicepFile.load(MAIN_PATH).root
     body = next(n for n in func.named_children if n.type == "user_defined_function")
     assert "@Microsoft.KeyVault(VaultName=" in text(body)

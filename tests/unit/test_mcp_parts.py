@@ -4,6 +4,7 @@ tools filter, MCP_SERVERS and the admin CLI's --mcp-tools."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 
@@ -109,9 +110,12 @@ def test_a_session_id_is_404_on_another_server_key_seal_or_when_altered(change):
     assert caught.value.code == "mcp_session_not_found"
 
 
-def test_the_session_key_setting_is_32_bytes_of_base64():
+def test_the_session_key_setting_is_at_least_32_bytes_of_base64():
     assert session_key("") is None
     assert session_key(base64.b64encode(bytes(32)).decode()) == bytes(32)
+    longer = b"0f8fad5b-d9cb-469f-a165-70867728950e" * 2  # the Bicep's two GUIDs
+    derived = session_key(base64.b64encode(longer).decode())
+    assert derived == hashlib.sha256(longer).digest() and len(derived) == 32
     for bad in ("not base64!", base64.b64encode(bytes(16)).decode()):
         with pytest.raises(ValueError):
             session_key(bad)
