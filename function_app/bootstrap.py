@@ -30,6 +30,8 @@ from .core.identity import ClientIdentity
 from .core.pipeline import Stage, compose
 from .core.upstream import Upstream
 from .gateway import Gateway, Parts
+from .guardrails.safety import ContentSafety
+from .guardrails_wiring import build_guardrails
 from .health import HealthReport
 from .openai.ledger import TokenLedger
 from .openai.stage import openai_stage
@@ -74,6 +76,7 @@ class Given:
     cache_tier: CacheTier | None = None
     exporters: Exporters | None = None
     key_store: KeyStore | None = None
+    content_safety: ContentSafety | None = None
 
 
 async def build_gateway(
@@ -83,12 +86,14 @@ async def build_gateway(
     cache_tier: CacheTier | None = None,
     exporters: Exporters | None = None,
     key_store: KeyStore | None = None,
+    content_safety: ContentSafety | None = None,
 ) -> Gateway:
     """Wire a gateway from settings in one pass, the parts first and then the Gateway; the
     keyword arguments replace real adapters in tests."""
     quiet_storage_sdk(settings.storage_sdk_log_level)
     given = Given(f"{socket.gethostname()}-{os.getpid()}", clock or SystemClock(), upstream,
-                  limit_store, override_store, routing_store, cache_tier, exporters, key_store)
+                  limit_store, override_store, routing_store, cache_tier, exporters, key_store,
+                  content_safety)
     parts = Parts()
     upstream, probes = _upstreams(settings, given.upstream, parts)
     telemetry = build_telemetry(settings, parts, given.instance, given.exporters)
@@ -122,6 +127,13 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
         limiter, overrides = await _limiter(settings, parts, given)
         stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for)))
     stages.append(body_stage(settings.max_body_bytes))
+    # Guardrails: after the body (they read it), before the OpenAI stage, so a blocked request
+    # reserves no tokens and reaches no backend; output checks wrap the answer it returns.
+    guard = build_guardrails(settings, parts, given.clock,
+                             telemetry.tracer if telemetry is not None else None,
+                             given.content_safety)
+    if guard is not None:
+        stages.append(guard)
     stages.append(_openai(settings, parts, limiter, given.clock, tenancy))
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.

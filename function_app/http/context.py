@@ -3,7 +3,7 @@
 A field is None (or its empty value) until the stage that sets it has run; a later stage reads it,
 never an earlier one. The order of the stages is bootstrap.py's list; the setters, in that order:
 
-    telemetry stage      attempt_observer
+    telemetry stage      attempt_observer, request_span
     routing stage        match
     tenant auth stage    grant                  (only with GATEWAY_AUTH and a gateway key)
     identity stage       client_id
@@ -20,7 +20,7 @@ its answer, and the telemetry stage reads all of it once the answer is complete.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: http/ sits below every package it names here
     from ..core.attempts import Observer
@@ -49,6 +49,7 @@ class RequestContext:
     completion_free: bool = False  # answered from the completion cache: only the prompt is billed
     cache_status: str | None = None  # "hit", "miss", "stale" or "bypass", for telemetry
     served_by: str = ""  # the backend (or model label) that answered
+    request_span: Any = None  # the telemetry stage's request span: parent of guardrail spans
 
     @property
     def routed(self) -> Match:

@@ -37,6 +37,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             values[spec.attr] = spec.parse(raw)
         except (ValueError, TypeError) as exc:
             raise SettingsError(f"setting {spec.name} is invalid: {exc}") from None
+    _check_guardrails(values)
     backends = _backends(values)
     return Settings(**values, backends=backends, route_table=_route_table(values, backends),
                     model_table=_model_table(values, backends),
@@ -83,3 +84,16 @@ def _cache_config(values: dict[str, Any]) -> CacheConfig:
     # Any API key header is a credential, whatever names the client for rate limits.
     credentials = {"authorization", "api-key", values["client_id_header"]}
     return read_into(CacheConfig, values, credential_headers=frozenset(credentials))
+
+
+def _check_guardrails(values: dict[str, Any]) -> None:
+    """A policy calling Content Safety needs its endpoint; key auth needs the key."""
+    if values["content_safety_endpoint"]:
+        if values["content_safety_auth"] == "key" and not values["content_safety_key"]:
+            raise SettingsError("setting CONTENT_SAFETY_KEY is invalid: CONTENT_SAFETY_AUTH=key "
+                                "needs it")
+        return
+    for policy in values["guardrails"]:
+        if policy.uses_service:
+            raise SettingsError(f"setting GUARDRAILS is invalid: policy {policy.name!r} uses "
+                                "Content Safety but CONTENT_SAFETY_ENDPOINT is empty")

@@ -24,6 +24,8 @@ BUILT_IN_ROLES = {
     # The gateway reads its Key Vault references; the optional operator sets upstream keys.
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    # The gateway calls the optional Content Safety account with its identity (guardrails).
+    "a97b65f3-24c7-4388-baec-2e87135dc908": "Cognitive Services User",
 }
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments@"
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)

@@ -1,0 +1,206 @@
+"""A streamed answer released window by window, each window checked before any of it is sent.
+
+Events that carry text (a choice's `delta.content`, or `text` for completions) are held until
+they add up to `window_chars` characters (or the stream ends); the window is then checked, with
+up to `window_chars` of the text already released before it as context, and released as the
+same events (rewritten only when PII is redacted: the window's text then rides in its first
+event). Events without text pass at once when nothing is held, or queue behind the held ones,
+so the order never changes.
+
+On a violation nothing of the window is sent: the stream ends with a final chunk whose choices
+have finish_reason "content_filter", then `data: [DONE]`, and the upstream is closed. A check
+that cannot run releases the window (fail open) or ends the stream with OpenAI's error event
+(fail closed). At most `window_chars` characters plus one event are ever held.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from opentelemetry.trace import Span, Tracer
+
+from ..openai.midstream import error_event
+from . import pii
+from .counts import CheckCounts
+from .errors import GuardrailUnavailable
+from .policy import Policy
+from .safety import ContentSafety, SafetyUnavailable
+from .spans import child_span
+from .verdict import harmful
+
+DONE = b"data: [DONE]"
+FILTER, UNAVAILABLE = object(), object()  # verdicts of a window besides "release"
+_MARKS = (b"\r\n\r\n", b"\n\n", b"\r\r")
+
+
+def next_boundary(data: bytes, start: int) -> int:
+    """The index just past the first blank line at or after `start`; -1 when there is none."""
+    best = -1
+    for mark in _MARKS:
+        at = data.find(mark, start)
+        if at >= 0 and (best < 0 or at + len(mark) < best):
+            best = at + len(mark)
+    return best
+
+
+def payload_of(event: bytes) -> Any:
+    """The decoded JSON of an event's data lines; None for [DONE], comments or non-JSON."""
+    lines = [ln[5:].strip() for ln in event.splitlines() if ln.startswith(b"data:")]
+    if not lines or lines == [b"[DONE]"]:
+        return None
+    try:
+        return json.loads(b"\n".join(lines))
+    except ValueError:
+        return None
+
+
+def text_of(payload: Any) -> str:
+    if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
+        return ""
+    parts = []
+    for choice in payload["choices"]:
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(text, str):
+            parts.append(text)
+    return "".join(parts)
+
+
+class WindowedStream:
+    def __init__(self, policy: Policy, safety: ContentSafety | None, counts: CheckCounts,
+                 tracer: Tracer | None = None, parent: Span | None = None):
+        self.policy, self.safety, self.counts = policy, safety, counts
+        self.tracer, self.parent = tracer, parent
+        self.held: list[tuple[bytes, Any, str]] = []  # (event, payload, text)
+        self.held_chars = 0
+        self.released = ""  # the tail of what was released: context for the next window
+        self.head: dict[str, Any] = {}  # id, object, created, model of the last event
+        self.indexes: set[int] = set()
+        self.windows = 0
+
+    async def run(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        tail = b""
+        try:
+            async for chunk in body:
+                data, start = tail + chunk, 0
+                while (end := next_boundary(data, start)) >= 0:
+                    for out in await self._event(data[start:end]):
+                        if out is None:
+                            return
+                        yield out
+                    start = end
+                tail = data[start:]
+            for out in await self._event(tail, last=True) if tail else []:
+                if out is None:
+                    return
+                yield out
+            for out in await self._release():
+                if out is None:
+                    return
+                yield out
+        finally:
+            close = getattr(body, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _event(self, event: bytes, last: bool = False) -> list[bytes | None]:
+        """What to send now for one event; a None ends the stream after what precedes it."""
+        if event.startswith(DONE) or event.strip() == DONE:
+            return [*await self._release(), event]
+        payload = payload_of(event)
+        self._remember(payload)
+        text = text_of(payload)
+        if not text and not self.held:
+            return [event]
+        self.held.append((event, payload, text))
+        self.held_chars += len(text)
+        if self.held_chars >= self.policy.window_chars or last:
+            return await self._release()
+        return []
+
+    def _remember(self, payload: Any) -> None:
+        if isinstance(payload, dict):
+            self.head = {k: payload[k] for k in ("id", "object", "created", "model")
+                         if k in payload}
+            for choice in payload.get("choices") or []:
+                if isinstance(choice, dict) and isinstance(choice.get("index"), int):
+                    self.indexes.add(choice["index"])
+
+    async def _release(self) -> list[bytes | None]:
+        """Check the held window; its events (or the content-filter ending, or the error)."""
+        held, self.held, self.held_chars = self.held, [], 0
+        window = "".join(text for _, _, text in held)
+        events: list[bytes | None] = [event for event, _, _ in held]
+        if not window:
+            return events
+        self.windows += 1
+        with child_span(self.tracer, self.parent, "guardrails.output.window",
+                        {"gateway.guardrails.window": self.windows}):
+            verdict = await self._check(window)
+        if verdict is FILTER:
+            return [self._ending(), DONE + b"\n\n", None]
+        if verdict is UNAVAILABLE:
+            return [error_event(GuardrailUnavailable()), None]
+        if isinstance(verdict, str):  # the window's redacted text
+            events, window = list(_rewritten(held, verdict)), verdict
+        self.released = (self.released + window)[-self.policy.window_chars:]
+        return events
+
+    async def _check(self, window: str) -> object:
+        """None (release as is), FILTER, UNAVAILABLE or the window's redacted text."""
+        redacted = self._pii(window)
+        if redacted is FILTER or "content_safety" not in self.policy.output:
+            return redacted
+        try:
+            if self.safety is None:
+                raise SafetyUnavailable("CONTENT_SAFETY_ENDPOINT is not set")
+            found = await harmful(self.safety, self.policy, self.released + window)
+        except SafetyUnavailable:
+            self.counts.check("output", "content_safety", "unavailable_" + self.policy.fail)
+            return redacted if self.policy.fails_open else UNAVAILABLE
+        action = self.policy.output["content_safety"]
+        self.counts.check("output", "content_safety", action if found else "pass")
+        return FILTER if found and action == "block" else redacted
+
+    def _pii(self, window: str) -> object:
+        action = self.policy.output.get("pii")
+        if action is None:
+            return None
+        new, found = pii.redact(window, self.policy.detectors)
+        self.counts.pii(found)
+        self.counts.check("output", "pii", action if found else "pass")
+        if found and action == "block":
+            return FILTER
+        return new if found and action == "redact" else None
+
+    def _ending(self) -> bytes:
+        chat = self.head.get("object") != "text_completion"
+        choices = [{"index": i, "delta": {}, "logprobs": None, "finish_reason": "content_filter"}
+                   if chat else {"index": i, "text": "", "logprobs": None,
+                                 "finish_reason": "content_filter"}
+                   for i in sorted(self.indexes or {0})]
+        return b"data: " + json.dumps({**self.head, "choices": choices}).encode() + b"\n\n"
+
+
+def _rewritten(held: list[tuple[bytes, Any, str]], text: str) -> list[bytes]:
+    """The window's events with its text replaced by `text`: all of it in the first text event,
+    the others emptied (a client concatenates deltas, so it reads exactly `text`)."""
+    out, placed = [], False
+    for event, payload, own in held:
+        if not own:
+            out.append(event)
+            continue
+        for choice in payload["choices"]:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            holder, key = (delta, "content") if isinstance(delta, dict) else (choice, "text")
+            if isinstance(holder.get(key), str):
+                holder[key] = "" if placed else text
+                placed = True
+        out.append(b"data: " + json.dumps(payload).encode() + b"\n\n")
+    return out

@@ -1,0 +1,108 @@
+"""Streams released window by window: nothing of a flagged window reaches the client."""
+
+import json
+
+from function_app.guardrails.counts import CheckCounts
+from function_app.guardrails.policy import parse_policies
+from function_app.guardrails.stream import WindowedStream
+from tests.support.safety_fake import MemorySafety
+
+
+def event(text: str | None = None, finish: str | None = None) -> bytes:
+    delta = {"content": text} if text is not None else {}
+    return b"data: " + json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1,
+                                   "model": "m", "choices": [{"index": 0, "delta": delta,
+                                                              "finish_reason": finish}]}).encode() \
+        + b"\n\n"
+
+
+def words(text: str) -> list[bytes]:
+    return [event(w if i == 0 else " " + w) for i, w in enumerate(text.split())]
+
+
+async def source(chunks):
+    for chunk in chunks:
+        yield chunk
+
+
+def make(window: int = 20, fail: str = "closed", **output):
+    policy = parse_policies([{"name": "p", "routes": ["/*"], "window_chars": window,
+                              "fail": fail, "output": output or {"content_safety": "block"}}])[0]
+    safety = MemorySafety(harm={"poison": ("SelfHarm", 6)})
+    return WindowedStream(policy, safety, CheckCounts()), safety
+
+
+def texts(out: list[bytes]) -> str:
+    got = []
+    for chunk in out:
+        for line in chunk.split(b"\n"):
+            if line.startswith(b"data: {"):
+                for choice in json.loads(line[6:]).get("choices", []):
+                    got.append(choice.get("delta", {}).get("content") or "")
+    return "".join(got)
+
+
+async def test_a_stream_turning_harmful_ends_with_content_filter_and_no_flagged_text():
+    stream, _ = make(window=20)
+    story = "once upon a time there was a quiet village where people drank poison every day"
+    chunks = [*words(story), event(finish="stop"), b"data: [DONE]\n\n"]
+    out = [c async for c in stream.run(source(chunks))]
+    sent = texts(out)
+    assert story.startswith(sent) and "poison" not in sent and len(sent) >= 40
+    assert b'"finish_reason": "content_filter"' in out[-2] and out[-1] == b"data: [DONE]\n\n"
+    assert b'"finish_reason": "stop"' not in b"".join(out)
+
+
+async def test_each_window_is_checked_with_the_text_before_it_as_context():
+    stream, safety = make(window=20)
+    chunks = [*words("alpha beta gamma delta epsilon zeta eta theta iota kappa"),
+              b"data: [DONE]\n\n"]
+    out = [c async for c in stream.run(source(chunks))]
+    assert texts(out) == "alpha beta gamma delta epsilon zeta eta theta iota kappa"
+    analyzed = [text for name, text in safety.calls if name == "analyze"]
+    assert len(analyzed) >= 2 and analyzed[1].startswith(analyzed[0][-20:])  # context
+    assert all(len(t) <= 2 * 20 + 10 for t in analyzed)  # a window plus its context, bounded
+
+
+async def test_events_split_anywhere_are_reassembled_and_order_is_kept():
+    stream, _ = make(window=2000)
+    data = b"".join([*words("one two three"), event(finish="stop"), b"data: [DONE]\n\n"])
+    pieces = [data[i:i + 7] for i in range(0, len(data), 7)]
+    out = b"".join([c async for c in stream.run(source(pieces))])
+    assert out == data  # nothing flagged: the same bytes, in the same order
+
+
+async def test_pii_in_a_stream_is_redacted_per_window():
+    stream, _ = make(window=60, pii="redact")
+    chunks = [*words("write to ada@example.org please"), b"data: [DONE]\n\n"]
+    out = [c async for c in stream.run(source(chunks))]
+    assert texts(out) == "write to [REDACTED:email] please"
+
+
+async def test_service_down_fails_closed_with_an_error_event_and_nothing_unchecked():
+    stream, safety = make(window=20)
+    safety.down = True
+    out = [c async for c in stream.run(source([*words("hello there my friend")]))]
+    assert texts(out) == "" and b"guardrail_unavailable" in out[-1]
+
+
+async def test_service_down_fails_open_releasing_the_text():
+    stream, safety = make(window=20, fail="open")
+    safety.down = True
+    out = [c async for c in stream.run(source([*words("hello there my friend")]))]
+    assert texts(out) == "hello there my friend"
+
+
+async def test_the_upstream_is_closed_when_the_stream_is_cut():
+    closed = []
+
+    async def upstream():
+        try:
+            for chunk in words("fine words then poison and more words after it"):
+                yield chunk
+        finally:
+            closed.append(True)
+
+    stream, _ = make(window=20)
+    out = [c async for c in stream.run(upstream())]
+    assert closed == [True] and "poison" not in texts(out)
