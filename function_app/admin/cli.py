@@ -18,7 +18,13 @@ from ..settings.load import SettingsError, load_settings
 from ..tenants import keys as keyfmt
 from ..tenants.access import refusal
 from ..tenants.budgets import DAY, MONTH, period_id
-from ..tenants.records import KeyRecord, TenantRecord, UsageRecord, valid_tenant
+from ..tenants.records import (
+    KeyRecord,
+    TenantRecord,
+    UsageRecord,
+    valid_guardrail,
+    valid_tenant,
+)
 from ..tenants.store import KeyExists, KeyStore, KeyStoreUnavailable
 from .parser import build_parser
 
@@ -110,6 +116,7 @@ async def keys_create(args: argparse.Namespace, store: KeyStore, out: TextIO, no
     expires = now + args.expires_days * 86400 if args.expires_days else 0.0
     base = KeyRecord("", "", valid_tenant(args.tenant), args.name, now, expires=expires,
                      models=_csv(args.models) or (), routes=_csv(args.routes) or (),
+                     guardrail=valid_guardrail(args.guardrail),
                      **{f: getattr(args, f) for f in LIMIT_FIELDS})
     key = await _create_record(store, base)
     _print_new_key(out, f"created key {keyfmt.display(keyfmt.prefix_of(key))} for tenant "
@@ -162,6 +169,7 @@ async def keys_show(args: argparse.Namespace, store: KeyStore, out: TextIO, now:
             ("revoked_at", _when(record.revoked_at)),
             ("models", ",".join(record.models) or "all"),
             ("routes", ",".join(record.routes) or "all"), ("limits", _limits(record)),
+            ("guardrail", record.guardrail or "default"),
             ("tokens this month", str(u.tokens if u else 0)),
             ("requests this month", str(u.requests if u else 0)),
             ("spend this month", f"{u.spend if u else 0.0:.4f}"),
@@ -197,6 +205,8 @@ async def keys_update(args: argparse.Namespace, store: KeyStore, out: TextIO, no
     for name in ("models", "routes"):
         if getattr(args, name) is not None:
             changes[name] = _csv(getattr(args, name))
+    if args.guardrail is not None:
+        changes["guardrail"] = valid_guardrail(args.guardrail)
     if args.expires_days is not None:
         changes["expires"] = now + args.expires_days * 86400 if args.expires_days else 0.0
     await store.save_key(record.with_(**changes))
@@ -223,7 +233,8 @@ async def tenants_list(args: argparse.Namespace, store: KeyStore, out: TextIO,
 async def tenants_set(args: argparse.Namespace, store: KeyStore, out: TextIO, now: float) -> int:
     old = await store.get_tenant(valid_tenant(args.tenant))
     await store.save_tenant(TenantRecord(args.tenant, old.created if old else now,
-                                         args.daily_tokens, args.monthly_tokens))
+                                         args.daily_tokens, args.monthly_tokens,
+                                         valid_guardrail(args.guardrail)))
     print(f"tenant {args.tenant}: daily budget {args.daily_tokens or 'none'}, monthly budget "
           f"{args.monthly_tokens or 'none'} tokens", file=out)
     return 0

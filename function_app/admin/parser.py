@@ -20,6 +20,9 @@ def _limits(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
                         help="UTC monthly token budget")
     parser.add_argument("--expires-days", type=float, default=None,
                         help="the key expires this many days from now")
+    parser.add_argument("--guardrail", default=None if not defaults else "",
+                        help="GUARDRAILS policy name for the key's requests; empty: the "
+                             "tenant's, else by route and model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     setter.add_argument("tenant")
     setter.add_argument("--daily-tokens", type=int, default=0)
     setter.add_argument("--monthly-tokens", type=int, default=0)
+    setter.add_argument("--guardrail", default="",
+                        help="GUARDRAILS policy name for the tenant's keys that name none")
     usage = tenants.add_parser("usage", help="tokens, requests and spend per day")
     usage.add_argument("tenant", nargs="?")
     usage.add_argument("--days", type=int, default=31)

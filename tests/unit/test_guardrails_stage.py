@@ -153,3 +153,36 @@ async def test_routes_no_policy_covers_pass_untouched(gateway):
     assert response.status_code == 200 and safety.calls == []
     assert "4111 1111" in json.loads(backend.seen[0].content)["messages"][0]["content"]
     assert await read_body(response)
+
+
+async def test_a_keys_named_policy_replaces_the_route_policy(backend):
+    from function_app.adapters.keystore_memory import MemoryKeyStore
+    from function_app.core.clock import SystemClock
+    from function_app.tenants.keys import generate, key_hash, prefix_of
+    from function_app.tenants.records import KeyRecord, TenantRecord
+
+    store = MemoryKeyStore()
+    now = SystemClock().now()
+    keys = {}
+    for name, guardrail in (("strict", "block-pii"), ("plain", "")):
+        key = generate()
+        await store.create_key(KeyRecord(key_hash(key), prefix_of(key), name, "t", now,
+                                         guardrail=guardrail))
+        keys[name] = key
+    await store.save_tenant(TenantRecord("plain", now, guardrail="block-pii"))
+    raw = json.dumps([{"name": "default", "routes": ["/v1/*"], "input": {"pii": "redact"}},
+                      {"name": "block-pii", "input": {"pii": "block"}}])
+    settings = load_settings({"GATEWAY_AUTH": "required", "GUARDRAILS": raw})
+    backend.respond = answering("ok")
+    app_module.gateway.install(await build_gateway(
+        settings, upstream=HttpxUpstream(httpx.MockTransport(backend)), key_store=store))
+    try:
+        body = chat(user("mail ada@example.org"))
+        for name in ("strict", "plain"):  # the key's own policy; the tenant's when it has none
+            response = await proxy(make_request("POST", "/v1/chat/completions", body, {
+                **JSON, "authorization": f"Bearer {keys[name]}"}))
+            assert response.status_code == 400, name
+            assert "check pii, category email" in (await read_json(response))["error"]["message"]
+        assert backend.seen == []
+    finally:
+        await app_module.gateway.aclose()
