@@ -186,3 +186,32 @@ async def test_a_keys_named_policy_replaces_the_route_policy(backend):
         assert backend.seen == []
     finally:
         await app_module.gateway.aclose()
+
+
+async def test_each_check_is_a_span_under_the_request_span_with_counts_not_values(backend):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from function_app.adapters.otel_exporters import Exporters
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    settings = load_settings({"GUARDRAILS": policy(), "CONTENT_SAFETY_ENDPOINT": ENDPOINT,
+                              "TELEMETRY_TRACE_SAMPLE_RATIO": "1"})
+    backend.respond = answering("ok")
+    app_module.gateway.install(await build_gateway(
+        settings, upstream=HttpxUpstream(httpx.MockTransport(backend)),
+        exporters=Exporters(provider.get_tracer("t"), None), content_safety=MemorySafety()))
+    try:
+        response = await post(chat(user("card 4111 1111 1111 1111")))
+        await read_body(response)
+    finally:
+        await app_module.gateway.aclose()
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    request = finished["POST /v1/chat/completions"]
+    for name in ("guardrails.pii", "guardrails.prompt_shields", "guardrails.content_safety"):
+        assert finished[name].parent.span_id == request.context.span_id, name
+    assert finished["guardrails.pii"].attributes["gateway.guardrails.pii.card"] == 1
+    assert "4111" not in str([dict(s.attributes) for s in finished.values()])
