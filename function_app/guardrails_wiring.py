@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .adapters.contentsafety_httpx import open_content_safety
+from .adapters.httpx_upstream import make_transport
 from .core.clock import Clock
 from .core.pipeline import Stage
 from .gateway import Parts
@@ -16,6 +17,8 @@ from .guardrails.guarded import GuardedSafety
 from .guardrails.safety import ContentSafety
 from .guardrails.stage import Guardrails, guardrails_stage
 from .settings.specs import Settings
+
+SAFETY_CONNECTIONS = 64  # to Content Safety; the same transport as the upstream (UPSTREAM_CLIENT)
 
 
 def build_guardrails(settings: Settings, parts: Parts, clock: Clock, tracer: Any = None,
@@ -25,7 +28,8 @@ def build_guardrails(settings: Settings, parts: Parts, clock: Clock, tracer: Any
         return None
     inner = given or open_content_safety(
         settings.content_safety_endpoint, settings.content_safety_auth,
-        settings.content_safety_key, settings.content_safety_timeout_s)
+        settings.content_safety_key, settings.content_safety_timeout_s,
+        make_transport(settings.upstream_client, SAFETY_CONNECTIONS))
     safety = GuardedSafety(inner, clock, rps=settings.content_safety_rps) \
         if inner is not None else None
     if safety is not None:

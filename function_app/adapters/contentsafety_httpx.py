@@ -15,6 +15,7 @@ SafetyRefused; their details name no URL or secret (/healthz shows them).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,7 @@ class HttpxContentSafety:
         self._base = endpoint.rstrip("/") + "/contentsafety/text:"
         self._key, self._credential = key, credential
         self._token: tuple[str, float] | None = None
+        self._timeout_s = timeout_s
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), transport=transport)
 
     async def analyze(self, text: str, categories: Sequence[str]) -> Mapping[str, int]:
@@ -59,12 +61,14 @@ class HttpxContentSafety:
     async def _post(self, operation: str, payload: dict) -> dict:
         headers = {"content-type": "application/json", **await self._auth()}
         try:
-            answer = await self._client.post(f"{self._base}{operation}",
-                                             params={"api-version": API_VERSION},
-                                             headers=headers, content=json.dumps(payload))
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self._timeout_s):  # whatever the transport does
+                answer = await self._client.post(f"{self._base}{operation}",
+                                                 params={"api-version": API_VERSION},
+                                                 headers=headers, content=json.dumps(payload))
+                await answer.aread()
+        except (httpx.TimeoutException, TimeoutError):
             raise SafetyUnavailable(f"{operation}: timed out") from None
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # the I/O boundary: any transport failure is "unavailable"
             raise SafetyUnavailable(f"{operation}: {type(exc).__name__}") from None
         if answer.status_code in (401, 403):
             self._token = None  # a fresh one next time, in case it was revoked
@@ -117,13 +121,15 @@ def _retry_after(answer: httpx.Response) -> float:
         return 1.0
 
 
-def open_content_safety(endpoint: str, auth: str, key: str, timeout_s: float
+def open_content_safety(endpoint: str, auth: str, key: str, timeout_s: float,
+                        transport: httpx.AsyncBaseTransport | None = None
                         ) -> HttpxContentSafety | None:
     """The client for CONTENT_SAFETY_ENDPOINT (None when it is empty)."""
     if not endpoint:
         return None
     if auth == "key":
-        return HttpxContentSafety(endpoint, key=key, timeout_s=timeout_s)
+        return HttpxContentSafety(endpoint, key=key, timeout_s=timeout_s, transport=transport)
     from azure.identity.aio import DefaultAzureCredential  # the managed identity in Azure
 
-    return HttpxContentSafety(endpoint, credential=DefaultAzureCredential(), timeout_s=timeout_s)
+    return HttpxContentSafety(endpoint, credential=DefaultAzureCredential(), timeout_s=timeout_s,
+                              transport=transport)
