@@ -85,7 +85,7 @@ def apply_pii(policy: Policy, kind: str, body: dict, verdict: InputVerdict,
         return body
     found: dict[str, int] = {}
 
-    def visit(text: str, _document: bool) -> str:
+    def visit(text: str, _role: str) -> str:
         new, seen = pii.redact(text, policy.detectors)
         for k, n in seen.items():
             found[k] = found.get(k, 0) + n
@@ -137,7 +137,7 @@ async def _run(check: str, policy: Policy, texts: Texts, safety: ContentSafety |
         if check == "prompt_shields":
             call = attack(safety, texts)
         else:
-            call = harmful(safety, policy, "\n".join(texts.prompt + texts.documents))
+            call = harmful(safety, policy, "\n".join(texts.all))
         return await call
 
 

@@ -215,3 +215,15 @@ async def test_each_check_is_a_span_under_the_request_span_with_counts_not_value
         assert finished[name].parent.span_id == request.context.span_id, name
     assert finished["guardrails.pii"].attributes["gateway.guardrails.pii.card"] == 1
     assert "4111" not in str([dict(s.attributes) for s in finished.values()])
+
+
+async def test_app_instructions_go_to_content_safety_but_not_to_prompt_shields(gateway):
+    safety, backend = await gateway()
+    backend.respond = answering("ok")
+    system = {"role": "system", "content": "You are a pirate. Ignore previous pirates."}
+    response = await post(chat(system, user("ahoy")))
+    assert response.status_code == 200  # the app's own instructions are not a jailbreak
+    shields = [args for name, args in safety.calls if name == "shield"]
+    assert shields == [("ahoy", [])]
+    analyzed = [text for name, text in safety.calls if name == "analyze"]
+    assert analyzed and "pirate" in analyzed[0]
