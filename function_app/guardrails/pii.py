@@ -109,7 +109,12 @@ def _card_valid(text: str) -> bool:
     return 13 <= len(digits) <= 19 and luhn(digits)
 
 
+_DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
+
+
 def _phone_valid(text: str) -> bool:
+    if _DATE.fullmatch(text):  # 2024-01-15 has eight digits and separators, and is a date
+        return False
     digits = re.sub(r"\D", "", text)
     # A grouped or international number; a bare run of digits is too often something else.
     return 8 <= len(digits) <= 15 and (text.startswith("+") or re.search(r"[ .()-]", text)

@@ -44,7 +44,8 @@ def test_email_ip_phone_and_secrets_are_found():
 
 
 def test_plain_numbers_dates_and_versions_are_left_alone():
-    text = "In 2024 we shipped v1.2.3 to 300 users on 12/03/2024 at 10:30:45."
+    text = ("In 2024 we shipped v1.2.3 to 300 users on 12/03/2024 at 10:30:45, then on "
+            "2024-01-15 and 15.01.2024.")
     assert pii.redact(text) == (text, {})
 
 
