@@ -50,6 +50,8 @@ def guardrails_health(settings: Settings, safety: GuardedSafety | None) -> dict[
     service is unavailable or refuses the gateway and a policy using it fails closed (its
     requests are being refused); a fail-open policy is then `degraded`, its text unchecked."""
     using = [p for p in settings.guardrails if p.uses_service]
+    if safety is not None and using:
+        safety.probe_if_stale()  # the report says what the service did last; keep it fresh
     state = safety.state if safety is not None else {"state": "not_configured", "detail": "",
                                                      "since": 0.0}
     down = state["state"] in ("unavailable", "refused", "not_configured") and bool(using)

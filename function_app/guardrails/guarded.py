@@ -8,11 +8,14 @@
   once as SafetyUnavailable (the policy's fail mode applies). After a 429 the service's
   Retry-After is honoured the same way.
 - State for /healthz: "unknown" until the first call, then "ok", "unavailable" or "refused"
-  (credentials refused) with a detail that names no URL or secret.
+  (credentials refused) with a detail that names no URL or secret. `probe_if_stale`, called by
+  /healthz, starts one tiny call in the background when nothing has reached the service for
+  PROBE_EVERY_S, so an idle instance's report still says whether the service answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections import OrderedDict
@@ -20,7 +23,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from ..core.clock import Clock
+from ..core.tasks import stop
 from .safety import ContentSafety, SafetyRefused, SafetyUnavailable, Shielded
+
+PROBE_EVERY_S = 30.0
 
 
 class GuardedSafety:
@@ -34,6 +40,8 @@ class GuardedSafety:
         self._cache: OrderedDict[bytes, tuple[float, Any]] = OrderedDict()
         self.state: dict[str, Any] = {"state": "unknown", "detail": "", "since": 0.0}
         self.counters = {"calls": 0, "cache_hits": 0, "limited": 0, "failures": 0}
+        self._heard_at = float("-inf")  # when the service last answered or failed
+        self._probe: asyncio.Task | None = None
 
     async def analyze(self, text: str, categories: Sequence[str]) -> Mapping[str, int]:
         key = _digest("a", text, *categories)
@@ -43,7 +51,22 @@ class GuardedSafety:
         key = _digest("s", json.dumps([user_prompt, list(documents)]))
         return await self._cached(key, lambda: self._inner.shield(user_prompt, documents))
 
+    def probe_if_stale(self) -> None:
+        """Start a background call when the state is older than PROBE_EVERY_S (none running)."""
+        if self._clock.now() - self._heard_at < PROBE_EVERY_S:
+            return
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._probe_once())
+
+    async def _probe_once(self) -> None:
+        try:
+            self._admit(self._clock.now())
+            await self._call(lambda: self._inner.analyze("health probe", ("Hate",)))
+        except SafetyUnavailable:
+            pass  # recorded in the state
+
     async def aclose(self) -> None:
+        await stop(self._probe)
         await self._inner.aclose()
 
     async def _cached(self, key: bytes, call: Callable[[], Awaitable[Any]]) -> Any:
@@ -53,6 +76,15 @@ class GuardedSafety:
             self.counters["cache_hits"] += 1
             return hit[1]
         self._admit(now)
+        answer = await self._call(call)
+        self._cache[key] = (self._clock.now() + self._ttl, answer)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return answer
+
+    async def _call(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """One call to the service, its outcome recorded in the state."""
         self.counters["calls"] += 1
         try:
             answer = await call()
@@ -62,11 +94,9 @@ class GuardedSafety:
                 self._paused_until = self._clock.now() + exc.retry_after_s
             self._set("refused" if isinstance(exc, SafetyRefused) else "unavailable", str(exc))
             raise
+        finally:
+            self._heard_at = self._clock.now()
         self._set("ok", "")
-        self._cache[key] = (self._clock.now() + self._ttl, answer)
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._max:
-            self._cache.popitem(last=False)
         return answer
 
     def _admit(self, now: float) -> None:

@@ -61,3 +61,22 @@ async def test_refused_credentials_are_their_own_state():
     with pytest.raises(SafetyUnavailable):
         await guarded.shield("x", [])
     assert guarded.state["state"] == "refused" and "401" in guarded.state["detail"]
+
+
+async def test_an_idle_instance_probes_the_service_when_asked_for_its_state():
+    from tests.support.clock import settle
+
+    clock, inner = FakeClock(), MemorySafety(down=True)
+    guarded = GuardedSafety(inner, clock, rps=10)
+    guarded.probe_if_stale()
+    await settle()
+    assert guarded.state["state"] == "unavailable" and len(inner.calls) == 1
+    guarded.probe_if_stale()  # heard from it just now: no second probe
+    await settle()
+    assert len(inner.calls) == 1
+    inner.down = False
+    await clock.advance(31)
+    guarded.probe_if_stale()
+    await settle()
+    assert guarded.state["state"] == "ok" and len(inner.calls) == 2
+    await guarded.aclose()
