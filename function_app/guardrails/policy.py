@@ -5,7 +5,7 @@ A policy:
     {"name": "strict", "models": ["gpt-4o*"], "routes": ["/v1/chat/completions"],
      "input": {"prompt_shields": "block", "content_safety": "block", "pii": "redact"},
      "output": {"content_safety": "block", "pii": "annotate"},
-     "severity": 4, "window_chars": 200, "fail": "closed",
+     "severity": 4, "window_chars": 200, "window_ms": 500, "fail": "closed",
      "categories": ["Hate", "SelfHarm", "Sexual", "Violence"],
      "pii_kinds": ["card", "email"], "pii_patterns": {"employee_id": "EMP-[0-9]{6}"}}
 
@@ -20,7 +20,8 @@ A policy:
 - `severity`: the lowest Content Safety severity (0-7) that acts; `window_chars`: the most text
   of a streamed answer held back before it is checked; `fail`: what a check that cannot run
   (service down, slow, over its rate limit) does: `open` lets the text through, `closed`
-  refuses it (503 guardrail_unavailable; a stream ends with the content-filter ending).
+  refuses it (503 guardrail_unavailable; a stream ends with OpenAI's error event).
+  `window_ms` (0: off) releases a stream's window held that long even when it is shorter.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ ACTIONS = ("block", "redact", "annotate")
 CATEGORIES = ("Hate", "SelfHarm", "Sexual", "Violence")
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 _KEYS = {"name", "models", "routes", "input", "output", "severity", "window_chars", "fail",
-         "categories", "pii_kinds", "pii_patterns"}
+         "categories", "pii_kinds", "pii_patterns", "window_ms"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Policy:
     fail: str = "closed"
     categories: tuple[str, ...] = CATEGORIES
     detectors: tuple[Detector, ...] = field(default=BUILT_IN, repr=False)
+    window_ms: int = 0  # also release a window held this long (0: by characters only)
 
     @property
     def fails_open(self) -> bool:
@@ -145,7 +147,7 @@ def _policy(index: int, entry: Any) -> Policy:
                   _actions(where, entry, "input"), _actions(where, entry, "output"),
                   _int(where, entry, "severity", 4, 0, 7),
                   _int(where, entry, "window_chars", 200, 20, 10000), fail, categories,
-                  _detectors(where, entry))
+                  _detectors(where, entry), _int(where, entry, "window_ms", 0, 0, 60000))
 
 
 def _detectors(where: str, entry: Mapping) -> tuple[Detector, ...]:

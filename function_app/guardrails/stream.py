@@ -10,17 +10,21 @@ so the order never changes.
 On a violation nothing of the window is sent: the stream ends with a final chunk whose choices
 have finish_reason "content_filter", then `data: [DONE]`, and the upstream is closed. A check
 that cannot run releases the window (fail open) or ends the stream with OpenAI's error event
-(fail closed). At most `window_chars` characters plus one event are ever held.
+(fail closed). At most `window_chars` characters plus one event are ever held, and, when the
+policy sets `window_ms`, a window is released after that long even if shorter, so a slow
+model's first words are not held back for long.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from opentelemetry.trace import Span, Tracer
 
+from ..core.tasks import stop
 from ..openai.midstream import error_event
 from . import pii
 from .counts import CheckCounts
@@ -32,6 +36,7 @@ from .verdict import harmful
 
 DONE = b"data: [DONE]"
 FILTER, UNAVAILABLE = object(), object()  # verdicts of a window besides "release"
+END, DUE = object(), object()  # the body ended; the held window has waited window_ms
 _MARKS = (b"\r\n\r\n", b"\n\n", b"\r\r")
 
 
@@ -77,35 +82,66 @@ class WindowedStream:
         self.tracer, self.parent = tracer, parent
         self.held: list[tuple[bytes, Any, str]] = []  # (event, payload, text)
         self.held_chars = 0
+        self.held_since = 0.0  # loop time when the held window began
         self.released = ""  # the tail of what was released: context for the next window
         self.head: dict[str, Any] = {}  # id, object, created, model of the last event
         self.indexes: set[int] = set()
         self.windows = 0
 
     async def run(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The checked stream. A task reads `body` one chunk ahead, so a window held longer
+        than the policy's `window_ms` is checked and released while the model is still
+        writing; closing this stream stops that task, then closes `body`."""
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+        pump = asyncio.get_running_loop().create_task(_pump(body, queue))
         tail = b""
         try:
-            async for chunk in body:
-                data, start = tail + chunk, 0
-                while (end := next_boundary(data, start)) >= 0:
-                    for out in await self._event(data[start:end]):
-                        if out is None:
-                            return
-                        yield out
-                    start = end
-                tail = data[start:]
-            for out in await self._event(tail, last=True) if tail else []:
-                if out is None:
-                    return
-                yield out
-            for out in await self._release():
+            while (item := await self._next(queue)) is not END:
+                if isinstance(item, Exception):
+                    raise item
+                if item is DUE:
+                    outs = await self._release()
+                else:
+                    outs, tail = await self._chunk(tail + item)
+                for out in outs:
+                    if out is None:
+                        return
+                    yield out
+            outs = [*(await self._event(tail, last=True) if tail else []),
+                    *await self._release()]
+            for out in outs:
                 if out is None:
                     return
                 yield out
         finally:
+            await stop(pump)
             close = getattr(body, "aclose", None)
             if close is not None:
                 await close()
+
+    async def _next(self, queue: asyncio.Queue) -> Any:
+        """The next chunk (or END, or the body's exception), or DUE when the held window has
+        waited `window_ms`."""
+        if not self.held or not self.policy.window_ms:
+            return await queue.get()
+        wait = self.held_since + self.policy.window_ms / 1000 - asyncio.get_running_loop().time()
+        if wait <= 0:
+            return DUE
+        try:
+            return await asyncio.wait_for(queue.get(), wait)
+        except TimeoutError:
+            return DUE
+
+    async def _chunk(self, data: bytes) -> tuple[list[bytes | None], bytes]:
+        """What to send for the complete events in `data`, and the incomplete tail."""
+        outs: list[bytes | None] = []
+        start = 0
+        while (end := next_boundary(data, start)) >= 0:
+            outs += await self._event(data[start:end])
+            start = end
+            if outs and outs[-1] is None:
+                break
+        return outs, data[start:]
 
     async def _event(self, event: bytes, last: bool = False) -> list[bytes | None]:
         """What to send now for one event; a None ends the stream after what precedes it."""
@@ -116,6 +152,8 @@ class WindowedStream:
         text = text_of(payload)
         if not text and not self.held:
             return [event]
+        if not self.held:
+            self.held_since = asyncio.get_running_loop().time()
         self.held.append((event, payload, text))
         self.held_chars += len(text)
         if self.held_chars >= self.policy.window_chars or last:
@@ -184,6 +222,16 @@ class WindowedStream:
                                  "finish_reason": "content_filter"}
                    for i in sorted(self.indexes or {0})]
         return b"data: " + json.dumps({**self.head, "choices": choices}).encode() + b"\n\n"
+
+
+async def _pump(body: AsyncIterator[bytes], queue: asyncio.Queue) -> None:
+    """Move `body`'s chunks into `queue`, then END, or the exception the body raised."""
+    try:
+        async for chunk in body:
+            await queue.put(chunk)
+        await queue.put(END)
+    except Exception as exc:  # handed to the reader, which raises it where it reads
+        await queue.put(exc)
 
 
 def _rewritten(held: list[tuple[bytes, Any, str]], text: str) -> list[bytes]:

@@ -1,6 +1,9 @@
 """Streams released window by window: nothing of a flagged window reaches the client."""
 
+import asyncio
 import json
+
+import pytest
 
 from function_app.guardrails.counts import CheckCounts
 from function_app.guardrails.policy import parse_policies
@@ -25,9 +28,10 @@ async def source(chunks):
         yield chunk
 
 
-def make(window: int = 20, fail: str = "closed", **output):
+def make(window: int = 20, fail: str = "closed", window_ms: int = 0, **output):
     policy = parse_policies([{"name": "p", "routes": ["/*"], "window_chars": window,
-                              "fail": fail, "output": output or {"content_safety": "block"}}])[0]
+                              "fail": fail, "window_ms": window_ms,
+                              "output": output or {"content_safety": "block"}}])[0]
     safety = MemorySafety(harm={"poison": ("SelfHarm", 6)})
     return WindowedStream(policy, safety, CheckCounts()), safety
 
@@ -106,3 +110,33 @@ async def test_the_upstream_is_closed_when_the_stream_is_cut():
     stream, _ = make(window=20)
     out = [c async for c in stream.run(upstream())]
     assert closed == [True] and "poison" not in texts(out)
+
+
+async def test_a_window_held_window_ms_is_released_while_the_model_is_still_writing():
+    more = asyncio.Event()
+
+    async def slow_model():
+        yield event("Hello")  # far short of the window...
+        await more.wait()  # ...and the model pauses until the test has seen it released
+        yield event(" again")
+        yield b"data: [DONE]\n\n"
+
+    stream, _ = make(window=200, window_ms=20)  # window_ms=0 times out below
+    out = stream.run(slow_model())
+    first = await asyncio.wait_for(anext(out), 10)  # a guard against hanging, not a timing
+    assert texts([first]) == "Hello"
+    more.set()
+    rest = [c async for c in out]
+    assert texts(rest) == " again" and rest[-1] == b"data: [DONE]\n\n"
+
+
+async def test_an_error_the_upstream_raises_mid_stream_reaches_the_reader():
+    from function_app.core.errors import UpstreamTimeout
+
+    async def broken():
+        yield event("partial text")
+        raise UpstreamTimeout()
+
+    stream, _ = make(window=20)
+    with pytest.raises(UpstreamTimeout):
+        [c async for c in stream.run(broken())]
