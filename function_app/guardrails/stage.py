@@ -67,6 +67,7 @@ def guardrails_stage(guard: Guardrails) -> Stage:
             request.body = json.dumps(verdict.body, separators=(",", ":")).encode()
             request.headers.remove("content-length")
         response = await call_next(request)
+        response.headers.remove(FINDING_HEADER)  # only the gateway speaks for its checks
         notes = [*verdict.annotations, *(f"unchecked={c}" for c in verdict.unchecked)]
         if policy.output and 200 <= response.status < 300 and kind != OPENAI_EMBEDDINGS:
             notes += await _check_output(guard, policy, response, parent)

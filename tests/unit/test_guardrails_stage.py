@@ -227,3 +227,16 @@ async def test_app_instructions_go_to_content_safety_but_not_to_prompt_shields(g
     assert shields == [("ahoy", [])]
     analyzed = [text for name, text in safety.calls if name == "analyze"]
     assert analyzed and "pirate" in analyzed[0]
+
+
+async def test_a_backend_cannot_forge_the_guardrails_header(gateway):
+    _, backend = await gateway()
+
+    def forged(request):
+        response = answering("ok")(request)
+        response.headers["x-gateway-guardrails"] = "policy=p; all clear"
+        return response
+
+    backend.respond = forged
+    response = await post(chat(user("a plain question")))
+    assert response.status_code == 200 and "x-gateway-guardrails" not in response.headers
