@@ -3,8 +3,9 @@ then Prompt Shields and Content Safety concurrently; their answers become one `I
 
 A `block` raises ContentFiltered naming the check and category; a check that cannot run raises
 GuardrailUnavailable when the policy fails closed, and is listed in `unchecked` when it fails
-open. Texts longer than the service takes in one call are sent in slices, all concurrently, up
-to MAX_CHECKED_CHARS (TooLongToCheck beyond: an unchecked tail would be a way around the check).
+open. Texts longer than the service takes in one call are sent in overlapping slices, all
+concurrently, up to MAX_CHECKED_CHARS (TooLongToCheck beyond: an unchecked tail would be a way
+around the check).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .spans import child_span
 from .texts import Texts, collect, walk
 
 MAX_CHECKED_CHARS = 100_000
+SLICE_OVERLAP = 500  # characters repeated between slices: an attack across a cut is still seen
 
 
 @dataclass
@@ -35,8 +37,13 @@ class InputVerdict:
     unchecked: list[str] = field(default_factory=list)
 
 
-def slices(text: str, size: int) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+def slices(text: str, size: int, overlap: int = SLICE_OVERLAP) -> list[str]:
+    """`text` in pieces of at most `size`, each starting `overlap` characters before the end
+    of the previous one, so a phrase shorter than `overlap` is never cut in two."""
+    if len(text) <= size:
+        return [text]
+    step = size - overlap
+    return [text[i:i + size] for i in range(0, len(text) - overlap, step)]
 
 
 async def harmful(safety: ContentSafety, policy: Policy, text: str) -> tuple[str, int] | None:
@@ -50,11 +57,18 @@ async def harmful(safety: ContentSafety, policy: Policy, text: str) -> tuple[str
 
 async def attack(safety: ContentSafety, texts: Texts) -> str | None:
     """"jailbreak" (user prompt) or "indirect_attack" (a document), or None."""
-    prompt = "\n".join(texts.prompt)
-    calls = [safety.shield(part, []) for part in slices(prompt, SHIELD_MAX_CHARS) if part]
-    for batch in _batches(texts.documents):
-        calls.append(safety.shield("", batch))
-    answers = await asyncio.gather(*calls)
+    prompts = [p for p in slices("\n".join(texts.prompt), SHIELD_MAX_CHARS) if p]
+    batches = _batches(texts.documents)
+    pairs: list[tuple[str, list[str]]] = [(p, []) for p in prompts]
+    for batch in batches:
+        # The user's words and the documents they came with go together where they fit (the
+        # service judges a document in the light of the prompt); the rest alone.
+        if pairs and not pairs[0][1] and len(pairs[0][0]) + sum(map(len, batch)) \
+                <= SHIELD_MAX_CHARS:
+            pairs[0] = (pairs[0][0], batch)
+        else:
+            pairs.append(("", batch))
+    answers = await asyncio.gather(*(safety.shield(p, docs) for p, docs in pairs))
     if any(a.user_attack for a in answers):
         return "jailbreak"
     return "indirect_attack" if any(any(a.document_attacks) for a in answers) else None

@@ -81,7 +81,7 @@ async def test_an_injected_instruction_in_a_tool_result_goes_to_documents_and_is
     assert response.status_code == 400 and backend.seen == []
     assert "indirect_attack" in (await read_json(response))["error"]["message"]
     shields = [args for name, args in safety.calls if name == "shield"]
-    assert ("", [tool["content"]]) in shields
+    assert shields == [("what is the weather?", [tool["content"]])]  # sent together
 
 
 async def test_harmful_text_is_blocked_with_its_category(gateway):
