@@ -240,3 +240,16 @@ async def test_a_backend_cannot_forge_the_guardrails_header(gateway):
     backend.respond = forged
     response = await post(chat(user("a plain question")))
     assert response.status_code == 200 and "x-gateway-guardrails" not in response.headers
+
+
+async def test_embeddings_and_completions_inputs_are_checked_and_redacted(gateway):
+    _, backend = await gateway()
+    backend.respond = lambda r: httpx.Response(200, json={"object": "list", "data": [],
+                                                          "usage": {"prompt_tokens": 1,
+                                                                    "total_tokens": 1}})
+    for path, field in (("/v1/embeddings", "input"), ("/v1/completions", "prompt")):
+        payload = {"model": "sim-python", field: ["mail ada@example.org", "plain"]}
+        response = await proxy(make_request("POST", path, json.dumps(payload).encode(), JSON))
+        assert response.status_code == 200, path
+        sent = json.loads(backend.seen[-1].content)[field]
+        assert sent == ["mail [REDACTED:email]", "plain"], path
