@@ -87,6 +87,7 @@ class WindowedStream:
         self.head: dict[str, Any] = {}  # id, object, created, model of the last event
         self.indexes: set[int] = set()
         self.windows = 0
+        self.finding = ""  # what the last window's check found (kinds, categories; no text)
 
     async def run(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """The checked stream. A task reads `body` one chunk ahead, so a window held longer
@@ -177,8 +178,11 @@ class WindowedStream:
             return events
         self.windows += 1
         with child_span(self.tracer, self.parent, "guardrails.output.window",
-                        {"gateway.guardrails.window": self.windows}):
+                        {"gateway.guardrails.window": self.windows}) as span:
+            self.finding = ""
             verdict = await self._check(window)
+            if span is not None and span.is_recording() and self.finding:
+                span.set_attribute("gateway.guardrails.finding", self.finding)
         if verdict is FILTER:
             return [self._ending(), DONE + b"\n\n", None]
         if verdict is UNAVAILABLE:
@@ -202,6 +206,8 @@ class WindowedStream:
             return redacted if self.policy.fails_open else UNAVAILABLE
         action = self.policy.output["content_safety"]
         self.counts.check("output", "content_safety", action if found else "pass")
+        if found:
+            self.finding = f"content_safety={found[0]}:{found[1]}"
         return FILTER if found and action == "block" else redacted
 
     def _pii(self, window: str) -> object:
@@ -210,6 +216,8 @@ class WindowedStream:
             return None
         new, found = pii.redact(window, self.policy.detectors)
         self.counts.pii(found)
+        if found:
+            self.finding = "pii=" + ",".join(sorted(found))
         self.counts.check("output", "pii", action if found else "pass")
         if found and action == "block":
             return FILTER

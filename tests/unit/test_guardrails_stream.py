@@ -140,3 +140,25 @@ async def test_an_error_the_upstream_raises_mid_stream_reaches_the_reader():
     stream, _ = make(window=20)
     with pytest.raises(UpstreamTimeout):
         [c async for c in stream.run(broken())]
+
+
+async def test_an_annotated_window_is_released_and_its_finding_traced_without_text():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("t")
+    parent = tracer.start_span("request")
+    stream, _ = make(window=20, content_safety="annotate")
+    stream.tracer, stream.parent = tracer, parent
+    out = [c async for c in stream.run(source(words("then drink the poison slowly now")))]
+    parent.end()
+    assert texts(out) == "then drink the poison slowly now"
+    windows = [s for s in spans.get_finished_spans() if s.name == "guardrails.output.window"]
+    findings = [s.attributes.get("gateway.guardrails.finding") for s in windows]
+    assert "content_safety=SelfHarm:6" in findings
+    assert all(s.parent.span_id == parent.get_span_context().span_id for s in windows)
+    assert "poison" not in str([dict(s.attributes) for s in windows])
