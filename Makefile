@@ -121,6 +121,10 @@ keys: setup
 bench-tenants: setup wrk
 	$(PY) load/bench_tenants.py
 
+# MCP through the gateway vs the MCP simulator direct: tools/call and filtered tools/list rates.
+bench-mcp: setup
+	$(PY) load/bench_mcp.py
+
 # Token limits on (not binding) vs off, Azurite, 32 connections of small chat completions.
 bench-tokens: setup wrk
 	$(PY) load/bench_tokens.py

@@ -23,6 +23,8 @@ from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
 from .adapters.limitstore_table import open_limit_storage
 from .adapters.otel_exporters import Exporters
+from .aoai.inbound import azure_paths_stage, deployment_model_stage
+from .aoai.tokens import TokenProvider
 from .cache.tier import CacheTier
 from .cache_wiring import build_cache_stage
 from .core.clock import Clock, SystemClock
@@ -33,6 +35,7 @@ from .gateway import Gateway, Parts
 from .guardrails.safety import ContentSafety
 from .guardrails_wiring import build_guardrails
 from .health import HealthReport
+from .mcp_wiring import build_mcp_stage
 from .openai.ledger import TokenLedger
 from .openai.stage import openai_stage
 from .router_wiring import build_router
@@ -76,6 +79,7 @@ class Given:
     cache_tier: CacheTier | None = None
     exporters: Exporters | None = None
     key_store: KeyStore | None = None
+    tokens: TokenProvider | None = None  # Entra tokens for backends (aoai/tokens.py)
     content_safety: ContentSafety | None = None
 
 
@@ -86,6 +90,7 @@ async def build_gateway(
     cache_tier: CacheTier | None = None,
     exporters: Exporters | None = None,
     key_store: KeyStore | None = None,
+    tokens: TokenProvider | None = None,
     content_safety: ContentSafety | None = None,
 ) -> Gateway:
     """Wire a gateway from settings in one pass, the parts first and then the Gateway; the
@@ -93,12 +98,13 @@ async def build_gateway(
     quiet_storage_sdk(settings.storage_sdk_log_level)
     given = Given(f"{socket.gethostname()}-{os.getpid()}", clock or SystemClock(), upstream,
                   limit_store, override_store, routing_store, cache_tier, exporters, key_store,
-                  content_safety)
+                  tokens, content_safety)
     parts = Parts()
     upstream, probes = _upstreams(settings, given.upstream, parts)
     telemetry = build_telemetry(settings, parts, given.instance, given.exporters)
-    stages = await _stages(settings, parts, given, telemetry)
-    router, health_checks = build_router(settings, parts, upstream, given.routing_store)
+    stages = await _stages(settings, parts, given, telemetry, upstream)
+    router, health_checks = build_router(settings, parts, upstream, given.routing_store,
+                                         given.tokens)
     return Gateway(settings, compose(stages, upstream_step(router)),
                    _health(settings, probes, parts, given.clock), closers=parts.closers,
                    stats_sources=parts.stats_sources, health_checks=health_checks,
@@ -106,7 +112,7 @@ async def build_gateway(
 
 
 async def _stages(settings: Settings, parts: Parts, given: Given,
-                  telemetry: Telemetry | None) -> list[Stage]:
+                  telemetry: Telemetry | None, upstream: Upstream) -> list[Stage]:
     """The pipeline, in order: written once, here."""
     tenancy = open_tenancy(settings, given.clock, given.key_store)
     parts.closers.append(tenancy.close)
@@ -117,6 +123,7 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
     if telemetry is not None:
         stages.append(telemetry_stage(telemetry))
     stages += [errors_stage, forwarded_stage(settings.trusted_proxies),
+               azure_paths_stage,  # Azure-style client paths become their OpenAI twins
                routing_stage(settings.route_table)]
     # Gateway API keys (GATEWAY_AUTH): before rate limiting, so the key's tenant is the client.
     stages += tenancy.stages()
@@ -126,7 +133,10 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
     if settings.rate_limit_enabled:
         limiter, overrides = await _limiter(settings, parts, given)
         stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for)))
+    # MCP routes read their own body (JSON-RPC errors) and answer without the later stages.
+    stages.append(build_mcp_stage(settings, parts, given.clock, upstream, limiter))
     stages.append(body_stage(settings.max_body_bytes))
+    stages.append(deployment_model_stage)
     # Guardrails: after the body (they read it), before the OpenAI stage, so a blocked request
     # reserves no tokens and reaches no backend; output checks wrap the answer it returns.
     guard = build_guardrails(settings, parts, given.clock,
@@ -161,8 +171,11 @@ def _upstreams(settings: Settings, given: Upstream | None, parts: Parts
 
 
 def _health(settings: Settings, probes: Upstream, parts: Parts, clock: Clock) -> HealthReport:
+    # Azure OpenAI resources have no health endpoint: their breakers judge them (routing section).
+    probed = {name: url for name, url in settings.backends.items()
+              if not getattr(settings.backend_specs.get(name), "azure", False)}
     report = HealthReport(
-        service=settings.service_name, version=VERSION, backends=settings.backends,
+        service=settings.service_name, version=VERSION, backends=probed,
         upstream=probes, probe_timeout_s=settings.health_probe_timeout_s,
         cache_s=settings.health_cache_s, clock=clock)
     report.sections.update(parts.health_sections)

@@ -9,6 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from .adapters.breakerstore_table import open_routing_store
+from .adapters.entra_tokens import identity_source
+from .aoai.outbound import Outbound
+from .aoai.tokens import CachedTokens, TokenProvider
 from .core.clock import SystemClock
 from .core.routes import PROXY
 from .core.upstream import Upstream, UpstreamRequest
@@ -25,7 +28,8 @@ HealthChecks = Callable[[], Awaitable[dict[str, Any]]]  # the timer's body, boun
 
 
 def build_router(settings: Settings, parts: Parts, upstream: Upstream,
-                 store: BreakerStore | None) -> tuple[Router, HealthChecks | None]:
+                 store: BreakerStore | None, tokens: TokenProvider | None = None
+                 ) -> tuple[Router, HealthChecks | None]:
     """The attempt loop's shared parts (breakers shared through storage, budgets, stats) and the
     health-check timer's body (None without routing storage)."""
     if store is None:
@@ -42,7 +46,8 @@ def build_router(settings: Settings, parts: Parts, upstream: Upstream,
     router = Router(upstream, breakers, settings.connect_timeout_s, settings.retry_max_attempts,
                     lambda: RetryBudget(settings.retry_budget_ratio,
                                         settings.retry_budget_min_per_s,
-                                        settings.retry_budget_window_s))
+                                        settings.retry_budget_window_s),
+                    outbound=Outbound(_tokens(settings, parts, tokens), settings.backend_specs))
     pools = {r.path: r.plan for r in settings.route_table.routes if r.kind == PROXY}
     models = settings.model_table
     pools.update({f"model:{name}": models.plan(name) for name in models.names()})
@@ -53,6 +58,18 @@ def build_router(settings: Settings, parts: Parts, upstream: Upstream,
         return router, None
     return router, _health_checks(settings, upstream, cast(ProbeStore, store), clock,
                                   plan_members(pools.values()))
+
+
+def _tokens(settings: Settings, parts: Parts, given: TokenProvider | None
+            ) -> TokenProvider | None:
+    """The managed identity's tokens, when a backend authenticates with Entra ID."""
+    if given is not None or not any(s.auth == "entra" for s in settings.backend_specs.values()):
+        return given
+    source = identity_source(os.environ)  # azure-identity reads the same variables itself
+    parts.closers.append(source.close)
+    tokens = CachedTokens(source, SystemClock())
+    parts.stats_sources["backend_tokens"] = lambda: dict(tokens.counters)
+    return tokens
 
 
 def _health_checks(settings: Settings, upstream: Upstream, store: ProbeStore,

@@ -119,6 +119,8 @@ param backendMaxReplicas int = 10
 @description('Deploy Azure Managed Redis (Entra ID auth) as the shared response-cache tier; off uses blob storage.')
 param deployRedis bool = false
 
+@description('Deploy an Azure OpenAI account with one deployment (key auth off, the gateway identity as Cognitive Services OpenAI User) and route its model to it; docs/AZURE_OPENAI.md.')
+param deployOpenAI bool = false
 @description('Deploy an Azure AI Content Safety account (local auth off) for the guardrails, with Cognitive Services User for the gateway identity; GUARDRAILS (in gatewaySettings) picks the checks.')
 param deployContentSafety bool = false
 
@@ -200,6 +202,14 @@ var gatewaySettingDefaults = {
   GATEWAY_KEY_LOOKUPS_PER_S: '50'
   GATEWAY_USAGE_FLUSH_S: '60'
   MODEL_PRICES: ''
+  // MCP servers behind /mcp/{name} (#29, docs/MCP.md). MCP_SESSION_KEY: set it to a Key Vault
+  // reference holding 32 random bytes (base64), or sessions stay on the instance that began them.
+  MCP_SERVERS: ''
+  MCP_SESSION_KEY: ''
+  MCP_SESSION_TTL_S: '86400'
+  MCP_MAX_MESSAGE_BYTES: '1048576'
+  MCP_MAX_EVENT_BYTES: '4194304'
+  MCP_STREAM_TIMEOUT_S: '220'
   // Telemetry (#13); Application Insights settings are wired in modules/functionapp.bicep.
   TELEMETRY_ENABLED: 'true'
   TELEMETRY_TRACE_SAMPLE_RATIO: '0.1'
@@ -239,6 +249,17 @@ var gatewayWiredSettings = {
   CACHE_REDIS_ENTRA: deployRedis ? 'true' : 'false'
   CACHE_BLOB_ENDPOINT: storage.outputs.blobEndpoint
   GATEWAY_KEYS_TABLE: gatewayKeysTableName
+  // Azure OpenAI when deployed (deployOpenAI): its deployment, reached with the managed identity.
+  GATEWAY_BACKENDS: deployOpenAI ? string({
+    aoai: {
+      url: openAi.outputs.endpoint
+      api: 'azure'
+      auth: 'entra'
+      api_version: '2024-10-21'
+      deployment: openAi.outputs.deploymentName
+    }
+  }) : ''
+  MODEL_ROUTES: deployOpenAI ? string({ '${openAi.outputs.deploymentName}': 'aoai' }) : ''
   CONTENT_SAFETY_ENDPOINT: deployContentSafety ? contentSafety.outputs.endpoint : ''
 }
 
@@ -429,6 +450,17 @@ module redis 'modules/redis.bicep' = if (deployRedis) {
   scope: rg
   params: {
     name: 'redis-${resourceToken}'
+    location: location
+    tags: tags
+    gatewayPrincipalId: gatewayIdentity.outputs.principalId
+  }
+}
+
+module openAi 'modules/openai.bicep' = if (deployOpenAI) {
+  name: 'openai'
+  scope: rg
+  params: {
+    name: 'oai-${resourceToken}'
     location: location
     tags: tags
     gatewayPrincipalId: gatewayIdentity.outputs.principalId

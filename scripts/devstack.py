@@ -127,6 +127,10 @@ def launch(stack: Stack, gateway_port: int) -> dict[str, str]:
     node = stack.spawn("node-backend", ["node", "server.js"], node_port,
                        {"PORT": str(node_port)}, cwd=ROOT / "services/node")
     env["PY_SERVICE_URL"], env["NODE_SERVICE_URL"] = python.url, node.url
+    mcp_port = pick_port(8003)  # the MCP simulator at /mcp/tools, unless MCP_SERVERS says else
+    mcp = stack.spawn("mcp-server", [PYTHON, "server.py"], mcp_port, {"PORT": str(mcp_port)},
+                      cwd=ROOT / "services/mcp")
+    env["MCP_SERVERS"] = os.environ.get("MCP_SERVERS") or json.dumps({"tools": f"{mcp.url}/mcp"})
     env.update({k: os.environ.get(k, v) for k, v in WORKER_ENV.items()})
     gateway = stack.spawn("gateway", HOST_CMD, gateway_port, {**env, "PORT": str(gateway_port)})
     check_configured(gateway)
@@ -157,6 +161,7 @@ def announce(urls: dict[str, str]) -> None:
     print(f"gateway        {gateway}  (logs in .run/)")
     print(f"python backend {urls['PY_SERVICE_URL']}")
     print(f"node backend   {urls['NODE_SERVICE_URL']}")
+    print(f"MCP servers    {urls['MCP_SERVERS']}  (at {gateway}/mcp/<name>, docs/MCP.md)")
     print(f"\ntry:  curl -s {gateway}/healthz")
     print(f"      curl -s -X POST {gateway}/infer/python -H 'content-type: application/json' "
           "-d '{\"prompt\": \"hello\"}'")

@@ -25,6 +25,9 @@ compares this page with the code). Every setting is read once at start-up from t
 (`local.settings.json` locally, the Bicep's app settings in Azure), parsed and validated: a bad
 value stops start-up with a message that names the setting. A blank value means the default.
 Secrets are marked; in Azure they are Key Vault references, never plain values.
+Platform settings, set in the sample and the Bicep but not read by the gateway:
+`PYTHON_SCRIPT_FILE_NAME=main.py` (the worker's entry file), `PYTHON_ENABLE_INIT_INDEXING=1`
+(the FastAPI streaming extension) and `AzureWebJobsStorage`.
 
 | setting | default | what |
 |---|---|---|

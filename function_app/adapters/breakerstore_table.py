@@ -64,13 +64,14 @@ class TableRoutingStore:
 
     async def read_breakers(self) -> list[BreakerRow]:
         return [BreakerRow(decode_key(e["RowKey"]), SharedState(
-            str(e["state"]), float(e["since"]), float(e.get("until", 0.0))), _etag(e))
+            str(e["state"]), float(e["since"]), float(e.get("until", 0.0)),
+            str(e.get("cause", ""))), _etag(e))
             for e in await self._query(BREAKER)]
 
     async def write_breaker(self, backend: str, state: SharedState, etag: str | None) -> str:
         return await self._write({"PartitionKey": BREAKER, "RowKey": encode_key(backend),
                                   "state": state.state, "since": float(state.since),
-                                  "until": float(state.until)}, etag)
+                                  "until": float(state.until), "cause": state.cause}, etag)
 
     async def record_probe(self, result: ProbeResult) -> None:
         entity = {"PartitionKey": PROBE, "RowKey": encode_key(result.backend),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from ..adapters.keystore_table import open_key_store
+from ..mcp.access import parse_entry
 from ..settings.load import SettingsError, load_settings
 from ..tenants import keys as keyfmt
 from ..tenants.access import refusal
@@ -71,6 +72,14 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+def _mcp_tools(text: str | None) -> tuple[str, ...] | None:
+    """--mcp-tools, each entry checked (ValueError, exit 2, names a bad one)."""
+    entries = _csv(text)
+    for entry in entries or ():
+        parse_entry(entry)
+    return entries
+
+
 class Refused(Exception):
     """The command cannot do what it was asked (exit 1); the message says why."""
 
@@ -117,6 +126,7 @@ async def keys_create(args: argparse.Namespace, store: KeyStore, out: TextIO, no
     base = KeyRecord("", "", valid_tenant(args.tenant), args.name, now, expires=expires,
                      models=_csv(args.models) or (), routes=_csv(args.routes) or (),
                      guardrail=valid_guardrail(args.guardrail),
+                     mcp_tools=_mcp_tools(args.mcp_tools) or (),
                      **{f: getattr(args, f) for f in LIMIT_FIELDS})
     key = await _create_record(store, base)
     _print_new_key(out, f"created key {keyfmt.display(keyfmt.prefix_of(key))} for tenant "
@@ -168,7 +178,8 @@ async def keys_show(args: argparse.Namespace, store: KeyStore, out: TextIO, now:
             ("created", _when(record.created)), ("expires", _when(record.expires)),
             ("revoked_at", _when(record.revoked_at)),
             ("models", ",".join(record.models) or "all"),
-            ("routes", ",".join(record.routes) or "all"), ("limits", _limits(record)),
+            ("routes", ",".join(record.routes) or "all"),
+            ("mcp tools", ",".join(record.mcp_tools) or "none"), ("limits", _limits(record)),
             ("guardrail", record.guardrail or "default"),
             ("tokens this month", str(u.tokens if u else 0)),
             ("requests this month", str(u.requests if u else 0)),
@@ -207,6 +218,8 @@ async def keys_update(args: argparse.Namespace, store: KeyStore, out: TextIO, no
             changes[name] = _csv(getattr(args, name))
     if args.guardrail is not None:
         changes["guardrail"] = valid_guardrail(args.guardrail)
+    if args.mcp_tools is not None:
+        changes["mcp_tools"] = _mcp_tools(args.mcp_tools)
     if args.expires_days is not None:
         changes["expires"] = now + args.expires_days * 86400 if args.expires_days else 0.0
     await store.save_key(record.with_(**changes))

@@ -12,6 +12,9 @@ def _limits(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
                              "empty: all")
     parser.add_argument("--routes", default=None if not defaults else "",
                         help="comma-separated route paths (patterns) the key may use; empty: all")
+    parser.add_argument("--mcp-tools", default=None if not defaults else "",
+                        help="comma-separated MCP tools the key may call, SERVER:TOOL or "
+                             "SERVER:* (every tool); empty: no MCP server")
     parser.add_argument("--rps", type=float, default=d, help="requests per second (0: none)")
     parser.add_argument("--burst", type=float, default=d, help="request burst")
     parser.add_argument("--tpm", type=float, default=d, help="tokens per minute (0: none)")

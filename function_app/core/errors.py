@@ -11,7 +11,9 @@
     ├── MethodNotAllowed         (405 method_not_allowed, carries Allow)
     ├── PayloadTooLarge          (413 payload_too_large)
     ├── RateLimited              (429 rate_limited, carries Retry-After)
-    │   └── TokenRateLimited     (429 tokens_rate_limited, a tokens-per-minute limit)
+    │   ├── TokenRateLimited     (429 tokens_rate_limited, a tokens-per-minute limit)
+    │   └── BackendsCoolingDown  (429 backends_rate_limited: every member of the pool sent a
+    │                             429 and waits out its Retry-After; the shortest wait is given)
     ├── UpstreamError            (502 upstream_unavailable: refused, reset, bad answer)
     │   └── UpstreamConnectError (502 upstream_unavailable: no connection, request never sent)
     ├── Overloaded               (503 overloaded)
@@ -106,6 +108,12 @@ class RateLimited(GatewayError, status=429, code="rate_limited",
 
 class TokenRateLimited(RateLimited, code="tokens_rate_limited",
                        message="Too many tokens per minute; retry after the time in Retry-After."):
+    pass
+
+
+class BackendsCoolingDown(RateLimited, code="backends_rate_limited",
+                          message="Every backend of this model is rate limited; retry after the "
+                                  "time in Retry-After."):
     pass
 
 

@@ -13,6 +13,8 @@ table: the request goes to that model's pool with its `model` field rewritten.
 
 MODEL_API_KEYS maps a model name, a backend name or a base URL (looked up in that order) to the
 key sent upstream as `Authorization: Bearer <key>`; it replaces the client's own Authorization.
+A backend given as an object in GATEWAY_BACKENDS (routing/backends.py: Azure OpenAI, keys from
+a named setting, Entra tokens) carries its own credentials, which win over MODEL_API_KEYS.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..routing.backends import BackendSpec
 from ..routing.pools import Member, Plan, Target, parse_fallback_on, parse_pool
 
 # "sim-small" is the model name of the k6 scripts; it is served by the Python simulator.
@@ -84,8 +87,11 @@ class ModelTable:
 
 
 def parse_model_table(routes: Mapping, default: str, api_keys: Mapping,
-                      backends: Mapping[str, str]) -> ModelTable:
-    """Validate the three model settings; ModelTableError names the bad one."""
+                      backends: Mapping[str, str],
+                      specs: Mapping[str, BackendSpec] | None = None) -> ModelTable:
+    """Validate the three model settings; ModelTableError names the bad one. `specs` are the
+    backends given as objects, whose members carry their wire and credentials."""
+    specs = specs or {}
     for key, value in api_keys.items():
         if not isinstance(value, str) or not value:
             raise ModelTableError("MODEL_API_KEYS", f"{key!r}: the key must be a non-empty string")
@@ -93,7 +99,7 @@ def parse_model_table(routes: Mapping, default: str, api_keys: Mapping,
     for model, target in (routes or DEFAULT_MODELS).items():
         if not model:
             raise ModelTableError("MODEL_ROUTES", "a model name must not be empty")
-        pools[model] = _route(model, target, backends, api_keys)
+        pools[model] = _route(model, target, backends, api_keys, specs)
         first = pools[model].members[0]
         table[model] = ModelBackend(first.name, first.url, first.api_key)
     for model, route in pools.items():
@@ -104,12 +110,13 @@ def parse_model_table(routes: Mapping, default: str, api_keys: Mapping,
     fallback = _backend("DEFAULT_MODEL_BACKEND", default, backends, api_keys, None) \
         if default else None
     default_route = ModelRoute((Member(fallback.name, fallback.base_url,
-                                       api_key=fallback.api_key),)) if fallback else None
+                                       api_key=fallback.api_key,
+                                       backend=specs.get(fallback.name)),)) if fallback else None
     return ModelTable(table, fallback, pools, default_route)
 
 
-def _route(model: str, raw: object, backends: Mapping[str, str], api_keys: Mapping
-           ) -> ModelRoute:
+def _route(model: str, raw: object, backends: Mapping[str, str], api_keys: Mapping,
+           specs: Mapping[str, BackendSpec]) -> ModelRoute:
     """A MODEL_ROUTES value: a backend name or URL, or an object with a pool and fallbacks."""
     spec = raw if isinstance(raw, Mapping) else {"backends": str(raw)}
     where = f"model {model!r}"
@@ -130,7 +137,8 @@ def _route(model: str, raw: object, backends: Mapping[str, str], api_keys: Mappi
     fallbacks = spec.get("fallbacks", [])
     if not isinstance(fallbacks, list) or not all(isinstance(f, str) for f in fallbacks):
         raise ModelTableError("MODEL_ROUTES", f"{where}: 'fallbacks' must be a list of models")
-    members = tuple(Member(m.name, m.url, m.weight, m.priority, keys[m.name]) for m in members)
+    members = tuple(Member(m.name, m.url, m.weight, m.priority, keys[m.name],
+                           specs.get(m.name)) for m in members)
     return ModelRoute(members, tuple(fallbacks), fallback_on)
 
 

@@ -60,6 +60,13 @@ DEMO_ROUTES: tuple[dict, ...] = (
     {"path": "/limited", "methods": ["GET"], "kind": LOCAL_OK},
 )
 
+# MCP servers (#29): /mcp/{server}, answered by the MCP stage (function_app/mcp/stage.py) from
+# MCP_SERVERS; always present after the configured routes.
+MCP = "mcp"
+MCP_ROUTES: tuple[dict, ...] = (
+    {"path": "/mcp/*", "methods": ["GET", "POST", "DELETE"], "kind": MCP},
+)
+
 # Where an OpenAI route forwards, unless it says otherwise: the endpoint's standard path.
 OPENAI_UPSTREAM = {OPENAI_CHAT: "/v1/chat/completions", OPENAI_COMPLETIONS: "/v1/completions",
                    OPENAI_EMBEDDINGS: "/v1/embeddings", OPENAI_MODELS: "/v1/models"}
@@ -137,7 +144,7 @@ def parse_routes(
     raw: Sequence[Mapping] | None, backends: Mapping[str, str], default_timeout_s: float
 ) -> RouteTable:
     """Validate route entries against the known backends; ValueError names the bad entry."""
-    entries = (*(raw or SEED_ROUTES), *OPENAI_ROUTES, *DEMO_ROUTES)
+    entries = (*(raw or SEED_ROUTES), *OPENAI_ROUTES, *DEMO_ROUTES, *MCP_ROUTES)
     return RouteTable(
         [_parse_one(i, e, backends, default_timeout_s) for i, e in enumerate(entries)])
 
@@ -155,7 +162,7 @@ def _parse_one(index: int, entry: Mapping, backends: Mapping[str, str], default:
     if not methods or not {str(m).upper() for m in methods} <= _METHODS:
         raise ValueError(f"{where}: 'methods' must be a non-empty subset of {sorted(_METHODS)}")
     kind = entry.get("kind", PROXY)
-    if kind != PROXY and kind not in OPENAI_KINDS and kind != LOCAL_OK:
+    if kind != PROXY and kind not in OPENAI_KINDS and kind not in (LOCAL_OK, MCP):
         raise ValueError(f"{where}: 'kind' must be {PROXY!r} or one of {sorted(OPENAI_KINDS)}")
     backend = entry.get("backend", "" if kind in OPENAI_KINDS else None)
     if kind != PROXY and (backend or "backends" in entry):

@@ -4,6 +4,7 @@ A field is None (or its empty value) until the stage that sets it has run; a lat
 never an earlier one. The order of the stages is bootstrap.py's list; the setters, in that order:
 
     telemetry stage      attempt_observer, request_span
+    Azure paths stage    deployment             (Azure-style client paths, aoai/inbound.py)
     routing stage        match
     tenant auth stage    grant                  (only with GATEWAY_AUTH and a gateway key)
     identity stage       client_id
@@ -12,6 +13,7 @@ never an earlier one. The order of the stages is bootstrap.py's list; the setter
     OpenAI stage         bill, tokens_decision, plan
     cache stage          completion_free, cache_status
     upstream step        served_by
+    MCP stage            mcp                    (the /mcp/{server} routes)
 
 The errors stage reads whatever was set before the failure (match, the two decisions) to shape
 its answer, and the telemetry stage reads all of it once the answer is complete.
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # annotations only: http/ sits below every package it names here
     from ..core.attempts import Observer
     from ..core.routes import Match
+    from ..mcp.stage import McpCall
     from ..openai.bill import Bill
     from ..ratelimit.limits import Decision
     from ..routing.pools import Plan
@@ -49,6 +52,8 @@ class RequestContext:
     completion_free: bool = False  # answered from the completion cache: only the prompt is billed
     cache_status: str | None = None  # "hit", "miss", "stale" or "bypass", for telemetry
     served_by: str = ""  # the backend (or model label) that answered
+    deployment: str | None = None  # an Azure-style path's deployment: the model (aoai/inbound)
+    mcp: McpCall | None = None  # MCP routes: server, method, tool, outcome (for telemetry)
     request_span: Any = None  # the telemetry stage's request span: parent of guardrail spans
 
     @property

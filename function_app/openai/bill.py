@@ -64,7 +64,7 @@ class Bill:
             self.ledger.unreconciled(self.reserved)
             return
         if self.completion_free:
-            usage = Usage(usage.prompt_tokens, 0)
+            usage = Usage(usage.prompt_tokens, 0, usage.cached_tokens)
         self._adjust(usage.total - self.reserved)
         self.ledger.settled(self.client, self.model, usage, self.reserved)
 

@@ -15,6 +15,7 @@ OTHER = "_other"
 TOTALS = (
     "requests", "reserved_tokens", "prompt_tokens", "completion_tokens", "refunded_tokens",
     "extra_charged_tokens", "unreconciled_requests", "kept_tokens", "failed_requests",
+    "cached_tokens", "reasoning_tokens",  # parts of prompt_tokens and completion_tokens
 )
 
 
@@ -24,7 +25,8 @@ class TokenLedger:
     def __init__(self, max_keys: int = MAX_KEYS):
         self._max_keys = max_keys
         self.totals: dict[str, int] = dict.fromkeys(TOTALS, 0)
-        self._by: dict[tuple[str, str], list[int]] = {}  # [requests, prompt, completion]
+        # [requests, prompt, completion, cached, reasoning]
+        self._by: dict[tuple[str, str], list[int]] = {}
 
     def reserved(self, tokens: int) -> None:
         self.totals["reserved_tokens"] += tokens
@@ -35,12 +37,16 @@ class TokenLedger:
         totals["requests"] += 1
         totals["prompt_tokens"] += usage.prompt_tokens
         totals["completion_tokens"] += usage.completion_tokens
+        totals["cached_tokens"] += usage.cached_tokens
+        totals["reasoning_tokens"] += usage.reasoning_tokens
         delta = usage.total - reserved
         totals["extra_charged_tokens" if delta > 0 else "refunded_tokens"] += abs(delta)
         row = self._row(client, model)
         row[0] += 1
         row[1] += usage.prompt_tokens
         row[2] += usage.completion_tokens
+        row[3] += usage.cached_tokens
+        row[4] += usage.reasoning_tokens
 
     def unreconciled(self, reserved: int) -> None:
         """No usage arrived (a broken or abandoned answer): the reservation stays charged."""
@@ -56,12 +62,16 @@ class TokenLedger:
         row = self._by.get((client, model))
         if row is None:
             key = (client, model) if len(self._by) < self._max_keys else (OTHER, OTHER)
-            row = self._by.setdefault(key, [0, 0, 0])
+            row = self._by.setdefault(key, [0, 0, 0, 0, 0])
         return row
 
     def snapshot(self) -> dict[str, Any]:
         by_client: dict[str, dict[str, dict[str, int]]] = {}
-        for (client, model), (requests, prompt, completion) in self._by.items():
-            by_client.setdefault(client, {})[model] = {
+        for (client, model), (requests, prompt, completion, cached, reasoning) in \
+                self._by.items():
+            entry = by_client.setdefault(client, {})[model] = {
                 "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion}
+            # Shown only where a backend reported them (Azure OpenAI, OpenAI's newer models).
+            entry.update({k: v for k, v in (("cached_tokens", cached),
+                                            ("reasoning_tokens", reasoning)) if v})
         return {"totals": dict(self.totals), "by_client": by_client}

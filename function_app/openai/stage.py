@@ -62,10 +62,24 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             bill.settle(None)  # no answer: the backend may have worked, the charge stays
             raise
         bill.completion_free = context.completion_free  # a cache hit
-        response.headers.update(openai_limit_headers(context.requests_decision, bill.decision))
+        response.headers.update(tighter_limits(
+            response.headers, openai_limit_headers(context.requests_decision, bill.decision)))
         return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage)
 
     return stage
+
+
+def tighter_limits(backend: Headers, ours: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Our x-ratelimit-* headers, less those of a kind (requests, tokens) for which the backend
+    (Azure OpenAI sends x-ratelimit-remaining-*) reported fewer remaining: the client sees the
+    tighter of the two limits, and the backend's stays as it came."""
+    dropped = set()
+    for kind in ("requests", "tokens"):
+        name = f"x-ratelimit-remaining-{kind}"
+        theirs, mine = backend.get(name), dict(ours).get(name)
+        if theirs and mine and theirs.isdigit() and int(theirs) < int(mine):
+            dropped.add(kind)
+    return [(k, v) for k, v in ours if k.rsplit("-", 1)[-1] not in dropped]
 
 
 def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:

@@ -17,8 +17,14 @@ _DECODER = json.JSONDecoder()
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens a backend reported. `cached_tokens` are part of `prompt_tokens` (served from the
+    provider's prompt cache) and `reasoning_tokens` part of `completion_tokens` (hidden output),
+    as OpenAI and Azure OpenAI report them; they are counted, never added a second time."""
+
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total(self) -> int:
@@ -45,7 +51,16 @@ def usage_from(obj: object) -> Usage | None:
     if completion is None:
         total = _count(obj.get("total_tokens"))
         completion = max(0, total - prompt) if total is not None else 0
-    return Usage(prompt, completion)
+    cached = _detail(obj, "prompt_tokens_details", "cached_tokens", prompt)
+    reasoning = _detail(obj, "completion_tokens_details", "reasoning_tokens", completion)
+    return Usage(prompt, completion, cached, reasoning)
+
+
+def _detail(obj: dict, details: str, name: str, bound: int) -> int:
+    """A count inside a details object, at most `bound` (the count it is part of)."""
+    found = obj.get(details)
+    value = _count(found.get(name)) if isinstance(found, dict) else None
+    return min(value, bound) if value is not None else 0
 
 
 def find_usage(data: bytes) -> Usage | None:

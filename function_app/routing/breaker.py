@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..settings.configs import from_setting
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+HELD = "429"  # SharedState.cause of an open state that waits out a backend's Retry-After
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class SharedState:
     state: str
     since: float
     until: float = 0.0
+    cause: str = ""  # "429": held open for a backend's Retry-After, not for failures
 
 
 class Breaker:
@@ -85,6 +87,23 @@ class Breaker:
         if self._consecutive >= self.config.failures or self._rate_exceeded():
             return self._move(OPEN, now)
         return None
+
+    def hold(self, until: float, now: float) -> SharedState | None:
+        """Open until `until` (a backend's Retry-After), whatever the counts say; an open state
+        that already lasts longer is kept, so the member is never back before its time. The new
+        state, or None when nothing changed."""
+        if self.state.state == OPEN and self.state.until >= until:
+            return None
+        self._probe_at = None
+        self.state = SharedState(OPEN, now, until, HELD)
+        self._reset()
+        return self.state
+
+    def cooling(self, now: float) -> float:
+        """Seconds until a breaker held open by a 429 lets a probe through (else 0)."""
+        if self.state.state != OPEN or self.state.cause != HELD:
+            return 0.0
+        return max(0.0, self.state.until - now)
 
     def adopt(self, shared: SharedState) -> bool:
         """Take `shared` if it is newer than our state; True when it changed ours."""

@@ -37,7 +37,7 @@ class SharedBreakers:
         self._etags: dict[str, str] = {}
         self.probes: dict[str, ProbeResult] = {}
         self.storage_healthy = store is not None
-        self.counters = dict.fromkeys(("transitions", "writes", "conflicts", "adopted",
+        self.counters = dict.fromkeys(("transitions", "writes", "conflicts", "adopted", "cooldowns",
                                        "refreshes", "refresh_failures"), 0)
         self._loop_task: asyncio.Task | None = None
         self._probes_read_at = float("-inf")
@@ -87,6 +87,21 @@ class SharedBreakers:
             self.counters["transitions"] += 1
             log.warning("breaker of %s is now %s", member.name, moved.state)
             self._spawn(self._publish(member.name, moved))
+
+    def cool_down(self, member: Member, seconds: float) -> None:
+        """A 429 said "not before `seconds`": open the member's breaker until then (shared)."""
+        moved = self.breaker(member.name).hold(self._clock.now() + seconds, self._clock.now())
+        if moved is not None:
+            self.counters["cooldowns"] += 1
+            log.info("%s cools down for %.3f s after a 429", member.name, seconds)
+            self._spawn(self._publish(member.name, moved))
+
+    def shortest_wait(self, members: list[Member]) -> float | None:
+        """The shortest time until one of `members` takes requests again, when every one of
+        them is held open; None when any is usable now."""
+        now = self._clock.now()
+        waits = [self.breaker(m.name).cooling(now) for m in members]
+        return min(waits) if waits and all(w > 0 for w in waits) else None
 
     def start(self) -> None:
         """Start the refresh loop (once; needs a running event loop)."""

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .backends import BackendSpec
+
 # What makes a request move to the next target: a 429, any 5xx (refusals and resets included),
 # a timeout; "context_length" (a 400 whose code says the prompt is too long) is opt-in.
 FALLBACK_CLASSES = frozenset({"429", "5xx", "timeout", "context_length"})
@@ -29,6 +31,8 @@ class Member:
     weight: float = 1.0
     priority: int = 0
     api_key: str | None = field(default=None, repr=False, compare=False)
+    # Wire and credentials of a backend given as an object in GATEWAY_BACKENDS (backends.py).
+    backend: BackendSpec | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

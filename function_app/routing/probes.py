@@ -66,8 +66,10 @@ async def _probe_one(name: str, base_url: str, probe: Probe, clock: Clock, timeo
 
 
 def plan_members(plans: Iterable[Plan]) -> dict[str, str]:
-    """Every member of every plan: name -> base URL."""
-    return {m.name: m.url for plan in plans for target in plan.targets for m in target.members}
+    """Every member of every plan: name -> base URL. Azure OpenAI resources have no health
+    endpoint (their breakers judge them from real answers), so they are not probed."""
+    return {m.name: m.url for plan in plans for target in plan.targets for m in target.members
+            if m.backend is None or not m.backend.azure}
 
 
 def routing_report(pools: Mapping[str, Plan], breakers: SharedBreakers,

@@ -17,6 +17,8 @@ from function_app.ratelimit.scopes import LimitDefaults, defaults_from
 from ..cache.config import CacheConfig
 from ..core.model_routes import ModelTable, ModelTableError, parse_model_table
 from ..core.routes import RouteTable, parse_routes
+from ..mcp.config import parse_servers
+from ..routing.backends import BackendSpec, parse_backend
 from ..routing.breaker import BreakerConfig
 from .configs import read_into
 from .parsers import http_url
@@ -38,23 +40,31 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         except (ValueError, TypeError) as exc:
             raise SettingsError(f"setting {spec.name} is invalid: {exc}") from None
     _check_guardrails(values)
-    backends = _backends(values)
+    backends, specs = _backends(values, environ)
     return Settings(**values, backends=backends, route_table=_route_table(values, backends),
-                    model_table=_model_table(values, backends),
+                    model_table=_model_table(values, backends, specs), backend_specs=specs,
                     limiter=read_into(LimiterConfig, values),
                     limit_defaults=_limit_defaults(values),
-                    breaker=read_into(BreakerConfig, values), cache=_cache_config(values))
+                    breaker=read_into(BreakerConfig, values), cache=_cache_config(values),
+                    mcp_table=_mcp_table(values, environ))
 
 
-def _backends(values: dict[str, Any]) -> dict[str, str]:
-    """Backend name to base URL: python, node, then GATEWAY_BACKENDS."""
+def _backends(values: dict[str, Any], environ: Mapping[str, str]
+              ) -> tuple[dict[str, str], dict[str, BackendSpec]]:
+    """Backend name to base URL: python, node, then GATEWAY_BACKENDS; and the entries given as
+    objects (their wire and credentials), by name."""
     merged = {"python": values["py_service_url"], "node": values["node_service_url"]}
+    specs: dict[str, BackendSpec] = {}
     for name, url in values["extra_backends"].items():
         try:
-            merged[name] = http_url(str(url))
+            if isinstance(url, Mapping):
+                specs[name] = parse_backend(name, url, environ)
+                merged[name] = specs[name].url
+            else:
+                merged[name] = http_url(str(url))
         except ValueError as exc:
             raise SettingsError(f"setting GATEWAY_BACKENDS is invalid: {name}: {exc}") from None
-    return merged
+    return merged, specs
 
 
 def _route_table(values: dict[str, Any], backends: dict[str, str]) -> RouteTable:
@@ -64,11 +74,12 @@ def _route_table(values: dict[str, Any], backends: dict[str, str]) -> RouteTable
         raise SettingsError(f"setting GATEWAY_ROUTES is invalid: {exc}") from None
 
 
-def _model_table(values: dict[str, Any], backends: dict[str, str]) -> ModelTable:
+def _model_table(values: dict[str, Any], backends: dict[str, str],
+                 specs: dict[str, BackendSpec]) -> ModelTable:
     """The model table of MODEL_ROUTES, DEFAULT_MODEL_BACKEND and MODEL_API_KEYS."""
     try:
         return parse_model_table(values["model_routes"], values["default_model_backend"],
-                                 values["model_api_keys"], backends)
+                                 values["model_api_keys"], backends, specs)
     except ModelTableError as exc:
         raise SettingsError(f"setting {exc.setting} is invalid: {exc}") from None
 
@@ -84,6 +95,14 @@ def _cache_config(values: dict[str, Any]) -> CacheConfig:
     # Any API key header is a credential, whatever names the client for rate limits.
     credentials = {"authorization", "api-key", values["client_id_header"]}
     return read_into(CacheConfig, values, credential_headers=frozenset(credentials))
+
+
+def _mcp_table(values: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """MCP_SERVERS, each key read from the app setting its entry names (key_setting)."""
+    try:
+        return parse_servers(values["mcp_servers"], environ)
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(f"setting MCP_SERVERS is invalid: {exc}") from None
 
 
 def _check_guardrails(values: dict[str, Any]) -> None:

@@ -155,3 +155,9 @@ def redis_url(value: str) -> str:
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ValueError("expected redis://host:port/db or rediss://host:port")
     return value
+
+
+def mcp_session_key(value: str) -> bytes | None:
+    """MCP_SESSION_KEY: base64 of 32 bytes, or empty (None)."""
+    from ..mcp.sessions import session_key
+    return session_key(value)

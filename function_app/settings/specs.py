@@ -32,6 +32,7 @@ from .parsers import (
     http_url,
     int_range,
     json_of,
+    mcp_session_key,
     name_list,
     optional_http_url,
     redis_url,
@@ -76,7 +77,9 @@ class Settings:
     node_service_url: str = setting("NODE_SERVICE_URL", "http://127.0.0.1:8002", http_url,
         "Base URL of the Node backend (backend name 'node').")
     extra_backends: Mapping[str, Any] = setting("GATEWAY_BACKENDS", "", json_of(dict),
-        'More backends as JSON {"name": "http://host:port"}; merged over python/node.')
+        'More backends as JSON {"name": "http://host:port"}; merged over python/node. A value '
+        'may be an object {"url", "api": "openai"|"azure", "auth": "none"|"key"|"entra", '
+        '"api_version", "deployment", "scope", "key_setting"} (docs/AZURE_OPENAI.md).')
     routes: Sequence[Any] = setting("GATEWAY_ROUTES", "", json_of(list),
         "Route table as a JSON list; empty means the seed's /infer/python and /infer/node.")
     connect_timeout_s: float = setting("UPSTREAM_CONNECT_TIMEOUT_S", "2", float_range(0.05, 60),
@@ -306,6 +309,26 @@ class Settings:
         "Seconds between writes of one key's usage and last use from one instance.")
     model_prices: Mapping[str, Any] = setting("MODEL_PRICES", "", price_table,
         'Spend per model: JSON {"model": price per million tokens}; empty: no spend.')
+    # MCP servers behind /mcp/{server} (issue #29; docs/MCP.md).
+    mcp_servers: Mapping[str, Any] = setting("MCP_SERVERS", "", json_of(dict),
+        'MCP servers: JSON {"name": "http://host:port/mcp"} or {"name": {"url", "auth": '
+        '"none|key|entra", "key_setting", "header", "scope", "tool_limits": {"tool or *": '
+        '{"rps", "burst"}}}}; reached at /mcp/{name}.')
+    mcp_session_key: bytes | None = setting("MCP_SESSION_KEY", "", mcp_session_key,
+        "32 bytes, base64: seals the MCP session ids clients hold, so any instance can carry a "
+        "session on. The same on every instance; empty: a random key per process (sessions "
+        "then stay on one instance). A secret: in Azure use a Key Vault reference.", secret=True)
+    mcp_session_ttl_s: float = setting("MCP_SESSION_TTL_S", "86400", float_range(60, 2592000),
+        "Seconds an MCP session id stays valid after initialize; then 404 (start a new one).")
+    mcp_max_message_bytes: int = setting("MCP_MAX_MESSAGE_BYTES", "1048576",
+        int_range(1024, 104857600), "Largest JSON-RPC message a client may POST to an MCP route.")
+    mcp_max_event_bytes: int = setting("MCP_MAX_EVENT_BYTES", "4194304",
+        int_range(1024, 67108864),
+        "Largest JSON answer or single SSE event taken from an MCP server; a larger one ends "
+        "the stream with a JSON-RPC error.")
+    mcp_stream_timeout_s: float = setting("MCP_STREAM_TIMEOUT_S", "220", float_range(1, 225),
+        "Longest one MCP exchange or stream may last (under the platform's 230 s); a client "
+        "resumes a cut stream with Last-Event-ID.")
     # Guardrails (issue #28): Content Safety, Prompt Shields, PII (function_app/guardrails/).
     content_safety_endpoint: str = setting("CONTENT_SAFETY_ENDPOINT", "", optional_http_url,
         "Azure AI Content Safety resource endpoint (https://<name>.cognitiveservices.azure.com); "
@@ -337,6 +360,9 @@ class Settings:
     breaker: BreakerConfig = field(hash=False)
     cache: CacheConfig = field(hash=False)
     limit_defaults: LimitDefaults = field(hash=False)
+    # GATEWAY_BACKENDS entries given as objects (routing/backends.py), by name.
+    backend_specs: Mapping[str, Any] = field(hash=False, default_factory=dict)
+    mcp_table: Mapping[str, Any] = field(hash=False, repr=False, default_factory=dict)
 
 
 SPECS: tuple[Spec, ...] = tuple(

@@ -1,8 +1,8 @@
 """Render every failure as the JSON error shape; nothing else escapes to the client.
 
 OpenAI routes (and any unmatched path under /v1/, where OpenAI clients look) answer errors in
-OpenAI's shape, so the OpenAI SDKs parse them and honour Retry-After; everything else in the
-gateway's own shape.
+OpenAI's shape, so the OpenAI SDKs parse them and honour Retry-After; MCP routes as JSON-RPC
+errors (mcp/errors.py), so MCP clients surface them; everything else in the gateway's own shape.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import logging
 
 from ..core.errors import ClientDisconnected, GatewayError
 from ..core.pipeline import Handler
-from ..core.routes import OPENAI_KINDS
+from ..core.routes import MCP, OPENAI_KINDS
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
+from ..mcp.errors import mcp_error_response
 from ..openai.errors import openai_error_response
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ def render(error: GatewayError, request: GatewayRequest) -> GatewayResponse:
         else request.path.startswith(OPENAI_PREFIX)
     if openai:
         return openai_error_response(error, context.requests_decision, context.tokens_decision)
+    if match is not None and match.route.kind == MCP:
+        return mcp_error_response(error, request.request_id)
     return error_response(error, request.request_id)
 
 

@@ -13,6 +13,12 @@ never charges twice. The loop, in short (the decisions are function_app/routing/
   target while the retry budget allows, for idempotent methods, for a POST the backend cannot
   have processed, or on a route marked idempotent; otherwise the next target is tried when the
   failure is one it takes (fallback_on);
+- a 429 from a member of a pool with somewhere else to go holds that member out for its
+  retry-after-ms / Retry-After on every instance (its breaker, shared), and the retry goes at
+  once to the next member; with every member held out the answer is 429 with the shortest wait;
+- members given as objects (Azure OpenAI, keys, Entra tokens) get their own path, query and
+  credentials from `Router.outbound` (aoai/outbound.py); a 401 to an Entra token is sent once
+  more with a new token;
 - nothing is retried once the answer's headers are accepted: the first byte is on its way.
 
 `send_attempt` is the one exchange with one member (the place for a client span per attempt);
@@ -22,14 +28,17 @@ never charges twice. The loop, in short (the decisions are function_app/routing/
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..aoai.outbound import Outbound
 from ..core.attempts import Observer
 from ..core.attempts import send_attempt as observed_send
 from ..core.errors import (
+    BackendsCoolingDown,
     GatewayError,
     NoHealthyBackend,
     Overloaded,
@@ -64,10 +73,11 @@ from .answer_body import (
     declared_length,
     with_release,
 )
-from .target_request import body_for, headers_for, upstream_path, upstream_url
+from .target_request import body_for, upstream_path, upstream_url
 
 BACKEND_HEADER = "X-Gateway-Backend"
 CONTEXT_LENGTH_MARK = b"context_length_exceeded"
+COOL_DOWN_MAX_S = 60.0  # a member's Retry-After is honoured up to this long
 
 
 @dataclass
@@ -83,6 +93,7 @@ class Router:
     outstanding: dict[str, int] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
     budgets: dict[str, RetryBudget] = field(default_factory=dict)
+    outbound: Outbound = field(default_factory=Outbound)  # members' wire and credentials
 
     def budget_for(self, route: str) -> RetryBudget:
         found = self.budgets.get(route)
@@ -116,8 +127,21 @@ async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_ti
         raise  # this instance's own pool is full: another attempt would only add to it
     except GatewayError as error:
         return Outcome(Kind.RESET), None, error
-    retry_after = parse_retry_after(answer.headers.get("retry-after"))
+    retry_after = _retry_after_ms(answer.headers.get("retry-after-ms"))
+    if retry_after is None:
+        retry_after = parse_retry_after(answer.headers.get("retry-after"))
     return Outcome(Kind.ANSWER, answer.status, retry_after), answer, None
+
+
+def _retry_after_ms(value: str | None) -> float | None:
+    """Azure's retry-after-ms (and OpenAI's), finer than Retry-After's whole seconds."""
+    if value is None:
+        return None
+    try:
+        millis = float(value.strip())
+    except ValueError:
+        return None
+    return millis / 1000 if 0 <= millis < 3_600_000 else None
 
 
 class _Exchange:
@@ -200,6 +224,8 @@ class _Exchange:
         after = outcome.retry_after_s if outcome and member.name in self.tried else None
         if after and self._falls_back(following):
             return None
+        if outcome is not None and outcome.status == 429 and member.name not in self.tried:
+            after = 0.0  # another member, not the one that refused: no reason to wait
         delay = next_delay(tries, self.router.rng, self._time_left(), after)
         if delay is None:
             return None
@@ -234,18 +260,11 @@ class _Exchange:
             if self.last is not None and self.last[1] is not None:
                 await close_quietly(self.last[1].body)  # an answer held in case all fail
                 self.last = (self.last[0], None, self.last[2] or UpstreamError())
-            outgoing = UpstreamRequest(
-                self.request.method,
-                upstream_url(member.url, upstream_path(self.match, target), self.query),
-                headers_for(member, self.headers), body_for(target, self.request.content),
-                min(router.connect_timeout_s, left), left)
-            attempt_s = min(self.plan.attempt_timeout_s or left, left)
-            outcome, answer, error = await send_attempt(
-                router.upstream, outgoing, attempt_s, self.request.context.attempt_observer)
+            outcome, answer, error = await self._send(member, target, left)
             if answer is not None and answer.status == 400 and following is not None \
                     and "context_length" in following.fallback_on:
                 outcome, answer = await _mark_context_length(outcome, answer)
-            router.breakers.record(member, not outcome.failed)
+            self._judge(member, outcome)
             if outcome.failed:
                 router.stats.add(self.route, member.name, "failures")
             self.last = (outcome, answer, error)
@@ -259,6 +278,46 @@ class _Exchange:
         except BaseException:
             release()
             raise
+
+    async def _send(self, member: Member, target: Target, left: float
+                    ) -> tuple[Outcome, UpstreamResponse | None, GatewayError | None]:
+        """One exchange with `member`; a 401 to an Entra token is sent once more with a new
+        token (the old one is never sent again)."""
+        router = self.router
+        for fresh_token in (False, True):
+            prepared = await router.outbound.prepare(
+                member, upstream_path(self.match, target), self.query, self.headers,
+                body_for(target, self.request.content), self._model(target), self._time_left())
+            outgoing = UpstreamRequest(
+                self.request.method, upstream_url(member.url, prepared.path, prepared.query),
+                prepared.headers, prepared.body, min(router.connect_timeout_s, left), left)
+            attempt_s = min(self.plan.attempt_timeout_s or left, self._time_left())
+            outcome, answer, error = await send_attempt(
+                router.upstream, outgoing, attempt_s, self.request.context.attempt_observer)
+            if fresh_token or answer is None or answer.status != 401 or prepared.token is None \
+                    or not router.outbound.refused(member, prepared.token):
+                break
+            await close_quietly(answer.body)
+        return outcome, answer, error
+
+    def _model(self, target: Target) -> str:
+        body = self.request.context.json
+        model = body.get("model") if isinstance(body, dict) else None
+        return target.model or (model if isinstance(model, str) else "")
+
+    def _judge(self, member: Member, outcome: Outcome) -> None:
+        """The breaker's view of an attempt: a 429 from a member of a pool that has somewhere
+        else to go holds the member out for its Retry-After (bounded), on every instance."""
+        breakers = self.router.breakers
+        if outcome.kind is Kind.ANSWER and outcome.status == 429 and self._alternatives():
+            wait = outcome.retry_after_s
+            breakers.cool_down(member, min(COOL_DOWN_MAX_S, wait if wait is not None
+                                           else breakers.config.open_s))
+            return
+        breakers.record(member, not outcome.failed)
+
+    def _alternatives(self) -> bool:
+        return sum(len(t.members) for t in self.plan.targets) > 1
 
     def _would_try_again(self, outcome: Outcome, target: Target, following: Target | None
                          ) -> bool:
@@ -281,13 +340,21 @@ class _Exchange:
         return GatewayResponse(answer.status, headers, body)
 
     async def _give_up(self) -> GatewayResponse:
-        """The last answer as it came, or its error; with no attempt at all, 503."""
+        """The last answer as it came, or its error; with no attempt at all, 503 (429 with the
+        shortest wait when every member is cooling down after a 429)."""
+        wait = self.router.breakers.shortest_wait(
+            [m for t in self.plan.targets for m in t.members]) if self._alternatives() else None
         if self.last is None:
+            if wait is not None:
+                raise BackendsCoolingDown(headers=_wait_headers(wait))
             raise NoHealthyBackend()
         _, answer, error = self.last
         if answer is not None:
             self.last = None
             headers = client_response_headers(answer.headers)
+            if answer.status == 429 and wait is not None:
+                for name, value in _wait_headers(wait).items():
+                    headers.set(name, value)  # the member back first, not the last one asked
             headers.add(BACKEND_HEADER, self.last_served_by)
             self.request.context.served_by = self.last_served_by
             body = await complete_body(answer.body, declared_length(answer.headers))
@@ -296,6 +363,11 @@ class _Exchange:
 
     def _time_left(self) -> float:
         return self.deadline - time.monotonic()
+
+
+def _wait_headers(wait: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(wait))),
+            "retry-after-ms": str(max(1, round(wait * 1000)))}
 
 
 async def _mark_context_length(outcome: Outcome, answer: UpstreamResponse

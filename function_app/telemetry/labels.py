@@ -57,3 +57,20 @@ class BoundedNames:
         if not name:
             return NONE
         return name if name in self._known else OTHER
+
+
+class FirstNames:
+    """The first `cap` distinct names pass (MCP tool names, which come from clients and
+    servers); later ones are OTHER, so the label set stays bounded."""
+
+    def __init__(self, cap: int):
+        self._seen: set[str] = set()
+        self._cap = cap
+
+    def __call__(self, name: str) -> str:
+        if name in self._seen:
+            return name
+        if len(self._seen) >= self._cap or len(name) > 128:
+            return OTHER
+        self._seen.add(name)
+        return name

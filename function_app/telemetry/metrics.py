@@ -64,6 +64,8 @@ class GatewayMetrics:
         self.tpot = Histogram("gen_ai_server_time_per_output_token_seconds",
                               "Streaming time per output token after the first",
                               ("gen_ai_request_model",), buckets=TPOT_BUCKETS, registry=registry)
+        self.mcp = Counter("gateway_mcp_requests", "MCP requests by server, method, tool, outcome",
+                           ("server", "method", "tool", "outcome"), registry=registry)
         info = Gauge("gateway_instance_info", "This gateway instance", ("instance",),
                      registry=registry)
         info.labels(instance).set(1)

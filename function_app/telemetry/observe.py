@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
@@ -17,7 +17,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from ..core.routes import PROXY
 from ..http.context import RequestContext
 from ..http.messages import GatewayRequest
-from .labels import NONE, OTHER, BoundedNames, ClientLabels, status_class
+from .labels import NONE, OTHER, BoundedNames, ClientLabels, FirstNames, status_class
 from .metrics import GatewayMetrics
 from .otel_metrics import OtelInstruments
 from .request_log import RequestLog, RequestRecord
@@ -36,6 +36,7 @@ class Telemetry:
     backend_urls: Mapping[str, str]  # base URL -> backend name
     log: RequestLog | None
     otel: OtelInstruments | None = None
+    mcp_tools: FirstNames = field(default_factory=lambda: FirstNames(100))
 
     def backend_of_url(self, url: str) -> str:
         for base, name in self.backend_urls.items():
@@ -70,6 +71,7 @@ class Telemetry:
         self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
         if self.otel is not None:
             self.otel.request(model, usage, ttft)
+        mcp = self._mcp(ctx, span)
         self._end_span(span, route, status, backend, model, bill, usage, limited_by, error, ctx)
         if self.log is not None:
             self.log.write(RequestRecord(
@@ -79,7 +81,22 @@ class Telemetry:
                 ttft_ms=ttft * 1000 if ttft is not None else None,
                 tokens_in=usage.prompt_tokens if usage else None,
                 tokens_out=usage.completion_tokens if usage else None,
-                limited_by=limited_by, cache=cache, stream_error=error))
+                limited_by=limited_by, cache=cache, stream_error=error, **mcp))
+
+    def _mcp(self, ctx: RequestContext, span: Span) -> dict[str, str | None]:
+        """An MCP request's counter and span attributes; the request log's fields."""
+        call = ctx.mcp
+        if call is None:
+            return {}
+        tool = NONE if call.tool is None else OTHER if call.outcome == "tool_not_allowed" \
+            else self.mcp_tools(call.tool)  # a refused name is the client's: never a label
+        self.metrics.child(self.metrics.mcp, call.server, call.method, tool, call.outcome).inc()
+        if span.is_recording():
+            span.set_attributes({"mcp.server": call.server, "mcp.method.name": call.method,
+                                 "gen_ai.tool.name": tool, "mcp.outcome": call.outcome})
+        return {"mcp_server": call.server, "mcp_method": call.method,
+                "mcp_tool": call.tool[:128] if call.tool is not None else None,
+                "mcp_outcome": call.outcome}
 
     def _backend(self, ctx: RequestContext) -> str:
         served_by, match = ctx.served_by, ctx.match

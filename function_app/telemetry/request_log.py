@@ -32,6 +32,11 @@ class RequestRecord:
     limited_by: str | None = None
     cache: str | None = None  # request.context.cache_status when a cache stage sets one
     stream_error: str | None = None
+    # MCP routes: the server, JSON-RPC method, tool name and outcome; never the arguments.
+    mcp_server: str | None = None
+    mcp_method: str | None = None
+    mcp_tool: str | None = None
+    mcp_outcome: str | None = None
 
 
 class RequestLog:

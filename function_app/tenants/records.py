@@ -1,7 +1,8 @@
 """Key, tenant and usage records, and their plain-field form for storage.
 
 A field of 0 (rps, tpm, budgets) means "not limited here": the settings' defaults and the
-tenant's own budgets still apply. Empty `models` / `routes` means every model / route.
+tenant's own budgets still apply. Empty `models` / `routes` means every model / route; empty
+`mcp_tools` means no MCP server at all.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class KeyRecord:
     tpm: float = 0.0
     daily_tokens: int = 0
     monthly_tokens: int = 0
+    mcp_tools: tuple[str, ...] = ()  # SERVER:TOOL / SERVER:*; empty: no MCP server (mcp/access.py)
     guardrail: str = ""  # a GUARDRAILS policy name for this key's requests; "" the default
 
     def with_(self, **changes: Any) -> KeyRecord:
@@ -74,7 +76,7 @@ class UsageRecord:
     last_used: float = 0.0
 
 
-_LISTS = ("models", "routes")
+_LISTS = ("models", "routes", "mcp_tools")
 
 
 def to_fields(record: KeyRecord | TenantRecord | UsageRecord) -> dict[str, Any]:

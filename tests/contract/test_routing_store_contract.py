@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from function_app.core.store_errors import StoreConflict
-from function_app.routing.breaker import CLOSED, OPEN, SharedState
+from function_app.routing.breaker import CLOSED, HELD, OPEN, SharedState
 from function_app.routing.store import ProbeResult
 
 NAME = "http://gpu-1:8000/v1 é"  # backends may be named by URL: any characters
@@ -61,3 +61,11 @@ async def test_the_lease_has_one_holder_until_it_lapses(routing_store):
     assert await routing_store.take_lease("health", "gw-b", 10.0, 115.5)
     assert not await routing_store.take_lease("health", "gw-a", 10.0, 116.0)
     assert await routing_store.take_lease("other", "gw-a", 10.0, 116.0)  # leases are by name
+
+
+@pytest.mark.asyncio
+async def test_a_hold_for_a_429_keeps_its_cause(routing_store):
+    held = SharedState(OPEN, 1_700_000_000.0, 1_700_000_004.5, HELD)
+    await routing_store.write_breaker("ptu", held, None)
+    [row] = await routing_store.read_breakers()
+    assert row.state == held and row.state.cause == "429"

@@ -86,6 +86,8 @@ def hostile_gateway(backends, echo_backend, log_dir):
         "GATEWAY_BACKENDS": json.dumps({"echo": echo_backend.url}),
         "GATEWAY_ROUTES": json.dumps(routes), "UPSTREAM_TIMEOUT_S": "10",
         "MAX_BODY_BYTES": "262144", "DEFAULT_MAX_TOKENS": "8",
-        "MODEL_API_KEYS": json.dumps({"sim-node": FUZZ_SECRETS["model_key"]})})
+        "MODEL_API_KEYS": json.dumps({"sim-node": FUZZ_SECRETS["model_key"]}),
+        # An MCP server at the echo backend: what the MCP routes forward is recorded too.
+        "MCP_SERVERS": json.dumps({"tools": f"{echo_backend.url}{ECHO_UPSTREAM}/mcp"})})
     yield proc
     proc.stop()

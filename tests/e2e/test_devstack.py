@@ -56,7 +56,7 @@ def test_stack_serves_then_stops_everything(tmp_path, stop_signal):
     try:
         urls = wait_for(ready, proc)
         started = children_of(proc.pid)
-        assert len(started) == 4  # azurite, two backends, gateway
+        assert len(started) == 5  # azurite, two backends, the MCP simulator, gateway
         assert "127.0.0.1" in urls["AzureWebJobsStorage"]
         with httpx.Client(base_url=urls["gateway"], timeout=10) as client:
             assert client.get("/healthz").json()["backends"]["node"]["ok"] is True
@@ -68,6 +68,12 @@ def test_stack_serves_then_stops_everything(tmp_path, stop_signal):
             with client.stream("POST", "/v1/chat/completions", json=chat) as stream:
                 events = [line for line in stream.iter_lines() if line.startswith("data:")]
             assert stream.status_code == 200 and len(events) > 2
+            init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "devstack", "version": "1"}}}
+            mcp = client.post("/mcp/tools", json=init,
+                              headers={"accept": "application/json, text/event-stream"})
+            assert mcp.status_code == 200 and "gateway-sim-tools" in mcp.text
             assert events[-1] == "data: [DONE]"
     finally:
         proc.send_signal(stop_signal)
@@ -84,7 +90,7 @@ def test_signals_in_quick_succession_still_stop_everything(tmp_path):
     try:
         wait_for(ready, proc)
         started = children_of(proc.pid)
-        assert len(started) == 4
+        assert len(started) == 5
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
             proc.send_signal(sig)

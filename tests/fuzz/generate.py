@@ -5,7 +5,9 @@ a failure found at index i of a 50,000-request run is replayed alone with that p
 every path trick issue 14 lists (dot segments plain and encoded, encoded slashes and backslashes,
 NUL and controls, escapes of `?` and `#`, double and overlong encodings, fullwidth dots), query
 spellings of the function key, forwarded headers, non-ASCII and large header values, and JSON
-bodies for every route (seed and OpenAI) that are valid, mutated, mistyped or nested deep.
+bodies for every route (seed and OpenAI) that are valid, mutated, mistyped or nested deep, and
+JSON-RPC for the MCP routes: batches, unknown methods, bad ids, tool names with tricks (case,
+Unicode lookalikes, zero-width characters), oversized params, forged session ids.
 Framing stays valid: the fuzzer attacks the gateway, not the HTTP parser of the local host.
 """
 
@@ -19,7 +21,8 @@ FUNCTION_KEY = "fzkey-5ecret-7a1c"  # also in tests/e2e/conftest.py FUZZ_SECRETS
 
 PREFIXES = ["/echo", "/echo", "/echo", "/infer/python", "/infer/node", "/v1/chat/completions",
             "/v1/completions", "/v1/embeddings", "/v1/models", "/healthz", "/_gateway/stats",
-            "/nowhere", "/v1", "/ECHO", "/ech%6f", ""]
+            "/nowhere", "/v1", "/ECHO", "/ech%6f", "", "/mcp/tools", "/mcp/tools", "/mcp/nope",
+            "/mcp", "/MCP/tools"]
 TRICKS = ["..", ".", "%2e%2e", "%2E%2e", ".%2e", "%2e.", "%2e", "..%2f", "%2f", "%2F", "%5c",
           "%5C", "\\", "..\\", "%00", "%0d", "%0a", "%0d%0a", "%09", "%7f", "%1b", "%3f",
           "%3F", "%23", "%252e%252e", "%252f", "%25", "%", "%zz", "%4", "%c0%ae%c0%ae",
@@ -88,6 +91,9 @@ def _headers(rng: random.Random, body: bytes) -> list[tuple[bytes, bytes]]:
     if body and rng.random() < 0.9:
         headers.append((b"content-type", rng.choice(
             [b"application/json", b"application/json; charset=utf-8", b"text/plain"])))
+    if rng.random() < 0.05:
+        headers.append((b"mcp-session-id", rng.choice(
+            [b"g1.AAAA", b"g1." + b"A" * 80, b"plain-upstream-id", b"g1.%%", b"\xff"])))
     for name in (b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-request-id",
                  b"x-functions-key", b"authorization", b"x-api-key", b"accept-encoding",
                  b"x-custom", b"connection", b"te", b"x-ms-client-principal-id"):
@@ -121,7 +127,7 @@ def _body(rng: random.Random, prefix: str) -> bytes:
     if roll < 0.2:
         return rng.randbytes(rng.randint(1, 4096))
     value = _json_for(rng, prefix)
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and isinstance(value, dict):
         _mutate(rng, value)
     text = json.dumps(value, ensure_ascii=rng.random() < 0.5)
     return text.encode("utf-8", "surrogatepass")
@@ -135,7 +141,7 @@ def _deep(rng: random.Random) -> bytes:
             + closer * depth + b"}")
 
 
-def _json_for(rng: random.Random, prefix: str) -> dict:
+def _json_for(rng: random.Random, prefix: str) -> dict | list:
     model = rng.choice(MODELS)
     small = rng.choice([1, 2, 4, 8])
     if prefix.startswith("/v1/chat"):
@@ -150,9 +156,33 @@ def _json_for(rng: random.Random, prefix: str) -> dict:
     if prefix.startswith("/v1/completions"):
         return {"model": model, "prompt": rng.choice([_text(rng), [_text(rng)], [1, 2, 3]]),
                 "max_tokens": small, "stream": rng.random() < 0.2}
+    if prefix.lower().startswith("/mcp"):
+        return _jsonrpc(rng)
     if prefix.startswith("/v1/embeddings"):
         return {"model": model, "input": rng.choice([_text(rng), [_text(rng)], [[1, 2]]])}
     return {"prompt": _text(rng)}
+
+
+MCP_METHODS = ["tools/call", "tools/call", "tools/list", "initialize", "ping", "tools/destroy",
+               "notifications/initialized", "sampling/createMessage", "", "TOOLS/CALL", None, 7]
+TOOL_NAMES = ["echo", "Echo", "\u0435cho", "echo\u200b", "ｅcho", "echo ", "../echo", "*",
+              "tools:echo", "", "x" * 300, 5, None, ["echo"]]
+
+
+def _jsonrpc(rng: random.Random) -> dict | list:
+    """One JSON-RPC message (or a batch) for an MCP route, valid or subtly not."""
+    message: dict = {"jsonrpc": rng.choice(["2.0", "2.0", "2.0", "1.0", 2, None]),
+                     "method": rng.choice(MCP_METHODS)}
+    if rng.random() < 0.85:
+        message["id"] = rng.choice([1, "a", 0, -1, 2**63, 1.5, True, None, [], {}])
+    params: dict = {"name": rng.choice(TOOL_NAMES), "arguments": {"text": _text(rng)}}
+    if rng.random() < 0.1:
+        params["name"] = params["arguments"]  # a name that is an object
+    message["params"] = rng.choice([params, params, params, [], "x", None,
+                                    {"protocolVersion": "2025-06-18"}])
+    if rng.random() < 0.1:
+        return [message, dict(message)]
+    return message
 
 
 def _mutate(rng: random.Random, body: dict) -> None:

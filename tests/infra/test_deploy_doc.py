@@ -20,7 +20,9 @@ from function_app.settings.specs import SPECS
 from scripts.bicep_check.azure_types import ENV_VAR
 
 DOC = (ROOT / "docs" / "DEPLOY.md").read_text(encoding="utf-8")
-NAME = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
+NAME = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b(?!\.md)")
+# Set by the platform on the app (App Service managed identity endpoint), not by the template.
+PLATFORM = {"IDENTITY_ENDPOINT", "IDENTITY_HEADER"}
 
 
 def _makefile_targets() -> set[str]:
@@ -39,7 +41,7 @@ def _known_names() -> set[str]:
                                    (INFRA / "modules/backend.bicep").read_text()))
     make = set(re.findall(r"^([A-Z_]+) \?=", (ROOT / "Makefile").read_text(), re.M))
     return ({s.name for s in SPECS} | set(app_settings()) | outputs | azd | load
-            | container_env | make | {ENV_VAR})
+            | container_env | make | {ENV_VAR} | PLATFORM)
 
 
 def _admin_commands() -> list[str]:

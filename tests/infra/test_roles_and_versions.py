@@ -24,6 +24,8 @@ BUILT_IN_ROLES = {
     # The gateway reads its Key Vault references; the optional operator sets upstream keys.
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    # The gateway's identity calls the optional Azure OpenAI account (modules/openai.bicep).
+    "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd": "Cognitive Services OpenAI User",
     # The gateway calls the optional Content Safety account with its identity (guardrails).
     "a97b65f3-24c7-4388-baec-2e87135dc908": "Cognitive Services User",
 }

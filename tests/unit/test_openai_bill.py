@@ -70,3 +70,25 @@ async def test_an_error_answer_refunds_everything_and_a_lost_one_nothing():
     second.settle(None)
     assert refunded.adjusted == [-100] and kept.adjusted == []
     assert second.ledger.totals["kept_tokens"] == 100
+
+
+def test_cached_and_reasoning_tokens_are_counted_as_parts_of_prompt_and_completion():
+    from function_app.openai.ledger import TokenLedger
+    from function_app.openai.usage import find_usage
+
+    body = (b'{"choices":[],"usage":{"prompt_tokens":100,"completion_tokens":40,'
+            b'"total_tokens":140,"prompt_tokens_details":{"cached_tokens":64},'
+            b'"completion_tokens_details":{"reasoning_tokens":30}}}')
+    usage = find_usage(body)
+    assert (usage.total, usage.cached_tokens, usage.reasoning_tokens) == (140, 64, 30)
+    ledger = TokenLedger()
+    ledger.settled("c", "m", usage, 150)
+    snap = ledger.snapshot()
+    assert snap["totals"]["cached_tokens"] == 64 and snap["totals"]["reasoning_tokens"] == 30
+    assert snap["by_client"]["c"]["m"] == {"requests": 1, "prompt_tokens": 100,
+                                           "completion_tokens": 40, "cached_tokens": 64,
+                                           "reasoning_tokens": 30}
+    assert snap["totals"]["refunded_tokens"] == 10  # charged 140, not 140 + 64 + 30
+    hostile = find_usage(b'{"usage":{"prompt_tokens":5,"completion_tokens":1,'
+                         b'"prompt_tokens_details":{"cached_tokens":999}}}')
+    assert hostile.cached_tokens == 5  # never more than the count it is part of

@@ -1,0 +1,67 @@
+"""One attempt's request to a member, for members with a wire and credentials of their own.
+
+`Outbound` is what the upstream step asks before each attempt: the path, query, headers and body
+for `member`, and the Entra token it used (so a 401 can drop exactly that token). A member
+without a BackendSpec goes out as before: its key (MODEL_API_KEYS) in place of the client's
+Authorization, the client's path and query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..http.headers import Headers
+from ..routing.backends import BackendSpec
+from ..routing.pools import Member
+from ..stages.target_request import headers_for
+from .tokens import TokenProvider, TokenUnavailable
+from .wire import azure_body, azure_path, with_credentials
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    path: str
+    query: str
+    headers: Headers
+    body: bytes
+    token: str | None = None  # the Entra token sent, if any
+
+
+class Outbound:
+    def __init__(self, tokens: TokenProvider | None = None,
+                 specs: Mapping[str, BackendSpec] | None = None):
+        self.tokens = tokens
+        # By name, for members built without their spec (GATEWAY_ROUTES pools).
+        self.specs = specs or {}
+
+    async def prepare(self, member: Member, path: str, query: str, headers: Headers,
+                      body: bytes, model: str, timeout_s: float = 30.0) -> Outgoing:
+        """The attempt's request; a token not obtained within `timeout_s` (the request's time
+        left) is TokenUnavailable."""
+        spec = member.backend or self.specs.get(member.name)
+        if spec is None:
+            return Outgoing(path, query, headers_for(member, headers), body)
+        token = None
+        if spec.auth == "entra":
+            if self.tokens is None:
+                raise TokenUnavailable()
+            try:
+                async with asyncio.timeout(max(0.001, timeout_s)):
+                    token = await self.tokens.token(spec.scope)
+            except TimeoutError:
+                raise TokenUnavailable() from None
+        sent = with_credentials(spec, headers, token)
+        if spec.azure and path.startswith("/v1/"):  # an OpenAI endpoint (a proxy route: as is)
+            path, query = azure_path(spec, path, model)
+            body = azure_body(spec, body, model)
+        return Outgoing(path, query, sent, body, token)
+
+    def refused(self, member: Member, token: str) -> bool:
+        """A 401 answered `token`: drop it; True when a retry with a new token makes sense."""
+        spec = member.backend or self.specs.get(member.name)
+        if self.tokens is None or spec is None:
+            return False
+        self.tokens.invalidate(spec.scope, token)
+        return True
