@@ -88,20 +88,50 @@ def with_gateway(handler: Callable[[Request, Gateway], Awaitable[Response]]
     return function
 
 
+def operator_only(handler: Callable[[Request, Gateway], Awaitable[Response]]
+                  ) -> Callable[[Request, Gateway], Awaitable[Response]]:
+    """`handler` behind the operator rule (docs/SECURITY.md): with GATEWAY_AUTH on, only a
+    request with an operator key reaches it; the others get the JSON 401/403."""
+
+    async def checked(req: Request, instance: Gateway) -> Response:
+        if instance.authorize_operator is not None:
+            try:
+                await instance.authorize_operator(to_gateway_request(req))
+            except GatewayError as exc:
+                return _error(req, exc)
+        return await handler(req, instance)
+
+    checked.__name__ = checked.__qualname__ = handler.__name__
+    checked.__doc__ = handler.__doc__
+    return checked
+
+
 @app.route(route="healthz", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @with_gateway
 async def healthz(req: Request, instance: Gateway) -> Response:
+    """Anyone: each backend's name and state, no URL, route or pool (health.py)."""
     return JSONResponse(await instance.health.report(), headers={"cache-control": "no-store"})
+
+
+@app.route(route="_gateway/health", methods=["GET"])
+@with_gateway
+@operator_only
+async def health_detail(req: Request, instance: Gateway) -> Response:
+    """The operator's /healthz: backend URLs (shown without userinfo), pools, breakers."""
+    return JSONResponse(await instance.health.report(detail=True),
+                        headers={"cache-control": "no-store"})
 
 
 @app.route(route="_gateway/stats", methods=["GET"])
 @with_gateway
+@operator_only
 async def stats(req: Request, instance: Gateway) -> Response:
     return JSONResponse(instance.stats(), headers={"cache-control": "no-store"})
 
 
 @app.route(route="cachez", methods=["GET"])
 @with_gateway
+@operator_only
 async def cachez(req: Request, instance: Gateway) -> Response:
     """The response cache's counters: hits, misses, hit_ratio, backend, ttl, tiers."""
     source = instance.stats_sources.get("cache")
@@ -112,6 +142,7 @@ async def cachez(req: Request, instance: Gateway) -> Response:
 
 @app.route(route="metrics", methods=["GET"])
 @with_gateway
+@operator_only
 async def metrics(req: Request, instance: Gateway) -> Response:
     """This instance's metrics in Prometheus text format (telemetry/metrics.py)."""
     if instance.telemetry is None:
@@ -122,7 +153,9 @@ async def metrics(req: Request, instance: Gateway) -> Response:
 
 @app.route(route="_gateway/dashboard", methods=["GET"])
 async def dashboard(req: Request) -> Response:
-    """One page that polls GET /metrics and draws it (telemetry/dashboard.html)."""
+    """One page that polls GET /metrics and draws it (telemetry/dashboard.html). The page holds
+    no data, so it is not behind the operator rule (a browser cannot send a key when it opens a
+    page); its data, GET /metrics, is. The page sends the key given in its URL's fragment."""
     return Response(dashboard_page(), media_type="text/html; charset=utf-8",
                     headers={"cache-control": "no-store", "x-content-type-options": "nosniff",
                              "content-security-policy": DASHBOARD_CSP})

@@ -108,7 +108,7 @@ async def build_gateway(
     return Gateway(settings, compose(stages, upstream_step(router)),
                    _health(settings, probes, parts, given.clock), closers=parts.closers,
                    stats_sources=parts.stats_sources, health_checks=health_checks,
-                   telemetry=telemetry)
+                   telemetry=telemetry, authorize_operator=parts.authorize_operator)
 
 
 async def _stages(settings: Settings, parts: Parts, given: Given,
@@ -117,6 +117,7 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
     tenancy = open_tenancy(settings, given.clock, given.key_store)
     parts.closers.append(tenancy.close)
     parts.stats_sources["keys"] = tenancy.stats
+    parts.authorize_operator = tenancy.authorize_operator
     identity = tenancy.identity(ClientIdentity(
         settings.client_id_source, settings.trusted_proxies, settings.client_id_header))
     stages: list[Stage] = [request_id_stage]
@@ -179,6 +180,7 @@ def _health(settings: Settings, probes: Upstream, parts: Parts, clock: Clock) ->
         upstream=probes, probe_timeout_s=settings.health_probe_timeout_s,
         cache_s=settings.health_cache_s, clock=clock)
     report.sections.update(parts.health_sections)
+    report.summaries.update(parts.health_summaries)
     return report
 
 

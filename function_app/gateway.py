@@ -26,6 +26,9 @@ class Parts:
     closers: list[Closer] = field(default_factory=list)
     stats_sources: dict[str, Source] = field(default_factory=dict)
     health_sections: dict[str, Source] = field(default_factory=dict)
+    # The anonymous /healthz view of a section that holds more than names and states.
+    health_summaries: dict[str, Source] = field(default_factory=dict)
+    authorize_operator: Callable[[GatewayRequest], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -38,6 +41,8 @@ class Gateway:
     # The body of the health-check timer (routing/probes.py), bound to this gateway's backends.
     health_checks: Callable[[], Awaitable[dict[str, Any]]] | None = None
     telemetry: Any = None  # telemetry.observe.Telemetry when TELEMETRY_ENABLED (GET /metrics)
+    # Raises 401/403 unless a request may read the operator endpoints (tenancy.py).
+    authorize_operator: Callable[[GatewayRequest], Awaitable[None]] | None = None
 
     async def serve(self, request: GatewayRequest) -> GatewayResponse:
         return await self.handle(request)

@@ -37,6 +37,8 @@ def build_guardrails(settings: Settings, parts: Parts, clock: Clock, tracer: Any
     guard = Guardrails(settings.guardrails, safety, tracer=tracer)
     parts.stats_sources["guardrails"] = lambda: _stats(guard, safety)
     parts.health_sections["guardrails"] = lambda: guardrails_health(settings, safety)
+    parts.health_summaries["guardrails"] = lambda: guardrails_summary(
+        guardrails_health(settings, safety))
     return guardrails_stage(guard)
 
 
@@ -60,3 +62,13 @@ def guardrails_health(settings: Settings, safety: GuardedSafety | None) -> dict[
             "service": {**state, "auth": settings.content_safety_auth},
             "fail": {p.name: p.fail for p in settings.guardrails},
             "policies": len(settings.guardrails)}
+
+
+def guardrails_summary(health: dict[str, Any]) -> dict[str, Any]:
+    """The anonymous /healthz view: states and how many policies fail each way, without policy
+    names or the failure's detail (those are on /_gateway/health)."""
+    modes: dict[str, int] = {}
+    for mode in health["fail"].values():
+        modes[mode] = modes.get(mode, 0) + 1
+    return {"ok": health["ok"], "degraded": health["degraded"],
+            "service": {"state": health["service"]["state"]}, "fail": modes}

@@ -2,6 +2,11 @@
 
 Probe results are reused for `cache_s`, and concurrent callers share one probe in flight, so a storm
 of health checks reaches each backend at most once per `cache_s`.
+
+Two views (docs/SECURITY.md): the anonymous one (GET /healthz) names each backend and its state
+and nothing else: no URL, no route table, no pool. The operator view (GET /_gateway/health)
+adds each backend's URL in its shown form (core/redact.py: never a `user:password@`) and every
+section whole.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Any
 
 from .core.clock import Clock, SystemClock
 from .core.errors import GatewayError
+from .core.redact import display_url
 from .core.upstream import Upstream, UpstreamRequest
 from .http.headers import Headers
 
@@ -35,15 +41,23 @@ class HealthReport:
         # Named parts of the gateway reporting their own state (e.g. "limiter"); a part that
         # says {"ok": False} makes the whole report not ok. Callables, cheap and synchronous.
         self.sections: dict[str, Callable[[], dict[str, Any]]] = {}
+        # The anonymous view of a section that holds more than names and states (routing's
+        # pools); a section without one is shown whole to anyone. Each keeps the section's "ok".
+        self.summaries: dict[str, Callable[[], dict[str, Any]]] = {}
 
-    async def report(self) -> dict[str, Any]:
+    async def report(self, detail: bool = False) -> dict[str, Any]:
+        """The anonymous view, or with `detail` the operator's."""
         now = self._clock.now()
         if self._probe is None or (self._probe.done() and now - self._probed_at >= self._cache_s):
             self._probed_at = now
             self._probe = asyncio.ensure_future(self._probe_all())
         backends = await asyncio.shield(self._probe)
+        if not detail:
+            backends = {name: {k: v for k, v in found.items() if k != "url"}
+                        for name, found in backends.items()}
         uptime_ms = int((self._clock.now() - self._started) * 1000)
-        parts = {name: section() for name, section in self.sections.items()}
+        views = self.sections if detail else {**self.sections, **self.summaries}
+        parts = {name: views[name]() for name in self.sections}
         ok = all(part.get("ok", True) is not False for part in parts.values())
         return {"ok": ok, **self._static, "uptime_ms": uptime_ms, "backends": backends, **parts}
 
@@ -65,4 +79,4 @@ class HealthReport:
         except GatewayError:
             ok = False
         latency_ms = round((self._clock.now() - started) * 1000, 1)
-        return {"url": base_url, "ok": ok, "latency_ms": latency_ms}
+        return {"url": display_url(base_url), "ok": ok, "latency_ms": latency_ms}

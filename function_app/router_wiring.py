@@ -19,7 +19,7 @@ from .gateway import Parts
 from .http.headers import Headers
 from .routing.breakers import SharedBreakers
 from .routing.budget import RetryBudget
-from .routing.probes import plan_members, routing_report, run_health_checks
+from .routing.probes import plan_members, routing_report, routing_summary, run_health_checks
 from .routing.store import BreakerStore, ProbeStore
 from .settings.specs import Settings
 from .stages.upstream import Router
@@ -54,6 +54,7 @@ def build_router(settings: Settings, parts: Parts, upstream: Upstream,
     parts.stats_sources["routing"] = lambda: {**router.stats.snapshot(),
                                               "breakers": breakers.snapshot()}
     parts.health_sections["routing"] = lambda: routing_report(pools, breakers, router.outstanding)
+    parts.health_summaries["routing"] = lambda: routing_summary(pools, breakers)
     if store is None:
         return router, None
     return router, _health_checks(settings, upstream, cast(ProbeStore, store), clock,

@@ -17,8 +17,9 @@ from .adapters.keystore_table import open_key_store
 from .core.clock import Clock
 from .core.pipeline import Stage
 from .core.tasks import stop
+from .http.messages import GatewayRequest
 from .settings.specs import Settings
-from .stages.tenant_auth import tenant_auth_stage
+from .stages.tenant_auth import authorize_operator, tenant_auth_stage
 from .tenants.cache import KeyCache
 from .tenants.limits import BudgetLimiter, KeyLimitsFor, KeyModels, KeyTokenLimits
 from .tenants.store import KeyStore, KeyStoreUnavailable
@@ -53,6 +54,13 @@ class Tenancy:
             return []
         return [tenant_auth_stage(self._settings.gateway_auth, self.cache, self.recorder,
                                   self._clock, self._ensure_flushing)]
+
+    async def authorize_operator(self, request: GatewayRequest) -> None:
+        """Raise 401/403 unless `request` may read the operator endpoints: anyone holding the
+        function key with GATEWAY_AUTH=none, an operator key otherwise (optional included:
+        leaving one's tenant key out must not open other tenants' usage)."""
+        if self.enabled:
+            await authorize_operator(self.cache, self._clock, request)
 
     def identity(self, inner: Any) -> Any:
         return TenantIdentity(inner) if self.enabled else inner

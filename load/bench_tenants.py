@@ -127,9 +127,11 @@ async def spend(urls: list[str], keys: list[str], workers: int) -> dict:
     return totals
 
 
-def reservation(url: str) -> float:
-    """The mean reservation (estimate) of one gateway's settled OpenAI requests."""
-    t = httpx.get(f"{url}/_gateway/stats", timeout=5).json()["tokens"]["totals"]
+def reservation(url: str, operator_key: str) -> float:
+    """The mean reservation (estimate) of one gateway's settled OpenAI requests (its stats need
+    an operator key under GATEWAY_AUTH=required: docs/SECURITY.md)."""
+    t = httpx.get(f"{url}/_gateway/stats", timeout=5,
+                  headers={"authorization": f"Bearer {operator_key}"}).json()["tokens"]["totals"]
     used = t["prompt_tokens"] + t["completion_tokens"]
     return (used + t["refunded_tokens"] - t["extra_charged_tokens"]) / max(1, t["requests"])
 
@@ -139,7 +141,9 @@ def budget(urls: list[str], env: dict[str, str], args) -> dict:
     keys = [admin(env, "keys", "create", "--tenant", "budget", "--name", f"k{i}")
             .splitlines()[-1] for i in range(2)]
     result = asyncio.run(spend(urls, keys, args.workers))
-    estimate = max(reservation(url) for url in urls)
+    operator = admin(env, "keys", "create", "--tenant", "ops", "--name", "bench",
+                     "--operator").splitlines()[-1]
+    estimate = max(reservation(url, operator) for url in urls)
     return {**result, "budget": args.budget, "instances": len(urls),
             "bound": round(args.budget + len(urls) * estimate),
             "estimate_per_request_max": estimate}

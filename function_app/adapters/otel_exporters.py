@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 
+from ..core.redact import display_url
 from ..settings.specs import Settings
 from ..telemetry.ids import IdOnlyTracer
 
@@ -76,7 +77,7 @@ def _otlp(settings: Settings, resource: Resource) -> Exporters:
         tracer_provider.shutdown()
         meter_provider.shutdown()
 
-    log.info("telemetry: OTLP export to %s", base)
+    log.info("telemetry: OTLP export to %s", display_url(base))
     return Exporters(tracer_provider.get_tracer(SCOPE), meter_provider.get_meter(SCOPE), [close])
 
 

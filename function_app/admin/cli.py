@@ -1,13 +1,14 @@
 """What each admin command does, over any KeyStore (Table in use, memory in tests).
 
 A new key is printed once, on its own line; it is never stored or printed again (only its
-prefix). Exit status: 0 done, 1 not found or refused, 2 bad arguments or settings.
+prefix). Exit status: 0 done, 1 not found or refused, 2 bad arguments or settings (argparse's
+usage line and one `error:` line, never a traceback). Stored text is escaped on output
+(display.py): a name or model list cannot drive the operator's terminal.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from ..tenants.records import (
     valid_tenant,
 )
 from ..tenants.store import KeyExists, KeyStore, KeyStoreUnavailable
+from .display import shown, when
 from .parser import build_parser
 
 LIMIT_FIELDS = ("rps", "burst", "tpm", "daily_tokens", "monthly_tokens")
@@ -34,7 +36,10 @@ LIMIT_FIELDS = ("rps", "burst", "tpm", "daily_tokens", "monthly_tokens")
 
 async def main(argv: list[str], environ: Mapping[str, str], out: TextIO = sys.stdout,
                store: KeyStore | None = None, now: Callable[[], float] = time.time) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed usage and the error (or --help)
+        return exc.code if isinstance(exc.code, int) else 2
     if store is None:
         try:
             settings = load_settings(environ)
@@ -60,12 +65,6 @@ async def main(argv: list[str], environ: Mapping[str, str], out: TextIO = sys.st
         return 2
     finally:
         await store.close()
-
-
-def _when(epoch: float) -> str:
-    if not epoch:
-        return "-"
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _csv(text: str | None) -> tuple[str, ...] | None:
@@ -127,10 +126,11 @@ async def keys_create(args: argparse.Namespace, store: KeyStore, out: TextIO, no
                      models=_csv(args.models) or (), routes=_csv(args.routes) or (),
                      guardrail=valid_guardrail(args.guardrail),
                      mcp_tools=_mcp_tools(args.mcp_tools) or (),
-                     **{f: getattr(args, f) for f in LIMIT_FIELDS})
+                     operator=args.operator, **{f: getattr(args, f) for f in LIMIT_FIELDS})
     key = await _create_record(store, base)
+    scope = " with the operator scope" if args.operator else ""
     _print_new_key(out, f"created key {keyfmt.display(keyfmt.prefix_of(key))} for tenant "
-                        f"{args.tenant}", key)
+                        f"{args.tenant}{scope}", key)
     return 0
 
 
@@ -164,9 +164,10 @@ async def keys_list(args: argparse.Namespace, store: KeyStore, out: TextIO, now:
         if args.tenant and r.tenant != args.tenant:
             continue
         u = usage.get(r.prefix)
-        print(f"{r.prefix:<14}{r.tenant:<16}{r.name:<16}{_status(r, now):<9}"
+        status = _status(r, now) + ("*" if r.operator else "")
+        print(f"{shown(r.prefix):<14}{shown(r.tenant):<16}{shown(r.name):<16}{status:<9}"
               f"{(u.tokens if u else 0):>14}{(u.spend if u else 0.0):>10.4f}  "
-              f"{_when(u.last_used if u else 0):<21}{_limits(r)}", file=out)
+              f"{when(u.last_used if u else 0):<21}{_limits(r)}", file=out)
     return 0
 
 
@@ -175,18 +176,20 @@ async def keys_show(args: argparse.Namespace, store: KeyStore, out: TextIO, now:
     u = (await _usage_by_prefix(store, now, record.tenant)).get(record.prefix)
     rows = [("prefix", keyfmt.display(record.prefix)), ("tenant", record.tenant),
             ("name", record.name), ("status", _status(record, now)),
-            ("created", _when(record.created)), ("expires", _when(record.expires)),
-            ("revoked_at", _when(record.revoked_at)),
+            ("operator", "yes" if record.operator else "no"),
+            ("created", when(record.created)), ("expires", when(record.expires)),
+            ("revoked_at", when(record.revoked_at)),
             ("models", ",".join(record.models) or "all"),
             ("routes", ",".join(record.routes) or "all"),
             ("mcp tools", ",".join(record.mcp_tools) or "none"), ("limits", _limits(record)),
-            ("guardrail", record.guardrail or "default"),
+            # Only when the key names a policy (else the tenant's, or the route's, applies).
+            *([("guardrail", record.guardrail)] if record.guardrail else []),
             ("tokens this month", str(u.tokens if u else 0)),
             ("requests this month", str(u.requests if u else 0)),
             ("spend this month", f"{u.spend if u else 0.0:.4f}"),
-            ("last used", _when(u.last_used if u else 0))]
+            ("last used", when(u.last_used if u else 0))]
     for name, value in rows:
-        print(f"{name:<20}{value}", file=out)
+        print(f"{name:<20}{shown(value)}", file=out)
     return 0
 
 
@@ -199,10 +202,16 @@ async def keys_revoke(args: argparse.Namespace, store: KeyStore, out: TextIO, no
 
 
 async def keys_rotate(args: argparse.Namespace, store: KeyStore, out: TextIO, now: float) -> int:
+    """The new key keeps the old one's settings and its expiry (rotation is a new secret, not
+    a longer life); an expired key is not rotated, and a grace never outlives the old expiry."""
     record = await _find(store, args.key, active=True)
+    if refusal(record, now) is not None:
+        raise Refused(f"{keyfmt.display(record.prefix)} is {refusal(record, now)}; create a new "
+                      "key instead (keys create)")
     key = await _create_record(store, record.with_(created=now, revoked=False, revoked_at=0.0))
     if args.grace_s > 0:
-        await store.save_key(record.with_(expires=now + args.grace_s))
+        ends = now + args.grace_s
+        await store.save_key(record.with_(expires=min(ends, record.expires or ends)))
     else:
         await store.save_key(record.with_(revoked=True, revoked_at=now))
     _print_new_key(out, f"rotated {keyfmt.display(record.prefix)} -> "
@@ -220,6 +229,8 @@ async def keys_update(args: argparse.Namespace, store: KeyStore, out: TextIO, no
         changes["guardrail"] = valid_guardrail(args.guardrail)
     if args.mcp_tools is not None:
         changes["mcp_tools"] = _mcp_tools(args.mcp_tools)
+    if args.operator is not None:
+        changes["operator"] = args.operator
     if args.expires_days is not None:
         changes["expires"] = now + args.expires_days * 86400 if args.expires_days else 0.0
     await store.save_key(record.with_(**changes))
@@ -238,7 +249,7 @@ async def tenants_list(args: argparse.Namespace, store: KeyStore, out: TextIO,
           file=out)
     for name in sorted(set(records) | set(counts)):
         t = records.get(name)
-        print(f"{name:<20}{counts.get(name, 0):>12}{(t.daily_tokens if t else 0):>14}"
+        print(f"{shown(name):<20}{counts.get(name, 0):>12}{(t.daily_tokens if t else 0):>14}"
               f"{(t.monthly_tokens if t else 0):>16}", file=out)
     return 0
 
@@ -259,8 +270,9 @@ async def tenants_usage(args: argparse.Namespace, store: KeyStore, out: TextIO,
     print(f"{'TENANT':<16}{'DAY':<12}{'KEY':<14}{'REQUESTS':>10}{'TOKENS':>12}{'SPEND':>10}  "
           "LAST USED", file=out)
     for u in await store.list_usage(args.tenant, since_day=since):
-        print(f"{u.tenant:<16}{u.day:<12}{u.prefix:<14}{u.requests:>10}{u.tokens:>12}"
-              f"{u.spend:>10.4f}  {_when(u.last_used)}", file=out)
+        print(f"{shown(u.tenant):<16}{shown(u.day):<12}{shown(u.prefix):<14}{u.requests:>10}"
+              f"{u.tokens:>12}"
+              f"{u.spend:>10.4f}  {when(u.last_used)}", file=out)
     return 0
 
 

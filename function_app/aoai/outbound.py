@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..http.headers import Headers
 from ..routing.backends import BackendSpec
 from ..routing.pools import Member
-from ..stages.target_request import headers_for
+from ..stages.target_request import headers_for, query_for, without_credential_params
 from .tokens import TokenProvider, TokenUnavailable
 from .wire import azure_body, azure_path, with_credentials
 
@@ -42,7 +42,7 @@ class Outbound:
         left) is TokenUnavailable."""
         spec = member.backend or self.specs.get(member.name)
         if spec is None:
-            return Outgoing(path, query, headers_for(member, headers), body)
+            return Outgoing(path, query_for(member, query), headers_for(member, headers), body)
         token = None
         if spec.auth == "entra":
             if self.tokens is None:
@@ -53,6 +53,7 @@ class Outbound:
             except TimeoutError:
                 raise TokenUnavailable() from None
         sent = with_credentials(spec, headers, token)
+        query = without_credential_params(query) if query else query
         if spec.azure and path.startswith("/v1/"):  # an OpenAI endpoint (a proxy route: as is)
             path, query = azure_path(spec, path, model)
             body = azure_body(spec, body, model)

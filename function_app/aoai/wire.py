@@ -14,9 +14,10 @@ import json
 
 from ..http.headers import Headers
 from ..routing.backends import V1, BackendSpec
+from ..stages.target_request import CLIENT_CREDENTIAL_HEADERS
 
 # The credentials a client may carry; none of them reaches a backend with credentials of its own.
-CLIENT_CREDENTIALS = frozenset({"authorization", "api-key", "x-api-key"})
+CLIENT_CREDENTIALS = CLIENT_CREDENTIAL_HEADERS
 DEPLOYMENT_OPERATIONS = frozenset({
     "/chat/completions", "/completions", "/embeddings", "/audio/transcriptions",
     "/audio/speech", "/images/generations",

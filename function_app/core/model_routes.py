@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from ..routing.backends import BackendSpec
 from ..routing.pools import Member, Plan, Target, parse_fallback_on, parse_pool
+from .redact import display_url
 
 # "sim-small" is the model name of the k6 scripts; it is served by the Python simulator.
 DEFAULT_MODELS: Mapping[str, str] = {
@@ -152,7 +153,9 @@ def _backend(setting: str, target: str, backends: Mapping[str, str], api_keys: M
             where = f"model {model!r}: " if model else ""
             raise ModelTableError(setting, f"{where}{target!r} is neither a backend name "
                                            f"({', '.join(sorted(backends))}) nor an http(s) URL")
-        name, url = target, target
+        # A URL names its backend in stats, labels, /healthz and breaker rows: its shown form,
+        # so a `user:password@` in it stays in the one place that sends it (the member's url).
+        name, url = display_url(target), target
     base = url.rstrip("/").removesuffix("/v1")
     key = next((api_keys[k] for k in (model, name, url, base) if k is not None and k in api_keys),
                None)

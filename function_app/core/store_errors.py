@@ -8,6 +8,8 @@ marks a misconfiguration.
 
 from __future__ import annotations
 
+from .redact import redact_urls
+
 
 class StoreError(Exception):
     """Base of the errors a store may raise."""
@@ -18,7 +20,11 @@ class StoreConflict(StoreError):
 
 
 class StoreUnavailable(StoreError):
-    """Storage failed, timed out or refused the request."""
+    """Storage failed, timed out or refused the request. The message is logged: any URL in it
+    (a storage SDK's text may hold one, with a SAS query) is cut to its display form."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(redact_urls(message))
 
 
 class StoreRefused(StoreUnavailable):

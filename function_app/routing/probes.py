@@ -72,6 +72,24 @@ def plan_members(plans: Iterable[Plan]) -> dict[str, str]:
             if m.backend is None or not m.backend.azure}
 
 
+def routing_summary(pools: Mapping[str, Plan], breakers: SharedBreakers) -> dict[str, Any]:
+    """For anonymous /healthz: each backend's name, breaker state and last probe's verdict; no
+    route, pool or URL. A backend named by its URL (a MODEL_ROUTES URL) is counted, not named."""
+    names = sorted({m.name for plan in pools.values() for t in plan.targets for m in t.members})
+
+    def state(name: str) -> dict[str, Any]:
+        probe = breakers.probes.get(name)
+        return {"breaker": breakers.state(name), "probe_ok": None if probe is None else probe.ok}
+
+    by_url = [state(n) for n in names if "://" in n]
+    summary: dict[str, Any] = {"breaker_storage_healthy": breakers.storage_healthy,
+                               "backends": {n: state(n) for n in names if "://" not in n}}
+    if by_url:
+        summary["url_backends"] = {"count": len(by_url), "breakers_not_closed": sum(
+            s["breaker"] != "closed" for s in by_url)}
+    return summary
+
+
 def routing_report(pools: Mapping[str, Plan], breakers: SharedBreakers,
                    outstanding: Mapping[str, int]) -> dict[str, Any]:
     """For /healthz: each pool, its members, their breaker state and last probe."""

@@ -16,6 +16,7 @@ from function_app.ratelimit.scopes import LimitDefaults, defaults_from
 
 from ..cache.config import CacheConfig
 from ..core.model_routes import ModelTable, ModelTableError, parse_model_table
+from ..core.redact import redact_urls
 from ..core.routes import RouteTable, parse_routes
 from ..mcp.config import parse_servers
 from ..routing.backends import BackendSpec, parse_backend
@@ -26,7 +27,11 @@ from .specs import SPECS, Settings
 
 
 class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names it."""
+    """A setting is missing or malformed; the message names it (and shows no URL's userinfo:
+    it is logged, and a backend URL may carry a password)."""
+
+    def __init__(self, message: str):
+        super().__init__(redact_urls(message))
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..core.redact import display_url
+
 
 def http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL")
+        raise ValueError(f"{display_url(value)!r} is not an http(s) URL")  # no userinfo
     return value.rstrip("/")
 
 

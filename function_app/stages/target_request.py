@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote_plus
 
+from ..core.redact import split_userinfo
 from ..core.routes import Match
 from ..http.headers import Headers
 from ..routing.pools import Member, Target
 
 
 def upstream_url(base: str, path: str, query: str) -> str:
+    """`base` (a member's URL; its userinfo goes in a header instead, see `own_credential`)
+    plus path and query."""
+    if "@" in base:
+        base = split_userinfo(base)[0]
     return base + path + (f"?{query}" if query else "")
+
+
+def own_credential(member: Member) -> str | None:
+    """The Authorization value of a member that has credentials of its own: its MODEL_API_KEYS
+    key, else the `user:password@` of its URL; None for a member without."""
+    if member.api_key:
+        return f"Bearer {member.api_key}"
+    return split_userinfo(member.url)[1] if "@" in member.url else None
 
 
 def upstream_path(match: Match, target: Target) -> str:
@@ -23,14 +37,43 @@ def upstream_path(match: Match, target: Target) -> str:
     return target.path.rstrip("/") + rest
 
 
+# Where clients put credentials. A backend with a key of its own (MODEL_API_KEYS) is sent that
+# key and none of these: whatever the client sent was for the gateway, or for someone else.
+CLIENT_CREDENTIAL_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie",
+    "ocp-apim-subscription-key", "x-goog-api-key", "x-functions-key",
+})
+CLIENT_CREDENTIAL_PARAMS = frozenset({
+    "api-key", "api_key", "apikey", "key", "access_token", "token", "subscription-key",
+    "code", "sig",
+})
+
+
 def headers_for(member: Member, headers: Headers) -> Headers:
-    """`headers` with the member's own key in place of the client's Authorization."""
-    if not member.api_key:
+    """`headers` as sent to `member`: for a member with credentials of its own, every client
+    credential header removed and its own Authorization set."""
+    credential = own_credential(member)
+    if credential is None:
         return headers
-    # The client's own credential is for the gateway; it must not reach this backend.
-    kept = headers.copy()
-    kept.set("authorization", f"Bearer {member.api_key}")
+    kept = headers.without(CLIENT_CREDENTIAL_HEADERS)
+    kept.set("authorization", credential)
     return kept
+
+
+def query_for(member: Member, query: str) -> str:
+    """`query` as sent to `member`: without credential parameters when it has its own key."""
+    if not query or own_credential(member) is None:
+        return query
+    return without_credential_params(query)
+
+
+def without_credential_params(query: str) -> str:
+    """`query` without credential parameters (the names compared as a server reads them:
+    percent-decoded, any case)."""
+    kept = [part for part in query.split("&")
+            if unquote_plus(part.split("=", 1)[0], encoding="latin-1").strip().lower()
+            not in CLIENT_CREDENTIAL_PARAMS]
+    return "&".join(kept)
 
 
 def body_for(target: Target, body: bytes) -> bytes:

@@ -1,12 +1,15 @@
 """Gateway API keys (GATEWAY_AUTH=optional|required): who is calling, and may they.
 
 Runs after routing and before rate limiting, so the key's tenant is the client identity for
-limits and budgets. A gateway key is taken from `Authorization: Bearer` or `api-key` and removed
-from the request, so it never reaches a backend. Only its prefix appears in errors and logs.
+limits and budgets. Exactly one gateway key is judged, from `Authorization: Bearer` or `api-key`
+(tenants/presented.py), and removed from the request, so it never reaches a backend; any other
+gateway key anywhere in the request is a 401 before any lookup. Only a key's prefix appears in
+errors and logs.
 
 - required: no key, a malformed key, an unknown, revoked or expired key -> 401.
-- optional: no key (or a value that is not a gateway key, e.g. a backend's own) -> the request
-  goes on with the usual identity; a gateway key that fails the checks -> 401 all the same.
+- optional: no gateway key at all (a backend's own credential is not one) -> the request goes
+  on with the usual identity; a gateway key that fails the checks -> 401 all the same, whatever
+  other credential sits beside it.
 - a key whose `routes` exclude the route -> 403 (its `models` are checked by the model table).
 """
 
@@ -23,12 +26,15 @@ from ..tenants.access import Grant, refusal, route_allowed
 from ..tenants.cache import KeyCache, LookupsExhausted
 from ..tenants.current import current_grant
 from ..tenants.errors import AuthUnavailable, Forbidden, InvalidApiKey
-from ..tenants.keys import display, key_hash, prefix_of, presented_key
+from ..tenants.keys import display, key_hash, prefix_of
+from ..tenants.presented import presented
 from ..tenants.store import KeyStoreUnavailable
 from ..tenants.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 REQUIRED, OPTIONAL = "required", "optional"
+OPERATOR_NEEDED = ("This endpoint needs a gateway API key with the operator scope: send it as "
+                   "'Authorization: Bearer <key>' or 'api-key: <key>'.")
 
 
 def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock: Clock,
@@ -41,18 +47,14 @@ def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock
         if not started:
             started = True
             on_first_request()
-        found = presented_key(request.headers)
-        grant = await _grant(cache, found[1]) if found else None
-        if grant is None:
+        judged = await _judged(cache, clock, request)
+        if judged is None:
             if mode == REQUIRED:
                 raise InvalidApiKey()
             return await call_next(request)  # optional: the usual identity applies
-        key, prefix = found[1], grant.key.prefix
+        key, grant = judged
+        prefix = grant.key.prefix
         request.headers = Headers((k, v) for k, v in request.headers if key not in v)
-        reason = refusal(grant.key, clock.now())
-        if reason is not None:
-            log.info("refused API key %s: %s", display(prefix), reason)
-            raise InvalidApiKey(f"The API key {display(prefix)} is {reason}.")
         route = request.context.routed.route.path
         if not route_allowed(grant.key, route):
             raise Forbidden(f"The API key {display(prefix)} may not use the route {route}.")
@@ -67,16 +69,36 @@ def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock
     return stage
 
 
-async def _grant(cache: KeyCache, key: str) -> Grant | None:
-    """The key's grant; None when `key` is not a gateway key at all (format or checksum);
-    401 when it is one that no record has. The hot path is one hash and one dict read."""
+async def _judged(cache: KeyCache, clock: Clock, request: GatewayRequest
+                  ) -> tuple[str, Grant] | None:
+    """(key, grant) of the request's one usable gateway key; None when it presents no gateway
+    key at all; 401 for a misplaced or second key, or a malformed, unknown, revoked or expired
+    one (tenants/presented.py, tenants/access.py)."""
+    found = presented(request.headers, request.raw_path or request.path, request.query)
+    if found.problem is not None:
+        log.info("refused a request: %s", found.problem)
+        raise InvalidApiKey(found.problem)
+    if found.key is None:
+        return None
+    grant = await _grant(cache, found.key)
+    reason = refusal(grant.key, clock.now())
+    if reason is not None:
+        log.info("refused API key %s: %s", display(grant.key.prefix), reason)
+        raise InvalidApiKey(f"The API key {display(grant.key.prefix)} is {reason}.")
+    return found.key, grant
+
+
+async def _grant(cache: KeyCache, key: str) -> Grant:
+    """The grant of `key` (shaped as a gateway key); 401 when its checksum fails or no record
+    has it. The hot path is one hash and one dict read."""
     hashed = key_hash(key)
     grant = cache.peek(hashed)
     if grant is not None:
         return grant
     prefix = prefix_of(key)
     if prefix is None:
-        return None
+        log.info("refused a malformed API key")
+        raise InvalidApiKey("The API key is malformed (its checksum does not match).")
     try:
         grant = await cache.grant(hashed)
     except (KeyStoreUnavailable, LookupsExhausted):
@@ -85,3 +107,18 @@ async def _grant(cache: KeyCache, key: str) -> Grant | None:
         log.info("refused API key %s: unknown", display(prefix))
         raise InvalidApiKey(f"The API key {display(prefix)} is unknown.")
     return grant
+
+
+async def authorize_operator(cache: KeyCache, clock: Clock, request: GatewayRequest) -> None:
+    """Whether `request` may read an operator endpoint with GATEWAY_AUTH on (optional as much as
+    required): only with a usable gateway key that has the operator scope (docs/SECURITY.md).
+    The function key is not enough: in Azure every tenant holds it. 401 without a usable key,
+    403 for a key without the scope; returns None when allowed."""
+    judged = await _judged(cache, clock, request)
+    if judged is None:
+        raise InvalidApiKey(OPERATOR_NEEDED)
+    grant = judged[1]
+    if not grant.key.operator:
+        log.info("refused API key %s on an operator endpoint: no operator scope",
+                 display(grant.key.prefix))
+        raise Forbidden(f"The API key {display(grant.key.prefix)} has no operator scope.")

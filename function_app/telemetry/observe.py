@@ -14,6 +14,7 @@ from typing import Any
 
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
+from ..core.redact import split_userinfo
 from ..core.routes import PROXY
 from ..http.context import RequestContext
 from ..http.messages import GatewayRequest
@@ -182,7 +183,8 @@ def _limit_attributes(attributes: dict[str, Any], ctx: RequestContext) -> None:
 
 
 def backend_urls(backends: Mapping[str, str], extra: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Base URL -> backend name, longest URL first (so a prefix never shadows a longer one)."""
-    urls = {url.rstrip("/"): name for name, url in backends.items()}
-    urls.update((url.rstrip("/"), name) for url, name in extra)
+    """Base URL -> backend name, longest URL first (so a prefix never shadows a longer one).
+    Keyed by the URL as sent, without userinfo (target_request.upstream_url)."""
+    urls = {split_userinfo(url)[0].rstrip("/"): name for name, url in backends.items()}
+    urls.update((split_userinfo(url)[0].rstrip("/"), name) for url, name in extra)
     return dict(sorted(urls.items(), key=lambda item: -len(item[0])))

@@ -25,7 +25,8 @@ def refusal(record: KeyRecord, now: float) -> str | None:
     """Why the key cannot be used at `now` ("revoked", "expired"), or None."""
     if record.revoked:
         return "revoked"
-    if record.expires and now >= record.expires:
+    # `not now < expires` also holds for a NaN expiry: a broken row fails closed.
+    if record.expires and not now < record.expires:
         return "expired"
     return None
 

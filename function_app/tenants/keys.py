@@ -18,7 +18,6 @@ import hashlib
 import re
 import secrets
 import zlib
-from collections.abc import Iterable
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -72,16 +71,3 @@ def key_hash(key: str) -> str:
 def display(prefix: str) -> str:
     """How a key is named wherever a human reads it: the prefix only."""
     return f"gw_{prefix}_…"
-
-
-def presented_key(headers: Iterable[tuple[str, str]]) -> tuple[str, str] | None:
-    """(header name, key) from `Authorization: Bearer <key>` or `api-key: <key>` (lower-case
-    header names, as GatewayRequest holds them); the first found, else None."""
-    for name, value in headers:
-        if name == "authorization":
-            scheme, _, token = value.strip().partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return name, token.strip()
-        elif name == "api-key" and value.strip():
-            return name, value.strip()
-    return None

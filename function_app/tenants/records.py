@@ -48,6 +48,9 @@ class KeyRecord:
     daily_tokens: int = 0
     monthly_tokens: int = 0
     mcp_tools: tuple[str, ...] = ()  # SERVER:TOOL / SERVER:*; empty: no MCP server (mcp/access.py)
+    # May read the operator endpoints (stats, metrics, cache counters, detailed health) when
+    # GATEWAY_AUTH is on; docs/SECURITY.md. Rows written before it existed read as False.
+    operator: bool = False
     guardrail: str = ""  # a GUARDRAILS policy name for this key's requests; "" the default
 
     def with_(self, **changes: Any) -> KeyRecord:

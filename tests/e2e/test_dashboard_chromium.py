@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from scripts.procs import PYTHON, ROOT
+from tests.support.azurite import Azurite
 from tests.support.cdp import Browser, chromium_path
 
 from .conftest import start_gateway
@@ -89,3 +92,48 @@ async def test_dashboard_loads_without_errors_and_draws_traffic(busy_gateway, lo
     finally:
         stop.set()
         await load
+
+
+@pytest.fixture(scope="module")
+def keyed_gateway(backends, log_dir, tmp_path_factory):
+    """GATEWAY_AUTH=required on Azurite, and an operator key made by the admin CLI."""
+    azurite = Azurite(tmp_path_factory.mktemp("azurite-dashboard")).start()
+    storage = {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string}
+    made = subprocess.run([PYTHON, "-m", "function_app.admin", "keys", "create", "--tenant",
+                           "ops", "--name", "dashboard", "--operator"], cwd=ROOT,
+                          env={**os.environ, **storage}, capture_output=True, text=True,
+                          timeout=60)
+    assert made.returncode == 0, made.stderr
+    proc = start_gateway(log_dir, "gateway-dashboard-keyed", {
+        "PY_SERVICE_URL": backends["python"].url, "NODE_SERVICE_URL": backends["node"].url,
+        "GATEWAY_AUTH": "required", "TELEMETRY_REQUEST_LOG": "false", **storage})
+    yield proc, made.stdout.splitlines()[-1]
+    proc.stop()
+    azurite.stop()
+
+
+async def dashboard_state(page) -> dict:
+    text = await page.evaluate("JSON.stringify(window.__dashboard || {})")
+    return json.loads(text) if text else {}
+
+
+async def test_with_gateway_auth_the_dashboard_reads_metrics_with_the_key_in_its_fragment(
+        keyed_gateway):
+    proc, key = keyed_gateway
+    async with Browser() as page:
+        await page.goto(f"{proc.url}/_gateway/dashboard")  # no key: the data is refused
+        state: dict = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not state.get("lastError"):
+            await asyncio.sleep(0.5)
+            state = await dashboard_state(page)
+        assert "401" in (state.get("lastError") or "") and state.get("updates") == 0
+    async with Browser() as page:
+        await page.goto(f"{proc.url}/_gateway/dashboard#key={key}")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not state.get("updates"):
+            await asyncio.sleep(0.5)
+            state = await dashboard_state(page)
+        assert state.get("updates", 0) >= 1 and state.get("lastError") is None
+        assert page.errors == []
+    assert key not in proc.log.read_text()  # a fragment never reaches the server

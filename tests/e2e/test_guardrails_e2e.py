@@ -187,9 +187,12 @@ def test_the_safety_service_down_gives_each_policy_its_fail_mode_shown_on_health
         health = httpx.get(f"{proc.url}/healthz", timeout=5).json()
         section = health["guardrails"]
         assert health["ok"] is False and section["ok"] is False
-        assert section["service"]["state"] == "unavailable"
-        assert section["fail"] == {"closed-chat": "closed", "open-completions": "open"}
-        assert "127.0.0.1" not in json.dumps(section)  # no internal address on /healthz
+        assert section["service"] == {"state": "unavailable"}
+        assert section["fail"] == {"closed": 1, "open": 1}  # anonymous: no policy names
+        detail = httpx.get(f"{proc.url}/_gateway/health", timeout=5).json()["guardrails"]
+        assert detail["fail"] == {"closed-chat": "closed", "open-completions": "open"}
+        assert detail["service"]["state"] == "unavailable" and detail["service"]["detail"]
+        assert "127.0.0.1" not in json.dumps([section, detail])  # no internal address
     finally:
         proc.stop()
 

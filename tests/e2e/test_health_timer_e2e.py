@@ -100,7 +100,7 @@ def test_the_timer_fires_through_the_host_and_routing_skips_a_member_marked_down
 
 
 def _last_probe_ok(url: str, backend: str) -> bool | None:
-    health = httpx.get(f"{url}/healthz", timeout=5).json()["routing"]
+    health = httpx.get(f"{url}/_gateway/health", timeout=5).json()["routing"]
     for target in health["pools"]["/infer/python"]:
         for member in target["members"]:
             if member["backend"] == backend and member["last_probe"]:

@@ -186,7 +186,7 @@ def test_an_open_breaker_is_shared_by_two_gateway_processes(sims, azurite, log_d
         assert {a.status_code for a in answers} == {200}
         by_backend = routing(second.url)["by_route"]["/infer/python"]
         assert "python" not in by_backend  # never tried: the row said open
-        health = httpx.get(f"{second.url}/healthz", timeout=5).json()["routing"]
+        health = httpx.get(f"{second.url}/_gateway/health", timeout=5).json()["routing"]
         members = {m["backend"]: m for t in health["pools"]["/infer/python"]
                    for m in t["members"]}
         assert members["python"]["breaker"] == "open"
@@ -218,8 +218,9 @@ async def test_the_timer_body_probes_records_and_the_gateways_skip_a_member_mark
     await store.close()
     proc = start_gateway(log_dir, "gw-probed", env)
     try:
-        health = wait_for(lambda: httpx.get(f"{proc.url}/healthz", timeout=5).json()["routing"]
-                          if httpx.get(f"{proc.url}/healthz", timeout=5).json()["routing"]
+        detail = f"{proc.url}/_gateway/health"  # the operator view has the pools
+        health = wait_for(lambda: httpx.get(detail, timeout=5).json()["routing"]
+                          if httpx.get(detail, timeout=5).json()["routing"]
                           ["pools"]["/infer/python"][0]["members"][1]["last_probe"] else None)
         members = health["pools"]["/infer/python"][0]["members"]
         assert [m["last_probe"]["ok"] for m in members] == [True, False]

@@ -10,9 +10,11 @@ import json
 from starlette.requests import Request
 
 
-def make_request(method: str, path: str, body: bytes = b"", headers: dict | None = None,
+def make_request(method: str, path: str, body: bytes = b"", headers=None,
                  query: str = "", client: str = "198.51.100.4") -> Request:
-    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    """`headers`: a dict, or a list of (name, value) pairs when a name repeats."""
+    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    raw = [(k.lower().encode(), v.encode()) for k, v in pairs]
     scope = {"type": "http", "http_version": "1.1", "method": method, "path": path,
              "raw_path": path.encode(), "query_string": query.encode(), "headers": raw,
              "client": (client, 50000), "server": ("127.0.0.1", 7071), "scheme": "http"}

@@ -42,3 +42,22 @@ async def install(backend):
 
     yield _install
     await app_module.gateway.aclose()
+
+
+@pytest.fixture
+async def gw(backend):
+    """`await gw(**environ)`: install a GATEWAY_AUTH=required gateway (unless `environ` says
+    otherwise) on an in-memory key store, returned for the test to put keys in."""
+    from function_app.adapters.keystore_memory import MemoryKeyStore
+
+    store = MemoryKeyStore()
+
+    async def _install(**environ: str) -> MemoryKeyStore:
+        settings = load_settings({"GATEWAY_AUTH": "required", **environ})
+        upstream = HttpxUpstream(httpx.MockTransport(backend))
+        app_module.gateway.install(await build_gateway(settings, upstream=upstream,
+                                                       key_store=store))
+        return store
+
+    yield _install
+    await app_module.gateway.aclose()

@@ -39,6 +39,7 @@ def test_every_route_is_registered_with_its_methods_and_auth_level():
     assert found == {
         "healthz": ("healthz", {"GET"}, "anonymous"),
         "stats": ("_gateway/stats", {"GET"}, "function"),
+        "health_detail": ("_gateway/health", {"GET"}, "function"),
         "cachez": ("cachez", {"GET"}, "function"),
         "metrics": ("metrics", {"GET"}, "function"),
         "dashboard": ("_gateway/dashboard", {"GET"}, "function"),

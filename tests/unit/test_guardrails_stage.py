@@ -113,7 +113,7 @@ async def test_service_down_fails_closed_with_503_and_healthz_says_so(gateway):
     report = await read_json(await healthz(make_request("GET", "/healthz")))
     section = report["guardrails"]
     assert report["ok"] is False and section["ok"] is False
-    assert section["service"]["state"] == "unavailable" and section["fail"] == {"p": "closed"}
+    assert section["service"] == {"state": "unavailable"} and section["fail"] == {"closed": 1}
 
 
 async def test_service_down_fails_open_passing_the_text_marked_unchecked(gateway):

@@ -1,6 +1,7 @@
 """The /healthz report: shared probes, reuse for the cache period, timings on the injected clock."""
 
 import asyncio
+import json
 from urllib.parse import urlsplit
 
 from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
@@ -75,7 +76,23 @@ async def test_a_down_backend_is_reported_not_raised():
     report = await health.report()
     assert report["ok"] is True
     assert report["backends"]["a"]["ok"] is True
-    assert report["backends"]["b"] == {"url": "http://b", "ok": False, "latency_ms": 0.0}
+    assert report["backends"]["b"] == {"ok": False, "latency_ms": 0.0}
+    detail = await health.report(detail=True)
+    assert detail["backends"]["b"] == {"url": "http://b", "ok": False, "latency_ms": 0.0}
+
+
+async def test_the_anonymous_view_names_backends_and_the_operator_view_hides_userinfo():
+    health = HealthReport(service="gw", version="t", upstream=MemoryUpstream(Reply()),
+                          probe_timeout_s=0.5, cache_s=1.0, clock=FakeClock(),
+                          backends={"gpu": "https://svc:s3cret@gpu.internal:8443/base"})
+    health.sections["routing"] = lambda: {"pools": {"/v1": ["https://gpu.internal:8443"]}}
+    health.summaries["routing"] = lambda: {"backends": {"gpu": {"breaker": "closed"}}}
+    anonymous = json.dumps(await health.report())
+    assert "gpu.internal" not in anonymous and "s3cret" not in anonymous
+    assert "pools" not in anonymous and '"gpu"' in anonymous
+    detail = await health.report(detail=True)
+    assert detail["backends"]["gpu"]["url"] == "https://gpu.internal:8443/base"
+    assert detail["routing"]["pools"] and "s3cret" not in json.dumps(detail)
 
 
 async def test_an_error_status_is_not_ok():

@@ -7,13 +7,9 @@ import json
 import httpx
 import pytest
 
-from function_app import app as app_module
-from function_app.adapters.httpx_upstream import HttpxUpstream
 from function_app.adapters.keystore_memory import MemoryKeyStore
 from function_app.app import proxy, stats
-from function_app.bootstrap import build_gateway
 from function_app.core.clock import SystemClock
-from function_app.settings.load import load_settings
 from function_app.tenants.keys import generate, key_hash, prefix_of
 from function_app.tenants.records import KeyRecord, TenantRecord
 from tests.support.handler_calls import make_request, read_json
@@ -23,21 +19,6 @@ USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 
 def answer(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"choices": [], "usage": USAGE})
-
-
-@pytest.fixture
-async def gw(backend):
-    store = MemoryKeyStore()
-
-    async def _install(**environ: str) -> MemoryKeyStore:
-        settings = load_settings({"GATEWAY_AUTH": "required", **environ})
-        upstream = HttpxUpstream(httpx.MockTransport(backend))
-        app_module.gateway.install(await build_gateway(settings, upstream=upstream,
-                                                       key_store=store))
-        return store
-
-    yield _install
-    await app_module.gateway.aclose()
 
 
 async def new_key(store: MemoryKeyStore, **fields) -> str:
@@ -80,7 +61,9 @@ async def test_valid_key_reaches_the_backend_without_the_key(gw, backend):
         assert response.status_code == 200
     for sent in backend.seen:
         assert all(key not in value for value in sent.headers.values())
-    by_client = (await read_json(await stats(make_request("GET", "/_gateway/stats"))))
+    operator = await new_key(store, tenant="ops", operator=True)
+    by_client = (await read_json(await stats(make_request(
+        "GET", "/_gateway/stats", headers={"authorization": f"Bearer {operator}"}))))
     assert "tenant:acme" in by_client["tokens"]["by_client"]
 
 

@@ -52,17 +52,6 @@ def test_prefix_normalisation_accepts_prefix_or_key():
     assert keys.normalise_prefix("nope!") is None
 
 
-@pytest.mark.parametrize("headers,expected", [
-    ([("authorization", "Bearer gw_k")], ("authorization", "gw_k")),
-    ([("authorization", "bearer  gw_k ")], ("authorization", "gw_k")),
-    ([("api-key", "gw_k")], ("api-key", "gw_k")),
-    ([("authorization", "Basic abc")], None),
-    ([], None),
-])
-def test_presented_key_reads_bearer_or_api_key(headers, expected):
-    assert keys.presented_key(headers) == expected
-
-
 def test_refusal_for_revoked_and_expired_keys():
     assert refusal(record(), 1e10) is None
     assert refusal(record(revoked=True), 0) == "revoked"
