@@ -23,6 +23,7 @@ from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
 from .adapters.limitstore_table import open_limit_storage
 from .adapters.otel_exporters import Exporters
+from .anthropic.stage import anthropic_stage
 from .aoai.inbound import azure_paths_stage, deployment_model_stage
 from .aoai.tokens import TokenProvider
 from .cache.tier import CacheTier
@@ -138,14 +139,14 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
     stages.append(build_mcp_stage(settings, parts, given.clock, upstream, limiter))
     stages.append(body_stage(settings.max_body_bytes))
     stages.append(deployment_model_stage)
-    # Guardrails: after the body (they read it), before the OpenAI stage, so a blocked request
-    # reserves no tokens and reaches no backend; output checks wrap the answer it returns.
+    # Guardrails: after the body (they read it), before the model stages, so a blocked request
+    # reserves no tokens and reaches no backend; output checks wrap the answer they return.
     guard = build_guardrails(settings, parts, given.clock,
                              telemetry.tracer if telemetry is not None else None,
                              given.content_safety)
     if guard is not None:
         stages.append(guard)
-    stages.append(_openai(settings, parts, limiter, given.clock, tenancy))
+    stages += _openai(settings, parts, limiter, given.clock, tenancy)
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.
     if settings.cache_enabled:
@@ -219,12 +220,17 @@ def _limiter_health(limiter: LimiterEngine) -> dict:
 
 
 def _openai(settings: Settings, parts: Parts, limiter: LimiterEngine | None, clock: Clock,
-            tenancy: Tenancy) -> Stage:
+            tenancy: Tenancy) -> list[Stage]:
+    """The OpenAI and Anthropic stages: one model table, token limits, limiter and ledger."""
     ledger = TokenLedger()
     parts.stats_sources["tokens"] = ledger.snapshot
-    limits = TokenLimits.per_minute(settings.client_tpm, settings.model_tpm)
-    return openai_stage(tenancy.models(settings.model_table), tenancy.token_limits(limits),
-                        tenancy.limiter(limiter), ledger, settings.default_max_tokens, clock)
+    limits = tenancy.token_limits(TokenLimits.per_minute(settings.client_tpm,
+                                                         settings.model_tpm))
+    models, limiter = tenancy.models(settings.model_table), tenancy.limiter(limiter)
+    spender = tenancy.spender()
+    return [openai_stage(models, limits, limiter, ledger, settings.default_max_tokens, clock,
+                         settings.responses_id_secret.encode(), spender),
+            anthropic_stage(models, limits, limiter, ledger, clock, spender)]
 
 
 class LazyGateway:

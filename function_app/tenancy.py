@@ -22,6 +22,7 @@ from .settings.specs import Settings
 from .stages.tenant_auth import authorize_operator, tenant_auth_stage
 from .tenants.cache import KeyCache
 from .tenants.limits import BudgetLimiter, KeyLimitsFor, KeyModels, KeyTokenLimits
+from .tenants.spend import Spender
 from .tenants.store import KeyStore, KeyStoreUnavailable
 from .tenants.usage import UsageRecorder
 
@@ -72,9 +73,21 @@ class Tenancy:
         return KeyTokenLimits(inner, self._clock) if self.enabled else inner
 
     def limiter(self, inner: Any) -> Any:
-        if not self.enabled or inner is None:
+        """The limiter with budget handling (race retries, budget_exceeded): with keys, or
+        when a model has a spend budget (MODEL_PRICES), which applies without keys too."""
+        if inner is None or not (self.enabled or self._model_budgets()):
             return inner
-        return BudgetLimiter(inner, self.recorder, self._settings.model_prices, self._clock)
+        return BudgetLimiter(inner, self.recorder, self._clock)
+
+    def _model_budgets(self) -> bool:
+        return any(p.daily_budget or p.monthly_budget
+                   for p in self._settings.model_prices.values())
+
+    def spender(self) -> Spender:
+        """Prices requests (MODEL_PRICES) and names their spend budgets: the model's always,
+        the key's and tenant's when a key was used."""
+        return Spender(self._settings.model_prices, self._clock,
+                       self.recorder if self.enabled else None)
 
     def models(self, inner: Any) -> Any:
         return KeyModels(inner) if self.enabled else inner

@@ -210,6 +210,7 @@ var gatewaySettingDefaults = {
   MCP_MAX_MESSAGE_BYTES: '1048576'
   MCP_MAX_EVENT_BYTES: '4194304'
   MCP_STREAM_TIMEOUT_S: '220'
+  RESPONSES_ID_SECRET: ''
   // Telemetry (#13); Application Insights settings are wired in modules/functionapp.bicep.
   TELEMETRY_ENABLED: 'true'
   TELEMETRY_TRACE_SAMPLE_RATIO: '0.1'

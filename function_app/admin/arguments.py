@@ -18,6 +18,7 @@ MAX_DAYS = 36_500  # a hundred years: expiry dates stay well inside datetime's r
 MAX_GRACE_S = 30 * 86_400
 MAX_RATE = 1e9  # requests per second, burst or tokens per minute
 MAX_TOKENS = 10**15  # token budgets
+MAX_SPEND = 1e12  # spend budgets, in MODEL_PRICES' currency
 MAX_NAME = 64
 MAX_PATTERN, MAX_PATTERNS = 200, 100
 MAX_KEY_ARGUMENT = 128  # a whole key is 50 characters; a prefix 8-12
@@ -47,6 +48,7 @@ rate = _bounded_number(float, 0, MAX_RATE, "a number")
 tokens = _bounded_number(int, 0, MAX_TOKENS, "a whole number")
 expires_days = _bounded_number(float, 0, MAX_DAYS, "a number of days (0: never)")
 grace_s = _bounded_number(float, 0, MAX_GRACE_S, "a number of seconds")
+spend = _bounded_number(float, 0, MAX_SPEND, "an amount")
 usage_days = _bounded_number(int, 1, MAX_DAYS, "a whole number of days")
 
 

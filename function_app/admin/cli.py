@@ -31,7 +31,8 @@ from ..tenants.store import KeyExists, KeyStore, KeyStoreUnavailable
 from .display import shown, when
 from .parser import build_parser
 
-LIMIT_FIELDS = ("rps", "burst", "tpm", "daily_tokens", "monthly_tokens")
+LIMIT_FIELDS = ("rps", "burst", "tpm", "daily_tokens", "monthly_tokens", "daily_spend",
+                "monthly_spend")
 
 
 async def main(argv: list[str], environ: Mapping[str, str], out: TextIO = sys.stdout,
@@ -245,12 +246,13 @@ async def tenants_list(args: argparse.Namespace, store: KeyStore, out: TextIO,
     for r in await store.list_keys():
         if not refusal(r, now):
             counts[r.tenant] = counts.get(r.tenant, 0) + 1
-    print(f"{'TENANT':<20}{'ACTIVE KEYS':>12}{'DAILY BUDGET':>14}{'MONTHLY BUDGET':>16}",
-          file=out)
+    print(f"{'TENANT':<20}{'ACTIVE KEYS':>12}{'DAILY BUDGET':>14}{'MONTHLY BUDGET':>16}"
+          f"{'DAILY SPEND':>13}{'MONTHLY SPEND':>15}", file=out)
     for name in sorted(set(records) | set(counts)):
         t = records.get(name)
         print(f"{shown(name):<20}{counts.get(name, 0):>12}{(t.daily_tokens if t else 0):>14}"
-              f"{(t.monthly_tokens if t else 0):>16}", file=out)
+              f"{(t.monthly_tokens if t else 0):>16}{(t.daily_spend if t else 0):>13.2f}"
+              f"{(t.monthly_spend if t else 0):>15.2f}", file=out)
     return 0
 
 
@@ -258,9 +260,11 @@ async def tenants_set(args: argparse.Namespace, store: KeyStore, out: TextIO, no
     old = await store.get_tenant(valid_tenant(args.tenant))
     await store.save_tenant(TenantRecord(args.tenant, old.created if old else now,
                                          args.daily_tokens, args.monthly_tokens,
-                                         valid_guardrail(args.guardrail)))
+                                         args.daily_spend, args.monthly_spend,
+                                         guardrail=valid_guardrail(args.guardrail)))
     print(f"tenant {args.tenant}: daily budget {args.daily_tokens or 'none'}, monthly budget "
-          f"{args.monthly_tokens or 'none'} tokens", file=out)
+          f"{args.monthly_tokens or 'none'} tokens; daily spend budget "
+          f"{args.daily_spend or 'none'}, monthly {args.monthly_spend or 'none'}", file=out)
     return 0
 
 

@@ -27,6 +27,7 @@ def _limits(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
                         help="UTC daily token budget")
     parser.add_argument("--monthly-tokens", type=a.tokens, default=d,
                         help="UTC monthly token budget")
+    _spend(parser, d)
     parser.add_argument("--expires-days", type=a.expires_days, default=None,
                         help=f"the key expires this many days from now (at most {a.MAX_DAYS}; "
                              "0: never)")
@@ -37,6 +38,13 @@ def _limits(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
 
 def _key(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("key", type=a.key_argument, help="the key or its prefix")
+
+
+def _spend(parser: argparse.ArgumentParser, default: float | None) -> None:
+    parser.add_argument("--daily-spend", type=a.spend, default=default,
+                        help="UTC daily spend budget, in MODEL_PRICES' currency (0: none)")
+    parser.add_argument("--monthly-spend", type=a.spend, default=default,
+                        help="UTC monthly spend budget, in MODEL_PRICES' currency (0: none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     setter.add_argument("tenant", type=a.tenant)
     setter.add_argument("--daily-tokens", type=a.tokens, default=0)
     setter.add_argument("--monthly-tokens", type=a.tokens, default=0)
+    _spend(setter, 0.0)
     setter.add_argument("--guardrail", type=a.guardrail, default="",
                         help="GUARDRAILS policy name for the tenant's keys that name none")
     usage = tenants.add_parser("usage", help="tokens, requests and spend per day")

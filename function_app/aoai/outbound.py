@@ -37,12 +37,15 @@ class Outbound:
         self.specs = specs or {}
 
     async def prepare(self, member: Member, path: str, query: str, headers: Headers,
-                      body: bytes, model: str, timeout_s: float = 30.0) -> Outgoing:
+                      body: bytes, model: str, timeout_s: float = 30.0,
+                      key_header: str = "authorization") -> Outgoing:
         """The attempt's request; a token not obtained within `timeout_s` (the request's time
-        left) is TokenUnavailable."""
+        left) is TokenUnavailable. `key_header`: where a plain member's own key goes
+        (target_request.headers_for)."""
         spec = member.backend or self.specs.get(member.name)
         if spec is None:
-            return Outgoing(path, query_for(member, query), headers_for(member, headers), body)
+            sent = headers_for(member, headers, key_header)
+            return Outgoing(path, query_for(member, query), sent, body)
         token = None
         if spec.auth == "entra":
             if self.tokens is None:

@@ -19,7 +19,7 @@ a named setting, Entra tokens) carries its own credentials, which win over MODEL
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -85,6 +85,19 @@ class ModelTable:
 
     def names(self) -> list[str]:
         return sorted(self.models)
+
+    def members(self, allowed: Callable[[str], bool] = lambda _: True) -> list[Member]:
+        """Every member of the pools of the models `allowed` (one per name), then the default
+        backend's when `allowed("*")` (it serves models of any name)."""
+        found: dict[str, Member] = {}
+        for model, route in self.routes.items():
+            if allowed(model):
+                for member in route.members:
+                    found.setdefault(member.name, member)
+        if self.default_route is not None and allowed("*"):
+            for member in self.default_route.members:
+                found.setdefault(member.name, member)
+        return list(found.values())
 
 
 def parse_model_table(routes: Mapping, default: str, api_keys: Mapping,

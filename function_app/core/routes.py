@@ -36,7 +36,15 @@ SEED_ROUTES: tuple[dict, ...] = (
 PROXY = "proxy"
 OPENAI_CHAT, OPENAI_COMPLETIONS = "openai.chat", "openai.completions"
 OPENAI_EMBEDDINGS, OPENAI_MODELS = "openai.embeddings", "openai.models"
-OPENAI_KINDS = frozenset({OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, OPENAI_MODELS})
+# The Responses API: POST /v1/responses is routed by model; a stored response (GET, DELETE,
+# input_items, cancel) goes back to the backend that made it (openai/response_ids.py).
+OPENAI_RESPONSES, OPENAI_STORED = "openai.responses", "openai.stored_response"
+OPENAI_KINDS = frozenset({OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, OPENAI_MODELS,
+                          OPENAI_RESPONSES, OPENAI_STORED})
+# Anthropic's Messages API, in its own wire format (function_app/anthropic/).
+ANTHROPIC_MESSAGES, ANTHROPIC_COUNT = "anthropic.messages", "anthropic.count_tokens"
+ANTHROPIC_KINDS = frozenset({ANTHROPIC_MESSAGES, ANTHROPIC_COUNT})
+MODEL_KINDS = OPENAI_KINDS | ANTHROPIC_KINDS  # routes whose backend the model table picks
 
 OPENAI_ROUTES: tuple[dict, ...] = (
     {"path": "/v1/chat/completions", "methods": ["POST"], "kind": OPENAI_CHAT, "json_body": True},
@@ -45,6 +53,11 @@ OPENAI_ROUTES: tuple[dict, ...] = (
     {"path": "/v1/embeddings", "methods": ["POST"], "kind": OPENAI_EMBEDDINGS, "json_body": True},
     {"path": "/v1/models", "methods": ["GET"], "kind": OPENAI_MODELS},
     {"path": "/v1/models/*", "methods": ["GET"], "kind": OPENAI_MODELS},
+    {"path": "/v1/responses", "methods": ["POST"], "kind": OPENAI_RESPONSES, "json_body": True},
+    {"path": "/v1/responses/*", "methods": ["GET", "DELETE", "POST"], "kind": OPENAI_STORED},
+    {"path": "/v1/messages", "methods": ["POST"], "kind": ANTHROPIC_MESSAGES, "json_body": True},
+    {"path": "/v1/messages/count_tokens", "methods": ["POST"], "kind": ANTHROPIC_COUNT,
+     "json_body": True},
 )
 
 # The prototype's demo routes, always present after the configured ones (which can shadow
@@ -69,7 +82,10 @@ MCP_ROUTES: tuple[dict, ...] = (
 
 # Where an OpenAI route forwards, unless it says otherwise: the endpoint's standard path.
 OPENAI_UPSTREAM = {OPENAI_CHAT: "/v1/chat/completions", OPENAI_COMPLETIONS: "/v1/completions",
-                   OPENAI_EMBEDDINGS: "/v1/embeddings", OPENAI_MODELS: "/v1/models"}
+                   OPENAI_EMBEDDINGS: "/v1/embeddings", OPENAI_MODELS: "/v1/models",
+                   OPENAI_RESPONSES: "/v1/responses", OPENAI_STORED: "/v1/responses",
+                   ANTHROPIC_MESSAGES: "/v1/messages",
+                   ANTHROPIC_COUNT: "/v1/messages/count_tokens"}
 
 EMPTY_PLAN = Plan(())
 MAX_TIMEOUT_S = 225.0  # under the platform's 230 s, leaving time to write the error
@@ -162,9 +178,9 @@ def _parse_one(index: int, entry: Mapping, backends: Mapping[str, str], default:
     if not methods or not {str(m).upper() for m in methods} <= _METHODS:
         raise ValueError(f"{where}: 'methods' must be a non-empty subset of {sorted(_METHODS)}")
     kind = entry.get("kind", PROXY)
-    if kind != PROXY and kind not in OPENAI_KINDS and kind not in (LOCAL_OK, MCP):
-        raise ValueError(f"{where}: 'kind' must be {PROXY!r} or one of {sorted(OPENAI_KINDS)}")
-    backend = entry.get("backend", "" if kind in OPENAI_KINDS else None)
+    if kind != PROXY and kind not in MODEL_KINDS and kind not in (LOCAL_OK, MCP):
+        raise ValueError(f"{where}: 'kind' must be {PROXY!r} or one of {sorted(MODEL_KINDS)}")
+    backend = entry.get("backend", "" if kind in MODEL_KINDS else None)
     if kind != PROXY and (backend or "backends" in entry):
         raise ValueError(f"{where}: an OpenAI route takes its backend from the model table")
     timeout = float(entry.get("timeout_s", default))

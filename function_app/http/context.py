@@ -12,7 +12,7 @@ never an earlier one. The order of the stages is bootstrap.py's list; the setter
     body stage           json                   (routes whose kind takes a JSON body)
     OpenAI stage         bill, tokens_decision, plan
     cache stage          completion_free, cache_status
-    upstream step        served_by
+    upstream step        served_by, member
     MCP stage            mcp                    (the /mcp/{server} routes)
 
 The errors stage reads whatever was set before the failure (match, the two decisions) to shape
@@ -21,6 +21,7 @@ its answer, and the telemetry stage reads all of it once the answer is complete.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # annotations only: http/ sits below every package it names h
     from ..mcp.stage import McpCall
     from ..openai.bill import Bill
     from ..ratelimit.limits import Decision
-    from ..routing.pools import Plan
+    from ..routing.pools import Member, Plan
     from ..tenants.access import Grant
 
 
@@ -54,6 +55,10 @@ class RequestContext:
     served_by: str = ""  # the backend (or model label) that answered
     deployment: str | None = None  # an Azure-style path's deployment: the model (aoai/inbound)
     mcp: McpCall | None = None  # MCP routes: server, method, tool, outcome (for telemetry)
+    # Set by a model stage for streamed APIs that fail inside a 200 (Responses, Messages):
+    # `await first_events(answer)` -> (answer, Failure or None), see openai/early.py.
+    first_events: Callable[[Any], Awaitable[tuple[Any, Any]]] | None = None
+    member: Member | None = None  # the pool member that answered (upstream step)
     request_span: Any = None  # the telemetry stage's request span: parent of guardrail spans
 
     @property

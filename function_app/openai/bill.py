@@ -8,13 +8,18 @@ Settling rules, each applied exactly once per request (`Bill.settle` / `Bill.ref
   estimate stays charged, since the backend may have generated up to all of it;
 - a stream whose upstream failed after its first byte ends with an OpenAI error event and is
   settled for what was sent: the prompt plus the content deltas forwarded (openai/midstream.py).
+
+Spend (`Bill.spend`, a tenants/spend.py SpendCharge, when the model has a price) follows the
+same rules in currency: its reservation is charged against the spend budgets after the tokens
+are, settled to the cost of the usage (each token kind at its own price), refunded on an error
+answer, kept when no usage came.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from function_app.http.messages import GatewayResponse
 from function_app.ratelimit.headers import retry_after
@@ -53,6 +58,9 @@ class Bill:
     prompt_tokens: int = 0  # the estimate's prompt part, to bill a stream cut short
     completion_free: bool = False  # answered from the cache: only the prompt is charged
     usage: Usage | None = None  # what the backend reported, once settled (for telemetry)
+    spend: Any = None  # a SpendCharge (tenants/spend.py): price, spend scopes, reservation
+    spend_charged: bool = False  # the spend reservation went through
+    cost: float = 0.0  # the settled cost in currency (for telemetry)
 
     def settle(self, usage: Usage | None) -> None:
         """Reconcile with the reported usage; None keeps the reservation charged."""
@@ -62,17 +70,31 @@ class Bill:
         self.usage = usage
         if usage is None:
             self.ledger.unreconciled(self.reserved)
+            if self.spend is not None:  # as charged: the most the request could have cost
+                self.cost = self.spend.reserved / 1_000_000
+                self.spend.record(self.cost)
+                self.ledger.spent(self.client, self.model, self.spend.key, self.cost)
             return
         if self.completion_free:
             usage = Usage(usage.prompt_tokens, 0, usage.cached_tokens)
         self._adjust(usage.total - self.reserved)
         self.ledger.settled(self.client, self.model, usage, self.reserved)
+        if self.spend is not None:
+            self.cost = self.spend.cost(usage)
+            self._adjust_spend(self.spend.micro(self.cost) - self.spend.reserved)
+            self.spend.record(self.cost)
+            self.ledger.spent(self.client, self.model, self.spend.key, self.cost)
 
     def refund(self) -> None:
         if not self.done:
             self.done = True
             self._adjust(-self.reserved)
+            self._adjust_spend(-self.spend.reserved if self.spend is not None else 0)
             self.ledger.failed(self.reserved)
+
+    def _adjust_spend(self, delta: float) -> None:
+        if self.limiter is not None and self.spend_charged and delta:
+            self.limiter.adjust(self.spend.scopes, delta)
 
     def _adjust(self, delta: float) -> None:
         if self.limiter is not None and self.scopes and self.decision is not None and delta:
@@ -84,16 +106,39 @@ async def reserve(bill: Bill, clock: Clock) -> None:
     the 429 (503 when storage is down in fail-closed mode)."""
     if bill.limiter is None or not bill.scopes:
         bill.ledger.reserved(bill.reserved)
+        await _reserve_spend(bill, clock)  # a spend budget applies without token limits too
         return
     decision = bill.decision = await _acquire_patiently(bill.limiter, bill.scopes,
                                                         bill.reserved, clock)
     if not decision.allowed:
         bill.done = True  # nothing was charged: nothing to settle
-        headers = {"Retry-After": retry_after(decision)}
-        if decision.storage_unavailable:
-            raise StorageUnavailable(headers=headers)
-        raise TokenRateLimited(_denial(decision, bill.reserved), headers=headers)
+        _refuse(decision, _denial(decision, bill.reserved))
     bill.ledger.reserved(bill.reserved)
+    await _reserve_spend(bill, clock)
+
+
+def _refuse(decision: Decision, message: str, error: GatewayError | None = None) -> None:
+    headers = {"Retry-After": retry_after(decision)}
+    if decision.storage_unavailable:
+        raise StorageUnavailable(headers=headers)
+    raise error or TokenRateLimited(message, headers=headers)
+
+
+async def _reserve_spend(bill: Bill, clock: Clock) -> None:
+    """Charge the spend reservation against its budgets; on a refusal give the tokens back
+    and raise budget_exceeded (the limiter's own, or the charge's `refused`)."""
+    spend = bill.spend
+    if spend is None or not spend.scopes or bill.limiter is None:
+        return
+    try:
+        decision = await _acquire_patiently(bill.limiter, spend.scopes, spend.reserved, clock)
+    except BaseException:
+        bill.refund()
+        raise
+    if not decision.allowed:
+        bill.refund()
+        _refuse(decision, "", spend.refused(decision, clock.now()))
+    bill.spend_charged = True
 
 
 async def _acquire_patiently(limiter: TokenLimiter, scopes: list[ScopedLimit], cost: int,
@@ -123,21 +168,42 @@ def _denial(decision: Decision, requested: int) -> str:
             f"Requested {requested}. Please try again in {wait}.")
 
 
-def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip: bool
-                     ) -> GatewayResponse:
+@dataclass(frozen=True)
+class Wire:
+    """How one API's answers are read for usage and ended on failure (defaults: OpenAI chat
+    and completions). `stream_tap(strip)` makes the tap of an event stream; `rewrite`, when
+    set, is applied to every forwarded piece (whole events, or the whole body)."""
+
+    stream_tap: Callable[[bool], Any] = StreamTap
+    body_usage: Callable[[bytes], Usage | None] = find_usage
+    error_event: Callable[[GatewayError], bytes] = error_event
+    rewrite: Callable[[bytes], bytes] | None = None
+
+
+OPENAI_WIRE = Wire()
+
+
+def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip: bool,
+                     wire: Wire = OPENAI_WIRE) -> GatewayResponse:
     """Arrange for `bill` to be settled from `response`, which is returned (body wrapped)."""
     if not 200 <= response.status < 300:
         bill.refund()
         return response
     if isinstance(response.body, bytes | bytearray):
-        bill.settle(find_usage(bytes(response.body)))
+        body = bytes(response.body)
+        bill.settle(wire.body_usage(body))
+        if wire.rewrite is not None:
+            response.body = wire.rewrite(body)
+            response.headers.remove("content-length")
         return response
     if stream and _is_event_stream(response):
         # Dropping the usage chunk changes the length: let the server frame the body.
         response.headers.remove("content-length")
-        response.body = _tapped(response.body, StreamTap(strip), bill)
+        response.body = _tapped(response.body, wire.stream_tap(strip), bill, wire)
     else:
-        response.body = _tapped(response.body, BodyTap(BODY_COPY_LIMIT), bill)
+        if wire.rewrite is not None:
+            response.headers.remove("content-length")
+        response.body = _tapped(response.body, BodyTap(BODY_COPY_LIMIT), bill, wire)
     return response
 
 
@@ -145,26 +211,36 @@ def _is_event_stream(response: GatewayResponse) -> bool:
     return (response.headers.get("content-type") or "").startswith("text/event-stream")
 
 
-async def _tapped(body: AsyncIterator[bytes], tap: StreamTap | BodyTap, bill: Bill
+async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire = OPENAI_WIRE
                   ) -> AsyncIterator[bytes]:
     """Forward `body` through `tap`; settle and close the upstream however it ends."""
     sent = SentTokens()
+    rewrite, upstream = wire.rewrite, body
+    if rewrite is not None and isinstance(tap, BodyTap):
+        body = _whole(upstream)  # an id is rewritten in whole bodies only, never split
     try:
         async for chunk in body:
             out = tap.feed(chunk)
             if out:
                 sent.feed(out)
-                yield out
+                yield rewrite(out) if rewrite is not None else out
         rest = tap.flush()
         if rest:
-            yield rest
+            yield rewrite(rest) if rewrite is not None else rest
     except GatewayError as error:
-        if not isinstance(tap, StreamTap):
+        if isinstance(tap, BodyTap):
             raise  # a plain answer cut short: the client sees a truncated body
         bill.settle(tap.usage or sent.usage(bill.prompt_tokens))
-        yield error_event(error)
+        yield wire.error_event(error)
     finally:
         bill.settle(tap.usage)
-        close = getattr(body, "aclose", None)
-        if close is not None:
-            await close()
+        for part in {id(body): body, id(upstream): upstream}.values():
+            close = getattr(part, "aclose", None)
+            if close is not None:
+                await close()
+
+
+async def _whole(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The body in one piece (a plain answer to be rewritten; bounded by the upstream)."""
+    chunks = [chunk async for chunk in body]
+    yield b"".join(chunks)

@@ -27,6 +27,8 @@ class TokenLedger:
         self.totals: dict[str, int] = dict.fromkeys(TOTALS, 0)
         # [requests, prompt, completion, cached, reasoning]
         self._by: dict[tuple[str, str], list[int]] = {}
+        self.cost = 0.0  # currency, every request priced (MODEL_PRICES)
+        self._spend: dict[tuple[str, str, str], float] = {}  # (client, key, model) -> cost
 
     def reserved(self, tokens: int) -> None:
         self.totals["reserved_tokens"] += tokens
@@ -47,6 +49,14 @@ class TokenLedger:
         row[2] += usage.completion_tokens
         row[3] += usage.cached_tokens
         row[4] += usage.reasoning_tokens
+
+    def spent(self, client: str, model: str, key: str | None, cost: float) -> None:
+        """A request's cost in currency (settled, or its reservation when no usage came)."""
+        self.cost += cost
+        slot = (client, key or "", model)
+        if slot not in self._spend and len(self._spend) >= self._max_keys:
+            slot = (OTHER, "", OTHER)
+        self._spend[slot] = self._spend.get(slot, 0.0) + cost
 
     def unreconciled(self, reserved: int) -> None:
         """No usage arrived (a broken or abandoned answer): the reservation stays charged."""
@@ -74,4 +84,10 @@ class TokenLedger:
             # Shown only where a backend reported them (Azure OpenAI, OpenAI's newer models).
             entry.update({k: v for k, v in (("cached_tokens", cached),
                                             ("reasoning_tokens", reasoning)) if v})
-        return {"totals": dict(self.totals), "by_client": by_client}
+        spend: dict[str, dict] = {"total": round(self.cost, 6), "by_client": {}, "by_key": {},
+                                  "by_model": {}}
+        for (client, key, model), cost in self._spend.items():
+            for group, name in (("by_client", client), ("by_key", key), ("by_model", model)):
+                if name:
+                    spend[group][name] = round(spend[group].get(name, 0.0) + cost, 6)
+        return {"totals": dict(self.totals), "by_client": by_client, "spend": spend}

@@ -15,8 +15,9 @@ from ..core.errors import GatewayError
 from .errors import openai_error_body
 from .usage import Usage
 
-# A non-empty "content" (chat) or "text" (completions) string in a forwarded event.
-_DELTA = re.compile(rb'"(?:content|text)"\s*:\s*"(?!")')
+# A non-empty "content" (chat), "text" (completions, Anthropic's text_delta) or "delta"
+# (Responses' output_text.delta) string in a forwarded event.
+_DELTA = re.compile(rb'"(?:content|text|delta)"\s*:\s*"(?!")')
 
 
 def error_event(error: GatewayError) -> bytes:

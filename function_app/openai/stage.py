@@ -22,18 +22,23 @@ from ..core.clock import Clock
 from ..core.errors import ModelNotFound, NeverFits
 from ..core.model_routes import ModelTable
 from ..core.pipeline import Handler, Stage
-from ..core.routes import OPENAI_KINDS, OPENAI_MODELS
+from ..core.routes import OPENAI_KINDS, OPENAI_MODELS, OPENAI_RESPONSES, OPENAI_STORED
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
-from .bill import Bill, TokenLimiter, reserve, settle_on_answer
+from .bill import OPENAI_WIRE, Bill, TokenLimiter, reserve, settle_on_answer
 from .estimate import Prepared, prepare
 from .ledger import TokenLedger
+from .responses import prepare_response
+from .responses_stage import first_events, follow_previous, responses_wire, stored_response
 
 MODELS_PATH = "/v1/models"
 
 
 def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter | None,
-                 ledger: TokenLedger, default_max_tokens: int, clock: Clock) -> Stage:
+                 ledger: TokenLedger, default_max_tokens: int, clock: Clock,
+                 ids_secret: bytes = b"", spender=None) -> Stage:
+    """`spender` (tenants/spend.py) prices each request and names its spend budgets."""
+
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
         kind = context.routed.route.kind
@@ -41,21 +46,31 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             return await call_next(request)
         if kind == OPENAI_MODELS:
             return models_answer(models, request.path)
-        prepared = prepare(kind, context.json, default_max_tokens)
+        if kind == OPENAI_STORED:
+            return await stored_response(request, call_next, models, ids_secret)
+        responses = kind == OPENAI_RESPONSES
+        prepared = prepare_response(context.json, default_max_tokens) if responses \
+            else prepare(kind, context.json, default_max_tokens)
         backend = models.resolve(prepared.model)
         if backend is None:
             raise ModelNotFound(f"The model '{prepared.model}' does not exist.")
         client = context.client
         bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
                     prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
+        if spender is not None:
+            bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
+        # Everything that can refuse the request runs before the reservation, which nothing
+        # between it and the upstream step may leave unsettled.
+        route_to(request, models, prepared)
+        previous = follow_previous(request, models, ids_secret) if responses else None
+        context.first_events = first_events if responses and prepared.stream else None
         context.bill = bill  # read by the telemetry stage when the answer ends
         try:
             await reserve(bill, clock)
         finally:
             context.tokens_decision = bill.decision  # headers, on a 429 too
-        route_to(request, models, prepared)
         try:
             response = await call_next(request)
         except BaseException:
@@ -64,7 +79,8 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         bill.completion_free = context.completion_free  # a cache hit
         response.headers.update(tighter_limits(
             response.headers, openai_limit_headers(context.requests_decision, bill.decision)))
-        return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage)
+        wire = responses_wire(ids_secret, request, previous) if responses else OPENAI_WIRE
+        return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage, wire)
 
     return stage
 

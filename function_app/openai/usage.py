@@ -37,30 +37,33 @@ def _count(value: object) -> int | None:
     return None
 
 
+def _detail(obj: dict, field: str, name: str) -> int:
+    details = obj.get(field)
+    found = _count(details.get(name)) if isinstance(details, dict) else None
+    return found or 0
+
+
 def usage_from(obj: object) -> Usage | None:
-    """A Usage from a decoded usage object; None unless prompt_tokens is a count.
+    """A Usage from a decoded usage object; None unless prompt_tokens (chat, completions,
+    embeddings) or input_tokens (Responses) is a count.
 
     Embeddings report prompt_tokens and total_tokens only: the completion is total - prompt.
+    Cached and reasoning tokens come from *_tokens_details, clamped to the counts they are in.
     """
     if not isinstance(obj, dict):
         return None
-    prompt = _count(obj.get("prompt_tokens"))
+    prompt, pre, post = _count(obj.get("prompt_tokens")), "prompt", "completion"
     if prompt is None:
-        return None
-    completion = _count(obj.get("completion_tokens"))
+        prompt, pre, post = _count(obj.get("input_tokens")), "input", "output"
+        if prompt is None:
+            return None
+    completion = _count(obj.get(f"{post}_tokens"))
     if completion is None:
         total = _count(obj.get("total_tokens"))
         completion = max(0, total - prompt) if total is not None else 0
-    cached = _detail(obj, "prompt_tokens_details", "cached_tokens", prompt)
-    reasoning = _detail(obj, "completion_tokens_details", "reasoning_tokens", completion)
+    cached = min(prompt, _detail(obj, f"{pre}_tokens_details", "cached_tokens"))
+    reasoning = min(completion, _detail(obj, f"{post}_tokens_details", "reasoning_tokens"))
     return Usage(prompt, completion, cached, reasoning)
-
-
-def _detail(obj: dict, details: str, name: str, bound: int) -> int:
-    """A count inside a details object, at most `bound` (the count it is part of)."""
-    found = obj.get(details)
-    value = _count(found.get(name)) if isinstance(found, dict) else None
-    return min(value, bound) if value is not None else 0
 
 
 def find_usage(data: bytes) -> Usage | None:

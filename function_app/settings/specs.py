@@ -329,6 +329,9 @@ class Settings:
     mcp_stream_timeout_s: float = setting("MCP_STREAM_TIMEOUT_S", "220", float_range(1, 225),
         "Longest one MCP exchange or stream may last (under the platform's 230 s); a client "
         "resumes a cut stream with Last-Event-ID.")
+    responses_id_secret: str = setting("RESPONSES_ID_SECRET", "", text,
+        "Key of the MAC in stored-response ids (docs/APIS.md); the same on every instance. "
+        "Empty: ids still route back to their backend but can be forged.", secret=True)
     # Guardrails (issue #28): Content Safety, Prompt Shields, PII (function_app/guardrails/).
     content_safety_endpoint: str = setting("CONTENT_SAFETY_ENDPOINT", "", optional_http_url,
         "Azure AI Content Safety resource endpoint (https://<name>.cognitiveservices.azure.com); "

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
+from ..anthropic.errors import anthropic_error_response
 from ..core.errors import ClientDisconnected, GatewayError
 from ..core.pipeline import Handler
-from ..core.routes import MCP, OPENAI_KINDS
+from ..core.routes import ANTHROPIC_KINDS, MCP, OPENAI_KINDS
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..mcp.errors import mcp_error_response
@@ -20,6 +22,7 @@ from ..openai.errors import openai_error_response
 
 log = logging.getLogger(__name__)
 OPENAI_PREFIX = "/v1/"
+ANTHROPIC_PREFIX = "/v1/messages"
 
 
 def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
@@ -33,6 +36,11 @@ def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
 def render(error: GatewayError, request: GatewayRequest) -> GatewayResponse:
     context = request.context
     match = context.match
+    anthropic = match.route.kind in ANTHROPIC_KINDS if match is not None \
+        else request.path.startswith(ANTHROPIC_PREFIX)
+    if anthropic:  # the reset times of its limit headers are wall-clock times
+        return anthropic_error_response(error, request.request_id, context.requests_decision,
+                                        context.tokens_decision, time.time())
     openai = match.route.kind in OPENAI_KINDS if match is not None \
         else request.path.startswith(OPENAI_PREFIX)
     if openai:

@@ -49,14 +49,19 @@ CLIENT_CREDENTIAL_PARAMS = frozenset({
 })
 
 
-def headers_for(member: Member, headers: Headers) -> Headers:
+def headers_for(member: Member, headers: Headers, key_header: str = "authorization"
+                ) -> Headers:
     """`headers` as sent to `member`: for a member with credentials of its own, every client
-    credential header removed and its own Authorization set."""
+    credential header removed and its own set: its key as a Bearer token in Authorization, or
+    bare in `key_header` (x-api-key for Anthropic's API); its URL's userinfo as Basic."""
     credential = own_credential(member)
     if credential is None:
         return headers
     kept = headers.without(CLIENT_CREDENTIAL_HEADERS)
-    kept.set("authorization", credential)
+    if member.api_key and key_header != "authorization":
+        kept.set(key_header, member.api_key)
+    else:
+        kept.set("authorization", credential)
     return kept
 
 

@@ -34,7 +34,7 @@ from ..tenants.usage import UsageRecorder
 log = logging.getLogger(__name__)
 REQUIRED, OPTIONAL = "required", "optional"
 OPERATOR_NEEDED = ("This endpoint needs a gateway API key with the operator scope: send it as "
-                   "'Authorization: Bearer <key>' or 'api-key: <key>'.")
+                   "'Authorization: Bearer <key>', 'api-key: <key>' or 'x-api-key: <key>'.")
 
 
 def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock: Clock,

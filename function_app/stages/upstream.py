@@ -48,7 +48,7 @@ from ..core.errors import (
 )
 from ..core.paths import safe_query
 from ..core.pipeline import Handler
-from ..core.routes import Match
+from ..core.routes import ANTHROPIC_KINDS, Match
 from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
 from ..http.forwarding import client_response_headers, strip_function_key, upstream_request_headers
 from ..http.messages import GatewayRequest, GatewayResponse
@@ -160,6 +160,9 @@ class _Exchange:
         if "accept-encoding" not in request.headers:
             # Otherwise the client library would ask for gzip on the client's behalf.
             self.headers.set("accept-encoding", "identity")
+        # A member's own key goes where the client's API expects it (Anthropic: x-api-key).
+        self.key_header = "x-api-key" if self.match.route.kind in ANTHROPIC_KINDS \
+            else "authorization"
         self.tried: set[str] = set()
         self.last: tuple[Outcome, UpstreamResponse | None, GatewayError | None] | None = None
         self.last_served_by = ""
@@ -264,6 +267,9 @@ class _Exchange:
             if answer is not None and answer.status == 400 and following is not None \
                     and "context_length" in following.fallback_on:
                 outcome, answer = await _mark_context_length(outcome, answer)
+            if answer is not None and 200 <= answer.status < 300 \
+                    and self.request.context.first_events is not None:
+                outcome, answer, error = await self._first_events(outcome, answer)
             self._judge(member, outcome)
             if outcome.failed:
                 router.stats.add(self.route, member.name, "failures")
@@ -287,7 +293,8 @@ class _Exchange:
         for fresh_token in (False, True):
             prepared = await router.outbound.prepare(
                 member, upstream_path(self.match, target), self.query, self.headers,
-                body_for(target, self.request.content), self._model(target), self._time_left())
+                body_for(target, self.request.content), self._model(target), self._time_left(),
+                self.key_header)
             outgoing = UpstreamRequest(
                 self.request.method, upstream_url(member.url, prepared.path, prepared.query),
                 prepared.headers, prepared.body, min(router.connect_timeout_s, left), left)
@@ -319,6 +326,23 @@ class _Exchange:
     def _alternatives(self) -> bool:
         return sum(len(t.members) for t in self.plan.targets) > 1
 
+    async def _first_events(self, outcome: Outcome, answer: UpstreamResponse
+                            ) -> tuple[Outcome, UpstreamResponse | None, GatewayError | None]:
+        """A stream that fails in its first events becomes the failed answer it stands for
+        (openai/early.py), so the loop retries or falls back before a byte goes out."""
+        try:
+            async with asyncio.timeout(max(self._time_left(), 0.001)):
+                answer, failure = await self.request.context.first_events(answer)
+        except TimeoutError:
+            await close_quietly(answer.body)
+            return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
+        except GatewayError as error:  # the stream broke before its first decisive event
+            await close_quietly(answer.body)
+            return Outcome(Kind.RESET), None, error
+        if failure is None:
+            return outcome, answer, None
+        return Outcome(Kind.ANSWER, failure.status, failure.retry_after_s), answer, None
+
     def _would_try_again(self, outcome: Outcome, target: Target, following: Target | None
                          ) -> bool:
         action = decide(outcome, method=self.request.method, repeatable=self.plan.repeatable,
@@ -336,6 +360,7 @@ class _Exchange:
         headers = client_response_headers(answer.headers)
         served_by = _served_by(member, target)
         self.request.context.served_by = served_by  # for telemetry's backend label
+        self.request.context.member = member
         headers.add(BACKEND_HEADER, served_by)
         return GatewayResponse(answer.status, headers, body)
 

@@ -52,6 +52,7 @@ class GatewayMetrics:
             "gateway_upstream_attempt_duration_seconds", "One upstream exchange, headers to end",
             ("backend",), buckets=DURATION_BUCKETS, registry=registry)
         self.tokens = ClientTokens()
+        self.spend = ClientSpend()
         self.cache = Counter("gateway_cache_lookups", "Cache verdicts left by a cache stage",
                              ("result",), registry=registry)
         self.token_usage = Histogram(
@@ -91,7 +92,7 @@ class GatewayMetrics:
         return pair
 
     def render(self) -> bytes:
-        return generate_latest(self.registry) + self.tokens.render()
+        return generate_latest(self.registry) + self.tokens.render() + self.spend.render()
 
 
 class ClientTokens:
@@ -117,6 +118,27 @@ class ClientTokens:
     def render(self) -> bytes:
         prefix = self._prefix
         lines = [f"{prefix[key]}{count}\n" for key, count in list(self._counts.items())]
+        return self.HEADER + "".join(lines).encode()
+
+
+class ClientSpend:
+    """`gateway_spend_total{gen_ai_request_model, client, key}`: the settled cost of requests
+    in the currency of MODEL_PRICES (key: the gateway key's prefix, "" without one)."""
+
+    HEADER = (b"# HELP gateway_spend_total Spend in currency (MODEL_PRICES), by model, "
+              b"client and key\n# TYPE gateway_spend_total counter\n")
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, str, str], float] = {}
+
+    def add(self, model: str, client: str, key: str, cost: float) -> None:
+        slot = (model, client, key)
+        self._sums[slot] = self._sums.get(slot, 0.0) + cost
+
+    def render(self) -> bytes:
+        lines = [f'gateway_spend_total{{gen_ai_request_model="{_escape(model)}",'
+                 f'client="{_escape(client)}",key="{_escape(key)}"}} {total!r}\n'
+                 for (model, client, key), total in list(self._sums.items())]
         return self.HEADER + "".join(lines).encode()
 
 

@@ -70,6 +70,9 @@ class Telemetry:
         cache = self._cache(ctx)
         ttft = first_chunk - started if first_chunk is not None and bill is not None else None
         self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
+        if bill is not None and bill.spend is not None and bill.done:
+            self.metrics.spend.add(model, self.clients.label(client), bill.spend.key or "",
+                                   bill.cost)
         if self.otel is not None:
             self.otel.request(model, usage, ttft)
         mcp = self._mcp(ctx, span)

@@ -57,8 +57,12 @@ def budget_scopes(grant: Grant, now: float) -> list[ScopedLimit]:
             for who, ident, period, budget in wanted if budget > 0]
 
 
+SPEND_PREFIX = "spend_"  # currency budgets (tenants/spend.py): the same buckets, in micro-units
+
+
 def is_budget(scope: str | None) -> bool:
-    return scope is not None and scope.startswith(PREFIX)
+    """A token budget or a spend budget."""
+    return scope is not None and scope.startswith((PREFIX, SPEND_PREFIX))
 
 
 def reset_at(scope: str, key: str) -> float:
@@ -68,6 +72,6 @@ def reset_at(scope: str, key: str) -> float:
 
 
 def describe(scope: str) -> str:
-    """`budget_tenant_day` -> "the tenant's daily"."""
+    """`budget_tenant_day` (or `spend_tenant_day`) -> "the tenant's daily"."""
     _, who, period = scope.split("_")
     return f"the {who}'s {'daily' if period == DAY else 'monthly'}"

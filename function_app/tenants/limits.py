@@ -26,11 +26,10 @@ from ..core.clock import Clock
 from ..core.model_routes import ModelBackend
 from ..routing.pools import Plan
 from .access import Grant, model_allowed
-from .budgets import budget_scopes, describe, is_budget, reset_at
+from .budgets import SPEND_PREFIX, budget_scopes, describe, is_budget, reset_at
 from .current import current_grant
 from .errors import BudgetExceeded, ModelNotAllowed
 from .keys import display
-from .prices import spend
 from .usage import UsageRecorder
 
 # A budget bucket has rate 0, so a real shortage says "never" (an hour, the clamp); a shorter
@@ -80,9 +79,9 @@ class KeyTokenLimits:
 
 
 class BudgetLimiter:
-    def __init__(self, inner: Any, recorder: UsageRecorder, prices: dict[str, float],
-                 clock: Clock, rng: random.Random | None = None):
-        self._inner, self._recorder, self._prices, self._clock = inner, recorder, prices, clock
+    def __init__(self, inner: Any, recorder: UsageRecorder, clock: Clock,
+                 rng: random.Random | None = None):
+        self._inner, self._recorder, self._clock = inner, recorder, clock
         self._rng = rng or random.Random()
 
     async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
@@ -106,20 +105,31 @@ class BudgetLimiter:
     def _count(self, scoped: Sequence[ScopedLimit], tokens: float) -> None:
         if isinstance(scoped, TaggedScopes) and tokens:
             key = scoped.grant.key
-            self._recorder.record(key.tenant, key.prefix, self._clock.now(), tokens=tokens,
-                                  spend=spend(self._prices, scoped.model, tokens))
+            # Spend is recorded at settlement, priced per token kind (tenants/spend.py).
+            self._recorder.record(key.tenant, key.prefix, self._clock.now(), tokens=tokens)
 
 
 def _exceeded(scoped: Sequence[ScopedLimit], decision: Decision, now: float) -> BudgetExceeded:
     item = next(s for s in scoped if s.scope == decision.scope)
+    return budget_exceeded(item, scoped, now)
+
+
+def budget_exceeded(item: ScopedLimit, scoped: Sequence[ScopedLimit], now: float
+                    ) -> BudgetExceeded:
+    """429 budget_exceeded for the spent bucket `item` (a token or a spend budget)."""
     reset = reset_at(item.scope, item.key)
     when = dt.datetime.fromtimestamp(reset, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     who = describe(item.scope)
-    if isinstance(scoped, TaggedScopes):
-        who += f" token budget of {display(scoped.grant.key.prefix)}" \
-            if "key" in item.scope else f" token budget of tenant {scoped.grant.key.tenant}"
-    message = (f"{who[0].upper()}{who[1:]} ({int(item.limit.burst)} tokens) is spent; "
-               f"it resets at {when}.")
+    spend = item.scope.startswith(SPEND_PREFIX)
+    what = "spend budget" if spend else "token budget"
+    grant = scoped.grant if isinstance(scoped, TaggedScopes) else current_grant.get()
+    if "_model_" in item.scope:
+        who += f" {what} of model {item.key.rsplit(':', 1)[0]}"
+    elif grant is not None:
+        who += f" {what} of {display(grant.key.prefix)}" if "_key_" in item.scope \
+            else f" {what} of tenant {grant.key.tenant}"
+    size = f"{item.limit.burst / 1_000_000:.2f}" if spend else f"{int(item.limit.burst)} tokens"
+    message = f"{who[0].upper()}{who[1:]} ({size}) is spent; it resets at {when}."
     return BudgetExceeded(message, headers={"Retry-After": str(max(1, int(reset - now) + 1)),
                                             "x-budget-reset": when})
 
@@ -144,6 +154,13 @@ class KeyModels:
         kept = tuple(t for t in plan.targets
                      if t.model is None or model_allowed(grant.key, t.model))
         return replace(plan, targets=kept)
+
+    def members(self) -> list:
+        """The members of the models the key may use (for stored responses' ids)."""
+        grant = current_grant.get()
+        if grant is None:
+            return self._inner.members()
+        return self._inner.members(lambda model: model_allowed(grant.key, model))
 
     def names(self) -> list[str]:
         grant = current_grant.get()

@@ -1,8 +1,9 @@
 """Which gateway key a request presents: exactly one, in one of the places a key belongs.
 
-A gateway key is judged only from `Authorization: Bearer <key>` or `api-key: <key>`, and only
-when it is the request's one gateway key. Anything else that looks like a gateway key, wherever
-it sits (a second Authorization, `x-api-key`, another header, a cookie, the path or the query,
+A gateway key is judged only from `Authorization: Bearer <key>`, `api-key: <key>` (Azure's SDKs)
+or `x-api-key: <key>` (Anthropic's), and only when it is the request's one gateway key. Anything
+else that looks like a gateway key, wherever it sits (a second Authorization, another header,
+a cookie, the path or the query,
 percent-encoded or not), makes the request refused before any lookup, because the gateway would
 otherwise forward a key it never judged. The same key sent in both places is one credential.
 
@@ -21,9 +22,9 @@ from urllib.parse import unquote_plus
 # The shape of a key, checksum not checked: a mistyped key is still a key, and still refused.
 KEY_SHAPE = re.compile(r"gw_[a-z2-7]{8}_[0-9A-Za-z]{38}(?![0-9A-Za-z])")
 MARK = "gw_"
-KEY_HEADERS = ("authorization", "api-key")
-MISPLACED = ("A gateway API key may only be sent as 'Authorization: Bearer <key>' or "
-             "'api-key: <key>', once.")
+KEY_HEADERS = ("authorization", "api-key", "x-api-key")
+MISPLACED = ("A gateway API key may only be sent as 'Authorization: Bearer <key>', "
+             "'api-key: <key>' or 'x-api-key: <key>', once.")
 SEVERAL = "The request carries more than one gateway API key; send exactly one."
 
 
@@ -68,7 +69,7 @@ def _in_place(name: str, value: str) -> str | None:
         if scheme.lower() != "bearer":
             return None
         value = token
-    elif name != "api-key":
+    elif name not in KEY_HEADERS:
         return None
     value = value.strip()
     return value if KEY_SHAPE.fullmatch(value) else None

@@ -51,6 +51,8 @@ class KeyRecord:
     # May read the operator endpoints (stats, metrics, cache counters, detailed health) when
     # GATEWAY_AUTH is on; docs/SECURITY.md. Rows written before it existed read as False.
     operator: bool = False
+    daily_spend: float = 0.0  # currency, as MODEL_PRICES (tenants/spend.py)
+    monthly_spend: float = 0.0
     guardrail: str = ""  # a GUARDRAILS policy name for this key's requests; "" the default
 
     def with_(self, **changes: Any) -> KeyRecord:
@@ -63,6 +65,8 @@ class TenantRecord:
     created: float
     daily_tokens: int = 0
     monthly_tokens: int = 0
+    daily_spend: float = 0.0
+    monthly_spend: float = 0.0
     guardrail: str = ""  # the GUARDRAILS policy of its keys that name none
 
 

@@ -392,6 +392,12 @@ app.post('/v1/embeddings', injectErrors, parseJson, (req, res) => {
   });
 });
 
+// The agents' APIs (Responses, Messages), in a module of their own (agents.js).
+require('./agents').register(app, {
+  BadRequest, injectErrors, parseJson, jsonObject, estimateTokens, answerPieces, generationMs,
+  modelOf, sendError, sendBadRequest, sleep, now,
+});
+
 app.use((req, res) => sendError(res, 404, 'Not Found', 'invalid_request_error', 'not_found'));
 
 // Body parser failures (bad JSON, too large) keep each endpoint's own error shape. Express knows

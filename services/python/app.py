@@ -428,3 +428,12 @@ async def embeddings(request: Request) -> Response:
     prompt_tokens = sum(estimate_tokens(text) for text in texts)
     return JSONResponse({"object": "list", "data": data, "model": model,
                          "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}})
+
+
+# The agents' APIs (Responses, Messages) live in modules of their own; imported last, since
+# they use the helpers above.
+from agents import router as responses_router  # noqa: E402
+from messages import router as messages_router  # noqa: E402
+
+app.include_router(responses_router)
+app.include_router(messages_router)

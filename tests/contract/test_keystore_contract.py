@@ -109,11 +109,15 @@ async def test_admin_cli_creates_lists_rotates_and_revokes(key_store, backend):
     assert (await key_store.get_key(key_hash(new_key))).daily_tokens == 5000
     code, _ = await run("keys", "revoke", new_key)
     assert code == 0 and (await key_store.get_key(key_hash(new_key))).revoked
-    code, text = await run("tenants", "set", "acme", "--daily-tokens", "9000")
+    code, text = await run("tenants", "set", "acme", "--daily-tokens", "9000",
+                           "--daily-spend", "7.25")
+    assert code == 0 and (await key_store.get_tenant("acme")).daily_spend == 7.25
     code, text = await run("tenants", "list")
-    assert "acme" in text and "9000" in text
+    assert "acme" in text and "9000" in text and "7.25" in text
     code, text = await run("tenants", "usage", "acme", "--days", "40")
-    assert "42" in text and stored.prefix in text
+    assert "42" in text and stored.prefix in text and "0.2500" in text  # the cost per key
+    code, _ = await run("keys", "update", new_key, "--monthly-spend", "40")
+    assert (await key_store.get_key(key_hash(new_key))).monthly_spend == 40.0
     assert (await run("keys", "show", "zzzzzzzz"))[0] == 1
 
 

@@ -108,17 +108,18 @@ async def test_a_write_race_on_the_budget_row_is_retried_not_refused():
     inner = ScriptedLimiter([race, race, Decision(True)])
     recorder = UsageRecorder()
     clock = FakeClock()
-    limiter = BudgetLimiter(inner, recorder, {"sim-python": 2.0}, clock)
+    limiter = BudgetLimiter(inner, recorder, clock)
     decision = await _run_with_time(clock, limiter.acquire(tagged(), 30))
     assert decision.allowed and inner.decisions == []
     limiter.adjust(tagged(), -10)
     delta = recorder.due(1e10, force=True)[0]
-    assert (delta.tokens, delta.spend) == (20, pytest.approx(40 / 1e6))
+    # Tokens counted as charged and settled; spend is priced at settlement (test_spend.py).
+    assert (delta.tokens, delta.spend) == (20, 0.0)
 
 
 async def test_a_spent_budget_is_budget_exceeded_with_its_reset():
     spent = Decision(False, scope=BUDGET.scope, retry_after_s=3600.0, reason="limited")
-    limiter = BudgetLimiter(ScriptedLimiter([spent]), UsageRecorder(), {}, FakeClock())
+    limiter = BudgetLimiter(ScriptedLimiter([spent]), UsageRecorder(), FakeClock())
     with pytest.raises(BudgetExceeded) as caught:
         await limiter.acquire(tagged(), 30)
     assert caught.value.headers["x-budget-reset"] == "2026-11-30T00:00:00Z"

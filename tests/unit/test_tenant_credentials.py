@@ -61,7 +61,7 @@ async def test_a_second_gateway_key_anywhere_is_refused_and_never_forwarded(gw, 
 async def test_a_key_misplaced_alone_is_refused_too(gw, backend):
     store = await gw(GATEWAY_AUTH="optional")  # not taken for "no key": it would be forwarded
     key = await new_key(store)
-    for headers, query in (([("x-api-key", key)], ""), ([], f"key={key}"),
+    for headers, query in (([("x-goog-api-key", key)], ""), ([], f"key={key}"),
                            ([("authorization", f"Bearer {key} trailing")], "")):
         response, body = await send(headers, query=query)
         assert_refused(response, body, backend, key)

@@ -7,6 +7,7 @@ import pytest
 from function_app.adapters.keystore_memory import MemoryKeyStore
 from function_app.settings.load import SettingsError, load_settings
 from function_app.tenancy import open_tenancy
+from function_app.tenants.prices import Price
 from function_app.tenants.store import KeyStoreUnavailable
 from function_app.tenants.usage import UsageRecorder
 from tests.support.clock import FakeClock
@@ -50,4 +51,5 @@ def test_auth_settings_are_validated_by_name():
         load_settings({"GATEWAY_KEY_CACHE_TTL_S": "10"})  # would break the 5 s revocation
     with pytest.raises(SettingsError, match="MODEL_PRICES"):
         load_settings({"MODEL_PRICES": '{"gpt": -1}'})
-    assert load_settings({"MODEL_PRICES": '{"gpt": 2.5}'}).model_prices == {"gpt": 2.5}
+    assert load_settings({"MODEL_PRICES": '{"gpt": 2.5}'}).model_prices == {
+        "gpt": Price(2.5, 2.5, 2.5, 2.5)}  # the one-number form still means every kind

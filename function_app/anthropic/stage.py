@@ -1,0 +1,71 @@
+"""The Messages routes: pick the backend by model, reserve tokens, settle them from the answer.
+
+The same place in the pipeline, the same token limits, key budgets and ledger as the OpenAI
+stage (openai/stage.py), on the same Bill; only the wire differs: Anthropic's estimate,
+usage (message_start + message_delta), first-event failures and error event. count_tokens is
+routed by model like a message and costs nothing (the Messages API does not bill it).
+Upstream, a pool member's key goes in `x-api-key` (stages/target_request.py).
+"""
+
+from __future__ import annotations
+
+from ..core.clock import Clock
+from ..core.errors import ModelNotFound
+from ..core.pipeline import Handler, Stage
+from ..core.routes import ANTHROPIC_COUNT, ANTHROPIC_KINDS
+from ..core.upstream import UpstreamResponse
+from ..http.messages import GatewayRequest, GatewayResponse
+from ..openai.bill import Bill, TokenLimiter, Wire, reserve, settle_on_answer
+from ..openai.early import Failure, peek
+from ..openai.ledger import TokenLedger
+from ..openai.stage import refuse_what_never_fits
+from . import errors
+from .estimate import prepare_message
+from .stream import MessageTap
+from .usage import body_usage
+
+WIRE = Wire(stream_tap=MessageTap, body_usage=body_usage, error_event=errors.error_event)
+
+
+async def first_events(answer: UpstreamResponse) -> tuple[UpstreamResponse, Failure | None]:
+    return await peek(answer, errors.judge)
+
+
+def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenLedger,
+                    clock: Clock, spender=None) -> Stage:
+    """`models`, `limits` and `spender` as the OpenAI stage takes them."""
+
+    async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+        context = request.context
+        kind = context.routed.route.kind
+        if kind not in ANTHROPIC_KINDS:
+            return await call_next(request)
+        prepared = prepare_message(context.json, count_only=kind == ANTHROPIC_COUNT)
+        if models.resolve(prepared.model) is None:
+            raise ModelNotFound(f"model: {prepared.model}")
+        context.plan = models.plan(prepared.model)
+        if kind == ANTHROPIC_COUNT:
+            return await call_next(request)
+        client = context.client
+        bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
+                    prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
+        if spender is not None:
+            bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
+        if limiter is not None:
+            refuse_what_never_fits(bill.scopes, prepared.estimate)
+        context.bill = bill
+        try:
+            await reserve(bill, clock)
+        finally:
+            context.tokens_decision = bill.decision
+        context.first_events = first_events if prepared.stream else None
+        try:
+            response = await call_next(request)
+        except BaseException:
+            bill.settle(None)
+            raise
+        response.headers.extend(errors.limit_headers(context.requests_decision, bill.decision,
+                                                     clock.now()))
+        return settle_on_answer(response, bill, prepared.stream, False, WIRE)
+
+    return stage
