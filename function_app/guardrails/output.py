@@ -1,16 +1,17 @@
 """A whole (non-streamed) answer checked before any of it is sent.
 
-The answer's texts are its choices' `message.content` (chat) or `text` (completions). PII is
-counted and, by the policy, redacted, blocked or annotated; Content Safety reads all choices
-together. A block keeps the 200 and OpenAI's shape, as a model's own filter does: every
-choice's content becomes null and its finish_reason "content_filter". A check that cannot run
+The answer's texts are where its wire (wires.py) says: choices' `message.content` or `text`,
+a Response's output_text parts, a Message's text blocks. PII is counted and, by the policy,
+redacted, blocked or annotated; Content Safety reads all texts together. A block keeps the 200
+and the API's own shape, as a model's own filter does: finish_reason "content_filter" with
+null content, an incomplete Response (reason content_filter), a Message with stop_reason
+"refusal" and no content. A check that cannot run
 lets the answer through (fail open) or answers 503 guardrail_unavailable (fail closed).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from opentelemetry.trace import Span, Tracer
 
@@ -21,38 +22,28 @@ from .policy import Policy
 from .safety import ContentSafety, SafetyUnavailable
 from .spans import child_span
 from .verdict import harmful
+from .wires import CHAT, ChatWire, MessagesWire, ResponsesWire
+
+Wire = ChatWire | ResponsesWire | MessagesWire
 
 MAX_ANSWER_BYTES = 8 * 1024 * 1024  # a larger answer is refused rather than sent unchecked
 
 
-def _text_field(choice: Any) -> tuple[dict, str] | None:
-    """(the object holding the text, its key) of a choice, or None."""
-    if not isinstance(choice, dict):
-        return None
-    message = choice.get("message")
-    if isinstance(message, dict) and isinstance(message.get("content"), str):
-        return message, "content"
-    if isinstance(choice.get("text"), str):
-        return choice, "text"
-    return None
-
-
 async def check_answer(policy: Policy, data: bytes, safety: ContentSafety | None,
                        counts: CheckCounts, tracer: Tracer | None = None,
-                       parent: Span | None = None) -> tuple[bytes, list[str]]:
+                       parent: Span | None = None, wire: Wire = CHAT) -> tuple[bytes, list[str]]:
     """The answer to send (rewritten when redacted or filtered) and its annotations."""
     try:
         answer = json.loads(data)
     except ValueError:
         return data, []
-    choices = answer.get("choices") if isinstance(answer, dict) else None
-    fields = [f for f in map(_text_field, choices or []) if f is not None]
+    fields = wire.answer_slots(answer) if isinstance(answer, dict) else []
     if not fields:
         return data, []
     notes: list[str] = []
     changed = _pii(policy, fields, counts, notes)
     if changed and policy.output.get("pii") == "block":
-        _filter(choices)
+        wire.filter_answer(answer)
         return json.dumps(answer).encode(), notes
     if "content_safety" in policy.output:
         text = "\n".join(holder[key] for holder, key in fields)
@@ -62,7 +53,7 @@ async def check_answer(policy: Policy, data: bytes, safety: ContentSafety | None
             action = policy.output["content_safety"]
             counts.check("output", "content_safety", action)
             if action == "block":
-                _filter(choices)
+                wire.filter_answer(answer)
                 changed = True
             notes.append(f"content_safety={found[0]}:{found[1]}")
     return (json.dumps(answer).encode() if changed else data), notes
@@ -101,14 +92,3 @@ def _pii(policy: Policy, fields: list[tuple[dict, str]], counts: CheckCounts,
     if found and action != "redact":
         notes.append("pii=" + ",".join(sorted(found)))
     return bool(found) and action != "annotate"
-
-
-def _filter(choices: list) -> None:
-    for choice in choices:
-        if not isinstance(choice, dict):
-            continue
-        if isinstance(choice.get("message"), dict):
-            choice["message"]["content"] = None
-        if "text" in choice:
-            choice["text"] = ""
-        choice["finish_reason"] = "content_filter"

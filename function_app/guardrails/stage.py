@@ -1,7 +1,8 @@
 """The guardrails stage: input checks before anything is forwarded, output checks on the answer.
 
-Placed after the body stage (it reads `context.json`) and before the OpenAI stage, so a blocked
-request reserves no tokens and reaches no backend: it costs only its checks. A redacted body
+Placed after the body stage (it reads `context.json`) and before the model stages (OpenAI,
+Responses, Anthropic Messages), so a blocked request reserves no tokens and reaches no
+backend: it costs only its checks; the error is rendered in the route's API shape. A redacted body
 replaces the request's body and `context.json`, so the OpenAI stage estimates, and the
 backend receives, the redacted text. Requests without a JSON body, GET /v1/models and routes
 no policy covers pass untouched. The answer (2xx only) is checked whole, or window by window
@@ -18,7 +19,7 @@ from opentelemetry.trace import Tracer
 
 from ..core.errors import GatewayError
 from ..core.pipeline import Handler, Stage
-from ..core.routes import OPENAI_EMBEDDINGS, OPENAI_MODELS
+from ..core.routes import ANTHROPIC_COUNT, OPENAI_EMBEDDINGS, OPENAI_MODELS, OPENAI_STORED
 from ..http.messages import GatewayRequest, GatewayResponse
 from .counts import CheckCounts
 from .errors import FINDING_HEADER, GuardrailUnavailable
@@ -27,6 +28,11 @@ from .policy import Policy, select
 from .safety import ContentSafety
 from .stream import WindowedStream
 from .verdict import check_input
+from .wires import ChatWire, MessagesWire, ResponsesWire, wire_for
+
+Wire = ChatWire | ResponsesWire | MessagesWire
+# No model writes an answer to these: the model list, a stored response, a token count.
+UNCHECKED_KINDS = frozenset({OPENAI_MODELS, OPENAI_STORED, ANTHROPIC_COUNT})
 
 
 @dataclass
@@ -53,7 +59,7 @@ def guardrails_stage(guard: Guardrails) -> Stage:
         context = request.context
         kind = context.routed.route.kind
         body = context.json
-        if body is None or kind == OPENAI_MODELS:
+        if body is None or kind in UNCHECKED_KINDS:
             return await call_next(request)
         model = body.get("model") if isinstance(body.get("model"), str) else None
         policy = select(guard.policies, request.path, model, named_policy(request))
@@ -70,7 +76,7 @@ def guardrails_stage(guard: Guardrails) -> Stage:
         response.headers.remove(FINDING_HEADER)  # only the gateway speaks for its checks
         notes = [*verdict.annotations, *(f"unchecked={c}" for c in verdict.unchecked)]
         if policy.output and 200 <= response.status < 300 and kind != OPENAI_EMBEDDINGS:
-            notes += await _check_output(guard, policy, response, parent)
+            notes += await _check_output(guard, policy, response, parent, wire_for(kind))
         if verdict.pii_counts and verdict.body is not None:
             notes.append("redacted=" + ",".join(sorted(verdict.pii_counts)))
         if notes:
@@ -81,10 +87,10 @@ def guardrails_stage(guard: Guardrails) -> Stage:
 
 
 async def _check_output(guard: Guardrails, policy: Policy, response: GatewayResponse,
-                        parent) -> list[str]:
+                        parent, wire: Wire) -> list[str]:
     content_type = response.headers.get("content-type") or ""
     if content_type.startswith("text/event-stream") and not isinstance(response.body, bytes):
-        window = WindowedStream(policy, guard.safety, guard.counts, guard.tracer, parent)
+        window = WindowedStream(policy, guard.safety, guard.counts, guard.tracer, parent, wire)
         response.body = window.run(response.body)
         response.headers.remove("content-length")
         return []
@@ -94,7 +100,7 @@ async def _check_output(guard: Guardrails, policy: Policy, response: GatewayResp
     if data is None:
         return ["unchecked=output_too_large"]
     response.body, notes = await check_answer(policy, data, guard.safety, guard.counts,
-                                              guard.tracer, parent)
+                                              guard.tracer, parent, wire)
     response.headers.remove("content-length")
     return notes
 

@@ -33,6 +33,9 @@ from .policy import Policy
 from .safety import ContentSafety, SafetyUnavailable
 from .spans import child_span
 from .verdict import harmful
+from .wires import CHAT, ChatWire, MessagesWire, ResponsesWire, reframed
+
+Wire = ChatWire | ResponsesWire | MessagesWire
 
 DONE = b"data: [DONE]"
 FILTER, UNAVAILABLE = object(), object()  # verdicts of a window besides "release"
@@ -61,31 +64,17 @@ def payload_of(event: bytes) -> Any:
         return None
 
 
-def text_of(payload: Any) -> str:
-    if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
-        return ""
-    parts = []
-    for choice in payload["choices"]:
-        if not isinstance(choice, dict):
-            continue
-        delta = choice.get("delta")
-        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
-        if isinstance(text, str):
-            parts.append(text)
-    return "".join(parts)
-
-
 class WindowedStream:
     def __init__(self, policy: Policy, safety: ContentSafety | None, counts: CheckCounts,
-                 tracer: Tracer | None = None, parent: Span | None = None):
-        self.policy, self.safety, self.counts = policy, safety, counts
+                 tracer: Tracer | None = None, parent: Span | None = None,
+                 wire: Wire = CHAT):
+        self.policy, self.safety, self.counts, self.wire = policy, safety, counts, wire
         self.tracer, self.parent = tracer, parent
         self.held: list[tuple[bytes, Any, str]] = []  # (event, payload, text)
         self.held_chars = 0
         self.held_since = 0.0  # loop time when the held window began
         self.released = ""  # the tail of what was released: context for the next window
-        self.head: dict[str, Any] = {}  # id, object, created, model of the last event
-        self.indexes: set[int] = set()
+        self.head: dict[str, Any] = {}  # what the wire needs to end the stream its way
         self.windows = 0
         self.finding = ""  # what the last window's check found (kinds, categories; no text)
 
@@ -149,8 +138,8 @@ class WindowedStream:
         if event.startswith(DONE) or event.strip() == DONE:
             return [*await self._release(), event]
         payload = payload_of(event)
-        self._remember(payload)
-        text = text_of(payload)
+        self.wire.remember(payload, self.head)
+        text = self.wire.text(payload)
         if not text and not self.held:
             return [event]
         if not self.held:
@@ -160,14 +149,6 @@ class WindowedStream:
         if self.held_chars >= self.policy.window_chars or last:
             return await self._release()
         return []
-
-    def _remember(self, payload: Any) -> None:
-        if isinstance(payload, dict):
-            self.head = {k: payload[k] for k in ("id", "object", "created", "model")
-                         if k in payload}
-            for choice in payload.get("choices") or []:
-                if isinstance(choice, dict) and isinstance(choice.get("index"), int):
-                    self.indexes.add(choice["index"])
 
     async def _release(self) -> list[bytes | None]:
         """Check the held window; its events (or the content-filter ending, or the error)."""
@@ -184,11 +165,11 @@ class WindowedStream:
             if span is not None and span.is_recording() and self.finding:
                 span.set_attribute("gateway.guardrails.finding", self.finding)
         if verdict is FILTER:
-            return [self._ending(), DONE + b"\n\n", None]
+            return [*self.wire.ending(self.head), None]
         if verdict is UNAVAILABLE:
             return [error_event(GuardrailUnavailable()), None]
         if isinstance(verdict, str):  # the window's redacted text
-            events, window = list(_rewritten(held, verdict)), verdict
+            events, window = list(_rewritten(held, verdict, self.wire)), verdict
         self.released = (self.released + window)[-self.policy.window_chars:]
         return events
 
@@ -223,15 +204,6 @@ class WindowedStream:
             return FILTER
         return new if found and action == "redact" else None
 
-    def _ending(self) -> bytes:
-        chat = self.head.get("object") != "text_completion"
-        choices = [{"index": i, "delta": {}, "logprobs": None, "finish_reason": "content_filter"}
-                   if chat else {"index": i, "text": "", "logprobs": None,
-                                 "finish_reason": "content_filter"}
-                   for i in sorted(self.indexes or {0})]
-        return b"data: " + json.dumps({**self.head, "choices": choices}).encode() + b"\n\n"
-
-
 async def _pump(body: AsyncIterator[bytes], queue: asyncio.Queue) -> None:
     """Move `body`'s chunks into `queue`, then END, or the exception the body raised."""
     try:
@@ -242,7 +214,7 @@ async def _pump(body: AsyncIterator[bytes], queue: asyncio.Queue) -> None:
         await queue.put(exc)
 
 
-def _rewritten(held: list[tuple[bytes, Any, str]], text: str) -> list[bytes]:
+def _rewritten(held: list[tuple[bytes, Any, str]], text: str, wire: Wire) -> list[bytes]:
     """The window's events with its text replaced by `text`: all of it in the first text event,
     the others emptied (a client concatenates deltas, so it reads exactly `text`)."""
     out, placed = [], False
@@ -250,13 +222,7 @@ def _rewritten(held: list[tuple[bytes, Any, str]], text: str) -> list[bytes]:
         if not own:
             out.append(event)
             continue
-        for choice in payload["choices"]:
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta")
-            holder, key = (delta, "content") if isinstance(delta, dict) else (choice, "text")
-            if isinstance(holder.get(key), str):
-                holder[key] = "" if placed else text
-                placed = True
-        out.append(b"data: " + json.dumps(payload).encode() + b"\n\n")
+        wire.set_text(payload, "" if placed else text)
+        placed = True
+        out.append(reframed(event, payload))
     return out

@@ -53,7 +53,8 @@ async def test_a_stream_turning_harmful_ends_with_content_filter_and_no_flagged_
     out = [c async for c in stream.run(source(chunks))]
     sent = texts(out)
     assert story.startswith(sent) and "poison" not in sent and len(sent) >= 40
-    assert b'"finish_reason": "content_filter"' in out[-2] and out[-1] == b"data: [DONE]\n\n"
+    assert json.loads(out[-2][6:])["choices"][0]["finish_reason"] == "content_filter"
+    assert out[-1] == b"data: [DONE]\n\n"
     assert b'"finish_reason": "stop"' not in b"".join(out)
 
 
