@@ -229,8 +229,10 @@ def _openai(settings: Settings, parts: Parts, limiter: LimiterEngine | None, clo
     models, limiter = tenancy.models(settings.model_table), tenancy.limiter(limiter)
     spender = tenancy.spender()
     return [openai_stage(models, limits, limiter, ledger, settings.default_max_tokens, clock,
-                         settings.responses_id_secret.encode(), spender),
-            anthropic_stage(models, limits, limiter, ledger, clock, spender)]
+                         settings.responses_id_secret.encode(), spender,
+                         settings.sse_max_event_bytes),
+            anthropic_stage(models, limits, limiter, ledger, clock, spender,
+                            settings.sse_max_event_bytes)]
 
 
 class LazyGateway:

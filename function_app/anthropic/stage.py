@@ -18,6 +18,7 @@ from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.bill import Bill, TokenLimiter, Wire, reserve, settle_on_answer
 from ..openai.early import Failure, peek
 from ..openai.ledger import TokenLedger
+from ..openai.sse import DEFAULT_MAX_EVENT_BYTES
 from ..openai.stage import refuse_what_never_fits
 from . import errors
 from .estimate import prepare_message
@@ -32,8 +33,9 @@ async def first_events(answer: UpstreamResponse) -> tuple[UpstreamResponse, Fail
 
 
 def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenLedger,
-                    clock: Clock, spender=None) -> Stage:
-    """`models`, `limits` and `spender` as the OpenAI stage takes them."""
+                    clock: Clock, spender=None,
+                    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Stage:
+    """`models`, `limits`, `spender` and `max_event_bytes` as the OpenAI stage takes them."""
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
@@ -66,6 +68,6 @@ def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenL
             raise
         response.headers.extend(errors.limit_headers(context.requests_decision, bill.decision,
                                                      clock.now()))
-        return settle_on_answer(response, bill, prepared.stream, False, WIRE)
+        return settle_on_answer(response, bill, prepared.stream, False, WIRE, max_event_bytes)
 
     return stage

@@ -4,7 +4,13 @@ Runs after the OpenAI stage (the model is resolved and its tokens reserved), bef
 step. Opt-in: models and routes listed in CACHE_COMPLETIONS are cached unless a request says
 `x-gateway-cache: skip`; others only when it says `use`. `refresh` always fetches and stores.
 The key is the client's own body, normalised (keys/whitespace/`stream`/`stream_options`/`user`
-do not count), per client unless CACHE_COMPLETIONS_SHARED. Answers are stored as they came:
+do not count), the origin and query the backend is sent (cache/inputs.py), per client unless
+CACHE_COMPLETIONS_SHARED; a request with a header that rewrites it behind the gateway bypasses.
+An answer is stored only when the rule shared with the GET cache (policy.unshareable) lets it
+serve every request of its key: never with no-store, private or Set-Cookie, never in a content
+coding or with a Vary (the key holds neither Accept-Encoding nor other request headers) and,
+when the key is shared by every client, never for a request with credentials of its own
+unless the answer says public, s-maxage or must-revalidate. Answers are stored as they came:
 a stream as its events (only once it ended with [DONE]), a plain answer as its bytes; either
 serves either kind of request (cache/replay.py). A hit tells the OpenAI stage through
 `request.context.completion_free` to charge the prompt tokens only.
@@ -24,7 +30,9 @@ from ..openai.sse import split_events
 from .entry import CacheEntry
 from .front import CacheFront
 from .http_cache import CACHE_HEADER, marked
-from .keys import completion_key
+from .inputs import origin, rewrite_in
+from .keys import completion_key, query_without_function_key
+from .policy import unshareable
 from .replay import assemble, completed, synthesize
 
 REQUEST_HEADER = "x-gateway-cache"
@@ -51,11 +59,13 @@ class CompletionCache(CacheFront):
         request.headers.remove(REQUEST_HEADER)
         if mode is None:
             return await call_next(request)
-        if mode == SKIP:
+        if mode == SKIP or rewrite_in(request.headers):
             return marked(await call_next(request), "BYPASS")
         kind = request.context.routed.route.kind
         partition = "" if self.config.completions_shared else self.client_of(request)
-        key = completion_key(kind, body, partition)
+        inputs = origin(request.headers, request.scheme) + " " + query_without_function_key(
+            request.query)
+        key = completion_key(kind, body, partition, inputs)
         stream = body.get("stream") is True and kind != OPENAI_EMBEDDINGS
         if mode == USE:
             entry = await self.tiers.get(key)
@@ -68,8 +78,19 @@ class CompletionCache(CacheFront):
         self.counters.add("completion_misses")
         response = await call_next(request)
         if response.status == 200:
-            self._store_when_done(key, response)
+            if self._shareable(request, response):
+                self._store_when_done(key, response)
+            else:
+                self.counters.add("completion_not_stored")
         return marked(response, "MISS")
+
+    def _shareable(self, request: GatewayRequest, response: GatewayResponse) -> bool:
+        """Whether `response` may serve every request of its key. A per-client key holds the
+        request's credentials (client_of digests them); a shared key holds none."""
+        credentialed = self.config.completions_shared and any(
+            request.headers.get(name) for name in self.config.credential_headers)
+        return unshareable(response.headers, credentialed=credentialed, coding_keyed=False,
+                           vary_keyed=False) is None
 
     def _store_when_done(self, key: str, response: GatewayResponse) -> None:
         headers = response.headers.without(DROPPED)

@@ -22,7 +22,8 @@ class CacheConfig:
     completions: frozenset[str] = from_setting("cache_completions")
     completions_shared: bool = from_setting("cache_completions_shared")
     hit_charges_tokens: bool = from_setting("cache_hit_charges_tokens")
-    credential_headers: frozenset[str] = frozenset({"authorization", "api-key"})
+    credential_headers: frozenset[str] = frozenset({"authorization", "api-key", "x-api-key",
+                                                   "cookie"})
 
     def route_mode(self, route_path: str) -> str:
         """off, shared or per-client for a GET route (listed routes by their path; else shared)."""

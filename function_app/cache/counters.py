@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 NAMES = ("hits", "misses", "bypass", "stored", "not_stored", "too_large",
-         "completion_hits", "completion_misses", "completion_stored")
+         "completion_hits", "completion_misses", "completion_stored",
+         "completion_not_stored")
 
 
 class CacheCounters:

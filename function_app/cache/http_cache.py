@@ -2,7 +2,9 @@
 
 X-Cache is HIT (answered from a tier, or from a concurrent identical request's fetch), MISS
 (fetched; stored when the answer allows) or BYPASS (the request may not use the cache: it sent
-Cache-Control: no-store, or credentials on a route not cached per client). A HEAD is answered
+Cache-Control: no-store, credentials (cookies included) on a route not cached per client, or a
+header that rewrites it behind the gateway, cache/inputs.py). The key holds the origin and the
+accepted codings the backend is sent, besides route, path and query. A HEAD is answered
 from the GET entry; a HEAD miss is fetched as a GET so the entry serves both. An answer with
 Vary is stored per variant (the request's values of the Vary fields), behind a marker entry.
 """
@@ -18,6 +20,7 @@ from .coalesce import Coalescer
 from .config import OFF, PER_CLIENT
 from .entry import VARIANTS, CacheEntry
 from .front import CacheFront
+from .inputs import PER_REQUEST, accepted_codings, as_sent, origin, rewrite_in
 from .keys import http_key, variant_key, vary_values
 from .policy import freshness, initial_age, request_rules, usable, vary_names
 
@@ -35,11 +38,12 @@ class HttpCache(CacheFront):
             return await call_next(request)
         rules = request_rules(request.headers)
         credentialed = any(request.headers.get(name) for name in self.config.credential_headers)
-        if rules.bypass or (credentialed and mode != PER_CLIENT):
+        if rules.bypass or (credentialed and mode != PER_CLIENT) or rewrite_in(request.headers):
             self.counters.add("bypass")
             return marked(await call_next(request), "BYPASS")
         partition = self.client_of(request) if mode == PER_CLIENT else ""
-        key = http_key(route, request.path, request.query, partition)
+        inputs = origin(request.headers, request.scheme) + " " + accepted_codings(request.headers)
+        key = http_key(route, request.path, request.query, partition, inputs)
         head = request.method == "HEAD"
         if rules.reuse:
             entry = await self._lookup(key, request)
@@ -72,7 +76,7 @@ class HttpCache(CacheFront):
         if entry is None or not entry.is_variants_marker:
             return entry
         names = tuple(name for name, _ in entry.vary)
-        return await self.tiers.get(variant_key(key, vary_values(names, request.headers)))
+        return await self.tiers.get(variant_key(key, vary_values(names, as_sent(request))))
 
     def _put(self, key: str, entry: CacheEntry) -> None:
         """Store under `key`, or, for an answer with a Vary, under the key of its variant with
@@ -96,16 +100,18 @@ class HttpCache(CacheFront):
         ttl = freshness(response.status, response.headers, self.config.ttl_s)
         names = vary_names(response.headers)
         content_type = response.headers.get("content-type") or ""
-        if ttl <= 0 or names is None or content_type.startswith("text/event-stream"):
+        if ttl <= 0 or names is None or PER_REQUEST.intersection(names) \
+                or content_type.startswith("text/event-stream"):
             self.counters.add("not_stored")
             return None
         if "cache-control" not in response.headers:
             response.headers.set("Cache-Control", f"max-age={ttl}")
         stored_headers = response.headers.without(("content-length", "age"))
+        varied = vary_values(names, as_sent(request)) if names else ()
 
         def make(body: bytes) -> CacheEntry:
             return CacheEntry(response.status, stored_headers, body, self.now(), float(ttl),
-                              initial_age(response.headers), vary_values(names, request.headers))
+                              initial_age(response.headers), varied)
 
         if not isinstance(response.body, bytes | bytearray):
             response.body = self._recorded(key, response.body, make)
@@ -150,7 +156,7 @@ def hit_response(entry: CacheEntry, now: float, head: bool) -> GatewayResponse:
 def _vary_matches(entry: CacheEntry, request: GatewayRequest) -> bool:
     if not entry.vary:
         return True
-    return vary_values(tuple(name for name, _ in entry.vary), request.headers) == entry.vary
+    return vary_values(tuple(name for name, _ in entry.vary), as_sent(request)) == entry.vary
 
 
 def marked(response: GatewayResponse, state: str) -> GatewayResponse:

@@ -33,10 +33,11 @@ def _digest(*parts: str) -> str:
     return hasher.hexdigest()
 
 
-def http_key(route: str, path: str, query: str, partition: str = "") -> str:
-    """The key of a GET answer: the route it came through, path, query (no function key), and
-    the client id when the route is cached per client."""
-    return "h1:" + _digest(route, path, query_without_function_key(query), partition)
+def http_key(route: str, path: str, query: str, partition: str = "", inputs: str = "") -> str:
+    """The key of a GET answer: the route it came through, path, query (no function key), the
+    client id when the route is cached per client, and the request's keyed `inputs` (origin
+    and accepted codings, cache/inputs.py)."""
+    return "h2:" + _digest(route, path, query_without_function_key(query), partition, inputs)
 
 
 def variant_key(key: str, values: tuple[tuple[str, str], ...]) -> str:
@@ -55,12 +56,13 @@ def vary_values(names: tuple[str, ...], headers: Headers) -> tuple[tuple[str, st
     return tuple(values)
 
 
-def completion_key(kind: str, body: dict, partition: str) -> str:
+def completion_key(kind: str, body: dict, partition: str, inputs: str = "") -> str:
     """The key of a completion: the endpoint, the body in canonical JSON (key order and
-    whitespace do not matter) without the fields that only shape delivery, and the partition."""
+    whitespace do not matter) without the fields that only shape delivery, the partition, and
+    the request's keyed `inputs` (origin and query, which is forwarded: api-version...)."""
     canonical = json.dumps(normalised(body), sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False)
-    return "c1:" + _digest(kind, canonical, partition)
+    return "c2:" + _digest(kind, canonical, partition, inputs)
 
 
 DELIVERY_FIELDS = frozenset({"stream", "stream_options", "user"})

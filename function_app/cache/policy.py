@@ -5,10 +5,16 @@ What this cache does, in short (sections of RFC 9111 in brackets):
 - A request with Cache-Control no-store is neither served nor stored (X-Cache: BYPASS); no-cache
   (or Pragma: no-cache without Cache-Control) is not served from the cache but may be stored;
   max-age=N refuses entries older than N seconds [5.2.1].
-- A response is stored when its status is heuristically cacheable [4.2.2] and it carries none of
-  no-store, private, no-cache (this cache does not revalidate, so no-cache means "never reuse"),
-  Vary: *, or Set-Cookie. Freshness: s-maxage, else max-age, else Expires minus Date (an
-  invalid Expires, such as "0", means already stale), else the route's TTL [4.2.1].
+- Whether an answer may be replayed to another request within its key's scope at all is one
+  rule for both caches (`unshareable`): never with no-store or private [5.2.2.3, 5.2.2.7], a
+  Set-Cookie (one client's cookie must not reach another), Vary: * [4.1], or a body in a
+  content coding when the key does not hold Accept-Encoding (a replay must suit every request
+  its key covers); for a request whose credentials are not part of the key, only with public,
+  s-maxage or must-revalidate [3.5]. The GET cache (`freshness`) also needs a cacheable
+  status [4.2.2] and no no-cache (it does not revalidate, so no-cache means "never reuse").
+  Freshness: s-maxage,
+  else max-age, else Expires minus Date (an invalid Expires, such as "0", means already
+  stale), else the route's TTL [4.2.1]. The completion cache keeps its own configured TTL.
 - Age is what the entry already had when stored (the upstream's Age) plus the time since [4.2.3].
 """
 
@@ -21,7 +27,9 @@ from ..http.headers import Headers
 
 # Statuses cacheable by default (RFC 9110 section 15.1).
 CACHEABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
-NEVER_STORE = ("no-store", "private", "no-cache")
+NEVER_SHARED = ("no-store", "private")
+# What lets an answer to a request with credentials be shared (RFC 9111 section 3.5).
+SHAREABLE_WITH_CREDENTIALS = ("public", "s-maxage", "must-revalidate")
 
 
 def directives(headers: Headers, name: str = "cache-control") -> dict[str, str | None]:
@@ -74,14 +82,39 @@ def vary_names(headers: Headers) -> tuple[str, ...] | None:
     return tuple(sorted(names))
 
 
+def unshareable(headers: Headers, *, credentialed: bool = False, coding_keyed: bool = True,
+                vary_keyed: bool = True) -> str | None:
+    """Why an answer with response `headers` must not be replayed to any other request its
+    cache key covers, or None when it may. `credentialed`: the request carried credentials
+    (Authorization, API keys, cookies) that its key does not hold; `coding_keyed`: the key
+    holds the request's Accept-Encoding, so an answer in a content coding is only replayed to
+    requests that accept it; `vary_keyed`: the cache stores an answer with Vary per variant
+    (else only a Vary on Accept-Encoding of an answer in no coding, which suits any request)."""
+    found = directives(headers)
+    for name in NEVER_SHARED:
+        if name in found:
+            return name
+    if "set-cookie" in headers or "set-cookie2" in headers:
+        return "set-cookie"
+    names = vary_names(headers)
+    if names is None:
+        return "vary-star"
+    coding = (headers.get("content-encoding") or "").strip().lower()
+    if not coding_keyed and coding not in ("", "identity"):
+        return "content-encoding"
+    if not vary_keyed and set(names) - {"accept-encoding"}:
+        return "vary"
+    if credentialed and not any(name in found for name in SHAREABLE_WITH_CREDENTIALS):
+        return "credentials"
+    return None
+
+
 def freshness(status: int, headers: Headers, default_ttl: int) -> int:
     """Seconds the answer may be reused by a shared cache; 0 means do not store it."""
-    if status not in CACHEABLE_STATUSES or "set-cookie" in headers:
+    if status not in CACHEABLE_STATUSES or unshareable(headers) is not None:
         return 0
     found = directives(headers)
-    if any(name in found for name in NEVER_STORE):
-        return 0
-    if vary_names(headers) is None:
+    if "no-cache" in found:
         return 0
     for name in ("s-maxage", "max-age"):
         if name in found:

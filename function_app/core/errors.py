@@ -15,7 +15,9 @@
     │   └── BackendsCoolingDown  (429 backends_rate_limited: every member of the pool sent a
     │                             429 and waits out its Retry-After; the shortest wait is given)
     ├── UpstreamError            (502 upstream_unavailable: refused, reset, bad answer)
-    │   └── UpstreamConnectError (502 upstream_unavailable: no connection, request never sent)
+    │   ├── UpstreamConnectError (502 upstream_unavailable: no connection, request never sent)
+    │   └── UpstreamEventTooLarge (502 upstream_event_too_large: a streamed event over
+    │                              SSE_MAX_EVENT_BYTES; ends the stream as an error event)
     ├── Overloaded               (503 overloaded)
     │   ├── StorageUnavailable   (503 storage_unavailable, fail-closed limiter)
     │   └── NoHealthyBackend     (503 no_healthy_backend: every breaker of the plan is open)
@@ -124,6 +126,12 @@ class UpstreamError(GatewayError, status=502, code="upstream_unavailable",
 
 class UpstreamConnectError(UpstreamError):
     """No connection was made, so the backend cannot have seen the request (safe to resend)."""
+
+
+class UpstreamEventTooLarge(UpstreamError, code="upstream_event_too_large",
+                            message="The backend streamed an event larger than the gateway "
+                                    "accepts; the stream was ended."):
+    pass
 
 
 class Overloaded(GatewayError, status=503, code="overloaded",

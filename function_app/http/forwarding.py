@@ -40,15 +40,24 @@ def upstream_request_headers(
 ) -> Headers:
     """Headers to send upstream: cleaned, with X-Forwarded-* and X-Request-ID set."""
     prior_for = ", ".join(headers.get_all("x-forwarded-for"))
-    prior_proto = headers.get("x-forwarded-proto")
-    prior_host = headers.get("x-forwarded-host")
     cleaned = strip_hop_by_hop(headers, NOT_FORWARDED | {"x-request-id", *FORWARDED_FOR})
     cleaned.set("x-forwarded-for", f"{prior_for}, {client_host}" if prior_for else client_host)
-    cleaned.set("x-forwarded-proto", prior_proto or scheme)
+    cleaned.set("x-forwarded-proto", forwarded_proto(headers, scheme))
     cleaned.set("x-request-id", request_id)
-    if prior_host or host:
-        cleaned.set("x-forwarded-host", prior_host or host or "")
+    if forwarded := forwarded_host(headers, host):
+        cleaned.set("x-forwarded-host", forwarded)
     return cleaned
+
+
+def forwarded_host(headers: Headers, host: str | None) -> str:
+    """The X-Forwarded-Host a backend is sent: a trusted proxy's (the forwarded stage drops an
+    untrusted peer's), else the client's Host. Client-chosen either way; the cache keys on it."""
+    return headers.get("x-forwarded-host") or host or ""
+
+
+def forwarded_proto(headers: Headers, scheme: str) -> str:
+    """The X-Forwarded-Proto a backend is sent: a trusted proxy's, else the gateway's scheme."""
+    return headers.get("x-forwarded-proto") or scheme
 
 
 def client_response_headers(headers: Headers) -> Headers:

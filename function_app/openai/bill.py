@@ -4,6 +4,8 @@ Settling rules, each applied exactly once per request (`Bill.settle` / `Bill.ref
 - the backend reported usage (in a plain answer, or in a stream's usage chunk): the limiter is
   adjusted by usage - estimate, a refund or an extra charge;
 - the backend answered an error status: the whole estimate is refunded (nothing was generated);
+- the backend reported usage the request cannot have used (openai/usage.implausible): like no
+  usage, the estimate stays charged, and the ledger counts it as rejected;
 - no usage arrived (the client left, the upstream failed or timed out before answering): the
   estimate stays charged, since the backend may have generated up to all of it;
 - a stream whose upstream failed after its first byte ends with an OpenAI error event and is
@@ -17,6 +19,7 @@ answer, kept when no usage came.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,15 +27,16 @@ from typing import Any, Protocol
 from function_app.http.messages import GatewayResponse
 from function_app.ratelimit.headers import retry_after
 from function_app.ratelimit.limits import Decision, ScopedLimit
-from function_app.ratelimit.token_headers import duration
+from function_app.ratelimit.token_headers import duration, limit_name
 
 from ..core.clock import Clock
-from ..core.errors import GatewayError, StorageUnavailable, TokenRateLimited
+from ..core.errors import GatewayError, NeverFits, StorageUnavailable, TokenRateLimited
 from .ledger import TokenLedger
 from .midstream import SentTokens, error_event
-from .sse import BodyTap, StreamTap
-from .usage import Usage, find_usage
+from .sse import DEFAULT_MAX_EVENT_BYTES, BodyTap, StreamTap
+from .usage import Usage, find_usage, implausible
 
+log = logging.getLogger(__name__)
 BODY_COPY_LIMIT = 8 * 1024 * 1024  # a larger plain answer is not searched for its usage
 SHORT_WAIT_S, QUEUE_S = 0.25, 1.0  # see _acquire_patiently
 
@@ -67,6 +71,14 @@ class Bill:
         if self.done:
             return
         self.done = True
+        if usage is not None and (problem := implausible(
+                usage, self.prompt_tokens, self.reserved - self.prompt_tokens)):
+            # A wrong or hostile count would charge every token limit of the request (2^70
+            # prompt tokens locked a tenant out): the reservation stands instead.
+            log.warning("usage reported for model %r ignored (%s); the reservation of %d "
+                        "tokens stands", self.model[:100], problem, self.reserved)
+            self.ledger.rejected(self.reserved)
+            return
         self.usage = usage
         if usage is None:
             self.ledger.unreconciled(self.reserved)
@@ -112,6 +124,11 @@ async def reserve(bill: Bill, clock: Clock) -> None:
                                                         bill.reserved, clock)
     if not decision.allowed:
         bill.done = True  # nothing was charged: nothing to settle
+        if decision.reason == "exceeds_limit" and not decision.storage_unavailable:
+            limit = int(decision.limit.burst) if decision.limit is not None else 0
+            raise NeverFits(f"The request needs {bill.reserved} tokens; "  # waiting cannot help
+                            f"{limit_name(decision.scope)} allows at most {limit}. Lower "
+                            "max_tokens, n or the prompt.")
         _refuse(decision, _denial(decision, bill.reserved))
     bill.ledger.reserved(bill.reserved)
     await _reserve_spend(bill, clock)
@@ -163,18 +180,18 @@ async def _acquire_patiently(limiter: TokenLimiter, scopes: list[ScopedLimit], c
 def _denial(decision: Decision, requested: int) -> str:
     limit = int(decision.limit.burst) if decision.limit is not None else 0
     wait = duration(max(decision.retry_after_s, 0.001))
-    scope = "this model" if decision.scope == "model_tpm" else "this client"
-    return (f"Rate limit reached for {scope} on tokens per min (TPM): Limit {limit}, "
+    return (f"Rate limit reached for {limit_name(decision.scope)}: Limit {limit}, "
             f"Requested {requested}. Please try again in {wait}.")
 
 
 @dataclass(frozen=True)
 class Wire:
     """How one API's answers are read for usage and ended on failure (defaults: OpenAI chat
-    and completions). `stream_tap(strip)` makes the tap of an event stream; `rewrite`, when
-    set, is applied to every forwarded piece (whole events, or the whole body)."""
+    and completions). `stream_tap(strip, max_event_bytes)` makes the tap of an event stream;
+    `rewrite`, when set, is applied to every forwarded piece (whole events, or the whole
+    body)."""
 
-    stream_tap: Callable[[bool], Any] = StreamTap
+    stream_tap: Callable[[bool, int], Any] = StreamTap
     body_usage: Callable[[bytes], Usage | None] = find_usage
     error_event: Callable[[GatewayError], bytes] = error_event
     rewrite: Callable[[bytes], bytes] | None = None
@@ -184,8 +201,10 @@ OPENAI_WIRE = Wire()
 
 
 def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip: bool,
-                     wire: Wire = OPENAI_WIRE) -> GatewayResponse:
-    """Arrange for `bill` to be settled from `response`, which is returned (body wrapped)."""
+                     wire: Wire = OPENAI_WIRE,
+                     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> GatewayResponse:
+    """Arrange for `bill` to be settled from `response`, which is returned (body wrapped); a
+    streamed event over `max_event_bytes` ends the stream with the wire's error event."""
     if not 200 <= response.status < 300:
         bill.refund()
         return response
@@ -199,7 +218,8 @@ def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip:
     if stream and _is_event_stream(response):
         # Dropping the usage chunk changes the length: let the server frame the body.
         response.headers.remove("content-length")
-        response.body = _tapped(response.body, wire.stream_tap(strip), bill, wire)
+        response.body = _tapped(response.body, wire.stream_tap(strip, max_event_bytes), bill,
+                                wire)
     else:
         if wire.rewrite is not None:
             response.headers.remove("content-length")
@@ -224,12 +244,14 @@ async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire =
             if out:
                 sent.feed(out)
                 yield rewrite(out) if rewrite is not None else out
+            tap.check()  # an event over SSE_MAX_EVENT_BYTES ends the stream here
         rest = tap.flush()
         if rest:
             yield rewrite(rest) if rewrite is not None else rest
     except GatewayError as error:
         if isinstance(tap, BodyTap):
             raise  # a plain answer cut short: the client sees a truncated body
+        log.warning("stream of model %s ended early: %s", bill.model, error.code)
         bill.settle(tap.usage or sent.usage(bill.prompt_tokens))
         yield wire.error_event(error)
     finally:

@@ -16,6 +16,7 @@ TOTALS = (
     "requests", "reserved_tokens", "prompt_tokens", "completion_tokens", "refunded_tokens",
     "extra_charged_tokens", "unreconciled_requests", "kept_tokens", "failed_requests",
     "cached_tokens", "reasoning_tokens",  # parts of prompt_tokens and completion_tokens
+    "rejected_usage_requests",
 )
 
 
@@ -61,6 +62,12 @@ class TokenLedger:
     def unreconciled(self, reserved: int) -> None:
         """No usage arrived (a broken or abandoned answer): the reservation stays charged."""
         self.totals["unreconciled_requests"] += 1
+        self.totals["kept_tokens"] += reserved
+
+    def rejected(self, reserved: int) -> None:
+        """The backend reported usage the request cannot have used (openai/usage.implausible):
+        it is not counted, and the reservation stays charged."""
+        self.totals["rejected_usage_requests"] += 1
         self.totals["kept_tokens"] += reserved
 
     def failed(self, reserved: int) -> None:

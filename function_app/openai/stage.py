@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 
 from function_app.ratelimit.limits import ScopedLimit
-from function_app.ratelimit.token_headers import (
-    openai_limit_headers,
-)
+from function_app.ratelimit.token_headers import limit_name, openai_limit_headers
 from function_app.ratelimit.tokens import TokenLimits
 
 from ..core.clock import Clock
@@ -30,15 +28,17 @@ from .estimate import Prepared, prepare
 from .ledger import TokenLedger
 from .responses import prepare_response
 from .responses_stage import first_events, follow_previous, responses_wire, stored_response
+from .sse import DEFAULT_MAX_EVENT_BYTES
 
 MODELS_PATH = "/v1/models"
 
 
 def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter | None,
                  ledger: TokenLedger, default_max_tokens: int, clock: Clock,
-                 ids_secret: bytes = b"", spender=None) -> Stage:
-    """`spender` (tenants/spend.py) prices each request and names its spend budgets."""
-
+                 ids_secret: bytes = b"", spender=None,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Stage:
+    """`spender` (tenants/spend.py) prices each request and names its spend budgets; a
+    streamed event over `max_event_bytes` ends the stream (SSE_MAX_EVENT_BYTES)."""
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
         kind = context.routed.route.kind
@@ -80,7 +80,8 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         response.headers.update(tighter_limits(
             response.headers, openai_limit_headers(context.requests_decision, bill.decision)))
         wire = responses_wire(ids_secret, request, previous) if responses else OPENAI_WIRE
-        return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage, wire)
+        return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage, wire,
+                                max_event_bytes)
 
     return stage
 
@@ -103,10 +104,9 @@ def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:
     a Retry-After would only send the client into a retry loop."""
     for scoped in scopes:
         if not scoped.limit.shadow and estimate > scoped.limit.burst:
-            scope = "this model" if scoped.scope == "model_tpm" else "this client"
             raise NeverFits(
                 f"The request needs {estimate} tokens (prompt estimate plus max_tokens times n); "
-                f"{scope} is limited to {int(scoped.limit.burst)} tokens per minute. Lower "
+                f"{limit_name(scoped.scope)} allows at most {int(scoped.limit.burst)}. Lower "
                 "max_tokens, n or the prompt.")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from function_app.ratelimit import bucket
 from function_app.ratelimit.keystate import KeyState
 from function_app.ratelimit.leaser import Outcome
-from function_app.ratelimit.limits import Decision, Limit, clamp_wait
+from function_app.ratelimit.limits import Decision, Limit, ScopedLimit, clamp_wait
 
 # Where a judgement came from. DRY: the pool ran dry and the row could not pay (Outcome.SHORT).
 POOL, FALLBACK, DRY, CONTENTION, CLOSED = "pool", "fallback", "dry", "contention", "closed"
@@ -85,7 +85,8 @@ def judge(
         return without_storage(ks, cost, now, failure_mode, expected_instances, storage_retry_s)
     if outcome is Outcome.CONTENTION:
         return Judgement(ks, False, CONTENTION, 0.0, 0.0, contention_s)
-    retry = max(ks.retry_at - now, 0.001)
+    # retry_at is for the smallest request refused with this one: a larger one waits longer.
+    retry = max(ks.retry_at - now, bucket.wait_for(ks.remaining(now), cost, limit), 0.001)
     return Judgement(ks, False, DRY, 0.0, bucket.wait_for(0.0, limit.burst, limit), retry)
 
 
@@ -121,3 +122,13 @@ def to_decision(judgements: Sequence[Judgement], denier: Judgement | None) -> De
         True, tightest.ks.scope, tightest.ks.limit, math.floor(tightest.remaining),
         tightest.reset_s, 0.0, False, degraded, shadow, "ok",
     )
+
+
+def never_fits(scoped: Sequence[ScopedLimit], cost: float) -> Decision | None:
+    """The refusal of a cost no enforced scope's bucket can ever hold (reason "exceeds_limit",
+    no Retry-After: waiting cannot help), or None. A bucket of size 0 is a block (an override
+    of rate 0 and burst 0), refused as "limited" like any full bucket."""
+    for item in scoped:
+        if cost > item.limit.burst > 0 and not item.limit.shadow:
+            return Decision(False, item.scope, item.limit, 0, 0.0, 0.0, reason="exceeds_limit")
+    return None

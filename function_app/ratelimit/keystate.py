@@ -31,7 +31,8 @@ class KeyState:
     cache: per shard, the row and ETag this instance last wrote, to lease without a read.
     conflict_at: per shard, when a write last hit a 412 (then read before writing for a while).
     fallback: the local safe-capacity bucket used while storage is unavailable.
-    fetch / waiting: the one lease in flight for this key, and the cost of requests awaiting it.
+    fetch / waiting: the one lease in flight for this key, and the cost of requests awaiting it;
+    waiters: each of those costs (the smallest is what a partial grant must pay, lease.take).
     cap: the fair-share cap the row applied at the last lease.
     reserved: its costs are reservations settled later (ScopedLimit.reserved): fair shares
     only, never blocks (see ratelimit/lease.py).
@@ -57,6 +58,7 @@ class KeyState:
     reserved: bool = False  # its costs are reservations settled later (token limits): no blocks
     demand: demand_.Demand = field(default_factory=demand_.Demand)
     fetch: asyncio.Task | None = None
+    waiters: list[float] = field(default_factory=list)
     cache: dict[int, tuple[Row, str]] = field(default_factory=dict)
     conflict_at: dict[int, float] = field(default_factory=dict)
     fallback: BucketState | None = None
@@ -101,6 +103,19 @@ class KeyState:
     def pool(self, now: float) -> float:
         """Spendable leased tokens."""
         return self.tokens if now < self.expires_at else 0.0
+
+    def join(self, cost: float) -> None:
+        """A request of `cost` starts waiting for this key's lease."""
+        self.waiting += cost
+        self.waiters.append(cost)
+
+    def leave(self, cost: float) -> None:
+        self.waiting -= cost
+        self.waiters.remove(cost)
+
+    def least_waiting(self, cost: float) -> float:
+        """The smallest cost among the waiting requests (`cost` when none waits)."""
+        return min(self.waiters, default=cost)
 
     def spend(self, cost: float) -> None:
         self.tokens = max(0.0, self.tokens - cost)

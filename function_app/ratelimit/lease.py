@@ -143,18 +143,21 @@ def _live_holders(row: Row, instance: str, now: float) -> dict[str, float]:
 def take(
     row: Row | None, limit: Limit, *, held: float, target: float, cost: float,
     instance: str, now: float, lease_s: float, ttl_s: float, unit: float | None = None,
-    waiting: float = 0.0, blocks: bool = True,
+    waiting: float = 0.0, blocks: bool = True, least: float | None = None,
 ) -> Grant:
     """Top the pool (`held` tokens) up towards `target`, within the fair cap.
 
-    `cost` > 0 means a request is waiting: at least cost - held must be granted or nothing
-    (`short`); if `held` already pays it, a small top-up is skipped without being short.
+    `cost` > 0 means requests are waiting: cost - held is what pays them all. `least` (default
+    `cost`) is the smallest of them: a grant that pays at least least - held is made even when
+    the row cannot pay all of `cost`, so a pile of waiters larger than the bucket admits what
+    fits instead of nobody (issue #22, item 1); below that nothing is granted (`short`). If
+    `held` already pays the cost, a small top-up is skipped without being short.
     `waiting` is the cost of every request at this instance waiting for this lease: the cap
     makes room for all of them (on top of the share), so they need one write, not one each.
     Without one (a background top-up, where `unit` is the typical request cost) a grant is at
     least MIN_GRANT of the goal's share part, min(target, cap) - unit, so one write moves a
     useful block. Grants are whole tokens. When nothing is granted, `wait_s` says when to come
-    back (see _fair_wait).
+    back for `least` (see _short_wait).
     """
     current = row if row is not None else fresh_row(limit, now)
     others = _live_holders(current, instance, now)
@@ -163,6 +166,7 @@ def take(
     bucket = refill(BucketState(current.tokens, current.ts), limit, now)
     cap = fair_cap(limit, lease_s, len(others) + 1, max(unit, waiting), unit if blocks else 0.0)
     need = max(0.0, cost - held)
+    first = max(0.0, math.ceil(min(cost, cost if least is None else least) - held - 1e-9))
     goal = min(target, cap)
     want = max(math.ceil(need - 1e-9), goal - held)  # whole tokens: a fraction of need is one
     if want <= 0:
@@ -177,8 +181,8 @@ def take(
     # Alone on the row it takes crumbs: nobody else would, and a lone instance stays exact.
     # A top-up alone also waits for a useful block.
     if need > 0:
-        floor = _useful(want, limit, len(others) + 1) if others else 0.0
-        enough = granted >= max(need, floor)
+        floor = _useful(min(want, limit.burst), limit, len(others) + 1) if others else 0.0
+        enough = granted >= max(first, floor)
         short = not enough
     else:
         enough = granted >= max(goal - unit, 1.0) * MIN_GRANT
@@ -188,13 +192,7 @@ def take(
     if granted <= 0 or not enough:
         if not short:
             return Grant(0.0, None, 0.0, bucket.tokens, cap)
-        # Alone on the row, come back when half a block has accrued: then one write admits
-        # that many, where coming back for each request would make a saturated key cost one
-        # write per admitted request (a client at its limit of 500/s: 500 writes/s). Shared,
-        # when its turn for a block has come.
-        alone_wait = max(1.0, need, _useful(want, limit, 1))
-        wait = (wait_for(bucket.tokens, alone_wait, limit) if need > 0 and not others
-                else _fair_wait(bucket.tokens, want, len(others) + 1, limit))
+        wait = _short_wait(bucket.tokens, want, first if need > 0 else 0.0, len(others), limit)
         return Grant(0.0, None, wait, bucket.tokens, cap, short=True)
     others[instance] = now + ttl_s + SKEW_MARGIN_S
     new_row = Row(bucket.tokens - granted, bucket.ts, limit.rate, limit.burst, others)
@@ -206,6 +204,20 @@ def _useful(want: float, limit: Limit, active: int) -> float:
     more than this instance's share of FAIR_WAIT_MAX_S of refill (else it could wait forever
     for tokens parked in other instances' pools)."""
     return float(math.floor(min(want * MIN_GRANT, limit.rate * FAIR_WAIT_MAX_S / active)))
+
+
+def _short_wait(tokens: float, want: float, first: float, others: int, limit: Limit) -> float:
+    """When to come back to a row that could not pay. For waiting requests (`first` > 0, what
+    the smallest of them still needs) alone on the row: when that need, and at least half a
+    block, has accrued; one write then admits several, where coming back for each request would
+    make a saturated key cost a write per admitted request (a client at its limit of 500/s: 500
+    writes/s). Shared, or for a top-up: when its turn for a block has come. `want` counts at
+    most a bucket: a pile larger than the bucket is not a request that can never fit (that
+    waited "never", issue #22 item 1); only a smallest need above the bucket does."""
+    want = min(want, max(first, limit.burst))
+    if first > 0 and not others:
+        return wait_for(tokens, max(1.0, first, _useful(want, limit, 1)), limit)
+    return _fair_wait(tokens, max(first, want), others + 1, limit)
 
 
 def _fair_wait(tokens: float, want: float, active: int, limit: Limit) -> float:

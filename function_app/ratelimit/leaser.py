@@ -57,7 +57,8 @@ class Leaser:
                 waits.append(wait)
         except StoreUnavailable:
             return Outcome.UNAVAILABLE
-        ks.retry_at, ks.retry_cost = self._clock.now() + min(waits), max(cost, ks.waiting)
+        # The wait is for the smallest request refused: a larger one adds its own (judge).
+        ks.retry_at, ks.retry_cost = self._clock.now() + min(waits), ks.least_waiting(cost)
         self._counters.incr("lease_waits")
         return Outcome.SHORT
 
@@ -74,7 +75,7 @@ class Leaser:
                 row, limit, held=ks.tokens, target=max(target, asked), cost=asked,
                 instance=self._instance, now=now, lease_s=self._cfg.lease_s,
                 ttl_s=self._cfg.lease_ttl_s, unit=ks.last_cost, waiting=ks.waiting,
-                blocks=not ks.reserved,
+                blocks=not ks.reserved, least=ks.least_waiting(cost),
             )
             self._seen(ks, grant.available, now)
             if grant.row is None:

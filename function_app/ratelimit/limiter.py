@@ -27,6 +27,7 @@ from function_app.ratelimit.judge import (
     Judgement,
     commit,
     judge,
+    never_fits,
     settled_fallback,
     to_decision,
 )
@@ -73,7 +74,8 @@ class Limiter(LimiterEngine):
         """A refund goes into this instance's pool for each scope, where the next requests
         spend it without a storage call; maintenance gives an idle or expired pool back to the
         row as usual. An extra charge (delta > 0) is spent from the pool and may leave it
-        negative: a debt that the next lease on the key covers before anything is admitted."""
+        negative: a debt that the next lease on the key covers before anything is admitted, at
+        most burst less a typical request (the rest is forgiven: an undershoot)."""
         degraded = not self._health.healthy
         for item in scoped:
             ks = self._keys.get((item.scope, item.key))
@@ -82,7 +84,10 @@ class Limiter(LimiterEngine):
             if degraded and ks.fallback is not None:
                 ks.fallback = settled_fallback(ks, self._cfg.expected_instances, delta)
             else:
-                ks.tokens -= delta
+                # A debt is repaid by the next lease together with a request; one a full row
+                # cannot repay would refuse the key for as long as it is retried (issue #22).
+                floor = min(ks.tokens, ks.last_cost - ks.shard_limit.burst)
+                ks.tokens = max(ks.tokens - delta, floor)
 
     async def maintain(self) -> None:
         """One maintenance pass (idle returns, forgetting, sweep); the background loop calls it."""
@@ -93,6 +98,11 @@ class Limiter(LimiterEngine):
         await self._maintenance.close()
 
     async def _decide(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
+        # A cost no bucket can hold is refused at once (400 for the caller, not a 429 whose
+        # Retry-After invites a retry), and never joins other requests' wait for a lease.
+        refused = never_fits(scoped, cost)
+        if refused is not None:
+            return refused
         now = self._clock.now()
         states = [self._state(item, now) for item in scoped]
         for round_ in range(ACQUIRE_ROUNDS):
@@ -157,7 +167,7 @@ class Limiter(LimiterEngine):
 
     async def _fetch(self, ks: KeyState, cost: float) -> Outcome:
         """Wait for a lease on `ks` (joining one in flight) until its pool can pay `cost`."""
-        ks.waiting += cost
+        ks.join(cost)
         try:
             outcome = Outcome.SHORT
             for _ in range(FETCH_ROUNDS):
@@ -169,7 +179,7 @@ class Limiter(LimiterEngine):
             # not a shortage; `_decide` leases again within ACQUIRE_ROUNDS.
             return outcome
         finally:
-            ks.waiting -= cost
+            ks.leave(cost)
 
     def _start_fetch(self, ks: KeyState, cost: float) -> asyncio.Task:
         async def run() -> Outcome:

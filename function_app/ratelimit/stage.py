@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from function_app.core.errors import RateLimited, StorageUnavailable
+from function_app.core.errors import NeverFits, RateLimited, StorageUnavailable
 from function_app.core.pipeline import Handler, Stage
 from function_app.http.messages import GatewayRequest, GatewayResponse
 from function_app.ratelimit.headers import rate_limit_headers, retry_after
@@ -32,6 +32,10 @@ def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor) -> Stage:
         decision = await limiter.acquire(limits_for(context.client, context.routed.route.path), 1)
         context.requests_decision = decision  # for the OpenAI x-ratelimit-* headers
         headers = rate_limit_headers(decision)
+        if decision.reason == "exceeds_limit":  # waiting cannot help: 400, no Retry-After
+            raise NeverFits(f"The '{decision.scope}' limit admits at most "
+                            f"{int(decision.limit.burst if decision.limit else 0)} requests at "
+                            "once; this request can never be admitted.", headers=dict(headers))
         if not decision.allowed:
             error = StorageUnavailable if decision.storage_unavailable else RateLimited
             raise error(headers=dict([*headers, ("Retry-After", retry_after(decision))]))

@@ -13,6 +13,21 @@ from __future__ import annotations
 
 from function_app.ratelimit.limits import Decision
 
+_NAMED = {"client_tpm": "this client", "model_tpm": "this model", "key_tpm": "this API key"}
+_PERIODS = {"day": "daily", "month": "monthly"}
+
+
+def limit_name(scope: str | None) -> str:
+    """The token limit a scope stands for, as a client reads it: "this model on tokens per
+    min (TPM)", "the tenant's daily token budget" (scope budget_tenant_day). A refusal must
+    name the limit that refused, not another one (issue #22, item 8)."""
+    if scope in _NAMED:
+        return f"{_NAMED[scope]} on tokens per min (TPM)"
+    if scope and scope.startswith("budget_") and scope.count("_") == 2:
+        _, who, period = scope.split("_")
+        return f"the {who}'s {_PERIODS.get(period, period)} token budget"
+    return f"the '{scope}' token limit"
+
 
 def duration(seconds: float) -> str:
     """OpenAI's duration format: "20ms", "1s", "1.5s", "6m0s", "1h2m3s"."""

@@ -97,8 +97,9 @@ def _limit_defaults(values: dict[str, Any]) -> LimitDefaults:
 
 
 def _cache_config(values: dict[str, Any]) -> CacheConfig:
-    # Any API key header is a credential, whatever names the client for rate limits.
-    credentials = {"authorization", "api-key", values["client_id_header"]}
+    # Any API key header is a credential, whatever names the client for rate limits; so is a
+    # cookie (an answer may be built for the session it names).
+    credentials = {"authorization", "api-key", "x-api-key", "cookie", values["client_id_header"]}
     return read_into(CacheConfig, values, credential_headers=frozenset(credentials))
 
 

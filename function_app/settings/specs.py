@@ -197,6 +197,11 @@ class Settings:
     default_max_tokens: int = setting("DEFAULT_MAX_TOKENS", "1024", int_range(1, 10_000_000),
         "max_tokens sent upstream when a completion request sets neither max_tokens nor "
         "max_completion_tokens (it bounds the reservation).")
+    sse_max_event_bytes: int = setting("SSE_MAX_EVENT_BYTES", "1048576",
+        int_range(1024, 1 << 30),
+        "Largest server-sent event a backend may stream on the OpenAI routes (bytes up to its "
+        "blank line); past it the stream ends with an OpenAI error event "
+        "(upstream_event_too_large). Bounds what one stream holds in memory.")
     # Hostile input (issue 14).
     storage_sdk_log_level: str = setting(
         "STORAGE_SDK_LOG_LEVEL", "WARNING", choice("DEBUG", "INFO", "WARNING", "ERROR"),

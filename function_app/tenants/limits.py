@@ -88,10 +88,10 @@ class BudgetLimiter:
         for attempt in range(RACE_RETRIES + 1):
             decision = await self._inner.acquire(scoped, cost)
             if decision.allowed or not is_budget(decision.scope) \
-                    or decision.storage_unavailable:
+                    or decision.storage_unavailable or decision.reason == "exceeds_limit":
                 break
             if decision.retry_after_s >= SPENT_WAIT_S:
-                raise _exceeded(scoped, decision, self._clock.now())
+                raise _exceeded(scoped, decision, self._clock.now(), cost)
             if attempt < RACE_RETRIES:
                 await self._clock.sleep(RACE_PAUSE_S * (0.5 + self._rng.random()) * (attempt + 1))
         if decision.allowed:
@@ -109,14 +109,16 @@ class BudgetLimiter:
             self._recorder.record(key.tenant, key.prefix, self._clock.now(), tokens=tokens)
 
 
-def _exceeded(scoped: Sequence[ScopedLimit], decision: Decision, now: float) -> BudgetExceeded:
+def _exceeded(scoped: Sequence[ScopedLimit], decision: Decision, now: float, cost: float
+              ) -> BudgetExceeded:
     item = next(s for s in scoped if s.scope == decision.scope)
-    return budget_exceeded(item, scoped, now)
+    return budget_exceeded(item, scoped, now, cost)
 
 
-def budget_exceeded(item: ScopedLimit, scoped: Sequence[ScopedLimit], now: float
-                    ) -> BudgetExceeded:
-    """429 budget_exceeded for the spent bucket `item` (a token or a spend budget)."""
+def budget_exceeded(item: ScopedLimit, scoped: Sequence[ScopedLimit], now: float,
+                    cost: float | None = None) -> BudgetExceeded:
+    """429 budget_exceeded for the bucket `item` (a token or a spend budget), which cannot pay
+    `cost` (the request's reservation, when known)."""
     reset = reset_at(item.scope, item.key)
     when = dt.datetime.fromtimestamp(reset, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     who = describe(item.scope)
@@ -129,7 +131,15 @@ def budget_exceeded(item: ScopedLimit, scoped: Sequence[ScopedLimit], now: float
         who += f" {what} of {display(grant.key.prefix)}" if "_key_" in item.scope \
             else f" {what} of tenant {grant.key.tenant}"
     size = f"{item.limit.burst / 1_000_000:.2f}" if spend else f"{int(item.limit.burst)} tokens"
-    message = f"{who[0].upper()}{who[1:]} ({size}) is spent; it resets at {when}."
+    # "Spent" only in so far as it is: what is left (reservations of requests in flight count
+    # until they are settled) cannot pay this request's reservation (issue #22).
+    if cost is None:
+        left = "is spent"
+    elif spend:
+        left = f"has less than the {cost / 1_000_000:.4f} this request reserves left"
+    else:
+        left = f"has fewer than the {int(cost)} tokens this request reserves left"
+    message = f"{who[0].upper()}{who[1:]} ({size}) {left}; it resets at {when}."
     return BudgetExceeded(message, headers={"Retry-After": str(max(1, int(reset - now) + 1)),
                                             "x-budget-reset": when})
 

@@ -68,7 +68,7 @@ class SpendCharge:
             return RateLimited("The spend budget is being updated by other requests; retry "
                                "shortly.", headers={"Retry-After": str(wait)})
         item = next((s for s in self.scopes if s.scope == decision.scope), self.scopes[0])
-        return budget_exceeded(item, self.scopes, now)
+        return budget_exceeded(item, self.scopes, now, self.reserved)
 
 
 def spend_scopes(entries: list[tuple[str, str, str, float]], now: float) -> list[ScopedLimit]:

@@ -102,11 +102,14 @@ def test_three_instances_share_hits(backends, log_dir, request, shared):
     gateways = [start_gateway(log_dir, f"cache-{shared}-{i}", env) for i in range(3)]
     try:
         path = f"/slow?run={uuid.uuid4().hex}"
-        first = httpx.get(gateways[0].url + path, timeout=5)
+        # One public host name in front of every instance, as in Azure: the key holds the
+        # host the backend is told, and each instance here listens on a port of its own.
+        host = {"host": "gateway.test"}
+        first = httpx.get(gateways[0].url + path, headers=host, timeout=5)
         assert first.headers["x-cache"] == "MISS"
         wait_for(lambda: cachez(gateways[0].url)["tiers"][shared]["writes"] >= 1)
         for other in gateways[1:]:
-            answer = httpx.get(other.url + path, timeout=5)
+            answer = httpx.get(other.url + path, headers=host, timeout=5)
             assert answer.headers["x-cache"] == "HIT" and answer.json() == first.json()
             report = cachez(other.url)
             assert report["backend"] == shared and report["tiers"][shared]["hits"] == 1

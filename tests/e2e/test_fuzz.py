@@ -6,7 +6,10 @@ seeded by FUZZ_SEED, over kept-alive raw connections to a gateway on the local h
 5xx, no connection reset or hang, no traceback and no secret in the gateway's log or in its
 error bodies (nor a backend's address), and every
 target the echo backend received is under the route's upstream prefix, without a dot segment,
-a function key or a client-written X-Forwarded-For. A finding names its seed and index;
+a function key or a client-written X-Forwarded-For; and no cached echo (X-Cache: HIT, from
+paths the echo backend answers as cacheable without Vary) reaches a request it does not fit:
+made for another request's cookie or credentials, another Accept-Encoding, or served to a
+request that should have bypassed. A finding names its seed and index;
 `case(seed, index)` rebuilds that one request.
 """
 
@@ -19,8 +22,10 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from function_app.cache.inputs import accepted_codings
 from function_app.core.errors import InvalidPath
 from function_app.core.paths import parse_path, stays_under
+from function_app.http.headers import Headers
 from tests.fuzz.generate import Case, case
 from tests.support.rawhttp import Connection, Reset, build
 
@@ -38,6 +43,7 @@ class Findings:
     statuses: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     abandoned: int = 0
+    cache_hits: int = 0
     backend_5xx: list[str] = field(default_factory=list)
 
     def add(self, item: Case, what: str) -> None:
@@ -58,6 +64,36 @@ def leaks(response, forbidden: list[bytes]) -> list[bytes]:
     if response.error_code() is None:
         return []
     return [item for item in forbidden if item in response.body]
+
+
+# Requests carrying one of these (non-empty) must bypass the cache; a cached echo carrying one
+# was made for someone else (cache/inputs.py, CacheConfig.credential_headers).
+BYPASSING = ("cookie", "authorization", "api-key", "x-api-key", "forwarded", "x-original-url",
+             "x-http-method-override")
+CREDENTIALS = BYPASSING[:4]
+
+
+def poisoned(item: Case, response) -> str | None:
+    """Why a cache hit does not fit the request it answered, or None."""
+    if response.header("x-cache") != "HIT":
+        return None
+    sent = {k.decode("latin-1").lower(): v.decode("latin-1").strip() for k, v in item.headers}
+    if found := [name for name in BYPASSING if sent.get(name)]:
+        return f"a cache hit for a request with {found}, which must bypass"
+    try:
+        echoed = json.loads(response.body)["headers"]
+    except (ValueError, KeyError, TypeError):
+        return None  # HEAD, or not an echo
+    if found := [name for name in CREDENTIALS if (echoed.get(name) or "").strip()]:
+        return f"a cached echo carries another request's {found}"
+    theirs = accepted_codings(Headers([("accept-encoding", echoed.get("accept-encoding", ""))]))
+    ours = accepted_codings(Headers([("accept-encoding", sent["accept-encoding"])]
+                                    if "accept-encoding" in sent else []))
+    # Bytes outside ASCII reach the backend re-encoded (the echo shows them so), so only ASCII
+    # values can be compared with what the client sent.
+    if ours.isascii() and theirs != ours:
+        return f"a cached echo made for Accept-Encoding {theirs!r} served for {ours!r}"
+    return None
 
 
 async def fire(port: int, worker: int, findings: Findings, forbidden: list[bytes]) -> None:
@@ -83,6 +119,9 @@ async def fire(port: int, worker: int, findings: Findings, forbidden: list[bytes
         findings.statuses[response.status] += 1
         if 300 <= response.status < 400:
             findings.add(item, f"{response.status} to {response.header('location')!r}")
+        findings.cache_hits += response.header("x-cache") == "HIT"
+        if problem := poisoned(item, response):
+            findings.add(item, problem)
         if leaked := leaks(response, forbidden):
             findings.add(item, f"error body carries {leaked}")
         if response.status >= 500:
@@ -136,7 +175,7 @@ async def test_fuzz_finds_nothing(hostile_gateway, echo_backend, backends):
             findings.problems.append(f"{name} in the gateway log")
     print(f"\nfuzz seed={SEED} count={COUNT}: statuses {dict(sorted(findings.statuses.items()))}"
           f", abandoned {findings.abandoned}, echo received {forwarded}, "
-          f"backend-made 5xx {findings.backend_5xx[:10]}, "
+          f"backend-made 5xx {findings.backend_5xx[:10]}, cache hits {findings.cache_hits}, "
           f"problems {len(findings.problems)}")
     assert hostile_gateway.popen.poll() is None, "the gateway died"
     assert findings.problems == [], "\n".join(findings.problems[:40])

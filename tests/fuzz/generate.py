@@ -4,10 +4,12 @@
 a failure found at index i of a 50,000-request run is replayed alone with that pair. Requests mix
 every path trick issue 14 lists (dot segments plain and encoded, encoded slashes and backslashes,
 NUL and controls, escapes of `?` and `#`, double and overlong encodings, fullwidth dots), query
-spellings of the function key, forwarded headers, non-ASCII and large header values, and JSON
-bodies for every route (seed and OpenAI) that are valid, mutated, mistyped or nested deep, and
-JSON-RPC for the MCP routes: batches, unknown methods, bad ids, tool names with tricks (case,
-Unicode lookalikes, zero-width characters), oversized params, forged session ids.
+spellings of the function key, forwarded headers, cache-poisoning inputs (codings, cookies,
+credentials, rewrite headers, on paths a backend answers as cacheable without Vary), non-ASCII
+and large header values, JSON bodies for every route (seed and OpenAI) that are valid, mutated,
+mistyped or nested deep, and JSON-RPC for the MCP routes: batches, unknown methods, bad ids, tool
+names with tricks (case, Unicode lookalikes, zero-width characters), oversized params, forged
+session ids.
 Framing stays valid: the fuzzer attacks the gateway, not the HTTP parser of the local host.
 """
 
@@ -29,7 +31,7 @@ TRICKS = ["..", ".", "%2e%2e", "%2E%2e", ".%2e", "%2e.", "%2e", "..%2f", "%2f", 
           "%ef%bc%8e%ef%bc%8e", "%e2%80%ae", "\xc3\xa9", "\xff", "a", "b", "admin", "v1.2",
           "~user", ";p=1", "@x", "a+b", "a%20b", "*", "", "x" * 300, "%41%42", ":", "'\"<>"]
 PLAIN = ["a", "b", "v1", "models", "x.json", "%41", "a%20b", "caf%C3%A9", "-_~", "1", "..a",
-         "chat", "completions"]
+         "chat", "completions", "cacheable", "cacheable"]
 METHODS = ["GET", "POST", "POST", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 MODELS = ["sim-python", "sim-node", "sim-small", "nope", "", 5, None, ["sim-python"]]
 KEY_SPELLINGS = ["code", "CODE", "Code", "%63ode", "c%6Fde", "co%64e", "%43%4F%44%45", "code%20",
@@ -51,6 +53,10 @@ class Case:
 
 def case(seed: int, index: int) -> Case:
     rng = random.Random(f"{seed}:{index}")
+    if rng.random() < 0.1:  # a few cacheable paths, asked again and again with other inputs
+        target = b"/echo/cacheable/%d" % rng.randint(0, 2)
+        return Case(index, rng.choice(["GET", "GET", "HEAD"]), target,
+                    tuple(_headers(rng, b"")), b"", chunked=False, abandon=False)
     method = rng.choice(METHODS)
     prefix = rng.choice(PREFIXES)
     path = prefix + _tail(rng)
@@ -96,7 +102,10 @@ def _headers(rng: random.Random, body: bytes) -> list[tuple[bytes, bytes]]:
             [b"g1.AAAA", b"g1." + b"A" * 80, b"plain-upstream-id", b"g1.%%", b"\xff"])))
     for name in (b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-request-id",
                  b"x-functions-key", b"authorization", b"x-api-key", b"accept-encoding",
-                 b"x-custom", b"connection", b"te", b"x-ms-client-principal-id"):
+                 b"x-custom", b"connection", b"te", b"x-ms-client-principal-id",
+                 # cache poisoning (issue 22): inputs a backend may use without a Vary
+                 b"cookie", b"api-key", b"x-original-url", b"forwarded",
+                 b"x-http-method-override"):
         if rng.random() < 0.15:
             headers.append((name, _header_value(rng, name)))
     for i in range(rng.choice([0, 0, 0, 2, 40])):
@@ -109,6 +118,11 @@ def _header_value(rng: random.Random, name: bytes) -> bytes:
         return FUNCTION_KEY.encode()
     if name == b"authorization" and rng.random() < 0.5:
         return b"Bearer sk-client-own-credential"  # the client's, for the backend: forwarded
+    if name == b"accept-encoding" and rng.random() < 0.7:
+        return rng.choice([b"gzip", b"GZIP", b"identity", b"gzip, deflate", b"deflate ,gzip",
+                           b"br", b"*"])
+    if name == b"cookie" and rng.random() < 0.7:
+        return b"session=fuzz-%d" % rng.randint(0, 3)
     if name == b"connection":
         return rng.choice([b"keep-alive", b"x-custom", b"te, x-forwarded-for", b"upgrade"])
     if name == b"x-forwarded-for":

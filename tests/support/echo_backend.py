@@ -6,7 +6,9 @@ line to `--record` (`target`, `method`, `headers` as latin-1 text) and is answer
 same JSON. GET /healthz answers 200 too (readiness and the gateway's probes). A target whose
 path ends in `/flood` is answered with an endless chunked stream, as fast as the connection takes
 it, until the connection closes; one ending in `/status` answers `{"floods": <open floods>}`, so
-a test sees when the gateway has let go of a flood.
+a test sees when the gateway has let go of a flood. A target with a `cacheable` path segment
+is answered with `max-age=60` and no Vary, as a backend that forgets Vary would: the fuzzer
+checks that no cached echo reaches a request it does not fit (tests/e2e/test_fuzz.py).
 
 Run: python -m tests.support.echo_backend --port N --record FILE
 """
@@ -77,10 +79,12 @@ class Echo:
                 if path.endswith("/status"):
                     seen = {"floods": self.floods}
                 payload = json.dumps(seen).encode()
-                # no-store: an echo of this request must never be served to another one
+                # no-store: an echo of this request must never be served to another one,
+                # except where a test asks for a backend that forgets Vary
+                caching = b"max-age=60" if "/cacheable" in path else b"no-store"
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                             b"cache-control: no-store\r\n"
-                             b"content-length: %d\r\n\r\n" % len(payload)
+                             b"cache-control: %s\r\n"
+                             b"content-length: %d\r\n\r\n" % (caching, len(payload))
                              + (b"" if method == "HEAD" else payload))
                 await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,

@@ -7,6 +7,9 @@ The same vocabulary as function_app/adapters/upstream_memory.py, carried in the 
     status=201             the answer's status (default 200)
     header=name:value      an answer header (repeatable)
     chunk=text             a body chunk, sent and flushed on its own (repeatable)
+    fill=N                 after the chunks, N bytes of "x" in 64 KiB chunks (a huge body or
+                           SSE event without a URL to match); a client closing meanwhile is a
+                           release, as below
     end=clean|cut|stall    after the chunks: finish the body, drop the connection mid-body, or
                            send nothing more until the client closes the connection
     fail=reset|silent      no answer: drop the connection at once, or say nothing until closed
@@ -32,9 +35,11 @@ from tests.support.echo_backend import read_request
 
 def script_query(ident: str, *, status: int = 200, headers: list[tuple[str, str]] | None = None,
                  chunks: list[bytes] | None = None, end: str = "clean",
-                 fail: str | None = None) -> str:
+                 fail: str | None = None, fill: int = 0) -> str:
     """The query string that makes this backend answer so (chunks are latin-1 text)."""
     pairs: list[tuple[str, str]] = [("id", ident), ("status", str(status)), ("end", end)]
+    if fill:
+        pairs.append(("fill", str(fill)))
     pairs += [("header", f"{name}:{value}") for name, value in headers or []]
     pairs += [("chunk", chunk.decode("latin-1")) for chunk in chunks or []]
     if fail:
@@ -86,6 +91,8 @@ class Scripted:
             chunk = text.encode("latin-1")
             writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             await writer.drain()
+        if not await self.fill(writer, query):
+            return False
         end = query.get("end", ["clean"])[0]
         if end == "cut":  # a clean close mid-body: the chunks already sent still arrive
             return False
@@ -94,6 +101,23 @@ class Scripted:
             return False
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+        return True
+
+    async def fill(self, writer: asyncio.StreamWriter, query: dict[str, list[str]]) -> bool:
+        """Send `fill` bytes of "x"; False (and a release) when the client closed meanwhile."""
+        left = int(query.get("fill", ["0"])[0])
+        piece = b"x" * 65536
+        try:
+            while left > 0:
+                if writer.transport.is_closing():
+                    raise ConnectionResetError("the client closed the connection")
+                part = piece[:left]
+                writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+                await writer.drain()
+                left -= len(part)
+        except ConnectionError:
+            self.released.append(query.get("id", [""])[0])
+            return False
         return True
 
     async def hold(self, reader: asyncio.StreamReader, query: dict[str, list[str]]) -> None:

@@ -224,3 +224,161 @@ async def test_the_control_header_does_not_reach_the_backend(fake, backend):
     await fake()
     await post(chat(), **{"x-gateway-cache": "refresh"})
     assert "x-gateway-cache" not in backend.seen[0].headers
+
+
+class HeaderBackend(OpenAIBackend):
+    """An OpenAI backend that adds `headers` to every answer (plain or streamed)."""
+
+    def __init__(self, headers: dict[str, str]):
+        super().__init__()
+        self.extra = headers
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        answer = super().__call__(request)
+        answer.headers.update(self.extra)
+        return answer
+
+
+COOKIE_AND_PRIVATE = {"set-cookie": "session=victim-7f3a; HttpOnly",
+                      "cache-control": "private, no-store"}
+
+
+@pytest.mark.parametrize("headers", [
+    COOKIE_AND_PRIVATE, {"set-cookie": "session=victim-7f3a"}, {"cache-control": "private"},
+    {"cache-control": "no-store"}, {"vary": "*"}, {"vary": "accept-language"}])
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("shared", ["true", "false"])
+async def test_answers_not_for_sharing_are_never_replayed(fake, headers, stream, shared):
+    upstream = await fake(HeaderBackend(headers), CACHE_COMPLETIONS_SHARED=shared)
+    await read_body(await post(chat(stream=stream), client="198.51.100.1"))
+    other = "198.51.100.2" if shared == "true" else "198.51.100.1"
+    again = await post(chat(stream=stream), client=other)
+    assert await read_body(again)
+    assert again.headers["x-cache"] == "MISS" and upstream.calls == 2
+    counters = json.loads(await read_body(await cachez(make_request("GET", "/cachez"))))
+    assert counters["counters"]["completion_not_stored"] == 2
+    assert counters["counters"]["completion_stored"] == 0
+
+
+async def test_a_cookie_is_never_replayed_to_another_key_of_the_same_client(fake):
+    upstream = await fake(HeaderBackend(COOKIE_AND_PRIVATE))
+    first = await post(chat(), **{"x-api-key": "key-one"})
+    second = await post(chat(), **{"x-api-key": "key-two"})
+    third = await post(chat(), **{"x-api-key": "key-one"})
+    assert [r.headers["x-cache"] for r in (first, second, third)] == ["MISS"] * 3
+    assert upstream.calls == 3
+
+
+@pytest.mark.parametrize("credential", ["authorization", "api-key", "x-api-key", "cookie"])
+async def test_a_shared_entry_is_not_made_from_a_request_with_its_own_credentials(fake,
+                                                                                  credential):
+    upstream = await fake(CACHE_COMPLETIONS_SHARED="true")
+    await post(chat(), client="198.51.100.1", **{credential: "Bearer someone-else"})
+    assert (await post(chat(), client="198.51.100.2")).headers["x-cache"] == "MISS"
+    assert upstream.calls == 2
+
+
+async def test_a_public_answer_to_a_credentialed_request_is_shared(fake):
+    upstream = await fake(HeaderBackend({"cache-control": "public, max-age=60"}),
+                          CACHE_COMPLETIONS_SHARED="true")
+    await post(chat(), client="198.51.100.1", authorization="Bearer someone")
+    assert (await post(chat(), client="198.51.100.2")).headers["x-cache"] == "HIT"
+    assert upstream.calls == 1
+
+
+async def test_an_encoded_answer_is_not_stored(fake):
+    import gzip
+
+    class Gzipped(OpenAIBackend):
+        def __call__(self, request):
+            self.calls += 1
+            return httpx.Response(200, content=gzip.compress(json.dumps(PLAIN).encode()),
+                                  headers={"content-type": "application/json",
+                                           "content-encoding": "gzip"})
+
+    upstream = await fake(Gzipped())
+    await read_body(await post(chat(), **{"accept-encoding": "gzip"}))
+    again = await post(chat(), **{"accept-encoding": "identity"})
+    assert again.headers["x-cache"] == "MISS" and upstream.calls == 2
+
+
+async def test_a_vary_on_accept_encoding_of_a_plain_answer_is_stored(fake):
+    upstream = await fake(HeaderBackend({"vary": "Accept-Encoding"}))
+    await post(chat())
+    assert (await post(chat())).headers["x-cache"] == "HIT" and upstream.calls == 1
+
+
+async def post_query(body: bytes, query: str, **headers):
+    return await proxy(make_request("POST", "/v1/chat/completions", body, {**JSON, **headers},
+                                    query=query))
+
+
+async def test_the_forwarded_query_and_host_are_part_of_the_key(fake):
+    upstream = await fake()
+    await post_query(chat(), "api-version=2024-10-21")
+    assert (await post_query(chat(), "api-version=2024-10-21&code=fnkey")).headers[
+        "x-cache"] == "HIT"
+    assert (await post_query(chat(), "api-version=2025-01-01")).headers["x-cache"] == "MISS"
+    assert (await post_query(chat(), "api-version=2024-10-21", host="evil.example")).headers[
+        "x-cache"] == "MISS"
+    assert upstream.calls == 3
+
+
+async def test_a_request_rewritten_behind_the_gateway_bypasses_the_completion_cache(fake):
+    upstream = await fake()
+    await post(chat())
+    answer = await post(chat(), **{"x-http-method-override": "DELETE"})
+    assert answer.headers["x-cache"] == "BYPASS" and upstream.calls == 2
+
+
+@pytest.fixture
+async def tenants(backend):
+    """A gateway with GATEWAY_AUTH=required and an in-memory key store; new_key(tenant)."""
+    from function_app import app as app_module
+    from function_app.adapters.httpx_upstream import HttpxUpstream
+    from function_app.adapters.keystore_memory import MemoryKeyStore
+    from function_app.bootstrap import build_gateway
+    from function_app.core.clock import SystemClock
+    from function_app.settings.load import load_settings
+    from function_app.tenants.keys import generate, key_hash, prefix_of
+    from function_app.tenants.records import KeyRecord
+
+    store = MemoryKeyStore()
+
+    async def _install(responder, **environ):
+        backend.respond = responder
+        settings = load_settings({"GATEWAY_AUTH": "required", "CACHE_COMPLETIONS": "sim-python",
+                                  **environ})
+        app_module.gateway.install(await build_gateway(
+            settings, upstream=HttpxUpstream(httpx.MockTransport(backend)), key_store=store))
+
+        async def new_key(tenant: str) -> str:
+            key = generate()
+            await store.create_key(KeyRecord(key_hash(key), prefix_of(key), tenant, "test",
+                                             SystemClock().now()))
+            return key
+
+        return new_key
+
+    yield _install
+    await app_module.gateway.aclose()
+
+
+@pytest.mark.parametrize("shared", ["false", "true"])
+async def test_a_private_answer_reaches_no_other_key_of_the_tenant_nor_other_tenants(tenants,
+                                                                                      shared):
+    upstream = HeaderBackend(COOKIE_AND_PRIVATE)
+    new_key = await tenants(upstream, CACHE_COMPLETIONS_SHARED=shared)
+    keys = [await new_key("acme"), await new_key("acme"), await new_key("globex")]
+    answers = [await post(chat(), authorization=f"Bearer {key}") for key in keys]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.headers["x-cache"] for a in answers] == ["MISS"] * 3 and upstream.calls == 3
+
+
+async def test_an_ordinary_answer_is_shared_by_the_keys_of_one_tenant_only(tenants):
+    upstream = OpenAIBackend()
+    new_key = await tenants(upstream)
+    keys = [await new_key("acme"), await new_key("acme"), await new_key("globex")]
+    answers = [await post(chat(), authorization=f"Bearer {key}") for key in keys]
+    assert [a.headers["x-cache"] for a in answers] == ["MISS", "HIT", "MISS"]
+    assert upstream.calls == 2

@@ -285,3 +285,120 @@ async def test_per_client_entries_are_split_by_credential_behind_one_address(gw)
     assert (await get(authorization="Bearer b")).headers["x-cache"] == "MISS"
     assert (await get(authorization="Bearer a")).headers["x-cache"] == "HIT"
     assert len(backend.seen) == 2
+
+
+def negotiating(request: httpx.Request) -> httpx.Response:
+    """A backend that gzips when asked and builds links from the forwarded host, and forgets
+    to say Vary for either (issue 22 item 7)."""
+    import gzip
+
+    body = json.dumps({"link": f"https://{request.headers.get('x-forwarded-host')}/next"})
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return httpx.Response(200, content=gzip.compress(body.encode()),
+                              headers={"content-type": "application/json",
+                                       "content-encoding": "gzip"})
+    return httpx.Response(200, content=body.encode(), headers={"content-type": "application/json"})
+
+
+async def test_an_answer_for_gzip_is_never_replayed_to_a_client_asking_for_identity(gw):
+    backend, _ = await gw(respond=negotiating)
+    zipped = await get(**{"accept-encoding": "gzip"})
+    plain = await get(**{"accept-encoding": "identity"})
+    bare = await get()
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert [r.headers["x-cache"] for r in (zipped, plain, bare)] == ["MISS", "MISS", "HIT"]
+    assert "content-encoding" not in plain.headers and "content-encoding" not in bare.headers
+    assert (await read_json(bare))["link"].startswith("https://")
+    again = await get(**{"accept-encoding": "GZIP"})
+    assert again.headers["x-cache"] == "HIT" and again.headers["content-encoding"] == "gzip"
+    assert len(backend.seen) == 2
+
+
+async def test_an_answer_built_for_a_client_sent_host_is_not_served_to_the_next_client(gw):
+    backend, _ = await gw(respond=negotiating)
+    poisoned = await get(host="evil.example")
+    honest = await get(host="gateway.test")
+    assert (await read_json(poisoned))["link"] == "https://evil.example/next"
+    assert honest.headers["x-cache"] == "MISS"
+    assert (await read_json(honest))["link"] == "https://gateway.test/next"
+    assert (await get(host="gateway.test")).headers["x-cache"] == "HIT"
+    assert len(backend.seen) == 2
+
+
+async def test_a_request_with_a_cookie_bypasses_a_shared_route(gw):
+    backend, _ = await gw()
+    await get()
+    with_cookie = await get(cookie="session=abc")
+    assert with_cookie.headers["x-cache"] == "BYPASS" and len(backend.seen) == 2
+
+
+async def test_a_per_client_route_keys_cookies_with_the_client(gw):
+    backend, _ = await gw(CACHE_ROUTES=json.dumps({"/slow": "per-client"}))
+    a = await get(cookie="session=a")
+    b = await get(cookie="session=b")
+    a_again = await get(cookie="session=a")
+    assert [r.headers["x-cache"] for r in (a, b, a_again)] == ["MISS", "MISS", "HIT"]
+    assert len(backend.seen) == 2
+
+
+@pytest.mark.parametrize("header", ["x-original-url", "x-rewrite-url", "x-forwarded-prefix",
+                                    "x-http-method-override", "forwarded", "x-host"])
+async def test_headers_that_rewrite_a_request_behind_the_gateway_bypass(gw, header):
+    backend, _ = await gw()
+    await get()
+    answer = await get(**{header: "/admin"})
+    assert answer.headers["x-cache"] == "BYPASS" and len(backend.seen) == 2
+    assert (await get()).headers["x-cache"] == "HIT"
+
+
+async def test_vary_star_is_never_stored(gw):
+    backend, _ = await gw(respond=lambda r: httpx.Response(200, json={}, headers={"vary": "*"}))
+    await get()
+    assert (await get()).headers["x-cache"] == "MISS" and len(backend.seen) == 2
+
+
+async def test_a_trusted_proxys_forwarded_host_and_proto_are_part_of_the_key(gw):
+    backend, _ = await gw(respond=negotiating, TRUSTED_PROXIES="198.51.100.0/24")
+    poisoned = await get(**{"x-forwarded-host": "evil.example"})
+    other_proto = await get(**{"x-forwarded-proto": "https"})
+    honest = await get()
+    assert (await read_json(poisoned))["link"] == "https://evil.example/next"
+    assert [r.headers["x-cache"] for r in (poisoned, other_proto, honest)] == ["MISS"] * 3
+    assert (await read_json(honest))["link"] != "https://evil.example/next"
+    assert len(backend.seen) == 3
+
+
+async def test_a_vary_on_a_header_the_gateway_writes_separates_what_the_backend_saw(gw):
+    backend, _ = await gw(respond=lambda r: httpx.Response(
+        200, json={"for": r.headers["x-forwarded-for"]}, headers={"vary": "X-Forwarded-For"}))
+    first = await get(client="198.51.100.1")
+    other = await get(client="198.51.100.2")
+    again = await get(client="198.51.100.1")
+    assert [r.headers["x-cache"] for r in (first, other, again)] == ["MISS", "MISS", "HIT"]
+    assert (await read_json(other))["for"] == "198.51.100.2"
+    assert (await read_json(again))["for"] == "198.51.100.1"
+    assert len(backend.seen) == 2
+
+
+async def test_the_headers_a_vary_is_judged_on_are_those_the_backend_received(gw):
+    from function_app.cache.inputs import as_sent
+    from function_app.http.headers import Headers
+    from function_app.http.messages import GatewayRequest
+
+    backend, _ = await gw(CACHE_ROUTES=json.dumps({"/slow": "off"}))
+    headers = {"host": "gw.test", "accept-language": "fr", "x-request-id": "req-42"}
+    await get(**headers)
+    # Host and User-Agent are the HTTP client's own; traceparent is written per attempt (an
+    # answer varying on it is never stored, below).
+    received = {k.lower(): v for k, v in backend.seen[0].headers.items()
+                if k.lower() not in ("host", "user-agent", "traceparent")}
+    request = GatewayRequest("GET", "/slow", "", Headers(list(headers.items())), b"",
+                             "198.51.100.4", request_id="req-42")
+    assert dict(as_sent(request)) == received
+
+
+@pytest.mark.parametrize("name", ["traceparent", "X-Request-ID"])
+async def test_an_answer_varying_on_what_the_gateway_writes_per_request_is_not_stored(gw, name):
+    backend, _ = await gw(respond=lambda r: httpx.Response(200, json={}, headers={"vary": name}))
+    await get()
+    assert (await get()).headers["x-cache"] == "MISS" and len(backend.seen) == 2

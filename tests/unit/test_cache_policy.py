@@ -4,7 +4,13 @@ import pytest
 
 from function_app.cache.entry import CacheEntry, EntryFormatError
 from function_app.cache.keys import completion_key, http_key, query_without_function_key
-from function_app.cache.policy import freshness, request_rules, usable, vary_names
+from function_app.cache.policy import (
+    freshness,
+    request_rules,
+    unshareable,
+    usable,
+    vary_names,
+)
 from function_app.http.headers import Headers
 
 
@@ -84,3 +90,22 @@ def test_age_counts_the_upstream_age():
     assert entry.age(105.0) == 15.0
     assert entry.remaining(105.0) == 15.0
     assert entry.expires_at() == 120.0
+
+
+@pytest.mark.parametrize(("headers", "kwargs", "reason"), [
+    ([], {}, None),
+    ([("cache-control", "private, no-store"), ("set-cookie", "s=1")], {}, "no-store"),
+    ([("cache-control", "private")], {}, "private"),
+    ([("set-cookie", "s=1")], {}, "set-cookie"),
+    ([("vary", "accept, *")], {}, "vary-star"),
+    ([], {"credentialed": True}, "credentials"),
+    ([("cache-control", "public")], {"credentialed": True}, None),
+    ([("cache-control", "s-maxage=5")], {"credentialed": True}, None),
+    ([("content-encoding", "gzip")], {}, None),
+    ([("content-encoding", "gzip")], {"coding_keyed": False}, "content-encoding"),
+    ([("vary", "accept-language")], {}, None),
+    ([("vary", "accept-language")], {"vary_keyed": False}, "vary"),
+    ([("vary", "Accept-Encoding")], {"vary_keyed": False}, None),
+])
+def test_one_rule_says_what_may_be_shared(headers, kwargs, reason):
+    assert unshareable(Headers(headers), **kwargs) == reason

@@ -92,3 +92,43 @@ def test_cached_and_reasoning_tokens_are_counted_as_parts_of_prompt_and_completi
     hostile = find_usage(b'{"usage":{"prompt_tokens":5,"completion_tokens":1,'
                          b'"prompt_tokens_details":{"cached_tokens":999}}}')
     assert hostile.cached_tokens == 5  # never more than the count it is part of
+
+
+async def test_an_oversized_event_ends_the_stream_with_an_openai_error_and_closes_upstream():
+    import json
+
+    from function_app.http.headers import Headers
+    from function_app.http.messages import GatewayResponse
+    from function_app.openai.bill import settle_on_answer
+
+    first = b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
+    closed = []
+
+    class Upstream:
+        def __init__(self):
+            self.sent = 0
+
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            self.sent += 1
+            if self.sent > 10_000:
+                raise StopAsyncIteration
+            return first if self.sent == 1 else b"x" * 4096  # never a blank line again
+
+        async def aclose(self):
+            closed.append(self.sent)
+
+    upstream = Upstream()
+    response = GatewayResponse(200, Headers([("content-type", "text/event-stream")]), upstream)
+    billed = bill(ScriptedLimiter(), reserved=100)
+    billed.prompt_tokens = 9
+    settle_on_answer(response, billed, stream=True, strip=True, max_event_bytes=64 * 1024)
+    out = [chunk async for chunk in response.body]
+    assert out[0] == first and len(out) == 2
+    assert out[1].startswith(b"\n\ndata: ") and out[1].endswith(b"\n\n")
+    error = json.loads(out[1].strip()[len(b"data: "):])["error"]
+    assert error["code"] == "upstream_event_too_large" and error["type"] == "server_error"
+    assert closed and closed[0] < 100  # the backend was let go of soon after the cap
+    assert billed.usage == Usage(9, 1)  # the prompt and the one delta sent

@@ -21,7 +21,7 @@ def test_find_usage_reads_only_the_usage_object():
     body = b'{"data":[{"embedding":[0.1]}],"usage":{"prompt_tokens":4,"total_tokens":4}}'
     assert find_usage(body) == Usage(4, 0)
     assert find_usage(b'{"choices":[{"text":"\\"usage\\": {}"}]}') is None
-    assert find_usage(b'{"usage": {"prompt_tokens": "x"}}') is None
+    assert find_usage(b'{"usage": {"prompt_tokens": "x"}}').problem  # never read as 0
     assert find_usage(b'{"usage": {"prompt_tok') is None
 
 
@@ -81,3 +81,86 @@ def test_body_tap_passes_chunks_and_reads_usage_at_the_end():
     big = BodyTap(limit=5)
     big.feed(body)
     assert big.usage is None
+
+
+class Counted:
+    """last_boundary, counting the bytes it is asked to search."""
+
+    def __init__(self, real):
+        self.real, self.bytes = real, 0
+
+    def __call__(self, data, start=0):
+        self.bytes += len(data) - start
+        return self.real(data, start) if start else self.real(data)
+
+
+@pytest.fixture
+def searched(monkeypatch):
+    import function_app.openai.sse as sse
+
+    counted = Counted(sse.last_boundary)
+    monkeypatch.setattr(sse, "last_boundary", counted)
+    return counted
+
+
+@pytest.mark.parametrize("piece", [1, 7, 1024])
+def test_an_event_without_a_blank_line_is_searched_once_whatever_the_chunking(searched,
+                                                                              piece):
+    size = 256 * 1024
+    event = b"data: " + b"x" * size
+    tap = StreamTap(strip_usage_event=True, max_event_bytes=4 * size)
+    for i in range(0, len(event), piece):
+        assert tap.feed(event[i:i + piece]) == b""
+    tap.check()
+    # Each byte once, plus the few bytes before each chunk a blank line could straddle.
+    assert searched.bytes <= len(event) + 3 * (len(event) // piece + 1)
+    assert tap.flush() == event
+
+
+@pytest.mark.parametrize("piece", [3, 64])
+def test_many_events_in_small_chunks_are_linear_work_and_unchanged(searched, piece):
+    stream = (b'data: {"choices":[{"delta":{"content":"' + b"y" * 500 + b'"}}]}\n\n') * 200
+    tap = StreamTap(strip_usage_event=True, max_event_bytes=4096)
+    out = run(tap, [stream[i:i + piece] for i in range(0, len(stream), piece)])
+    assert out == stream
+    assert searched.bytes <= len(stream) + 3 * (len(stream) // piece + 1)
+    assert tap.scanned == searched.bytes
+
+
+def test_an_event_over_the_cap_is_dropped_and_ends_the_stream():
+    from function_app.core.errors import UpstreamEventTooLarge
+
+    cap, piece = 64 * 1024, 16 * 1024
+    tap = StreamTap(strip_usage_event=True, max_event_bytes=cap)
+    held = []
+    for _ in range(10 * 1024 * 1024 // piece):  # a 10 MiB event without a blank line
+        assert tap.feed(b"x" * piece) == b""
+        held.append(tap.pending)
+        try:
+            tap.check()
+        except UpstreamEventTooLarge as error:
+            assert error.code == "upstream_event_too_large"
+            assert str(cap) in error.message
+            break
+    else:
+        pytest.fail("the stream was never ended")
+    assert max(held) <= cap + piece and tap.pending == 0
+    assert tap.feed(b"more\n\n") == b"" and tap.flush() == b""
+
+
+def test_events_completed_before_the_oversized_one_are_still_forwarded():
+    from function_app.core.errors import UpstreamEventTooLarge
+
+    tap = StreamTap(strip_usage_event=True, max_event_bytes=1024)
+    assert tap.feed(CHUNKS[0] + b"data: " + b"z" * 2000) == CHUNKS[0]
+    with pytest.raises(UpstreamEventTooLarge):
+        tap.check()
+
+
+def test_a_blank_line_split_across_chunks_is_found():
+    for mark in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+        for split in range(1, len(mark)):
+            tap = StreamTap(strip_usage_event=True, max_event_bytes=1024)
+            assert tap.feed(b"data: a" + mark[:split]) == b""
+            assert tap.feed(mark[split:] + b"data: b") == b"data: a" + mark
+            assert tap.pending == len(b"data: b")

@@ -75,7 +75,7 @@ def test_component_configs_have_the_settings_defaults():
     assert settings.limiter == LimiterConfig()
     assert settings.breaker == BreakerConfig()
     assert settings.cache == replace(CacheConfig(), credential_headers=frozenset(
-        {"authorization", "api-key", "x-api-key"}))
+        {"authorization", "api-key", "x-api-key", "cookie"}))
     assert settings.limit_defaults.client_limit == Limit(500.0, 1000.0)
     assert settings.limit_defaults.global_limit == Limit(1000.0, 2000.0)
 

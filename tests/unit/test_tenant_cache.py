@@ -124,6 +124,7 @@ async def test_a_spent_budget_is_budget_exceeded_with_its_reset():
         await limiter.acquire(tagged(), 30)
     assert caught.value.headers["x-budget-reset"] == "2026-11-30T00:00:00Z"
     assert "tenant acme" in caught.value.message and "1000 tokens" in caught.value.message
+    assert "fewer than the 30 tokens this request reserves" in caught.value.message
 
 
 async def _run_with_time(clock, coro):
@@ -132,3 +133,40 @@ async def _run_with_time(clock, coro):
     while not task.done():
         await clock.advance(0.05)
     return task.result()
+
+
+class SlowStore(FlakyStore):
+    """Each read waits for `gate`, as a storage round trip would: concurrent lookups overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def get_key(self, key_hash):
+        await self.gate.wait()
+        return await super().get_key(key_hash)
+
+
+async def test_a_cold_burst_on_one_key_is_one_storage_read_shared_by_all():
+    store = SlowStore()
+    store.keys[HASH] = RECORD
+    cache = KeyCache(store, FakeClock(), ttl_s=4, lookups_per_s=50)
+    waiters = [asyncio.create_task(cache.grant(HASH)) for _ in range(150)]
+    await settle()
+    store.gate.set()
+    grants = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(g, Grant) and g.key == RECORD for g in grants)  # no 503
+    assert store.reads == 1 and cache.counters["lookups_refused"] == 0
+
+
+async def test_the_lookup_cap_counts_storage_reads_not_waiters():
+    store = SlowStore()
+    cache = KeyCache(store, FakeClock(), ttl_s=4, lookups_per_s=3)
+    made_up = [f"{i:x}" * 64 for i in range(5)]
+    waiters = [asyncio.create_task(cache.grant(h[:64])) for h in made_up for _ in range(10)]
+    await settle()
+    store.gate.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert store.reads == 3  # three distinct keys read, each once, then the cap
+    refused = [r for r in results if isinstance(r, LookupsExhausted)]
+    assert len(refused) == 20 and results.count(None) == 30
