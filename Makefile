@@ -129,6 +129,12 @@ bench-mcp: setup
 bench-tokens: setup wrk
 	$(PY) load/bench_tokens.py
 
+# Guardrails: time to first token with input checks and two output window sizes vs none, one
+# run (the Content Safety simulator on loopback); figures in docs/PERFORMANCE.md.
+.PHONY: bench-guardrails
+bench-guardrails: setup
+	$(PY) load/bench_guardrails.py
+
 # The real limiter classes on a virtual clock against a modelled Table Storage, N = 1..1000;
 # writes docs/simulation.md and docs/simulation.png.
 simulate: setup

@@ -33,6 +33,8 @@ from .core.identity import ClientIdentity
 from .core.pipeline import Stage, compose
 from .core.upstream import Upstream
 from .gateway import Gateway, Parts
+from .guardrails.safety import ContentSafety
+from .guardrails_wiring import build_guardrails
 from .health import HealthReport
 from .mcp_wiring import build_mcp_stage
 from .openai.ledger import TokenLedger
@@ -79,6 +81,7 @@ class Given:
     exporters: Exporters | None = None
     key_store: KeyStore | None = None
     tokens: TokenProvider | None = None  # Entra tokens for backends (aoai/tokens.py)
+    content_safety: ContentSafety | None = None
 
 
 async def build_gateway(
@@ -89,13 +92,14 @@ async def build_gateway(
     exporters: Exporters | None = None,
     key_store: KeyStore | None = None,
     tokens: TokenProvider | None = None,
+    content_safety: ContentSafety | None = None,
 ) -> Gateway:
     """Wire a gateway from settings in one pass, the parts first and then the Gateway; the
     keyword arguments replace real adapters in tests."""
     quiet_storage_sdk(settings.storage_sdk_log_level)
     given = Given(f"{socket.gethostname()}-{os.getpid()}", clock or SystemClock(), upstream,
                   limit_store, override_store, routing_store, cache_tier, exporters, key_store,
-                  tokens)
+                  tokens, content_safety)
     parts = Parts()
     upstream, probes = _upstreams(settings, given.upstream, parts)
     telemetry = build_telemetry(settings, parts, given.instance, given.exporters)
@@ -135,6 +139,13 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
     stages.append(build_mcp_stage(settings, parts, given.clock, upstream, limiter))
     stages.append(body_stage(settings.max_body_bytes))
     stages.append(deployment_model_stage)
+    # Guardrails: after the body (they read it), before the model stages, so a blocked request
+    # reserves no tokens and reaches no backend; output checks wrap the answer they return.
+    guard = build_guardrails(settings, parts, given.clock,
+                             telemetry.tracer if telemetry is not None else None,
+                             given.content_safety)
+    if guard is not None:
+        stages.append(guard)
     stages += _openai(settings, parts, limiter, given.clock, tenancy)
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.

@@ -121,6 +121,8 @@ param deployRedis bool = false
 
 @description('Deploy an Azure OpenAI account with one deployment (key auth off, the gateway identity as Cognitive Services OpenAI User) and route its model to it; docs/AZURE_OPENAI.md.')
 param deployOpenAI bool = false
+@description('Deploy an Azure AI Content Safety account (local auth off) for the guardrails, with Cognitive Services User for the gateway identity; GUARDRAILS (in gatewaySettings) picks the checks.')
+param deployContentSafety bool = false
 
 @description('Gateway settings to change, e.g. {"UPSTREAM_TIMEOUT_S": "60"}; merged over the defaults below. Secure, so a value given here stays out of the deployment history; still, put upstream keys in modelApiKeys.')
 @secure()
@@ -226,6 +228,13 @@ var gatewaySettingDefaults = {
   TELEMETRY_REQUEST_LOG: 'true'
   TELEMETRY_CLIENT_LABELS: '200'
   OTEL_EXPORTER_OTLP_ENDPOINT: ''
+  // Guardrails (#28): the endpoint is wired below when deployContentSafety; the identity signs
+  // in (entra), so no key. GUARDRAILS is set through gatewaySettings (docs/GUARDRAILS.md).
+  CONTENT_SAFETY_AUTH: 'entra'
+  CONTENT_SAFETY_KEY: ''
+  CONTENT_SAFETY_TIMEOUT_S: '2'
+  CONTENT_SAFETY_RPS: '100'
+  GUARDRAILS: ''
 }
 
 // In Azure the Functions host forwards each request to the worker over loopback with YARP's
@@ -266,6 +275,7 @@ var gatewayWiredSettings = {
     }
   }) : ''
   MODEL_ROUTES: deployOpenAI ? string({ '${openAi.outputs.deploymentName}': 'aoai' }) : ''
+  CONTENT_SAFETY_ENDPOINT: deployContentSafety ? contentSafety.outputs.endpoint : ''
 }
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -469,6 +479,18 @@ module openAi 'modules/openai.bicep' = if (deployOpenAI) {
   scope: rg
   params: {
     name: 'oai-${resourceToken}'
+    location: location
+    tags: tags
+    gatewayPrincipalId: gatewayIdentity.outputs.principalId
+  }
+}
+
+// Guardrails (#28): Content Safety and Prompt Shields, called with the gateway identity.
+module contentSafety 'modules/contentsafety.bicep' = if (deployContentSafety) {
+  name: 'content-safety'
+  scope: rg
+  params: {
+    name: 'cs-${resourceToken}'
     location: location
     tags: tags
     gatewayPrincipalId: gatewayIdentity.outputs.principalId

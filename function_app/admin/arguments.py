@@ -12,7 +12,7 @@ import math
 import unicodedata
 from collections.abc import Callable
 
-from ..tenants.records import valid_tenant
+from ..tenants.records import valid_guardrail, valid_tenant
 
 MAX_DAYS = 36_500  # a hundred years: expiry dates stay well inside datetime's range
 MAX_GRACE_S = 30 * 86_400
@@ -85,6 +85,16 @@ def tenant(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"tenant name {_short(text)!r}: use 1-63 letters, digits, '_', '.', '-'") from None
+
+
+def guardrail(text: str) -> str:
+    """A GUARDRAILS policy name ("" for none), checked as the records check it."""
+    try:
+        return valid_guardrail(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"guardrail policy name {_short(text)!r}: use 1-63 letters, digits, '_', '.', '-'"
+        ) from None
 
 
 def _short(text: str) -> str:

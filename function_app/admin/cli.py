@@ -20,7 +20,13 @@ from ..settings.load import SettingsError, load_settings
 from ..tenants import keys as keyfmt
 from ..tenants.access import refusal
 from ..tenants.budgets import DAY, MONTH, period_id
-from ..tenants.records import KeyRecord, TenantRecord, UsageRecord, valid_tenant
+from ..tenants.records import (
+    KeyRecord,
+    TenantRecord,
+    UsageRecord,
+    valid_guardrail,
+    valid_tenant,
+)
 from ..tenants.store import KeyExists, KeyStore, KeyStoreUnavailable
 from .display import shown, when
 from .parser import build_parser
@@ -119,6 +125,7 @@ async def keys_create(args: argparse.Namespace, store: KeyStore, out: TextIO, no
     expires = now + args.expires_days * 86400 if args.expires_days else 0.0
     base = KeyRecord("", "", valid_tenant(args.tenant), args.name, now, expires=expires,
                      models=_csv(args.models) or (), routes=_csv(args.routes) or (),
+                     guardrail=valid_guardrail(args.guardrail),
                      mcp_tools=_mcp_tools(args.mcp_tools) or (),
                      operator=args.operator, **{f: getattr(args, f) for f in LIMIT_FIELDS})
     key = await _create_record(store, base)
@@ -176,6 +183,8 @@ async def keys_show(args: argparse.Namespace, store: KeyStore, out: TextIO, now:
             ("models", ",".join(record.models) or "all"),
             ("routes", ",".join(record.routes) or "all"),
             ("mcp tools", ",".join(record.mcp_tools) or "none"), ("limits", _limits(record)),
+            # Only when the key names a policy (else the tenant's, or the route's, applies).
+            *([("guardrail", record.guardrail)] if record.guardrail else []),
             ("tokens this month", str(u.tokens if u else 0)),
             ("requests this month", str(u.requests if u else 0)),
             ("spend this month", f"{u.spend if u else 0.0:.4f}"),
@@ -217,6 +226,8 @@ async def keys_update(args: argparse.Namespace, store: KeyStore, out: TextIO, no
     for name in ("models", "routes"):
         if getattr(args, name) is not None:
             changes[name] = _csv(getattr(args, name))
+    if args.guardrail is not None:
+        changes["guardrail"] = valid_guardrail(args.guardrail)
     if args.mcp_tools is not None:
         changes["mcp_tools"] = _mcp_tools(args.mcp_tools)
     if args.operator is not None:
@@ -249,7 +260,8 @@ async def tenants_set(args: argparse.Namespace, store: KeyStore, out: TextIO, no
     old = await store.get_tenant(valid_tenant(args.tenant))
     await store.save_tenant(TenantRecord(args.tenant, old.created if old else now,
                                          args.daily_tokens, args.monthly_tokens,
-                                         args.daily_spend, args.monthly_spend))
+                                         args.daily_spend, args.monthly_spend,
+                                         guardrail=valid_guardrail(args.guardrail)))
     print(f"tenant {args.tenant}: daily budget {args.daily_tokens or 'none'}, monthly budget "
           f"{args.monthly_tokens or 'none'} tokens; daily spend budget "
           f"{args.daily_spend or 'none'}, monthly {args.monthly_spend or 'none'}", file=out)

@@ -31,6 +31,9 @@ def _limits(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
     parser.add_argument("--expires-days", type=a.expires_days, default=None,
                         help=f"the key expires this many days from now (at most {a.MAX_DAYS}; "
                              "0: never)")
+    parser.add_argument("--guardrail", type=a.guardrail, default=None if not defaults else "",
+                        help="GUARDRAILS policy name for the key's requests; empty: the "
+                             "tenant's, else by route and model")
 
 
 def _key(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     setter.add_argument("--daily-tokens", type=a.tokens, default=0)
     setter.add_argument("--monthly-tokens", type=a.tokens, default=0)
     _spend(setter, 0.0)
+    setter.add_argument("--guardrail", type=a.guardrail, default="",
+                        help="GUARDRAILS policy name for the tenant's keys that name none")
     usage = tenants.add_parser("usage", help="tokens, requests and spend per day")
     usage.add_argument("tenant", type=a.tenant, nargs="?")
     usage.add_argument("--days", type=a.usage_days, default=31)

@@ -3,7 +3,7 @@
 A field is None (or its empty value) until the stage that sets it has run; a later stage reads it,
 never an earlier one. The order of the stages is bootstrap.py's list; the setters, in that order:
 
-    telemetry stage      attempt_observer
+    telemetry stage      attempt_observer, request_span
     Azure paths stage    deployment             (Azure-style client paths, aoai/inbound.py)
     routing stage        match
     tenant auth stage    grant                  (only with GATEWAY_AUTH and a gateway key)
@@ -59,6 +59,7 @@ class RequestContext:
     # `await first_events(answer)` -> (answer, Failure or None), see openai/early.py.
     first_events: Callable[[Any], Awaitable[tuple[Any, Any]]] | None = None
     member: Member | None = None  # the pool member that answered (upstream step)
+    request_span: Any = None  # the telemetry stage's request span: parent of guardrail spans
 
     @property
     def routed(self) -> Match:

@@ -44,6 +44,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             values[spec.attr] = spec.parse(raw)
         except (ValueError, TypeError) as exc:
             raise SettingsError(f"setting {spec.name} is invalid: {exc}") from None
+    _check_guardrails(values)
     backends, specs = _backends(values, environ)
     return Settings(**values, backends=backends, route_table=_route_table(values, backends),
                     model_table=_model_table(values, backends, specs), backend_specs=specs,
@@ -108,3 +109,16 @@ def _mcp_table(values: dict[str, Any], environ: Mapping[str, str]) -> dict[str, 
         return parse_servers(values["mcp_servers"], environ)
     except (ValueError, TypeError) as exc:
         raise SettingsError(f"setting MCP_SERVERS is invalid: {exc}") from None
+
+
+def _check_guardrails(values: dict[str, Any]) -> None:
+    """A policy calling Content Safety needs its endpoint; key auth needs the key."""
+    if values["content_safety_endpoint"]:
+        if values["content_safety_auth"] == "key" and not values["content_safety_key"]:
+            raise SettingsError("setting CONTENT_SAFETY_KEY is invalid: CONTENT_SAFETY_AUTH=key "
+                                "needs it")
+        return
+    for policy in values["guardrails"]:
+        if policy.uses_service:
+            raise SettingsError(f"setting GUARDRAILS is invalid: policy {policy.name!r} uses "
+                                "Content Safety but CONTENT_SAFETY_ENDPOINT is empty")

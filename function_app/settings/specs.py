@@ -19,6 +19,7 @@ from function_app.ratelimit.scopes import LimitDefaults
 from ..core.identity import parse_networks
 from ..core.model_routes import ModelTable
 from ..core.routes import RouteTable
+from ..guardrails.policy import guardrail_policies
 from ..tenants.prices import price_table
 from .parsers import (
     boolean,
@@ -337,6 +338,29 @@ class Settings:
     responses_id_secret: str = setting("RESPONSES_ID_SECRET", "", text,
         "Key of the MAC in stored-response ids (docs/APIS.md); the same on every instance. "
         "Empty: ids still route back to their backend but can be forged.", secret=True)
+    # Guardrails (issue #28): Content Safety, Prompt Shields, PII (function_app/guardrails/).
+    content_safety_endpoint: str = setting("CONTENT_SAFETY_ENDPOINT", "", optional_http_url,
+        "Azure AI Content Safety resource endpoint (https://<name>.cognitiveservices.azure.com); "
+        "the gateway calls {endpoint}/contentsafety/text:analyze and text:shieldPrompt with "
+        "api-version 2024-09-01. Empty: only the offline PII checks can run.")
+    content_safety_auth: str = setting("CONTENT_SAFETY_AUTH", "entra", choice("entra", "key"),
+        "entra: a token of the managed identity (azure-identity, scope "
+        "https://cognitiveservices.azure.com/.default); key: CONTENT_SAFETY_KEY in the "
+        "Ocp-Apim-Subscription-Key header.")
+    content_safety_key: str = setting("CONTENT_SAFETY_KEY", "", text,
+        "The resource key when CONTENT_SAFETY_AUTH=key; in Azure a Key Vault reference.",
+        secret=True)
+    content_safety_timeout_s: float = setting(
+        "CONTENT_SAFETY_TIMEOUT_S", "2", float_range(0.05, 30),
+        "Deadline of one Content Safety call; a slower one counts as unavailable (the "
+        "policy's fail mode applies).")
+    content_safety_rps: float = setting("CONTENT_SAFETY_RPS", "100", float_range(1, 100000),
+        "Calls per second this instance may make to Content Safety (cache misses only, burst "
+        "twice that); beyond, a check counts as unavailable.")
+    guardrails: tuple = setting("GUARDRAILS", "", guardrail_policies,
+        'JSON list of policies: {"name", "models", "routes", "input": {"prompt_shields" | '
+        '"content_safety" | "pii": "block" | "redact" | "annotate"}, "output": {...}, '
+        '"severity": 0-7, "window_chars", "fail": "open" | "closed"}; docs/GUARDRAILS.md.')
     # Parsed from several settings at once, by load_settings.
     backends: Mapping[str, str] = field(hash=False)  # python, node, then GATEWAY_BACKENDS
     route_table: RouteTable = field(hash=False, repr=False)

@@ -25,6 +25,7 @@ def telemetry_stage(telemetry: Telemetry) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         started = time.perf_counter()
         span = start_request_span(tracer, request)
+        request.context.request_span = span
         request.context.attempt_observer = attempt_observer(
             tracer, span, telemetry.backend_of_url, telemetry.attempt_done)
         try:

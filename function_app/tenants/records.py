@@ -22,6 +22,14 @@ def valid_tenant(name: str) -> str:
     return name
 
 
+def valid_guardrail(name: str) -> str:
+    """A GUARDRAILS policy name ("" for none): the same characters as a tenant name."""
+    if name and not TENANT_RE.fullmatch(name):
+        raise ValueError(f"guardrail policy name {name!r}: use 1-63 letters, digits, '_', '.', "
+                         "'-'")
+    return name
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     key_hash: str = field(repr=False)
@@ -45,6 +53,7 @@ class KeyRecord:
     operator: bool = False
     daily_spend: float = 0.0  # currency, as MODEL_PRICES (tenants/spend.py)
     monthly_spend: float = 0.0
+    guardrail: str = ""  # a GUARDRAILS policy name for this key's requests; "" the default
 
     def with_(self, **changes: Any) -> KeyRecord:
         return replace(self, **changes)
@@ -58,6 +67,7 @@ class TenantRecord:
     monthly_tokens: int = 0
     daily_spend: float = 0.0
     monthly_spend: float = 0.0
+    guardrail: str = ""  # the GUARDRAILS policy of its keys that name none
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,22 @@ async def test_a_malformed_key_row_reads_as_unknown(request, backend):
         assert await store.get_key(good.key_hash) == good
     finally:
         await store.close()
+
+
+@pytest.mark.asyncio
+async def test_admin_cli_names_a_guardrail_policy_for_keys_and_tenants(key_store, backend):
+    async def run(*argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        code = await admin(list(argv), {}, out, store=_Unclosed(key_store), now=lambda: NOW)
+        return code, out.getvalue()
+
+    code, text = await run("keys", "create", "--tenant", "acme", "--name", "ci",
+                           "--guardrail", "strict")
+    key = text.splitlines()[-1]
+    assert code == 0 and (await key_store.get_key(key_hash(key))).guardrail == "strict"
+    assert "strict" in (await run("keys", "show", key))[1]
+    assert (await run("keys", "update", key, "--guardrail", ""))[0] == 0
+    assert (await key_store.get_key(key_hash(key))).guardrail == ""
+    assert (await run("tenants", "set", "acme", "--guardrail", "lenient"))[0] == 0
+    assert (await key_store.get_tenant("acme")).guardrail == "lenient"
+    assert (await run("keys", "update", key, "--guardrail", "bad name!"))[0] == 2

@@ -26,6 +26,8 @@ BUILT_IN_ROLES = {
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
     # The gateway's identity calls the optional Azure OpenAI account (modules/openai.bicep).
     "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd": "Cognitive Services OpenAI User",
+    # The gateway calls the optional Content Safety account with its identity (guardrails).
+    "a97b65f3-24c7-4388-baec-2e87135dc908": "Cognitive Services User",
 }
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments@"
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
