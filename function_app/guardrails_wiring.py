@@ -6,6 +6,7 @@ No policy: no stage, no client, nothing on /healthz: the gateway is what it was 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .adapters.contentsafety_httpx import open_content_safety
@@ -29,7 +30,7 @@ def build_guardrails(settings: Settings, parts: Parts, clock: Clock, tracer: Any
     inner = given or open_content_safety(
         settings.content_safety_endpoint, settings.content_safety_auth,
         settings.content_safety_key, settings.content_safety_timeout_s,
-        make_transport(settings.upstream_client, SAFETY_CONNECTIONS))
+        make_transport(settings.upstream_client, SAFETY_CONNECTIONS), _tokens(settings))
     safety = GuardedSafety(inner, clock, rps=settings.content_safety_rps) \
         if inner is not None else None
     if safety is not None:
@@ -40,6 +41,15 @@ def build_guardrails(settings: Settings, parts: Parts, clock: Clock, tracer: Any
     parts.health_summaries["guardrails"] = lambda: guardrails_summary(
         guardrails_health(settings, safety))
     return guardrails_stage(guard)
+
+
+def _tokens(settings: Settings) -> Any:
+    """The managed identity's tokens (the one cache over azure-identity), for auth "entra"."""
+    if not settings.content_safety_endpoint or settings.content_safety_auth != "entra":
+        return None
+    from .adapters.entra_tokens import identity_tokens
+
+    return identity_tokens(os.environ)  # azure-identity reads the same variables itself
 
 
 def _stats(guard: Guardrails, safety: GuardedSafety | None) -> dict[str, Any]:

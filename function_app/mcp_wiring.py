@@ -17,15 +17,6 @@ from .settings.specs import Settings
 log = logging.getLogger(__name__)
 
 
-def entra_tokens(environ) -> TokenSource:
-    """The managed identity's tokens, cached per scope and renewed before they expire: the same
-    cache the model backends use (aoai/tokens.py), over azure-identity."""
-    from .adapters.entra_tokens import identity_source
-    from .aoai.tokens import CachedTokens
-    from .core.clock import SystemClock
-
-    return CachedTokens(identity_source(environ), SystemClock())
-
 
 def build_mcp_stage(settings: Settings, parts: Parts, clock: Clock, upstream: Upstream,
                     limiter: Acquirer | None, tokens: TokenSource | None = None) -> Stage:
@@ -39,7 +30,8 @@ def build_mcp_stage(settings: Settings, parts: Parts, clock: Clock, upstream: Up
     if tokens is None:
         tokens = NoTokens()
         if any(server.auth == "entra" for server in settings.mcp_table.values()):
-            tokens = entra_tokens(os.environ)
+            from .adapters.entra_tokens import identity_tokens
+            tokens = identity_tokens(os.environ)
     credentials = Credentials(tokens)
     parts.closers.append(credentials.close)
     return mcp_stage(McpRoutes(

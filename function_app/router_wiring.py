@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from .adapters.breakerstore_table import open_routing_store
-from .adapters.entra_tokens import identity_source
+from .adapters.entra_tokens import identity_tokens
 from .aoai.outbound import Outbound
-from .aoai.tokens import CachedTokens, TokenProvider
+from .aoai.tokens import TokenProvider
 from .core.clock import SystemClock
 from .core.routes import PROXY
 from .core.upstream import Upstream, UpstreamRequest
@@ -66,9 +66,8 @@ def _tokens(settings: Settings, parts: Parts, given: TokenProvider | None
     """The managed identity's tokens, when a backend authenticates with Entra ID."""
     if given is not None or not any(s.auth == "entra" for s in settings.backend_specs.values()):
         return given
-    source = identity_source(os.environ)  # azure-identity reads the same variables itself
-    parts.closers.append(source.close)
-    tokens = CachedTokens(source, SystemClock())
+    tokens = identity_tokens(os.environ)  # azure-identity reads the same variables itself
+    parts.closers.append(tokens.close)
     parts.stats_sources["backend_tokens"] = lambda: dict(tokens.counters)
     return tokens
 

@@ -7,9 +7,10 @@
          {"userPrompt", "documents"}
          -> {"userPromptAnalysis": {"attackDetected"}, "documentsAnalysis": [{"attackDetected"}]}
 
-Authentication: an Entra token for https://cognitiveservices.azure.com/.default from
-azure-identity (the managed identity in Azure), kept until five minutes before it expires, or
-the resource key in `Ocp-Apim-Subscription-Key`. Every failure becomes SafetyUnavailable or
+Authentication: an Entra token for https://cognitiveservices.azure.com/.default from the
+gateway's one token cache (aoai/tokens.py over azure-identity: renewed before it expires, and a
+token the service refused is never sent again), or the resource key in
+`Ocp-Apim-Subscription-Key`. Every failure becomes SafetyUnavailable or
 SafetyRefused; their details name no URL or secret (/healthz shows them).
 """
 
@@ -17,27 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import httpx
 
+from ..aoai.tokens import TokenProvider
 from ..guardrails.safety import SafetyRefused, SafetyUnavailable, Shielded
 
 API_VERSION = "2024-09-01"
 SCOPE = "https://cognitiveservices.azure.com/.default"
-TOKEN_MARGIN_S = 300
 
 
 class HttpxContentSafety:
-    def __init__(self, endpoint: str, *, key: str = "", credential: Any = None,
+    def __init__(self, endpoint: str, *, key: str = "", tokens: TokenProvider | None = None,
                  timeout_s: float = 2.0, transport: httpx.AsyncBaseTransport | None = None):
-        if not key and credential is None:
-            raise ValueError("Content Safety needs a key or a credential")
+        if not key and tokens is None:
+            raise ValueError("Content Safety needs a key or a token provider")
         self._base = endpoint.rstrip("/") + "/contentsafety/text:"
-        self._key, self._credential = key, credential
-        self._token: tuple[str, float] | None = None
+        self._key, self._tokens = key, tokens
         self._timeout_s = timeout_s
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), transport=transport)
 
@@ -59,7 +57,8 @@ class HttpxContentSafety:
         return Shielded(user, docs)
 
     async def _post(self, operation: str, payload: dict) -> dict:
-        headers = {"content-type": "application/json", **await self._auth()}
+        auth, token = await self._auth()
+        headers = {"content-type": "application/json", **auth}
         try:
             async with asyncio.timeout(self._timeout_s):  # whatever the transport does
                 answer = await self._client.post(f"{self._base}{operation}",
@@ -71,7 +70,8 @@ class HttpxContentSafety:
         except Exception as exc:  # the I/O boundary: any transport failure is "unavailable"
             raise SafetyUnavailable(f"{operation}: {type(exc).__name__}") from None
         if answer.status_code in (401, 403):
-            self._token = None  # a fresh one next time, in case it was revoked
+            if token is not None and self._tokens is not None:
+                self._tokens.invalidate(SCOPE, token)  # never sent again; a new one next time
             raise SafetyRefused(f"{operation}: HTTP {answer.status_code} {_code(answer)}")
         if answer.status_code == 429 or answer.status_code >= 500:
             raise SafetyUnavailable(f"{operation}: HTTP {answer.status_code}",
@@ -86,22 +86,21 @@ class HttpxContentSafety:
             raise SafetyUnavailable(f"{operation}: answer is not a JSON object")
         return decoded
 
-    async def _auth(self) -> dict[str, str]:
-        if self._key:
-            return {"Ocp-Apim-Subscription-Key": self._key}
-        now = time.time()
-        if self._token is None or self._token[1] - TOKEN_MARGIN_S <= now:
-            try:
-                token = await self._credential.get_token(SCOPE)
-            except Exception as exc:  # azure-identity raises several unrelated types
-                raise SafetyRefused(f"no Entra token ({type(exc).__name__})") from None
-            self._token = (token.token, float(token.expires_on))
-        return {"authorization": f"Bearer {self._token[0]}"}
+    async def _auth(self) -> tuple[dict[str, str], str | None]:
+        """The auth header, and the Entra token in it (None with a key)."""
+        if self._key or self._tokens is None:
+            return {"Ocp-Apim-Subscription-Key": self._key}, None
+        try:
+            token = await self._tokens.token(SCOPE)
+        except Exception as exc:  # the token cache's TokenUnavailable, or a fake's error
+            raise SafetyRefused(f"no Entra token ({type(exc).__name__})") from None
+        return {"authorization": f"Bearer {token}"}, token
 
     async def aclose(self) -> None:
         await self._client.aclose()
-        if self._credential is not None:
-            await self._credential.close()
+        close = getattr(self._tokens, "close", None)
+        if close is not None:
+            await close()
 
 
 def _code(answer: httpx.Response) -> str:
@@ -122,14 +121,12 @@ def _retry_after(answer: httpx.Response) -> float:
 
 
 def open_content_safety(endpoint: str, auth: str, key: str, timeout_s: float,
-                        transport: httpx.AsyncBaseTransport | None = None
-                        ) -> HttpxContentSafety | None:
-    """The client for CONTENT_SAFETY_ENDPOINT (None when it is empty)."""
+                        transport: httpx.AsyncBaseTransport | None = None,
+                        tokens: TokenProvider | None = None) -> HttpxContentSafety | None:
+    """The client for CONTENT_SAFETY_ENDPOINT (None when it is empty); `tokens` (the managed
+    identity's, for auth "entra") is made by the wiring."""
     if not endpoint:
         return None
     if auth == "key":
         return HttpxContentSafety(endpoint, key=key, timeout_s=timeout_s, transport=transport)
-    from azure.identity.aio import DefaultAzureCredential  # the managed identity in Azure
-
-    return HttpxContentSafety(endpoint, credential=DefaultAzureCredential(), timeout_s=timeout_s,
-                              transport=transport)
+    return HttpxContentSafety(endpoint, tokens=tokens, timeout_s=timeout_s, transport=transport)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..aoai.tokens import Token
+from ..aoai.tokens import CachedTokens, Token
+from ..core.clock import SystemClock
 
 
 def make_credential(environ: Mapping[str, str]) -> Any:
@@ -54,3 +55,9 @@ def identity_source(environ: Mapping[str, str]) -> AzureIdentitySource:
     """The gateway's managed identity (or developer credential) as a TokenSource."""
     client_id = environ.get("AZURE_CLIENT_ID") or "system"
     return AzureIdentitySource(lambda: make_credential(environ), f"identity:{client_id}")
+
+
+def identity_tokens(environ: Mapping[str, str]) -> CachedTokens:
+    """The managed identity's tokens, cached per scope and renewed before they expire: what the
+    model backends, MCP servers and Content Safety are sent (aoai/tokens.py)."""
+    return CachedTokens(identity_source(environ), SystemClock())

@@ -54,11 +54,13 @@ async def test_shield_tells_user_attacks_from_document_attacks(safety):
 
 
 async def test_an_entra_token_from_the_managed_identity_endpoint_is_accepted(sim, monkeypatch):
-    from azure.identity.aio import ManagedIdentityCredential
+    import os
+
+    from function_app.adapters.entra_tokens import identity_tokens
 
     monkeypatch.setenv("IDENTITY_ENDPOINT", f"{sim.url}/msi/token")
     monkeypatch.setenv("IDENTITY_HEADER", SIM_IDENTITY_HEADER)
-    client = HttpxContentSafety(sim.url, credential=ManagedIdentityCredential())
+    client = HttpxContentSafety(sim.url, tokens=identity_tokens(os.environ))
     try:
         assert (await client.analyze("bomb", ["Violence"])) == {"Violence": 6}
     finally:

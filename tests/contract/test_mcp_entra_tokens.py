@@ -10,10 +10,10 @@ import time
 import pytest
 from aiohttp import web
 
+from function_app.adapters.entra_tokens import identity_tokens
 from function_app.http.headers import Headers
 from function_app.mcp.config import McpServer
 from function_app.mcp.credentials import Credentials, NoTokens
-from function_app.mcp_wiring import entra_tokens
 from scripts.procs import free_port
 
 SCOPE = "api://mcp-internal/.default"
@@ -47,7 +47,7 @@ async def identity_endpoint(monkeypatch):
 
 async def test_an_entra_server_gets_a_managed_identity_token_cached_per_scope(
         identity_endpoint):
-    tokens = entra_tokens(os.environ)
+    tokens = identity_tokens(os.environ)
     credentials = Credentials(tokens)
     server = McpServer("internal", "https://internal.example/mcp", "entra", scope=SCOPE)
     first, second = Headers(), Headers()

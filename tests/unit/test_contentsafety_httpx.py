@@ -1,27 +1,39 @@
 """The Content Safety client's wire: paths, api-version, auth headers, token reuse, errors."""
 
 import json
-from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from function_app.adapters.contentsafety_httpx import SCOPE, HttpxContentSafety
+from function_app.aoai.tokens import CachedTokens, Token
+from function_app.core.clock import SystemClock
 from function_app.guardrails.safety import SafetyRefused, SafetyUnavailable
 
 ENDPOINT = "https://cs-secret-name.cognitiveservices.azure.com/"
 
 
-class Credential:
+class Source:
+    """A credential behind the real token cache: each fetch a new token, valid for long."""
+
+    key = "fake"
+
     def __init__(self):
         self.asked: list[str] = []
 
-    async def get_token(self, scope):
+    async def fetch(self, scope):
         self.asked.append(scope)
-        return SimpleNamespace(token=f"tok{len(self.asked)}", expires_on=4_000_000_000)
+        return Token(f"tok{len(self.asked)}", 4_000_000_000)
+
+    async def renew(self):
+        pass
 
     async def close(self):
         pass
+
+
+def tokens_over(source: Source) -> CachedTokens:
+    return CachedTokens(source, SystemClock())
 
 
 def client(respond, **auth) -> tuple[HttpxContentSafety, list[httpx.Request]]:
@@ -48,10 +60,10 @@ async def test_analyze_posts_azures_shape_and_reads_severities():
 
 
 async def test_an_entra_token_is_asked_for_the_cognitive_services_scope_once():
-    credential = Credential()
+    credential = Source()
     safety, seen = client(lambda r: httpx.Response(200, json={
         "userPromptAnalysis": {"attackDetected": False},
-        "documentsAnalysis": [{"attackDetected": True}]}), credential=credential)
+        "documentsAnalysis": [{"attackDetected": True}]}), tokens=tokens_over(credential))
     for _ in range(3):
         result = await safety.shield("hi", ["doc"])
     assert result.document_attacks == (True,) and not result.user_attack
@@ -61,11 +73,11 @@ async def test_an_entra_token_is_asked_for_the_cognitive_services_scope_once():
 
 
 async def test_a_401_is_refused_and_the_next_call_asks_for_a_new_token():
-    credential = Credential()
+    credential = Source()
     answers = iter([httpx.Response(401, json={"error": {"code": "PermissionDenied",
                                                         "message": "echo of input"}}),
                     httpx.Response(200, json={"categoriesAnalysis": []})])
-    safety, seen = client(lambda r: next(answers), credential=credential)
+    safety, seen = client(lambda r: next(answers), tokens=tokens_over(credential))
     with pytest.raises(SafetyRefused) as caught:
         await safety.analyze("x", ["Hate"])
     assert str(caught.value) == "analyze: HTTP 401 PermissionDenied"  # code only, no message
