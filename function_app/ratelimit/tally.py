@@ -9,14 +9,16 @@ writes ONE summary: N, the instances that wrote in the period or the one before;
 whose rows of the period it summed; T = sum of t_i; and for every "hot" key its total demand
 D = sum of d_i and its number of holders h (members with d_i > 0). A key is hot when
 D >= phi * rate * P; a key not listed has D < phi * rate * P (phi grows when the list had to
-be cut to fit a row). Every instance reads the summary once per period and runs, per key, a
+be cut to fit a row; the cut never starves an unlisted key: see cold_share). Every
+instance reads the summary once per period and runs, per key, a
 local token bucket for a share s_i of the limit. With R = rate * P:
 
     w_i = (1 - EVEN) * t_i / T + EVEN / N          where requests land (sums to 1)
     e_i = a * d_i + (1 - a) * w_i * D              expected demand, a = (D/h) / (D/h + TRUST_AT)
 
     alone (N = 1, a member):            s_i = 1
-    cold key (not listed):              s_i = d_i / R + (1 - phi) * w_i
+    cold key (not listed):              s_i = c * d_i / R + (1 - min(phi, PHI_CUT)) * w_i
+                                        (c = 1, or PHI_CUT / phi when phi > PHI_CUT)
     hot key, D <= R:                    s_i = e_i / R + (1 - D / R) * w_i
     hot key, D > R (binding):           s_i = e_i / D
     counted, not a member:              as above with d_i = t_i = 0
@@ -67,6 +69,8 @@ from function_app.ratelimit.limits import Limit
 
 TRUST_AT = 6.0  # requests per holder at which a key's own counts weigh half (tally.share)
 PHI = 0.1  # keys below this utilisation are left out of the summary
+PHI_CUT = 0.5  # at most this much of an unlisted key's share follows its own (unsummed) demand
+MAX_HOT_KEYS = 10_000  # keys a summary lists at most (fewer when they do not fit its chunks)
 ROOM_SIGMAS = 3.0  # room a bucket keeps for Poisson arrivals, in standard deviations
 EVEN = 0.2  # of a key's unused share split evenly over instances; the rest by their traffic
 DECAY = 0.5  # published demand falls at most by half per period
@@ -120,7 +124,7 @@ def share(view: View, me: str, kid: str, own: float, rate: float, period_s: floa
     w = weight(view, n, traffic)
     listed = view.hot.get(kid)
     if listed is None:
-        s = own / capacity + (1 - view.phi) * w
+        s = cold_share(view.phi, own / capacity, w)
     else:
         total, holders = listed
         # Counts of one or two per instance are noise: trust them in proportion to how many
@@ -133,6 +137,17 @@ def share(view: View, me: str, kid: str, own: float, rate: float, period_s: floa
         else:
             s = expected_demand / total
     return min(1.0, max(0.0, s))
+
+
+def cold_share(phi: float, own: float, w: float) -> float:
+    """s_i of a key the summary does not list: its D is below phi * R, so its own demand
+    (`own`, in units of R) sums to below phi over the fleet. When the list was cut, phi is the
+    utilisation of the first key left out and may exceed one (a flood of keys): own demand is
+    then scaled by PHI_CUT / phi, so the sum stays below PHI_CUT + (1 - PHI_CUT) = 1 and every
+    unlisted key, the global key included, keeps at least (1 - PHI_CUT) * w_i; never negative."""
+    cut = min(phi, PHI_CUT)
+    scale = cut / phi if phi > cut else 1.0
+    return max(0.0, own) * scale + (1 - cut) * w
 
 
 def weight(view: View, n: int, traffic: float) -> float:
@@ -227,11 +242,13 @@ def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float) -> View
             totals[kid] = totals.get(kid, 0.0) + value
             holders[kid] = holders.get(kid, 0) + (value > 0)
             rate_of[kid] = min(rate, rate_of.get(kid, rate))
+    # A rate-0 key (a budget) is no share of anything: decided exactly elsewhere, never
+    # listed (its utilisation is infinite and would push every real key out).
     hot = {kid: (d, holders[kid]) for kid, d in totals.items()
-           if d >= PHI * rate_of[kid] * period_s}
+           if rate_of[kid] > 0 and d >= PHI * rate_of[kid] * period_s}
     ranked = sorted(hot, key=lambda kid: -_utilisation(hot[kid][0], rate_of[kid], period_s))
     phi = PHI
-    room = CHUNK * HOT_CHUNKS // 40  # at most ~40 characters per listed key
+    room = min(MAX_HOT_KEYS, CHUNK * HOT_CHUNKS // 40)  # at most ~40 characters per key
     if len(ranked) > room:
         phi = max(PHI, _utilisation(hot[ranked[room]][0], rate_of[ranked[room]], period_s))
         ranked = ranked[:room]

@@ -157,7 +157,8 @@ class TallyLimiter(LimiterEngine):
         period = self._sync.period_s
         if denier is not None:
             tk = denier.ks
-            self._sync.record(tk.kid, cost, tk.limit.rate, now)
+            if cost <= tk.limit.burst:  # a cost no bucket can hold is no demand on the key
+                self._sync.record(tk.kid, cost, tk.limit.rate, now)
             if denier.source == POOL and cost <= tk.limit.burst:
                 denier.retry_after_s = min(denier.retry_after_s, 2 * period)
             return to_decision(judgements, denier)

@@ -191,3 +191,38 @@ def test_a_summary_too_long_keeps_the_most_used_keys_and_raises_phi():
     assert all(demand[k] / (100.0 * P) <= v.phi for k in dropped)
     assert min(d for d, _ in v.hot.values()) >= max(demand[k] for k in dropped)
     tally.summary_fields(v, "a", 0.0)  # fits: raises if it would not
+
+
+@pytest.mark.parametrize("phi", [tally.PHI, 0.5, 1.5, 3125.0, float("inf")])
+def test_an_unlisted_key_keeps_a_floor_whatever_phi_the_cut_left(phi):
+    """phi above one (a summary cut by a flood of keys) once made own/R + (1 - phi) * w
+    negative: clipped to 0, every unlisted key, the global key included, got a one-request
+    bucket that never refilled (issue #23)."""
+    v = tally.View(7, 4, frozenset("abcd"), {}, phi, traffic=400.0)
+    w = (1 - tally.EVEN) * 100 / 400 + tally.EVEN / 4
+    for own in (0.0, 10.0, 250.0):
+        s = tally.share(v, "a", "k", own, 100.0, P, traffic=100.0)
+        assert s >= (1 - tally.PHI_CUT) * w > 0
+
+
+@pytest.mark.parametrize("phi", [1.5, 40.0])
+def test_unlisted_shares_of_a_cut_summary_still_sum_to_at_most_one(phi):
+    """D of an unlisted key is below phi * R; the own-demand part is scaled so that even then
+    the fleet's shares of it sum to at most one."""
+    rng = random.Random(3)
+    members = [f"m{i}" for i in range(8)]
+    traffic = {m: rng.uniform(0, 50) for m in members}
+    v = tally.View(7, 8, frozenset(members), {}, phi, traffic=sum(traffic.values()))
+    capacity = 100.0 * P
+    demand = [rng.random() for _ in members]
+    scale = phi * capacity * 0.999 / sum(demand)
+    own = {m: d * scale for m, d in zip(members, demand, strict=True)}
+    total = sum(tally.share(v, m, "k", own[m], 100.0, P, traffic=traffic[m]) for m in members)
+    assert total <= 1.0 + 1e-9
+
+
+def test_a_budget_is_never_listed_in_the_summary():
+    """A rate-0 key's utilisation is infinite: listed, 7,501 of them made phi infinite."""
+    rows = [tally.InstanceRow("a", 1, 0.0, {"budget": (5.0, 0.0), "k": (100.0, 100.0)})]
+    v = tally.aggregate(rows, 1, P)
+    assert "budget" not in v.hot and "k" in v.hot and v.phi == tally.PHI

@@ -293,3 +293,50 @@ async def test_a_changed_limit_takes_effect_at_once():
     assert loose == [True] * 5 and tight == [True, True, False]  # 15 left, clipped to burst 2
     await run_for(clock, [lim], 3.0)
     assert (await lim.acquire(scoped(rate=1.0, burst=2.0), 1)).allowed
+
+
+@pytest.mark.asyncio
+async def test_a_flood_of_huge_requests_neither_raises_phi_nor_starves_honest_clients(
+        monkeypatch):
+    """Issue #23: client ids each sending one request far above their burst (max_tokens 1e9)
+    counted as demand, drove phi to thousands, and every unlisted key's share went to 0:
+    honest clients got nothing, refused at the global scope. A cost no bucket can hold is no
+    demand, and a cut summary leaves unlisted keys a floor."""
+    monkeypatch.setattr(tally, "MAX_HOT_KEYS", 20)
+    clock, _, lims = fleet(4)
+    attackers = iter(range(10**6))
+    honest = {"admitted": 0, "asked": 0}
+
+    async def traffic():
+        for lim in lims:
+            for _ in range(10):  # 10 attacker ids per instance per step
+                await lim.acquire(scoped(f"a{next(attackers)}", 10.0, 20.0), 1e9)
+        lim = lims[honest["asked"] % 4]
+        honest["asked"] += 1  # 20 requests/s from one honest client, limit 1,000/s: unlisted
+        decision = await lim.acquire(scoped("honest", 1000.0, 1000.0), 1)
+        honest["admitted"] += decision.allowed
+
+    await run_for(clock, lims, 10.0, each_step=traffic)
+    assert honest["asked"] == 200 and honest["admitted"] >= 0.95 * honest["asked"]
+    assert all(lim._sync.view.phi <= 1.0 for lim in lims if lim._sync.view)
+
+
+@pytest.mark.asyncio
+async def test_a_cut_summary_with_phi_above_one_leaves_the_global_key_a_share(monkeypatch):
+    """Without an attacker: many clients above their limits give phi > 1 after the cut; the
+    global key, under a tenth of its limit and so unlisted, must still admit."""
+    monkeypatch.setattr(tally, "MAX_HOT_KEYS", 5)
+    clock, _, lims = fleet(4)
+    glob = scoped("g", 10_000.0, 10_000.0, scope="global")
+    stats = {"global_only": 0, "admitted": 0}
+
+    async def traffic():
+        for lim in lims:
+            for c in range(12):  # 12 clients at 3x their limit of 2/s...
+                await lim.acquire(glob + scoped(f"c{c}", 2.0, 2.0), 1)
+            stats["global_only"] += 1  # ...and one request on the global key alone
+            stats["admitted"] += (await lim.acquire(glob, 1)).allowed
+
+    await run_for(clock, lims, 10.0, each_step=traffic)
+    assert any(lim._sync.view.phi > 1.0 for lim in lims)
+    assert stats["admitted"] >= 0.95 * stats["global_only"]
