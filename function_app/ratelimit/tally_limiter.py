@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from function_app.core.clock import Clock
 from function_app.core.tasks import every, stop
@@ -31,6 +31,7 @@ from function_app.ratelimit.judge import (
     to_decision,
     without_storage,
 )
+from function_app.ratelimit.limiter import Limiter
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
 from function_app.ratelimit.tally_sync import TallySync, group_count
@@ -108,14 +109,33 @@ class TallyLimiter(LimiterEngine):
                                group_count(config.expected_instances), self.instance,
                                self._rng, self._counters)
         self._keys: dict[tuple[str, str], TallyKey] = {}
+        # Budgets (rate-0 limits) are decided exactly on the lease rows (see _decide); it
+        # makes no storage call until a budget is first asked for.
+        self._exact = Limiter(store, clock, config, instance_id, rng=self._rng,
+                              background=background)
+        self._exact_used = False
         self._background = background
         self._task: asyncio.Task | None = None
         self._closed = False
 
+    @property
+    def counters(self) -> dict[str, int]:
+        """This instance's counters, the budgets' lease limiter's included."""
+        merged = self._counters.snapshot()
+        for name, value in self._exact.counters.items():
+            merged[name] = merged.get(name, 0) + value
+        return merged
+
     def _settle(self, scoped: Sequence[ScopedLimit], delta: float) -> None:
-        """In the bucket that paid, and in the demand this instance publishes."""
+        """In the bucket that paid, and in the demand this instance publishes; a budget's in
+        its lease pool."""
+        budgets = [item for item in scoped if item.limit.rate <= 0]
+        if budgets:
+            self._exact._settle(budgets, delta)
         now = self._clock.now()
         for item in scoped:
+            if item.limit.rate <= 0:
+                continue
             tk = self._keys.get((item.scope, item.key))
             if tk is None:
                 continue
@@ -137,23 +157,55 @@ class TallyLimiter(LimiterEngine):
         for name, tk in list(self._keys.items()):
             if now - tk.last_used >= self._cfg.forget_s and tk.full(now):
                 del self._keys[name]
+        if self._exact_used:
+            await self._exact.maintain()
 
     async def close(self) -> None:
         self._closed = True
         await stop(self._task)
         await self._sync.close()
+        if self._exact_used:
+            await self._exact.close()  # gives unused leased budget back to its row
 
     async def _decide(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
+        """Shared limits by this instance's shares; budgets (rate 0) exactly, through the
+        lease limiter's rows: a budget is a fact (what is left), not a share of a rate, and an
+        instance's memory forgets it on restart. All or nothing across both: the shares are
+        judged first (no storage), the budget is charged, then the shares are judged again
+        and spent, or the budget is refunded."""
+        budgets = [item for item in scoped if item.limit.rate <= 0]
+        if not budgets:
+            return await self._decide_shared(scoped, cost)
+        shared = [item for item in scoped if item.limit.rate > 0]
+        if shared:
+            early = await self._decide_shared(shared, cost, commit=False)
+            if not early.allowed:
+                return early
+        self._exact_used = True
+        self._exact._start()
+        exact = await self._exact._decide(budgets, cost)
+        if not exact.allowed or not shared:
+            return exact
+        decision = await self._decide_shared(shared, cost)
+        if not decision.allowed:  # another request spent the share meanwhile
+            self._exact._settle(budgets, -cost)
+            return decision
+        return combined(decision, exact)
+
+    async def _decide_shared(self, scoped: Sequence[ScopedLimit], cost: float,
+                             commit: bool = True) -> Decision:
         now = self._clock.now()
         if self._sync.stale(now) and self._health.ready(now):
             with contextlib.suppress(Exception):
                 await self._sync.refresh(now)
             now = self._clock.now()
         usable = self._sync.usable(now)
-        self._sync.request(now)
         keys = [self._key(item, cost, now) for item in scoped]
         judgements = [self._judge(tk, cost, now, usable) for tk in keys]
         denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
+        if not commit and denier is None:
+            return to_decision(judgements, None)
+        self._sync.request(now)
         period = self._sync.period_s
         if denier is not None:
             tk = denier.ks
@@ -217,3 +269,11 @@ class TallyLimiter(LimiterEngine):
         if self._background and self._task is None and not self._closed:
             self._task = asyncio.create_task(
                 every(self._clock, self._cfg.tick_s, self.maintain, "rate limiter maintenance"))
+
+
+def combined(shared: Decision, exact: Decision) -> Decision:
+    """One admitted Decision from the shares' and the budgets': the scope with the least
+    remaining speaks for both; degraded or shadow if either was."""
+    tightest = exact if exact.remaining < shared.remaining else shared
+    return replace(tightest, degraded=shared.degraded or exact.degraded,
+                   shadow_scope=shared.shadow_scope or exact.shadow_scope)
