@@ -53,8 +53,8 @@ joining take at most 1 / E of rate and capacity each for the two periods before 
 counts them; R_refunds: refunds of reservations charged before the interval (token limits).
 Capacities shrink when shares do; they never grow tokens, only room to refill.
 Not covered: storage outages beyond STALE_PERIODS (then the failure mode decides, as in lease
-mode), and a key that overflows an instance's row (never below MAX_ROW_KEYS distinct keys per
-period; counted as `tally_keys_dropped`).
+mode), and a key that overflows an instance's row (rows are measured as encoded: at least
+9,000 distinct keys per period fit; the rest are counted as `tally_keys_dropped`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ EVEN = 0.2  # of a key's unused share split evenly over instances; the rest by t
 DECAY = 0.5  # published demand falls at most by half per period
 CHUNK = 30_000  # characters per string property (Table Storage: 64 KiB, UTF-16)
 MAX_CHUNKS = 15  # a row stays under 1 MiB
-MAX_ROW_KEYS = 11_000  # keys one instance row carries per period (about 36 characters each)
+MAX_ROW_KEYS = 11_000  # keys one instance row carries per period (fewer if they do not fit)
 HOT_CHUNKS, MEMBER_CHUNKS = 10, 5  # the summary: 10,000 hot keys, 16,000 instances
 STALE_PERIODS = 4  # a view older than this many periods is no view: the failure mode decides
 
@@ -196,11 +196,32 @@ def published(raw: Mapping[str, float], previous: Mapping[str, float],
 def instance_fields(period: int, now: float, demand: Mapping[str, float],
                     rates: Mapping[str, float], traffic: float = 0.0
                     ) -> tuple[dict[str, float | str], int]:
-    """One instance's row, and how many keys did not fit (the smallest demands go)."""
+    """One instance's row, and how many keys did not fit (the smallest demands go). What fits
+    is measured on the encoding itself (a token limit's rate alone once took 18 characters,
+    twice the estimate, and a full row stopped the instance publishing)."""
     ranked = sorted(demand.items(), key=lambda item: -item[1])
-    kept, dropped = ranked[:MAX_ROW_KEYS], max(0, len(ranked) - MAX_ROW_KEYS)
-    body = {kid: [round(value, 4), rates.get(kid, 0.0)] for kid, value in kept}
-    return {"p": float(period), "at": now, "t": traffic, **_chunks("d", body)}, dropped
+    entries = [(kid, [round(value, 4), _short(rates.get(kid, 0.0))]) for kid, value in ranked]
+    kept = fitting(entries, CHUNK * MAX_CHUNKS, MAX_ROW_KEYS)
+    body = dict(entries[:kept])
+    return ({"p": float(period), "at": now, "t": traffic, **_chunks("d", body)},
+            len(entries) - kept)
+
+
+def fitting(entries: list[tuple[str, object]], chars: int, most: int) -> int:
+    """How many leading `entries` a compact JSON object of them holds within `chars`
+    characters (each entry measured as encoded: "key":value plus its comma), at most `most`."""
+    used = 2  # the braces
+    for count, (key, value) in enumerate(entries[:most]):
+        used += len(json.dumps(key)) + len(json.dumps(value, separators=(",", ":"))) + 2
+        if used > chars:
+            return count
+    return min(len(entries), most)
+
+
+def _short(value: float) -> float:
+    """A figure to seven significant digits (a rate of 200000/60 is 3333.333, not
+    3333.3333333333335): what the maths needs, in half the characters."""
+    return float(f"{value:.7g}")
 
 
 @dataclass(frozen=True)
@@ -248,7 +269,8 @@ def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float) -> View
            if rate_of[kid] > 0 and d >= PHI * rate_of[kid] * period_s}
     ranked = sorted(hot, key=lambda kid: -_utilisation(hot[kid][0], rate_of[kid], period_s))
     phi = PHI
-    room = min(MAX_HOT_KEYS, CHUNK * HOT_CHUNKS // 40)  # at most ~40 characters per key
+    room = fitting([(kid, _hot_entry(hot[kid])) for kid in ranked], CHUNK * HOT_CHUNKS,
+                   MAX_HOT_KEYS)
     if len(ranked) > room:
         phi = max(PHI, _utilisation(hot[ranked[room]][0], rate_of[ranked[room]], period_s))
         ranked = ranked[:room]
@@ -260,8 +282,12 @@ def _utilisation(total: float, rate: float, period_s: float) -> float:
     return total / (rate * period_s) if rate > 0 else float("inf")
 
 
+def _hot_entry(listed: tuple[float, int]) -> list[float | int]:
+    return [round(listed[0], 4), listed[1]]
+
+
 def summary_fields(view: View, by: str, now: float) -> dict[str, float | str]:
-    body = {kid: [round(d, 4), n] for kid, (d, n) in view.hot.items()}
+    body = {kid: _hot_entry(listed) for kid, listed in view.hot.items()}
     return {"p": float(view.period), "at": now, "by": by, "n": float(view.instances),
             "phi": view.phi, "tt": view.traffic,
             **_chunks("m", sorted(view.members), MEMBER_CHUNKS), **_chunks("h", body, HOT_CHUNKS)}

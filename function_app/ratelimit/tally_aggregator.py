@@ -21,6 +21,7 @@ from function_app.ratelimit import tally
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.store import RowKey, StoredRow
+from function_app.ratelimit.trouble import Trouble
 
 log = logging.getLogger(__name__)
 SUMMARY = RowKey("_tally", "summary")
@@ -51,6 +52,7 @@ class Aggregator:
         self.aggregated, self._idle = -1, 0
         self._lock = asyncio.Lock()
         self._young_until = self._last = float("-inf")
+        self.trouble = Trouble("aggregate", "tally_aggregate_failures", counters, log)
 
     @property
     def leading(self) -> bool:
@@ -93,7 +95,13 @@ class Aggregator:
         async with self._lock:
             if done > self.aggregated or (again and done == self.aggregated):
                 self._last = now
-                return await self._once(done, now)
+                try:
+                    view = await self._once(done, now)
+                except Exception as exc:  # logged, counted, on /healthz; the next tick retries
+                    self.trouble.failed(exc, done, now)
+                    raise
+                self.trouble.ok()
+                return view
         return None
 
     async def _once(self, done: int, now: float) -> tally.View | None:

@@ -119,6 +119,12 @@ class TallyLimiter(LimiterEngine):
         self._closed = False
 
     @property
+    def storage_state(self) -> dict[str, object]:
+        """The engine's storage state plus the tally's: a publish or aggregate failing shows
+        here (/healthz, limiter section) until it works again."""
+        return {**self._health.report(), "tally": self._sync.report(self._clock.now())}
+
+    @property
     def counters(self) -> dict[str, int]:
         """This instance's counters, the budgets' lease limiter's included."""
         merged = self._counters.snapshot()

@@ -24,6 +24,7 @@ from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.store import RowKey, StoredRow
 from function_app.ratelimit.tally_aggregator import SUMMARY, Aggregator, copy_key, group_key
+from function_app.ratelimit.trouble import Trouble
 
 log = logging.getLogger(__name__)
 GROUP_SIZE = 100  # instances per group partition: ~100 writes + 100 rows read per period
@@ -71,6 +72,8 @@ class TallySync:
         self._row_etag: str | None = None
         self._task: asyncio.Task | None = None
         self._attempted = float("-inf")
+        self.publishing = Trouble("publish", "tally_publish_failures", counters, log)
+        self._unsent: int | None = None  # a period whose row failed to go out: retried
 
     def period(self, now: float) -> int:
         return math.floor(now / self.period_s)
@@ -152,7 +155,7 @@ class TallySync:
         start = (done + 1) * self.period_s
         if self._task is not None:
             return
-        if done > self._synced and now >= start + self._offset:
+        if (done > self._synced or self._unsent == done) and now >= start + self._offset:
             await self._publish(done, force=False)
         self._take(await self._aggregator.tick(done, now))
         active = any(self._published.get(p, NOTHING).demand for p in (done, done - 1))
@@ -178,16 +181,34 @@ class TallySync:
         return self._published.get(done, NOTHING)
 
     async def _publish(self, done: int, force: bool) -> None:
+        """Write this instance's row for `done`. A failure is logged, counted, reported on
+        /healthz and retried by the next tick while `done` is the last period (a newer
+        period's row supersedes it); it then propagates."""
         counted = self._close_period(done)
         if not counted.demand and not force:
             return
-        fields, dropped = tally.instance_fields(done, self._clock.now(), counted.demand,
-                                                self._rates, counted.traffic)
-        if dropped:
-            self._counters.incr("tally_keys_dropped", dropped)
-        self._counters.incr("tally_syncs")
-        self._row_etag = await self._store.put(self._row, fields)
+        try:
+            fields, dropped = tally.instance_fields(done, self._clock.now(), counted.demand,
+                                                    self._rates, counted.traffic)
+            if dropped:
+                self._counters.incr("tally_keys_dropped", dropped)
+            self._counters.incr("tally_syncs")
+            self._row_etag = await self._store.put(self._row, fields)
+        except Exception as exc:
+            self._unsent = done
+            self.publishing.failed(exc, done, self._clock.now())
+            raise
+        self._unsent = None
+        self.publishing.ok()
         self._written = {p for p in self._written if p >= done - 4} | {done}
+
+    def report(self, now: float) -> dict[str, object]:
+        """For /healthz: the view's age in periods, whether this instance aggregates, and
+        the state of its publishing and (when leading) aggregating."""
+        age = self.period(now) - self.view.period if self.view is not None else None
+        return {"view_age_periods": age, "aggregating": self.leading,
+                "publish": self.publishing.report(),
+                "aggregate": self._aggregator.trouble.report()}
 
     async def _learn(self, done: int, publish: Awaitable[None] | None = None) -> None:
         """Read the summary, alongside `publish` if given; take it over (after the publish, so

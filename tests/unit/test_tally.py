@@ -182,11 +182,11 @@ def test_aggregate_counts_recent_rows_and_lists_hot_keys_only():
 
 
 def test_a_summary_too_long_keeps_the_most_used_keys_and_raises_phi():
-    room = tally.CHUNK * tally.HOT_CHUNKS // 40
-    demand = {f"{n:016x}": 100.0 + n for n in range(room + 10)}
+    # Long demand figures (the issue's 7,400 hot keys overflowed the summary's chunks).
+    demand = {f"{n:016x}": 1_234_567_890_123.1234 + n for n in range(tally.MAX_HOT_KEYS)}
     v = tally.aggregate([tally.InstanceRow("a", 1, 0.0, {k: (d, 100.0) for k, d in
                                                            demand.items()})], 1, P)
-    assert len(v.hot) == room and v.phi > tally.PHI
+    assert 6_000 < len(v.hot) < len(demand) and v.phi > tally.PHI
     dropped = [k for k in demand if k not in v.hot]
     assert all(demand[k] / (100.0 * P) <= v.phi for k in dropped)
     assert min(d for d, _ in v.hot.values()) >= max(demand[k] for k in dropped)
@@ -226,3 +226,16 @@ def test_a_budget_is_never_listed_in_the_summary():
     rows = [tally.InstanceRow("a", 1, 0.0, {"budget": (5.0, 0.0), "k": (100.0, 100.0)})]
     v = tally.aggregate(rows, 1, P)
     assert "budget" not in v.hot and "k" in v.hot and v.phi == tally.PHI
+
+
+def test_a_row_of_token_limits_with_long_figures_fits_by_its_encoding():
+    """A token limit's rate (200000/60) once took 18 characters: from 9,575 keys the row
+    raised, and the instance stopped publishing for good. Rows are measured as encoded."""
+    rate = 200_000 / 60
+    demand = {tally.key_id("client", f"c{n}"): 190_000.123456 + n for n in range(12_000)}
+    fields, dropped = tally.instance_fields(3, 0.0, demand, dict.fromkeys(demand, rate))
+    row = tally.parse_instance("me", fields)
+    assert row is not None and len(row.demand) + dropped == len(demand)
+    assert len(row.demand) >= 9_000 and dropped > 0
+    assert all(len(v) <= tally.CHUNK for k, v in fields.items() if k.startswith("d"))
+    assert {r for _, r in row.demand.values()} == {3333.333}

@@ -395,3 +395,39 @@ async def test_a_budget_and_a_share_are_all_or_nothing_and_refunds_reach_the_bud
     assert not (await lim.acquire(both, 1)).allowed  # the share denies: no budget spent
     lim.adjust(both, -1)  # the whole reservation refunded
     assert await spend_all(lim, tokens=50.0, cost=10.0) == 50.0
+
+
+@pytest.mark.asyncio
+async def test_a_row_of_many_token_keys_is_still_published():
+    """From 9,575 token-limit keys in one period the row raised ValueError, maintain()
+    swallowed it, no row was written, nothing logged: the instance ran on a joiner's share."""
+    clock, store, lims = fleet(2)
+    await run_for(clock, lims, 2.0, each_step=lambda: lims[1].acquire(scoped("x"), 1))
+    for n in range(10_000):
+        await lims[0].acquire(scoped(f"c{n}", 200_000 / 60, 200_000.0), 190_000.123)
+    done = lims[0]._sync.period(clock.now())
+    await run_for(clock, lims, 2.0)
+    row = await store.read(lims[0]._sync._row)
+    assert row is not None and row.fields["p"] >= done
+    assert lims[0].counters["tally_publish_failures"] == 0
+
+
+@pytest.mark.asyncio
+async def test_a_failed_publish_is_counted_shown_on_health_and_retried(caplog):
+    flaky = FlakyRateLimitStore(MemoryRateLimitStore())
+    clock, _, (lim, other) = fleet(2, store=flaky)
+    await run_for(clock, [lim, other], 3.0, each_step=lambda: lim.acquire(scoped(), 1))
+    await clock.advance(P - clock.now() % P)  # a period starts: lim's row is due in it
+    await lim.acquire(scoped(), 1)
+    flaky.down = True
+    await run_for(clock, [lim], 0.4)  # past the write offset (at most 0.35 P)
+    flaky.down = False
+    state = lim.storage_state["tally"]["publish"]
+    assert lim.counters["tally_publish_failures"] >= 1 and state["state"] == "failing"
+    assert "StoreUnavailable" in state["last_error"]
+    assert any("tally publish" in r.getMessage() for r in caplog.records)
+    failed = state["period"]
+    await run_for(clock, [lim], 0.5)  # past the back-off, still in the same period
+    row = await flaky.inner.read(lim._sync._row)
+    assert row.fields["p"] == failed == lim._sync.period(clock.now()) - 1
+    assert lim.storage_state["tally"]["publish"] == {"state": "ok"}
