@@ -173,10 +173,18 @@ def local_limit(limit: Limit, s: float, unit: float, period_s: float = 0.0) -> L
     a period's arrivals to bunch up (ROOM_SIGMAS standard deviations of Poisson arrivals at its
     share of the rate, at most its part of a period's rate, none when alone: an instance alone
     is an exact bucket), and at least one request."""
+    return Limit(limit.rate * s, max(unit, opening(limit, s, unit, period_s)), limit.shadow)
+
+
+def opening(limit: Limit, s: float, unit: float, period_s: float) -> float:
+    """The tokens a bucket for share s starts with: its part of the burst and its room, never
+    the key's typical cost `unit` when that is more (local_limit's capacity may be `unit`, so
+    that a large request can fit once refilled; starting there let ten instances each admit a
+    190,000-token request against a 400,000 burst: cost above a share waits)."""
     expected = s * limit.rate * period_s  # cost arriving at this share in a period
     room = min(min(s, 1 - s) * limit.rate * period_s,
                ROOM_SIGMAS * math.sqrt(expected * max(unit, 0.0)))
-    return Limit(limit.rate * s, max(unit, s * limit.burst + room), limit.shadow)
+    return s * limit.burst + room
 
 
 def published(raw: Mapping[str, float], previous: Mapping[str, float],

@@ -59,6 +59,7 @@ class TallyKey:
     # period it was made in, or later, starts the bucket again, full at that share less this.
     provisional: float | None = None
     made_at: float = 0.0  # when the bucket was made
+    opened: float = 0.0  # the tokens it was made with (tally.opening)
 
     def apply(self, s: float, now: float, period_s: float, settled: bool) -> None:
         """Take share `s`: tokens refill at the old rate until now, then fit the new capacity;
@@ -69,14 +70,17 @@ class TallyKey:
         on its TPM burst."""
         local = tally.local_limit(self.limit, s, self.unit, period_s)
         if self.state is None or self.local is None:
-            self.state = bucket.full(local, now)
+            self.opened = min(local.burst, tally.opening(self.limit, s, self.unit, period_s))
+            self.state = BucketState(self.opened, now)
             self.provisional = None if settled else 0.0
         elif self.provisional is not None and settled:
-            # As if it had held this share since it was made: full, less what it spent, plus
-            # the refill of that share since (a lone instance stays an exact bucket).
+            # As if it had held this share since it was made: what it opened with (full when
+            # alone: an exact bucket), less what it spent, plus that share's refill since. Never
+            # full again at a share counted later: a client hopping instances collected a new
+            # burst at each (2.23x its allowance over 240 s across 16 instances).
             refill = local.rate * max(0.0, now - self.made_at)
-            self.state = BucketState(min(local.burst, local.burst - self.provisional + refill),
-                                     now)
+            top = local.burst if s >= 1.0 else self.opened
+            self.state = BucketState(min(local.burst, top - self.provisional + refill), now)
             self.provisional = None
         else:
             current = bucket.refill(self.state, self.local, now)
