@@ -3,6 +3,7 @@ cost per period, the aggregator's takeover, failure modes, refunds and the overs
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
@@ -480,3 +481,19 @@ async def test_ten_instances_never_each_admit_a_huge_first_request():
     decisions = [await lim.acquire(tpm, 190_000) for lim in lims]
     assert sum(d.allowed for d in decisions) * 190_000 <= 400_000 + 190_000
     assert all(d.retry_after_s > 0 for d in decisions if not d.allowed)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("cost", [1.0, 3.0])
+async def test_a_concurrent_burst_admits_what_fits_and_the_rest_wait_until_it_could(cost):
+    """Issue #22 in tally mode: 40 requests at once against a burst holding k of them admit k;
+    each refused one is told when its cost could fit (at most two periods: shares move)."""
+    _, _, (lim,) = fleet(1)
+    limit = scoped(rate=2.0, burst=10.0)
+    decisions = await asyncio.gather(*(lim.acquire(limit, cost) for _ in range(40)))
+    k = int(10.0 // cost)
+    assert sum(d.allowed for d in decisions) == k
+    left = 10.0 - k * cost
+    for d in decisions:
+        if not d.allowed:
+            assert d.retry_after_s == pytest.approx(min((cost - left) / 2.0, 2 * P), abs=0.01)
