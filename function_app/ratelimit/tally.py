@@ -160,12 +160,15 @@ def weight(view: View, n: int, traffic: float) -> float:
 
 
 def overshoot_bound(limit: Limit, instances: int, unit: float, period_s: float, seconds: float,
-                    joined: int, expected: int) -> float:
-    """The most the stated bound lets a fleet admit on one key in `seconds` (no refunds)."""
+                    joined: int, expected: int, counted: int = 0) -> float:
+    """The most the stated bound lets a fleet admit on one key in `seconds` (no refunds):
+    f(R, B, T, N) of docs/ratelimit-tally.md. `joined` instances joined during the window,
+    each taking 1 / max(counted + 1, expected) until counted, where `counted` is the fewest
+    instances a summary counted when they joined (0: the whole fleet starting at once)."""
     room = min(limit.rate * period_s,
                ROOM_SIGMAS * math.sqrt(instances * limit.rate * period_s * unit))
     return (limit.burst + room + instances * unit + limit.rate * (seconds + 2 * period_s)
-            + joined * (3 * period_s * limit.rate + limit.burst) / max(1, expected))
+            + joined * (3 * period_s * limit.rate + limit.burst) / max(1, expected, counted + 1))
 
 
 def local_limit(limit: Limit, s: float, unit: float, period_s: float = 0.0) -> Limit:
@@ -252,18 +255,26 @@ def parse_instance(row_key: str, fields: Mapping[str, object]) -> InstanceRow | 
         return None
 
 
-def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float) -> View:
+def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float,
+              counted_before: frozenset[tuple[str, int]] | None = None) -> View:
     """The summary of `period`: rows of that period are counted with their demand, rows of the
-    one before count as instances only; hot keys are those at or above phi of rate * P."""
+    one before count as instances only; hot keys are those at or above phi of rate * P.
+    Clocks a few seconds apart: a row of the period after is from a clock running ahead (it
+    wrote its next row before the aggregator read); a row of the period before that the last
+    summary did not count (`counted_before`: (member, row period) pairs) is from a clock
+    running behind (it came after the aggregator read). Both are members, with their
+    figures, rather than left out of N or counted but never a member. Every row is a member
+    at most once."""
     totals: dict[str, float] = {}
     holders: dict[str, int] = {}
     rate_of: dict[str, float] = {}
     members, instances, traffic = set(), 0, 0.0
     for row in rows:
-        if row.period < period - 1 or row.period > period:
+        if row.period < period - 1 or row.period > period + 1:
             continue
         instances += 1
-        if row.period != period:
+        late = counted_before is not None and (row.member, row.period) not in counted_before
+        if row.period < period and not late:
             continue
         members.add(row.member)
         traffic += row.traffic

@@ -52,6 +52,11 @@ class Aggregator:
         self.aggregated, self._idle = -1, 0
         self._lock = asyncio.Lock()
         self._young_until = self._last = float("-inf")
+        # The rows (member, period) the last summary counted as members, and the one before
+        # it: a row of the period before that no summary counted is a late one (a clock
+        # behind), a member now (tally.aggregate).
+        self._counted: frozenset[tuple[str, int]] = frozenset()
+        self._before: frozenset[tuple[str, int]] = frozenset()
         self.trouble = Trouble("aggregate", "tally_aggregate_failures", counters, log)
 
     @property
@@ -114,7 +119,8 @@ class Aggregator:
                 rows.append(parsed)
             elif stored.key != self._own_row:
                 await self._forget(stored.key, stored.etag)
-        view = tally.aggregate(rows, done, self._period_s)
+        before = {done - 1: self._counted, done: self._before}.get(self.aggregated)
+        view = tally.aggregate(rows, done, self._period_s, before)
         self._idle = 0 if view.members else self._idle + 1
         fields = tally.summary_fields(view, self._me, self._clock.now())
         try:
@@ -126,6 +132,9 @@ class Aggregator:
             await asyncio.gather(*(self._store.put(copy_key(g), fields)
                                    for g in range(self._groups)))
         self._counters.incr("tally_aggregations")
+        if done > self.aggregated:  # a re-count of the same period keeps the one before's
+            self._before = self._counted
+        self._counted = frozenset((r.member, r.period) for r in rows if r.member in view.members)
         self.aggregated = done
         if self._idle >= IDLE_PERIODS:
             await self.resign(view)

@@ -110,9 +110,12 @@ class TallySync:
         return self._in_view().traffic
 
     def _in_view(self) -> Counted:
+        """What this instance published for the view's period; with a clock behind, the
+        summary counted its row of the period before (tally.aggregate): that one."""
         if self.view is None:
             return NOTHING
-        return self._published.get(self.view.period, NOTHING)
+        published = self._published
+        return published.get(self.view.period) or published.get(self.view.period - 1, NOTHING)
 
     def usable(self, now: float) -> bool:
         return self.view is not None and self.period(now) - self.view.period <= tally.STALE_PERIODS

@@ -497,3 +497,44 @@ async def test_a_concurrent_burst_admits_what_fits_and_the_rest_wait_until_it_co
     for d in decisions:
         if not d.allowed:
             assert d.retry_after_s == pytest.approx(min((cost - left) / 2.0, 2 * P), abs=0.01)
+
+
+class SkewedClock:
+    """Another machine's clock: `skew` seconds ahead (behind when negative) of `inner`."""
+
+    def __init__(self, inner: FakeClock, skew: float) -> None:
+        self.inner, self.skew = inner, skew
+
+    def now(self) -> float:
+        return self.inner.now() + self.skew
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("skew", [-2.0, 2.0])
+async def test_an_instance_with_a_skewed_clock_is_still_a_member(skew):
+    """1.5 s behind (P = 3 s) an instance was counted but never a member, and a client pinned
+    there got 9 % of its allowance; 1.5 s ahead it was left out of N (issue #23)."""
+    clock = FakeClock(start=START)
+    store = MemoryRateLimitStore()
+    lims = [TallyLimiter(store, clock if k else SkewedClock(clock, skew),
+                         config(tally_period_s=3.0), f"i{k}", background=False,
+                         rng=random.Random(k)) for k in range(4)]
+    pinned = {"asked": 0, "admitted": 0}
+
+    async def traffic():
+        for lim in lims[1:]:
+            await lim.acquire(scoped("other", 1000.0, 1000.0), 1)
+        decision = await lims[0].acquire(scoped("pinned", 10.0, 10.0), 1)
+        if clock.now() - START >= 30.0:
+            pinned["asked"] += 1
+            pinned["admitted"] += decision.allowed
+
+    await run_for(clock, lims, 60.0, step=0.05, each_step=traffic)
+    leader = next(lim for lim in lims if lim._sync.leading)
+    view = leader._sync.view
+    assert view.instances == 4 and lims[0]._sync.me in view.members
+    # 20 asked per second against 10/s: an exact limiter admits half.
+    assert pinned["admitted"] >= 0.85 * 10.0 * 30.0
