@@ -13,6 +13,7 @@ for IDLE_PERIODS it resigns, so an idle fleet makes no storage calls.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from function_app.core.clock import Clock
@@ -29,6 +30,11 @@ IDLE_PERIODS = 3
 GONE_PERIODS = 20  # an instance row this old belongs to a crashed instance: delete it
 AGGREGATE_AT = 0.5  # fraction of a period after its end when the aggregator reads the rows
 YOUNG_S, YOUNG_PERIODS = 0.5, 2
+OFFLOAD = True  # sum rows in a worker thread (the simulator turns it off: virtual time)
+
+
+async def _now(value: object) -> object:
+    return value
 
 
 def copy_key(group: int) -> RowKey:
@@ -112,17 +118,16 @@ class Aggregator:
     async def _once(self, done: int, now: float) -> tally.View | None:
         results = await asyncio.gather(
             *(self._store.query(group_key(g)) for g in range(self._groups)))
-        rows, gone = [], now - GONE_PERIODS * self._period_s
-        for stored in (row for group in results for row in group):
-            parsed = tally.parse_instance(stored.key.row, stored.fields)
-            if parsed is not None and parsed.at >= gone:
-                rows.append(parsed)
-            elif stored.key != self._own_row:
-                await self._forget(stored.key, stored.etag)
+        stored = [row for group in results for row in group]
         before = {done - 1: self._counted, done: self._before}.get(self.aggregated)
-        view = tally.aggregate(rows, done, self._period_s, before)
+        summed = functools.partial(self._sum, stored, done, now, before)
+        # Decoding every instance row (megabytes of JSON with many keys) and summing them
+        # would stall every request on this instance's event loop: a worker thread does it.
+        rows, view, fields, gone = await (asyncio.to_thread(summed) if OFFLOAD else
+                                          _now(summed()))
+        for key, etag in gone:
+            await self._forget(key, etag)
         self._idle = 0 if view.members else self._idle + 1
-        fields = tally.summary_fields(view, self._me, self._clock.now())
         try:
             self._etag = await self._store.write(SUMMARY, fields, self._etag or None)
         except StoreConflict:
@@ -139,6 +144,20 @@ class Aggregator:
         if self._idle >= IDLE_PERIODS:
             await self.resign(view)
         return view if view.instances > 0 else None
+
+    def _sum(self, stored: list[StoredRow], done: int, now: float,
+             before: frozenset[tuple[str, int]] | None) -> tuple:
+        """Pure work on the rows read: (rows parsed, the view, the summary's fields, rows of
+        crashed instances to delete). Touches no state, so it may run in a worker thread."""
+        rows, gone, oldest = [], [], now - GONE_PERIODS * self._period_s
+        for row in stored:
+            parsed = tally.parse_instance(row.key.row, row.fields)
+            if parsed is not None and parsed.at >= oldest:
+                rows.append(parsed)
+            elif row.key != self._own_row:
+                gone.append((row.key, row.etag))
+        view = tally.aggregate(rows, done, self._period_s, before)
+        return rows, view, tally.summary_fields(view, self._me, self._clock.now()), gone
 
     async def _forget(self, key: RowKey, etag: str) -> None:
         try:
