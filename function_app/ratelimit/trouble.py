@@ -21,12 +21,13 @@ class Trouble:
         self.failures += 1
         self.error, self.period, self.at = f"{type(exc).__name__}: {exc}"[:200], period, now
         self._counters.incr(self._counter)
-        self._log.warning("rate limiter: tally %s of period %d failed (%s), failure %d in a "
-                          "row; retried on the next tick", self.chore, period, self.error,
-                          self.failures)
+        if self.failures & (self.failures - 1) == 0:  # 1st, 2nd, 4th, 8th...: never a flood
+            self._log.warning("rate limiter: tally %s of period %d failed (%s), failure %d in "
+                              "a row; retried on the next tick", self.chore, period, self.error,
+                              self.failures)
 
     def ok(self) -> None:
-        if self.failures:
+        if self.failures > 1:  # a single failure retried at once is not worth a line
             self._log.warning("rate limiter: tally %s works again after %d failures",
                               self.chore, self.failures)
         self.failures = 0
