@@ -208,20 +208,6 @@ def published(raw: Mapping[str, float], previous: Mapping[str, float],
     return out
 
 
-def instance_fields(period: int, now: float, demand: Mapping[str, float],
-                    rates: Mapping[str, float], traffic: float = 0.0
-                    ) -> tuple[dict[str, float | str], int]:
-    """One instance's row, and how many keys did not fit (the smallest demands go). What fits
-    is measured on the encoding itself (a token limit's rate alone once took 18 characters,
-    twice the estimate, and a full row stopped the instance publishing)."""
-    ranked = sorted(demand.items(), key=lambda item: -item[1])
-    entries = [(kid, [round(value, 4), _short(rates.get(kid, 0.0))]) for kid, value in ranked]
-    kept = fitting(entries, CHUNK * MAX_CHUNKS, MAX_ROW_KEYS)
-    body = dict(entries[:kept])
-    return ({"p": float(period), "at": now, "t": traffic, **_chunks("d", body)},
-            len(entries) - kept)
-
-
 def fitting(entries: list[tuple[str, object]], chars: int, most: int) -> int:
     """How many leading `entries` a compact JSON object of them holds within `chars`
     characters (each entry measured as encoded: "key":value plus its comma), at most `most`."""
@@ -233,12 +219,6 @@ def fitting(entries: list[tuple[str, object]], chars: int, most: int) -> int:
     return min(len(entries), most)
 
 
-def _short(value: float) -> float:
-    """A figure to seven significant digits (a rate of 200000/60 is 3333.333, not
-    3333.3333333333335): what the maths needs, in half the characters."""
-    return float(f"{value:.7g}")
-
-
 @dataclass(frozen=True)
 class InstanceRow:
     member: str
@@ -246,17 +226,6 @@ class InstanceRow:
     at: float
     demand: Mapping[str, tuple[float, float]]  # kid -> (d_i, rate)
     traffic: float = 0.0
-
-
-def parse_instance(row_key: str, fields: Mapping[str, object]) -> InstanceRow | None:
-    """A row another instance wrote; None when it is not one (never raises)."""
-    try:
-        body = _unchunk("d", fields, dict)
-        demand = {str(k): (float(v[0]), float(v[1])) for k, v in body.items()}
-        return InstanceRow(row_key, int(float(fields["p"])), float(fields["at"]), demand,
-                           max(0.0, float(fields.get("t", 0.0))))
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-        return None
 
 
 def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float,
@@ -292,7 +261,7 @@ def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float,
            if rate_of[kid] > 0 and d >= PHI * rate_of[kid] * period_s}
     ranked = sorted(hot, key=lambda kid: -_utilisation(hot[kid][0], rate_of[kid], period_s))
     phi = PHI
-    room = fitting([(kid, _hot_entry(hot[kid])) for kid in ranked], CHUNK * HOT_CHUNKS,
+    room = fitting([(kid, hot_entry(hot[kid])) for kid in ranked], CHUNK * HOT_CHUNKS,
                    MAX_HOT_KEYS)
     if len(ranked) > room:
         phi = max(PHI, _utilisation(hot[ranked[room]][0], rate_of[ranked[room]], period_s))
@@ -305,45 +274,5 @@ def _utilisation(total: float, rate: float, period_s: float) -> float:
     return total / (rate * period_s) if rate > 0 else float("inf")
 
 
-def _hot_entry(listed: tuple[float, int]) -> list[float | int]:
+def hot_entry(listed: tuple[float, int]) -> list[float | int]:
     return [round(listed[0], 4), listed[1]]
-
-
-def summary_fields(view: View, by: str, now: float) -> dict[str, float | str]:
-    body = {kid: _hot_entry(listed) for kid, listed in view.hot.items()}
-    return {"p": float(view.period), "at": now, "by": by, "n": float(view.instances),
-            "phi": view.phi, "tt": view.traffic,
-            **_chunks("m", sorted(view.members), MEMBER_CHUNKS), **_chunks("h", body, HOT_CHUNKS)}
-
-
-def parse_summary(fields: Mapping[str, object]) -> tuple[View, str, float] | None:
-    """(view, aggregator, written at) from the summary row; None for a malformed one."""
-    try:
-        hot = {str(k): (float(v[0]), int(v[1])) for k, v in _unchunk("h", fields, dict).items()}
-        members = frozenset(str(m) for m in _unchunk("m", fields, list))
-        view = View(int(float(fields["p"])), int(float(fields["n"])), members, hot,
-                    float(fields.get("phi", PHI)), float(fields.get("tt", 0.0)))
-        return view, str(fields.get("by", "")), float(fields["at"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-
-
-def _chunks(prefix: str, body: object, limit: int = MAX_CHUNKS) -> dict[str, str]:
-    """JSON split over string properties <prefix>0, <prefix>1, ... (callers keep it small
-    enough; what would exceed `limit` chunks raises, never a row that cannot be read)."""
-    text = json.dumps(body, separators=(",", ":"))
-    parts = [text[i:i + CHUNK] for i in range(0, len(text), CHUNK)]
-    if len(parts) > limit:
-        raise ValueError(f"{len(parts)} chunks of {prefix!r} exceed {limit}")
-    return {f"{prefix}{n}": part for n, part in enumerate(parts)}
-
-
-def _unchunk(prefix: str, fields: Mapping[str, object], kind: type) -> object:
-    parts, n = [], 0
-    while f"{prefix}{n}" in fields:
-        parts.append(str(fields[f"{prefix}{n}"]))
-        n += 1
-    body = json.loads("".join(parts)) if parts else kind()
-    if not isinstance(body, kind):
-        raise ValueError(f"{prefix!r} is not a {kind.__name__}")
-    return body

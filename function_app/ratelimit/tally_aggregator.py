@@ -18,7 +18,7 @@ import logging
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreConflict
-from function_app.ratelimit import tally
+from function_app.ratelimit import tally, tally_rows
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.store import RowKey, StoredRow
@@ -72,10 +72,10 @@ class Aggregator:
     async def claim(self, done: int, found: StoredRow | None) -> bool:
         """Take the summary over with one conditional write (its view kept, `at` now)."""
         now = self._clock.now()
-        if found is not None and tally.parse_summary(found.fields) is not None:
+        if found is not None and tally_rows.parse_summary(found.fields) is not None:
             fields = {**found.fields, "by": self._me, "at": now}
         else:
-            fields = tally.summary_fields(tally.View(done - 1, 0, frozenset(), {}), self._me,
+            fields = tally_rows.summary_fields(tally.View(done - 1, 0, frozenset(), {}), self._me,
                                           now)
         try:
             self._etag = await self._store.write(
@@ -151,13 +151,13 @@ class Aggregator:
         crashed instances to delete). Touches no state, so it may run in a worker thread."""
         rows, gone, oldest = [], [], now - GONE_PERIODS * self._period_s
         for row in stored:
-            parsed = tally.parse_instance(row.key.row, row.fields)
+            parsed = tally_rows.parse_instance(row.key.row, row.fields)
             if parsed is not None and parsed.at >= oldest:
                 rows.append(parsed)
             elif row.key != self._own_row:
                 gone.append((row.key, row.etag))
         view = tally.aggregate(rows, done, self._period_s, before)
-        return rows, view, tally.summary_fields(view, self._me, self._clock.now()), gone
+        return rows, view, tally_rows.summary_fields(view, self._me, self._clock.now()), gone
 
     async def _forget(self, key: RowKey, etag: str) -> None:
         try:
@@ -168,7 +168,7 @@ class Aggregator:
     async def resign(self, view: tally.View | None) -> None:
         """Stop aggregating; an old `at` lets the next active instance take over at once."""
         if self._etag:
-            fields = tally.summary_fields(view or tally.View(-1, 0, frozenset(), {}),
+            fields = tally_rows.summary_fields(view or tally.View(-1, 0, frozenset(), {}),
                                           self._me, 0.0)
             try:
                 await self._store.write(SUMMARY, fields, self._etag)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreError
-from function_app.ratelimit import tally
+from function_app.ratelimit import tally, tally_rows
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.store import RowKey, StoredRow
@@ -191,7 +191,7 @@ class TallySync:
         if not counted.demand and not force:
             return
         try:
-            fields, dropped = tally.instance_fields(done, self._clock.now(), counted.demand,
+            fields, dropped = tally_rows.instance_fields(done, self._clock.now(), counted.demand,
                                                     self._rates, counted.traffic)
             if dropped:
                 self._counters.incr("tally_keys_dropped", dropped)
@@ -240,7 +240,7 @@ class TallySync:
     def _adopt(self, found: StoredRow | None) -> bool:
         """Take the summary's view when it is newer; True when it is fresh (someone
         aggregates). A claim that has no aggregate yet (no instances) is not a view."""
-        parsed = tally.parse_summary(found.fields) if found is not None else None
+        parsed = tally_rows.parse_summary(found.fields) if found is not None else None
         if parsed is None:
             return False
         view, _by, at = parsed
