@@ -242,7 +242,11 @@ def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float,
     holders: dict[str, int] = {}
     rate_of: dict[str, float] = {}
     members, instances, traffic = set(), 0, 0.0
-    for row in rows:
+    newest: dict[str, InstanceRow] = {}
+    for row in rows:  # an instance that moved partition may have two rows: its newest counts
+        if row.member not in newest or row.period > newest[row.member].period:
+            newest[row.member] = row
+    for row in newest.values():
         if row.period < period - 1 or row.period > period + 1:
             continue
         instances += 1

@@ -58,12 +58,20 @@ class Aggregator:
         self.aggregated, self._idle = -1, 0
         self._lock = asyncio.Lock()
         self._young_until = self._last = float("-inf")
+        self._reading, self._moved = groups, -1  # groups read: more for a while after regroup
         # The rows (member, period) the last summary counted as members, and the one before
         # it: a row of the period before that no summary counted is a late one (a clock
         # behind), a member now (tally.aggregate).
         self._counted: frozenset[tuple[str, int]] = frozenset()
         self._before: frozenset[tuple[str, int]] = frozenset()
         self.trouble = Trouble("aggregate", "tally_aggregate_failures", counters, log)
+
+    def regroup(self, groups: int, own_row: RowKey) -> None:
+        """The fleet's partitions changed (tally_sync._regroup): read the groups of both
+        counts for a while, so rows not moved yet still count."""
+        self._reading = max(self._groups, groups)
+        self._groups, self._own_row = groups, own_row
+        self._moved = self.aggregated
 
     @property
     def leading(self) -> bool:
@@ -116,8 +124,10 @@ class Aggregator:
         return None
 
     async def _once(self, done: int, now: float) -> tally.View | None:
+        if done > self._moved + tally.STALE_PERIODS:
+            self._reading = self._groups  # every instance has moved by now
         results = await asyncio.gather(
-            *(self._store.query(group_key(g)) for g in range(self._groups)))
+            *(self._store.query(group_key(g)) for g in range(self._reading)))
         stored = [row for group in results for row in group]
         before = {done - 1: self._counted, done: self._before}.get(self.aggregated)
         summed = functools.partial(self._sum, stored, done, now, before)

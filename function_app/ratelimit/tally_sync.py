@@ -53,11 +53,9 @@ class TallySync:
     def __init__(self, store: GuardedStore, clock: Clock, period_s: float, groups: int,
                  instance: str, rng: random.Random, counters: Counters) -> None:
         self._store, self._clock, self._counters = store, clock, counters
-        self.period_s, self._groups = period_s, groups
+        self.period_s, self._groups, self._least_groups = period_s, groups, groups
         self.me = tally.member_id(instance)
-        group = int(self.me, 16) % groups
-        self._row = RowKey(group_key(group), self.me)
-        self._copy = copy_key(group) if groups > 1 else SUMMARY
+        self._row, self._copy = self._where(groups)
         self._offset = rng.uniform(0.05, 0.35) * period_s  # write; the aggregator reads at 0.5
         self._read_offset = self._offset + 0.5 * period_s  # after the aggregator wrote
         self.view: tally.View | None = None
@@ -74,6 +72,28 @@ class TallySync:
         self._attempted = float("-inf")
         self.publishing = Trouble("publish", "tally_publish_failures", counters, log)
         self._unsent: int | None = None  # a period whose row failed to go out: retried
+
+    def _where(self, groups: int) -> tuple[RowKey, RowKey]:
+        """This instance's row and the summary copy it reads, with `groups` partitions."""
+        group = int(self.me, 16) % groups
+        return RowKey(group_key(group), self.me), copy_key(group) if groups > 1 else SUMMARY
+
+    def _regroup(self) -> None:
+        """Partitions follow the fleet the summary counted, not only E: a group per
+        GROUP_SIZE instances (fewer only when the fleet is a third smaller: no flapping).
+        The row moves; the old one stops counting within two periods (tally.aggregate) and
+        the aggregator deletes it when it is GONE_PERIODS old."""
+        if self.view is None:
+            return
+        grow = group_count(self.view.instances)
+        shrink = group_count(int(self.view.instances * 1.5))
+        wanted = max(self._least_groups, grow if grow > self._groups else
+                     min(self._groups, shrink))
+        if wanted != self._groups:
+            self._groups = wanted
+            self._row, self._copy = self._where(wanted)
+            self._row_etag = None
+            self._aggregator.regroup(wanted, self._row)
 
     def period(self, now: float) -> int:
         return math.floor(now / self.period_s)
@@ -246,6 +266,7 @@ class TallySync:
         view, _by, at = parsed
         if view.instances > 0 and (self.view is None or view.period >= self.view.period):
             self.view = view
+            self._regroup()
         return self._clock.now() - at <= TAKEOVER_PERIODS * self.period_s
 
     async def _take_over(self, done: int, found: StoredRow | None) -> None:
@@ -260,6 +281,7 @@ class TallySync:
         """A view this instance aggregated itself (None: keep the one it has)."""
         if view is not None:
             self.view = view
+            self._regroup()
 
     async def _await_summary(self, done: int) -> None:
         """Another instance claimed the summary: read until its aggregate is there (a few

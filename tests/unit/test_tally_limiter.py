@@ -556,3 +556,26 @@ async def test_the_aggregator_sums_rows_off_the_serving_event_loop(monkeypatch):
     clock, _, lims = fleet(2)
     await run_for(clock, lims, 3.0, each_step=lambda: lims[0].acquire(scoped(), 1))
     assert seen and not any(seen)
+
+
+@pytest.mark.asyncio
+async def test_partitions_follow_the_fleet_not_the_expected_instances(monkeypatch):
+    """Partitions were sized from RATE_LIMIT_EXPECTED_INSTANCES (the Bicep's 4): one
+    partition served a fleet of 1,000 (2,064 entities/s against a cap of 2,000 in the
+    simulator). They follow the counted fleet; moving rows never loses an instance."""
+    from function_app.ratelimit import tally_sync
+
+    monkeypatch.setattr(tally_sync, "GROUP_SIZE", 2)  # a group per 2 instances, not per 100
+    clock, store, lims = fleet(6, expected_instances=1)
+
+    async def traffic():
+        for lim in lims:
+            await lim.acquire(scoped("k", 1000.0, 1000.0), 1)
+
+    await run_for(clock, lims, 12.0, each_step=traffic)
+    partitions = {row.key.partition for part in range(4)
+                  for row in await store.query(f"_tally.g{part}")}
+    assert len(partitions) == 3
+    leader = next(lim for lim in lims if lim._sync.leading)
+    assert leader._sync.view.instances == 6 and len(leader._sync.view.members) == 6
+    assert all(lim._sync.view.instances == 6 for lim in lims)
