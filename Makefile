@@ -136,10 +136,12 @@ bench-guardrails: setup
 	$(PY) load/bench_guardrails.py
 
 # The real limiter classes on a virtual clock against a modelled Table Storage, N = 1..1000;
-# writes docs/simulation.md and docs/simulation.png.
+# writes docs/simulation.md and docs/simulation.png, then one row per tally scenario
+# (docs/simulation-scenarios.md); fails when a stated bound is exceeded.
 simulate: setup
 	$(PY) load/simulate.py
 	$(PY) load/simulate.py --clients 0 --name simulation-global
+	$(PY) load/simulate_scenarios.py
 
 # The same simulator on lease mode (RATE_LIMIT_SYNC=lease), for comparison: about 3 minutes.
 simulate-lease: setup

@@ -33,8 +33,9 @@ class SimTableStore:
     """RateLimitStore with modelled latency, conflicts and ServerBusy; counts per partition."""
 
     def __init__(self, clock: FakeClock, rng: random.Random, *, median_ms: float = 5.0,
-                 p99_ms: float = 25.0) -> None:
+                 p99_ms: float = 25.0, busy: float = 0.0) -> None:
         self._clock, self._rng = clock, rng
+        self._busy = busy  # a fraction of operations refused anyway (partial throttling)
         self._inner = MemoryRateLimitStore()
         self._mu = math.log(median_ms / 1000)
         self._sigma = math.log(p99_ms / median_ms) / Z99
@@ -61,7 +62,8 @@ class SimTableStore:
         window = self._partition_window[second]
         window[partition] += max(1, entities)
         self._account_window[second] += 1
-        if window[partition] > PARTITION_CAP or self._account_window[second] > ACCOUNT_CAP:
+        if (window[partition] > PARTITION_CAP or self._account_window[second] > ACCOUNT_CAP
+                or (self._busy and self._rng.random() < self._busy)):
             self.server_busy += 1
             raise StoreUnavailable("503 ServerBusy")
 

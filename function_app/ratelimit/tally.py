@@ -9,14 +9,16 @@ writes ONE summary: N, the instances that wrote in the period or the one before;
 whose rows of the period it summed; T = sum of t_i; and for every "hot" key its total demand
 D = sum of d_i and its number of holders h (members with d_i > 0). A key is hot when
 D >= phi * rate * P; a key not listed has D < phi * rate * P (phi grows when the list had to
-be cut to fit a row). Every instance reads the summary once per period and runs, per key, a
+be cut to fit a row; the cut never starves an unlisted key: see cold_share). Every
+instance reads the summary once per period and runs, per key, a
 local token bucket for a share s_i of the limit. With R = rate * P:
 
     w_i = (1 - EVEN) * t_i / T + EVEN / N          where requests land (sums to 1)
     e_i = a * d_i + (1 - a) * w_i * D              expected demand, a = (D/h) / (D/h + TRUST_AT)
 
     alone (N = 1, a member):            s_i = 1
-    cold key (not listed):              s_i = d_i / R + (1 - phi) * w_i
+    cold key (not listed):              s_i = c * d_i / R + (1 - min(phi, PHI_CUT)) * w_i
+                                        (c = 1, or PHI_CUT / phi when phi > PHI_CUT)
     hot key, D <= R:                    s_i = e_i / R + (1 - D / R) * w_i
     hot key, D > R (binding):           s_i = e_i / D
     counted, not a member:              as above with d_i = t_i = 0
@@ -51,8 +53,8 @@ joining take at most 1 / E of rate and capacity each for the two periods before 
 counts them; R_refunds: refunds of reservations charged before the interval (token limits).
 Capacities shrink when shares do; they never grow tokens, only room to refill.
 Not covered: storage outages beyond STALE_PERIODS (then the failure mode decides, as in lease
-mode), and a key that overflows an instance's row (never below MAX_ROW_KEYS distinct keys per
-period; counted as `tally_keys_dropped`).
+mode), and a key that overflows an instance's row (rows are measured as encoded: at least
+9,000 distinct keys per period fit; the rest are counted as `tally_keys_dropped`).
 """
 
 from __future__ import annotations
@@ -67,12 +69,14 @@ from function_app.ratelimit.limits import Limit
 
 TRUST_AT = 6.0  # requests per holder at which a key's own counts weigh half (tally.share)
 PHI = 0.1  # keys below this utilisation are left out of the summary
+PHI_CUT = 0.5  # at most this much of an unlisted key's share follows its own (unsummed) demand
+MAX_HOT_KEYS = 10_000  # keys a summary lists at most (fewer when they do not fit its chunks)
 ROOM_SIGMAS = 3.0  # room a bucket keeps for Poisson arrivals, in standard deviations
 EVEN = 0.2  # of a key's unused share split evenly over instances; the rest by their traffic
 DECAY = 0.5  # published demand falls at most by half per period
 CHUNK = 30_000  # characters per string property (Table Storage: 64 KiB, UTF-16)
 MAX_CHUNKS = 15  # a row stays under 1 MiB
-MAX_ROW_KEYS = 11_000  # keys one instance row carries per period (about 36 characters each)
+MAX_ROW_KEYS = 11_000  # keys one instance row carries per period (fewer if they do not fit)
 HOT_CHUNKS, MEMBER_CHUNKS = 10, 5  # the summary: 10,000 hot keys, 16,000 instances
 STALE_PERIODS = 4  # a view older than this many periods is no view: the failure mode decides
 
@@ -120,7 +124,7 @@ def share(view: View, me: str, kid: str, own: float, rate: float, period_s: floa
     w = weight(view, n, traffic)
     listed = view.hot.get(kid)
     if listed is None:
-        s = own / capacity + (1 - view.phi) * w
+        s = cold_share(view.phi, own / capacity, w)
     else:
         total, holders = listed
         # Counts of one or two per instance are noise: trust them in proportion to how many
@@ -135,6 +139,17 @@ def share(view: View, me: str, kid: str, own: float, rate: float, period_s: floa
     return min(1.0, max(0.0, s))
 
 
+def cold_share(phi: float, own: float, w: float) -> float:
+    """s_i of a key the summary does not list: its D is below phi * R, so its own demand
+    (`own`, in units of R) sums to below phi over the fleet. When the list was cut, phi is the
+    utilisation of the first key left out and may exceed one (a flood of keys): own demand is
+    then scaled by PHI_CUT / phi, so the sum stays below PHI_CUT + (1 - PHI_CUT) = 1 and every
+    unlisted key, the global key included, keeps at least (1 - PHI_CUT) * w_i; never negative."""
+    cut = min(phi, PHI_CUT)
+    scale = cut / phi if phi > cut else 1.0
+    return max(0.0, own) * scale + (1 - cut) * w
+
+
 def weight(view: View, n: int, traffic: float) -> float:
     """w_i: where requests land next is best told by where they landed (the load balancer's
     weights): mostly in proportion to the requests the instance saw on all keys, partly
@@ -145,12 +160,19 @@ def weight(view: View, n: int, traffic: float) -> float:
 
 
 def overshoot_bound(limit: Limit, instances: int, unit: float, period_s: float, seconds: float,
-                    joined: int, expected: int) -> float:
-    """The most the stated bound lets a fleet admit on one key in `seconds` (no refunds)."""
+                    joined: int, expected: int, counted: int = 0) -> float:
+    """The most the stated bound lets a fleet admit on one key in `seconds` (no refunds):
+    f(R, B, T, N) of docs/ratelimit-tally.md. `joined` instances joined during the window,
+    each taking 1 / max(counted + 1, expected) until counted, where `counted` is the fewest
+    instances a summary counted when they joined (0: the whole fleet starting at once). One
+    instance that never restarts is an exact bucket (its first view counts it alone, s = 1,
+    and its provisional bucket is then made again as if it had held all of it)."""
+    if instances <= 1 and joined == 0:
+        return limit.burst + limit.rate * seconds
     room = min(limit.rate * period_s,
                ROOM_SIGMAS * math.sqrt(instances * limit.rate * period_s * unit))
     return (limit.burst + room + instances * unit + limit.rate * (seconds + 2 * period_s)
-            + joined * (3 * period_s * limit.rate + limit.burst) / max(1, expected))
+            + joined * (3 * period_s * limit.rate + limit.burst) / max(1, expected, counted + 1))
 
 
 def local_limit(limit: Limit, s: float, unit: float, period_s: float = 0.0) -> Limit:
@@ -158,10 +180,18 @@ def local_limit(limit: Limit, s: float, unit: float, period_s: float = 0.0) -> L
     a period's arrivals to bunch up (ROOM_SIGMAS standard deviations of Poisson arrivals at its
     share of the rate, at most its part of a period's rate, none when alone: an instance alone
     is an exact bucket), and at least one request."""
+    return Limit(limit.rate * s, max(unit, opening(limit, s, unit, period_s)), limit.shadow)
+
+
+def opening(limit: Limit, s: float, unit: float, period_s: float) -> float:
+    """The tokens a bucket for share s starts with: its part of the burst and its room, never
+    the key's typical cost `unit` when that is more (local_limit's capacity may be `unit`, so
+    that a large request can fit once refilled; starting there let ten instances each admit a
+    190,000-token request against a 400,000 burst: cost above a share waits)."""
     expected = s * limit.rate * period_s  # cost arriving at this share in a period
     room = min(min(s, 1 - s) * limit.rate * period_s,
                ROOM_SIGMAS * math.sqrt(expected * max(unit, 0.0)))
-    return Limit(limit.rate * s, max(unit, s * limit.burst + room), limit.shadow)
+    return s * limit.burst + room
 
 
 def published(raw: Mapping[str, float], previous: Mapping[str, float],
@@ -178,14 +208,15 @@ def published(raw: Mapping[str, float], previous: Mapping[str, float],
     return out
 
 
-def instance_fields(period: int, now: float, demand: Mapping[str, float],
-                    rates: Mapping[str, float], traffic: float = 0.0
-                    ) -> tuple[dict[str, float | str], int]:
-    """One instance's row, and how many keys did not fit (the smallest demands go)."""
-    ranked = sorted(demand.items(), key=lambda item: -item[1])
-    kept, dropped = ranked[:MAX_ROW_KEYS], max(0, len(ranked) - MAX_ROW_KEYS)
-    body = {kid: [round(value, 4), rates.get(kid, 0.0)] for kid, value in kept}
-    return {"p": float(period), "at": now, "t": traffic, **_chunks("d", body)}, dropped
+def fitting(entries: list[tuple[str, object]], chars: int, most: int) -> int:
+    """How many leading `entries` a compact JSON object of them holds within `chars`
+    characters (each entry measured as encoded: "key":value plus its comma), at most `most`."""
+    used = 2  # the braces
+    for count, (key, value) in enumerate(entries[:most]):
+        used += len(json.dumps(key)) + len(json.dumps(value, separators=(",", ":"))) + 2
+        if used > chars:
+            return count
+    return min(len(entries), most)
 
 
 @dataclass(frozen=True)
@@ -197,29 +228,30 @@ class InstanceRow:
     traffic: float = 0.0
 
 
-def parse_instance(row_key: str, fields: Mapping[str, object]) -> InstanceRow | None:
-    """A row another instance wrote; None when it is not one (never raises)."""
-    try:
-        body = _unchunk("d", fields, dict)
-        demand = {str(k): (float(v[0]), float(v[1])) for k, v in body.items()}
-        return InstanceRow(row_key, int(float(fields["p"])), float(fields["at"]), demand,
-                           max(0.0, float(fields.get("t", 0.0))))
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-        return None
-
-
-def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float) -> View:
+def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float,
+              counted_before: frozenset[tuple[str, int]] | None = None) -> View:
     """The summary of `period`: rows of that period are counted with their demand, rows of the
-    one before count as instances only; hot keys are those at or above phi of rate * P."""
+    one before count as instances only; hot keys are those at or above phi of rate * P.
+    Clocks a few seconds apart: a row of the period after is from a clock running ahead (it
+    wrote its next row before the aggregator read); a row of the period before that the last
+    summary did not count (`counted_before`: (member, row period) pairs) is from a clock
+    running behind (it came after the aggregator read). Both are members, with their
+    figures, rather than left out of N or counted but never a member. Every row is a member
+    at most once."""
     totals: dict[str, float] = {}
     holders: dict[str, int] = {}
     rate_of: dict[str, float] = {}
     members, instances, traffic = set(), 0, 0.0
-    for row in rows:
-        if row.period < period - 1 or row.period > period:
+    newest: dict[str, InstanceRow] = {}
+    for row in rows:  # an instance that moved partition may have two rows: its newest counts
+        if row.member not in newest or row.period > newest[row.member].period:
+            newest[row.member] = row
+    for row in newest.values():
+        if row.period < period - 1 or row.period > period + 1:
             continue
         instances += 1
-        if row.period != period:
+        late = counted_before is not None and (row.member, row.period) not in counted_before
+        if row.period < period and not late:
             continue
         members.add(row.member)
         traffic += row.traffic
@@ -227,11 +259,14 @@ def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float) -> View
             totals[kid] = totals.get(kid, 0.0) + value
             holders[kid] = holders.get(kid, 0) + (value > 0)
             rate_of[kid] = min(rate, rate_of.get(kid, rate))
+    # A rate-0 key (a budget) is no share of anything: decided exactly elsewhere, never
+    # listed (its utilisation is infinite and would push every real key out).
     hot = {kid: (d, holders[kid]) for kid, d in totals.items()
-           if d >= PHI * rate_of[kid] * period_s}
+           if rate_of[kid] > 0 and d >= PHI * rate_of[kid] * period_s}
     ranked = sorted(hot, key=lambda kid: -_utilisation(hot[kid][0], rate_of[kid], period_s))
     phi = PHI
-    room = CHUNK * HOT_CHUNKS // 40  # at most ~40 characters per listed key
+    room = fitting([(kid, hot_entry(hot[kid])) for kid in ranked], CHUNK * HOT_CHUNKS,
+                   MAX_HOT_KEYS)
     if len(ranked) > room:
         phi = max(PHI, _utilisation(hot[ranked[room]][0], rate_of[ranked[room]], period_s))
         ranked = ranked[:room]
@@ -243,41 +278,5 @@ def _utilisation(total: float, rate: float, period_s: float) -> float:
     return total / (rate * period_s) if rate > 0 else float("inf")
 
 
-def summary_fields(view: View, by: str, now: float) -> dict[str, float | str]:
-    body = {kid: [round(d, 4), n] for kid, (d, n) in view.hot.items()}
-    return {"p": float(view.period), "at": now, "by": by, "n": float(view.instances),
-            "phi": view.phi, "tt": view.traffic,
-            **_chunks("m", sorted(view.members), MEMBER_CHUNKS), **_chunks("h", body, HOT_CHUNKS)}
-
-
-def parse_summary(fields: Mapping[str, object]) -> tuple[View, str, float] | None:
-    """(view, aggregator, written at) from the summary row; None for a malformed one."""
-    try:
-        hot = {str(k): (float(v[0]), int(v[1])) for k, v in _unchunk("h", fields, dict).items()}
-        members = frozenset(str(m) for m in _unchunk("m", fields, list))
-        view = View(int(float(fields["p"])), int(float(fields["n"])), members, hot,
-                    float(fields.get("phi", PHI)), float(fields.get("tt", 0.0)))
-        return view, str(fields.get("by", "")), float(fields["at"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-
-
-def _chunks(prefix: str, body: object, limit: int = MAX_CHUNKS) -> dict[str, str]:
-    """JSON split over string properties <prefix>0, <prefix>1, ... (callers keep it small
-    enough; what would exceed `limit` chunks raises, never a row that cannot be read)."""
-    text = json.dumps(body, separators=(",", ":"))
-    parts = [text[i:i + CHUNK] for i in range(0, len(text), CHUNK)]
-    if len(parts) > limit:
-        raise ValueError(f"{len(parts)} chunks of {prefix!r} exceed {limit}")
-    return {f"{prefix}{n}": part for n, part in enumerate(parts)}
-
-
-def _unchunk(prefix: str, fields: Mapping[str, object], kind: type) -> object:
-    parts, n = [], 0
-    while f"{prefix}{n}" in fields:
-        parts.append(str(fields[f"{prefix}{n}"]))
-        n += 1
-    body = json.loads("".join(parts)) if parts else kind()
-    if not isinstance(body, kind):
-        raise ValueError(f"{prefix!r} is not a {kind.__name__}")
-    return body
+def hot_entry(listed: tuple[float, int]) -> list[float | int]:
+    return [round(listed[0], 4), listed[1]]

@@ -13,14 +13,16 @@ for IDLE_PERIODS it resigns, so an idle fleet makes no storage calls.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreConflict
-from function_app.ratelimit import tally
+from function_app.ratelimit import tally, tally_rows
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.store import RowKey, StoredRow
+from function_app.ratelimit.trouble import Trouble
 
 log = logging.getLogger(__name__)
 SUMMARY = RowKey("_tally", "summary")
@@ -28,6 +30,11 @@ IDLE_PERIODS = 3
 GONE_PERIODS = 20  # an instance row this old belongs to a crashed instance: delete it
 AGGREGATE_AT = 0.5  # fraction of a period after its end when the aggregator reads the rows
 YOUNG_S, YOUNG_PERIODS = 0.5, 2
+OFFLOAD = True  # sum rows in a worker thread (the simulator turns it off: virtual time)
+
+
+async def _now(value: object) -> object:
+    return value
 
 
 def copy_key(group: int) -> RowKey:
@@ -51,6 +58,20 @@ class Aggregator:
         self.aggregated, self._idle = -1, 0
         self._lock = asyncio.Lock()
         self._young_until = self._last = float("-inf")
+        self._reading, self._moved = groups, -1  # groups read: more for a while after regroup
+        # The rows (member, period) the last summary counted as members, and the one before
+        # it: a row of the period before that no summary counted is a late one (a clock
+        # behind), a member now (tally.aggregate).
+        self._counted: frozenset[tuple[str, int]] = frozenset()
+        self._before: frozenset[tuple[str, int]] = frozenset()
+        self.trouble = Trouble("aggregate", "tally_aggregate_failures", counters, log)
+
+    def regroup(self, groups: int, own_row: RowKey) -> None:
+        """The fleet's partitions changed (tally_sync._regroup): read the groups of both
+        counts for a while, so rows not moved yet still count."""
+        self._reading = max(self._groups, groups)
+        self._groups, self._own_row = groups, own_row
+        self._moved = self.aggregated
 
     @property
     def leading(self) -> bool:
@@ -59,10 +80,10 @@ class Aggregator:
     async def claim(self, done: int, found: StoredRow | None) -> bool:
         """Take the summary over with one conditional write (its view kept, `at` now)."""
         now = self._clock.now()
-        if found is not None and tally.parse_summary(found.fields) is not None:
+        if found is not None and tally_rows.parse_summary(found.fields) is not None:
             fields = {**found.fields, "by": self._me, "at": now}
         else:
-            fields = tally.summary_fields(tally.View(done - 1, 0, frozenset(), {}), self._me,
+            fields = tally_rows.summary_fields(tally.View(done - 1, 0, frozenset(), {}), self._me,
                                           now)
         try:
             self._etag = await self._store.write(
@@ -93,22 +114,30 @@ class Aggregator:
         async with self._lock:
             if done > self.aggregated or (again and done == self.aggregated):
                 self._last = now
-                return await self._once(done, now)
+                try:
+                    view = await self._once(done, now)
+                except Exception as exc:  # logged, counted, on /healthz; the next tick retries
+                    self.trouble.failed(exc, done, now)
+                    raise
+                self.trouble.ok()
+                return view
         return None
 
     async def _once(self, done: int, now: float) -> tally.View | None:
+        if done > self._moved + tally.STALE_PERIODS:
+            self._reading = self._groups  # every instance has moved by now
         results = await asyncio.gather(
-            *(self._store.query(group_key(g)) for g in range(self._groups)))
-        rows, gone = [], now - GONE_PERIODS * self._period_s
-        for stored in (row for group in results for row in group):
-            parsed = tally.parse_instance(stored.key.row, stored.fields)
-            if parsed is not None and parsed.at >= gone:
-                rows.append(parsed)
-            elif stored.key != self._own_row:
-                await self._forget(stored.key, stored.etag)
-        view = tally.aggregate(rows, done, self._period_s)
+            *(self._store.query(group_key(g)) for g in range(self._reading)))
+        stored = [row for group in results for row in group]
+        before = {done - 1: self._counted, done: self._before}.get(self.aggregated)
+        summed = functools.partial(self._sum, stored, done, now, before)
+        # Decoding every instance row (megabytes of JSON with many keys) and summing them
+        # would stall every request on this instance's event loop: a worker thread does it.
+        rows, view, fields, gone = await (asyncio.to_thread(summed) if OFFLOAD else
+                                          _now(summed()))
+        for key, etag in gone:
+            await self._forget(key, etag)
         self._idle = 0 if view.members else self._idle + 1
-        fields = tally.summary_fields(view, self._me, self._clock.now())
         try:
             self._etag = await self._store.write(SUMMARY, fields, self._etag or None)
         except StoreConflict:
@@ -118,10 +147,27 @@ class Aggregator:
             await asyncio.gather(*(self._store.put(copy_key(g), fields)
                                    for g in range(self._groups)))
         self._counters.incr("tally_aggregations")
+        if done > self.aggregated:  # a re-count of the same period keeps the one before's
+            self._before = self._counted
+        self._counted = frozenset((r.member, r.period) for r in rows if r.member in view.members)
         self.aggregated = done
         if self._idle >= IDLE_PERIODS:
             await self.resign(view)
         return view if view.instances > 0 else None
+
+    def _sum(self, stored: list[StoredRow], done: int, now: float,
+             before: frozenset[tuple[str, int]] | None) -> tuple:
+        """Pure work on the rows read: (rows parsed, the view, the summary's fields, rows of
+        crashed instances to delete). Touches no state, so it may run in a worker thread."""
+        rows, gone, oldest = [], [], now - GONE_PERIODS * self._period_s
+        for row in stored:
+            parsed = tally_rows.parse_instance(row.key.row, row.fields)
+            if parsed is not None and parsed.at >= oldest:
+                rows.append(parsed)
+            elif row.key != self._own_row:
+                gone.append((row.key, row.etag))
+        view = tally.aggregate(rows, done, self._period_s, before)
+        return rows, view, tally_rows.summary_fields(view, self._me, self._clock.now()), gone
 
     async def _forget(self, key: RowKey, etag: str) -> None:
         try:
@@ -132,7 +178,7 @@ class Aggregator:
     async def resign(self, view: tally.View | None) -> None:
         """Stop aggregating; an old `at` lets the next active instance take over at once."""
         if self._etag:
-            fields = tally.summary_fields(view or tally.View(-1, 0, frozenset(), {}),
+            fields = tally_rows.summary_fields(view or tally.View(-1, 0, frozenset(), {}),
                                           self._me, 0.0)
             try:
                 await self._store.write(SUMMARY, fields, self._etag)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from function_app.core.clock import Clock
 from function_app.core.tasks import every, stop
@@ -31,6 +31,7 @@ from function_app.ratelimit.judge import (
     to_decision,
     without_storage,
 )
+from function_app.ratelimit.limiter import Limiter
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
 from function_app.ratelimit.tally_sync import TallySync, group_count
@@ -58,6 +59,7 @@ class TallyKey:
     # period it was made in, or later, starts the bucket again, full at that share less this.
     provisional: float | None = None
     made_at: float = 0.0  # when the bucket was made
+    opened: float = 0.0  # the tokens it was made with (tally.opening)
 
     def apply(self, s: float, now: float, period_s: float, settled: bool) -> None:
         """Take share `s`: tokens refill at the old rate until now, then fit the new capacity;
@@ -68,14 +70,17 @@ class TallyKey:
         on its TPM burst."""
         local = tally.local_limit(self.limit, s, self.unit, period_s)
         if self.state is None or self.local is None:
-            self.state = bucket.full(local, now)
+            self.opened = min(local.burst, tally.opening(self.limit, s, self.unit, period_s))
+            self.state = BucketState(self.opened, now)
             self.provisional = None if settled else 0.0
         elif self.provisional is not None and settled:
-            # As if it had held this share since it was made: full, less what it spent, plus
-            # the refill of that share since (a lone instance stays an exact bucket).
+            # As if it had held this share since it was made: what it opened with (full when
+            # alone: an exact bucket), less what it spent, plus that share's refill since. Never
+            # full again at a share counted later: a client hopping instances collected a new
+            # burst at each (2.23x its allowance over 240 s across 16 instances).
             refill = local.rate * max(0.0, now - self.made_at)
-            self.state = BucketState(min(local.burst, local.burst - self.provisional + refill),
-                                     now)
+            top = local.burst if s >= 1.0 else self.opened
+            self.state = BucketState(min(local.burst, top - self.provisional + refill), now)
             self.provisional = None
         else:
             current = bucket.refill(self.state, self.local, now)
@@ -108,14 +113,39 @@ class TallyLimiter(LimiterEngine):
                                group_count(config.expected_instances), self.instance,
                                self._rng, self._counters)
         self._keys: dict[tuple[str, str], TallyKey] = {}
+        # Budgets (rate-0 limits) are decided exactly on the lease rows (see _decide); it
+        # makes no storage call until a budget is first asked for.
+        self._exact = Limiter(store, clock, config, instance_id, rng=self._rng,
+                              background=background)
+        self._exact_used = False
         self._background = background
         self._task: asyncio.Task | None = None
         self._closed = False
 
+    @property
+    def storage_state(self) -> dict[str, object]:
+        """The engine's storage state plus the tally's: a publish or aggregate failing shows
+        here (/healthz, limiter section) until it works again."""
+        return {**self._health.report(), "tally": self._sync.report(self._clock.now())}
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """This instance's counters, the budgets' lease limiter's included."""
+        merged = self._counters.snapshot()
+        for name, value in self._exact.counters.items():
+            merged[name] = merged.get(name, 0) + value
+        return merged
+
     def _settle(self, scoped: Sequence[ScopedLimit], delta: float) -> None:
-        """In the bucket that paid, and in the demand this instance publishes."""
+        """In the bucket that paid, and in the demand this instance publishes; a budget's in
+        its lease pool."""
+        budgets = [item for item in scoped if item.limit.rate <= 0]
+        if budgets:
+            self._exact._settle(budgets, delta)
         now = self._clock.now()
         for item in scoped:
+            if item.limit.rate <= 0:
+                continue
             tk = self._keys.get((item.scope, item.key))
             if tk is None:
                 continue
@@ -137,27 +167,60 @@ class TallyLimiter(LimiterEngine):
         for name, tk in list(self._keys.items()):
             if now - tk.last_used >= self._cfg.forget_s and tk.full(now):
                 del self._keys[name]
+        if self._exact_used:
+            await self._exact.maintain()
 
     async def close(self) -> None:
         self._closed = True
         await stop(self._task)
         await self._sync.close()
+        if self._exact_used:
+            await self._exact.close()  # gives unused leased budget back to its row
 
     async def _decide(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
+        """Shared limits by this instance's shares; budgets (rate 0) exactly, through the
+        lease limiter's rows: a budget is a fact (what is left), not a share of a rate, and an
+        instance's memory forgets it on restart. All or nothing across both: the shares are
+        judged first (no storage), the budget is charged, then the shares are judged again
+        and spent, or the budget is refunded."""
+        budgets = [item for item in scoped if item.limit.rate <= 0]
+        if not budgets:
+            return await self._decide_shared(scoped, cost)
+        shared = [item for item in scoped if item.limit.rate > 0]
+        if shared:
+            early = await self._decide_shared(shared, cost, commit=False)
+            if not early.allowed:
+                return early
+        self._exact_used = True
+        self._exact._start()
+        exact = await self._exact._decide(budgets, cost)
+        if not exact.allowed or not shared:
+            return exact
+        decision = await self._decide_shared(shared, cost)
+        if not decision.allowed:  # another request spent the share meanwhile
+            self._exact._settle(budgets, -cost)
+            return decision
+        return combined(decision, exact)
+
+    async def _decide_shared(self, scoped: Sequence[ScopedLimit], cost: float,
+                             commit: bool = True) -> Decision:
         now = self._clock.now()
         if self._sync.stale(now) and self._health.ready(now):
             with contextlib.suppress(Exception):
                 await self._sync.refresh(now)
             now = self._clock.now()
         usable = self._sync.usable(now)
-        self._sync.request(now)
         keys = [self._key(item, cost, now) for item in scoped]
         judgements = [self._judge(tk, cost, now, usable) for tk in keys]
         denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
+        if not commit and denier is None:
+            return to_decision(judgements, None)
+        self._sync.request(now)
         period = self._sync.period_s
         if denier is not None:
             tk = denier.ks
-            self._sync.record(tk.kid, cost, tk.limit.rate, now)
+            if cost <= tk.limit.burst:  # a cost no bucket can hold is no demand on the key
+                self._sync.record(tk.kid, cost, tk.limit.rate, now)
             if denier.source == POOL and cost <= tk.limit.burst:
                 denier.retry_after_s = min(denier.retry_after_s, 2 * period)
             return to_decision(judgements, denier)
@@ -216,3 +279,11 @@ class TallyLimiter(LimiterEngine):
         if self._background and self._task is None and not self._closed:
             self._task = asyncio.create_task(
                 every(self._clock, self._cfg.tick_s, self.maintain, "rate limiter maintenance"))
+
+
+def combined(shared: Decision, exact: Decision) -> Decision:
+    """One admitted Decision from the shares' and the budgets': the scope with the least
+    remaining speaks for both; degraded or shadow if either was."""
+    tightest = exact if exact.remaining < shared.remaining else shared
+    return replace(tightest, degraded=shared.degraded or exact.degraded,
+                   shadow_scope=shared.shadow_scope or exact.shadow_scope)

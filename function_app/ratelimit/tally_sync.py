@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreError
-from function_app.ratelimit import tally
+from function_app.ratelimit import tally, tally_rows
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.store import RowKey, StoredRow
 from function_app.ratelimit.tally_aggregator import SUMMARY, Aggregator, copy_key, group_key
+from function_app.ratelimit.trouble import Trouble
 
 log = logging.getLogger(__name__)
 GROUP_SIZE = 100  # instances per group partition: ~100 writes + 100 rows read per period
@@ -52,11 +53,9 @@ class TallySync:
     def __init__(self, store: GuardedStore, clock: Clock, period_s: float, groups: int,
                  instance: str, rng: random.Random, counters: Counters) -> None:
         self._store, self._clock, self._counters = store, clock, counters
-        self.period_s, self._groups = period_s, groups
+        self.period_s, self._groups, self._least_groups = period_s, groups, groups
         self.me = tally.member_id(instance)
-        group = int(self.me, 16) % groups
-        self._row = RowKey(group_key(group), self.me)
-        self._copy = copy_key(group) if groups > 1 else SUMMARY
+        self._row, self._copy = self._where(groups)
         self._offset = rng.uniform(0.05, 0.35) * period_s  # write; the aggregator reads at 0.5
         self._read_offset = self._offset + 0.5 * period_s  # after the aggregator wrote
         self.view: tally.View | None = None
@@ -71,6 +70,30 @@ class TallySync:
         self._row_etag: str | None = None
         self._task: asyncio.Task | None = None
         self._attempted = float("-inf")
+        self.publishing = Trouble("publish", "tally_publish_failures", counters, log)
+        self._unsent: int | None = None  # a period whose row failed to go out: retried
+
+    def _where(self, groups: int) -> tuple[RowKey, RowKey]:
+        """This instance's row and the summary copy it reads, with `groups` partitions."""
+        group = int(self.me, 16) % groups
+        return RowKey(group_key(group), self.me), copy_key(group) if groups > 1 else SUMMARY
+
+    def _regroup(self) -> None:
+        """Partitions follow the fleet the summary counted, not only E: a group per
+        GROUP_SIZE instances (fewer only when the fleet is a third smaller: no flapping).
+        The row moves; the old one stops counting within two periods (tally.aggregate) and
+        the aggregator deletes it when it is GONE_PERIODS old."""
+        if self.view is None:
+            return
+        grow = group_count(self.view.instances)
+        shrink = group_count(int(self.view.instances * 1.5))
+        wanted = max(self._least_groups, grow if grow > self._groups else
+                     min(self._groups, shrink))
+        if wanted != self._groups:
+            self._groups = wanted
+            self._row, self._copy = self._where(wanted)
+            self._row_etag = None
+            self._aggregator.regroup(wanted, self._row)
 
     def period(self, now: float) -> int:
         return math.floor(now / self.period_s)
@@ -107,9 +130,12 @@ class TallySync:
         return self._in_view().traffic
 
     def _in_view(self) -> Counted:
+        """What this instance published for the view's period; with a clock behind, the
+        summary counted its row of the period before (tally.aggregate): that one."""
         if self.view is None:
             return NOTHING
-        return self._published.get(self.view.period, NOTHING)
+        published = self._published
+        return published.get(self.view.period) or published.get(self.view.period - 1, NOTHING)
 
     def usable(self, now: float) -> bool:
         return self.view is not None and self.period(now) - self.view.period <= tally.STALE_PERIODS
@@ -152,7 +178,7 @@ class TallySync:
         start = (done + 1) * self.period_s
         if self._task is not None:
             return
-        if done > self._synced and now >= start + self._offset:
+        if (done > self._synced or self._unsent == done) and now >= start + self._offset:
             await self._publish(done, force=False)
         self._take(await self._aggregator.tick(done, now))
         active = any(self._published.get(p, NOTHING).demand for p in (done, done - 1))
@@ -178,16 +204,34 @@ class TallySync:
         return self._published.get(done, NOTHING)
 
     async def _publish(self, done: int, force: bool) -> None:
+        """Write this instance's row for `done`. A failure is logged, counted, reported on
+        /healthz and retried by the next tick while `done` is the last period (a newer
+        period's row supersedes it); it then propagates."""
         counted = self._close_period(done)
         if not counted.demand and not force:
             return
-        fields, dropped = tally.instance_fields(done, self._clock.now(), counted.demand,
-                                                self._rates, counted.traffic)
-        if dropped:
-            self._counters.incr("tally_keys_dropped", dropped)
-        self._counters.incr("tally_syncs")
-        self._row_etag = await self._store.put(self._row, fields)
+        try:
+            fields, dropped = tally_rows.instance_fields(done, self._clock.now(), counted.demand,
+                                                    self._rates, counted.traffic)
+            if dropped:
+                self._counters.incr("tally_keys_dropped", dropped)
+            self._counters.incr("tally_syncs")
+            self._row_etag = await self._store.put(self._row, fields)
+        except Exception as exc:
+            self._unsent = done
+            self.publishing.failed(exc, done, self._clock.now())
+            raise
+        self._unsent = None
+        self.publishing.ok()
         self._written = {p for p in self._written if p >= done - 4} | {done}
+
+    def report(self, now: float) -> dict[str, object]:
+        """For /healthz: the view's age in periods, whether this instance aggregates, and
+        the state of its publishing and (when leading) aggregating."""
+        age = self.period(now) - self.view.period if self.view is not None else None
+        return {"view_age_periods": age, "aggregating": self.leading,
+                "publish": self.publishing.report(),
+                "aggregate": self._aggregator.trouble.report()}
 
     async def _learn(self, done: int, publish: Awaitable[None] | None = None) -> None:
         """Read the summary, alongside `publish` if given; take it over (after the publish, so
@@ -216,12 +260,13 @@ class TallySync:
     def _adopt(self, found: StoredRow | None) -> bool:
         """Take the summary's view when it is newer; True when it is fresh (someone
         aggregates). A claim that has no aggregate yet (no instances) is not a view."""
-        parsed = tally.parse_summary(found.fields) if found is not None else None
+        parsed = tally_rows.parse_summary(found.fields) if found is not None else None
         if parsed is None:
             return False
         view, _by, at = parsed
         if view.instances > 0 and (self.view is None or view.period >= self.view.period):
             self.view = view
+            self._regroup()
         return self._clock.now() - at <= TAKEOVER_PERIODS * self.period_s
 
     async def _take_over(self, done: int, found: StoredRow | None) -> None:
@@ -236,6 +281,7 @@ class TallySync:
         """A view this instance aggregated itself (None: keep the one it has)."""
         if view is not None:
             self.view = view
+            self._regroup()
 
     async def _await_summary(self, done: int) -> None:
         """Another instance claimed the summary: read until its aggregate is there (a few

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from function_app.ratelimit import tally
+from function_app.ratelimit import tally, tally_rows
 from function_app.ratelimit.limits import Limit
 
 P = 2.5
@@ -146,27 +146,27 @@ def test_published_demand_decays_by_half_at_most():
 
 def test_an_instance_row_round_trips_and_large_rows_split_into_chunks():
     demand = {tally.key_id("client", f"c{n}"): float(n + 1) for n in range(tally.MAX_ROW_KEYS)}
-    fields, dropped = tally.instance_fields(12, 1000.5, demand, dict.fromkeys(demand, 50.0))
+    fields, dropped = tally_rows.instance_fields(12, 1000.5, demand, dict.fromkeys(demand, 50.0))
     assert dropped == 0
     chunks = [name for name in fields if name.startswith("d")]
     assert len(chunks) > 1 and all(len(fields[c]) <= tally.CHUNK for c in chunks)
     assert len(chunks) <= tally.MAX_CHUNKS
-    row = tally.parse_instance("m1", fields)
+    row = tally_rows.parse_instance("m1", fields)
     assert row is not None and row.period == 12 and row.at == 1000.5
     assert row.demand[tally.key_id("client", "c5")] == (6.0, 50.0)
 
 
 def test_a_row_with_too_many_keys_drops_the_smallest_and_says_how_many():
     demand = {f"{n:016x}": float(n) for n in range(tally.MAX_ROW_KEYS + 5)}
-    fields, dropped = tally.instance_fields(1, 0.0, demand, {})
-    row = tally.parse_instance("m", fields)
+    fields, dropped = tally_rows.instance_fields(1, 0.0, demand, {})
+    row = tally_rows.parse_instance("m", fields)
     assert dropped == 5 and row is not None and "0000000000000000" not in row.demand
 
 
 @pytest.mark.parametrize("fields", [{}, {"p": "x", "at": 1.0}, {"p": 1.0, "at": 1.0, "d0": "[1]"},
                                     {"p": 1.0, "at": 1.0, "d0": "{\"k\": 3}"}])
 def test_a_malformed_instance_row_is_skipped_not_fatal(fields):
-    assert tally.parse_instance("m", fields) is None
+    assert tally_rows.parse_instance("m", fields) is None
 
 
 def test_aggregate_counts_recent_rows_and_lists_hot_keys_only():
@@ -177,17 +177,65 @@ def test_aggregate_counts_recent_rows_and_lists_hot_keys_only():
     v = tally.aggregate(rows, 7, P)
     assert v.instances == 3 and v.members == {"a", "b"}
     assert v.hot == {"hot": (300.0, 2)} and v.phi == tally.PHI
-    parsed = tally.parse_summary(tally.summary_fields(v, "a", 5.0))
+    parsed = tally_rows.parse_summary(tally_rows.summary_fields(v, "a", 5.0))
     assert parsed == (v, "a", 5.0)
 
 
 def test_a_summary_too_long_keeps_the_most_used_keys_and_raises_phi():
-    room = tally.CHUNK * tally.HOT_CHUNKS // 40
-    demand = {f"{n:016x}": 100.0 + n for n in range(room + 10)}
+    # Long demand figures (the issue's 7,400 hot keys overflowed the summary's chunks).
+    demand = {f"{n:016x}": 1_234_567_890_123.1234 + n for n in range(tally.MAX_HOT_KEYS)}
     v = tally.aggregate([tally.InstanceRow("a", 1, 0.0, {k: (d, 100.0) for k, d in
                                                            demand.items()})], 1, P)
-    assert len(v.hot) == room and v.phi > tally.PHI
+    assert 6_000 < len(v.hot) < len(demand) and v.phi > tally.PHI
     dropped = [k for k in demand if k not in v.hot]
     assert all(demand[k] / (100.0 * P) <= v.phi for k in dropped)
     assert min(d for d, _ in v.hot.values()) >= max(demand[k] for k in dropped)
-    tally.summary_fields(v, "a", 0.0)  # fits: raises if it would not
+    tally_rows.summary_fields(v, "a", 0.0)  # fits: raises if it would not
+
+
+@pytest.mark.parametrize("phi", [tally.PHI, 0.5, 1.5, 3125.0, float("inf")])
+def test_an_unlisted_key_keeps_a_floor_whatever_phi_the_cut_left(phi):
+    """phi above one (a summary cut by a flood of keys) once made own/R + (1 - phi) * w
+    negative: clipped to 0, every unlisted key, the global key included, got a one-request
+    bucket that never refilled (issue #23)."""
+    v = tally.View(7, 4, frozenset("abcd"), {}, phi, traffic=400.0)
+    w = (1 - tally.EVEN) * 100 / 400 + tally.EVEN / 4
+    for own in (0.0, 10.0, 250.0):
+        s = tally.share(v, "a", "k", own, 100.0, P, traffic=100.0)
+        assert s >= (1 - tally.PHI_CUT) * w > 0
+
+
+@pytest.mark.parametrize("phi", [1.5, 40.0])
+def test_unlisted_shares_of_a_cut_summary_still_sum_to_at_most_one(phi):
+    """D of an unlisted key is below phi * R; the own-demand part is scaled so that even then
+    the fleet's shares of it sum to at most one."""
+    rng = random.Random(3)
+    members = [f"m{i}" for i in range(8)]
+    traffic = {m: rng.uniform(0, 50) for m in members}
+    v = tally.View(7, 8, frozenset(members), {}, phi, traffic=sum(traffic.values()))
+    capacity = 100.0 * P
+    demand = [rng.random() for _ in members]
+    scale = phi * capacity * 0.999 / sum(demand)
+    own = {m: d * scale for m, d in zip(members, demand, strict=True)}
+    total = sum(tally.share(v, m, "k", own[m], 100.0, P, traffic=traffic[m]) for m in members)
+    assert total <= 1.0 + 1e-9
+
+
+def test_a_budget_is_never_listed_in_the_summary():
+    """A rate-0 key's utilisation is infinite: listed, 7,501 of them made phi infinite."""
+    rows = [tally.InstanceRow("a", 1, 0.0, {"budget": (5.0, 0.0), "k": (100.0, 100.0)})]
+    v = tally.aggregate(rows, 1, P)
+    assert "budget" not in v.hot and "k" in v.hot and v.phi == tally.PHI
+
+
+def test_a_row_of_token_limits_with_long_figures_fits_by_its_encoding():
+    """A token limit's rate (200000/60) once took 18 characters: from 9,575 keys the row
+    raised, and the instance stopped publishing for good. Rows are measured as encoded."""
+    rate = 200_000 / 60
+    demand = {tally.key_id("client", f"c{n}"): 190_000.123456 + n for n in range(12_000)}
+    fields, dropped = tally_rows.instance_fields(3, 0.0, demand, dict.fromkeys(demand, rate))
+    row = tally_rows.parse_instance("me", fields)
+    assert row is not None and len(row.demand) + dropped == len(demand)
+    assert len(row.demand) >= 9_000 and dropped > 0
+    assert all(len(v) <= tally.CHUNK for k, v in fields.items() if k.startswith("d"))
+    assert {r for _, r in row.demand.values()} == {3333.333}

@@ -3,7 +3,9 @@ cost per period, the aggregator's takeover, failure modes, refunds and the overs
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
 
 import pytest
 
@@ -255,33 +257,33 @@ async def test_a_lone_instance_keeps_its_whole_share_through_its_first_periods()
 
 
 @pytest.mark.asyncio
-async def test_a_joiner_serving_a_key_alone_gets_its_whole_burst_once_counted():
+async def test_a_joiner_serving_a_key_alone_gets_the_whole_rate_once_counted():
     """A joiner decides on 1 / E until a summary counts its demand on a key; then its bucket is
-    made again at its counted share less what it spent, so a client living on its TPM burst
-    is served again (clipped tokens never came back: bench_tokens refused it for good). What
-    it is refused before that is the cost of joining (README, "Limits across many
-    instances")."""
+    made again at its counted share: what it opened with, less what it spent, plus the new
+    share's refill since, so a client living on its TPM burst is served at the whole rate
+    (clipped tokens never came back: bench_tokens refused it for good). Not full again: a
+    burst collected afresh at each instance let a client hopping instances take 2.23x its
+    allowance (issue #23). What it is refused meanwhile is the cost of joining
+    (docs/ratelimit-tally.md)."""
     clock = FakeClock(start=START + 0.2)
     _, _, (a, b) = fleet(2, clock=clock, tally_period_s=3.0)
     await a.acquire(scoped("other"), 1)  # a aggregates; b has never synced
     await run_for(clock, [a, b], 4.0, each_step=lambda: a.acquire(scoped("other"), 1))
-    tpm = [ScopedLimit("client_tpm", "k1", Limit(200_000 / 60, 200_000), reserved=True)]
-    refused_at = []
+    rate = 200_000 / 60
+    tpm = [ScopedLimit("client_tpm", "k1", Limit(rate, 200_000), reserved=True)]
+    used_after = 0.0
     for step in range(1000):  # 10 s at 800 completions/s: 16,800 used a second, 3,333 refill
         for _ in range(8):
             if (await b.acquire(tpm, 1029)).allowed:
                 b.adjust(tpm, -1008)
-            else:
-                refused_at.append(clock.now() - START)
+                used_after += 21 if clock.now() - START >= 12.0 else 0
         if step % 10 == 0:
             await a.maintain()
             await b.maintain()
         await clock.advance(0.01)
         await settle()
-    # b's demand was counted by the summary of the period it began in (read by 10.1 s); its
-    # bucket then holds 200,000 less what it spent: 168,000 used by 14.2 s fits (exact: all).
-    assert refused_at and max(refused_at) < 10.1, refused_at[-1:]
-    assert len(refused_at) < 8000 / 2
+    # Counted by 10.1 s: from then on served at (about) the key's whole rate, never above it.
+    assert 0.8 * rate * 2.2 <= used_after <= 200_000 + rate * 2.2
 
 
 @pytest.mark.asyncio
@@ -293,3 +295,287 @@ async def test_a_changed_limit_takes_effect_at_once():
     assert loose == [True] * 5 and tight == [True, True, False]  # 15 left, clipped to burst 2
     await run_for(clock, [lim], 3.0)
     assert (await lim.acquire(scoped(rate=1.0, burst=2.0), 1)).allowed
+
+
+@pytest.mark.asyncio
+async def test_a_flood_of_huge_requests_neither_raises_phi_nor_starves_honest_clients(
+        monkeypatch):
+    """Issue #23: client ids each sending one request far above their burst (max_tokens 1e9)
+    counted as demand, drove phi to thousands, and every unlisted key's share went to 0:
+    honest clients got nothing, refused at the global scope. A cost no bucket can hold is no
+    demand, and a cut summary leaves unlisted keys a floor."""
+    monkeypatch.setattr(tally, "MAX_HOT_KEYS", 20)
+    clock, _, lims = fleet(4)
+    attackers = iter(range(10**6))
+    honest = {"admitted": 0, "asked": 0}
+
+    async def traffic():
+        for lim in lims:
+            for _ in range(10):  # 10 attacker ids per instance per step
+                await lim.acquire(scoped(f"a{next(attackers)}", 10.0, 20.0), 1e9)
+        lim = lims[honest["asked"] % 4]
+        honest["asked"] += 1  # 20 requests/s from one honest client, limit 1,000/s: unlisted
+        decision = await lim.acquire(scoped("honest", 1000.0, 1000.0), 1)
+        honest["admitted"] += decision.allowed
+
+    await run_for(clock, lims, 10.0, each_step=traffic)
+    assert honest["asked"] == 200 and honest["admitted"] >= 0.95 * honest["asked"]
+    assert all(lim._sync.view.phi <= 1.0 for lim in lims if lim._sync.view)
+
+
+@pytest.mark.asyncio
+async def test_a_cut_summary_with_phi_above_one_leaves_the_global_key_a_share(monkeypatch):
+    """Without an attacker: many clients above their limits give phi > 1 after the cut; the
+    global key, under a tenth of its limit and so unlisted, must still admit."""
+    monkeypatch.setattr(tally, "MAX_HOT_KEYS", 5)
+    clock, _, lims = fleet(4)
+    glob = scoped("g", 10_000.0, 10_000.0, scope="global")
+    stats = {"global_only": 0, "admitted": 0}
+
+    async def traffic():
+        for lim in lims:
+            for c in range(12):  # 12 clients at 3x their limit of 2/s...
+                await lim.acquire(glob + scoped(f"c{c}", 2.0, 2.0), 1)
+            stats["global_only"] += 1  # ...and one request on the global key alone
+            stats["admitted"] += (await lim.acquire(glob, 1)).allowed
+
+    await run_for(clock, lims, 10.0, each_step=traffic)
+    assert any(lim._sync.view.phi > 1.0 for lim in lims)
+    assert stats["admitted"] >= 0.95 * stats["global_only"]
+
+
+def budget(key="tenant", tokens=100.0):
+    return scoped(key, rate=0.0, burst=tokens, scope="budget")
+
+
+async def spend_all(lim, key="tenant", tokens=100.0, cost=10.0):
+    return sum([(await lim.acquire(budget(key, tokens), cost)).allowed
+                for _ in range(int(3 * tokens / cost))]) * cost
+
+
+@pytest.mark.asyncio
+async def test_a_budget_survives_a_restart():
+    """A rate-0 limit lived in an instance's memory: a restarted instance granted it again
+    (2.00x the budget; issue #23). It is a fact kept in storage, as in lease mode."""
+    clock, store, (first,) = fleet(1)
+    assert await spend_all(first) == 100.0
+    await first.close()
+    _, _, (second,) = fleet(1, store=store, clock=clock, seed=2)
+    assert await spend_all(second) == 0.0
+
+
+@pytest.mark.asyncio
+async def test_a_tenant_on_one_of_four_instances_gets_its_whole_budget():
+    """Each counted instance got 1/N of a budget: a tenant served by 1 of 4 got a quarter."""
+    clock, _, lims = fleet(4)
+
+    async def others():
+        for lim in lims[1:]:
+            await lim.acquire(scoped("busy", 100.0, 100.0), 1)
+
+    await run_for(clock, lims, 5.0, each_step=others)
+    assert await spend_all(lims[0]) == 100.0
+
+
+@pytest.mark.asyncio
+async def test_scaling_out_never_grants_a_budget_again():
+    """Scaling out from 2 to 4 instances gave 1.50x the budget."""
+    clock, store, lims = fleet(2)
+    spent = [await spend_all(lim, cost=5.0) for lim in lims]
+    await run_for(clock, lims, 3.0)
+    _, _, more = fleet(2, store=store, clock=clock, seed=7)
+    await run_for(clock, lims + more, 3.0)
+    spent += [await spend_all(lim, cost=5.0) for lim in lims + more]
+    assert sum(spent) == 100.0
+
+
+@pytest.mark.asyncio
+async def test_a_budget_and_a_share_are_all_or_nothing_and_refunds_reach_the_budget():
+    _, _, (lim,) = fleet(1)
+    both = scoped("c", 1.0, 1.0) + budget(tokens=50.0)
+    assert (await lim.acquire(both, 1)).allowed
+    assert not (await lim.acquire(both, 1)).allowed  # the share denies: no budget spent
+    lim.adjust(both, -1)  # the whole reservation refunded
+    assert await spend_all(lim, tokens=50.0, cost=10.0) == 50.0
+
+
+@pytest.mark.asyncio
+async def test_a_row_of_many_token_keys_is_still_published():
+    """From 9,575 token-limit keys in one period the row raised ValueError, maintain()
+    swallowed it, no row was written, nothing logged: the instance ran on a joiner's share."""
+    clock, store, lims = fleet(2)
+    await run_for(clock, lims, 2.0, each_step=lambda: lims[1].acquire(scoped("x"), 1))
+    for n in range(10_000):
+        await lims[0].acquire(scoped(f"c{n}", 200_000 / 60, 200_000.0), 190_000.123)
+    done = lims[0]._sync.period(clock.now())
+    await run_for(clock, lims, 2.0)
+    row = await store.read(lims[0]._sync._row)
+    assert row is not None and row.fields["p"] >= done
+    assert lims[0].counters["tally_publish_failures"] == 0
+
+
+@pytest.mark.asyncio
+async def test_a_failed_publish_is_counted_shown_on_health_and_retried(caplog):
+    flaky = FlakyRateLimitStore(MemoryRateLimitStore())
+    clock, _, (lim, other) = fleet(2, store=flaky)
+    await run_for(clock, [lim, other], 3.0, each_step=lambda: lim.acquire(scoped(), 1))
+    await clock.advance(P - clock.now() % P)  # a period starts: lim's row is due in it
+    await lim.acquire(scoped(), 1)
+    flaky.down = True
+    await run_for(clock, [lim], 0.4)  # past the write offset (at most 0.35 P)
+    flaky.down = False
+    state = lim.storage_state["tally"]["publish"]
+    assert lim.counters["tally_publish_failures"] >= 1 and state["state"] == "failing"
+    assert "StoreUnavailable" in state["last_error"]
+    assert any("tally publish" in r.getMessage() for r in caplog.records)
+    failed = state["period"]
+    await run_for(clock, [lim], 0.5)  # past the back-off, still in the same period
+    row = await flaky.inner.read(lim._sync._row)
+    assert row.fields["p"] == failed == lim._sync.period(clock.now()) - 1
+    assert lim.storage_state["tally"]["publish"] == {"state": "ok"}
+
+
+async def hopping(n, hop_s, seconds, cost=10_000.0):
+    """One client asking 10 requests/s of `cost` tokens, moving to the next of `n` instances
+    every `hop_s`; every instance has other traffic. Tokens admitted / (burst + rate * T)."""
+    clock, _, lims = fleet(n, tally_period_s=3.0)
+    tpm = [ScopedLimit("client_tpm", "hopper", Limit(400_000 / 60, 400_000), reserved=True)]
+    admitted, t = 0.0, {"step": 0}
+
+    async def traffic():
+        for lim in lims:
+            await lim.acquire(scoped("background", 1e6, 1e6), 1)
+        now = t["step"] * 0.1
+        t["step"] += 1
+        if now >= 20.0:  # a warm fleet
+            nonlocal admitted
+            lim = lims[int((now - 20.0) // hop_s) % n]
+            admitted += cost * (await lim.acquire(tpm, cost)).allowed
+
+    await run_for(clock, lims, 20.0 + seconds, step=0.1, each_step=traffic)
+    return admitted / (400_000 + 400_000 / 60 * seconds)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("n", "hop_s"), [(16, 6.0), (8, 9.0)])
+async def test_a_client_hopping_instances_gets_about_its_allowance(n, hop_s):
+    """A bucket forgotten and made again, full at a share counted later, while the instance
+    left kept its tokens: 2.23x the allowance over 240 s across 16 instances (issue #23)."""
+    ratio = await hopping(n, hop_s, 240.0)
+    print(f"hopping n={n} every {hop_s} s: {ratio:.3f} of the allowance")
+    assert ratio <= 1.05
+
+
+@pytest.mark.asyncio
+async def test_ten_instances_never_each_admit_a_huge_first_request():
+    """A new bucket started full at max(cost, share): ten instances each admitted a
+    190,000-token request, 1.9 M at once against 400,000 a minute. Cost above the share
+    waits, with a Retry-After that says so."""
+    clock, _, lims = fleet(10, tally_period_s=3.0)
+
+    async def background():
+        for lim in lims:
+            await lim.acquire(scoped("background"), 1)
+
+    await run_for(clock, lims, 10.0, each_step=background)
+    tpm = [ScopedLimit("client_tpm", "big", Limit(400_000 / 60, 400_000), reserved=True)]
+    decisions = [await lim.acquire(tpm, 190_000) for lim in lims]
+    assert sum(d.allowed for d in decisions) * 190_000 <= 400_000 + 190_000
+    assert all(d.retry_after_s > 0 for d in decisions if not d.allowed)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("cost", [1.0, 3.0])
+async def test_a_concurrent_burst_admits_what_fits_and_the_rest_wait_until_it_could(cost):
+    """Issue #22 in tally mode: 40 requests at once against a burst holding k of them admit k;
+    each refused one is told when its cost could fit (at most two periods: shares move)."""
+    _, _, (lim,) = fleet(1)
+    limit = scoped(rate=2.0, burst=10.0)
+    decisions = await asyncio.gather(*(lim.acquire(limit, cost) for _ in range(40)))
+    k = int(10.0 // cost)
+    assert sum(d.allowed for d in decisions) == k
+    left = 10.0 - k * cost
+    for d in decisions:
+        if not d.allowed:
+            assert d.retry_after_s == pytest.approx(min((cost - left) / 2.0, 2 * P), abs=0.01)
+
+
+class SkewedClock:
+    """Another machine's clock: `skew` seconds ahead (behind when negative) of `inner`."""
+
+    def __init__(self, inner: FakeClock, skew: float) -> None:
+        self.inner, self.skew = inner, skew
+
+    def now(self) -> float:
+        return self.inner.now() + self.skew
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("skew", [-2.0, 2.0])
+async def test_an_instance_with_a_skewed_clock_is_still_a_member(skew):
+    """1.5 s behind (P = 3 s) an instance was counted but never a member, and a client pinned
+    there got 9 % of its allowance; 1.5 s ahead it was left out of N (issue #23)."""
+    clock = FakeClock(start=START)
+    store = MemoryRateLimitStore()
+    lims = [TallyLimiter(store, clock if k else SkewedClock(clock, skew),
+                         config(tally_period_s=3.0), f"i{k}", background=False,
+                         rng=random.Random(k)) for k in range(4)]
+    pinned = {"asked": 0, "admitted": 0}
+
+    async def traffic():
+        for lim in lims[1:]:
+            await lim.acquire(scoped("other", 1000.0, 1000.0), 1)
+        decision = await lims[0].acquire(scoped("pinned", 10.0, 10.0), 1)
+        if clock.now() - START >= 30.0:
+            pinned["asked"] += 1
+            pinned["admitted"] += decision.allowed
+
+    await run_for(clock, lims, 60.0, step=0.05, each_step=traffic)
+    leader = next(lim for lim in lims if lim._sync.leading)
+    view = leader._sync.view
+    assert view.instances == 4 and lims[0]._sync.me in view.members
+    # 20 asked per second against 10/s: an exact limiter admits half.
+    assert pinned["admitted"] >= 0.85 * 10.0 * 30.0
+
+
+@pytest.mark.asyncio
+async def test_the_aggregator_sums_rows_off_the_serving_event_loop(monkeypatch):
+    """With 100,000 clients the aggregator decoded ~36 M characters per period on the event
+    loop that serves requests (issue #23): it sums in a worker thread."""
+    seen = []
+    real = tally.aggregate
+
+    def spy(*args, **kwargs):
+        seen.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tally, "aggregate", spy)
+    clock, _, lims = fleet(2)
+    await run_for(clock, lims, 3.0, each_step=lambda: lims[0].acquire(scoped(), 1))
+    assert seen and not any(seen)
+
+
+@pytest.mark.asyncio
+async def test_partitions_follow_the_fleet_not_the_expected_instances(monkeypatch):
+    """Partitions were sized from RATE_LIMIT_EXPECTED_INSTANCES (the Bicep's 4): one
+    partition served a fleet of 1,000 (2,064 entities/s against a cap of 2,000 in the
+    simulator). They follow the counted fleet; moving rows never loses an instance."""
+    from function_app.ratelimit import tally_sync
+
+    monkeypatch.setattr(tally_sync, "GROUP_SIZE", 2)  # a group per 2 instances, not per 100
+    clock, store, lims = fleet(6, expected_instances=1)
+
+    async def traffic():
+        for lim in lims:
+            await lim.acquire(scoped("k", 1000.0, 1000.0), 1)
+
+    await run_for(clock, lims, 12.0, each_step=traffic)
+    partitions = {row.key.partition for part in range(4)
+                  for row in await store.query(f"_tally.g{part}")}
+    assert len(partitions) == 3
+    leader = next(lim for lim in lims if lim._sync.leading)
+    assert leader._sync.view.instances == 6 and len(leader._sync.view.members) == 6
+    assert all(lim._sync.view.instances == 6 for lim in lims)
