@@ -168,7 +168,10 @@ var gatewaySettingDefaults = {
   CLIENT_ID_HEADER: 'x-api-key'
   RATE_LIMIT_STORAGE_TIMEOUT_S: '0.5'
   RATE_LIMIT_FAILURE_MODE: 'open'
-  RATE_LIMIT_EXPECTED_INSTANCES: '4'
+  // The fleet the limiter assumes before a tally summary counts it, and while storage is down:
+  // the app's instance bound, so a cold start of the whole fleet or an outage admits at most
+  // about a limit, not N/4 of it (docs/ratelimit-tally.md).
+  RATE_LIMIT_EXPECTED_INSTANCES: string(maximumInstanceCount)
   RATE_LIMIT_LEASE_S: '0.25'
   RATE_LIMIT_LEASE_TTL_S: '4'
   RATE_LIMIT_SYNC: rateLimitSync
