@@ -213,7 +213,9 @@ def test_metrics_and_the_request_log_name_the_tool_but_never_its_arguments(
         "jsonrpc": "2.0", "id": 4, "method": "tools/call",
         "params": {"name": "echo", "arguments": {"text": secret}}})
     assert secret in answer.text
-    text = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    operator = admin_key(mcp_storage, "ops", "--operator")  # /metrics: the operator scope
+    text = httpx.get(f"{gateway.url}/metrics", timeout=10,
+                     headers={"authorization": f"Bearer {operator}"}).text
     assert ('gateway_mcp_requests_total{method="tools/call",outcome="ok",server="tools",'
             'tool="echo"}') in text
 

@@ -123,12 +123,13 @@ def test_a_spend_budget_holds_across_three_instances_and_all_three_apis(gateways
     # Refunds wait in an instance's pool until it spends them or gives them back when idle.
     assert spent >= BUDGET - 2 * 3 * MOST
     # Every instance priced what the clients priced, cached tokens at their own rate.
-    stats = [httpx.get(f"{g.url}/_gateway/stats", timeout=5).json()["tokens"]
+    operator = {"authorization": f"Bearer {create_key(storage_env, 'ops', '--operator')}"}
+    stats = [httpx.get(f"{g.url}/_gateway/stats", headers=operator, timeout=5).json()["tokens"]
              for g in gateways]
     by_model = sum(s["spend"]["by_model"].get(MODEL, 0.0) for s in stats)
     assert by_model == pytest.approx(spent, abs=1e-5)
     assert sum(s["totals"]["cached_tokens"] for s in stats) > 0
-    metrics = httpx.get(f"{gateways[0].url}/metrics", timeout=5).text
+    metrics = httpx.get(f"{gateways[0].url}/metrics", headers=operator, timeout=5).text
     assert 'gateway_spend_total{gen_ai_request_model="sim-small",client=' in metrics
 
 

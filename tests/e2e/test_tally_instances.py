@@ -66,7 +66,8 @@ def test_three_tally_instances_share_a_limit_within_the_bound_for_calls_per_peri
     # Per period: each instance writes its row and reads the summary, the aggregator queries
     # its one group and writes: about 8, whatever the number of requests (thousands here).
     assert trips <= periods * 8 + 12, (trips, periods)
-    assert trips < sum(run.statuses.values()) / 20
+    # Not compared with the number of requests: that depends on how fast this machine is
+    # (storage calls per request are a benchmark figure: load/bench_ratelimit.py --sync tally).
     aggregations = sum(c["tally_aggregations"] for c in counters)
     assert aggregations >= run.elapsed / PERIOD - 4, (aggregations, run.elapsed)
     assert sum(c["tally_takeovers"] for c in counters) == 1  # one aggregator, never contested
