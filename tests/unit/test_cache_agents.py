@@ -199,8 +199,10 @@ async def test_a_stateless_response_is_a_hit_plain_and_streamed(fake):
 
 async def test_a_replayed_response_id_names_nothing_the_client_can_fetch(fake):
     await fake()
-    await read_body(await post(response(), "/v1/responses"))
+    miss = await read_json(await post(response(), "/v1/responses"))
     hit = await read_json(await post(response(), "/v1/responses"))
+    # The miss's id is tagged with its backend and client; the entry holds the backend's own.
+    assert miss["id"].startswith("resp_1-gw") and hit["id"] == "resp_1"
     fetched = await proxy(make_request("GET", f"/v1/responses/{hit['id']}"))
     assert fetched.status_code == 404
 
