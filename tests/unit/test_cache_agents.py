@@ -226,3 +226,24 @@ async def test_a_response_stream_without_response_completed_is_not_stored(fake):
     assert again.headers["x-cache"] == "MISS"
     await read_body(again)
     assert upstream.calls == 2
+
+
+async def test_a_bad_cache_header_on_messages_is_refused_in_anthropics_shape(fake):
+    upstream = await fake()
+    answer = await post(message(), **{"x-gateway-cache": "always"})
+    body = await read_json(answer)
+    assert answer.status_code == 400 and upstream.calls == 0
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert "x-gateway-cache" in body["error"]["message"]
+
+
+async def test_shared_messages_serve_other_clients_but_not_from_a_credentialed_request(fake):
+    upstream = await fake(CACHE_COMPLETIONS_SHARED="true")
+    await read_body(await post(message(), client="198.51.100.4"))
+    assert (await post(message(), client="198.51.100.5")).headers["x-cache"] == "HIT"
+    keyed = message(system="with a key")
+    await read_body(await post(keyed, **{"x-api-key": "key-a"}))
+    other = await post(keyed, client="198.51.100.5")
+    assert other.headers["x-cache"] == "MISS"  # not public: no shared entry from a keyed one
+    await read_body(other)
+    assert upstream.calls == 3
