@@ -66,6 +66,7 @@ def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenL
         except BaseException:
             bill.settle(None)
             raise
+        bill.completion_free = context.completion_free  # a cache hit: the prompt only
         response.headers.extend(errors.limit_headers(context.requests_decision, bill.decision,
                                                      clock.now()))
         return settle_on_answer(response, bill, prepared.stream, False, WIRE, max_event_bytes)

@@ -12,8 +12,10 @@ coding or with a Vary (the key holds neither Accept-Encoding nor other request h
 when the key is shared by every client, never for a request with credentials of its own
 unless the answer says public, s-maxage or must-revalidate. Answers are stored as they came:
 a stream as its events (only once it ended with [DONE]), a plain answer as its bytes; either
-serves either kind of request (cache/replay.py). A hit tells the OpenAI stage through
-`request.context.completion_free` to charge the prompt tokens only.
+serves either kind of request (cache/replay.py). Responses and Messages (cache/agents.py)
+follow the same rules, except that stateful Responses requests bypass, Anthropic's version
+headers are keyed, and each form serves only its own kind of request. A hit tells the OpenAI
+(or Anthropic) stage through `request.context.completion_free` to charge the prompt only.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..core.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.sse import split_events
+from .agents import AGENT_KINDS, ended, keyed_headers, stateful
 from .entry import CacheEntry
 from .front import CacheFront
 from .http_cache import CACHE_HEADER, marked
@@ -59,17 +62,17 @@ class CompletionCache(CacheFront):
         request.headers.remove(REQUEST_HEADER)
         if mode is None:
             return await call_next(request)
-        if mode == SKIP or rewrite_in(request.headers):
-            return marked(await call_next(request), "BYPASS")
         kind = request.context.routed.route.kind
+        if mode == SKIP or rewrite_in(request.headers) or stateful(kind, body):
+            return marked(await call_next(request), "BYPASS")
         partition = "" if self.config.completions_shared else self.client_of(request)
         inputs = origin(request.headers, request.scheme) + " " + query_without_function_key(
-            request.query)
+            request.query) + keyed_headers(kind, request.headers)
         key = completion_key(kind, body, partition, inputs)
         stream = body.get("stream") is True and kind != OPENAI_EMBEDDINGS
         if mode == USE:
             entry = await self.tiers.get(key)
-            hit = replay(entry, stream, kind == OPENAI_CHAT, self.now()) if entry else None
+            hit = replay(entry, stream, kind, self.now()) if entry else None
             if hit is not None:
                 self.counters.add("completion_hits")
                 if not self.config.hit_charges_tokens:
@@ -79,7 +82,7 @@ class CompletionCache(CacheFront):
         response = await call_next(request)
         if response.status == 200:
             if self._shareable(request, response):
-                self._store_when_done(key, response)
+                self._store_when_done(key, response, kind)
             else:
                 self.counters.add("completion_not_stored")
         return marked(response, "MISS")
@@ -92,17 +95,17 @@ class CompletionCache(CacheFront):
         return unshareable(response.headers, credentialed=credentialed, coding_keyed=False,
                            vary_keyed=False) is None
 
-    def _store_when_done(self, key: str, response: GatewayResponse) -> None:
+    def _store_when_done(self, key: str, response: GatewayResponse, kind: str) -> None:
         headers = response.headers.without(DROPPED)
         is_stream = (response.headers.get("content-type") or "").startswith(
             "text/event-stream")
         if isinstance(response.body, bytes | bytearray):
             self._put(key, headers, bytes(response.body), None)
         else:
-            response.body = self._recorded(key, headers, response.body, is_stream)
+            response.body = self._recorded(key, headers, response.body, is_stream, kind)
 
     async def _recorded(self, key: str, headers: Headers, body: AsyncIterator[bytes],
-                        is_stream: bool) -> AsyncIterator[bytes]:
+                        is_stream: bool, kind: str) -> AsyncIterator[bytes]:
         """Pass `body` through, keeping a copy; store it if it ends whole and small enough."""
         chunks: list[bytes] = []
         size, whole = 0, False
@@ -124,7 +127,7 @@ class CompletionCache(CacheFront):
             self._put(key, headers, data, None)
             return
         events = split_events(data)
-        if completed(events):
+        if ended(kind, events) if kind in AGENT_KINDS else completed(events):
             self._put(key, headers, data, tuple(len(event) for event in events))
 
     def _put(self, key: str, headers: Headers, body: bytes, events: tuple[int, ...] | None
@@ -137,8 +140,12 @@ class CompletionCache(CacheFront):
         self.counters.add("completion_stored")
 
 
-def replay(entry: CacheEntry, stream: bool, chat: bool, now: float) -> GatewayResponse | None:
-    """The answer `entry` gives to a request (streamed or not); None when it cannot give one."""
+def replay(entry: CacheEntry, stream: bool, kind: str, now: float) -> GatewayResponse | None:
+    """The answer `entry` gives to a request of `kind` (streamed or not); None when it cannot
+    give one (the agents' APIs: only from an entry of the same form)."""
+    if kind in AGENT_KINDS and stream != (entry.events is not None):
+        return None
+    chat = kind == OPENAI_CHAT
     headers = entry.headers.without(("content-type",))
     if stream:
         events = entry.event_chunks() if entry.events is not None \

@@ -1,9 +1,11 @@
-"""The cache stage: GET/HEAD answers of proxied routes and OpenAI completions, from the cache.
+"""The cache stage: GET/HEAD answers of proxied routes, and completions (OpenAI chat,
+completions, embeddings and Responses; Anthropic Messages), from the cache.
 
 Placed after the rate-limit stage, as in the prototype: a hit is still a request, counted and
 limited like any other, and it carries the rate-limit headers because that stage decorates
-whatever answer comes back. Placed after the OpenAI stage, so completions are keyed on a checked
-body, their model resolved and their tokens reserved (a hit then settles for its prompt only).
+whatever answer comes back. Placed after the OpenAI and Anthropic stages, so completions are
+keyed on a checked body, their model resolved and their tokens reserved (a hit then settles
+for its prompt only).
 Any other route passes straight through.
 """
 
@@ -12,10 +14,18 @@ from __future__ import annotations
 from ..cache.completion_cache import CompletionCache
 from ..cache.http_cache import HttpCache
 from ..core.pipeline import Handler, Stage
-from ..core.routes import OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, PROXY
+from ..core.routes import (
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    OPENAI_COMPLETIONS,
+    OPENAI_EMBEDDINGS,
+    OPENAI_RESPONSES,
+    PROXY,
+)
 from ..http.messages import GatewayRequest, GatewayResponse
 
-COMPLETION_KINDS = frozenset({OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS})
+COMPLETION_KINDS = frozenset({OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS,
+                              OPENAI_RESPONSES, ANTHROPIC_MESSAGES})
 CACHED_METHODS = frozenset({"GET", "HEAD"})
 
 
