@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import httpx
@@ -20,6 +22,7 @@ from tests.fuzz.tenants import TenantCase, render
 from tests.support.rawhttp import Connection, RawResponse, Reset, build
 
 REQUEST_TIMEOUT_S = 30
+ONLY_PRINT = bool(os.environ.get("FUZZ_INDICES"))  # a replay shows each burst's answers
 Add = Callable[[object, str], None]
 
 
@@ -70,6 +73,8 @@ async def send_burst(port: int, item: Burst, admin: Admin, seed: int, add: Add
 
     started = time.monotonic()
     answers = await asyncio.gather(*(one() for _ in range(item.count)))
+    if ONLY_PRINT:
+        print(f"burst {item}: {sorted(Counter((a.status, a.code) for a in answers).items())}")
     for problem in judge(item, answers, time.monotonic() - started):
         add(item, f"burst {item.kind} limit {item.limit} x{item.count}: {problem}")
     return answers

@@ -47,6 +47,9 @@ pytestmark = pytest.mark.e2e
 COUNT = int(os.environ.get("FUZZ_COUNT", "2000"))
 SEED = int(os.environ.get("FUZZ_SEED", "1414"))
 WORKERS = int(os.environ.get("FUZZ_WORKERS", "8"))
+# FUZZ_INDICES=251,9694: replay only these indices of FUZZ_SEED (a finding's seed and index)
+ONLY = [int(i) for i in os.environ.get("FUZZ_INDICES", "").split(",") if i.strip()]
+INDICES = ONLY or range(COUNT)
 REQUEST_TIMEOUT_S = 30
 
 
@@ -131,7 +134,7 @@ async def fire(run: Run, worker: int) -> None:
     connection = Connection(run.port)
     tenants = {mode: Connection(port) for mode, port in run.tenant_ports.items()}
     findings = run.findings
-    for index in range(worker, COUNT, WORKERS):
+    for index in INDICES[worker::WORKERS]:
         item = case(SEED, index)
         findings.kinds[type(item).__name__] += 1
         if isinstance(item, TenantCase):
@@ -240,5 +243,6 @@ async def test_fuzz_finds_nothing(hostile_gateway, echo_backend, backends, tenan
     assert findings.problems == [], "\n".join(findings.problems[:40])
     assert sent == findings.kinds["Case"]
     assert sum(findings.tenant_statuses.values()) == findings.kinds["TenantCase"]
-    assert forwarded > 0  # the echo route was exercised, so the prefix check means something
-    assert findings.burst_admitted > 0  # and bursts were admitted, so their bounds were tested
+    if not ONLY:
+        assert forwarded > 0  # the echo route was exercised: the prefix check means something
+        assert findings.burst_admitted > 0  # bursts were admitted: their bounds were tested

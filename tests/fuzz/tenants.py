@@ -157,7 +157,8 @@ def _header(position: str, value: str, index: int) -> tuple[str, str]:
     if position == "header":
         return rotate(index, [("x-custom", value), ("referer", f"http://x/?key={value}"),
                               ("user-agent", f"client/{value}"),
-                              ("x-forwarded-for", value)])
+                              # not X-Forwarded-*: the host replaces them before the gateway
+                              ("origin", f"https://{value}.example")])
     return position, value  # api-key, x-api-key
 
 
