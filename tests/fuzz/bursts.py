@@ -79,21 +79,25 @@ def judge(burst: Burst, answers: list[Answer], elapsed_s: float) -> list[str]:
     """What the answers to `burst` show against the stated bounds (empty: nothing wrong)."""
     reserved, limit = burst.reserved, burst.limit
     admitted = [a for a in answers if a.status == 200]
-    refused = [a for a in answers if a.status != 200]
+    # A backend that did not answer in time (a loaded machine) is no limit's answer, but its
+    # request was admitted and keeps its whole reservation ("the backend may have worked").
+    late = [a for a in answers if (a.status, a.code) == (504, "upstream_timeout")]
+    refused = [a for a in answers if a.status != 200 and a not in late]
     if reserved > limit:
         wrong = {(a.status, a.code) for a in answers} - {(400, "exceeds_limit")}
         return [f"a cost of {reserved} over a limit of {limit} answered {sorted(wrong)}"] \
             if wrong else []
     problems = []
     accrued = limit * elapsed_s / 60 if burst.kind == "tpm" else 0
-    if len(admitted) * burst.used > limit + reserved + accrued:
-        problems.append(f"{len(admitted)} admitted settle {len(admitted) * burst.used} tokens "
+    settled = len(admitted) * burst.used + len(late) * reserved
+    if settled > limit + reserved + accrued:
+        problems.append(f"{len(admitted) + len(late)} admitted settle {settled} tokens "
                         f"over a {burst.kind} limit of {limit} ({reserved} reserved each)")
     expected = "budget_exceeded" if burst.kind == "budget" else "rate_limit_exceeded"
     for answer in refused:
         if (answer.status, answer.code) != (429, expected):
             problems.append(f"refused with {answer.status} {answer.code}, not 429 {expected}")
-        elif (len(admitted) + 2) * reserved <= limit:
+        elif (len(admitted) + len(late) + 2) * reserved <= limit:
             problems.append(f"{expected} with {len(admitted)} admitted of {reserved} reserved "
                             f"each: the {burst.kind} of {limit} was not spent")
         elif burst.kind == "tpm" and not _sane_wait(answer.retry_after, reserved, limit):

@@ -70,6 +70,9 @@ def test_a_burst_is_held_to_its_bounds():
     assert judge(burst(), [ok] * 13 + [spent] * 7, 1.0)  # above the budget
     assert judge(burst(), [ok] * 5 + [spent] * 15, 1.0)  # "spent" with room left
     assert judge(burst(), [ok] * 10 + [Answer(429, "rate_limit_exceeded", "1")] * 10, 1.0)
+    late = Answer(504, "upstream_timeout", None)  # admitted, its reservation kept
+    assert judge(burst(), [ok] * 8 + [late] * 2 + [spent] * 10, 1.0) == []
+    assert judge(burst(), [ok] * 10 + [late] * 3 + [spent] * 7, 1.0)
     assert judge(burst(limit=50), [Answer(400, "exceeds_limit", None)] * 20, 1.0) == []
     assert judge(burst(limit=50), [Answer(429, "budget_exceeded", None)] * 20, 1.0)
     waited = [ok] * 10 + [Answer(429, "rate_limit_exceeded", "3600")] * 10
