@@ -215,8 +215,9 @@ def test_usage_a_backend_cannot_have_used_locks_nobody_out(hostile_backend, stor
         for key in (*keys, *keys):
             reply = ask(key, {"prompt_tokens": 5, "completion_tokens": 5})
             assert reply.status_code == 200, reply.text
+        operator = create_key(storage_env, "usage-ops", "--operator")  # stats need the scope
         totals = httpx.get(f"{proc.url}/_gateway/stats", timeout=10,
-                           headers={"authorization": f"Bearer {keys[0]}"}).json()
+                           headers={"authorization": f"Bearer {operator}"}).json()
         assert totals["tokens"]["totals"]["rejected_usage_requests"] == 1
     finally:
         proc.stop()
