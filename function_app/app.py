@@ -222,11 +222,29 @@ class ClosingStreamingResponse(StreamingResponse):
     async def stream_response(self, send) -> None:
         try:
             await super().stream_response(send)
+        except GatewayError as error:
+            await self._cut(send, error)
         finally:
             close = getattr(self.body_iterator, "aclose", None)
             if close is not None:
                 with anyio.CancelScope(shield=True):
                     await close()
+
+    async def _cut(self, send, error: GatewayError) -> None:
+        """End an answer whose body failed after its headers went out, with one log line.
+
+        Only the body raises a GatewayError here (a send fails with OSError), so the status line
+        is gone and no error answer can follow. Let through, the error reached the server, which
+        logged it with a traceback and dropped the connection. A chunked body ends here instead
+        (its bytes so far are all the client gets; an event stream's client sees no [DONE]). A
+        body with a declared length cannot end short: returning leaves the server to close the
+        connection, which it notes in one line of its own.
+        """
+        headers = Headers.from_raw(self.raw_headers)
+        log.warning("answer cut after its headers went out: %s, request_id=%s", error.code,
+                    headers.get("x-request-id") or "-")
+        if "content-length" not in headers:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _not_found(req: Request, message: str) -> Response:

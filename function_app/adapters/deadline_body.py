@@ -1,8 +1,8 @@
 """An upstream answer's body held to the exchange's deadline; shared by every Upstream adapter.
 
-Headers are gone by the time the body is read, so a failure can only cut the stream: raising
-makes the server abort the response, which the client sees as a truncated body rather than a
-clean end.
+Headers are gone by the time the body is read, so a failure can only cut the stream: the
+GatewayError raised here ends the answer where it is, with one log line
+(app.ClosingStreamingResponse), never as a traceback from the server.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import EdmType, EntityProperty, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from function_app.tenants.records import (
@@ -39,6 +39,20 @@ KEY_PK, TENANT_PK, USAGE_PK = "key", "tenant", "usage-"
 log = logging.getLogger(__name__)
 _UNAVAILABLE = (AzureError, OSError, asyncio.TimeoutError)
 MERGE_RETRIES = 8
+
+
+def _row(pk: str, rk: str, record: KeyRecord | TenantRecord | UsageRecord) -> dict[str, Any]:
+    """The entity of `record`. The SDK writes a bare int as Int32 and refuses one past it (a
+    TypeError): token budgets go up to 10^15 and usage sums grow, so those go as Int64 (read
+    back as EntityProperty, which `_plain` unwraps)."""
+    return {"PartitionKey": pk, "RowKey": rk,
+            **{name: _wide(value) for name, value in to_fields(record).items()}}
+
+
+def _wide(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**31 <= value < 2**31:
+        return EntityProperty(value, EdmType.INT64)
+    return value
 
 
 def _plain(entity: Any) -> dict[str, Any]:
@@ -91,14 +105,14 @@ class TableKeyStore:
             return None
 
     async def create_key(self, record: KeyRecord) -> None:
-        entity = {"PartitionKey": KEY_PK, "RowKey": record.key_hash, **to_fields(record)}
+        entity = _row(KEY_PK, record.key_hash, record)
         try:
             await self._call(lambda t: t.create_entity(entity))
         except ResourceExistsError:
             raise KeyExists(record.prefix) from None
 
     async def save_key(self, record: KeyRecord) -> None:
-        entity = {"PartitionKey": KEY_PK, "RowKey": record.key_hash, **to_fields(record)}
+        entity = _row(KEY_PK, record.key_hash, record)
         await self._call(lambda t: t.upsert_entity(entity, mode=UpdateMode.REPLACE))
 
     async def list_keys(self) -> list[KeyRecord]:
@@ -111,7 +125,7 @@ class TableKeyStore:
         return from_fields(TenantRecord, entity) if entity else None
 
     async def save_tenant(self, record: TenantRecord) -> None:
-        entity = {"PartitionKey": TENANT_PK, "RowKey": record.name, **to_fields(record)}
+        entity = _row(TENANT_PK, record.name, record)
         await self._call(lambda t: t.upsert_entity(entity, mode=UpdateMode.REPLACE))
 
     async def list_tenants(self) -> list[TenantRecord]:
@@ -126,7 +140,7 @@ class TableKeyStore:
             except ResourceNotFoundError:
                 entity = None
             old = from_fields(UsageRecord, _plain(entity)) if entity is not None else None
-            row = {"PartitionKey": pk, "RowKey": rk, **to_fields(merged(old, delta))}
+            row = _row(pk, rk, merged(old, delta))
             try:
                 await self._call(partial(write_row, row=row, etag=_etag(entity)))
                 return

@@ -19,7 +19,7 @@ from ..openai.bill import Bill, TokenLimiter, Wire, reserve, settle_on_answer
 from ..openai.early import Failure, peek
 from ..openai.ledger import TokenLedger
 from ..openai.sse import DEFAULT_MAX_EVENT_BYTES
-from ..openai.stage import refuse_what_never_fits
+from ..openai.stage import NOT_SENT, refuse_what_never_fits
 from . import errors
 from .estimate import prepare_message
 from .stream import MessageTap
@@ -63,6 +63,9 @@ def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenL
         context.first_events = first_events if prepared.stream else None
         try:
             response = await call_next(request)
+        except NOT_SENT:
+            bill.refund()  # no backend was asked: nothing was used
+            raise
         except BaseException:
             bill.settle(None)
             raise

@@ -17,7 +17,7 @@ from function_app.ratelimit.token_headers import limit_name, openai_limit_header
 from function_app.ratelimit.tokens import TokenLimits
 
 from ..core.clock import Clock
-from ..core.errors import ModelNotFound, NeverFits
+from ..core.errors import BackendsCoolingDown, ModelNotFound, NeverFits, NoHealthyBackend
 from ..core.model_routes import ModelTable
 from ..core.pipeline import Handler, Stage
 from ..core.routes import OPENAI_KINDS, OPENAI_MODELS, OPENAI_RESPONSES, OPENAI_STORED
@@ -73,6 +73,9 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             context.tokens_decision = bill.decision  # headers, on a 429 too
         try:
             response = await call_next(request)
+        except NOT_SENT:
+            bill.refund()  # no backend was asked (every breaker open): nothing was used
+            raise
         except BaseException:
             bill.settle(None)  # no answer: the backend may have worked, the charge stays
             raise
@@ -84,6 +87,10 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
                                 max_event_bytes)
 
     return stage
+
+
+# Raised only when no attempt reached a backend (stages/upstream.py `_give_up`).
+NOT_SENT = (NoHealthyBackend, BackendsCoolingDown)
 
 
 def tighter_limits(backend: Headers, ours: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -71,6 +71,23 @@ async def test_tenants_save_and_list(key_store):
 
 
 @pytest.mark.asyncio
+async def test_the_largest_budgets_the_cli_accepts_are_stored(key_store):
+    """Token budgets go up to 10^15 (admin/arguments.py); the Table SDK sent every int as Int32
+    and refused 2^31 and above with a TypeError, a traceback from `tenants set` (found by the
+    fuzzer's keys: tests/e2e/conftest_fuzz.py)."""
+    tenant = TenantRecord("big", NOW, 10**15, 2**31)
+    await key_store.save_tenant(tenant)
+    assert await key_store.get_tenant("big") == tenant
+    stored = record(daily_tokens=10**15, monthly_tokens=2**40)
+    await key_store.create_key(stored)
+    assert await key_store.get_key(stored.key_hash) == stored
+    big = UsageRecord("big", "abcd2345", "2026-11-29", 1, 2**33, 0.0, NOW)
+    await key_store.add_usage(big)
+    await key_store.add_usage(big)
+    assert (await key_store.list_usage("big"))[0].tokens == 2**34
+
+
+@pytest.mark.asyncio
 async def test_usage_deltas_add_up_even_when_written_concurrently(key_store):
     deltas = [UsageRecord("acme", "abcd2345", "2026-11-29", 1, 10, 0.5, NOW + i)
               for i in range(6)]

@@ -11,6 +11,11 @@ mistyped or nested deep, and JSON-RPC for the MCP routes: batches, unknown metho
 names with tricks (case, Unicode lookalikes, zero-width characters), oversized params, forged
 session ids.
 Framing stays valid: the fuzzer attacks the gateway, not the HTTP parser of the local host.
+
+Since issue 22 round two, some indices are not one request to the hostile gateway: about 15 in
+100 are multi-tenant requests with gateway keys in every position and a hostile backend's
+answers (tests/fuzz/tenants.py: `TenantCase`), and 1 in 100 is a concurrent burst on a small
+budget or TPM limit (tests/fuzz/bursts.py: `Burst`). `case(seed, index)` rebuilds either.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+
+from tests.fuzz.bursts import Burst, burst_case
+from tests.fuzz.tenants import TenantCase, tenant_case
 
 FUNCTION_KEY = "fzkey-5ecret-7a1c"  # also in tests/e2e/conftest.py FUZZ_SECRETS
 
@@ -51,8 +59,16 @@ class Case:
     abandon: bool  # send part of the body, then close (a client leaving mid-request)
 
 
-def case(seed: int, index: int) -> Case:
+TENANT_SHARE, BURST_SHARE = 0.15, 0.01
+
+
+def case(seed: int, index: int) -> Case | TenantCase | Burst:
     rng = random.Random(f"{seed}:{index}")
+    roll = rng.random()
+    if roll < BURST_SHARE:
+        return burst_case(rng, index)
+    if roll < BURST_SHARE + TENANT_SHARE:
+        return tenant_case(rng, index)
     if rng.random() < 0.1:  # a few cacheable paths, asked again and again with other inputs
         target = b"/echo/cacheable/%d" % rng.randint(0, 2)
         return Case(index, rng.choice(["GET", "GET", "HEAD"]), target,

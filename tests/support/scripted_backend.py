@@ -14,6 +14,10 @@ The same vocabulary as function_app/adapters/upstream_memory.py, carried in the 
                            send nothing more until the client closes the connection
     fail=reset|silent      no answer: drop the connection at once, or say nothing until closed
 
+In a chunk or an answer header, `{h:name}` stands for the value of the request's header `name`
+(empty when absent), so one script answers each client with its own marker: a cache that replays
+an answer to another client shows the first client's marker (tests/e2e/test_fuzz.py).
+
 `GET /healthz` answers 200 (readiness). `GET /_seen` answers the requests received so far as a
 JSON list (method, target, headers with lower-case names, body as latin-1 text), and
 `GET /_released` the `id` query values of the answers held open (stall, silent) whose client
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tests.support.echo_backend import read_request
@@ -45,6 +50,16 @@ def script_query(ident: str, *, status: int = 200, headers: list[tuple[str, str]
     if fail:
         pairs.append(("fail", fail))
     return urlencode(pairs)
+
+
+_FIELD = re.compile(r"\{h:([a-z0-9-]+)\}")
+
+
+def _filled(text: str, headers: dict[str, str]) -> str:
+    """`text` with each `{h:name}` replaced by the request's header `name` (CR/LF dropped)."""
+    if "{h:" not in text:
+        return text
+    return _FIELD.sub(lambda m: re.sub(r"[\r\n]", "", headers.get(m.group(1), "")), text)
 
 
 class Scripted:
@@ -79,16 +94,16 @@ class Scripted:
         if fail == "silent":
             await self.hold(reader, query)
             return False
-        return await self.reply(reader, writer, query)
+        return await self.reply(reader, writer, query, headers)
 
     async def reply(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    query: dict[str, list[str]]) -> bool:
+                    query: dict[str, list[str]], headers: dict[str, str]) -> bool:
         status = int(query.get("status", ["200"])[0])
         head = [f"HTTP/1.1 {status} Scripted", "transfer-encoding: chunked",
-                *(h.replace(":", ": ", 1) for h in query.get("header", []))]
+                *(_filled(h, headers).replace(":", ": ", 1) for h in query.get("header", []))]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         for text in query.get("chunk", []):
-            chunk = text.encode("latin-1")
+            chunk = _filled(text, headers).encode("latin-1")
             writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             await writer.drain()
         if not await self.fill(writer, query):
