@@ -7,7 +7,8 @@ For each N in --levels: N streams straight to the Node simulator, then N through
 (an OpenAI route to the same simulator; token and request limits on with an in-memory store, far
 from binding; cache and telemetry on), each phase alone on the machine. The simulator sends a
 chunk every --chunk-ms (100 ms) for --stream-s (20 s). The streams are opened evenly over
---ramp-s by --clients client processes (aiohttp), so the client is not the bottleneck. Per phase:
+--ramp-s (default: 100 a second, 5-15 s) by --clients client processes (aiohttp), so the
+client is not the bottleneck. Per phase:
 time to first token (TTFT, from sending the request to the first data event) and the gap
 between successive chunks, p50/p99; added = gateway minus direct at the same percentile.
 During the gateway phase the host's and the worker's RSS (peak, from /proc) and CPU are read;
@@ -88,6 +89,12 @@ def client(url: str, body: dict, count: int, ramp_s: float, offset: float, out) 
     out.put({"ttfts": ttfts, "gaps": gaps, "errors": sum(not r["ok"] for r in results)})
 
 
+def ramp_of(n: int, args) -> float:
+    """--ramp-s, or by default 100 new streams a second (5 s at least, 15 s at most, so that
+    every stream of 20 s is open together at the end of the ramp)."""
+    return args.ramp_s or min(15.0, max(5.0, n / 100))
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -102,9 +109,10 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
     body = {"model": MODEL, "stream": True, "max_tokens": int(args.stream_s * 1000 / args.chunk_ms),
             "messages": [{"role": "user", "content": "Hold the line."}]}
     out = multiprocessing.Queue()
+    ramp = ramp_of(n, args)
     per = [n // args.clients + (k < n % args.clients) for k in range(args.clients)]
-    procs = [multiprocessing.Process(target=client, args=(url, body, c, args.ramp_s,
-                                                          k * args.ramp_s / n / args.clients, out))
+    procs = [multiprocessing.Process(target=client, args=(url, body, c, ramp,
+                                                          k * ramp / n / args.clients, out))
              for k, c in enumerate(per) if c]
     base = {p: rss_kb(p) for p in watch} if watch else {}
     cpu0 = {p: cpu_seconds(p) for p in watch} if watch else {}
@@ -163,8 +171,8 @@ def added(gw: dict, direct: dict, key: str) -> float | None:
 
 
 def report(rows: list[dict], best: int | None, args) -> str:
-    lines = [f"{args.stream_s:.0f} s streams, a chunk every {args.chunk_ms} ms, opened over "
-             f"{args.ramp_s:.0f} s by {args.clients} client processes; load average "
+    lines = [f"{args.stream_s:.0f} s streams, a chunk every {args.chunk_ms} ms, opened at 100/s "
+             f"(--ramp-s {args.ramp_s}) by {args.clients} client processes; load average "
              f"{os.getloadavg()[0]:.1f}", "",
              "| N | errors (direct / gw) | TTFT p50 / p99 added ms | gap p50 / p99 added ms | "
              "host RSS MB | worker RSS MB | KB per stream | CPU s (host+worker) |",
@@ -187,7 +195,7 @@ def main() -> int:
                         type=lambda v: [int(x) for x in v.split(",")])
     parser.add_argument("--chunk-ms", type=int, default=100)
     parser.add_argument("--stream-s", type=float, default=20.0)
-    parser.add_argument("--ramp-s", type=float, default=5.0)
+    parser.add_argument("--ramp-s", type=float, default=None)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--out", default=str(ROOT / "load/results/bench_streams.json"))
     args = parser.parse_args()

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
 from bench_gateway import FAR, WRK_LUA, host_and_worker  # noqa: E402
+
 from scripts.azurite import Azurite  # noqa: E402
 from scripts.procs import HOST_CMD, INSTANT, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
 
