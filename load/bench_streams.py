@@ -89,6 +89,11 @@ def client(url: str, body: dict, count: int, ramp_s: float, offset: float, out) 
     out.put({"ttfts": ttfts, "gaps": gaps, "errors": sum(not r["ok"] for r in results)})
 
 
+def chunks_of(args) -> int:
+    """Chunks (tokens) per stream: one every --chunk-ms for --stream-s."""
+    return int(args.stream_s * 1000 / args.chunk_ms)
+
+
 def ramp_of(n: int, args) -> float:
     """--ramp-s, or by default 100 new streams a second (5 s at least, 15 s at most, so that
     every stream of 20 s is open together at the end of the ramp)."""
@@ -106,7 +111,7 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
           ) -> dict:
     """N streams from --clients processes; with `watch` (host pid, worker pid), their peak RSS
     and CPU over the phase; memory per stream counts from `idle` (RSS before any level)."""
-    body = {"model": MODEL, "stream": True, "max_tokens": int(args.stream_s * 1000 / args.chunk_ms),
+    body = {"model": MODEL, "stream": True, "max_tokens": chunks_of(args),
             "messages": [{"role": "user", "content": "Hold the line."}]}
     out = multiprocessing.Queue()
     ramp = ramp_of(n, args)
@@ -139,7 +144,8 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
               "ttft_p50_ms": pick(ttfts, 0.5) if ttfts else None,
               "ttft_p99_ms": pick(ttfts, 0.99) if ttfts else None,
               "gap_p50_ms": pick(gaps, 0.5) if gaps else None,
-              "gap_p99_ms": pick(gaps, 0.99) if gaps else None, "chunks": len(gaps)}
+              "gap_p99_ms": pick(gaps, 0.99) if gaps else None, "chunks": len(gaps),
+              "gaps_per_stream": len(gaps) / max(1, n - sum(p["errors"] for p in parts))}
     if watch:
         host, worker = watch
         result.update({"host_rss_mb": peak[host] / 1024, "worker_rss_mb": peak[worker] / 1024,
@@ -153,7 +159,8 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
 
 def start(logs: Path, args) -> tuple[list, str, str]:
     sim = spawn_node("simulator", logs, {"TTFT_MS": str(args.chunk_ms),
-                                         "TOKEN_MS": str(args.chunk_ms)})
+                                         "TOKEN_MS": str(args.chunk_ms),
+                                         "ANSWER_TOKENS": str(chunks_of(args))})
     port = free_port()
     gateway = spawn("gateway", HOST_CMD, port=port, log_dir=logs, timeout=120, env={
         **WORKER_ENV, **FAR, "PORT": str(port), "RATE_LIMIT_STORAGE_CONNECTION": "",
