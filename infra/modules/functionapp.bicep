@@ -34,10 +34,17 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+// perInstanceConcurrency = 200, from `make bench-streams` (load/bench_streams.py, docs/PERFORMANCE.md
+// "Issue #26"): one host + worker spends 2.1-2.4 ms CPU (host + worker) per stream-second of a
+// 100 ms-chunk stream, so one core saturates near 420-470 concurrent streams; 10 ms p99 added held
+// only below 100 streams on the 2-core build machine shared at load average 2-8. 200 is half of one
+// core's saturation point (safety factor 2). Memory is not the limit: 80-100 KB per stream, so 200
+// streams add about 20 MB to the ~115 MB host + worker at rest (instanceMemoryMB 2048 leaves > 10x).
+// UPSTREAM_MAX_CONNECTIONS (512) must stay above it: each stream holds one backend connection.
 @description('Concurrent HTTP requests one instance takes before the platform adds another. Python defaults to 1, which wastes an async gateway.')
 @minValue(1)
 @maxValue(1000)
-param perInstanceConcurrency int = 64
+param perInstanceConcurrency int = 200
 
 // Secure: overrides given at deploy time may hold secrets, which must stay out of the deployment
 // history (a module's parameters are recorded in its nested deployment).
