@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -43,8 +44,16 @@ PRICES = {
     "blob_read_per_10k": 0.004,        # hot tier reads
 }
 MONTH_S = 30 * 24 * 3600
-SIZES_MB = (512, 2048, 4096)  # Flex Consumption's instance memory sizes
+BICEP = ROOT / "infra/modules/functionapp.bicep"
 HEADROOM = 2.0  # instance memory at least twice what the streams were measured to need
+
+
+def bicep_default(name: str) -> int:
+    """The default of `param <name> int = <value>` in the Function App's Bicep module."""
+    found = re.search(rf"^param {name} int = (\d+)", BICEP.read_text(), re.M)
+    if found is None:
+        raise SystemExit(f"cost: no 'param {name} int = ...' in {BICEP}")
+    return int(found.group(1))
 
 
 def memory_needed_mb(level: dict, concurrency: int) -> float:
@@ -108,33 +117,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", default=str(ROOT / "load/results/bench.json"))
     parser.add_argument("--streams", default=str(ROOT / "load/results/bench_streams.json"))
-    parser.add_argument("--concurrency", type=int, default=None,
-                        help="perInstanceConcurrency (default: from bench_streams.json)")
-    parser.add_argument("--safety", type=float, default=0.5)
-    parser.add_argument("--memory-mb", type=int, default=None,
-                        help="instanceMemoryMB (default: the smallest that holds the streams)")
-    parser.add_argument("--latency-s", type=float, default=2.0,
-                        help="a non-streamed completion's time at the backend")
+    parser.add_argument("--concurrency", type=int, default=bicep_default("perInstanceConcurrency"),
+                        help="perInstanceConcurrency (default: the Bicep's)")
+    parser.add_argument("--memory-mb", type=int, default=bicep_default("instanceMemoryMB"),
+                        help="instanceMemoryMB (default: the Bicep's)")
+    parser.add_argument("--latency-s", type=float, nargs="+", default=[0.04, 2.0],
+                        help="request times at the backend: the bench's 30-50 ms, a completion")
     parser.add_argument("--out", default=str(ROOT / "load/results/cost.json"))
     args = parser.parse_args()
     bench = json.loads(Path(args.bench).read_text())
     streams = json.loads(Path(args.streams).read_text())
-    chosen = args.concurrency or max(1, int((streams["largest_within_target"] or 0)
-                                            * args.safety)) or 64
+    chosen = args.concurrency
     gw = bench["throughput"]["gateway (defaults)"]
     cpu_ms = gw["host_cpu_ms"] + gw["worker_cpu_ms"]
     level = _level_for(streams, chosen)
     stream_s = streams["args"]["stream_s"]
     cpu_per_stream_s = level["gateway"]["cpu_s"] / (level["n"] * stream_s)
     needed = memory_needed_mb(level["gateway"], chosen)
-    args.memory_mb = args.memory_mb or next((m for m in SIZES_MB if m >= needed), SIZES_MB[-1])
     memory_gb = args.memory_mb / 1024
     result = {"prices": PRICES, "prices_as_of": "2026-12-06", "concurrency": chosen,
               "memory_mb": args.memory_mb, "cpu_ms_per_request": cpu_ms,
               "cpu_s_per_stream_s": cpu_per_stream_s,
               "kb_per_stream": level["gateway"]["kb_per_stream"], "memory_needed_mb": needed,
-              "requests": {c: per_million_requests(cpu_ms, args.latency_s, c, memory_gb)
-                           for c in (chosen, 64)},
+              "requests": {f"{lat:g} s, concurrency {c}": per_million_requests(
+                  cpu_ms, lat, c, memory_gb) | {"latency_s": lat, "concurrency": c}
+                  for lat in args.latency_s for c in (chosen, 64)},
               "streams": {c: per_million_streams(stream_s, c, cpu_per_stream_s, memory_gb)
                           for c in (chosen, 64)},
               "always_ready_baseline_usd_per_instance_month":
@@ -154,14 +161,16 @@ def _level_for(streams: dict, concurrency: int) -> dict:
 
 
 def report(r: dict, args, stream_s: float) -> str:
-    lines = [f"Flex Consumption, {r['memory_mb']} MB instances, prices as of {r['prices_as_of']}"
+    lines = [f"Flex Consumption, {r['memory_mb']} MB instances (the streams need about "
+             f"{r['memory_needed_mb']:.0f} MB with headroom x{HEADROOM:g}, the platform's host "
+             f"not counted), prices as of {r['prices_as_of']}"
              f" (USD, East US); CPU {r['cpu_ms_per_request']:.2f} ms per request, "
              f"{r['cpu_s_per_stream_s'] * 1000:.2f} ms CPU per stream-second, "
              f"{r['kb_per_stream']:.0f} KB per stream", "",
              "| traffic | concurrency | per instance | instance-s | GB-s | on demand USD | "
              "always ready (active) USD |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for c, v in r["requests"].items():
-        lines.append(f"| 1M requests of {args.latency_s:g} s | {c} | "
+    for v in r["requests"].values():
+        lines.append(f"| 1M requests of {v['latency_s']:g} s | {v['concurrency']} | "
                      f"{v['requests_per_instance_s']:.0f} req/s ({v['bound']}) | "
                      f"{v['instance_s']:.0f} | {v['gb_s']:.0f} | {v['on_demand_usd']:.2f} | "
                      f"{v['always_ready_active_usd']:.2f} |")
