@@ -31,7 +31,7 @@ from .http.forwarding import request_id_from
 from .http.headers import Headers
 from .http.messages import Unread
 from .lazy_gateway import LazyGateway
-from .settings.load import SettingsError
+from .settings.errors import SettingsError
 from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
 from .worker_http import harden_worker_http

@@ -20,12 +20,9 @@ from ..core.routes import RouteTable, parse_routes
 from ..routing.backends import BackendSpec, parse_backend
 from ..routing.breaker import BreakerConfig
 from .configs import read_into
+from .errors import SettingsError
 from .parsers import http_url
 from .specs import SPECS, Settings
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names it."""
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Packages the build imports (or optional features import) that indexing must not pay for.
 HEAVY = ("aiohttp", "httpx", "httpx_aiohttp", "azure.core", "azure.data", "azure.storage",
          "azure.identity", "azure.monitor", "redis", "prometheus_client", "opentelemetry.sdk",
-         "opentelemetry.exporter", "function_app.bootstrap")
+         "opentelemetry.exporter", "function_app.bootstrap", "function_app.settings.load")
 PROBE = ("import json, sys, main; "
          "print(json.dumps(sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[1:])))))")
 
