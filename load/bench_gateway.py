@@ -1,17 +1,20 @@
 """Gateway overhead, in one run on one machine: direct backend vs a ten-line proxy function vs
-the gateway, both functions served by the local Functions host and the real worker (funchost/).
+the gateway (defaults: limits on far from binding on Azurite, cache on, telemetry on; and limits
+off), every function served by the local Functions host and the real worker (funchost/).
 
     .venv/bin/python load/bench_gateway.py            (or: make bench)
 
 1. Throughput: wrk, closed loop at --connections, against a fast backend (node simulator, no
    simulated latency) directly, through load/tenline/main.py (a ten-line proxy FunctionApp: what
-   the host and worker cost by themselves), and through the gateway; rounds are interleaved and
-   the median kept, since these machines are shared and noisy.
-2. Added latency: an open-loop client at --rate RPS against the 30-50 ms simulator: directly,
-   through the ten-line function and through the gateway; latency is measured from each
-   request's scheduled start, so a stall is not hidden (no coordinated omission).
+   the host and worker cost by themselves), and through the gateways (and a tally-mode gateway,
+   for its storage counters); rounds interleaved (order reversed every other round), the median
+   kept; CPU per request of host + worker from /proc; Table Storage round trips per request
+   from the limiter's own counters (/_gateway/stats).
+2. Added latency: an open-loop client at --rate RPS against the 30-50 ms simulator, rounds
+   interleaved; latency is measured from each request's scheduled start, so a stall is not
+   hidden (no coordinated omission).
 3. Start-up: from starting the host to the first /healthz 200 through it.
-Writes load/results/bench_gateway.json and prints a Markdown table with the ratios.
+Writes load/results/bench.json (--out) and prints Markdown tables with the ratios.
 """
 
 from __future__ import annotations
