@@ -13,7 +13,7 @@ PROFILE ?= baseline
 .PHONY: run test setup redis-server wrk gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz \
 	chaos clean chromium bench-telemetry dashboard-screenshot \
 	keys bench-tenants bench-tokens \
-	simulate simulate-lease docs infra-check
+	simulate simulate-lease docs infra-check bench-streams bench-coldstart cost profile-worker
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
 
@@ -73,9 +73,27 @@ load: setup k6
 load-smoke: setup k6
 	bash load/run.sh smoke
 
-# Gateway overhead in one run: direct backend vs reference proxy vs gateway (needs wrk).
+# Gateway overhead in one run: direct backend vs the ten-line function vs the gateway (defaults
+# and limits off), interleaved, CPU per request, p99 added at 200 RPS (needs wrk); bench.json.
 bench: setup wrk
 	$(PY) load/bench_gateway.py
+
+# Streams per instance: N concurrent 20 s streams through one host + worker vs direct, rising N.
+bench-streams: setup
+	$(PY) load/bench_streams.py
+
+# Cold start before (BASE) and now: import of main.py, start to first answered request.
+BASE ?= 6a21fad
+bench-coldstart: setup
+	$(PY) load/bench_coldstart.py --base $(BASE)
+
+# Flex Consumption cost per million requests / streams from bench.json and bench_streams.json.
+cost: setup
+	$(PY) load/cost.py
+
+# Where the worker spends its time under wrk load (py-spy), docs/PERFORMANCE.md.
+profile-worker: setup wrk
+	$(PY) load/profile_worker.py
 
 # Rate limiting with Azurite: storage round trips per admitted request, cost, accuracy.
 bench-ratelimit: setup wrk

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 import azure.functions as func
@@ -24,18 +25,19 @@ from starlette.requests import ClientDisconnect
 
 from function_app.http.messages import GatewayRequest, GatewayResponse
 
-from .bootstrap import LazyGateway
 from .core.errors import ClientDisconnected, GatewayError, Misconfigured, NotFound, PayloadTooLarge
 from .core.paths import raw_path_of
-from .gateway import Gateway
 from .http.forwarding import request_id_from
 from .http.headers import Headers
 from .http.messages import Unread
-from .settings.load import SettingsError
+from .lazy_gateway import LazyGateway
+from .settings.errors import SettingsError
 from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
-from .telemetry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .worker_http import harden_worker_http
+
+if TYPE_CHECKING:  # the gateway's modules load when it is built (lazy_gateway.py)
+    from .gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,9 @@ async def metrics(req: Request, instance: Gateway) -> Response:
     """This instance's metrics in Prometheus text format (telemetry/metrics.py)."""
     if instance.telemetry is None:
         return _not_found(req, "Metrics are off (TELEMETRY_ENABLED=false).")
-    return Response(instance.telemetry.metrics.render(), media_type=METRICS_CONTENT_TYPE,
+    from .telemetry.metrics import CONTENT_TYPE  # loaded with telemetry, not at indexing
+
+    return Response(instance.telemetry.metrics.render(), media_type=CONTENT_TYPE,
                     headers={"cache-control": "no-store"})
 
 

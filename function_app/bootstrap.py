@@ -5,11 +5,9 @@ The pipeline order is written here once, as data.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from function_app.ratelimit.engine import LimiterEngine
@@ -36,12 +34,12 @@ from .gateway import Gateway, Parts
 from .guardrails.safety import ContentSafety
 from .guardrails_wiring import build_guardrails
 from .health import HealthReport
+from .lazy_gateway import LazyGateway  # noqa: F401  (its home before; tests import it here)
 from .mcp_wiring import build_mcp_stage
 from .openai.ledger import TokenLedger
 from .openai.stage import openai_stage
 from .router_wiring import build_router
 from .routing.store import BreakerStore
-from .settings.load import load_settings
 from .settings.specs import Settings
 from .stages.body import body_stage
 from .stages.errors import errors_stage
@@ -234,28 +232,3 @@ def _openai(settings: Settings, parts: Parts, limiter: LimiterEngine | None, clo
             anthropic_stage(models, limits, limiter, ledger, clock, spender,
                             settings.sse_max_event_bytes)]
 
-
-class LazyGateway:
-    """Builds the gateway on first use, from an environment read at that moment (never at import,
-    so a bad setting cannot break function indexing), and keeps it for the process's life."""
-
-    def __init__(self, environ: Callable[[], Mapping[str, str]]):
-        self._environ = environ
-        self._gateway: Gateway | None = None
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> Gateway:
-        if self._gateway is None:
-            async with self._lock:
-                if self._gateway is None:
-                    self._gateway = await build_gateway(load_settings(self._environ()))
-        return self._gateway
-
-    def install(self, built: Gateway | None) -> None:
-        """Use `built` instead of building one (tests wire gateways with fake adapters)."""
-        self._gateway = built
-
-    async def aclose(self) -> None:
-        if self._gateway is not None:
-            gateway, self._gateway = self._gateway, None
-            await gateway.aclose()

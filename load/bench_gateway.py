@@ -1,17 +1,20 @@
 """Gateway overhead, in one run on one machine: direct backend vs a ten-line proxy function vs
-the gateway, both functions served by the local Functions host and the real worker (funchost/).
+the gateway (defaults: limits on far from binding on Azurite, cache on, telemetry on; and limits
+off), every function served by the local Functions host and the real worker (funchost/).
 
     .venv/bin/python load/bench_gateway.py            (or: make bench)
 
 1. Throughput: wrk, closed loop at --connections, against a fast backend (node simulator, no
    simulated latency) directly, through load/tenline/main.py (a ten-line proxy FunctionApp: what
-   the host and worker cost by themselves), and through the gateway; rounds are interleaved and
-   the median kept, since these machines are shared and noisy.
-2. Added latency: an open-loop client at --rate RPS against the 30-50 ms simulator: directly,
-   through the ten-line function and through the gateway; latency is measured from each
-   request's scheduled start, so a stall is not hidden (no coordinated omission).
+   the host and worker cost by themselves), and through the gateways (and a tally-mode gateway,
+   for its storage counters); rounds interleaved (order reversed every other round), the median
+   kept; CPU per request of host + worker from /proc; Table Storage round trips per request
+   from the limiter's own counters (/_gateway/stats).
+2. Added latency: an open-loop client at --rate RPS against the 30-50 ms simulator, rounds
+   interleaved; latency is measured from each request's scheduled start, so a stall is not
+   hidden (no coordinated omission).
 3. Start-up: from starting the host to the first /healthz 200 through it.
-Writes load/results/bench_gateway.json and prints a Markdown table with the ratios.
+Writes load/results/bench.json (--out) and prints Markdown tables with the ratios.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from scripts.azurite import Azurite  # noqa: E402
 from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn  # noqa: E402
 
 BODY = b'{"prompt": "benchmark"}'
@@ -76,37 +80,62 @@ async def open_loop(url: str, rate: int, seconds: int) -> dict:
 
         start = time.perf_counter() + 0.2
         await asyncio.gather(*(one(start + i / rate) for i in range(rate * seconds)))
-    latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
-    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "errors": failures,
-            "requests": len(latencies)}
+    return {"latencies": latencies, "errors": failures}
 
 
-def start_stack(logs: Path) -> tuple[list, dict[str, str], float]:
-    fast_port, slow_port, ten_port, slow_ten_port, gw_port = (free_port() for _ in range(5))
+def pick(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+FAR = {"GLOBAL_RPS": "1000000", "GLOBAL_BURST": "1000000", "CLIENT_RPS": "1000000",
+       "CLIENT_BURST": "1000000"}  # limits on, checked on every request, never binding
+GATEWAYS = ("gateway (defaults)", "gateway (limits off)")
+TALLY = "gateway (tally mode)"  # limits on, RATE_LIMIT_SYNC=tally: its storage operations
+TARGETS = ("direct", "ten-line function", *GATEWAYS)
+WRK_TARGETS = (*TARGETS, TALLY)
+
+
+def start_stack(logs: Path) -> tuple[list, dict[str, str], dict[str, str], float]:
+    """Backends, the ten-line function and two gateways (defaults: limits on far from binding on
+    Azurite, cache on, telemetry on; and limits off), each function on its own host + worker.
+    Returns the processes, the fast and the slow URL of each target, and the start-up time."""
     node = ROOT / "services/node"
+    azurite = Azurite(logs / "azurite").start()
+    fast_port, slow_port = free_port(), free_port()
     fast = spawn("fast-backend", ["node", "server.js"], port=fast_port, log_dir=logs, cwd=node,
                  env={"PORT": str(fast_port), "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0"})
     slow = spawn("slow-backend", ["node", "server.js"], port=slow_port, log_dir=logs, cwd=node,
                  env={"PORT": str(slow_port), "LATENCY_MIN_MS": "30", "LATENCY_MAX_MS": "50"})
-    tenline = spawn("tenline", [*HOST_CMD, "--app-dir", str(ROOT / "load/tenline")],
-                    port=ten_port, log_dir=logs, ready_path=None,
-                    env={**WORKER_ENV, "PORT": str(ten_port), "BACKEND_URL": fast.url})
-    slow_tenline = spawn("tenline-slow", [*HOST_CMD, "--app-dir", str(ROOT / "load/tenline")],
-                         port=slow_ten_port, log_dir=logs, ready_path=None,
-                         env={**WORKER_ENV, "PORT": str(slow_ten_port), "BACKEND_URL": slow.url})
-    began = time.perf_counter()
-    gateway = spawn("gateway", HOST_CMD, port=gw_port, log_dir=logs,
-                    env={**WORKER_ENV, "PORT": str(gw_port), "NODE_SERVICE_URL": fast.url,
-                         "PY_SERVICE_URL": slow.url, "RATE_LIMIT_ENABLED": "false"})
-    while httpx.get(f"{gateway.url}/healthz", timeout=5).status_code != 200:
-        time.sleep(0.01)
-    start_s = time.perf_counter() - began
-    urls = {"direct": f"{fast.url}/infer", "ten-line function": f"{tenline.url}/infer",
-            "gateway": f"{gateway.url}/infer/node", "slow direct": f"{slow.url}/infer",
-            "slow ten-line function": f"{slow_tenline.url}/infer",
-            "slow gateway": f"{gateway.url}/infer/python"}
-    return [fast, slow, tenline, gateway, slow_tenline], urls, start_s
+    procs = {"azurite": azurite, "fast": fast, "slow": slow}
+    for name, backend in (("ten-line function", fast), ("ten-line slow", slow)):
+        port = free_port()
+        procs[name] = spawn(name.replace(" ", "-"), [*HOST_CMD, "--app-dir",
+                            str(ROOT / "load/tenline")], port=port, log_dir=logs,
+                            ready_path=None, env={**WORKER_ENV, "PORT": str(port),
+                                                  "BACKEND_URL": backend.url})
+    common = {**WORKER_ENV, "NODE_SERVICE_URL": fast.url, "PY_SERVICE_URL": slow.url}
+    table = {**FAR, "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string}
+    envs = {GATEWAYS[0]: table, GATEWAYS[1]: {"RATE_LIMIT_ENABLED": "false"},
+            TALLY: {**table, "RATE_LIMIT_SYNC": "tally"}}
+    start_s = 0.0
+    for name, extra in envs.items():
+        port = free_port()
+        began = time.perf_counter()
+        procs[name] = spawn(name.split()[0] + "-" + extra.get("RATE_LIMIT_ENABLED", "on")
+                            + "-" + extra.get("RATE_LIMIT_SYNC", "lease"),
+                            HOST_CMD, port=port, log_dir=logs, timeout=120,
+                            env={**common, **extra, "PORT": str(port)})
+        while httpx.get(f"{procs[name].url}/healthz", timeout=10).status_code != 200:
+            time.sleep(0.01)
+        start_s = start_s or time.perf_counter() - began
+    fast_urls = {"direct": f"{fast.url}/infer",
+                 "ten-line function": f"{procs['ten-line function'].url}/infer",
+                 **{g: f"{procs[g].url}/infer/node" for g in (*GATEWAYS, TALLY)}}
+    slow_urls = {"direct": f"{slow.url}/infer",
+                 "ten-line function": f"{procs['ten-line slow'].url}/infer",
+                 **{g: f"{procs[g].url}/infer/python" for g in GATEWAYS}}
+    return list(procs.values()), fast_urls, slow_urls, start_s
 
 
 def cpu_seconds(pid: int) -> float:
@@ -129,54 +158,96 @@ def host_and_worker(proc) -> tuple[int, int]:
     raise RuntimeError(f"no worker under {proc.name}")
 
 
+def stats_of(url: str) -> dict:
+    """The gateway's own counters (/_gateway/stats): limiter, cache, tokens."""
+    return httpx.get(url.rsplit("/infer", 1)[0] + "/_gateway/stats", timeout=10).json()
+
+
+def storage_per_request(before: dict, after: dict, requests: float) -> dict:
+    """Table Storage operations per request from the limiter's counters over a round."""
+    lim0, lim1 = before.get("limiter", {}), after.get("limiter", {})
+    return {k: (lim1.get(k, 0) - lim0.get(k, 0)) / max(requests, 1.0)
+            for k in ("storage_round_trips", "storage_reads", "storage_writes") if k in lim1}
+
+
 def throughput(urls: dict[str, str], args, script: Path, pids: dict) -> dict[str, dict]:
-    """wrk rounds; for the functions also CPU milliseconds per request in host and worker, which
-    other load on the machine disturbs far less than requests per second."""
-    targets = ["direct", "ten-line function", "gateway"]
-    runs: dict[str, list[dict]] = {t: [] for t in targets}
-    for t in targets:
+    """wrk rounds, interleaved; for the functions also CPU milliseconds per request in host and
+    worker (/proc), which other load on the machine disturbs far less than requests per second,
+    and for the gateway with limits its storage operations per request (its own counters)."""
+    runs: dict[str, list[dict]] = {t: [] for t in WRK_TARGETS}
+    for t in WRK_TARGETS:
         wrk(urls[t], 2, args.connections, script)  # warm-up: pools, JIT of the node backend
-    for _ in range(args.rounds):
-        for t in targets:
+    for k in range(args.rounds):
+        for t in (WRK_TARGETS if k % 2 == 0 else WRK_TARGETS[::-1]):
             before = [cpu_seconds(p) for p in pids.get(t, ())]
+            counted = stats_of(urls[t]) if t in (GATEWAYS[0], TALLY) else None
             run = wrk(urls[t], args.seconds, args.connections, script)
             used = [cpu_seconds(p) - b for p, b in zip(pids.get(t, ()), before, strict=True)]
             done = run["rps"] * args.seconds
             if used:
                 run["host_cpu_ms"], run["worker_cpu_ms"] = (u * 1000 / done for u in used)
+            if counted is not None:
+                run["limiter_storage_per_request"] = storage_per_request(
+                    counted, stats_of(urls[t]), done)
             runs[t].append(run)
     return {t: {**min(r, key=lambda x: abs(x["rps"] - statistics.median(y["rps"] for y in r))),
-                "rps_runs": [x["rps"] for x in r]} for t, r in runs.items()}
+                "rps_runs": [x["rps"] for x in r],
+                "cpu_runs": [_cpu(x) for x in r]} for t, r in runs.items()}
+
+
+def latency(urls: dict[str, str], args) -> dict[str, dict]:
+    """Open loop at --rate, --latency-rounds interleaved rounds of --latency-seconds each."""
+    samples: dict[str, list[float]] = {t: [] for t in TARGETS}
+    errors = dict.fromkeys(TARGETS, 0)
+    for k in range(args.latency_rounds):
+        for t in (TARGETS if k % 2 == 0 else TARGETS[::-1]):
+            got = asyncio.run(open_loop(urls[t], args.rate, args.latency_seconds))
+            samples[t] += got["latencies"]
+            errors[t] += got["errors"]
+    return {t: {"p50_ms": pick(v, 0.5), "p99_ms": pick(v, 0.99), "errors": errors[t],
+                "requests": len(v)} for t, v in samples.items()}
 
 
 def _cpu(run: dict) -> float:
     return run.get("host_cpu_ms", 0.0) + run.get("worker_cpu_ms", 0.0)
 
 
+def verdicts(tp: dict, lat: dict) -> dict[str, dict]:
+    """Per gateway: the ratios to the ten-line function and the latency added over it."""
+    ref, ref_lat, direct = tp["ten-line function"], lat["ten-line function"], lat["direct"]
+    return {g: {"rps_ratio": tp[g]["rps"] / ref["rps"],
+                "cpu_ratio": _cpu(tp[g]) / max(_cpu(ref), 1e-9),
+                "p50_added_ms": lat[g]["p50_ms"] - direct["p50_ms"],
+                "p99_added_ms": lat[g]["p99_ms"] - direct["p99_ms"],
+                "p99_added_over_tenline_ms": lat[g]["p99_ms"] - ref_lat["p99_ms"]}
+            for g in GATEWAYS}
+
+
 def report(tp: dict, lat: dict, start_s: float, args) -> str:
-    ref, gw = tp["ten-line function"]["rps"], tp["gateway"]["rps"]
-    added = lat["gateway"]["p99_ms"] - lat["direct"]["p99_ms"]
     lines = [f"Throughput, {args.connections} connections, median of {args.rounds} x "
-             f"{args.seconds} s (wrk):", "",
-             "| target | RPS | p50 ms | p99 ms | errors | host CPU ms/req | worker CPU ms/req |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {t} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} "
-              f"| {r.get('host_cpu_ms', 0):.3f} | {r.get('worker_cpu_ms', 0):.3f} |"
+             f"{args.seconds} s (wrk, rounds interleaved), load average "
+             f"{os.getloadavg()[0]:.1f}:", "",
+             "| target | RPS (rounds) | p50 ms | p99 ms | errors | host CPU ms/req | "
+             "worker CPU ms/req |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {t} | {r['rps']:.0f} ({', '.join(f'{x:.0f}' for x in r['rps_runs'])}) | "
+              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
+              f"{r.get('host_cpu_ms', 0):.3f} | {r.get('worker_cpu_ms', 0):.3f} |"
               for t, r in tp.items()]
-    lines += ["", f"gateway / ten-line function = **{gw / ref:.2f}** (target >= 0.7); "
-              f"gateway / direct = {gw / tp['direct']['rps']:.2f}", "",
-              f"CPU per request (host + worker): ten-line {_cpu(tp['ten-line function']):.3f} ms, "
-              f"gateway {_cpu(tp['gateway']):.3f} ms; ten-line / gateway = "
-              f"**{_cpu(tp['ten-line function']) / max(_cpu(tp['gateway']), 1e-9):.2f}** "
-              "(what the throughput ratio tends to when CPU, not other load, bounds it)", "",
-              f"Latency at {args.rate} RPS against the 30-50 ms backend ({args.latency_seconds} s, "
-              "open loop):", "", "| target | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|"]
+    lines += ["", f"Open loop at {args.rate} RPS against the 30-50 ms backend, "
+              f"{args.latency_rounds} x {args.latency_seconds} s interleaved:", "",
+              "| target | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|"]
     lines += [f"| {t} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
               for t, r in lat.items()]
-    runtime = lat["ten-line function"]["p99_ms"] - lat["direct"]["p99_ms"]
-    lines += ["", f"p99 added by the gateway = **{added:.1f} ms** (target <= 3 ms); by the "
-              f"ten-line function through the same host and worker = {runtime:.1f} ms", "",
-              f"start to first /healthz 200 = **{start_s:.2f} s** (host, worker, indexing)"]
+    lines += ["", "| gateway | RPS / ten-line (>= 0.9) | CPU/req / ten-line (<= 1.15) | "
+              "p50 added ms | p99 added ms (<= 3) | p99 over ten-line ms |",
+              "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {g} | **{v['rps_ratio']:.2f}** | **{v['cpu_ratio']:.2f}** | "
+              f"{v['p50_added_ms']:.1f} | **{v['p99_added_ms']:.1f}** | "
+              f"{v['p99_added_over_tenline_ms']:.1f} |" for g, v in verdicts(tp, lat).items()]
+    lines += ["", "limiter storage operations per request (its counters): lease (defaults) "
+              f"{tp[GATEWAYS[0]].get('limiter_storage_per_request')}, tally "
+              f"{tp[TALLY].get('limiter_storage_per_request')}",
+              f"start to first /healthz 200 (defaults) = **{start_s:.2f} s**"]
     return "\n".join(lines)
 
 
@@ -186,31 +257,34 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=int, default=200)
-    parser.add_argument("--latency-seconds", type=int, default=20)
+    parser.add_argument("--latency-seconds", type=int, default=10)
+    parser.add_argument("--latency-rounds", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "load/results/bench.json"))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench: wrk is missing; install it (Debian: apt-get install wrk)")
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
-    procs, urls, start_s = start_stack(logs)
+    load_before = os.getloadavg()
+    procs, fast, slow, start_s = start_stack(logs)
     try:
         script = logs / "post.lua"
         script.write_text(WRK_LUA)
-        pids = {"ten-line function": host_and_worker(procs[2]),
-                "gateway": host_and_worker(procs[3])}
-        tp = throughput(urls, args, script, pids)
-        lat = {name: asyncio.run(open_loop(urls[key], args.rate, args.latency_seconds))
-               for name, key in (("direct", "slow direct"),
-                                 ("ten-line function", "slow ten-line function"),
-                                 ("gateway", "slow gateway"))}
+        named = dict(zip(["azurite", "fast", "slow", "ten-line function", "ten-line slow",
+                          *GATEWAYS, TALLY], procs, strict=True))
+        pids = {t: host_and_worker(named[t]) for t in ("ten-line function", *GATEWAYS, TALLY)}
+        tp = throughput(fast, args, script, pids)
+        lat = latency(slow, args)
+        cache = stats_of(fast[GATEWAYS[0]]).get("cache")
     finally:
         for proc in procs:
             proc.stop()
-    text = report(tp, lat, start_s, args)
-    print(text)
-    out = ROOT / "load/results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_gateway.json").write_text(json.dumps(
-        {"throughput": tp, "latency": lat, "start_s": start_s, "args": vars(args)}, indent=2))
+    print(report(tp, lat, start_s, args))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(
+        {"throughput": tp, "latency": lat, "verdicts": verdicts(tp, lat), "start_s": start_s,
+         "cache": cache, "load_average": {"before": load_before, "after": os.getloadavg()},
+         "args": vars(args), "logs": str(logs)}, indent=2))
     return 0
 
 

@@ -41,8 +41,20 @@ def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
     if kind == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
-        return AiohttpTransport(limits=limits, trust_env=False)
+        return AiohttpTransport(limits=limits, trust_env=False,
+                                client=lambda: _session(max_connections, limits.keepalive_expiry))
     return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+
+
+def _session(max_connections: int, keepalive_s: float | None) -> aiohttp.ClientSession:
+    """The aiohttp session under the transport, built as the transport would build its own but
+    without a cookie jar: the transport's default session keeps one for every client of the
+    gateway, so a backend's Set-Cookie to one client rode on the next client's requests (and
+    matching cookies on each request cost ~1 % of the worker's CPU)."""
+    connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=keepalive_s,
+                                     ssl=httpx.create_ssl_context(trust_env=False))
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                 trust_env=False)
 
 
 def translate(exc: Exception) -> GatewayError:

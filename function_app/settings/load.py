@@ -22,16 +22,9 @@ from ..mcp.config import parse_servers
 from ..routing.backends import BackendSpec, parse_backend
 from ..routing.breaker import BreakerConfig
 from .configs import read_into
+from .errors import SettingsError
 from .parsers import http_url
 from .specs import SPECS, Settings
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names it (and shows no URL's userinfo:
-    it is logged, and a backend URL may carry a password)."""
-
-    def __init__(self, message: str):
-        super().__init__(redact_urls(message))
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:

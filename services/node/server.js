@@ -9,7 +9,6 @@ const { setTimeout: sleep } = require('node:timers/promises');
 const express = require('express');
 
 const SERVICE = 'node-sim';
-const ANSWER_TOKENS = 16;
 const EMBEDDING_DIMS = 16;
 const MODEL_CREATED = 1_700_000_000;
 
@@ -55,6 +54,8 @@ function loadSettings() {
 }
 
 const SETTINGS = loadSettings();
+// Tokens in an answer when max_tokens allows them (load/bench_streams.py holds streams 20 s).
+const ANSWER_TOKENS = envInt('ANSWER_TOKENS', 16, 1, 1_000_000);
 
 // --- errors ------------------------------------------------------------------------------------
 

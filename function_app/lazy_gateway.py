@@ -1,0 +1,46 @@
+"""The gateway of the process, built on first use.
+
+Kept apart from bootstrap.py so that importing the app (function indexing, on every cold start)
+does not import what building the gateway needs: the HTTP client, the storage SDKs, telemetry,
+the cache tiers. The build imports them, once, when the first request arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+
+class LazyGateway:
+    """Builds the gateway on first use, from an environment read at that moment (never at import,
+    so a bad setting cannot break function indexing), and keeps it for the process's life."""
+
+    def __init__(self, environ: Callable[[], Mapping[str, str]]):
+        self._environ = environ
+        self._gateway: Gateway | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Gateway:
+        if self._gateway is None:
+            async with self._lock:
+                if self._gateway is None:
+                    # Imported here, not at the top: main.py (function indexing, every cold start)
+                    # does not pay for the adapters, SDKs and exporters the build imports.
+                    from .bootstrap import build_gateway
+                    from .settings.load import load_settings
+
+                    self._gateway = await build_gateway(load_settings(self._environ()))
+        return self._gateway
+
+    def install(self, built: Gateway | None) -> None:
+        """Use `built` instead of building one (tests wire gateways with fake adapters)."""
+        self._gateway = built
+
+    async def aclose(self) -> None:
+        if self._gateway is not None:
+            gateway, self._gateway = self._gateway, None
+            await gateway.aclose()

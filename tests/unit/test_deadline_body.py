@@ -1,0 +1,107 @@
+"""DeadlineBody cuts a read in progress at its deadline with its one timer (no timeout armed per
+chunk): the read ends as UpstreamTimeout, the reading task keeps no cancellation of ours, and a
+cancellation from anyone else stays a cancellation. The deadline is fired by hand (`_expire`,
+what the loop's timer calls), so nothing here waits on a clock."""
+
+import asyncio
+
+import pytest
+
+from function_app.adapters.deadline_body import DeadlineBody
+from function_app.core.errors import UpstreamTimeout
+
+
+class Chunks:
+    """An async iterator whose next chunk is whatever the test puts in `next`."""
+
+    def __init__(self):
+        self.next: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.waiting = asyncio.Event()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        self.waiting.set()
+        chunk = await self.next
+        self.next = asyncio.get_running_loop().create_future()
+        self.waiting.clear()
+        return chunk
+
+
+def body_of(chunks: Chunks, released: list) -> DeadlineBody:
+    async def release():
+        released.append(True)
+
+    far = asyncio.get_running_loop().time() + 3600
+    return DeadlineBody(chunks, far, release, lambda exc: UpstreamTimeout())
+
+
+async def read_state(body: DeadlineBody) -> tuple[str, int]:
+    """What one read gave, and the reading task's own cancellation count afterwards."""
+    try:
+        outcome = (await anext(body)).decode()
+    except UpstreamTimeout:
+        outcome = "timeout"
+    return outcome, asyncio.current_task().cancelling()
+
+
+async def test_chunks_pass_until_the_end_and_release_runs_once():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)
+    reader = asyncio.create_task(read_state(body))
+    await chunks.waiting.wait()
+    chunks.next.set_result(b"data: 1\n\n")
+    assert await reader == ("data: 1\n\n", 0)
+    reader = asyncio.create_task(anext(body, None))
+    await chunks.waiting.wait()
+    chunks.next.set_result(None)
+    assert await reader is None
+    assert released == [True]
+
+
+async def test_a_read_in_progress_at_the_deadline_is_a_timeout_with_no_cancellation_left():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)
+    reader = asyncio.create_task(read_state(body))
+    await chunks.waiting.wait()
+    body._expire()  # the deadline timer fires while the read waits
+    assert await reader == ("timeout", 0)
+    assert released == [True]
+
+
+async def test_a_chunk_ready_as_the_deadline_fires_still_ends_in_a_timeout_and_nothing_stray():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)
+
+    async def read_then_await():
+        outcome = await read_state(body)
+        await asyncio.sleep(0)  # a stray cancellation of ours would land here
+        return outcome
+
+    reader = asyncio.create_task(read_then_await())
+    await chunks.waiting.wait()
+    chunks.next.set_result(b"late")  # the reader is woken...
+    body._expire()  # ...and the deadline fires before it runs
+    assert await reader == ("timeout", 0)
+    assert released == [True]
+
+
+async def test_someone_elses_cancellation_during_a_read_stays_a_cancellation():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)
+    reader = asyncio.create_task(anext(body))
+    await chunks.waiting.wait()
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+
+
+async def test_a_deadline_while_nobody_reads_closes_the_exchange_and_the_next_read_times_out():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)
+    body._expire()
+    await asyncio.sleep(0)  # the close it scheduled runs
+    assert released == [True]
+    with pytest.raises(UpstreamTimeout):
+        await anext(body)
