@@ -16,7 +16,6 @@ from function_app.ratelimit.scopes import LimitDefaults, defaults_from
 
 from ..cache.config import CacheConfig
 from ..core.model_routes import ModelTable, ModelTableError, parse_model_table
-from ..core.redact import redact_urls
 from ..core.routes import RouteTable, parse_routes
 from ..mcp.config import parse_servers
 from ..routing.backends import BackendSpec, parse_backend
