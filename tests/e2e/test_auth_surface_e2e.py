@@ -5,15 +5,13 @@ the admin CLI's argument errors, against the recording echo backend."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
 
 import httpx
 import pytest
 
-from scripts.procs import PYTHON, ROOT
-from tests.support.azurite import Azurite
+from tests.support.admin_cli import run_admin as admin
+from tests.support.azurite import azurite_fixture
 
 from .conftest import start_gateway
 
@@ -22,23 +20,13 @@ PASSWORD = "pa55w0rd-e2e"
 OPERATOR_PATHS = ("/_gateway/stats", "/metrics", "/cachez", "/_gateway/health")
 
 
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(tmp_path_factory.mktemp("azurite-auth-surface")).start()
-    yield server
-    server.stop()
+azurite = azurite_fixture("module")
 
 
 @pytest.fixture(scope="module")
 def storage_env(azurite):
     return {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
             "GATEWAY_KEYS_TABLE": "surfacekeys"}
-
-
-def admin(storage_env, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "function_app.admin", *argv], cwd=ROOT,
-                          env={**os.environ, **storage_env}, capture_output=True, text=True,
-                          timeout=60)
 
 
 def create_key(storage_env, tenant: str, *extra: str) -> str:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 
 import httpx
 import pytest
@@ -21,7 +19,8 @@ from function_app.adapters.limitstore_table import open_limit_storage
 from function_app.ratelimit.limits import Limit
 from function_app.ratelimit.store import Override
 from scripts.procs import PYTHON, ROOT, free_port, spawn
-from tests.support.azurite import Azurite
+from tests.support.admin_cli import admin
+from tests.support.azurite import azurite_fixture
 from tests.support.scripted_backend import script_query
 
 from .conftest import start_gateway
@@ -32,25 +31,13 @@ MODEL = "sim-small"  # as routed by conftest_openai
 RPS_TENANT = "burst-rps"
 
 
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(tmp_path_factory.mktemp("azurite-bursts")).start()
-    yield server
-    server.stop()
+azurite = azurite_fixture("module")
 
 
 @pytest.fixture(scope="module")
 def storage_env(azurite):
     return {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
             "GATEWAY_KEYS_TABLE": "burstkeys"}
-
-
-def admin(storage_env, *argv: str) -> str:
-    done = subprocess.run([PYTHON, "-m", "function_app.admin", *argv], cwd=ROOT,
-                          env={**os.environ, **storage_env}, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def create_key(storage_env, tenant: str, *limits: str) -> str:

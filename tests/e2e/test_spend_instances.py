@@ -13,10 +13,11 @@ import httpx
 import openai
 import pytest
 
-from tests.support.azurite import Azurite
+from tests.support.admin_cli import admin
+from tests.support.azurite import azurite_fixture
 
 from .conftest import start_gateway
-from .test_tenants_e2e import admin, create_key
+from .test_tenants_e2e import create_key
 
 pytest_plugins = ["tests.e2e.conftest_openai"]  # fixtures openai_sim, openai_env
 pytestmark = pytest.mark.e2e
@@ -29,11 +30,7 @@ TEXT = "spend me wisely"  # 4 tokens as input, 8 as a message
 MOST = (12 * PRICE["input"] + MAX_TOKENS * PRICE["output"]) / 1e6
 
 
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(tmp_path_factory.mktemp("azurite-spend")).start()
-    yield server
-    server.stop()
+azurite = azurite_fixture("module")
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ with a gateway key, revocation reaching every instance, a tenant's budget held a
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from scripts.procs import PYTHON, ROOT
-from tests.support.azurite import Azurite
+from tests.support.admin_cli import admin
+from tests.support.azurite import azurite_fixture
 
 from .conftest import start_gateway
 
@@ -23,26 +21,13 @@ MODEL = "sim-small"  # as routed by conftest_openai
 MESSAGES = [{"role": "user", "content": "budget"}]  # 6 prompt tokens; the sim answers 16
 
 
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(tmp_path_factory.mktemp("azurite-tenants")).start()
-    yield server
-    server.stop()
+azurite = azurite_fixture("module")
 
 
 @pytest.fixture(scope="module")
 def storage_env(azurite):
     return {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
             "GATEWAY_KEYS_TABLE": "tenantkeys"}
-
-
-def admin(storage_env, *argv: str) -> str:
-    """`python -m function_app.admin ...` as an operator runs it; its stdout."""
-    done = subprocess.run([PYTHON, "-m", "function_app.admin", *argv], cwd=ROOT,
-                          env={**os.environ, **storage_env}, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 CREATED: list[str] = []  # every key this module made, for the log check at the end
