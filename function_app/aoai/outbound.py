@@ -1,32 +1,23 @@
 """One attempt's request to a member, for members with a wire and credentials of their own.
 
-`Outbound` is what the upstream step asks before each attempt: the path, query, headers and body
-for `member`, and the Entra token it used (so a 401 can drop exactly that token). A member
-without a BackendSpec goes out as before: its key (MODEL_API_KEYS) in place of the client's
-Authorization, the client's path and query.
+`Outbound` implements the port the upstream step asks before each attempt
+(routing/target_request.py): the path, query, headers and body for `member`, and the Entra token
+it used (so a 401 can drop exactly that token). A member without a BackendSpec goes out as a
+plain one: its key (MODEL_API_KEYS) in place of the client's Authorization, the client's path
+and query.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ..http.headers import Headers
 from ..routing.backends import BackendSpec
 from ..routing.pools import Member
-from ..routing.target_request import headers_for, query_for, without_credential_params
+from ..routing.target_request import Outgoing, plain_outgoing, without_credential_params
 from .tokens import TokenProvider, TokenUnavailable
 from .wire import azure_body, azure_path, with_credentials
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    path: str
-    query: str
-    headers: Headers
-    body: bytes
-    token: str | None = None  # the Entra token sent, if any
 
 
 class Outbound:
@@ -44,8 +35,7 @@ class Outbound:
         (target_request.headers_for)."""
         spec = member.backend or self.specs.get(member.name)
         if spec is None:
-            sent = headers_for(member, headers, key_header)
-            return Outgoing(path, query_for(member, query), sent, body)
+            return plain_outgoing(member, path, query, headers, body, key_header)
         token = None
         if spec.auth == "entra":
             if self.tokens is None:

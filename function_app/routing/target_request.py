@@ -1,8 +1,17 @@
-"""The request as one attempt sends it: URL, path, headers and body rewritten for its target."""
+"""The request as one attempt sends it: URL, path, headers and body rewritten for its target.
+
+`Outbound` is the port the upstream step asks before each attempt for the path, query, headers
+and body sent to a member. `PlainOutbound` serves members without a wire of their own (their
+MODEL_API_KEYS key in place of the client's credentials); aoai/outbound.py serves members given
+as objects (Azure's wire, keys from a setting, Entra tokens). Routing never imports a wire
+package: the wiring passes the implementation in.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import unquote_plus
 
 from ..core.redact import split_userinfo
@@ -88,3 +97,46 @@ def body_for(target: Target, body: bytes) -> bytes:
     decoded = json.loads(body)
     decoded["model"] = target.model
     return json.dumps(decoded).encode()
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One attempt's request to a member, before its URL is built."""
+
+    path: str
+    query: str
+    headers: Headers
+    body: bytes
+    token: str | None = None  # the Entra token sent, if any
+
+
+class Outbound(Protocol):
+    async def prepare(self, member: Member, path: str, query: str, headers: Headers,
+                      body: bytes, model: str, timeout_s: float = 30.0,
+                      key_header: str = "authorization") -> Outgoing:
+        """The attempt's request to `member`; `key_header` is where a plain member's own key
+        goes (`headers_for`); `timeout_s` bounds any credential it has to fetch."""
+        ...
+
+    def refused(self, member: Member, token: str) -> bool:
+        """A 401 answered `token`: True when a retry with a new token makes sense."""
+        ...
+
+
+class PlainOutbound:
+    """Members without a wire or credentials of their own: the client's path and query, the
+    member's key (if any) in place of the client's credentials."""
+
+    async def prepare(self, member: Member, path: str, query: str, headers: Headers,
+                      body: bytes, model: str, timeout_s: float = 30.0,
+                      key_header: str = "authorization") -> Outgoing:
+        return plain_outgoing(member, path, query, headers, body, key_header)
+
+    def refused(self, member: Member, token: str) -> bool:
+        return False
+
+
+def plain_outgoing(member: Member, path: str, query: str, headers: Headers, body: bytes,
+                   key_header: str = "authorization") -> Outgoing:
+    return Outgoing(path, query_for(member, query), headers_for(member, headers, key_header),
+                    body)

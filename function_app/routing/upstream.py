@@ -17,8 +17,8 @@ never charges twice. The loop, in short (the decisions are function_app/routing/
   retry-after-ms / Retry-After on every instance (its breaker, shared), and the retry goes at
   once to the next member; with every member held out the answer is 429 with the shortest wait;
 - members given as objects (Azure OpenAI, keys, Entra tokens) get their own path, query and
-  credentials from `Router.outbound` (aoai/outbound.py); a 401 to an Entra token is sent once
-  more with a new token;
+  credentials from `Router.outbound` (aoai/outbound.py, passed in by the wiring); a 401 to an
+  Entra token is sent once more with a new token;
 - nothing is retried once the answer's headers are accepted: the first byte is on its way.
 
 `send_attempt` is the one exchange with one member (the place for a client span per attempt);
@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..aoai.outbound import Outbound
 from ..core.errors import (
     BackendsCoolingDown,
     GatewayError,
@@ -73,7 +72,7 @@ from .policy import pick_backend as pick
 from .pools import Member, Plan, Target
 from .routes import ANTHROPIC_KINDS, Match
 from .stats import RoutingStats
-from .target_request import body_for, upstream_path, upstream_url
+from .target_request import Outbound, PlainOutbound, body_for, upstream_path, upstream_url
 
 BACKEND_HEADER = "X-Gateway-Backend"
 CONTEXT_LENGTH_MARK = b"context_length_exceeded"
@@ -93,7 +92,7 @@ class Router:
     outstanding: dict[str, int] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
     budgets: dict[str, RetryBudget] = field(default_factory=dict)
-    outbound: Outbound = field(default_factory=Outbound)  # members' wire and credentials
+    outbound: Outbound = field(default_factory=PlainOutbound)  # members' wire and credentials
 
     def budget_for(self, route: str) -> RetryBudget:
         found = self.budgets.get(route)
