@@ -19,9 +19,9 @@ from .http.headers import Headers
 from .routing.breakers import SharedBreakers
 from .routing.budget import RetryBudget
 from .routing.probes import plan_members, routing_report, routing_summary, run_health_checks
+from .routing.router import Router
 from .routing.routes import PROXY
 from .routing.store import BreakerStore, ProbeStore
-from .routing.upstream import Router
 from .settings.specs import Settings
 
 HealthChecks = Callable[[], Awaitable[dict[str, Any]]]  # the timer's body, bound to a gateway

@@ -1,23 +1,54 @@
-"""The per-attempt hook of the upstream step: every upstream exchange goes through `send_attempt`.
+"""One attempt: a single exchange with one member, bounded in time and classified.
 
 An observer placed in the request context (`attempt_observer`, by the telemetry stage) wraps
 each attempt: it may set headers in `outgoing.headers` in place (`traceparent`), replacing those
 of an earlier attempt, and it watches the outcome. Without one, the exchange is sent as is.
-Retries and fallbacks call this once per attempt.
+Retries and fallbacks call `send_attempt` once per attempt, so every upstream exchange of the
+upstream step goes through the observer.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
-from ..core.upstream import UpstreamRequest, UpstreamResponse
+from ..core.errors import GatewayError, Overloaded, UpstreamConnectError, UpstreamTimeout
+from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
+from .policy import Kind, Outcome, parse_retry_after
 
 Send = Callable[[UpstreamRequest], Awaitable[UpstreamResponse]]
 Observer = Callable[[UpstreamRequest, Send], Awaitable[UpstreamResponse]]
+Attempted = tuple[Outcome, UpstreamResponse | None, GatewayError | None]
 
 
-async def send_attempt(observer: Observer | None, send: Send, outgoing: UpstreamRequest
-                       ) -> UpstreamResponse:
+async def observed(observer: Observer | None, send: Send, outgoing: UpstreamRequest
+                   ) -> UpstreamResponse:
+    """`send(outgoing)`, through `observer` when there is one."""
     if observer is None:
         return await send(outgoing)
     return await observer(outgoing, send)
+
+
+async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_timeout_s: float,
+                       observer: Observer | None) -> Attempted:
+    """One attempt: the answer's headers within `attempt_timeout_s`, classified; the telemetry
+    `observer` sees it as one client span. Overloaded (this instance's own connection pool is
+    full) is raised: another attempt would only add to it."""
+    try:
+        async with asyncio.timeout(attempt_timeout_s):
+            answer = await observed(observer, upstream.send, outgoing)
+    except TimeoutError:
+        return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
+    except UpstreamTimeout as error:
+        return Outcome(Kind.TIMEOUT), None, error
+    except UpstreamConnectError as error:
+        return Outcome(Kind.CONNECT), None, error
+    except Overloaded:
+        raise
+    except GatewayError as error:
+        return Outcome(Kind.RESET), None, error
+    # Azure's retry-after-ms (and OpenAI's) is finer than Retry-After's whole seconds.
+    retry_after = parse_retry_after(answer.headers.get("retry-after-ms"), per_s=1000)
+    if retry_after is None:
+        retry_after = parse_retry_after(answer.headers.get("retry-after"))
+    return Outcome(Kind.ANSWER, answer.status, retry_after), answer, None

@@ -100,12 +100,13 @@ def next_delay(retry: int, rng: random.Random, time_left_s: float,
     return delay if delay + MIN_ATTEMPT_S <= time_left_s else None
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (delta-seconds form only; a date is ignored)."""
+def parse_retry_after(value: str | None, per_s: int = 1) -> float | None:
+    """A wait header in seconds, or None when absent, malformed or not under an hour: Retry-After
+    (delta-seconds form only; a date is ignored), or with `per_s=1000` retry-after-ms."""
     if value is None:
         return None
     try:
-        seconds = float(value.strip())
+        seconds = float(value.strip()) / per_s
     except ValueError:
         return None
     return seconds if 0 <= seconds < 3600 else None

@@ -106,6 +106,13 @@ def test_retry_after_in_seconds_only(raw, seconds):
     assert parse_retry_after(raw) == seconds
 
 
+@pytest.mark.parametrize("raw, seconds", [("2500", 2.5), (" 40 ", 0.04), ("3599999", 3599.999),
+                                          ("3600000", None), ("-1", None), ("soon", None),
+                                          ("nan", None), (None, None)])
+def test_retry_after_ms_is_read_in_seconds_under_an_hour(raw, seconds):
+    assert parse_retry_after(raw, per_s=1000) == seconds
+
+
 def test_budget_allows_a_floor_plus_a_share_of_requests_over_the_window():
     budget = RetryBudget(ratio=0.2, min_per_s=1, window_s=10)
     now = 1000.0

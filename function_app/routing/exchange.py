@@ -1,0 +1,73 @@
+"""One request's way through its plan: the state its attempts share.
+
+The stages before the upstream step run once per request; an `Exchange` is built once per
+request too, and every attempt (upstream.py's loop, member_attempt.py) reads and updates it:
+the deadline, the headers and query as forwarded, the members tried, and the last failed
+answer, held in case every target fails.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..core.paths import safe_query
+from ..http.forwarding import strip_function_key, upstream_request_headers
+from ..http.messages import GatewayRequest
+from .attempts import Attempted
+from .policy import Outcome, failure_class
+from .pools import Member, Plan, Target
+from .router import Router
+from .routes import ANTHROPIC_KINDS, Match
+
+
+class Exchange:
+    """One request's state across its attempts."""
+
+    def __init__(self, router: Router, request: GatewayRequest):
+        self.router, self.request = router, request
+        self.match: Match = request.context.routed
+        self.plan: Plan = request.context.plan or self.match.route.plan  # by model, or route
+        self.route = self.match.route.path
+        self.deadline = time.monotonic() + self.match.route.timeout_s
+        self.query = safe_query(strip_function_key(request.query))
+        self.headers = upstream_request_headers(
+            request.headers, client_host=request.client_host, scheme=request.scheme,
+            host=request.headers.get("host"), request_id=request.request_id)
+        if "accept-encoding" not in request.headers:
+            # Otherwise the client library would ask for gzip on the client's behalf.
+            self.headers.set("accept-encoding", "identity")
+        # A member's own key goes where the client's API expects it (Anthropic: x-api-key).
+        self.key_header = "x-api-key" if self.match.route.kind in ANTHROPIC_KINDS \
+            else "authorization"
+        self.tried: set[str] = set()
+        self.last: Attempted | None = None
+        self.last_served_by = ""
+
+    @property
+    def last_outcome(self) -> Outcome | None:
+        return self.last[0] if self.last else None
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def alternatives(self) -> bool:
+        """Whether the plan has more than one member to send to."""
+        return sum(len(t.members) for t in self.plan.targets) > 1
+
+    def falls_back(self, following: Target | None) -> bool:
+        """Whether the last failure is one the `following` target takes."""
+        outcome = self.last_outcome
+        return following is not None and outcome is not None \
+            and failure_class(outcome) in following.fallback_on
+
+    def model(self, target: Target) -> str:
+        """The model an attempt on `target` asks for: a fallback's own, else the body's."""
+        body = self.request.context.json
+        model = body.get("model") if isinstance(body, dict) else None
+        return target.model or (model if isinstance(model, str) else "")
+
+
+def served_by(member: Member, target: Target) -> str:
+    """The backend name shown to the client (X-Gateway-Backend) and in telemetry."""
+    # A member named by its URL is shown by its model's name: no internal address leaves.
+    return target.label if "://" in member.name else member.name

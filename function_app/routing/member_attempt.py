@@ -1,0 +1,154 @@
+"""One attempt of a request on one member: its request built, sent, judged and kept or dropped.
+
+The member's request comes from `Router.outbound` (its path, query, credentials); a 401 to an
+Entra token is sent once more with a new token. A 400 that says the prompt is too long, and a
+stream that fails in its first events, count as the failures they stand for, so the loop can
+fall back before a byte goes out. The breaker hears every outcome; a 429 from a member of a pool
+with somewhere else to go holds that member out for its Retry-After, on every instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ..core.errors import GatewayError, UpstreamError, UpstreamTimeout
+from ..core.upstream import UpstreamRequest, UpstreamResponse
+from ..http.messages import GatewayResponse
+from .answer import respond
+from .answer_body import buffered, close_quietly
+from .attempts import Attempted, send_attempt
+from .exchange import Exchange, served_by
+from .policy import Action, Kind, Outcome, decide
+from .pools import Member, Target
+from .target_request import body_for, upstream_path, upstream_url
+
+CONTEXT_LENGTH_MARK = b"context_length_exceeded"
+COOL_DOWN_MAX_S = 60.0  # a member's Retry-After is honoured up to this long
+
+
+async def attempt(ex: Exchange, member: Member, target: Target, following: Target | None
+                  ) -> tuple[Outcome, GatewayResponse | None]:
+    """Send to `member`; the response when it is the answer to give, else None (the outcome is
+    then held in `ex.last` for the loop's decision)."""
+    router, left = ex.router, ex.time_left()
+    ex.tried.add(member.name)
+    router.stats.add(ex.route, member.name, "attempts")
+    release = _hold(router.outstanding, member.name)
+    try:
+        await _drop_held_answer(ex)
+        outcome, answer, error = await _judged(ex, member, target, following, left)
+        ex.last = (outcome, answer, error)
+        ex.last_served_by = served_by(member, target)
+        if answer is None or _would_try_again(ex, outcome, following):
+            release()
+            return outcome, None
+        ex.last = None
+        router.stats.add(ex.route, member.name, "served")
+        return outcome, await respond(ex, answer, member, target, release)
+    except BaseException:
+        release()
+        raise
+
+
+def _hold(outstanding: dict[str, int], name: str) -> Callable[[], None]:
+    """Count one more request outstanding on `name`; the function returned uncounts it, once."""
+    outstanding[name] = outstanding.get(name, 0) + 1
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            outstanding[name] -= 1
+
+    return release
+
+
+async def _drop_held_answer(ex: Exchange) -> None:
+    """Close the failed answer held in case every target fails: another attempt replaces it."""
+    if ex.last is not None and ex.last[1] is not None:
+        await close_quietly(ex.last[1].body)
+        ex.last = (ex.last[0], None, ex.last[2] or UpstreamError())
+
+
+async def _judged(ex: Exchange, member: Member, target: Target, following: Target | None,
+                  left: float) -> Attempted:
+    """The attempt's outcome as the loop and the breaker see it."""
+    outcome, answer, error = await _send(ex, member, target, left)
+    if answer is not None and answer.status == 400 and following is not None \
+            and "context_length" in following.fallback_on:
+        outcome, answer = await _mark_context_length(outcome, answer)
+    if answer is not None and 200 <= answer.status < 300 \
+            and ex.request.context.first_events is not None:
+        outcome, answer, error = await _first_events(ex, outcome, answer)
+    _judge(ex, member, outcome)
+    if outcome.failed:
+        ex.router.stats.add(ex.route, member.name, "failures")
+    return outcome, answer, error
+
+
+async def _send(ex: Exchange, member: Member, target: Target, left: float) -> Attempted:
+    """One exchange with `member`; a 401 to an Entra token is sent once more with a new
+    token (the old one is never sent again)."""
+    router = ex.router
+    for fresh_token in (False, True):
+        prepared = await router.outbound.prepare(
+            member, upstream_path(ex.match, target), ex.query, ex.headers,
+            body_for(target, ex.request.content), ex.model(target), ex.time_left(),
+            ex.key_header)
+        outgoing = UpstreamRequest(
+            ex.request.method, upstream_url(member.url, prepared.path, prepared.query),
+            prepared.headers, prepared.body, min(router.connect_timeout_s, left), left)
+        attempt_s = min(ex.plan.attempt_timeout_s or left, ex.time_left())
+        outcome, answer, error = await send_attempt(
+            router.upstream, outgoing, attempt_s, ex.request.context.attempt_observer)
+        if fresh_token or answer is None or answer.status != 401 or prepared.token is None \
+                or not router.outbound.refused(member, prepared.token):
+            break
+        await close_quietly(answer.body)
+    return outcome, answer, error
+
+
+def _judge(ex: Exchange, member: Member, outcome: Outcome) -> None:
+    """The breaker's view of an attempt: a 429 from a member of a pool that has somewhere
+    else to go holds the member out for its Retry-After (bounded), on every instance."""
+    breakers = ex.router.breakers
+    if outcome.kind is Kind.ANSWER and outcome.status == 429 and ex.alternatives():
+        wait = outcome.retry_after_s
+        breakers.cool_down(member, min(COOL_DOWN_MAX_S, wait if wait is not None
+                                       else breakers.config.open_s))
+        return
+    breakers.record(member, not outcome.failed)
+
+
+async def _first_events(ex: Exchange, outcome: Outcome, answer: UpstreamResponse) -> Attempted:
+    """A stream that fails in its first events becomes the failed answer it stands for
+    (openai/early.py), so the loop retries or falls back before a byte goes out."""
+    try:
+        async with asyncio.timeout(max(ex.time_left(), 0.001)):
+            answer, failure = await ex.request.context.first_events(answer)
+    except TimeoutError:
+        await close_quietly(answer.body)
+        return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
+    except GatewayError as error:  # the stream broke before its first decisive event
+        await close_quietly(answer.body)
+        return Outcome(Kind.RESET), None, error
+    if failure is None:
+        return outcome, answer, None
+    return Outcome(Kind.ANSWER, failure.status, failure.retry_after_s), answer, None
+
+
+def _would_try_again(ex: Exchange, outcome: Outcome, following: Target | None) -> bool:
+    action = decide(outcome, method=ex.request.method, repeatable=ex.plan.repeatable,
+                    tries=0, max_tries=1,
+                    next_fallback_on=following.fallback_on if following else None)
+    return action is not Action.RETURN
+
+
+async def _mark_context_length(outcome: Outcome, answer: UpstreamResponse
+                               ) -> tuple[Outcome, UpstreamResponse]:
+    """Read a 400's (small) body to see whether it is a context-length error."""
+    body, answer = await buffered(answer)
+    return Outcome(outcome.kind, outcome.status, outcome.retry_after_s,
+                   CONTEXT_LENGTH_MARK in body), answer
