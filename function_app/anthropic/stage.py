@@ -4,7 +4,7 @@ The same place in the pipeline, the same token limits, key budgets and ledger as
 stage (openai/stage.py), on the same Bill; only the wire differs: Anthropic's estimate,
 usage (message_start + message_delta), first-event failures and error event. count_tokens is
 routed by model like a message and costs nothing (the Messages API does not bill it).
-Upstream, a pool member's key goes in `x-api-key` (stages/target_request.py).
+Upstream, a pool member's key goes in `x-api-key` (routing/target_request.py).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def origin(headers: Headers, scheme: str) -> str:
 
 
 def as_sent(request: GatewayRequest) -> Headers:
-    """The headers the upstream step sends for `request` (stages/upstream.py builds them the
+    """The headers the upstream step sends for `request` (routing/exchange.py builds them the
     same way; tests/unit/test_cache_http.py checks the two agree)."""
     sent = upstream_request_headers(
         request.headers, client_host=request.client_host, scheme=request.scheme,

@@ -89,7 +89,7 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
     return stage
 
 
-# Raised only when no attempt reached a backend (stages/upstream.py `_give_up`).
+# Raised only when no attempt reached a backend (routing/answer.py `give_up`).
 NOT_SENT = (NoHealthyBackend, BackendsCoolingDown)
 
 
@@ -119,7 +119,7 @@ def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:
 
 def route_to(request: GatewayRequest, models: ModelTable, prepared: Prepared) -> None:
     """Point the upstream step at the model's plan (pool, then fallback models) with the
-    rewritten body; each attempt sends its member's key (stages/upstream.py)."""
+    rewritten body; each attempt sends its member's key (routing/member_attempt.py)."""
     request.context.plan = models.plan(prepared.model)
     if prepared.body is not None:
         request.body = prepared.body

@@ -6,7 +6,7 @@ that prefix and appends the rest of the client path to `upstream_path`. Adding a
 is configuration (GATEWAY_BACKENDS, GATEWAY_ROUTES), not code.
 
 A route's `kind` is "proxy" (the default: forward to `backend`) or one of the OpenAI endpoints in
-OPENAI_KINDS, which take no backend: the request body's `model` picks it (core/model_routes.py).
+OPENAI_KINDS, which take no backend: the request body's `model` picks it (model_routes.py).
 OPENAI_ROUTES always follow the configured routes, so a configured route can shadow them.
 
 Resilient routing (function_app/routing/): instead of `backend` a route may name a pool,
