@@ -1,8 +1,9 @@
 """The upstream step: the attempt loop around the backends of the request's plan.
 
-Everything that happens per attempt lives here (pick a member, per-attempt timeout, breaker,
-retry, fallback), so the stages before it run once per request whatever happens: the limiter
-never charges twice. The loop, in short (the decisions are function_app/routing/policy.py):
+Everything that happens per attempt lives in the upstream step (this module and those named at
+the end: pick a member, per-attempt timeout, breaker, retry, fallback), so the stages before it
+run once per request whatever happens: the limiter never charges twice. The loop, in short
+(the decisions are function_app/routing/policy.py):
 
 - targets in order (the route's pool, then its fallbacks; or the model's pool, then fallback
   models), and within a target a member by `pick_backend`, skipping open breakers and members
@@ -21,10 +22,11 @@ never charges twice. The loop, in short (the decisions are function_app/routing/
   Entra token is sent once more with a new token;
 - nothing is retried once the answer's headers are accepted: the first byte is on its way.
 
-Where each part lives: the loop over targets and members is here; the shared parts are
-router.py (`Router`), one request's state exchange.py, one attempt on a member member_attempt.py,
-one exchange with it attempts.py (`send_attempt`, the place for a client span per attempt), the
-answer given answer.py, and the request an attempt sends target_request.py.
+Where each part lives: the loop over targets and members is here; the parts shared across
+requests (`Router`) in router.py; one request's state in exchange.py; one attempt on a member in
+member_attempt.py; one exchange with it in attempts.py (`send_attempt`, the place for a client
+span per attempt); the answer given in answer.py; the request an attempt sends in
+target_request.py.
 """
 
 from __future__ import annotations
