@@ -11,7 +11,7 @@ from function_app.openai.bill import Bill, reserve
 from function_app.openai.ledger import TokenLedger
 from function_app.openai.usage import Usage
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Decision
 from function_app.settings.load import SettingsError, load_settings
 from function_app.tenancy import open_tenancy
