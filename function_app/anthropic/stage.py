@@ -12,7 +12,6 @@ from __future__ import annotations
 from ..core.clock import Clock
 from ..core.errors import ModelNotFound
 from ..core.pipeline import Handler, Stage
-from ..core.routes import ANTHROPIC_COUNT, ANTHROPIC_KINDS
 from ..core.upstream import UpstreamResponse
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.bill import Bill, TokenLimiter, Wire, reserve, settle_on_answer
@@ -20,6 +19,7 @@ from ..openai.early import Failure, peek
 from ..openai.ledger import TokenLedger
 from ..openai.sse import DEFAULT_MAX_EVENT_BYTES
 from ..openai.stage import NOT_SENT, refuse_what_never_fits
+from ..routing.routes import ANTHROPIC_COUNT, ANTHROPIC_KINDS
 from . import errors
 from .estimate import prepare_message
 from .stream import MessageTap

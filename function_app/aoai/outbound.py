@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..http.headers import Headers
 from ..routing.backends import BackendSpec
 from ..routing.pools import Member
-from ..stages.target_request import headers_for, query_for, without_credential_params
+from ..routing.target_request import headers_for, query_for, without_credential_params
 from .tokens import TokenProvider, TokenUnavailable
 from .wire import azure_body, azure_path, with_credentials
 

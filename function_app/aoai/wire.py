@@ -14,7 +14,7 @@ import json
 
 from ..http.headers import Headers
 from ..routing.backends import V1, BackendSpec
-from ..stages.target_request import CLIENT_CREDENTIAL_HEADERS
+from ..routing.target_request import CLIENT_CREDENTIAL_HEADERS
 
 # The credentials a client may carry; none of them reaches a backend with credentials of its own.
 CLIENT_CREDENTIALS = CLIENT_CREDENTIAL_HEADERS

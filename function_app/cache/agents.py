@@ -16,8 +16,8 @@
 
 from __future__ import annotations
 
-from ..core.routes import ANTHROPIC_MESSAGES, OPENAI_RESPONSES
 from ..http.headers import Headers
+from ..routing.routes import ANTHROPIC_MESSAGES, OPENAI_RESPONSES
 from .replay import event_payloads
 
 AGENT_KINDS = frozenset({OPENAI_RESPONSES, ANTHROPIC_MESSAGES})

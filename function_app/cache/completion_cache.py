@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 from ..core.errors import BadRequest
 from ..core.pipeline import Handler
-from ..core.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.sse import split_events
+from ..routing.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
 from .agents import AGENT_KINDS, ended, keyed_headers, stateful
 from .entry import CacheEntry
 from .front import CacheFront

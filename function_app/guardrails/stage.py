@@ -19,8 +19,8 @@ from opentelemetry.trace import Tracer
 
 from ..core.errors import GatewayError
 from ..core.pipeline import Handler, Stage
-from ..core.routes import ANTHROPIC_COUNT, OPENAI_EMBEDDINGS, OPENAI_MODELS, OPENAI_STORED
 from ..http.messages import GatewayRequest, GatewayResponse
+from ..routing.routes import ANTHROPIC_COUNT, OPENAI_EMBEDDINGS, OPENAI_MODELS, OPENAI_STORED
 from .counts import CheckCounts
 from .errors import FINDING_HEADER, GuardrailUnavailable
 from .output import MAX_ANSWER_BYTES, check_answer

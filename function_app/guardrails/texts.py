@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.routes import (
+from ..routing.routes import (
     ANTHROPIC_MESSAGES,
     OPENAI_CHAT,
     OPENAI_COMPLETIONS,

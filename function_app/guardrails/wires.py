@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..core.routes import ANTHROPIC_MESSAGES, OPENAI_RESPONSES
+from ..routing.routes import ANTHROPIC_MESSAGES, OPENAI_RESPONSES
 
 
 def framed(name: str | None, payload: dict) -> bytes:

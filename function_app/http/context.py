@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: http/ sits below every package it names here
-    from ..core.attempts import Observer
-    from ..core.routes import Match
     from ..mcp.stage import McpCall
     from ..openai.bill import Bill
     from ..ratelimit.limits import Decision
+    from ..routing.attempts import Observer
     from ..routing.pools import Member, Plan
+    from ..routing.routes import Match
     from ..tenants.access import Grant
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import BadRequest
-from ..core.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
+from ..routing.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
 
 CHARS_PER_TOKEN = 4
 MESSAGE_TOKENS = 4

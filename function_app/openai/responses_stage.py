@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 from ..core.errors import NotFound
 from ..core.pipeline import Handler
-from ..core.routes import Match
 from ..core.upstream import UpstreamResponse
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..routing.pools import Member, Plan, Target
+from ..routing.routes import Match
 from .bill import Wire
 from .early import Failure, peek
 from .response_events import error_event, judge

@@ -18,11 +18,11 @@ from function_app.ratelimit.tokens import TokenLimits
 
 from ..core.clock import Clock
 from ..core.errors import BackendsCoolingDown, ModelNotFound, NeverFits, NoHealthyBackend
-from ..core.model_routes import ModelTable
 from ..core.pipeline import Handler, Stage
-from ..core.routes import OPENAI_KINDS, OPENAI_MODELS, OPENAI_RESPONSES, OPENAI_STORED
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
+from ..routing.model_routes import ModelTable
+from ..routing.routes import OPENAI_KINDS, OPENAI_MODELS, OPENAI_RESPONSES, OPENAI_STORED
 from .bill import OPENAI_WIRE, Bill, TokenLimiter, reserve, settle_on_answer
 from .estimate import Prepared, prepare
 from .ledger import TokenLedger

@@ -15,11 +15,11 @@ from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.scopes import LimitDefaults, defaults_from
 
 from ..cache.config import CacheConfig
-from ..core.model_routes import ModelTable, ModelTableError, parse_model_table
-from ..core.routes import RouteTable, parse_routes
 from ..mcp.config import parse_servers
 from ..routing.backends import BackendSpec, parse_backend
 from ..routing.breaker import BreakerConfig
+from ..routing.model_routes import ModelTable, ModelTableError, parse_model_table
+from ..routing.routes import RouteTable, parse_routes
 from .configs import read_into
 from .errors import SettingsError
 from .parsers import http_url

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from function_app.ratelimit.scopes import LimitDefaults
 
 from ..core.identity import parse_networks
-from ..core.model_routes import ModelTable
-from ..core.routes import RouteTable
 from ..guardrails.policy import guardrail_policies
+from ..routing.model_routes import ModelTable
+from ..routing.routes import RouteTable
 from ..tenants.prices import price_table
 from .parsers import (
     boolean,

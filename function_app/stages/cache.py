@@ -14,7 +14,8 @@ from __future__ import annotations
 from ..cache.completion_cache import CompletionCache
 from ..cache.http_cache import HttpCache
 from ..core.pipeline import Handler, Stage
-from ..core.routes import (
+from ..http.messages import GatewayRequest, GatewayResponse
+from ..routing.routes import (
     ANTHROPIC_MESSAGES,
     OPENAI_CHAT,
     OPENAI_COMPLETIONS,
@@ -22,7 +23,6 @@ from ..core.routes import (
     OPENAI_RESPONSES,
     PROXY,
 )
-from ..http.messages import GatewayRequest, GatewayResponse
 
 COMPLETION_KINDS = frozenset({OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS,
                               OPENAI_RESPONSES, ANTHROPIC_MESSAGES})

@@ -14,11 +14,11 @@ import time
 from ..anthropic.errors import anthropic_error_response
 from ..core.errors import ClientDisconnected, GatewayError
 from ..core.pipeline import Handler
-from ..core.routes import ANTHROPIC_KINDS, MCP, OPENAI_KINDS
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..mcp.errors import mcp_error_response
 from ..openai.errors import openai_error_response
+from ..routing.routes import ANTHROPIC_KINDS, MCP, OPENAI_KINDS
 
 log = logging.getLogger(__name__)
 OPENAI_PREFIX = "/v1/"

@@ -7,9 +7,9 @@ without any backend behind it.
 from __future__ import annotations
 
 from ..core.pipeline import Handler
-from ..core.routes import LOCAL_OK
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
+from ..routing.routes import LOCAL_OK
 
 
 async def local_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:

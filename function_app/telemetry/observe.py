@@ -15,9 +15,9 @@ from typing import Any
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from ..core.redact import split_userinfo
-from ..core.routes import PROXY
 from ..http.context import RequestContext
 from ..http.messages import GatewayRequest
+from ..routing.routes import PROXY
 from .labels import NONE, OTHER, BoundedNames, ClientLabels, FirstNames, status_class
 from .metrics import GatewayMetrics
 from .otel_metrics import OtelInstruments

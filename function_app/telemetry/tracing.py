@@ -19,11 +19,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from ..core.attempts import Observer, Send
 from ..core.errors import GatewayError
 from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest
+from ..routing.attempts import Observer, Send
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_HEADERS = frozenset({"traceparent", "tracestate"})

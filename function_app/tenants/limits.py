@@ -23,7 +23,7 @@ from typing import Any
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 
 from ..core.clock import Clock
-from ..core.model_routes import ModelBackend
+from ..routing.model_routes import ModelBackend
 from ..routing.pools import Plan
 from .access import Grant, model_allowed
 from .budgets import SPEND_PREFIX, budget_scopes, describe, is_budget, reset_at

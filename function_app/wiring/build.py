@@ -32,7 +32,9 @@ from ..core.upstream import Upstream
 from ..guardrails.safety import ContentSafety
 from ..openai.ledger import TokenLedger
 from ..openai.stage import openai_stage
+from ..routing.stage import routing_stage
 from ..routing.store import BreakerStore
+from ..routing.upstream import upstream_step
 from ..settings.specs import Settings
 from ..stages.body import body_stage
 from ..stages.errors import errors_stage
@@ -40,8 +42,6 @@ from ..stages.forwarded import forwarded_stage
 from ..stages.identity import identity_stage
 from ..stages.local import local_stage
 from ..stages.request_id import request_id_stage
-from ..stages.routing import routing_stage
-from ..stages.upstream import upstream_step
 from ..telemetry.observe import Telemetry
 from ..telemetry.stage import telemetry_stage
 from ..tenants.store import KeyStore

@@ -13,15 +13,15 @@ from ..adapters.entra_tokens import identity_tokens
 from ..aoai.outbound import Outbound
 from ..aoai.tokens import TokenProvider
 from ..core.clock import SystemClock
-from ..core.routes import PROXY
 from ..core.upstream import Upstream, UpstreamRequest
 from ..http.headers import Headers
 from ..routing.breakers import SharedBreakers
 from ..routing.budget import RetryBudget
 from ..routing.probes import plan_members, routing_report, routing_summary, run_health_checks
+from ..routing.routes import PROXY
 from ..routing.store import BreakerStore, ProbeStore
+from ..routing.upstream import Router
 from ..settings.specs import Settings
-from ..stages.upstream import Router
 from .gateway import Parts
 
 HealthChecks = Callable[[], Awaitable[dict[str, Any]]]  # the timer's body, bound to a gateway

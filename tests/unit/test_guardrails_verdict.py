@@ -2,11 +2,11 @@
 
 import pytest
 
-from function_app.core.routes import OPENAI_CHAT
 from function_app.guardrails.counts import CheckCounts
 from function_app.guardrails.errors import ContentFiltered, TooLongToCheck
 from function_app.guardrails.policy import parse_policies
 from function_app.guardrails.verdict import check_input
+from function_app.routing.routes import OPENAI_CHAT
 from tests.support.safety_fake import MemorySafety
 
 POLICY = parse_policies([{"name": "p", "routes": ["/*"], "input": {

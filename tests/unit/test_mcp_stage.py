@@ -10,7 +10,6 @@ import pytest
 
 from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
 from function_app.core.errors import GatewayError
-from function_app.core.routes import parse_routes
 from function_app.http.headers import Headers
 from function_app.http.messages import GatewayRequest
 from function_app.mcp.config import McpServer
@@ -19,6 +18,7 @@ from function_app.mcp.errors import McpError, mcp_error_response
 from function_app.mcp.sessions import SessionSeal
 from function_app.mcp.stage import McpLimits, McpRoutes, handle
 from function_app.ratelimit.limits import Decision, Limit
+from function_app.routing.routes import parse_routes
 from function_app.tenants.access import Grant
 from function_app.tenants.records import KeyRecord
 from tests.support.clock import FakeClock

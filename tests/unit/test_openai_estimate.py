@@ -5,8 +5,8 @@ import json
 import pytest
 
 from function_app.core.errors import BadRequest
-from function_app.core.routes import OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS
 from function_app.openai.estimate import chat_prompt_tokens, input_tokens, prepare, text_tokens
+from function_app.routing.routes import OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS
 
 
 def chat(**extra):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from function_app.core.model_routes import ModelTableError, parse_model_table
-from function_app.core.routes import OPENAI_CHAT, OPENAI_MODELS, parse_routes
+from function_app.routing.model_routes import ModelTableError, parse_model_table
+from function_app.routing.routes import OPENAI_CHAT, OPENAI_MODELS, parse_routes
 from function_app.settings.load import SettingsError, load_settings
 
 BACKENDS = {"python": "http://py:1", "node": "http://node:2"}

@@ -7,14 +7,14 @@ from function_app.app import proxy, stats
 from function_app.core.errors import PayloadTooLarge
 from function_app.core.identity import ClientIdentity
 from function_app.core.pipeline import compose
-from function_app.core.routes import parse_routes
 from function_app.http.context import RequestContext, StageOrderError
 from function_app.http.headers import Headers
 from function_app.http.messages import BodyNotRead, GatewayRequest, GatewayResponse, Unread
+from function_app.routing.routes import parse_routes
+from function_app.routing.stage import routing_stage
 from function_app.settings.load import load_settings
 from function_app.stages.body import body_stage
 from function_app.stages.identity import identity_stage
-from function_app.stages.routing import routing_stage
 from tests.support.handler_calls import make_request, read_json
 
 

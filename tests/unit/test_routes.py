@@ -1,7 +1,7 @@
 import pytest
 
 from function_app.core.errors import MethodNotAllowed, NotFound
-from function_app.core.routes import parse_routes
+from function_app.routing.routes import parse_routes
 
 BACKENDS = {"python": "http://py", "node": "http://node", "gpu": "http://gpu"}
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from function_app.core.model_routes import parse_model_table
-from function_app.core.routes import parse_routes
+from function_app.routing.model_routes import parse_model_table
+from function_app.routing.routes import parse_routes
 from function_app.settings.load import SettingsError, load_settings
 
 BACKENDS = {"python": "http://py:1", "node": "http://node:2", "python2": "http://py2:3"}

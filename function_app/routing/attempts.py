@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from .upstream import UpstreamRequest, UpstreamResponse
+from ..core.upstream import UpstreamRequest, UpstreamResponse
 
 Send = Callable[[UpstreamRequest], Awaitable[UpstreamResponse]]
 Observer = Callable[[UpstreamRequest, Send], Awaitable[UpstreamResponse]]

@@ -6,9 +6,9 @@ import json
 from urllib.parse import unquote_plus
 
 from ..core.redact import split_userinfo
-from ..core.routes import Match
 from ..http.headers import Headers
-from ..routing.pools import Member, Target
+from .pools import Member, Target
+from .routes import Match
 
 
 def upstream_url(base: str, path: str, query: str) -> str:

@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..routing.backends import BackendSpec
-from ..routing.pools import Member, Plan, Target, parse_fallback_on, parse_pool
-from .redact import display_url
+from ..core.redact import display_url
+from .backends import BackendSpec
+from .pools import Member, Plan, Target, parse_fallback_on, parse_pool
 
 # "sim-small" is the model name of the k6 scripts; it is served by the Python simulator.
 DEFAULT_MODELS: Mapping[str, str] = {

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ..core.paths import forward_path, parse_path
 from ..core.pipeline import Handler, Stage
-from ..core.routes import Match, RouteTable
 from ..http.messages import GatewayRequest, GatewayResponse
+from .routes import Match, RouteTable
 
 
 def routing_stage(table: RouteTable) -> Stage:

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..routing.pools import Member, Plan, Target, parse_fallback_on, parse_pool
-from .errors import MethodNotAllowed, NotFound
+from ..core.errors import MethodNotAllowed, NotFound
+from .pools import Member, Plan, Target, parse_fallback_on, parse_pool
 
 # The simulators' /infer has no side effects, so a POST there is safe to repeat.
 SEED_ROUTES: tuple[dict, ...] = (

@@ -35,8 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..aoai.outbound import Outbound
-from ..core.attempts import Observer
-from ..core.attempts import send_attempt as observed_send
 from ..core.errors import (
     BackendsCoolingDown,
     GatewayError,
@@ -48,13 +46,21 @@ from ..core.errors import (
 )
 from ..core.paths import safe_query
 from ..core.pipeline import Handler
-from ..core.routes import ANTHROPIC_KINDS, Match
 from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
 from ..http.forwarding import client_response_headers, strip_function_key, upstream_request_headers
 from ..http.messages import GatewayRequest, GatewayResponse
-from ..routing.breakers import SharedBreakers
-from ..routing.budget import RetryBudget
-from ..routing.policy import (
+from .answer_body import (
+    buffered,
+    close_quietly,
+    complete_body,
+    declared_length,
+    with_release,
+)
+from .attempts import Observer
+from .attempts import send_attempt as observed_send
+from .breakers import SharedBreakers
+from .budget import RetryBudget
+from .policy import (
     Action,
     Kind,
     Outcome,
@@ -63,16 +69,10 @@ from ..routing.policy import (
     next_delay,
     parse_retry_after,
 )
-from ..routing.policy import pick_backend as pick
-from ..routing.pools import Member, Plan, Target
-from ..routing.stats import RoutingStats
-from .answer_body import (
-    buffered,
-    close_quietly,
-    complete_body,
-    declared_length,
-    with_release,
-)
+from .policy import pick_backend as pick
+from .pools import Member, Plan, Target
+from .routes import ANTHROPIC_KINDS, Match
+from .stats import RoutingStats
 from .target_request import body_for, upstream_path, upstream_url
 
 BACKEND_HEADER = "X-Gateway-Backend"
