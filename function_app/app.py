@@ -30,14 +30,14 @@ from .core.paths import raw_path_of
 from .http.forwarding import request_id_from
 from .http.headers import Headers
 from .http.messages import Unread
-from .lazy_gateway import LazyGateway
 from .settings.errors import SettingsError
 from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
+from .wiring.lazy import LazyGateway
 from .worker_http import harden_worker_http
 
-if TYPE_CHECKING:  # the gateway's modules load when it is built (lazy_gateway.py)
-    from .gateway import Gateway
+if TYPE_CHECKING:  # the gateway's modules load when it is built (wiring/lazy.py)
+    from .wiring.gateway import Gateway
 
 log = logging.getLogger(__name__)
 

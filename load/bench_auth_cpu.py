@@ -25,10 +25,10 @@ from function_app import app as app_module  # noqa: E402
 from function_app.adapters.httpx_upstream import HttpxUpstream  # noqa: E402
 from function_app.adapters.keystore_memory import MemoryKeyStore  # noqa: E402
 from function_app.app import proxy  # noqa: E402
-from function_app.bootstrap import build_gateway  # noqa: E402
 from function_app.settings.load import load_settings  # noqa: E402
 from function_app.tenants.keys import generate, key_hash, prefix_of  # noqa: E402
 from function_app.tenants.records import KeyRecord  # noqa: E402
+from function_app.wiring.build import build_gateway  # noqa: E402
 from tests.support.handler_calls import make_request  # noqa: E402
 
 LOOSE = {"RATE_LIMIT_STORAGE_CONNECTION": "", "GLOBAL_RPS": "1e6", "GLOBAL_BURST": "1e6",

@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import WRK_LUA, wrk  # noqa: E402
 
-from function_app.ratelimit import lease, tally  # noqa: E402
+from function_app.ratelimit.lease import lease  # noqa: E402
 from function_app.ratelimit.limits import Limit  # noqa: E402
+from function_app.ratelimit.tally import tally  # noqa: E402
 from scripts.procs import HOST_CMD, INSTANT, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
 from tests.support.drive import drive  # noqa: E402

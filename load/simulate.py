@@ -36,11 +36,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from sim_report import DEFAULTS, SHARD_PER_INSTANCES, chart, table  # noqa: E402
 from sim_table import SimTableStore  # noqa: E402
 
-from function_app.ratelimit import bucket, lease, tally, tally_aggregator  # noqa: E402
+from function_app.ratelimit import bucket  # noqa: E402
 from function_app.ratelimit.config import LimiterConfig  # noqa: E402
-from function_app.ratelimit.limiter import Limiter  # noqa: E402
+from function_app.ratelimit.lease import lease  # noqa: E402
+from function_app.ratelimit.lease.limiter import Limiter  # noqa: E402
 from function_app.ratelimit.limits import Limit, ScopedLimit  # noqa: E402
-from function_app.ratelimit.tally_limiter import TallyLimiter  # noqa: E402
+from function_app.ratelimit.tally import aggregator as tally_aggregator  # noqa: E402
+from function_app.ratelimit.tally import tally  # noqa: E402
+from function_app.ratelimit.tally.limiter import TallyLimiter  # noqa: E402
 from tests.support.clock import FakeClock  # noqa: E402
 
 STEP_S = 0.002

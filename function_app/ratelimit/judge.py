@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from function_app.ratelimit import bucket
-from function_app.ratelimit.keystate import KeyState
-from function_app.ratelimit.leaser import Outcome
+from function_app.ratelimit.lease.keystate import KeyState
+from function_app.ratelimit.lease.leaser import Outcome
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit, clamp_wait
 
 # Where a judgement came from. DRY: the pool ran dry and the row could not pay (Outcome.SHORT).

@@ -6,9 +6,9 @@ from __future__ import annotations
 from function_app.core.clock import Clock
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.engine import LimiterEngine
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.store import RateLimitStore
-from function_app.ratelimit.tally_limiter import TallyLimiter
+from function_app.ratelimit.tally.limiter import TallyLimiter
 
 
 def make_limiter(store: RateLimitStore, clock: Clock, config: LimiterConfig,

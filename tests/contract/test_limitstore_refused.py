@@ -18,7 +18,7 @@ from function_app.adapters.limitstore_table import open_limit_storage
 from function_app.core.clock import SystemClock
 from function_app.core.store_errors import StoreRefused
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.store import RowKey
 from tests.support.azurite import azurite_fixture

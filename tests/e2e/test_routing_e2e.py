@@ -15,9 +15,9 @@ import openai
 import pytest
 
 from function_app.adapters.breakerstore_table import open_routing_store
-from function_app.bootstrap import build_gateway
 from function_app.routing.store import ProbeResult
 from function_app.settings.load import load_settings
+from function_app.wiring.build import build_gateway
 from scripts.procs import PYTHON, ROOT, Proc, free_port, spawn
 from tests.support.azurite import Azurite
 

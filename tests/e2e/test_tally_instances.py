@@ -12,8 +12,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from function_app.ratelimit import tally
 from function_app.ratelimit.limits import Limit
+from function_app.ratelimit.tally import tally
 from tests.support.azurite import Azurite, azurite_fixture
 from tests.support.drive import drive
 

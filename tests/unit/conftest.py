@@ -9,8 +9,8 @@ import pytest
 
 from function_app import app as app_module
 from function_app.adapters.httpx_upstream import HttpxUpstream
-from function_app.bootstrap import build_gateway
 from function_app.settings.load import load_settings
+from function_app.wiring.build import build_gateway
 
 
 class Backend:

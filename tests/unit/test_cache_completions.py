@@ -337,11 +337,11 @@ async def tenants(backend):
     from function_app import app as app_module
     from function_app.adapters.httpx_upstream import HttpxUpstream
     from function_app.adapters.keystore_memory import MemoryKeyStore
-    from function_app.bootstrap import build_gateway
     from function_app.core.clock import SystemClock
     from function_app.settings.load import load_settings
     from function_app.tenants.keys import generate, key_hash, prefix_of
     from function_app.tenants.records import KeyRecord
+    from function_app.wiring.build import build_gateway
 
     store = MemoryKeyStore()
 

@@ -1,6 +1,6 @@
 """Importing main.py (what the worker does on every cold start, to index the functions) loads
 the function handlers only: the gateway's HTTP client, storage SDKs, telemetry and cache tiers
-load when the first request builds the gateway (function_app/lazy_gateway.py)."""
+load when the first request builds the gateway (function_app/wiring/lazy.py)."""
 
 import json
 import subprocess
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Packages the build imports (or optional features import) that indexing must not pay for.
 HEAVY = ("aiohttp", "httpx", "httpx_aiohttp", "azure.core", "azure.data", "azure.storage",
          "azure.identity", "azure.monitor", "redis", "prometheus_client", "opentelemetry.sdk",
-         "opentelemetry.exporter", "function_app.bootstrap", "function_app.settings.load")
+         "opentelemetry.exporter", "function_app.wiring.build", "function_app.settings.load")
 PROBE = ("import json, sys, main; "
          "print(json.dumps(sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[1:])))))")
 

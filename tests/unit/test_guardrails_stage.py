@@ -9,8 +9,8 @@ import pytest
 from function_app import app as app_module
 from function_app.adapters.httpx_upstream import HttpxUpstream
 from function_app.app import healthz, proxy, stats
-from function_app.bootstrap import build_gateway
 from function_app.settings.load import load_settings
+from function_app.wiring.build import build_gateway
 from tests.support.handler_calls import make_request, read_body, read_json
 from tests.support.safety_fake import MemorySafety
 from tests.unit.conftest import Backend

@@ -5,7 +5,7 @@ import json
 from urllib.parse import urlsplit
 
 from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
-from function_app.health import HealthReport
+from function_app.wiring.health import HealthReport
 from tests.support.clock import FakeClock, settle
 
 

@@ -11,7 +11,7 @@ from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.app import proxy, stats
 from function_app.core.errors import NeverFits
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.stage import rate_limit_stage
 from tests.support.clock import FakeClock

@@ -8,10 +8,10 @@ import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.core.store_errors import StoreConflict
-from function_app.ratelimit import lease
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.keys import bucket_partition
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease import lease
+from function_app.ratelimit.lease.keys import bucket_partition
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.store import RowKey
 from tests.support.clock import FakeClock

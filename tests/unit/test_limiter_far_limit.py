@@ -13,9 +13,9 @@ import random
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.ratelimit import lease
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease import lease
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from tests.support.clock import FakeClock
 

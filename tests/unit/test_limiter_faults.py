@@ -6,7 +6,7 @@ import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from tests.support.clock import FakeClock, settle
 from tests.support.stores import FlakyRateLimitStore

@@ -7,10 +7,10 @@ import random
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.ratelimit import lease
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.keys import SWEEP_PARTITION
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease import lease
+from function_app.ratelimit.lease.keys import SWEEP_PARTITION
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.store import RowKey
 from tests.support.clock import FakeClock

@@ -7,8 +7,8 @@ import httpx
 from function_app import app as app_module
 from function_app.adapters.upstream_memory import MemoryUpstream, Reply
 from function_app.app import proxy, stats
-from function_app.bootstrap import build_gateway
 from function_app.settings.load import load_settings
+from function_app.wiring.build import build_gateway
 from tests.support.handler_calls import make_request, read_body, read_json
 
 JSON = {"content-type": "application/json"}

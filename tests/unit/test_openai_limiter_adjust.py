@@ -6,7 +6,7 @@ import math
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.tokens import TokenLimits
 from tests.support.clock import FakeClock

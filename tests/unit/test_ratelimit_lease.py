@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from function_app.core.table_keys import decode_key, encode_key
-from function_app.ratelimit import lease
-from function_app.ratelimit.keys import bucket_partition
+from function_app.ratelimit.lease import lease
+from function_app.ratelimit.lease.keys import bucket_partition
 from function_app.ratelimit.limits import Limit
 from function_app.ratelimit.scopes import defaults_from, effective_limits, index_overrides
 from function_app.ratelimit.store import Override

@@ -11,10 +11,9 @@ from function_app.openai.bill import Bill, reserve
 from function_app.openai.ledger import TokenLedger
 from function_app.openai.usage import Usage
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Decision
 from function_app.settings.load import SettingsError, load_settings
-from function_app.tenancy import open_tenancy
 from function_app.tenants.access import Grant
 from function_app.tenants.current import current_grant
 from function_app.tenants.errors import BudgetExceeded
@@ -23,6 +22,7 @@ from function_app.tenants.prices import Price, parse_prices
 from function_app.tenants.records import KeyRecord, TenantRecord
 from function_app.tenants.spend import MICRO, Spender
 from function_app.tenants.usage import UsageRecorder
+from function_app.wiring.tenants import open_tenancy
 from tests.support.clock import FakeClock
 
 PRICES = parse_prices({"m": {"input": 2, "cached_input": 0.5, "output": 8, "reasoning": 16,

@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from function_app.ratelimit import tally, tally_rows
 from function_app.ratelimit.limits import Limit
+from function_app.ratelimit.tally import rows as tally_rows
+from function_app.ratelimit.tally import tally
 
 P = 2.5
 

@@ -10,11 +10,11 @@ import threading
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
-from function_app.ratelimit import tally
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.limits import Limit, ScopedLimit
-from function_app.ratelimit.tally_aggregator import SUMMARY
-from function_app.ratelimit.tally_limiter import TallyLimiter
+from function_app.ratelimit.tally import tally
+from function_app.ratelimit.tally.aggregator import SUMMARY
+from function_app.ratelimit.tally.limiter import TallyLimiter
 from tests.support.clock import FakeClock, settle
 from tests.support.stores import FlakyRateLimitStore
 
@@ -563,7 +563,7 @@ async def test_partitions_follow_the_fleet_not_the_expected_instances(monkeypatc
     """Partitions were sized from RATE_LIMIT_EXPECTED_INSTANCES (the Bicep's 4): one
     partition served a fleet of 1,000 (2,064 entities/s against a cap of 2,000 in the
     simulator). They follow the counted fleet; moving rows never loses an instance."""
-    from function_app.ratelimit import tally_sync
+    from function_app.ratelimit.tally import sync as tally_sync
 
     monkeypatch.setattr(tally_sync, "GROUP_SIZE", 2)  # a group per 2 instances, not per 100
     clock, store, lims = fleet(6, expected_instances=1)

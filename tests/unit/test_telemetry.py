@@ -20,8 +20,8 @@ from function_app import app as app_module
 from function_app.adapters.httpx_upstream import HttpxUpstream
 from function_app.adapters.otel_exporters import Exporters
 from function_app.app import dashboard, metrics, proxy
-from function_app.bootstrap import build_gateway
 from function_app.settings.load import load_settings
+from function_app.wiring.build import build_gateway
 from tests.support.handler_calls import make_request, read_body
 
 from .test_openai_handlers import USAGE, answer, chat

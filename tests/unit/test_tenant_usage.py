@@ -6,10 +6,10 @@ import pytest
 
 from function_app.adapters.keystore_memory import MemoryKeyStore
 from function_app.settings.load import SettingsError, load_settings
-from function_app.tenancy import open_tenancy
 from function_app.tenants.prices import Price
 from function_app.tenants.store import KeyStoreUnavailable
 from function_app.tenants.usage import UsageRecorder
+from function_app.wiring.tenants import open_tenancy
 from tests.support.clock import FakeClock
 
 NOW = 1_795_000_000.0  # 2026-11-18

@@ -10,12 +10,12 @@ import json
 import pytest
 
 from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
-from function_app.bootstrap import build_gateway
 from function_app.core.errors import Overloaded
 from function_app.core.upstream import UpstreamRequest
 from function_app.http.headers import Headers
 from function_app.http.messages import GatewayRequest
 from function_app.settings.load import load_settings
+from function_app.wiring.build import build_gateway
 
 TRANSPORTS = ["aiohttp", "httpx"]
 

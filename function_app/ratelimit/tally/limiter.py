@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from function_app.core.clock import Clock
 from function_app.core.tasks import every, stop
-from function_app.ratelimit import bucket, tally
+from function_app.ratelimit import bucket
 from function_app.ratelimit.bucket import BucketState
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.engine import LimiterEngine
@@ -31,10 +31,11 @@ from function_app.ratelimit.judge import (
     to_decision,
     without_storage,
 )
-from function_app.ratelimit.limiter import Limiter
+from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
-from function_app.ratelimit.tally_sync import TallySync, group_count
+from function_app.ratelimit.tally import tally
+from function_app.ratelimit.tally.sync import TallySync, group_count
 
 log = logging.getLogger(__name__)
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ..adapters.otel_exporters import Exporters, open_exporters
-from ..gateway import Parts
 from ..settings.specs import Settings
-from .labels import BoundedNames, ClientLabels
-from .metrics import GatewayMetrics
-from .observe import Telemetry, backend_urls
-from .otel_metrics import OtelInstruments
-from .request_log import RequestLog
+from ..telemetry.labels import BoundedNames, ClientLabels
+from ..telemetry.metrics import GatewayMetrics
+from ..telemetry.observe import Telemetry, backend_urls
+from ..telemetry.otel_metrics import OtelInstruments
+from ..telemetry.request_log import RequestLog
+from .gateway import Parts
 
 
 def build_telemetry(settings: Settings, parts: Parts, instance: str,

@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreConflict, StoreUnavailable
-from function_app.ratelimit import lease
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
-from function_app.ratelimit.keystate import EPSILON, KeyState
+from function_app.ratelimit.lease import lease
+from function_app.ratelimit.lease.keystate import EPSILON, KeyState
 
 # Back-off after a 412 on attempt k: uniform in [0, JITTER_S * 2**k]. About one storage round
 # trip (Table Storage: a few ms), so writers that collided spread over a few round trips.

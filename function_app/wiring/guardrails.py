@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .adapters.contentsafety_httpx import open_content_safety
-from .adapters.httpx_upstream import make_transport
-from .core.clock import Clock
-from .core.pipeline import Stage
+from ..adapters.contentsafety_httpx import open_content_safety
+from ..adapters.httpx_upstream import make_transport
+from ..core.clock import Clock
+from ..core.pipeline import Stage
+from ..guardrails.guarded import GuardedSafety
+from ..guardrails.safety import ContentSafety
+from ..guardrails.stage import Guardrails, guardrails_stage
+from ..settings.specs import Settings
 from .gateway import Parts
-from .guardrails.guarded import GuardedSafety
-from .guardrails.safety import ContentSafety
-from .guardrails.stage import Guardrails, guardrails_stage
-from .settings.specs import Settings
 
 SAFETY_CONNECTIONS = 64  # to Content Safety; the same transport as the upstream (UPSTREAM_CLIENT)
 
@@ -47,7 +47,7 @@ def _tokens(settings: Settings) -> Any:
     """The managed identity's tokens (the one cache over azure-identity), for auth "entra"."""
     if not settings.content_safety_endpoint or settings.content_safety_auth != "entra":
         return None
-    from .adapters.entra_tokens import identity_tokens
+    from ..adapters.entra_tokens import identity_tokens
 
     return identity_tokens(os.environ)  # azure-identity reads the same variables itself
 

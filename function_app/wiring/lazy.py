@@ -30,8 +30,8 @@ class LazyGateway:
                 if self._gateway is None:
                     # Imported here, not at the top: main.py (function indexing, every cold start)
                     # does not pay for the adapters, SDKs and exporters the build imports.
-                    from .bootstrap import build_gateway
-                    from .settings.load import load_settings
+                    from ..settings.load import load_settings
+                    from .build import build_gateway
 
                     self._gateway = await build_gateway(load_settings(self._environ()))
         return self._gateway

@@ -6,10 +6,10 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
-from function_app.ratelimit import demand as demand_
 from function_app.ratelimit.bucket import BucketState
-from function_app.ratelimit.keys import bucket_partition, shard_row
-from function_app.ratelimit.lease import Row, block, shard_limit
+from function_app.ratelimit.lease import demand as demand_
+from function_app.ratelimit.lease.keys import bucket_partition, shard_row
+from function_app.ratelimit.lease.lease import Row, block, shard_limit
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.store import RowKey
 

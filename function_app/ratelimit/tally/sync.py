@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreError
-from function_app.ratelimit import tally, tally_rows
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.store import RowKey, StoredRow
-from function_app.ratelimit.tally_aggregator import SUMMARY, Aggregator, copy_key, group_key
-from function_app.ratelimit.trouble import Trouble
+from function_app.ratelimit.tally import rows as tally_rows
+from function_app.ratelimit.tally import tally
+from function_app.ratelimit.tally.aggregator import SUMMARY, Aggregator, copy_key, group_key
+from function_app.ratelimit.tally.trouble import Trouble
 
 log = logging.getLogger(__name__)
 GROUP_SIZE = 100  # instances per group partition: ~100 writes + 100 rows read per period

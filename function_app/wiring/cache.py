@@ -9,19 +9,19 @@ from __future__ import annotations
 import hashlib
 import time
 
-from .cache.completion_cache import CompletionCache
-from .cache.counters import CacheCounters, report
-from .cache.http_cache import HttpCache
-from .cache.memory import MemoryTier
-from .cache.tier import CacheTier
-from .cache.tiers import TieredCache
-from .core.clock import Clock
-from .core.pipeline import Stage
+from ..cache.completion_cache import CompletionCache
+from ..cache.counters import CacheCounters, report
+from ..cache.http_cache import HttpCache
+from ..cache.memory import MemoryTier
+from ..cache.tier import CacheTier
+from ..cache.tiers import TieredCache
+from ..core.clock import Clock
+from ..core.pipeline import Stage
+from ..http.messages import GatewayRequest
+from ..settings.load import SettingsError
+from ..settings.specs import Settings
+from ..stages.cache import cache_stage
 from .gateway import Parts
-from .http.messages import GatewayRequest
-from .settings.load import SettingsError
-from .settings.specs import Settings
-from .stages.cache import cache_stage
 
 
 def open_shared_tier(settings: Settings) -> CacheTier | None:
@@ -29,14 +29,14 @@ def open_shared_tier(settings: Settings) -> CacheTier | None:
     if settings.cache_backend == "redis":
         if not settings.cache_redis_url:
             raise SettingsError("setting CACHE_REDIS_URL is invalid: CACHE_BACKEND=redis needs it")
-        from .adapters.cache_redis import RedisCacheTier
+        from ..adapters.cache_redis import RedisCacheTier
         return RedisCacheTier.open(settings.cache_redis_url, entra=settings.cache_redis_entra,
                                    timeout_s=max(1.0, settings.cache_shared_timeout_s))
     if settings.cache_backend == "blob":
         if not (settings.cache_blob_connection or settings.cache_blob_endpoint):
             raise SettingsError("setting CACHE_BLOB_CONNECTION is invalid: CACHE_BACKEND=blob "
                                 "needs it or CACHE_BLOB_ENDPOINT")
-        from .adapters.cache_blob import BlobCacheTier
+        from ..adapters.cache_blob import BlobCacheTier
         return BlobCacheTier.open(settings.cache_blob_connection, settings.cache_blob_endpoint,
                                   settings.cache_blob_container)
     return None

@@ -13,11 +13,11 @@ import random
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreConflict, StoreUnavailable
-from function_app.ratelimit import lease
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
-from function_app.ratelimit.keys import SWEEP_PARTITION, SWEEP_ROW
+from function_app.ratelimit.lease import lease
+from function_app.ratelimit.lease.keys import SWEEP_PARTITION, SWEEP_ROW
 from function_app.ratelimit.store import RowKey
 
 SWEEP_KEY = RowKey(SWEEP_PARTITION, SWEEP_ROW)

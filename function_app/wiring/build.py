@@ -17,43 +17,43 @@ from function_app.ratelimit.stage import rate_limit_stage
 from function_app.ratelimit.store import OverrideStore, RateLimitStore
 from function_app.ratelimit.tokens import TokenLimits
 
-from .adapters.httpx_upstream import HttpxUpstream, make_transport
-from .adapters.limitstore_memory import MemoryRateLimitStore
-from .adapters.limitstore_table import open_limit_storage
-from .adapters.otel_exporters import Exporters
-from .anthropic.stage import anthropic_stage
-from .aoai.inbound import azure_paths_stage, deployment_model_stage
-from .aoai.tokens import TokenProvider
-from .cache.tier import CacheTier
-from .cache_wiring import build_cache_stage
-from .core.clock import Clock, SystemClock
-from .core.identity import ClientIdentity
-from .core.pipeline import Stage, compose
-from .core.upstream import Upstream
+from ..adapters.httpx_upstream import HttpxUpstream, make_transport
+from ..adapters.limitstore_memory import MemoryRateLimitStore
+from ..adapters.limitstore_table import open_limit_storage
+from ..adapters.otel_exporters import Exporters
+from ..anthropic.stage import anthropic_stage
+from ..aoai.inbound import azure_paths_stage, deployment_model_stage
+from ..aoai.tokens import TokenProvider
+from ..cache.tier import CacheTier
+from ..core.clock import Clock, SystemClock
+from ..core.identity import ClientIdentity
+from ..core.pipeline import Stage, compose
+from ..core.upstream import Upstream
+from ..guardrails.safety import ContentSafety
+from ..openai.ledger import TokenLedger
+from ..openai.stage import openai_stage
+from ..routing.stage import routing_stage
+from ..routing.store import BreakerStore
+from ..routing.upstream import upstream_step
+from ..settings.specs import Settings
+from ..stages.body import body_stage
+from ..stages.errors import errors_stage
+from ..stages.forwarded import forwarded_stage
+from ..stages.identity import identity_stage
+from ..stages.local import local_stage
+from ..stages.request_id import request_id_stage
+from ..telemetry.observe import Telemetry
+from ..telemetry.stage import telemetry_stage
+from ..tenants.store import KeyStore
+from .cache import build_cache_stage
 from .gateway import Gateway, Parts
-from .guardrails.safety import ContentSafety
-from .guardrails_wiring import build_guardrails
+from .guardrails import build_guardrails
 from .health import HealthReport
-from .lazy_gateway import LazyGateway  # noqa: F401  (its home before; tests import it here)
-from .mcp_wiring import build_mcp_stage
-from .openai.ledger import TokenLedger
-from .openai.stage import openai_stage
-from .router_wiring import build_router
-from .routing.stage import routing_stage
-from .routing.store import BreakerStore
-from .routing.upstream import upstream_step
-from .settings.specs import Settings
-from .stages.body import body_stage
-from .stages.errors import errors_stage
-from .stages.forwarded import forwarded_stage
-from .stages.identity import identity_stage
-from .stages.local import local_stage
-from .stages.request_id import request_id_stage
-from .telemetry.observe import Telemetry
-from .telemetry.stage import telemetry_stage
-from .telemetry.wiring import build_telemetry
-from .tenancy import Tenancy, open_tenancy
-from .tenants.store import KeyStore
+from .lazy import LazyGateway  # noqa: F401  (its home before; tests import it here)
+from .mcp import build_mcp_stage
+from .routing import build_router
+from .telemetry import build_telemetry
+from .tenants import Tenancy, open_tenancy
 
 VERSION = "0.2.0"
 HEALTH_CONNECTIONS = 16  # the probes' own pool (at least one connection per backend)

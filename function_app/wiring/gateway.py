@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .core.pipeline import Handler
+from ..core.pipeline import Handler
+from ..http.messages import GatewayRequest, GatewayResponse
+from ..settings.specs import Settings
 from .health import HealthReport
-from .http.messages import GatewayRequest, GatewayResponse
-from .settings.specs import Settings
 
 Closer = Callable[[], Awaitable[Any]]
 Source = Callable[[], dict[str, Any]]  # cheap, synchronous: a component's current figures

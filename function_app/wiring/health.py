@@ -15,11 +15,11 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .core.clock import Clock, SystemClock
-from .core.errors import GatewayError
-from .core.redact import display_url
-from .core.upstream import Upstream, UpstreamRequest
-from .http.headers import Headers
+from ..core.clock import Clock, SystemClock
+from ..core.errors import GatewayError
+from ..core.redact import display_url
+from ..core.upstream import Upstream, UpstreamRequest
+from ..http.headers import Headers
 
 
 class HealthReport:

@@ -11,9 +11,9 @@ from function_app.core.clock import Clock
 from function_app.core.tasks import every, stop
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.guarded import StorageHealth
-from function_app.ratelimit.keystate import EPSILON, KeyState
-from function_app.ratelimit.leaser import Leaser
-from function_app.ratelimit.sweeper import Sweeper
+from function_app.ratelimit.lease.keystate import EPSILON, KeyState
+from function_app.ratelimit.lease.leaser import Leaser
+from function_app.ratelimit.lease.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 RETURN_CONCURRENCY = 16

@@ -12,19 +12,19 @@ import contextlib
 import logging
 from typing import Any
 
-from .adapters.keystore_memory import MemoryKeyStore
-from .adapters.keystore_table import open_key_store
-from .core.clock import Clock
-from .core.pipeline import Stage
-from .core.tasks import stop
-from .http.messages import GatewayRequest
-from .settings.specs import Settings
-from .stages.tenant_auth import authorize_operator, tenant_auth_stage
-from .tenants.cache import KeyCache
-from .tenants.limits import BudgetLimiter, KeyLimitsFor, KeyModels, KeyTokenLimits
-from .tenants.spend import Spender
-from .tenants.store import KeyStore, KeyStoreUnavailable
-from .tenants.usage import UsageRecorder
+from ..adapters.keystore_memory import MemoryKeyStore
+from ..adapters.keystore_table import open_key_store
+from ..core.clock import Clock
+from ..core.pipeline import Stage
+from ..core.tasks import stop
+from ..http.messages import GatewayRequest
+from ..settings.specs import Settings
+from ..stages.tenant_auth import authorize_operator, tenant_auth_stage
+from ..tenants.cache import KeyCache
+from ..tenants.limits import BudgetLimiter, KeyLimitsFor, KeyModels, KeyTokenLimits
+from ..tenants.spend import Spender
+from ..tenants.store import KeyStore, KeyStoreUnavailable
+from ..tenants.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 

@@ -31,12 +31,12 @@ from function_app.ratelimit.judge import (
     settled_fallback,
     to_decision,
 )
-from function_app.ratelimit.keystate import KeyState
-from function_app.ratelimit.leaser import Leaser, Outcome
+from function_app.ratelimit.lease.keystate import KeyState
+from function_app.ratelimit.lease.leaser import Leaser, Outcome
+from function_app.ratelimit.lease.maintenance import Maintenance
+from function_app.ratelimit.lease.sweeper import Sweeper
 from function_app.ratelimit.limits import Decision, ScopedLimit
-from function_app.ratelimit.maintenance import Maintenance
 from function_app.ratelimit.store import RateLimitStore
-from function_app.ratelimit.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 FETCH_ROUNDS = 2  # a waiter re-leases once if others emptied the pool it was waiting for

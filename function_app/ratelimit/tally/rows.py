@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from function_app.ratelimit.tally import (
+from function_app.ratelimit.tally.tally import (
     CHUNK,
     HOT_CHUNKS,
     MAX_CHUNKS,

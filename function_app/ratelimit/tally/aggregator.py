@@ -18,11 +18,12 @@ import logging
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreConflict
-from function_app.ratelimit import tally, tally_rows
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.store import RowKey, StoredRow
-from function_app.ratelimit.trouble import Trouble
+from function_app.ratelimit.tally import rows as tally_rows
+from function_app.ratelimit.tally import tally
+from function_app.ratelimit.tally.trouble import Trouble
 
 log = logging.getLogger(__name__)
 SUMMARY = RowKey("_tally", "summary")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import os
 
-from .core.clock import Clock
-from .core.pipeline import Stage
-from .core.upstream import Upstream
+from ..core.clock import Clock
+from ..core.pipeline import Stage
+from ..core.upstream import Upstream
+from ..mcp.credentials import Credentials, NoTokens, TokenSource
+from ..mcp.sessions import SessionSeal
+from ..mcp.stage import Acquirer, McpLimits, McpRoutes, mcp_stage
+from ..settings.specs import Settings
 from .gateway import Parts
-from .mcp.credentials import Credentials, NoTokens, TokenSource
-from .mcp.sessions import SessionSeal
-from .mcp.stage import Acquirer, McpLimits, McpRoutes, mcp_stage
-from .settings.specs import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def build_mcp_stage(settings: Settings, parts: Parts, clock: Clock, upstream: Up
     if tokens is None:
         tokens = NoTokens()
         if any(server.auth == "entra" for server in settings.mcp_table.values()):
-            from .adapters.entra_tokens import identity_tokens
+            from ..adapters.entra_tokens import identity_tokens
             tokens = identity_tokens(os.environ)
     credentials = Credentials(tokens)
     parts.closers.append(credentials.close)

@@ -8,21 +8,21 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from .adapters.breakerstore_table import open_routing_store
-from .adapters.entra_tokens import identity_tokens
-from .aoai.outbound import Outbound
-from .aoai.tokens import TokenProvider
-from .core.clock import SystemClock
-from .core.upstream import Upstream, UpstreamRequest
+from ..adapters.breakerstore_table import open_routing_store
+from ..adapters.entra_tokens import identity_tokens
+from ..aoai.outbound import Outbound
+from ..aoai.tokens import TokenProvider
+from ..core.clock import SystemClock
+from ..core.upstream import Upstream, UpstreamRequest
+from ..http.headers import Headers
+from ..routing.breakers import SharedBreakers
+from ..routing.budget import RetryBudget
+from ..routing.probes import plan_members, routing_report, routing_summary, run_health_checks
+from ..routing.router import Router
+from ..routing.routes import PROXY
+from ..routing.store import BreakerStore, ProbeStore
+from ..settings.specs import Settings
 from .gateway import Parts
-from .http.headers import Headers
-from .routing.breakers import SharedBreakers
-from .routing.budget import RetryBudget
-from .routing.probes import plan_members, routing_report, routing_summary, run_health_checks
-from .routing.router import Router
-from .routing.routes import PROXY
-from .routing.store import BreakerStore, ProbeStore
-from .settings.specs import Settings
 
 HealthChecks = Callable[[], Awaitable[dict[str, Any]]]  # the timer's body, bound to a gateway
 

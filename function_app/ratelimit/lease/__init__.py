@@ -1,0 +1,6 @@
+"""Lease mode (RATE_LIMIT_SYNC=lease): instances lease blocks of tokens from shared rows.
+
+lease (the pure lease maths), keys (where the rows live), demand (observed rate per key),
+keystate (one key's pool at this instance), leaser (one lease: read, take, conditional write),
+sweeper (returns abandoned leases), maintenance (the background upkeep), limiter (the Limiter).
+"""
