@@ -25,8 +25,6 @@ from function_app.ratelimit.engine import LimiterEngine
 from function_app.ratelimit.judge import (
     DRY,
     Judgement,
-    commit,
-    judge,
     never_fits,
     settled_fallback,
     to_decision,
@@ -35,6 +33,7 @@ from function_app.ratelimit.lease.keystate import KeyState
 from function_app.ratelimit.lease.leaser import Leaser, Outcome
 from function_app.ratelimit.lease.maintenance import Maintenance
 from function_app.ratelimit.lease.sweeper import Sweeper
+from function_app.ratelimit.lease.verdict import commit, judge
 from function_app.ratelimit.limits import Decision, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
 
@@ -137,7 +136,8 @@ class Limiter(LimiterEngine):
             ks.update_limit(scoped, self._cfg.exact_below_rps)
         return ks
 
-    def _judge(self, ks: KeyState, outcome: Outcome | None, cost: float, now: float) -> Judgement:
+    def _judge(self, ks: KeyState, outcome: Outcome | None, cost: float,
+               now: float) -> Judgement[KeyState]:
         return judge(
             ks, outcome, cost, now, failure_mode=self._cfg.failure_mode,
             expected_instances=self._cfg.expected_instances,

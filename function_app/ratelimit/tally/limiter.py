@@ -152,7 +152,7 @@ class TallyLimiter(LimiterEngine):
                 continue
             self._sync.record(tk.kid, delta, tk.limit.rate, now)
             if tk.fallback is not None and not self._sync.usable(now):
-                tk.fallback = settled_fallback(tk, self._cfg.expected_instances, delta)  # type: ignore[arg-type]
+                tk.fallback = settled_fallback(tk, self._cfg.expected_instances, delta)
             elif tk.state is not None and tk.local is not None:
                 tk.spend(bucket.settled(tk.state, tk.local.burst, delta), delta)
 
@@ -247,10 +247,11 @@ class TallyLimiter(LimiterEngine):
         tk.last_used = now
         return tk
 
-    def _judge(self, tk: TallyKey, cost: float, now: float, usable: bool) -> Judgement:
+    def _judge(self, tk: TallyKey, cost: float, now: float,
+               usable: bool) -> Judgement[TallyKey]:
         limit = tk.limit
         if not usable:
-            return without_storage(tk, cost, now, self._cfg.failure_mode,  # type: ignore[arg-type]
+            return without_storage(tk, cost, now, self._cfg.failure_mode,
                                    self._cfg.expected_instances, self._health.down_until - now)
         view = self._sync.view
         assert view is not None
@@ -267,13 +268,13 @@ class TallyLimiter(LimiterEngine):
             tk.view = view
         assert tk.local is not None
         if cost > limit.burst:  # more than the whole limit holds: never, on any instance
-            return Judgement(tk, False, POOL, 0.0, 0.0,  # type: ignore[arg-type]
+            return Judgement(tk, False, POOL, 0.0, 0.0,
                              bucket.wait_for(0.0, cost, limit), tk.state)
         verdict, state = bucket.decide(tk.state, tk.local, cost, now)
         # Remaining across instances, estimated as if every instance were where this one is.
         left = min(limit.burst, verdict.remaining / tk.share) if tk.share > 0 else 0.0
         reset = bucket.wait_for(left, limit.burst, limit)
-        return Judgement(tk, verdict.allowed, POOL, left, reset,  # type: ignore[arg-type]
+        return Judgement(tk, verdict.allowed, POOL, left, reset,
                          verdict.retry_after_s, state)
 
     def _start(self) -> None:
