@@ -15,6 +15,7 @@ from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.tally import tally
 from function_app.ratelimit.tally.aggregator import SUMMARY
 from function_app.ratelimit.tally.limiter import TallyLimiter
+from tests.support.bounds import tally_admitted_bound
 from tests.support.clock import FakeClock, settle
 from tests.support.stores import FlakyRateLimitStore
 
@@ -150,7 +151,7 @@ async def test_what_a_fleet_admits_over_any_window_stays_within_the_stated_bound
     await run_for(clock, lims, 12.0, each_step=traffic)
     assert len(times) > 300
     for window in (0.5, 2.0, 6.0, 12.0):
-        allowed = tally.overshoot_bound(Limit(rate, burst), n, 1, P, window, n, 4)
+        allowed = tally_admitted_bound(Limit(rate, burst), n, 1, P, window, n, 4)
         worst = max(sum(1 for t in times if start <= t < start + window) for start in times)
         assert worst <= allowed, (window, worst, allowed)
 

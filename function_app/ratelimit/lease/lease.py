@@ -255,20 +255,6 @@ def is_idle(row: Row, now: float, idle_s: float) -> bool:
     return tokens >= row.burst
 
 
-def overshoot_bound(limit: Limit, lease_s: float, instances: int, max_cost: float,
-                    max_waiting: float = 0.0, in_flight: float = 0.0,
-                    unit: float | None = None) -> float:
-    """min(S * H(N) + N * B, N * burst) + W + R: the excess over burst + rate * T stated in
-    the docstring, with B = block(limit, unit) (unit defaults to max_cost),
-    W = N * max(c, max_waiting) and R = `in_flight` (reservations refunded later)."""
-    n = max(1, instances)
-    harmonic = sum(1.0 / j for j in range(1, n + 1))
-    blocks = block(limit, max_cost if unit is None else unit)
-    held = min(lease_slice(limit, lease_s) * harmonic + n * blocks, n * limit.burst)
-    waiting = n * max(max_cost, max_waiting)
-    return held + waiting + in_flight
-
-
 def shard_limit(limit: Limit, shards: int) -> Limit:
     """The limit of one of `shards` equal rows."""
     n = max(1, shards)

@@ -159,22 +159,6 @@ def weight(view: View, n: int, traffic: float) -> float:
     return (1 - EVEN) * traffic / view.traffic + EVEN / n
 
 
-def overshoot_bound(limit: Limit, instances: int, unit: float, period_s: float, seconds: float,
-                    joined: int, expected: int, counted: int = 0) -> float:
-    """The most the stated bound lets a fleet admit on one key in `seconds` (no refunds):
-    f(R, B, T, N) of docs/ratelimit-tally.md. `joined` instances joined during the window,
-    each taking 1 / max(counted + 1, expected) until counted, where `counted` is the fewest
-    instances a summary counted when they joined (0: the whole fleet starting at once). One
-    instance that never restarts is an exact bucket (its first view counts it alone, s = 1,
-    and its provisional bucket is then made again as if it had held all of it)."""
-    if instances <= 1 and joined == 0:
-        return limit.burst + limit.rate * seconds
-    room = min(limit.rate * period_s,
-               ROOM_SIGMAS * math.sqrt(instances * limit.rate * period_s * unit))
-    return (limit.burst + room + instances * unit + limit.rate * (seconds + 2 * period_s)
-            + joined * (3 * period_s * limit.rate + limit.burst) / max(1, expected, counted + 1))
-
-
 def local_limit(limit: Limit, s: float, unit: float, period_s: float = 0.0) -> Limit:
     """The bucket one instance runs for its share s of `limit`: its part of the burst, room for
     a period's arrivals to bunch up (ROOM_SIGMAS standard deviations of Poisson arrivals at its
