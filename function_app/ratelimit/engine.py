@@ -1,4 +1,4 @@
-"""What both limiters share (lease mode in limiter.py, tally mode in tally_limiter.py): the
+"""What both limiters share (lease/limiter.py and tally/limiter.py): the
 contract's edges, the counters, storage health and the probe. A subclass decides (`_decide`)
 and settles (`_settle`); everything here makes sure neither ever raises into a request."""
 

@@ -31,7 +31,7 @@ class ScopedLimit:
 
     `shards` > 1 splits a hot key over that many storage rows (each rate/shards, burst/shards).
     `reserved`: costs are reservations settled afterwards with refunds (token limits); such a
-    key leases fair shares, never blocks (ratelimit/lease.py).
+    key leases fair shares, never blocks (ratelimit/lease/lease.py).
     """
 
     scope: str

@@ -1,6 +1,6 @@
 """Several limiter instances sharing one store, driven above the limit with a fake clock.
 
-Checks the bound stated in function_app/ratelimit/lease.py on every interval of the run:
+Checks the bound stated in docs/RATELIMITS.md (lease mode) on every interval of the run:
 admitted cost <= burst + rate * T + lease_overshoot_bound(...), and that the limit is not
 undershot by more than 5 % over the whole run.
 """

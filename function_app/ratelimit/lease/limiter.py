@@ -4,7 +4,7 @@ Hot path: a request whose scopes all have leased tokens in memory is decided wit
 any I/O; a background task tops a pool up when it falls below a quarter of its goal. Only a
 pool that ran dry makes a request wait for one lease (shared by all requests waiting on that
 key). A row known to be empty is remembered until it should have refilled, so denials above the
-limit cost no storage calls. The overshoot bound is stated in ratelimit/lease.py.
+limit cost no storage calls. The overshoot bound: docs/RATELIMITS.md.
 
 Storage failures never raise out of `acquire`: in "open" mode a scope that cannot lease is
 decided by a local bucket at rate / RATE_LIMIT_EXPECTED_INSTANCES; in "closed" mode it is denied
