@@ -30,11 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "load")]
 from bench_gateway import WRK_LUA, wrk  # noqa: E402
 
-from function_app.ratelimit.lease import lease  # noqa: E402
 from function_app.ratelimit.limits import Limit  # noqa: E402
-from function_app.ratelimit.tally import tally  # noqa: E402
 from scripts.procs import HOST_CMD, INSTANT, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
 from tests.support.azurite import Azurite  # noqa: E402
+from tests.support.bounds import lease_overshoot_bound, tally_admitted_bound  # noqa: E402
 from tests.support.drive import drive  # noqa: E402
 
 DETAIL = ("storage_reads", "storage_writes", "conflicts", "leases", "returns", "lease_waits",
@@ -54,9 +53,9 @@ def bound_of(args, seconds: float) -> float:
     limit = Limit(args.rate, args.burst)
     if args.sync == "tally":
         n = max(1, args.instances)
-        return tally.overshoot_bound(limit, n, 1, args.period, seconds, n, n)
+        return tally_admitted_bound(limit, n, 1, args.period, seconds, n, n)
     return (args.burst + args.rate * seconds
-            + lease.overshoot_bound(limit, args.lease_s, max(1, args.instances), 1))
+            + lease_overshoot_bound(limit, args.lease_s, max(1, args.instances), 1))
 
 
 def counters(url: str) -> dict[str, int]:

@@ -42,8 +42,8 @@ from function_app.ratelimit.lease import lease  # noqa: E402
 from function_app.ratelimit.lease.limiter import Limiter  # noqa: E402
 from function_app.ratelimit.limits import Limit, ScopedLimit  # noqa: E402
 from function_app.ratelimit.tally import aggregator as tally_aggregator  # noqa: E402
-from function_app.ratelimit.tally import tally  # noqa: E402
 from function_app.ratelimit.tally.limiter import TallyLimiter  # noqa: E402
+from tests.support.bounds import lease_overshoot_bound, tally_admitted_bound  # noqa: E402
 from tests.support.clock import FakeClock  # noqa: E402
 
 STEP_S = 0.002
@@ -237,13 +237,13 @@ async def run_one(n: int, args) -> dict:
         counted = int(0.9 * n) if joined == churn else 0  # joiners join a counted fleet
 
         def bound_of(limit: Limit) -> float:
-            return tally.overshoot_bound(limit, peak, unit, args.period, elapsed, joined,
-                                         config.expected_instances, counted)
+            return tally_admitted_bound(limit, peak, unit, args.period, elapsed, joined,
+                                        config.expected_instances, counted)
     else:
         def bound_of(limit: Limit) -> float:
             per_shard = lease.shard_limit(limit, shards)
             return (limit.burst + limit.rate * elapsed
-                    + shards * lease.overshoot_bound(per_shard, config.lease_s, peak, 1))
+                    + shards * lease_overshoot_bound(per_shard, config.lease_s, peak, 1))
     bound = bound_of(global_limit)
     client_bound = bound_of(client_limit)
     clients_over = sum(1 for count in per_client.values() if count > client_bound)

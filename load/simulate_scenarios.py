@@ -5,7 +5,7 @@ virtual clock and modelled Table Storage:
 
 Every scenario runs the same fleet (E = RATE_LIMIT_EXPECTED_INSTANCES = 4, the Bicep's,
 whatever N is; a tenth of the instances leaving and as many joining) and checks the stated
-bound (function_app/ratelimit/tally.py, docs/ratelimit-tally.md) on the global key and on
+bound (docs/ratelimit-tally.md, tests/support/bounds.py) on the global key and on
 every client's own key. Writes docs/simulation-scenarios.md; exits 1 when a bound is exceeded.
 """
 

@@ -1,4 +1,4 @@
-"""In-memory rate-limit and override stores (tests, single-process dev).
+"""The in-memory rate-limit store (tests, single-process dev, the simulator).
 
 Same contract as the Table Storage adapters (tests/contract runs one suite over both): ETags
 change on every write, conditional writes and deletes raise StoreConflict. `yield_every_op`
@@ -12,7 +12,7 @@ import asyncio
 import itertools
 
 from function_app.core.store_errors import StoreConflict
-from function_app.ratelimit.store import Fields, Override, RowKey, StoredRow
+from function_app.ratelimit.store import Fields, RowKey, StoredRow
 
 
 class MemoryRateLimitStore:
@@ -66,25 +66,6 @@ class MemoryRateLimitStore:
             if isinstance(row.fields.get("ts"), float | int) and row.fields["ts"] < updated_before
         ]
         return found[:limit]
-
-    async def close(self) -> None:
-        return None
-
-
-class MemoryOverrideStore:
-    def __init__(self, overrides: list[Override] | None = None) -> None:
-        self._items: dict[tuple[str, str], Override] = {}
-        for item in overrides or []:
-            self._items[(item.kind, item.key)] = item
-
-    async def read_all(self) -> list[Override]:
-        return list(self._items.values())
-
-    async def put(self, override: Override) -> None:
-        self._items[(override.kind, override.key)] = override
-
-    async def remove(self, kind: str, key: str) -> None:
-        self._items.pop((kind, key), None)
 
     async def close(self) -> None:
         return None

@@ -1,4 +1,4 @@
-"""What both limiters share (lease mode in limiter.py, tally mode in tally_limiter.py): the
+"""What both limiters share (lease/limiter.py and tally/limiter.py): the
 contract's edges, the counters, storage health and the probe. A subclass decides (`_decide`)
 and settles (`_settle`); everything here makes sure neither ever raises into a request."""
 
@@ -51,11 +51,9 @@ class LimiterEngine:
     async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision:
         """Admit `cost` (>= 0; anything else counts as 0) against every scope or against none.
 
-        Never raises: a limiter bug applies the failure mode. With the limiter disabled every
-        request is admitted (reason "disabled").
+        Never raises: a limiter bug applies the failure mode. (With limits off no limiter is
+        built: the wiring leaves the stage out.)
         """
-        if not self._cfg.enabled:
-            return Decision(True, reason="disabled")
         if not scoped:
             return Decision(True)
         try:
@@ -79,7 +77,7 @@ class LimiterEngine:
         has forgotten meanwhile is left alone. Synchronous and never raises, so it is safe in a
         stream's `finally`.
         """
-        if not self._cfg.enabled or not scoped or not delta or delta != delta:  # NaN
+        if not scoped or not delta or delta != delta:  # NaN
             return
         try:
             self._settle(scoped, delta)

@@ -1,7 +1,9 @@
 """Turning each scope's local state into a verdict, and verdicts into one Decision.
 
 Judging reads state and returns what to commit; nothing is spent until every enforced scope
-agrees (all-or-nothing), so a client denial never consumes global tokens.
+agrees (all-or-nothing), so a client denial never consumes global tokens. Both modes judge
+here: lease mode's per-key state (lease/keystate.py) and tally mode's (tally/limiter.py) are
+each a `ScopeState`.
 """
 
 from __future__ import annotations
@@ -9,19 +11,30 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from function_app.ratelimit import bucket
-from function_app.ratelimit.lease.keystate import KeyState
-from function_app.ratelimit.lease.leaser import Outcome
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit, clamp_wait
 
 # Where a judgement came from. DRY: the pool ran dry and the row could not pay (Outcome.SHORT).
 POOL, FALLBACK, DRY, CONTENTION, CLOSED = "pool", "fallback", "dry", "contention", "closed"
 
 
+class ScopeState(Protocol):
+    """What the shared verdicts read of one (scope, key) at this instance: its name, its
+    limit, and the local safe bucket that decides it while storage is unavailable."""
+
+    scope: str
+    limit: Limit
+    fallback: bucket.BucketState | None
+
+
 @dataclass
-class Judgement:
-    ks: KeyState
+class Judgement[K: ScopeState]:
+    """One scope's verdict on one request; `fallback_state` is the bucket to commit (the local
+    safe bucket's, or tally mode's share bucket) when it admitted."""
+
+    ks: K
     ok: bool
     source: str
     remaining: float
@@ -40,10 +53,10 @@ def safe_limit(limit: Limit, expected_instances: int) -> Limit:
     return Limit(limit.rate / share, max(1.0, limit.burst / share), limit.shadow)
 
 
-def without_storage(
-    ks: KeyState, cost: float, now: float, failure_mode: str, expected_instances: int,
+def without_storage[K: ScopeState](
+    ks: K, cost: float, now: float, failure_mode: str, expected_instances: int,
     storage_retry_s: float,
-) -> Judgement:
+) -> Judgement[K]:
     """The verdict for a scope decided without storage: denied with storage_unavailable
     ("closed"), or by the local safe bucket ("open")."""
     if failure_mode == "closed":
@@ -56,7 +69,7 @@ def without_storage(
     )
 
 
-def settled_fallback(ks: KeyState, expected_instances: int, delta: float) -> bucket.BucketState:
+def settled_fallback(ks: ScopeState, expected_instances: int, delta: float) -> bucket.BucketState:
     """The local safe bucket after a cost it paid was settled by `delta` (a refund when < 0):
     refunds come back there, or a client is limited on its reservations."""
     assert ks.fallback is not None
@@ -72,36 +85,8 @@ def failure_decision(failure_mode: str) -> Decision:
     return Decision(True, degraded=True, reason="ok")
 
 
-def judge(
-    ks: KeyState, outcome: Outcome | None, cost: float, now: float, *,
-    failure_mode: str, expected_instances: int, storage_retry_s: float, contention_s: float,
-) -> Judgement:
-    """The verdict for one scope given its pool and, if it had to lease, the lease outcome."""
-    limit = ks.limit
-    if ks.pool(now) >= cost:
-        left = max(0.0, ks.remaining(now) - cost)
-        return Judgement(ks, True, POOL, left, bucket.wait_for(left, limit.burst, limit))
-    if outcome is Outcome.UNAVAILABLE:
-        return without_storage(ks, cost, now, failure_mode, expected_instances, storage_retry_s)
-    if outcome is Outcome.CONTENTION:
-        return Judgement(ks, False, CONTENTION, 0.0, 0.0, contention_s)
-    # retry_at is for the smallest request refused with this one: a larger one waits longer.
-    retry = max(ks.retry_at - now, bucket.wait_for(ks.remaining(now), cost, limit), 0.001)
-    return Judgement(ks, False, DRY, 0.0, bucket.wait_for(0.0, limit.burst, limit), retry)
-
-
-def commit(judgements: Sequence[Judgement], cost: float) -> None:
-    """Spend `cost` from every scope that admitted (pool or local safe bucket)."""
-    for item in judgements:
-        if not item.ok:
-            continue
-        if item.source == POOL:
-            item.ks.spend(cost)
-        elif item.fallback_state is not None:
-            item.ks.fallback = item.fallback_state
-
-
-def to_decision(judgements: Sequence[Judgement], denier: Judgement | None) -> Decision:
+def to_decision[K: ScopeState](judgements: Sequence[Judgement[K]],
+                         denier: Judgement[K] | None) -> Decision:
     """One Decision: the denying scope, else a shadow scope that would have denied, else the
     admitted scope with the least remaining."""
     degraded = any(item.without_storage for item in judgements)

@@ -31,7 +31,7 @@ class ScopedLimit:
 
     `shards` > 1 splits a hot key over that many storage rows (each rate/shards, burst/shards).
     `reserved`: costs are reservations settled afterwards with refunds (token limits); such a
-    key leases fair shares, never blocks (ratelimit/lease.py).
+    key leases fair shares, never blocks (ratelimit/lease/lease.py).
     """
 
     scope: str
@@ -53,7 +53,7 @@ class Decision:
     storage_unavailable: denied because storage is down and the failure mode is closed (503).
     degraded: at least one scope was decided without storage (local safe capacity or closed).
     shadow_scope: a shadow limit that would have denied, if any.
-    reason: "ok", "limited", "storage_unavailable", "contention", "disabled" or
+    reason: "ok", "limited", "storage_unavailable", "contention" or
     "exceeds_limit" (the cost is larger than the scope's burst: it can never be admitted).
     """
 

@@ -1,5 +1,5 @@
-"""The process's limiter for RATE_LIMIT_SYNC: leases (limiter.Limiter) or tally shares
-(tally_limiter.TallyLimiter); both keep the contract of engine.LimiterEngine."""
+"""The process's limiter for RATE_LIMIT_SYNC: leases (lease/limiter.py, Limiter) or tally
+shares (tally/limiter.py, TallyLimiter); both keep the contract of engine.LimiterEngine."""
 
 from __future__ import annotations
 

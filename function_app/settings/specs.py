@@ -156,7 +156,7 @@ class Settings:
         "follow demand about one to two periods late, and P is in the overshoot bound.")
     rate_limit_lease_s: float = setting("RATE_LIMIT_LEASE_S", "0.25", float_range(0.01, 10),
         "Seconds of rate a lease's fair share is made of (S = rate x this, shared among the "
-        "instances holding leases); part of the overshoot bound in ratelimit/lease.py.")
+        "instances holding leases); part of the overshoot bound in docs/RATELIMITS.md.")
     rate_limit_lease_ttl_s: float = setting("RATE_LIMIT_LEASE_TTL_S", "4", float_range(0.1, 60),
         "Leased tokens not renewed within this many seconds expire; a lease holds what the "
         "instance's rate spends in three quarters of this (up to a block), so longer means "

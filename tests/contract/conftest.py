@@ -11,9 +11,10 @@ import uuid
 import pytest
 import pytest_asyncio
 
-from function_app.adapters.limitstore_memory import MemoryOverrideStore, MemoryRateLimitStore
+from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.adapters.limitstore_table import LimitStorage, open_limit_storage
 from tests.support.azurite import azurite_fixture
+from tests.support.stores import MemoryOverrideStore
 
 azurite = azurite_fixture()
 

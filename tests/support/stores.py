@@ -1,4 +1,5 @@
-"""Store wrappers for tests: stores that can be taken down (or slowed) on command."""
+"""Stores for tests: wrappers that can be taken down (or slowed) on command, and an in-memory
+override store (the gateway has none: without storage it reads no overrides)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.core.store_errors import StoreUnavailable
-from function_app.ratelimit.store import Fields, RowKey, StoredRow
+from function_app.ratelimit.store import Fields, Override, RowKey, StoredRow
 
 
 class FlakyRateLimitStore:
@@ -80,3 +81,25 @@ class FlakyRoutingStore:
             return await method(*args, **kwargs)
 
         return gated
+
+
+class MemoryOverrideStore:
+    """An OverrideStore in memory (the gateway reads none without storage: OverrideSource
+    takes None)."""
+
+    def __init__(self, overrides: list[Override] | None = None) -> None:
+        self._items: dict[tuple[str, str], Override] = {}
+        for item in overrides or []:
+            self._items[(item.kind, item.key)] = item
+
+    async def read_all(self) -> list[Override]:
+        return list(self._items.values())
+
+    async def put(self, override: Override) -> None:
+        self._items[(override.kind, override.key)] = override
+
+    async def remove(self, kind: str, key: str) -> None:
+        self._items.pop((kind, key), None)
+
+    async def close(self) -> None:
+        return None

@@ -155,13 +155,6 @@ async def test_low_rate_keys_lease_exactly_one_request_per_write():
     assert not (await limiter.acquire(scoped)).allowed
 
 
-@pytest.mark.asyncio
-async def test_disabled_admits_everything_without_storage():
-    limiter, _, _ = make(enabled=False)
-    assert all([(await limiter.acquire(scopes(client_burst=1))).allowed for _ in range(5)])
-    assert limiter.counters["storage_round_trips"] == 0
-
-
 class AlwaysConflicting(MemoryRateLimitStore):
     async def write(self, key, fields, etag):
         raise StoreConflict("someone else always wins")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from function_app.adapters.limitstore_memory import MemoryOverrideStore
 from function_app.core.store_errors import StoreUnavailable
 from function_app.ratelimit.limits import Limit
 from function_app.ratelimit.overrides import OverrideSource
 from function_app.ratelimit.store import Override
 from function_app.settings.load import load_settings
 from tests.support.clock import FakeClock
+from tests.support.stores import MemoryOverrideStore
 
 SETTINGS = load_settings({"GLOBAL_RPS": "1000", "GLOBAL_BURST": "2000", "CLIENT_RPS": "200",
                           "CLIENT_BURST": "400", "RATE_LIMIT_OVERRIDES_REFRESH_S": "30"})

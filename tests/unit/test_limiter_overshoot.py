@@ -1,7 +1,7 @@
 """Several limiter instances sharing one store, driven above the limit with a fake clock.
 
-Checks the bound stated in function_app/ratelimit/lease.py on every interval of the run:
-admitted cost <= burst + rate * T + lease.overshoot_bound(...), and that the limit is not
+Checks the bound stated in docs/RATELIMITS.md (lease mode) on every interval of the run:
+admitted cost <= burst + rate * T + lease_overshoot_bound(...), and that the limit is not
 undershot by more than 5 % over the whole run.
 """
 
@@ -14,9 +14,9 @@ import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.ratelimit.config import LimiterConfig
-from function_app.ratelimit.lease import lease
 from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
+from tests.support.bounds import lease_overshoot_bound
 from tests.support.clock import FakeClock
 
 STEP_S = 0.002
@@ -88,7 +88,7 @@ async def run(instances: int, limit: Limit, shards: int, steps: int, demand=heav
 async def test_a_spike_after_a_quiet_spell_overshoots_but_never_past_the_stated_bound(shards):
     instances, limit = 4, Limit(rate=200.0, burst=100.0)
     admitted, _, counters = await run(instances, limit, shards, steps=3000, demand=spiky)
-    bound = lease.overshoot_bound(limit, 0.25, instances, max_cost=1)
+    bound = lease_overshoot_bound(limit, 0.25, instances, max_cost=1)
     excess = worst_excess(admitted, limit.rate, limit.burst)
     assert excess <= bound + 1e-6, f"excess {excess:.1f}, bound {bound:.1f}"
     if shards == 1:
@@ -103,7 +103,7 @@ async def test_n_instances_above_the_limit_admit_within_the_bound_and_at_least_9
 ):
     instances, limit = 4, Limit(rate=200.0, burst=100.0)
     admitted, elapsed, counters = await run(instances, limit, shards, steps=4000)
-    bound = lease.overshoot_bound(limit, 0.25, instances, max_cost=1)
+    bound = lease_overshoot_bound(limit, 0.25, instances, max_cost=1)
     assert worst_excess(admitted, limit.rate, limit.burst) <= bound + 1e-6
     ceiling = limit.burst + limit.rate * elapsed
     assert 0.95 * ceiling <= len(admitted) <= ceiling

@@ -1,5 +1,5 @@
 """Property: what clients are admitted over any window is bounded by the limit applied to real
-usage, within the stated bound (function_app/ratelimit/lease.py), for any requests, reservations and
+usage, within the stated bound (docs/RATELIMITS.md), for any requests, reservations and
 usages (issue #10, section 1).
 
 Each request reserves a cost, is admitted or not, and is settled later with its real usage

@@ -1,4 +1,4 @@
-"""The tally's pure maths (ratelimit/tally.py): shares that never sum above one, rows that
+"""The tally's pure maths (ratelimit/tally/tally.py): shares that never sum above one, rows that
 round-trip and stay within Table Storage's sizes, and the summary's hot-key cut."""
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.tally import tally
 from function_app.ratelimit.tally.aggregator import SUMMARY
 from function_app.ratelimit.tally.limiter import TallyLimiter
+from tests.support.bounds import tally_admitted_bound
 from tests.support.clock import FakeClock, settle
 from tests.support.stores import FlakyRateLimitStore
 
@@ -150,7 +151,7 @@ async def test_what_a_fleet_admits_over_any_window_stays_within_the_stated_bound
     await run_for(clock, lims, 12.0, each_step=traffic)
     assert len(times) > 300
     for window in (0.5, 2.0, 6.0, 12.0):
-        allowed = tally.overshoot_bound(Limit(rate, burst), n, 1, P, window, n, 4)
+        allowed = tally_admitted_bound(Limit(rate, burst), n, 1, P, window, n, 4)
         worst = max(sum(1 for t in times if start <= t < start + window) for start in times)
         assert worst <= allowed, (window, worst, allowed)
 
@@ -409,7 +410,7 @@ async def test_a_row_of_many_token_keys_is_still_published():
         await lims[0].acquire(scoped(f"c{n}", 200_000 / 60, 200_000.0), 190_000.123)
     done = lims[0]._sync.period(clock.now())
     await run_for(clock, lims, 2.0)
-    row = await store.read(lims[0]._sync._row)
+    row = await store.read(lims[0]._sync._placement.row)
     assert row is not None and row.fields["p"] >= done
     assert lims[0].counters["tally_publish_failures"] == 0
 
@@ -430,7 +431,7 @@ async def test_a_failed_publish_is_counted_shown_on_health_and_retried(caplog):
     assert any("tally publish" in r.getMessage() for r in caplog.records)
     failed = state["period"]
     await run_for(clock, [lim], 0.5)  # past the back-off, still in the same period
-    row = await flaky.inner.read(lim._sync._row)
+    row = await flaky.inner.read(lim._sync._placement.row)
     assert row.fields["p"] == failed == lim._sync.period(clock.now()) - 1
     assert lim.storage_state["tally"]["publish"] == {"state": "ok"}
 
@@ -563,9 +564,9 @@ async def test_partitions_follow_the_fleet_not_the_expected_instances(monkeypatc
     """Partitions were sized from RATE_LIMIT_EXPECTED_INSTANCES (the Bicep's 4): one
     partition served a fleet of 1,000 (2,064 entities/s against a cap of 2,000 in the
     simulator). They follow the counted fleet; moving rows never loses an instance."""
-    from function_app.ratelimit.tally import sync as tally_sync
+    from function_app.ratelimit.tally import placement
 
-    monkeypatch.setattr(tally_sync, "GROUP_SIZE", 2)  # a group per 2 instances, not per 100
+    monkeypatch.setattr(placement, "GROUP_SIZE", 2)  # a group per 2 instances, not per 100
     clock, store, lims = fleet(6, expected_instances=1)
 
     async def traffic():

@@ -2,5 +2,6 @@
 
 lease (the pure lease maths), keys (where the rows live), demand (observed rate per key),
 keystate (one key's pool at this instance), leaser (one lease: read, take, conditional write),
-sweeper (returns abandoned leases), maintenance (the background upkeep), limiter (the Limiter).
+verdict (a scope's verdict from its pool or lease outcome), sweeper (returns abandoned leases),
+maintenance (the background upkeep), limiter (the Limiter).
 """

@@ -35,7 +35,7 @@ class KeyState:
     waiters: each of those costs (the smallest is what a partial grant must pay, lease.take).
     cap: the fair-share cap the row applied at the last lease.
     reserved: its costs are reservations settled later (ScopedLimit.reserved): fair shares
-    only, never blocks (see ratelimit/lease.py).
+    only, never blocks (see lease.py).
     """
 
     scope: str

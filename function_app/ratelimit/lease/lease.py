@@ -1,50 +1,9 @@
 """Pure lease maths: instances take blocks of tokens from a shared row and spend them locally.
 
-A shared row holds a token bucket plus `holders`, the instances with an unexpired lease and when
-each lease expires. An instance asks for enough tokens to cover its observed demand for about
-two `lease_s` periods, or a block B of BLOCK_REQUESTS requests when it would spend that within
-three quarters of a lease's life (LimiterConfig.hold_s), capped on top of what its waiting
-requests need:
-
-    cap = max(w, min(burst, w + max(S / active, B)))
-
-with S = max(rate * lease_s, burst / 32) (lease_slice: a token limit's burst is a minute of
-rate, and a share of rate * lease_s would be smaller than one reservation),
-B = min(BLOCK_REQUESTS * u, burst / 3) for the holder's typical request cost u (block), or 0
-for a key whose costs are reservations refunded afterwards (token limits: refunds refill the
-pool, so a block would only park the burst in a few pools and shut later instances out,
-tests/e2e/test_token_limits_azurite.py), w the larger of the asking request's cost and the cost
-of all requests waiting for this lease at that instance, and `active` the unexpired holders
-including the asker. Its local pool never exceeds
-the cap computed at its latest lease (refunds of its own reservations aside, see below), and
-the pool expires with the lease.
-
-Why B: with the fair share alone, a lease holds S / N, every instance leases N times as often
-as one instance would, and storage operations per admitted request grow with N. With B an
-instance moves at least B per write whatever N is: about 1 / (0.75 * BLOCK_REQUESTS) writes per
-admitted request per row once its demand fills a block (issue #10, section 2).
-
-Worst-case overshoot (one key, a fixed limit, instances' clocks within d <= SKEW_MARGIN_S):
-over ANY interval of T seconds the cost admitted by all instances together is at most
-
-    burst + rate * T + min(S * H(N) + N * B, N * burst) + W + R + rate * d
-
-where N is the number of instances holding leases on the key, H(N) = 1 + 1/2 + ... + 1/N
-(<= 1 + ln N), W is the sum over instances of w at their latest lease (<= N * K * c for K
-requests in flight per instance and a largest cost c; N * c when requests do not pile up), and
-R is the sum of reservations in flight at the interval's start whose refunds come back into
-pools during it (0 for request limits, which are never refunded; an exact token bucket has the
-same term). Proof sketch: spent in [a, a+T] <= (tokens held in pools at a) + (refunds in
-[a, a+T] of costs charged before a) + (net tokens taken from the rows in [a, a+T]); the last
-term is a token bucket's, <= burst + rate * T. Order the holders at a by their latest lease:
-the j-th saw at least j active holders (the earlier ones' entries had not expired: an entry
-outlives its pool by SKEW_MARGIN_S), so it holds at most w_j + max(S / j, B) <= w_j + S / j + B,
-and never more than w_j + burst. The rate * d term is refill credited early by a clock running
-ahead. Shards split rate and burst evenly (and live in partitions of their own, so instances
-spread over them never contend for one entity), so the sum over shards obeys the same bound.
-Not covered: storage outages in fail-open mode, where each instance may also admit its local
-safe allowance (ratelimit.judge.safe_limit), and storage that loses rows (a lost row reads as a
-full bucket).
+A shared row holds a token bucket plus its holders (instances with an unexpired lease). `take`
+grants an instance at most its cap: a fair share of the row or a block, plus what its waiting
+requests need; `returned` gives unused tokens back. How a lease is sized, and the proof of the
+overshoot bound these rules keep: docs/RATELIMITS.md ("Lease mode: how a lease is sized").
 """
 
 from __future__ import annotations
@@ -68,7 +27,8 @@ MIN_GRANT = 0.5  # smallest useful lease, as a fraction of the goal: bounds writ
 BLOCK_REQUESTS = 128
 BLOCK_BURST_SHARE = 1 / 3
 # A holder entry outlives the holder's own pool expiry by this much, so other instances whose
-# clocks run up to this far ahead still count it while it can spend (see the bound above).
+# clocks run up to this far ahead still count it while it can spend (the bound: the d term in
+# docs/RATELIMITS.md).
 SKEW_MARGIN_S = 0.5
 # A saturated shared row makes an instance wait for its turn, at most this long (a Retry-After
 # clients can live with), unless its own request takes longer to accrue.
@@ -253,20 +213,6 @@ def is_idle(row: Row, now: float, idle_s: float) -> bool:
         return False
     tokens = row.tokens + max(0.0, now - row.ts) * row.rate
     return tokens >= row.burst
-
-
-def overshoot_bound(limit: Limit, lease_s: float, instances: int, max_cost: float,
-                    max_waiting: float = 0.0, in_flight: float = 0.0,
-                    unit: float | None = None) -> float:
-    """min(S * H(N) + N * B, N * burst) + W + R: the excess over burst + rate * T stated in
-    the docstring, with B = block(limit, unit) (unit defaults to max_cost),
-    W = N * max(c, max_waiting) and R = `in_flight` (reservations refunded later)."""
-    n = max(1, instances)
-    harmonic = sum(1.0 / j for j in range(1, n + 1))
-    blocks = block(limit, max_cost if unit is None else unit)
-    held = min(lease_slice(limit, lease_s) * harmonic + n * blocks, n * limit.burst)
-    waiting = n * max(max_cost, max_waiting)
-    return held + waiting + in_flight
 
 
 def shard_limit(limit: Limit, shards: int) -> Limit:

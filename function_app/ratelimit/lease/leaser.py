@@ -19,6 +19,7 @@ from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.lease import lease
 from function_app.ratelimit.lease.keystate import EPSILON, KeyState
+from function_app.ratelimit.lease.lease import Grant, Row
 
 # Back-off after a 412 on attempt k: uniform in [0, JITTER_S * 2**k]. About one storage round
 # trip (Table Storage: a few ms), so writers that collided spread over a few round trips.
@@ -94,7 +95,7 @@ class Leaser:
         self._counters.incr("contention_denied")
         return Outcome.CONTENTION, self._cfg.contention_retry_after_s
 
-    async def _current(self, ks: KeyState, shard: int) -> tuple[lease.Row | None, str | None]:
+    async def _current(self, ks: KeyState, shard: int) -> tuple[Row | None, str | None]:
         """The row to compute from: our own last write if trusted, else a fresh read."""
         cached = ks.cache.get(shard)
         recent_conflict = self._clock.now() - ks.conflict_at.get(shard, -1e18)
@@ -116,7 +117,7 @@ class Leaser:
         await self._jitter_sleep(self._rng.uniform(0, JITTER_S * 2**attempt))
 
     def _granted(
-        self, ks: KeyState, shard: int, grant: lease.Grant, etag: str, now: float
+        self, ks: KeyState, shard: int, grant: Grant, etag: str, now: float
     ) -> None:
         assert grant.row is not None
         ks.cache[shard] = (grant.row, etag)

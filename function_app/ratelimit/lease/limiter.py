@@ -4,7 +4,7 @@ Hot path: a request whose scopes all have leased tokens in memory is decided wit
 any I/O; a background task tops a pool up when it falls below a quarter of its goal. Only a
 pool that ran dry makes a request wait for one lease (shared by all requests waiting on that
 key). A row known to be empty is remembered until it should have refilled, so denials above the
-limit cost no storage calls. The overshoot bound is stated in ratelimit/lease.py.
+limit cost no storage calls. The overshoot bound: docs/RATELIMITS.md.
 
 Storage failures never raise out of `acquire`: in "open" mode a scope that cannot lease is
 decided by a local bucket at rate / RATE_LIMIT_EXPECTED_INSTANCES; in "closed" mode it is denied
@@ -25,8 +25,6 @@ from function_app.ratelimit.engine import LimiterEngine
 from function_app.ratelimit.judge import (
     DRY,
     Judgement,
-    commit,
-    judge,
     never_fits,
     settled_fallback,
     to_decision,
@@ -35,6 +33,7 @@ from function_app.ratelimit.lease.keystate import KeyState
 from function_app.ratelimit.lease.leaser import Leaser, Outcome
 from function_app.ratelimit.lease.maintenance import Maintenance
 from function_app.ratelimit.lease.sweeper import Sweeper
+from function_app.ratelimit.lease.verdict import commit, judge
 from function_app.ratelimit.limits import Decision, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
 
@@ -137,7 +136,8 @@ class Limiter(LimiterEngine):
             ks.update_limit(scoped, self._cfg.exact_below_rps)
         return ks
 
-    def _judge(self, ks: KeyState, outcome: Outcome | None, cost: float, now: float) -> Judgement:
+    def _judge(self, ks: KeyState, outcome: Outcome | None, cost: float,
+               now: float) -> Judgement[KeyState]:
         return judge(
             ks, outcome, cost, now, failure_mode=self._cfg.failure_mode,
             expected_instances=self._cfg.expected_instances,

@@ -68,7 +68,7 @@ class Aggregator:
         self.trouble = Trouble("aggregate", "tally_aggregate_failures", counters, log)
 
     def regroup(self, groups: int, own_row: RowKey) -> None:
-        """The fleet's partitions changed (tally_sync._regroup): read the groups of both
+        """The fleet's partitions changed (placement.Placement.follow): read the groups of both
         counts for a while, so rows not moved yet still count."""
         self._reading = max(self._groups, groups)
         self._groups, self._own_row = groups, own_row

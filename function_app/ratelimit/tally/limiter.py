@@ -1,11 +1,12 @@
 """The limiter in tally mode (RATE_LIMIT_SYNC=tally): every decision is local, against this
-instance's share of each limit (ratelimit/tally.py); storage is touched twice per period by
-an instance with traffic (tally_sync.py), never per request or per key.
+instance's share of each limit (tally.py; docs/ratelimit-tally.md); storage is touched twice
+per period by an instance with traffic (sync.py), never per request or per key.
 
-Same contract as ratelimit.limiter.Limiter: `acquire` never raises and decides all scopes or
-none, `adjust` settles reservations, shadow limits report without denying. Without a view
-recent enough (tally.STALE_PERIODS) the failure mode decides, as in lease mode: "open" admits
-up to rate / RATE_LIMIT_EXPECTED_INSTANCES locally, "closed" denies with storage_unavailable.
+Same contract as lease mode's Limiter (ratelimit/lease/limiter.py): `acquire` never raises
+and decides all scopes or none, `adjust` settles reservations, shadow limits report without
+denying. Without a view recent enough (tally.STALE_PERIODS) the failure mode decides, as in
+lease mode: "open" admits up to rate / RATE_LIMIT_EXPECTED_INSTANCES locally, "closed" denies
+with storage_unavailable.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
 from function_app.ratelimit.tally import tally
-from function_app.ratelimit.tally.sync import TallySync, group_count
+from function_app.ratelimit.tally.placement import group_count
+from function_app.ratelimit.tally.sync import TallySync
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +152,9 @@ class TallyLimiter(LimiterEngine):
             tk = self._keys.get((item.scope, item.key))
             if tk is None:
                 continue
-            self._sync.record(tk.kid, delta, tk.limit.rate, now)
+            self._sync.ledger.record(tk.kid, delta, tk.limit.rate, now)
             if tk.fallback is not None and not self._sync.usable(now):
-                tk.fallback = settled_fallback(tk, self._cfg.expected_instances, delta)  # type: ignore[arg-type]
+                tk.fallback = settled_fallback(tk, self._cfg.expected_instances, delta)
             elif tk.state is not None and tk.local is not None:
                 tk.spend(bucket.settled(tk.state, tk.local.burst, delta), delta)
 
@@ -216,18 +218,18 @@ class TallyLimiter(LimiterEngine):
         denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
         if not commit and denier is None:
             return to_decision(judgements, None)
-        self._sync.request(now)
+        self._sync.ledger.request(now)
         period = self._sync.period_s
         if denier is not None:
             tk = denier.ks
             if cost <= tk.limit.burst:  # a cost no bucket can hold is no demand on the key
-                self._sync.record(tk.kid, cost, tk.limit.rate, now)
+                self._sync.ledger.record(tk.kid, cost, tk.limit.rate, now)
             if denier.source == POOL and cost <= tk.limit.burst:
                 denier.retry_after_s = min(denier.retry_after_s, 2 * period)
             return to_decision(judgements, denier)
         for j in judgements:
             tk = j.ks
-            self._sync.record(tk.kid, cost, tk.limit.rate, now)
+            self._sync.ledger.record(tk.kid, cost, tk.limit.rate, now)
             if j.ok and j.source == POOL:
                 tk.spend(j.fallback_state, cost)
             elif j.ok and j.source == FALLBACK:
@@ -247,33 +249,34 @@ class TallyLimiter(LimiterEngine):
         tk.last_used = now
         return tk
 
-    def _judge(self, tk: TallyKey, cost: float, now: float, usable: bool) -> Judgement:
+    def _judge(self, tk: TallyKey, cost: float, now: float,
+               usable: bool) -> Judgement[TallyKey]:
         limit = tk.limit
         if not usable:
-            return without_storage(tk, cost, now, self._cfg.failure_mode,  # type: ignore[arg-type]
+            return without_storage(tk, cost, now, self._cfg.failure_mode,
                                    self._cfg.expected_instances, self._health.down_until - now)
         view = self._sync.view
         assert view is not None
         if tk.view is not view:  # a new summary (or the same period counted again)
-            own, me = self._sync.own(tk.kid), self._sync.me
-            counted = self._sync.counted()
+            ledger, me = self._sync.ledger, self._sync.me
+            own, counted = ledger.own(tk.kid, view), ledger.counted(view)
             if tk.state is None:
                 tk.made_at = now
             settled = me in view.members and view.period >= self._sync.period(tk.made_at)
             tk.apply(tally.share(view, me, tk.kid, own, limit.rate, self._sync.period_s,
-                                 self._cfg.expected_instances, self._sync.own_traffic(),
+                                 self._cfg.expected_instances, ledger.own_traffic(view),
                                  counted),
                      now, self._sync.period_s, settled)
             tk.view = view
         assert tk.local is not None
         if cost > limit.burst:  # more than the whole limit holds: never, on any instance
-            return Judgement(tk, False, POOL, 0.0, 0.0,  # type: ignore[arg-type]
+            return Judgement(tk, False, POOL, 0.0, 0.0,
                              bucket.wait_for(0.0, cost, limit), tk.state)
         verdict, state = bucket.decide(tk.state, tk.local, cost, now)
         # Remaining across instances, estimated as if every instance were where this one is.
         left = min(limit.burst, verdict.remaining / tk.share) if tk.share > 0 else 0.0
         reset = bucket.wait_for(left, limit.burst, limit)
-        return Judgement(tk, verdict.allowed, POOL, left, reset,  # type: ignore[arg-type]
+        return Judgement(tk, verdict.allowed, POOL, left, reset,
                          verdict.retry_after_s, state)
 
     def _start(self) -> None:

@@ -1,60 +1,11 @@
 """Pure tally maths: limits shared by many instances for two storage operations per instance per
 period, whatever the number of instances or keys (RATE_LIMIT_SYNC=tally; issue #10).
 
-Time is cut into periods of P seconds (RATE_LIMIT_TALLY_PERIOD_S). After each period every
-instance that had traffic writes ONE row of its own: its request count t_i and its demand d_i on
-every key it saw (cost asked, smoothed: d_i(p) = max(raw(p), DECAY * d_i(p-1))). One instance,
-the aggregator, reads every instance row (one partition query per group of instances) and
-writes ONE summary: N, the instances that wrote in the period or the one before; the members,
-whose rows of the period it summed; T = sum of t_i; and for every "hot" key its total demand
-D = sum of d_i and its number of holders h (members with d_i > 0). A key is hot when
-D >= phi * rate * P; a key not listed has D < phi * rate * P (phi grows when the list had to
-be cut to fit a row; the cut never starves an unlisted key: see cold_share). Every
-instance reads the summary once per period and runs, per key, a
-local token bucket for a share s_i of the limit. With R = rate * P:
-
-    w_i = (1 - EVEN) * t_i / T + EVEN / N          where requests land (sums to 1)
-    e_i = a * d_i + (1 - a) * w_i * D              expected demand, a = (D/h) / (D/h + TRUST_AT)
-
-    alone (N = 1, a member):            s_i = 1
-    cold key (not listed):              s_i = c * d_i / R + (1 - min(phi, PHI_CUT)) * w_i
-                                        (c = 1, or PHI_CUT / phi when phi > PHI_CUT)
-    hot key, D <= R:                    s_i = e_i / R + (1 - D / R) * w_i
-    hot key, D > R (binding):           s_i = e_i / D
-    counted, not a member:              as above with d_i = t_i = 0
-    new (not counted):                  s_i = 1 / max(N + 1, E)
-
-E is RATE_LIMIT_EXPECTED_INSTANCES. Each instance gets what it is expected to ask plus a part
-of what is left, given mostly where requests have been landing (an even split over 1,000
-instances, most of which never see a given client, denied clients at a quarter of their limit
-a fifth of their requests in the simulator). A key's own counts are trusted in proportion to
-how many requests each holder saw: one or two per instance are noise, and the instance's
-traffic predicts the next period better; a key pinned to a few instances (a client on
-keep-alive connections) is shared by its own counts. An instance joining takes an average
-instance's part for the period or two until a summary counts it (and when a whole fleet starts
-at once, all of it reads a summary that counted one).
-
-The bucket: rate s_i * rate, capacity max(u, s_i * burst + room_i) for the key's typical cost u,
-with room_i = min(min(s_i, 1 - s_i) * R, ROOM_SIGMAS * sqrt(s_i * R * u)): its part of the burst
-plus room for a period's Poisson arrivals to bunch up, which about one request per instance per
-period needs (without it, clients near their limit lost a third of their requests at N = 1,000
-in the simulator); an instance alone keeps the exact bucket.
-
-Bound. For one view, sum_i s_i <= 1 in every case: sum_i w_i = 1 over the N counted, sum_i e_i
-= D, and D < phi * R for cold keys. Over any interval of T seconds the cost admitted for one
-key is therefore at most
-
-    burst + ROOM + N * u + rate * (T + 2P) + J * (3P * rate + burst) / E + R_refunds
-
-burst + ROOM + N * u: the buckets' capacities, ROOM = min(R, ROOM_SIGMAS * sqrt(N * R * u)) by
-Cauchy-Schwarz over the rooms; rate * (T + 2P): refill at a sum of rates <= rate, plus up to two
-periods while instances switch between consecutive views at different moments; J instances
-joining take at most 1 / E of rate and capacity each for the two periods before a summary
-counts them; R_refunds: refunds of reservations charged before the interval (token limits).
-Capacities shrink when shares do; they never grow tokens, only room to refill.
-Not covered: storage outages beyond STALE_PERIODS (then the failure mode decides, as in lease
-mode), and a key that overflows an instance's row (rows are measured as encoded: at least
-9,000 distinct keys per period fit; the rest are counted as `tally_keys_dropped`).
+Each instance runs, per key, a local bucket for its share of the limit, computed from the
+summary of everyone's counts (`share`, `local_limit`, `opening`); the aggregator sums the rows
+into that summary (`aggregate`). The formulas, why they are what they are, and the proof that
+one summary's shares never add up to more than the limit: docs/ratelimit-tally.md ("The
+shares and the proof").
 """
 
 from __future__ import annotations
@@ -92,7 +43,7 @@ def member_id(instance: str) -> str:
 
 @dataclass(frozen=True)
 class View:
-    """What the summary of period `period` says (see the module docstring)."""
+    """What the summary of period `period` says (docs/ratelimit-tally.md, the shares)."""
 
     period: int
     instances: int
@@ -104,7 +55,7 @@ class View:
 
 def share(view: View, me: str, kid: str, own: float, rate: float, period_s: float,
           expected: int = 1, traffic: float = 0.0, counted: bool = False) -> float:
-    """This instance's fraction s_i of one key's limit under `view` (module docstring).
+    """This instance's fraction s_i of one key's limit under `view` (docs/ratelimit-tally.md).
 
     `own` / `traffic`: its published demand on the key and request count for view.period,
     used when the view counted that row (it is a member). `counted`: it published a row for
@@ -157,22 +108,6 @@ def weight(view: View, n: int, traffic: float) -> float:
     if view.traffic <= 0:
         return 1.0 / n
     return (1 - EVEN) * traffic / view.traffic + EVEN / n
-
-
-def overshoot_bound(limit: Limit, instances: int, unit: float, period_s: float, seconds: float,
-                    joined: int, expected: int, counted: int = 0) -> float:
-    """The most the stated bound lets a fleet admit on one key in `seconds` (no refunds):
-    f(R, B, T, N) of docs/ratelimit-tally.md. `joined` instances joined during the window,
-    each taking 1 / max(counted + 1, expected) until counted, where `counted` is the fewest
-    instances a summary counted when they joined (0: the whole fleet starting at once). One
-    instance that never restarts is an exact bucket (its first view counts it alone, s = 1,
-    and its provisional bucket is then made again as if it had held all of it)."""
-    if instances <= 1 and joined == 0:
-        return limit.burst + limit.rate * seconds
-    room = min(limit.rate * period_s,
-               ROOM_SIGMAS * math.sqrt(instances * limit.rate * period_s * unit))
-    return (limit.burst + room + instances * unit + limit.rate * (seconds + 2 * period_s)
-            + joined * (3 * period_s * limit.rate + limit.burst) / max(1, expected, counted + 1))
 
 
 def local_limit(limit: Limit, s: float, unit: float, period_s: float = 0.0) -> Limit:
