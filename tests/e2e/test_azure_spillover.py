@@ -10,7 +10,6 @@ import openai
 import pytest
 
 from tests.support.azure_sim import API_VERSION, MODEL, PTU, azure_env, seen, throttle
-from tests.support.azurite import Azurite
 
 from .conftest import start_gateway
 
@@ -18,13 +17,6 @@ pytest_plugins = ["tests.e2e.conftest_azure"]
 pytestmark = pytest.mark.e2e
 MESSAGES = [{"role": "user", "content": "spill"}]
 HOLD_S = 5.0
-
-
-@pytest.fixture
-def azurite(tmp_path):
-    server = Azurite(tmp_path / "azurite").start()
-    yield server
-    server.stop()
 
 
 def ask(gateway) -> str:

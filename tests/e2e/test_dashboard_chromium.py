@@ -8,15 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from scripts.procs import PYTHON, ROOT
-from tests.support.azurite import Azurite
+from tests.support.admin_cli import create_key
 from tests.support.cdp import Browser, chromium_path
 
 from .conftest import start_gateway
@@ -95,21 +93,14 @@ async def test_dashboard_loads_without_errors_and_draws_traffic(busy_gateway, lo
 
 
 @pytest.fixture(scope="module")
-def keyed_gateway(backends, log_dir, tmp_path_factory):
+def keyed_gateway(backends, log_dir, storage_env):
     """GATEWAY_AUTH=required on Azurite, and an operator key made by the admin CLI."""
-    azurite = Azurite(tmp_path_factory.mktemp("azurite-dashboard")).start()
-    storage = {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string}
-    made = subprocess.run([PYTHON, "-m", "function_app.admin", "keys", "create", "--tenant",
-                           "ops", "--name", "dashboard", "--operator"], cwd=ROOT,
-                          env={**os.environ, **storage}, capture_output=True, text=True,
-                          timeout=60)
-    assert made.returncode == 0, made.stderr
+    key = create_key(storage_env, "ops", "--operator", name="dashboard")
     proc = start_gateway(log_dir, "gateway-dashboard-keyed", {
         "PY_SERVICE_URL": backends["python"].url, "NODE_SERVICE_URL": backends["node"].url,
-        "GATEWAY_AUTH": "required", "TELEMETRY_REQUEST_LOG": "false", **storage})
-    yield proc, made.stdout.splitlines()[-1]
+        "GATEWAY_AUTH": "required", "TELEMETRY_REQUEST_LOG": "false", **storage_env})
+    yield proc, key
     proc.stop()
-    azurite.stop()
 
 
 async def dashboard_state(page) -> dict:
