@@ -57,6 +57,19 @@ async def traffic(base: str, stop: asyncio.Event) -> None:
             await asyncio.sleep(0.1)
 
 
+async def dashboard_state(page) -> dict:
+    text = await page.evaluate("JSON.stringify(window.__dashboard || {})")
+    return json.loads(text) if text else {}
+
+
+async def updated(page, updates: int, within_s: float = 60.0) -> None:
+    """Return once the dashboard has polled the gateway `updates` times in all."""
+    deadline = time.monotonic() + within_s
+    while (await dashboard_state(page)).get("updates", 0) < updates:
+        assert time.monotonic() < deadline, f"the dashboard never reached {updates} updates"
+        await asyncio.sleep(0.1)
+
+
 async def test_dashboard_loads_without_errors_and_draws_traffic(busy_gateway, log_dir):
     stop = asyncio.Event()
     load = asyncio.create_task(traffic(busy_gateway.url, stop))
@@ -76,7 +89,8 @@ async def test_dashboard_loads_without_errors_and_draws_traffic(busy_gateway, lo
                     break
                 await asyncio.sleep(0.5)
             # One more poll, so the picture has every series (a longer run for the README's).
-            await asyncio.sleep(25 if os.environ.get("DASHBOARD_SCREENSHOT") else 2.5)
+            more = 10 if os.environ.get("DASHBOARD_SCREENSHOT") else 1
+            await updated(page, drawn.get("updates", 0) + more)
             await page.screenshot(Path(log_dir) / "dashboard.png")
             if os.environ.get("DASHBOARD_SCREENSHOT"):
                 await page.screenshot(Path(os.environ["DASHBOARD_SCREENSHOT"]))
@@ -103,9 +117,6 @@ def keyed_gateway(backends, log_dir, storage_env):
     proc.stop()
 
 
-async def dashboard_state(page) -> dict:
-    text = await page.evaluate("JSON.stringify(window.__dashboard || {})")
-    return json.loads(text) if text else {}
 
 
 async def test_with_gateway_auth_the_dashboard_reads_metrics_with_the_key_in_its_fragment(
