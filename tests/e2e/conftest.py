@@ -12,7 +12,15 @@ import json
 
 import pytest
 
-from scripts.procs import PYTHON, ROOT, Proc, free_port, spawn, spawn_host, spawn_node
+from scripts.procs import (
+    PYTHON,
+    Proc,
+    free_port,
+    spawn,
+    spawn_host,
+    spawn_node,
+    spawn_uvicorn,
+)
 from tests.support.azurite import azurite_fixture
 
 azurite = azurite_fixture("module")
@@ -25,12 +33,8 @@ def log_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def backends(log_dir):
-    py_port = free_port()
     fast = {"LATENCY_MIN_MS": "5", "LATENCY_MAX_MS": "10", "TTFT_MS": "300", "TOKEN_MS": "30"}
-    python = spawn("python-backend", [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
-                                      "--port", str(py_port), "--no-access-log"],
-                   port=py_port, log_dir=log_dir, cwd=ROOT / "services/python",
-                   env={**fast, "PORT": str(py_port)})
+    python = spawn_uvicorn("python-backend", log_dir, "python", fast)
     node = spawn_node("node-backend", log_dir, fast)
     yield {"python": python, "node": node}
     python.stop()

@@ -18,7 +18,7 @@ from function_app.adapters.breakerstore_table import open_routing_store
 from function_app.bootstrap import build_gateway
 from function_app.routing.store import ProbeResult
 from function_app.settings.load import load_settings
-from scripts.procs import PYTHON, ROOT, Proc, free_port, spawn, spawn_node
+from scripts.procs import Proc, free_port, spawn_node, spawn_uvicorn
 from tests.support.azurite import Azurite
 
 from .conftest import start_gateway
@@ -28,11 +28,7 @@ FAST = {"LATENCY_MIN_MS": "5", "LATENCY_MAX_MS": "10", "TTFT_MS": "50", "TOKEN_M
 
 
 def python_sim(log_dir, name: str, port: int | None = None, **env: str) -> Proc:
-    port = port or free_port()
-    return spawn(name, [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port",
-                        str(port), "--no-access-log"], port=port, log_dir=log_dir,
-                 cwd=ROOT / "services/python",
-                 env={**FAST, "PORT": str(port), "MODEL_NAME": name, **env})
+    return spawn_uvicorn(name, log_dir, "python", {**FAST, "MODEL_NAME": name, **env}, port=port)
 
 
 @pytest.fixture(scope="module")
