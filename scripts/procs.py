@@ -105,6 +105,16 @@ def spawn_node(name: str, log_dir: Path, env: Mapping[str, str] | None = None) -
                  cwd=ROOT / "services/node", env={"PORT": str(port), **(env or {})})
 
 
+def spawn_uvicorn(name: str, log_dir: Path, service: str, env: Mapping[str, str] | None = None,
+                  *, app: str = "app:app", port: int | None = None) -> Proc:
+    """The ASGI simulator `app` under services/<service> served by uvicorn on 127.0.0.1, on
+    `port` or a free one (PORT in its environment too), with `env` on top."""
+    port = port or free_port()
+    return spawn(name, [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+                        "--no-access-log"], port=port, log_dir=log_dir,
+                 cwd=ROOT / "services" / service, env={"PORT": str(port), **(env or {})})
+
+
 def _answers(port: int, path: str | None) -> bool:
     try:
         if path is None:

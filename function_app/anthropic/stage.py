@@ -14,11 +14,11 @@ from ..core.errors import ModelNotFound
 from ..core.pipeline import Handler, Stage
 from ..core.upstream import UpstreamResponse
 from ..http.messages import GatewayRequest, GatewayResponse
-from ..openai.bill import Bill, TokenLimiter, Wire, reserve, settle_on_answer
+from ..openai.bill import TokenLimiter, Wire, settle_on_answer
 from ..openai.early import Failure, peek
 from ..openai.ledger import TokenLedger
 from ..openai.sse import DEFAULT_MAX_EVENT_BYTES
-from ..openai.stage import NOT_SENT, refuse_what_never_fits
+from ..openai.stage import open_bill, reserved_answer
 from ..routing.routes import ANTHROPIC_COUNT, ANTHROPIC_KINDS
 from . import errors
 from .estimate import prepare_message
@@ -48,28 +48,9 @@ def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenL
         context.plan = models.plan(prepared.model)
         if kind == ANTHROPIC_COUNT:
             return await call_next(request)
-        client = context.client
-        bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
-                    prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
-        if spender is not None:
-            bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
-        if limiter is not None:
-            refuse_what_never_fits(bill.scopes, prepared.estimate)
-        context.bill = bill
-        try:
-            await reserve(bill, clock)
-        finally:
-            context.tokens_decision = bill.decision
+        bill = open_bill(prepared, context.client, limiter, limits, ledger, spender)
         context.first_events = first_events if prepared.stream else None
-        try:
-            response = await call_next(request)
-        except NOT_SENT:
-            bill.refund()  # no backend was asked: nothing was used
-            raise
-        except BaseException:
-            bill.settle(None)
-            raise
-        bill.completion_free = context.completion_free  # a cache hit: the prompt only
+        response = await reserved_answer(request, call_next, bill, clock)
         response.headers.extend(errors.limit_headers(context.requests_decision, bill.decision,
                                                      clock.now()))
         return settle_on_answer(response, bill, prepared.stream, False, WIRE, max_event_bytes)

@@ -7,10 +7,10 @@ x-functions-key is ignored (the key never reaches a backend, so no answer can de
 
 from __future__ import annotations
 
-import hashlib
 import json
 from urllib.parse import unquote_plus
 
+from ..core.digest import digest
 from ..http.headers import Headers
 
 FUNCTION_KEY_PARAM = "code"
@@ -26,11 +26,7 @@ def query_without_function_key(query: str) -> str:
 
 
 def _digest(*parts: str) -> str:
-    hasher = hashlib.sha256()
-    for part in parts:
-        hasher.update(part.encode("utf-8", "surrogatepass"))
-        hasher.update(b"\x00")
-    return hasher.hexdigest()
+    return digest(*parts).hex()
 
 
 def http_key(route: str, path: str, query: str, partition: str = "", inputs: str = "") -> str:

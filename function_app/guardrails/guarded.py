@@ -16,13 +16,13 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from ..core.clock import Clock
+from ..core.digest import digest
 from ..core.tasks import stop
 from .safety import ContentSafety, SafetyRefused, SafetyUnavailable, Shielded
 
@@ -44,11 +44,11 @@ class GuardedSafety:
         self._probe: asyncio.Task | None = None
 
     async def analyze(self, text: str, categories: Sequence[str]) -> Mapping[str, int]:
-        key = _digest("a", text, *categories)
+        key = digest("a", text, *categories)
         return await self._cached(key, lambda: self._inner.analyze(text, categories))
 
     async def shield(self, user_prompt: str, documents: Sequence[str]) -> Shielded:
-        key = _digest("s", json.dumps([user_prompt, list(documents)]))
+        key = digest("s", json.dumps([user_prompt, list(documents)]))
         return await self._cached(key, lambda: self._inner.shield(user_prompt, documents))
 
     def probe_if_stale(self) -> None:
@@ -115,10 +115,3 @@ class GuardedSafety:
         if self.state["state"] != state or self.state["detail"] != detail:
             self.state = {"state": state, "detail": detail, "since": self._clock.now()}
 
-
-def _digest(*parts: str) -> bytes:
-    hasher = hashlib.sha256()
-    for part in parts:
-        hasher.update(part.encode("utf-8", "surrogatepass"))
-        hasher.update(b"\0")
-    return hasher.digest()

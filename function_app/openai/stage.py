@@ -54,32 +54,13 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         backend = models.resolve(prepared.model)
         if backend is None:
             raise ModelNotFound(f"The model '{prepared.model}' does not exist.")
-        client = context.client
-        bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
-                    prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
-        if spender is not None:
-            bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
-        if limiter is not None:
-            refuse_what_never_fits(bill.scopes, prepared.estimate)
+        bill = open_bill(prepared, context.client, limiter, limits, ledger, spender)
         # Everything that can refuse the request runs before the reservation, which nothing
         # between it and the upstream step may leave unsettled.
         route_to(request, models, prepared)
         previous = follow_previous(request, models, ids_secret) if responses else None
         context.first_events = first_events if responses and prepared.stream else None
-        context.bill = bill  # read by the telemetry stage when the answer ends
-        try:
-            await reserve(bill, clock)
-        finally:
-            context.tokens_decision = bill.decision  # headers, on a 429 too
-        try:
-            response = await call_next(request)
-        except NOT_SENT:
-            bill.refund()  # no backend was asked (every breaker open): nothing was used
-            raise
-        except BaseException:
-            bill.settle(None)  # no answer: the backend may have worked, the charge stays
-            raise
-        bill.completion_free = context.completion_free  # a cache hit
+        response = await reserved_answer(request, call_next, bill, clock)
         response.headers.update(tighter_limits(
             response.headers, openai_limit_headers(context.requests_decision, bill.decision)))
         wire = responses_wire(ids_secret, request, previous) if responses else OPENAI_WIRE
@@ -104,6 +85,42 @@ def tighter_limits(backend: Headers, ours: list[tuple[str, str]]) -> list[tuple[
         if theirs and mine and theirs.isdigit() and int(theirs) < int(mine):
             dropped.add(kind)
     return [(k, v) for k, v in ours if k.rsplit("-", 1)[-1] not in dropped]
+
+
+def open_bill(prepared, client: str, limiter: TokenLimiter | None, limits: TokenLimits,
+              ledger: TokenLedger, spender=None) -> Bill:
+    """The request's bill (OpenAI's or Anthropic's `prepared`: model, estimate, prompt tokens,
+    budget), priced by `spender` when spend is on; 400 when the estimate can never fit."""
+    bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client, prepared.model,
+                prepared.estimate, prompt_tokens=prepared.prompt_tokens)
+    if spender is not None:
+        bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
+    if limiter is not None:
+        refuse_what_never_fits(bill.scopes, prepared.estimate)
+    return bill
+
+
+async def reserved_answer(request: GatewayRequest, call_next: Handler, bill: Bill,
+                          clock: Clock) -> GatewayResponse:
+    """Reserve `bill` (429 or 503 when refused), then the next step's answer. The bill and its
+    decision land on the context either way; a request no backend was asked is refunded, one
+    that got no answer keeps its charge (the backend may have worked)."""
+    context = request.context
+    context.bill = bill  # read by the telemetry stage when the answer ends
+    try:
+        await reserve(bill, clock)
+    finally:
+        context.tokens_decision = bill.decision  # headers, on a 429 too
+    try:
+        response = await call_next(request)
+    except NOT_SENT:
+        bill.refund()  # no backend was asked (every breaker open): nothing was used
+        raise
+    except BaseException:
+        bill.settle(None)  # no answer: the backend may have worked, the charge stays
+        raise
+    bill.completion_free = context.completion_free  # a cache hit: the prompt only
+    return response
 
 
 def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:

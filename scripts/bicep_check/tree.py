@@ -44,8 +44,11 @@ def name_of(declaration: Node) -> Node | None:
 
 
 def body_of(declaration: Node) -> Node | None:
-    """The object after `=` of a resource or module, through `if (...)` and `[for ...]`."""
-    for child in declaration.named_children:
+    """The object after `=` of a resource or module, through `if (...)` and `[for ...]`.
+
+    Read from the end: the body comes last, after a condition or a loop's source, which may
+    itself be an object literal."""
+    for child in reversed(declaration.named_children):
         if child.type == "object":
             return child
         if child.type in ("if_statement", "for_statement"):

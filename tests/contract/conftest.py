@@ -55,8 +55,8 @@ def override_store(table_storage: LimitStorage | None):
 @pytest_asyncio.fixture
 async def routing_store(request: pytest.FixtureRequest, backend: str):
     """The routing store (breakers, probes, lease) over memory or a fresh Azurite table."""
-    from function_app.adapters.breakerstore_memory import MemoryRoutingStore
     from function_app.adapters.breakerstore_table import open_routing_store
+    from tests.support.breakerstore_memory import MemoryRoutingStore
 
     if backend != "azurite":
         yield MemoryRoutingStore()

@@ -21,9 +21,7 @@ from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.store import RowKey
-from tests.support.azurite import azurite_fixture
 
-azurite = azurite_fixture()
 WRONG_KEY = base64.b64encode(b"not-the-key" * 6).decode()
 pytestmark = pytest.mark.asyncio
 

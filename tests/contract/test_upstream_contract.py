@@ -17,12 +17,12 @@ import httpx
 import pytest
 
 from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
-from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
 from function_app.core.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
 from function_app.core.upstream import Upstream, UpstreamRequest
 from function_app.http.headers import Headers
 from scripts.procs import PYTHON, free_port, spawn
 from tests.support.scripted_backend import script_query
+from tests.support.upstream_memory import Fail, MemoryUpstream, Reply
 from tests.support.waiting import wait_until
 
 BOUND_S = 10.0  # only a regression waits this long

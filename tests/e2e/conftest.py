@@ -1,5 +1,10 @@
-"""Real processes: both backend simulators and the gateway served by the local Functions host
-(funchost/) through the real Python worker."""
+"""Real processes: both backend simulators, the gateway served by the local Functions host
+(funchost/) through the real Python worker, and Azurite.
+
+`azurite` is one Azurite per test module (in memory, so every module starts empty); a module
+whose tests stop and start it takes its own per test with `azurite = azurite_fixture("function")`.
+`storage_env` puts a gateway's limits and keys, and the admin CLI, on it. `support_server` makes
+a fixture of a server in tests/support (`python -m tests.support.<module> --port N`)."""
 
 from __future__ import annotations
 
@@ -7,7 +12,18 @@ import json
 
 import pytest
 
-from scripts.procs import PYTHON, ROOT, free_port, spawn, spawn_host
+from scripts.procs import (
+    PYTHON,
+    Proc,
+    free_port,
+    spawn,
+    spawn_host,
+    spawn_node,
+    spawn_uvicorn,
+)
+from tests.support.azurite import azurite_fixture
+
+azurite = azurite_fixture("module")
 
 
 @pytest.fixture(scope="session")
@@ -17,17 +33,39 @@ def log_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def backends(log_dir):
-    py_port, node_port = free_port(), free_port()
     fast = {"LATENCY_MIN_MS": "5", "LATENCY_MAX_MS": "10", "TTFT_MS": "300", "TOKEN_MS": "30"}
-    python = spawn("python-backend", [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
-                                      "--port", str(py_port), "--no-access-log"],
-                   port=py_port, log_dir=log_dir, cwd=ROOT / "services/python",
-                   env={**fast, "PORT": str(py_port)})
-    node = spawn("node-backend", ["node", "server.js"], port=node_port, log_dir=log_dir,
-                 cwd=ROOT / "services/node", env={**fast, "PORT": str(node_port)})
+    python = spawn_uvicorn("python-backend", log_dir, "python", fast)
+    node = spawn_node("node-backend", log_dir, fast)
     yield {"python": python, "node": node}
     python.stop()
     node.stop()
+
+
+@pytest.fixture(scope="module")
+def storage_env(azurite) -> dict[str, str]:
+    """Limits and gateway keys on this module's Azurite (a keys table of its own name, so the
+    setting is exercised); the admin CLI takes the same settings (tests/support/admin_cli.py)."""
+    return {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
+            "GATEWAY_KEYS_TABLE": "e2ekeys"}
+
+
+def spawn_support(log_dir, name: str, module: str, *args: str) -> Proc:
+    """`python -m tests.support.<module> --port N *args` on a free port, once it answers."""
+    port = free_port()
+    return spawn(name, [PYTHON, "-m", f"tests.support.{module}", "--port", str(port), *args],
+                 port=port, log_dir=log_dir)
+
+
+def support_server(module: str, name: str, scope: str = "module"):
+    """A fixture (assign it to a name) running `spawn_support(log_dir, name, module)`."""
+
+    @pytest.fixture(scope=scope)
+    def server(log_dir):
+        proc = spawn_support(log_dir, name, module)
+        yield proc
+        proc.stop()
+
+    return server
 
 
 def start_gateway(log_dir, name: str, env: dict[str, str]):
@@ -60,10 +98,8 @@ FUZZ_SECRETS = {"function_key": "fzkey-5ecret-7a1c", "model_key": "sk-fuzz-upstr
 
 @pytest.fixture(scope="session")
 def echo_backend(log_dir):
-    port = free_port()
     record = log_dir / "echo-record.jsonl"
-    proc = spawn("echo-backend", [PYTHON, "-m", "tests.support.echo_backend", "--port",
-                                  str(port), "--record", str(record)], port=port, log_dir=log_dir)
+    proc = spawn_support(log_dir, "echo-backend", "echo_backend", "--record", str(record))
     proc.record = record
     yield proc
     proc.stop()

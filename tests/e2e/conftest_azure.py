@@ -10,20 +10,17 @@ import secrets
 
 import pytest
 
-from scripts.procs import PYTHON, ROOT, free_port, spawn
+from scripts.procs import spawn_uvicorn
 from tests.support.azure_sim import PAYG, PTU, TOKEN_LIFETIME_S
 
 
 @pytest.fixture(scope="session")
 def azure_sim(log_dir):
-    port, header = free_port(), secrets.token_hex(8)
-    proc = spawn("azure-openai-sim", [PYTHON, "-m", "uvicorn", "aoai_sim:app", "--host",
-                                      "127.0.0.1", "--port", str(port), "--no-access-log"],
-                 port=port, log_dir=log_dir, cwd=ROOT / "services/azure_openai",
-                 env={"PORT": str(port), "TTFT_MS": "20", "TOKEN_MS": "10",
-                      "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0",
-                      "SIM_DEPLOYMENTS": f"{PTU},{PAYG}", "SIM_IDENTITY_HEADER": header,
-                      "SIM_TOKEN_LIFETIME_S": str(TOKEN_LIFETIME_S)})
+    header = secrets.token_hex(8)
+    proc = spawn_uvicorn("azure-openai-sim", log_dir, "azure_openai", {
+        "TTFT_MS": "20", "TOKEN_MS": "10", "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0",
+        "SIM_DEPLOYMENTS": f"{PTU},{PAYG}", "SIM_IDENTITY_HEADER": header,
+        "SIM_TOKEN_LIFETIME_S": str(TOKEN_LIFETIME_S)}, app="aoai_sim:app")
     proc.identity_header = header
     yield proc
     proc.stop()

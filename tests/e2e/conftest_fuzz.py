@@ -12,30 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
 from function_app.tenants import keys as keyfmt
-from scripts.procs import PYTHON, free_port, spawn
 from tests.fuzz.admin import KEYS_TABLE, Admin
-from tests.support.azurite import Azurite
+from tests.support.waiting import wait_until
 
-from .conftest import ECHO_UPSTREAM, start_gateway
+from .conftest import ECHO_UPSTREAM, start_gateway, support_server
 
 GENEROUS = "100000000"  # tokens per minute, per key and per model
 FOREIGN = "sk-fuzz-foreign-5b2e"  # a backend's own credential, not a gateway key
 
 
-@pytest.fixture(scope="session")
-def fuzz_azurite(tmp_path_factory):
-    server = Azurite(tmp_path_factory.mktemp("azurite-fuzz")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def fuzz_admin(fuzz_azurite):
-    return Admin(fuzz_azurite.connection_string)
+@pytest.fixture(scope="module")
+def fuzz_admin(azurite):
+    return Admin(azurite.connection_string)
 
 
 async def _make_keys(admin: Admin) -> dict[str, str]:
@@ -45,26 +38,25 @@ async def _make_keys(admin: Admin) -> dict[str, str]:
             for slot, tenant in (("A1", "A"), ("A2", "A"), ("B1", "B"), ("R", "A"))}
     await admin.run("keys", "revoke", keys["R"])
     keys["X"] = await admin.key("A", "--expires-days", "0.00001")  # gone in under a second
+    expired_at = time.time() + 0.00001 * 86400  # its expiry is before this
     broken = keys["A1"][-1]
     keys["M"] = keys["A1"][:-1] + ("b" if broken == "a" else "a")
     keys["F"] = keyfmt.generate()
     keys["S"] = FOREIGN
-    await asyncio.sleep(1)  # X expires
+
+    async def x_expired() -> bool:  # by the wall clock, which the gateways judge expiry by
+        return time.time() > expired_at
+
+    await wait_until(x_expired, within_s=5)
     return keys
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fuzz_keys(fuzz_admin):
     return asyncio.run(_make_keys(fuzz_admin))
 
 
-@pytest.fixture(scope="session")
-def scripted_backend(log_dir):
-    port = free_port()
-    proc = spawn("fuzz-scripted-backend", [PYTHON, "-m", "tests.support.scripted_backend",
-                                           "--port", str(port)], port=port, log_dir=log_dir)
-    yield proc
-    proc.stop()
+scripted_backend = support_server("scripted_backend", "fuzz-scripted-backend")
 
 
 def tenant_gateway_env(mode: str, echo_backend, scripted_backend, connection: str) -> dict:
@@ -86,10 +78,10 @@ def tenant_gateway_env(mode: str, echo_backend, scripted_backend, connection: st
             "CLIENT_TPM": GENEROUS, "MODEL_TPM": GENEROUS, "HEALTH_CACHE_S": "5"}
 
 
-@pytest.fixture(scope="session")
-def tenant_gateways(echo_backend, scripted_backend, fuzz_azurite, fuzz_keys, log_dir):
+@pytest.fixture(scope="module")
+def tenant_gateways(echo_backend, scripted_backend, azurite, fuzz_keys, log_dir):
     procs = {mode: start_gateway(log_dir, f"fuzz-{mode}-gateway", tenant_gateway_env(
-        mode, echo_backend, scripted_backend, fuzz_azurite.connection_string))
+        mode, echo_backend, scripted_backend, azurite.connection_string))
         for mode in ("required", "optional")}
     yield procs
     for proc in procs.values():

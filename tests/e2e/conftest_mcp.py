@@ -9,7 +9,6 @@ import json
 import pytest
 
 from scripts.procs import PYTHON, ROOT, free_port, spawn
-from tests.support.azurite import Azurite
 
 from .conftest import start_gateway
 
@@ -28,19 +27,6 @@ def mcp_server(log_dir):
     proc.stop()
 
 
-@pytest.fixture(scope="module")
-def mcp_azurite(tmp_path_factory):
-    server = Azurite(tmp_path_factory.mktemp("azurite-mcp")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def mcp_storage(mcp_azurite):
-    return {"RATE_LIMIT_STORAGE_CONNECTION": mcp_azurite.connection_string,
-            "GATEWAY_KEYS_TABLE": "mcpkeys"}
-
-
 def mcp_env(server_url: str, storage: dict[str, str], **extra: str) -> dict[str, str]:
     servers = {"tools": {"url": f"{server_url}/mcp", "tool_limits": TOOL_LIMITS}}
     return {"GATEWAY_AUTH": "required", "MCP_SERVERS": json.dumps(servers),
@@ -48,9 +34,9 @@ def mcp_env(server_url: str, storage: dict[str, str], **extra: str) -> dict[str,
 
 
 @pytest.fixture(scope="module")
-def mcp_gateways(mcp_server, mcp_storage, log_dir):
+def mcp_gateways(mcp_server, storage_env, log_dir):
     """Two gateway instances (local host + real worker) on one Azurite."""
-    env = mcp_env(mcp_server.url, mcp_storage, MCP_MAX_EVENT_BYTES="65536")
+    env = mcp_env(mcp_server.url, storage_env, MCP_MAX_EVENT_BYTES="65536")
     procs = [start_gateway(log_dir, f"mcp-gateway-{i}", env) for i in range(2)]
     yield procs
     for proc in procs:

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from scripts.procs import PYTHON, ROOT, free_port, spawn
+from scripts.procs import spawn_uvicorn
 
 from .conftest import start_gateway
 
@@ -22,12 +22,9 @@ MODEL = "sim-small"
 
 @pytest.fixture(scope="session")
 def openai_sim(log_dir):
-    port = free_port()
-    proc = spawn("openai-sim", [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
-                                "--port", str(port), "--no-access-log"],
-                 port=port, log_dir=log_dir, cwd=ROOT / "services/python",
-                 env={"PORT": str(port), "TTFT_MS": str(TTFT_MS), "TOKEN_MS": str(TOKEN_MS),
-                      "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0"})
+    proc = spawn_uvicorn("openai-sim", log_dir, "python", {
+        "TTFT_MS": str(TTFT_MS), "TOKEN_MS": str(TOKEN_MS), "LATENCY_MIN_MS": "0",
+        "LATENCY_MAX_MS": "0"})
     yield proc
     proc.stop()
 

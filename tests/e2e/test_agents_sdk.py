@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from scripts.procs import PYTHON, ROOT, free_port, spawn
+from scripts.procs import spawn_uvicorn
 
 from .conftest import start_gateway
 
@@ -223,11 +223,7 @@ def test_both_apis_settle_into_the_token_ledger(agents_gateway):
 @pytest.fixture(scope="module")
 def slow_sim(log_dir):
     """A simulator taking 8 s per answer (a token every 500 ms)."""
-    port = free_port()
-    proc = spawn("slow-sim", [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1",
-                              "--port", str(port), "--no-access-log"], port=port,
-                 log_dir=log_dir, cwd=ROOT / "services/python",
-                 env={"PORT": str(port), "TTFT_MS": "50", "TOKEN_MS": "500"})
+    proc = spawn_uvicorn("slow-sim", log_dir, "python", {"TTFT_MS": "50", "TOKEN_MS": "500"})
     yield proc
     proc.stop()
 

@@ -10,29 +10,14 @@ import uuid
 import httpx
 import pytest
 
+from tests.support.admin_cli import create_key
 from tests.support.admin_cli import run_admin as admin
-from tests.support.azurite import azurite_fixture
 
 from .conftest import start_gateway
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "pa55w0rd-e2e"
 OPERATOR_PATHS = ("/_gateway/stats", "/metrics", "/cachez", "/_gateway/health")
-
-
-azurite = azurite_fixture("module")
-
-
-@pytest.fixture(scope="module")
-def storage_env(azurite):
-    return {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
-            "GATEWAY_KEYS_TABLE": "surfacekeys"}
-
-
-def create_key(storage_env, tenant: str, *extra: str) -> str:
-    done = admin(storage_env, "keys", "create", "--tenant", tenant, "--name", "e2e", *extra)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()[-1]
 
 
 def gateway_env(echo_backend, storage_env, mode: str) -> dict[str, str]:

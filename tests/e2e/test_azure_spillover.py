@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import openai
 import pytest
 
 from tests.support.azure_sim import API_VERSION, MODEL, PTU, azure_env, seen, throttle
-from tests.support.azurite import Azurite
+from tests.support.waiting import poll_until
 
 from .conftest import start_gateway
 
@@ -18,13 +19,6 @@ pytest_plugins = ["tests.e2e.conftest_azure"]
 pytestmark = pytest.mark.e2e
 MESSAGES = [{"role": "user", "content": "spill"}]
 HOLD_S = 5.0
-
-
-@pytest.fixture
-def azurite(tmp_path):
-    server = Azurite(tmp_path / "azurite").start()
-    yield server
-    server.stop()
 
 
 def ask(gateway) -> str:
@@ -37,6 +31,12 @@ def ask(gateway) -> str:
     return raw.headers["x-gateway-backend"]
 
 
+def ptu_breaker(gateway) -> str | None:
+    """How `gateway` sees the PTU deployment's breaker (closed, open, half_open)."""
+    stats = httpx.get(f"{gateway.url}/_gateway/stats", timeout=5).json()
+    return stats["routing"]["breakers"]["states"].get("ptu")
+
+
 def test_ptu_429_spills_to_priority_1_and_is_not_asked_again_before_its_time(
         azure_sim, azurite, log_dir):
     env = azure_env(azure_sim, RATE_LIMIT_STORAGE_CONNECTION=azurite.connection_string,
@@ -47,7 +47,8 @@ def test_ptu_429_spills_to_priority_1_and_is_not_asked_again_before_its_time(
         start = len(seen(azure_sim))
         until = throttle(azure_sim, PTU, HOLD_S)
         assert ask(gateways[0]) == "payg"  # meets the 429, spills over at once
-        time.sleep(1.0)  # the shared breaker row reaches the other instances
+        # The shared breaker row reaches the other instances.
+        poll_until(lambda: all(ptu_breaker(g) == "open" for g in gateways), within_s=10)
         served = []  # (who answered, when the answer was complete)
         while time.time() < until - 1.0:
             served += [(ask(g), time.time()) for g in gateways]
@@ -55,7 +56,8 @@ def test_ptu_429_spills_to_priority_1_and_is_not_asked_again_before_its_time(
         to_ptu = [r for r in seen(azure_sim)[start:] if r["deployment"] == PTU]
         assert to_ptu[0]["status"] == 429  # one 429 for all three, then nothing till its time
         assert all(r["at"] >= until for r in to_ptu[1:])
-        time.sleep(max(0.0, until - time.time()) + 0.3)
+        # Its time is up on every instance (each holds it from when it heard of the 429).
+        poll_until(lambda: all(ptu_breaker(g) != "open" for g in gateways), within_s=HOLD_S + 10)
         after = [ask(g) for g in gateways for _ in range(3)]
         assert after.count("ptu") >= 6  # back on priority 0 on every instance
         late = [r for r in seen(azure_sim)[start:] if r["deployment"] == PTU][1:]

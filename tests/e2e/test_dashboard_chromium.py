@@ -8,15 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from scripts.procs import PYTHON, ROOT
-from tests.support.azurite import Azurite
+from tests.support.admin_cli import create_key
 from tests.support.cdp import Browser, chromium_path
 
 from .conftest import start_gateway
@@ -59,6 +57,19 @@ async def traffic(base: str, stop: asyncio.Event) -> None:
             await asyncio.sleep(0.1)
 
 
+async def dashboard_state(page) -> dict:
+    text = await page.evaluate("JSON.stringify(window.__dashboard || {})")
+    return json.loads(text) if text else {}
+
+
+async def updated(page, updates: int, within_s: float = 60.0) -> None:
+    """Return once the dashboard has polled the gateway `updates` times in all."""
+    deadline = time.monotonic() + within_s
+    while (await dashboard_state(page)).get("updates", 0) < updates:
+        assert time.monotonic() < deadline, f"the dashboard never reached {updates} updates"
+        await asyncio.sleep(0.1)
+
+
 async def test_dashboard_loads_without_errors_and_draws_traffic(busy_gateway, log_dir):
     stop = asyncio.Event()
     load = asyncio.create_task(traffic(busy_gateway.url, stop))
@@ -78,7 +89,8 @@ async def test_dashboard_loads_without_errors_and_draws_traffic(busy_gateway, lo
                     break
                 await asyncio.sleep(0.5)
             # One more poll, so the picture has every series (a longer run for the README's).
-            await asyncio.sleep(25 if os.environ.get("DASHBOARD_SCREENSHOT") else 2.5)
+            more = 10 if os.environ.get("DASHBOARD_SCREENSHOT") else 1
+            await updated(page, drawn.get("updates", 0) + more)
             await page.screenshot(Path(log_dir) / "dashboard.png")
             if os.environ.get("DASHBOARD_SCREENSHOT"):
                 await page.screenshot(Path(os.environ["DASHBOARD_SCREENSHOT"]))
@@ -95,26 +107,16 @@ async def test_dashboard_loads_without_errors_and_draws_traffic(busy_gateway, lo
 
 
 @pytest.fixture(scope="module")
-def keyed_gateway(backends, log_dir, tmp_path_factory):
+def keyed_gateway(backends, log_dir, storage_env):
     """GATEWAY_AUTH=required on Azurite, and an operator key made by the admin CLI."""
-    azurite = Azurite(tmp_path_factory.mktemp("azurite-dashboard")).start()
-    storage = {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string}
-    made = subprocess.run([PYTHON, "-m", "function_app.admin", "keys", "create", "--tenant",
-                           "ops", "--name", "dashboard", "--operator"], cwd=ROOT,
-                          env={**os.environ, **storage}, capture_output=True, text=True,
-                          timeout=60)
-    assert made.returncode == 0, made.stderr
+    key = create_key(storage_env, "ops", "--operator", name="dashboard")
     proc = start_gateway(log_dir, "gateway-dashboard-keyed", {
         "PY_SERVICE_URL": backends["python"].url, "NODE_SERVICE_URL": backends["node"].url,
-        "GATEWAY_AUTH": "required", "TELEMETRY_REQUEST_LOG": "false", **storage})
-    yield proc, made.stdout.splitlines()[-1]
+        "GATEWAY_AUTH": "required", "TELEMETRY_REQUEST_LOG": "false", **storage_env})
+    yield proc, key
     proc.stop()
-    azurite.stop()
 
 
-async def dashboard_state(page) -> dict:
-    text = await page.evaluate("JSON.stringify(window.__dashboard || {})")
-    return json.loads(text) if text else {}
 
 
 async def test_with_gateway_auth_the_dashboard_reads_metrics_with_the_key_in_its_fragment(

@@ -38,6 +38,7 @@ from tests.fuzz.bursts import Burst
 from tests.fuzz.generate import Case, case
 from tests.fuzz.tenants import TenantCase
 from tests.support.rawhttp import Connection, Reset, build
+from tests.support.waiting import files_settled
 
 from .conftest import ECHO_UPSTREAM, FUZZ_SECRETS
 from .fuzz_tenants import keys_received, log_findings, send_burst, send_tenant_case
@@ -220,7 +221,8 @@ async def test_fuzz_finds_nothing(hostile_gateway, echo_backend, backends, tenan
     started = time.monotonic()
     await asyncio.gather(*(fire(run, w) for w in range(WORKERS)))
     elapsed = time.monotonic() - started
-    await asyncio.sleep(0.5)  # abandoned requests: let the gateway log them
+    # Abandoned requests: the gateways log them once they notice; wait until they have.
+    await files_settled([record, *(p.log for p in (hostile_gateway, *tenant_gateways.values()))])
     lines = record.read_text().splitlines()[before:] if record.exists() else []
     forwarded = check_echo_records(lines, findings)
     findings.problems += [f"a backend received a gateway key: {text}"

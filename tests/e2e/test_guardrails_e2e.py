@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from scripts.procs import PYTHON, free_port, spawn
+from scripts.procs import free_port
 from tests.support.contentsafety_sim import (
     SIM_IDENTITY_HEADER,
     SIM_KEY,
@@ -21,7 +21,7 @@ from tests.support.contentsafety_sim import (
 )
 from tests.support.scripted_backend import script_query
 
-from .conftest import start_gateway
+from .conftest import start_gateway, support_server
 
 pytestmark = pytest.mark.e2e
 MODEL = "sim-small"
@@ -31,13 +31,7 @@ POLICY = {"name": "e2e", "routes": ["/v1/*"], "fail": "closed", "window_chars": 
           "output": {"content_safety": "block"}}
 
 
-@pytest.fixture(scope="module")
-def scripted(log_dir):
-    port = free_port()
-    proc = spawn("guard-backend", [PYTHON, "-m", "tests.support.scripted_backend", "--port",
-                                   str(port)], port=port, log_dir=log_dir)
-    yield proc
-    proc.stop()
+scripted = support_server("scripted_backend", "guard-backend")
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from function_app.adapters.breakerstore_table import open_routing_store
-from scripts.procs import ROOT, free_port, spawn
-from tests.support.azurite import Azurite
+from scripts.procs import spawn_node
 
 from .conftest import start_gateway
 from .test_routing_e2e import FAST, infer, python_sim, routing, wait_for
@@ -37,16 +36,12 @@ def read_probes(connection: str, table: str) -> dict:
 
 
 @pytest.fixture
-def stack(log_dir, tmp_path):
-    azurite = Azurite(tmp_path).start()
-    procs = {"python": python_sim(log_dir, "py-ta"), "python2": python_sim(log_dir, "py-tb")}
-    node_port = free_port()
-    procs["node"] = spawn("node-t", ["node", "server.js"], port=node_port, log_dir=log_dir,
-                          cwd=ROOT / "services/node", env={**FAST, "PORT": str(node_port)})
+def stack(log_dir, azurite):
+    procs = {"python": python_sim(log_dir, "py-ta"), "python2": python_sim(log_dir, "py-tb"),
+             "node": spawn_node("node-t", log_dir, FAST)}
     yield azurite, procs
     for proc in procs.values():
         proc.stop()
-    azurite.stop()
 
 
 def test_the_timer_fires_through_the_host_and_routing_skips_a_member_marked_down(

@@ -12,10 +12,9 @@ import uuid
 import httpx
 import pytest
 
-from scripts.procs import PYTHON, free_port, spawn
 from tests.support.scripted_backend import script_query
 
-from .conftest import start_gateway
+from .conftest import start_gateway, support_server
 
 pytestmark = pytest.mark.e2e
 
@@ -36,13 +35,7 @@ PLAIN = json.dumps({"id": "chatcmpl-h", "object": "chat.completion", "created": 
 COOKIE = [("set-cookie", "session=victim-7f3a; HttpOnly"), ("cache-control", "private, no-store")]
 
 
-@pytest.fixture(scope="module")
-def scripted(log_dir):
-    port = free_port()
-    proc = spawn("hostile-scripted-backend", [PYTHON, "-m", "tests.support.scripted_backend",
-                                              "--port", str(port)], port=port, log_dir=log_dir)
-    yield proc
-    proc.stop()
+scripted = support_server("scripted_backend", "hostile-scripted-backend")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from function_app.core.paths import stays_under
-from tests.support.azurite import running_azurite
+from tests.support.azurite import azurite_fixture
 from tests.support.rawhttp import Connection, build
 
 from .conftest import ECHO_UPSTREAM, FUZZ_SECRETS, start_gateway
@@ -197,18 +197,20 @@ async def test_a_stream_nobody_reads_lets_go_of_the_backend_at_the_deadline(host
     assert log.count(line) == 1
 
 
+azurite = azurite_fixture("function")  # each case starts with an empty limit
+
+
 @pytest.mark.parametrize("level, logged", [("", False), ("INFO", True)])
-def test_storage_sdk_logs_each_call_only_when_asked(backends, log_dir, tmp_path, level, logged):
-    with running_azurite(tmp_path / "azurite") as azurite:
-        gateway = start_gateway(log_dir, f"sdk-log-{level or 'default'}", {
-            "PY_SERVICE_URL": backends["python"].url, "NODE_SERVICE_URL": backends["node"].url,
-            "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
-            "CLIENT_RPS": "0.5", "CLIENT_BURST": "3", "STORAGE_SDK_LOG_LEVEL": level})
-        try:
-            statuses = [httpx.post(f"{gateway.url}/infer/python", json={"prompt": "x"},
-                                   timeout=10).status_code for _ in range(4)]
-        finally:
-            gateway.stop()
+def test_storage_sdk_logs_each_call_only_when_asked(backends, log_dir, azurite, level, logged):
+    gateway = start_gateway(log_dir, f"sdk-log-{level or 'default'}", {
+        "PY_SERVICE_URL": backends["python"].url, "NODE_SERVICE_URL": backends["node"].url,
+        "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
+        "CLIENT_RPS": "0.5", "CLIENT_BURST": "3", "STORAGE_SDK_LOG_LEVEL": level})
+    try:
+        statuses = [httpx.post(f"{gateway.url}/infer/python", json={"prompt": "x"},
+                               timeout=10).status_code for _ in range(4)]
+    finally:
+        gateway.stop()
     assert 200 in statuses and 429 in statuses  # the limiter used storage
     log = gateway.log.read_text(errors="replace")
     assert ("Request URL:" in log) is logged

@@ -18,31 +18,15 @@ import pytest
 from function_app.adapters.limitstore_table import open_limit_storage
 from function_app.ratelimit.limits import Limit
 from function_app.ratelimit.store import Override
-from scripts.procs import PYTHON, ROOT, free_port, spawn
-from tests.support.admin_cli import admin
-from tests.support.azurite import azurite_fixture
+from tests.support.admin_cli import admin, create_key
 from tests.support.scripted_backend import script_query
 
-from .conftest import start_gateway
+from .conftest import start_gateway, support_server
 
 pytest_plugins = ["tests.e2e.conftest_openai"]  # fixture openai_env
 pytestmark = pytest.mark.e2e
 MODEL = "sim-small"  # as routed by conftest_openai
 RPS_TENANT = "burst-rps"
-
-
-azurite = azurite_fixture("module")
-
-
-@pytest.fixture(scope="module")
-def storage_env(azurite):
-    return {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
-            "GATEWAY_KEYS_TABLE": "burstkeys"}
-
-
-def create_key(storage_env, tenant: str, *limits: str) -> str:
-    return admin(storage_env, "keys", "create", "--tenant", tenant, "--name", "burst",
-                 *limits).splitlines()[-1]
 
 
 async def put_override(connection: str) -> None:
@@ -168,13 +152,7 @@ def test_a_token_burst_over_three_instances_admits_what_fits_give_or_take_one_ea
     assert all(r.status_code == 429 and int(r.headers["retry-after"]) <= 7 for r in refused)
 
 
-@pytest.fixture(scope="module")
-def hostile_backend(log_dir):
-    port = free_port()
-    proc = spawn("scripted-backend", [PYTHON, "-m", "tests.support.scripted_backend", "--port",
-                                      str(port)], port=port, log_dir=log_dir, cwd=ROOT)
-    yield proc
-    proc.stop()
+hostile_backend = support_server("scripted_backend", "scripted-backend")
 
 
 def test_usage_a_backend_cannot_have_used_locks_nobody_out(hostile_backend, storage_env,

@@ -4,8 +4,6 @@ per-tool limits, and sessions carried on by a second instance, a resumed stream 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 
 import httpx
@@ -15,21 +13,11 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from scripts.procs import PYTHON, ROOT
+from tests.support.admin_cli import create_key
 
-pytest_plugins = ["tests.e2e.conftest_mcp"]  # fixtures mcp_server, mcp_gateways, mcp_storage
+pytest_plugins = ["tests.e2e.conftest_mcp"]  # fixtures mcp_server, mcp_gateways, storage_env
 pytestmark = pytest.mark.e2e
 ALL_TOOLS = {"add", "echo", "shout", "slow_count", "blob"}
-
-
-def admin_key(storage: dict[str, str], tenant: str, *flags: str) -> str:
-    """A new key from `python -m function_app.admin keys create` (its last line)."""
-    done = subprocess.run([PYTHON, "-m", "function_app.admin", "keys", "create", "--tenant",
-                           tenant, "--name", "mcp", *flags], cwd=ROOT,
-                          env={**os.environ, **storage}, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()[-1]
 
 
 class Sdk:
@@ -55,8 +43,8 @@ class Sdk:
 
 
 async def test_sdk_lists_and_calls_every_tool_with_a_key_for_the_whole_server(
-        mcp_gateways, mcp_storage):
-    key = admin_key(mcp_storage, "agents", "--mcp-tools", "tools:*")
+        mcp_gateways, storage_env):
+    key = create_key(storage_env, "agents", "--mcp-tools", "tools:*")
     async with Sdk(mcp_gateways[0], key) as session:
         listed = await session.list_tools()
         assert {tool.name for tool in listed.tools} == ALL_TOOLS
@@ -74,8 +62,8 @@ async def test_sdk_lists_and_calls_every_tool_with_a_key_for_the_whole_server(
 
 
 async def test_a_key_limited_to_one_tool_sees_and_calls_only_that_tool(
-        mcp_gateways, mcp_storage):
-    key = admin_key(mcp_storage, "narrow", "--mcp-tools", "tools:echo")
+        mcp_gateways, storage_env):
+    key = create_key(storage_env, "narrow", "--mcp-tools", "tools:echo")
     async with Sdk(mcp_gateways[1], key) as session:
         listed = await session.list_tools()
         assert [tool.name for tool in listed.tools] == ["echo"]
@@ -88,8 +76,8 @@ async def test_a_key_limited_to_one_tool_sees_and_calls_only_that_tool(
             assert refused.value.error.data["code"] == "mcp_tool_not_allowed"
 
 
-def test_a_key_without_mcp_tools_reaches_no_server(mcp_gateways, mcp_storage):
-    key = admin_key(mcp_storage, "models-only")
+def test_a_key_without_mcp_tools_reaches_no_server(mcp_gateways, storage_env):
+    key = create_key(storage_env, "models-only")
     answer = httpx.post(f"{mcp_gateways[0].url}/mcp/tools", json=_initialize(1),
                         headers=_headers(key), timeout=10)
     assert answer.status_code == 403
@@ -98,8 +86,8 @@ def test_a_key_without_mcp_tools_reaches_no_server(mcp_gateways, mcp_storage):
     assert body["error"]["data"]["request_id"] == answer.headers["x-request-id"]
 
 
-async def test_per_tool_limit_answers_the_protocols_error(mcp_gateways, mcp_storage):
-    key = admin_key(mcp_storage, "loud", "--mcp-tools", "tools:shout,tools:echo")
+async def test_per_tool_limit_answers_the_protocols_error(mcp_gateways, storage_env):
+    key = create_key(storage_env, "loud", "--mcp-tools", "tools:shout,tools:echo")
     async with Sdk(mcp_gateways[0], key) as session:
         for _ in range(2):
             assert (await session.call_tool("shout", {"text": "a"})).content[0].text == "A"
@@ -150,9 +138,9 @@ def _start_session(gateway, key: str) -> str:
 
 
 def test_a_session_and_its_broken_stream_continue_through_another_instance(
-        mcp_gateways, mcp_storage):
+        mcp_gateways, storage_env):
     first, second = mcp_gateways
-    key = admin_key(mcp_storage, "roaming", "--mcp-tools", "tools:slow_count,tools:add")
+    key = create_key(storage_env, "roaming", "--mcp-tools", "tools:slow_count,tools:add")
     session = _start_session(first, key)
     call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
         "name": "slow_count", "arguments": {"steps": 5, "delay_ms": 300},
@@ -185,10 +173,10 @@ def test_a_session_and_its_broken_stream_continue_through_another_instance(
 
 
 def test_an_ended_session_is_404_on_every_instance_and_another_key_cannot_use_it(
-        mcp_gateways, mcp_storage):
+        mcp_gateways, storage_env):
     first, second = mcp_gateways
-    key = admin_key(mcp_storage, "enders", "--mcp-tools", "tools:*")
-    other = admin_key(mcp_storage, "thief", "--mcp-tools", "tools:*")
+    key = create_key(storage_env, "enders", "--mcp-tools", "tools:*")
+    other = create_key(storage_env, "thief", "--mcp-tools", "tools:*")
     session = _start_session(first, key)
     ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
     stolen = httpx.post(f"{second.url}/mcp/tools", json=ping, headers=_headers(other, session),
@@ -203,9 +191,9 @@ def test_an_ended_session_is_404_on_every_instance_and_another_key_cannot_use_it
 
 
 def test_metrics_and_the_request_log_name_the_tool_but_never_its_arguments(
-        mcp_gateways, mcp_storage):
+        mcp_gateways, storage_env):
     gateway = mcp_gateways[0]
-    key = admin_key(mcp_storage, "logged", "--mcp-tools", "tools:echo")
+    key = create_key(storage_env, "logged", "--mcp-tools", "tools:echo")
     session = _start_session(gateway, key)
     secret = "arg-5ecret-4d1f"
     answer = httpx.post(f"{gateway.url}/mcp/tools", headers=_headers(
@@ -213,7 +201,7 @@ def test_metrics_and_the_request_log_name_the_tool_but_never_its_arguments(
         "jsonrpc": "2.0", "id": 4, "method": "tools/call",
         "params": {"name": "echo", "arguments": {"text": secret}}})
     assert secret in answer.text
-    operator = admin_key(mcp_storage, "ops", "--operator")  # /metrics: the operator scope
+    operator = create_key(storage_env, "ops", "--operator")  # /metrics: the operator scope
     text = httpx.get(f"{gateway.url}/metrics", timeout=10,
                      headers={"authorization": f"Bearer {operator}"}).text
     assert ('gateway_mcp_requests_total{method="tools/call",outcome="ok",server="tools",'
@@ -235,9 +223,9 @@ def test_metrics_and_the_request_log_name_the_tool_but_never_its_arguments(
     assert secret not in gateway.log.read_text(errors="replace")
 
 
-def test_an_answer_over_the_event_cap_is_a_json_rpc_error_not_a_flood(mcp_gateways, mcp_storage):
+def test_an_answer_over_the_event_cap_is_a_json_rpc_error_not_a_flood(mcp_gateways, storage_env):
     # The gateways take at most 64 KiB per answer or event (conftest_mcp); blob sends 256 KiB.
-    key = admin_key(mcp_storage, "bulky", "--mcp-tools", "tools:blob")
+    key = create_key(storage_env, "bulky", "--mcp-tools", "tools:blob")
     session = _start_session(mcp_gateways[1], key)
     answer = httpx.post(f"{mcp_gateways[1].url}/mcp/tools", headers=_headers(key, session),
                         timeout=20, json={"jsonrpc": "2.0", "id": 5, "method": "tools/call",

@@ -8,21 +8,12 @@ import httpx
 import openai
 import pytest
 
-from tests.support.azurite import Azurite
-
 from .conftest import start_gateway
 
 pytest_plugins = ["tests.e2e.conftest_openai"]  # fixture openai_env
 pytestmark = pytest.mark.e2e
 MODEL = "sim-small"  # as routed by conftest_openai
 MESSAGES = [{"role": "user", "content": "shared"}]  # 2 + 4 prompt tokens
-
-
-@pytest.fixture
-def azurite(tmp_path):
-    server = Azurite(tmp_path / "azurite").start()
-    yield server
-    server.stop()
 
 
 def sdk(gateway) -> openai.OpenAI:

@@ -18,7 +18,7 @@ from function_app.adapters.breakerstore_table import open_routing_store
 from function_app.routing.store import ProbeResult
 from function_app.settings.load import load_settings
 from function_app.wiring.build import build_gateway
-from scripts.procs import PYTHON, ROOT, Proc, free_port, spawn
+from scripts.procs import Proc, free_port, spawn_node, spawn_uvicorn
 from tests.support.azurite import Azurite
 
 from .conftest import start_gateway
@@ -28,30 +28,17 @@ FAST = {"LATENCY_MIN_MS": "5", "LATENCY_MAX_MS": "10", "TTFT_MS": "50", "TOKEN_M
 
 
 def python_sim(log_dir, name: str, port: int | None = None, **env: str) -> Proc:
-    port = port or free_port()
-    return spawn(name, [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port",
-                        str(port), "--no-access-log"], port=port, log_dir=log_dir,
-                 cwd=ROOT / "services/python",
-                 env={**FAST, "PORT": str(port), "MODEL_NAME": name, **env})
+    return spawn_uvicorn(name, log_dir, "python", {**FAST, "MODEL_NAME": name, **env}, port=port)
 
 
 @pytest.fixture(scope="module")
 def sims(log_dir):
     """Two Python simulators and the Node one, owned by this module (tests kill them)."""
     procs = {"python": python_sim(log_dir, "py-a"), "python2": python_sim(log_dir, "py-b")}
-    node_port = free_port()
-    procs["node"] = spawn("node-r", ["node", "server.js"], port=node_port, log_dir=log_dir,
-                          cwd=ROOT / "services/node", env={**FAST, "PORT": str(node_port)})
+    procs["node"] = spawn_node("node-r", log_dir, FAST)
     yield procs
     for proc in procs.values():
         proc.stop()
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(tmp_path_factory.mktemp("azurite-routing")).start()
-    yield server
-    server.stop()
 
 
 def pool_env(sims, **extra: str) -> dict[str, str]:

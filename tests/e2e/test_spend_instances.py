@@ -14,7 +14,6 @@ import openai
 import pytest
 
 from tests.support.admin_cli import admin
-from tests.support.azurite import azurite_fixture
 
 from .conftest import start_gateway
 from .test_tenants_e2e import create_key
@@ -28,15 +27,6 @@ BUDGET, MAX_TOKENS, CACHED = 3.0, 20, 4
 TEXT = "spend me wisely"  # 4 tokens as input, 8 as a message
 # The most one request can be reserved: a prompt of at most 8 (+ framing) and MAX_TOKENS.
 MOST = (12 * PRICE["input"] + MAX_TOKENS * PRICE["output"]) / 1e6
-
-
-azurite = azurite_fixture("module")
-
-
-@pytest.fixture(scope="module")
-def storage_env(azurite):
-    return {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
-            "GATEWAY_KEYS_TABLE": "spendkeys"}
 
 
 @pytest.fixture(scope="module")

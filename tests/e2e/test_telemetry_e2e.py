@@ -8,9 +8,7 @@ import time
 import httpx
 import pytest
 
-from scripts.procs import PYTHON, free_port, spawn
-
-from .conftest import start_gateway
+from .conftest import start_gateway, support_server
 
 pytestmark = pytest.mark.e2e
 
@@ -19,13 +17,7 @@ CALLER = f"00-{CALLER_TRACE}-b7ad6b7169203331-01"
 SERVER, CLIENT = 2, 3  # OTLP SpanKind values
 
 
-@pytest.fixture(scope="module")
-def receiver(log_dir):
-    port = free_port()
-    proc = spawn("otlp-receiver", [PYTHON, "-m", "tests.support.otlp_receiver", "--port",
-                                   str(port)], port=port, log_dir=log_dir)
-    yield proc
-    proc.stop()
+receiver = support_server("otlp_receiver", "otlp-receiver")
 
 
 @pytest.fixture(scope="module")

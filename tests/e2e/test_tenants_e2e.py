@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
+from tests.support import admin_cli
 from tests.support.admin_cli import admin
-from tests.support.azurite import azurite_fixture
 
 from .conftest import start_gateway
 
@@ -21,21 +21,11 @@ MODEL = "sim-small"  # as routed by conftest_openai
 MESSAGES = [{"role": "user", "content": "budget"}]  # 6 prompt tokens; the sim answers 16
 
 
-azurite = azurite_fixture("module")
-
-
-@pytest.fixture(scope="module")
-def storage_env(azurite):
-    return {"RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
-            "GATEWAY_KEYS_TABLE": "tenantkeys"}
-
-
 CREATED: list[str] = []  # every key this module made, for the log check at the end
 
 
 def create_key(storage_env, tenant: str, *limits: str) -> str:
-    key = admin(storage_env, "keys", "create", "--tenant", tenant, "--name", "e2e",
-                *limits).splitlines()[-1]
+    key = admin_cli.create_key(storage_env, tenant, *limits)
     CREATED.append(key)
     return key
 

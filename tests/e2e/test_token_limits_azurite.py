@@ -19,10 +19,10 @@ import aiohttp
 import httpx
 import pytest
 
-from scripts.procs import ROOT, free_port, spawn
-from tests.support.azurite import Azurite
+from scripts.procs import INSTANT, spawn_node
 
 from .conftest import start_gateway
+from .shared_limit import limiter_stats
 
 pytestmark = pytest.mark.e2e
 MODEL = "sim-node"
@@ -31,21 +31,10 @@ WRONG_KEY = base64.b64encode(b"not-the-key" * 6).decode()
 
 
 @pytest.fixture(scope="module")
-def chat_backend(tmp_path_factory):
-    port = free_port()
-    proc = spawn("chat-backend", ["node", "server.js"], port=port,
-                 log_dir=tmp_path_factory.mktemp("chat"), cwd=ROOT / "services/node",
-                 env={"PORT": str(port), "LATENCY_MIN_MS": "0", "LATENCY_MAX_MS": "0",
-                      "TTFT_MS": "0", "TOKEN_MS": "0"})
+def chat_backend(log_dir):
+    proc = spawn_node("chat-backend", log_dir, INSTANT)
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(tmp_path_factory.mktemp("azurite")).start()
-    yield server
-    server.stop()
 
 
 async def send(urls: list[str], total: int, workers: int) -> Counter:
@@ -62,10 +51,6 @@ async def send(urls: list[str], total: int, workers: int) -> Counter:
 
         await asyncio.gather(*(worker() for _ in range(workers)))
     return statuses
-
-
-def limiter_stats(url: str) -> dict:
-    return httpx.get(f"{url}/_gateway/stats", timeout=5).json()["limiter"]
 
 
 @pytest.mark.parametrize("key", ["healthy", "refused"])

@@ -9,19 +9,30 @@ keys, so a new shape of template makes the tests fail instead of pass vacuously.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import tree_sitter_bicep
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Node
+
+from scripts.bicep_check import tree
+from scripts.bicep_check.tree import (
+    body_of,
+    has_keyword,
+    properties,
+    string_value,
+    text,
+    walk,
+)
+
+__all__ = ["INFRA", "MAIN", "ROOT", "BicepFile", "Declaration", "app_settings", "bicep_paths",
+           "callers_of", "has_api_version", "module_path", "object_entries", "object_properties",
+           "string_value", "text", "walk"]
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 MAIN = INFRA / "main.bicep"
 
-_PARSER = Parser(Language(tree_sitter_bicep.language()))
 _API_VERSION = re.compile(r"@\d{4}-\d{2}-\d{2}(-preview)?$")
 
 
@@ -29,40 +40,20 @@ def bicep_paths() -> list[Path]:
     return sorted(INFRA.rglob("*.bicep"))
 
 
-def walk(node: Node) -> Iterator[Node]:
-    yield node
-    for child in node.children:
-        yield from walk(child)
-
-
-def text(node: Node) -> str:
-    return node.text.decode("utf-8")
-
-
-def string_value(node: Node) -> str | None:
-    """The value of a string literal without interpolation, else None."""
-    if node.type != "string" or any(c.type == "interpolation" for c in node.named_children):
-        return None
-    return "".join(text(c) for c in node.named_children)
-
-
 def object_properties(node: Node) -> dict[str, Node]:
-    """Key to value node of an object literal (keys may be identifiers or quoted strings)."""
+    """Key to value node of an object literal (keys may be identifiers or quoted strings); a
+    computed key fails the test instead of being left out as the checker leaves it."""
     assert node.type == "object", f"expected an object, got {node.type}: {text(node)[:80]}"
-    entries: dict[str, Node] = {}
-    for prop in node.named_children:
-        if prop.type != "object_property":
-            continue
-        key_node, value_node = prop.named_children[0], prop.named_children[-1]
-        key = string_value(key_node) if key_node.type == "string" else text(key_node)
-        assert key is not None, f"computed key in {text(node)[:80]}"
-        entries[key] = value_node
-    return entries
+    found = properties(node)
+    plain = [p for p in node.named_children if p.type == "object_property"
+             and p.named_children[0].type != "resource_declaration"]
+    assert len(found) == len(plain), f"computed key in {text(node)[:80]}"
+    return {key: value for key, _, value in found}
 
 
 @dataclass(frozen=True)
 class Declaration:
-    kind: str  # parameter, variable, output, module, resource
+    kind: str  # the Bicep keyword: param, var, output, module, resource
     name: str
     node: Node
 
@@ -77,17 +68,11 @@ class Declaration:
     @property
     def body(self) -> Node | None:
         """The object after `=`, through `if (...)` and `[for ...]`."""
-        for child in self.node.named_children:
-            if child.type == "object":
-                return child
-            if child.type in ("if_statement", "for_statement"):
-                objects = [c for c in child.named_children if c.type == "object"]
-                return objects[-1] if objects else None
-        return None
+        return body_of(self.node)
 
     @property
     def is_existing(self) -> bool:
-        return any(c.type == "existing" for c in self.node.children)
+        return has_keyword(self.node, "existing")
 
     @property
     def value(self) -> Node | None:
@@ -97,34 +82,30 @@ class Declaration:
         return self.node.named_children[-1]
 
 
-_KINDS = {
-    "parameter_declaration": "parameter",
-    "variable_declaration": "variable",
-    "output_declaration": "output",
-    "module_declaration": "module",
-    "resource_declaration": "resource",
-}
-
-
 @dataclass(frozen=True)
 class BicepFile:
-    path: Path
-    root: Node
+    """A template as the checker parses it (scripts/bicep_check/tree.py), its declarations read
+    as `Declaration`s; files are parsed once per test run."""
+
+    parsed: tree.BicepFile
+
+    @property
+    def path(self) -> Path:
+        return self.parsed.path
+
+    @property
+    def root(self) -> Node:
+        return self.parsed.root
 
     @staticmethod
     @cache
     def load(path: Path) -> BicepFile:
-        tree = _PARSER.parse(Path(path).read_bytes())
-        return BicepFile(Path(path), tree.root_node)
+        return BicepFile(tree.BicepFile.load(Path(path)))
 
     def declarations(self, kind: str) -> dict[str, Declaration]:
-        """Top-level declarations of one kind, by symbolic name."""
-        found: dict[str, Declaration] = {}
-        for node in self.root.named_children:
-            if _KINDS.get(node.type) == kind:
-                name = next(c for c in node.named_children if c.type == "identifier")
-                found[text(name)] = Declaration(kind, text(name), node)
-        return found
+        """Top-level declarations of one kind (param, var, output, module, resource) by name."""
+        return {name: Declaration(kind, name, node)
+                for name, node in self.parsed.of_kind(kind).items()}
 
     def resources(self) -> list[tuple[Declaration, bool]]:
         """Every resource declaration, nested ones too, with whether it is nested."""
@@ -172,10 +153,10 @@ def object_entries(file: BicepFile, expr: Node) -> dict[str, tuple[BicepFile, No
         return merged
     if expr.type == "identifier":
         name = text(expr)
-        variable = file.declarations("variable").get(name)
+        variable = file.declarations("var").get(name)
         if variable is not None:
             return object_entries(file, variable.value)
-        param = file.declarations("parameter").get(name)
+        param = file.declarations("param").get(name)
         if param is not None:
             return _param_entries(file, param)
     raise AssertionError(f"{file.path.name}: cannot resolve {text(expr)[:80]!r} to an object")

@@ -50,7 +50,7 @@ def _module_calls():
 def test_module_call_matches_module_params(caller, module) -> None:
     target = module_path(caller, module)
     assert target.is_file(), f"{caller.path.name}: module {module.name} -> missing {target}"
-    declared = BicepFile.load(target).declarations("parameter")
+    declared = BicepFile.load(target).declarations("param")
     params = object_properties(module.body).get("params")
     given = set(object_properties(params)) if params is not None else set()
     unknown = given - set(declared)
@@ -80,7 +80,7 @@ def test_module_outputs_used_are_declared() -> None:
 
 
 def test_parameters_file_matches_main_params() -> None:
-    declared = BicepFile.load(MAIN).declarations("parameter")
+    declared = BicepFile.load(MAIN).declarations("param")
     given = set(json.loads((INFRA / "main.parameters.json").read_text())["parameters"])
     required = {name for name, param in declared.items() if param.value is None}
     assert given <= set(declared), f"unknown parameters {sorted(given - set(declared))}"

@@ -48,7 +48,7 @@ def _backend_container() -> tuple[dict, dict]:
 
 def _depends_on_image(node) -> bool:
     """Whether an expression reads the image parameter, directly or through variables."""
-    variables = BACKEND.declarations("variable")
+    variables = BACKEND.declarations("var")
     for child in walk(node):
         if child.type == "identifier" and text(child) == "image":
             return True
@@ -70,7 +70,7 @@ def test_every_revision_listens_on_the_port_the_ingress_targets_whatever_the_ima
         assert not _depends_on_image(node), text(node)
     # The placeholder (ASP.NET sample) listens on ASPNETCORE_HTTP_PORTS: the same port.
     assert text(env["ASPNETCORE_HTTP_PORTS"]) == "string(port)"
-    placeholder = string_value(BACKEND.declarations("variable")["placeholderImage"].value)
+    placeholder = string_value(BACKEND.declarations("var")["placeholderImage"].value)
     assert placeholder.startswith("mcr.microsoft.com/dotnet/samples:aspnetapp")
 
 
@@ -94,6 +94,6 @@ def test_function_timeout_is_within_the_http_limit() -> None:
 
 
 def test_deployed_python_is_the_one_the_tests_run_on() -> None:
-    version = FUNCTION_APP.declarations("parameter")["pythonVersion"]
+    version = FUNCTION_APP.declarations("param")["pythonVersion"]
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert string_value(version.value) == running, "deploy the Python the tests ran on"

@@ -78,7 +78,7 @@ def _decorators(declaration) -> set[str]:
 
 def _secret_params():
     for path in bicep_paths():
-        for name, param in BicepFile.load(path).declarations("parameter").items():
+        for name, param in BicepFile.load(path).declarations("param").items():
             if SECRET_PARAM_NAME.search(name):
                 yield path, name, param
 
@@ -94,7 +94,7 @@ def test_every_secret_parameter_is_secure() -> None:
 def test_no_output_returns_a_secure_parameter_or_secret_named_value() -> None:
     for path in bicep_paths():
         file = BicepFile.load(path)
-        secure = {name for name, param in file.declarations("parameter").items()
+        secure = {name for name, param in file.declarations("param").items()
                   if "secure" in _decorators(param)}
         for name, output in file.declarations("output").items():
             # A resource's name (KEY_VAULT_NAME) is not a secret; anything else named so is.

@@ -102,5 +102,5 @@ def test_bicep_literal_defaults_equal_spec_defaults() -> None:
 
 
 def test_gateway_overrides_parameter_defaults_to_empty() -> None:
-    param = BicepFile.load(MAIN).declarations("parameter")["gatewaySettings"]
+    param = BicepFile.load(MAIN).declarations("param")["gatewaySettings"]
     assert object_properties(param.value) == {}

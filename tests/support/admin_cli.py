@@ -21,3 +21,10 @@ def admin(storage_env: Mapping[str, str], *argv: str) -> str:
     done = run_admin(storage_env, *argv)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def create_key(storage_env: Mapping[str, str], tenant: str, *extra: str,
+               name: str = "e2e") -> str:
+    """A new gateway key for `tenant` (`extra`: limits, --operator, ...); the key itself."""
+    return admin(storage_env, "keys", "create", "--tenant", tenant, "--name", name,
+                 *extra).splitlines()[-1]

@@ -1,4 +1,4 @@
-"""Azurite for tests: the shared process helper (scripts/azurite.py) as pytest fixtures.
+"""Azurite for tests: the shared process helper (scripts/azurite.py) as a pytest fixture.
 
     azurite = azurite_fixture()          # in a conftest.py
     def test_x(azurite): azurite.connection_string
@@ -6,32 +6,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
-import pytest
-
 from scripts.azurite import Azurite
 
-__all__ = ["Azurite", "azurite_fixture", "running_azurite"]
+from .process_fixture import process_fixture
 
-
-@contextmanager
-def running_azurite(log_dir: Path) -> Iterator[Azurite]:
-    azurite = Azurite(log_dir).start()
-    try:
-        yield azurite
-    finally:
-        azurite.stop()
+__all__ = ["Azurite", "azurite_fixture"]
 
 
 def azurite_fixture(scope: str = "session"):
     """A pytest fixture (assign it to a name in a conftest) yielding a running Azurite."""
-
-    @pytest.fixture(scope=scope)
-    def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-        with running_azurite(tmp_path_factory.mktemp("azurite")) as running:
-            yield running
-
-    return azurite
+    return process_fixture(lambda folder: Azurite(folder).start(), "azurite", scope)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.procs import PYTHON, ROOT, Proc, free_port, spawn
+from scripts.procs import Proc, spawn_uvicorn
 
 SIM_KEY = "cs-test-key-0b3f"
 SIM_TOKEN = "cs-test-token-7d21"
@@ -19,13 +19,9 @@ RULES = {"harm": {"poison": ["SelfHarm", 6], "bomb": ["Violence", 6]},
 
 def spawn_content_safety(log_dir: Path, rules: dict | None = None, name: str = "contentsafety",
                          **env: str) -> Proc:
-    port = free_port()
-    return spawn(name, [PYTHON, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port",
-                        str(port), "--no-access-log"], port=port, log_dir=log_dir,
-                 cwd=ROOT / "services/contentsafety",
-                 env={"CS_KEY": SIM_KEY, "CS_TOKEN": SIM_TOKEN,
-                      "CS_IDENTITY_HEADER": SIM_IDENTITY_HEADER,
-                      "CS_RULES": json.dumps(RULES if rules is None else rules), **env})
+    return spawn_uvicorn(name, log_dir, "contentsafety", {
+        "CS_KEY": SIM_KEY, "CS_TOKEN": SIM_TOKEN, "CS_IDENTITY_HEADER": SIM_IDENTITY_HEADER,
+        "CS_RULES": json.dumps(RULES if rules is None else rules), **env})
 
 
 def sim_calls(proc: Proc) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """A raw HTTP/1.1 backend that does what each request's query string says (the upstream contract).
 
-The same vocabulary as function_app/adapters/upstream_memory.py, carried in the URL
+The same vocabulary as tests/support/upstream_memory.py, carried in the URL
 (`script_query` builds it):
 
     id=text                names the exchange in /_released

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -11,7 +12,7 @@ from function_app.adapters.httpx_upstream import HttpxUpstream
 from function_app.app import cachez, proxy, stats
 from function_app.settings.load import load_settings
 from function_app.wiring.build import build_gateway
-from tests.support.clock import FakeClock
+from tests.support.clock import FakeClock, settle
 from tests.support.handler_calls import make_request, read_body, read_json
 
 from .conftest import Backend
@@ -169,22 +170,29 @@ async def test_a_body_over_the_entry_limit_is_passed_whole_and_not_stored(gw):
     assert len(backend.seen) == 2
 
 
-async def test_concurrent_identical_misses_make_one_upstream_call(gw):
+async def held_gets(gw, answer: Callable[[int], httpx.Response], n: int
+                    ) -> tuple[int, list]:
+    """`n` identical GETs at once to a backend that holds every call until all are sent, then
+    answers `answer(calls so far)`; how many calls reached it, and the answers."""
     release = asyncio.Event()
     calls = 0
 
-    async def slow(request):
+    async def held(request):
         nonlocal calls
         calls += 1
         await release.wait()
-        return httpx.Response(200, json={"slow": True})
+        return answer(calls)
 
-    await gw(respond=slow)
-    tasks = [asyncio.create_task(get()) for _ in range(20)]
-    for _ in range(50):
-        await asyncio.sleep(0)
+    await gw(respond=held)
+    tasks = [asyncio.create_task(get()) for _ in range(n)]
+    await settle(50)
     release.set()
     answers = await asyncio.gather(*tasks)
+    return calls, answers
+
+
+async def test_concurrent_identical_misses_make_one_upstream_call(gw):
+    calls, answers = await held_gets(gw, lambda _: httpx.Response(200, json={"slow": True}), 20)
     assert calls == 1
     assert sorted(a.headers["x-cache"] for a in answers) == ["HIT"] * 19 + ["MISS"]
     assert [await read_json(a) for a in answers] == [{"slow": True}] * 20
@@ -260,21 +268,8 @@ async def test_an_event_stream_on_a_get_route_is_never_stored(gw):
 
 
 async def test_followers_of_an_unstorable_answer_each_fetch_without_error(gw):
-    release = asyncio.Event()
-    calls = 0
-
-    async def private(request):
-        nonlocal calls
-        calls += 1
-        await release.wait()
-        return httpx.Response(200, json={"n": calls}, headers={"cache-control": "private"})
-
-    await gw(respond=private)
-    tasks = [asyncio.create_task(get()) for _ in range(5)]
-    for _ in range(50):
-        await asyncio.sleep(0)
-    release.set()
-    answers = await asyncio.gather(*tasks)
+    calls, answers = await held_gets(gw, lambda n: httpx.Response(
+        200, json={"n": n}, headers={"cache-control": "private"}), 5)
     assert calls == 5 and all(a.status_code == 200 for a in answers)
     assert {a.headers["x-cache"] for a in answers} == {"MISS"}
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from funchost.worklog import FLUSH_SECONDS, FORMAT, BufferedStderrHandler, SecondCachedFormatter
+from tests.support.waiting import wait_until
 
 
 def _logger(handler: logging.Handler) -> logging.Logger:
@@ -22,9 +23,14 @@ def test_info_waits_for_the_timer_and_warning_flushes_at_once(capfd):
         log.info("line one")
         log.info("line two")
         assert "line one" not in capfd.readouterr().err  # buffered, not yet written
-        await asyncio.sleep(FLUSH_SECONDS * 3)
-        err = capfd.readouterr().err
-        assert "line one" in err and "line two" in err
+        err = ""
+
+        async def flushed() -> bool:  # by the handler's own timer (FLUSH_SECONDS), on the loop
+            nonlocal err
+            err += capfd.readouterr().err
+            return "line one" in err and "line two" in err
+
+        await wait_until(flushed, within_s=FLUSH_SECONDS * 25)
         log.info("quiet")
         log.warning("loud")
         err = capfd.readouterr().err

@@ -4,9 +4,9 @@ import asyncio
 import json
 from urllib.parse import urlsplit
 
-from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
 from function_app.wiring.health import HealthReport
 from tests.support.clock import FakeClock, settle
+from tests.support.upstream_memory import Fail, MemoryUpstream, Reply
 
 
 def report_with(respond, clock, cache_s=1.0):

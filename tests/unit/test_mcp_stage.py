@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
 from function_app.core.errors import GatewayError
 from function_app.http.headers import Headers
 from function_app.http.messages import GatewayRequest
@@ -22,6 +21,7 @@ from function_app.routing.routes import parse_routes
 from function_app.tenants.access import Grant
 from function_app.tenants.records import KeyRecord
 from tests.support.clock import FakeClock
+from tests.support.upstream_memory import Fail, MemoryUpstream, Reply
 
 TABLE = parse_routes(None, {"python": "http://p", "node": "http://n"}, 30)
 SERVERS = {"tools": McpServer("tools", "http://mcp.internal:9/mcp", "key", "upstream-secret",

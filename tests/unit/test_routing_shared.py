@@ -3,12 +3,12 @@
 import pytest
 
 from function_app import app as app_module
-from function_app.adapters.breakerstore_memory import MemoryRoutingStore
 from function_app.routing.breaker import CLOSED, OPEN, BreakerConfig
 from function_app.routing.breakers import SharedBreakers
 from function_app.routing.policy import Action, Kind, Outcome, decide
 from function_app.routing.pools import Member
 from function_app.routing.probes import run_health_checks
+from tests.support.breakerstore_memory import MemoryRoutingStore
 from tests.support.clock import FakeClock
 from tests.support.stores import FlakyRoutingStore
 

@@ -5,10 +5,10 @@ import asyncio
 import pytest
 
 from function_app.adapters.httpx_upstream import HttpxUpstream
-from function_app.adapters.upstream_memory import Fail, MemoryUpstream, Reply
 from function_app.core.errors import Overloaded
 from function_app.core.upstream import UpstreamRequest
 from function_app.http.headers import Headers
+from tests.support.upstream_memory import Fail, MemoryUpstream, Reply
 
 
 def get(url: str = "http://b/x", timeout_s: float = 5.0) -> UpstreamRequest:

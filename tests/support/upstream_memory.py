@@ -24,15 +24,15 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from dataclasses import dataclass
 from typing import Literal
 
-from ..core.errors import (
+from function_app.adapters.deadline_body import DeadlineBody
+from function_app.core.errors import (
     Overloaded,
     UpstreamConnectError,
     UpstreamError,
     UpstreamTimeout,
 )
-from ..core.upstream import UpstreamRequest, UpstreamResponse
-from ..http.headers import Headers, Pairs
-from .deadline_body import DeadlineBody
+from function_app.core.upstream import UpstreamRequest, UpstreamResponse
+from function_app.http.headers import Headers, Pairs
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import itertools
 
 from function_app.core.store_errors import StoreConflict
-
-from ..routing.breaker import SharedState
-from ..routing.store import BreakerRow, ProbeResult
+from function_app.routing.breaker import SharedState
+from function_app.routing.store import BreakerRow, ProbeResult
 
 
 class MemoryRoutingStore:
