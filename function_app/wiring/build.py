@@ -49,7 +49,6 @@ from .cache import build_cache_stage
 from .gateway import Gateway, Parts
 from .guardrails import build_guardrails
 from .health import HealthReport
-from .lazy import LazyGateway  # noqa: F401  (its home before; tests import it here)
 from .mcp import build_mcp_stage
 from .routing import build_router
 from .telemetry import build_telemetry
