@@ -12,14 +12,16 @@ from __future__ import annotations
 from ..core.clock import Clock
 from ..core.errors import ModelNotFound
 from ..core.pipeline import Handler, Stage
-from ..core.routes import ANTHROPIC_COUNT, ANTHROPIC_KINDS
+from ..core.routes import ANTHROPIC_COUNT, ANTHROPIC_KINDS, MATCH
 from ..core.upstream import UpstreamResponse
 from ..http.messages import GatewayRequest, GatewayResponse
-from ..openai.bill import Bill, TokenLimiter, Wire, reserve, settle_on_answer
+from ..openai.bill import BILL, Bill, TokenLimiter, Wire, reserve, settle_on_answer
 from ..openai.early import Failure, peek
 from ..openai.ledger import TokenLedger
 from ..openai.sse import DEFAULT_MAX_EVENT_BYTES
 from ..openai.stage import NOT_SENT, refuse_what_never_fits
+from ..ratelimit.limits import REQUESTS_DECISION, TOKENS_DECISION
+from ..routing.pools import PLAN
 from . import errors
 from .estimate import prepare_message
 from .stream import MessageTap
@@ -39,13 +41,13 @@ def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenL
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
-        kind = context.routed.route.kind
+        kind = MATCH.need(context).route.kind
         if kind not in ANTHROPIC_KINDS:
             return await call_next(request)
         prepared = prepare_message(context.json, count_only=kind == ANTHROPIC_COUNT)
         if models.resolve(prepared.model) is None:
             raise ModelNotFound(f"model: {prepared.model}")
-        context.plan = models.plan(prepared.model)
+        PLAN.set(context, models.plan(prepared.model))
         if kind == ANTHROPIC_COUNT:
             return await call_next(request)
         client = context.client
@@ -55,11 +57,11 @@ def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenL
             bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
-        context.bill = bill
+        BILL.set(context, bill)
         try:
             await reserve(bill, clock)
         finally:
-            context.tokens_decision = bill.decision
+            TOKENS_DECISION.set(context, bill.decision)
         context.first_events = first_events if prepared.stream else None
         try:
             response = await call_next(request)
@@ -70,7 +72,7 @@ def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenL
             bill.settle(None)
             raise
         bill.completion_free = context.completion_free  # a cache hit: the prompt only
-        response.headers.extend(errors.limit_headers(context.requests_decision, bill.decision,
+        response.headers.extend(errors.limit_headers(REQUESTS_DECISION.get(context), bill.decision,
                                                      clock.now()))
         return settle_on_answer(response, bill, prepared.stream, False, WIRE, max_event_bytes)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from ..http.context import Fact
 from .upstream import UpstreamRequest, UpstreamResponse
 
 Send = Callable[[UpstreamRequest], Awaitable[UpstreamResponse]]
 Observer = Callable[[UpstreamRequest, Send], Awaitable[UpstreamResponse]]
+ATTEMPT_OBSERVER: Fact[Observer] = Fact("attempt_observer")  # wraps each attempt (a span)
 
 
 async def send_attempt(observer: Observer | None, send: Send, outgoing: UpstreamRequest

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..http.context import Fact
 from ..routing.pools import Member, Plan, Target, parse_fallback_on, parse_pool
 from .errors import MethodNotAllowed, NotFound
 
@@ -129,6 +130,9 @@ class Route:
 class Match:
     route: Route
     upstream_path: str
+
+
+MATCH: Fact[Match] = Fact("match")  # the route and the path to forward (routing stage)
 
 
 # Paths served by functions of their own; reaching the table with another method is a 405.

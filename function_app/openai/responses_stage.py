@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 from ..core.errors import NotFound
 from ..core.pipeline import Handler
-from ..core.routes import Match
+from ..core.routes import MATCH, Match
 from ..core.upstream import UpstreamResponse
 from ..http.messages import GatewayRequest, GatewayResponse
-from ..routing.pools import Member, Plan, Target
+from ..routing.pools import MEMBER, PLAN, Member, Plan, Target
 from .bill import Wire
 from .early import Failure, peek
 from .response_events import error_event, judge
@@ -43,8 +43,8 @@ async def stored_response(request: GatewayRequest, call_next: Handler, models: o
     if bound is None:
         raise ResponseNotFound(f"No response found with id '{tagged[:100]}'.")
     path = STORED_PREFIX + bound.upstream_id + (f"/{rest}" if rest else "")
-    context.match = Match(context.routed.route, path)
-    context.plan = _only(bound.member, request.method != "POST")
+    MATCH.set(context, Match(MATCH.need(context).route, path))
+    PLAN.set(context, _only(bound.member, request.method != "POST"))
     response = await call_next(request)
     rewrite = IdRewriter(secret, bound.member.name, context.client, bound.upstream_id)
     return rewritten(response, rewrite)
@@ -64,7 +64,7 @@ def follow_previous(request: GatewayRequest, models: object, secret: bytes) -> s
     current = json.loads(request.body) if isinstance(request.body, bytes | bytearray) else body
     request.body = json.dumps({**current, "previous_response_id": bound.upstream_id},
                               separators=(",", ":")).encode()
-    request.context.plan = _only(bound.member, True)
+    PLAN.set(request.context, _only(bound.member, True))
     return bound.upstream_id
 
 
@@ -77,7 +77,7 @@ def responses_wire(secret: bytes, request: GatewayRequest, previous: str | None)
     """Usage from the final event (StreamTap, nothing stripped), ids tagged with the member
     that answered, and Responses' own error event for a stream broken after its first byte."""
     context = request.context
-    member = context.member
+    member = MEMBER.get(context)
     rewrite = IdRewriter(secret, member.name, context.client, previous=previous) \
         if member is not None else None
     return Wire(error_event=error_event, rewrite=rewrite)

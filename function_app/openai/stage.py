@@ -20,10 +20,12 @@ from ..core.clock import Clock
 from ..core.errors import BackendsCoolingDown, ModelNotFound, NeverFits, NoHealthyBackend
 from ..core.model_routes import ModelTable
 from ..core.pipeline import Handler, Stage
-from ..core.routes import OPENAI_KINDS, OPENAI_MODELS, OPENAI_RESPONSES, OPENAI_STORED
+from ..core.routes import MATCH, OPENAI_KINDS, OPENAI_MODELS, OPENAI_RESPONSES, OPENAI_STORED
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
-from .bill import OPENAI_WIRE, Bill, TokenLimiter, reserve, settle_on_answer
+from ..ratelimit.limits import REQUESTS_DECISION, TOKENS_DECISION
+from ..routing.pools import PLAN
+from .bill import BILL, OPENAI_WIRE, Bill, TokenLimiter, reserve, settle_on_answer
 from .estimate import Prepared, prepare
 from .ledger import TokenLedger
 from .responses import prepare_response
@@ -41,7 +43,7 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
     streamed event over `max_event_bytes` ends the stream (SSE_MAX_EVENT_BYTES)."""
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
-        kind = context.routed.route.kind
+        kind = MATCH.need(context).route.kind
         if kind not in OPENAI_KINDS:
             return await call_next(request)
         if kind == OPENAI_MODELS:
@@ -66,11 +68,11 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         route_to(request, models, prepared)
         previous = follow_previous(request, models, ids_secret) if responses else None
         context.first_events = first_events if responses and prepared.stream else None
-        context.bill = bill  # read by the telemetry stage when the answer ends
+        BILL.set(context, bill)  # read by the telemetry stage when the answer ends
         try:
             await reserve(bill, clock)
         finally:
-            context.tokens_decision = bill.decision  # headers, on a 429 too
+            TOKENS_DECISION.set(context, bill.decision)  # headers, on a 429 too
         try:
             response = await call_next(request)
         except NOT_SENT:
@@ -81,7 +83,7 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
             raise
         bill.completion_free = context.completion_free  # a cache hit
         response.headers.update(tighter_limits(
-            response.headers, openai_limit_headers(context.requests_decision, bill.decision)))
+            response.headers, openai_limit_headers(REQUESTS_DECISION.get(context), bill.decision)))
         wire = responses_wire(ids_secret, request, previous) if responses else OPENAI_WIRE
         return settle_on_answer(response, bill, prepared.stream, not prepared.wants_usage, wire,
                                 max_event_bytes)
@@ -120,7 +122,7 @@ def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:
 def route_to(request: GatewayRequest, models: ModelTable, prepared: Prepared) -> None:
     """Point the upstream step at the model's plan (pool, then fallback models) with the
     rewritten body; each attempt sends its member's key (stages/upstream.py)."""
-    request.context.plan = models.plan(prepared.model)
+    PLAN.set(request.context, models.plan(prepared.model))
     if prepared.body is not None:
         request.body = prepared.body
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..core.errors import PayloadTooLarge
 from ..core.json_object import check_json_object
 from ..core.pipeline import Handler, Stage
+from ..core.routes import MATCH
 from ..http.messages import GatewayRequest, GatewayResponse, Unread
 
 
@@ -20,7 +21,7 @@ def body_stage(max_bytes: int) -> Stage:
             body = request.body = await body.read(max_bytes)
         if len(body) > max_bytes:
             raise PayloadTooLarge()
-        if request.context.routed.route.json_body:
+        if MATCH.need(request.context).route.json_body:
             request.context.json = check_json_object(body)
         return await call_next(request)
 

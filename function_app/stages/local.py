@@ -7,13 +7,13 @@ without any backend behind it.
 from __future__ import annotations
 
 from ..core.pipeline import Handler
-from ..core.routes import LOCAL_OK
+from ..core.routes import LOCAL_OK, MATCH
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 
 
 async def local_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-    if request.context.routed.route.kind == LOCAL_OK:
+    if MATCH.need(request.context).route.kind == LOCAL_OK:
         return GatewayResponse(200, Headers([("content-type", "application/json"),
                                              ("cache-control", "no-store")]), b'{"ok": true}')
     return await call_next(request)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..core.paths import forward_path, parse_path
 from ..core.pipeline import Handler, Stage
-from ..core.routes import Match, RouteTable
+from ..core.routes import MATCH, Match, RouteTable
 from ..http.messages import GatewayRequest, GatewayResponse
 
 
@@ -20,7 +20,7 @@ def routing_stage(table: RouteTable) -> Stage:
         if match.route.is_prefix:
             match = Match(match.route, forward_path(match.route.upstream_path,
                                                     match.route.path[:-2], safe))
-        request.context.match = match
+        MATCH.set(request.context, match)
         return await call_next(request)
 
     return stage

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..aoai.outbound import Outbound
-from ..core.attempts import Observer
+from ..core.attempts import ATTEMPT_OBSERVER, Observer
 from ..core.attempts import send_attempt as observed_send
 from ..core.errors import (
     BackendsCoolingDown,
@@ -48,7 +48,7 @@ from ..core.errors import (
 )
 from ..core.paths import safe_query
 from ..core.pipeline import Handler
-from ..core.routes import ANTHROPIC_KINDS, Match
+from ..core.routes import ANTHROPIC_KINDS, MATCH, Match
 from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
 from ..http.forwarding import client_response_headers, strip_function_key, upstream_request_headers
 from ..http.messages import GatewayRequest, GatewayResponse
@@ -64,7 +64,7 @@ from ..routing.policy import (
     parse_retry_after,
 )
 from ..routing.policy import pick_backend as pick
-from ..routing.pools import Member, Plan, Target
+from ..routing.pools import MEMBER, PLAN, Member, Plan, Target
 from ..routing.stats import RoutingStats
 from .answer_body import (
     buffered,
@@ -149,8 +149,8 @@ class _Exchange:
 
     def __init__(self, router: Router, request: GatewayRequest):
         self.router, self.request = router, request
-        self.match: Match = request.context.routed
-        self.plan: Plan = request.context.plan or self.match.route.plan  # by model, or route
+        self.match: Match = MATCH.need(request.context)
+        self.plan: Plan = PLAN.get(request.context) or self.match.route.plan  # by model, or route
         self.route = self.match.route.path
         self.deadline = time.monotonic() + self.match.route.timeout_s
         self.query = safe_query(strip_function_key(request.query))
@@ -300,7 +300,7 @@ class _Exchange:
                 prepared.headers, prepared.body, min(router.connect_timeout_s, left), left)
             attempt_s = min(self.plan.attempt_timeout_s or left, self._time_left())
             outcome, answer, error = await send_attempt(
-                router.upstream, outgoing, attempt_s, self.request.context.attempt_observer)
+                router.upstream, outgoing, attempt_s, ATTEMPT_OBSERVER.get(self.request.context))
             if fresh_token or answer is None or answer.status != 401 or prepared.token is None \
                     or not router.outbound.refused(member, prepared.token):
                 break
@@ -360,7 +360,7 @@ class _Exchange:
         headers = client_response_headers(answer.headers)
         served_by = _served_by(member, target)
         self.request.context.served_by = served_by  # for telemetry's backend label
-        self.request.context.member = member
+        MEMBER.set(self.request.context, member)
         headers.add(BACKEND_HEADER, served_by)
         return GatewayResponse(answer.status, headers, body)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from ..http.context import Fact
 from .records import KeyRecord, TenantRecord
 
 
@@ -19,6 +20,9 @@ class Grant:
     def client_id(self) -> str:
         """The client identity of every request made with this key: its tenant."""
         return "tenant:" + self.key.tenant
+
+
+GRANT: Fact[Grant] = Fact("grant")  # the gateway API key's grant, when one was presented
 
 
 def refusal(record: KeyRecord, now: float) -> str | None:

@@ -20,6 +20,7 @@ from ..core.tasks import stop
 from ..http.messages import GatewayRequest
 from ..settings.specs import Settings
 from ..stages.tenant_auth import authorize_operator, tenant_auth_stage
+from ..tenants.access import GRANT
 from ..tenants.cache import KeyCache
 from ..tenants.limits import BudgetLimiter, KeyLimitsFor, KeyModels, KeyTokenLimits
 from ..tenants.spend import Spender
@@ -36,7 +37,7 @@ class TenantIdentity:
         self._inner = inner
 
     def of(self, request: Any) -> str:
-        grant = request.context.grant
+        grant = GRANT.get(request.context)
         return grant.client_id if grant is not None else self._inner.of(request)
 
 
