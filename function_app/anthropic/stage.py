@@ -18,6 +18,7 @@ from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.bill import BILL, Bill, TokenLimiter, Wire, reserve, settle_on_answer
 from ..openai.early import Failure, peek
 from ..openai.ledger import TokenLedger
+from ..openai.ports import Models, TokenScopes
 from ..openai.sse import DEFAULT_MAX_EVENT_BYTES
 from ..openai.stage import NOT_SENT, refuse_what_never_fits
 from ..ratelimit.limits import REQUESTS_DECISION, TOKENS_DECISION
@@ -34,8 +35,8 @@ async def first_events(answer: UpstreamResponse) -> tuple[UpstreamResponse, Fail
     return await peek(answer, errors.judge)
 
 
-def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenLedger,
-                    clock: Clock, spender=None,
+def anthropic_stage(models: Models, limits: TokenScopes, limiter: TokenLimiter | None,
+                    ledger: TokenLedger, clock: Clock, spender=None,
                     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Stage:
     """`models`, `limits`, `spender` and `max_event_bytes` as the OpenAI stage takes them."""
 
@@ -45,16 +46,17 @@ def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenL
         if kind not in ANTHROPIC_KINDS:
             return await call_next(request)
         prepared = prepare_message(context.json, count_only=kind == ANTHROPIC_COUNT)
-        if models.resolve(prepared.model) is None:
+        if models.resolve(prepared.model, context) is None:
             raise ModelNotFound(f"model: {prepared.model}")
-        PLAN.set(context, models.plan(prepared.model))
+        PLAN.set(context, models.plan(prepared.model, context))
         if kind == ANTHROPIC_COUNT:
             return await call_next(request)
         client = context.client
-        bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
+        bill = Bill(limiter, limits.scopes(context, prepared.model), ledger, client,
                     prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
         if spender is not None:
-            bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
+            bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget,
+                                        context)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
         BILL.set(context, bill)

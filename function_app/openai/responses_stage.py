@@ -15,6 +15,7 @@ from ..http.messages import GatewayRequest, GatewayResponse
 from ..routing.pools import MEMBER, PLAN, Member, Plan, Target
 from .bill import Wire
 from .early import Failure, peek
+from .ports import Models
 from .response_events import error_event, judge
 from .response_ids import IdRewriter, resolve
 from .sse import last_boundary
@@ -32,14 +33,14 @@ def _only(member: Member, repeatable: bool) -> Plan:
                         else "stored"),), repeatable=repeatable)
 
 
-async def stored_response(request: GatewayRequest, call_next: Handler, models: object,
+async def stored_response(request: GatewayRequest, call_next: Handler, models: Models,
                           secret: bytes) -> GatewayResponse:
     """GET/DELETE /v1/responses/{id}[/input_items], POST .../cancel: to the id's backend."""
     context = request.context
     tagged, _, rest = request.path[len(STORED_PREFIX):].partition("/")
     if rest not in SUBRESOURCES.get(request.method, ()):
         raise NotFound()  # only the Responses API's own paths reach a backend
-    bound = resolve(secret, tagged, context.client, models.members())
+    bound = resolve(secret, tagged, context.client, models.members(context))
     if bound is None:
         raise ResponseNotFound(f"No response found with id '{tagged[:100]}'.")
     path = STORED_PREFIX + bound.upstream_id + (f"/{rest}" if rest else "")
@@ -50,7 +51,7 @@ async def stored_response(request: GatewayRequest, call_next: Handler, models: o
     return rewritten(response, rewrite)
 
 
-def follow_previous(request: GatewayRequest, models: object, secret: bytes) -> str | None:
+def follow_previous(request: GatewayRequest, models: Models, secret: bytes) -> str | None:
     """A request continuing a stored response goes to the backend that holds it, with the
     backend's own id (returned; None without one); an id that is not ours (or not this
     client's) is a 404."""
@@ -58,7 +59,8 @@ def follow_previous(request: GatewayRequest, models: object, secret: bytes) -> s
     previous = body.get("previous_response_id") if isinstance(body, dict) else None
     if not isinstance(previous, str) or not previous:
         return None
-    bound = resolve(secret, previous, request.context.client, models.members())
+    bound = resolve(secret, previous, request.context.client,
+                    models.members(request.context))
     if bound is None:
         raise ResponseNotFound(f"Previous response with id '{previous[:100]}' not found.")
     current = json.loads(request.body) if isinstance(request.body, bytes | bytearray) else body

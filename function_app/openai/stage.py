@@ -14,11 +14,9 @@ import json
 
 from function_app.ratelimit.limits import ScopedLimit
 from function_app.ratelimit.token_headers import limit_name, openai_limit_headers
-from function_app.ratelimit.tokens import TokenLimits
 
 from ..core.clock import Clock
 from ..core.errors import BackendsCoolingDown, ModelNotFound, NeverFits, NoHealthyBackend
-from ..core.model_routes import ModelTable
 from ..core.pipeline import Handler, Stage
 from ..core.routes import MATCH, OPENAI_KINDS, OPENAI_MODELS, OPENAI_RESPONSES, OPENAI_STORED
 from ..http.headers import Headers
@@ -28,6 +26,7 @@ from ..routing.pools import PLAN
 from .bill import BILL, OPENAI_WIRE, Bill, TokenLimiter, reserve, settle_on_answer
 from .estimate import Prepared, prepare
 from .ledger import TokenLedger
+from .ports import Models, TokenScopes
 from .responses import prepare_response
 from .responses_stage import first_events, follow_previous, responses_wire, stored_response
 from .sse import DEFAULT_MAX_EVENT_BYTES
@@ -35,7 +34,7 @@ from .sse import DEFAULT_MAX_EVENT_BYTES
 MODELS_PATH = "/v1/models"
 
 
-def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter | None,
+def openai_stage(models: Models, limits: TokenScopes, limiter: TokenLimiter | None,
                  ledger: TokenLedger, default_max_tokens: int, clock: Clock,
                  ids_secret: bytes = b"", spender=None,
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Stage:
@@ -47,20 +46,21 @@ def openai_stage(models: ModelTable, limits: TokenLimits, limiter: TokenLimiter 
         if kind not in OPENAI_KINDS:
             return await call_next(request)
         if kind == OPENAI_MODELS:
-            return models_answer(models, request.path)
+            return models_answer(models.names(context), request.path)
         if kind == OPENAI_STORED:
             return await stored_response(request, call_next, models, ids_secret)
         responses = kind == OPENAI_RESPONSES
         prepared = prepare_response(context.json, default_max_tokens) if responses \
             else prepare(kind, context.json, default_max_tokens)
-        backend = models.resolve(prepared.model)
+        backend = models.resolve(prepared.model, context)
         if backend is None:
             raise ModelNotFound(f"The model '{prepared.model}' does not exist.")
         client = context.client
-        bill = Bill(limiter, limits.scopes(client, prepared.model), ledger, client,
+        bill = Bill(limiter, limits.scopes(context, prepared.model), ledger, client,
                     prepared.model, prepared.estimate, prompt_tokens=prepared.prompt_tokens)
         if spender is not None:
-            bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget)
+            bill.spend = spender.charge(prepared.model, prepared.prompt_tokens, prepared.budget,
+                                        context)
         if limiter is not None:
             refuse_what_never_fits(bill.scopes, prepared.estimate)
         # Everything that can refuse the request runs before the reservation, which nothing
@@ -119,18 +119,18 @@ def refuse_what_never_fits(scopes: list[ScopedLimit], estimate: int) -> None:
                 "max_tokens, n or the prompt.")
 
 
-def route_to(request: GatewayRequest, models: ModelTable, prepared: Prepared) -> None:
+def route_to(request: GatewayRequest, models: Models, prepared: Prepared) -> None:
     """Point the upstream step at the model's plan (pool, then fallback models) with the
     rewritten body; each attempt sends its member's key (stages/upstream.py)."""
-    PLAN.set(request.context, models.plan(prepared.model))
+    PLAN.set(request.context, models.plan(prepared.model, request.context))
     if prepared.body is not None:
         request.body = prepared.body
 
 
-def models_answer(models: ModelTable, path: str) -> GatewayResponse:
-    """The model list, or one model for /v1/models/{id} (404 model_not_found if unknown)."""
+def models_answer(names: list[str], path: str) -> GatewayResponse:
+    """The model list (`names`, those the request may use), or one model for /v1/models/{id}
+    (404 model_not_found if unknown)."""
     wanted = path[len(MODELS_PATH) + 1:]
-    names = models.names()
     if wanted and wanted not in names:
         raise ModelNotFound(f"The model '{wanted}' does not exist.")
     entries = [{"id": name, "object": "model", "created": 0, "owned_by": "gateway"}

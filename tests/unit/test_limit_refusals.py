@@ -46,7 +46,7 @@ async def test_a_request_larger_than_the_request_bucket_is_a_400_not_a_429():
     limiter = Limiter(MemoryRateLimitStore(), FakeClock(), LimiterConfig(), "gw",
                       background=False)
     tiny = [ScopedLimit("client", "c", Limit(1.0, 0.5))]  # an override row may say burst 0.5
-    stage = rate_limit_stage(limiter, lambda client, route: tiny)
+    stage = rate_limit_stage(limiter, lambda context: tiny)
     context = RequestContext(client_id="c")
     backends = {"python": "http://127.0.0.1:1", "node": "http://127.0.0.1:2"}
     MATCH.set(context, parse_routes([], backends, 30.0).match("/infer/python", "POST"))
