@@ -10,23 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ..http.headers import Headers
 from ..routing.backends import BackendSpec
 from ..routing.pools import Member
-from ..stages.target_request import headers_for, query_for, without_credential_params
+from ..stages.target_request import Outgoing, PlainOutbound, without_credential_params
 from .tokens import TokenProvider, TokenUnavailable
 from .wire import azure_body, azure_path, with_credentials
 
-
-@dataclass(frozen=True)
-class Outgoing:
-    path: str
-    query: str
-    headers: Headers
-    body: bytes
-    token: str | None = None  # the Entra token sent, if any
+PLAIN = PlainOutbound()
 
 
 class Outbound:
@@ -44,8 +36,8 @@ class Outbound:
         (target_request.headers_for)."""
         spec = member.backend or self.specs.get(member.name)
         if spec is None:
-            sent = headers_for(member, headers, key_header)
-            return Outgoing(path, query_for(member, query), sent, body)
+            return await PLAIN.prepare(member, path, query, headers, body, model, timeout_s,
+                                       key_header)
         token = None
         if spec.auth == "entra":
             if self.tokens is None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import unquote_plus
 
 from ..core.redact import split_userinfo
@@ -88,3 +90,41 @@ def body_for(target: Target, body: bytes) -> bytes:
     decoded = json.loads(body)
     decoded["model"] = target.model
     return json.dumps(decoded).encode()
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One attempt's path, query, headers and body for its member."""
+
+    path: str
+    query: str
+    headers: Headers
+    body: bytes
+    token: str | None = None  # the Entra token sent, if any
+
+
+class Outbound(Protocol):
+    """What the upstream step asks before each attempt (aoai/outbound.py's, built by wiring,
+    adds members with a wire and credentials of their own)."""
+
+    async def prepare(self, member: Member, path: str, query: str, headers: Headers,
+                      body: bytes, model: str, timeout_s: float = 30.0,
+                      key_header: str = "authorization") -> Outgoing: ...
+
+    def refused(self, member: Member, token: str) -> bool:
+        """A 401 answered `token`; True when a retry with a new token makes sense."""
+        ...
+
+
+class PlainOutbound:
+    """A member without a wire of its own: its key (MODEL_API_KEYS) in place of the client's
+    credentials, the client's path and query."""
+
+    async def prepare(self, member: Member, path: str, query: str, headers: Headers,
+                      body: bytes, model: str, timeout_s: float = 30.0,
+                      key_header: str = "authorization") -> Outgoing:
+        return Outgoing(path, query_for(member, query), headers_for(member, headers, key_header),
+                        body)
+
+    def refused(self, member: Member, token: str) -> bool:
+        return False

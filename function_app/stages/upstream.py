@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..aoai.outbound import Outbound
 from ..core.attempts import ATTEMPT_OBSERVER, Observer
 from ..core.attempts import send_attempt as observed_send
 from ..core.errors import (
@@ -73,7 +72,7 @@ from .answer_body import (
     declared_length,
     with_release,
 )
-from .target_request import body_for, upstream_path, upstream_url
+from .target_request import Outbound, PlainOutbound, body_for, upstream_path, upstream_url
 
 BACKEND_HEADER = "X-Gateway-Backend"
 CONTEXT_LENGTH_MARK = b"context_length_exceeded"
@@ -93,7 +92,7 @@ class Router:
     outstanding: dict[str, int] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
     budgets: dict[str, RetryBudget] = field(default_factory=dict)
-    outbound: Outbound = field(default_factory=Outbound)  # members' wire and credentials
+    outbound: Outbound = field(default_factory=PlainOutbound)  # members' wire, credentials
 
     def budget_for(self, route: str) -> RetryBudget:
         found = self.budgets.get(route)

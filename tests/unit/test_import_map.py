@@ -34,8 +34,6 @@ NOT_COMPONENTS = ENTRY_POINTS | {"settings", "wiring"}
 PENDING: dict[tuple[str, str], str] = {
     # core/routes.py and core/model_routes.py move into routing/ (#24, routing).
     ("core", "routing"): "core/routes.py, core/model_routes.py import routing/pools",
-    # stages/target_request.py moves into routing/ (#24, routing); aoai/ then imports routing/.
-    ("aoai", "stages"): "aoai/outbound.py and aoai/wire.py import stages/target_request.py",
 }
 
 Arrows = dict[str, dict[str, set[str]]]  # room -> room it imports -> the importing modules
