@@ -26,13 +26,23 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 
 from ..core.redact import display_url
-from ..settings.specs import Settings
 from ..telemetry.ids import IdOnlyTracer
 
 log = logging.getLogger(__name__)
 SCOPE = "ai-gateway"
 AUTO_INSTRUMENTATIONS = ("azure_sdk", "django", "fastapi", "flask", "httpx", "httpx2",
                          "psycopg2", "requests", "urllib", "urllib3")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Where telemetry goes: the settings of the same names (wiring/telemetry.py fills it)."""
+
+    service_name: str
+    sample_ratio: float  # TELEMETRY_TRACE_SAMPLE_RATIO
+    appinsights_connection_string: str = field(repr=False)
+    appinsights_authentication_string: str
+    otlp_endpoint: str  # OTEL_EXPORTER_OTLP_ENDPOINT
 
 
 @dataclass
@@ -42,13 +52,13 @@ class Exporters:
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
 
-def open_exporters(settings: Settings, instance: str) -> Exporters:
-    resource = Resource.create({SERVICE_NAME: settings.service_name,
+def open_exporters(config: ExportConfig, instance: str) -> Exporters:
+    resource = Resource.create({SERVICE_NAME: config.service_name,
                                 SERVICE_INSTANCE_ID: instance})
-    if settings.appinsights_connection_string:
-        return _azure_monitor(settings, resource)
-    if settings.otlp_endpoint:
-        return _otlp(settings, resource)
+    if config.appinsights_connection_string:
+        return _azure_monitor(config, resource)
+    if config.otlp_endpoint:
+        return _otlp(config, resource)
     return Exporters(IdOnlyTracer(), None)
 
 
@@ -56,16 +66,16 @@ def _sampler(ratio: float):
     return ParentBased(TraceIdRatioBased(ratio))
 
 
-def _otlp(settings: Settings, resource: Resource) -> Exporters:
+def _otlp(config: ExportConfig, resource: Resource) -> Exporters:
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    base = settings.otlp_endpoint.rstrip("/")
+    base = config.otlp_endpoint.rstrip("/")
     tracer_provider = TracerProvider(resource=resource,
-                                     sampler=_sampler(settings.telemetry_trace_sample_ratio))
+                                     sampler=_sampler(config.sample_ratio))
     tracer_provider.add_span_processor(BatchSpanProcessor(
         OTLPSpanExporter(endpoint=f"{base}/v1/traces"), schedule_delay_millis=1000))
     reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{base}/v1/metrics"),
@@ -81,13 +91,13 @@ def _otlp(settings: Settings, resource: Resource) -> Exporters:
     return Exporters(tracer_provider.get_tracer(SCOPE), meter_provider.get_meter(SCOPE), [close])
 
 
-def _azure_monitor(settings: Settings, resource: Resource) -> Exporters:
+def _azure_monitor(config: ExportConfig, resource: Resource) -> Exporters:
     from azure.monitor.opentelemetry import configure_azure_monitor
 
     configure_azure_monitor(
-        connection_string=settings.appinsights_connection_string,
-        credential=_credential(settings.appinsights_authentication_string),
-        resource=resource, sampling_ratio=settings.telemetry_trace_sample_ratio,
+        connection_string=config.appinsights_connection_string,
+        credential=_credential(config.appinsights_authentication_string),
+        resource=resource, sampling_ratio=config.sample_ratio,
         disable_logging=True,
         instrumentation_options={name: {"enabled": False} for name in AUTO_INSTRUMENTATIONS})
     log.info("telemetry: Azure Monitor export")

@@ -17,9 +17,12 @@ from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.bill import TokenLimiter, Wire, settle_on_answer
 from ..openai.early import Failure, peek
 from ..openai.ledger import TokenLedger
+from ..openai.ports import Models, TokenScopes
 from ..openai.sse import DEFAULT_MAX_EVENT_BYTES
 from ..openai.stage import open_bill, reserved_answer
-from ..routing.routes import ANTHROPIC_COUNT, ANTHROPIC_KINDS
+from ..ratelimit.limits import REQUESTS_DECISION
+from ..routing.pools import PLAN
+from ..routing.routes import ANTHROPIC_COUNT, ANTHROPIC_KINDS, MATCH
 from . import errors
 from .estimate import prepare_message
 from .stream import MessageTap
@@ -32,26 +35,26 @@ async def first_events(answer: UpstreamResponse) -> tuple[UpstreamResponse, Fail
     return await peek(answer, errors.judge)
 
 
-def anthropic_stage(models, limits, limiter: TokenLimiter | None, ledger: TokenLedger,
-                    clock: Clock, spender=None,
+def anthropic_stage(models: Models, limits: TokenScopes, limiter: TokenLimiter | None,
+                    ledger: TokenLedger, clock: Clock, spender=None,
                     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Stage:
     """`models`, `limits`, `spender` and `max_event_bytes` as the OpenAI stage takes them."""
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
-        kind = context.routed.route.kind
+        kind = MATCH.need(context).route.kind
         if kind not in ANTHROPIC_KINDS:
             return await call_next(request)
         prepared = prepare_message(context.json, count_only=kind == ANTHROPIC_COUNT)
-        if models.resolve(prepared.model) is None:
+        if models.resolve(prepared.model, context) is None:
             raise ModelNotFound(f"model: {prepared.model}")
-        context.plan = models.plan(prepared.model)
+        PLAN.set(context, models.plan(prepared.model, context))
         if kind == ANTHROPIC_COUNT:
             return await call_next(request)
-        bill = open_bill(prepared, context.client, limiter, limits, ledger, spender)
+        bill = open_bill(prepared, context, limiter, limits, ledger, spender)
         context.first_events = first_events if prepared.stream else None
         response = await reserved_answer(request, call_next, bill, clock)
-        response.headers.extend(errors.limit_headers(context.requests_decision, bill.decision,
+        response.headers.extend(errors.limit_headers(REQUESTS_DECISION.get(context), bill.decision,
                                                      clock.now()))
         return settle_on_answer(response, bill, prepared.stream, False, WIRE, max_event_bytes)
 

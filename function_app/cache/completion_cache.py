@@ -28,7 +28,7 @@ from ..core.pipeline import Handler
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..openai.sse import split_events
-from ..routing.routes import OPENAI_CHAT, OPENAI_EMBEDDINGS
+from ..routing.routes import MATCH, OPENAI_CHAT, OPENAI_EMBEDDINGS
 from .agents import AGENT_KINDS, ended, keyed_headers, stateful
 from .entry import CacheEntry
 from .front import CacheFront
@@ -51,7 +51,7 @@ class CompletionCache(CacheFront):
         asked = (request.headers.get(REQUEST_HEADER) or "").strip().lower()
         if asked and asked not in (USE, REFRESH, SKIP):
             raise BadRequest(f"{REQUEST_HEADER} must be one of use, refresh, skip.")
-        route = request.context.routed.route.path
+        route = MATCH.need(request.context).route.path
         configured = self.config.completions_on(str(body.get("model")), route)
         return asked or (USE if configured else None)
 
@@ -62,7 +62,7 @@ class CompletionCache(CacheFront):
         request.headers.remove(REQUEST_HEADER)
         if mode is None:
             return await call_next(request)
-        kind = request.context.routed.route.kind
+        kind = MATCH.need(request.context).route.kind
         if mode == SKIP or rewrite_in(request.headers) or stateful(kind, body):
             return marked(await call_next(request), "BYPASS")
         partition = "" if self.config.completions_shared else self.client_of(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..settings.configs import from_setting
+from ..core.fields import from_setting
 
 OFF, SHARED, PER_CLIENT = "off", "shared", "per-client"
 ALL = "*"
@@ -15,13 +15,13 @@ ALL = "*"
 class CacheConfig:
     """The CACHE_* settings (settings/specs.py says what each means) and the credential headers."""
 
-    ttl_s: int = from_setting("cache_ttl_seconds")
-    max_entry_bytes: int = from_setting("cache_max_entry_bytes")
-    route_modes: Mapping[str, str] = from_setting("cache_routes")
+    ttl_s: int = from_setting("cache_ttl_seconds", 30)
+    max_entry_bytes: int = from_setting("cache_max_entry_bytes", 1048576)
+    route_modes: Mapping[str, str] = from_setting("cache_routes", {})
     # models and/or route paths; "*" for all
-    completions: frozenset[str] = from_setting("cache_completions")
-    completions_shared: bool = from_setting("cache_completions_shared")
-    hit_charges_tokens: bool = from_setting("cache_hit_charges_tokens")
+    completions: frozenset[str] = from_setting("cache_completions", frozenset())
+    completions_shared: bool = from_setting("cache_completions_shared", False)
+    hit_charges_tokens: bool = from_setting("cache_hit_charges_tokens", False)
     credential_headers: frozenset[str] = frozenset({"authorization", "api-key", "x-api-key",
                                                    "cookie"})
 

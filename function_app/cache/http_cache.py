@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..core.pipeline import Handler
 from ..http.messages import GatewayRequest, GatewayResponse
+from ..routing.routes import MATCH
 from .coalesce import Coalescer
 from .config import OFF, PER_CLIENT
 from .entry import VARIANTS, CacheEntry
@@ -32,7 +33,7 @@ class HttpCache(CacheFront):
     coalescer: Coalescer[CacheEntry] = field(default_factory=Coalescer)
 
     async def serve(self, request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        route = request.context.routed.route.path
+        route = MATCH.need(request.context).route.path
         mode = self.config.route_mode(route)
         if mode == OFF:
             return await call_next(request)

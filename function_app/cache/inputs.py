@@ -10,7 +10,7 @@ and what the gateway itself forwards on the client's behalf is the gateway's to 
   client accepts (Accept-Encoding, or the identity the gateway asks for when there is none),
   so a gzip answer is never replayed to a client that cannot read it;
 - credentials (Authorization, API key headers, Cookie; CacheConfig.credential_headers): a
-  reason to bypass a shared entry, or part of a per-client partition (cache_wiring.client_of);
+  reason to bypass a shared entry, or part of a per-client partition (wiring/cache.py: client_of);
 - REWRITES, headers that frameworks read to change the path, method or origin of a request:
   a reason to bypass, since keying on them would only give an attacker a key of their own.
 

@@ -1,7 +1,7 @@
 """The request pipeline: an ordered list of stages folded around a terminal handler.
 
 A stage is `async (request, call_next) -> response`. The order is written once, as data, in
-bootstrap.py; no stage registers itself.
+wiring/build.py; no stage registers itself.
 """
 
 from __future__ import annotations

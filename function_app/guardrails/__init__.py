@@ -13,5 +13,5 @@
     errors.py     what a client sees; counts.py: checks and PII kinds counted; spans.py: traces
 
 The HTTP client of Azure AI Content Safety lives in adapters/contentsafety_httpx.py, the wiring
-in guardrails_wiring.py, the in-memory fake in tests/support/safety_fake.py.
+in wiring/guardrails.py, the in-memory fake in tests/support/safety_fake.py.
 """

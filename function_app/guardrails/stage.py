@@ -20,7 +20,8 @@ from opentelemetry.trace import Tracer
 from ..core.errors import GatewayError
 from ..core.pipeline import Handler, Stage
 from ..http.messages import GatewayRequest, GatewayResponse
-from ..routing.routes import ANTHROPIC_COUNT, OPENAI_EMBEDDINGS, OPENAI_MODELS, OPENAI_STORED
+from ..routing.routes import ANTHROPIC_COUNT, MATCH, OPENAI_EMBEDDINGS, OPENAI_MODELS, OPENAI_STORED
+from ..tenants.access import GRANT
 from .counts import CheckCounts
 from .errors import FINDING_HEADER, GuardrailUnavailable
 from .output import MAX_ANSWER_BYTES, check_answer
@@ -45,7 +46,7 @@ class Guardrails:
 
 def named_policy(request: GatewayRequest) -> str | None:
     """The policy the request's gateway key (else its tenant) names, if any."""
-    grant = request.context.grant
+    grant = GRANT.get(request.context)
     if grant is None:
         return None
     named = getattr(grant.key, "guardrail", "")
@@ -57,7 +58,7 @@ def named_policy(request: GatewayRequest) -> str | None:
 def guardrails_stage(guard: Guardrails) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
-        kind = context.routed.route.kind
+        kind = MATCH.need(context).route.kind
         body = context.json
         if body is None or kind in UNCHECKED_KINDS:
             return await call_next(request)

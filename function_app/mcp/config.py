@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from function_app.ratelimit.limits import Limit
 
-from ..settings.parsers import header_name, http_url
+from ..core.values import header_name, http_url
 from .access import ALL, SERVER_RE, TOOL_RE
 
 AUTH_KINDS = ("none", "key", "entra")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import BadRequest, InvalidJson, JsonTooDeep
-from ..stages.body import check_json_object
+from ..core.json_object import check_json_object
 from .errors import INVALID_PARAMS, McpBatchRefused, McpError, McpMethodUnknown, McpParseError
 
 # The client-to-server methods of MCP (2025-06-18 and 2025-11-25); anything else is refused

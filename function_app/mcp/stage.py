@@ -22,9 +22,12 @@ from ..core.clock import Clock
 from ..core.errors import GatewayError, PayloadTooLarge
 from ..core.pipeline import Handler, Stage
 from ..core.upstream import Upstream, UpstreamRequest
+from ..http.context import Fact
 from ..http.forwarding import upstream_request_headers
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse, Unread
+from ..routing.routes import MATCH
+from ..tenants.access import GRANT
 from .access import OPEN, ToolGrant, allowed
 from .config import McpServer
 from .credentials import Credentials
@@ -60,6 +63,9 @@ class McpCall:
     outcome: str = "ok"
 
 
+MCP_CALL: Fact[McpCall] = Fact("mcp")  # MCP routes: server, method, tool, outcome
+
+
 @dataclass(frozen=True)
 class McpLimits:
     max_message_bytes: int
@@ -82,7 +88,7 @@ class McpRoutes:
 
 def mcp_stage(routes: McpRoutes) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        if request.context.routed.route.kind != MCP_KIND:
+        if MATCH.need(request.context).route.kind != MCP_KIND:
             return await call_next(request)
         return await handle(routes, request)
 
@@ -91,7 +97,8 @@ def mcp_stage(routes: McpRoutes) -> Stage:
 
 async def handle(routes: McpRoutes, request: GatewayRequest) -> GatewayResponse:
     server = _server(routes, request.path)
-    call = request.context.mcp = McpCall(server.name, request.method)
+    call = McpCall(server.name, request.method)
+    MCP_CALL.set(request.context, call)
     request.context.served_by = f"mcp:{server.name}"  # telemetry's backend label
     try:
         grant, prefix = _grant(routes, request, server)
@@ -120,7 +127,7 @@ def _grant(routes: McpRoutes, request: GatewayRequest, server: McpServer
            ) -> tuple[ToolGrant | None, str]:
     """The key's tool grant and prefix; OPEN when keys are off. 403 if the key (or its
     absence) reaches no tool of `server`."""
-    key_grant = request.context.grant
+    key_grant = GRANT.get(request.context)
     if key_grant is None:
         if routes.keys_required:
             raise McpForbidden("MCP servers are reached with a gateway API key that lists "
@@ -167,7 +174,7 @@ async def _check_call(routes: McpRoutes, request: GatewayRequest, server: McpSer
     limit = server.limit_for(tool)
     if limit is None or routes.limiter is None:
         return
-    key_grant = request.context.grant  # per key when there is one, else per client
+    key_grant = GRANT.get(request.context)  # per key when there is one, else per client
     caller = f"key:{key_grant.key.prefix}" if key_grant is not None else request.context.client
     scoped = [ScopedLimit("mcp_tool", f"{server.name}:{tool}|{caller}", limit)]
     decision = await routes.limiter.acquire(scoped, 1)
@@ -214,7 +221,7 @@ async def _answer(routes: McpRoutes, request: GatewayRequest, server: McpServer,
     tool_allowed = lambda tool: allowed(grant, server.name, tool)  # noqa: E731
     limits = routes.limits
     if kind == SSE and status < 300:
-        call = request.context.mcp
+        call = MCP_CALL.get(request.context)
         body = relay_stream(response, limits.max_event_bytes, tool_allowed, rpc_id,
                             request.request_id, lambda outcome: _stream_done(call, outcome))
         return GatewayResponse(status, headers, body)

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from function_app.http.context import Fact
 from function_app.http.messages import GatewayResponse
 from function_app.ratelimit.headers import retry_after
 from function_app.ratelimit.limits import Decision, ScopedLimit
@@ -111,6 +112,9 @@ class Bill:
     def _adjust(self, delta: float) -> None:
         if self.limiter is not None and self.scopes and self.decision is not None and delta:
             self.limiter.adjust(self.scopes, delta)
+
+
+BILL: Fact[Bill] = Fact("bill")  # the token reservation, settled from the answer
 
 
 async def reserve(bill: Bill, clock: Clock) -> None:

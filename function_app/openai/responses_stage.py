@@ -11,10 +11,11 @@ from ..core.errors import NotFound
 from ..core.pipeline import Handler
 from ..core.upstream import UpstreamResponse
 from ..http.messages import GatewayRequest, GatewayResponse
-from ..routing.pools import Member, Plan, Target
-from ..routing.routes import Match
+from ..routing.pools import MEMBER, PLAN, Member, Plan, Target
+from ..routing.routes import MATCH, Match
 from .bill import Wire
 from .early import Failure, peek
+from .ports import Models
 from .response_events import error_event, judge
 from .response_ids import IdRewriter, resolve
 from .sse import last_boundary
@@ -32,25 +33,25 @@ def _only(member: Member, repeatable: bool) -> Plan:
                         else "stored"),), repeatable=repeatable)
 
 
-async def stored_response(request: GatewayRequest, call_next: Handler, models: object,
+async def stored_response(request: GatewayRequest, call_next: Handler, models: Models,
                           secret: bytes) -> GatewayResponse:
     """GET/DELETE /v1/responses/{id}[/input_items], POST .../cancel: to the id's backend."""
     context = request.context
     tagged, _, rest = request.path[len(STORED_PREFIX):].partition("/")
     if rest not in SUBRESOURCES.get(request.method, ()):
         raise NotFound()  # only the Responses API's own paths reach a backend
-    bound = resolve(secret, tagged, context.client, models.members())
+    bound = resolve(secret, tagged, context.client, models.members(context))
     if bound is None:
         raise ResponseNotFound(f"No response found with id '{tagged[:100]}'.")
     path = STORED_PREFIX + bound.upstream_id + (f"/{rest}" if rest else "")
-    context.match = Match(context.routed.route, path)
-    context.plan = _only(bound.member, request.method != "POST")
+    MATCH.set(context, Match(MATCH.need(context).route, path))
+    PLAN.set(context, _only(bound.member, request.method != "POST"))
     response = await call_next(request)
     rewrite = IdRewriter(secret, bound.member.name, context.client, bound.upstream_id)
     return rewritten(response, rewrite)
 
 
-def follow_previous(request: GatewayRequest, models: object, secret: bytes) -> str | None:
+def follow_previous(request: GatewayRequest, models: Models, secret: bytes) -> str | None:
     """A request continuing a stored response goes to the backend that holds it, with the
     backend's own id (returned; None without one); an id that is not ours (or not this
     client's) is a 404."""
@@ -58,13 +59,14 @@ def follow_previous(request: GatewayRequest, models: object, secret: bytes) -> s
     previous = body.get("previous_response_id") if isinstance(body, dict) else None
     if not isinstance(previous, str) or not previous:
         return None
-    bound = resolve(secret, previous, request.context.client, models.members())
+    bound = resolve(secret, previous, request.context.client,
+                    models.members(request.context))
     if bound is None:
         raise ResponseNotFound(f"Previous response with id '{previous[:100]}' not found.")
     current = json.loads(request.body) if isinstance(request.body, bytes | bytearray) else body
     request.body = json.dumps({**current, "previous_response_id": bound.upstream_id},
                               separators=(",", ":")).encode()
-    request.context.plan = _only(bound.member, True)
+    PLAN.set(request.context, _only(bound.member, True))
     return bound.upstream_id
 
 
@@ -77,7 +79,7 @@ def responses_wire(secret: bytes, request: GatewayRequest, previous: str | None)
     """Usage from the final event (StreamTap, nothing stripped), ids tagged with the member
     that answered, and Responses' own error event for a stream broken after its first byte."""
     context = request.context
-    member = context.member
+    member = MEMBER.get(context)
     rewrite = IdRewriter(secret, member.name, context.client, previous=previous) \
         if member is not None else None
     return Wire(error_event=error_event, rewrite=rewrite)

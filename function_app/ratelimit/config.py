@@ -6,27 +6,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from function_app.settings.configs import from_setting
+from function_app.core.fields import from_setting
 
 
 @dataclass(frozen=True)
 class LimiterConfig:
     """Each field read from a setting: see that setting's help in settings/specs.py."""
 
-    enabled: bool = from_setting("rate_limit_enabled")
-    storage_timeout_s: float = from_setting("rate_limit_storage_timeout_s")
+    enabled: bool = from_setting("rate_limit_enabled", True)
+    storage_timeout_s: float = from_setting("rate_limit_storage_timeout_s", 0.5)
     # "open" (local safe capacity) or "closed" (deny, 503)
-    failure_mode: str = from_setting("rate_limit_failure_mode")
-    expected_instances: int = from_setting("rate_limit_expected_instances")
-    sync: str = from_setting("rate_limit_sync")  # "lease" or "tally"
-    tally_period_s: float = from_setting("rate_limit_tally_period_s")
-    lease_s: float = from_setting("rate_limit_lease_s")
-    lease_ttl_s: float = from_setting("rate_limit_lease_ttl_s")
-    exact_below_rps: float = from_setting("rate_limit_exact_below_rps")
-    conflict_retries: int = from_setting("rate_limit_conflict_retries")
-    sweep_interval_s: float = from_setting("rate_limit_sweep_interval_s")
-    sweep_idle_s: float = from_setting("rate_limit_sweep_idle_s")
-    overrides_refresh_s: float = from_setting("rate_limit_overrides_refresh_s")
+    failure_mode: str = from_setting("rate_limit_failure_mode", "open")
+    expected_instances: int = from_setting("rate_limit_expected_instances", 4)
+    sync: str = from_setting("rate_limit_sync", "lease")  # "lease" or "tally"
+    tally_period_s: float = from_setting("rate_limit_tally_period_s", 3.0)
+    lease_s: float = from_setting("rate_limit_lease_s", 0.25)
+    lease_ttl_s: float = from_setting("rate_limit_lease_ttl_s", 4.0)
+    exact_below_rps: float = from_setting("rate_limit_exact_below_rps", 1.0)
+    conflict_retries: int = from_setting("rate_limit_conflict_retries", 3)
+    sweep_interval_s: float = from_setting("rate_limit_sweep_interval_s", 300.0)
+    sweep_idle_s: float = from_setting("rate_limit_sweep_idle_s", 600.0)
+    overrides_refresh_s: float = from_setting("rate_limit_overrides_refresh_s", 30.0)
     # Derived or fixed; not settings.
     idle_return_s: float = 1.0  # give back a key's tokens after this long without use
     forget_s: float = 30.0  # drop an unused key's local state after this long

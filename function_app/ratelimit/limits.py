@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from function_app.http.context import Fact
+
 MAX_RETRY_AFTER_S = 3600.0  # a limit that can never admit (rate 0, cost > burst) says "an hour"
 
 
@@ -67,6 +69,10 @@ class Decision:
     degraded: bool = False
     shadow_scope: str | None = None
     reason: str = "ok"
+
+
+REQUESTS_DECISION: Fact[Decision] = Fact("requests_decision")  # for x-ratelimit-*
+TOKENS_DECISION: Fact[Decision] = Fact("tokens_decision")  # for x-ratelimit-*-tokens
 
 
 def clamp_wait(seconds: float) -> float:

@@ -11,11 +11,13 @@ from typing import Protocol
 
 from function_app.core.errors import NeverFits, RateLimited, StorageUnavailable
 from function_app.core.pipeline import Handler, Stage
+from function_app.http.context import RequestContext
 from function_app.http.messages import GatewayRequest, GatewayResponse
 from function_app.ratelimit.headers import rate_limit_headers, retry_after
-from function_app.ratelimit.limits import Decision, ScopedLimit
+from function_app.ratelimit.limits import REQUESTS_DECISION, Decision, ScopedLimit
 
-LimitsFor = Callable[[str | None, str | None], list[ScopedLimit]]
+# The request's limits (wiring: defaults and overrides by client and route, and its key's).
+LimitsFor = Callable[[RequestContext], list[ScopedLimit]]
 
 
 class Acquirer(Protocol):
@@ -29,8 +31,8 @@ def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor) -> Stage:
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         context = request.context
-        decision = await limiter.acquire(limits_for(context.client, context.routed.route.path), 1)
-        context.requests_decision = decision  # for the OpenAI x-ratelimit-* headers
+        decision = await limiter.acquire(limits_for(context), 1)
+        REQUESTS_DECISION.set(context, decision)  # for the OpenAI x-ratelimit-* headers
         headers = rate_limit_headers(decision)
         if decision.reason == "exceeds_limit":  # waiting cannot help: 400, no Retry-After
             raise NeverFits(f"The '{decision.scope}' limit admits at most "

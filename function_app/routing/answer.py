@@ -16,7 +16,7 @@ from ..http.forwarding import client_response_headers
 from ..http.messages import GatewayResponse
 from .answer_body import complete_body, declared_length, with_release
 from .exchange import Exchange, served_by
-from .pools import Member, Target
+from .pools import MEMBER, Member, Target
 
 BACKEND_HEADER = "X-Gateway-Backend"
 
@@ -33,7 +33,7 @@ async def respond(ex: Exchange, answer: UpstreamResponse, member: Member, target
     headers = client_response_headers(answer.headers)
     shown = served_by(member, target)
     ex.request.context.served_by = shown  # for telemetry's backend label
-    ex.request.context.member = member
+    MEMBER.set(ex.request.context, member)
     headers.add(BACKEND_HEADER, shown)
     return GatewayResponse(answer.status, headers, body)
 

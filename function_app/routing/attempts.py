@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 
 from ..core.errors import GatewayError, Overloaded, UpstreamConnectError, UpstreamTimeout
 from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
+from ..http.context import Fact
 from .policy import Kind, Outcome, parse_retry_after
 
 Send = Callable[[UpstreamRequest], Awaitable[UpstreamResponse]]
 Observer = Callable[[UpstreamRequest, Send], Awaitable[UpstreamResponse]]
+ATTEMPT_OBSERVER: Fact[Observer] = Fact("attempt_observer")  # wraps each attempt (a span)
 Attempted = tuple[Outcome, UpstreamResponse | None, GatewayError | None]
 
 

@@ -15,7 +15,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from ..settings.configs import from_setting
+from ..core.fields import from_setting
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 HELD = "429"  # SharedState.cause of an open state that waits out a backend's Retry-After
@@ -25,12 +25,12 @@ HELD = "429"  # SharedState.cause of an open state that waits out a backend's Re
 class BreakerConfig:
     """The BREAKER_* settings (settings/specs.py says what each means)."""
 
-    failures: int = from_setting("breaker_failures")  # consecutive failures that open it
+    failures: int = from_setting("breaker_failures", 5)  # consecutive failures that open it
     # ... or this share of failures over the window, once it holds min_requests results
-    failure_rate: float = from_setting("breaker_failure_rate")
-    window_s: float = from_setting("breaker_window_s")
-    min_requests: int = from_setting("breaker_min_requests")
-    open_s: float = from_setting("breaker_open_s")  # how long it stays open before a probe
+    failure_rate: float = from_setting("breaker_failure_rate", 0.5)
+    window_s: float = from_setting("breaker_window_s", 10.0)
+    min_requests: int = from_setting("breaker_min_requests", 20)
+    open_s: float = from_setting("breaker_open_s", 2.0)  # how long it stays open before a probe
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from ..http.forwarding import strip_function_key, upstream_request_headers
 from ..http.messages import GatewayRequest
 from .attempts import Attempted
 from .policy import Outcome, failure_class
-from .pools import Member, Plan, Target
+from .pools import PLAN, Member, Plan, Target
 from .router import Router
-from .routes import ANTHROPIC_KINDS, Match
+from .routes import ANTHROPIC_KINDS, MATCH, Match
 
 
 class Exchange:
@@ -25,8 +25,8 @@ class Exchange:
 
     def __init__(self, router: Router, request: GatewayRequest):
         self.router, self.request = router, request
-        self.match: Match = request.context.routed
-        self.plan: Plan = request.context.plan or self.match.route.plan  # by model, or route
+        self.match: Match = MATCH.need(request.context)
+        self.plan: Plan = PLAN.get(request.context) or self.match.route.plan  # by model, or route
         self.route = self.match.route.path
         self.deadline = time.monotonic() + self.match.route.timeout_s
         self.query = safe_query(strip_function_key(request.query))

@@ -17,7 +17,7 @@ from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.messages import GatewayResponse
 from .answer import respond
 from .answer_body import buffered, close_quietly
-from .attempts import Attempted, send_attempt
+from .attempts import ATTEMPT_OBSERVER, Attempted, send_attempt
 from .exchange import Exchange, served_by
 from .policy import Action, Kind, Outcome, decide
 from .pools import Member, Target
@@ -102,7 +102,7 @@ async def _send(ex: Exchange, member: Member, target: Target, left: float) -> At
             prepared.headers, prepared.body, min(router.connect_timeout_s, left), left)
         attempt_s = min(ex.plan.attempt_timeout_s or left, ex.time_left())
         outcome, answer, error = await send_attempt(
-            router.upstream, outgoing, attempt_s, ex.request.context.attempt_observer)
+            router.upstream, outgoing, attempt_s, ATTEMPT_OBSERVER.get(ex.request.context))
         if fresh_token or answer is None or answer.status != 401 or prepared.token is None \
                 or not router.outbound.refused(member, prepared.token):
             break

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..http.context import Fact
 from .backends import BackendSpec
 
 # What makes a request move to the next target: a 429, any 5xx (refusals and resets included),
@@ -51,6 +52,10 @@ class Plan:
     targets: tuple[Target, ...]
     repeatable: bool = False
     attempt_timeout_s: float | None = None
+
+
+PLAN: Fact[Plan] = Fact("plan")  # the model's plan, in place of the route's
+MEMBER: Fact[Member] = Fact("member")  # the pool member that answered (upstream step)
 
 
 def parse_pool(raw: object, resolve: Callable[[str], tuple[str, str]], where: str

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..core.errors import MethodNotAllowed, NotFound
+from ..http.context import Fact
 from .pools import Member, Plan, Target, parse_fallback_on, parse_pool
 
 # The simulators' /infer has no side effects, so a POST there is safe to repeat.
@@ -129,6 +130,9 @@ class Route:
 class Match:
     route: Route
     upstream_path: str
+
+
+MATCH: Fact[Match] = Fact("match")  # the route and the path to forward (routing stage)
 
 
 # Paths served by functions of their own; reaching the table with another method is a 405.

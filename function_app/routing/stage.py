@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..core.paths import forward_path, parse_path
 from ..core.pipeline import Handler, Stage
 from ..http.messages import GatewayRequest, GatewayResponse
-from .routes import Match, RouteTable
+from .routes import MATCH, Match, RouteTable
 
 
 def routing_stage(table: RouteTable) -> Stage:
@@ -20,7 +20,7 @@ def routing_stage(table: RouteTable) -> Stage:
         if match.route.is_prefix:
             match = Match(match.route, forward_path(match.route.upstream_path,
                                                     match.route.path[:-2], safe))
-        request.context.match = match
+        MATCH.set(request.context, match)
         return await call_next(request)
 
     return stage

@@ -1,26 +1,32 @@
-"""Configs of components (LimiterConfig, BreakerConfig, CacheConfig) whose fields are settings:
-each such field names its setting, so its default is the setting's one default and
-`load_settings` fills it from the parsed value."""
+"""Configs of components (LimiterConfig, BreakerConfig, CacheConfig) built from the parsed settings.
+
+A component marks each config field taken from a setting with `core.fields.from_setting`, naming
+the `Settings` attribute and repeating its default; `read_into` fills those fields here, so the
+arrow goes from settings/ to the component and never back. `default_disagreements` lists the
+marked fields whose default is not the setting's own (a unit test keeps it empty).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field, fields
+from dataclasses import MISSING, fields
 from typing import Any
 
+from ..core.fields import SETTING
 from .specs import SPECS
-
-
-def from_setting(attr: str) -> Any:
-    """A field of a component's config (LimiterConfig, BreakerConfig, CacheConfig) read from
-    `Settings.<attr>`: its default is that setting's parsed default, and `load_settings` fills
-    it from the setting (`read_into`)."""
-    spec = next(spec for spec in SPECS if spec.attr == attr)
-    return field(default_factory=lambda: spec.parse(spec.default), metadata={"setting": attr})
 
 
 def read_into[T](config: type[T], values: Mapping[str, Any], **others: Any) -> T:
     """`config` with every `from_setting` field taken from the parsed setting `values` and the
     rest from `others` (or their defaults)."""
-    return config(**others, **{f.name: values[f.metadata["setting"]] for f in fields(config)
-                               if "setting" in f.metadata})
+    return config(**others, **{f.name: values[f.metadata[SETTING]] for f in fields(config)
+                               if SETTING in f.metadata})
+
+
+def default_disagreements(config: type) -> list[str]:
+    """The `config` fields marked with a setting whose default differs from that setting's
+    parsed default (or that name no setting)."""
+    parsed = {spec.attr: spec.parse(spec.default) for spec in SPECS}
+    built = config()  # every marked field has a default
+    return [f"{config.__name__}.{f.name}" for f in fields(config) if SETTING in f.metadata
+            and parsed.get(f.metadata[SETTING], MISSING) != getattr(built, f.name)]

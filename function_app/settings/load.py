@@ -15,6 +15,7 @@ from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.scopes import LimitDefaults, defaults_from
 
 from ..cache.config import CacheConfig
+from ..core.values import http_url
 from ..mcp.config import parse_servers
 from ..routing.backends import BackendSpec, parse_backend
 from ..routing.breaker import BreakerConfig
@@ -22,7 +23,6 @@ from ..routing.model_routes import ModelTable, ModelTableError, parse_model_tabl
 from ..routing.routes import RouteTable, parse_routes
 from .configs import read_into
 from .errors import SettingsError
-from .parsers import http_url
 from .specs import SPECS, Settings
 
 
@@ -37,6 +37,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         except (ValueError, TypeError) as exc:
             raise SettingsError(f"setting {spec.name} is invalid: {exc}") from None
     _check_guardrails(values)
+    _check_cache_backend(values)
     backends, specs = _backends(values, environ)
     return Settings(**values, backends=backends, route_table=_route_table(values, backends),
                     model_table=_model_table(values, backends, specs), backend_specs=specs,
@@ -114,3 +115,14 @@ def _check_guardrails(values: dict[str, Any]) -> None:
         if policy.uses_service:
             raise SettingsError(f"setting GUARDRAILS is invalid: policy {policy.name!r} uses "
                                 "Content Safety but CONTENT_SAFETY_ENDPOINT is empty")
+
+
+def _check_cache_backend(values: dict[str, Any]) -> None:
+    """With the cache on, CACHE_BACKEND=redis needs CACHE_REDIS_URL; blob needs a connection
+    string or an endpoint. Checked here once; the cache's wiring opens what is named."""
+    backend = values["cache_backend"] if values["cache_enabled"] else "memory"
+    if backend == "redis" and not values["cache_redis_url"]:
+        raise SettingsError("setting CACHE_REDIS_URL is invalid: CACHE_BACKEND=redis needs it")
+    if backend == "blob" and not (values["cache_blob_connection"] or values["cache_blob_endpoint"]):
+        raise SettingsError("setting CACHE_BLOB_CONNECTION is invalid: CACHE_BACKEND=blob needs "
+                            "it or CACHE_BLOB_ENDPOINT")

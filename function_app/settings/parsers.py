@@ -9,14 +9,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..core.redact import display_url
-
-
-def http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{display_url(value)!r} is not an http(s) URL")  # no userinfo
-    return value.rstrip("/")
+from ..core.values import http_url
 
 
 def optional_http_url(value: str) -> str:
@@ -123,10 +116,6 @@ def scope_names(value: str) -> frozenset[str]:
     if not scopes <= {"global", "client"}:
         raise ValueError(f"{value!r} names a scope other than global, client")
     return scopes
-
-
-def header_name(value: str) -> str:
-    return matching(r"[A-Za-z0-9-]+", "a header name")(value).lower()
 
 
 # --- response cache ---

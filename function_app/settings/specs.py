@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from function_app.ratelimit.scopes import LimitDefaults
 
 from ..core.identity import parse_networks
+from ..core.values import header_name, http_url
 from ..guardrails.policy import guardrail_policies
 from ..routing.model_routes import ModelTable
 from ..routing.routes import RouteTable
@@ -28,8 +29,6 @@ from .parsers import (
     connection_string,
     container_name,
     float_range,
-    header_name,
-    http_url,
     int_range,
     json_of,
     mcp_session_key,
@@ -42,7 +41,7 @@ from .parsers import (
     timer_schedule,
 )
 
-if TYPE_CHECKING:  # the components' configs read their defaults from here (configs.py)
+if TYPE_CHECKING:  # annotations only: load.py builds these configs
     from function_app.ratelimit.config import LimiterConfig
 
     from ..cache.config import CacheConfig

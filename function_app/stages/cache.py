@@ -17,6 +17,7 @@ from ..core.pipeline import Handler, Stage
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..routing.routes import (
     ANTHROPIC_MESSAGES,
+    MATCH,
     OPENAI_CHAT,
     OPENAI_COMPLETIONS,
     OPENAI_EMBEDDINGS,
@@ -31,7 +32,7 @@ CACHED_METHODS = frozenset({"GET", "HEAD"})
 
 def cache_stage(http: HttpCache, completions: CompletionCache) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-        kind = request.context.routed.route.kind
+        kind = MATCH.need(request.context).route.kind
         if kind == PROXY:
             if request.method in CACHED_METHODS:
                 return await http.serve(request, call_next)

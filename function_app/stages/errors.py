@@ -18,7 +18,8 @@ from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..mcp.errors import mcp_error_response
 from ..openai.errors import openai_error_response
-from ..routing.routes import ANTHROPIC_KINDS, MCP, OPENAI_KINDS
+from ..ratelimit.limits import REQUESTS_DECISION, TOKENS_DECISION
+from ..routing.routes import ANTHROPIC_KINDS, MATCH, MCP, OPENAI_KINDS
 
 log = logging.getLogger(__name__)
 OPENAI_PREFIX = "/v1/"
@@ -35,16 +36,17 @@ def error_response(error: GatewayError, request_id: str) -> GatewayResponse:
 
 def render(error: GatewayError, request: GatewayRequest) -> GatewayResponse:
     context = request.context
-    match = context.match
+    match = MATCH.get(context)
     anthropic = match.route.kind in ANTHROPIC_KINDS if match is not None \
         else request.path.startswith(ANTHROPIC_PREFIX)
     if anthropic:  # the reset times of its limit headers are wall-clock times
-        return anthropic_error_response(error, request.request_id, context.requests_decision,
-                                        context.tokens_decision, time.time())
+        return anthropic_error_response(error, request.request_id, REQUESTS_DECISION.get(context),
+                                        TOKENS_DECISION.get(context), time.time())
     openai = match.route.kind in OPENAI_KINDS if match is not None \
         else request.path.startswith(OPENAI_PREFIX)
     if openai:
-        return openai_error_response(error, context.requests_decision, context.tokens_decision)
+        return openai_error_response(error, REQUESTS_DECISION.get(context),
+                                     TOKENS_DECISION.get(context))
     if match is not None and match.route.kind == MCP:
         return mcp_error_response(error, request.request_id)
     return error_response(error, request.request_id)

@@ -7,12 +7,19 @@ before rate limiting; errors raised before it leave `client_id` None.
 
 from __future__ import annotations
 
-from ..core.identity import ClientIdentity
+from typing import Protocol
+
 from ..core.pipeline import Handler, Stage
 from ..http.messages import GatewayRequest, GatewayResponse
 
 
-def identity_stage(identity: ClientIdentity) -> Stage:
+class NamesClients(Protocol):
+    """core/identity.py's ClientIdentity, or tenants' TenantIdentity around it."""
+
+    def of(self, request: GatewayRequest) -> str: ...
+
+
+def identity_stage(identity: NamesClients) -> Stage:
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         request.context.client_id = identity.of(request)
         return await call_next(request)

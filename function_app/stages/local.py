@@ -9,11 +9,11 @@ from __future__ import annotations
 from ..core.pipeline import Handler
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
-from ..routing.routes import LOCAL_OK
+from ..routing.routes import LOCAL_OK, MATCH
 
 
 async def local_stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
-    if request.context.routed.route.kind == LOCAL_OK:
+    if MATCH.need(request.context).route.kind == LOCAL_OK:
         return GatewayResponse(200, Headers([("content-type", "application/json"),
                                              ("cache-control", "no-store")]), b'{"ok": true}')
     return await call_next(request)

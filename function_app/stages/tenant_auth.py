@@ -22,9 +22,9 @@ from ..core.clock import Clock
 from ..core.pipeline import Handler, Stage
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest, GatewayResponse
-from ..tenants.access import Grant, refusal, route_allowed
+from ..routing.routes import MATCH
+from ..tenants.access import GRANT, Grant, refusal, route_allowed
 from ..tenants.cache import KeyCache, LookupsExhausted
-from ..tenants.current import current_grant
 from ..tenants.errors import AuthUnavailable, Forbidden, InvalidApiKey
 from ..tenants.keys import display, key_hash, prefix_of
 from ..tenants.presented import presented
@@ -55,16 +55,14 @@ def tenant_auth_stage(mode: str, cache: KeyCache, recorder: UsageRecorder, clock
         key, grant = judged
         prefix = grant.key.prefix
         request.headers = Headers((k, v) for k, v in request.headers if key not in v)
-        route = request.context.routed.route.path
+        route = MATCH.need(request.context).route.path
         if not route_allowed(grant.key, route):
             raise Forbidden(f"The API key {display(prefix)} may not use the route {route}.")
-        request.context.grant = grant  # its tenant is the client (tenancy.TenantIdentity)
+        # Read by the stages after this one: its tenant is the client (tenants.TenantIdentity),
+        # its limits, budgets and models narrow theirs (tenants/limits.py).
+        GRANT.set(request.context, grant)
         recorder.record(grant.key.tenant, prefix, clock.now(), requests=1)
-        token = current_grant.set(grant)
-        try:
-            return await call_next(request)
-        finally:
-            current_grant.reset(token)
+        return await call_next(request)
 
     return stage
 

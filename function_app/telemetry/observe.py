@@ -17,7 +17,10 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from ..core.redact import split_userinfo
 from ..http.context import RequestContext
 from ..http.messages import GatewayRequest
-from ..routing.routes import PROXY
+from ..mcp.stage import MCP_CALL
+from ..openai.bill import BILL
+from ..ratelimit.limits import REQUESTS_DECISION, TOKENS_DECISION
+from ..routing.routes import MATCH, PROXY
 from .labels import NONE, OTHER, BoundedNames, ClientLabels, FirstNames, status_class
 from .metrics import GatewayMetrics
 from .otel_metrics import OtelInstruments
@@ -55,10 +58,10 @@ class Telemetry:
         """Record one answered request; called exactly once, when its last byte is out."""
         ended = time.perf_counter()
         ctx = request.context
-        match = ctx.match
+        match = MATCH.get(ctx)
         route = match.route.path if match is not None else "unmatched"
         backend = self._backend(ctx)
-        bill = ctx.bill
+        bill = BILL.get(ctx)
         model = self.models(bill.model) if bill is not None else NONE
         usage = bill.usage if bill is not None else None
         client = ctx.client_id
@@ -89,7 +92,7 @@ class Telemetry:
 
     def _mcp(self, ctx: RequestContext, span: Span) -> dict[str, str | None]:
         """An MCP request's counter and span attributes; the request log's fields."""
-        call = ctx.mcp
+        call = MCP_CALL.get(ctx)
         if call is None:
             return {}
         tool = NONE if call.tool is None else OTHER if call.outcome == "tool_not_allowed" \
@@ -103,7 +106,7 @@ class Telemetry:
                 "mcp_outcome": call.outcome}
 
     def _backend(self, ctx: RequestContext) -> str:
-        served_by, match = ctx.served_by, ctx.match
+        served_by, match = ctx.served_by, MATCH.get(ctx)
         if served_by:
             return self.backend_of_url(served_by) if "://" in served_by else served_by
         if match is not None and match.route.kind == PROXY:
@@ -123,7 +126,7 @@ class Telemetry:
         if status not in REJECTED:
             return None
         scope = "overloaded"
-        for decision in (ctx.requests_decision, ctx.tokens_decision):
+        for decision in (REQUESTS_DECISION.get(ctx), TOKENS_DECISION.get(ctx)):
             if decision is not None and not decision.allowed:
                 scope = "storage" if decision.storage_unavailable else (decision.scope or NONE)
                 break
@@ -169,14 +172,14 @@ class Telemetry:
 
 
 def _operation(ctx: RequestContext) -> str:
-    kind = ctx.routed.route.kind
+    kind = MATCH.need(ctx).route.kind
     return {"openai.chat": "chat", "openai.completions": "text_completion",
             "openai.embeddings": "embeddings"}.get(kind, kind)
 
 
 def _limit_attributes(attributes: dict[str, Any], ctx: RequestContext) -> None:
-    for decision, prefix in ((ctx.requests_decision, "gateway.ratelimit"),
-                             (ctx.tokens_decision, "gateway.token_limit")):
+    for decision, prefix in ((REQUESTS_DECISION.get(ctx), "gateway.ratelimit"),
+                             (TOKENS_DECISION.get(ctx), "gateway.token_limit")):
         if decision is not None:
             attributes[f"{prefix}.allowed"] = decision.allowed
             attributes[f"{prefix}.scope"] = decision.scope or NONE

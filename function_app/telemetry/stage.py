@@ -15,6 +15,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from ..core.errors import GatewayError
 from ..core.pipeline import Handler, Stage
 from ..http.messages import GatewayRequest, GatewayResponse
+from ..routing.attempts import ATTEMPT_OBSERVER
 from .observe import Telemetry
 from .tracing import attempt_observer, start_request_span
 
@@ -26,8 +27,8 @@ def telemetry_stage(telemetry: Telemetry) -> Stage:
         started = time.perf_counter()
         span = start_request_span(tracer, request)
         request.context.request_span = span
-        request.context.attempt_observer = attempt_observer(
-            tracer, span, telemetry.backend_of_url, telemetry.attempt_done)
+        ATTEMPT_OBSERVER.set(request.context, attempt_observer(
+            tracer, span, telemetry.backend_of_url, telemetry.attempt_done))
         try:
             response = await call_next(request)
         except BaseException:  # cancelled: the client went away before an answer

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Protocol
 
+from ..http.context import Fact
+from ..http.messages import GatewayRequest
 from .records import KeyRecord, TenantRecord
 
 
@@ -19,6 +22,9 @@ class Grant:
     def client_id(self) -> str:
         """The client identity of every request made with this key: its tenant."""
         return "tenant:" + self.key.tenant
+
+
+GRANT: Fact[Grant] = Fact("grant")  # the gateway API key's grant, when one was presented
 
 
 def refusal(record: KeyRecord, now: float) -> str | None:
@@ -39,3 +45,19 @@ def model_allowed(record: KeyRecord, model: str) -> bool:
 def route_allowed(record: KeyRecord, route: str) -> bool:
     """Empty `routes` allows all; entries are route paths or shell patterns (`/v1/*`)."""
     return not record.routes or any(fnmatchcase(route, p) for p in record.routes)
+
+
+class ClientNamer(Protocol):
+    def of(self, request: GatewayRequest) -> str: ...
+
+
+class TenantIdentity:
+    """The client of a request: the tenant of its gateway key when it has one (GRANT), else
+    whatever `inner` (core/identity.py) names."""
+
+    def __init__(self, inner: ClientNamer):
+        self._inner = inner
+
+    def of(self, request: GatewayRequest) -> str:
+        grant = GRANT.get(request.context)
+        return grant.client_id if grant is not None else self._inner.of(request)

@@ -1,7 +1,8 @@
 """The key's own limits and budgets, joined to the shared limiter through its public surface.
 
-Wrappers around what bootstrap already passes to the stages, reading the request's grant from
-`current_grant`:
+Wrappers around what wiring passes to the stages, reading the request's grant from the request
+context they are given (`GRANT`, set by the tenant auth stage; unset without a key, when each
+wrapper answers as its inner component does):
 - `KeyLimitsFor` adds scope "key" (the key's rps/burst) to the request limits of the
   rate-limit stage; the tenant ("tenant:<name>") keeps the client limit (default or override).
 - `KeyTokenLimits` adds "key_tpm" (the key's tpm) and the budget scopes to the OpenAI stage's
@@ -18,16 +19,18 @@ import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
+from function_app.ratelimit.tokens import TokenLimits
 
 from ..core.clock import Clock
-from ..routing.model_routes import ModelBackend
-from ..routing.pools import Plan
-from .access import Grant, model_allowed
+from ..http.context import RequestContext
+from ..openai.bill import TokenLimiter
+from ..routing.model_routes import ModelBackend, ModelTable
+from ..routing.pools import Member, Plan
+from ..routing.routes import MATCH
+from .access import GRANT, Grant, model_allowed
 from .budgets import SPEND_PREFIX, budget_scopes, describe, is_budget, reset_at
-from .current import current_grant
 from .errors import BudgetExceeded, ModelNotAllowed
 from .keys import display
 from .usage import UsageRecorder
@@ -41,12 +44,15 @@ RACE_RETRIES, RACE_PAUSE_S = 8, 0.02
 
 
 class KeyLimitsFor:
+    """The request limits of the rate-limit stage: `inner(client, route)` (defaults and
+    overrides), plus scope "key" when the request's key has an rps of its own."""
+
     def __init__(self, inner: Callable[[str | None, str | None], list[ScopedLimit]]):
         self._inner = inner
 
-    def __call__(self, client: str | None, route: str | None) -> list[ScopedLimit]:
-        scoped = self._inner(client, route)
-        grant = current_grant.get()
+    def __call__(self, context: RequestContext) -> list[ScopedLimit]:
+        scoped = self._inner(context.client, MATCH.need(context).route.path)
+        grant = GRANT.get(context)
         if grant is not None and grant.key.rps > 0:
             key = grant.key
             scoped = [*scoped, ScopedLimit("key", key.prefix,
@@ -63,12 +69,15 @@ class TaggedScopes(list):
 
 
 class KeyTokenLimits:
-    def __init__(self, inner: Any, clock: Clock):
+    """The token scopes of the model stages: the client's and the model's, plus the key's tpm
+    and the key's and tenant's budgets when the request has a key."""
+
+    def __init__(self, inner: TokenLimits, clock: Clock):
         self._inner, self._clock = inner, clock
 
-    def scopes(self, client: str, model: str) -> list[ScopedLimit]:
-        scoped = self._inner.scopes(client, model)
-        grant = current_grant.get()
+    def scopes(self, context: RequestContext, model: str) -> list[ScopedLimit]:
+        scoped = self._inner.scopes(context.client, model)
+        grant = GRANT.get(context)
         if grant is None:
             return scoped
         if grant.key.tpm > 0:
@@ -79,7 +88,7 @@ class KeyTokenLimits:
 
 
 class BudgetLimiter:
-    def __init__(self, inner: Any, recorder: UsageRecorder, clock: Clock,
+    def __init__(self, inner: TokenLimiter, recorder: UsageRecorder, clock: Clock,
                  rng: random.Random | None = None):
         self._inner, self._recorder, self._clock = inner, recorder, clock
         self._rng = rng or random.Random()
@@ -112,19 +121,19 @@ class BudgetLimiter:
 def _exceeded(scoped: Sequence[ScopedLimit], decision: Decision, now: float, cost: float
               ) -> BudgetExceeded:
     item = next(s for s in scoped if s.scope == decision.scope)
-    return budget_exceeded(item, scoped, now, cost)
+    grant = scoped.grant if isinstance(scoped, TaggedScopes) else None
+    return budget_exceeded(item, grant, now, cost)
 
 
-def budget_exceeded(item: ScopedLimit, scoped: Sequence[ScopedLimit], now: float,
+def budget_exceeded(item: ScopedLimit, grant: Grant | None, now: float,
                     cost: float | None = None) -> BudgetExceeded:
-    """429 budget_exceeded for the bucket `item` (a token or a spend budget), which cannot pay
-    `cost` (the request's reservation, when known)."""
+    """429 budget_exceeded for the bucket `item` (a token or a spend budget) of a request made
+    with `grant` (None without a key), which cannot pay `cost` (its reservation, when known)."""
     reset = reset_at(item.scope, item.key)
     when = dt.datetime.fromtimestamp(reset, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     who = describe(item.scope)
     spend = item.scope.startswith(SPEND_PREFIX)
     what = "spend budget" if spend else "token budget"
-    grant = scoped.grant if isinstance(scoped, TaggedScopes) else current_grant.get()
     if "_model_" in item.scope:
         who += f" {what} of model {item.key.rsplit(':', 1)[0]}"
     elif grant is not None:
@@ -145,34 +154,37 @@ def budget_exceeded(item: ScopedLimit, scoped: Sequence[ScopedLimit], now: float
 
 
 class KeyModels:
-    def __init__(self, inner: Any):
+    """The model table as a request sees it: a key refuses (403) the models it may not use and
+    lists only the allowed ones."""
+
+    def __init__(self, inner: ModelTable):
         self._inner = inner
 
-    def resolve(self, model: str) -> ModelBackend | None:
-        grant = current_grant.get()
+    def resolve(self, model: str, context: RequestContext) -> ModelBackend | None:
+        grant = GRANT.get(context)
         if grant is not None and not model_allowed(grant.key, model):
             raise ModelNotAllowed(f"The API key {display(grant.key.prefix)} may not use the "
                                   f"model '{model}'.")
         return self._inner.resolve(model)
 
-    def plan(self, model: str) -> Plan | None:
+    def plan(self, model: str, context: RequestContext) -> Plan | None:
         """The inner plan without fallbacks to models the key may not use."""
         plan = self._inner.plan(model)
-        grant = current_grant.get()
+        grant = GRANT.get(context)
         if plan is None or grant is None:
             return plan
         kept = tuple(t for t in plan.targets
                      if t.model is None or model_allowed(grant.key, t.model))
         return replace(plan, targets=kept)
 
-    def members(self) -> list:
+    def members(self, context: RequestContext) -> list[Member]:
         """The members of the models the key may use (for stored responses' ids)."""
-        grant = current_grant.get()
+        grant = GRANT.get(context)
         if grant is None:
             return self._inner.members()
         return self._inner.members(lambda model: model_allowed(grant.key, model))
 
-    def names(self) -> list[str]:
-        grant = current_grant.get()
+    def names(self, context: RequestContext) -> list[str]:
+        grant = GRANT.get(context)
         names = self._inner.names()
         return names if grant is None else [n for n in names if model_allowed(grant.key, n)]

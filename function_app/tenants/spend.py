@@ -27,8 +27,9 @@ from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 
 from ..core.clock import Clock
 from ..core.errors import GatewayError, RateLimited
+from ..http.context import RequestContext
+from .access import GRANT, Grant
 from .budgets import DAY, MONTH, SPEND_PREFIX, period_id
-from .current import current_grant
 from .limits import SPENT_WAIT_S, budget_exceeded
 from .prices import Price
 from .usage import UsageRecorder
@@ -50,6 +51,7 @@ class SpendCharge:
     price: Price
     reserved: float
     key: str | None = None
+    grant: Grant | None = None  # the request's key, when one was used
     record: Callable[[float], None] = field(default=lambda cost: None, repr=False)
 
     def cost(self, usage) -> float:
@@ -68,7 +70,7 @@ class SpendCharge:
             return RateLimited("The spend budget is being updated by other requests; retry "
                                "shortly.", headers={"Retry-After": str(wait)})
         item = next((s for s in self.scopes if s.scope == decision.scope), self.scopes[0])
-        return budget_exceeded(item, self.scopes, now, self.reserved)
+        return budget_exceeded(item, self.grant, now, self.reserved)
 
 
 def spend_scopes(entries: list[tuple[str, str, str, float]], now: float) -> list[ScopedLimit]:
@@ -85,17 +87,19 @@ class Spender:
                  recorder: UsageRecorder | None = None):
         self._prices, self._clock, self._recorder = prices, clock, recorder
 
-    def charge(self, model: str, prompt_tokens: int, completion_tokens: int
-               ) -> SpendCharge | None:
-        """None when the model has no price (it costs nothing and has no spend budget)."""
+    def charge(self, model: str, prompt_tokens: int, completion_tokens: int,
+               context: RequestContext) -> SpendCharge | None:
+        """None when the model has no price (it costs nothing and has no spend budget); the
+        key's and tenant's budgets too when the request (`context`) has a key."""
         price = self._prices.get(model)
         if price is None:
             return None
         now = self._clock.now()
         wanted = [("model", model, DAY, price.daily_budget),
                   ("model", model, MONTH, price.monthly_budget)]
-        grant = current_grant.get()
-        charge = SpendCharge([], price, micro(price.most(prompt_tokens, completion_tokens)))
+        grant = GRANT.get(context)
+        charge = SpendCharge([], price, micro(price.most(prompt_tokens, completion_tokens)),
+                             grant=grant)
         if grant is not None:
             key, tenant = grant.key, grant.tenant
             wanted += [("key", key.prefix, DAY, key.daily_spend),

@@ -1,6 +1,5 @@
-"""The one place where settings, adapters and stages are wired together.
-
-The pipeline order is written here once, as data.
+"""The gateway build: the upstream clients, each concept's wiring (its module beside this one),
+and the pipeline order, written here once, as data.
 """
 
 from __future__ import annotations
@@ -10,18 +9,11 @@ import os
 import socket
 from dataclasses import dataclass
 
-from function_app.ratelimit.engine import LimiterEngine
-from function_app.ratelimit.modes import make_limiter
-from function_app.ratelimit.overrides import OverrideSource
 from function_app.ratelimit.stage import rate_limit_stage
 from function_app.ratelimit.store import OverrideStore, RateLimitStore
-from function_app.ratelimit.tokens import TokenLimits
 
 from ..adapters.httpx_upstream import HttpxUpstream, make_transport
-from ..adapters.limitstore_memory import MemoryRateLimitStore
-from ..adapters.limitstore_table import open_limit_storage
 from ..adapters.otel_exporters import Exporters
-from ..anthropic.stage import anthropic_stage
 from ..aoai.inbound import azure_paths_stage, deployment_model_stage
 from ..aoai.tokens import TokenProvider
 from ..cache.tier import CacheTier
@@ -30,8 +22,6 @@ from ..core.identity import ClientIdentity
 from ..core.pipeline import Stage, compose
 from ..core.upstream import Upstream
 from ..guardrails.safety import ContentSafety
-from ..openai.ledger import TokenLedger
-from ..openai.stage import openai_stage
 from ..routing.stage import routing_stage
 from ..routing.store import BreakerStore
 from ..routing.upstream import upstream_step
@@ -48,12 +38,13 @@ from ..tenants.store import KeyStore
 from .cache import build_cache_stage
 from .gateway import Gateway, Parts
 from .guardrails import build_guardrails
-from .health import HealthReport
-from .lazy import LazyGateway  # noqa: F401  (its home before; tests import it here)
+from .health import build_health
+from .limits import build_limiter
 from .mcp import build_mcp_stage
+from .models import model_stages
 from .routing import build_router
 from .telemetry import build_telemetry
-from .tenants import Tenancy, open_tenancy
+from .tenants import open_tenancy
 
 VERSION = "0.2.0"
 HEALTH_CONNECTIONS = 16  # the probes' own pool (at least one connection per backend)
@@ -105,7 +96,9 @@ async def build_gateway(
     router, health_checks = build_router(settings, parts, upstream, given.routing_store,
                                          given.tokens)
     return Gateway(settings, compose(stages, upstream_step(router)),
-                   _health(settings, probes, parts, given.clock), closers=parts.closers,
+                   build_health(settings, probes, given.clock, VERSION,
+                                parts.health_sections, parts.health_summaries),
+                   closers=parts.closers,
                    stats_sources=parts.stats_sources, health_checks=health_checks,
                    telemetry=telemetry, authorize_operator=parts.authorize_operator)
 
@@ -117,12 +110,13 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
     parts.closers.append(tenancy.close)
     parts.stats_sources["keys"] = tenancy.stats
     parts.authorize_operator = tenancy.authorize_operator
-    identity = tenancy.identity(ClientIdentity(
-        settings.client_id_source, settings.trusted_proxies, settings.client_id_header))
+    proxies = settings.trusted_proxies
+    identity = tenancy.identity(ClientIdentity(settings.client_id_source, proxies,
+                                               settings.client_id_header))
     stages: list[Stage] = [request_id_stage]
     if telemetry is not None:
         stages.append(telemetry_stage(telemetry))
-    stages += [errors_stage, forwarded_stage(settings.trusted_proxies),
+    stages += [errors_stage, forwarded_stage(proxies),
                azure_paths_stage,  # Azure-style client paths become their OpenAI twins
                routing_stage(settings.route_table)]
     # Gateway API keys (GATEWAY_AUTH): before rate limiting, so the key's tenant is the client.
@@ -131,7 +125,8 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
     stages.append(identity_stage(identity))
     limiter = None
     if settings.rate_limit_enabled:
-        limiter, overrides = await _limiter(settings, parts, given)
+        limiter, overrides = await build_limiter(settings, parts, given.clock, given.instance,
+                                                 given.limit_store, given.override_store)
         stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for)))
     # MCP routes read their own body (JSON-RPC errors) and answer without the later stages.
     stages.append(build_mcp_stage(settings, parts, given.clock, upstream, limiter))
@@ -144,7 +139,7 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
                              given.content_safety)
     if guard is not None:
         stages.append(guard)
-    stages += _openai(settings, parts, limiter, given.clock, tenancy)
+    stages += model_stages(settings, parts, limiter, given.clock, tenancy)
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.
     if settings.cache_enabled:
@@ -168,67 +163,3 @@ def _upstreams(settings: Settings, given: Upstream | None, parts: Parts
     probes = HttpxUpstream(make_transport(settings.upstream_client, size), size)
     parts.closers += [upstream.aclose, probes.aclose]
     return upstream, probes
-
-
-def _health(settings: Settings, probes: Upstream, parts: Parts, clock: Clock) -> HealthReport:
-    # Azure OpenAI resources have no health endpoint: their breakers judge them (routing section).
-    probed = {name: url for name, url in settings.backends.items()
-              if not getattr(settings.backend_specs.get(name), "azure", False)}
-    report = HealthReport(
-        service=settings.service_name, version=VERSION, backends=probed,
-        upstream=probes, probe_timeout_s=settings.health_probe_timeout_s,
-        cache_s=settings.health_cache_s, clock=clock)
-    report.sections.update(parts.health_sections)
-    report.summaries.update(parts.health_summaries)
-    return report
-
-
-async def _limiter(settings: Settings, parts: Parts, given: Given
-                   ) -> tuple[LimiterEngine, OverrideSource]:
-    """The one limiter of the process (requests and tokens) and the source of its limits."""
-    limit_store, override_store = given.limit_store, given.override_store
-    if limit_store is None:
-        storage = open_limit_storage(
-            settings.rate_limit_storage_connection, settings.table_storage_endpoint,
-            buckets_table=settings.rate_limit_table,
-            overrides_table=settings.limit_overrides_table)
-        if storage is None:
-            log.warning("no limiter storage configured: limits hold for this instance only")
-            limit_store = MemoryRateLimitStore()
-        else:
-            limit_store, override_store = storage.buckets, storage.overrides
-            parts.closers.append(storage.close)
-    limiter = make_limiter(limit_store, given.clock, settings.limiter, given.instance)
-    overrides = OverrideSource(override_store, given.clock, settings.limit_defaults,
-                               settings.limiter.overrides_refresh_s)
-    parts.closers += [overrides.close, limiter.close]  # closed in reverse: tokens go back first
-    parts.stats_sources["limiter"] = lambda: {**limiter.counters,
-                                              "storage_healthy": limiter.storage_healthy}
-    parts.stats_sources["overrides"] = lambda: dict(overrides.counters)
-    parts.health_sections["limiter"] = lambda: _limiter_health(limiter)
-    # One read at start, so refused credentials or a missing table are logged at once.
-    await limiter.probe()
-    return limiter, overrides
-
-
-def _limiter_health(limiter: LimiterEngine) -> dict:
-    """/healthz: the limiter's storage state; refused storage (a misconfiguration) is not ok."""
-    state = limiter.storage_state
-    return {"ok": state["state"] != "refused", "storage": state}
-
-
-def _openai(settings: Settings, parts: Parts, limiter: LimiterEngine | None, clock: Clock,
-            tenancy: Tenancy) -> list[Stage]:
-    """The OpenAI and Anthropic stages: one model table, token limits, limiter and ledger."""
-    ledger = TokenLedger()
-    parts.stats_sources["tokens"] = ledger.snapshot
-    limits = tenancy.token_limits(TokenLimits.per_minute(settings.client_tpm,
-                                                         settings.model_tpm))
-    models, limiter = tenancy.models(settings.model_table), tenancy.limiter(limiter)
-    spender = tenancy.spender()
-    return [openai_stage(models, limits, limiter, ledger, settings.default_max_tokens, clock,
-                         settings.responses_id_secret.encode(), spender,
-                         settings.sse_max_event_bytes),
-            anthropic_stage(models, limits, limiter, ledger, clock, spender,
-                            settings.sse_max_event_bytes)]
-

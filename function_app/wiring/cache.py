@@ -1,7 +1,7 @@
 """Wires the response cache from settings: tiers, the two caches, counters, the stage.
 
-Kept beside bootstrap.py (which calls it once) so the cache's wiring is in one file; the shared
-tiers' adapters are imported only when chosen, so redis and the blob SDK load only if used.
+build.py calls it once; the shared tiers' adapters are imported only when chosen, so redis and
+the blob SDK load only if used.
 """
 
 from __future__ import annotations
@@ -18,24 +18,19 @@ from ..cache.tiers import TieredCache
 from ..core.clock import Clock
 from ..core.pipeline import Stage
 from ..http.messages import GatewayRequest
-from ..settings.load import SettingsError
 from ..settings.specs import Settings
 from ..stages.cache import cache_stage
 from .gateway import Parts
 
 
 def open_shared_tier(settings: Settings) -> CacheTier | None:
-    """The tier CACHE_BACKEND names (None for memory); SettingsError when it lacks settings."""
+    """The tier CACHE_BACKEND names (None for memory); load_settings has checked that the
+    chosen tier has what it needs."""
     if settings.cache_backend == "redis":
-        if not settings.cache_redis_url:
-            raise SettingsError("setting CACHE_REDIS_URL is invalid: CACHE_BACKEND=redis needs it")
         from ..adapters.cache_redis import RedisCacheTier
         return RedisCacheTier.open(settings.cache_redis_url, entra=settings.cache_redis_entra,
                                    timeout_s=max(1.0, settings.cache_shared_timeout_s))
     if settings.cache_backend == "blob":
-        if not (settings.cache_blob_connection or settings.cache_blob_endpoint):
-            raise SettingsError("setting CACHE_BLOB_CONNECTION is invalid: CACHE_BACKEND=blob "
-                                "needs it or CACHE_BLOB_ENDPOINT")
         from ..adapters.cache_blob import BlobCacheTier
         return BlobCacheTier.open(settings.cache_blob_connection, settings.cache_blob_endpoint,
                                   settings.cache_blob_container)

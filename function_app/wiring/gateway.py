@@ -41,7 +41,7 @@ class Gateway:
     # The body of the health-check timer (routing/probes.py), bound to this gateway's backends.
     health_checks: Callable[[], Awaitable[dict[str, Any]]] | None = None
     telemetry: Any = None  # telemetry.observe.Telemetry when TELEMETRY_ENABLED (GET /metrics)
-    # Raises 401/403 unless a request may read the operator endpoints (tenancy.py).
+    # Raises 401/403 unless a request may read the operator endpoints (wiring/tenants.py).
     authorize_operator: Callable[[GatewayRequest], Awaitable[None]] | None = None
 
     async def serve(self, request: GatewayRequest) -> GatewayResponse:

@@ -20,6 +20,9 @@ from ..core.errors import GatewayError
 from ..core.redact import display_url
 from ..core.upstream import Upstream, UpstreamRequest
 from ..http.headers import Headers
+from ..settings.specs import Settings
+
+Section = Callable[[], dict[str, Any]]  # a part's state, cheap and synchronous
 
 
 class HealthReport:
@@ -40,10 +43,10 @@ class HealthReport:
         self._probed_at = float("-inf")
         # Named parts of the gateway reporting their own state (e.g. "limiter"); a part that
         # says {"ok": False} makes the whole report not ok. Callables, cheap and synchronous.
-        self.sections: dict[str, Callable[[], dict[str, Any]]] = {}
+        self.sections: dict[str, Section] = {}
         # The anonymous view of a section that holds more than names and states (routing's
         # pools); a section without one is shown whole to anyone. Each keeps the section's "ok".
-        self.summaries: dict[str, Callable[[], dict[str, Any]]] = {}
+        self.summaries: dict[str, Section] = {}
 
     async def report(self, detail: bool = False) -> dict[str, Any]:
         """The anonymous view, or with `detail` the operator's."""
@@ -80,3 +83,20 @@ class HealthReport:
             ok = False
         latency_ms = round((self._clock.now() - started) * 1000, 1)
         return {"url": display_url(base_url), "ok": ok, "latency_ms": latency_ms}
+
+
+def build_health(settings: Settings, probes: Upstream, clock: Clock, version: str,
+                 sections: Mapping[str, Section], summaries: Mapping[str, Section]
+                 ) -> HealthReport:
+    """/healthz over `probes` (the probes' own upstream), with each part's section and the
+    anonymous summaries of those that have one (wiring's Parts)."""
+    # Azure OpenAI resources have no health endpoint: their breakers judge them (routing section).
+    probed = {name: url for name, url in settings.backends.items()
+              if not getattr(settings.backend_specs.get(name), "azure", False)}
+    report = HealthReport(
+        service=settings.service_name, version=version, backends=probed,
+        upstream=probes, probe_timeout_s=settings.health_probe_timeout_s,
+        cache_s=settings.health_cache_s, clock=clock)
+    report.sections.update(sections)
+    report.summaries.update(summaries)
+    return report

@@ -1,6 +1,6 @@
 """The gateway of the process, built on first use.
 
-Kept apart from bootstrap.py so that importing the app (function indexing, on every cold start)
+Kept apart from build.py so that importing the app (function indexing, on every cold start)
 does not import what building the gateway needs: the HTTP client, the storage SDKs, telemetry,
 the cache tiers. The build imports them, once, when the first request arrives.
 """

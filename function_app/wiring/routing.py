@@ -1,5 +1,5 @@
 """Wiring of resilient routing: the routing store, shared breakers, budgets, stats, /healthz's
-routing section and the health checks' body, for bootstrap.py."""
+routing section and the health checks' body, for build.py."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Build the telemetry of one gateway from settings (bootstrap calls `build_telemetry`)."""
+"""Build the telemetry of one gateway from settings (build.py calls `build_telemetry`)."""
 
 from __future__ import annotations
 
-from ..adapters.otel_exporters import Exporters, open_exporters
+from ..adapters.otel_exporters import ExportConfig, Exporters, open_exporters
 from ..settings.specs import Settings
 from ..telemetry.labels import BoundedNames, ClientLabels
 from ..telemetry.metrics import GatewayMetrics
@@ -19,7 +19,7 @@ def build_telemetry(settings: Settings, parts: Parts, instance: str,
     in-memory exporters)."""
     if not settings.telemetry_enabled:
         return None
-    exporters = exporters or open_exporters(settings, instance)
+    exporters = exporters or open_exporters(export_config(settings), instance)
     parts.closers.extend(exporters.closers)
     models = settings.model_table
     extra = [(b.base_url, b.name) for b in models.models.values()]
@@ -34,3 +34,10 @@ def build_telemetry(settings: Settings, parts: Parts, instance: str,
         backend_urls=backend_urls(settings.backends, extra),
         log=RequestLog() if settings.telemetry_request_log else None,
         otel=OtelInstruments(exporters.meter) if exporters.meter is not None else None)
+
+
+def export_config(settings: Settings) -> ExportConfig:
+    """Where traces and metrics go, from the settings of the same names."""
+    return ExportConfig(settings.service_name, settings.telemetry_trace_sample_ratio,
+                        settings.appinsights_connection_string,
+                        settings.appinsights_authentication_string, settings.otlp_endpoint)

@@ -1,8 +1,9 @@
 """Wiring of gateway API keys (GATEWAY_AUTH): the key store, the cache, the auth stage, the
-usage hand-over loop, and the wrappers that give a key's limits and budgets to the limiter.
+usage hand-over loop, and the wrappers (tenants/limits.py) that narrow the limits, budgets and
+models of a request by the grant its key put on the request context.
 
-With GATEWAY_AUTH=none every method returns what it is given and there is no stage, so the
-gateway is exactly what it was without tenants.
+With GATEWAY_AUTH=none there is no stage and no grant on any request, so the wrappers answer as
+what they wrap and the gateway is exactly what it was without tenants.
 """
 
 from __future__ import annotations
@@ -10,16 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+
+from function_app.ratelimit.engine import LimiterEngine
+from function_app.ratelimit.limits import ScopedLimit
+from function_app.ratelimit.tokens import TokenLimits
 
 from ..adapters.keystore_memory import MemoryKeyStore
 from ..adapters.keystore_table import open_key_store
 from ..core.clock import Clock
+from ..core.identity import ClientIdentity
 from ..core.pipeline import Stage
 from ..core.tasks import stop
 from ..http.messages import GatewayRequest
+from ..openai.bill import TokenLimiter
+from ..routing.model_routes import ModelTable
 from ..settings.specs import Settings
 from ..stages.tenant_auth import authorize_operator, tenant_auth_stage
+from ..tenants.access import TenantIdentity
 from ..tenants.cache import KeyCache
 from ..tenants.limits import BudgetLimiter, KeyLimitsFor, KeyModels, KeyTokenLimits
 from ..tenants.spend import Spender
@@ -27,17 +36,6 @@ from ..tenants.store import KeyStore, KeyStoreUnavailable
 from ..tenants.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
-
-
-class TenantIdentity:
-    """The tenant of the request's key when there is one, else the usual identity."""
-
-    def __init__(self, inner: Any):
-        self._inner = inner
-
-    def of(self, request: Any) -> str:
-        grant = request.context.grant
-        return grant.client_id if grant is not None else self._inner.of(request)
 
 
 class Tenancy:
@@ -63,16 +61,17 @@ class Tenancy:
         if self.enabled:
             await authorize_operator(self.cache, self._clock, request)
 
-    def identity(self, inner: Any) -> Any:
+    def identity(self, inner: ClientIdentity) -> ClientIdentity | TenantIdentity:
         return TenantIdentity(inner) if self.enabled else inner
 
-    def limits_for(self, inner: Any) -> Any:
-        return KeyLimitsFor(inner) if self.enabled else inner
+    def limits_for(self, inner: Callable[[str | None, str | None], list[ScopedLimit]]
+                   ) -> KeyLimitsFor:
+        return KeyLimitsFor(inner)
 
-    def token_limits(self, inner: Any) -> Any:
-        return KeyTokenLimits(inner, self._clock) if self.enabled else inner
+    def token_limits(self, inner: TokenLimits) -> KeyTokenLimits:
+        return KeyTokenLimits(inner, self._clock)
 
-    def limiter(self, inner: Any) -> Any:
+    def limiter(self, inner: LimiterEngine | None) -> TokenLimiter | None:
         """The limiter with budget handling (race retries, budget_exceeded): with keys, or
         when a model has a spend budget (MODEL_PRICES), which applies without keys too."""
         if inner is None or not (self.enabled or self._model_budgets()):
@@ -89,8 +88,8 @@ class Tenancy:
         return Spender(self._settings.model_prices, self._clock,
                        self.recorder if self.enabled else None)
 
-    def models(self, inner: Any) -> Any:
-        return KeyModels(inner) if self.enabled else inner
+    def models(self, inner: ModelTable) -> KeyModels:
+        return KeyModels(inner)
 
     def stats(self) -> dict[str, int]:
         return {**(self.cache.counters if self.cache else {}), "usage_dropped":

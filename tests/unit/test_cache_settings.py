@@ -24,6 +24,15 @@ def test_a_redis_url_with_a_password_is_not_echoed():
     assert "hunter2" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("backend", "needed"), [("redis", "CACHE_REDIS_URL"),
+                                                 ("blob", "CACHE_BLOB_CONNECTION")])
+def test_settings_refuse_a_shared_backend_without_its_address(backend, needed):
+    """Checked once, when the settings are parsed, not again when the cache is wired."""
+    with pytest.raises(SettingsError, match=needed):
+        load_settings({"CACHE_BACKEND": backend})
+    load_settings({"CACHE_BACKEND": backend, "CACHE_ENABLED": "false"})  # unused: not needed
+
+
 @pytest.mark.parametrize("backend", ["redis", "blob"])
 async def test_a_shared_backend_without_its_address_answers_misconfigured(install, backend):
     with pytest.raises(SettingsError, match="CACHE_"):

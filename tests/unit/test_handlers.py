@@ -173,7 +173,7 @@ async def test_healthz_reports_each_backend(install, backend):
 
 async def test_invalid_settings_give_a_json_503_naming_nothing(monkeypatch, caplog):
     from function_app import app as app_module
-    from function_app.wiring.build import LazyGateway
+    from function_app.wiring.lazy import LazyGateway
 
     monkeypatch.setattr(app_module, "gateway", LazyGateway(lambda: {"PORT": "nope"}))
     for call in (proxy(make_request("POST", "/infer/python", b"{}", POST_JSON)),

@@ -10,10 +10,12 @@ import pytest
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.app import proxy, stats
 from function_app.core.errors import NeverFits
+from function_app.http.context import RequestContext
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.stage import rate_limit_stage
+from function_app.routing.routes import MATCH, parse_routes
 from tests.support.clock import FakeClock
 from tests.support.handler_calls import make_request, read_json
 from tests.unit.test_tenant_auth import call, new_key
@@ -44,9 +46,11 @@ async def test_a_request_larger_than_the_request_bucket_is_a_400_not_a_429():
     limiter = Limiter(MemoryRateLimitStore(), FakeClock(), LimiterConfig(), "gw",
                       background=False)
     tiny = [ScopedLimit("client", "c", Limit(1.0, 0.5))]  # an override row may say burst 0.5
-    stage = rate_limit_stage(limiter, lambda client, route: tiny)
-    request = SimpleNamespace(context=SimpleNamespace(
-        client="c", routed=SimpleNamespace(route=SimpleNamespace(path="/infer/python"))))
+    stage = rate_limit_stage(limiter, lambda context: tiny)
+    context = RequestContext(client_id="c")
+    backends = {"python": "http://127.0.0.1:1", "node": "http://127.0.0.1:2"}
+    MATCH.set(context, parse_routes([], backends, 30.0).match("/infer/python", "POST"))
+    request = SimpleNamespace(context=context)
 
     async def call_next(request):
         raise AssertionError("a request that can never fit reached the backend")

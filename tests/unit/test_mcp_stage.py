@@ -15,10 +15,10 @@ from function_app.mcp.config import McpServer
 from function_app.mcp.credentials import Credentials, NoTokens
 from function_app.mcp.errors import McpError, mcp_error_response
 from function_app.mcp.sessions import SessionSeal
-from function_app.mcp.stage import McpLimits, McpRoutes, handle
+from function_app.mcp.stage import MCP_CALL, McpLimits, McpRoutes, handle
 from function_app.ratelimit.limits import Decision, Limit
-from function_app.routing.routes import parse_routes
-from function_app.tenants.access import Grant
+from function_app.routing.routes import MATCH, parse_routes
+from function_app.tenants.access import GRANT, Grant
 from function_app.tenants.records import KeyRecord
 from tests.support.clock import FakeClock
 from tests.support.upstream_memory import Fail, MemoryUpstream, Reply
@@ -52,10 +52,10 @@ def request(body: dict | bytes | None = None, method="POST", server="tools", too
     path = f"/mcp/{server}"
     req = GatewayRequest(method, path, "", Headers([("authorization", "Bearer client-own"),
                                                    *headers]), raw, "127.0.0.1")
-    req.context.match = TABLE.match(path, method)
+    MATCH.set(req.context, TABLE.match(path, method))
     req.context.client_id = "tenant:t"
     if tools is not None:
-        req.context.grant = Grant(KeyRecord("h", "abcd2345", "t", "n", 0, mcp_tools=tools))
+        GRANT.set(req.context, Grant(KeyRecord("h", "abcd2345", "t", "n", 0, mcp_tools=tools)))
     return req
 
 
@@ -210,7 +210,8 @@ async def test_an_unreachable_server_is_recorded_as_the_calls_outcome():
     with pytest.raises(GatewayError) as caught:
         await handle(routes(MemoryUpstream(Fail("refused"))), req)
     assert caught.value.status == 502
-    assert (req.context.mcp.tool, req.context.mcp.outcome) == ("echo", "upstream_unavailable")
+    recorded = MCP_CALL.need(req.context)
+    assert (recorded.tool, recorded.outcome) == ("echo", "upstream_unavailable")
 
 
 def test_errors_of_earlier_stages_on_an_mcp_route_are_json_rpc_errors_too():

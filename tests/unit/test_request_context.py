@@ -10,7 +10,7 @@ from function_app.core.pipeline import compose
 from function_app.http.context import RequestContext, StageOrderError
 from function_app.http.headers import Headers
 from function_app.http.messages import BodyNotRead, GatewayRequest, GatewayResponse, Unread
-from function_app.routing.routes import parse_routes
+from function_app.routing.routes import MATCH, parse_routes
 from function_app.routing.stage import routing_stage
 from function_app.settings.load import load_settings
 from function_app.stages.body import body_stage
@@ -54,7 +54,7 @@ async def test_the_body_stage_reads_an_unread_body_once_and_leaves_bytes_and_jso
     assert reads == [1000]
     assert seen.body == seen.content == b'{"prompt": "x"}'
     assert seen.context.json == {"prompt": "x"}
-    assert seen.context.match is not None and seen.context.match.route.path == "/infer/python"
+    assert MATCH.need(seen.context).route.path == "/infer/python"
 
 
 async def test_a_reader_that_passes_the_cap_is_refused():
@@ -73,9 +73,18 @@ async def test_bytes_already_read_are_checked_against_the_cap_too():
 def test_reading_a_field_before_its_stage_ran_is_a_stage_order_error():
     context = RequestContext()
     with pytest.raises(StageOrderError):
-        _ = context.routed
+        _ = MATCH.need(context)
     with pytest.raises(StageOrderError):
         _ = context.client
+    assert MATCH.get(context) is None  # a reader that copes without it asks with get
+
+
+def test_a_fact_is_kept_per_request_under_its_own_type():
+    first, second = RequestContext(), RequestContext()
+    match = parse_routes([], {"python": "http://127.0.0.1:1", "node": "http://127.0.0.1:2"},
+                         30.0).match("/infer/python", "POST")
+    MATCH.set(first, match)
+    assert MATCH.need(first) is match and MATCH.get(second) is None
 
 
 async def test_the_identity_stage_names_the_client_once_for_every_later_stage():

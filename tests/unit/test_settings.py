@@ -80,6 +80,23 @@ def test_component_configs_have_the_settings_defaults():
     assert settings.limit_defaults.global_limit == Limit(1000.0, 2000.0)
 
 
+def test_each_field_a_component_reads_from_a_setting_has_that_settings_default():
+    """The component repeats the default (it cannot import settings/); this keeps it one value."""
+    from dataclasses import dataclass
+
+    from function_app.core.fields import from_setting
+    from function_app.settings.configs import default_disagreements
+
+    @dataclass(frozen=True)
+    class Drifted:
+        lease_s: float = from_setting("rate_limit_lease_s", 9.0)  # the setting says 0.25
+        gone: int = from_setting("no_such_setting", 1)
+
+    for config in (LimiterConfig, BreakerConfig, CacheConfig):
+        assert default_disagreements(config) == []
+    assert default_disagreements(Drifted) == ["Drifted.lease_s", "Drifted.gone"]
+
+
 def test_the_limiter_config_is_read_from_its_settings():
     settings = load_settings({"RATE_LIMIT_LEASE_S": "0.5", "RATE_LIMIT_FAILURE_MODE": "closed",
                               "RATE_LIMIT_ENABLED": "false", "CLIENT_RPS": "7",

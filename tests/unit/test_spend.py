@@ -7,6 +7,7 @@ import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.core.errors import RateLimited
+from function_app.http.context import RequestContext
 from function_app.openai.bill import Bill, reserve
 from function_app.openai.ledger import TokenLedger
 from function_app.openai.usage import Usage
@@ -14,8 +15,7 @@ from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Decision
 from function_app.settings.load import SettingsError, load_settings
-from function_app.tenants.access import Grant
-from function_app.tenants.current import current_grant
+from function_app.tenants.access import GRANT, Grant
 from function_app.tenants.errors import BudgetExceeded
 from function_app.tenants.limits import BudgetLimiter
 from function_app.tenants.prices import Price, parse_prices
@@ -56,10 +56,14 @@ def test_price_objects_default_and_refuse_what_they_do_not_know():
         load_settings({"MODEL_PRICES": '{"x": {"input": -1, "output": 1}}'})
 
 
-def make_bill(limiter, spender, model="m", prompt=100, budget=50) -> Bill:
+def make_bill(limiter, spender, model="m", prompt=100, budget=50, grant=None) -> Bill:
+    """A bill of a request made with `grant`'s key (None: without a key)."""
     bill = Bill(limiter, [], TokenLedger(), "tenant:acme", model, prompt + budget,
                 prompt_tokens=prompt)
-    bill.spend = spender.charge(model, prompt, budget)
+    context = RequestContext(client_id="tenant:acme")
+    if grant is not None:
+        GRANT.set(context, grant)
+    bill.spend = spender.charge(model, prompt, budget, context)
     return bill
 
 
@@ -98,21 +102,24 @@ async def test_a_key_and_its_tenant_have_spend_budgets_and_their_cost_is_recorde
     limiter, clock = limiter_and_clock()
     recorder = UsageRecorder()
     key = KeyRecord("h", "abc", "acme", "ci", 0.0, daily_spend=0.5, monthly_spend=2)
-    token = current_grant.set(Grant(key, TenantRecord("acme", 0.0, daily_spend=3)))
-    try:
-        bill = make_bill(limiter, Spender(PRICES, clock, recorder), model="flat")
-    finally:
-        current_grant.reset(token)
+    grant = Grant(key, TenantRecord("acme", 0.0, daily_spend=3))
+    bill = make_bill(limiter, Spender(PRICES, clock, recorder), model="flat", grant=grant)
     assert sorted(s.scope for s in bill.spend.scopes) == [
         "spend_key_day", "spend_key_month", "spend_tenant_day"]
     await reserve(bill, clock)
     bill.settle(Usage(100, 50))
     (row,) = recorder.due(clock.now(), force=True)
     assert (row.prefix, row.spend) == ("abc", pytest.approx(150 * 3 / 1e6))
+    spender = Spender(PRICES, clock, recorder)
+    await reserve(make_bill(limiter, spender, model="flat", prompt=100_000, grant=grant), clock)
+    with pytest.raises(BudgetExceeded) as caught:  # the refusal names the key, from its grant
+        await reserve(make_bill(limiter, spender, model="flat", prompt=100_000, grant=grant),
+                      clock)
+    assert "spend budget of" in caught.value.message and "abc" in caught.value.message
 
 
 async def test_a_model_without_a_price_costs_nothing_and_has_no_budget():
-    assert Spender(PRICES, FakeClock()).charge("unpriced", 10, 10) is None
+    assert Spender(PRICES, FakeClock()).charge("unpriced", 10, 10, RequestContext()) is None
 
 
 class Contended:

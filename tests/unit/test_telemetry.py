@@ -299,9 +299,9 @@ def test_entra_credential_comes_from_the_authentication_string():
 
 
 def test_without_an_exporter_spans_still_carry_ids_for_logs_and_backends():
-    from function_app.adapters.otel_exporters import open_exporters
+    from function_app.adapters.otel_exporters import ExportConfig, open_exporters
 
-    exporters = open_exporters(load_settings({}), "test-instance")
+    exporters = open_exporters(ExportConfig("gw", 1.0, "", "", ""), "test-instance")
     assert exporters.meter is None
     root = exporters.tracer.start_span("GET")
     child = exporters.tracer.start_span("GET", context=trace.set_span_in_context(root))
