@@ -137,15 +137,19 @@ class Answer:
                 elif self.idle_expired:
                     raise TimeoutError(f"no data from the worker for {self._idle_s} s")
                 else:
-                    connection.event.clear()
-                    self._waiting_since = connection.loop.time()
-                    try:
-                        await connection.event.wait()
-                    finally:
-                        self._waiting_since = None
+                    await self._wait(connection)
         finally:
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
+
+    async def _wait(self, connection: _Connection) -> None:
+        """Until the connection has news; the idle timer reads when this wait began."""
+        connection.event.clear()
+        self._waiting_since = connection.loop.time()
+        try:
+            await connection.event.wait()
+        finally:
+            self._waiting_since = None
 
     def _idle_check(self, now: float | None = None) -> None:
         """The idle timer: ends a wait that has lasted `idle_s`, else fires again when the
