@@ -55,18 +55,12 @@ class Front:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return
-        started = False
-
-        async def tracked(message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = _Tracked(send)
         try:
             await self.serve(scope, receive, tracked)
         except Exception:
             log.exception("host failed on %s %s", scope["method"], scope["path"])
-            if not started:  # else uvicorn cuts the connection, which is all that is left
+            if not tracked.started:  # else uvicorn cuts the connection: all that is left
                 await _error(send, "internal_error", scope["headers"])
 
     async def serve(self, scope, receive, send) -> None:
@@ -126,7 +120,8 @@ class Front:
                             "headers": _answer_headers(response.headers)})
                 started = True
                 streamed = response.content_length is None and not isinstance(body, AsyncGen)
-                relay = _relay(response, send, self.limits.http_timeout_s)
+                # The body's chunks skip the tracking wrapper: the head has gone out.
+                relay = _relay(response, getattr(send, "raw", send), self.limits.http_timeout_s)
                 await (_until_disconnect(relay, receive) if streamed else relay)
             finally:
                 response.close()
@@ -145,6 +140,20 @@ class Front:
             log.warning("invocation %s: answer broke off: %s", invocation_id, exc)
         if started:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _Tracked:
+    """The server's `send`, noting whether an answer's head went out (`raw`: without)."""
+
+    __slots__ = ("raw", "started")
+
+    def __init__(self, send) -> None:
+        self.raw = send
+        self.started = False
+
+    async def __call__(self, message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.raw(message)
 
 
 def _invocation(invocation_id: str, route: Route, method: str, url: str,
@@ -266,13 +275,9 @@ async def _disconnected(receive) -> None:
 
 
 async def _relay(response: Answer, send, idle_s: float) -> None:
-    """The worker's body to the client chunk by chunk; at most `idle_s` between chunks."""
-    chunks = response.chunks()
-    while True:
-        async with asyncio.timeout(idle_s):
-            chunk = await anext(chunks, b"")
-        if not chunk:
-            return
+    """The worker's body to the client chunk by chunk; TimeoutError when the worker sends
+    nothing for `idle_s` (one timer per answer: Answer.chunks)."""
+    async for chunk in response.chunks(idle_s):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 

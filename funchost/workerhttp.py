@@ -101,26 +101,70 @@ class Answer:
         self._head_only = head_only
         self.content_length = next((int(v) for k, v in self.headers if k == b"content-length"),
                                    None)
+        self.idle_expired = False
+        self._idle_s = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._waiting_since: float | None = None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self, idle_s: float | None = None) -> AsyncIterator[bytes]:
+        """The body as it comes (what arrived since the last read, in one piece). With `idle_s`,
+        TimeoutError once a wait for the worker's next bytes has lasted `idle_s`; the time the
+        consumer spends between reads (a slow client) does not count.
+
+        One timer per answer, re-armed only when it fires early (`_idle_check`), instead of a
+        timeout armed and disarmed around every chunk: with hundreds of streams that was a
+        few percent of the host's CPU (load/profile_streams.py)."""
         connection = self._connection
         if self._head_only:
             return
-        while True:
-            if connection.chunks:
-                data = b"".join(connection.chunks)
-                connection.chunks.clear()
-                if connection.buffered > READ_AHEAD:
-                    connection.transport.resume_reading()
-                connection.buffered = 0
-                yield data
-            elif connection.complete:
-                return
-            elif connection.lost:
-                raise WorkerConnectionError("the worker closed the connection mid-answer")
-            else:
-                connection.event.clear()
-                await connection.event.wait()
+        if idle_s is not None:
+            self._idle_s = idle_s
+            self._idle_timer = connection.loop.call_later(idle_s, self._idle_check)
+        try:
+            while True:
+                if connection.chunks:
+                    chunks = connection.chunks
+                    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    chunks.clear()
+                    if connection.buffered > READ_AHEAD:
+                        connection.transport.resume_reading()
+                    connection.buffered = 0
+                    yield data
+                elif connection.complete:
+                    return
+                elif connection.lost:
+                    raise WorkerConnectionError("the worker closed the connection mid-answer")
+                elif self.idle_expired:
+                    raise TimeoutError(f"no data from the worker for {self._idle_s} s")
+                else:
+                    await self._wait(connection)
+        finally:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+
+    async def _wait(self, connection: _Connection) -> None:
+        """Until the connection has news; the idle timer reads when this wait began."""
+        connection.event.clear()
+        self._waiting_since = connection.loop.time()
+        try:
+            await connection.event.wait()
+        finally:
+            self._waiting_since = None
+
+    def _idle_check(self, now: float | None = None) -> None:
+        """The idle timer: ends a wait that has lasted `idle_s`, else fires again when the
+        current wait (or, while the consumer holds a chunk, a wait starting now) would."""
+        connection = self._connection
+        if connection is None:
+            return
+        now = connection.loop.time() if now is None else now
+        since = self._waiting_since
+        if since is not None and now - since >= self._idle_s:
+            self.idle_expired = True
+            connection.event.set()
+            return
+        due = (since if since is not None else now) + self._idle_s
+        self._idle_timer = connection.loop.call_at(due, self._idle_check)
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks()])

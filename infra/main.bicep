@@ -80,15 +80,18 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
-// perInstanceConcurrency = 200, from `make bench-streams` (load/bench_streams.py; docs/PERFORMANCE.md,
-// "Issue #26"): one host + worker spends 2.0-2.5 ms CPU per stream-second of a 100 ms-chunk stream
-// (below saturation), so one core saturates near 400 concurrent streams. 200 = half of that
-// (safety factor 2). The 10 ms-p99-added target was not held at any N >= 50 on the 2-core build
-// machine shared with other test suites (load average 3-8), where co-tenants set the latency; check
-// in Azure before raising it. Memory is not the limit: 60-100 KB per stream, 200 streams add about
-// 20 MB to the ~115 MB host + worker at rest; instanceMemoryMB stays 2048 because the platform's
-// own host shares the instance and was not measured (docs/COST.md). UPSTREAM_MAX_CONNECTIONS (512)
-// must stay above this value: each stream holds one backend connection.
+// perInstanceConcurrency = 200, from CPU per streamed chunk and per stream open
+// (load/profile_streams.py, load/bench_streams.py; docs/PERFORMANCE.md, "Issue #26"): a 20 s
+// stream of 100 ms chunks costs the worker about 1.1 ms CPU per stream-second (96 µs per chunk,
+// 3.1 ms per open) and the local host 0.65 ms; the worker is one event loop, so one core
+// saturates near 550 streams with the host beside it (near 900 for the worker alone).
+// 200 = safety factor ~2.7 on that (4.5 on the worker alone), and twice the 100 streams at which
+// the 10 ms-p99-added target held on the shared 2-core build machine (load average 5-9; 300 and
+// more saturated its share of the CPU). Check in Azure before raising it. Memory is not the
+// limit: 50-95 KB per stream, 200 streams add about 20 MB to the ~125 MB host + worker at rest;
+// instanceMemoryMB stays 2048 because the platform's own host shares the instance and was not
+// measured (docs/COST.md). UPSTREAM_MAX_CONNECTIONS (512) must stay above this value: each
+// stream holds one backend connection.
 @description('Concurrent HTTP requests per Function App instance before scale-out.')
 @minValue(1)
 @maxValue(1000)

@@ -123,11 +123,14 @@ class HttpxUpstream:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_s
         try:
+            # No read timeout: `deadline` bounds the wait for the head (timeout_at below) and
+            # every read of the body (DeadlineBody's one timer); a read timeout is a timer
+            # re-armed on every chunk received (aiohttp's sock_read), which changed nothing.
             outgoing = httpx.Request(
                 request.method, self._url(request.url), headers=request.headers.raw(),
                 content=request.body,
-                extensions={"timeout": {"connect": request.connect_timeout_s,
-                                        "read": request.timeout_s, "write": request.timeout_s,
+                extensions={"timeout": {"connect": request.connect_timeout_s, "read": None,
+                                        "write": request.timeout_s,
                                         "pool": request.connect_timeout_s}},
             )
         except (httpx.InvalidURL, ValueError) as exc:  # the path rules should make this unreachable

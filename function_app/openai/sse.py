@@ -28,12 +28,15 @@ from .usage import USAGE_OBJECT, Usage, find_usage
 EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 _EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n|\r\r)", re.S)
 _BOUNDARIES = ((b"\r\n\r\n", 4), (b"\n\n", 2), (b"\r\r", 2))
+_ENDS = (b"\n\n", b"\r\r")  # a chunk ending so ends at a boundary (\r\n\r\n ends in \n\n)
 EDGE = 3  # bytes of a blank line (at most 4) that can precede the chunk completing it
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 
 
 def last_boundary(data: bytes) -> int:
     """The index just past the last blank line in `data`; 0 when there is none."""
+    if data.endswith(_ENDS):  # the usual chunk: whole events; no search needed
+        return len(data)
     cut = 0
     for mark, size in _BOUNDARIES:
         at = data.rfind(mark)

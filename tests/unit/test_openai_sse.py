@@ -164,3 +164,12 @@ def test_a_blank_line_split_across_chunks_is_found():
             assert tap.feed(b"data: a" + mark[:split]) == b""
             assert tap.feed(mark[split:] + b"data: b") == b"data: a" + mark
             assert tap.pending == len(b"data: b")
+
+
+@pytest.mark.parametrize("data", [b"a\n\n", b"a\r\r", b"a\r\n\r\n", b"a\n\nb\r\n\r\n", b"\n\n",
+                                  b"a\n\n\n", b"a\r\n\r\nb", b"a\n", b"a\r\n\r", b""])
+def test_the_fast_path_for_chunks_of_whole_events_finds_the_same_boundary(data):
+    slow = max((data.rfind(mark) + size for mark, size in
+                ((b"\r\n\r\n", 4), (b"\n\n", 2), (b"\r\r", 2)) if data.rfind(mark) >= 0),
+               default=0)
+    assert last_boundary(data) == slow

@@ -1,0 +1,214 @@
+"""CPU per streamed chunk through the local host and the real worker, and where it goes.
+
+    .venv/bin/python load/profile_streams.py [--base COMMIT] [--streams 200] [--rounds 2]
+                                             [--stream-s 10] [--spy]
+
+Wall-clock latency on a shared machine is noise; CPU time per chunk is not (much). For each tree
+(the current one, and with --base a commit checked out by `git archive`), one gateway (host +
+worker, the setup of load/bench_streams.py: an OpenAI route to the Node simulator, limits and
+cache and telemetry on) is started; then rounds alternate between the trees, each round opening
+--streams streamed chat completions (a chunk every --chunk-ms for --stream-s) and reading the
+host's and the worker's CPU time from /proc over it. CPU per chunk = that CPU / the data events
+the clients received; CPU per stream open is reported from short streams (--open-chunks). With
+--spy, py-spy samples the current tree's worker and host during its last round (raw samples in
+load/results/profile-streams-{worker,host}.txt, summarised like load/profile_worker.py).
+Writes load/results/profile_streams.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "load"))
+from bench_gateway import FAR, cpu_seconds, host_and_worker  # noqa: E402
+from bench_streams import MODEL, phase, raise_fd_limit  # noqa: E402
+from profile_worker import summarize  # noqa: E402
+
+from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
+
+
+def gateway(tree: Path, logs: Path, sim_url: str, name: str, max_streams: int):
+    port = free_port()
+    return spawn(name, HOST_CMD, port=port, log_dir=logs, timeout=180, cwd=tree, env={
+        **WORKER_ENV, **FAR, "PORT": str(port), "RATE_LIMIT_STORAGE_CONNECTION": "",
+        "CLIENT_TPM": "1e9", "MODEL_TPM": "1e9",
+        "MODEL_ROUTES": json.dumps({MODEL: sim_url}),
+        "UPSTREAM_MAX_CONNECTIONS": str(max_streams * 2)})
+
+
+def system_seconds(pid: int) -> float:
+    """Kernel CPU a process has used (Linux /proc), in seconds: its syscalls' share."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, pids: tuple[int, int], n: int, args) -> dict:
+    """One round: n streams; CPU of host and worker per data event received."""
+    before = [cpu_seconds(p) for p in pids]
+    kernel = sum(system_seconds(p) for p in pids)
+    result = phase(url, n, args, None)
+    host, worker = (cpu_seconds(p) - b for p, b in zip(pids, before, strict=True))
+    kernel = sum(system_seconds(p) for p in pids) - kernel
+    events = result["chunks"] + (n - result["errors"])  # gaps + first events
+    return {"errors": result["errors"], "events": events,
+            "kernel_share": kernel / max(host + worker, 1e-9),
+            "host_us_per_chunk": host / events * 1e6, "worker_us_per_chunk": worker / events * 1e6,
+            "host_cpu_s": host, "worker_cpu_s": worker}
+
+
+def spy(pid: int, seconds: float, out: Path, native: bool) -> subprocess.Popen:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-r", "100", "-d",
+                             str(int(seconds)), "-f", "raw", "-o", str(out), "--pid", str(pid),
+                             *(["--native"] if native else [])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def strace(pid: int, args) -> subprocess.Popen:
+    """Syscall counts of `pid` (and its threads) over the steady middle of a round: every
+    stream open, a chunk each --chunk-ms each (it slows the process: counts only)."""
+    ramp, window = args.ramp_s + args.chunk_ms / 1000, max(1.0, args.stream_s / 3)
+    return subprocess.Popen(["sh", "-c", f"sleep {ramp + 1:.1f}; exec timeout {window:.0f} "
+                             f"strace -c -f -q -p {pid}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def syscalls(proc: subprocess.Popen, args) -> dict[str, float]:
+    """strace -c's table as calls per chunk (chunks at the steady rate over its window)."""
+    _, err = proc.communicate(timeout=120)
+    chunks = args.streams * 1000 / args.chunk_ms * max(1.0, args.stream_s / 3)
+    counts = {}
+    for line in err.decode(errors="replace").splitlines():
+        cells = line.split()
+        if len(cells) >= 5 and cells[0][0].isdigit() and cells[-1] != "total":
+            counts[cells[-1]] = round(int(cells[3]) / chunks, 2)
+    return counts
+
+
+def trees(args, logs: Path) -> dict[str, Path]:
+    found = {"now": ROOT}
+    if args.base:
+        base = logs / "base"
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", args.base], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        found = {f"base ({args.base})": base, "now": ROOT}
+    return found
+
+
+def run_rounds(gateways: dict, args) -> dict[str, list[dict]]:
+    """Rounds alternate between the trees (order reversed every other round)."""
+    rows: dict[str, list[dict]] = {name: [] for name in gateways}
+    opens = argparse.Namespace(**{**vars(args), "stream_s": args.open_chunks * args.chunk_ms
+                                  / 1000})
+    names = list(gateways)
+    for k in range(args.rounds):
+        for name in names if k % 2 == 0 else names[::-1]:
+            url, pids = gateways[name]
+            spying = []
+            if args.spy and name == "now" and k == args.rounds - 1:
+                spying = [spy(pid, args.stream_s, ROOT / f"load/results/profile-streams-{who}.txt",
+                              args.native)
+                          for who, pid in zip(("host", "worker"), pids, strict=True)]
+            tracing = []
+            if args.strace and name == "now" and k == args.rounds - 1:
+                tracing = [strace(pid, args) for pid in pids]
+            row = measured(url, pids, args.streams, args)
+            if tracing:
+                row["syscalls_per_chunk"] = {who: syscalls(t, args) for who, t in
+                                             zip(("host", "worker"), tracing, strict=True)}
+            for s in spying:
+                _, err = s.communicate(timeout=120)
+                if s.returncode:
+                    print("py-spy failed:", err.decode(errors="replace")[-500:], flush=True)
+            short = measured(url, pids, args.streams, opens)
+            row["open_us_per_stream"] = {
+                "host": short["host_cpu_s"] / args.streams * 1e6,
+                "worker": short["worker_cpu_s"] / args.streams * 1e6}
+            # Net of the opening: the short round's CPU and events taken out of the long one's.
+            more = max(1, row["events"] - short["events"])
+            row["net_us_per_chunk"] = {
+                who: (row[f"{who}_cpu_s"] - short[f"{who}_cpu_s"]) / more * 1e6
+                for who in ("host", "worker")}
+            rows[name].append(row)
+            print(name, json.dumps(row), flush=True)
+    return rows
+
+
+def table(rows: dict[str, list[dict]], args) -> str:
+    lines = [f"{args.streams} streams x {args.stream_s:.0f} s, a chunk every {args.chunk_ms} ms, "
+             f"{args.rounds} rounds interleaved (median)", "",
+             "| tree | host µs/chunk | worker µs/chunk | host+worker µs/chunk | "
+             "net of opens: host / worker µs/chunk | open: host / worker µs/stream | errors |",
+             "|---|---:|---:|---:|---|---|---:|"]
+    for name, runs in rows.items():
+        def med(key: str, runs: list[dict] = runs) -> float:
+            return statistics.median(r[key] for r in runs)
+
+        def both(key: str, runs: list[dict] = runs) -> str:
+            return " / ".join(f"{statistics.median(r[key][w] for r in runs):.0f}"
+                              for w in ("host", "worker"))
+
+        lines.append(f"| {name} | {med('host_us_per_chunk'):.0f} | "
+                     f"{med('worker_us_per_chunk'):.0f} | "
+                     f"{med('host_us_per_chunk') + med('worker_us_per_chunk'):.0f} | "
+                     f"{both('net_us_per_chunk')} | {both('open_us_per_stream')} | "
+                     f"{sum(r['errors'] for r in runs)} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default=None)
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--chunk-ms", type=int, default=100)
+    parser.add_argument("--stream-s", type=float, default=10.0)
+    parser.add_argument("--ramp-s", type=float, default=2.0)
+    parser.add_argument("--open-chunks", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--spy", action="store_true")
+    parser.add_argument("--native", action="store_true", help="py-spy --native (C frames)")
+    parser.add_argument("--strace", action="store_true", help="syscalls per chunk (strace -c)")
+    args = parser.parse_args()
+    raise_fd_limit()
+    logs = Path(tempfile.mkdtemp(prefix="profile-streams-"))
+    chunks = int(args.stream_s * 1000 / args.chunk_ms)
+    sim = spawn_node("simulator", logs, {"TTFT_MS": str(args.chunk_ms),
+                                         "TOKEN_MS": str(args.chunk_ms),
+                                         "ANSWER_TOKENS": str(chunks)})
+    procs, gateways = [sim], {}
+    try:
+        for k, (name, tree) in enumerate(trees(args, logs).items()):
+            proc = gateway(tree, logs, sim.url, f"gateway{k}", args.streams)
+            procs.append(proc)
+            url = f"{proc.url}/v1/chat/completions"
+            warm = argparse.Namespace(**{**vars(args), "stream_s": 0.5, "ramp_s": 0.2})
+            phase(url, 10, warm, None)
+            gateways[name] = (url, host_and_worker(proc))
+        rows = run_rounds(gateways, args)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+    print(table(rows, args))
+    if args.spy:
+        for who in ("worker", "host"):
+            print(f"\n{who}:\n" + summarize(ROOT / f"load/results/profile-streams-{who}.txt", 30))
+    out = ROOT / "load/results/profile_streams.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": rows, "args": vars(args)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
