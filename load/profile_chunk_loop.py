@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from function_app import app as app_module  # noqa: E402
-from function_app.adapters.upstream_memory import MemoryUpstream, Reply  # noqa: E402
 from function_app.settings.load import load_settings  # noqa: E402
 from function_app.wiring.build import build_gateway  # noqa: E402
 from tests.support.handler_calls import make_request  # noqa: E402
+from tests.support.upstream_memory import MemoryUpstream, Reply  # noqa: E402
 
 MODEL = "sim-stream"
 SETTINGS = {"MODEL_ROUTES": json.dumps({MODEL: "http://127.0.0.1:9"}), "CLIENT_TPM": "1e9",
