@@ -3,7 +3,7 @@
     .venv/bin/python load/profile_chunk_loop.py [--streams 200] [--chunks 100] [--top 25]
 
 The gateway is built with the defaults (telemetry, cache, token and request limits in memory,
-far from binding) and `adapters/upstream_memory.py` as its backend, which answers each streamed
+far from binding) and `tests/support/upstream_memory.py` as its backend, which answers each streamed
 chat completion with --chunks OpenAI chunk events, one per upstream chunk, then the usage event
 and `data: [DONE]`. Each stream goes through the registered HTTP function (`app.proxy`) and the
 FastAPI response it returns (`ClosingStreamingResponse`, run as the worker's server runs it,
