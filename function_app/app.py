@@ -85,10 +85,16 @@ def with_gateway(handler: Callable[[Request, Gateway], Awaitable[Response]]
             return _misconfigured(req, exc)
         return await handler(req, instance)
 
-    function.__name__ = function.__qualname__ = handler.__name__
-    function.__doc__ = handler.__doc__
-    return function
+    return _named_as(function, handler)
 
+
+
+def _named_as[F: Callable](wrapper: F, handler: Callable) -> F:
+    """`wrapper` under `handler`'s name and docstring (the worker indexes functions by name;
+    `functools.wraps` would also set `__wrapped__`, which signature checks follow)."""
+    wrapper.__name__ = wrapper.__qualname__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
 
 def operator_only(handler: Callable[[Request, Gateway], Awaitable[Response]]
                   ) -> Callable[[Request, Gateway], Awaitable[Response]]:
@@ -103,9 +109,7 @@ def operator_only(handler: Callable[[Request, Gateway], Awaitable[Response]]
                 return _error(req, exc)
         return await handler(req, instance)
 
-    checked.__name__ = checked.__qualname__ = handler.__name__
-    checked.__doc__ = handler.__doc__
-    return checked
+    return _named_as(checked, handler)
 
 
 @app.route(route="healthz", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
