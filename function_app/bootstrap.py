@@ -19,7 +19,6 @@ from function_app.ratelimit.tokens import TokenLimits
 
 from .adapters.httpx_upstream import HttpxUpstream, make_transport
 from .adapters.limitstore_memory import MemoryRateLimitStore
-from .adapters.limitstore_table import open_limit_storage
 from .adapters.otel_exporters import Exporters
 from .anthropic.stage import anthropic_stage
 from .aoai.inbound import azure_paths_stage, deployment_model_stage
@@ -188,10 +187,15 @@ async def _limiter(settings: Settings, parts: Parts, given: Given
     """The one limiter of the process (requests and tokens) and the source of its limits."""
     limit_store, override_store = given.limit_store, given.override_store
     if limit_store is None:
-        storage = open_limit_storage(
-            settings.rate_limit_storage_connection, settings.table_storage_endpoint,
-            buckets_table=settings.rate_limit_table,
-            overrides_table=settings.limit_overrides_table)
+        storage = None
+        if settings.rate_limit_storage_connection or settings.table_storage_endpoint:
+            # Imported here: the Table SDK loads only when table storage is set (cold start).
+            from .adapters.limitstore_table import open_limit_storage
+
+            storage = open_limit_storage(
+                settings.rate_limit_storage_connection, settings.table_storage_endpoint,
+                buckets_table=settings.rate_limit_table,
+                overrides_table=settings.limit_overrides_table)
         if storage is None:
             log.warning("no limiter storage configured: limits hold for this instance only")
             limit_store = MemoryRateLimitStore()

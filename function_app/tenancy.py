@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from .adapters.keystore_memory import MemoryKeyStore
-from .adapters.keystore_table import open_key_store
 from .core.clock import Clock
 from .core.pipeline import Stage
 from .core.tasks import stop
@@ -128,6 +127,8 @@ def open_tenancy(settings: Settings, clock: Clock, store: KeyStore | None = None
     """`store` replaces the Table store (tests); without storage settings keys live in memory
     (one instance, and only what tests put there)."""
     if settings.gateway_auth != "none" and store is None:
+        from .adapters.keystore_table import open_key_store  # the Table SDK only when used
+
         store = open_key_store(settings.rate_limit_storage_connection,
                                settings.table_storage_endpoint, table=settings.gateway_keys_table)
         if store is None:

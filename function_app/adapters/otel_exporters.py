@@ -16,18 +16,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 
 from ..core.redact import display_url
 from ..settings.specs import Settings
 from ..telemetry.ids import IdOnlyTracer
+
+if TYPE_CHECKING:  # the SDK loads only when an exporter is configured (cold start, #26)
+    from opentelemetry.sdk.resources import Resource
 
 log = logging.getLogger(__name__)
 SCOPE = "ai-gateway"
@@ -43,16 +43,23 @@ class Exporters:
 
 
 def open_exporters(settings: Settings, instance: str) -> Exporters:
-    resource = Resource.create({SERVICE_NAME: settings.service_name,
-                                SERVICE_INSTANCE_ID: instance})
+    """The configured exporters; with none configured the OpenTelemetry SDK is not imported."""
     if settings.appinsights_connection_string:
-        return _azure_monitor(settings, resource)
+        return _azure_monitor(settings, _resource(settings, instance))
     if settings.otlp_endpoint:
-        return _otlp(settings, resource)
+        return _otlp(settings, _resource(settings, instance))
     return Exporters(IdOnlyTracer(), None)
 
 
+def _resource(settings: Settings, instance: str) -> Resource:
+    from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
+
+    return Resource.create({SERVICE_NAME: settings.service_name, SERVICE_INSTANCE_ID: instance})
+
+
 def _sampler(ratio: float):
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
     return ParentBased(TraceIdRatioBased(ratio))
 
 
@@ -61,6 +68,7 @@ def _otlp(settings: Settings, resource: Resource) -> Exporters:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     base = settings.otlp_endpoint.rstrip("/")
