@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import statistics
@@ -30,6 +31,10 @@ sys.path.insert(0, str(ROOT))
 from scripts.procs import INSTANT, spawn_node  # noqa: E402
 
 BODY = b'{"prompt": "benchmark"}'
+PATH = "/infer/node"
+CHUNKS = 200  # --stream: chunks per streamed completion
+STREAM_BODY = json.dumps({"model": "sim-stream", "stream": True, "max_tokens": CHUNKS,
+                          "messages": [{"role": "user", "content": "Hold the line."}]}).encode()
 FAR = {"GLOBAL_RPS": "1000000", "GLOBAL_BURST": "1000000", "CLIENT_RPS": "1000000",
        "CLIENT_BURST": "1000000"}
 
@@ -37,7 +42,7 @@ FAR = {"GLOBAL_RPS": "1000000", "GLOBAL_BURST": "1000000", "CLIENT_RPS": "100000
 def scope(port: int) -> dict:
     """What the worker's uvicorn hands the extension's FastAPI app for one wrk request."""
     return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": "/infer/node", "raw_path": b"/infer/node",
+            "scheme": "http", "path": PATH, "raw_path": PATH.encode(),
             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
             "server": ("127.0.0.1", port),
             "headers": [(b"host", b"127.0.0.1:7071"), (b"content-type", b"application/json"),
@@ -100,6 +105,19 @@ async def drive(requests: int, concurrency: int, profile: cProfile.Profile | Non
     return spent / requests
 
 
+def by_file(stats: pstats.Stats, requests: int) -> str:
+    """Own time per request, summed by source file: where the gateway's share goes."""
+    files: dict[str, float] = {}
+    for (path, _line, _name), row in stats.stats.items():  # type: ignore[attr-defined]
+        key = path.split("site-packages/")[-1].split("/")[0] if "site-packages" in path \
+            else path.replace(str(ROOT) + "/", "")
+        files[key] = files.get(key, 0.0) + row[2]
+    total = sum(files.values())
+    rows = sorted(files.items(), key=lambda kv: -kv[1])[:40]
+    return "\n".join(f"{t / requests * 1e6:8.1f} us/req {t / total:6.1%}  {name}"
+                     for name, t in rows)
+
+
 def rounds(args: argparse.Namespace, profile: cProfile.Profile | None) -> dict[str, list]:
     """CPU per request for each UPSTREAM_CLIENT, rounds interleaved (order reversed each round)."""
     figures: dict[str, list] = {kind: [] for kind in args.upstream}
@@ -110,7 +128,7 @@ def rounds(args: argparse.Namespace, profile: cProfile.Profile | None) -> dict[s
     return figures
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -120,26 +138,43 @@ def main() -> None:
     parser.add_argument("--upstream", nargs="+", default=["aiohttp"],
                         help="UPSTREAM_CLIENT values; several: rounds interleaved, compared")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--stream", action="store_true",
+                        help=f"streamed chat completions of {CHUNKS} chunks (CPU per chunk)")
+    parser.add_argument("--chunk-ms", type=int, default=10,
+                        help="--stream: the simulator's time between chunks")
     parser.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
+    global BODY, PATH
+    sim = INSTANT
+    if args.stream:
+        BODY, PATH, sim = STREAM_BODY, "/v1/chat/completions", {
+            **INSTANT, "ANSWER_TOKENS": str(CHUNKS), "TOKEN_MS": str(args.chunk_ms)}
     with tempfile.TemporaryDirectory() as logs:
-        node = spawn_node("node", Path(logs), INSTANT)
+        node = spawn_node("node", Path(logs), sim)
         try:
             os.environ.update({"NODE_SERVICE_URL": node.url, "PY_SERVICE_URL": node.url,
+                               "MODEL_ROUTES": json.dumps({"sim-stream": node.url}),
+                               "CLIENT_TPM": "1e9", "MODEL_TPM": "1e9",
                                **(FAR if args.limits == "on" else
                                   {"RATE_LIMIT_ENABLED": "false"})})
             profile = cProfile.Profile() if args.profile else None
             figures = rounds(args, profile)
         finally:
             node.stop()
+    unit, per = ("chunk", CHUNKS) if args.stream else ("request", 1)
     for kind, values in figures.items():
-        ms = sorted(v * 1000 for v in values)
-        print(f"limits {args.limits}, UPSTREAM_CLIENT={kind}: {statistics.median(ms):.3f} ms CPU "
-              f"per request, median of {len(ms)} rounds ({', '.join(f'{v:.3f}' for v in ms)}); "
+        ms = sorted(v * 1000 / per for v in values)
+        print(f"limits {args.limits}, UPSTREAM_CLIENT={kind}: {statistics.median(ms):.4f} ms CPU "
+              f"per {unit}, median of {len(ms)} rounds ({', '.join(f'{v:.4f}' for v in ms)}); "
               f"{args.requests} requests per round, {args.concurrency} at a time")
     if profile is not None:
         stats = pstats.Stats(profile)
         stats.sort_stats(args.sort).print_stats(args.top)
+        print(by_file(stats, args.requests * args.rounds * len(args.upstream) * per))
 
 
 if __name__ == "__main__":

@@ -61,9 +61,9 @@ class AiohttpUpstream:
         self._slots = Slots(max_in_flight)
         self._session: aiohttp.ClientSession | None = None
         # Routes send to a handful of distinct URLs: each is parsed once, as httpx parsed it
-        # (the URL the backend sees is unchanged), and the timeouts made once per pair.
+        # (the URL the backend sees is unchanged), and the timeouts made once per connect timeout.
         self._urls: dict[str, URL] = {}
-        self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _url(self, raw: str) -> URL:
         url = self._urls.get(raw)
@@ -78,14 +78,17 @@ class AiohttpUpstream:
             self._urls[raw] = url
         return url
 
-    def _timeout(self, connect_s: float, total_s: float) -> aiohttp.ClientTimeout:
-        key = (connect_s, total_s)
+    def _timeout(self, connect_s: float) -> aiohttp.ClientTimeout:
+        key = connect_s
         found = self._timeouts.get(key)
         if found is None:
             if len(self._timeouts) >= self.URL_CACHE_SIZE:
                 self._timeouts.clear()
+            # No sock_read: the exchange's deadline (timeout_at before the headers, DeadlineBody
+            # after) already bounds every read, and aiohttp re-arms a sock_read timer on every
+            # chunk received, a timer per chunk of every stream (issue #26).
             found = self._timeouts[key] = aiohttp.ClientTimeout(
-                sock_connect=connect_s, sock_read=total_s, connect=connect_s)
+                sock_connect=connect_s, sock_read=None, connect=connect_s)
         return found
 
     def _client(self) -> aiohttp.ClientSession:
@@ -101,7 +104,7 @@ class AiohttpUpstream:
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         deadline = asyncio.get_running_loop().time() + request.timeout_s
         url = self._url(request.url)
-        timeout = self._timeout(request.connect_timeout_s, request.timeout_s)
+        timeout = self._timeout(request.connect_timeout_s)
         headers = _outgoing(request.headers)
         await self._slots.take(request.connect_timeout_s)
         try:
