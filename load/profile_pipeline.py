@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib.util
 import json
 import os
 import pstats
@@ -73,21 +74,37 @@ async def one(proxy, request_type, port: int) -> int:
     return status
 
 
-async def drive(requests: int, concurrency: int, profile: cProfile.Profile | None) -> float:
+def tenline():
+    """load/tenline/main.py's module (its proxy function), loaded under a name of its own."""
+    spec = importlib.util.spec_from_file_location("tenline_main", ROOT / "load/tenline/main.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+async def drive(requests: int, concurrency: int, profile: cProfile.Profile | None,
+                kind: str = "aiohttp") -> float:
     """CPU seconds per request over `requests` (after a warm-up of 200), with a gateway built
-    from the environment now (app.py's own, rebuilt each call)."""
+    from the environment now (app.py's own, rebuilt each call); kind "ten-line": through
+    load/tenline's function instead, the floor the gateway is compared with."""
     from azurefunctions.extensions.http.fastapi import Request
 
     from function_app import app as app_module
     from function_app.bootstrap import build_gateway
     from function_app.settings.load import load_settings
 
-    app_module.gateway.install(await build_gateway(load_settings(os.environ)))
+    if kind == "ten-line":
+        os.environ["BACKEND_URL"] = os.environ["NODE_SERVICE_URL"]
+        floor = tenline()
+        proxy = floor.proxy
+    else:
+        app_module.gateway.install(await build_gateway(load_settings(os.environ)))
+        proxy = app_module.proxy
     queue = iter(range(requests))
 
     async def worker() -> None:
         for _ in queue:
-            status = await one(app_module.proxy, Request, 7071)
+            status = await one(proxy, Request, 7071)
             if status != 200:
                 raise RuntimeError(f"status {status}")
 
@@ -101,7 +118,11 @@ async def drive(requests: int, concurrency: int, profile: cProfile.Profile | Non
     if profile is not None:
         profile.disable()
     spent = time.process_time() - began
-    await app_module.gateway.aclose()
+    if kind == "ten-line":
+        for session in floor.session:
+            await session.close()
+    else:
+        await app_module.gateway.aclose()
     return spent / requests
 
 
@@ -124,7 +145,8 @@ def rounds(args: argparse.Namespace, profile: cProfile.Profile | None) -> dict[s
     for n in range(args.rounds):
         for kind in args.upstream if n % 2 == 0 else reversed(args.upstream):
             os.environ["UPSTREAM_CLIENT"] = kind
-            figures[kind].append(asyncio.run(drive(args.requests, args.concurrency, profile)))
+            figures[kind].append(asyncio.run(drive(args.requests, args.concurrency, profile,
+                                                   kind)))
     return figures
 
 
@@ -136,7 +158,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--upstream", nargs="+", default=["aiohttp"],
-                        help="UPSTREAM_CLIENT values; several: rounds interleaved, compared")
+                        help="UPSTREAM_CLIENT values, or ten-line (load/tenline's function); "
+                        "several: rounds interleaved, compared")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--stream", action="store_true",
                         help=f"streamed chat completions of {CHUNKS} chunks (CPU per chunk)")
