@@ -132,11 +132,10 @@ def _outgoing(headers: Headers) -> list[tuple[str, str]] | httpx.Headers:
     """The request's fields as aiohttp takes them. ASCII (nearly always) goes as it is; a value
     with other bytes goes decoded as httpx decoded it before (ASCII, else UTF-8, else latin-1,
     for the whole set), so the bytes a backend receives do not change with the adapter."""
-    pairs = list(headers)
-    for _, value in pairs:
-        if not value.isascii():
-            return httpx.Headers(headers.raw())
-    return pairs
+    pairs = headers.pairs()
+    if "".join([value for _, value in pairs]).isascii():
+        return pairs
+    return httpx.Headers(headers.raw())
 
 
 def _closer(response: aiohttp.ClientResponse, free: Callable[[], None]
