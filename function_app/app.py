@@ -31,7 +31,6 @@ from .http.forwarding import request_id_from
 from .http.headers import Headers
 from .http.messages import Unread
 from .settings.errors import SettingsError
-from .stages.errors import error_response
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
 from .wiring.lazy import LazyGateway
 from .worker_http import harden_worker_http
@@ -266,6 +265,10 @@ def _misconfigured(req: Request, exc: SettingsError) -> Response:
 
 def _error(req: Request, error: GatewayError) -> Response:
     """The JSON error answer of a function that never reached the pipeline."""
+    # Imported here: the error renderers pull in the route and wire-format modules, which
+    # indexing (every cold start) does not need; the gateway's build loads them anyway.
+    from .stages.errors import error_response
+
     request_id = request_id_from(req.headers.get("x-request-id"))
     answer = error_response(error, request_id)
     answer.headers.set("X-Request-ID", request_id)

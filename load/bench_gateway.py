@@ -94,6 +94,9 @@ GATEWAYS = ("gateway (defaults)", "gateway (limits off)")
 TALLY = "gateway (tally mode)"  # limits on, RATE_LIMIT_SYNC=tally: its storage operations
 TARGETS = ("direct", "ten-line function", *GATEWAYS)
 WRK_TARGETS = (*TARGETS, TALLY)
+# --also-upstream KIND: one more wrk target, limits off with UPSTREAM_CLIENT=KIND (an A/B of the
+# upstream adapter in the same run); filled in by main.
+EXTRA: dict[str, dict[str, str]] = {}
 
 
 def start_stack(logs: Path) -> tuple[list, dict[str, str], dict[str, str], float]:
@@ -117,13 +120,14 @@ def start_stack(logs: Path) -> tuple[list, dict[str, str], dict[str, str], float
     common = {**WORKER_ENV, "NODE_SERVICE_URL": fast.url, "PY_SERVICE_URL": slow.url}
     table = {**FAR, "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string}
     envs = {GATEWAYS[0]: table, GATEWAYS[1]: {"RATE_LIMIT_ENABLED": "false"},
-            TALLY: {**table, "RATE_LIMIT_SYNC": "tally"}}
+            TALLY: {**table, "RATE_LIMIT_SYNC": "tally"}, **EXTRA}
     start_s = 0.0
     for name, extra in envs.items():
         port = free_port()
         began = time.perf_counter()
         procs[name] = spawn(name.split()[0] + "-" + extra.get("RATE_LIMIT_ENABLED", "on")
-                            + "-" + extra.get("RATE_LIMIT_SYNC", "lease"),
+                            + "-" + extra.get("RATE_LIMIT_SYNC", "lease")
+                            + "-" + extra.get("UPSTREAM_CLIENT", "default"),
                             HOST_CMD, port=port, log_dir=logs, timeout=120,
                             env={**common, **extra, "PORT": str(port)})
         while httpx.get(f"{procs[name].url}/healthz", timeout=10).status_code != 200:
@@ -131,7 +135,7 @@ def start_stack(logs: Path) -> tuple[list, dict[str, str], dict[str, str], float
         start_s = start_s or time.perf_counter() - began
     fast_urls = {"direct": f"{fast.url}/infer",
                  "ten-line function": f"{procs['ten-line function'].url}/infer",
-                 **{g: f"{procs[g].url}/infer/node" for g in (*GATEWAYS, TALLY)}}
+                 **{g: f"{procs[g].url}/infer/node" for g in (*GATEWAYS, TALLY, *EXTRA)}}
     slow_urls = {"direct": f"{slow.url}/infer",
                  "ten-line function": f"{procs['ten-line slow'].url}/infer",
                  **{g: f"{procs[g].url}/infer/python" for g in GATEWAYS}}
@@ -174,11 +178,12 @@ def throughput(urls: dict[str, str], args, script: Path, pids: dict) -> dict[str
     """wrk rounds, interleaved; for the functions also CPU milliseconds per request in host and
     worker (/proc), which other load on the machine disturbs far less than requests per second,
     and for the gateway with limits its storage operations per request (its own counters)."""
-    runs: dict[str, list[dict]] = {t: [] for t in WRK_TARGETS}
-    for t in WRK_TARGETS:
+    targets = (*WRK_TARGETS, *EXTRA)
+    runs: dict[str, list[dict]] = {t: [] for t in targets}
+    for t in targets:
         wrk(urls[t], 2, args.connections, script)  # warm-up: pools, JIT of the node backend
     for k in range(args.rounds):
-        for t in (WRK_TARGETS if k % 2 == 0 else WRK_TARGETS[::-1]):
+        for t in (targets if k % 2 == 0 else targets[::-1]):
             before = [cpu_seconds(p) for p in pids.get(t, ())]
             counted = stats_of(urls[t]) if t in (GATEWAYS[0], TALLY) else None
             run = wrk(urls[t], args.seconds, args.connections, script)
@@ -248,6 +253,10 @@ def report(tp: dict, lat: dict, start_s: float, args) -> str:
               f"{tp[GATEWAYS[0]].get('limiter_storage_per_request')}, tally "
               f"{tp[TALLY].get('limiter_storage_per_request')}",
               f"start to first /healthz 200 (defaults) = **{start_s:.2f} s**"]
+    off = tp[GATEWAYS[1]]
+    lines += [f"{GATEWAYS[1]} / {name}: **{off['rps'] / tp[name]['rps']:.2f}x** by RPS, "
+              f"**{_cpu(off) / max(_cpu(tp[name]), 1e-9):.2f}x** by CPU per request"
+              for name in EXTRA]
     return "\n".join(lines)
 
 
@@ -260,7 +269,12 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=int, default=10)
     parser.add_argument("--latency-rounds", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "load/results/bench.json"))
+    parser.add_argument("--also-upstream", choices=("httpx-aiohttp", "httpx"),
+                        help="one more target: limits off with this UPSTREAM_CLIENT")
     args = parser.parse_args()
+    if args.also_upstream:
+        EXTRA[f"gateway (limits off, {args.also_upstream})"] = {
+            "RATE_LIMIT_ENABLED": "false", "UPSTREAM_CLIENT": args.also_upstream}
     if shutil.which("wrk") is None:
         sys.exit("bench: wrk is missing; install it (Debian: apt-get install wrk)")
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -270,8 +284,9 @@ def main() -> int:
         script = logs / "post.lua"
         script.write_text(WRK_LUA)
         named = dict(zip(["azurite", "fast", "slow", "ten-line function", "ten-line slow",
-                          *GATEWAYS, TALLY], procs, strict=True))
-        pids = {t: host_and_worker(named[t]) for t in ("ten-line function", *GATEWAYS, TALLY)}
+                          *GATEWAYS, TALLY, *EXTRA], procs, strict=True))
+        pids = {t: host_and_worker(named[t])
+                for t in ("ten-line function", *GATEWAYS, TALLY, *EXTRA)}
         tp = throughput(fast, args, script, pids)
         lat = latency(slow, args)
         cache = stats_of(fast[GATEWAYS[0]]).get("cache")

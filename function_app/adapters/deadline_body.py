@@ -87,7 +87,10 @@ class DeadlineBody:
         assert task is not None  # an async iterator is always read from a task
         self._reader = task
         try:
-            return await anext(self._chunks, None)
+            # __anext__ itself: anext(chunks, None) wraps every read in one more object.
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            return None
         except asyncio.CancelledError:
             if self._cut:
                 self._cut = False

@@ -16,17 +16,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 
 from ..core.redact import display_url
 from ..telemetry.ids import IdOnlyTracer
+
+if TYPE_CHECKING:  # the SDK loads only when an exporter is configured (cold start, #26)
+    from opentelemetry.sdk.resources import Resource
 
 log = logging.getLogger(__name__)
 SCOPE = "ai-gateway"
@@ -53,16 +53,23 @@ class Exporters:
 
 
 def open_exporters(config: ExportConfig, instance: str) -> Exporters:
-    resource = Resource.create({SERVICE_NAME: config.service_name,
-                                SERVICE_INSTANCE_ID: instance})
+    """The configured exporters; with none configured the OpenTelemetry SDK is not imported."""
     if config.appinsights_connection_string:
-        return _azure_monitor(config, resource)
+        return _azure_monitor(config, _resource(config, instance))
     if config.otlp_endpoint:
-        return _otlp(config, resource)
+        return _otlp(config, _resource(config, instance))
     return Exporters(IdOnlyTracer(), None)
 
 
+def _resource(config: ExportConfig, instance: str) -> Resource:
+    from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
+
+    return Resource.create({SERVICE_NAME: config.service_name, SERVICE_INSTANCE_ID: instance})
+
+
 def _sampler(ratio: float):
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
     return ParentBased(TraceIdRatioBased(ratio))
 
 
@@ -71,6 +78,7 @@ def _otlp(config: ExportConfig, resource: Resource) -> Exporters:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     base = config.otlp_endpoint.rstrip("/")

@@ -2,9 +2,10 @@
 
 Implementations translate their own failures into the error tree before they return: a refused or
 reset connection is UpstreamError (502), a timeout UpstreamTimeout (504), an exhausted connection
-pool Overloaded (503). Implementations: HttpxUpstream (adapters/httpx_upstream.py) and
-MemoryUpstream (tests/support/upstream_memory.py); tests/contract/test_upstream_contract.py runs one
-suite over both.
+pool Overloaded (503). Implementations: HttpxUpstream (adapters/httpx_upstream.py, the default),
+AiohttpUpstream (adapters/aiohttp_upstream.py, UPSTREAM_CLIENT=aiohttp-direct) and MemoryUpstream
+(tests/support/upstream_memory.py); tests/contract/test_upstream_contract.py runs one suite over
+all.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from urllib.parse import unquote_plus
@@ -19,6 +20,9 @@ FORWARDED_FOR = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
 # The host in front of the handlers sets its own; the backend's would duplicate them.
 HOST_SET = frozenset({"date", "server"})
 
+# What a request sent upstream never carries as the client sent it (set again below).
+UPSTREAM_DROPPED = NOT_FORWARDED | {"x-request-id", *FORWARDED_FOR}
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -29,10 +33,16 @@ def _named_in_connection(headers: Headers) -> set[str]:
     return named
 
 
+@functools.lru_cache(maxsize=32)
+def _dropped(also: frozenset[str]) -> frozenset[str]:
+    """HOP_BY_HOP and `also`, made once per `also` rather than per request."""
+    return HOP_BY_HOP | also
+
+
 def strip_hop_by_hop(headers: Headers, also: frozenset[str] = frozenset()) -> Headers:
     """A copy of `headers` without hop-by-hop fields, fields named in Connection, and `also`."""
-    dropped = HOP_BY_HOP | _named_in_connection(headers) | also
-    return headers.without(dropped)
+    named = _named_in_connection(headers)
+    return headers.without(HOP_BY_HOP | named | also if named else _dropped(also))
 
 
 def upstream_request_headers(
@@ -40,7 +50,7 @@ def upstream_request_headers(
 ) -> Headers:
     """Headers to send upstream: cleaned, with X-Forwarded-* and X-Request-ID set."""
     prior_for = ", ".join(headers.get_all("x-forwarded-for"))
-    cleaned = strip_hop_by_hop(headers, NOT_FORWARDED | {"x-request-id", *FORWARDED_FOR})
+    cleaned = strip_hop_by_hop(headers, UPSTREAM_DROPPED)
     cleaned.set("x-forwarded-for", f"{prior_for}, {client_host}" if prior_for else client_host)
     cleaned.set("x-forwarded-proto", forwarded_proto(headers, scheme))
     cleaned.set("x-request-id", request_id)

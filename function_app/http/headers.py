@@ -45,6 +45,10 @@ class Headers:
         except UnicodeEncodeError:
             return [(name.encode("latin-1", "replace"), _wire_value(value)) for name, value in self]
 
+    def pairs(self) -> list[tuple[str, str]]:
+        """(name, value) pairs as a list: what iterating gives, built in one comprehension."""
+        return [(name, value) for name, values in self._fields.items() for value in values]
+
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of `name` (any case), or `default`."""
         found = self._fields.get(name.lower())

@@ -85,8 +85,9 @@ class Settings:
         "Seconds to open a connection to a backend (502 after that).")
     upstream_timeout_s: float = setting("UPSTREAM_TIMEOUT_S", "120", float_range(0.1, 225),
         "Default total seconds for one upstream exchange, below the platform's 230 s (504).")
-    upstream_client: str = setting("UPSTREAM_CLIENT", "aiohttp", choice("aiohttp", "httpx"),
-        "httpx transport: aiohttp (httpx-aiohttp, measured faster) or httpx's own pool.")
+    upstream_client: str = setting("UPSTREAM_CLIENT", "aiohttp",
+        choice("aiohttp", "httpx", "httpx-aiohttp"),
+        "Backend client: aiohttp directly (cheapest), httpx's own pool, or httpx over aiohttp.")
     upstream_max_connections: int = setting("UPSTREAM_MAX_CONNECTIONS", "512", int_range(1, 100000),
         "Connection pool size towards all backends.")
     max_body_bytes: int = setting("MAX_BODY_BYTES", "1048576", int_range(1, 100 * 1024 * 1024),

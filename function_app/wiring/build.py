@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from function_app.ratelimit.stage import rate_limit_stage
 from function_app.ratelimit.store import OverrideStore, RateLimitStore
 
-from ..adapters.httpx_upstream import HttpxUpstream, make_transport
 from ..adapters.otel_exporters import Exporters
+from ..adapters.upstreams import open_upstream
 from ..aoai.inbound import azure_paths_stage, deployment_model_stage
 from ..aoai.tokens import TokenProvider
 from ..cache.tier import CacheTier
@@ -154,12 +154,10 @@ def _upstreams(settings: Settings, given: Upstream | None, parts: Parts
     if given is not None:
         parts.closers.append(given.aclose)
         return given, given
-    upstream = HttpxUpstream(make_transport(settings.upstream_client,
-                                            settings.upstream_max_connections),
-                             settings.upstream_max_connections)
+    upstream = open_upstream(settings.upstream_client, settings.upstream_max_connections)
     # Health probes get connections of their own: a pool full of slow streams must not make
     # /healthz report healthy backends as down.
     size = max(HEALTH_CONNECTIONS, len(settings.backends))
-    probes = HttpxUpstream(make_transport(settings.upstream_client, size), size)
+    probes = open_upstream(settings.upstream_client, size)
     parts.closers += [upstream.aclose, probes.aclose]
     return upstream, probes

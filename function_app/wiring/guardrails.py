@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..adapters.contentsafety_httpx import open_content_safety
-from ..adapters.httpx_upstream import make_transport
 from ..core.clock import Clock
 from ..core.pipeline import Stage
 from ..guardrails.guarded import GuardedSafety
@@ -27,6 +25,10 @@ def build_guardrails(settings: Settings, parts: Parts, clock: Clock, tracer: Any
     """The stage, or None when GUARDRAILS is empty; `given` replaces the HTTP client (tests)."""
     if not settings.guardrails:
         return None
+    # Imported here: without guardrails the build does not load the Content Safety client.
+    from ..adapters.contentsafety_httpx import open_content_safety
+    from ..adapters.httpx_upstream import make_transport
+
     inner = given or open_content_safety(
         settings.content_safety_endpoint, settings.content_safety_auth,
         settings.content_safety_key, settings.content_safety_timeout_s,

@@ -12,7 +12,6 @@ from function_app.ratelimit.overrides import OverrideSource
 from function_app.ratelimit.store import OverrideStore, RateLimitStore
 
 from ..adapters.limitstore_memory import MemoryRateLimitStore
-from ..adapters.limitstore_table import open_limit_storage
 from ..core.clock import Clock
 from ..settings.specs import Settings
 from .gateway import Parts
@@ -27,10 +26,15 @@ async def build_limiter(settings: Settings, parts: Parts, clock: Clock, instance
     """The one limiter of the process (requests and tokens) and the source of its limits; the
     stores replace the Table ones (tests)."""
     if limit_store is None:
-        storage = open_limit_storage(
-            settings.rate_limit_storage_connection, settings.table_storage_endpoint,
-            buckets_table=settings.rate_limit_table,
-            overrides_table=settings.limit_overrides_table)
+        storage = None
+        if settings.rate_limit_storage_connection or settings.table_storage_endpoint:
+            # Imported here: the Table SDK loads only when table storage is set (cold start).
+            from ..adapters.limitstore_table import open_limit_storage
+
+            storage = open_limit_storage(
+                settings.rate_limit_storage_connection, settings.table_storage_endpoint,
+                buckets_table=settings.rate_limit_table,
+                overrides_table=settings.limit_overrides_table)
         if storage is None:
             log.warning("no limiter storage configured: limits hold for this instance only")
             limit_store = MemoryRateLimitStore()

@@ -8,7 +8,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from ..adapters.breakerstore_table import open_routing_store
 from ..adapters.entra_tokens import identity_tokens
 from ..aoai.outbound import Outbound
 from ..aoai.tokens import TokenProvider
@@ -32,7 +31,11 @@ def build_router(settings: Settings, parts: Parts, upstream: Upstream,
                  ) -> tuple[Router, HealthChecks | None]:
     """The attempt loop's shared parts (breakers shared through storage, budgets, stats) and the
     health-check timer's body (None without routing storage)."""
-    if store is None:
+    if store is None and (settings.rate_limit_storage_connection
+                          or settings.table_storage_endpoint):
+        # Imported here: the Table SDK loads only when table storage is set (cold start).
+        from ..adapters.breakerstore_table import open_routing_store
+
         store = open_routing_store(settings.rate_limit_storage_connection,
                                    settings.table_storage_endpoint, settings.routing_table)
         if store is not None:

@@ -18,7 +18,6 @@ from function_app.ratelimit.limits import ScopedLimit
 from function_app.ratelimit.tokens import TokenLimits
 
 from ..adapters.keystore_memory import MemoryKeyStore
-from ..adapters.keystore_table import open_key_store
 from ..core.clock import Clock
 from ..core.identity import ClientIdentity
 from ..core.pipeline import Stage
@@ -127,6 +126,8 @@ def open_tenancy(settings: Settings, clock: Clock, store: KeyStore | None = None
     """`store` replaces the Table store (tests); without storage settings keys live in memory
     (one instance, and only what tests put there)."""
     if settings.gateway_auth != "none" and store is None:
+        from ..adapters.keystore_table import open_key_store  # the Table SDK only when used
+
         store = open_key_store(settings.rate_limit_storage_connection,
                                settings.table_storage_endpoint, table=settings.gateway_keys_table)
         if store is None:

@@ -1,9 +1,9 @@
-"""The Upstream contract, run against the memory upstream and HttpxUpstream alike.
+"""The Upstream contract, run against the memory upstream and every real adapter alike.
 
-HttpxUpstream (over both transports) talks to a real backend process,
-tests/support/scripted_backend.py, told by each request's URL what to do; the memory upstream
-gets the same script as a value. Waits are for conditions, bounded only so that a regression
-fails instead of hanging.
+The real adapters (aiohttp directly, httpx over aiohttp, httpx's own pool) talk to a real
+backend process, tests/support/scripted_backend.py, told by each request's URL what to do; the
+memory upstream gets the same script as a value. Waits are for conditions, bounded only so that
+a regression fails instead of hanging.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
+from function_app.adapters.upstreams import open_upstream
 from function_app.core.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
 from function_app.core.upstream import Upstream, UpstreamRequest
 from function_app.http.headers import Headers
@@ -61,7 +61,7 @@ class MemoryHarness:
 class BackendHarness:
     """Scripts the real backend process through the URL and asks it what it saw."""
 
-    def __init__(self, base: str, upstream: HttpxUpstream) -> None:
+    def __init__(self, base: str, upstream: Upstream) -> None:
         self.base = base
         self.upstream = upstream
 
@@ -100,14 +100,13 @@ def scripted_backend(tmp_path_factory):
     proc.stop()
 
 
-@pytest.fixture(params=["memory", "httpx-aiohttp", "httpx-httpx"])
+@pytest.fixture(params=["memory", "aiohttp", "httpx-aiohttp", "httpx"])
 async def harness(request):
     if request.param == "memory":
         made: MemoryHarness | BackendHarness = MemoryHarness()
     else:
-        transport = make_transport(request.param.removeprefix("httpx-"), 8)
         backend = request.getfixturevalue("scripted_backend")
-        made = BackendHarness(backend.url, HttpxUpstream(transport, 8))
+        made = BackendHarness(backend.url, open_upstream(request.param, 8))
     yield made
     await made.upstream.aclose()
 

@@ -38,3 +38,24 @@ def test_the_app_still_indexes_every_function():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     assert {"healthz", "proxy", "metrics", "health_checks"} <= set(json.loads(out))
+
+
+# What the first build must not load when nothing needs it: the Table SDK without table storage,
+# the OpenTelemetry SDK without an exporter (the ids-only tracer needs the API only).
+BUILD = ("import asyncio, json, os, sys; from function_app.wiring.lazy import LazyGateway\n"
+         "async def build():\n"
+         "    gateway = LazyGateway(lambda: {'PY_SERVICE_URL': 'http://127.0.0.1:9',\n"
+         "                                   'NODE_SERVICE_URL': 'http://127.0.0.1:9'})\n"
+         "    await gateway.get()\n"
+         "    await gateway.aclose()\n"
+         "asyncio.run(build())\n"
+         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[1:])))))")
+
+
+def test_the_first_build_without_storage_or_exporters_loads_no_sdk():
+    assert loaded_after(BUILD, "azure.core", "azure.data", "azure.identity",
+                        "opentelemetry.sdk") == []
+
+
+def test_the_build_probe_sees_what_the_build_does_load():
+    assert "aiohttp" in loaded_after(BUILD, "aiohttp")

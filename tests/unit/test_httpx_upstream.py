@@ -7,13 +7,13 @@ import asyncio
 
 import pytest
 
-from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
+from function_app.adapters.upstreams import open_upstream
 from function_app.core.errors import UpstreamError, UpstreamTimeout
 from function_app.core.upstream import UpstreamRequest
 from function_app.http.headers import Headers
 from scripts.procs import free_port
 
-TRANSPORTS = ["aiohttp", "httpx"]
+TRANSPORTS = ["aiohttp", "httpx-aiohttp", "httpx"]  # UPSTREAM_CLIENT values
 
 
 async def serve(handler):
@@ -28,7 +28,7 @@ def request(port: int, timeout_s: float = 5.0) -> UpstreamRequest:
 
 @pytest.fixture(params=TRANSPORTS)
 async def upstream(request):
-    client = HttpxUpstream(make_transport(request.param, 8))
+    client = open_upstream(request.param, 8)
     yield client
     await client.aclose()
 

@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
+from function_app.adapters.upstreams import open_upstream
 from function_app.core.upstream import UpstreamRequest
 from function_app.http.headers import Headers
 
-TRANSPORTS = ["aiohttp", "httpx"]
+TRANSPORTS = ["aiohttp", "httpx-aiohttp", "httpx"]  # UPSTREAM_CLIENT values
 
 
 class CookieSetter:
@@ -41,7 +41,7 @@ async def test_a_backends_cookie_is_not_sent_on_the_next_request(kind):
     backend = CookieSetter()
     server = await asyncio.start_server(backend, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    upstream = HttpxUpstream(make_transport(kind, 8))
+    upstream = open_upstream(kind, 8)
     async with server:
         try:
             for headers in (Headers(), Headers(), Headers([("cookie", "mine=1")])):

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from function_app.adapters.httpx_upstream import HttpxUpstream, make_transport
+from function_app.adapters.upstreams import open_upstream
 from function_app.core.errors import Overloaded
 from function_app.core.upstream import UpstreamRequest
 from function_app.http.headers import Headers
@@ -17,7 +17,7 @@ from function_app.http.messages import GatewayRequest
 from function_app.settings.load import load_settings
 from function_app.wiring.build import build_gateway
 
-TRANSPORTS = ["aiohttp", "httpx"]
+TRANSPORTS = ["aiohttp", "httpx-aiohttp", "httpx"]  # UPSTREAM_CLIENT values
 
 
 class EndlessStream:
@@ -60,7 +60,7 @@ def streamed(port: int, timeout_s: float, connect_s: float = 1.0) -> UpstreamReq
 async def test_a_stream_nobody_reads_is_closed_at_its_deadline(kind):
     backend = EndlessStream()
     server, port = await serve(backend)
-    upstream = HttpxUpstream(make_transport(kind, 4), 4)
+    upstream = open_upstream(kind, 4)
     async with server:
         answer = await upstream.send(streamed(port, timeout_s=0.5))
         body = aiter(answer.body)
@@ -74,7 +74,7 @@ async def test_a_stream_nobody_reads_is_closed_at_its_deadline(kind):
 async def test_a_full_pool_is_503_overloaded_with_retry_after(kind):
     backend = EndlessStream()
     server, port = await serve(backend)
-    upstream = HttpxUpstream(make_transport(kind, 1), 1)
+    upstream = open_upstream(kind, 1)
     async with server:
         held = await upstream.send(streamed(port, timeout_s=30))
         with pytest.raises(Overloaded) as caught:
