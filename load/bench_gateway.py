@@ -269,7 +269,7 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=int, default=10)
     parser.add_argument("--latency-rounds", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "load/results/bench.json"))
-    parser.add_argument("--also-upstream", choices=("httpx-aiohttp", "httpx"),
+    parser.add_argument("--also-upstream", choices=("aiohttp-direct", "httpx"),
                         help="one more target: limits off with this UPSTREAM_CLIENT")
     args = parser.parse_args()
     if args.also_upstream:

@@ -88,10 +88,10 @@ async def drive(requests: int, concurrency: int, profile: cProfile.Profile | Non
     from the environment now (app.py's own, rebuilt each call); kind "ten-line": through
     load/tenline's function instead, the floor the gateway is compared with."""
     from azurefunctions.extensions.http.fastapi import Request
-    from function_app.wiring.build import build_gateway
 
     from function_app import app as app_module
     from function_app.settings.load import load_settings
+    from function_app.wiring.build import build_gateway
 
     if kind == "ten-line":
         os.environ["BACKEND_URL"] = os.environ["NODE_SERVICE_URL"]

@@ -34,13 +34,13 @@ TRANSPORT_ERRORS = (httpx.HTTPError, OSError, TimeoutError, aiohttp.ClientError)
 
 
 def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
-    """The httpx transport for UPSTREAM_CLIENT: httpx-aiohttp's for 'aiohttp' and 'httpx-aiohttp'
+    """The httpx transport for UPSTREAM_CLIENT: httpx-aiohttp's for 'aiohttp'
     (Content Safety's client is httpx either way), httpx's own pool for 'httpx'."""
     # Idle connections are dropped before the 5 s that uvicorn and Node keep them by default, so
     # the pool never reuses one the backend has just closed (a spurious 502 on a POST).
     limits = httpx.Limits(max_connections=max_connections,
                           max_keepalive_connections=max_connections, keepalive_expiry=4)
-    if kind in ("aiohttp", "httpx-aiohttp"):
+    if kind == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
         return AiohttpTransport(limits=limits, trust_env=False,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from ..core.upstream import Upstream
 
-KINDS = ("aiohttp", "httpx", "httpx-aiohttp")
+KINDS = ("aiohttp", "httpx", "aiohttp-direct")
 
 
 def open_upstream(kind: str, max_connections: int) -> Upstream:
-    """'aiohttp': aiohttp's client directly (the default, the cheapest per request); 'httpx':
-    httpx's own pool; 'httpx-aiohttp': httpx over the httpx-aiohttp transport, the default before
-    issue #26, kept so that benchmarks and tests can compare."""
-    if kind == "aiohttp":
+    """'aiohttp' (the default): httpx over the httpx-aiohttp transport; 'httpx': httpx's own
+    pool; 'aiohttp-direct': aiohttp's client without httpx around each exchange (the same aiohttp
+    call and bytes on the wire, cheaper per request: docs/PERFORMANCE.md). httpx stays the
+    default, as the product's backend client; the direct adapter is an operator's opt-in."""
+    if kind == "aiohttp-direct":
         from .aiohttp_upstream import AiohttpUpstream
 
         return AiohttpUpstream(max_connections)
@@ -19,5 +20,4 @@ def open_upstream(kind: str, max_connections: int) -> Upstream:
         raise ValueError(f"unknown upstream client {kind!r}")
     from .httpx_upstream import HttpxUpstream, make_transport
 
-    return HttpxUpstream(make_transport(kind.removeprefix("httpx-"), max_connections),
-                         max_connections)
+    return HttpxUpstream(make_transport(kind, max_connections), max_connections)

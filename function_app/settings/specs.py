@@ -86,8 +86,9 @@ class Settings:
     upstream_timeout_s: float = setting("UPSTREAM_TIMEOUT_S", "120", float_range(0.1, 225),
         "Default total seconds for one upstream exchange, below the platform's 230 s (504).")
     upstream_client: str = setting("UPSTREAM_CLIENT", "aiohttp",
-        choice("aiohttp", "httpx", "httpx-aiohttp"),
-        "Backend client: aiohttp directly (cheapest), httpx's own pool, or httpx over aiohttp.")
+        choice("aiohttp", "httpx", "aiohttp-direct"),
+        "Backend client: httpx over aiohttp (default), httpx's own pool, or aiohttp-direct "
+        "(aiohttp without httpx, cheaper per request).")
     upstream_max_connections: int = setting("UPSTREAM_MAX_CONNECTIONS", "512", int_range(1, 100000),
         "Connection pool size towards all backends.")
     max_body_bytes: int = setting("MAX_BODY_BYTES", "1048576", int_range(1, 100 * 1024 * 1024),

@@ -100,7 +100,7 @@ def scripted_backend(tmp_path_factory):
     proc.stop()
 
 
-@pytest.fixture(params=["memory", "aiohttp", "httpx-aiohttp", "httpx"])
+@pytest.fixture(params=["memory", "aiohttp-direct", "aiohttp", "httpx"])
 async def harness(request):
     if request.param == "memory":
         made: MemoryHarness | BackendHarness = MemoryHarness()

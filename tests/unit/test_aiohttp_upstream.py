@@ -57,7 +57,7 @@ async def test_the_backend_sees_what_the_httpx_path_sent(method, body, pairs):
     url = f"http://127.0.0.1:{port}/v1/a%2Fb/../c?q=%41 x"
     answers = []
     async with server:
-        for kind in ("aiohttp", "httpx-aiohttp"):
+        for kind in ("aiohttp-direct", "aiohttp"):
             upstream = open_upstream(kind, 4)
             answer = await upstream.send(UpstreamRequest(method, url, Headers(pairs), body, 2.0,
                                                          10.0))
@@ -75,7 +75,7 @@ async def test_a_utf8_value_reaches_the_backend_unchanged():
     server = await asyncio.start_server(recorder, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        upstream = open_upstream("aiohttp", 4)
+        upstream = open_upstream("aiohttp-direct", 4)
         answer = await upstream.send(UpstreamRequest(
             "GET", f"http://127.0.0.1:{port}/", Headers([("x-utf8", "caf\xc3\xa9")]), b"", 2.0,
             10.0))

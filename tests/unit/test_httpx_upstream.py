@@ -13,7 +13,7 @@ from function_app.core.upstream import UpstreamRequest
 from function_app.http.headers import Headers
 from scripts.procs import free_port
 
-TRANSPORTS = ["aiohttp", "httpx-aiohttp", "httpx"]  # UPSTREAM_CLIENT values
+TRANSPORTS = ["aiohttp-direct", "aiohttp", "httpx"]  # UPSTREAM_CLIENT values
 
 
 async def serve(handler):

@@ -11,7 +11,7 @@ from function_app.adapters.upstreams import open_upstream
 from function_app.core.upstream import UpstreamRequest
 from function_app.http.headers import Headers
 
-TRANSPORTS = ["aiohttp", "httpx-aiohttp", "httpx"]  # UPSTREAM_CLIENT values
+TRANSPORTS = ["aiohttp-direct", "aiohttp", "httpx"]  # UPSTREAM_CLIENT values
 
 
 class CookieSetter:

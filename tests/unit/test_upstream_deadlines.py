@@ -17,7 +17,7 @@ from function_app.http.messages import GatewayRequest
 from function_app.settings.load import load_settings
 from function_app.wiring.build import build_gateway
 
-TRANSPORTS = ["aiohttp", "httpx-aiohttp", "httpx"]  # UPSTREAM_CLIENT values
+TRANSPORTS = ["aiohttp-direct", "aiohttp", "httpx"]  # UPSTREAM_CLIENT values
 
 
 class EndlessStream:
