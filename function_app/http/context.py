@@ -3,9 +3,9 @@
 A fact is None (or its empty value) until the stage that sets it has run; a later stage reads it,
 never an earlier one. The order of the stages is wiring/build.py's list; the setters, in order:
 
-    telemetry stage      ATTEMPT_OBSERVER, request_span       (core/attempts.py)
+    telemetry stage      ATTEMPT_OBSERVER, request_span       (routing/attempts.py)
     Azure paths stage    deployment             (Azure-style client paths, aoai/inbound.py)
-    routing stage        MATCH                                (core/routes.py)
+    routing stage        MATCH                                (routing/routes.py)
     tenant auth stage    GRANT                  (only with GATEWAY_AUTH and a gateway key;
                                                  tenants/access.py)
     identity stage       client_id
