@@ -5,7 +5,8 @@ an instance with traffic (tally_sync.py), never per request or per key.
 Same contract as ratelimit.limiter.Limiter: `acquire` never raises and decides all scopes or
 none, `adjust` settles reservations, shadow limits report without denying. Without a view
 recent enough (tally.STALE_PERIODS) the failure mode decides, as in lease mode: "open" admits
-up to rate / RATE_LIMIT_EXPECTED_INSTANCES locally, "closed" denies with storage_unavailable.
+up to rate / N locally, N the fleet the last summary counted (RATE_LIMIT_EXPECTED_INSTANCES
+before any), "closed" denies with storage_unavailable.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class TallyLimiter(LimiterEngine):
         super().__init__(store, clock, config, instance_id, rng)
         self._sync = TallySync(self._guarded, clock, config.tally_period_s,
                                group_count(config.expected_instances), self.instance,
-                               self._rng, self._counters)
+                               self._rng, self._counters, config.expected_instances)
         self._keys: dict[tuple[str, str], TallyKey] = {}
         # Budgets (rate-0 limits) are decided exactly on the lease rows (see _decide); it
         # makes no storage call until a budget is first asked for.
@@ -152,7 +153,7 @@ class TallyLimiter(LimiterEngine):
                 continue
             self._sync.record(tk.kid, delta, tk.limit.rate, now)
             if tk.fallback is not None and not self._sync.usable(now):
-                tk.fallback = settled_fallback(tk, self._cfg.expected_instances, delta)  # type: ignore[arg-type]
+                tk.fallback = settled_fallback(tk, self._sync.fleet(), delta)  # type: ignore[arg-type]
             elif tk.state is not None and tk.local is not None:
                 tk.spend(bucket.settled(tk.state, tk.local.burst, delta), delta)
 
@@ -251,7 +252,7 @@ class TallyLimiter(LimiterEngine):
         limit = tk.limit
         if not usable:
             return without_storage(tk, cost, now, self._cfg.failure_mode,  # type: ignore[arg-type]
-                                   self._cfg.expected_instances, self._health.down_until - now)
+                                   self._sync.fleet(), self._health.down_until - now)
         view = self._sync.view
         assert view is not None
         if tk.view is not view:  # a new summary (or the same period counted again)

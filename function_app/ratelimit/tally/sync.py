@@ -52,8 +52,10 @@ class TallySync:
     """One instance's demand ledger and its view of everyone's (see the module docstring)."""
 
     def __init__(self, store: GuardedStore, clock: Clock, period_s: float, groups: int,
-                 instance: str, rng: random.Random, counters: Counters) -> None:
+                 instance: str, rng: random.Random, counters: Counters,
+                 expected: int = 1) -> None:
         self._store, self._clock, self._counters = store, clock, counters
+        self._expected = max(1, expected)  # RATE_LIMIT_EXPECTED_INSTANCES
         self.period_s, self._groups, self._least_groups = period_s, groups, groups
         self.me = tally.member_id(instance)
         self._row, self._copy = self._where(groups)
@@ -65,6 +67,7 @@ class TallySync:
         self._rates: dict[str, float] = {}
         self._synced = -1  # the last period whose row was written (or found empty)
         self._learned = -1  # the last period after whose end the summary was read
+        self._read_at = float("-inf")  # when a summary was last read (or aggregated here)
         self._written: set[int] = set()  # recent periods whose row storage accepted
         self._aggregator = Aggregator(store, clock, period_s, groups, self.me, self._row,
                                       counters)
@@ -138,12 +141,24 @@ class TallySync:
         published = self._published
         return published.get(self.view.period) or published.get(self.view.period - 1, NOTHING)
 
+    def fleet(self) -> int:
+        """How many instances share a limit while storage fails (fail-open): the fleet the
+        last summary counted, else E. With E, 100 instances and E = 4 admitted 25 times a
+        limit under ServerBusy; a fleet smaller than E is not starved either."""
+        if self.view is not None and self.view.instances > 0:
+            return self.view.instances
+        return self._expected
+
     def usable(self, now: float) -> bool:
         return self.view is not None and self.period(now) - self.view.period <= tally.STALE_PERIODS
 
     def stale(self, now: float) -> bool:
-        """No view recent enough to decide on: a request waits for one sync."""
-        return self.view is None or self.period(now) - self.view.period > 2
+        """No view recent enough to decide on, and none read lately: a request waits for one
+        sync. A clock ahead reads the summary before the aggregator wrote the newest, so its
+        view is a period older; it read what there was, and syncing again on a request found
+        nothing newer (20 % more storage calls at 1,000 instances, a fifth 2 s ahead)."""
+        return self.view is None or (self.period(now) - self.view.period > 2
+                                     and now - self._read_at > 1.5 * self.period_s)
 
     @property
     def leading(self) -> bool:
@@ -265,6 +280,7 @@ class TallySync:
         if parsed is None:
             return False
         view, _by, at = parsed
+        self._read_at = self._clock.now()
         if view.instances > 0 and (self.view is None or view.period >= self.view.period):
             self.view = view
             self._regroup()
@@ -281,7 +297,7 @@ class TallySync:
     def _take(self, view: tally.View | None) -> None:
         """A view this instance aggregated itself (None: keep the one it has)."""
         if view is not None:
-            self.view = view
+            self.view, self._read_at = view, self._clock.now()
             self._regroup()
 
     async def _await_summary(self, done: int) -> None:
