@@ -9,6 +9,7 @@ import random
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
+from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.tally import tally
 from function_app.ratelimit.tally.limiter import TallyLimiter
 from tests.support.clock import FakeClock
@@ -80,3 +81,48 @@ async def test_fail_open_shares_follow_the_counted_fleet_not_expected_instances(
     assert sum(lim.counters["fallback_admitted"] for lim in lims) > 0
     # Exact: burst 10 + 10/s * 10 s = 110; each instance's safe bucket (1/20) refills too.
     assert admitted <= 10.0 + 10.0 * 10.0 + 20, admitted
+
+
+@pytest.mark.asyncio
+async def test_a_budget_on_every_request_is_leased_in_blocks_not_a_storage_call_each():
+    """Budgets were decided exactly on the lease rows, two storage calls per request: at
+    20,000 requests/s with a budget on each, past the account's 20,000 operations/s, and the
+    throttled fleet's fail-open spent budgets three times over in the simulator."""
+    clock, _, (lim,) = fleet(1)
+    budget = [ScopedLimit("tenant", "t", Limit(0.0, 1e6))]
+
+    async def traffic():
+        for _ in range(10):
+            assert (await lim.acquire(scoped("k", 1e6, 1e6) + budget, 1)).allowed
+
+    await run_for(clock, [lim], 10.0, each_step=traffic)  # 2,000 requests
+    assert lim.counters["storage_round_trips"] < 200, lim.counters["storage_round_trips"]
+
+
+@pytest.mark.asyncio
+async def test_a_budget_without_storage_fails_open_at_the_counted_fleets_share():
+    """A budget never refills: fail-open gave each instance budget / E of it, so 20 instances
+    with E = 4 could spend five budgets more while storage was throttled. With the counted
+    fleet's share, at most one more (the bound docs/ratelimit-tally.md states)."""
+    clock = FakeClock(start=START)
+    flaky = FlakyRateLimitStore(MemoryRateLimitStore())
+    _, _, lims = fleet(20, store=flaky, clock=clock, failure_mode="open")
+    budget = [ScopedLimit("tenant", "t", Limit(0.0, 100.0))]
+    spent = 0
+
+    async def traffic():
+        nonlocal spent
+        for lim in lims:
+            spent += (await lim.acquire(scoped("k", 1e4, 1e4) + budget, 1)).allowed
+
+    async def warm():
+        for lim in lims:
+            await lim.acquire(scoped("k", 1e4, 1e4), 1)
+
+    await run_for(clock, lims, 9.0, each_step=warm)  # counted by a summary
+    assert all(lim._sync.view.instances == 20 for lim in lims)
+    await run_for(clock, lims, 0.1, each_step=traffic)
+    flaky.down = True
+    await run_for(clock, lims, 5.0, each_step=traffic)
+    assert sum(lim.counters["fallback_admitted"] for lim in lims) > 0
+    assert spent <= 2 * 100 + 20, spent

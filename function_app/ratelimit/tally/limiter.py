@@ -115,10 +115,12 @@ class TallyLimiter(LimiterEngine):
                                group_count(config.expected_instances), self.instance,
                                self._rng, self._counters, config.expected_instances)
         self._keys: dict[tuple[str, str], TallyKey] = {}
-        # Budgets (rate-0 limits) are decided exactly on the lease rows (see _decide); it
-        # makes no storage call until a budget is first asked for.
-        self._exact = Limiter(store, clock, config, instance_id, rng=self._rng,
-                              background=background)
+        # Budgets (rate-0 limits) are decided on the lease rows (see _decide); it makes no
+        # storage call until a budget is first asked for. Leased in blocks, never per
+        # request: a budget on every request cost two storage calls each and, at 20,000
+        # requests/s, the account's cap; throttled, fail-open spent budgets three times.
+        self._exact = Limiter(store, clock, replace(config, exact_below_rps=-1.0), instance_id,
+                              rng=self._rng, background=background)
         self._exact_used = False
         self._background = background
         self._task: asyncio.Task | None = None
@@ -195,6 +197,11 @@ class TallyLimiter(LimiterEngine):
                 return early
         self._exact_used = True
         self._exact._start()
+        fleet = self._sync.fleet()
+        if self._exact._cfg.expected_instances != fleet:
+            # Without storage a budget fails open at the counted fleet's share: it never
+            # refills, and 1 / E let 100 instances with E = 4 spend it 25 times more.
+            self._exact._cfg = replace(self._exact._cfg, expected_instances=fleet)
         exact = await self._exact._decide(budgets, cost)
         if not exact.allowed or not shared:
             return exact
