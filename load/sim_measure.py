@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from sim_parts import AGGREGATIONS
+from sim_parts import AGGREGATIONS, HOPPERS
 
 from function_app.ratelimit.lease import lease
 from function_app.ratelimit.limits import Limit
@@ -50,7 +50,11 @@ def measure(run, ops_before: Counter) -> dict:
     budget = run.budget_limit.burst
     budget_bound = budget * (1 + (run.n + run.churn) / max(1, run.n - run.churn))
     spent = max(run.per_budget.values(), default=0.0)
+    hoppers = [c for c in run.exact_per_client if int(c[1:]) % HOPPERS == 0]
+    hop_exact = sum(run.exact_per_client[c] for c in hoppers)
     return {
+        "hoppers_vs_exact": (sum(run.per_client[c] for c in hoppers) / hop_exact
+                             if run.args.hop and hop_exact else None),
         "instances": run.n, "shards": run.shards, "admitted": counts["admitted"],
         "denied": counts["denied"], "global_admitted": counts["global_admitted"],
         "exact_admitted": counts["exact_admitted"], "ops": ops.total(),

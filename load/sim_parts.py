@@ -13,6 +13,7 @@ from function_app.ratelimit.limits import ScopedLimit
 from function_app.ratelimit.tally import aggregator as tally_aggregator
 from tests.support.clock import FakeClock
 
+HOPPERS = 10  # with --hop, every HOPPERS-th client (the busiest among them) is pinned and hops
 AGGREGATIONS: list[tuple[float, int]] = []  # (CPU seconds, characters read) per aggregation
 _real_sum = tally_aggregator.Aggregator._sum
 

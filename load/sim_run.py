@@ -17,6 +17,7 @@ from collections import Counter
 
 from sim_measure import measure
 from sim_parts import (
+    HOPPERS,
     Exact,
     SkewedClock,
     instrument,
@@ -156,7 +157,7 @@ class Run:
             if self.client_cum:
                 index = pick(self.client_cum, rng)
                 scoped.append(ScopedLimit("client", f"c{index}", self.client_limit))
-                if args.hop:  # each client on one instance at a time, moving every --hop s
+                if args.hop and index % HOPPERS == 0:  # pinned, moving every --hop s
                     where = (index + int((now - began) / args.hop)) % len(self.limiters)
             if args.budgets:
                 scoped.append(ScopedLimit("tenant", f"t{rng.randrange(args.budgets)}",

@@ -109,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
                         help="1: a tenth of the instances idle from the middle of the warm-up "
                         "to 2T/3, then rejoining")
     parser.add_argument("--hop", type=float, default=0.0,
-                        help="each client on one instance, moving to the next every HOP s")
+                        help="every tenth client on one instance, moving to the next every HOP s")
     parser.add_argument("--tokens", type=float, default=0.0,
                         help="token costs: reservations up to TOKENS, part refunded at once; "
                         "limits are the request limits times TOKENS")

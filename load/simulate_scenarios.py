@@ -29,7 +29,8 @@ SCENARIOS = {
                ["--tokens", "2000"]),
     "budgets": ("20 tenants' budgets (rate 0) on every request, spent mid-window",
                 ["--budgets", "20"]),
-    "hopping": ("each client on one instance, moving to the next every 6 s", ["--hop", "6"]),
+    "hopping": ("a tenth of the clients (the busiest among them) pinned to an instance, moving "
+                "to the next every 6 s", ["--hop", "6"]),
     "idle-rejoin": ("a tenth of the instances idle 7.5 s (left out of N), then back",
                     ["--idle", "1"]),
     "skew": ("a fifth of the clocks 2 s ahead, a fifth 2 s behind", ["--skew", "2"]),
@@ -61,10 +62,16 @@ def budget(row: dict) -> str:
             f"{row['budgets_over']} over")
 
 
+def hoppers(row: dict) -> str:
+    """The hopping clients' own admitted / exact, when they hop."""
+    share = row.get("hoppers_vs_exact")
+    return "" if share is None else f" (hoppers {share:.2f})"
+
+
 def line(name: str, row: dict) -> str:
     ok = not exceeded(row) and not too_costly(row)
     return (f"| {name} | {SCENARIOS[name][0]} | {row['admitted']} | {row['exact_admitted']} | "
-            f"{row['vs_exact']:.3f} | {row['global_admitted'] / row['bound']:.3f} | "
+            f"{row['vs_exact']:.3f}{hoppers(row)} | {row['global_admitted'] / row['bound']:.3f} | "
             f"{row['clients_over_bound']} | {budget(row)} | "
             f"{row['ops_per_admitted']:.4f} | {row['hottest_partition_ops_s']} | "
             f"{row['server_busy']} | {row['aggregate_cpu_s_max']:.3f} | "
