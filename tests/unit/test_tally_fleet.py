@@ -9,6 +9,7 @@ import random
 import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
+from function_app.core.store_errors import StoreUnavailable
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.tally import tally
 from function_app.ratelimit.tally.limiter import TallyLimiter
@@ -126,3 +127,42 @@ async def test_a_budget_without_storage_fails_open_at_the_counted_fleets_share()
     await run_for(clock, lims, 5.0, each_step=traffic)
     assert sum(lim.counters["fallback_admitted"] for lim in lims) > 0
     assert spent <= 2 * 100 + 20, spent
+
+
+class ReadsFail(MemoryRateLimitStore):
+    """Writes land; every read is refused (a throttled partition answering reads 503)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.puts = 0
+        self.failing = False
+
+    async def put(self, key, fields):
+        self.puts += 1
+        return await super().put(key, fields)
+
+    async def read(self, key):
+        if self.failing:
+            raise StoreUnavailable("503 ServerBusy")
+        return await super().read(key)
+
+
+@pytest.mark.asyncio
+async def test_a_sync_on_a_stale_view_does_not_write_a_row_storage_already_has():
+    """Under ServerBusy a request finding its view stale synced again, writing the row of
+    the period it had already written (a third of the puts in the simulator at 50 %
+    ServerBusy): it reads the summary again, and writes only a row not yet accepted."""
+    store = ReadsFail()
+    clock, _, lims = fleet(2, store=store, tally_period_s=3.0)
+
+    async def traffic():
+        for lim in lims:
+            await lim.acquire(scoped("k", 1e4, 1e4), 1)
+
+    await run_for(clock, lims, 12.0, each_step=traffic)
+    follower = next(lim for lim in lims if not lim._sync.leading)
+    store.failing, before = True, store.puts
+    await run_for(clock, [follower], 30.0, each_step=lambda: follower.acquire(
+        scoped("k", 1e4, 1e4), 1))
+    assert follower.counters["tally_waits"] > 0  # its view went stale: it tried to sync
+    assert store.puts - before <= 30.0 / 3.0 + 1, store.puts - before  # one row per period

@@ -183,7 +183,12 @@ class TallySync:
                 self._task = None
 
     async def _both(self, done: int) -> None:
-        await self._learn(done, self._publish(done, force=True))
+        """Publish `done` unless storage already has it (a view gone stale under ServerBusy
+        wrote the same row again: a third of the puts at 50 %), and read the summary."""
+        if done in self._written:
+            await self._learn(done)
+        else:
+            await self._learn(done, self._publish(done, force=True))
 
     async def tick(self, now: float) -> None:
         """When a period has ended: publish this instance's row at its write offset (before
