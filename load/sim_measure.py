@@ -34,27 +34,18 @@ def bound_of(run, limit: Limit) -> float:
 
 
 def measure(run, ops_before: Counter) -> dict:
-    counts, store = run.counts, run.store
+    """The row: the run's counts, its storage cost, and its bounds' checks."""
     totals: Counter[str] = Counter()
     for lim in run.everyone:
         totals.update(lim.counters)
     print(f"N={run.n} limiter counters: {dict(totals)} denials: {dict(run.reasons)}",
           file=sys.stderr)
-    bound, client_bound = bound_of(run, run.global_limit), bound_of(run, run.client_limit)
+    counts, store = run.counts, run.store
     admitted = max(1, counts["admitted"])
     ops = Counter(store.ops_by_scope)
     ops.subtract(ops_before)
     allowance = run.global_limit.burst + run.global_limit.rate * run.args.seconds
-    # A budget is exact while storage answers; without it each instance spends at most its
-    # counted fleet's share (fail-open), so a fleet at most one budget more.
-    budget = run.budget_limit.burst
-    budget_bound = budget * (1 + (run.n + run.churn) / max(1, run.n - run.churn))
-    spent = max(run.per_budget.values(), default=0.0)
-    hoppers = [c for c in run.exact_per_client if int(c[1:]) % HOPPERS == 0]
-    hop_exact = sum(run.exact_per_client[c] for c in hoppers)
     return {
-        "hoppers_vs_exact": (sum(run.per_client[c] for c in hoppers) / hop_exact
-                             if run.args.hop and hop_exact else None),
         "instances": run.n, "shards": run.shards, "admitted": counts["admitted"],
         "denied": counts["denied"], "global_admitted": counts["global_admitted"],
         "exact_admitted": counts["exact_admitted"], "ops": ops.total(),
@@ -64,18 +55,39 @@ def measure(run, ops_before: Counter) -> dict:
         "tally_ops_per_admitted": ops["tally"] / admitted,
         "budget_ops_per_admitted": ops["tenant"] / admitted,
         "hottest_partition_ops_s": store.hottest_partition_ops_per_s(),
-        "clients_over_bound": sum(1 for c in run.per_client.values() if c > client_bound),
-        "client_shortfall": sum(max(0, run.exact_per_client[c] - run.per_client[c])
-                                for c in run.exact_per_client),
-        "vs_exact": counts["admitted"] / max(1, counts["exact_admitted"]),
-        "busiest_client": max(run.per_client.values(), default=0),
-        "client_bound": client_bound, "server_busy": store.server_busy,
-        "allowance": allowance, "bound": bound,
+        "server_busy": store.server_busy, "allowance": allowance,
+        "bound": bound_of(run, run.global_limit),
         "global_vs_allowance": counts["global_admitted"] / allowance,
-        "budget": budget, "budget_spent_max": spent, "budget_bound": budget_bound,
-        "budget_spent_vs_budget": spent / budget if budget else 0.0,
-        "budgets_over": sum(1 for s in run.per_budget.values() if s > budget_bound),
+        "vs_exact": counts["admitted"] / max(1, counts["exact_admitted"]),
         "aggregations": len(AGGREGATIONS),
         "aggregate_cpu_s_max": max((c for c, _ in AGGREGATIONS), default=0.0),
         "aggregate_chars_max": max((b for _, b in AGGREGATIONS), default=0),
+        **clients(run), **budgets(run),
     }
+
+
+def clients(run) -> dict:
+    """Clients over their own bound, the shortfall against the exact limiter, hoppers."""
+    client_bound = bound_of(run, run.client_limit)
+    hoppers = [c for c in run.exact_per_client if int(c[1:]) % HOPPERS == 0]
+    hop_exact = sum(run.exact_per_client[c] for c in hoppers)
+    return {
+        "client_bound": client_bound,
+        "clients_over_bound": sum(1 for c in run.per_client.values() if c > client_bound),
+        "client_shortfall": sum(max(0, run.exact_per_client[c] - run.per_client[c])
+                                for c in run.exact_per_client),
+        "busiest_client": max(run.per_client.values(), default=0),
+        "hoppers_vs_exact": (sum(run.per_client[c] for c in hoppers) / hop_exact
+                             if run.args.hop and hop_exact else None),
+    }
+
+
+def budgets(run) -> dict:
+    """A budget is exact while storage answers; without it each instance spends at most its
+    counted fleet's share (fail-open), so a fleet at most one budget more."""
+    budget = run.budget_limit.burst
+    bound = budget * (1 + (run.n + run.churn) / max(1, run.n - run.churn))
+    spent = max(run.per_budget.values(), default=0.0)
+    return {"budget": budget, "budget_spent_max": spent, "budget_bound": bound,
+            "budget_spent_vs_budget": spent / budget if budget else 0.0,
+            "budgets_over": sum(1 for s in run.per_budget.values() if s > bound)}

@@ -73,6 +73,28 @@ def too_costly(row: dict) -> bool:
     return row["ops_per_admitted"] > OPS_TARGET
 
 
+def scenario_flags(parser: argparse.ArgumentParser) -> None:
+    """What each scenario of load/simulate_scenarios.py turns on."""
+    parser.add_argument("--skew", type=float, default=0.0,
+                        help="a fifth of the instances this many seconds ahead, a fifth behind")
+    parser.add_argument("--attackers", type=float, default=0.0,
+                        help="requests/s from fresh client ids, each asking its burst three times "
+                        "(phi attack)")
+    parser.add_argument("--busy", type=float, default=0.0,
+                        help="fraction of storage operations answered 503 ServerBusy")
+    parser.add_argument("--budgets", type=int, default=0,
+                        help="this many tenants' budgets (rate 0), one on each request, each "
+                        "spent about halfway through the counted window")
+    parser.add_argument("--idle", type=float, default=0.0,
+                        help="1: a tenth of the instances idle from the middle of the warm-up "
+                        "to 2T/3, then rejoining")
+    parser.add_argument("--hop", type=float, default=0.0,
+                        help="every tenth client on one instance, moving to the next every HOP s")
+    parser.add_argument("--tokens", type=float, default=0.0,
+                        help="token costs: reservations up to TOKENS, part refunded at once; "
+                        "limits are the request limits times TOKENS")
+
+
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", default="1,10,100,1000")
@@ -95,24 +117,7 @@ def parser() -> argparse.ArgumentParser:
                         help="RATE_LIMIT_TALLY_PERIOD_S (tally mode)")
     parser.add_argument("--expected", type=int, default=4,
                         help="RATE_LIMIT_EXPECTED_INSTANCES (E; the Bicep's 4; 0: E = N)")
-    parser.add_argument("--skew", type=float, default=0.0,
-                        help="a fifth of the instances this many seconds ahead, a fifth behind")
-    parser.add_argument("--attackers", type=float, default=0.0,
-                        help="requests/s from fresh client ids, each asking its burst three times "
-                        "(phi attack)")
-    parser.add_argument("--busy", type=float, default=0.0,
-                        help="fraction of storage operations answered 503 ServerBusy")
-    parser.add_argument("--budgets", type=int, default=0,
-                        help="this many tenants' budgets (rate 0), one on each request, each "
-                        "spent about halfway through the counted window")
-    parser.add_argument("--idle", type=float, default=0.0,
-                        help="1: a tenth of the instances idle from the middle of the warm-up "
-                        "to 2T/3, then rejoining")
-    parser.add_argument("--hop", type=float, default=0.0,
-                        help="every tenth client on one instance, moving to the next every HOP s")
-    parser.add_argument("--tokens", type=float, default=0.0,
-                        help="token costs: reservations up to TOKENS, part refunded at once; "
-                        "limits are the request limits times TOKENS")
+    scenario_flags(parser)
     parser.add_argument("--out", default=str(ROOT / "docs"))
     parser.add_argument("--name", default="simulation",
                         help="output files: <out>/<name>.md and <out>/<name>.png")
