@@ -59,6 +59,8 @@ def measure(run, ops_before: Counter) -> dict:
         "bound": bound_of(run, run.global_limit),
         "global_vs_allowance": counts["global_admitted"] / allowance,
         "vs_exact": counts["admitted"] / max(1, counts["exact_admitted"]),
+        "phi_max": max((lim._sync.view.phi for lim in run.everyone
+                        if getattr(lim, "_sync", None) and lim._sync.view), default=0.0),
         "aggregations": len(AGGREGATIONS),
         "aggregate_cpu_s_max": max((c for c, _ in AGGREGATIONS), default=0.0),
         "aggregate_chars_max": max((b for _, b in AGGREGATIONS), default=0),

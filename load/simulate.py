@@ -78,7 +78,7 @@ def scenario_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skew", type=float, default=0.0,
                         help="a fifth of the instances this many seconds ahead, a fifth behind")
     parser.add_argument("--attackers", type=float, default=0.0,
-                        help="requests/s from fresh client ids, each asking its burst three times "
+                        help="requests/s from fresh client ids, each asking its whole burst once "
                         "(phi attack)")
     parser.add_argument("--busy", type=float, default=0.0,
                         help="fraction of storage operations answered 503 ServerBusy")

@@ -166,3 +166,21 @@ async def test_a_sync_on_a_stale_view_does_not_write_a_row_storage_already_has()
         scoped("k", 1e4, 1e4), 1))
     assert follower.counters["tally_waits"] > 0  # its view went stale: it tried to sync
     assert store.puts - before <= 30.0 / 3.0 + 1, store.puts - before  # one row per period
+
+
+def test_a_cut_summary_keeps_the_keys_many_instances_share():
+    """12,000 fresh ids at 4/3 of their limit, each on one instance, outranked the global key
+    (held by every instance, at 6/5) when the list was cut by utilisation: unlisted, the
+    global key ran on a cold share and honest traffic got 0.72 of an exact limiter's at
+    1,000 instances. Keys held by more instances are listed first; phi still bounds every
+    key left out."""
+    period, rate = 7, 250.0
+    flood = {f"a{k:05d}": (1000.0, rate) for k in range(12_000)}
+    rows = [tally.InstanceRow(f"m{i}", period, 21.0,
+                              {**(flood if i == 0 else {}), "global": (1.2 * rate * 3.0 / 8, rate)})
+            for i in range(8)]
+    view = tally.aggregate(rows, period, 3.0)
+    assert "global" in view.hot and view.hot["global"][1] == 8
+    assert len(view.hot) < len(flood)
+    left_out = [kid for kid in flood if kid not in view.hot]
+    assert left_out and view.phi >= 1000.0 / (rate * 3.0)  # every key left out is below phi
