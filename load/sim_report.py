@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sim_run import SHARD_PER_INSTANCES
 from sim_table import PARTITION_CAP
 
 from function_app.ratelimit.config import LimiterConfig
 
-# RATE_LIMIT_GLOBAL_SHARDS an operator would set for N instances (README: one shard per this
-# many instances of the app's maximum instance count).
-SHARD_PER_INSTANCES = 32
 DEFAULTS = {"rps": 20_000, "global_rps": 20_000, "expected": 4, "skew": 0.0, "attackers": 0.0,
-            "busy": 0.0, "hop": 0.0, "tokens": 0.0}
+            "busy": 0.0, "hop": 0.0, "tokens": 0.0, "budgets": 0, "idle": 0.0}
 
 
 def table(rows: list[dict], args) -> str:
@@ -22,7 +20,8 @@ def table(rows: list[dict], args) -> str:
                f"{args.warmup:g} --sync {args.sync}")
     command += f" --clients {args.clients}" if args.clients != 10_000 else ""
     command += f" --period {args.period:g}" if args.period != LimiterConfig().tally_period_s else ""
-    for flag in ("rps", "global_rps", "expected", "skew", "attackers", "busy", "hop", "tokens"):
+    for flag in ("rps", "global_rps", "expected", "skew", "attackers", "busy", "hop", "tokens",
+                 "budgets", "idle"):
         if getattr(args, flag) != DEFAULTS[flag]:
             command += f" --{flag.replace('_', '-')} {getattr(args, flag):g}"
     mode = (f"tally mode, period {args.period:g} s" if args.sync == "tally" else

@@ -135,7 +135,8 @@ async def test_demand_moves_the_shares_to_where_the_traffic_is():
 @pytest.mark.asyncio
 async def test_what_a_fleet_admits_over_any_window_stays_within_the_stated_bound(seed):
     """Random arrivals over 4 instances, moving between them: admitted in every window of
-    the run within tally.overshoot_bound (every instance joins uncounted once)."""
+    the run within tally_admitted_bound (tests/support/bounds.py; every instance joins
+    uncounted once)."""
     rng = random.Random(seed)
     n, rate, burst = 4, 40.0, 40.0
     clock, _, lims = fleet(n, seed=seed)

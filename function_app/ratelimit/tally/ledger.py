@@ -80,6 +80,10 @@ class Ledger:
         """Storage accepted this instance's row for `done`."""
         self._written = {p for p in self._written if p >= done - 4} | {done}
 
+    def has_written(self, done: int) -> bool:
+        """Storage accepted this instance's row for period `done`."""
+        return done in self._written
+
     def active(self, done: int) -> bool:
         """Published demand for `done` or the period before: worth reading the summary for."""
         return any(self._published.get(p, NOTHING).demand for p in (done, done - 1))

@@ -5,8 +5,8 @@ per period by an instance with traffic (sync.py), never per request or per key.
 Same contract as lease mode's Limiter (ratelimit/lease/limiter.py): `acquire` never raises
 and decides all scopes or none, `adjust` settles reservations, shadow limits report without
 denying. Without a view recent enough (tally.STALE_PERIODS) the failure mode decides, as in
-lease mode: "open" admits up to rate / RATE_LIMIT_EXPECTED_INSTANCES locally, "closed" denies
-with storage_unavailable.
+lease mode: "open" admits up to rate / N locally, N the fleet the last summary counted
+(RATE_LIMIT_EXPECTED_INSTANCES before any), "closed" denies with storage_unavailable.
 """
 
 from __future__ import annotations
@@ -114,12 +114,14 @@ class TallyLimiter(LimiterEngine):
         super().__init__(store, clock, config, instance_id, rng)
         self._sync = TallySync(self._guarded, clock, config.tally_period_s,
                                group_count(config.expected_instances), self.instance,
-                               self._rng, self._counters)
+                               self._rng, self._counters, config.expected_instances)
         self._keys: dict[tuple[str, str], TallyKey] = {}
-        # Budgets (rate-0 limits) are decided exactly on the lease rows (see _decide); it
-        # makes no storage call until a budget is first asked for.
-        self._exact = Limiter(store, clock, config, instance_id, rng=self._rng,
-                              background=background)
+        # Budgets (rate-0 limits) are decided on the lease rows (see _decide); it makes no
+        # storage call until a budget is first asked for. Leased in blocks, never per
+        # request: a budget on every request cost two storage calls each and, at 20,000
+        # requests/s, the account's cap; throttled, fail-open spent budgets three times.
+        self._exact = Limiter(store, clock, replace(config, exact_below_rps=-1.0), instance_id,
+                              rng=self._rng, background=background)
         self._exact_used = False
         self._background = background
         self._task: asyncio.Task | None = None
@@ -154,7 +156,7 @@ class TallyLimiter(LimiterEngine):
                 continue
             self._sync.ledger.record(tk.kid, delta, tk.limit.rate, now)
             if tk.fallback is not None and not self._sync.usable(now):
-                tk.fallback = settled_fallback(tk, self._cfg.expected_instances, delta)
+                tk.fallback = settled_fallback(tk, self._sync.fleet(), delta)
             elif tk.state is not None and tk.local is not None:
                 tk.spend(bucket.settled(tk.state, tk.local.burst, delta), delta)
 
@@ -196,6 +198,11 @@ class TallyLimiter(LimiterEngine):
                 return early
         self._exact_used = True
         self._exact._start()
+        fleet = self._sync.fleet()
+        if self._exact._cfg.expected_instances != fleet:
+            # Without storage a budget fails open at the counted fleet's share: it never
+            # refills, and 1 / E let 100 instances with E = 4 spend it 25 times more.
+            self._exact._cfg = replace(self._exact._cfg, expected_instances=fleet)
         exact = await self._exact._decide(budgets, cost)
         if not exact.allowed or not shared:
             return exact
@@ -254,7 +261,7 @@ class TallyLimiter(LimiterEngine):
         limit = tk.limit
         if not usable:
             return without_storage(tk, cost, now, self._cfg.failure_mode,
-                                   self._cfg.expected_instances, self._health.down_until - now)
+                                   self._sync.fleet(), self._health.down_until - now)
         view = self._sync.view
         assert view is not None
         if tk.view is not view:  # a new summary (or the same period counted again)

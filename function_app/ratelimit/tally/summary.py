@@ -31,6 +31,7 @@ class Summary:
         self._placement, self._aggregator, self._moved = placement, aggregator, moved
         self.view: tally.View | None = None
         self.learned = -1  # the last period after whose end the summary was read
+        self.read_at = float("-inf")  # when a summary was last read (or aggregated here)
 
     async def learn(self, done: int, publish: Awaitable[None] | None = None) -> None:
         """Read the summary, alongside `publish` if given; take it over (after the publish, so
@@ -59,7 +60,7 @@ class Summary:
     def take(self, view: tally.View | None) -> None:
         """A view this instance aggregated itself (None: keep the one it has)."""
         if view is not None:
-            self.view = view
+            self.view, self.read_at = view, self._clock.now()
             self._regroup()
 
     def _adopt(self, found: StoredRow | None) -> bool:
@@ -69,6 +70,7 @@ class Summary:
         if parsed is None:
             return False
         view, _by, at = parsed
+        self.read_at = self._clock.now()
         if view.instances > 0 and (self.view is None or view.period >= self.view.period):
             self.view = view
             self._regroup()

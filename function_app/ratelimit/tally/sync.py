@@ -32,8 +32,10 @@ class TallySync:
     """One instance's schedule: its ledger (`ledger`), row, summary and aggregator role."""
 
     def __init__(self, store: GuardedStore, clock: Clock, period_s: float, groups: int,
-                 instance: str, rng: random.Random, counters: Counters) -> None:
+                 instance: str, rng: random.Random, counters: Counters,
+                 expected: int = 1) -> None:
         self._clock, self._counters, self.period_s = clock, counters, period_s
+        self._expected = max(1, expected)  # RATE_LIMIT_EXPECTED_INSTANCES
         self.ledger = Ledger(period_s)
         self._placement = Placement(tally.member_id(instance), groups)
         self._offset = rng.uniform(0.05, 0.35) * period_s  # write; the aggregator reads at 0.5
@@ -61,12 +63,24 @@ class TallySync:
     def period(self, now: float) -> int:
         return self.ledger.period(now)
 
+    def fleet(self) -> int:
+        """How many instances share a limit while storage fails (fail-open): the fleet the
+        last summary counted, else E. With E, 100 instances and E = 4 admitted 25 times a
+        limit under ServerBusy; a fleet smaller than E is not starved either."""
+        if self.view is not None and self.view.instances > 0:
+            return self.view.instances
+        return self._expected
+
     def usable(self, now: float) -> bool:
         return self.view is not None and self.period(now) - self.view.period <= tally.STALE_PERIODS
 
     def stale(self, now: float) -> bool:
-        """No view recent enough to decide on: a request waits for one sync."""
-        return self.view is None or self.period(now) - self.view.period > 2
+        """No view recent enough to decide on, and none read lately: a request waits for one
+        sync. A clock ahead reads the summary before the aggregator wrote the newest, so its
+        view is a period older; it read what there was, and syncing again on a request found
+        nothing newer (20 % more storage calls at 1,000 instances, a fifth 2 s ahead)."""
+        return self.view is None or (self.period(now) - self.view.period > 2
+                                     and now - self._summary.read_at > 1.5 * self.period_s)
 
     async def refresh(self, now: float) -> None:
         """Sync now: publish the last period's row and read the summary together (a request
@@ -77,8 +91,7 @@ class TallySync:
                 return  # tried moments ago: decide on what is known (or the failure mode)
             self._attempted = now
             done = self.period(now) - 1
-            self._task = asyncio.create_task(
-                self._summary.learn(done, self._publish(done, force=True)))
+            self._task = asyncio.create_task(self._both(done))
         self._counters.incr("tally_waits")
         task = self._task
         try:
@@ -86,6 +99,14 @@ class TallySync:
         finally:
             if task.done() and self._task is task:
                 self._task = None
+
+    async def _both(self, done: int) -> None:
+        """Publish `done` unless storage already has it (a view gone stale under ServerBusy
+        wrote the same row again: a third of the puts at 50 %), and read the summary."""
+        if self.ledger.has_written(done):
+            await self._summary.learn(done)
+        else:
+            await self._summary.learn(done, self._publish(done, force=True))
 
     async def tick(self, now: float) -> None:
         """When a period has ended: publish this instance's row at its write offset (before
