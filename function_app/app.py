@@ -114,7 +114,7 @@ def operator_only(handler: Callable[[Request, Gateway], Awaitable[Response]]
 @app.route(route="healthz", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @with_gateway
 async def healthz(req: Request, instance: Gateway) -> Response:
-    """Anyone: each backend's name and state, no URL, route or pool (health.py)."""
+    """Anyone: each backend's name and state, no URL, route or pool (wiring/health.py)."""
     return JSONResponse(await instance.health.report(), headers={"cache-control": "no-store"})
 
 

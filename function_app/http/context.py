@@ -10,11 +10,15 @@ never an earlier one. The order of the stages is wiring/build.py's list; the set
                                                  tenants/access.py)
     identity stage       client_id
     rate-limit stage     REQUESTS_DECISION                    (ratelimit/limits.py)
+    MCP stage            MCP_CALL, served_by    (the /mcp/{server} routes; mcp/stage.py)
     body stage           json                   (routes whose kind takes a JSON body)
-    OpenAI stage         BILL, TOKENS_DECISION, PLAN          (openai/bill.py, routing/pools.py)
-    cache stage          completion_free, cache_status
+    deployment stage     json's model           (an Azure path's deployment; aoai/inbound.py)
+    guardrails stage     json                   (redacted, when a policy redacts)
+    OpenAI stage         BILL, TOKENS_DECISION, PLAN, first_events
+                                 (openai/bill.py, ratelimit/limits.py, routing/pools.py)
+    Anthropic stage      BILL, TOKENS_DECISION, PLAN, first_events
+    cache stage          completion_free        (cache_status: read by telemetry, set by none yet)
     upstream step        served_by, MEMBER                    (routing/pools.py)
-    MCP stage            MCP_CALL               (the /mcp/{server} routes; mcp/stage.py)
 
 Facts whose type belongs to a package above http/ are `Fact`s that package declares with its own
 type, so http/ imports nothing outside itself (tests/unit/test_import_map.py) and a reader still
