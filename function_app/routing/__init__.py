@@ -10,7 +10,8 @@ Pure policies (no I/O; time and randomness are passed in):
 - budget.py         the sliding-window retry budget
 - breaker.py        the breaker state machine of one backend
 Around them, still free of any I/O library:
-- store.py          the BreakerStore and ProbeStore ports (memory and Table Storage adapters)
+- store.py          the BreakerStore and ProbeStore ports (adapters/breakerstore_table.py; the
+                    in-memory one for tests: tests/support/breakerstore_memory.py)
 - breakers.py       breakers shared across instances through the store, read through a short cache
 - probes.py         active health checks (the timer's body) and the view of their results
 - stats.py          attempts, retries, fallbacks and budget refusals per route and backend
