@@ -32,7 +32,7 @@ from ..routing.routes import MATCH, OPENAI_CHAT, OPENAI_EMBEDDINGS
 from .agents import AGENT_KINDS, ended, keyed_headers, stateful
 from .entry import CacheEntry
 from .front import CacheFront
-from .http_cache import CACHE_HEADER, marked
+from .http_cache import CACHE_HEADER, hit, marked
 from .inputs import origin, rewrite_in
 from .keys import completion_key, query_without_function_key
 from .policy import unshareable
@@ -64,7 +64,7 @@ class CompletionCache(CacheFront):
             return await call_next(request)
         kind = MATCH.need(request.context).route.kind
         if mode == SKIP or rewrite_in(request.headers) or stateful(kind, body):
-            return marked(await call_next(request), "BYPASS")
+            return marked(request, await call_next(request), "BYPASS")
         partition = "" if self.config.completions_shared else self.client_of(request)
         inputs = origin(request.headers, request.scheme) + " " + query_without_function_key(
             request.query) + keyed_headers(kind, request.headers)
@@ -72,12 +72,12 @@ class CompletionCache(CacheFront):
         stream = body.get("stream") is True and kind != OPENAI_EMBEDDINGS
         if mode == USE:
             entry = await self.tiers.get(key)
-            hit = replay(entry, stream, kind, self.now()) if entry else None
-            if hit is not None:
+            answer = replay(entry, stream, kind, self.now()) if entry else None
+            if answer is not None:
                 self.counters.add("completion_hits")
                 if not self.config.hit_charges_tokens:
                     request.context.completion_free = True
-                return hit
+                return hit(request, answer)
         self.counters.add("completion_misses")
         response = await call_next(request)
         if response.status == 200:
@@ -85,7 +85,7 @@ class CompletionCache(CacheFront):
                 self._store_when_done(key, response, kind)
             else:
                 self.counters.add("completion_not_stored")
-        return marked(response, "MISS")
+        return marked(request, response, "MISS")
 
     def _shareable(self, request: GatewayRequest, response: GatewayResponse) -> bool:
         """Whether `response` may serve every request of its key. A per-client key holds the

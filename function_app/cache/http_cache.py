@@ -41,7 +41,7 @@ class HttpCache(CacheFront):
         credentialed = any(request.headers.get(name) for name in self.config.credential_headers)
         if rules.bypass or (credentialed and mode != PER_CLIENT) or rewrite_in(request.headers):
             self.counters.add("bypass")
-            return marked(await call_next(request), "BYPASS")
+            return marked(request, await call_next(request), "BYPASS")
         partition = self.client_of(request) if mode == PER_CLIENT else ""
         inputs = origin(request.headers, request.scheme) + " " + accepted_codings(request.headers)
         key = http_key(route, request.path, request.query, partition, inputs)
@@ -50,12 +50,12 @@ class HttpCache(CacheFront):
             entry = await self._lookup(key, request)
             if entry is not None and self._fits(entry, request, rules):
                 self.counters.add("hits")
-                return hit_response(entry, self.now(), head)
+                return hit(request, hit_response(entry, self.now(), head))
             if self.coalescer.leading(key):
                 entry = await self.coalescer.wait(key)
                 if entry is not None and _vary_matches(entry, request):
                     self.counters.add("hits")
-                    return hit_response(entry, self.now(), head)
+                    return hit(request, hit_response(entry, self.now(), head))
         self.counters.add("misses")
         if head:
             request.method = "GET"  # the entry must hold the body a later GET needs
@@ -69,7 +69,7 @@ class HttpCache(CacheFront):
         if head:
             request.method = "HEAD"
             await _discard(response)
-        return marked(response, "MISS")
+        return marked(request, response, "MISS")
 
     async def _lookup(self, key: str, request: GatewayRequest) -> CacheEntry | None:
         """The entry for `key`; through its variants marker when the answer has a Vary."""
@@ -160,8 +160,17 @@ def _vary_matches(entry: CacheEntry, request: GatewayRequest) -> bool:
     return vary_values(tuple(name for name, _ in entry.vary), as_sent(request)) == entry.vary
 
 
-def marked(response: GatewayResponse, state: str) -> GatewayResponse:
-    """`response` with X-Cache: `state` (HIT, MISS, BYPASS)."""
+def hit(request: GatewayRequest, response: GatewayResponse) -> GatewayResponse:
+    """A hit (its X-Cache: HIT is part of the answer built from the entry), noted on the
+    request context for telemetry."""
+    request.context.cache_status = "hit"
+    return response
+
+
+def marked(request: GatewayRequest, response: GatewayResponse, state: str) -> GatewayResponse:
+    """`response` with X-Cache: `state` (HIT, MISS, BYPASS), and the verdict left on the
+    request context for telemetry (the lookups metric and the request log)."""
+    request.context.cache_status = state.lower()
     response.headers.set(CACHE_HEADER, state)
     return response
 

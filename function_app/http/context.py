@@ -17,7 +17,7 @@ never an earlier one. The order of the stages is wiring/build.py's list; the set
     OpenAI stage         BILL, TOKENS_DECISION, PLAN, first_events
                                  (openai/bill.py, ratelimit/limits.py, routing/pools.py)
     Anthropic stage      BILL, TOKENS_DECISION, PLAN, first_events
-    cache stage          completion_free        (cache_status: read by telemetry, set by none yet)
+    cache stage          completion_free, cache_status  (read by telemetry)
     upstream step        served_by, MEMBER                    (routing/pools.py)
 
 Facts whose type belongs to a package above http/ are `Fact`s that package declares with its own

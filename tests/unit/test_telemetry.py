@@ -287,6 +287,22 @@ async def test_a_cache_verdict_in_the_context_is_counted_and_logged(wired, caplo
     assert json.loads(line)["cache"] == "hit"
 
 
+async def test_the_cache_stage_leaves_its_verdict_for_the_metrics_and_the_log(wired, caplog):
+    """The real cache stage (not a stand-in): a GET's MISS, HIT and BYPASS reach
+    gateway_cache_lookups_total and the request log; a route the cache does not serve leaves
+    no verdict, whatever X-Cache the backend sends."""
+    await wired(RATE_LIMIT_ENABLED="false")
+    with caplog.at_level(logging.INFO, logger="gateway.requests"):
+        for headers in ({}, {}, {"cache-control": "no-store"}):
+            await read_body(await proxy(make_request("GET", "/slow", headers=headers)))
+        await read_body(await proxy(make_request("POST", "/infer/python", b"{}")))
+    text = await scrape()
+    assert [sample(text, "gateway_cache_lookups_total", result=verdict)
+            for verdict in ("miss", "hit", "bypass")] == [1, 1, 1]
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.requests"]
+    assert [line.get("cache") for line in lines] == ["miss", "hit", "bypass", None]
+
+
 def test_entra_credential_comes_from_the_authentication_string():
     from azure.identity import ManagedIdentityCredential
 
