@@ -12,7 +12,7 @@ PROFILE ?= baseline
 
 .PHONY: run test setup redis-server wrk gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz \
 	chaos clean chromium bench-telemetry dashboard-screenshot \
-	keys bench-tenants bench-tokens \
+	keys bench-tenants bench-tokens bench-mcp \
 	simulate simulate-lease docs infra-check bench-streams bench-coldstart cost profile-worker
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
