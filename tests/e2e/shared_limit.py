@@ -66,9 +66,23 @@ def light(url: list[str], seconds: float) -> Run:
     return asyncio.run(drive(url, seconds=seconds, workers=4, pause_s=0.02))
 
 
+def serving(url: list[str], patience_s: float = 30.0) -> None:
+    """Light traffic until the limiter decides on storage (only 200s and 429s): a fresh
+    Azurite's first table calls can outlast a short storage timeout on a loaded machine, and
+    a closed limiter then answers 503 before any outage. A condition, not a sleep."""
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        run = light(url, 0.5)
+        if run.admitted > 0 and set(run.statuses) <= {200, 429}:
+            return
+    raise AssertionError(f"the gateway never served on storage within {patience_s} s")
+
+
 def stop_azurite_under_traffic(gateway_url: str, azurite: Azurite, down_s: float) -> Outage:
-    """Light traffic, then Azurite stopped for `down_s` of it, then started again."""
+    """Light traffic once the limiter serves on storage, then Azurite stopped for `down_s`
+    of it, then started again."""
     url = [f"{gateway_url}/infer/python"]
+    serving(url)
     before = light(url, 2)
     azurite.stop()
     during = light(url, down_s)
