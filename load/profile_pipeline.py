@@ -2,7 +2,7 @@
 figure than requests/s on a shared machine, and a deterministic profile (cProfile call counts).
 
     .venv/bin/python load/profile_pipeline.py [--requests 5000] [--concurrency 32]
-        [--limits on|off] [--profile] [--top 40]
+        [--limits on|off] [--profile] [--top 40] [--log]
 
 Builds the gateway from the defaults (limits on with the in-memory store and far from binding,
 or off; cache and telemetry on) against the instant Node simulator, then sends POST /infer/node
@@ -150,6 +150,14 @@ def rounds(args: argparse.Namespace, profile: cProfile.Profile | None) -> dict[s
     return figures
 
 
+def worker_logging() -> None:
+    """The worker's root handler and level (INFO: the request log on), writing to /dev/null."""
+    from funchost import worklog
+
+    handler = worklog.install()
+    handler.setStream(open(os.devnull, "w"))  # open for the process's life
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=5000)
@@ -166,6 +174,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--chunk-ms", type=int, default=10,
                         help="--stream: the simulator's time between chunks")
     parser.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
+    parser.add_argument("--log", action="store_true",
+                        help="log as the local worker does (funchost/worklog.py's handler, to "
+                        "/dev/null), so the figure includes the request-log line")
     return parser.parse_args()
 
 
@@ -184,6 +195,8 @@ def main() -> None:
                                "CLIENT_TPM": "1e9", "MODEL_TPM": "1e9",
                                **(FAR if args.limits == "on" else
                                   {"RATE_LIMIT_ENABLED": "false"})})
+            if args.log:
+                worker_logging()
             profile = cProfile.Profile() if args.profile else None
             figures = rounds(args, profile)
         finally:

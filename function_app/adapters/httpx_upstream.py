@@ -96,6 +96,7 @@ class HttpxUpstream:
         # Parsing a URL is the largest cost of building an httpx.Request (measured: about 14 %
         # of the gateway's CPU); routes send to a handful of distinct URLs, so keep them parsed.
         self._urls: dict[str, httpx.URL] = {}
+        self._timeouts: dict[tuple[float, float], dict] = {}
 
     def _url(self, raw: str) -> httpx.URL:
         url = self._urls.get(raw)
@@ -104,6 +105,19 @@ class HttpxUpstream:
                 self._urls.clear()
             url = self._urls[raw] = httpx.URL(raw)
         return url
+
+    def _extensions(self, request: UpstreamRequest) -> dict:
+        """The transport's timeouts, one dict per (connect, total) pair: routes use a few,
+        and the transports only read it."""
+        key = (request.connect_timeout_s, request.timeout_s)
+        found = self._timeouts.get(key)
+        if found is None:
+            if len(self._timeouts) >= self.URL_CACHE_SIZE:
+                self._timeouts.clear()
+            found = self._timeouts[key] = {"timeout": {
+                "connect": request.connect_timeout_s, "read": None,
+                "write": request.timeout_s, "pool": request.connect_timeout_s}}
+        return found
 
     async def _take_slot(self, wait_s: float) -> None:
         await self._slots.take(wait_s)
@@ -118,13 +132,9 @@ class HttpxUpstream:
             # No read timeout: `deadline` bounds the wait for the head (timeout_at below) and
             # every read of the body (DeadlineBody's one timer); a read timeout is a timer
             # re-armed on every chunk received (aiohttp's sock_read), which changed nothing.
-            outgoing = httpx.Request(
-                request.method, self._url(request.url), headers=request.headers.raw(),
-                content=request.body,
-                extensions={"timeout": {"connect": request.connect_timeout_s, "read": None,
-                                        "write": request.timeout_s,
-                                        "pool": request.connect_timeout_s}},
-            )
+            outgoing = outgoing_request(request.method, self._url(request.url),
+                                        request.headers.raw(), request.body,
+                                        self._extensions(request))
         except (httpx.InvalidURL, ValueError) as exc:  # the path rules should make this unreachable
             log.warning("upstream request refused by the client library: %s", type(exc).__name__)
             raise BadRequest() from None
@@ -145,6 +155,31 @@ class HttpxUpstream:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+def outgoing_request(method: str, url: httpx.URL, raw: list[tuple[bytes, bytes]], body: bytes,
+                     extensions: dict) -> httpx.Request:
+    """The httpx.Request that `httpx.Request(method, url, headers=raw, content=body,
+    extensions=extensions)` makes, with the same header fields in the same order, built once.
+
+    That constructor normalises the headers twice (once as given, again after adding Host and
+    the body's Content-Length) and encodes the body through its generic content path; with a
+    stream given it adds nothing, so the two fields are added here as it would add them. A
+    request that already names Host or Content-Length takes the constructor's own path."""
+    if any(name in (b"host", b"content-length") for name, _ in raw):
+        return httpx.Request(method, url, headers=raw, content=body, extensions=extensions)
+    method = method.upper()
+    host = [(b"Host", url.netloc)] if url.host else []
+    if body:
+        fields = [*host, *raw, (b"Content-Length", str(len(body)).encode())]
+    elif method in ("POST", "PUT", "PATCH"):
+        fields = [*host, (b"Content-Length", b"0"), *raw]
+    else:
+        fields = [*host, *raw]
+    outgoing = httpx.Request(method, url, headers=fields, stream=httpx.ByteStream(body),
+                             extensions=extensions)
+    outgoing.read()  # as the constructor does for bytes: `content` is then available
+    return outgoing
 
 
 def _closer(response: httpx.Response, free: Callable[[], None]) -> Callable[[], Awaitable[None]]:

@@ -1,3 +1,6 @@
+import os
+import re
+
 from function_app.http.forwarding import (
     client_response_headers,
     request_id_from,
@@ -58,3 +61,20 @@ def test_request_id_is_kept_when_sane_and_made_otherwise():
     made = request_id_from("bad id with spaces\r\n")
     assert made != "bad id with spaces\r\n" and len(made) == 32
     assert len(request_id_from(None)) == 32
+
+
+def test_made_request_ids_are_hex_distinct_and_differ_in_a_forked_child():
+    made = {request_id_from(None) for _ in range(10_000)}
+    assert len(made) == 10_000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", m) for m in made)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.write(write, ",".join(request_id_from(None) for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 4096).decode().split(",")
+    os.close(read)
+    parent = [request_id_from(None) for _ in range(5)]
+    assert len(child) == 5 and not set(child) & set(parent)

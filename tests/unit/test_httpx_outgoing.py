@@ -1,0 +1,39 @@
+"""The httpx upstream builds its httpx.Request once (issue #26) and must send exactly what
+`httpx.Request(method, url, headers=..., content=body)` sent: the same header fields in the same
+order and case, the same body, method, URL and extensions; a request naming Host or
+Content-Length itself keeps the constructor's own path."""
+
+import httpx
+import pytest
+
+from function_app.adapters.httpx_upstream import outgoing_request
+
+EXT = {"timeout": {"connect": 2.0, "read": None, "write": 10.0, "pool": 2.0}}
+CASES = [
+    ("POST", b'{"a": 1}', [(b"content-type", b"application/json"), (b"x-request-id", b"r1")]),
+    ("POST", b"", [(b"accept", b"*/*")]),
+    ("PUT", b"", []),
+    ("PATCH", b"x", [(b"x-twice", b"1"), (b"x-twice", b"2")]),
+    ("GET", b"", [(b"accept", b"text/plain")]),
+    ("get", b"", [(b"x-latin1", b"caf\xe9")]),
+    ("DELETE", b"body", []),
+    ("HEAD", b"", []),
+    ("POST", b"abc", [(b"host", b"elsewhere"), (b"content-length", b"3")]),
+    ("POST", b"multipart", [(b"content-type", b"multipart/form-data; boundary=xyz")]),
+]
+URLS = ["http://127.0.0.1:8080/v1/a%2Fb/../c?q=%41 x", "https://backend.example:443/x",
+        "http://[::1]:9000/"]
+
+
+@pytest.mark.parametrize("url", URLS)
+@pytest.mark.parametrize(("method", "body", "raw"), CASES)
+async def test_the_request_is_the_one_the_constructor_makes(method, body, raw, url):
+    parsed = httpx.URL(url)
+    ours = outgoing_request(method, parsed, raw, body, EXT)
+    theirs = httpx.Request(method, parsed, headers=raw, content=body, extensions=EXT)
+    assert ours.method == theirs.method
+    assert ours.url == theirs.url
+    assert ours.headers.raw == theirs.headers.raw
+    assert ours.content == theirs.content == body
+    assert b"".join([chunk async for chunk in ours.stream]) == body
+    assert ours.extensions == theirs.extensions
