@@ -15,7 +15,7 @@ import logging
 import random
 
 from function_app.core.clock import Clock
-from function_app.core.store_errors import StoreError
+from function_app.core.store_errors import StoreError, StoreUnavailable
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.tally import tally
@@ -26,6 +26,7 @@ from function_app.ratelimit.tally.publisher import Publisher
 from function_app.ratelimit.tally.summary import Summary
 
 log = logging.getLogger(__name__)
+THROTTLED_PERIODS = 3  # after a refused call, sync sparingly this long (TallySync._throttled)
 
 
 class TallySync:
@@ -47,6 +48,11 @@ class TallySync:
                                 self._publisher.moved)
         self._task: asyncio.Task | None = None
         self._attempted = float("-inf")
+        self._rng = rng
+        # ServerBusy (storage_backoff): until when this instance syncs sparingly, when it may
+        # try a refused row again, and how often it tried the row of which period.
+        self._throttled_until = self._retry_at = float("-inf")
+        self._tries = (-1, 0)
 
     @property
     def me(self) -> str:
@@ -79,8 +85,13 @@ class TallySync:
         sync. A clock ahead reads the summary before the aggregator wrote the newest, so its
         view is a period older; it read what there was, and syncing again on a request found
         nothing newer (20 % more storage calls at 1,000 instances, a fifth 2 s ahead)."""
-        return self.view is None or (self.period(now) - self.view.period > 2
-                                     and now - self._summary.read_at > 1.5 * self.period_s)
+        if self.view is None:
+            return True
+        # Throttled, a view is read every other period (_worth_reading): three periods old
+        # is expected then, and a sync on a request would spend what that saves.
+        most = tally.STALE_PERIODS - 1 if now < self._throttled_until else 2
+        return (self.period(now) - self.view.period > most
+                and now - self._summary.read_at > 1.5 * self.period_s)
 
     async def refresh(self, now: float) -> None:
         """Sync now: publish the last period's row and read the summary together (a request
@@ -117,13 +128,44 @@ class TallySync:
         start = (done + 1) * self.period_s
         if self._task is not None:
             return
-        if ((done > self.ledger.closed or self._publisher.unsent == done)
-                and now >= start + self._offset):
-            await self._publish(done, force=False)
-        self._summary.take(await self._aggregator.tick(done, now))
-        if (done > self._summary.learned and self.ledger.active(done) and not self.leading
-                and now >= start + self._read_offset):
-            await self._summary.learn(done)
+        try:
+            if (done > self.ledger.closed or self._retry(done, now)) \
+                    and now >= start + self._offset:
+                self._tries = (done, self._tries[1] + 1 if self._tries[0] == done else 1)
+                await self._publish(done, force=False)
+            self._summary.take(await self._aggregator.tick(done, now))
+            if (done > self._summary.learned and self.ledger.active(done) and not self.leading
+                    and now >= start + self._read_offset and self._worth_reading(done, now)):
+                await self._summary.learn(done)
+        except StoreUnavailable:
+            self._throttled(now)
+            raise
+
+    def _retry(self, done: int, now: float) -> bool:
+        """The row of `done` was refused: try it again, once, after a jittered pause (a
+        second refusal leaves it to the next period's row, which the aggregator counts just
+        as well: N counts a row of the period before). Retrying on every tick made two or
+        more attempts per row under 50 % ServerBusy, and every refusal is an operation."""
+        return (self._publisher.unsent == done and now >= self._retry_at
+                and self._tries == (done, 1))
+
+    def _throttled(self, now: float) -> None:
+        """A tally call was refused (503 ServerBusy or no answer): back off as Azure asks,
+        syncing sparingly for a few periods (`_worth_reading`), and pause before the one
+        retry of a row, with jitter so that a fleet refused together does not retry together."""
+        self._throttled_until = now + THROTTLED_PERIODS * self.period_s
+        self._retry_at = now + self._rng.uniform(0.05, 0.15) * self.period_s
+
+    def _worth_reading(self, done: int, now: float) -> bool:
+        """Whether to read the summary of `done`. While throttled, not when this instance's
+        row of `done` was refused (the summary would not count it as a member) nor when the
+        view is of the period before (it stays usable for STALE_PERIODS): every other
+        period at most, which halves the reads while they cost two attempts each."""
+        if now >= self._throttled_until:
+            return True
+        if self._publisher.unsent == done:
+            return False
+        return self.view is None or self.view.period < done - 1
 
     async def _publish(self, done: int, force: bool) -> None:
         """Write this instance's row for `done` (nothing without demand unless `force`d). A
