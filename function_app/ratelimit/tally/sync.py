@@ -77,6 +77,13 @@ class TallySync:
             return self.view.instances
         return self._expected
 
+    def unsynced(self, now: float) -> bool:
+        """No view and no sync tried within a period: only then is failing storage worth a
+        probe (a read that tells nothing else). With traffic, requests sync every half period
+        and are the probe: under 50 % ServerBusy the probes of instances still without a
+        view were 30 % of all storage operations."""
+        return self.view is None and now - self._attempted > self.period_s
+
     def usable(self, now: float) -> bool:
         return self.view is not None and self.period(now) - self.view.period <= tally.STALE_PERIODS
 
