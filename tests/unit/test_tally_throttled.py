@@ -208,3 +208,58 @@ async def test_an_instance_with_traffic_and_no_view_makes_no_probes():
     await idle.acquire(scoped(), 1)  # one request, refused storage; then no traffic
     await run_for(clock, [idle], 10 * P)
     assert store.probes > 0
+
+
+@pytest.mark.asyncio
+async def test_a_light_instance_reads_the_summary_every_other_period():
+    """A read per period cost an instance with ten requests a period 0.1 operations per
+    request (under attack, 0.054 per admitted request at 1,000 instances, most of them
+    light). Below LIGHT_TRAFFIC requests a period it reads every other period; its view stays
+    usable and its requests are not refused for it. A busy instance reads every period."""
+    from tests.unit.test_tally_limiter import fleet, run_for, scoped
+
+    store = Busy()
+    clock, _, lims = fleet(3, store=store, tally_period_s=P)
+    step = {"n": 0}
+
+    async def traffic():  # every 0.05 s: 60 requests a period to each, or 10 to the last
+        step["n"] += 1
+        for lim in lims[:2]:
+            await lim.acquire(scoped("k", 1e4, 1e4), 1)
+        if step["n"] % 6 == 0:
+            await lims[2].acquire(scoped("k", 1e4, 1e4), 1)
+
+    await run_for(clock, lims, 12.0, each_step=traffic)
+    reads = {lim._sync.me: 0 for lim in lims}
+    original = store.read
+
+    async def counted(key):
+        if key.partition == "_tally":
+            reads[current["me"]] += 1
+        return await original(key)
+
+    current = {"me": None}
+    for lim in lims:
+        lim._sync._summary._store = Who(lim._sync._summary._store, lim._sync.me, current)
+    store.read = counted
+    await run_for(clock, lims, 10 * P, each_step=traffic)
+    light, busy = reads[lims[2]._sync.me], max(reads[lim._sync.me] for lim in lims[:2]
+                                                if not lim._sync.leading)
+    assert busy >= 9 and light <= 6, (busy, light)
+    assert lims[2]._sync.usable(clock.now()) and lims[2].counters["denied"] == 0
+
+
+class Who:
+    """A store wrapper telling which instance is calling (for per-instance read counts)."""
+
+    def __init__(self, inner, me, current) -> None:
+        self._inner, self._me, self._current = inner, me, current
+
+    def __getattr__(self, name):
+        target = getattr(self._inner, name)
+
+        async def call(*args, **kw):
+            self._current["me"] = self._me
+            return await target(*args, **kw)
+
+        return call
