@@ -263,3 +263,24 @@ class Who:
             return await target(*args, **kw)
 
         return call
+
+
+@pytest.mark.asyncio
+async def test_a_refused_aggregate_waits_before_reading_again():
+    """A refused query was retried on the next tick (0.125 s on), adding its rows again to
+    a partition's one-second window already past its target: the simulator's hottest
+    partition under ServerBusy. The aggregator now waits RETRY_S."""
+    from function_app.ratelimit.tally.aggregator import RETRY_S
+
+    clock, store, agg, done = await leading(2)
+    store.refuse = {group_key(1)}
+    done += 1
+    await clock.advance((done + 1.6) * P - clock.now())  # past AGGREGATE_AT after `done`
+    with pytest.raises(StoreUnavailable):
+        await agg.tick(done, clock.now())
+    await clock.advance(0.125)
+    assert await agg.tick(done, clock.now()) is None
+    assert store.queries[group_key(1)] == 1
+    await clock.advance(RETRY_S)
+    assert await agg.tick(done, clock.now()) is not None
+    assert store.queries == {group_key(0): 1, group_key(1): 2}

@@ -31,6 +31,7 @@ IDLE_PERIODS = 3
 GONE_PERIODS = 20  # an instance row this old belongs to a crashed instance: delete it
 AGGREGATE_AT = 0.5  # fraction of a period after its end when the aggregator reads the rows
 YOUNG_S, YOUNG_PERIODS = 0.5, 2
+RETRY_S = 0.5  # after a refused aggregate, before trying again (a partition's 1 s window)
 OFFLOAD = True  # sum rows in a worker thread (the simulator turns it off: virtual time)
 
 
@@ -66,6 +67,7 @@ class Aggregator:
         self._counted: frozenset[tuple[str, int]] = frozenset()
         self._before: frozenset[tuple[str, int]] = frozenset()
         self.trouble = Trouble("aggregate", "tally_aggregate_failures", counters, log)
+        self._retry_at = float("-inf")
         self._read_for, self._read = -1, {}  # the period whose groups were read, by group
         self._copies: tuple[dict, set[int]] = ({}, set())  # summary fields, groups owed a copy
 
@@ -101,7 +103,7 @@ class Aggregator:
     async def tick(self, done: int, now: float) -> tally.View | None:
         """Aggregate `done` when due, or count it again while young; the new view, if any."""
         start = (done + 1) * self._period_s
-        if not self.leading:
+        if not self.leading or now < self._retry_at:
             return None
         if self._copies[1] and done == self.aggregated:
             await self._put_copies()
@@ -121,7 +123,10 @@ class Aggregator:
                 self._last = now
                 try:
                     view = await self._once(done, now, again)
-                except Exception as exc:  # logged, counted, on /healthz; the next tick retries
+                except Exception as exc:  # logged, counted, on /healthz; retried RETRY_S on
+                    # (a refused query of 100 rows retried on the next tick, in the same
+                    # second, added them again to a partition already over its target)
+                    self._retry_at = now + RETRY_S
                     self.trouble.failed(exc, done, now)
                     raise
                 self.trouble.ok()
