@@ -284,3 +284,24 @@ async def test_a_refused_aggregate_waits_before_reading_again():
     await clock.advance(RETRY_S)
     assert await agg.tick(done, clock.now()) is not None
     assert store.queries == {group_key(0): 1, group_key(1): 2}
+
+
+@pytest.mark.asyncio
+async def test_a_refused_sync_on_requests_waits_a_period_not_half():
+    """An instance without a view synced (a row and a read) every half period on its
+    requests however often storage refused: under ServerBusy most of a fleet starting
+    together. After a refusal it waits a whole period between syncs."""
+    from tests.unit.test_tally_limiter import fleet, run_for, scoped
+
+    store = Probed()
+    clock, _, (lim, _other) = fleet(2, store=store, tally_period_s=P)
+    calls = {"n": 0}
+    original = store.read
+
+    async def counted(key):
+        calls["n"] += 1
+        return await original(key)
+
+    store.read = counted
+    await run_for(clock, [lim], 10 * P, each_step=lambda: lim.acquire(scoped(), 1))
+    assert lim._sync.view is None and 8 <= calls["n"] <= 11, calls["n"]

@@ -105,9 +105,13 @@ class TallySync:
     async def refresh(self, now: float) -> None:
         """Sync now: publish the last period's row and read the summary together (a request
         finding no recent view waits for this). One at a time, and not again within half a
-        period; storage errors propagate (GuardedStore has counted them)."""
+        period (a whole one while throttled); storage errors propagate (GuardedStore has
+        counted them)."""
         if self._task is None:
-            if now - self._attempted < self.period_s / 2:
+            # Not again within half a period, or a whole one while storage is throttling
+            # (each sync is a row and a read, and refused ones are operations too).
+            gap = self.period_s if now < self._throttled_until else self.period_s / 2
+            if now - self._attempted < gap:
                 return  # tried moments ago: decide on what is known (or the failure mode)
             self._attempted = now
             done = self.period(now) - 1
@@ -116,6 +120,9 @@ class TallySync:
         task = self._task
         try:
             await asyncio.shield(task)
+        except StoreUnavailable:
+            self._throttled(self._clock.now())
+            raise
         finally:
             if task.done() and self._task is task:
                 self._task = None
