@@ -41,6 +41,10 @@ def measure(run, ops_before: Counter) -> dict:
     print(f"N={run.n} limiter counters: {dict(totals)} denials: {dict(run.reasons)}",
           file=sys.stderr)
     counts, store = run.counts, run.store
+    print(f"N={run.n} storage operations by kind (warm-up included): "
+          f"{dict(store.ops_by_kind.most_common())}; of them ServerBusy: "
+          f"{dict(store.busy_by_kind.most_common())}; hottest partition: "
+          f"{store.hottest_partition()}", file=sys.stderr)
     admitted = max(1, counts["admitted"])
     ops = Counter(store.ops_by_scope)
     ops.subtract(ops_before)

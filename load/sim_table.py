@@ -42,21 +42,31 @@ class SimTableStore:
         self.ops = 0
         self.ops_by_scope: Counter[str] = Counter()  # "global", "client", ... (partition prefix)
         self.server_busy = 0
+        self.ops_by_kind: Counter[str] = Counter()  # "put _tally.g", "query _tally.g", ...
+        self.busy_by_kind: Counter[str] = Counter()  # of those, answered ServerBusy
         self._partition_window: dict[int, Counter[str]] = defaultdict(Counter)
         self._account_window: Counter[int] = Counter()
 
     def latency(self) -> float:
         return self._rng.lognormvariate(self._mu, self._sigma)
 
+    def hottest_partition(self) -> str:
+        """The partition that received the most entities in any one-second window."""
+        best = max(((n, p) for c in self._partition_window.values() for p, n in c.items()),
+                   default=(0, ""))
+        return best[1]
+
     def hottest_partition_ops_per_s(self) -> int:
         """The most operations any partition received in any one-second window."""
         return max((max(c.values()) for c in self._partition_window.values() if c), default=0)
 
-    def _admit(self, partition: str, entities: int = 1) -> None:
+    def _admit(self, partition: str, entities: int = 1, op: str = "read") -> None:
         """One transaction touching `entities` entities of `partition` (a query: every row it
         returns counts against the partition's entities-per-second target)."""
         second = int(self._clock.now())
         self.ops += 1
+        kind = f"{op} {partition.rstrip('0123456789')}"
+        self.ops_by_kind[kind] += 1
         scope = partition.split(":", 1)[0]
         self.ops_by_scope["tally" if scope.startswith("_tally") else scope] += 1
         window = self._partition_window[second]
@@ -65,6 +75,7 @@ class SimTableStore:
         if (window[partition] > PARTITION_CAP or self._account_window[second] > ACCOUNT_CAP
                 or (self._busy and self._rng.random() < self._busy)):
             self.server_busy += 1
+            self.busy_by_kind[kind] += 1
             raise StoreUnavailable("503 ServerBusy")
 
     async def read(self, key: RowKey) -> StoredRow | None:
@@ -74,23 +85,23 @@ class SimTableStore:
 
     async def write(self, key: RowKey, fields: Fields, etag: str | None) -> str:
         await self._clock.sleep(self.latency())
-        self._admit(key.partition)
+        self._admit(key.partition, op="write")
         return await self._inner.write(key, fields, etag)
 
     async def put(self, key: RowKey, fields: Fields) -> str:
         await self._clock.sleep(self.latency())
-        self._admit(key.partition)
+        self._admit(key.partition, op="put")
         return await self._inner.put(key, fields)
 
     async def query(self, partition: str) -> list[StoredRow]:
         await self._clock.sleep(self.latency())
         rows = await self._inner.query(partition)
-        self._admit(partition, len(rows))
+        self._admit(partition, len(rows), op="query")
         return rows
 
     async def delete(self, key: RowKey, etag: str) -> None:
         await self._clock.sleep(self.latency())
-        self._admit(key.partition)
+        self._admit(key.partition, op="delete")
         await self._inner.delete(key, etag)
 
     async def scan(self, updated_before: float, limit: int) -> list[StoredRow]:

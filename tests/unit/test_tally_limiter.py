@@ -424,8 +424,11 @@ async def test_a_failed_publish_is_counted_shown_on_health_and_retried(caplog):
     await clock.advance(P - clock.now() % P)  # a period starts: lim's row is due in it
     await lim.acquire(scoped(), 1)
     flaky.down = True
-    await run_for(clock, [lim], 0.4)  # past the write offset (at most 0.35 P)
-    flaky.down = False
+    for _ in range(40):  # until the write offset (at most 0.35 P): the row is refused once
+        await run_for(clock, [lim], 0.01, step=0.01)
+        if lim.counters["tally_publish_failures"]:
+            break
+    flaky.down = False  # its one retry in the period (after a jittered pause) goes through
     state = lim.storage_state["tally"]["publish"]
     assert lim.counters["tally_publish_failures"] >= 1 and state["state"] == "failing"
     assert "StoreUnavailable" in state["last_error"]

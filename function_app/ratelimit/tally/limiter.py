@@ -163,7 +163,7 @@ class TallyLimiter(LimiterEngine):
     async def maintain(self) -> None:
         """One upkeep pass: probe failing storage, publish/read/aggregate when due, forget."""
         now = self._clock.now()
-        if not self._health.healthy and self._health.ready(now) and self._sync.view is None:
+        if not self._health.healthy and self._health.ready(now) and self._sync.unsynced(now):
             with contextlib.suppress(Exception):
                 await self.probe()
         if self._health.ready(now):
