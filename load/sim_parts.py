@@ -11,7 +11,6 @@ import time
 from function_app.ratelimit import bucket
 from function_app.ratelimit.limits import ScopedLimit
 from function_app.ratelimit.tally import aggregator as tally_aggregator
-from tests.support.clock import FakeClock
 
 HOPPERS = 10  # with --hop, every HOPPERS-th client (the busiest among them) is pinned and hops
 AGGREGATIONS: list[tuple[float, int]] = []  # (CPU seconds, characters read) per aggregation
@@ -47,19 +46,6 @@ def zipf_cumulative(n: int, s: float, rng: random.Random) -> list[float]:
 
 def pick(cumulative: list[float], rng: random.Random) -> int:
     return bisect.bisect_left(cumulative, rng.random() * cumulative[-1])
-
-
-class SkewedClock:
-    """An instance's own clock, `skew` seconds off the simulation's (scenario --skew)."""
-
-    def __init__(self, inner: FakeClock, skew: float) -> None:
-        self.inner, self.skew = inner, skew
-
-    def now(self) -> float:
-        return self.inner.now() + self.skew
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
 
 
 def skew_of(k: int, skew: float) -> float:

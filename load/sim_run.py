@@ -19,7 +19,6 @@ from sim_measure import measure
 from sim_parts import (
     HOPPERS,
     Exact,
-    SkewedClock,
     instrument,
     pick,
     poisson,
@@ -34,7 +33,7 @@ from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.tally.limiter import TallyLimiter
-from tests.support.clock import FakeClock
+from tests.support.clock import FakeClock, SkewedClock
 
 STEP_S = 0.002
 SHARD_PER_INSTANCES = 32  # lease mode: a global key shard per this many instances

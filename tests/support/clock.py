@@ -48,3 +48,16 @@ async def settle(rounds: int = 20) -> None:
     """Let ready tasks run a few loop iterations (each awaited hop, e.g. wait_for, takes one)."""
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+class SkewedClock:
+    """Another machine's clock: `skew` seconds ahead (behind when negative) of `inner`."""
+
+    def __init__(self, inner: FakeClock, skew: float) -> None:
+        self.inner, self.skew = inner, skew
+
+    def now(self) -> float:
+        return self.inner.now() + self.skew
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)

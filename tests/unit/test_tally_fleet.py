@@ -13,9 +13,9 @@ from function_app.core.store_errors import StoreUnavailable
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.tally import tally
 from function_app.ratelimit.tally.limiter import TallyLimiter
-from tests.support.clock import FakeClock
+from tests.support.clock import FakeClock, SkewedClock
 from tests.support.stores import FlakyRateLimitStore
-from tests.unit.test_tally_limiter import START, SkewedClock, config, fleet, run_for, scoped
+from tests.unit.test_tally_limiter import START, config, fleet, run_for, scoped
 
 
 def test_two_instances_whose_names_share_32_bits_of_hash_are_two_members():

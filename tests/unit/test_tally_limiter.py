@@ -16,7 +16,7 @@ from function_app.ratelimit.tally import tally
 from function_app.ratelimit.tally.aggregator import SUMMARY
 from function_app.ratelimit.tally.limiter import TallyLimiter
 from tests.support.bounds import tally_admitted_bound
-from tests.support.clock import FakeClock, settle
+from tests.support.clock import FakeClock, SkewedClock, settle
 from tests.support.stores import FlakyRateLimitStore
 
 P = 1.0
@@ -503,19 +503,6 @@ async def test_a_concurrent_burst_admits_what_fits_and_the_rest_wait_until_it_co
     for d in decisions:
         if not d.allowed:
             assert d.retry_after_s == pytest.approx(min((cost - left) / 2.0, 2 * P), abs=0.01)
-
-
-class SkewedClock:
-    """Another machine's clock: `skew` seconds ahead (behind when negative) of `inner`."""
-
-    def __init__(self, inner: FakeClock, skew: float) -> None:
-        self.inner, self.skew = inner, skew
-
-    def now(self) -> float:
-        return self.inner.now() + self.skew
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
 
 
 @pytest.mark.asyncio
