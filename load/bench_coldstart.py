@@ -30,7 +30,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scripts.procs import INSTANT, PYTHON, WORKER_ENV, free_port, spawn_node  # noqa: E402
+from scripts.procs import (  # noqa: E402
+    INSTANT,
+    PYTHON,
+    WORKER_ENV,
+    export_tree,
+    free_port,
+    spawn_node,
+)
 
 # CPU time (user + system) is what a loaded machine disturbs least: of the import of main.py, of
 # the platform's own modules alone (the floor no app code can go under: azure.functions and the
@@ -90,12 +97,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "load/results/bench_coldstart.json"))
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="coldstart-"))
-    base = logs / "base"
-    base.mkdir()
-    archive = subprocess.run(["git", "archive", args.base], cwd=ROOT, check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
-    trees = {f"base ({args.base})": base, "now": ROOT}
+    trees = {f"base ({args.base})": export_tree(args.base, logs), "now": ROOT}
     backend = spawn_node("backend", logs, INSTANT)
     measures = ("import_s", "import_cpu_s", "build_cpu_s", "first_request_s")
     runs: dict[str, dict[str, list[float]]] = {t: {m: [] for m in measures} for t in trees}

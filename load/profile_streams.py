@@ -33,7 +33,14 @@ from bench_gateway import FAR, cpu_seconds, host_and_worker  # noqa: E402
 from bench_streams import MODEL, phase, raise_fd_limit  # noqa: E402
 from profile_worker import summarize  # noqa: E402
 
-from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
+from scripts.procs import (  # noqa: E402
+    HOST_CMD,
+    WORKER_ENV,
+    export_tree,
+    free_port,
+    spawn,
+    spawn_node,
+)
 
 
 def gateway(tree: Path, logs: Path, sim_url: str, name: str, max_streams: int):
@@ -97,12 +104,7 @@ def syscalls(proc: subprocess.Popen, args) -> dict[str, float]:
 def trees(args, logs: Path) -> dict[str, Path]:
     found = {"now": ROOT}
     if args.base:
-        base = logs / "base"
-        base.mkdir()
-        archive = subprocess.run(["git", "archive", args.base], cwd=ROOT, check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
-        found = {f"base ({args.base})": base, "now": ROOT}
+        found = {f"base ({args.base})": export_tree(args.base, logs), "now": ROOT}
     return found
 
 

@@ -139,3 +139,14 @@ def spawn_host(name: str, *, port: int, log_dir: Path, env: Mapping[str, str] | 
     """The app served by the local Functions host and the real worker on `port`."""
     return spawn(name, HOST_CMD, port=port, log_dir=log_dir,
                  env={**WORKER_ENV, **(env or {}), "PORT": str(port)}, timeout=timeout)
+
+
+def export_tree(rev: str, into: Path) -> Path:
+    """The files of commit `rev` (git archive) unpacked in `into`/base, for benchmarks that run
+    an earlier tree beside the working one."""
+    base = into / "base"
+    base.mkdir()
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+    return base
