@@ -175,8 +175,8 @@ async def _acquire_patiently(limiter: TokenLimiter, scopes: list[ScopedLimit], c
     while True:
         decision = await limiter.acquire(scopes, cost)
         wait = decision.retry_after_s
-        if decision.allowed or decision.storage_unavailable or wait > SHORT_WAIT_S \
-                or clock.now() + wait > deadline:
+        if decision.allowed or decision.storage_unavailable or decision.reason == "exceeds_limit" \
+                or wait > SHORT_WAIT_S or clock.now() + wait > deadline:  # never fits: no wait
             return decision
         await clock.sleep(max(wait, 0.001))  # never a busy loop
 
