@@ -20,6 +20,7 @@ answer, kept when no usage came.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ from .usage import Usage, find_usage, implausible
 log = logging.getLogger(__name__)
 BODY_COPY_LIMIT = 8 * 1024 * 1024  # a larger plain answer is not searched for its usage
 SHORT_WAIT_S, QUEUE_S = 0.25, 1.0  # see _acquire_patiently
+CONTENTION_WAIT_S = 0.02  # mean pause before leasing again after conflicting writers
 
 
 class TokenLimiter(Protocol):
@@ -168,13 +170,18 @@ async def _acquire_patiently(limiter: TokenLimiter, scopes: list[ScopedLimit], c
 
     Token costs are large next to what one lease moves (rate x RATE_LIMIT_LEASE_S), so requests
     that arrive together can be refused for a few milliseconds while the pool is refilled,
-    with plenty left in the shared bucket. Waiting that out here is cheaper for everyone than a
+    with plenty left in the shared bucket, or when instances leasing at once exhaust their
+    conflict retries (reason "contention"). Waiting that out here is cheaper for everyone than a
     429 the client retries a second later; a longer wait still gets the 429 at once.
     """
     deadline = clock.now() + QUEUE_S
     while True:
         decision = await limiter.acquire(scopes, cost)
         wait = decision.retry_after_s
+        if decision.reason == "contention":
+            # Writers collided on the shared row; it still has tokens. The 1 s Retry-After is
+            # for clients; here a jittered pause lets the other writers finish first.
+            wait = random.uniform(0.5, 1.5) * CONTENTION_WAIT_S
         if decision.allowed or decision.storage_unavailable or decision.reason == "exceeds_limit" \
                 or wait > SHORT_WAIT_S or clock.now() + wait > deadline:  # never fits: no wait
             return decision

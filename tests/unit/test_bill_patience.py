@@ -45,3 +45,39 @@ async def test_a_short_refusal_is_waited_out_until_the_queue_time():
     decision = await patiently(limiter, 10, clock)
     assert decision.reason == "limited" and limiter.calls > 1
     assert clock.now() - start <= QUEUE_S
+
+
+class ContendedThenFree:
+    """Refused for contention (Retry-After 1 s, meant for clients) `times` times, then admits."""
+
+    def __init__(self, times: int):
+        self.times, self.calls = times, 0
+
+    async def acquire(self, scoped, cost=1):
+        self.calls += 1
+        if self.calls <= self.times:
+            return Decision(False, retry_after_s=1.0, reason="contention")
+        return Decision(True)
+
+    def adjust(self, scoped, delta):
+        pass
+
+
+async def test_contention_is_leased_again_within_the_queue_time_not_refused():
+    # Instances leasing one row at once can exhaust their conflict retries; the row still has
+    # tokens, so a token reservation tries again after a short pause instead of a 429.
+    clock = FakeClock()
+    limiter = ContendedThenFree(times=3)
+    start = clock.now()
+    decision = await patiently(limiter, 1030, clock)
+    assert decision.allowed and limiter.calls == 4
+    assert clock.now() - start <= QUEUE_S
+
+
+async def test_contention_that_lasts_past_the_queue_time_is_refused():
+    clock = FakeClock()
+    limiter = ContendedThenFree(times=10**6)
+    start = clock.now()
+    decision = await patiently(limiter, 1030, clock)
+    assert not decision.allowed and decision.reason == "contention"
+    assert 1 < limiter.calls and clock.now() - start <= QUEUE_S + 0.05

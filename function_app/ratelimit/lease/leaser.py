@@ -21,9 +21,11 @@ from function_app.ratelimit.lease import lease
 from function_app.ratelimit.lease.keystate import EPSILON, KeyState
 from function_app.ratelimit.lease.lease import Grant, Row
 
-# Back-off after a 412 on attempt k: uniform in [0, JITTER_S * 2**k]. About one storage round
-# trip (Table Storage: a few ms), so writers that collided spread over a few round trips.
+# Back-off after a 412 on attempt k: uniform in [0, base * 2**k], base about one storage round
+# trip, so writers that collided spread over a few round trips: JITTER_S (Table Storage: a few
+# ms), or the recent write round trip when storage is slower (a loaded host, a far region).
 JITTER_S = 0.005
+RTT_WEIGHT = 0.2  # weight of the newest write round trip in the moving average
 
 
 class Outcome(enum.Enum):
@@ -42,6 +44,7 @@ class Leaser:
         self._store, self._clock, self._cfg = store, clock, cfg
         self._counters, self._instance, self._rng = counters, instance, rng
         self._jitter_sleep = jitter_sleep or asyncio.sleep
+        self._write_rtt = JITTER_S  # moving average of a conditional write's round trip
 
     async def lease(self, ks: KeyState, target: float, cost: float) -> Outcome:
         """Top up `ks`'s pool towards `target`; with cost > 0 a request needs that much now."""
@@ -84,9 +87,7 @@ class Leaser:
                 # whose pool was full (issue #10, section 6).
                 return (Outcome.SHORT, grant.wait_s) if grant.short else (Outcome.GRANTED, 0.0)
             try:
-                new_etag = await self._store.write(
-                    ks.row_key(shard), lease.row_to_fields(grant.row), etag
-                )
+                new_etag = await self._timed_write(ks.row_key(shard), grant.row, etag)
             except StoreConflict:
                 await self._after_conflict(ks, shard, attempt)
                 continue
@@ -109,12 +110,22 @@ class Leaser:
         except ValueError:
             return None, stored.etag  # a corrupt row is overwritten with a fresh bucket
 
+    async def _timed_write(self, key: str, row: Row, etag: str | None) -> str:
+        """The conditional write, its round trip (a 412 included) kept for the back-off."""
+        started = self._clock.now()
+        try:
+            return await self._store.write(key, lease.row_to_fields(row), etag)
+        finally:
+            rtt = max(0.0, self._clock.now() - started)
+            self._write_rtt += RTT_WEIGHT * (rtt - self._write_rtt)
+
     async def _after_conflict(self, ks: KeyState, shard: int, attempt: int) -> None:
         ks.cache.pop(shard, None)
         ks.conflict_at[shard] = self._clock.now()
         # Jitter de-synchronises writers that collided; real time, as the writers are real
         # (a simulation on a virtual clock passes the clock's sleep instead).
-        await self._jitter_sleep(self._rng.uniform(0, JITTER_S * 2**attempt))
+        base = max(JITTER_S, self._write_rtt)
+        await self._jitter_sleep(self._rng.uniform(0, base * 2**attempt))
 
     def _granted(
         self, ks: KeyState, shard: int, grant: Grant, etag: str, now: float
@@ -148,9 +159,7 @@ class Leaser:
                 now = self._clock.now()
                 new_row = lease.returned(row, limit, tokens, self._instance, now)
                 try:
-                    new_etag = await self._store.write(
-                        ks.row_key(shard), lease.row_to_fields(new_row), etag
-                    )
+                    new_etag = await self._timed_write(ks.row_key(shard), new_row, etag)
                 except StoreConflict:
                     await self._after_conflict(ks, shard, 0)
                     continue

@@ -23,6 +23,7 @@ from function_app.core.clock import Clock
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.engine import LimiterEngine
 from function_app.ratelimit.judge import (
+    CONTENTION,
     DRY,
     Judgement,
     never_fits,
@@ -42,6 +43,10 @@ FETCH_ROUNDS = 2  # a waiter re-leases once if others emptied the pool it was wa
 # Whole acquire attempts when a granted pool was emptied by other waiters: a simultaneous burst
 # of B requests needs about B / (rate x lease_s) leases, one per round for the last waiters.
 ACQUIRE_ROUNDS = 6
+# Of those, rounds after a lease gave up on conflicts (RATE_LIMIT_CONFLICT_RETRIES): the row was
+# being written by others, not empty, so one more lease (after the jittered back-off) usually
+# succeeds; a storm that outlasts it still ends in a short contention denial.
+CONTENTION_ROUNDS = 1
 
 
 class Limiter(LimiterEngine):
@@ -104,6 +109,7 @@ class Limiter(LimiterEngine):
             return refused
         now = self._clock.now()
         states = [self._state(item, now) for item in scoped]
+        contended = 0
         for round_ in range(ACQUIRE_ROUNDS):
             short = [ks for ks in states if ks.pool(now) < cost]
             outcomes = await self._fill(short, cost, now) if short else {}
@@ -112,7 +118,9 @@ class Limiter(LimiterEngine):
             denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
             # A scope whose pool other waiters emptied while this request awaited a lease (its
             # own granted one, or another scope's) is not out of tokens: lease again (bounded).
-            if (denier is None or denier.source != DRY
+            if denier is not None and denier.source == CONTENTION and contended < CONTENTION_ROUNDS:
+                contended += 1
+            elif (denier is None or denier.source != DRY
                     or outcomes.get(denier.ks) not in (Outcome.GRANTED, None)):
                 break
             if round_ + 1 < ACQUIRE_ROUNDS:
