@@ -170,7 +170,9 @@ class Settings:
         "Rows the global bucket is split over (rate / n each, a partition each) to spread write "
         "contention: about one per 32 instances of the app's maximum instance count.")
     rate_limit_conflict_retries: int = setting("RATE_LIMIT_CONFLICT_RETRIES", "3", int_range(0, 20),
-        "Retries after an ETag conflict (412) before denying with a short Retry-After.")
+        "Retries after an ETag conflict (412) in one lease, with a back-off of about one write "
+        "round trip doubling each time; a request leases once more after that, then is denied "
+        "with a short Retry-After.")
     rate_limit_overrides_refresh_s: float = setting(
         "RATE_LIMIT_OVERRIDES_REFRESH_S", "30", float_range(1, 3600),
         "Seconds between reloads of the limitoverrides table (changes apply without redeploy).")
