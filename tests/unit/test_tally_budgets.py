@@ -68,7 +68,7 @@ class Spender:
 async def test_a_pot_is_spent_with_zero_storage_calls():
     """Every instance leased its budget from the row (read + write): with 20 budgets over
     1,000 instances, two storage operations per admitted request."""
-    clock, store, lims = fleet(4)
+    clock, _store, lims = fleet(4)
     spender = Spender(1e6)
     await run_for(clock, lims, 6.0, each_step=spender.step(lims))
     holder = next(lim for lim in lims if lim._budgets.pots.pots.get(PART))
@@ -182,7 +182,7 @@ async def test_the_first_request_of_a_new_instance_is_admitted_through_the_exact
 
 @pytest.mark.asyncio
 async def test_an_exhausted_budget_stays_refused_everywhere_without_storage_calls():
-    clock, store, lims = fleet(4, seed=6)
+    clock, _store, lims = fleet(4, seed=6)
     spender = Spender(300.0)
     await run_for(clock, lims, 20.0, each_step=spender.step(lims))
     assert 0.8 * 300.0 <= spender.spent <= 300.0
@@ -196,7 +196,7 @@ async def test_an_exhausted_budget_stays_refused_everywhere_without_storage_call
 
 @pytest.mark.asyncio
 async def test_refunds_of_pot_paid_costs_go_back_into_the_pot():
-    clock, store, lims = fleet(2, seed=8)
+    clock, _store, lims = fleet(2, seed=8)
     spender = Spender(1e5)
     await run_for(clock, lims, 5.0, each_step=spender.step(lims))
     holder = next(lim for lim in lims if lim._budgets.pots.pots.get(PART))
