@@ -15,7 +15,8 @@ NAMES = (
     # Budget pots (tally/pots.py, tally/potgrants.py): granted by the aggregator, taken,
     # decisions they paid, dropped with a remainder, remainders credited back, cut, failed.
     "budget_pots_granted", "budget_pots", "budget_pot_paid", "budget_pots_dropped",
-    "budget_unused_credited", "budget_pots_cut", "budget_pot_failures",
+    "budget_unused_credited", "budget_pots_cut", "budget_pot_failures", "budget_exact",
+    "budget_refused_empty",
 )
 
 

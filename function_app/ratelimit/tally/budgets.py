@@ -2,14 +2,18 @@
 pay (no storage call: tally/pots.py), else exactly through the lease limiter on the same rows
 (lease/limiter.py), so the first request of a new tenant or a new instance is admitted at once
 when the row has budget. Both draw from the budget's lease row, so the fleet never spends more
-than the row held (docs/ratelimit-tally.md, "Budgets"). The exact path leases blocks while this
-instance has no summary of a fleet (alone, or starting), and only each request's cost once it
-has: a fleet's pots are granted from what the row holds, and blocks leased by every instance
-of a starting fleet had emptied the rows into pools (pots of nothing at 100 instances).
+than the row held (docs/ratelimit-tally.md, "Budgets"). The exact path leases what this
+instance's own rate spends within a few seconds, when a request needs it, and never tops its
+pool up ahead (`OnDemand`): pots are granted from what the row holds, and background top-ups
+by every instance of a fleet had moved the rows into idle pools (pots of nothing at 100
+instances); leasing each request's cost instead cost a write per request until pots came
+(ServerBusy on every budget's partition at 100 instances).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -19,15 +23,46 @@ from function_app.core.clock import Clock
 from function_app.ratelimit.bucket import wait_for
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.lease.keys import bucket_partition
+from function_app.ratelimit.lease.keystate import KeyState
+from function_app.ratelimit.lease.leaser import Outcome
 from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Decision, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
 from function_app.ratelimit.tally.sync import TallySync
 
+log = logging.getLogger(__name__)
+
 
 def part_of(item: ScopedLimit) -> str:
     """The budget's name in rows and summaries: its lease partition (shard 0's row)."""
     return bucket_partition(item.scope, item.key)
+
+
+class OnDemand(Limiter):
+    """The lease limiter without background top-ups: it leases only for a request waiting,
+    at least `least` of the budget (this instance's part of the fleet: see Budgets)."""
+
+    least = 0.0
+
+    def _maybe_refill(self, ks: KeyState, now: float) -> None:
+        return
+
+    def _start_fetch(self, ks: KeyState, cost: float) -> asyncio.Task:
+        async def run() -> Outcome:
+            try:
+                cfg, now = self._cfg, self._clock.now()
+                target = max(ks.target(now, cfg.lease_s, cfg.demand_tau_s, cfg.hold_s),
+                             ks.waiting, self.least * ks.limit.burst)
+                return await self._leaser.lease(ks, target, cost)
+            except Exception:  # reported as unavailable, never lost in a task
+                log.exception("rate limiter budget lease failed")
+                self._counters.incr("internal_errors")
+                return Outcome.UNAVAILABLE
+            finally:
+                ks.fetch = None
+
+        ks.fetch = asyncio.create_task(run())
+        return ks.fetch
 
 
 class Budgets:
@@ -37,20 +72,15 @@ class Budgets:
                  instance_id: str, rng: random.Random, background: bool,
                  sync: TallySync) -> None:
         self._clock, self._sync, self.pots = clock, sync, sync.pots
-
-        def limiter(exact_below_rps: float) -> Limiter:
-            return Limiter(store, clock, replace(config, exact_below_rps=exact_below_rps),
-                           instance_id, rng=rng, background=background)
-        self.blocks = limiter(-1.0)  # leases blocks (rate 0 is never below -1)
-        self.costs = limiter(float("inf"))  # leases each request's cost, nothing ahead
-        self.used: list[Limiter] = []
-
-    @property
-    def counters(self) -> dict[str, int]:
-        merged = self.blocks.counters
-        for name, value in self.costs.counters.items():
-            merged[name] = merged.get(name, 0) + value
-        return merged
+        self._expected = max(1, config.expected_instances)
+        # Leases sized by demand (rate 0 is never below -1): one per request was a write each.
+        # A lease holds about what this instance spends until pots come (two periods): 3 s
+        # of it made a fleet of 1,000 starting at once lease every budget row twice as often.
+        ttl = max(config.lease_ttl_s, 3 * config.tally_period_s)
+        self.exact = OnDemand(store, clock, replace(config, exact_below_rps=-1.0,
+                                                    lease_ttl_s=ttl),
+                              instance_id, rng=rng, background=background)
+        self.used = False
 
     def _adopt(self) -> None:
         view, sync = self._sync.view, self._sync
@@ -60,8 +90,9 @@ class Budgets:
     async def decide(self, budgets: Sequence[ScopedLimit], cost: float
                      ) -> tuple[Decision, Callable[[], None]]:
         """The budgets' decision and how to undo its charge (a share refused the request
-        after it). Pots pay when every budget's pot holds `cost`; a budget the summary shows
-        empty refuses; otherwise the exact path decides all of them (without storage:
+        after it). Pots pay when every budget's pot holds `cost`; a budget whose row the
+        summary showed with less than `cost` left refuses (unless the exact path's pool
+        pays); otherwise the exact path decides all of them (without storage:
         fail-open at the counted fleet's share)."""
         now = self._clock.now()
         self._adopt()
@@ -72,23 +103,29 @@ class Budgets:
         if self.pots.pay(parts, cost):
             return self._paid(budgets, parts), lambda: self.settle(budgets, -cost)
         empty = next((item for part, item in zip(parts, budgets, strict=True)
-                      if part in self.pots.empty and not item.limit.shadow), None)
+                      if self.pots.short(part, cost) and not item.limit.shadow
+                      and not self._pooled(item, cost, now)), None)
         if empty is not None:
+            self.exact._counters.incr("budget_refused_empty")
             return Decision(False, empty.scope, empty.limit, 0,
                             wait_for(0.0, empty.limit.burst, empty.limit),
                             wait_for(0.0, cost, empty.limit), reason="limited"), lambda: None
-        view = self._sync.view
-        exact = self.costs if view is not None and view.instances > 1 else self.blocks
-        if exact not in self.used:
-            self.used.append(exact)
+        self.exact._counters.incr("budget_exact")
+        exact, self.used = self.exact, True
         exact._start()
         fleet = self._sync.fleet()
+        exact.least = 1.0 / max(fleet + 1, self._expected)
         if exact._cfg.expected_instances != fleet:
             # Without storage a budget fails open at the counted fleet's share: it never
             # refills, and 1 / E let 100 instances with E = 4 spend it 25 times more.
             exact._cfg = replace(exact._cfg, expected_instances=fleet)
         decision = await exact._decide(budgets, cost)
         return decision, lambda: exact._settle(budgets, -cost)
+
+    def _pooled(self, item: ScopedLimit, cost: float, now: float) -> bool:
+        """The exact path's pool pays `cost` for this budget without a storage call."""
+        ks = self.exact._keys.get((item.scope, item.key))
+        return ks is not None and ks.pool(now) >= cost
 
     def _paid(self, budgets: Sequence[ScopedLimit], parts: list[str]) -> Decision:
         """Admitted from the pots; the budget with the least estimated left speaks."""
@@ -102,21 +139,18 @@ class Budgets:
     def settle(self, budgets: Sequence[ScopedLimit], delta: float) -> None:
         """A pot-paid or exact-paid cost settled by `delta`, once: into the budget's pot
         while it has one (either way the tokens came from its row, and a pot's remainder
-        goes back there), else into the pool of the exact path that knows the key."""
+        goes back there), else into the exact path's pool."""
         for item in budgets:
             if self.pots.settle(part_of(item), delta):
                 continue
-            key = (item.scope, item.key)
-            exact = next((lim for lim in reversed(self.used) if key in lim._keys), None)
-            if exact is not None:
-                exact._settle([item], delta)
+            self.exact._settle([item], delta)
 
     async def maintain(self) -> None:
         """Take or drop pots with the view, and keep the exact paths' leases."""
         self._adopt()
-        for exact in self.used:
-            await exact.maintain()
+        if self.used:
+            await self.exact.maintain()
 
     async def close(self) -> None:
-        for exact in self.used:
-            await exact.close()  # gives unused leased budget back to its row
+        if self.used:
+            await self.exact.close()  # gives unused leased budget back to its row

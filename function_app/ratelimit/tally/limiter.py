@@ -134,7 +134,7 @@ class TallyLimiter(LimiterEngine):
     def counters(self) -> dict[str, int]:
         """This instance's counters, the budgets' lease limiter's included."""
         merged = self._counters.snapshot()
-        for name, value in self._budgets.counters.items():
+        for name, value in self._budgets.exact.counters.items():
             merged[name] = merged.get(name, 0) + value
         return merged
 

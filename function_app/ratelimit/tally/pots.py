@@ -10,8 +10,10 @@ its expected demand as tally.share has it (its own d_i, published for that perio
 trusted as far as a holder's counts are many; else its part of the traffic, w_i * D), so the
 pots of one grant sum to at most G. A pot is spent without any storage call; it lives until a
 newer view or until its view is POT_PERIODS old by this clock, and what is left is then
-dropped and reported. A budget the summary shows empty (its row kept less than a request)
-is refused here without storage until a view shows it again, at most EMPTY_PERIODS.
+dropped and reported. A cost above what the summary showed its budget's row kept is refused
+here without storage (`short`), and a budget shown empty is no demand, until a view shows it
+again (or EMPTY_PERIODS on): near the end of a budget every instance asking the row each
+budget once was 20,000 reads at 1,000 instances and 20 budgets.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class Pots:
         self._unused: dict[str, float] = {}  # remainders dropped, not in a row yet
         self.pots: dict[str, Pot] = {}
         self.adopted = -1  # the period of the last view whose grants were taken
-        self.empty: dict[str, tuple[float, int]] = {}  # partition -> (left, view period)
+        self.known: dict[str, tuple[float, int]] = {}  # partition -> (row kept, view period)
         self._reads: dict[int, bool] = {}  # period -> its row said it reads that summary
 
     def period(self, now: float) -> int:
@@ -67,7 +69,7 @@ class Pots:
     def record(self, part: str, cost: float, burst: float, now: float) -> None:
         """Cost asked of a budget (admitted or refused; never more than it holds, and not of
         a budget known empty: no grant can come of it, and rows with it cost storage)."""
-        if 0 < cost <= burst and part not in self.empty:
+        if 0 < cost <= burst and not self.short(part, LEAST_DEMAND):
             raw = self._raw.setdefault(self.period(now), {})
             raw[part] = raw.get(part, 0.0) + cost
             self._bursts[part] = burst
@@ -122,16 +124,14 @@ class Pots:
         period = self.period(now)
         for part in [p for p, pot in self.pots.items() if period - pot.period > POT_PERIODS]:
             self._drop(part)
-        self.empty = {p: e for p, e in self.empty.items() if period - e[1] <= EMPTY_PERIODS}
+        self.known = {p: e for p, e in self.known.items() if period - e[1] <= EMPTY_PERIODS}
         if view is None or view.period <= self.adopted:
             return
         self.adopted = view.period
         for part in list(self.pots):
             self._drop(part)
         for part, (_, _, left, _) in view.pots.items():
-            self.empty.pop(part, None)
-            if left < LEAST_DEMAND:
-                self.empty[part] = (left, view.period)
+            self.known[part] = (left, view.period)
         if me in view.members and me not in view.excluded and self._reads.get(view.period):
             self._take(view, me, traffic)
 
@@ -149,6 +149,11 @@ class Pots:
             if share > 0:
                 self.pots[part] = Pot(granted * share * (1 - 1e-9), view.period, share, left)
                 self._counters.incr("budget_pots")
+
+    def short(self, part: str, cost: float) -> bool:
+        """The last summary listing this budget showed its row with less than `cost` left."""
+        known = self.known.get(part)
+        return known is not None and known[0] < cost
 
     def _drop(self, part: str) -> None:
         pot = self.pots.pop(part)
