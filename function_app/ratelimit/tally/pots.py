@@ -150,6 +150,12 @@ class Pots:
                 self.pots[part] = Pot(granted * share * (1 - 1e-9), view.period, share, left)
                 self._counters.incr("budget_pots")
 
+    def give(self, part: str, tokens: float, burst: float) -> None:
+        """Tokens taken from a budget's row and not spent (an idle leased pool): reported
+        unused in the next row, like a pot's remainder."""
+        self._unused[part] = self._unused.get(part, 0.0) + tokens
+        self._bursts.setdefault(part, burst)
+
     def short(self, part: str, cost: float) -> bool:
         """The last summary listing this budget showed its row with less than `cost` left."""
         known = self.known.get(part)
