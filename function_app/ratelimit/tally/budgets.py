@@ -102,14 +102,9 @@ class Budgets:
                 self.pots.record(part, cost, item.limit.burst, now)
         if self.pots.pay(parts, cost):
             return self._paid(budgets, parts), lambda: self.settle(budgets, -cost)
-        empty = next((item for part, item in zip(parts, budgets, strict=True)
-                      if self.pots.short(part, cost) and not item.limit.shadow
-                      and not self._pooled(item, cost, now)), None)
+        empty = self.refusal(budgets, cost)
         if empty is not None:
-            self.exact._counters.incr("budget_refused_empty")
-            return Decision(False, empty.scope, empty.limit, 0,
-                            wait_for(0.0, empty.limit.burst, empty.limit),
-                            wait_for(0.0, cost, empty.limit), reason="limited"), lambda: None
+            return empty, lambda: None
         self.exact._counters.incr("budget_exact")
         exact, self.used = self.exact, True
         exact._start()
@@ -121,6 +116,24 @@ class Budgets:
             exact._cfg = replace(exact._cfg, expected_instances=fleet)
         decision = await exact._decide(budgets, cost)
         return decision, lambda: exact._settle(budgets, -cost)
+
+    def refusal(self, budgets: Sequence[ScopedLimit], cost: float) -> Decision | None:
+        """The refusal of a budget the last summary showed with less than `cost` left, when
+        neither its pot nor the exact path's pool pays (no storage call), else None. Asked
+        before the shares too: a fleet refusing requests on an empty budget kept syncing its
+        shares for them (half the scenario's storage operations after the budgets ran out)."""
+        now = self._clock.now()
+        self._adopt()
+        for item in budgets:
+            part = part_of(item)
+            pot = self.pots.pots.get(part)
+            if (self.pots.short(part, cost) and not item.limit.shadow
+                    and (pot is None or pot.tokens < cost) and not self._pooled(item, cost, now)):
+                self.exact._counters.incr("budget_refused_empty")
+                return Decision(False, item.scope, item.limit, 0,
+                                wait_for(0.0, item.limit.burst, item.limit),
+                                wait_for(0.0, cost, item.limit), reason="limited")
+        return None
 
     def _pooled(self, item: ScopedLimit, cost: float, now: float) -> bool:
         """The exact path's pool pays `cost` for this budget without a storage call."""

@@ -186,6 +186,9 @@ class TallyLimiter(LimiterEngine):
         budgets = [item for item in scoped if item.limit.rate <= 0]
         if not budgets:
             return await self._decide_shared(scoped, cost)
+        refused = self._budgets.refusal(budgets, cost)
+        if refused is not None:
+            return refused
         shared = [item for item in scoped if item.limit.rate > 0]
         if shared:
             early = await self._decide_shared(shared, cost, commit=False)
