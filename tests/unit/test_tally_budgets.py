@@ -259,3 +259,25 @@ async def test_without_storage_pots_already_held_stay_spendable():
     flaky.fail_with = lambda: StoreUnavailable("down")
     decision = await holder.acquire(budget(1e5), 1.0)
     assert decision.allowed and not decision.degraded
+
+
+def test_an_instance_that_will_not_read_the_summary_is_granted_nothing():
+    """An instance deciding few requests reads every other summary: a pot granted to it in a
+    summary it skips was tokens lost (a fifth of a budget in a few seconds on 5 instances).
+    Its demand is left out of D, it is listed as left out, its unused remainder counts."""
+    rows = [tally.InstanceRow("a", 4, 0.0, {}, 1.0, {PART: (6.0, 2.0, 50.0)}, False),
+            tally.InstanceRow("b", 4, 0.0, {}, 1.0, {PART: (4.0, 1.0, 50.0)}, True)]
+    sums, excluded = potgrants.summed(rows, 4, frozenset("ab"))
+    assert sums[PART] == [4.0, 3.0, 50.0, 1] and excluded == frozenset("a")
+
+
+@pytest.mark.asyncio
+async def test_idle_leased_pools_go_back_through_the_instance_rows_not_writes_of_their_own():
+    clock, store, lims = fleet(3, seed=11)
+    spender = Spender(5000.0)
+    await run_for(clock, lims, 8.0, each_step=spender.step(lims))
+    assert total(lims, "leases") > 0 and total(lims, "budget_pot_paid") > 0
+    assert total(lims, "returns") == 0
+    assert total(lims, "budget_unused_credited") > 0
+    held = sum(pot.tokens for lim in lims for pot in lim._budgets.pots.pots.values())
+    assert spender.spent + held + await row_tokens(store) <= 5000.0 + 1e-6
