@@ -281,3 +281,13 @@ async def test_idle_leased_pools_go_back_through_the_instance_rows_not_writes_of
     assert total(lims, "budget_unused_credited") > 0
     held = sum(pot.tokens for lim in lims for pot in lim._budgets.pots.pots.values())
     assert spender.spent + held + await row_tokens(store) <= 5000.0 + 1e-6
+
+
+@pytest.mark.asyncio
+async def test_pots_are_counted_on_health():
+    clock, _, lims = fleet(2, seed=12)
+    spender = Spender(1e5)
+    await run_for(clock, lims, 5.0, each_step=spender.step(lims))
+    reports = [lim.storage_state["tally"]["budgets"] for lim in lims]
+    assert sum(r["pot_paid"] for r in reports) > 0 and sum(r["pots_granted"] for r in reports) > 0
+    assert all("pots_held" in r and "unused_credited" in r for r in reports)

@@ -158,6 +158,12 @@ class Budgets:
                 continue
             self.exact._settle([item], delta)
 
+    def report(self, counters: dict[str, int]) -> dict[str, int]:
+        """For /healthz: pots held now, and the budget counters (of `counters`) since start."""
+        return {"pots_held": len(self.pots.pots),
+                **{name.removeprefix("budget_"): counters[name] for name in counters
+                   if name.startswith("budget_")}}
+
     async def maintain(self) -> None:
         """Take or drop pots with the view, report idle leased pools as unused, and keep the
         exact path's leases."""

@@ -128,7 +128,9 @@ class TallyLimiter(LimiterEngine):
     def storage_state(self) -> dict[str, object]:
         """The engine's storage state plus the tally's: a publish or aggregate failing shows
         here (/healthz, limiter section) until it works again."""
-        return {**self._health.report(), "tally": self._sync.report(self._clock.now())}
+        return {**self._health.report(), "tally": {**self._sync.report(self._clock.now()),
+                                                    "budgets": self._budgets.report(
+                                                        self.counters)}}
 
     @property
     def counters(self) -> dict[str, int]:
