@@ -120,8 +120,8 @@ class Budgets:
     def refusal(self, budgets: Sequence[ScopedLimit], cost: float) -> Decision | None:
         """The refusal of a budget the last summary showed with less than `cost` left, when
         neither its pot nor the exact path's pool pays (no storage call), else None. Asked
-        before the shares too: a fleet refusing requests on an empty budget kept syncing its
-        shares for them (half the scenario's storage operations after the budgets ran out)."""
+        before the shares too, so a request refused anyway never syncs them (in the budgets
+        scenario it changed little: 0.0922 to 0.0920 operations per admitted request)."""
         now = self._clock.now()
         self._adopt()
         for item in budgets:
