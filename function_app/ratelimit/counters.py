@@ -12,6 +12,11 @@ NAMES = (
     "internal_errors", "storage_refused", "adjustments", "refunded_tokens", "extra_charged_tokens",
     "tally_syncs", "tally_waits", "tally_aggregations", "tally_takeovers", "tally_keys_dropped",
     "tally_publish_failures", "tally_aggregate_failures",
+    # Budget pots (tally/pots.py, tally/potgrants.py): granted by the aggregator, taken,
+    # decisions they paid, dropped with a remainder, remainders credited back, cut, failed.
+    "budget_pots_granted", "budget_pots", "budget_pot_paid", "budget_pots_dropped",
+    "budget_unused_credited", "budget_pots_cut", "budget_pot_failures", "budget_exact",
+    "budget_refused_empty",
 )
 
 

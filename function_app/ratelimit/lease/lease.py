@@ -44,6 +44,9 @@ class Row:
     rate: float
     burst: float
     holders: Mapping[str, float] = field(default_factory=dict)
+    # A budget's row in tally mode: the last period whose pots the aggregator granted from it
+    # (tally/potgrants.py); kept by every write so a second aggregator never grants again.
+    pot: int = -1
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,8 @@ def take(
         wait = _short_wait(bucket.tokens, want, first if need > 0 else 0.0, len(others), limit)
         return Grant(0.0, None, wait, bucket.tokens, cap, short=True)
     others[instance] = now + ttl_s + SKEW_MARGIN_S
-    new_row = Row(bucket.tokens - granted, bucket.ts, limit.rate, limit.burst, others)
+    new_row = Row(bucket.tokens - granted, bucket.ts, limit.rate, limit.burst, others,
+                  current.pot)
     return Grant(granted, new_row, 0.0, new_row.tokens, cap)
 
 
@@ -204,7 +208,7 @@ def returned(row: Row | None, limit: Limit, tokens: float, instance: str, now: f
     bucket = refill(BucketState(current.tokens, current.ts), limit, now)
     holders = _live_holders(current, instance, now)
     new_tokens = min(limit.burst, bucket.tokens + max(0.0, tokens))
-    return Row(new_tokens, bucket.ts, limit.rate, limit.burst, holders)
+    return Row(new_tokens, bucket.ts, limit.rate, limit.burst, holders, current.pot)
 
 
 def is_idle(row: Row, now: float, idle_s: float) -> bool:
@@ -222,11 +226,14 @@ def shard_limit(limit: Limit, shards: int) -> Limit:
 
 
 def row_to_fields(row: Row) -> dict[str, float | str]:
-    return {
+    fields: dict[str, float | str] = {
         "tokens": float(row.tokens), "ts": float(row.ts), "rate": float(row.rate),
         "burst": float(row.burst),
         "holders": json.dumps(dict(row.holders), separators=(",", ":")),
     }
+    if row.pot >= 0:
+        fields["pot"] = float(row.pot)
+    return fields
 
 
 def row_from_fields(fields: Mapping[str, object]) -> Row:
@@ -234,8 +241,9 @@ def row_from_fields(fields: Mapping[str, object]) -> Row:
     try:
         holders = json.loads(str(fields.get("holders") or "{}"))
         values = [float(fields[name]) for name in ("tokens", "ts", "rate", "burst")]
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        pot = int(float(fields.get("pot", -1)))  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, OverflowError, json.JSONDecodeError) as exc:
         raise ValueError(f"malformed rate-limit row: {exc}") from None
     if not isinstance(holders, dict) or not all(math.isfinite(v) for v in values):
         raise ValueError("malformed rate-limit row")
-    return Row(*values, {str(k): float(v) for k, v in holders.items()})
+    return Row(*values, {str(k): float(v) for k, v in holders.items()}, pot)

@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from dataclasses import replace
 
 from function_app.core.clock import Clock
 from function_app.core.store_errors import StoreConflict
 from function_app.ratelimit.counters import Counters
 from function_app.ratelimit.guarded import GuardedStore
 from function_app.ratelimit.store import RowKey, StoredRow
+from function_app.ratelimit.tally import potgrants, tally
 from function_app.ratelimit.tally import rows as tally_rows
-from function_app.ratelimit.tally import tally
 from function_app.ratelimit.tally.trouble import Trouble
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,12 @@ class Aggregator:
         for key, etag in gone:
             await self._forget(key, etag)
         self._idle = 0 if view.members else self._idle + 1
+        if not again:  # a re-count grants nothing: the budget rows already record `done`
+            pots, excluded = await potgrants.grant(self._store, rows, done, view.members, now,
+                                                   self._counters)
+            if pots:
+                view = replace(view, pots=pots, excluded=excluded)
+                fields = {**fields, **tally_rows.pot_fields(pots, excluded)}
         try:
             self._etag = await self._store.write(SUMMARY, fields, self._etag or None)
         except StoreConflict:

@@ -96,6 +96,10 @@ class Ledger:
         """This instance's published demand on a key for `view`'s period."""
         return self._in_view(view).demand.get(kid, 0.0)
 
+    def traffic_of(self, period: int) -> float:
+        """The request count this instance published for `period` exactly (0: none)."""
+        return self._published.get(period, NOTHING).traffic
+
     def own_traffic(self, view: tally.View | None) -> float:
         """This instance's published request count for `view`'s period."""
         return self._in_view(view).traffic

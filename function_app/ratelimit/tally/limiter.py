@@ -32,10 +32,10 @@ from function_app.ratelimit.judge import (
     to_decision,
     without_storage,
 )
-from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
 from function_app.ratelimit.tally import tally
+from function_app.ratelimit.tally.budgets import Budgets
 from function_app.ratelimit.tally.placement import group_count
 from function_app.ratelimit.tally.sync import TallySync
 
@@ -116,13 +116,10 @@ class TallyLimiter(LimiterEngine):
                                group_count(config.expected_instances), self.instance,
                                self._rng, self._counters, config.expected_instances)
         self._keys: dict[tuple[str, str], TallyKey] = {}
-        # Budgets (rate-0 limits) are decided on the lease rows (see _decide); it makes no
-        # storage call until a budget is first asked for. Leased in blocks, never per
-        # request: a budget on every request cost two storage calls each and, at 20,000
-        # requests/s, the account's cap; throttled, fail-open spent budgets three times.
-        self._exact = Limiter(store, clock, replace(config, exact_below_rps=-1.0), instance_id,
-                              rng=self._rng, background=background)
-        self._exact_used = False
+        # Budgets (rate-0 limits): from pots the aggregator grants off their lease rows, else
+        # exactly on those rows (tally/budgets.py); no storage call until one is asked for.
+        self._budgets = Budgets(store, clock, config, instance_id, self._rng, background,
+                                self._sync)
         self._background = background
         self._task: asyncio.Task | None = None
         self._closed = False
@@ -131,22 +128,24 @@ class TallyLimiter(LimiterEngine):
     def storage_state(self) -> dict[str, object]:
         """The engine's storage state plus the tally's: a publish or aggregate failing shows
         here (/healthz, limiter section) until it works again."""
-        return {**self._health.report(), "tally": self._sync.report(self._clock.now())}
+        return {**self._health.report(), "tally": {**self._sync.report(self._clock.now()),
+                                                    "budgets": self._budgets.report(
+                                                        self.counters)}}
 
     @property
     def counters(self) -> dict[str, int]:
         """This instance's counters, the budgets' lease limiter's included."""
         merged = self._counters.snapshot()
-        for name, value in self._exact.counters.items():
+        for name, value in self._budgets.exact.counters.items():
             merged[name] = merged.get(name, 0) + value
         return merged
 
     def _settle(self, scoped: Sequence[ScopedLimit], delta: float) -> None:
         """In the bucket that paid, and in the demand this instance publishes; a budget's in
-        its lease pool."""
+        its pot or its lease pool."""
         budgets = [item for item in scoped if item.limit.rate <= 0]
         if budgets:
-            self._exact._settle(budgets, delta)
+            self._budgets.settle(budgets, delta)
         now = self._clock.now()
         for item in scoped:
             if item.limit.rate <= 0:
@@ -172,43 +171,37 @@ class TallyLimiter(LimiterEngine):
         for name, tk in list(self._keys.items()):
             if now - tk.last_used >= self._cfg.forget_s and tk.full(now):
                 del self._keys[name]
-        if self._exact_used:
-            await self._exact.maintain()
+        await self._budgets.maintain()
 
     async def close(self) -> None:
         self._closed = True
         await stop(self._task)
         await self._sync.close()
-        if self._exact_used:
-            await self._exact.close()  # gives unused leased budget back to its row
+        await self._budgets.close()
 
     async def _decide(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
-        """Shared limits by this instance's shares; budgets (rate 0) exactly, through the
-        lease limiter's rows: a budget is a fact (what is left), not a share of a rate, and an
-        instance's memory forgets it on restart. All or nothing across both: the shares are
-        judged first (no storage), the budget is charged, then the shares are judged again
-        and spent, or the budget is refunded."""
+        """Shared limits by this instance's shares; budgets (rate 0) from their lease rows,
+        through pots or exactly (tally/budgets.py): a budget is a fact (what is left), not a
+        share of a rate, and an instance's memory forgets it on restart. All or nothing
+        across both: the shares are judged first (no storage), the budget is charged, then
+        the shares are judged again and spent, or the budget is refunded."""
         budgets = [item for item in scoped if item.limit.rate <= 0]
         if not budgets:
             return await self._decide_shared(scoped, cost)
+        refused = self._budgets.refusal(budgets, cost)
+        if refused is not None:
+            return refused
         shared = [item for item in scoped if item.limit.rate > 0]
         if shared:
             early = await self._decide_shared(shared, cost, commit=False)
             if not early.allowed:
                 return early
-        self._exact_used = True
-        self._exact._start()
-        fleet = self._sync.fleet()
-        if self._exact._cfg.expected_instances != fleet:
-            # Without storage a budget fails open at the counted fleet's share: it never
-            # refills, and 1 / E let 100 instances with E = 4 spend it 25 times more.
-            self._exact._cfg = replace(self._exact._cfg, expected_instances=fleet)
-        exact = await self._exact._decide(budgets, cost)
+        exact, undo = await self._budgets.decide(budgets, cost)
         if not exact.allowed or not shared:
             return exact
         decision = await self._decide_shared(shared, cost)
         if not decision.allowed:  # another request spent the share meanwhile
-            self._exact._settle(budgets, -cost)
+            undo()
             return decision
         return combined(decision, exact)
 

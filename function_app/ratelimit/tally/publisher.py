@@ -29,12 +29,15 @@ class Publisher:
         self.unsent: int | None = None  # a period whose row failed to go out: retried
         self.trouble = Trouble("publish", "tally_publish_failures", counters, log)
 
-    async def publish(self, done: int, counted: Counted, rates: Mapping[str, float]) -> None:
-        """Write the row for period `done`; a failure is recorded (see the module) and
-        propagates."""
+    async def publish(self, done: int, counted: Counted, rates: Mapping[str, float],
+                      budgets: Mapping[str, list[float]] | None = None,
+                      reads: bool = False) -> None:
+        """Write the row for period `done` (with its budget part: tally/pots.py); a failure
+        is recorded (see the module) and propagates."""
         try:
             fields, dropped = tally_rows.instance_fields(done, self._clock.now(), counted.demand,
-                                                         rates, counted.traffic)
+                                                         rates, counted.traffic, budgets,
+                                                         reads)
             if dropped:
                 self._counters.incr("tally_keys_dropped", dropped)
             self._counters.incr("tally_syncs")

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 
 from function_app.ratelimit.tally.tally import (
+    BUDGET_CHUNKS,
     CHUNK,
     HOT_CHUNKS,
     MAX_CHUNKS,
@@ -24,17 +25,22 @@ from function_app.ratelimit.tally.tally import (
 
 
 def instance_fields(period: int, now: float, demand: Mapping[str, float],
-                    rates: Mapping[str, float], traffic: float = 0.0
+                    rates: Mapping[str, float], traffic: float = 0.0,
+                    budgets: Mapping[str, list[float]] | None = None, reads: bool = False
                     ) -> tuple[dict[str, float | str], int]:
     """One instance's row, and how many keys did not fit (the smallest demands go). What fits
     is measured on the encoding itself (a token limit's rate alone once took 18 characters,
-    twice the estimate, and a full row stopped the instance publishing)."""
+    twice the estimate, and a full row stopped the instance publishing). `budgets` (already
+    fitted to BUDGET_CHUNKS: tally/pots.py) come first; the keys get the chunks left. `reads`:
+    this instance will read the summary of `period` (only then is it granted a pot)."""
+    budget_part = _chunks("b", dict(budgets or {}), BUDGET_CHUNKS)
     ranked = sorted(demand.items(), key=lambda item: -item[1])
     entries = [(kid, [round(value, 4), _short(rates.get(kid, 0.0))]) for kid, value in ranked]
-    kept = fitting(entries, CHUNK * MAX_CHUNKS, MAX_ROW_KEYS)
+    kept = fitting(entries, CHUNK * (MAX_CHUNKS - len(budget_part)), MAX_ROW_KEYS)
     body = dict(entries[:kept])
-    return ({"p": float(period), "at": now, "t": traffic, **_chunks("d", body)},
-            len(entries) - kept)
+    flag = {"br": 1.0} if budget_part and reads else {}
+    return ({"p": float(period), "at": now, "t": traffic, **_chunks("d", body),
+             **budget_part, **flag}, len(entries) - kept)
 
 
 def _short(value: float) -> float:
@@ -48,8 +54,11 @@ def parse_instance(row_key: str, fields: Mapping[str, object]) -> InstanceRow | 
     try:
         body = _unchunk("d", fields, dict)
         demand = {str(k): (float(v[0]), float(v[1])) for k, v in body.items()}
+        budgets = {str(k): (max(0.0, float(v[0])), max(0.0, float(v[1])), float(v[2]))
+                   for k, v in _unchunk("b", fields, dict).items()}
         return InstanceRow(row_key, int(float(fields["p"])), float(fields["at"]), demand,
-                           max(0.0, float(fields.get("t", 0.0))))
+                           max(0.0, float(fields.get("t", 0.0))), budgets,
+                           bool(float(fields.get("br", 0.0))))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None
 
@@ -58,7 +67,18 @@ def summary_fields(view: View, by: str, now: float) -> dict[str, float | str]:
     body = {kid: hot_entry(listed) for kid, listed in view.hot.items()}
     return {"p": float(view.period), "at": now, "by": by, "n": float(view.instances),
             "phi": view.phi, "tt": view.traffic,
-            **_chunks("m", sorted(view.members), MEMBER_CHUNKS), **_chunks("h", body, HOT_CHUNKS)}
+            **_chunks("m", sorted(view.members), MEMBER_CHUNKS), **_chunks("h", body, HOT_CHUNKS),
+            **pot_fields(view.pots, view.excluded)}
+
+
+def pot_fields(pots: Mapping[str, tuple[float, float, float, int]],
+               excluded: frozenset[str]) -> dict[str, str]:
+    """The summary's budget grants (callers fit them: tally/potgrants.py) and the members
+    whose budget demand was not summed; nothing when no pot was granted."""
+    if not pots:
+        return {}
+    return {**_chunks("b", {k: list(v) for k, v in pots.items()}, BUDGET_CHUNKS),
+            **_chunks("x", sorted(excluded), BUDGET_CHUNKS)}
 
 
 def parse_summary(fields: Mapping[str, object]) -> tuple[View, str, float] | None:
@@ -66,8 +86,11 @@ def parse_summary(fields: Mapping[str, object]) -> tuple[View, str, float] | Non
     try:
         hot = {str(k): (float(v[0]), int(v[1])) for k, v in _unchunk("h", fields, dict).items()}
         members = frozenset(str(m) for m in _unchunk("m", fields, list))
+        pots = {str(k): (float(v[0]), float(v[1]), float(v[2]), int(v[3]))
+                for k, v in _unchunk("b", fields, dict).items()}
+        excluded = frozenset(str(m) for m in _unchunk("x", fields, list))
         view = View(int(float(fields["p"])), int(float(fields["n"])), members, hot,
-                    float(fields.get("phi", PHI)), float(fields.get("tt", 0.0)))
+                    float(fields.get("phi", PHI)), float(fields.get("tt", 0.0)), pots, excluded)
         return view, str(fields.get("by", "")), float(fields["at"])
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

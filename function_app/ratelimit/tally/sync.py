@@ -22,6 +22,7 @@ from function_app.ratelimit.tally import tally
 from function_app.ratelimit.tally.aggregator import Aggregator
 from function_app.ratelimit.tally.ledger import Ledger
 from function_app.ratelimit.tally.placement import Placement
+from function_app.ratelimit.tally.pots import Pots
 from function_app.ratelimit.tally.publisher import Publisher
 from function_app.ratelimit.tally.summary import Summary
 
@@ -39,6 +40,7 @@ class TallySync:
         self._clock, self._counters, self.period_s = clock, counters, period_s
         self._expected = max(1, expected)  # RATE_LIMIT_EXPECTED_INSTANCES
         self.ledger = Ledger(period_s)
+        self.pots = Pots(period_s, counters)  # budgets: demand, pots, unused remainders
         self._placement = Placement(tally.member_id(instance), groups)
         self._offset = rng.uniform(0.05, 0.35) * period_s  # write; the aggregator reads at 0.5
         self._read_offset = self._offset + 0.5 * period_s  # after the aggregator wrote
@@ -150,7 +152,8 @@ class TallySync:
                 self._tries = (done, self._tries[1] + 1 if self._tries[0] == done else 1)
                 await self._publish(done, force=False)
             self._summary.take(await self._aggregator.tick(done, now))
-            if (done > self._summary.learned and self.ledger.active(done) and not self.leading
+            if (done > self._summary.learned and not self.leading
+                    and (self.ledger.active(done) or self.pots.active(done))
                     and now >= start + self._read_offset and self._worth_reading(done, now)):
                 await self._summary.learn(done)
         except StoreUnavailable:
@@ -194,10 +197,13 @@ class TallySync:
     async def _publish(self, done: int, force: bool) -> None:
         """Write this instance's row for `done` (nothing without demand unless `force`d). A
         failure is retried by the next tick while `done` is the last period; it propagates."""
-        counted = self.ledger.close(done)
-        if not counted.demand and not force:
+        counted, budgets = self.ledger.close(done), self.pots.close(done)
+        if not counted.demand and not budgets and not force:
             return
-        await self._publisher.publish(done, counted, self.ledger.rates)
+        # Whether it will read the summary of `done`: only then is its budget demand granted.
+        reads = self.pots.reading(done, force or self.leading
+                                  or self._worth_reading(done, self._clock.now()))
+        await self._publisher.publish(done, counted, self.ledger.rates, budgets, reads)
         self.ledger.written(done)
 
     def report(self, now: float) -> dict[str, object]:

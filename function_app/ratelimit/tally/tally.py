@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from function_app.ratelimit.limits import Limit
 
@@ -29,6 +29,9 @@ CHUNK = 30_000  # characters per string property (Table Storage: 64 KiB, UTF-16)
 MAX_CHUNKS = 15  # a row stays under 1 MiB
 MAX_ROW_KEYS = 11_000  # keys one instance row carries per period (fewer if they do not fit)
 HOT_CHUNKS, MEMBER_CHUNKS = 10, 5  # the summary: 10,000 hot keys, 7,800 instances
+# Budgets: one chunk in an instance row (demand and unused pots) and two in the summary
+# (grants, and members left out of them): still under the entity's 1 MiB (UTF-16).
+BUDGET_CHUNKS = 1
 STALE_PERIODS = 4  # a view older than this many periods is no view: the failure mode decides
 
 
@@ -53,6 +56,10 @@ class View:
     hot: Mapping[str, tuple[float, int]]  # kid -> (D, instances with demand on it)
     phi: float = PHI
     traffic: float = 0.0  # requests the counted instances saw in the period, all keys
+    # Budgets (tally/potgrants.py): lease partition -> (G granted, D summed, tokens the row
+    # kept, holders), and the members whose budget demand of `period` was not in D (no pot).
+    pots: Mapping[str, tuple[float, float, float, int]] = field(default_factory=dict)
+    excluded: frozenset[str] = frozenset()
 
 
 def share(view: View, me: str, kid: str, own: float, rate: float, period_s: float,
@@ -163,6 +170,9 @@ class InstanceRow:
     at: float
     demand: Mapping[str, tuple[float, float]]  # kid -> (d_i, rate)
     traffic: float = 0.0
+    # lease partition -> (d_i, unused remainder of pots dropped, burst): tally/pots.py
+    budgets: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
+    reads: bool = False  # it will read this period's summary: its budget demand may be granted
 
 
 def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float,

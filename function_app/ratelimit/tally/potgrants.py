@@ -1,0 +1,135 @@
+"""The aggregator's budget step in tally mode: it leases for the fleet (docs/ratelimit-tally.md,
+"Budgets").
+
+For period p, per budget with demand or unused pots in the rows of p: ONE conditional write on
+the budget's lease row (the row lease mode and the exact path use: lease/lease.py, shard 0 of
+lease/keys.py's partition) adds back the unused remainders the rows report and takes a grant
+G = min(tokens in the row, HEADROOM * D), D the demand summed. The row records p (`pot`): a
+second aggregator of p (after a takeover) finds it and applies nothing there, so nothing is
+granted or credited twice. The summary lists (G, D) and each instance takes G * d_i / D
+(tally/pots.py). A grant never delivered (the summary lost, an instance gone) is tokens lost:
+an undershoot, never an overshoot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Iterable
+
+from function_app.core.store_errors import StoreConflict, StoreError
+from function_app.ratelimit.bucket import BucketState, refill
+from function_app.ratelimit.counters import Counters
+from function_app.ratelimit.guarded import GuardedStore
+from function_app.ratelimit.lease import lease
+from function_app.ratelimit.lease.keys import shard_row
+from function_app.ratelimit.limits import Limit
+from function_app.ratelimit.store import RowKey
+from function_app.ratelimit.tally.tally import CHUNK, MAX_ROW_KEYS, InstanceRow, fitting
+
+HEADROOM = 2.0  # a grant is at most this many periods of the demand summed
+TRIES = 3  # conditional writes per budget row before giving up for this period (no pot)
+WIDEST = 1e12  # an entry's figures, for fitting the summary before anything is granted
+
+Grants = dict[str, tuple[float, float, float, int]]  # (G, D, tokens the row kept, holders)
+
+
+def _floor4(value: float) -> float:
+    return math.floor(value * 1e4) / 1e4
+
+
+def _ceil4(value: float) -> float:
+    return math.ceil(value * 1e4) / 1e4
+
+
+def summed(rows: Iterable[InstanceRow], done: int, members: frozenset[str]
+           ) -> tuple[dict[str, list[float]], frozenset[str]]:
+    """Per budget [D, unused, burst, holders] over the rows of period `done` (each instance's
+    newest row, as tally.aggregate counts it), and the members whose budget demand was not
+    summed: their counted row is of another period (a clock ahead or behind), or they will
+    not read this summary (an instance deciding few requests reads every other one: a pot
+    granted to it would be lost). They take no pot; their unused remainders are credited."""
+    newest: dict[str, InstanceRow] = {}
+    for row in rows:
+        if row.member not in newest or row.period > newest[row.member].period:
+            newest[row.member] = row
+    sums: dict[str, list[float]] = {}
+    included = set()
+    for row in newest.values():
+        if row.period != done:
+            continue
+        if row.reads:
+            included.add(row.member)
+        for part, (d, unused, burst) in row.budgets.items():
+            d = d if row.reads else 0.0
+            entry = sums.setdefault(part, [0.0, 0.0, burst, 0])
+            entry[0] += d
+            entry[1] += unused
+            entry[2] = min(entry[2], burst)
+            entry[3] += d > 0
+    return sums, frozenset(members - included)
+
+
+async def grant(store: GuardedStore, rows: Iterable[InstanceRow], done: int,
+                members: frozenset[str], now: float, counters: Counters
+                ) -> tuple[Grants, frozenset[str]]:
+    """Credit and grant on every budget's row for `done`: what to list (every budget applied,
+    granted or not: instances learn what its row kept), and the members left out. Budgets the
+    summary could not list are credited, not granted (counted as budget_pots_cut); a row that
+    cannot be written this period gets no pot."""
+    sums, excluded = summed(rows, done, members)
+    if not sums:
+        return {}, excluded
+    ranked = sorted(sums, key=lambda part: -sums[part][0])
+    wide = [(part, [WIDEST, WIDEST, WIDEST, WIDEST]) for part in ranked]
+    room = fitting(wide, CHUNK, MAX_ROW_KEYS)
+    if len(json.dumps(sorted(excluded), separators=(",", ":"))) > CHUNK:
+        room = 0  # the members left out do not fit: a pot may not be taken safely
+    if room < len(ranked):
+        counters.incr("budget_pots_cut", len(ranked) - room)
+    listed = set(ranked[:room])
+    results = await asyncio.gather(*(
+        _apply(store, part, sums[part], done, now, counters, part in listed) for part in ranked))
+    grants = {part: got for part, got in zip(ranked, results, strict=True)
+              if got is not None and part in listed}
+    return grants, excluded
+
+
+async def _apply(store: GuardedStore, part: str, summed_: list[float], done: int, now: float,
+                 counters: Counters, listed: bool) -> tuple[float, float, float, int] | None:
+    """One budget row: (G, D, tokens kept, holders), or None (nothing applied: applied
+    already, or the row could not be written)."""
+    demand, unused, burst, holders = summed_
+    limit = Limit(0.0, burst)
+    key = RowKey(part, shard_row(0))
+    try:
+        for _ in range(TRIES):
+            found = await store.read(key)
+            try:
+                row = lease.row_from_fields(found.fields) if found is not None else None
+            except ValueError:
+                row = None  # lease mode overwrites a corrupt row with a fresh one too
+            if row is not None and row.pot >= done:
+                return None  # applied already (another aggregator of this period)
+            current = row if row is not None else lease.fresh_row(limit, now)
+            bucket = refill(BucketState(current.tokens, current.ts), limit, now)
+            tokens = min(burst, bucket.tokens + unused)
+            granted = _floor4(min(tokens, HEADROOM * demand)) if listed else 0.0
+            if granted <= 0 and unused <= 0:  # nothing to apply: no write, nothing twice
+                return 0.0, _ceil4(demand), _floor4(tokens), int(holders)
+            live = {who: until for who, until in current.holders.items() if until > now}
+            new = lease.Row(tokens - granted, bucket.ts, limit.rate, burst, live, done)
+            try:
+                await store.write(key, lease.row_to_fields(new),
+                                  found.etag if found is not None else None)
+            except StoreConflict:
+                continue  # an instance leased meanwhile: read again
+            counters.incr("budget_unused_credited", round(unused))
+            if granted > 0:
+                counters.incr("budget_pots_granted")
+            return granted, _ceil4(demand), _floor4(tokens - granted), int(holders)
+    except StoreError:
+        pass  # counted by GuardedStore; no pot this period (the exact path still serves)
+    counters.incr("budget_pot_failures")
+    return None
