@@ -182,10 +182,10 @@ class TallySync:
 
     def _worth_reading(self, done: int, now: float) -> bool:
         """Whether to read the summary of `done`. Light (`_light`) or throttled: not when
-        this instance's row of `done` was refused (the summary would not count it as a
-        member) nor when the view is of the period before (it stays usable for
-        STALE_PERIODS): every other period at most, which halves the reads (under ServerBusy
-        each costs about two attempts)."""
+        this instance's row of `done` was refused (the summary sums its row of the period
+        before, as the view it holds may: little to learn) nor when the view is of the period
+        before (it stays usable for STALE_PERIODS): every other period at most, which halves
+        the reads (under ServerBusy each costs about two attempts)."""
         if now >= self._throttled_until and not self._light(done):
             return True
         if self._publisher.unsent == done:
@@ -194,7 +194,7 @@ class TallySync:
 
     async def _publish(self, done: int, force: bool) -> None:
         """Write this instance's row for `done` (nothing without demand unless `force`d). A
-        failure is retried by the next tick while `done` is the last period; it propagates."""
+        failure propagates; `_retry` says whether the row is tried again in its period."""
         counted = self.ledger.close(done)
         if not counted.demand and not force:
             return
