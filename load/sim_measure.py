@@ -45,6 +45,10 @@ def measure(run, ops_before: Counter) -> dict:
           f"{dict(store.ops_by_kind.most_common())}; of them ServerBusy: "
           f"{dict(store.busy_by_kind.most_common())}; hottest partition: "
           f"{store.hottest_partition()}", file=sys.stderr)
+    counted = Counter(store.ops_by_kind)
+    counted.subtract(run.kinds_before)
+    print(f"N={run.n} storage operations by kind, counted window: "
+          f"{dict(counted.most_common())}", file=sys.stderr)
     admitted = max(1, counts["admitted"])
     ops = Counter(store.ops_by_scope)
     ops.subtract(ops_before)

@@ -75,6 +75,7 @@ class Run:
         self.pending: set[asyncio.Task] = set()
         self.reasons: Counter[str] = Counter()
         self.attacks = itertools.count()
+        self.kinds_before: Counter[str] = Counter()  # operations by kind when counting began
         instrument()
 
     def budget_size(self) -> float:
@@ -190,6 +191,7 @@ class Run:
             now, measured = self.clock.now(), step >= 0
             if step == 0:  # the fleet is warm: count from here
                 ops_before = Counter(self.store.ops_by_scope)
+                self.kinds_before = Counter(self.store.ops_by_kind)
             self.events(step, steps, warm)
             self.arrivals(began, now, measured)
             self.attackers()

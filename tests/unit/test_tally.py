@@ -173,11 +173,11 @@ def test_a_malformed_instance_row_is_skipped_not_fatal(fields):
 def test_aggregate_counts_recent_rows_and_lists_hot_keys_only():
     rows = [tally.InstanceRow("a", 7, 0.0, {"hot": (200.0, 100.0), "cold": (1.0, 100.0)}),
             tally.InstanceRow("b", 7, 0.0, {"hot": (100.0, 100.0)}),
-            tally.InstanceRow("c", 6, 0.0, {"hot": (999.0, 100.0)}),  # counted, no demand
+            tally.InstanceRow("c", 6, 0.0, {"hot": (999.0, 100.0)}),  # stands in: behind
             tally.InstanceRow("d", 4, 0.0, {"hot": (999.0, 100.0)})]  # gone
     v = tally.aggregate(rows, 7, P)
-    assert v.instances == 3 and v.members == {"a", "b"}
-    assert v.hot == {"hot": (300.0, 2)} and v.phi == tally.PHI
+    assert v.instances == 3 and v.members == {"a", "b", "c"} and v.behind == {"c"}
+    assert v.hot == {"hot": (1299.0, 3)} and v.phi == tally.PHI
     parsed = tally_rows.parse_summary(tally_rows.summary_fields(v, "a", 5.0))
     assert parsed == (v, "a", 5.0)
 

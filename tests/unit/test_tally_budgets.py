@@ -217,7 +217,7 @@ def test_the_pots_of_one_grant_sum_to_at_most_the_grant():
     holders = sum(1 for d, _ in members.values() if d > 0)
     view = tally.View(5, 45, frozenset(members), {}, tally.PHI,
                       sum(t for _, t in members.values()),
-                      {PART: (123.4567, d_total, 10.0, holders)}, frozenset())
+                      pots={PART: (123.4567, d_total, 10.0, holders)}, excluded=frozenset())
     taken = 0.0
     for me, (d, traffic) in members.items():
         pots = Pots(1.0, Counters())
@@ -234,7 +234,7 @@ def test_budgets_round_trip_through_rows_and_lease_mode_keeps_the_period():
     parsed = tally_rows.parse_instance("m", fields)
     assert dropped == 0 and parsed.budgets == {PART: (2.5, 1.25, 100.0)}
     view = tally.View(3, 2, frozenset({"m"}), {}, tally.PHI, 4.0,
-                      {PART: (8.0, 2.5, 90.0, 1)}, frozenset({"z"}))
+                      pots={PART: (8.0, 2.5, 90.0, 1)}, excluded=frozenset({"z"}))
     back, _, _ = tally_rows.parse_summary(tally_rows.summary_fields(view, "m", 1.0))
     assert back.pots == view.pots and back.excluded == view.excluded
     row = lease.Row(5.0, 1.0, 0.0, 100.0, {}, 7)

@@ -62,14 +62,11 @@ class Aggregator:
         self._lock = asyncio.Lock()
         self._young_until = self._last = float("-inf")
         self._reading, self._moved = groups, -1  # groups read: more for a while after regroup
-        # The rows (member, period) the last summary counted as members, and the one before
-        # it: a row of the period before that no summary counted is a late one (a clock
-        # behind), a member now (tally.aggregate).
-        self._counted: frozenset[tuple[str, int]] = frozenset()
-        self._before: frozenset[tuple[str, int]] = frozenset()
         self.trouble = Trouble("aggregate", "tally_aggregate_failures", counters, log)
         self._retry_at = float("-inf")
         self._read_for, self._read = -1, {}  # the period whose groups were read, by group
+        self._earlier: dict[int, list[StoredRow]] = {}  # groups read for the period before
+        self._stood: set[int] = set()  # groups of `_read` that are `_earlier`'s rows
         self._copies: tuple[dict, set[int]] = ({}, set())  # summary fields, groups owed a copy
 
     def regroup(self, groups: int, own_row: RowKey) -> None:
@@ -106,7 +103,7 @@ class Aggregator:
         start = (done + 1) * self._period_s
         if not self.leading or now < self._retry_at:
             return None
-        if self._copies[1] and done == self.aggregated:
+        if self._copies[1]:  # until every copy is in (its group's readers read it first)
             await self._put_copies()
         if done > self.aggregated and now >= start + AGGREGATE_AT * self._period_s:
             return await self.aggregate(done, now)
@@ -138,15 +135,14 @@ class Aggregator:
         if done > self._moved + tally.STALE_PERIODS:
             self._reading = self._groups  # every instance has moved by now
         stored = await self._read_groups(done, again)
-        before = {done - 1: self._counted, done: self._before}.get(self.aggregated)
-        summed = functools.partial(self._sum, stored, done, now, before)
+        summed = functools.partial(self._sum, stored, done, now)
         # Decoding every instance row (megabytes of JSON with many keys) and summing them
         # would stall every request on this instance's event loop: a worker thread does it.
         rows, view, fields, gone = await (asyncio.to_thread(summed) if OFFLOAD else
                                           _now(summed()))
         for key, etag in gone:
             await self._forget(key, etag)
-        self._idle = 0 if view.members else self._idle + 1
+        self._idle = 0 if view.members - view.behind else self._idle + 1  # none wrote in it
         if not again:  # a re-count grants nothing: the budget rows already record `done`
             pots, excluded = await potgrants.grant(self._store, rows, done, view.members, now,
                                                    self._counters)
@@ -161,9 +157,6 @@ class Aggregator:
         self._copies = (fields, set(range(self._groups)) if self._groups > 1 else set())
         await self._put_copies()
         self._counters.incr("tally_aggregations")
-        if done > self.aggregated:  # a re-count of the same period keeps the one before's
-            self._before = self._counted
-        self._counted = frozenset((r.member, r.period) for r in rows if r.member in view.members)
         self.aggregated = done
         if self._idle >= IDLE_PERIODS:
             await self.resign(view)
@@ -173,19 +166,28 @@ class Aggregator:
         """Every group's rows for `done`: one query per group, and after a failure only the
         groups not read yet (under 50 % ServerBusy all ten queries of 1,000 instances
         succeeded together about once in a thousand tries, and each retry read them all
-        again: a hot partition of 8,452 entities/s). The first failure propagates once the
-        others are kept."""
+        again: a hot partition of 8,452 entities/s). A group refused that was read for the
+        period before stands in with those rows (tally.aggregate counts them as `behind`):
+        retried 0.5 s apart, the ten queries and the summary's write rarely all succeeded
+        within the period, and the fleet ran on stale views, then on the failure mode. Any
+        other failure propagates once the groups read are kept."""
         if again or self._read_for != done:
-            self._read_for, self._read = done, {}
+            if self._read_for != done:  # only what was read then, for the period before
+                self._earlier = {g: rows for g, rows in self._read.items()
+                                 if g not in self._stood and self._read_for == done - 1}
+            self._read_for, self._read, self._stood = done, {}, set()
         wanted = [g for g in range(self._reading) if g not in self._read]
         results = await asyncio.gather(*(self._store.query(group_key(g)) for g in wanted),
                                        return_exceptions=True)
         failed = None
         for group, result in zip(wanted, results, strict=True):
-            if isinstance(result, BaseException):
-                failed = failed or result
-            else:
+            if not isinstance(result, BaseException):
                 self._read[group] = result
+            elif group in self._earlier:
+                self._read[group] = self._earlier[group]
+                self._stood.add(group)
+            else:
+                failed = failed or result
         if failed is not None:
             raise failed
         return [row for g in range(self._reading) for row in self._read[g]]
@@ -204,8 +206,7 @@ class Aggregator:
             if not isinstance(result, BaseException):
                 due.discard(group)
 
-    def _sum(self, stored: list[StoredRow], done: int, now: float,
-             before: frozenset[tuple[str, int]] | None) -> tuple:
+    def _sum(self, stored: list[StoredRow], done: int, now: float) -> tuple:
         """Pure work on the rows read: (rows parsed, the view, the summary's fields, rows of
         crashed instances to delete). Touches no state, so it may run in a worker thread."""
         rows, gone, oldest = [], [], now - GONE_PERIODS * self._period_s
@@ -215,7 +216,7 @@ class Aggregator:
                 rows.append(parsed)
             elif row.key != self._own_row:
                 gone.append((row.key, row.etag))
-        view = tally.aggregate(rows, done, self._period_s, before)
+        view = tally.aggregate(rows, done, self._period_s)
         return rows, view, tally_rows.summary_fields(view, self._me, self._clock.now()), gone
 
     async def _forget(self, key: RowKey, etag: str) -> None:

@@ -24,8 +24,8 @@ NOTHING = Counted()  # read-only: a period with nothing counted
 class Ledger:
     """Counts of the current period, published figures of the last few (see the module)."""
 
-    def __init__(self, period_s: float) -> None:
-        self.period_s = period_s
+    def __init__(self, period_s: float, me: str = "") -> None:
+        self.period_s, self._me = period_s, me  # me: this instance's member id
         self._raw: dict[int, Counted] = {}  # per period, as counted
         self._published: dict[int, Counted] = {}  # per period, as published (smoothed)
         self._rates: dict[str, float] = {}
@@ -104,10 +104,18 @@ class Ledger:
         """This instance's published request count for `view`'s period."""
         return self._in_view(view).traffic
 
+    def summed(self, view: tally.View) -> int:
+        """The period of this instance's row that `view` summed (the one before when that row
+        stood in for a missing one: `view.behind`)."""
+        return view.period - 1 if self._me in view.behind else view.period
+
     def _in_view(self, view: tally.View | None) -> Counted:
-        """What this instance published for the view's period; with a clock behind, the
-        summary counted its row of the period before (tally.aggregate): that one."""
+        """What the summary summed for this instance: its row of the view's period, or of the
+        period before when that row stood in (`view.behind`: refused, late or read a period
+        ago; tally.aggregate). Other figures than those summed would let shares exceed one."""
         if view is None:
             return NOTHING
-        published = self._published
+        published, summed = self._published, self.summed(view)
+        if summed < view.period:
+            return published.get(summed, NOTHING)
         return published.get(view.period) or published.get(view.period - 1, NOTHING)

@@ -262,7 +262,7 @@ class TallyLimiter(LimiterEngine):
             own, counted = ledger.own(tk.kid, view), ledger.counted(view)
             if tk.state is None:
                 tk.made_at = now
-            settled = me in view.members and view.period >= self._sync.period(tk.made_at)
+            settled = me in view.members and ledger.summed(view) >= self._sync.period(tk.made_at)
             tk.apply(tally.share(view, me, tk.kid, own, limit.rate, self._sync.period_s,
                                  self._cfg.expected_instances, ledger.own_traffic(view),
                                  counted),

@@ -64,10 +64,15 @@ def parse_instance(row_key: str, fields: Mapping[str, object]) -> InstanceRow | 
 
 
 def summary_fields(view: View, by: str, now: float) -> dict[str, float | str]:
+    """The summary row: members as a sorted list, and which of them the row of the period
+    before stood for (`behind`) as a bitmap over that list in hex (a bit per member: 2,000
+    characters for the 7,800 members the list holds at most)."""
     body = {kid: hot_entry(listed) for kid, listed in view.hot.items()}
+    members = sorted(view.members)
+    bits = sum(1 << i for i, member in enumerate(members) if member in view.behind)
     return {"p": float(view.period), "at": now, "by": by, "n": float(view.instances),
-            "phi": view.phi, "tt": view.traffic,
-            **_chunks("m", sorted(view.members), MEMBER_CHUNKS), **_chunks("h", body, HOT_CHUNKS),
+            "phi": view.phi, "tt": view.traffic, "bh": format(bits, "x"),
+            **_chunks("m", members, MEMBER_CHUNKS), **_chunks("h", body, HOT_CHUNKS),
             **pot_fields(view.pots, view.excluded)}
 
 
@@ -85,12 +90,15 @@ def parse_summary(fields: Mapping[str, object]) -> tuple[View, str, float] | Non
     """(view, aggregator, written at) from the summary row; None for a malformed one."""
     try:
         hot = {str(k): (float(v[0]), int(v[1])) for k, v in _unchunk("h", fields, dict).items()}
-        members = frozenset(str(m) for m in _unchunk("m", fields, list))
+        listed = [str(m) for m in _unchunk("m", fields, list)]
+        bits = int(str(fields.get("bh", "0")), 16)
+        behind = frozenset(m for i, m in enumerate(listed) if bits >> i & 1)
         pots = {str(k): (float(v[0]), float(v[1]), float(v[2]), int(v[3]))
                 for k, v in _unchunk("b", fields, dict).items()}
         excluded = frozenset(str(m) for m in _unchunk("x", fields, list))
-        view = View(int(float(fields["p"])), int(float(fields["n"])), members, hot,
-                    float(fields.get("phi", PHI)), float(fields.get("tt", 0.0)), pots, excluded)
+        view = View(int(float(fields["p"])), int(float(fields["n"])), frozenset(listed), hot,
+                    float(fields.get("phi", PHI)), float(fields.get("tt", 0.0)), behind, pots,
+                    excluded)
         return view, str(fields.get("by", "")), float(fields["at"])
     except (KeyError, TypeError, ValueError, AttributeError):
         return None

@@ -39,7 +39,7 @@ class TallySync:
                  expected: int = 1) -> None:
         self._clock, self._counters, self.period_s = clock, counters, period_s
         self._expected = max(1, expected)  # RATE_LIMIT_EXPECTED_INSTANCES
-        self.ledger = Ledger(period_s)
+        self.ledger = Ledger(period_s, tally.member_id(instance))
         self.pots = Pots(period_s, counters)  # budgets: demand, pots, unused remainders
         self._placement = Placement(tally.member_id(instance), groups)
         self._offset = rng.uniform(0.05, 0.35) * period_s  # write; the aggregator reads at 0.5
@@ -161,12 +161,13 @@ class TallySync:
             raise
 
     def _retry(self, done: int, now: float) -> bool:
-        """The row of `done` was refused: try it again, once, after a jittered pause (a
-        second refusal leaves it to the next period's row, which the aggregator counts just
-        as well: N counts a row of the period before). Retrying on every tick made two or
-        more attempts per row under 50 % ServerBusy, and every refusal is an operation."""
+        """The row of `done` was refused: try it again, once, after a jittered pause, only
+        when the row of the period before is missing too. Otherwise that row stands in for
+        it, with its figures (tally.aggregate: `behind`), and the next period's row follows:
+        a refusal costs one operation, not two (rows were most of the operations under 50 %
+        ServerBusy). Retrying on every tick had made two or more attempts per row."""
         return (self._publisher.unsent == done and now >= self._retry_at
-                and self._tries == (done, 1))
+                and self._tries == (done, 1) and not self.ledger.has_written(done - 1))
 
     def _throttled(self, now: float) -> None:
         """A tally call was refused (503 ServerBusy or no answer): back off as Azure asks,
@@ -184,10 +185,10 @@ class TallySync:
 
     def _worth_reading(self, done: int, now: float) -> bool:
         """Whether to read the summary of `done`. Light (`_light`) or throttled: not when
-        this instance's row of `done` was refused (the summary would not count it as a
-        member) nor when the view is of the period before (it stays usable for
-        STALE_PERIODS): every other period at most, which halves the reads (under ServerBusy
-        each costs about two attempts)."""
+        this instance's row of `done` was refused (the summary sums its row of the period
+        before, as the view it holds may: little to learn) nor when the view is of the period
+        before (it stays usable for STALE_PERIODS): every other period at most, which halves
+        the reads (under ServerBusy each costs about two attempts)."""
         if now >= self._throttled_until and not self._light(done):
             return True
         if self._publisher.unsent == done:
@@ -196,7 +197,7 @@ class TallySync:
 
     async def _publish(self, done: int, force: bool) -> None:
         """Write this instance's row for `done` (nothing without demand unless `force`d). A
-        failure is retried by the next tick while `done` is the last period; it propagates."""
+        failure propagates; `_retry` says whether the row is tried again in its period."""
         counted, budgets = self.ledger.close(done), self.pots.close(done)
         if not counted.demand and not budgets and not force:
             return

@@ -56,6 +56,7 @@ class View:
     hot: Mapping[str, tuple[float, int]]  # kid -> (D, instances with demand on it)
     phi: float = PHI
     traffic: float = 0.0  # requests the counted instances saw in the period, all keys
+    behind: frozenset[str] = frozenset()  # members counted by their row of the period before
     # Budgets (tally/potgrants.py): lease partition -> (G granted, D summed, tokens the row
     # kept, holders), and the members whose budget demand of `period` was not in D (no pot).
     pots: Mapping[str, tuple[float, float, float, int]] = field(default_factory=dict)
@@ -175,20 +176,19 @@ class InstanceRow:
     reads: bool = False  # it will read this period's summary: its budget demand may be granted
 
 
-def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float,
-              counted_before: frozenset[tuple[str, int]] | None = None) -> View:
-    """The summary of `period`: rows of that period are counted with their demand, rows of the
-    one before count as instances only; hot keys are those at or above phi of rate * P.
-    Clocks a few seconds apart: a row of the period after is from a clock running ahead (it
-    wrote its next row before the aggregator read); a row of the period before that the last
-    summary did not count (`counted_before`: (member, row period) pairs) is from a clock
-    running behind (it came after the aggregator read). Both are members, with their
-    figures, rather than left out of N or counted but never a member. Every row is a member
-    at most once."""
+def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float) -> View:
+    """The summary of `period`: every instance's newest row of the period before, the period
+    or the one after is counted, with its figures; hot keys are those at or above phi of
+    rate * P. A row of the period before (`behind`: a refused row, a clock running behind, a
+    group partition read a period ago) stands in for the one missing; each such member takes
+    its own figures from that row (ledger.Ledger), so that the shares still sum to one. It
+    was counted in N only, with no demand: under 50 % ServerBusy a refused row cost an
+    instance its share for a period unless it was written again (two operations per row).
+    A row of the period after is from a clock running ahead. Every row counts at most once."""
     totals: dict[str, float] = {}
     holders: dict[str, int] = {}
     rate_of: dict[str, float] = {}
-    members, instances, traffic = set(), 0, 0.0
+    members, behind, traffic = set(), set(), 0.0
     newest: dict[str, InstanceRow] = {}
     for row in rows:  # an instance that moved partition may have two rows: its newest counts
         if row.member not in newest or row.period > newest[row.member].period:
@@ -196,11 +196,9 @@ def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float,
     for row in newest.values():
         if row.period < period - 1 or row.period > period + 1:
             continue
-        instances += 1
-        late = counted_before is not None and (row.member, row.period) not in counted_before
-        if row.period < period and not late:
-            continue
         members.add(row.member)
+        if row.period < period:
+            behind.add(row.member)
         traffic += row.traffic
         for kid, (value, rate) in row.demand.items():
             totals[kid] = totals.get(kid, 0.0) + value
@@ -223,8 +221,8 @@ def aggregate(rows: Iterable[InstanceRow], period: int, period_s: float,
         phi = max(PHI, *(_utilisation(hot[kid][0], rate_of[kid], period_s)
                          for kid in ranked[room:]))
         ranked = ranked[:room]
-    return View(period, instances, frozenset(members), {kid: hot[kid] for kid in ranked}, phi,
-                traffic)
+    return View(period, len(members), frozenset(members), {kid: hot[kid] for kid in ranked},
+                phi, traffic, frozenset(behind))
 
 
 def _utilisation(total: float, rate: float, period_s: float) -> float:
