@@ -12,7 +12,7 @@ from function_app.ratelimit.tally import rows as tally_rows
 from function_app.ratelimit.tally import tally
 from function_app.ratelimit.tally.aggregator import SUMMARY, copy_key, group_key
 from function_app.ratelimit.tally.ledger import Ledger
-from tests.unit.test_tally_throttled import Busy, P, leading
+from tests.unit.test_tally_throttled import Busy, P, busy_follower, leading
 
 RATE = 100.0  # R = RATE * P = 300 per period
 
@@ -87,17 +87,8 @@ async def test_a_refused_row_is_left_to_the_next_when_the_row_before_stands_in()
     (two puts a period, most of all operations under 50 % ServerBusy). With the row of the
     period before in storage it stands in, and the instance stays a member of every summary
     and keeps a usable view: about one put a period."""
-    from tests.unit.test_tally_limiter import fleet, run_for, scoped
-
     store = Busy()
-    clock, _, lims = fleet(2, store=store, tally_period_s=P)
-
-    async def traffic():
-        for lim in lims:
-            await lim.acquire(scoped("k", 1e4, 1e4), 1)
-
-    await run_for(clock, lims, 12.0, each_step=traffic)
-    follower = next(lim for lim in lims if not lim._sync.leading)
+    clock, lims, follower, traffic, run_for = await busy_follower(store)
     me = follower._sync.me
     store.failing, store.every, before = True, False, store.puts[me]
     seen, summaries = [], []

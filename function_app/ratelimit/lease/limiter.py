@@ -189,12 +189,15 @@ class Limiter(LimiterEngine):
         finally:
             ks.leave(cost)
 
+    def _lease_target(self, ks: KeyState, now: float) -> float:
+        """How much a lease on `ks` asks for: its demand's target, or what waits if more."""
+        cfg = self._cfg
+        return max(ks.target(now, cfg.lease_s, cfg.demand_tau_s, cfg.hold_s), ks.waiting)
+
     def _start_fetch(self, ks: KeyState, cost: float) -> asyncio.Task:
         async def run() -> Outcome:
             try:
-                now = self._clock.now()
-                cfg = self._cfg
-                target = max(ks.target(now, cfg.lease_s, cfg.demand_tau_s, cfg.hold_s), ks.waiting)
+                target = self._lease_target(ks, self._clock.now())
                 return await self._leaser.lease(ks, target, cost)
             except Exception:  # reported as unavailable, never lost in a task
                 log.exception("rate limiter lease failed")

@@ -12,7 +12,6 @@ instances); leasing each request's cost instead cost a write per request until p
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import random
@@ -24,7 +23,6 @@ from function_app.ratelimit.bucket import wait_for
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.lease.keys import bucket_partition
 from function_app.ratelimit.lease.keystate import KeyState
-from function_app.ratelimit.lease.leaser import Outcome
 from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Decision, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
@@ -47,22 +45,8 @@ class OnDemand(Limiter):
     def _maybe_refill(self, ks: KeyState, now: float) -> None:
         return
 
-    def _start_fetch(self, ks: KeyState, cost: float) -> asyncio.Task:
-        async def run() -> Outcome:
-            try:
-                cfg, now = self._cfg, self._clock.now()
-                target = max(ks.target(now, cfg.lease_s, cfg.demand_tau_s, cfg.hold_s),
-                             ks.waiting, self.least * ks.limit.burst)
-                return await self._leaser.lease(ks, target, cost)
-            except Exception:  # reported as unavailable, never lost in a task
-                log.exception("rate limiter budget lease failed")
-                self._counters.incr("internal_errors")
-                return Outcome.UNAVAILABLE
-            finally:
-                ks.fetch = None
-
-        ks.fetch = asyncio.create_task(run())
-        return ks.fetch
+    def _lease_target(self, ks: KeyState, now: float) -> float:
+        return max(super()._lease_target(ks, now), self.least * ks.limit.burst)
 
 
 class Budgets:
