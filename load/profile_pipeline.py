@@ -174,6 +174,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--chunk-ms", type=int, default=10,
                         help="--stream: the simulator's time between chunks")
     parser.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
+    parser.add_argument("--dump", help="--profile: also write the pstats file here")
     parser.add_argument("--log", action="store_true",
                         help="log as the local worker does (funchost/worklog.py's handler, to "
                         "/dev/null), so the figure includes the request-log line")
@@ -209,6 +210,8 @@ def main() -> None:
               f"{args.requests} requests per round, {args.concurrency} at a time")
     if profile is not None:
         stats = pstats.Stats(profile)
+        if args.dump:
+            stats.dump_stats(args.dump)
         stats.sort_stats(args.sort).print_stats(args.top)
         print(by_file(stats, args.requests * args.rounds * len(args.upstream) * per))
 

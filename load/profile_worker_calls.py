@@ -1,0 +1,225 @@
+"""Inside the real worker (funchost.worker, azure-functions-runtime): Python calls per request
+(cProfile's deterministic counts, which a noisy shared machine does not move) or CPU and
+garbage-collection time per request, the gateway beside load/tenline's ten-line function.
+
+    .venv/bin/python load/profile_worker_calls.py [--mode calls|cpu] [--seconds 5]
+        [--rounds 1] [--limits off|far] [--top 40] [--by file|function]
+
+Each function runs on its own local host + worker against the instant Node simulator; the
+worker loads load/worker_cprofile/sitecustomize.py (PYTHONPATH), which counts between SIGUSR1
+and SIGUSR2. After a warm-up, wrk drives one target at a time (rounds interleaved) and the
+requests wrk completed divide the counts. --mode calls prints calls and own time (under
+cProfile, so inflated; read it as shares) per request for each target, then the rows whose
+calls or own time per request differ most; --mode cpu (no cProfile) prints worker and host CPU
+ms per request (/proc) and the worker's garbage-collection time per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pstats
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "load"))
+from bench_gateway import FAR, WRK_LUA, cpu_seconds, host_and_worker  # noqa: E402
+
+from scripts.azurite import Azurite  # noqa: E402
+from scripts.procs import HOST_CMD, INSTANT, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
+
+HOOK = str(ROOT / "load/worker_cprofile")
+
+
+def drive(url: str, seconds: int, connections: int, script: Path) -> int:
+    """Requests wrk completed against `url` in `seconds`."""
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
+                          url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"non-2xx answers from {url}:\n{out}")
+    return int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def counted(pids: tuple[int, int], out: Path, run) -> dict:
+    """What the worker's hook counted while `run()` drove it: requests, CPU of host and
+    worker, garbage collection, and the profile's path (when it made one)."""
+    host, worker = pids
+    for stale in out.glob(f"{worker}.*"):
+        stale.unlink()
+    os.kill(worker, signal.SIGUSR1)
+    time.sleep(0.2)
+    before = [cpu_seconds(host), cpu_seconds(worker)]
+    done = run()
+    used = [cpu_seconds(host) - before[0], cpu_seconds(worker) - before[1]]
+    os.kill(worker, signal.SIGUSR2)
+    gc_file = out / f"{worker}.gc.json"
+    for _ in range(200):
+        if gc_file.exists() and gc_file.stat().st_size:
+            break
+        time.sleep(0.1)
+    gc_stats = json.loads(gc_file.read_text())
+    prof = out / f"{worker}.prof"
+    return {"requests": done, "host_ms": used[0] * 1000 / done,
+            "worker_ms": used[1] * 1000 / done,
+            "gc_us": [s * 1e6 / done for s in gc_stats["seconds"]],
+            "gc_per_1000": [c * 1000 / done for c in gc_stats["count"]],
+            "garbage": {k: n / done for k, n in gc_stats["garbage"].items()},
+            "grown": {k: n / done for k, n in gc_stats["grown"].items()},
+            "objects": gc_stats["objects"],
+            "profile": prof if prof.exists() else None}
+
+
+def rows(stats: pstats.Stats, requests: int, by: str) -> dict[str, tuple[float, float]]:
+    """Calls and own microseconds per request, per function or per source file."""
+    table: dict[str, list[float]] = {}
+    for (path, line, name), (_cc, calls, own, _cum, _callers) in stats.stats.items():
+        short = path.split("site-packages/")[-1] if "site-packages" in path \
+            else path.replace(str(ROOT) + "/", "")
+        key = short if by == "file" else f"{short}:{line}({name})"
+        entry = table.setdefault(key, [0.0, 0.0])
+        entry[0] += calls / requests
+        entry[1] += own * 1e6 / requests
+    return {k: (v[0], v[1]) for k, v in table.items()}
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("calls", "cpu", "garbage"), default="calls")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--limits", choices=("off", "far"), default="off")
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--by", choices=("file", "function"), default="function")
+    return parser.parse_args()
+
+
+def start(args: argparse.Namespace, logs: Path, out: Path) -> tuple[list, dict[str, str]]:
+    """The simulator, Azurite (--limits far), the gateway and the ten-line function."""
+    procs = [spawn_node("backend", logs, INSTANT)]
+    backend = procs[0]
+    extra = {"RATE_LIMIT_ENABLED": "false"}
+    if args.limits == "far":
+        procs.append(Azurite(logs / "azurite").start())
+        extra = {**FAR, "RATE_LIMIT_STORAGE_CONNECTION": procs[-1].connection_string}
+    hook = {"PYTHONPATH": HOOK, "WORKER_CPROFILE_OUT": str(out),
+            **({"WORKER_CPROFILE_GC_ONLY": "1"} if args.mode != "calls" else {}),
+            **({"WORKER_CPROFILE_GARBAGE": "1"} if args.mode == "garbage" else {})}
+    port = free_port()
+    gateway = spawn("gateway", HOST_CMD, port=port, log_dir=logs, timeout=120,
+                    env={**WORKER_ENV, **extra, **hook, "PORT": str(port),
+                         "NODE_SERVICE_URL": backend.url})
+    port = free_port()
+    tenline = spawn("ten-line", [*HOST_CMD, "--app-dir", str(ROOT / "load/tenline")],
+                    port=port, log_dir=logs, ready_path=None,
+                    env={**WORKER_ENV, **hook, "PORT": str(port), "BACKEND_URL": backend.url})
+    procs += [gateway, tenline]
+    return procs, {"gateway": gateway.url + "/infer/node", "ten-line": tenline.url + "/infer"}
+
+
+def measure(args: argparse.Namespace, urls: dict, pids: dict, out: Path,
+            script: Path) -> dict[str, list[dict]]:
+    """Each target's rounds, interleaved (order reversed every other round)."""
+    for url in urls.values():
+        drive(url, 3, args.connections, script)  # warm-up
+    runs: dict[str, list[dict]] = {name: [] for name in urls}
+    for k in range(args.rounds):
+        for name in (list(urls) if k % 2 == 0 else list(urls)[::-1]):
+            got = counted(pids[name], out, lambda u=urls[name]: drive(
+                u, args.seconds, args.connections, script))
+            if got["profile"] is not None:
+                got["profile"] = got["profile"].rename(out / f"{name}-{k}.prof")
+            runs[name].append(got)
+    return runs
+
+
+def main() -> int:
+    args = arguments()
+    logs = Path(tempfile.mkdtemp(prefix="worker-calls-"))
+    out = logs / "prof"
+    out.mkdir()
+    script = logs / "post.lua"
+    script.write_text(WRK_LUA)
+    procs, urls = start(args, logs, out)
+    try:
+        pids = {"gateway": host_and_worker(procs[-2]), "ten-line": host_and_worker(procs[-1])}
+        runs = measure(args, urls, pids, out, script)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+    print(f"limits {args.limits}, wrk {args.connections} connections, {args.rounds} x "
+          f"{args.seconds} s per target, load average {os.getloadavg()[0]:.1f}")
+    report = {"cpu": cpu_report, "garbage": garbage_report, "calls": calls_report}[args.mode]
+    print(report(runs, args))
+    return 0
+
+
+def garbage_report(runs: dict[str, list[dict]], args: argparse.Namespace) -> str:
+    """Per request, by kind (first round): objects only the cycle collector freed, and objects
+    still alive at the end that were not at the start (a leak, or caches filling)."""
+    lines = []
+    for name, got in runs.items():
+        for what, table in (("in cycles (garbage)", got[0]["garbage"]),
+                            ("more alive at the end", got[0]["grown"])):
+            lines += ["", f"{name}: {sum(table.values()):.2f} objects per request {what}; "
+                      f"tracked objects {' -> '.join(map(str, got[0]['objects']))}"]
+            lines += [f"{n:8.3f}  {k}" for k, n in sorted(table.items(), key=lambda kv: -kv[1])
+                      [:args.top]]
+    return "\n".join(lines)
+
+
+def cpu_report(runs: dict[str, list[dict]], _args: argparse.Namespace) -> str:
+    """Medians of the rounds: CPU ms per request and garbage collection per request."""
+    lines = []
+    for name, got in runs.items():
+        med = {key: statistics.median(r[key] for r in got) for key in ("worker_ms", "host_ms")}
+        gc_us = [statistics.median(r["gc_us"][g] for r in got) for g in range(3)]
+        gc_n = [statistics.median(r["gc_per_1000"][g] for r in got) for g in range(3)]
+        lines.append(f"{name}: worker {med['worker_ms']:.3f} ms/req (rounds "
+                     f"{', '.join(f'{r['worker_ms']:.3f}' for r in got)}), host "
+                     f"{med['host_ms']:.3f}; gc {sum(gc_us):.1f} us/req (young, middle, old: "
+                     f"{', '.join(f'{x:.1f}' for x in gc_us)} us; per 1,000 requests "
+                     f"{', '.join(f'{x:.1f}' for x in gc_n)} collections)")
+    return "\n".join(lines)
+
+
+def calls_report(runs: dict[str, list[dict]], args: argparse.Namespace) -> str:
+    """Per target the totals; then the rows that differ most, by calls and by own time."""
+    tables = {}
+    lines = []
+    for name, got in runs.items():
+        table: dict[str, list[float]] = {}
+        for r in got:
+            for key, (c, t) in rows(pstats.Stats(str(r["profile"])), r["requests"],
+                                    args.by).items():
+                entry = table.setdefault(key, [0.0, 0.0])
+                entry[0] += c / len(got)
+                entry[1] += t / len(got)
+        tables[name] = table
+        lines.append(f"{name}: {sum(r['requests'] for r in got)} requests, "
+                     f"{sum(c for c, _ in table.values()):.0f} Python calls and "
+                     f"{sum(t for _, t in table.values()):.0f} us own time (under cProfile) "
+                     f"per request; profiles: {', '.join(str(r['profile']) for r in got)}")
+    gate, ten = tables["gateway"], tables["ten-line"]
+    keys = set(gate) | set(ten)
+    zero = (0.0, 0.0)
+    by_calls = sorted(keys, key=lambda k: -abs(gate.get(k, zero)[0] - ten.get(k, zero)[0]))
+    by_own = sorted(keys, key=lambda k: -(gate.get(k, zero)[1] - ten.get(k, zero)[1]))
+    lines += ["", "calls/req gateway, ten-line; own us/req gateway, ten-line:"]
+    for key in dict.fromkeys(by_calls[:args.top] + by_own[:args.top]):
+        g, t = gate.get(key, zero), ten.get(key, zero)
+        lines.append(f"{g[0]:8.2f} {t[0]:8.2f} {g[1]:8.1f} {t[1]:8.1f}  {key}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
