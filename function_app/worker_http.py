@@ -7,11 +7,19 @@ client's Host header, or a plain-text 404; the gateway's pipeline never saw it. 
 `make fuzz`. The worker builds that app after it has indexed (imported) this app, from the
 `FastAPI` name in the extension's `web` module, so that name is wrapped here: no slash
 redirects, and a request the catch-all cannot match gets the gateway's JSON 400.
+
+The worker library (azure-functions-runtime 1.3.0, the latest) also keeps one entry per HTTP
+invocation in its coordinator (`http_v2.HttpCoordinator._context_references`: the invocation's
+two events and their queues) and never removes it: about 5 objects and 0.5-1 KB a request, for
+the life of the worker, so a million requests held most of a 2 GB instance and every full
+garbage collection walked them. `release_finished_invocations` drops the entry once the HTTP
+side has taken the function's answer, the entry's last use.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 
 from azurefunctions.extensions.http.fastapi import web
@@ -19,6 +27,7 @@ from azurefunctions.extensions.http.fastapi import web
 
 def harden_worker_http() -> None:
     """Idempotent; call at import of the app, before the worker starts its HTTP server."""
+    release_finished_invocations()
     original = web.FastAPI
     if getattr(original, "gateway_hardened", False):
         return
@@ -41,3 +50,29 @@ async def unroutable(scope, receive, send) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"x-request-id", request_id.encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def release_finished_invocations() -> None:
+    """Idempotent: the coordinator forgets an invocation once its answer has been taken.
+
+    The HTTP side (the worker's catch-all route) takes the answer after the invocation has
+    set it, and the invocation runs no further step on the entry after setting it without
+    first returning to the event loop; so nothing reads the entry after it is gone. A wait
+    that is cancelled leaves the entry, as before. The library has loaded its module before
+    it imports the app; elsewhere (another worker, a bare `import main`) there is nothing to
+    release, and importing it here would only slow a cold start."""
+    module = sys.modules.get("azure_functions_runtime.http_v2")
+    coordinator = getattr(module, "HttpCoordinator", None)
+    if coordinator is None:
+        return
+    original = coordinator.await_http_response_async
+    if getattr(original, "gateway_releases", False):
+        return
+
+    async def await_http_response_async(self, invoc_id):
+        response = await original(self, invoc_id)
+        self._context_references.pop(invoc_id, None)
+        return response
+
+    await_http_response_async.gateway_releases = True  # type: ignore[attr-defined]
+    coordinator.await_http_response_async = await_http_response_async
