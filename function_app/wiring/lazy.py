@@ -8,6 +8,7 @@ the cache tiers. The build imports them, once, when the first request arrives.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ class LazyGateway:
                     from .build import build_gateway
 
                     self._gateway = await build_gateway(load_settings(self._environ()))
+                    freeze_start_up()
         return self._gateway
 
     def install(self, built: Gateway | None) -> None:
@@ -44,3 +46,17 @@ class LazyGateway:
         if self._gateway is not None:
             gateway, self._gateway = self._gateway, None
             await gateway.aclose()
+
+
+def freeze_start_up() -> None:
+    """Leave what start-up made (modules, the app, the worker's server, the gateway just built:
+    about 90,000 objects in the worker) out of every later garbage collection; once a process.
+
+    A full collection walked all of them, about 20 us per request in the worker
+    (`load/profile_worker_calls.py --mode cpu`: old-generation time 22 -> 0.4 us per request).
+    Reference counting still frees frozen objects; only a reference cycle among them that is
+    dropped later is never collected, a bounded, one-time amount. `gc.freeze` only moves a
+    list, so the first request does not wait for it (no collection runs before it).
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()

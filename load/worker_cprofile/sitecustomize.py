@@ -52,6 +52,8 @@ if os.environ.get("WORKER_CPROFILE_OUT"):
         return kinds
 
     def _start(_signum, _frame) -> None:
+        if os.environ.get("WORKER_CPROFILE_FREEZE"):
+            gc.freeze()  # what a gc.freeze() after start-up would leave to collect
         if _garbage:
             gc.collect()
             gc.set_debug(gc.DEBUG_SAVEALL)
