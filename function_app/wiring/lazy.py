@@ -15,6 +15,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .gateway import Gateway
 
+# Young collections start at this many net new objects (Python's default: 2,000). The objects
+# of the requests in flight (32 at once: several thousand) crossed 2,000 over and over, and each
+# collection walked them: 60 young collections per 1,000 requests, 47 us per request of the
+# worker's CPU. At 10,000 they ran 0.5 times per 1,000 requests (2 us per request); requests
+# leave no cyclic garbage behind (profile_worker_calls.py --mode garbage), so what waits for a
+# collection is at most this many objects.
+YOUNG_THRESHOLD = 10_000
+
 
 class LazyGateway:
     """Builds the gateway on first use, from an environment read at that moment (never at import,
@@ -35,7 +43,7 @@ class LazyGateway:
                     from .build import build_gateway
 
                     self._gateway = await build_gateway(load_settings(self._environ()))
-                    freeze_start_up()
+                    tune_collector()
         return self._gateway
 
     def install(self, built: Gateway | None) -> None:
@@ -48,15 +56,18 @@ class LazyGateway:
             await gateway.aclose()
 
 
-def freeze_start_up() -> None:
-    """Leave what start-up made (modules, the app, the worker's server, the gateway just built:
-    about 90,000 objects in the worker) out of every later garbage collection; once a process.
+def tune_collector() -> None:
+    """Once a process, after the first build: what start-up made is left out of later garbage
+    collections, and young collections wait for YOUNG_THRESHOLD net new objects.
 
-    A full collection walked all of them, about 20 us per request in the worker
-    (`load/profile_worker_calls.py --mode cpu`: old-generation time 22 -> 0.4 us per request).
-    Reference counting still frees frozen objects; only a reference cycle among them that is
-    dropped later is never collected, a bounded, one-time amount. `gc.freeze` only moves a
-    list, so the first request does not wait for it (no collection runs before it).
+    Frozen: start-up's objects (modules, the app, the worker's server, the gateway just built:
+    about 90,000 in the worker), which every full collection walked, about 20 us per request
+    in the worker (`load/profile_worker_calls.py --mode cpu`: old-generation time 22 -> 0.4 us
+    per request). Reference counting still frees frozen objects; only a reference cycle among
+    them dropped later is never collected, a bounded, one-time amount. `gc.freeze` moves a
+    list: the first request does not wait for a collection.
     """
     if gc.get_freeze_count() == 0:
         gc.freeze()
+        young, *older = gc.get_threshold()
+        gc.set_threshold(max(young, YOUNG_THRESHOLD), *older)

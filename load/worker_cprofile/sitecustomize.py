@@ -54,6 +54,8 @@ if os.environ.get("WORKER_CPROFILE_OUT"):
     def _start(_signum, _frame) -> None:
         if os.environ.get("WORKER_CPROFILE_FREEZE"):
             gc.freeze()  # what a gc.freeze() after start-up would leave to collect
+        if os.environ.get("WORKER_CPROFILE_THRESHOLD"):
+            gc.set_threshold(int(os.environ["WORKER_CPROFILE_THRESHOLD"]), *gc.get_threshold()[1:])
         if _garbage:
             gc.collect()
             gc.set_debug(gc.DEBUG_SAVEALL)
