@@ -8,8 +8,9 @@ which a proxy wants.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import httpx
@@ -149,8 +150,9 @@ class HttpxUpstream:
             self._free_slot()
             raise
         headers = Headers.from_raw(response.headers.raw)
-        body = DeadlineBody(aiter(response.stream), deadline,  # type: ignore[arg-type]
-                            _closer(response, self._free_slot), translate, TRANSPORT_ERRORS)
+        chunks = aiter(response.stream)  # type: ignore[arg-type]
+        body = DeadlineBody(chunks, deadline, _closer(response, chunks, self._free_slot),
+                            translate, TRANSPORT_ERRORS)
         return UpstreamResponse(response.status_code, headers, body)
 
     async def aclose(self) -> None:
@@ -182,11 +184,22 @@ def outgoing_request(method: str, url: httpx.URL, raw: list[tuple[bytes, bytes]]
     return outgoing
 
 
-def _closer(response: httpx.Response, free: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-    """Ends one exchange: closes the answer and frees its slot."""
+def _closer(response: httpx.Response, chunks: AsyncIterator[bytes], free: Callable[[], None]
+            ) -> Callable[[], Awaitable[None]]:
+    """Ends one exchange: closes the answer's chunk generator and the answer, frees its slot.
+
+    The transports' streams are async generators; one left suspended (every answer read whole
+    stops after its first chunk) was finalised by the event loop instead: a task, and a wake-up
+    of the loop from its finaliser hook, per request (load/profile_pipeline.py --profile:
+    `_asyncgen_finalizer_hook` once per request)."""
 
     async def close() -> None:
         try:
+            end = getattr(chunks, "aclose", None)
+            # RuntimeError: a read of it is still running; the loop's finaliser ends it then.
+            with contextlib.suppress(RuntimeError, *TRANSPORT_ERRORS):
+                if end is not None:
+                    await end()
             await response.aclose()
         except TRANSPORT_ERRORS:
             pass  # closing a connection the backend already dropped

@@ -4,6 +4,9 @@ and a stalled body) does not script, such as a reset while the request is still 
 a reset mid-body."""
 
 import asyncio
+import contextlib
+import gc
+import sys
 
 import pytest
 
@@ -67,3 +70,58 @@ async def test_body_is_streamed_and_a_cut_stream_raises(upstream):
             async for chunk in answer.body:
                 received.append(chunk)
     assert b"".join(received) == b"first"
+
+
+@contextlib.contextmanager
+def loop_finalised():
+    """The async generators that reach the event loop's finaliser hook (dropped unclosed):
+    each costs the loop a task and a wake-up. Entered inside the running loop (which sets its
+    own hooks whenever it starts running), for generators first iterated after that."""
+    hooks = sys.get_asyncgen_hooks()
+    finalised = []
+
+    def finalizer(agen):
+        finalised.append(agen.__qualname__)
+        hooks.finalizer(agen)
+
+    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+    try:
+        yield finalised
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["first-chunk-then-closed", "read-to-end"])
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_an_answer_leaves_no_generator_for_the_loop_to_finalise(kind, whole):
+    async def sized(reader, writer):  # keep-alive: one answer per request until the client goes
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while await reader.readuntil(b"\r\n\r\n"):
+                await reader.readexactly(2)  # the request's body, b"{}"
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                await writer.drain()
+        writer.close()
+
+    server, port = await serve(sized)
+    upstream = open_upstream(kind, 8)
+    iterated = []  # what each answer's body read from: the transport's stream, as iterated
+    try:
+        with loop_finalised() as finalised:
+            for _ in range(3):
+                answer = await upstream.send(request(port))
+                iterated.append(answer.body._chunks)
+                if whole:  # as routing/answer_body.complete_body reads a sized answer
+                    assert await anext(answer.body) == b"hello"
+                    await answer.body.aclose()
+                else:
+                    assert b"".join([chunk async for chunk in answer.body]) == b"hello"
+                del answer
+            gc.collect()
+    finally:
+        await upstream.aclose()
+        server.close()
+    for chunks in iterated:  # a generator is closed (no frame), not left to the loop
+        assert getattr(chunks, "ag_frame", None) is None
+        assert getattr(chunks, "__qualname__", "") not in finalised
+    if kind != "httpx":  # httpx's own pool leaves httpcore's inner generators to the loop
+        assert finalised == []
