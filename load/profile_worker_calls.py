@@ -75,6 +75,7 @@ def counted(pids: tuple[int, int], out: Path, run) -> dict:
             "garbage": {k: n / done for k, n in gc_stats["garbage"].items()},
             "grown": {k: n / done for k, n in gc_stats["grown"].items()},
             "objects": gc_stats["objects"],
+            "finalised": {k: n / done for k, n in gc_stats["finalised"].items()},
             "profile": prof if prof.exists() else None}
 
 
@@ -184,6 +185,8 @@ def cpu_report(runs: dict[str, list[dict]], _args: argparse.Namespace) -> str:
         med = {key: statistics.median(r[key] for r in got) for key in ("worker_ms", "host_ms")}
         gc_us = [statistics.median(r["gc_us"][g] for r in got) for g in range(3)]
         gc_n = [statistics.median(r["gc_per_1000"][g] for r in got) for g in range(3)]
+        finalised = {k: round(n, 2) for k, n in got[0]["finalised"].items()}
+        lines.append(f"{name}: async generators left to the loop per request: {finalised}")
         lines.append(f"{name}: worker {med['worker_ms']:.3f} ms/req (rounds "
                      f"{', '.join(f'{r['worker_ms']:.3f}' for r in got)}), host "
                      f"{med['host_ms']:.3f}; gc {sum(gc_us):.1f} us/req (young, middle, old: "

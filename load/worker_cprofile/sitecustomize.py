@@ -13,6 +13,7 @@ if os.environ.get("WORKER_CPROFILE_OUT"):
     import gc
     import json
     import signal
+    import sys
     import time
     import types
 
@@ -51,7 +52,25 @@ if os.environ.get("WORKER_CPROFILE_OUT"):
             kinds[_named(obj)] = kinds.get(_named(obj), 0) + 1
         return kinds
 
+    _finalised: dict[str, int] = {}
+
+    def _count_finalised() -> None:
+        """Async generators dropped unclosed reach the loop's finaliser hook (a task and a
+        wake-up each): count them by name, for generators first iterated from now on."""
+        hooks = sys.get_asyncgen_hooks()
+        if hooks.finalizer is None or getattr(hooks.finalizer, "counted", False):
+            return
+
+        def finalizer(agen) -> None:
+            _finalised[agen.__qualname__] = _finalised.get(agen.__qualname__, 0) + 1
+            hooks.finalizer(agen)
+
+        finalizer.counted = True
+        sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+
     def _start(_signum, _frame) -> None:
+        _finalised.clear()
+        _count_finalised()
         if os.environ.get("WORKER_CPROFILE_FREEZE"):
             gc.freeze()  # what a gc.freeze() after start-up would leave to collect
         if os.environ.get("WORKER_CPROFILE_THRESHOLD"):
@@ -83,7 +102,7 @@ if os.environ.get("WORKER_CPROFILE_OUT"):
             _gc["grown"] = {k: n for k, n in grown.items() if n > 0}
         with open(os.path.join(_out, f"{os.getpid()}.gc.json"), "w") as f:
             json.dump({"seconds": _gc["seconds"], "count": _gc["count"], "garbage": kinds,
-                       "grown": _gc.get("grown", {}),
+                       "grown": _gc.get("grown", {}), "finalised": _finalised,
                        "objects": [_gc["objects"], len(gc.get_objects())]}, f)
 
     signal.signal(signal.SIGUSR1, _start)
