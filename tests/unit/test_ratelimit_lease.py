@@ -172,3 +172,22 @@ def test_a_short_row_never_asks_for_more_than_two_seconds_of_its_share():
                        target=1e9, cost=1030.0, instance="a", now=T0, lease_s=0.25, ttl_s=4.0)
     # its share of 2 s of refill is 2,222 tokens: 2,500 in the row are worth a write
     assert not grant.short and grant.tokens == 2_500
+
+
+def test_a_keys_shard_limit_follows_its_limit_and_shards():
+    """KeyState keeps one shard's limit between requests; a changed limit (overrides) or
+    shard count gives the new one at once, whichever way it was changed."""
+    from function_app.ratelimit.lease.keystate import KeyState
+    from function_app.ratelimit.limits import ScopedLimit
+
+    ks = KeyState.create(ScopedLimit("client", "a", Limit(100.0, 200.0), shards=4), 0.0, 0.0)
+    first = ks.shard_limit
+    assert first == Limit(25.0, 50.0) and ks.shard_limit is first  # made once
+    ks.update_limit(ScopedLimit("client", "a", Limit(40.0, 80.0), shards=4), 0.0)
+    assert ks.shard_limit == Limit(10.0, 20.0)
+    ks.update_limit(ScopedLimit("client", "a", Limit(40.0, 80.0), shards=2), 0.0)
+    assert ks.shard_limit == Limit(20.0, 40.0)
+    ks.limit = Limit(8.0, 8.0, shadow=True)  # set directly, as tests and the leaser may
+    assert ks.shard_limit == Limit(4.0, 4.0, shadow=True)
+    ks.shards = 1
+    assert ks.shard_limit == Limit(8.0, 8.0, shadow=True)

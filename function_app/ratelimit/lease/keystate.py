@@ -62,6 +62,8 @@ class KeyState:
     cache: dict[int, tuple[Row, str]] = field(default_factory=dict)
     conflict_at: dict[int, float] = field(default_factory=dict)
     fallback: BucketState | None = None
+    # (limit, shards, one shard's limit): made once per limit, not on every request's reads.
+    _shard: tuple[Limit, int, Limit] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def create(cls, scoped: ScopedLimit, exact_below_rps: float, now: float) -> KeyState:
@@ -81,7 +83,11 @@ class KeyState:
 
     @property
     def shard_limit(self) -> Limit:
-        return shard_limit(self.limit, self.shards)
+        """One shard row's limit (lease.shard_limit), kept until `limit` or `shards` changes."""
+        made = self._shard
+        if made is None or made[0] is not self.limit or made[1] != self.shards:
+            made = self._shard = (self.limit, self.shards, shard_limit(self.limit, self.shards))
+        return made[2]
 
     def row_key(self, shard: int) -> RowKey:
         """Shard 0 in the key's partition, shard n in a partition of its own ("~n" appended;
