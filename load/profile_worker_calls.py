@@ -3,7 +3,7 @@
 garbage-collection time per request, the gateway beside load/tenline's ten-line function.
 
     .venv/bin/python load/profile_worker_calls.py [--mode calls|cpu] [--seconds 5]
-        [--rounds 1] [--limits off|far] [--top 40] [--by file|function]
+        [--rounds 1] [--limits off|far] [--top 40] [--by file|function] [--upstream KIND]
 
 Each function runs on its own local host + worker against the instant Node simulator; the
 worker loads load/worker_cprofile/sitecustomize.py (PYTHONPATH), which counts between SIGUSR1
@@ -101,6 +101,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--limits", choices=("off", "far"), default="off")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--by", choices=("file", "function"), default="function")
+    parser.add_argument("--upstream", default="aiohttp",
+                        help="the gateway's UPSTREAM_CLIENT (aiohttp, the default; httpx; "
+                        "aiohttp-direct)")
     return parser.parse_args()
 
 
@@ -108,10 +111,11 @@ def start(args: argparse.Namespace, logs: Path, out: Path) -> tuple[list, dict[s
     """The simulator, Azurite (--limits far), the gateway and the ten-line function."""
     procs = [spawn_node("backend", logs, INSTANT)]
     backend = procs[0]
-    extra = {"RATE_LIMIT_ENABLED": "false"}
+    extra = {"RATE_LIMIT_ENABLED": "false", "UPSTREAM_CLIENT": args.upstream}
     if args.limits == "far":
         procs.append(Azurite(logs / "azurite").start())
-        extra = {**FAR, "RATE_LIMIT_STORAGE_CONNECTION": procs[-1].connection_string}
+        extra = {**FAR, "RATE_LIMIT_STORAGE_CONNECTION": procs[-1].connection_string,
+                 "UPSTREAM_CLIENT": args.upstream}
     hook = {"PYTHONPATH": HOOK, "WORKER_CPROFILE_OUT": str(out),
             **({"WORKER_CPROFILE_GC_ONLY": "1"} if args.mode != "calls" else {}),
             **({"WORKER_CPROFILE_GARBAGE": "1"} if args.mode == "garbage" else {})}
@@ -157,7 +161,8 @@ def main() -> int:
     finally:
         for proc in reversed(procs):
             proc.stop()
-    print(f"limits {args.limits}, wrk {args.connections} connections, {args.rounds} x "
+    print(f"limits {args.limits}, UPSTREAM_CLIENT={args.upstream}, wrk {args.connections} "
+          f"connections, {args.rounds} x "
           f"{args.seconds} s per target, load average {os.getloadavg()[0]:.1f}")
     report = {"cpu": cpu_report, "garbage": garbage_report, "calls": calls_report}[args.mode]
     print(report(runs, args))
