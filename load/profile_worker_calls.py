@@ -68,7 +68,8 @@ def counted(pids: tuple[int, int], out: Path, run) -> dict:
         time.sleep(0.1)
     gc_stats = json.loads(gc_file.read_text())
     prof = out / f"{worker}.prof"
-    return {"requests": done, "host_ms": used[0] * 1000 / done,
+    rss_kb = int(Path(f"/proc/{worker}/status").read_text().split("VmRSS:")[1].split()[0])
+    return {"requests": done, "rss_mb": rss_kb / 1024, "host_ms": used[0] * 1000 / done,
             "worker_ms": used[1] * 1000 / done,
             "gc_us": [s * 1e6 / done for s in gc_stats["seconds"]],
             "gc_per_1000": [c * 1000 / done for c in gc_stats["count"]],
@@ -196,7 +197,9 @@ def cpu_report(runs: dict[str, list[dict]], _args: argparse.Namespace) -> str:
                      f"{', '.join(f'{r['worker_ms']:.3f}' for r in got)}), host "
                      f"{med['host_ms']:.3f}; gc {sum(gc_us):.1f} us/req (young, middle, old: "
                      f"{', '.join(f'{x:.1f}' for x in gc_us)} us; per 1,000 requests "
-                     f"{', '.join(f'{x:.1f}' for x in gc_n)} collections)")
+                     f"{', '.join(f'{x:.1f}' for x in gc_n)} collections); worker RSS "
+                     f"{got[0]['rss_mb']:.1f} -> {got[-1]['rss_mb']:.1f} MB over "
+                     f"{sum(r['requests'] for r in got)} requests")
     return "\n".join(lines)
 
 
