@@ -2,8 +2,12 @@
 
 On PYTHONPATH with WORKER_CPROFILE_OUT set: SIGUSR1 starts counting (cProfile unless
 WORKER_CPROFILE_GC_ONLY is set, and the time spent in garbage collection per generation),
-SIGUSR2 stops and writes WORKER_CPROFILE_OUT/<pid>.prof (when profiled) and <pid>.gc.json.
-Without the variable this does nothing. A benchmark aid only: the product never loads it.
+SIGUSR2 stops and writes WORKER_CPROFILE_OUT/<pid>.prof (when profiled) and <pid>.gc.json
+(collections and their time per generation, async generators the loop had to finalise, tracked
+objects at start and end). More, each read at SIGUSR1: WORKER_CPROFILE_GARBAGE (objects only
+the cycle collector freed, and object kinds grown since the start), WORKER_CPROFILE_FREEZE
+(`gc.freeze()` first), WORKER_CPROFILE_THRESHOLD (the young generation's threshold: try one).
+Without WORKER_CPROFILE_OUT this does nothing. A benchmark aid only: the product never loads it.
 """
 
 import os
