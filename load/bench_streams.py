@@ -30,14 +30,22 @@ import threading
 import time
 from pathlib import Path
 
-import aiohttp
+import uvloop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
 from bench_gateway import FAR, cpu_seconds, host_and_worker, pick  # noqa: E402
+from stream_client import run_streams  # noqa: E402
 
-from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
+from scripts.procs import (  # noqa: E402
+    HOST_CMD,
+    PYTHON,
+    WORKER_ENV,
+    free_port,
+    spawn,
+    spawn_node,
+)
 
 MODEL = "sim-stream"
 TARGET_ADDED_MS = 10.0
@@ -48,45 +56,19 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def one_stream(session, url: str, body: dict, delay: float) -> dict:
-    """One stream: TTFT, the gaps between chunks (ms) and whether it ended with [DONE]."""
-    await asyncio.sleep(delay)
-    start = time.perf_counter()
-    last = None
-    ttft, gaps, tail = None, [], b""
-    try:
-        async with session.post(url, json=body) as response:
-            async for chunk in response.content.iter_any():
-                now = time.perf_counter()
-                if b"data:" in chunk:
-                    if last is None:
-                        ttft = (now - start) * 1000
-                    else:
-                        gaps.append((now - last) * 1000)
-                    last = now
-                tail = (tail + chunk)[-64:]
-            ok = response.status == 200 and b"data: [DONE]" in tail
-    except (TimeoutError, aiohttp.ClientError, OSError):
-        ok = False
-    return {"ttft": ttft, "gaps": gaps, "ok": ok}
-
-
-def client(url: str, body: dict, count: int, ramp_s: float, offset: float, out) -> None:
-    """A client process: `count` streams, the k-th opened at offset + k * ramp_s / count."""
+def client(url: str, body: dict, count: int, ramp_s: float, offset: float, kind: str,
+           out) -> None:
+    """A client process: `count` streams, the k-th opened at offset + k * ramp_s / count
+    (load/stream_client.py; `raw` on uvloop)."""
     raise_fd_limit()
-
-    async def run() -> list[dict]:
-        connector = aiohttp.TCPConnector(limit=0, force_close=True)
-        timeout = aiohttp.ClientTimeout(total=600)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            return await asyncio.gather(*(one_stream(session, url, body,
-                                                     offset + k * ramp_s / max(count, 1))
-                                          for k in range(count)))
-
-    results = asyncio.run(run())
+    delays = [offset + k * ramp_s / max(count, 1) for k in range(count)]
+    runner = uvloop.run if kind == "raw" else asyncio.run
+    done = runner(run_streams(kind, url, body, delays))
+    results = done["results"]
     ttfts = [r["ttft"] for r in results if r["ok"] and r["ttft"] is not None]
     gaps = [g for r in results if r["ok"] for g in r["gaps"]]
-    out.put({"ttfts": ttfts, "gaps": gaps, "errors": sum(not r["ok"] for r in results)})
+    out.put({"ttfts": ttfts, "gaps": gaps, "errors": sum(not r["ok"] for r in results),
+             "cpu_s": done["cpu_s"], "lags": done["lags"]})
 
 
 def chunks_of(args) -> int:
@@ -107,20 +89,39 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | None = None
-          ) -> dict:
+TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans", "TCPTimeouts")
+
+
+def tcp_counters() -> dict[str, int]:
+    """The machine's TCP trouble counters (/proc/net/netstat, since boot, every process's):
+    a listen queue that overflowed drops SYNs, and the client retries after 1, 3, 7 s..."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    found = {}
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            found = dict(zip(names.split()[1:], map(int, values.split()[1:]), strict=False))
+    return {k: found.get(k, 0) for k in TCP_COUNTERS}
+
+
+def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | None = None,
+          sim: int | None = None) -> dict:
     """N streams from --clients processes; with `watch` (host pid, worker pid), their peak RSS
-    and CPU over the phase; memory per stream counts from `idle` (RSS before any level)."""
+    and CPU over the phase; memory per stream counts from `idle` (RSS before any level). Always
+    the clients' own CPU and loop lag, and with `sim` (its pid) the simulator's CPU: what the
+    rest of the machine spent beside the gateway."""
     body = {"model": MODEL, "stream": True, "max_tokens": chunks_of(args),
             "messages": [{"role": "user", "content": "Hold the line."}]}
     out = multiprocessing.Queue()
     ramp = ramp_of(n, args)
     per = [n // args.clients + (k < n % args.clients) for k in range(args.clients)]
     procs = [multiprocessing.Process(target=client, args=(url, body, c, ramp,
-                                                          k * ramp / n / args.clients, out))
+                                                          k * ramp / n / args.clients,
+                                                          args.client, out))
              for k, c in enumerate(per) if c]
     base = {p: rss_kb(p) for p in watch} if watch else {}
-    cpu0 = {p: cpu_seconds(p) for p in watch} if watch else {}
+    cpu0 = {p: cpu_seconds(p) for p in (*(watch or ()), *([sim] if sim else []))}
+    began = time.monotonic()
+    tcp0 = tcp_counters()
     peak = dict(base)
     stop = threading.Event()
 
@@ -140,12 +141,19 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
     sampler.join()
     ttfts = [t for part in parts for t in part["ttfts"]]
     gaps = [g for part in parts for g in part["gaps"]]
+    lags = [lag for part in parts for lag in part["lags"]]
     result = {"streams": n, "errors": sum(part["errors"] for part in parts),
               "ttft_p50_ms": pick(ttfts, 0.5) if ttfts else None,
               "ttft_p99_ms": pick(ttfts, 0.99) if ttfts else None,
               "gap_p50_ms": pick(gaps, 0.5) if gaps else None,
               "gap_p99_ms": pick(gaps, 0.99) if gaps else None, "chunks": len(gaps),
-              "gaps_per_stream": len(gaps) / max(1, n - sum(p["errors"] for p in parts))}
+              "gaps_per_stream": len(gaps) / max(1, n - sum(p["errors"] for p in parts)),
+              "wall_s": time.monotonic() - began,
+              "client_cpu_s": sum(part["cpu_s"] for part in parts),
+              "client_lag_p99_ms": pick(lags, 0.99) if lags else None,
+              "tcp": {k: v - tcp0[k] for k, v in tcp_counters().items()}}
+    if sim:
+        result["sim_cpu_s"] = cpu_seconds(sim) - cpu0[sim]
     if watch:
         host, worker = watch
         result.update({"host_rss_mb": peak[host] / 1024, "worker_rss_mb": peak[worker] / 1024,
@@ -153,21 +161,35 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
                        "worker_rss_before_mb": base[worker] / 1024,
                        "kb_per_stream": (peak[host] + peak[worker] - idle[host] - idle[worker])
                        / n,
+                       "host_cpu_s": cpu_seconds(host) - cpu0[host],
+                       "worker_cpu_s": cpu_seconds(worker) - cpu0[worker],
                        "cpu_s": sum(cpu_seconds(p) - cpu0[p] for p in watch)})
     return result
 
 
+def simulator(logs: Path, args):
+    """The backend: load/stream_sim.py (`--sim lean`) or the Node simulator (`--sim node`)."""
+    if args.sim == "node":
+        return spawn_node("simulator", logs, {"TTFT_MS": str(args.chunk_ms),
+                                              "TOKEN_MS": str(args.chunk_ms),
+                                              "ANSWER_TOKENS": str(chunks_of(args))})
+    port = free_port()
+    return spawn("simulator", [PYTHON, str(ROOT / "load/stream_sim.py"), "--port", str(port),
+                               "--ttft-ms", str(args.chunk_ms), "--token-ms", str(args.chunk_ms)],
+                 port=port, log_dir=logs)
+
+
 def start(logs: Path, args) -> tuple[list, str, str]:
-    sim = spawn_node("simulator", logs, {"TTFT_MS": str(args.chunk_ms),
-                                         "TOKEN_MS": str(args.chunk_ms),
-                                         "ANSWER_TOKENS": str(chunks_of(args))})
+    sim = simulator(logs, args)
     port = free_port()
     gateway = spawn("gateway", HOST_CMD, port=port, log_dir=logs, timeout=120, env={
         **WORKER_ENV, **FAR, "PORT": str(port), "RATE_LIMIT_STORAGE_CONNECTION": "",
         "CLIENT_TPM": "1e9", "MODEL_TPM": "1e9", "MODEL_ROUTES": json.dumps({MODEL: sim.url}),
         # The pool towards backends must hold every stream: its default (512) would answer
         # 503 overloaded past 512 streams (see docs/PERFORMANCE.md, issue #26).
-        "UPSTREAM_MAX_CONNECTIONS": str(max(args.levels) * 2)})
+        "UPSTREAM_MAX_CONNECTIONS": str(max(args.levels) * 2),
+        **({"PYTHONPATH": str(ROOT / "load/gcwatch"), "GCWATCH_FILE": str(logs / "gc")}
+           if args.gc_watch else {})})
     return [sim, gateway], f"{sim.url}/v1/chat/completions", f"{gateway.url}/v1/chat/completions"
 
 
@@ -204,6 +226,12 @@ def main() -> int:
     parser.add_argument("--stream-s", type=float, default=20.0)
     parser.add_argument("--ramp-s", type=float, default=None)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
+                        help="the client's implementation (load/stream_client.py)")
+    parser.add_argument("--sim", choices=("lean", "node"), default="lean",
+                        help="the backend: load/stream_sim.py or the Node simulator")
+    parser.add_argument("--gc-watch", action="store_true",
+                        help="log the host's and worker's full GC pauses (load/gcwatch) in logs")
     parser.add_argument("--out", default=str(ROOT / "load/results/bench_streams.json"))
     args = parser.parse_args()
     raise_fd_limit()  # inherited by the host, the worker and the clients
@@ -216,8 +244,8 @@ def main() -> int:
         phase(gw_url, 10, short, None)  # warm-up: the gateway's first build, pools
         idle = {p: rss_kb(p) for p in watch}
         for n in args.levels:
-            direct = phase(direct_url, n, args, None)
-            gateway = phase(gw_url, n, args, watch, idle)
+            direct = phase(direct_url, n, args, None, sim=procs[0].popen.pid)
+            gateway = phase(gw_url, n, args, watch, idle, sim=procs[0].popen.pid)
             row = {"n": n, "direct": direct, "gateway": gateway,
                    **{f"{k}_added": added(gateway, direct, f"{k}_ms")
                       for k in ("ttft_p50", "ttft_p99", "gap_p50", "gap_p99")}}
