@@ -67,7 +67,10 @@ def client(url: str, body: dict, count: int, ramp_s: float, offset: float, kind:
     results = done["results"]
     ttfts = [r["ttft"] for r in results if r["ok"] and r["ttft"] is not None]
     gaps = [g for r in results if r["ok"] for g in r["gaps"]]
+    opened = [(d, r["ttft"]) for d, r in zip(delays, results, strict=True)
+              if r["ok"] and r["ttft"] is not None]
     out.put({"ttfts": ttfts, "gaps": gaps, "errors": sum(not r["ok"] for r in results),
+             "opened": opened,
              "cpu_s": done["cpu_s"], "lags": done["lags"]})
 
 
@@ -125,10 +128,19 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
     peak = dict(base)
     stop = threading.Event()
 
+    busiest = dict.fromkeys(cpu0, 0.0)  # the most CPU each used in any one second
+
     def sample() -> None:
+        last = dict(cpu0)
+        ticks = 0
         while not stop.wait(0.5):
             for p in peak:
                 peak[p] = max(peak[p], rss_kb(p))
+            ticks += 1
+            if ticks % 2 == 0:
+                for p in busiest:
+                    now = cpu_seconds(p)
+                    busiest[p], last[p] = max(busiest[p], now - last[p]), now
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -142,6 +154,9 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
     ttfts = [t for part in parts for t in part["ttfts"]]
     gaps = [g for part in parts for g in part["gaps"]]
     lags = [lag for part in parts for lag in part["lags"]]
+    by_second: dict[int, list[float]] = {}
+    for delay, ttft in (o for part in parts for o in part["opened"]):
+        by_second.setdefault(int(delay), []).append(ttft)
     result = {"streams": n, "errors": sum(part["errors"] for part in parts),
               "ttft_p50_ms": pick(ttfts, 0.5) if ttfts else None,
               "ttft_p99_ms": pick(ttfts, 0.99) if ttfts else None,
@@ -151,9 +166,13 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
               "wall_s": time.monotonic() - began,
               "client_cpu_s": sum(part["cpu_s"] for part in parts),
               "client_lag_p99_ms": pick(lags, 0.99) if lags else None,
-              "tcp": {k: v - tcp0[k] for k, v in tcp_counters().items()}}
+              "tcp": {k: v - tcp0[k] for k, v in tcp_counters().items()},
+              # TTFT p99 of the streams opened in each second of the ramp: where opens queued.
+              "ttft_p99_by_open_second": {k: round(pick(v, 0.99), 1)
+                                          for k, v in sorted(by_second.items())}}
     if sim:
         result["sim_cpu_s"] = cpu_seconds(sim) - cpu0[sim]
+        result["sim_busiest_second"] = busiest[sim]
     if watch:
         host, worker = watch
         result.update({"host_rss_mb": peak[host] / 1024, "worker_rss_mb": peak[worker] / 1024,
@@ -163,6 +182,10 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
                        / n,
                        "host_cpu_s": cpu_seconds(host) - cpu0[host],
                        "worker_cpu_s": cpu_seconds(worker) - cpu0[worker],
+                       # CPU seconds in the busiest second: 1.0 is a whole core, and the
+                       # worker and the host are one event loop each.
+                       "host_busiest_second": busiest[host],
+                       "worker_busiest_second": busiest[worker],
                        "cpu_s": sum(cpu_seconds(p) - cpu0[p] for p in watch)})
     return result
 
@@ -188,6 +211,7 @@ def start(logs: Path, args) -> tuple[list, str, str]:
         # The pool towards backends must hold every stream: its default (512) would answer
         # 503 overloaded past 512 streams (see docs/PERFORMANCE.md, issue #26).
         "UPSTREAM_MAX_CONNECTIONS": str(max(args.levels) * 2),
+        **({"UPSTREAM_CLIENT": args.upstream_client} if args.upstream_client else {}),
         **({"PYTHONPATH": str(ROOT / "load/gcwatch"), "GCWATCH_FILE": str(logs / "gc")}
            if args.gc_watch else {})})
     return [sim, gateway], f"{sim.url}/v1/chat/completions", f"{gateway.url}/v1/chat/completions"
@@ -230,6 +254,8 @@ def main() -> int:
                         help="the client's implementation (load/stream_client.py)")
     parser.add_argument("--sim", choices=("lean", "node"), default="lean",
                         help="the backend: load/stream_sim.py or the Node simulator")
+    parser.add_argument("--upstream-client", default=None,
+                        help="UPSTREAM_CLIENT for the gateway (default: the product's default)")
     parser.add_argument("--gc-watch", action="store_true",
                         help="log the host's and worker's full GC pauses (load/gcwatch) in logs")
     parser.add_argument("--out", default=str(ROOT / "load/results/bench_streams.json"))
