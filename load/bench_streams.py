@@ -212,8 +212,8 @@ def start(logs: Path, args) -> tuple[list, str, str]:
         # 503 overloaded past 512 streams (see docs/PERFORMANCE.md, issue #26).
         "UPSTREAM_MAX_CONNECTIONS": str(max(args.levels) * 2),
         **({"UPSTREAM_CLIENT": args.upstream_client} if args.upstream_client else {}),
-        **({"PYTHONPATH": str(ROOT / "load/gcwatch"), "GCWATCH_FILE": str(logs / "gc")}
-           if args.gc_watch else {})})
+        **({"PYTHONPATH": str(ROOT / "load/gcwatch"), "GCWATCH_FILE": str(logs / "gc"),
+            "GCWATCH_THRESHOLD": args.gc_threshold or ""} if args.gc_watch else {})})
     return [sim, gateway], f"{sim.url}/v1/chat/completions", f"{gateway.url}/v1/chat/completions"
 
 
@@ -258,6 +258,8 @@ def main() -> int:
                         help="UPSTREAM_CLIENT for the gateway (default: the product's default)")
     parser.add_argument("--gc-watch", action="store_true",
                         help="log the host's and worker's full GC pauses (load/gcwatch) in logs")
+    parser.add_argument("--gc-threshold", default=None,
+                        help="with --gc-watch: host and worker gc.set_threshold, e.g. 2000,10,100")
     parser.add_argument("--out", default=str(ROOT / "load/results/bench_streams.json"))
     args = parser.parse_args()
     raise_fd_limit()  # inherited by the host, the worker and the clients
