@@ -3,16 +3,19 @@ holds within 10 ms added latency, and what each costs in memory and CPU.
 
     .venv/bin/python load/bench_streams.py [--levels 100,250,500,1000,1500]   (make bench-streams)
 
-For each N in --levels: N streams straight to the Node simulator, then N through the gateway
-(an OpenAI route to the same simulator; token and request limits on with an in-memory store, far
-from binding; cache and telemetry on), each phase alone on the machine. The simulator sends a
-chunk every --chunk-ms (100 ms) for --stream-s (20 s). The streams are opened evenly over
---ramp-s (default: 100 a second, 5-15 s) by --clients client processes (aiohttp), so the
-client is not the bottleneck. Per phase:
-time to first token (TTFT, from sending the request to the first data event) and the gap
-between successive chunks, p50/p99; added = gateway minus direct at the same percentile.
-During the gateway phase the host's and the worker's RSS (peak, from /proc) and CPU are read;
-memory per stream = (peak RSS of both - their RSS before the phase) / N.
+For each N in --levels: N streams straight to the backend, then N through the gateway (an
+OpenAI route to the same backend; token and request limits on with an in-memory store, far from
+binding; cache and telemetry on), each phase alone on the machine. The backend (load/stream_sim.py,
+or the Node simulator with --sim node) sends a chunk every --chunk-ms (100 ms) for --stream-s
+(20 s). The streams are opened evenly over --ramp-s (default: 100 a second, 5-15 s) by --clients
+client processes (load/stream_client.py: raw protocols on uvloop, or aiohttp with --client
+aiohttp). Per phase: time to first token (TTFT, from sending the request to the first data
+event) and the gap between successive chunks, p50/p99; added = gateway minus direct at the same
+percentile; TTFT p99 by the second of the ramp a stream opened in. The harness shares the
+machine's cores with what it measures, so every phase reports what it spent: the clients' CPU
+and event-loop lag, the backend's CPU, and the machine's TCP listen-drop counters. During the
+gateway phase the host's and the worker's RSS (peak, from /proc) and CPU (total and busiest
+second) are read; memory per stream = (peak RSS of both - their RSS before any level) / N.
 Writes load/results/bench_streams.json and prints a table.
 """
 

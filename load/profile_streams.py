@@ -5,7 +5,7 @@
 
 Wall-clock latency on a shared machine is noise; CPU time per chunk is not (much). For each tree
 (the current one, and with --base a commit checked out by `git archive`), one gateway (host +
-worker, the setup of load/bench_streams.py: an OpenAI route to the Node simulator, limits and
+worker, the setup of load/bench_streams.py: an OpenAI route to its backend (--sim), limits and
 cache and telemetry on) is started; then rounds alternate between the trees, each round opening
 --streams streamed chat completions (a chunk every --chunk-ms for --stream-s) and reading the
 host's and the worker's CPU time from /proc over it. CPU per chunk = that CPU / the data events
