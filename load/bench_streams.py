@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
 from bench_gateway import FAR, cpu_seconds, host_and_worker, pick  # noqa: E402
+from machine import rss_kb, tcp_counters  # noqa: E402
 from stream_client import run_streams  # noqa: E402
 
 from scripts.procs import (  # noqa: E402
@@ -86,27 +87,6 @@ def ramp_of(n: int, args) -> float:
     """--ramp-s, or by default 100 new streams a second (5 s at least, 15 s at most, so that
     every stream of 20 s is open together at the end of the ramp)."""
     return args.ramp_s or min(15.0, max(5.0, n / 100))
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans", "TCPTimeouts")
-
-
-def tcp_counters() -> dict[str, int]:
-    """The machine's TCP trouble counters (/proc/net/netstat, since boot, every process's):
-    a listen queue that overflowed drops SYNs, and the client retries after 1, 3, 7 s..."""
-    lines = Path("/proc/net/netstat").read_text().splitlines()
-    found = {}
-    for names, values in zip(lines[::2], lines[1::2], strict=False):
-        if names.startswith("TcpExt:"):
-            found = dict(zip(names.split()[1:], map(int, values.split()[1:]), strict=False))
-    return {k: found.get(k, 0) for k in TCP_COUNTERS}
 
 
 def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | None = None,
