@@ -82,14 +82,14 @@ param maximumInstanceCount int = 100
 
 // perInstanceConcurrency = 200, from make bench-streams (load/bench_streams.py; docs/PERFORMANCE.md,
 // "Streams, fourth pass"): 20 s streams of 100 ms chunks through the local host and the real
-// worker cost the worker 0.8-1.0 ms of CPU per stream-second (81-94 us per chunk, 2.9 ms per
-// open) and the local host 0.5-0.6 ms. A 2048 MB Flex instance has about one core, shared by the
-// platform's host and the worker: host + worker saturate it near 690 streams (the worker's one
-// event loop alone near 1,100). 200 asks about 0.3 of the core: safety factor ~3 to saturation,
-// in the range where the 10 ms-p99-added target held on the shared 2-core build machine (100
-// streams; 300 in some runs; 1,000 streams held with 0 errors but TTFT p99 +6 s, target not met).
+// worker cost the worker 0.8-1.1 ms of CPU per stream-second (80-110 us per chunk, opens
+// included) and the local host 0.5-0.7 ms. A 2048 MB Flex instance has about one core, shared by
+// the platform's host and the worker: host + worker saturate it near 550-770 streams (the
+// worker's one event loop alone near 900-1,250). 200 asks 0.26-0.36 of the core: safety factor
+// ~3 to saturation, in the range where the 10 ms-p99-added target held on the shared 2-core
+// build machine (100 streams; 1,000 streams held with 0 errors but TTFT p99 +2.6 s: not met).
 // The platform's host relays the stream in Azure and was not measured: check the instance's CPU
-// before raising this. Memory is not the limit: 78-96 KB per stream, 200 streams add about 20 MB
+// before raising this. Memory is not the limit: 77-97 KB per stream, 200 streams add about 20 MB
 // to the ~125 MB host + worker at rest, so instanceMemoryMB stays 2048.
 // UPSTREAM_MAX_CONNECTIONS (512) must stay above this value: each stream holds one backend
 // connection.
