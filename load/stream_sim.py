@@ -36,6 +36,12 @@ def _frame(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+def _tokens(body: dict) -> int:
+    """`max_tokens`, or 16 when it is missing or not a positive whole number."""
+    value = body.get("max_tokens")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 16
+
+
 def _events(body: dict) -> tuple[bytes, bytes, bytes]:
     """The token event's prefix and suffix (a token's text goes between) and the closing
     events, as the Node simulator writes them."""
@@ -46,7 +52,7 @@ def _events(body: dict) -> tuple[bytes, bytes, bytes]:
                                              "logprobs": None, "finish_reason": None}],
                         "usage": None}, separators=(",", ":"))
     prefix, suffix = token.split(json.dumps(marker)[1:-1])
-    tokens = max(1, int(body.get("max_tokens") or 16))
+    tokens = _tokens(body)
     closing = [{**head, "choices": [{"index": 0, "delta": {}, "logprobs": None,
                                      "finish_reason": "length"}], "usage": None}]
     if (body.get("stream_options") or {}).get("include_usage"):
@@ -98,7 +104,7 @@ class _Server(asyncio.Protocol):
 
     def _stream(self, body: dict) -> None:
         prefix, suffix, tail = _events(body)
-        tokens = max(1, int(body.get("max_tokens") or 16))
+        tokens = _tokens(body)
         first = _frame(prefix.replace(b'"delta":{', b'"delta":{"role":"assistant",') + b"echo:"
                        + suffix)
         token = _frame(prefix + b" tok" + suffix)
