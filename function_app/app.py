@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 harden_worker_http()  # before the worker builds its HTTP server (worker_http.py)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-gateway = LazyGateway(lambda: os.environ)
+gateway = LazyGateway(lambda: os.environ, freeze=True)  # gc.freeze after the build
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # The host resolves the app setting HEALTH_CHECK_SCHEDULE (SPECS: NCRONTAB with seconds,

@@ -3,16 +3,19 @@ holds within 10 ms added latency, and what each costs in memory and CPU.
 
     .venv/bin/python load/bench_streams.py [--levels 100,250,500,1000,1500]   (make bench-streams)
 
-For each N in --levels: N streams straight to the Node simulator, then N through the gateway
-(an OpenAI route to the same simulator; token and request limits on with an in-memory store, far
-from binding; cache and telemetry on), each phase alone on the machine. The simulator sends a
-chunk every --chunk-ms (100 ms) for --stream-s (20 s). The streams are opened evenly over
---ramp-s (default: 100 a second, 5-15 s) by --clients client processes (aiohttp), so the
-client is not the bottleneck. Per phase:
-time to first token (TTFT, from sending the request to the first data event) and the gap
-between successive chunks, p50/p99; added = gateway minus direct at the same percentile.
-During the gateway phase the host's and the worker's RSS (peak, from /proc) and CPU are read;
-memory per stream = (peak RSS of both - their RSS before the phase) / N.
+For each N in --levels: N streams straight to the backend, then N through the gateway (an
+OpenAI route to the same backend; token and request limits on with an in-memory store, far from
+binding; cache and telemetry on), each phase alone on the machine. The backend (load/stream_sim.py,
+or the Node simulator with --sim node) sends a chunk every --chunk-ms (100 ms) for --stream-s
+(20 s). The streams are opened evenly over --ramp-s (default: 100 a second, 5-15 s) by --clients
+client processes (load/stream_client.py: raw protocols on uvloop, or aiohttp with --client
+aiohttp). Per phase: time to first token (TTFT, from sending the request to the first data
+event) and the gap between successive chunks, p50/p99; added = gateway minus direct at the same
+percentile; TTFT p99 by the second of the ramp a stream opened in. The harness shares the
+machine's cores with what it measures, so every phase reports what it spent: the clients' CPU
+and event-loop lag, the backend's CPU, and the machine's TCP listen-drop counters. During the
+gateway phase the host's and the worker's RSS (peak, from /proc) and CPU (total and busiest
+second) are read; memory per stream = (peak RSS of both - their RSS before any level) / N.
 Writes load/results/bench_streams.json and prints a table.
 """
 
@@ -30,14 +33,23 @@ import threading
 import time
 from pathlib import Path
 
-import aiohttp
+import uvloop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
 from bench_gateway import FAR, cpu_seconds, host_and_worker, pick  # noqa: E402
+from machine import rss_kb, tcp_counters  # noqa: E402
+from stream_client import run_streams  # noqa: E402
 
-from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
+from scripts.procs import (  # noqa: E402
+    HOST_CMD,
+    PYTHON,
+    WORKER_ENV,
+    free_port,
+    spawn,
+    spawn_node,
+)
 
 MODEL = "sim-stream"
 TARGET_ADDED_MS = 10.0
@@ -48,45 +60,22 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def one_stream(session, url: str, body: dict, delay: float) -> dict:
-    """One stream: TTFT, the gaps between chunks (ms) and whether it ended with [DONE]."""
-    await asyncio.sleep(delay)
-    start = time.perf_counter()
-    last = None
-    ttft, gaps, tail = None, [], b""
-    try:
-        async with session.post(url, json=body) as response:
-            async for chunk in response.content.iter_any():
-                now = time.perf_counter()
-                if b"data:" in chunk:
-                    if last is None:
-                        ttft = (now - start) * 1000
-                    else:
-                        gaps.append((now - last) * 1000)
-                    last = now
-                tail = (tail + chunk)[-64:]
-            ok = response.status == 200 and b"data: [DONE]" in tail
-    except (TimeoutError, aiohttp.ClientError, OSError):
-        ok = False
-    return {"ttft": ttft, "gaps": gaps, "ok": ok}
-
-
-def client(url: str, body: dict, count: int, ramp_s: float, offset: float, out) -> None:
-    """A client process: `count` streams, the k-th opened at offset + k * ramp_s / count."""
+def client(url: str, body: dict, count: int, ramp_s: float, offset: float, kind: str,
+           out) -> None:
+    """A client process: `count` streams, the k-th opened at offset + k * ramp_s / count
+    (load/stream_client.py; `raw` on uvloop)."""
     raise_fd_limit()
-
-    async def run() -> list[dict]:
-        connector = aiohttp.TCPConnector(limit=0, force_close=True)
-        timeout = aiohttp.ClientTimeout(total=600)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            return await asyncio.gather(*(one_stream(session, url, body,
-                                                     offset + k * ramp_s / max(count, 1))
-                                          for k in range(count)))
-
-    results = asyncio.run(run())
+    delays = [offset + k * ramp_s / max(count, 1) for k in range(count)]
+    runner = uvloop.run if kind == "raw" else asyncio.run
+    done = runner(run_streams(kind, url, body, delays))
+    results = done["results"]
     ttfts = [r["ttft"] for r in results if r["ok"] and r["ttft"] is not None]
     gaps = [g for r in results if r["ok"] for g in r["gaps"]]
-    out.put({"ttfts": ttfts, "gaps": gaps, "errors": sum(not r["ok"] for r in results)})
+    opened = [(d, r["ttft"]) for d, r in zip(delays, results, strict=True)
+              if r["ok"] and r["ttft"] is not None]
+    out.put({"ttfts": ttfts, "gaps": gaps, "errors": sum(not r["ok"] for r in results),
+             "opened": opened,
+             "cpu_s": done["cpu_s"], "lags": done["lags"]})
 
 
 def chunks_of(args) -> int:
@@ -100,34 +89,41 @@ def ramp_of(n: int, args) -> float:
     return args.ramp_s or min(15.0, max(5.0, n / 100))
 
 
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | None = None
-          ) -> dict:
+def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | None = None,
+          sim: int | None = None) -> dict:
     """N streams from --clients processes; with `watch` (host pid, worker pid), their peak RSS
-    and CPU over the phase; memory per stream counts from `idle` (RSS before any level)."""
+    and CPU over the phase; memory per stream counts from `idle` (RSS before any level). Always
+    the clients' own CPU and loop lag, and with `sim` (its pid) the simulator's CPU: what the
+    rest of the machine spent beside the gateway."""
     body = {"model": MODEL, "stream": True, "max_tokens": chunks_of(args),
             "messages": [{"role": "user", "content": "Hold the line."}]}
     out = multiprocessing.Queue()
     ramp = ramp_of(n, args)
     per = [n // args.clients + (k < n % args.clients) for k in range(args.clients)]
     procs = [multiprocessing.Process(target=client, args=(url, body, c, ramp,
-                                                          k * ramp / n / args.clients, out))
+                                                          k * ramp / n / args.clients,
+                                                          args.client, out))
              for k, c in enumerate(per) if c]
     base = {p: rss_kb(p) for p in watch} if watch else {}
-    cpu0 = {p: cpu_seconds(p) for p in watch} if watch else {}
+    cpu0 = {p: cpu_seconds(p) for p in (*(watch or ()), *([sim] if sim else []))}
+    began = time.monotonic()
+    tcp0 = tcp_counters()
     peak = dict(base)
     stop = threading.Event()
 
+    busiest = dict.fromkeys(cpu0, 0.0)  # the most CPU each used in any one second
+
     def sample() -> None:
+        last = dict(cpu0)
+        ticks = 0
         while not stop.wait(0.5):
             for p in peak:
                 peak[p] = max(peak[p], rss_kb(p))
+            ticks += 1
+            if ticks % 2 == 0:
+                for p in busiest:
+                    now = cpu_seconds(p)
+                    busiest[p], last[p] = max(busiest[p], now - last[p]), now
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -140,12 +136,26 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
     sampler.join()
     ttfts = [t for part in parts for t in part["ttfts"]]
     gaps = [g for part in parts for g in part["gaps"]]
+    lags = [lag for part in parts for lag in part["lags"]]
+    by_second: dict[int, list[float]] = {}
+    for delay, ttft in (o for part in parts for o in part["opened"]):
+        by_second.setdefault(int(delay), []).append(ttft)
     result = {"streams": n, "errors": sum(part["errors"] for part in parts),
               "ttft_p50_ms": pick(ttfts, 0.5) if ttfts else None,
               "ttft_p99_ms": pick(ttfts, 0.99) if ttfts else None,
               "gap_p50_ms": pick(gaps, 0.5) if gaps else None,
               "gap_p99_ms": pick(gaps, 0.99) if gaps else None, "chunks": len(gaps),
-              "gaps_per_stream": len(gaps) / max(1, n - sum(p["errors"] for p in parts))}
+              "gaps_per_stream": len(gaps) / max(1, n - sum(p["errors"] for p in parts)),
+              "wall_s": time.monotonic() - began,
+              "client_cpu_s": sum(part["cpu_s"] for part in parts),
+              "client_lag_p99_ms": pick(lags, 0.99) if lags else None,
+              "tcp": {k: v - tcp0[k] for k, v in tcp_counters().items()},
+              # TTFT p99 of the streams opened in each second of the ramp: where opens queued.
+              "ttft_p99_by_open_second": {k: round(pick(v, 0.99), 1)
+                                          for k, v in sorted(by_second.items())}}
+    if sim:
+        result["sim_cpu_s"] = cpu_seconds(sim) - cpu0[sim]
+        result["sim_busiest_second"] = busiest[sim]
     if watch:
         host, worker = watch
         result.update({"host_rss_mb": peak[host] / 1024, "worker_rss_mb": peak[worker] / 1024,
@@ -153,21 +163,40 @@ def phase(url: str, n: int, args, watch: tuple[int, int] | None, idle: dict | No
                        "worker_rss_before_mb": base[worker] / 1024,
                        "kb_per_stream": (peak[host] + peak[worker] - idle[host] - idle[worker])
                        / n,
+                       "host_cpu_s": cpu_seconds(host) - cpu0[host],
+                       "worker_cpu_s": cpu_seconds(worker) - cpu0[worker],
+                       # CPU seconds in the busiest second: 1.0 is a whole core, and the
+                       # worker and the host are one event loop each.
+                       "host_busiest_second": busiest[host],
+                       "worker_busiest_second": busiest[worker],
                        "cpu_s": sum(cpu_seconds(p) - cpu0[p] for p in watch)})
     return result
 
 
+def simulator(logs: Path, args):
+    """The backend: load/stream_sim.py (`--sim lean`) or the Node simulator (`--sim node`)."""
+    if args.sim == "node":
+        return spawn_node("simulator", logs, {"TTFT_MS": str(args.chunk_ms),
+                                              "TOKEN_MS": str(args.chunk_ms),
+                                              "ANSWER_TOKENS": str(chunks_of(args))})
+    port = free_port()
+    return spawn("simulator", [PYTHON, str(ROOT / "load/stream_sim.py"), "--port", str(port),
+                               "--ttft-ms", str(args.chunk_ms), "--token-ms", str(args.chunk_ms)],
+                 port=port, log_dir=logs)
+
+
 def start(logs: Path, args) -> tuple[list, str, str]:
-    sim = spawn_node("simulator", logs, {"TTFT_MS": str(args.chunk_ms),
-                                         "TOKEN_MS": str(args.chunk_ms),
-                                         "ANSWER_TOKENS": str(chunks_of(args))})
+    sim = simulator(logs, args)
     port = free_port()
     gateway = spawn("gateway", HOST_CMD, port=port, log_dir=logs, timeout=120, env={
         **WORKER_ENV, **FAR, "PORT": str(port), "RATE_LIMIT_STORAGE_CONNECTION": "",
         "CLIENT_TPM": "1e9", "MODEL_TPM": "1e9", "MODEL_ROUTES": json.dumps({MODEL: sim.url}),
         # The pool towards backends must hold every stream: its default (512) would answer
         # 503 overloaded past 512 streams (see docs/PERFORMANCE.md, issue #26).
-        "UPSTREAM_MAX_CONNECTIONS": str(max(args.levels) * 2)})
+        "UPSTREAM_MAX_CONNECTIONS": str(max(args.levels) * 2),
+        **({"UPSTREAM_CLIENT": args.upstream_client} if args.upstream_client else {}),
+        **({"PYTHONPATH": str(ROOT / "load/gcwatch"), "GCWATCH_FILE": str(logs / "gc"),
+            "GCWATCH_THRESHOLD": args.gc_threshold or ""} if args.gc_watch else {})})
     return [sim, gateway], f"{sim.url}/v1/chat/completions", f"{gateway.url}/v1/chat/completions"
 
 
@@ -204,6 +233,16 @@ def main() -> int:
     parser.add_argument("--stream-s", type=float, default=20.0)
     parser.add_argument("--ramp-s", type=float, default=None)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
+                        help="the client's implementation (load/stream_client.py)")
+    parser.add_argument("--sim", choices=("lean", "node"), default="lean",
+                        help="the backend: load/stream_sim.py or the Node simulator")
+    parser.add_argument("--upstream-client", default=None,
+                        help="UPSTREAM_CLIENT for the gateway (default: the product's default)")
+    parser.add_argument("--gc-watch", action="store_true",
+                        help="log the host's and worker's full GC pauses (load/gcwatch) in logs")
+    parser.add_argument("--gc-threshold", default=None,
+                        help="with --gc-watch: host and worker gc.set_threshold, e.g. 2000,10,100")
     parser.add_argument("--out", default=str(ROOT / "load/results/bench_streams.json"))
     args = parser.parse_args()
     raise_fd_limit()  # inherited by the host, the worker and the clients
@@ -216,8 +255,8 @@ def main() -> int:
         phase(gw_url, 10, short, None)  # warm-up: the gateway's first build, pools
         idle = {p: rss_kb(p) for p in watch}
         for n in args.levels:
-            direct = phase(direct_url, n, args, None)
-            gateway = phase(gw_url, n, args, watch, idle)
+            direct = phase(direct_url, n, args, None, sim=procs[0].popen.pid)
+            gateway = phase(gw_url, n, args, watch, idle, sim=procs[0].popen.pid)
             row = {"n": n, "direct": direct, "gateway": gateway,
                    **{f"{k}_added": added(gateway, direct, f"{k}_ms")
                       for k in ("ttft_p50", "ttft_p99", "gap_p50", "gap_p99")}}

@@ -5,7 +5,7 @@
 
 Wall-clock latency on a shared machine is noise; CPU time per chunk is not (much). For each tree
 (the current one, and with --base a commit checked out by `git archive`), one gateway (host +
-worker, the setup of load/bench_streams.py: an OpenAI route to the Node simulator, limits and
+worker, the setup of load/bench_streams.py: an OpenAI route to its backend (--sim), limits and
 cache and telemetry on) is started; then rounds alternate between the trees, each round opening
 --streams streamed chat completions (a chunk every --chunk-ms for --stream-s) and reading the
 host's and the worker's CPU time from /proc over it. CPU per chunk = that CPU / the data events
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
 from bench_gateway import FAR, cpu_seconds, host_and_worker  # noqa: E402
-from bench_streams import MODEL, phase, raise_fd_limit  # noqa: E402
+from bench_streams import MODEL, phase, raise_fd_limit, simulator  # noqa: E402
 from profile_worker import summarize  # noqa: E402
 
 from scripts.procs import (  # noqa: E402
@@ -39,7 +39,6 @@ from scripts.procs import (  # noqa: E402
     export_tree,
     free_port,
     spawn,
-    spawn_node,
 )
 
 
@@ -69,7 +68,8 @@ def measured(url: str, pids: tuple[int, int], n: int, args) -> dict:
     return {"errors": result["errors"], "events": events,
             "kernel_share": kernel / max(host + worker, 1e-9),
             "host_us_per_chunk": host / events * 1e6, "worker_us_per_chunk": worker / events * 1e6,
-            "host_cpu_s": host, "worker_cpu_s": worker}
+            "host_cpu_s": host, "worker_cpu_s": worker,
+            "client_us_per_chunk": result["client_cpu_s"] / events * 1e6}
 
 
 def spy(pid: int, seconds: float, out: Path, native: bool) -> subprocess.Popen:
@@ -179,16 +179,17 @@ def main() -> int:
     parser.add_argument("--ramp-s", type=float, default=2.0)
     parser.add_argument("--open-chunks", type=int, default=2)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
+                        help="the client's implementation (load/stream_client.py)")
+    parser.add_argument("--sim", choices=("lean", "node"), default="lean",
+                        help="the backend: load/stream_sim.py or the Node simulator")
     parser.add_argument("--spy", action="store_true")
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames)")
     parser.add_argument("--strace", action="store_true", help="syscalls per chunk (strace -c)")
     args = parser.parse_args()
     raise_fd_limit()
     logs = Path(tempfile.mkdtemp(prefix="profile-streams-"))
-    chunks = int(args.stream_s * 1000 / args.chunk_ms)
-    sim = spawn_node("simulator", logs, {"TTFT_MS": str(args.chunk_ms),
-                                         "TOKEN_MS": str(args.chunk_ms),
-                                         "ANSWER_TOKENS": str(chunks)})
+    sim = simulator(logs, args)
     procs, gateways = [sim], {}
     try:
         for k, (name, tree) in enumerate(trees(args, logs).items()):

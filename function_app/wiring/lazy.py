@@ -26,10 +26,14 @@ YOUNG_THRESHOLD = 10_000
 
 class LazyGateway:
     """Builds the gateway on first use, from an environment read at that moment (never at import,
-    so a bad setting cannot break function indexing), and keeps it for the process's life."""
+    so a bad setting cannot break function indexing), and keeps it for the process's life.
 
-    def __init__(self, environ: Callable[[], Mapping[str, str]]):
+    With `freeze` (the worker's own gateway), the collector is settled once the build is done
+    (`settle_collector`)."""
+
+    def __init__(self, environ: Callable[[], Mapping[str, str]], freeze: bool = False):
         self._environ = environ
+        self._freeze = freeze
         self._gateway: Gateway | None = None
         self._lock = asyncio.Lock()
 
@@ -43,7 +47,8 @@ class LazyGateway:
                     from .build import build_gateway
 
                     self._gateway = await build_gateway(load_settings(self._environ()))
-                    tune_collector()
+                    if self._freeze:
+                        settle_collector()
         return self._gateway
 
     def install(self, built: Gateway | None) -> None:
@@ -56,18 +61,28 @@ class LazyGateway:
             await gateway.aclose()
 
 
-def tune_collector() -> None:
-    """Once a process, after the first build: what start-up made is left out of later garbage
-    collections, and young collections wait for YOUNG_THRESHOLD net new objects.
+FULL_EVERY = 100  # middle-generation collections per full one at most (CPython's default: 10)
 
-    Frozen: start-up's objects (modules, the app, the worker's server, the gateway just built:
-    about 90,000 in the worker), which every full collection walked, about 20 us per request
-    in the worker (`load/profile_worker_calls.py --mode cpu`: old-generation time 22 -> 0.4 us
-    per request). Reference counting still frees frozen objects; only a reference cycle among
-    them dropped later is never collected, a bounded, one-time amount. `gc.freeze` moves a
-    list: the first request does not wait for a collection.
+
+def settle_collector() -> None:
+    """Once a process, after the worker's gateway is built: start-up's objects leave the
+    collector's generations, young collections wait for YOUNG_THRESHOLD net new objects, and a
+    full collection for FULL_EVERY middle-generation ones. A later call changes nothing (an
+    operator's own tuning after the build stays).
+
+    Frozen (`gc.freeze`): every object alive once the build is done (modules, the app, the
+    worker's server, the gateway: about 90,000 in the worker). They live as long as the process,
+    and every full collection walked them: about 20 us per request in the worker
+    (`load/profile_worker_calls.py --mode cpu`: old-generation time 22 -> 0.4 us per request),
+    and with a thousand streams open a pause of ~390 ms of the worker's loop, every stream's
+    chunks waiting behind it (`load/bench_streams.py --gc-watch`; 75-280 ms frozen, none with
+    full collections spaced). Those full collections found no garbage: reference counting frees
+    what requests and streams leave. What it costs: a reference cycle that reaches the oldest
+    generation is freed later, and one among frozen objects dropped later never (a bounded,
+    one-time amount). Nothing is collected before freezing, so the first request does not wait
+    for a collection.
     """
     if gc.get_freeze_count() == 0:
         gc.freeze()
-        young, *older = gc.get_threshold()
-        gc.set_threshold(max(young, YOUNG_THRESHOLD), *older)
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(max(young, YOUNG_THRESHOLD), middle, FULL_EVERY)

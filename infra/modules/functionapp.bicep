@@ -34,18 +34,19 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
-// perInstanceConcurrency = 200, from CPU per streamed chunk and per stream open
-// (load/profile_streams.py, load/bench_streams.py; docs/PERFORMANCE.md, "Issue #26"): a 20 s
-// stream of 100 ms chunks costs the worker about 1.1 ms CPU per stream-second (96 µs per chunk,
-// 3.1 ms per open) and the local host 0.65 ms; the worker is one event loop, so one core
-// saturates near 550 streams with the host beside it (near 900 for the worker alone).
-// 200 = safety factor ~2.7 on that (4.5 on the worker alone), and twice the 100 streams at which
-// the 10 ms-p99-added target held on the shared 2-core build machine (load average 5-9; 300 and
-// more saturated its share of the CPU). Check in Azure before raising it. Memory is not the
-// limit: 50-95 KB per stream, 200 streams add about 20 MB to the ~125 MB host + worker at rest;
-// instanceMemoryMB stays 2048 because the platform's own host shares the instance and was not
-// measured (docs/COST.md). UPSTREAM_MAX_CONNECTIONS (512) must stay above this value: each
-// stream holds one backend connection.
+// perInstanceConcurrency = 200, from make bench-streams (load/bench_streams.py; docs/PERFORMANCE.md,
+// "Streams, fourth pass"): 20 s streams of 100 ms chunks through the local host and the real
+// worker cost the worker 0.8-1.1 ms of CPU per stream-second (80-110 us per chunk, opens
+// included) and the local host 0.5-0.7 ms. A 2048 MB Flex instance has about one core, shared by
+// the platform's host and the worker: host + worker saturate it near 550-770 streams (the
+// worker's one event loop alone near 900-1,250). 200 asks 0.26-0.36 of the core: safety factor
+// ~3 to saturation, in the range where the 10 ms-p99-added target held on the shared 2-core
+// build machine (100 streams; 1,000 streams held with 0 errors but TTFT p99 +2.6 s: not met).
+// The platform's host relays the stream in Azure and was not measured: check the instance's CPU
+// before raising this. Memory is not the limit: 77-97 KB per stream, 200 streams add about 20 MB
+// to the ~125 MB host + worker at rest, so instanceMemoryMB stays 2048.
+// UPSTREAM_MAX_CONNECTIONS (512) must stay above this value: each stream holds one backend
+// connection.
 @description('Concurrent HTTP requests one instance takes before the platform adds another. Python defaults to 1, which wastes an async gateway.')
 @minValue(1)
 @maxValue(1000)
