@@ -40,6 +40,17 @@ LEAST_DEMAND = 1.0  # a decayed d_i below this is not published (about one reque
 EMPTY_PERIODS = 10  # an empty budget is asked of its row again after this long at most
 
 
+def pot_share(view: View, traffic: float, own: float, total: float, holders: int) -> float:
+    """e_i / D of one member: its part of a grant listed in `view` with demand `total` over
+    `holders`, from its published request count `traffic` and budget demand `own` for
+    view.period. The aggregator sums it over the members that take pots (potgrants.claimed),
+    so it must stay the one formula both use."""
+    w = weight(view, max(1, view.instances), traffic)
+    per_holder = total / holders
+    trust = per_holder / (per_holder + TRUST_AT)
+    return min(1.0, trust * own / total + (1 - trust) * w)
+
+
 @dataclass
 class Pot:
     tokens: float
@@ -128,8 +139,7 @@ class Pots:
         if view is None or view.period <= self.adopted:
             return
         self.adopted = view.period
-        for part in list(self.pots):
-            self._drop(part)
+        self._trim(self._published.get(view.period, {}))
         for part, (_, _, left, _) in view.pots.items():
             self.known[part] = (left, view.period)
         if me in view.members and me not in view.excluded and self._reads.get(view.period):
@@ -139,16 +149,30 @@ class Pots:
         """This instance's pot of each grant: G * e_i / D (see the module); they sum to at
         most G over the members whose rows were summed."""
         mine = self._published.get(view.period, {})
-        w = weight(view, max(1, view.instances), traffic)
         for part, (granted, total, left, holders) in view.pots.items():
             if granted <= 0 or total <= 0 or holders <= 0:
                 continue
-            per_holder = total / holders
-            trust = per_holder / (per_holder + TRUST_AT)
-            share = min(1.0, trust * mine.get(part, 0.0) / total + (1 - trust) * w)
+            share = pot_share(view, traffic, mine.get(part, 0.0), total, holders)
             if share > 0:
-                self.pots[part] = Pot(granted * share * (1 - 1e-9), view.period, share, left)
+                kept = self.pots[part].tokens if part in self.pots else 0.0
+                self.pots[part] = Pot(granted * share * (1 - 1e-9) + kept, view.period, share,
+                                      left)
                 self._counters.incr("budget_pots")
+
+    def _trim(self, demand: dict[str, float]) -> None:
+        """On a newer view: keep of each pot what this instance asked of its budget in the
+        view's period (`demand`: d_i as published), report the rest as unused, and drop a pot
+        it did not ask of. Dropping every pot on each view sent tokens that the instance
+        itself was about to spend around the rows and back, two periods of delay each, while
+        its requests were refused (the budgets scenario spent 0.68 of its budgets)."""
+        for part in list(self.pots):
+            pot, keep = self.pots[part], demand.get(part, 0.0)
+            if pot.tokens > keep and keep > 0:
+                self._unused[part] = self._unused.get(part, 0.0) + pot.tokens - keep
+                pot.tokens = keep
+                self._counters.incr("budget_pots_dropped")
+            elif keep <= 0:
+                self._drop(part)
 
     def give(self, part: str, tokens: float, burst: float) -> None:
         """Tokens taken from a budget's row and not spent (an idle leased pool): reported
