@@ -104,8 +104,11 @@ async def test_the_fleet_never_spends_more_than_the_budget_through_restarts_and_
         everyone.append(fresh)
     await run_for(clock, lims, 20.0, each_step=spender.step(lims))
     assert spender.spent <= 3000.0 + 1e-6, spender.spent
-    # Crashed instances take their pots and leases with them: an undershoot.
-    assert spender.spent >= 0.5 * 3000.0, spender.spent
+    # Crashed instances take their pots and leases with them: an undershoot. Light instances
+    # write every other row, so a crash also takes the remainders waiting for its next row:
+    # four crashes in 14 s on five instances leave 0.44-0.50 of it spent (seeds 4-7; 0.52
+    # when every instance wrote every period).
+    assert spender.spent >= 0.4 * 3000.0, spender.spent
     assert total(everyone, "budget_pot_paid") > total(everyone, "leases")
     assert total(everyone, "tally_takeovers") >= 2
 
@@ -319,7 +322,9 @@ async def test_a_grant_takes_off_the_row_only_what_the_pots_will_hold():
         pots.adopt(view, row.member, 7.5, row.traffic)
         held += pots.pots[PART].tokens if PART in pots.pots else 0.0
     taken = 100.0 - await row_tokens(store)
-    assert taken == pytest.approx(12.0, abs=1e-3)  # HEADROOM * D, D = a's 6 (b does not read)
+    # HEADROOM * (6 + 3): a's demand, and c's of the period before (c reads every other
+    # summary, so the pots of those reading this one last until their next); b does not read.
+    assert taken == pytest.approx(18.0, abs=1e-3)
     assert held <= taken and held == pytest.approx(taken, abs=1e-3)
 
 

@@ -59,12 +59,26 @@ def claimed(rows: Iterable[InstanceRow], view: View, part: str, total: float,
     is of view.period and says they read it). At most one; less when members that take no pot
     (not reading, or counted by a row of another period) have traffic, since e_i includes
     w_i · D. Taking G whole off the row lost that part of every grant: tokens no pot held."""
+    if total <= 0 or holders <= 0:
+        return 0.0  # nothing to grant: no demand summed (only remainders credited)
     out = 0.0
     for row in _newest(rows).values():
         if row.period == view.period and row.reads and row.member in view.members:
             own = row.budgets[part][0] if part in row.budgets else 0.0
             out += pot_share(view, row.traffic, own, total, holders)
     return min(1.0, out)
+
+
+def _aside(rows: list[InstanceRow], done: int) -> dict[str, float]:
+    """Per budget, the demand of the readers whose newest row is of the period before: a
+    light instance writes (and reads) every other period (sync.TallySync._stands_in), so
+    the pots of those that read this summary must last until their next one."""
+    out: dict[str, float] = {}
+    for row in _newest(rows).values():
+        if row.period == done - 1 and row.reads:
+            for part, (d, _, _) in row.budgets.items():
+                out[part] = out.get(part, 0.0) + d
+    return out
 
 
 def summed(rows: Iterable[InstanceRow], done: int, members: frozenset[str]
@@ -111,8 +125,10 @@ async def grant(store: GuardedStore, rows: Iterable[InstanceRow], view: View, no
     listed = set(ranked[:room])
     claims = {part: claimed(rows, view, part, _ceil4(sums[part][0]), int(sums[part][3]))
               for part in listed}
+    aside = _aside(rows, done)
     results = await asyncio.gather(*(
-        _apply(store, part, sums[part], done, now, counters, claims.get(part, 0.0))
+        _apply(store, part, sums[part], done, now, counters, claims.get(part, 0.0),
+               aside.get(part, 0.0))
         for part in ranked))
     grants = {part: got for part, got in zip(ranked, results, strict=True)
               if got is not None and part in listed}
@@ -120,7 +136,8 @@ async def grant(store: GuardedStore, rows: Iterable[InstanceRow], view: View, no
 
 
 async def _apply(store: GuardedStore, part: str, summed_: list[float], done: int, now: float,
-                 counters: Counters, claim: float) -> tuple[float, float, float, int] | None:
+                 counters: Counters, claim: float, aside: float = 0.0
+                 ) -> tuple[float, float, float, int] | None:
     """One budget row: (G, D, tokens kept, holders), or None (nothing applied: applied
     already, or the row could not be written). `claim` (0 when not listed): the part of G
     the pots will hold (`claimed`); the row gives G * claim = min(tokens, HEADROOM * D)."""
@@ -139,7 +156,7 @@ async def _apply(store: GuardedStore, part: str, summed_: list[float], done: int
             current = row if row is not None else lease.fresh_row(limit, now)
             bucket = refill(BucketState(current.tokens, current.ts), limit, now)
             tokens = min(burst, bucket.tokens + unused)
-            granted, taken = _granted(tokens, demand, claim)
+            granted, taken = _granted(tokens, demand + aside, claim)
             if granted <= 0 and unused <= 0:  # nothing to apply: no write, nothing twice
                 return 0.0, _ceil4(demand), _floor4(tokens), int(holders)
             live = {who: until for who, until in current.holders.items() if until > now}

@@ -37,6 +37,7 @@ from function_app.ratelimit.tally.tally import (
 # pots must last until the next one it reads.
 POT_PERIODS = 3
 LEAST_DEMAND = 1.0  # a decayed d_i below this is not published (about one request)
+KEEP = 1.0  # on a newer view a pot keeps this many periods of the instance's demand
 EMPTY_PERIODS = 10  # an empty budget is asked of its row again after this long at most
 
 
@@ -166,7 +167,7 @@ class Pots:
         itself was about to spend around the rows and back, two periods of delay each, while
         its requests were refused (the budgets scenario spent 0.68 of its budgets)."""
         for part in list(self.pots):
-            pot, keep = self.pots[part], demand.get(part, 0.0)
+            pot, keep = self.pots[part], KEEP * demand.get(part, 0.0)
             if pot.tokens > keep and keep > 0:
                 self._unused[part] = self._unused.get(part, 0.0) + pot.tokens - keep
                 pot.tokens = keep

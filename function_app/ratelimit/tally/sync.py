@@ -195,10 +195,24 @@ class TallySync:
             return False
         return self.view is None or self.view.period < done - 1
 
+    def _stands_in(self, done: int, traffic: float) -> bool:
+        """A light instance (fewer than LIGHT_TRAFFIC requests in `done`) that wrote the row
+        of the period before skips this one: the aggregator sums that row as `behind` and this
+        instance takes its own figures from it (Ledger.summed), so the shares of the view
+        still sum to at most one; it writes the next. It reads every other summary anyway
+        (_worth_reading: the one of a period it wrote), and its row of every period was more
+        than half of the operations at 1,000 instances in the budgets scenario."""
+        return (traffic < LIGHT_TRAFFIC and not self.leading and self.view is not None
+                and self.ledger.has_written(done - 1))
+
     async def _publish(self, done: int, force: bool) -> None:
         """Write this instance's row for `done` (nothing without demand unless `force`d). A
         failure propagates; `_retry` says whether the row is tried again in its period."""
-        counted, budgets = self.ledger.close(done), self.pots.close(done)
+        counted = self.ledger.close(done)
+        if not force and self._stands_in(done, counted.traffic):
+            self._counters.incr("tally_rows_skipped")
+            return  # its budget remainders wait in Pots for the next row
+        budgets = self.pots.close(done)
         if not counted.demand and not budgets and not force:
             return
         # Whether it will read the summary of `done`: only then is its budget demand granted.
