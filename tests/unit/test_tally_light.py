@@ -52,3 +52,35 @@ async def test_a_light_instance_writes_every_other_row_and_stays_counted():
                               1.0, 4, lim._sync.ledger.own_traffic(view),
                               lim._sync.ledger.counted(view)) for lim in lims]
         assert sum(shares) <= 1.0 + 1e-9
+
+
+@pytest.mark.asyncio
+async def test_no_row_is_skipped_at_start_up_nor_while_storage_refuses():
+    """A skipped row followed by a refused one leaves the instance out of N (its newest row
+    two periods old): three such skips at start-up sent the 50 % ServerBusy scenario into
+    the failure mode (0.86 of exact instead of 1.07). No row is skipped in an instance's
+    first CALM_PERIODS, nor for THROTTLED_PERIODS after a refusal."""
+    from function_app.ratelimit.tally.sync import CALM_PERIODS, THROTTLED_PERIODS
+    from tests.unit.test_tally_throttled import Busy
+
+    store = Busy()
+    clock, _, lims = fleet(3, store=store, seed=6)
+    key = scoped("k", 30.0, 30.0)
+
+    async def traffic():
+        for lim in lims:
+            await lim.acquire(key, 1.0)
+
+    def skipped():
+        return sum(lim.counters["tally_rows_skipped"] for lim in lims)
+
+    await run_for(clock, lims, CALM_PERIODS * 1.0, step=0.2, each_step=traffic)
+    assert skipped() == 0
+    await run_for(clock, lims, 4.0, step=0.2, each_step=traffic)
+    assert skipped() > 0
+    store.failing = True  # every instance row refused for a period
+    await run_for(clock, lims, 1.0, step=0.2, each_step=traffic)
+    store.failing = False
+    before, puts = skipped(), sum(store.puts.values())
+    await run_for(clock, lims, THROTTLED_PERIODS - 1.0, step=0.2, each_step=traffic)
+    assert skipped() == before and sum(store.puts.values()) > puts
