@@ -82,5 +82,5 @@ async def test_no_row_is_skipped_at_start_up_nor_while_storage_refuses():
     await run_for(clock, lims, 1.0, step=0.2, each_step=traffic)
     store.failing = False
     before, puts = skipped(), sum(store.puts.values())
-    await run_for(clock, lims, THROTTLED_PERIODS - 1.0, step=0.2, each_step=traffic)
+    await run_for(clock, lims, THROTTLED_PERIODS - 0.4, step=0.2, each_step=traffic)
     assert skipped() == before and sum(store.puts.values()) > puts
