@@ -3,12 +3,14 @@
 
 For period p, per budget with demand or unused pots in the rows of p: ONE conditional write on
 the budget's lease row (the row lease mode and the exact path use: lease/lease.py, shard 0 of
-lease/keys.py's partition) adds back the unused remainders the rows report and takes a grant
-G = min(tokens in the row, HEADROOM * D), D the demand summed. The row records p (`pot`): a
-second aggregator of p (after a takeover) finds it and applies nothing there, so nothing is
-granted or credited twice. The summary lists (G, D) and each instance takes G * d_i / D
-(tally/pots.py). A grant never delivered (the summary lost, an instance gone) is tokens lost:
-an undershoot, never an overshoot.
+lease/keys.py's partition) adds back the unused remainders the rows report and takes
+min(tokens in the row, HEADROOM * (D + D')), D the demand summed over the readers of this
+summary, D' over the readers whose row is of the period before (`_aside`). The summary lists
+G = what was taken / c and D, each instance taking G * e_i / D (tally/pots.py), where c is
+the sum of e_i / D over the members that take a pot (`claimed`): the pots hold what was
+taken. The row records p (`pot`): a second aggregator of p (after a takeover) finds it and
+applies nothing there, so nothing is granted or credited twice. A grant never delivered
+(the summary lost, an instance gone) is tokens lost: an undershoot, never an overshoot.
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ async def _apply(store: GuardedStore, part: str, summed_: list[float], done: int
                  ) -> tuple[float, float, float, int] | None:
     """One budget row: (G, D, tokens kept, holders), or None (nothing applied: applied
     already, or the row could not be written). `claim` (0 when not listed): the part of G
-    the pots will hold (`claimed`); the row gives G * claim = min(tokens, HEADROOM * D)."""
+    the pots will hold (`claimed`); the row gives G * claim = min(tokens, HEADROOM * (D +
+    `aside`)), `aside` the demand of readers whose row is of the period before."""
     demand, unused, burst, holders = summed_
     limit = Limit(0.0, burst)
     key = RowKey(part, shard_row(0))

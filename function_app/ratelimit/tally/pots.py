@@ -8,12 +8,14 @@ once). The aggregator grants G per budget from the budget's lease row and lists 
 summary (tally/potgrants.py); on adopting that view this instance takes G * e_i / D, e_i
 its expected demand as tally.share has it (its own d_i, published for that period as encoded,
 trusted as far as a holder's counts are many; else its part of the traffic, w_i * D), so the
-pots of one grant sum to at most G. A pot is spent without any storage call; it lives until a
-newer view or until its view is POT_PERIODS old by this clock, and what is left is then
-dropped and reported. A cost above what the summary showed its budget's row kept is refused
-here without storage (`short`), and a budget shown empty is no demand, until a view shows it
-again (or EMPTY_PERIODS on): near the end of a budget every instance asking the row each
-budget once was 20,000 reads at 1,000 instances and 20 budgets.
+pots of one grant sum to at most G (to what the aggregator took off the row: potgrants). A
+pot is spent without any storage call; on a newer view it keeps what this instance asked of
+its budget in that view's period and the rest is reported (`_trim`); a pot not asked of, or
+whose view is POT_PERIODS old by this clock, is dropped and reported. A cost above what
+the summary showed its budget's row kept is refused here without storage (`short`), and a
+budget shown empty is no demand, until a view shows it again (or EMPTY_PERIODS on): near
+the end of a budget every instance asking the row each budget once was 20,000 reads at
+1,000 instances and 20 budgets.
 """
 
 from __future__ import annotations
