@@ -345,3 +345,22 @@ def test_a_newer_view_keeps_what_the_instance_asks_of_its_pot_and_reports_the_re
     assert pots.pots[PART].tokens == pytest.approx(4.0 + granted)
     assert other not in pots.pots
     assert pots._unused == {PART: pytest.approx(6.0), other: pytest.approx(3.0)}
+
+
+@pytest.mark.asyncio
+async def test_a_row_the_grants_since_have_likely_drained_is_refused_without_a_read():
+    """A light instance holds a summary two or three periods old; the row it showed with
+    some budget left has been granted from since (about HEADROOM * D each). The exact path
+    read it and found it short in nearly all of about 500 tries in the budgets scenario's
+    window: a refusal without storage now, until a newer summary shows the row again."""
+    clock, _store, (lim,) = fleet(1, seed=9)
+    pots = lim._budgets.pots
+    now = clock.now()
+    seen = pots.period(now) - 3
+    pots.known[PART] = (10.0, seen)
+    pots._grants[PART] = pots_module.HEADROOM * 4.0  # the summary listed D = 4
+    assert not pots.short(PART, 1.0)
+    assert pots.drained(PART, 1.0, now)
+    assert not pots.drained(PART, 1.0, pots.period_s * (seen + 1))  # no grant since yet
+    decision = lim._budgets.refusal(budget(1e5), 1.0)  # synchronous: no storage call
+    assert decision is not None and not decision.allowed

@@ -102,8 +102,9 @@ class Budgets:
         return decision, lambda: exact._settle(budgets, -cost)
 
     def refusal(self, budgets: Sequence[ScopedLimit], cost: float) -> Decision | None:
-        """The refusal of a budget the last summary showed with less than `cost` left, when
-        neither its pot nor the exact path's pool pays (no storage call), else None. Asked
+        """The refusal of a budget the last summary showed with less than `cost` left, or
+        likely drained below it by the grants since (Pots.drained), when neither its pot nor
+        the exact path's pool pays (no storage call), else None. Asked
         before the shares too, so a request refused anyway never syncs them (in the budgets
         scenario it changed little: 0.0922 to 0.0920 operations per admitted request)."""
         now = self._clock.now()
@@ -111,7 +112,7 @@ class Budgets:
         for item in budgets:
             part = part_of(item)
             pot = self.pots.pots.get(part)
-            if (self.pots.short(part, cost) and not item.limit.shadow
+            if (self.pots.drained(part, cost, now) and not item.limit.shadow
                     and (pot is None or pot.tokens < cost) and not self._pooled(item, cost, now)):
                 self.exact._counters.incr("budget_refused_empty")
                 return Decision(False, item.scope, item.limit, 0,

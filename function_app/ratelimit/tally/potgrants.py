@@ -28,10 +28,9 @@ from function_app.ratelimit.lease import lease
 from function_app.ratelimit.lease.keys import shard_row
 from function_app.ratelimit.limits import Limit
 from function_app.ratelimit.store import RowKey
-from function_app.ratelimit.tally.pots import pot_share
+from function_app.ratelimit.tally.pots import HEADROOM, pot_share
 from function_app.ratelimit.tally.tally import CHUNK, MAX_ROW_KEYS, InstanceRow, View, fitting
 
-HEADROOM = 2.0  # a grant is at most this many periods of the demand summed
 TRIES = 3  # conditional writes per budget row before giving up for this period (no pot)
 WIDEST = 1e12  # an entry's figures, for fitting the summary before anything is granted
 
