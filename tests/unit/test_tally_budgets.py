@@ -364,3 +364,9 @@ async def test_a_row_the_grants_since_have_likely_drained_is_refused_without_a_r
     assert not pots.drained(PART, 1.0, pots.period_s * (seen + 1))  # no grant since yet
     decision = lim._budgets.refusal(budget(1e5), 1.0)  # synchronous: no storage call
     assert decision is not None and not decision.allowed
+    # Still demand: the row may hold budget for the next grant (a refused cost not counted
+    # shrank the grants to the instances whose views were old: 56,800 -> 51,000 admitted).
+    assert pots._raw[pots.period(now)][PART] == 1.0
+    pots.known[PART] = (0.5, seen)  # known empty: no grant can come of it, no demand
+    assert lim._budgets.refusal(budget(1e5), 1.0) is not None
+    assert pots._raw[pots.period(now)][PART] == 1.0
