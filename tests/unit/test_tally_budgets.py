@@ -106,9 +106,9 @@ async def test_the_fleet_never_spends_more_than_the_budget_through_restarts_and_
     assert spender.spent <= 3000.0 + 1e-6, spender.spent
     # Crashed instances take their pots and leases with them: an undershoot. Light instances
     # write every other row, so a crash also takes the remainders waiting for its next row:
-    # four crashes in 14 s on five instances leave 0.44-0.50 of it spent (seeds 4-7; 0.52
-    # when every instance wrote every period).
-    assert spender.spent >= 0.4 * 3000.0, spender.spent
+    # four crashes in 14 s on five instances leave 0.49-0.56 of it spent (seeds 4-7; 0.52
+    # on seed 4 when every instance wrote every period).
+    assert spender.spent >= 0.45 * 3000.0, spender.spent
     assert total(everyone, "budget_pot_paid") > total(everyone, "leases")
     assert total(everyone, "tally_takeovers") >= 2
 
