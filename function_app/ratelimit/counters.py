@@ -11,7 +11,7 @@ NAMES = (
     "fallback_admitted", "fallback_denied", "storage_unavailable_denied", "sweeps", "swept_rows",
     "internal_errors", "storage_refused", "adjustments", "refunded_tokens", "extra_charged_tokens",
     "tally_syncs", "tally_waits", "tally_aggregations", "tally_takeovers", "tally_keys_dropped",
-    "tally_publish_failures", "tally_aggregate_failures",
+    "tally_publish_failures", "tally_aggregate_failures", "tally_rows_skipped",
     # Budget pots (tally/pots.py, tally/potgrants.py): granted by the aggregator, taken,
     # decisions they paid, dropped with a remainder, remainders credited back, cut, failed.
     "budget_pots_granted", "budget_pots", "budget_pot_paid", "budget_pots_dropped",

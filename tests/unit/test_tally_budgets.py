@@ -6,6 +6,7 @@ store."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -17,10 +18,11 @@ from function_app.ratelimit.lease.keys import bucket_partition, shard_row
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.store import RowKey
 from function_app.ratelimit.tally import potgrants, tally
+from function_app.ratelimit.tally import pots as pots_module
 from function_app.ratelimit.tally import rows as tally_rows
 from function_app.ratelimit.tally.aggregator import SUMMARY
 from function_app.ratelimit.tally.limiter import TallyLimiter
-from function_app.ratelimit.tally.pots import Pots
+from function_app.ratelimit.tally.pots import Pot, Pots
 from tests.support.clock import FakeClock
 from tests.unit.test_tally_limiter import START, config, fleet, run_for, scoped
 
@@ -102,8 +104,11 @@ async def test_the_fleet_never_spends_more_than_the_budget_through_restarts_and_
         everyone.append(fresh)
     await run_for(clock, lims, 20.0, each_step=spender.step(lims))
     assert spender.spent <= 3000.0 + 1e-6, spender.spent
-    # Crashed instances take their pots and leases with them: an undershoot.
-    assert spender.spent >= 0.5 * 3000.0, spender.spent
+    # Crashed instances take their pots and leases with them: an undershoot. Light instances
+    # write every other row, so a crash also takes the remainders waiting for its next row:
+    # four crashes in 14 s on five instances leave 0.49-0.56 of it spent (seeds 4-7; 0.52
+    # on seed 4 when every instance wrote every period).
+    assert spender.spent >= 0.45 * 3000.0, spender.spent
     assert total(everyone, "budget_pot_paid") > total(everyone, "leases")
     assert total(everyone, "tally_takeovers") >= 2
 
@@ -117,16 +122,17 @@ async def test_two_aggregators_of_one_period_never_grant_or_credit_twice():
             tally.InstanceRow("b", 7, 0.0, {}, 10.0, {PART: (10.0, 0.0, 100.0)}, True)]
     found = await store.write(ROW, lease.row_to_fields(lease.Row(50.0, 0.0, 0.0, 100.0)), None)
     assert found
-    grants, excluded = await potgrants.grant(store, rows, 7, frozenset("ab"), 1.0, counters)
+    view = tally.View(7, 2, frozenset("ab"), {}, tally.PHI, 20.0)
+    grants, excluded = await potgrants.grant(store, rows, view, 1.0, counters)
     assert grants[PART] == (55.0, 40.0, 0.0, 2) and not excluded  # 50 + 5 credited, all taken
     stored = await store.read(ROW)
     row = lease.row_from_fields(stored.fields)
     returned = lease.returned(row, Limit(0.0, 100.0), 3.0, "x", 2.0)  # lease mode writes
     await store.write(ROW, lease.row_to_fields(returned), stored.etag)
-    again, _ = await potgrants.grant(store, rows, 7, frozenset("ab"), 3.0, counters)
+    again, _ = await potgrants.grant(store, rows, view, 3.0, counters)
     assert again == {}
     assert await row_tokens(store) == 3.0
-    later, _ = await potgrants.grant(store, rows, 8, frozenset("ab"), 4.0, counters)
+    later, _ = await potgrants.grant(store, rows, replace(view, period=8), 4.0, counters)
     assert later == {}  # rows of period 7 are not period 8's
 
 
@@ -291,3 +297,76 @@ async def test_pots_are_counted_on_health():
     reports = [lim.storage_state["tally"]["budgets"] for lim in lims]
     assert sum(r["pot_paid"] for r in reports) > 0 and sum(r["pots_granted"] for r in reports) > 0
     assert all("pots_held" in r and "unused_credited" in r for r in reports)
+
+
+@pytest.mark.asyncio
+async def test_a_grant_takes_off_the_row_only_what_the_pots_will_hold():
+    """e_i includes the traffic part w_i * D, and w_i sums to one over every counted instance,
+    those that take no pot included (not reading, or counted by an older row): taking G whole
+    off the row lost their part of every grant (22,000 of 150,000 tokens at 1,000 instances
+    in the budgets scenario). The row gives what the pots hold, no more and no less."""
+    store, counters = MemoryRateLimitStore(), Counters()
+    await store.write(ROW, lease.row_to_fields(lease.Row(100.0, 0.0, 0.0, 100.0)), None)
+    rows = [tally.InstanceRow("a", 7, 0.0, {}, 10.0, {PART: (6.0, 0.0, 100.0)}, True),
+            tally.InstanceRow("b", 7, 0.0, {}, 20.0, {PART: (4.0, 0.0, 100.0)}, False),
+            tally.InstanceRow("c", 6, 0.0, {}, 10.0, {PART: (3.0, 0.0, 100.0)}, True)]
+    view = tally.View(7, 3, frozenset("abc"), {}, tally.PHI, 40.0, behind=frozenset("c"))
+    grants, excluded = await potgrants.grant(store, rows, view, 1.0, counters)
+    assert excluded == frozenset("bc")
+    view = replace(view, pots=grants, excluded=excluded)
+    held = 0.0
+    for row in rows:
+        pots = Pots(1.0, Counters())
+        pots._published[7] = {PART: row.budgets[PART][0]}
+        pots.reading(7, row.reads)
+        pots.adopt(view, row.member, 7.5, row.traffic)
+        held += pots.pots[PART].tokens if PART in pots.pots else 0.0
+    taken = 100.0 - await row_tokens(store)
+    # HEADROOM * (6 + 3): a's demand, and c's of the period before (c reads every other
+    # summary, so the pots of those reading this one last until their next); b does not read.
+    assert taken == pytest.approx(18.0, abs=1e-3)
+    assert held <= taken and held == pytest.approx(taken, abs=1e-3)
+
+
+def test_a_newer_view_keeps_what_the_instance_asks_of_its_pot_and_reports_the_rest():
+    """Dropping every pot on each newer view sent tokens the instance was about to spend to
+    its row and back (two periods), refusing its requests meanwhile: 0.68 of each budget
+    spent in the budgets scenario. It keeps what it asked of the budget in the view's period
+    (merged into the new pot), reports only the rest, and drops a pot it did not ask of."""
+    pots = Pots(1.0, Counters())
+    other = bucket_partition("tenant", "u")
+    pots.pots = {PART: Pot(10.0, 4, 0.5, 0.0), other: Pot(3.0, 4, 0.5, 0.0)}
+    pots._published[5] = {PART: 4.0}
+    pots.reading(5, True)
+    view = tally.View(5, 2, frozenset({"me", "x"}), {}, tally.PHI, 10.0,
+                      pots={PART: (8.0, 8.0, 0.0, 2)}, excluded=frozenset())
+    pots.adopt(view, "me", 5.6, 5.0)
+    granted = 8.0 * pots_module.pot_share(view, 5.0, 4.0, 8.0, 2) * (1 - 1e-9)
+    assert pots.pots[PART].tokens == pytest.approx(4.0 + granted)
+    assert other not in pots.pots
+    assert pots._unused == {PART: pytest.approx(6.0), other: pytest.approx(3.0)}
+
+
+@pytest.mark.asyncio
+async def test_a_row_the_grants_since_have_likely_drained_is_refused_without_a_read():
+    """A light instance holds a summary two or three periods old; the row it showed with
+    some budget left has been granted from since (about HEADROOM * D each). The exact path
+    read it and found it short in nearly all of about 500 tries in the budgets scenario's
+    window: a refusal without storage now, until a newer summary shows the row again."""
+    clock, _store, (lim,) = fleet(1, seed=9)
+    pots = lim._budgets.pots
+    now = clock.now()
+    seen = pots.period(now) - 3
+    pots.known[PART] = (10.0, seen)
+    pots._grants[PART] = pots_module.HEADROOM * 4.0  # the summary listed D = 4
+    assert not pots.short(PART, 1.0)
+    assert pots.drained(PART, 1.0, now)
+    assert not pots.drained(PART, 1.0, pots.period_s * (seen + 1))  # no grant since yet
+    decision = lim._budgets.refusal(budget(1e5), 1.0)  # synchronous: no storage call
+    assert decision is not None and not decision.allowed
+    # Still demand: the row may hold budget for the next grant (a refused cost not counted
+    # shrank the grants to the instances whose views were old: 56,800 -> 51,000 admitted).
+    assert pots._raw[pots.period(now)][PART] == 1.0
+    pots.known[PART] = (0.5, seen)  # known empty: no grant can come of it, no demand
+    assert lim._budgets.refusal(budget(1e5), 1.0) is not None
+    assert pots._raw[pots.period(now)][PART] == 1.0

@@ -144,7 +144,7 @@ class Aggregator:
             await self._forget(key, etag)
         self._idle = 0 if view.members - view.behind else self._idle + 1  # none wrote in it
         if not again:  # a re-count grants nothing: the budget rows already record `done`
-            pots, excluded = await potgrants.grant(self._store, rows, done, view.members, now,
+            pots, excluded = await potgrants.grant(self._store, rows, view, now,
                                                    self._counters)
             if pots:
                 view = replace(view, pots=pots, excluded=excluded)
