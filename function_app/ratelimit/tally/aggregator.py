@@ -173,8 +173,8 @@ class Aggregator:
         other failure propagates once the groups read are kept."""
         if again or self._read_for != done:
             if self._read_for != done:  # only what was read then, for the period before
-                self._earlier = {g: rows for g, rows in self._read.items()
-                                 if g not in self._stood and self._read_for == done - 1}
+                before = self._read if self._read_for == done - 1 else {}
+                self._earlier = {g: rows for g, rows in before.items() if g not in self._stood}
             self._read_for, self._read, self._stood = done, {}, set()
         wanted = [g for g in range(self._reading) if g not in self._read]
         results = await asyncio.gather(*(self._store.query(group_key(g)) for g in wanted),

@@ -53,29 +53,31 @@ def _newest(rows: Iterable[InstanceRow]) -> dict[str, InstanceRow]:
     return newest
 
 
-def claimed(rows: Iterable[InstanceRow], view: View, part: str, total: float,
+def claimed(newest: Iterable[InstanceRow], view: View, part: str, total: float,
             holders: int) -> float:
     """The part of a grant of `part` listed as (G, `total`, _, `holders`) in `view` that the
-    pots will hold: the sum of pots.pot_share over the members that take one (their newest row
-    is of view.period and says they read it). At most one; less when members that take no pot
-    (not reading, or counted by a row of another period) have traffic, since e_i includes
-    w_i · D. Taking G whole off the row lost that part of every grant: tokens no pot held."""
+    pots will hold: the sum of pots.pot_share over the members that take one (their newest
+    row, one a member in `newest`, is of view.period and says they read it). At most one;
+    less when members that take no pot (not reading, or counted by a row of another period)
+    have traffic, since e_i includes w_i · D. Taking G whole off the row lost that part of
+    every grant: tokens no pot held."""
     if total <= 0 or holders <= 0:
         return 0.0  # nothing to grant: no demand summed (only remainders credited)
     out = 0.0
-    for row in _newest(rows).values():
+    for row in newest:
         if row.period == view.period and row.reads and row.member in view.members:
             own = row.budgets[part][0] if part in row.budgets else 0.0
             out += pot_share(view, row.traffic, own, total, holders)
     return min(1.0, out)
 
 
-def _aside(rows: list[InstanceRow], done: int) -> dict[str, float]:
-    """Per budget, the demand of the readers whose newest row is of the period before: a
-    light instance writes (and reads) every other period (sync.TallySync._stands_in), so
-    the pots of those that read this summary must last until their next one."""
+def _aside(newest: Iterable[InstanceRow], done: int) -> dict[str, float]:
+    """Per budget, the demand of the readers whose newest row (one a member in `newest`) is
+    of the period before: a light instance writes (and reads) every other period
+    (sync.TallySync._stands_in), so the pots of those that read this summary must last until
+    their next one."""
     out: dict[str, float] = {}
-    for row in _newest(rows).values():
+    for row in newest:
         if row.period == done - 1 and row.reads:
             for part, (d, _, _) in row.budgets.items():
                 out[part] = out.get(part, 0.0) + d
@@ -112,8 +114,8 @@ async def grant(store: GuardedStore, rows: Iterable[InstanceRow], view: View, no
     applied, granted or not: instances learn what its row kept), and the members left out.
     Budgets the summary could not list are credited, not granted (counted as
     budget_pots_cut); a row that cannot be written this period gets no pot."""
-    rows, done = list(rows), view.period
-    sums, excluded = summed(rows, done, view.members)
+    newest, done = list(_newest(rows).values()), view.period  # once, not once per budget
+    sums, excluded = summed(newest, done, view.members)
     if not sums:
         return {}, excluded
     ranked = sorted(sums, key=lambda part: -sums[part][0])
@@ -124,9 +126,9 @@ async def grant(store: GuardedStore, rows: Iterable[InstanceRow], view: View, no
     if room < len(ranked):
         counters.incr("budget_pots_cut", len(ranked) - room)
     listed = set(ranked[:room])
-    claims = {part: claimed(rows, view, part, _ceil4(sums[part][0]), int(sums[part][3]))
+    claims = {part: claimed(newest, view, part, _ceil4(sums[part][0]), int(sums[part][3]))
               for part in listed}
-    aside = _aside(rows, done)
+    aside = _aside(newest, done)
     results = await asyncio.gather(*(
         _apply(store, part, sums[part], done, now, counters, claims.get(part, 0.0),
                aside.get(part, 0.0))
