@@ -29,11 +29,11 @@ class DeadlineBody:
     nobody ever started reading (closing an unstarted generator skips its `finally`).
     """
 
-    def __init__(self, chunks: AsyncIterator[bytes], deadline: float,
-                 release: Callable[[], Awaitable[None]],
+    def __init__(self, chunks: AsyncIterator[bytes] | None, deadline: float,
+                 release: Callable[[], Awaitable[None]] | None,
                  translate: Callable[[Exception], GatewayError],
                  errors: tuple[type[Exception], ...] = (TimeoutError,)) -> None:
-        self._chunks = chunks
+        self._chunks = chunks  # None until `attach`: the timer then bounds the head (`head`)
         self.deadline = deadline
         self._release = release
         self._translate = translate
@@ -50,9 +50,41 @@ class DeadlineBody:
         if self._reader is not None:  # a read in progress: cut it, as asyncio.timeout would
             self._cut = True
             self._reader.cancel()
-        elif not self.closed:
+        elif not self.closed and self._release is not None:
             log.warning("upstream deadline passed while the client was not reading; closing")
             self._closing = asyncio.ensure_future(self.aclose())
+
+    async def head[T](self, waiting: Awaitable[T]) -> T:
+        """`waiting` (the answer's head), cut by this body's one timer: TimeoutError when the
+        deadline passes first, as `asyncio.timeout_at(deadline)` would raise, without a second
+        timer per exchange. Before `attach`; after a failure here, `abandon`."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._reader = task
+        try:
+            return await waiting
+        except asyncio.CancelledError:
+            if self._cut:
+                self._cut = False
+                if task.uncancel() == 0:
+                    raise TimeoutError from None
+            raise
+        finally:
+            self._reader = None
+            if self._cut:
+                self._cut = False
+                task.uncancel()
+
+    def attach(self, chunks: AsyncIterator[bytes], release: Callable[[], Awaitable[None]]
+               ) -> DeadlineBody:
+        """Give the body made before its head its chunks and its release; the deadline holds."""
+        self._chunks, self._release = chunks, release
+        return self
+
+    def abandon(self) -> None:
+        """No answer came (the head failed): stop the timer; there is nothing to release."""
+        self.closed = True
+        self._timer.cancel()
 
     def __aiter__(self) -> DeadlineBody:
         return self
@@ -88,7 +120,7 @@ class DeadlineBody:
         self._reader = task
         try:
             # __anext__ itself: anext(chunks, None) wraps every read in one more object.
-            return await self._chunks.__anext__()
+            return await self._chunks.__anext__()  # type: ignore[union-attr]  # attached
         except StopAsyncIteration:
             return None
         except asyncio.CancelledError:
@@ -108,4 +140,5 @@ class DeadlineBody:
             return
         self.closed = True
         self._timer.cancel()
-        await self._release()
+        if self._release is not None:
+            await self._release()

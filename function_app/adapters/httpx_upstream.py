@@ -140,19 +140,21 @@ class HttpxUpstream:
             log.warning("upstream request refused by the client library: %s", type(exc).__name__)
             raise BadRequest() from None
         await self._take_slot(request.connect_timeout_s)
+        # One timer per exchange: the body's deadline bounds the wait for the head too.
+        body = DeadlineBody(None, deadline, None, translate, TRANSPORT_ERRORS)
         try:
-            async with asyncio.timeout_at(deadline):
-                response = await self._transport.handle_async_request(outgoing)
+            response = await body.head(self._transport.handle_async_request(outgoing))
         except TRANSPORT_ERRORS as exc:
+            body.abandon()
             self._free_slot()
             raise translate(exc) from exc
         except BaseException:
+            body.abandon()
             self._free_slot()
             raise
         headers = Headers.from_raw(response.headers.raw)
         chunks = aiter(response.stream)  # type: ignore[arg-type]
-        body = DeadlineBody(chunks, deadline, _closer(response, chunks, self._free_slot),
-                            translate, TRANSPORT_ERRORS)
+        body.attach(chunks, _closer(response, chunks, self._free_slot))
         return UpstreamResponse(response.status_code, headers, body)
 
     async def aclose(self) -> None:

@@ -31,14 +31,20 @@ async def observed(observer: Observer | None, send: Send, outgoing: UpstreamRequ
     return await observer(outgoing, send)
 
 
-async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest, attempt_timeout_s: float,
-                       observer: Observer | None) -> Attempted:
+async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest,
+                       attempt_timeout_s: float | None, observer: Observer | None) -> Attempted:
     """One attempt: the answer's headers within `attempt_timeout_s`, classified; the telemetry
     `observer` sees it as one client span. Overloaded (this instance's own connection pool is
-    full) is raised: another attempt would only add to it."""
+    full) is raised: another attempt would only add to it.
+
+    `attempt_timeout_s` None: the exchange's own `outgoing.timeout_s` is the only bound, which
+    every Upstream keeps for the headers (UpstreamTimeout); no second timer is armed here."""
     try:
-        async with asyncio.timeout(attempt_timeout_s):
+        if attempt_timeout_s is None:
             answer = await observed(observer, upstream.send, outgoing)
+        else:
+            async with asyncio.timeout(attempt_timeout_s):
+                answer = await observed(observer, upstream.send, outgoing)
     except TimeoutError:
         return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
     except UpstreamTimeout as error:

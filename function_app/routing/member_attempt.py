@@ -97,17 +97,28 @@ async def _send(ex: Exchange, member: Member, target: Target, left: float) -> At
             member, upstream_path(ex.match, target), ex.query, ex.headers,
             body_for(target, ex.request.content), ex.model(target), ex.time_left(),
             ex.key_header)
+        # What is left now, after `prepare` (which may have fetched a token), bounds the exchange.
+        now_left = min(left, ex.time_left())
         outgoing = UpstreamRequest(
             ex.request.method, upstream_url(member.url, prepared.path, prepared.query),
-            prepared.headers, prepared.body, min(router.connect_timeout_s, left), left)
-        attempt_s = min(ex.plan.attempt_timeout_s or left, ex.time_left())
+            prepared.headers, prepared.body, min(router.connect_timeout_s, now_left), now_left)
         outcome, answer, error = await send_attempt(
-            router.upstream, outgoing, attempt_s, ATTEMPT_OBSERVER.get(ex.request.context))
+            router.upstream, outgoing, _attempt_bound(ex.plan.attempt_timeout_s, now_left),
+            ATTEMPT_OBSERVER.get(ex.request.context))
         if fresh_token or answer is None or answer.status != 401 or prepared.token is None \
                 or not router.outbound.refused(member, prepared.token):
             break
         await close_quietly(answer.body)
     return outcome, answer, error
+
+
+def _attempt_bound(attempt_timeout_s: float | None, left: float) -> float | None:
+    """The timeout `send_attempt` arms over the exchange's own: None when the exchange's deadline
+    (`left`, which the Upstream keeps) is the nearer one, so one timer bounds the attempt, not
+    two; a route's shorter `attempt_timeout_s`, or no time left at all, still arms it."""
+    if attempt_timeout_s is not None and attempt_timeout_s < left:
+        return attempt_timeout_s
+    return None if left > 0 else left
 
 
 def _judge(ex: Exchange, member: Member, outcome: Outcome) -> None:

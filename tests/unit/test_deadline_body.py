@@ -105,3 +105,60 @@ async def test_a_deadline_while_nobody_reads_closes_the_exchange_and_the_next_re
     assert released == [True]
     with pytest.raises(UpstreamTimeout):
         await anext(body)
+
+
+# The head: the same timer bounds the wait for the answer's head (one timer per exchange).
+
+def armed() -> DeadlineBody:
+    far = asyncio.get_running_loop().time() + 3600
+    return DeadlineBody(None, far, None, lambda exc: UpstreamTimeout())
+
+
+async def test_the_deadline_during_the_head_is_a_timeout_error_with_no_cancellation_left():
+    body, head = armed(), asyncio.get_running_loop().create_future()
+
+    async def wait_head():
+        try:
+            await body.head(head)
+        except TimeoutError:
+            return "timeout", asyncio.current_task().cancelling()
+
+    waiter = asyncio.create_task(wait_head())
+    await asyncio.sleep(0)
+    body._expire()
+    assert await waiter == ("timeout", 0)
+    body.abandon()
+    assert body._timer.cancelled()
+
+
+async def test_a_head_in_time_then_attached_chunks_are_read_and_released_once():
+    body, chunks, released = armed(), Chunks(), []
+    head = asyncio.get_running_loop().create_future()
+    head.set_result("answer")
+    assert await body.head(head) == "answer"
+
+    async def release():
+        released.append(True)
+
+    body.attach(chunks, release)
+    reader = asyncio.create_task(anext(body, None))
+    await chunks.waiting.wait()
+    chunks.next.set_result(None)
+    assert await reader is None
+    assert released == [True] and body._timer.cancelled()
+
+
+async def test_someone_elses_cancellation_during_the_head_stays_a_cancellation():
+    body = armed()
+    waiter = asyncio.create_task(body.head(asyncio.get_running_loop().create_future()))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+
+async def test_a_deadline_before_attach_with_nobody_waiting_releases_nothing():
+    body = armed()
+    body._expire()  # no reader, nothing attached: only marks the body expired
+    await asyncio.sleep(0)
+    assert body.expired and not body.closed

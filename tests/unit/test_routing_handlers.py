@@ -212,3 +212,27 @@ async def test_a_stream_cut_after_its_first_byte_ends_with_an_openai_error_event
     assert error["code"] == "upstream_unavailable" and error["type"] == "server_error"
     tokens = (await read_json(await stats(make_request("GET", "/_gateway/stats"))))["tokens"]
     assert tokens["by_client"]["ip:198.51.100.4"]["sim-python"]["completion_tokens"] == 2
+
+
+def test_an_attempt_arms_its_own_timeout_only_when_it_is_nearer_than_the_exchanges():
+    from function_app.routing.member_attempt import _attempt_bound
+
+    assert _attempt_bound(None, 5.0) is None  # the Upstream's timeout_s is the one bound
+    assert _attempt_bound(9.0, 5.0) is None
+    assert _attempt_bound(2.0, 5.0) == 2.0  # a route's shorter attempt_timeout_s
+    assert _attempt_bound(None, -0.1) == -0.1  # no time left: times out at once, as before
+
+
+async def test_without_an_attempt_timeout_the_routes_deadline_alone_ends_a_silent_backend(
+        install, backend):
+    # send_attempt arms no timer of its own here: the adapter's one deadline must answer 504.
+    routes = [{"path": "/slow", "methods": ["GET"], "backend": "node", "timeout_s": 0.3}]
+    await install(GATEWAY_ROUTES=json.dumps(routes))
+
+    async def respond(request):
+        await asyncio.sleep(30)
+
+    backend.respond = respond
+    response = await proxy(make_request("GET", "/slow"))
+    assert response.status_code == 504
+    assert (await read_json(response))["error"]["code"] == "upstream_timeout"
