@@ -42,10 +42,11 @@ def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
     limits = httpx.Limits(max_connections=max_connections,
                           max_keepalive_connections=max_connections, keepalive_expiry=4)
     if kind == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
+        from .aiohttp_transport import LeanAiohttpTransport  # httpx-aiohttp's, lean per request
 
-        return AiohttpTransport(limits=limits, trust_env=False,
-                                client=lambda: _session(max_connections, limits.keepalive_expiry))
+        return LeanAiohttpTransport(
+            limits=limits, trust_env=False,
+            client=lambda: _session(max_connections, limits.keepalive_expiry))
     return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
 
 

@@ -1,0 +1,123 @@
+"""httpx-aiohttp's transport, with its per-request path made lean (UPSTREAM_CLIENT=aiohttp).
+
+Same contract as `httpx_aiohttp.AiohttpTransport.handle_async_request` (which this subclass
+replaces, nothing else): the same aiohttp call with the same options, the same httpx.Response, the
+same aiohttp -> httpx exception mapping (its own table, AIOHTTP_EXC_MAP). What it does not do per
+request, measured with load/profile_pipeline.py --profile (docs/perf/pass5-unary.md):
+
+- enter a generator-based context manager (`map_aiohttp_exceptions`) around the request, each
+  body read and the close: plain try/except maps the same exceptions, with no frames on success;
+- hand aiohttp the httpx.Headers mapping, which aiohttp reads through `items()`: httpx first
+  decodes every field once to detect the encoding, then again per read. Fields that are all ASCII,
+  with no name twice (what a proxy sends), go as a dict of the same lower-case names and values;
+  any other request takes `items()` as before (httpx's decoding, repeated names joined);
+- build an `aiohttp.ClientTimeout` per request: one per distinct timeout mapping.
+"""
+
+from __future__ import annotations
+
+import typing
+
+import aiohttp
+import httpx
+from aiohttp import ClientSession, ClientTimeout
+from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
+
+
+def mapped(exc: Exception) -> Exception | None:
+    """The httpx exception httpx-aiohttp raises for `exc` (its most specific entry); None when
+    its table has none (then `exc` is raised as it was)."""
+    found: type[Exception] | None = None
+    for from_exc, to_exc in AIOHTTP_EXC_MAP.items():
+        if isinstance(exc, from_exc) and (found is None or issubclass(to_exc, found)):
+            found = to_exc
+    return None if found is None else found(str(exc))
+
+
+def aiohttp_headers(headers: httpx.Headers) -> typing.Mapping[str, str]:
+    """What aiohttp is given for `headers`: a plain dict of the same lower-case names and values
+    when every field is ASCII and no name repeats (then equal to `dict(headers.items())`), else
+    the httpx mapping itself."""
+    raw = headers.raw
+    try:
+        fields = {k.decode("ascii").lower(): v.decode("ascii") for k, v in raw}
+    except UnicodeDecodeError:
+        return headers
+    return fields if len(fields) == len(raw) else headers
+
+
+class ResponseStream(httpx.AsyncByteStream):
+    """The answer's body in chunks of up to CHUNK_SIZE, failures mapped as httpx-aiohttp's."""
+
+    CHUNK_SIZE = 1024 * 16
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> typing.AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(self.CHUNK_SIZE):
+                yield chunk
+        except Exception as exc:
+            error = mapped(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    async def aclose(self) -> None:
+        try:
+            await self._response.__aexit__(None, None, None)
+        except Exception as exc:
+            error = mapped(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+
+class LeanAiohttpTransport(AiohttpTransport):
+    """AiohttpTransport for a proxy: no proxy, UDS or SNI options (make_transport sets none)."""
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._timeouts: dict[tuple, ClientTimeout] = {}
+
+    def _timeout(self, timeout: dict) -> ClientTimeout:
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        found = self._timeouts.get(key)
+        if found is None:
+            if len(self._timeouts) >= 256:
+                self._timeouts.clear()
+            found = self._timeouts[key] = ClientTimeout(
+                sock_connect=key[0], sock_read=key[1], connect=key[2])
+        return found
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.proxy is not None or "sni_hostname" in request.extensions:
+            return await super().handle_async_request(request)  # options the gateway never sets
+        if not isinstance(self.client, ClientSession):
+            self.client = self.get_client()
+        try:
+            try:
+                data: bytes | httpx.AsyncByteStream | None = request.content or None
+            except httpx.RequestNotRead:
+                data = request.stream  # type: ignore[assignment]
+                request.headers.pop("transfer-encoding", None)  # handled by aiohttp
+            response = await self.client.request(
+                method=request.method, url=str(request.url),
+                headers=aiohttp_headers(request.headers), data=data, allow_redirects=False,
+                auto_decompress=False, compress=False,
+                timeout=self._timeout(request.extensions.get("timeout", {})),
+                server_hostname=None, proxy=None, proxy_auth=None, proxy_headers=None,
+            ).__aenter__()
+        except Exception as exc:
+            error = mapped(exc)
+            if error is None:
+                raise
+            raise error from exc
+        extensions = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode()
+        return httpx.Response(status_code=response.status, headers=response.raw_headers,
+                              stream=ResponseStream(response), request=request,
+                              extensions=extensions)
