@@ -15,6 +15,29 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Sequence
 
 Pairs = Iterable[tuple[str, str]]
+NAMES_CACHED = 1024  # distinct names each table below keeps; past it, each is made per use
+
+
+class _Names(dict):
+    """A name's other form, made once per distinct name: a lookup by subscript is one C-level
+    dict probe, where `.lower()`, `.decode()` or `.encode()` makes a new object per use (a few
+    dozen per request). Names come from clients and backends too, so the table is bounded:
+    once full, a new name is converted per use, never stored, and nothing is evicted."""
+
+    def __init__(self, convert):
+        super().__init__()
+        self._convert = convert
+
+    def __missing__(self, name):
+        converted = self._convert(name)
+        if len(self) < NAMES_CACHED:
+            self[name] = converted
+        return converted
+
+
+_LOWER = _Names(str.lower)  # a name as given -> lower case (the key in `_fields`)
+_FROM_WIRE = _Names(lambda raw: raw.decode("latin-1").lower())  # wire bytes -> key
+_TO_WIRE = _Names(lambda name: name.encode("latin-1"))  # key -> wire bytes (UnicodeEncodeError)
 
 
 class Headers:
@@ -30,7 +53,8 @@ class Headers:
         """From wire bytes (ASGI scope, httpx): latin-1 text of exactly the bytes received."""
         headers = cls()
         # Names rarely repeat: one comprehension, and the careful loop only when one did.
-        fields = {k.decode("latin-1").lower(): (v.decode("latin-1"),) for k, v in raw}
+        names = _FROM_WIRE
+        fields = {names[k]: (v.decode("latin-1"),) for k, v in raw}
         if len(fields) < len(raw):
             fields = _fields_of((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw)
         headers._fields = fields
@@ -40,7 +64,8 @@ class Headers:
         """As wire bytes: latin-1, the inverse of `from_raw`. A value the gateway made from wider
         text than latin-1 goes as UTF-8 (httpx, and the ASGI server, refuse such str values)."""
         try:
-            return [(name.encode("latin-1"), value.encode("latin-1"))
+            wire = _TO_WIRE
+            return [(wire[name], value.encode("latin-1"))
                     for name, values in self._fields.items() for value in values]
         except UnicodeEncodeError:
             return [(name.encode("latin-1", "replace"), _wire_value(value)) for name, value in self]
@@ -51,20 +76,20 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of `name` (any case), or `default`."""
-        found = self._fields.get(name.lower())
+        found = self._fields.get(_LOWER[name])
         return found[0] if found else default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of `name` (any case), in order; empty when absent."""
-        return list(self._fields.get(name.lower(), ()))
+        return list(self._fields.get(_LOWER[name], ()))
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` with `value`."""
-        self._fields[name.lower()] = (value,)
+        self._fields[_LOWER[name]] = (value,)
 
     def add(self, name: str, value: str) -> None:
         """Add one more value of `name`, after those already there."""
-        key = name.lower()
+        key = _LOWER[name]
         found = self._fields.get(key)
         self._fields[key] = (value,) if found is None else (*found, value)
 
@@ -83,7 +108,7 @@ class Headers:
     def remove(self, *names: str) -> None:
         """Drop every value of each of `names`; absent names are ignored."""
         for name in names:
-            self._fields.pop(name.lower(), None)
+            self._fields.pop(_LOWER[name], None)
 
     def without(self, names: Collection[str]) -> Headers:
         """A copy without the fields of `names` (lower case)."""
@@ -109,7 +134,7 @@ class Headers:
     def __contains__(self, item: object) -> bool:
         """A name (any case) is present, or a (name, value) pair is."""
         if isinstance(item, str):
-            return item.lower() in self._fields
+            return _LOWER[item] in self._fields
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
             return item[1] in self._fields.get(item[0].lower(), ())
         return False

@@ -85,3 +85,20 @@ def test_repeated_names_come_out_together_in_their_own_order():
 
 def test_a_value_wider_than_latin_1_goes_on_the_wire_as_utf_8():
     assert Headers([("x-model", "gpt\u20ac")]).raw() == [(b"x-model", "gpt\u20ac".encode())]
+
+
+def test_the_name_tables_stay_bounded_under_a_flood_of_distinct_names_and_stay_correct():
+    from function_app.http import headers as module
+
+    flood = [(f"X-Junk-{n}".encode(), b"v") for n in range(3 * module.NAMES_CACHED)]
+    made = Headers.from_raw(flood)
+    made.set("X-Late-Name", "1")
+    assert made.get("x-junk-2999") == "v" and made.get("X-LATE-NAME") == "1"
+    assert made.raw()[-1] == (b"x-late-name", b"1")
+    for table in (module._LOWER, module._FROM_WIRE, module._TO_WIRE):
+        assert len(table) <= module.NAMES_CACHED
+
+
+def test_a_name_wider_than_latin1_still_goes_out_as_utf8_through_the_name_table():
+    headers = Headers([("x-caf\u0113", "v\u0113")])
+    assert headers.raw() == [(b"x-caf?", "v\u0113".encode())]
