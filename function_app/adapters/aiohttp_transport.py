@@ -11,7 +11,8 @@ request, measured with load/profile_pipeline.py --profile (docs/perf/pass5-unary
   decodes every field once to detect the encoding, then again per read. Fields that are all ASCII,
   with no name twice (what a proxy sends), go as a dict of the same lower-case names and values;
   any other request takes `items()` as before (httpx's decoding, repeated names joined);
-- build an `aiohttp.ClientTimeout` per request: one per distinct timeout mapping.
+- build an `aiohttp.ClientTimeout` per request: one per distinct timeout mapping;
+- normalise the answer's byte-pair headers field by field: WireHeaders (httpx_upstream.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import httpx
 from aiohttp import ClientSession, ClientTimeout
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
+
+from .httpx_upstream import WireHeaders
 
 
 def mapped(exc: Exception) -> Exception | None:
@@ -118,6 +121,7 @@ class LeanAiohttpTransport(AiohttpTransport):
         extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()
-        return httpx.Response(status_code=response.status, headers=response.raw_headers,
+        return httpx.Response(status_code=response.status,
+                              headers=WireHeaders(response.raw_headers),
                               stream=ResponseStream(response), request=request,
                               extensions=extensions)

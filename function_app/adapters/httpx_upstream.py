@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp
 import httpx
@@ -24,7 +24,7 @@ from ..core.errors import (
     UpstreamTimeout,
 )
 from ..core.upstream import UpstreamRequest, UpstreamResponse
-from ..http.headers import Headers
+from ..http.headers import Headers, NameTable
 from .deadline_body import DeadlineBody
 from .upstream_slots import RETRY_AFTER_S, Slots
 
@@ -135,7 +135,7 @@ class HttpxUpstream:
             # every read of the body (DeadlineBody's one timer); a read timeout is a timer
             # re-armed on every chunk received (aiohttp's sock_read), which changed nothing.
             outgoing = outgoing_request(request.method, self._url(request.url),
-                                        request.headers.raw(), request.body,
+                                        request.headers, request.body,
                                         self._extensions(request))
         except (httpx.InvalidURL, ValueError) as exc:  # the path rules should make this unreachable
             log.warning("upstream request refused by the client library: %s", type(exc).__name__)
@@ -162,16 +162,18 @@ class HttpxUpstream:
         await self._transport.aclose()
 
 
-def outgoing_request(method: str, url: httpx.URL, raw: list[tuple[bytes, bytes]], body: bytes,
+def outgoing_request(method: str, url: httpx.URL, headers: Headers, body: bytes,
                      extensions: dict) -> httpx.Request:
-    """The httpx.Request that `httpx.Request(method, url, headers=raw, content=body,
+    """The httpx.Request that `httpx.Request(method, url, headers=headers.raw(), content=body,
     extensions=extensions)` makes, with the same header fields in the same order, built once.
 
     That constructor normalises the headers twice (once as given, again after adding Host and
     the body's Content-Length) and encodes the body through its generic content path; with a
-    stream given it adds nothing, so the two fields are added here as it would add them. A
-    request that already names Host or Content-Length takes the constructor's own path."""
-    if any(name in (b"host", b"content-length") for name, _ in raw):
+    stream given it adds nothing, so the two fields are added here as it would add them, and
+    the fields go in as WireHeaders. A request that already names Host or Content-Length takes
+    the constructor's own path."""
+    raw = headers.raw()
+    if "host" in headers or "content-length" in headers:
         return httpx.Request(method, url, headers=raw, content=body, extensions=extensions)
     method = method.upper()
     host = [(b"Host", url.netloc)] if url.host else []
@@ -181,10 +183,28 @@ def outgoing_request(method: str, url: httpx.URL, raw: list[tuple[bytes, bytes]]
         fields = [*host, (b"Content-Length", b"0"), *raw]
     else:
         fields = [*host, *raw]
-    outgoing = httpx.Request(method, url, headers=fields, stream=httpx.ByteStream(body),
-                             extensions=extensions)
+    outgoing = httpx.Request(method, url, headers=WireHeaders(fields),
+                             stream=httpx.ByteStream(body), extensions=extensions)
     outgoing.read()  # as the constructor does for bytes: `content` is then available
     return outgoing
+
+
+_WIRE_LOWER = NameTable(bytes.lower)
+
+
+class WireHeaders(httpx.Headers):
+    """The httpx.Headers that `httpx.Headers(raw)` makes from byte pairs, built in one pass.
+
+    The constructor sends each name and value through a normalising call with type checks (six
+    calls a field, ~90 a request with its answer); for pairs already bytes it only lower-cases
+    the name. This sets httpx's own field list (`_list`: raw name, lower name, value) directly,
+    which is why httpx is pinned: tests/unit/test_httpx_outgoing.py checks it against the
+    constructor. httpx.Request and httpx.Response copy a Headers they are given as it is."""
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        lower = _WIRE_LOWER
+        self._list = [(name, lower[name], value) for name, value in raw]
+        self._encoding = None
 
 
 def _closer(response: httpx.Response, chunks: AsyncIterator[bytes], free: Callable[[], None]

@@ -12,19 +12,19 @@ values, so a copy is one dict copy and no copy shares a list it could change.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 Pairs = Iterable[tuple[str, str]]
 NAMES_CACHED = 1024  # distinct names each table below keeps; past it, each is made per use
 
 
-class _Names(dict):
+class NameTable(dict):
     """A name's other form, made once per distinct name: a lookup by subscript is one C-level
     dict probe, where `.lower()`, `.decode()` or `.encode()` makes a new object per use (a few
     dozen per request). Names come from clients and backends too, so the table is bounded:
     once full, a new name is converted per use, never stored, and nothing is evicted."""
 
-    def __init__(self, convert):
+    def __init__(self, convert: Callable) -> None:
         super().__init__()
         self._convert = convert
 
@@ -35,9 +35,9 @@ class _Names(dict):
         return converted
 
 
-_LOWER = _Names(str.lower)  # a name as given -> lower case (the key in `_fields`)
-_FROM_WIRE = _Names(lambda raw: raw.decode("latin-1").lower())  # wire bytes -> key
-_TO_WIRE = _Names(lambda name: name.encode("latin-1"))  # key -> wire bytes (UnicodeEncodeError)
+_LOWER = NameTable(str.lower)  # a name as given -> lower case (the key in `_fields`)
+_FROM_WIRE = NameTable(lambda raw: raw.decode("latin-1").lower())  # wire bytes -> key
+_TO_WIRE = NameTable(lambda name: name.encode("latin-1"))  # key -> wire bytes (UnicodeEncodeError)
 
 
 class Headers:

@@ -6,7 +6,8 @@ Content-Length itself keeps the constructor's own path."""
 import httpx
 import pytest
 
-from function_app.adapters.httpx_upstream import outgoing_request
+from function_app.adapters.httpx_upstream import WireHeaders, outgoing_request
+from function_app.http.headers import Headers
 
 EXT = {"timeout": {"connect": 2.0, "read": None, "write": 10.0, "pool": 2.0}}
 CASES = [
@@ -29,11 +30,28 @@ URLS = ["http://127.0.0.1:8080/v1/a%2Fb/../c?q=%41 x", "https://backend.example:
 @pytest.mark.parametrize(("method", "body", "raw"), CASES)
 async def test_the_request_is_the_one_the_constructor_makes(method, body, raw, url):
     parsed = httpx.URL(url)
-    ours = outgoing_request(method, parsed, raw, body, EXT)
-    theirs = httpx.Request(method, parsed, headers=raw, content=body, extensions=EXT)
+    headers = Headers.from_raw(raw)
+    ours = outgoing_request(method, parsed, headers, body, EXT)
+    theirs = httpx.Request(method, parsed, headers=headers.raw(), content=body, extensions=EXT)
     assert ours.method == theirs.method
     assert ours.url == theirs.url
     assert ours.headers.raw == theirs.headers.raw
+    assert ours.headers._list == theirs.headers._list  # httpx's own representation
+    assert ours.headers.multi_items() == theirs.headers.multi_items()
+    assert ours.headers.encoding == theirs.headers.encoding
     assert ours.content == theirs.content == body
     assert b"".join([chunk async for chunk in ours.stream]) == body
     assert ours.extensions == theirs.extensions
+
+
+@pytest.mark.parametrize("raw", [
+    [(b"Content-Type", b"text/plain"), (b"X-Twice", b"1"), (b"x-twice", b"2")],
+    [(b"Set-Cookie", b"a=1"), (b"x-latin1", b"caf\xe9"), (b"x-utf8", "\u0113".encode())],
+    [],
+])
+def test_wire_headers_are_the_headers_httpx_makes_from_the_same_pairs(raw):
+    ours, theirs = WireHeaders(raw), httpx.Headers(raw)
+    assert ours._list == theirs._list and ours == theirs
+    assert ours.multi_items() == theirs.multi_items() and ours.encoding == theirs.encoding
+    copied = httpx.Response(200, headers=WireHeaders(raw)).headers
+    assert copied._list == theirs._list and copied.get_list("x-twice") == theirs.get_list("x-twice")
