@@ -25,6 +25,7 @@ from aiohttp import ClientSession, ClientTimeout
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
 
+from ..http.headers import NameTable
 from .httpx_upstream import WireHeaders
 
 
@@ -38,16 +39,21 @@ def mapped(exc: Exception) -> Exception | None:
     return None if found is None else found(str(exc))
 
 
+_ASCII_NAME = NameTable(lambda name: name.decode("ascii"))  # UnicodeDecodeError: not ASCII
+
+
 def aiohttp_headers(headers: httpx.Headers) -> typing.Mapping[str, str]:
     """What aiohttp is given for `headers`: a plain dict of the same lower-case names and values
     when every field is ASCII and no name repeats (then equal to `dict(headers.items())`), else
-    the httpx mapping itself."""
-    raw = headers.raw
+    the httpx mapping itself. Reads httpx's field list (raw, lower-case name, value) as
+    WireHeaders writes it (httpx is pinned)."""
+    fields = headers._list
+    names = _ASCII_NAME
     try:
-        fields = {k.decode("ascii").lower(): v.decode("ascii") for k, v in raw}
+        plain = {names[lower]: value.decode("ascii") for _, lower, value in fields}
     except UnicodeDecodeError:
         return headers
-    return fields if len(fields) == len(raw) else headers
+    return plain if len(plain) == len(fields) else headers
 
 
 class ResponseStream(httpx.AsyncByteStream):

@@ -82,3 +82,8 @@ async def test_the_backend_reads_the_same_head_from_either_transport(headers):
     ours = await head_sent(LeanAiohttpTransport(trust_env=False), headers)
     theirs = await head_sent(AiohttpTransport(trust_env=False), headers)
     assert ours == theirs and b"x-forwarded-for: 10.0.0.1" in ours.lower()
+
+
+def test_a_name_outside_ascii_goes_through_httpx_items_as_before():
+    headers = httpx.Headers([(b"content-type", b"text/plain"), (b"x-caf\xe9", b"v")])
+    assert aiohttp_headers(headers) is headers
