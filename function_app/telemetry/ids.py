@@ -22,11 +22,11 @@ class IdOnlyTracer(Tracer):
     def start_span(self, name, context=None, kind=trace.SpanKind.INTERNAL, attributes=None,
                    links=None, start_time=None, record_exception=True,
                    set_status_on_exception=True) -> trace.Span:
-        parent = trace.get_current_span(context).get_span_context()
+        # A SpanContext is a typed tuple: unpacked, not read through a property per field.
+        trace_id, _, _, flags, state, valid = trace.get_current_span(context).get_span_context()
         span_id = self._bits(64) or 1
-        if parent.is_valid:
-            ctx = SpanContext(parent.trace_id, span_id, False, parent.trace_flags,
-                              parent.trace_state)
+        if valid:
+            ctx = SpanContext(trace_id, span_id, False, flags, state)
         else:
             ctx = SpanContext(self._bits(128) or 1, span_id, False, TraceFlags(0))
         return NonRecordingSpan(ctx)

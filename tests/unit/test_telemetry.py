@@ -324,3 +324,24 @@ def test_without_an_exporter_spans_still_carry_ids_for_logs_and_backends():
     assert root.get_span_context().is_valid and not root.is_recording()
     assert child.get_span_context().trace_id == root.get_span_context().trace_id
     assert child.get_span_context().span_id != root.get_span_context().span_id
+
+
+def test_an_id_only_child_keeps_its_parents_trace_flags_and_state_and_sends_them_on():
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+    from function_app.http.headers import Headers
+    from function_app.telemetry.ids import IdOnlyTracer
+    from function_app.telemetry.tracing import _set_trace_headers, trace_ids, traceparent
+
+    state = TraceState([("vendor", "v1")])
+    parent = NonRecordingSpan(SpanContext(0xABC, 0xDEF, True, TraceFlags(1), state))
+    child = IdOnlyTracer().start_span("POST", context=trace.set_span_in_context(parent))
+    ctx = child.get_span_context()
+    assert (ctx.trace_id, ctx.trace_flags, ctx.trace_state) == (0xABC, 1, state)
+    assert traceparent(child) == f"00-{0xABC:032x}-{ctx.span_id:016x}-01"
+    assert trace_ids(child) == (f"{0xABC:032x}", f"{ctx.span_id:016x}")
+    headers = Headers([("traceparent", "00-client"), ("tracestate", "client=1")])
+    _set_trace_headers(headers, child)
+    assert headers.get_all("traceparent") == [traceparent(child)]
+    assert headers.get_all("tracestate") == ["vendor=v1"]
+    assert trace_ids(NonRecordingSpan(SpanContext(0, 0, False))) == ("", "")
