@@ -77,6 +77,7 @@ DEMO_ROUTES: tuple[dict, ...] = (
 # MCP servers (#29): /mcp/{server}, answered by the MCP stage (function_app/mcp/stage.py) from
 # MCP_SERVERS; always present after the configured routes.
 MCP = "mcp"
+ROUTE_KINDS = frozenset({PROXY, LOCAL_OK, MCP}) | MODEL_KINDS  # every kind a route can have
 MCP_ROUTES: tuple[dict, ...] = (
     {"path": "/mcp/*", "methods": ["GET", "POST", "DELETE"], "kind": MCP},
 )

@@ -6,21 +6,45 @@ prefix route's upstream path is built from those raw segments, never from the de
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..core.paths import forward_path, parse_path
-from ..core.pipeline import Handler, Stage
+from ..core.pipeline import Handler
 from ..http.messages import GatewayRequest, GatewayResponse
-from .routes import MATCH, Match, RouteTable
+from .routes import MATCH, ROUTE_KINDS, Match, RouteTable
 
 
-def routing_stage(table: RouteTable) -> Stage:
-    async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+def routing_stage(table: RouteTable) -> RoutingStage:
+    return RoutingStage(table)
+
+
+class RoutingStage:
+    """The routing stage; as a Branching stage (core/pipeline.py), it hands each request to the
+    chain composed for its route's kind."""
+
+    kinds = ROUTE_KINDS
+
+    def __init__(self, table: RouteTable) -> None:
+        self._table = table
+
+    def _route(self, request: GatewayRequest) -> Match:
         safe = parse_path(request.raw_path or request.path)
         request.path = safe.decoded  # what is matched is exactly what is forwarded
-        match = table.match(safe.decoded, request.method)
+        match = self._table.match(safe.decoded, request.method)
         if match.route.is_prefix:
             match = Match(match.route, forward_path(match.route.upstream_path,
                                                     match.route.path[:-2], safe))
         MATCH.set(request.context, match)
+        return match
+
+    async def __call__(self, request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+        self._route(request)
         return await call_next(request)
 
-    return stage
+    def branch(self, chains: Mapping[str, Handler], other: Handler) -> Handler:
+        route = self._route
+
+        async def routed(request: GatewayRequest) -> GatewayResponse:
+            return await chains.get(route(request).route.kind, other)(request)
+
+        return routed

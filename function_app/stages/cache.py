@@ -28,6 +28,7 @@ from ..routing.routes import (
 COMPLETION_KINDS = frozenset({OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS,
                               OPENAI_RESPONSES, ANTHROPIC_MESSAGES})
 CACHED_METHODS = frozenset({"GET", "HEAD"})
+CACHED_KINDS = COMPLETION_KINDS | {PROXY}  # the route kinds the stage below acts on
 
 
 def cache_stage(http: HttpCache, completions: CompletionCache) -> Stage:

@@ -19,14 +19,16 @@ from ..aoai.tokens import TokenProvider
 from ..cache.tier import CacheTier
 from ..core.clock import Clock, SystemClock
 from ..core.identity import ClientIdentity
-from ..core.pipeline import Stage, compose
+from ..core.pipeline import ForKinds, Stage, compose
 from ..core.upstream import Upstream
 from ..guardrails.safety import ContentSafety
+from ..routing.routes import ANTHROPIC_KINDS, LOCAL_OK, MCP, OPENAI_KINDS
 from ..routing.stage import routing_stage
 from ..routing.store import BreakerStore
 from ..routing.upstream import upstream_step
 from ..settings.specs import Settings
 from ..stages.body import body_stage
+from ..stages.cache import CACHED_KINDS
 from ..stages.errors import errors_stage
 from ..stages.forwarded import forwarded_stage
 from ..stages.identity import identity_stage
@@ -129,7 +131,8 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
                                                  given.limit_store, given.override_store)
         stages.append(rate_limit_stage(limiter, tenancy.limits_for(overrides.limits_for)))
     # MCP routes read their own body (JSON-RPC errors) and answer without the later stages.
-    stages.append(build_mcp_stage(settings, parts, given.clock, upstream, limiter))
+    stages.append(ForKinds(frozenset({MCP}),
+                           build_mcp_stage(settings, parts, given.clock, upstream, limiter)))
     stages.append(body_stage(settings.max_body_bytes))
     stages.append(deployment_model_stage)
     # Guardrails: after the body (they read it), before the model stages, so a blocked request
@@ -139,12 +142,15 @@ async def _stages(settings: Settings, parts: Parts, given: Given,
                              given.content_safety)
     if guard is not None:
         stages.append(guard)
-    stages += model_stages(settings, parts, limiter, given.clock, tenancy)
+    openai, anthropic = model_stages(settings, parts, limiter, given.clock, tenancy)
+    stages += [ForKinds(OPENAI_KINDS, openai), ForKinds(ANTHROPIC_KINDS, anthropic)]
     # After rate limit (a hit is counted, limited and carries the headers) and after the OpenAI
     # stage (completions keyed on a checked body, tokens reserved); see stages/cache.py.
     if settings.cache_enabled:
-        stages.append(build_cache_stage(settings, parts, given.clock, given.cache_tier))
-    stages.append(local_stage)
+        stages.append(ForKinds(CACHED_KINDS, build_cache_stage(settings, parts, given.clock,
+                                                               given.cache_tier)))
+    # Stages in ForKinds act on those route kinds only: a request of another kind skips them.
+    stages.append(ForKinds(frozenset({LOCAL_OK}), local_stage))
     return stages
 
 
