@@ -23,14 +23,6 @@ ATTEMPT_OBSERVER: Fact[Observer] = Fact("attempt_observer")  # wraps each attemp
 Attempted = tuple[Outcome, UpstreamResponse | None, GatewayError | None]
 
 
-async def observed(observer: Observer | None, send: Send, outgoing: UpstreamRequest
-                   ) -> UpstreamResponse:
-    """`send(outgoing)`, through `observer` when there is one."""
-    if observer is None:
-        return await send(outgoing)
-    return await observer(outgoing, send)
-
-
 async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest,
                        attempt_timeout_s: float | None, observer: Observer | None) -> Attempted:
     """One attempt: the answer's headers within `attempt_timeout_s`, classified; the telemetry
@@ -39,12 +31,14 @@ async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest,
 
     `attempt_timeout_s` None: the exchange's own `outgoing.timeout_s` is the only bound, which
     every Upstream keeps for the headers (UpstreamTimeout); no second timer is armed here."""
+    # Through the observer when there is one (no helper coroutine: every attempt's path).
+    sending = upstream.send(outgoing) if observer is None else observer(outgoing, upstream.send)
     try:
         if attempt_timeout_s is None:
-            answer = await observed(observer, upstream.send, outgoing)
+            answer = await sending
         else:
             async with asyncio.timeout(attempt_timeout_s):
-                answer = await observed(observer, upstream.send, outgoing)
+                answer = await sending
     except TimeoutError:
         return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
     except UpstreamTimeout as error:
