@@ -49,6 +49,8 @@ async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest,
         raise
     except GatewayError as error:
         return Outcome(Kind.RESET), None, error
+    if answer.status < 400:  # not a failure: nothing waits on its Retry-After
+        return Outcome(Kind.ANSWER, answer.status), answer, None
     # Azure's retry-after-ms (and OpenAI's) is finer than Retry-After's whole seconds.
     retry_after = parse_retry_after(answer.headers.get("retry-after-ms"), per_s=1000)
     if retry_after is None:
