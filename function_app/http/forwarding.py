@@ -51,11 +51,12 @@ def upstream_request_headers(
     """Headers to send upstream: cleaned, with X-Forwarded-* and X-Request-ID set."""
     prior_for = ", ".join(headers.get_all("x-forwarded-for"))
     cleaned = strip_hop_by_hop(headers, UPSTREAM_DROPPED)
-    cleaned.set("x-forwarded-for", f"{prior_for}, {client_host}" if prior_for else client_host)
-    cleaned.set("x-forwarded-proto", forwarded_proto(headers, scheme))
-    cleaned.set("x-request-id", request_id)
+    fields = [("x-forwarded-for", f"{prior_for}, {client_host}" if prior_for else client_host),
+              ("x-forwarded-proto", forwarded_proto(headers, scheme)),
+              ("x-request-id", request_id)]
     if forwarded := forwarded_host(headers, host):
-        cleaned.set("x-forwarded-host", forwarded)
+        fields.append(("x-forwarded-host", forwarded))
+    cleaned.set_all(fields)
     return cleaned
 
 

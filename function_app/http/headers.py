@@ -51,7 +51,7 @@ class Headers:
     @classmethod
     def from_raw(cls, raw: Sequence[tuple[bytes, bytes]]) -> Headers:
         """From wire bytes (ASGI scope, httpx): latin-1 text of exactly the bytes received."""
-        headers = cls()
+        headers = object.__new__(cls)  # no __init__ frame: `_fields` is set below
         # Names rarely repeat: one comprehension, and the careful loop only when one did.
         names = _FROM_WIRE
         fields = {names[k]: (v.decode("latin-1"),) for k, v in raw}
@@ -87,6 +87,11 @@ class Headers:
         """Replace every value of `name` with `value`."""
         self._fields[_LOWER[name]] = (value,)
 
+    def set_all(self, fields: Iterable[tuple[str, str]]) -> None:
+        """`set` each (name, value), in one update: a later pair of a name replaces an earlier."""
+        lower = _LOWER
+        self._fields.update({lower[name]: (value,) for name, value in fields})
+
     def add(self, name: str, value: str) -> None:
         """Add one more value of `name`, after those already there."""
         key = _LOWER[name]
@@ -112,12 +117,12 @@ class Headers:
 
     def without(self, names: Collection[str]) -> Headers:
         """A copy without the fields of `names` (lower case)."""
-        copy = Headers()
+        copy = object.__new__(Headers)
         copy._fields = {k: v for k, v in self._fields.items() if k not in names}
         return copy
 
     def copy(self) -> Headers:
-        copy = Headers()
+        copy = object.__new__(Headers)
         copy._fields = self._fields.copy()
         return copy
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -24,6 +25,7 @@ from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.headers import Headers
 from ..http.messages import GatewayRequest
 from ..routing.attempts import Observer, Send
+from .ids import IdOnlyTracer
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
@@ -40,7 +42,7 @@ def start_request_span(tracer: Tracer, request: GatewayRequest) -> Span:
         parent, kind = trace.set_span_in_context(current), SpanKind.INTERNAL
     else:
         carrier = {k: v for k in TRACE_HEADERS if (v := request.headers.get(k)) is not None}
-        parent = PROPAGATOR.extract(carrier) if carrier else None
+        parent = PROPAGATOR.extract(carrier) if carrier else _no_parent(tracer)
         kind = SpanKind.SERVER
     span = tracer.start_span(request.method, context=parent, kind=kind)
     if span.is_recording():  # attributes cost time; an unsampled span drops them anyway
@@ -48,6 +50,16 @@ def start_request_span(tracer: Tracer, request: GatewayRequest) -> Span:
                              "url.scheme": request.scheme,
                              "gateway.request_id": request.request_id})
     return span
+
+
+_EMPTY = Context()
+
+
+def _no_parent(tracer: Tracer) -> Context | None:
+    """The context a span with no parent of ours starts from: the current one (None) for a
+    real tracer, whose span processors see it; for the id-only tracer, which has none and only
+    reads the parent span, an empty one (looking the current context up again costs frames)."""
+    return _EMPTY if isinstance(tracer, IdOnlyTracer) else None
 
 
 def traceparent(span: Span) -> str:
@@ -75,7 +87,7 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
     injected into the outgoing headers (replacing any the client sent), and `done` called once
     per attempt with its outcome ("2xx"... or an error code): when a streamed body has ended,
     or at the headers of an answer with a Content-Length."""
-    parent_ctx = trace.set_span_in_context(parent)
+    parent_ctx = trace.set_span_in_context(parent, _no_parent(tracer))
     attempt_no = 0
 
     async def observe(outgoing: UpstreamRequest, send: Send) -> UpstreamResponse:

@@ -102,3 +102,15 @@ def test_the_name_tables_stay_bounded_under_a_flood_of_distinct_names_and_stay_c
 def test_a_name_wider_than_latin1_still_goes_out_as_utf8_through_the_name_table():
     headers = Headers([("x-caf\u0113", "v\u0113")])
     assert headers.raw() == [(b"x-caf?", "v\u0113".encode())]
+
+
+def test_set_all_replaces_each_name_as_set_does_and_keeps_the_others():
+    headers = Headers([("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-For", "2.2.2.2"),
+                       ("accept", "*/*")])
+    headers.set_all([("x-forwarded-for", "3.3.3.3"), ("X-Request-ID", "r1")])
+    assert list(headers) == [("x-forwarded-for", "3.3.3.3"), ("accept", "*/*"),
+                             ("x-request-id", "r1")]
+    copy = headers.without(("accept",))
+    assert list(copy) == [("x-forwarded-for", "3.3.3.3"), ("x-request-id", "r1")]
+    copy.set("x-new", "1")
+    assert "x-new" not in headers and isinstance(copy, Headers)
