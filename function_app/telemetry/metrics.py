@@ -20,6 +20,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from .loop_metrics import LoopCounter, LoopHistogram
 from .stats import StatsCollector, StatsSources
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -40,17 +41,19 @@ class GatewayMetrics:
         disable_created_metrics()
         self.registry = registry = CollectorRegistry(auto_describe=False)
         keys = ("route", "backend", "status_class")
-        self.requests = Counter("gateway_requests", "Requests answered", keys, registry=registry)
-        self.duration = Histogram("gateway_request_duration_seconds",
-                                  "Time to the last byte of the answer", keys,
-                                  buckets=DURATION_BUCKETS, registry=registry)
+        # The four metrics every request updates are kept for the event loop (loop_metrics.py).
+        self.requests = _registered(registry, LoopCounter("gateway_requests",
+                                                          "Requests answered", keys))
+        self.duration = _registered(registry, LoopHistogram(
+            "gateway_request_duration_seconds", "Time to the last byte of the answer", keys,
+            DURATION_BUCKETS))
         self.rejections = Counter("gateway_rejections", "429 and 503 answers by deciding scope",
                                   ("status", "scope"), registry=registry)
-        self.attempts = Counter("gateway_upstream_attempts", "Upstream attempts by outcome",
-                                ("backend", "outcome"), registry=registry)
-        self.attempt_duration = Histogram(
+        self.attempts = _registered(registry, LoopCounter(
+            "gateway_upstream_attempts", "Upstream attempts by outcome", ("backend", "outcome")))
+        self.attempt_duration = _registered(registry, LoopHistogram(
             "gateway_upstream_attempt_duration_seconds", "One upstream exchange, headers to end",
-            ("backend",), buckets=DURATION_BUCKETS, registry=registry)
+            ("backend",), DURATION_BUCKETS))
         self.tokens = ClientTokens()
         self.spend = ClientSpend()
         self.cache = Counter("gateway_cache_lookups", "Cache verdicts left by a cache stage",
@@ -93,6 +96,11 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + self.tokens.render() + self.spend.render()
+
+
+def _registered[C: (LoopCounter, LoopHistogram)](registry: CollectorRegistry, collector: C) -> C:
+    registry.register(collector)
+    return collector
 
 
 class ClientTokens:
