@@ -90,18 +90,6 @@ class LeanAiohttpTransport(AiohttpTransport):
     def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
         super().__init__(*args, **kwargs)
         self._timeouts: dict[tuple, ClientTimeout] = {}
-        # URL text by the URL object's identity: HttpxUpstream keeps one httpx.URL per URL,
-        # and `str(url)` rebuilds the text through five calls. The entry holds the URL, so its
-        # id cannot be reused by another object while the entry exists.
-        self._texts: dict[int, tuple[httpx.URL, str]] = {}
-
-    def _text(self, url: httpx.URL) -> str:
-        found = self._texts.get(id(url))
-        if found is None or found[0] is not url:
-            if len(self._texts) >= 256:
-                self._texts.clear()
-            found = self._texts[id(url)] = (url, str(url))
-        return found[1]
 
     def _timeout(self, timeout: dict) -> ClientTimeout:
         key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
@@ -125,7 +113,7 @@ class LeanAiohttpTransport(AiohttpTransport):
                 data = request.stream  # type: ignore[assignment]
                 request.headers.pop("transfer-encoding", None)  # handled by aiohttp
             response = await self.client.request(
-                method=request.method, url=self._text(request.url),
+                method=request.method, url=str(request.url),
                 headers=aiohttp_headers(request.headers), data=data, allow_redirects=False,
                 auto_decompress=False, compress=False,
                 timeout=self._timeout(request.extensions.get("timeout", {})),

@@ -88,11 +88,3 @@ def test_a_name_outside_ascii_goes_through_httpx_items_as_before():
     headers = httpx.Headers([(b"content-type", b"text/plain"), (b"x-caf\xe9", b"v")])
     assert aiohttp_headers(headers) is headers
 
-
-async def test_the_url_text_is_kept_per_url_object_and_follows_a_new_object():
-    transport = LeanAiohttpTransport(trust_env=False)
-    first = httpx.URL("http://127.0.0.1:1/a?b=c")
-    assert transport._text(first) == str(first)
-    assert transport._text(first) is transport._text(first)  # made once
-    other = httpx.URL("http://127.0.0.1:2/other")
-    assert transport._text(other) == "http://127.0.0.1:2/other"
