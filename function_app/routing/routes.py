@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..core.errors import MethodNotAllowed, NotFound
 from ..http.context import Fact
@@ -110,7 +111,7 @@ class Route:
     def members(self) -> tuple[Member, ...]:
         return self.plan.targets[0].members if self.plan.targets else ()
 
-    @property
+    @cached_property  # read several times a request; the path never changes
     def is_prefix(self) -> bool:
         return self.path.endswith("/*")
 
