@@ -53,7 +53,7 @@ def owner(frames: list[str]) -> str:
     return "other (interpreter, libc)"
 
 
-def summarize(path: Path) -> dict:
+def summarize(path: Path, phase: str | None = None) -> dict:
     by_owner: collections.Counter = collections.Counter()
     by_phase: collections.Counter = collections.Counter()
     leaves: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -64,13 +64,15 @@ def summarize(path: Path) -> dict:
         if not count.isdigit() or "epoll_pwait" in frames[-1]:
             continue
         n = int(count)
+        opening = any(mark in f for f in frames for mark in OPEN_MARKS) \
+            and not any(f.startswith("relay_body (") for f in frames)
+        by_phase["open" if opening else "body"] += n
+        if phase is not None and phase != ("open" if opening else "body"):
+            continue
         busy += n
         who = owner(frames)
         by_owner[who] += n
         leaves[who][re.sub(r":\d+\)", ")", frames[-1])] += n
-        opening = any(mark in f for f in frames for mark in OPEN_MARKS) \
-            and not any(f.startswith("relay_body (") for f in frames)
-        by_phase["open" if opening else "body"] += n
     return {"busy": busy, "owners": by_owner, "phases": by_phase, "leaves": leaves}
 
 
@@ -78,11 +80,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path)
     parser.add_argument("--top", type=int, default=3)
+    parser.add_argument("--phase", choices=("open", "body"), default=None,
+                        help="owners of this phase's samples only (shares of that phase)")
     args = parser.parse_args()
-    found = summarize(args.path)
+    found = summarize(args.path, args.phase)
+    phases = found["phases"]
     busy = max(found["busy"], 1)
-    print(f"{found['busy']} busy samples; phases: " + ", ".join(
-        f"{k} {v / busy:.0%}" for k, v in found["phases"].most_common()))
+    print(f"{found['busy']} busy samples{' (' + args.phase + ')' if args.phase else ''}; "
+          "phases: " + ", ".join(f"{k} {v / max(sum(phases.values()), 1):.0%}"
+                                 for k, v in phases.most_common()))
     for who, n in found["owners"].most_common():
         top = ", ".join(f"{leaf} {m / busy:.1%}"
                         for leaf, m in found["leaves"][who].most_common(args.top))
