@@ -60,7 +60,10 @@ def direct_sink(send):
     def sink(data: bytes) -> bool:
         if cycle.disconnected or flow.write_paused or transport.is_closing():
             return False
-        transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+        try:  # runs in the worker connection's callback: a failure must leave the chunk queued
+            transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+        except (OSError, RuntimeError):
+            return False
         return True
 
     return sink

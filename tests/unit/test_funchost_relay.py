@@ -190,3 +190,47 @@ def test_the_direct_sink_is_for_uvicorns_chunked_answers_only():
         pass
 
     assert direct_sink(send) is None
+
+
+class Transport:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.written: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        if self.fail:
+            raise RuntimeError("closed under us")
+        self.written.append(data)
+
+
+def uvicorn_cycle(transport: Transport):
+    """uvicorn's per-request object as it stands once a chunked answer's head went out."""
+    from types import SimpleNamespace
+
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    cycle = RequestResponseCycle.__new__(RequestResponseCycle)
+    cycle.chunked_encoding, cycle.response_complete, cycle.disconnected = True, False, False
+    cycle.transport, cycle.flow = transport, SimpleNamespace(write_paused=False)
+    return cycle
+
+
+def test_the_direct_sink_frames_a_chunk_and_refuses_while_the_client_cannot_take_it():
+    transport = Transport()
+    cycle = uvicorn_cycle(transport)
+    sink = direct_sink(cycle.send)
+    assert sink(b"data: 1\n\n") is True
+    assert transport.written == [b"9\r\ndata: 1\n\n\r\n"]  # as uvicorn frames a chunk
+    cycle.flow.write_paused = True  # the client's socket is full: send() will wait for it
+    assert sink(b"data: 2\n\n") is False
+    cycle.flow.write_paused, cycle.disconnected = False, True
+    assert sink(b"data: 3\n\n") is False
+    assert len(transport.written) == 1
+
+
+def test_a_write_that_fails_leaves_the_chunk_with_the_reader():
+    sink = direct_sink(uvicorn_cycle(Transport(fail=True)).send)
+    assert sink(b"data: 1\n\n") is False
