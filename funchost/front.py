@@ -13,7 +13,6 @@ answer within the function timeout (at most 230 s, the HTTP limit) 504. Host err
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncGenerator as AsyncGen
@@ -22,9 +21,10 @@ from urllib.parse import urlsplit
 
 from . import auth, errors
 from .hostconfig import Limits
+from .relay import direct_sink, relay_body, until_disconnect
 from .routes import Route, match
 from .supervisor import Supervisor
-from .workerhttp import Answer, WorkerConnectionError, WorkerHttp
+from .workerhttp import WorkerConnectionError, WorkerHttp
 from .workerproc import WorkerError, WorkerProcess
 
 log = logging.getLogger("funchost")
@@ -121,8 +121,10 @@ class Front:
                 started = True
                 streamed = response.content_length is None and not isinstance(body, AsyncGen)
                 # The body's chunks skip the tracking wrapper: the head has gone out.
-                relay = _relay(response, getattr(send, "raw", send), self.limits.http_timeout_s)
-                await (_until_disconnect(relay, receive) if streamed else relay)
+                raw = getattr(send, "raw", send)
+                relay = relay_body(response, raw, self.limits.http_timeout_s,
+                                   direct_sink(raw) if streamed else None)
+                await (until_disconnect(relay, receive) if streamed else relay)
             finally:
                 response.close()
         except TimeoutError:
@@ -252,33 +254,6 @@ async def _stream_body(receive, limit: int):
             yield chunk
         if not message.get("more_body"):
             return
-
-
-async def _until_disconnect(relay, receive) -> None:
-    """Run `relay` but stop it when the client goes away: closing the worker's response then
-    tells the function its client left (a stream's upstream request is closed at once)."""
-    relaying = asyncio.ensure_future(relay)
-    watching = asyncio.ensure_future(_disconnected(receive))
-    try:
-        await asyncio.wait({relaying, watching}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watching.cancel()
-        if not relaying.done():
-            relaying.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await relaying
-
-
-async def _disconnected(receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _relay(response: Answer, send, idle_s: float) -> None:
-    """The worker's body to the client chunk by chunk; TimeoutError when the worker sends
-    nothing for `idle_s` (one timer per answer: Answer.chunks)."""
-    async for chunk in response.chunks(idle_s):
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
 
 async def _answer(request, invocation: asyncio.Future, limit_s: float):

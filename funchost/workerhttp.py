@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httptools
 
@@ -43,6 +43,9 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.event = asyncio.Event()
+        # Set while an answer relays its body straight to the client (Answer.chunks' `sink`):
+        # takes what a read brought and says whether it went out; else the reader is woken.
+        self.direct: Callable[[], bool] | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -62,6 +65,10 @@ class _Connection(asyncio.Protocol):
             if not self.head.done():
                 self.head.set_exception(WorkerConnectionError(f"bad answer: {exc}"))
             self.transport.close()
+            return
+        direct = self.direct
+        if direct is not None and self.chunks and not direct():
+            self.event.set()
 
     def pause_writing(self) -> None:
         self.writable.clear()
@@ -82,7 +89,8 @@ class _Connection(asyncio.Protocol):
         self.buffered += len(body)
         if self.buffered > READ_AHEAD:
             self.transport.pause_reading()
-        self.event.set()
+        if self.direct is None:  # else data_received hands this read's chunks on at its end
+            self.event.set()
 
     def on_message_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()  # reset once the parser moves on
@@ -105,21 +113,33 @@ class Answer:
         self._idle_s = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._waiting_since: float | None = None
+        self._sink: Callable[[bytes], bool] | None = None
+        self._holding = False  # the consumer has a yielded piece it has not finished with
 
-    async def chunks(self, idle_s: float | None = None) -> AsyncIterator[bytes]:
+    async def chunks(self, idle_s: float | None = None,
+                     sink: Callable[[bytes], bool] | None = None) -> AsyncIterator[bytes]:
         """The body as it comes (what arrived since the last read, in one piece). With `idle_s`,
         TimeoutError once a wait for the worker's next bytes has lasted `idle_s`; the time the
         consumer spends between reads (a slow client) does not count.
 
         One timer per answer, re-armed only when it fires early (`_idle_check`), instead of a
         timeout armed and disarmed around every chunk: with hundreds of streams that was a
-        few percent of the host's CPU (load/profile_streams.py)."""
+        few percent of the host's CPU (load/profile_streams.py).
+
+        With `sink`, what each read from the worker brings goes to `sink(data)` from the
+        connection's callback while this generator waits, instead of waking it: no task step,
+        no event and no ASGI send per chunk. `sink` returns False when it cannot take the data
+        now (the client is slow or gone); the data is then yielded here, in order, and `sink`
+        is not offered anything while the consumer holds a yielded piece."""
         connection = self._connection
         if self._head_only:
             return
         if idle_s is not None:
             self._idle_s = idle_s
             self._idle_timer = connection.loop.call_later(idle_s, self._idle_check)
+        if sink is not None:
+            self._sink = sink
+            connection.direct = self._direct
         try:
             while True:
                 if connection.chunks:
@@ -129,7 +149,9 @@ class Answer:
                     if connection.buffered > READ_AHEAD:
                         connection.transport.resume_reading()
                     connection.buffered = 0
+                    self._holding = True
                     yield data
+                    self._holding = False
                 elif connection.complete:
                     return
                 elif connection.lost:
@@ -139,8 +161,26 @@ class Answer:
                 else:
                     await self._wait(connection)
         finally:
+            connection.direct = None
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
+
+    def _direct(self) -> bool:
+        """The connection's buffered chunks to the sink; False (kept) when it cannot take them
+        or a piece yielded before is still being sent (they would overtake it)."""
+        connection = self._connection
+        if self._holding or connection is None:
+            return False
+        chunks = connection.chunks
+        if not self._sink(chunks[0] if len(chunks) == 1 else b"".join(chunks)):
+            return False
+        chunks.clear()
+        if connection.buffered > READ_AHEAD:
+            connection.transport.resume_reading()
+        connection.buffered = 0
+        if self._waiting_since is not None:  # the wait for the worker's next bytes restarts
+            self._waiting_since = connection.loop.time()
+        return True
 
     async def _wait(self, connection: _Connection) -> None:
         """Until the connection has news; the idle timer reads when this wait began."""
@@ -174,6 +214,7 @@ class Answer:
         connection, self._connection = self._connection, None
         if connection is None:
             return
+        connection.direct = None
         if connection.complete and not self._head_only and not connection.lost \
                 and connection.keep_alive:
             self._client._release(connection)

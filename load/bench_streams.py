@@ -16,7 +16,9 @@ machine's cores with what it measures, so every phase reports what it spent: the
 and event-loop lag, the backend's CPU, and the machine's TCP listen-drop counters. During the
 gateway phase the host's and the worker's RSS (peak, from /proc) and CPU (total and busiest
 second) are read; memory per stream = (peak RSS of both - their RSS before any level) / N.
-Writes load/results/bench_streams.json and prints a table.
+With --base COMMIT a second host + worker runs that commit's tree (git archive) and each level
+goes through both, in alternating order, after the same direct phase: a before/after in one run
+on a machine whose load moves. Writes load/results/bench_streams.json and prints a table.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from scripts.procs import (  # noqa: E402
     HOST_CMD,
     PYTHON,
     WORKER_ENV,
+    export_tree,
     free_port,
     spawn,
     spawn_node,
@@ -187,17 +190,22 @@ def simulator(logs: Path, args):
 
 def start(logs: Path, args) -> tuple[list, str, str]:
     sim = simulator(logs, args)
+    gateway = start_gateway(logs, args, sim.url, ROOT, "gateway")
+    return [sim, gateway], f"{sim.url}/v1/chat/completions", f"{gateway.url}/v1/chat/completions"
+
+
+def start_gateway(logs: Path, args, sim_url: str, tree: Path, name: str):
+    """One host + worker running `tree` (this one, or --base's export) against the backend."""
     port = free_port()
-    gateway = spawn("gateway", HOST_CMD, port=port, log_dir=logs, timeout=120, env={
+    return spawn(name, HOST_CMD, port=port, log_dir=logs, timeout=180, cwd=tree, env={
         **WORKER_ENV, **FAR, "PORT": str(port), "RATE_LIMIT_STORAGE_CONNECTION": "",
-        "CLIENT_TPM": "1e9", "MODEL_TPM": "1e9", "MODEL_ROUTES": json.dumps({MODEL: sim.url}),
+        "CLIENT_TPM": "1e9", "MODEL_TPM": "1e9", "MODEL_ROUTES": json.dumps({MODEL: sim_url}),
         # The pool towards backends must hold every stream: its default (512) would answer
         # 503 overloaded past 512 streams (see docs/PERFORMANCE.md, issue #26).
         "UPSTREAM_MAX_CONNECTIONS": str(max(args.levels) * 2),
         **({"UPSTREAM_CLIENT": args.upstream_client} if args.upstream_client else {}),
         **({"PYTHONPATH": str(ROOT / "load/gcwatch"), "GCWATCH_FILE": str(logs / "gc"),
             "GCWATCH_THRESHOLD": args.gc_threshold or ""} if args.gc_watch else {})})
-    return [sim, gateway], f"{sim.url}/v1/chat/completions", f"{gateway.url}/v1/chat/completions"
 
 
 def added(gw: dict, direct: dict, key: str) -> float | None:
@@ -215,14 +223,36 @@ def report(rows: list[dict], best: int | None, args) -> str:
              "|---:|---|---|---|---:|---:|---:|---:|"]
     fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
     for r in rows:
-        g, d = r["gateway"], r["direct"]
-        lines.append(f"| {r['n']} | {d['errors']} / {g['errors']} | {fmt(r['ttft_p50_added'])} / "
-                     f"{fmt(r['ttft_p99_added'])} | {fmt(r['gap_p50_added'])} / "
-                     f"{fmt(r['gap_p99_added'])} | {g['host_rss_mb']:.0f} | "
-                     f"{g['worker_rss_mb']:.0f} | {g['kb_per_stream']:.0f} | {g['cpu_s']:.1f} |")
+        for name, prefix in (("gateway", ""), ("base", "base_")):
+            if name not in r:
+                continue
+            g, d = r[name], r["direct"]
+            label = f"{r['n']}" + (f" ({args.base})" if prefix else "")
+            lines.append(f"| {label} | {d['errors']} / {g['errors']} | "
+                         f"{fmt(r[prefix + 'ttft_p50_added'])} / "
+                         f"{fmt(r[prefix + 'ttft_p99_added'])} | "
+                         f"{fmt(r[prefix + 'gap_p50_added'])} / {fmt(r[prefix + 'gap_p99_added'])}"
+                         f" | {g['host_rss_mb']:.0f} | {g['worker_rss_mb']:.0f} | "
+                         f"{g['kb_per_stream']:.0f} | {g['cpu_s']:.1f} |")
     lines += ["", f"largest N within {TARGET_ADDED_MS:.0f} ms added at p99 (TTFT and gap), "
               f"0 errors: **{best}**"]
     return "\n".join(lines)
+
+
+def level(n: int, k: int, direct_url: str, gateways: dict, watches: dict, idle: dict,
+          sim: int, args) -> dict:
+    """One level: N streams direct, then through each gateway (with --base, the order of the
+    two alternates from level to level); added = gateway minus direct."""
+    direct = phase(direct_url, n, args, None, sim=sim)
+    row: dict = {"n": n, "direct": direct}
+    names = list(gateways) if k % 2 == 0 else list(gateways)[::-1]
+    for name in names:
+        result = phase(gateways[name], n, args, watches[name], idle, sim=sim)
+        prefix = "" if name == "gateway" else "base_"
+        row[name] = result
+        row.update({f"{prefix}{key}_added": added(result, direct, f"{key}_ms")
+                    for key in ("ttft_p50", "ttft_p99", "gap_p50", "gap_p99")})
+    return row
 
 
 def main() -> int:
@@ -243,6 +273,9 @@ def main() -> int:
                         help="log the host's and worker's full GC pauses (load/gcwatch) in logs")
     parser.add_argument("--gc-threshold", default=None,
                         help="with --gc-watch: host and worker gc.set_threshold, e.g. 2000,10,100")
+    parser.add_argument("--base", default=None,
+                        help="also run each level through a gateway of this commit (git "
+                             "archive), interleaved; its rows are marked base")
     parser.add_argument("--out", default=str(ROOT / "load/results/bench_streams.json"))
     args = parser.parse_args()
     raise_fd_limit()  # inherited by the host, the worker and the clients
@@ -250,16 +283,20 @@ def main() -> int:
     procs, direct_url, gw_url = start(logs, args)
     rows = []
     try:
-        watch = host_and_worker(procs[1])
+        gateways = {"gateway": gw_url}
+        if args.base:  # the same levels through a gateway of an earlier commit, interleaved
+            procs.append(start_gateway(logs, args, procs[0].url, export_tree(args.base, logs),
+                                       "base"))
+            gateways["base"] = f"{procs[2].url}/v1/chat/completions"
+        watches = {name: host_and_worker(proc)
+                   for name, proc in zip(gateways, procs[1:], strict=True)}
         short = argparse.Namespace(**{**vars(args), "stream_s": 1.0, "ramp_s": 0.5})
-        phase(gw_url, 10, short, None)  # warm-up: the gateway's first build, pools
-        idle = {p: rss_kb(p) for p in watch}
-        for n in args.levels:
-            direct = phase(direct_url, n, args, None, sim=procs[0].popen.pid)
-            gateway = phase(gw_url, n, args, watch, idle, sim=procs[0].popen.pid)
-            row = {"n": n, "direct": direct, "gateway": gateway,
-                   **{f"{k}_added": added(gateway, direct, f"{k}_ms")
-                      for k in ("ttft_p50", "ttft_p99", "gap_p50", "gap_p99")}}
+        idle = {}
+        for name, url in gateways.items():
+            phase(url, 10, short, None)  # warm-up: the gateway's first build, pools
+            idle.update({p: rss_kb(p) for p in watches[name]})
+        for k, n in enumerate(args.levels):
+            row = level(n, k, direct_url, gateways, watches, idle, procs[0].popen.pid, args)
             rows.append(row)
             print(json.dumps(row), flush=True)
     finally:

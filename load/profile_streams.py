@@ -75,7 +75,8 @@ def measured(url: str, pids: tuple[int, int], n: int, args) -> dict:
 def spy(pid: int, seconds: float, out: Path, native: bool) -> subprocess.Popen:
     out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-r", "100", "-d",
-                             str(int(seconds)), "-f", "raw", "-o", str(out), "--pid", str(pid),
+                             str(max(1, round(seconds))), "-f", "raw", "-o", str(out),
+                             "--pid", str(pid),
                              *(["--native"] if native else [])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -119,8 +120,9 @@ def run_rounds(gateways: dict, args) -> dict[str, list[dict]]:
             url, pids = gateways[name]
             spying = []
             if args.spy and name == "now" and k == args.rounds - 1:
-                spying = [spy(pid, args.stream_s, ROOT / f"load/results/profile-streams-{who}.txt",
-                              args.native)
+                # The ramp too: with short streams (--stream-s 1) the round is mostly opens.
+                spying = [spy(pid, args.ramp_s + args.stream_s,
+                              ROOT / f"load/results/profile-streams-{who}.txt", args.native)
                           for who, pid in zip(("host", "worker"), pids, strict=True)]
             tracing = []
             if args.strace and name == "now" and k == args.rounds - 1:

@@ -62,11 +62,12 @@ class ResponseStream(httpx.AsyncByteStream):
     CHUNK_SIZE = 1024 * 16
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
+        # httpx-aiohttp's name for it, which httpx_upstream.body_chunks reads a body through
+        self._aiohttp_response = response
 
     async def __aiter__(self) -> typing.AsyncIterator[bytes]:
         try:
-            async for chunk in self._response.content.iter_chunked(self.CHUNK_SIZE):
+            async for chunk in self._aiohttp_response.content.iter_chunked(self.CHUNK_SIZE):
                 yield chunk
         except Exception as exc:
             error = mapped(exc)
@@ -76,7 +77,7 @@ class ResponseStream(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         try:
-            await self._response.__aexit__(None, None, None)
+            await self._aiohttp_response.__aexit__(None, None, None)
         except Exception as exc:
             error = mapped(exc)
             if error is None:

@@ -156,7 +156,7 @@ class HttpxUpstream:
             self._free_slot()
             raise
         headers = Headers.from_raw(response.headers.raw)
-        chunks = aiter(response.stream)  # type: ignore[arg-type]
+        chunks = body_chunks(response)
         body.attach(chunks, _closer(response, chunks, self._free_slot))
         return UpstreamResponse(response.status_code, headers, body)
 
@@ -214,6 +214,40 @@ class WireHeaders(httpx.Headers):
         lower = _WIRE_LOWER
         self._list = [(name, lower[name], value) for name, value in raw]
         self._encoding = None
+
+
+def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The answer's body chunk by chunk: for httpx-aiohttp's stream, straight from aiohttp's
+    reader (what has arrived, one read each), else from the httpx stream.
+
+    httpx-aiohttp's stream is a generator over aiohttp's `iter_chunked`, three more frames
+    and an async generator step per chunk than `readany`; failures then come as aiohttp's
+    own exceptions, which TRANSPORT_ERRORS and `translate` take as they take httpx's. Closing
+    stays the response's: `response.aclose()` releases the aiohttp answer either way."""
+    answer = getattr(response.stream, "_aiohttp_response", None)
+    content = getattr(answer, "content", None)
+    read = getattr(content, "readany", None)
+    if read is None:
+        return aiter(response.stream)  # type: ignore[arg-type]
+    return _Reads(read)
+
+
+class _Reads:
+    """An async iterator over `read()` until it gives b"" (the end of the body)."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, read: Callable[[], Awaitable[bytes]]) -> None:
+        self._read = read
+
+    def __aiter__(self) -> _Reads:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._read()
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
 
 def _closer(response: httpx.Response, chunks: AsyncIterator[bytes], free: Callable[[], None]

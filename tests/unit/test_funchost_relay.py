@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from funchost.relay import direct_sink
 from funchost.workerhttp import WorkerHttp
 
 IDLE_S = 3600.0
@@ -100,3 +101,136 @@ async def test_without_a_limit_no_timer_is_armed(worker):
     assert await answer.read() == b"a"
     assert answer._idle_timer is None
     answer.close()
+
+
+class Sink:
+    """Stands in for the client's connection: takes chunks while `open`, keeps them in order."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.taken: list[bytes] = []
+
+    def __call__(self, data: bytes) -> bool:
+        if self.open:
+            self.taken.append(data)
+        return self.open
+
+
+async def until(condition) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never happened")
+
+
+async def test_with_a_sink_chunks_go_to_it_without_waking_the_reader(worker):
+    answer = await worker.request("GET", "/s", [(b"host", b"w")], None)
+    sink = Sink()
+    yielded = []
+
+    async def read():
+        async for piece in answer.chunks(IDLE_S, sink):
+            yielded.append(piece)
+
+    reading = asyncio.ensure_future(read())
+    await waiting(answer)
+    for n in range(3):
+        worker.writes.put_nowait(b"data: %d\n\n" % n)
+    expected = b"data: 0\n\ndata: 1\n\ndata: 2\n\n"  # what one read brought goes as one piece
+    await until(lambda: b"".join(sink.taken) == expected)
+    worker.writes.put_nowait(None)
+    await reading
+    assert b"".join(sink.taken) == expected
+    assert yielded == []
+    assert answer._connection.direct is None  # the body ended: nothing left installed
+    answer.close()
+
+
+async def test_what_the_sink_refuses_is_yielded_and_nothing_overtakes_it(worker):
+    answer = await worker.request("GET", "/s", [(b"host", b"w")], None)
+    sink = Sink()
+    chunks = answer.chunks(IDLE_S, sink)
+    sink.open = False  # the client's socket is full
+    worker.writes.put_nowait(b"data: 1\n\n")
+    assert await anext(chunks) == b"data: 1\n\n"  # the consumer holds it (sending it)
+    sink.open = True
+    worker.writes.put_nowait(b"data: 2\n\n")
+    await until(lambda: answer._connection.chunks)
+    assert sink.taken == []  # kept: written now, it would reach the client before data: 1
+    assert await anext(chunks) == b"data: 2\n\n"
+    reading = asyncio.ensure_future(anext(chunks, None))
+    await waiting(answer)
+    worker.writes.put_nowait(b"data: 3\n\n")
+    await until(lambda: sink.taken)
+    assert sink.taken == [b"data: 3\n\n"]
+    worker.writes.put_nowait(None)
+    assert await reading is None
+    answer.close()
+
+
+async def test_a_chunk_the_sink_takes_restarts_the_wait_for_the_next(worker):
+    answer = await worker.request("GET", "/s", [(b"host", b"w")], None)
+    sink = Sink()
+    reading = asyncio.ensure_future(anext(answer.chunks(IDLE_S, sink), None))
+    since = await waiting(answer)
+    worker.writes.put_nowait(b"data: 1\n\n")
+    await until(lambda: sink.taken)
+    answer._idle_check(now=since + IDLE_S)  # the limit after the first wait, not this one
+    assert not answer.idle_expired
+    assert answer._waiting_since > since
+    answer._idle_check(now=answer._waiting_since + IDLE_S)
+    with pytest.raises(TimeoutError):
+        await reading
+    answer.close()
+
+
+def test_the_direct_sink_is_for_uvicorns_chunked_answers_only():
+    async def send(message):
+        pass
+
+    assert direct_sink(send) is None
+
+
+class Transport:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.written: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        if self.fail:
+            raise RuntimeError("closed under us")
+        self.written.append(data)
+
+
+def uvicorn_cycle(transport: Transport):
+    """uvicorn's per-request object as it stands once a chunked answer's head went out."""
+    from types import SimpleNamespace
+
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    cycle = RequestResponseCycle.__new__(RequestResponseCycle)
+    cycle.chunked_encoding, cycle.response_complete, cycle.disconnected = True, False, False
+    cycle.transport, cycle.flow = transport, SimpleNamespace(write_paused=False)
+    return cycle
+
+
+def test_the_direct_sink_frames_a_chunk_and_refuses_while_the_client_cannot_take_it():
+    transport = Transport()
+    cycle = uvicorn_cycle(transport)
+    sink = direct_sink(cycle.send)
+    assert sink(b"data: 1\n\n") is True
+    assert transport.written == [b"9\r\ndata: 1\n\n\r\n"]  # as uvicorn frames a chunk
+    cycle.flow.write_paused = True  # the client's socket is full: send() will wait for it
+    assert sink(b"data: 2\n\n") is False
+    cycle.flow.write_paused, cycle.disconnected = False, True
+    assert sink(b"data: 3\n\n") is False
+    assert len(transport.written) == 1
+
+
+def test_a_write_that_fails_leaves_the_chunk_with_the_reader():
+    sink = direct_sink(uvicorn_cycle(Transport(fail=True)).send)
+    assert sink(b"data: 1\n\n") is False

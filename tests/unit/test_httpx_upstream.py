@@ -125,3 +125,27 @@ async def test_an_answer_leaves_no_generator_for_the_loop_to_finalise(kind, whol
         assert getattr(chunks, "__qualname__", "") not in finalised
     if kind != "httpx":  # httpx's own pool leaves httpcore's inner generators to the loop
         assert finalised == []
+
+
+async def test_httpx_over_aiohttp_reads_the_body_from_aiohttps_reader():
+    """The streamed path skips httpx-aiohttp's generator (adapters/httpx_upstream.body_chunks);
+    if that library renames what it wraps, the fallback is taken and this says so."""
+    from function_app.adapters.httpx_upstream import _Reads
+
+    async def two_chunks(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.01)
+        writer.write(b"6\r\nsecond\r\n0\r\n\r\n")
+        await writer.drain()
+
+    client = open_upstream("aiohttp", 8)
+    server, port = await serve(two_chunks)
+    try:
+        async with server:
+            answer = await client.send(request(port))
+            assert isinstance(answer.body._chunks, _Reads)
+            assert b"".join([chunk async for chunk in answer.body]) == b"firstsecond"
+    finally:
+        await client.aclose()
