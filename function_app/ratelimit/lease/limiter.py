@@ -30,6 +30,7 @@ from function_app.ratelimit.judge import (
     settled_fallback,
     to_decision,
 )
+from function_app.ratelimit.lease import fast
 from function_app.ratelimit.lease.keystate import KeyState
 from function_app.ratelimit.lease.leaser import Leaser, Outcome
 from function_app.ratelimit.lease.maintenance import Maintenance
@@ -70,6 +71,21 @@ class Limiter(LimiterEngine):
             self._keys, self._leaser, sweeper, self._health, clock, self._cfg, background,
             probe=self.probe,
         )
+        # The fast path's constants (config properties are calls).
+        self._tau_s, self._hold_s = self._cfg.demand_tau_s, self._cfg.hold_s
+
+    def _admit(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision | None:
+        """Every scope's live pool pays `cost`: decided from memory (lease/fast.py)."""
+        now = self._clock.now()
+        states = fast.pools_pay(self._keys, scoped, cost, now)
+        if states is None:
+            return None
+        decision = fast.decision(states, cost, now)
+        for ks in fast.commit(states, cost, now, self._tau_s, self._cfg.lease_s, self._hold_s,
+                              now >= self._health.down_until):
+            self._counters.incr("background_refills")
+            self._start_fetch(ks, 0.0)
+        return decision
 
     def _start(self) -> None:
         self._maintenance.ensure_running()
