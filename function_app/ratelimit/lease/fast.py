@@ -61,6 +61,7 @@ def commit(states: list[KeyState], cost: float, now: float, tau_s: float, lease_
     """Spend `cost` from each pool and observe it (KeyState.spend and observe); the keys whose
     pool is now low enough for a background top-up (Limiter._maybe_refill, needs_refill)."""
     due: list[KeyState] | tuple[KeyState, ...] = NONE_DUE
+    block = BLOCK_REQUESTS * (cost if cost > 0.0 else 0.0)  # lease.block before its cap
     for ks in states:
         left = ks.tokens - cost
         ks.tokens = left if left > 0.0 else 0.0
@@ -73,23 +74,20 @@ def commit(states: list[KeyState], cost: float, now: float, tau_s: float, lease_
         ks.last_used, ks.last_cost = now, cost
         if ks.exact or ks.fetch is not None or ks.retry_at > now or not storage_ready:
             continue
-        if _low(ks, cost, lease_s, hold_s, ks.demand_amount / tau_s):
+        # KeyState.needs_refill with target and lease.block inlined; the demand was just
+        # observed, so its rate is amount / tau (no decay since).
+        rate, blk = ks.demand_amount / tau_s, 0.0
+        if not ks.reserved:
+            blk = block if block <= ks.block_cap else ks.block_cap
+        held, periods = rate * hold_s, rate * lease_s * 2
+        spendable = blk if blk <= held else held
+        target = cost  # max(last_cost, periods, spendable), the first of equals
+        if periods > target:
+            target = periods
+        if spendable > target:
+            target = spendable
+        goal = target if target <= ks.cap else ks.cap
+        unit = cost if cost <= goal else goal
+        if ks.tokens < unit + (goal - unit) * REFILL_AT:
             due = [*due, ks]
     return due
-
-
-def _low(ks: KeyState, cost: float, lease_s: float, hold_s: float, rate: float) -> bool:
-    """KeyState.needs_refill just after observing `cost` (the demand is current: no decay),
-    with KeyState.target and lease.block inlined."""
-    blk = 0.0
-    if not ks.reserved:
-        blk = BLOCK_REQUESTS * (cost if cost > 0.0 else 0.0)
-        blk = blk if blk <= ks.block_cap else ks.block_cap
-    held = rate * hold_s
-    target = cost
-    for candidate in (rate * lease_s * 2, blk if blk <= held else held):
-        if candidate > target:
-            target = candidate
-    goal = target if target <= ks.cap else ks.cap
-    unit = cost if cost <= goal else goal
-    return ks.tokens < unit + (goal - unit) * REFILL_AT
