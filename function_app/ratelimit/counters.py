@@ -17,6 +17,8 @@ NAMES = (
     "budget_pots_granted", "budget_pots", "budget_pot_paid", "budget_pots_dropped",
     "budget_unused_credited", "budget_pots_cut", "budget_pot_failures", "budget_exact",
     "budget_refused_empty",
+    # Of "admitted": decided by a limiter's fast path (every scope paid from memory).
+    "fast_admitted",
 )
 
 
@@ -24,7 +26,8 @@ class Counters:
     """Monotonic counters; `snapshot()` copies them (every name in NAMES present).
 
     `fast_admitted` counts the decisions a limiter's fast path admitted (engine.acquire): one
-    attribute increment per request, added to "decisions" and "admitted" by `snapshot`.
+    attribute increment per request, added to "decisions", "admitted" and "fast_admitted" by
+    `snapshot`.
     """
 
     def __init__(self) -> None:
@@ -40,6 +43,7 @@ class Counters:
         values = dict(self._values)
         values["decisions"] += self.fast_admitted
         values["admitted"] += self.fast_admitted
+        values["fast_admitted"] += self.fast_admitted
         return values
 
     def decision(self, allowed: bool, shadow: bool, degraded: bool, unavailable: bool) -> None:
