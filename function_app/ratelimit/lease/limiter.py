@@ -190,7 +190,13 @@ class Limiter(LimiterEngine):
         return outcomes
 
     async def _fetch(self, ks: KeyState, cost: float) -> Outcome:
-        """Wait for a lease on `ks` (joining one in flight) until its pool can pay `cost`."""
+        """Wait for a lease on `ks` (joining one in flight) until its pool can pay `cost`.
+
+        A pool that pays already, with no lease in flight, is GRANTED at once: the wait begins
+        a loop turn after the request saw the pool empty (gather makes it a task), and a
+        top-up that landed meanwhile must not cost the request a lease and a round trip."""
+        if ks.fetch is None and ks.pool(self._clock.now()) >= cost:
+            return Outcome.GRANTED
         ks.join(cost)
         try:
             outcome = Outcome.SHORT
