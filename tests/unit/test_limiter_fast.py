@@ -19,6 +19,7 @@ from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
+from function_app.ratelimit.tally.budgets import OnDemand
 from function_app.ratelimit.tally.limiter import TallyLimiter
 from tests.support.clock import FakeClock, settle
 
@@ -26,6 +27,11 @@ START = 1_700_000_000.0
 
 
 class SlowLease(Limiter):
+    def _admit(self, scoped, cost):
+        return None
+
+
+class SlowOnDemand(OnDemand):
     def _admit(self, scoped, cost):
         return None
 
@@ -107,17 +113,20 @@ async def both(fast_cls, slow_cls, config: LimiterConfig, plan, every_maintain=2
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_lease_fast_path_decides_as_the_full_path(seed):
+@pytest.mark.parametrize(("seed", "classes"), [(1, (Limiter, SlowLease)),
+                                               (2, (Limiter, SlowLease)),
+                                               (3, (Limiter, SlowLease)),
+                                               (4, (OnDemand, SlowOnDemand))])
+async def test_lease_fast_path_decides_as_the_full_path(seed, classes):
+    """OnDemand (tally's budgets) replaces _maybe_refill: no background top-ups there."""
     plan = traffic(seed, 900)
-    (fast, fast_rows, _), (slow, slow_rows, _) = await both(
-        Limiter, SlowLease, LimiterConfig(), plan)
+    (fast, fast_rows, _), (slow, slow_rows, _) = await both(*classes, LimiterConfig(), plan)
     assert fast[0] == slow[0]  # every Decision, in order
     assert fast[1] == slow[1]  # counters (fast_admitted aside)
     assert fast[2] == slow[2]  # every key's pool, demand, row view and caps
     assert fast_rows == slow_rows
     assert {True, False} <= {d.allowed for batch in fast[0] for d in batch}
-    assert fast[3] > fast[1]["decisions"] / 2 and slow[3] == 0
+    assert fast[3] > fast[1]["decisions"] / 3 and slow[3] == 0
 
 
 @pytest.mark.asyncio

@@ -59,7 +59,8 @@ def decision(states: list[KeyState], cost: float, now: float) -> Decision:
 def commit(states: list[KeyState], cost: float, now: float, tau_s: float, lease_s: float,
            hold_s: float, storage_ready: bool) -> list[KeyState] | tuple[KeyState, ...]:
     """Spend `cost` from each pool and observe it (KeyState.spend and observe); the keys whose
-    pool is now low enough for a background top-up (Limiter._maybe_refill, needs_refill)."""
+    pool is now low enough for a background top-up (Limiter._maybe_refill, needs_refill),
+    none when `storage_ready` is False (the caller also passes False to test none)."""
     due: list[KeyState] | tuple[KeyState, ...] = NONE_DUE
     block = BLOCK_REQUESTS * (cost if cost > 0.0 else 0.0)  # lease.block before its cap
     for ks in states:

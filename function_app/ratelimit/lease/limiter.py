@@ -71,8 +71,10 @@ class Limiter(LimiterEngine):
             self._keys, self._leaser, sweeper, self._health, clock, self._cfg, background,
             probe=self.probe,
         )
-        # The fast path's constants (config properties are calls).
+        # The fast path's constants (config properties are calls), and whether its inlined
+        # refill test stands for `_maybe_refill` (a subclass may replace that: tally's budgets).
         self._tau_s, self._hold_s = self._cfg.demand_tau_s, self._cfg.hold_s
+        self._inline_refill = type(self)._maybe_refill is Limiter._maybe_refill
 
     def _admit(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision | None:
         """Every scope's live pool pays `cost`: decided from memory (lease/fast.py)."""
@@ -81,10 +83,14 @@ class Limiter(LimiterEngine):
         if states is None:
             return None
         decision = fast.decision(states, cost, now)
+        inline = self._inline_refill
         for ks in fast.commit(states, cost, now, self._tau_s, self._cfg.lease_s, self._hold_s,
-                              now >= self._health.down_until):
+                              inline and now >= self._health.down_until):
             self._counters.incr("background_refills")
             self._start_fetch(ks, 0.0)
+        if not inline:
+            for ks in states:
+                self._maybe_refill(ks, now)
         return decision
 
     def _start(self) -> None:
