@@ -19,6 +19,7 @@ from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.ratelimit.config import LimiterConfig
 from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
+from function_app.ratelimit.tally import fast as tally_fast
 from function_app.ratelimit.tally.budgets import OnDemand
 from function_app.ratelimit.tally.limiter import TallyLimiter
 from tests.support.clock import FakeClock, settle
@@ -160,3 +161,25 @@ async def test_far_limits_report_the_first_of_equal_scopes_and_reuse_one_decisio
         (True, "global", 999_999, 1e-6)}
     if cls is Limiter:  # unchanged figures: the same immutable Decision, not a new one each
         assert len({id(d) for d in decisions[2:]}) == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("throttled", [False, True])
+async def test_tally_fast_path_never_skips_a_sync_the_full_path_would_make(throttled):
+    """tally/fast.py decides without TallySync.stale for a view up to FRESH_PERIODS old: that
+    view must be neither stale (whether the sync is sparing or not) nor unusable."""
+    clock = FakeClock(start=START)
+    config = LimiterConfig(sync="tally", tally_period_s=1.0, storage_timeout_s=1e9)
+    limiter = TallyLimiter(MemoryRateLimitStore(), clock, config, "gw", background=False)
+    for _ in range(40):  # traffic and upkeep until a summary is read
+        await limiter.acquire(scoped_for("c0", CLIENT_A))
+        await limiter.maintain()
+        await clock.advance(0.1)
+    sync = limiter._sync
+    assert sync.view is not None
+    if throttled:
+        sync._throttled_until = float("inf")
+    start = sync.view.period * sync.period_s
+    for step in range(int((tally_fast.FRESH_PERIODS + 1) * 100)):
+        now = start + step / 100
+        assert not sync.stale(now) and sync.usable(now), now - start
