@@ -2,7 +2,7 @@
 figure than requests/s on a shared machine, and a deterministic profile (cProfile call counts).
 
     .venv/bin/python load/profile_pipeline.py [--requests 5000] [--concurrency 32]
-        [--limits on|off] [--profile] [--top 40] [--log]
+        [--limits on|off] [--sync lease|tally] [--azurite] [--profile] [--top 40] [--log]
 
 Builds the gateway from the defaults (limits on with the in-memory store and far from binding,
 or off; cache and telemetry on) against the instant Node simulator, then sends POST /infer/node
@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from scripts.azurite import Azurite  # noqa: E402
 from scripts.procs import INSTANT, spawn_node  # noqa: E402
 
 BODY = b'{"prompt": "benchmark"}'
@@ -98,7 +99,8 @@ async def drive(requests: int, concurrency: int, profile: cProfile.Profile | Non
         floor = tenline()
         proxy = floor.proxy
     else:
-        app_module.gateway.install(await build_gateway(load_settings(os.environ)))
+        built = await build_gateway(load_settings(os.environ))
+        app_module.gateway.install(built)
         proxy = app_module.proxy
     queue = iter(range(requests))
 
@@ -111,6 +113,8 @@ async def drive(requests: int, concurrency: int, profile: cProfile.Profile | Non
     queue = iter(range(200))
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     queue = iter(range(requests))
+    if kind != "ten-line" and "limiter" in built.stats_sources:
+        before = built.stats_sources["limiter"]()
     began = time.process_time()
     if profile is not None:
         profile.enable()
@@ -118,12 +122,22 @@ async def drive(requests: int, concurrency: int, profile: cProfile.Profile | Non
     if profile is not None:
         profile.disable()
     spent = time.process_time() - began
+    if kind != "ten-line" and "limiter" in built.stats_sources:
+        limiter_per_request(before, built.stats_sources["limiter"](), requests)
     if kind == "ten-line":
         for session in floor.session:
             await session.close()
     else:
         await app_module.gateway.aclose()
     return spent / requests
+
+
+def limiter_per_request(before: dict, after: dict, requests: int) -> None:
+    """The limiter's own counters over the measured requests: what its storage did."""
+    names = ("fast_admitted", "storage_round_trips", "leases", "background_refills",
+             "lease_waits", "tally_syncs", "tally_waits")
+    print("limiter per request: " + ", ".join(
+        f"{name} {(after.get(name, 0) - before.get(name, 0)) / requests:.4f}" for name in names))
 
 
 def by_file(stats: pstats.Stats, requests: int) -> str:
@@ -163,6 +177,11 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--limits", choices=("on", "off"), default="on")
+    parser.add_argument("--sync", choices=("lease", "tally"),
+                        help="RATE_LIMIT_SYNC for limits on (default: the setting's default)")
+    parser.add_argument("--azurite", action="store_true",
+                        help="limits on: the limiter's rows on a local Azurite (as make bench), "
+                        "not in memory, so its leases' and syncs' storage calls count too")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--upstream", nargs="+", default=["aiohttp"],
@@ -190,18 +209,26 @@ def main() -> None:
             **INSTANT, "ANSWER_TOKENS": str(CHUNKS), "TOKEN_MS": str(args.chunk_ms)}
     with tempfile.TemporaryDirectory() as logs:
         node = spawn_node("node", Path(logs), sim)
+        azurite = None
         try:
             os.environ.update({"NODE_SERVICE_URL": node.url, "PY_SERVICE_URL": node.url,
                                "MODEL_ROUTES": json.dumps({"sim-stream": node.url}),
                                "CLIENT_TPM": "1e9", "MODEL_TPM": "1e9",
                                **(FAR if args.limits == "on" else
                                   {"RATE_LIMIT_ENABLED": "false"})})
+            if args.sync:
+                os.environ["RATE_LIMIT_SYNC"] = args.sync
+            if args.azurite:
+                azurite = Azurite(Path(logs) / "azurite").start()
+                os.environ["RATE_LIMIT_STORAGE_CONNECTION"] = azurite.connection_string
             if args.log:
                 worker_logging()
             profile = cProfile.Profile() if args.profile else None
             figures = rounds(args, profile)
         finally:
             node.stop()
+            if azurite is not None:
+                azurite.stop()
     unit, per = ("chunk", CHUNKS) if args.stream else ("request", 1)
     for kind, values in figures.items():
         ms = sorted(v * 1000 / per for v in values)

@@ -7,12 +7,21 @@ StoreUnavailable. Tables are created on first use. The SDK's own retries are swi
 
 Connection: RATE_LIMIT_STORAGE_CONNECTION (a connection string; locally Azurite with 127.0.0.1)
 or else TABLE_STORAGE_ENDPOINT with DefaultAzureCredential (managed identity in Azure).
+
+Proxies: the SDK's aiohttp session trusts the environment by default, and aiohttp then asks a
+worker thread twice on every call (a ~/.netrc look-up, then the proxy variables, walking the
+environment): Python work and two thread hand-offs in each lease's round trip. The proxy
+variables are read once at start instead: with none set (a Function App has none unless its
+operator adds them) the session does not trust the environment; with HTTP(S)_PROXY set it
+does, as before. A netrc entry was never usable here (aiohttp refuses one beside the SDK's
+Authorization header). Figures: docs/perf/pass5-limiter.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -247,7 +256,7 @@ def open_limit_storage(
     """Stores from a connection string, else from an endpoint with DefaultAzureCredential;
     None when neither is set (the caller then uses the memory stores: single instance only).
     """
-    options: dict[str, Any] = {"retry_total": 0}
+    options: dict[str, Any] = {"retry_total": 0, "use_env_settings": env_proxies()}
     credential = None
     if connection_string:
         service = TableServiceClient.from_connection_string(connection_string, **options)
@@ -262,3 +271,9 @@ def open_limit_storage(
         TableRateLimitStore(service, buckets_table), TableOverrideStore(service, overrides_table),
         service, credential,
     )
+
+
+def env_proxies() -> bool:
+    """Whether the environment names a proxy (HTTP_PROXY, HTTPS_PROXY, ...): only then must
+    the SDK's session consult it on each call (see the module docstring)."""
+    return bool(urllib.request.getproxies())

@@ -110,6 +110,11 @@ class Headers:
         """Replace the fields of every name in `pairs` with the values `pairs` give it."""
         self._fields.update(_fields_of(pairs))
 
+    def update_fields(self, fields: dict[str, tuple[str, ...]]) -> None:
+        """`update` with fields already made: names lower case, each with its values (a
+        stage that adds the same fields to many answers makes them once)."""
+        self._fields.update(fields)
+
     def remove(self, *names: str) -> None:
         """Drop every value of each of `names`; absent names are ignored."""
         for name in names:

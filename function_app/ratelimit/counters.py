@@ -17,14 +17,22 @@ NAMES = (
     "budget_pots_granted", "budget_pots", "budget_pot_paid", "budget_pots_dropped",
     "budget_unused_credited", "budget_pots_cut", "budget_pot_failures", "budget_exact",
     "budget_refused_empty",
+    # Of "admitted": decided by a limiter's fast path (every scope paid from memory).
+    "fast_admitted",
 )
 
 
 class Counters:
-    """Monotonic counters; `snapshot()` copies them (every name in NAMES present)."""
+    """Monotonic counters; `snapshot()` copies them (every name in NAMES present).
+
+    `fast_admitted` counts the decisions a limiter's fast path admitted (engine.acquire): one
+    attribute increment per request, added to "decisions", "admitted" and "fast_admitted" by
+    `snapshot`.
+    """
 
     def __init__(self) -> None:
         self._values: dict[str, int] = dict.fromkeys(NAMES, 0)
+        self.fast_admitted = 0
 
     def incr(self, name: str, amount: int = 1) -> None:
         """Add to a counter named in NAMES; a misspelt name raises KeyError (a plain dict, so
@@ -32,7 +40,11 @@ class Counters:
         self._values[name] += amount
 
     def snapshot(self) -> dict[str, int]:
-        return dict(self._values)
+        values = dict(self._values)
+        values["decisions"] += self.fast_admitted
+        values["admitted"] += self.fast_admitted
+        values["fast_admitted"] += self.fast_admitted
+        return values
 
     def decision(self, allowed: bool, shadow: bool, degraded: bool, unavailable: bool) -> None:
         """Count one decision of either limiter (lease or tally mode)."""

@@ -33,6 +33,7 @@ class LimiterEngine:
         self._counters = Counters()
         self._health = StorageHealth(clock, self._rng, config.backoff_min_s, config.backoff_max_s)
         self._guarded = GuardedStore(store, self._health, self._counters, config.storage_timeout_s)
+        self._started = False  # `_start` was called (it starts background upkeep once)
 
     @property
     def counters(self) -> dict[str, int]:
@@ -57,8 +58,14 @@ class LimiterEngine:
         if not scoped:
             return Decision(True)
         try:
-            self._start()
+            if not self._started:
+                self._start()
+                self._started = True
             amount = float(cost) if cost >= 0 else 0.0  # also maps NaN to 0
+            decision = self._admit(scoped, amount)
+            if decision is not None:  # every scope paid from memory: counted in one add
+                self._counters.fast_admitted += 1
+                return decision
             decision = await self._decide(scoped, amount)
         except Exception:  # a limiter bug must not fail the request
             log.exception("rate limiter failed; applying the failure mode")
@@ -106,6 +113,12 @@ class LimiterEngine:
 
     def _start(self) -> None:
         """Start background upkeep on first use (the limiter may be built outside a loop)."""
+
+    def _admit(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision | None:
+        """The fast path: the Decision `_decide` would make when it would admit from memory
+        with nothing degraded or shadow-denied, with the same effects; None when it cannot
+        tell (then `_decide` decides). Synchronous: it never waits."""
+        return None
 
     async def _decide(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
         raise NotImplementedError

@@ -30,6 +30,11 @@ def rate_limit_headers(decision: Decision) -> list[tuple[str, str]]:
     ]
 
 
+def rate_limit_fields(decision: Decision) -> dict[str, tuple[str, ...]]:
+    """`rate_limit_headers` as header fields (Headers.update_fields): lower-case names."""
+    return {name.lower(): (value,) for name, value in rate_limit_headers(decision)}
+
+
 def retry_after(decision: Decision) -> str:
     """Whole seconds, at least 1: a client that retries sooner is denied again."""
     return str(max(1, math.ceil(decision.retry_after_s)))

@@ -22,6 +22,9 @@ from function_app.ratelimit.scopes import (
 from function_app.ratelimit.store import OverrideStore
 
 log = logging.getLogger(__name__)
+# (client id, route) pairs whose limits are kept made; client ids come from clients, so the
+# memo is emptied when it reaches this many rather than growing with them.
+MADE_MAX = 4096
 
 
 class OverrideSource:
@@ -36,15 +39,30 @@ class OverrideSource:
         self._store, self._clock = store, clock
         self._defaults, self._refresh_s = defaults, refresh_s
         self._index = OverrideIndex()
+        # limits_for's answers for the current index, by (client id, route)
+        self._made: dict[tuple[str | None, str | None], list[ScopedLimit]] = {}
         self._background = background and store is not None
         self._task: asyncio.Task | None = None
         self._closed = False
         self.counters = {"override_refreshes": 0, "override_refresh_failures": 0, "overrides": 0}
 
     def limits_for(self, client_id: str | None, route: str | None) -> list[ScopedLimit]:
-        """Global, then client (override or default), then route (override only)."""
-        self._ensure_running()
-        return effective_limits(self._defaults, self._index, client_id, route)
+        """Global, then client (override or default), then route (override only).
+
+        Made once per (client id, route) and overrides snapshot: the same list (and the same
+        ScopedLimit objects, which the limiters then match by identity) until a reload; the
+        caller must not change it.
+        """
+        if self._task is None and self._background:
+            self._ensure_running()
+        key = (client_id, route)
+        made = self._made.get(key)
+        if made is None:
+            made = effective_limits(self._defaults, self._index, client_id, route)
+            if len(self._made) >= MADE_MAX:
+                self._made.clear()
+            self._made[key] = made
+        return made
 
     async def refresh(self) -> bool:
         """Reload the overrides once; False (and the old snapshot kept) when storage fails."""
@@ -56,7 +74,7 @@ class OverrideSource:
             log.warning("rate-limit overrides refresh failed; keeping the previous ones")
             self.counters["override_refresh_failures"] += 1
             return False
-        self._index = index_overrides(overrides)
+        self._index, self._made = index_overrides(overrides), {}
         self.counters["override_refreshes"] += 1
         self.counters["overrides"] = len(overrides)
         return True

@@ -13,11 +13,11 @@ from function_app.core.errors import NeverFits, RateLimited, StorageUnavailable
 from function_app.core.pipeline import Handler, Stage
 from function_app.http.context import RequestContext
 from function_app.http.messages import GatewayRequest, GatewayResponse
-from function_app.ratelimit.headers import rate_limit_headers, retry_after
+from function_app.ratelimit.headers import rate_limit_fields, rate_limit_headers, retry_after
 from function_app.ratelimit.limits import REQUESTS_DECISION, Decision, ScopedLimit
 
 # The request's limits (wiring: defaults and overrides by client and route, and its key's).
-LimitsFor = Callable[[RequestContext], list[ScopedLimit]]
+LimitsFor = Callable[[RequestContext], Sequence[ScopedLimit]]
 
 
 class Acquirer(Protocol):
@@ -28,21 +28,35 @@ class Acquirer(Protocol):
 
 def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor) -> Stage:
     """After the identity stage (`context.client_id`) and routing."""
+    # The last admitted Decision and its header fields. The limiters hand out the same
+    # Decision while its figures are unchanged (ratelimit/admitted.py), so far from binding the
+    # headers are rendered once, not per request; any other Decision renders its own.
+    last: tuple[Decision | None, dict[str, tuple[str, ...]]] = (None, {})
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
+        nonlocal last
         context = request.context
         decision = await limiter.acquire(limits_for(context), 1)
         REQUESTS_DECISION.set(context, decision)  # for the OpenAI x-ratelimit-* headers
-        headers = rate_limit_headers(decision)
-        if decision.reason == "exceeds_limit":  # waiting cannot help: 400, no Retry-After
-            raise NeverFits(f"The '{decision.scope}' limit admits at most "
-                            f"{int(decision.limit.burst if decision.limit else 0)} requests at "
-                            "once; this request can never be admitted.", headers=dict(headers))
         if not decision.allowed:
-            error = StorageUnavailable if decision.storage_unavailable else RateLimited
-            raise error(headers=dict([*headers, ("Retry-After", retry_after(decision))]))
+            refuse(decision)
+        seen, fields = last
+        if seen is not decision:
+            fields = rate_limit_fields(decision)
+            last = (decision, fields)
         response = await call_next(request)
-        response.headers.update(headers)
+        response.headers.update_fields(fields)
         return response
 
     return stage
+
+
+def refuse(decision: Decision) -> None:
+    """Raise the refusal of a denied `decision`, its rate-limit headers on it."""
+    headers = rate_limit_headers(decision)
+    if decision.reason == "exceeds_limit":  # waiting cannot help: 400, no Retry-After
+        raise NeverFits(f"The '{decision.scope}' limit admits at most "
+                        f"{int(decision.limit.burst if decision.limit else 0)} requests at "
+                        "once; this request can never be admitted.", headers=dict(headers))
+    error = StorageUnavailable if decision.storage_unavailable else RateLimited
+    raise error(headers=dict([*headers, ("Retry-After", retry_after(decision))]))

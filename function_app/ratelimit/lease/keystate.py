@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from dataclasses import dataclass, field
 
 from function_app.ratelimit.bucket import BucketState
 from function_app.ratelimit.lease import demand as demand_
 from function_app.ratelimit.lease.keys import bucket_partition, shard_row
-from function_app.ratelimit.lease.lease import Row, block, shard_limit
-from function_app.ratelimit.limits import Limit, ScopedLimit
+from function_app.ratelimit.lease.lease import BLOCK_BURST_SHARE, Row, block, shard_limit
+from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 from function_app.ratelimit.store import RowKey
 
 EPSILON = 1e-9
@@ -56,7 +57,10 @@ class KeyState:
     waiting: float = 0.0
     cap: float = float("inf")
     reserved: bool = False  # its costs are reservations settled later (token limits): no blocks
-    demand: demand_.Demand = field(default_factory=demand_.Demand)
+    demand_amount: float = 0.0
+    demand_ts: float = 0.0
+    block_cap: float = 0.0
+    admitted: Decision | None = None
     fetch: asyncio.Task | None = None
     waiters: list[float] = field(default_factory=list)
     cache: dict[int, tuple[Row, str]] = field(default_factory=dict)
@@ -70,8 +74,10 @@ class KeyState:
         shards = max(1, scoped.shards)
         exact = shard_limit(scoped.limit, shards).rate <= exact_below_rps
         partition = bucket_partition(scoped.scope, scoped.key)
-        return cls(scoped.scope, scoped.key, scoped.limit, shards, exact, partition,
+        made = cls(scoped.scope, scoped.key, scoped.limit, shards, exact, partition,
                    last_used=now, reserved=scoped.reserved)
+        made.block_cap = made.shard_limit.burst * BLOCK_BURST_SHARE
+        return made
 
     def update_limit(self, scoped: ScopedLimit, exact_below_rps: float) -> None:
         """Follow a changed limit (overrides refresh); the pool stays, new caps apply later."""
@@ -80,6 +86,8 @@ class KeyState:
         if scoped.limit != self.limit or max(1, scoped.shards) != self.shards:
             self.limit, self.shards = scoped.limit, max(1, scoped.shards)
             self.exact = self.shard_limit.rate <= exact_below_rps
+            self.block_cap = self.shard_limit.burst * BLOCK_BURST_SHARE
+            self.admitted = None
 
     @property
     def shard_limit(self) -> Limit:
@@ -126,8 +134,19 @@ class KeyState:
     def spend(self, cost: float) -> None:
         self.tokens = max(0.0, self.tokens - cost)
 
+    @property
+    def demand(self) -> demand_.Demand:
+        """The observed demand as a Demand (for readers; the state is two numbers)."""
+        return demand_.Demand(self.demand_amount, self.demand_ts)
+
     def observe(self, cost: float, now: float, tau_s: float) -> None:
-        self.demand = demand_.observe(self.demand, cost, now, tau_s)
+        """demand.observe, in place (lease/fast.py inlines the same arithmetic)."""
+        amount, elapsed = self.demand_amount, now - self.demand_ts
+        if elapsed > 0:
+            amount = amount * math.exp(-elapsed / tau_s)
+        self.demand_amount = amount + cost
+        if now > self.demand_ts:
+            self.demand_ts = now
         self.last_used, self.last_cost = now, cost
 
     def target(self, now: float, lease_s: float, tau_s: float, hold_s: float = 0.0) -> float:

@@ -30,6 +30,7 @@ from function_app.ratelimit.judge import (
     settled_fallback,
     to_decision,
 )
+from function_app.ratelimit.lease import fast
 from function_app.ratelimit.lease.keystate import KeyState
 from function_app.ratelimit.lease.leaser import Leaser, Outcome
 from function_app.ratelimit.lease.maintenance import Maintenance
@@ -70,6 +71,27 @@ class Limiter(LimiterEngine):
             self._keys, self._leaser, sweeper, self._health, clock, self._cfg, background,
             probe=self.probe,
         )
+        # The fast path's constants (config properties are calls), and whether its inlined
+        # refill test stands for `_maybe_refill` (a subclass may replace that: tally's budgets).
+        self._tau_s, self._hold_s = self._cfg.demand_tau_s, self._cfg.hold_s
+        self._inline_refill = type(self)._maybe_refill is Limiter._maybe_refill
+
+    def _admit(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision | None:
+        """Every scope's live pool pays `cost`: decided from memory (lease/fast.py)."""
+        now = self._clock.now()
+        states = fast.pools_pay(self._keys, scoped, cost, now)
+        if states is None:
+            return None
+        decision = fast.decision(states, cost, now)
+        inline = self._inline_refill
+        for ks in fast.commit(states, cost, now, self._tau_s, self._cfg.lease_s, self._hold_s,
+                              inline and now >= self._health.down_until):
+            self._counters.incr("background_refills")
+            self._start_fetch(ks, 0.0)
+        if not inline:
+            for ks in states:
+                self._maybe_refill(ks, now)
+        return decision
 
     def _start(self) -> None:
         self._maintenance.ensure_running()
@@ -174,7 +196,13 @@ class Limiter(LimiterEngine):
         return outcomes
 
     async def _fetch(self, ks: KeyState, cost: float) -> Outcome:
-        """Wait for a lease on `ks` (joining one in flight) until its pool can pay `cost`."""
+        """Wait for a lease on `ks` (joining one in flight) until its pool can pay `cost`.
+
+        A pool that pays already, with no lease in flight, is GRANTED at once: the wait begins
+        a loop turn after the request saw the pool empty (gather makes it a task), and a
+        top-up that landed meanwhile must not cost the request a lease and a round trip."""
+        if ks.fetch is None and ks.pool(self._clock.now()) >= cost:
+            return Outcome.GRANTED
         ks.join(cost)
         try:
             outcome = Outcome.SHORT

@@ -51,6 +51,19 @@ class Ledger:
         of the limits' unused shares (tally.weight)."""
         self._counting(now).traffic += 1
 
+    def admitted(self, keys: list[tuple[str, float]], cost: float, period: int) -> None:
+        """`request` and `record` (cost, for each (kid, rate) of `keys`) of one admitted
+        request in `period` (`self.period(now)`), with one look-up (tally/fast.py)."""
+        counted = self._raw.get(period)
+        if counted is None:
+            counted = self._raw[period] = Counted()
+        counted.traffic += 1
+        raw, rates = counted.demand, self._rates
+        for kid, rate in keys:
+            value = raw.get(kid, 0.0) + cost
+            raw[kid] = value if value > 0.0 else 0.0
+            rates[kid] = rate
+
     def _counting(self, now: float) -> Counted:
         """The current period's counts (made on its first request, not on every one)."""
         period = self.period(now)

@@ -34,7 +34,7 @@ from function_app.ratelimit.judge import (
 )
 from function_app.ratelimit.limits import Decision, Limit, ScopedLimit
 from function_app.ratelimit.store import RateLimitStore
-from function_app.ratelimit.tally import tally
+from function_app.ratelimit.tally import fast, tally
 from function_app.ratelimit.tally.budgets import Budgets
 from function_app.ratelimit.tally.placement import group_count
 from function_app.ratelimit.tally.sync import TallySync
@@ -63,6 +63,7 @@ class TallyKey:
     provisional: float | None = None
     made_at: float = 0.0  # when the bucket was made
     opened: float = 0.0  # the tokens it was made with (tally.opening)
+    admitted: Decision | None = None  # the fast path's last Decision (ratelimit/admitted.py)
 
     def apply(self, s: float, now: float, period_s: float, settled: bool) -> None:
         """Take share `s`: tokens refill at the old rate until now, then fit the new capacity;
@@ -178,6 +179,9 @@ class TallyLimiter(LimiterEngine):
         await stop(self._task)
         await self._sync.close()
         await self._budgets.close()
+
+    def _admit(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision | None:
+        return fast.admit(self._keys, self._sync, scoped, cost, self._clock.now())
 
     async def _decide(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision:
         """Shared limits by this instance's shares; budgets (rate 0) from their lease rows,
