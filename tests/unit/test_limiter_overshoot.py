@@ -22,6 +22,16 @@ from tests.support.clock import FakeClock
 STEP_S = 0.002
 
 
+async def yield_for(seconds: float) -> None:
+    """The back-off after a 412 as loop turns, not wall time: one turn per 0.5 ms asked.
+
+    A real sleep made the interleaving of the colliding writers (and so the count admitted)
+    depend on how busy the machine was; this keeps them de-synchronised the same way on every
+    run."""
+    for _ in range(1 + int(seconds * 2000)):
+        await asyncio.sleep(0)
+
+
 def worst_excess(times: list[float], rate: float, burst: float) -> float:
     """max over intervals [t_i, t_j] of admitted - (burst + rate * (t_j - t_i)); O(n)."""
     best, suffix = float("-inf"), float("-inf")
@@ -70,7 +80,8 @@ async def run(instances: int, limit: Limit, shards: int, steps: int, demand=heav
     clock = FakeClock()
     config = LimiterConfig(lease_s=0.25)
     limiters = [
-        Limiter(store, clock, config, f"gw{i}", rng=random.Random(i), background=False)
+        Limiter(store, clock, config, f"gw{i}", rng=random.Random(i), background=False,
+                jitter_sleep=yield_for)
         for i in range(instances)
     ]
     scoped = [ScopedLimit("global", "global", limit, shards)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from function_app.core.clock import Clock
 from function_app.ratelimit.config import LimiterConfig
@@ -57,14 +57,16 @@ class Limiter(LimiterEngine):
         self, store: RateLimitStore, clock: Clock, config: LimiterConfig, instance_id: str, *,
         rng: random.Random | None = None, background: bool = True,
         jitter_on_clock: bool = False,
+        jitter_sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         """With background=False nothing runs on its own; call `maintain()` (tests).
         `jitter_on_clock` makes the back-off after a 412 sleep on `clock` (a simulation's
-        virtual clock) instead of real time."""
+        virtual clock) instead of real time; `jitter_sleep` replaces that sleep outright (a
+        test that must not depend on how busy the machine is)."""
         super().__init__(store, clock, config, instance_id, rng)
         guarded = self._guarded
         self._leaser = Leaser(guarded, clock, self._cfg, self._counters, self.instance, self._rng,
-                              clock.sleep if jitter_on_clock else None)
+                              jitter_sleep or (clock.sleep if jitter_on_clock else None))
         self._keys: dict[tuple[str, str], KeyState] = {}
         sweeper = Sweeper(guarded, clock, self._cfg, self._counters, self.instance, self._rng)
         self._maintenance = Maintenance(
