@@ -150,21 +150,22 @@ class Telemetry:
 
     def _end_span(self, span: Span, route: str, status: int, backend: str, model: str, bill,
                   usage, limited_by: str | None, error: str | None, ctx: RequestContext) -> None:
-        if span.is_recording():
-            span.update_name(f"{span.name} {route}")  # span.name is the method
-            attributes: dict[str, Any] = {"http.route": route,
-                                          "http.response.status_code": status,
-                                          "gateway.backend": backend}
-            if bill is not None:
-                attributes.update({"gen_ai.request.model": model,
-                                   "gen_ai.operation.name": _operation(ctx)})
-                if usage is not None:
-                    attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
-                    attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
-            _limit_attributes(attributes, ctx)
-            if limited_by is not None:
-                span.add_event("gateway.rate_limited", {"gateway.ratelimit.scope": limited_by})
-            span.set_attributes(attributes)
+        if not span.is_recording():
+            return  # the API's non-recording span ignores the calls below
+        span.update_name(f"{span.name} {route}")  # span.name is the method
+        attributes: dict[str, Any] = {"http.route": route,
+                                      "http.response.status_code": status,
+                                      "gateway.backend": backend}
+        if bill is not None:
+            attributes.update({"gen_ai.request.model": model,
+                               "gen_ai.operation.name": _operation(ctx)})
+            if usage is not None:
+                attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+                attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+        _limit_attributes(attributes, ctx)
+        if limited_by is not None:
+            span.add_event("gateway.rate_limited", {"gateway.ratelimit.scope": limited_by})
+        span.set_attributes(attributes)
         if status >= 500 or error:
             span.set_attribute("error.type", error or str(status))
             span.set_status(Status(StatusCode.ERROR))
