@@ -49,9 +49,9 @@ class Telemetry:
         return OTHER
 
     def attempt_done(self, backend: str, outcome: str, seconds: float) -> None:
-        m = self.metrics
-        m.child(m.attempts, backend, outcome).inc()
-        m.child(m.attempt_duration, backend).observe(seconds)
+        count, duration = self.metrics.attempt_children(backend, outcome)
+        count.inc()
+        duration.observe(seconds)
 
     def finish(self, request: GatewayRequest, span: Span, status: int, started: float,
                first_chunk: float | None, error: str | None) -> None:
