@@ -60,7 +60,7 @@ class Telemetry:
         ctx = request.context
         match = MATCH.get(ctx)
         route = match.route.path if match is not None else "unmatched"
-        backend = self._backend(ctx)
+        backend = self._backend(ctx, match)
         bill = BILL.get(ctx)
         model = self.models(bill.model) if bill is not None else NONE
         usage = bill.usage if bill is not None else None
@@ -105,8 +105,8 @@ class Telemetry:
                 "mcp_tool": call.tool[:128] if call.tool is not None else None,
                 "mcp_outcome": call.outcome}
 
-    def _backend(self, ctx: RequestContext) -> str:
-        served_by, match = ctx.served_by, MATCH.get(ctx)
+    def _backend(self, ctx: RequestContext, match) -> str:
+        served_by = ctx.served_by
         if served_by:
             return self.backend_of_url(served_by) if "://" in served_by else served_by
         if match is not None and match.route.kind == PROXY:
