@@ -71,6 +71,7 @@ class RequestLog:
         self._log = logger or logging.getLogger(LOGGER)
         # The record as makeRecord would make it from the write below (log_record.py).
         self._records = RecordMaker(self._log, __file__, 0, "write")
+        self._plain_logger = type(self._log).makeRecord is logging.Logger.makeRecord
 
     def write(self, record: RequestRecord) -> None:
         if not self._log.isEnabledFor(logging.INFO):
@@ -82,9 +83,9 @@ class RequestLog:
         # makeRecord + handle is what info() does, minus the stack walk that finds the caller:
         # the caller is always this line.
         log, records = self._log, self._records
-        line = encode_line(fields)
-        if records.usable():
-            log.handle(records.make(line))
+        line = "".join(_C_ENCODE(fields, 0)) if _C_ENCODE is not None else _encode(fields)
+        if logging.getLogRecordFactory() is logging.LogRecord and self._plain_logger:
+            log.handle(records.make(line))  # records.usable(), without a call
         else:
             log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None,
                                       "write"))

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from ..core.errors import GatewayError
 from ..core.upstream import UpstreamRequest, UpstreamResponse
@@ -91,17 +92,20 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
     injected into the outgoing headers (replacing any the client sent), and `done` called once
     per attempt with its outcome ("2xx"... or an error code): when a streamed body has ended,
     or at the headers of an answer with a Content-Length."""
-    start = _child_start(tracer, parent)
+    child, ids, parent_ctx = _child_start(tracer, parent)
     attempt_no = 0
 
     async def observe(outgoing: UpstreamRequest, send: Send) -> UpstreamResponse:
         nonlocal attempt_no
         attempt_no += 1
         backend = backend_of(outgoing.url)
-        span = start(outgoing.method)
+        if child is not None:  # the id-only tracer's: it records nothing
+            span, recording = child(*ids), False
+        else:
+            span = tracer.start_span(outgoing.method, context=parent_ctx, kind=SpanKind.CLIENT)
+            recording = span.is_recording()
         # A span that records nothing ignores every call below (the API's NonRecordingSpan),
         # so they are left out for it: a few calls per attempt when no trace is exported.
-        recording = span.is_recording()
         if recording:
             span.set_attributes(_client_attributes(outgoing, backend, attempt_no))
         _set_trace_headers(outgoing.headers, span)
@@ -135,16 +139,15 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
     return observe
 
 
-def _child_start(tracer: Tracer, parent: Span) -> Callable[[str], Span]:
-    """start(method): a CLIENT span, child of `parent`. The id-only tracer makes it straight
-    from the parent's ids (IdOnlyTracer.child: what its start_span does with that parent);
-    a real tracer gets the parent in a Context, as its span processors expect."""
+def _child_start(tracer: Tracer, parent: Span) -> tuple[Callable | None, tuple, Context | None]:
+    """How the attempts' CLIENT spans are made: (child, ids, None) for the id-only tracer, which
+    makes them straight from the parent's ids (IdOnlyTracer.child(*ids): what its start_span
+    does with that parent); (None, (), context) for a real tracer, which gets the parent in a
+    Context, as its span processors expect."""
     trace_id, _, _, flags, state, valid = parent.get_span_context()
     if isinstance(tracer, IdOnlyTracer) and valid:
-        child = tracer.child
-        return lambda _method: child(trace_id, flags, state)
-    parent_ctx = trace.set_span_in_context(parent, _no_parent(tracer))
-    return lambda method: tracer.start_span(method, context=parent_ctx, kind=SpanKind.CLIENT)
+        return tracer.child, (trace_id, flags, state), None
+    return None, (), trace.set_span_in_context(parent, _no_parent(tracer))
 
 
 def _set_trace_headers(headers: Headers, span: Span) -> None:
@@ -156,7 +159,7 @@ def _set_trace_headers(headers: Headers, span: Span) -> None:
     _, _, _, _, state, valid = ctx
     if valid:
         headers.set("traceparent", _traceparent(ctx))
-        if state:
+        if state is not DEFAULT_TRACE_STATE and state:  # the default is empty: no len() call
             headers.set("tracestate", state.to_header())
 
 

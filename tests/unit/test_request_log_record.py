@@ -73,9 +73,19 @@ def test_another_record_factory_or_logger_class_gets_makeRecords_records(monkeyp
 
     class Custom(logging.Logger):
         def makeRecord(self, *args, **kwargs):
-            return super().makeRecord(*args, **kwargs)
+            record = super().makeRecord(*args, **kwargs)
+            record.custom = True
+            return record
 
-    assert not RecordMaker(Custom("x"), request_log.__file__, 0, "write").usable()
+    custom = Custom("gateway.requests.custom")
+    assert not RecordMaker(custom, request_log.__file__, 0, "write").usable()
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    custom.addHandler(handler)
+    custom.setLevel(logging.INFO)
+    RequestLog(custom).write(_record())
+    assert [getattr(r, "custom", False) for r in seen] == [True]
 
 
 def _record(**changes) -> RequestRecord:
