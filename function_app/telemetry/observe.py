@@ -69,10 +69,12 @@ class Telemetry:
         count, duration = self.metrics.request_children(route, backend, status_class(status))
         count.inc()
         duration.observe(seconds)
-        limited_by = self._rejection(ctx, status)
-        cache = self._cache(ctx)
+        # Each helper below does nothing in the case its guard leaves out (a call less each).
+        limited_by = self._rejection(ctx, status) if status in REJECTED else None
+        cache = self._cache(ctx) if ctx.cache_status is not None else None
         ttft = first_chunk - started if first_chunk is not None and bill is not None else None
-        self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
+        if bill is not None:  # usage and ttft come with a bill only
+            self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
         if bill is not None and bill.spend is not None and bill.done:
             self.metrics.spend.add(model, self.clients.label(client), bill.spend.key or "",
                                    bill.cost)
