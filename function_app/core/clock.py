@@ -23,8 +23,9 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock: `time.time()` and `asyncio.sleep`."""
 
-    def now(self) -> float:
-        return time.time()
+    # time.time itself, not a method that calls it: the routing breakers and the limiter read
+    # the clock several times a request, and each reading was a Python frame more.
+    now = staticmethod(time.time)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))

@@ -11,7 +11,11 @@ import os
 import random
 
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, TraceState
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
+
+_UNSAMPLED = TraceFlags(0)
+_context = tuple.__new__  # SpanContext(...) minus its checks: the ids made here are valid
 
 
 class IdOnlyTracer(Tracer):
@@ -24,12 +28,21 @@ class IdOnlyTracer(Tracer):
                    set_status_on_exception=True) -> trace.Span:
         # A SpanContext is a typed tuple: unpacked, not read through a property per field.
         trace_id, _, _, flags, state, valid = trace.get_current_span(context).get_span_context()
-        span_id = self._bits(64) or 1
         if valid:
-            ctx = SpanContext(trace_id, span_id, False, flags, state)
-        else:
-            ctx = SpanContext(self._bits(128) or 1, span_id, False, TraceFlags(0))
-        return NonRecordingSpan(ctx)
+            return self.child(trace_id, flags, state)
+        return self.root()
+
+    def root(self) -> trace.Span:
+        """A span with a new trace id: what start_span makes with no valid parent."""
+        span_id = self._bits(64) or 1
+        return NonRecordingSpan(_context(SpanContext, (
+            self._bits(128) or 1, span_id, False, _UNSAMPLED, DEFAULT_TRACE_STATE, True)))
+
+    def child(self, trace_id: int, flags: TraceFlags, state: TraceState) -> trace.Span:
+        """A span of the valid parent context (trace_id, flags, state): what start_span makes
+        with that parent, without looking it up in a Context (the attempt spans' path)."""
+        return NonRecordingSpan(_context(SpanContext, (
+            trace_id, self._bits(64) or 1, False, flags, state, True)))
 
     def start_as_current_span(self, *args, **kwargs):  # pragma: no cover - not used here
         raise NotImplementedError("the gateway hands spans on explicitly")

@@ -14,6 +14,9 @@ OTHER = "_other"
 NONE = "-"
 
 
+HASHES_KEPT = 4096
+
+
 def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
@@ -27,14 +30,24 @@ class ClientLabels:
         self._key = raw if len(raw) <= 64 else hashlib.sha256(raw).digest()
         self._cap = cap
         self._labels: dict[str, str] = {}
+        # The request log's hashes, kept for the next request of the same client (a hash is
+        # three calls); client ids are the client's, so the table is emptied when full.
+        self._hashes: dict[str, str] = {}
 
     def hashed(self, client_id: str | None) -> str:
         if not client_id:
             return NONE
+        found = self._hashes.get(client_id)
+        if found is not None:
+            return found
         label = self._labels.get(client_id)
         if label is not None and label != OTHER:
             return label
-        return hashlib.blake2b(client_id.encode(), key=self._key, digest_size=8).hexdigest()
+        found = hashlib.blake2b(client_id.encode(), key=self._key, digest_size=8).hexdigest()
+        if len(self._hashes) >= HASHES_KEPT:
+            self._hashes.clear()
+        self._hashes[client_id] = found
+        return found
 
     def label(self, client_id: str | None) -> str:
         if not client_id:

@@ -76,6 +76,7 @@ class GatewayMetrics:
         registry.register(StatsCollector(stats))
         self._children: dict[tuple, object] = {}
         self._request_pairs: dict[tuple[str, str, str], tuple] = {}
+        self._attempt_pairs: dict[tuple[str, str], tuple] = {}
 
     def child(self, metric, *labels: str):
         """The labelled child of `metric`, cached (label sets are bounded by construction)."""
@@ -92,6 +93,15 @@ class GatewayMetrics:
         if pair is None:
             pair = self._request_pairs[key] = (self.child(self.requests, *key),
                                                self.child(self.duration, *key))
+        return pair
+
+    def attempt_children(self, backend: str, outcome: str) -> tuple:
+        """(attempts child, attempt duration child) for one attempt's labels, in one lookup."""
+        key = (backend, outcome)
+        pair = self._attempt_pairs.get(key)
+        if pair is None:
+            pair = self._attempt_pairs[key] = (self.child(self.attempts, backend, outcome),
+                                               self.child(self.attempt_duration, backend))
         return pair
 
     def render(self) -> bytes:

@@ -49,9 +49,9 @@ class Telemetry:
         return OTHER
 
     def attempt_done(self, backend: str, outcome: str, seconds: float) -> None:
-        m = self.metrics
-        m.child(m.attempts, backend, outcome).inc()
-        m.child(m.attempt_duration, backend).observe(seconds)
+        count, duration = self.metrics.attempt_children(backend, outcome)
+        count.inc()
+        duration.observe(seconds)
 
     def finish(self, request: GatewayRequest, span: Span, status: int, started: float,
                first_chunk: float | None, error: str | None) -> None:
@@ -60,7 +60,7 @@ class Telemetry:
         ctx = request.context
         match = MATCH.get(ctx)
         route = match.route.path if match is not None else "unmatched"
-        backend = self._backend(ctx)
+        backend = self._backend(ctx, match)
         bill = BILL.get(ctx)
         model = self.models(bill.model) if bill is not None else NONE
         usage = bill.usage if bill is not None else None
@@ -69,10 +69,12 @@ class Telemetry:
         count, duration = self.metrics.request_children(route, backend, status_class(status))
         count.inc()
         duration.observe(seconds)
-        limited_by = self._rejection(ctx, status)
-        cache = self._cache(ctx)
+        # Each helper below does nothing in the case its guard leaves out (a call less each).
+        limited_by = self._rejection(ctx, status) if status in REJECTED else None
+        cache = self._cache(ctx) if ctx.cache_status is not None else None
         ttft = first_chunk - started if first_chunk is not None and bill is not None else None
-        self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
+        if bill is not None:  # usage and ttft come with a bill only
+            self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
         if bill is not None and bill.spend is not None and bill.done:
             self.metrics.spend.add(model, self.clients.label(client), bill.spend.key or "",
                                    bill.cost)
@@ -105,8 +107,8 @@ class Telemetry:
                 "mcp_tool": call.tool[:128] if call.tool is not None else None,
                 "mcp_outcome": call.outcome}
 
-    def _backend(self, ctx: RequestContext) -> str:
-        served_by, match = ctx.served_by, MATCH.get(ctx)
+    def _backend(self, ctx: RequestContext, match) -> str:
+        served_by = ctx.served_by
         if served_by:
             return self.backend_of_url(served_by) if "://" in served_by else served_by
         if match is not None and match.route.kind == PROXY:
@@ -150,21 +152,22 @@ class Telemetry:
 
     def _end_span(self, span: Span, route: str, status: int, backend: str, model: str, bill,
                   usage, limited_by: str | None, error: str | None, ctx: RequestContext) -> None:
-        if span.is_recording():
-            span.update_name(f"{span.name} {route}")  # span.name is the method
-            attributes: dict[str, Any] = {"http.route": route,
-                                          "http.response.status_code": status,
-                                          "gateway.backend": backend}
-            if bill is not None:
-                attributes.update({"gen_ai.request.model": model,
-                                   "gen_ai.operation.name": _operation(ctx)})
-                if usage is not None:
-                    attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
-                    attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
-            _limit_attributes(attributes, ctx)
-            if limited_by is not None:
-                span.add_event("gateway.rate_limited", {"gateway.ratelimit.scope": limited_by})
-            span.set_attributes(attributes)
+        if not span.is_recording():
+            return  # the API's non-recording span ignores the calls below
+        span.update_name(f"{span.name} {route}")  # span.name is the method
+        attributes: dict[str, Any] = {"http.route": route,
+                                      "http.response.status_code": status,
+                                      "gateway.backend": backend}
+        if bill is not None:
+            attributes.update({"gen_ai.request.model": model,
+                               "gen_ai.operation.name": _operation(ctx)})
+            if usage is not None:
+                attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+                attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+        _limit_attributes(attributes, ctx)
+        if limited_by is not None:
+            span.add_event("gateway.rate_limited", {"gateway.ratelimit.scope": limited_by})
+        span.set_attributes(attributes)
         if status >= 500 or error:
             span.set_attribute("error.type", error or str(status))
             span.set_status(Status(StatusCode.ERROR))

@@ -8,11 +8,38 @@ completion: the line is built from the fields below only, never from headers or 
 from __future__ import annotations
 
 import json
+import json.encoder
 import logging
 from dataclasses import dataclass
 
+from .log_record import RecordMaker
+
 LOGGER = "gateway.requests"
-_encode = json.JSONEncoder(separators=(",", ":")).encode  # dumps() builds an encoder per call
+_encoder = json.JSONEncoder(separators=(",", ":"))
+_encode = _encoder.encode  # dumps() builds an encoder per call
+
+
+def _c_encoder():
+    """What `_encoder.encode` runs for a dict, made once: encode() builds this C encoder on every
+    call (with the circular-reference markers, which a flat dict of str, int and float values
+    never needs). None where the C accelerator is missing."""
+    make = json.encoder.c_make_encoder
+    if make is None:  # pragma: no cover - CPython has it
+        return None
+    e = _encoder
+    return make(None, e.default, json.encoder.encode_basestring_ascii, e.indent, e.key_separator,
+                e.item_separator, e.sort_keys, e.skipkeys, e.allow_nan)
+
+
+_C_ENCODE = _c_encoder()
+
+
+def encode_line(fields: dict) -> str:
+    """`fields` as the JSON text `_encode` makes (the same bytes), for a flat dict of str, int,
+    float and bool values."""
+    if _C_ENCODE is None:  # pragma: no cover
+        return _encode(fields)
+    return "".join(_C_ENCODE(fields, 0))
 
 
 @dataclass
@@ -42,6 +69,9 @@ class RequestRecord:
 class RequestLog:
     def __init__(self, logger: logging.Logger | None = None):
         self._log = logger or logging.getLogger(LOGGER)
+        # The record as makeRecord would make it from the write below (log_record.py).
+        self._records = RecordMaker(self._log, __file__, 0, "write")
+        self._plain_logger = type(self._log).makeRecord is logging.Logger.makeRecord
 
     def write(self, record: RequestRecord) -> None:
         if not self._log.isEnabledFor(logging.INFO):
@@ -52,6 +82,10 @@ class RequestLog:
             fields["ttft_ms"] = round(record.ttft_ms, 2)
         # makeRecord + handle is what info() does, minus the stack walk that finds the caller:
         # the caller is always this line.
-        log = self._log
-        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, _encode(fields), None,
-                                  None, "write"))
+        log, records = self._log, self._records
+        line = "".join(_C_ENCODE(fields, 0)) if _C_ENCODE is not None else _encode(fields)
+        if logging.getLogRecordFactory() is logging.LogRecord and self._plain_logger:
+            log.handle(records.make(line))  # records.usable(), without a call
+        else:
+            log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None,
+                                      "write"))

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from ..core.errors import GatewayError
 from ..core.upstream import UpstreamRequest, UpstreamResponse
@@ -42,7 +43,11 @@ def start_request_span(tracer: Tracer, request: GatewayRequest) -> Span:
         parent, kind = trace.set_span_in_context(current), SpanKind.INTERNAL
     else:
         carrier = {k: v for k in TRACE_HEADERS if (v := request.headers.get(k)) is not None}
-        parent = PROPAGATOR.extract(carrier) if carrier else _no_parent(tracer)
+        if not carrier and isinstance(tracer, IdOnlyTracer):
+            return tracer.root()  # what its start_span makes here; it records nothing
+        # No parent of ours: a real tracer starts from the current context (None), which its
+        # span processors see.
+        parent = PROPAGATOR.extract(carrier) if carrier else None
         kind = SpanKind.SERVER
     span = tracer.start_span(request.method, context=parent, kind=kind)
     if span.is_recording():  # attributes cost time; an unsampled span drops them anyway
@@ -87,15 +92,21 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
     injected into the outgoing headers (replacing any the client sent), and `done` called once
     per attempt with its outcome ("2xx"... or an error code): when a streamed body has ended,
     or at the headers of an answer with a Content-Length."""
-    parent_ctx = trace.set_span_in_context(parent, _no_parent(tracer))
+    child, ids, parent_ctx = _child_start(tracer, parent)
     attempt_no = 0
 
     async def observe(outgoing: UpstreamRequest, send: Send) -> UpstreamResponse:
         nonlocal attempt_no
         attempt_no += 1
         backend = backend_of(outgoing.url)
-        span = tracer.start_span(outgoing.method, context=parent_ctx, kind=SpanKind.CLIENT)
-        if span.is_recording():
+        if child is not None:  # the id-only tracer's: it records nothing
+            span, recording = child(*ids), False
+        else:
+            span = tracer.start_span(outgoing.method, context=parent_ctx, kind=SpanKind.CLIENT)
+            recording = span.is_recording()
+        # A span that records nothing ignores every call below (the API's NonRecordingSpan),
+        # so they are left out for it: a few calls per attempt when no trace is exported.
+        if recording:
             span.set_attributes(_client_attributes(outgoing, backend, attempt_no))
         _set_trace_headers(outgoing.headers, span)
         started = time.perf_counter()
@@ -108,15 +119,17 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
         except BaseException as error:
             _fail(span, type(error).__name__)
             raise
-        span.set_attribute("http.response.status_code", answer.status)
-        if answer.status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
-            span.set_attribute("error.type", str(answer.status))
+        if recording:
+            span.set_attribute("http.response.status_code", answer.status)
+            if answer.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+                span.set_attribute("error.type", str(answer.status))
         outcome = f"{answer.status // 100}xx"
-        if _sized(answer):
+        if "content-length" in answer.headers:
             # A sized answer is in flight once its headers are: the attempt ends here, which
             # spares every plain answer a wrapper generator (measured: a third of the hook).
-            span.end()
+            if recording:
+                span.end()
             done(backend, outcome, time.perf_counter() - started)
         else:
             answer.body = _ending(answer.body, span, lambda: done(
@@ -124,6 +137,17 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
         return answer
 
     return observe
+
+
+def _child_start(tracer: Tracer, parent: Span) -> tuple[Callable | None, tuple, Context | None]:
+    """How the attempts' CLIENT spans are made: (child, ids, None) for the id-only tracer, which
+    makes them straight from the parent's ids (IdOnlyTracer.child(*ids): what its start_span
+    does with that parent); (None, (), context) for a real tracer, which gets the parent in a
+    Context, as its span processors expect."""
+    trace_id, _, _, flags, state, valid = parent.get_span_context()
+    if isinstance(tracer, IdOnlyTracer) and valid:
+        return tracer.child, (trace_id, flags, state), None
+    return None, (), trace.set_span_in_context(parent, _no_parent(tracer))
 
 
 def _set_trace_headers(headers: Headers, span: Span) -> None:
@@ -135,12 +159,8 @@ def _set_trace_headers(headers: Headers, span: Span) -> None:
     _, _, _, _, state, valid = ctx
     if valid:
         headers.set("traceparent", _traceparent(ctx))
-        if state:
+        if state is not DEFAULT_TRACE_STATE and state:  # the default is empty: no len() call
             headers.set("tracestate", state.to_header())
-
-
-def _sized(answer: UpstreamResponse) -> bool:
-    return "content-length" in answer.headers
 
 
 def _client_attributes(outgoing: UpstreamRequest, backend: str, attempt: int) -> dict:

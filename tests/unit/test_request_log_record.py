@@ -1,0 +1,117 @@
+"""The request log's record and line, made without makeRecord and JSONEncoder.encode, are the
+standard library's: every LogRecord attribute and the JSON text are compared with its own."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+
+import pytest
+
+from function_app.telemetry import request_log
+from function_app.telemetry.log_record import RecordMaker
+from function_app.telemetry.request_log import RequestLog, RequestRecord, encode_line
+
+SWITCHES = ("logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks")
+NS = [1_765_000_000_123_456_789, 1_765_000_000_999_999_900, 1_765_000_001_000_000_000]
+
+
+def _standard(logger: logging.Logger, msg: str) -> logging.LogRecord:
+    return logger.makeRecord(logger.name, logging.INFO, request_log.__file__, 0, msg, None, None,
+                             "write")
+
+
+@pytest.mark.parametrize("flags", list(itertools.product((False, True), repeat=4)))
+@pytest.mark.parametrize("ns", NS)
+def test_a_made_record_has_every_attribute_of_the_standard_one(monkeypatch, flags, ns):
+    for name, value in zip(SWITCHES, flags, strict=True):
+        monkeypatch.setattr(logging, name, value)
+    monkeypatch.setattr(time, "time_ns", lambda: ns)  # both read logging's `time.time_ns`
+    logger = logging.getLogger("gateway.requests")
+    maker = RecordMaker(logger, request_log.__file__, 0, "write")
+    assert maker.usable()
+    made, standard = maker.make('{"a":1}'), _standard(logger, '{"a":1}')
+    assert type(made) is logging.LogRecord
+    assert list(made.__dict__.items()) == list(standard.__dict__.items())
+    assert made.getMessage() == standard.getMessage() == '{"a":1}'
+
+
+async def test_a_record_made_in_a_task_names_the_task(monkeypatch):
+    monkeypatch.setattr(logging, "logAsyncioTasks", True)
+    logger = logging.getLogger("gateway.requests")
+    maker = RecordMaker(logger, request_log.__file__, 0, "write")
+
+    async def named():
+        return maker.make("x").taskName, _standard(logger, "x").taskName
+
+    made, standard = await asyncio.create_task(named(), name="request-7")
+    assert made == standard == "request-7"
+
+
+def test_another_record_factory_or_logger_class_gets_makeRecords_records(monkeypatch, caplog):
+    """An instrumentation's factory (OpenTelemetry's logging one adds trace fields) still runs."""
+    standard_factory = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = standard_factory(*args, **kwargs)
+        record.otelTraceID = "0af7651916cd43dd8448eb211c80319c"
+        return record
+
+    log = RequestLog()
+    logging.setLogRecordFactory(factory)
+    try:
+        assert not log._records.usable()
+        with caplog.at_level(logging.INFO, logger="gateway.requests"):
+            log.write(_record())
+    finally:
+        logging.setLogRecordFactory(standard_factory)
+    record, = [r for r in caplog.records if r.name == "gateway.requests"]
+    assert record.otelTraceID == "0af7651916cd43dd8448eb211c80319c"
+
+    class Custom(logging.Logger):
+        def makeRecord(self, *args, **kwargs):
+            record = super().makeRecord(*args, **kwargs)
+            record.custom = True
+            return record
+
+    custom = Custom("gateway.requests.custom")
+    assert not RecordMaker(custom, request_log.__file__, 0, "write").usable()
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    custom.addHandler(handler)
+    custom.setLevel(logging.INFO)
+    RequestLog(custom).write(_record())
+    assert [getattr(r, "custom", False) for r in seen] == [True]
+
+
+def _record(**changes) -> RequestRecord:
+    fields = dict(request_id="r-1", trace_id="0af7651916cd43dd8448eb211c80319c", method="POST",
+                  route="/infer/node", backend="node", model="none", status=200,
+                  latency_ms=1.23456, client="c0ffee")
+    fields.update(changes)
+    return RequestRecord(**fields)
+
+
+@pytest.mark.parametrize("fields", [
+    {"request_id": "r", "status": 200, "latency_ms": 0.1 + 0.2, "tokens_in": 12},
+    {"route": 'quote " back \\ slash \n newline é ☃ \x00 \ud83d', "ok": True, "none": False},
+    {"latency_ms": 1e-7, "big": 10**30, "neg": -3, "f": float("inf"), "g": float("nan")},
+    {},
+])
+def test_a_line_is_the_json_encoders_text(fields):
+    assert encode_line(fields) == request_log._encode(fields)
+    assert encode_line(fields) == json.dumps(fields, separators=(",", ":"))
+
+
+def test_the_written_line_is_the_fields_as_before(caplog):
+    record = _record(ttft_ms=12.3456, tokens_in=3, tokens_out=5, mcp_tool='to"ol')
+    with caplog.at_level(logging.INFO, logger="gateway.requests"):
+        RequestLog().write(record)
+    line, = [r.getMessage() for r in caplog.records if r.name == "gateway.requests"]
+    expected = {k: v for k, v in record.__dict__.items() if v is not None}
+    expected.update(latency_ms=1.23, ttft_ms=12.35)
+    assert line == json.dumps(expected, separators=(",", ":"))
