@@ -27,11 +27,12 @@ CONTEXT_LENGTH_MARK = b"context_length_exceeded"
 COOL_DOWN_MAX_S = 60.0  # a member's Retry-After is honoured up to this long
 
 
-async def attempt(ex: Exchange, member: Member, target: Target, following: Target | None
-                  ) -> tuple[Outcome, GatewayResponse | None]:
-    """Send to `member`; the response when it is the answer to give, else None (the outcome is
-    then held in `ex.last` for the loop's decision)."""
-    router, left = ex.router, ex.time_left()
+async def attempt(ex: Exchange, member: Member, target: Target, following: Target | None,
+                  left: float) -> tuple[Outcome, GatewayResponse | None]:
+    """Send to `member` within `left` seconds (the request's time left, read by the loop just
+    before); the response when it is the answer to give, else None (the outcome is then held
+    in `ex.last` for the loop's decision)."""
+    router = ex.router
     ex.tried.add(member.name)
     router.stats.add(ex.route, member.name, "attempts")
     release = _hold(router.outstanding, member.name)
@@ -55,7 +56,7 @@ async def attempt(ex: Exchange, member: Member, target: Target, following: Targe
             return outcome, None
         ex.last = None
         router.stats.add(ex.route, member.name, "served")
-        return outcome, await respond(ex, answer, member, target, release)
+        return outcome, await respond(ex, answer, member, release)
     except BaseException:
         release()
         raise

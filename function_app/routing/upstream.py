@@ -54,15 +54,16 @@ def upstream_step(router: Router) -> Handler:
     return handle
 
 
-async def _run(ex: Exchange) -> GatewayResponse:
+def _run(ex: Exchange) -> Awaitable[GatewayResponse]:
     """The plan's targets in order, first among members that passed their probes, then (only
-    when nothing passed them) among all."""
+    when nothing passed them) among all. The request counts for the retry budget as it starts
+    (called when the step is, which the pipeline awaits at once)."""
     ex.router.budget_for(ex.route).record_request(time.monotonic())
     ex.router.breakers.start()
     targets = ex.plan.targets
     if len(targets) == 1 and len(targets[0].members) == 1:
-        return await _only_member(ex, targets[0])
-    return await _planned(ex, (True, False))
+        return _only_member(ex, targets[0])  # no coroutine of its own: one frame fewer
+    return _planned(ex, (True, False))
 
 
 async def _planned(ex: Exchange, stricts: tuple[bool, ...]) -> GatewayResponse:
@@ -86,9 +87,10 @@ async def _only_member(ex: Exchange, target: Target) -> GatewayResponse:
     member = target.members[0]
     if not _take(ex, member, True):
         return await _planned(ex, (False,))  # the strict pass found nothing: as the loop does
-    if ex.time_left() <= 0:
+    left = ex.time_left()
+    if left <= 0:
         return await give_up(ex)
-    outcome, answer = await attempt(ex, member, target, None)
+    outcome, answer = await attempt(ex, member, target, None, left)
     if answer is not None:
         return answer
     action = decide(outcome, method=ex.request.method, repeatable=ex.plan.repeatable,
@@ -118,10 +120,11 @@ async def _on_target(ex: Exchange, index: int, target: Target, strict: bool, tri
             await asyncio.sleep(delay)
         elif index:
             ex.router.stats.add(ex.route, member.name, "fallbacks")
-        if ex.time_left() <= 0:
+        left = ex.time_left()
+        if left <= 0:
             return await give_up(ex)
         tries += 1
-        outcome, answer = await attempt(ex, member, target, following)
+        outcome, answer = await attempt(ex, member, target, following, left)
         if answer is not None:
             return answer
         action = decide(outcome, method=ex.request.method, repeatable=ex.plan.repeatable,
