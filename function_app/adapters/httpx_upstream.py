@@ -98,7 +98,6 @@ class HttpxUpstream:
         # Parsing a URL is the largest cost of building an httpx.Request (measured: about 14 %
         # of the gateway's CPU); routes send to a handful of distinct URLs, so keep them parsed.
         self._urls: dict[str, tuple[httpx.URL, list[tuple[bytes, bytes]]]] = {}
-        self._timeouts: dict[tuple[float, float], dict] = {}
 
     def _url(self, raw: str) -> tuple[httpx.URL, list[tuple[bytes, bytes]]]:
         """The parsed URL and the Host field it gives (`host_field`), made once per URL."""
@@ -110,24 +109,14 @@ class HttpxUpstream:
             found = self._urls[raw] = (url, host_field(url))
         return found
 
-    def _extensions(self, request: UpstreamRequest) -> dict:
-        """The transport's timeouts, one dict per (connect, total) pair: routes use a few,
-        and the transports only read it."""
-        key = (request.connect_timeout_s, request.timeout_s)
-        found = self._timeouts.get(key)
-        if found is None:
-            if len(self._timeouts) >= self.URL_CACHE_SIZE:
-                self._timeouts.clear()
-            found = self._timeouts[key] = {"timeout": {
-                "connect": request.connect_timeout_s, "read": None,
-                "write": request.timeout_s, "pool": request.connect_timeout_s}}
-        return found
-
-    async def _take_slot(self, wait_s: float) -> None:
-        await self._slots.take(wait_s)
-
-    def _free_slot(self) -> None:
-        self._slots.free()
+    @staticmethod
+    def _extensions(request: UpstreamRequest) -> dict:
+        """The transport's timeouts. Made per request: `timeout_s` is what is left of the
+        request's deadline (routing/member_attempt.py), a different float each time, so a
+        table of them (as there was) never found one and only grew and cleared."""
+        connect = request.connect_timeout_s
+        return {"timeout": {"connect": connect, "read": None, "write": request.timeout_s,
+                            "pool": connect}}
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         loop = asyncio.get_running_loop()
@@ -142,22 +131,22 @@ class HttpxUpstream:
         except (httpx.InvalidURL, ValueError) as exc:  # the path rules should make this unreachable
             log.warning("upstream request refused by the client library: %s", type(exc).__name__)
             raise BadRequest() from None
-        await self._take_slot(request.connect_timeout_s)
+        await self._slots.take(request.connect_timeout_s)
         # One timer per exchange: the body's deadline bounds the wait for the head too.
         body = DeadlineBody(None, deadline, None, translate, TRANSPORT_ERRORS)
         try:
             response = await body.head(self._transport.handle_async_request(outgoing))
         except TRANSPORT_ERRORS as exc:
             body.abandon()
-            self._free_slot()
+            self._slots.free()
             raise translate(exc) from exc
         except BaseException:
             body.abandon()
-            self._free_slot()
+            self._slots.free()
             raise
         headers = Headers.from_raw(response.headers.raw)
         chunks = body_chunks(response)
-        body.attach(chunks, _closer(response, chunks, self._free_slot))
+        body.attach(chunks, _closer(response, chunks, self._slots.free))
         return UpstreamResponse(response.status_code, headers, body)
 
     async def aclose(self) -> None:

@@ -41,7 +41,9 @@ def _dropped(also: frozenset[str]) -> frozenset[str]:
 
 def strip_hop_by_hop(headers: Headers, also: frozenset[str] = frozenset()) -> Headers:
     """A copy of `headers` without hop-by-hop fields, fields named in Connection, and `also`."""
-    named = _named_in_connection(headers)
+    # Most messages carry no Connection field: nothing to scan then (a probe of the lower-case
+    # keys, this package's own type: no call, where `in headers` makes two per message).
+    named = _named_in_connection(headers) if "connection" in headers._fields else None
     return headers.without(HOP_BY_HOP | named | also if named else _dropped(also))
 
 

@@ -15,13 +15,13 @@ from ..core.upstream import UpstreamResponse
 from ..http.forwarding import client_response_headers
 from ..http.messages import GatewayResponse
 from .answer_body import complete_body, declared_length, with_release
-from .exchange import Exchange, served_by
-from .pools import MEMBER, Member, Target
+from .exchange import Exchange
+from .pools import MEMBER, Member
 
 BACKEND_HEADER = "X-Gateway-Backend"
 
 
-async def respond(ex: Exchange, answer: UpstreamResponse, member: Member, target: Target,
+async def respond(ex: Exchange, answer: UpstreamResponse, member: Member,
                   release: Callable[[], None]) -> GatewayResponse:
     """`answer` as the client's response; `release` runs once its body is read (at once for
     a body read whole, at the end of a streamed one)."""
@@ -31,7 +31,7 @@ async def respond(ex: Exchange, answer: UpstreamResponse, member: Member, target
     else:
         body = with_release(body, release)
     headers = client_response_headers(answer.headers)
-    shown = served_by(member, target)
+    shown = ex.last_served_by  # served_by(member, target), set by the attempt just made
     ex.request.context.served_by = shown  # for telemetry's backend label
     MEMBER.set(ex.request.context, member)
     headers.add(BACKEND_HEADER, shown)

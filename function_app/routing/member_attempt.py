@@ -27,25 +27,36 @@ CONTEXT_LENGTH_MARK = b"context_length_exceeded"
 COOL_DOWN_MAX_S = 60.0  # a member's Retry-After is honoured up to this long
 
 
-async def attempt(ex: Exchange, member: Member, target: Target, following: Target | None
-                  ) -> tuple[Outcome, GatewayResponse | None]:
-    """Send to `member`; the response when it is the answer to give, else None (the outcome is
-    then held in `ex.last` for the loop's decision)."""
-    router, left = ex.router, ex.time_left()
+async def attempt(ex: Exchange, member: Member, target: Target, following: Target | None,
+                  left: float) -> tuple[Outcome, GatewayResponse | None]:
+    """Send to `member` within `left` seconds (the request's time left, read by the loop just
+    before); the response when it is the answer to give, else None (the outcome is then held
+    in `ex.last` for the loop's decision)."""
+    router = ex.router
     ex.tried.add(member.name)
     router.stats.add(ex.route, member.name, "attempts")
     release = _hold(router.outstanding, member.name)
     try:
-        await _drop_held_answer(ex)
-        outcome, answer, error = await _judged(ex, member, target, following, left)
+        if ex.last is not None and ex.last[1] is not None:
+            await _drop_held_answer(ex)
+        outcome, answer, error = await _send(ex, member, target, left)
+        if answer is not None and (answer.status == 400
+                                   or ex.request.context.first_events is not None):
+            outcome, answer, error = await _reviewed(ex, outcome, answer, error, following)
+        failed = outcome.failed
+        _judge(ex, member, outcome, failed)
+        if failed:
+            router.stats.add(ex.route, member.name, "failures")
         ex.last = (outcome, answer, error)
         ex.last_served_by = served_by(member, target)
-        if answer is None or _would_try_again(ex, outcome, following):
+        # An answer under 400 is never tried again (policy.failure_class gives it no class).
+        if answer is None or ((outcome.status >= 400 or outcome.kind is not Kind.ANSWER)
+                              and _would_try_again(ex, outcome, following)):
             release()
             return outcome, None
         ex.last = None
         router.stats.add(ex.route, member.name, "served")
-        return outcome, await respond(ex, answer, member, target, release)
+        return outcome, await respond(ex, answer, member, release)
     except BaseException:
         release()
         raise
@@ -66,25 +77,21 @@ def _hold(outstanding: dict[str, int], name: str) -> Callable[[], None]:
 
 
 async def _drop_held_answer(ex: Exchange) -> None:
-    """Close the failed answer held in case every target fails: another attempt replaces it."""
-    if ex.last is not None and ex.last[1] is not None:
-        await close_quietly(ex.last[1].body)
-        ex.last = (ex.last[0], None, ex.last[2] or UpstreamError())
+    """Close the failed answer held in case every target fails: another attempt replaces it.
+    Called only when `ex.last` holds an answer."""
+    await close_quietly(ex.last[1].body)
+    ex.last = (ex.last[0], None, ex.last[2] or UpstreamError())
 
 
-async def _judged(ex: Exchange, member: Member, target: Target, following: Target | None,
-                  left: float) -> Attempted:
-    """The attempt's outcome as the loop and the breaker see it."""
-    outcome, answer, error = await _send(ex, member, target, left)
-    if answer is not None and answer.status == 400 and following is not None \
+async def _reviewed(ex: Exchange, outcome: Outcome, answer: UpstreamResponse,
+                    error: GatewayError | None, following: Target | None) -> Attempted:
+    """An answer read further when the loop needs it to: a 400 that may be a context-length
+    error (when the next target takes those), a stream's first events."""
+    if answer.status == 400 and following is not None \
             and "context_length" in following.fallback_on:
         outcome, answer = await _mark_context_length(outcome, answer)
-    if answer is not None and 200 <= answer.status < 300 \
-            and ex.request.context.first_events is not None:
+    if 200 <= answer.status < 300 and ex.request.context.first_events is not None:
         outcome, answer, error = await _first_events(ex, outcome, answer)
-    _judge(ex, member, outcome)
-    if outcome.failed:
-        ex.router.stats.add(ex.route, member.name, "failures")
     return outcome, answer, error
 
 
@@ -121,7 +128,7 @@ def _attempt_bound(attempt_timeout_s: float | None, left: float) -> float | None
     return None if left > 0 else left
 
 
-def _judge(ex: Exchange, member: Member, outcome: Outcome) -> None:
+def _judge(ex: Exchange, member: Member, outcome: Outcome, failed: bool) -> None:
     """The breaker's view of an attempt: a 429 from a member of a pool that has somewhere
     else to go holds the member out for its Retry-After (bounded), on every instance."""
     breakers = ex.router.breakers
@@ -130,7 +137,7 @@ def _judge(ex: Exchange, member: Member, outcome: Outcome) -> None:
         breakers.cool_down(member, min(COOL_DOWN_MAX_S, wait if wait is not None
                                        else breakers.config.open_s))
         return
-    breakers.record(member, not outcome.failed)
+    breakers.record(member, not failed)
 
 
 async def _first_events(ex: Exchange, outcome: Outcome, answer: UpstreamResponse) -> Attempted:

@@ -25,6 +25,7 @@ from functools import cached_property
 
 from ..core.errors import MethodNotAllowed, NotFound
 from ..http.context import Fact
+from ..http.headers import NameTable
 from .pools import Member, Plan, Target, parse_fallback_on, parse_pool
 
 # The simulators' /infer has no side effects, so a POST there is safe to repeat.
@@ -145,9 +146,17 @@ RESERVED: dict[str, list[str]] = {"/healthz": ["GET"], "/_gateway/stats": ["GET"
 class RouteTable:
     def __init__(self, routes: Sequence[Route]):
         self.routes = tuple(routes)
+        # A (path, method)'s Match, found once: the routes are a tuple of frozen routes and a
+        # Match is frozen, so one can be shared. Bounded like the header names (paths come
+        # from clients): once full, a new pair is matched per use, never stored. A miss that
+        # raises (404, 405) stores nothing.
+        self._found = NameTable(lambda key: self._first(*key))
 
     def match(self, path: str, method: str) -> Match:
         """The first route for `path` that accepts `method`; NotFound or MethodNotAllowed."""
+        return self._found[path, method]
+
+    def _first(self, path: str, method: str) -> Match:
         if path in RESERVED:
             raise MethodNotAllowed(RESERVED[path])
         allowed: set[str] = set()

@@ -54,12 +54,21 @@ def upstream_step(router: Router) -> Handler:
     return handle
 
 
-async def _run(ex: Exchange) -> GatewayResponse:
+def _run(ex: Exchange) -> Awaitable[GatewayResponse]:
     """The plan's targets in order, first among members that passed their probes, then (only
-    when nothing passed them) among all."""
+    when nothing passed them) among all. The request counts for the retry budget as it starts
+    (called when the step is, which the pipeline awaits at once)."""
     ex.router.budget_for(ex.route).record_request(time.monotonic())
     ex.router.breakers.start()
-    for strict in (True, False):
+    targets = ex.plan.targets
+    if len(targets) == 1 and len(targets[0].members) == 1:
+        return _only_member(ex, targets[0])  # no coroutine of its own: one frame fewer
+    return _planned(ex, (True, False))
+
+
+async def _planned(ex: Exchange, stricts: tuple[bool, ...]) -> GatewayResponse:
+    """The general loop: each pass (`stricts`) over every target, until one answers."""
+    for strict in stricts:
         for index, target in enumerate(ex.plan.targets):
             answer = await _on_target(ex, index, target, strict)
             if answer is not None:
@@ -69,10 +78,36 @@ async def _run(ex: Exchange) -> GatewayResponse:
     return await give_up(ex)
 
 
-async def _on_target(ex: Exchange, index: int, target: Target, strict: bool
+async def _only_member(ex: Exchange, target: Target) -> GatewayResponse:
+    """The general loop's first attempt, unrolled for a plan of one target with one member (the
+    common case): the same breaker, deadline, stats and decision calls in the same order,
+    without the loop's coroutine and the weighted pick among one. Anything past the first
+    attempt (a retry, or the member not taken in the strict pass) goes on in the general loop
+    from where this left off, so every later step is the general one."""
+    member = target.members[0]
+    if not _take(ex, member, True):
+        return await _planned(ex, (False,))  # the strict pass found nothing: as the loop does
+    left = ex.time_left()
+    if left <= 0:
+        return await give_up(ex)
+    outcome, answer = await attempt(ex, member, target, None, left)
+    if answer is not None:
+        return answer
+    action = decide(outcome, method=ex.request.method, repeatable=ex.plan.repeatable,
+                    tries=1, max_tries=ex.router.max_tries, next_fallback_on=None)
+    if action is not Action.RETRY:  # RETURN (FALLBACK needs a next target)
+        return await give_up(ex)
+    answer = await _on_target(ex, 0, target, True, tries=1)
+    if answer is not None:
+        return answer
+    # The end of the strict pass, as in `_planned`.
+    return await (give_up(ex) if ex.last is not None else _planned(ex, (False,)))
+
+
+async def _on_target(ex: Exchange, index: int, target: Target, strict: bool, tries: int = 0
                      ) -> GatewayResponse | None:
-    """The answer to give from this target, or None to go on to the next one."""
-    tries = 0
+    """The answer to give from this target, or None to go on to the next one; `tries` counts
+    the attempts already made on it."""
     following = ex.plan.targets[index + 1] if index + 1 < len(ex.plan.targets) else None
     while True:
         member = _pick(ex, target, strict)
@@ -85,10 +120,11 @@ async def _on_target(ex: Exchange, index: int, target: Target, strict: bool
             await asyncio.sleep(delay)
         elif index:
             ex.router.stats.add(ex.route, member.name, "fallbacks")
-        if ex.time_left() <= 0:
+        left = ex.time_left()
+        if left <= 0:
             return await give_up(ex)
         tries += 1
-        outcome, answer = await attempt(ex, member, target, following)
+        outcome, answer = await attempt(ex, member, target, following, left)
         if answer is not None:
             return answer
         action = decide(outcome, method=ex.request.method, repeatable=ex.plan.repeatable,
@@ -101,12 +137,21 @@ async def _on_target(ex: Exchange, index: int, target: Target, strict: bool
 
 
 def _pick(ex: Exchange, target: Target, strict: bool) -> Member | None:
+    members = target.members
+    if len(members) == 1:  # what pick_backend gives among one: it, when usable
+        return members[0] if _take(ex, members[0], strict) else None
     breakers = ex.router.breakers
-    member = pick(target.members, lambda m: breakers.usable(m, strict),
+    member = pick(members, lambda m: breakers.usable(m, strict),
                   ex.router.outstanding, ex.router.rng, ex.tried)
     if member is None or not breakers.acquire(member):
         return None
     return member
+
+
+def _take(ex: Exchange, member: Member, strict: bool) -> bool:
+    """A lone member's pick: usable (breaker, and probes when `strict`), then acquired."""
+    breakers = ex.router.breakers
+    return breakers.usable(member, strict) and breakers.acquire(member)
 
 
 def _retry_delay(ex: Exchange, tries: int, member: Member, following: Target | None

@@ -63,3 +63,27 @@ def test_bad_entries_are_named(entry, fragment):
     with pytest.raises(ValueError) as caught:
         table([entry])
     assert "route 0" in str(caught.value) and fragment in str(caught.value)
+
+
+def test_a_match_found_once_is_the_one_found_again_and_failures_are_never_kept():
+    routes = table([{"path": "/api/*", "methods": ["GET"], "backend": "gpu",
+                     "upstream_path": "/v1"}])
+    first = routes.match("/api/a/b", "GET")
+    assert routes.match("/api/a/b", "GET") is first  # kept (a Match is frozen)
+    assert (first.route.backend, first.upstream_path) == ("gpu", "/v1/a/b")
+    for _ in range(2):  # a 404 or 405 is worked out again each time, and stored nowhere
+        with pytest.raises(NotFound):
+            routes.match("/nothing", "GET")
+        with pytest.raises(MethodNotAllowed):
+            routes.match("/api/a", "POST")
+    assert ("/nothing", "GET") not in routes._found and ("/api/a", "POST") not in routes._found
+
+
+def test_past_the_bound_a_match_is_still_right_and_not_stored(monkeypatch):
+    from function_app.http import headers
+
+    monkeypatch.setattr(headers, "NAMES_CACHED", 2)
+    routes = table([{"path": "/api/*", "methods": ["GET"], "backend": "gpu"}])
+    found = [routes.match(f"/api/{n}", "GET").upstream_path for n in range(5)]
+    assert found == [routes.match(f"/api/{n}", "GET").upstream_path for n in range(5)]
+    assert found[4].endswith("/4") and len(routes._found) == 2
