@@ -16,13 +16,16 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 Pairs = Iterable[tuple[str, str]]
 NAMES_CACHED = 1024  # distinct names each table below keeps; past it, each is made per use
+NAME_CACHED_LEN = 128  # longer keys are converted per use and never stored
 
 
 class NameTable(dict):
     """A name's other form, made once per distinct name: a lookup by subscript is one C-level
     dict probe, where `.lower()`, `.decode()` or `.encode()` makes a new object per use (a few
     dozen per request). Names come from clients and backends too, so the table is bounded:
-    once full, a new name is converted per use, never stored, and nothing is evicted."""
+    once full, a new name is converted per use, never stored, and nothing is evicted. A key
+    longer than NAME_CACHED_LEN (only a hostile or odd sender's) is never stored either, so a
+    full table holds at most NAMES_CACHED short keys."""
 
     def __init__(self, convert: Callable) -> None:
         super().__init__()
@@ -30,7 +33,7 @@ class NameTable(dict):
 
     def __missing__(self, name):
         converted = self._convert(name)
-        if len(self) < NAMES_CACHED:
+        if len(self) < NAMES_CACHED and len(name) <= NAME_CACHED_LEN:
             self[name] = converted
         return converted
 

@@ -25,7 +25,7 @@ from functools import cached_property
 
 from ..core.errors import MethodNotAllowed, NotFound
 from ..http.context import Fact
-from ..http.headers import NameTable
+from ..http.headers import NAME_CACHED_LEN, NameTable
 from .pools import Member, Plan, Target, parse_fallback_on, parse_pool
 
 # The simulators' /infer has no side effects, so a POST there is safe to repeat.
@@ -153,7 +153,11 @@ class RouteTable:
         self._found = NameTable(lambda key: self._first(*key))
 
     def match(self, path: str, method: str) -> Match:
-        """The first route for `path` that accepts `method`; NotFound or MethodNotAllowed."""
+        """The first route for `path` that accepts `method`; NotFound or MethodNotAllowed.
+        Matches of short paths are kept (bounded); a long path, the client's to choose, is
+        matched per request so it never takes a place in the table."""
+        if len(path) > NAME_CACHED_LEN:
+            return self._first(path, method)
         return self._found[path, method]
 
     def _first(self, path: str, method: str) -> Match:

@@ -114,3 +114,14 @@ def test_set_all_replaces_each_name_as_set_does_and_keeps_the_others():
     assert list(copy) == [("x-forwarded-for", "3.3.3.3"), ("x-request-id", "r1")]
     copy.set("x-new", "1")
     assert "x-new" not in headers and isinstance(copy, Headers)
+
+
+def test_a_long_name_is_converted_but_never_stored_in_the_name_tables():
+    from function_app.http import headers as module
+
+    name = "X-" + "n" * module.NAME_CACHED_LEN
+    made = Headers.from_raw([(name.encode(), b"v")])
+    made.set(name, "w")
+    assert made.get(name.lower()) == "w" and made.raw() == [(name.lower().encode(), b"w")]
+    for table in (module._LOWER, module._FROM_WIRE, module._TO_WIRE):
+        assert name not in table and name.lower() not in table and name.encode() not in table

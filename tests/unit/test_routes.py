@@ -87,3 +87,14 @@ def test_past_the_bound_a_match_is_still_right_and_not_stored(monkeypatch):
     found = [routes.match(f"/api/{n}", "GET").upstream_path for n in range(5)]
     assert found == [routes.match(f"/api/{n}", "GET").upstream_path for n in range(5)]
     assert found[4].endswith("/4") and len(routes._found) == 2
+
+
+def test_a_long_path_is_matched_but_never_takes_a_place_in_the_table():
+    from function_app.http.headers import NAME_CACHED_LEN
+
+    routes = table([{"path": "/api/*", "methods": ["GET"], "backend": "gpu"}])
+    long_path = "/api/" + "x" * NAME_CACHED_LEN
+    assert routes.match(long_path, "GET").upstream_path.endswith("x" * 20)
+    assert (long_path, "GET") not in routes._found
+    routes.match("/api/short", "GET")
+    assert ("/api/short", "GET") in routes._found
