@@ -58,22 +58,7 @@ class DeadlineBody:
         """`waiting` (the answer's head), cut by this body's one timer: TimeoutError when the
         deadline passes first, as `asyncio.timeout_at(deadline)` would raise, without a second
         timer per exchange. Before `attach`; after a failure here, `abandon`."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._reader = task
-        try:
-            return await waiting
-        except asyncio.CancelledError:
-            if self._cut:
-                self._cut = False
-                if task.uncancel() == 0:
-                    raise TimeoutError from None
-            raise
-        finally:
-            self._reader = None
-            if self._cut:
-                self._cut = False
-                task.uncancel()
+        return await self._cut_at_deadline(waiting)
 
     def attach(self, chunks: AsyncIterator[bytes], release: Callable[[], Awaitable[None]]
                ) -> DeadlineBody:
@@ -109,20 +94,26 @@ class DeadlineBody:
             raise self._translate(exc) from exc
 
     async def _read(self) -> bytes | None:
-        """The next chunk, or None at the end; TimeoutError when the deadline cuts the read.
-
-        The one deadline timer (`_expire`) cancels the reading task, instead of a timeout armed
-        and disarmed around every chunk (that cost about 5 % of the worker's CPU with many
-        streams: load/bench_streams.py). As asyncio.timeout does, the cancellation is taken
-        back (`uncancel`) so that only ours becomes TimeoutError; anyone else's propagates."""
-        task = asyncio.current_task()
-        assert task is not None  # an async iterator is always read from a task
-        self._reader = task
+        """The next chunk, or None at the end; TimeoutError when the deadline cuts the read."""
         try:
             # __anext__ itself: anext(chunks, None) wraps every read in one more object.
-            return await self._chunks.__anext__()  # type: ignore[union-attr]  # attached
+            return await self._cut_at_deadline(self._chunks.__anext__())  # type: ignore[union-attr]
         except StopAsyncIteration:
             return None
+
+    async def _cut_at_deadline[T](self, waiting: Awaitable[T]) -> T:
+        """`waiting`, awaited from the current task, which the one deadline timer (`_expire`)
+        cancels when the deadline passes: TimeoutError then.
+
+        One timer per exchange instead of a timeout armed and disarmed around the head and
+        every chunk (that cost about 5 % of the worker's CPU with many streams:
+        load/bench_streams.py). As asyncio.timeout does, the cancellation is taken back
+        (`uncancel`) so that only ours becomes TimeoutError; anyone else's propagates."""
+        task = asyncio.current_task()
+        assert task is not None  # the head and an async iterator are always awaited in a task
+        self._reader = task
+        try:
+            return await waiting
         except asyncio.CancelledError:
             if self._cut:
                 self._cut = False
@@ -131,7 +122,7 @@ class DeadlineBody:
             raise
         finally:
             self._reader = None
-            if self._cut:  # cut, but the read returned anyway: take the cancellation back
+            if self._cut:  # cut, but the wait returned anyway: take the cancellation back
                 self._cut = False
                 task.uncancel()
 
