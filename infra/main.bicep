@@ -91,6 +91,10 @@ param maximumInstanceCount int = 100
 // The platform's host relays the stream in Azure and was not measured: check the instance's CPU
 // before raising this. Memory is not the limit: 77-97 KB per stream, 200 streams add about 20 MB
 // to the ~125 MB host + worker at rest, so instanceMemoryMB stays 2048.
+// Fifth pass (docs/perf/pass5-streams.md): the local host 48 us per chunk (was 70), the worker
+// 93 (within noise of 100); a loopback write alone costs 25-30 us per hop per chunk on the build
+// machine. Per stream-second: worker 1.08 ms, host 0.54 ms: one core near 540-620 streams, 200
+// unchanged (safety factor ~3).
 // UPSTREAM_MAX_CONNECTIONS (512) must stay above this value: each stream holds one backend
 // connection.
 @description('Concurrent HTTP requests per Function App instance before scale-out.')
