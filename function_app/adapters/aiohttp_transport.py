@@ -26,7 +26,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
 
 from ..http.headers import NameTable
-from .httpx_upstream import WireHeaders
+from .httpx_upstream import PLAIN_HEADERS, WireHeaders
 
 
 def mapped(exc: Exception) -> Exception | None:
@@ -86,7 +86,11 @@ class ResponseStream(httpx.AsyncByteStream):
 
 
 class LeanAiohttpTransport(AiohttpTransport):
-    """AiohttpTransport for a proxy: no proxy, UDS or SNI options (make_transport sets none)."""
+    """AiohttpTransport for a proxy: no proxy, UDS or SNI options (make_transport sets none).
+    A request whose extensions carry PLAIN_HEADERS (HttpxUpstream adds them) hands aiohttp that
+    dict, equal to what `aiohttp_headers` makes of its fields, without decoding them again."""
+
+    TAKES_PLAIN_HEADERS = True
 
     def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -108,16 +112,19 @@ class LeanAiohttpTransport(AiohttpTransport):
         if not isinstance(self.client, ClientSession):
             self.client = self.get_client()
         try:
+            extensions = request.extensions
             try:
                 data: bytes | httpx.AsyncByteStream | None = request.content or None
+                headers = extensions.get(PLAIN_HEADERS) or aiohttp_headers(request.headers)
             except httpx.RequestNotRead:
                 data = request.stream  # type: ignore[assignment]
                 request.headers.pop("transfer-encoding", None)  # handled by aiohttp
+                headers = aiohttp_headers(request.headers)
             response = await self.client.request(
                 method=request.method, url=str(request.url),
-                headers=aiohttp_headers(request.headers), data=data, allow_redirects=False,
+                headers=headers, data=data, allow_redirects=False,
                 auto_decompress=False, compress=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
+                timeout=self._timeout(extensions.get("timeout", {})),
                 server_hostname=None, proxy=None, proxy_auth=None, proxy_headers=None,
             ).__aenter__()
         except Exception as exc:
@@ -125,10 +132,10 @@ class LeanAiohttpTransport(AiohttpTransport):
             if error is None:
                 raise
             raise error from exc
-        extensions = {"http_version": b"HTTP/1.1"}
+        answered = {"http_version": b"HTTP/1.1"}
         if response.reason:
-            extensions["reason_phrase"] = response.reason.encode()
+            answered["reason_phrase"] = response.reason.encode()
         return httpx.Response(status_code=response.status,
                               headers=WireHeaders(response.raw_headers),
                               stream=ResponseStream(response), request=request,
-                              extensions=extensions)
+                              extensions=answered)

@@ -10,7 +10,14 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from function_app.adapters.aiohttp_transport import LeanAiohttpTransport, aiohttp_headers, mapped
-from function_app.adapters.httpx_upstream import make_transport
+from function_app.adapters.httpx_upstream import (
+    PLAIN_HEADERS,
+    host_field,
+    host_text,
+    make_transport,
+    outgoing_request,
+)
+from function_app.http.headers import Headers
 
 PAIRS = [("content-type", "application/json"), ("x-request-id", "abc"),
          ("X-Forwarded-For", "10.0.0.1"),
@@ -53,8 +60,9 @@ def test_the_default_kind_builds_the_lean_transport():
     assert isinstance(make_transport("aiohttp", 4), LeanAiohttpTransport)
 
 
-async def head_sent(transport: httpx.AsyncBaseTransport, headers) -> bytes:
-    """The request head `transport` writes for one POST, as the backend reads it."""
+async def head_sent(transport: httpx.AsyncBaseTransport, headers, plain: bool = False) -> bytes:
+    """The request head `transport` writes for one POST, as the backend reads it; `plain`: the
+    request made as HttpxUpstream makes it (outgoing_request, its PLAIN_HEADERS extension)."""
     heads: list[bytes] = []
 
     async def answer(reader, writer):
@@ -67,8 +75,16 @@ async def head_sent(transport: httpx.AsyncBaseTransport, headers) -> bytes:
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        request = httpx.Request("POST", f"http://127.0.0.1:{port}/infer", headers=headers,
-                                content=b"{}", extensions={"timeout": {"connect": 2, "pool": 2}})
+        url = httpx.URL(f"http://127.0.0.1:{port}/infer")
+        extensions = {"timeout": {"connect": 2, "pool": 2}}
+        if plain:
+            host = host_field(url)
+            request = outgoing_request("POST", url, Headers(headers), b"{}", extensions, host,
+                                       host_text(host))
+            assert PLAIN_HEADERS in request.extensions
+        else:
+            request = httpx.Request("POST", url, headers=Headers(headers).raw(), content=b"{}",
+                                    extensions=extensions)
         response = await transport.handle_async_request(request)
         assert response.status_code == 200 and response.headers.raw[-1] == (b"x-b", b"1")
         assert b"".join([chunk async for chunk in response.stream]) == b"ok"
@@ -82,6 +98,23 @@ async def test_the_backend_reads_the_same_head_from_either_transport(headers):
     ours = await head_sent(LeanAiohttpTransport(trust_env=False), headers)
     theirs = await head_sent(AiohttpTransport(trust_env=False), headers)
     assert ours == theirs and b"x-forwarded-for: 10.0.0.1" in ours.lower()
+
+
+@pytest.mark.parametrize("headers", [PAIRS, [*PAIRS, ("x-big", "v" * 6000)]])
+async def test_plain_headers_put_the_same_head_on_the_wire(headers):
+    ours = await head_sent(LeanAiohttpTransport(trust_env=False), headers, plain=True)
+    theirs = await head_sent(AiohttpTransport(trust_env=False), headers)
+    assert ours == theirs and b"x-forwarded-for: 10.0.0.1" in ours.lower()
+
+
+@pytest.mark.parametrize("value", ["a\r\nInjected: 1", "a\nb", "a\rb"])
+async def test_a_line_break_in_a_value_is_refused_with_plain_headers_as_without(value):
+    headers = [*PAIRS, ("x-evil", value)]
+    with pytest.raises(Exception) as ours:
+        await head_sent(LeanAiohttpTransport(trust_env=False), headers, plain=True)
+    with pytest.raises(Exception) as theirs:
+        await head_sent(AiohttpTransport(trust_env=False), headers)
+    assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
 
 
 def test_a_name_outside_ascii_goes_through_httpx_items_as_before():
