@@ -26,6 +26,11 @@ UPSTREAM_DROPPED = NOT_FORWARDED | {"x-request-id", *FORWARDED_FOR}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+# Connection values that name only fields HOP_BY_HOP drops anyway (what Node and uvicorn send on
+# every kept-alive answer): nothing to parse for them.
+_ONLY_HOP_BY_HOP = frozenset({("keep-alive",), ("Keep-Alive",), ("upgrade",), ("Upgrade",)})
+
+
 def _named_in_connection(headers: Headers) -> set[str]:
     named: set[str] = set()
     for value in headers.get_all("connection"):
@@ -41,9 +46,11 @@ def _dropped(also: frozenset[str]) -> frozenset[str]:
 
 def strip_hop_by_hop(headers: Headers, also: frozenset[str] = frozenset()) -> Headers:
     """A copy of `headers` without hop-by-hop fields, fields named in Connection, and `also`."""
-    # Most messages carry no Connection field: nothing to scan then (a probe of the lower-case
-    # keys, this package's own type: no call, where `in headers` makes two per message).
-    named = _named_in_connection(headers) if "connection" in headers._fields else None
+    # A message with no Connection field, or one naming only hop-by-hop fields (a kept-alive
+    # answer), has nothing to scan: a probe of this package's own type's keys, no call.
+    fields = headers._fields
+    named = _named_in_connection(headers) if "connection" in fields \
+        and fields["connection"] not in _ONLY_HOP_BY_HOP else None
     return headers.without(HOP_BY_HOP | named | also if named else _dropped(also))
 
 

@@ -120,14 +120,24 @@ class Headers:
         plain = dict(pairs)
         return plain if "".join([*plain, *plain.values()]).isascii() else None
 
+    # get, get_all and __contains__ probe the dict with `in` and a subscript, not `dict.get`:
+    # the same lookups without a method call, and most names asked for are absent.
+
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of `name` (any case), or `default`."""
-        found = self._fields.get(_LOWER[name])
-        return found[0] if found else default
+        key = _LOWER[name]
+        fields = self._fields
+        if key in fields:
+            found = fields[key]
+            if found:
+                return found[0]
+        return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of `name` (any case), in order; empty when absent."""
-        return list(self._fields.get(_LOWER[name], ()))
+        key = _LOWER[name]
+        fields = self._fields
+        return list(fields[key]) if key in fields else []
 
     # set, set_all and add keep the memo (module docstring) inline, each step written out: they
     # run a few times a request, and a helper would be a call more each time. A new name's
@@ -258,8 +268,10 @@ class Headers:
 
     def __contains__(self, item: object) -> bool:
         """A name (any case) is present, or a (name, value) pair is."""
-        if isinstance(item, str):
+        try:  # a name: the table lower-cases any str; anything else raises TypeError
             return _LOWER[item] in self._fields
+        except TypeError:
+            pass
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
             return item[1] in self._fields.get(item[0].lower(), ())
         return False

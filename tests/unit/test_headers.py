@@ -78,3 +78,25 @@ def test_made_request_ids_are_hex_distinct_and_differ_in_a_forked_child():
     os.close(read)
     parent = [request_id_from(None) for _ in range(5)]
     assert len(child) == 5 and not set(child) & set(parent)
+
+
+def test_every_connection_value_drops_what_it_names_common_values_included():
+    """Connection: keep-alive (or upgrade) names only fields dropped anyway, so it skips the
+    scan; every other value, a repeated field, or a field named like the option still goes
+    through it (a field named "close" goes when Connection says close, as before)."""
+    cases = [
+        ([("Connection", "keep-alive")], []),
+        ([("Connection", "Upgrade")], []),
+        ([("Connection", "close")], ["close"]),
+        ([("Connection", "keep-alive, x-hop")], ["x-hop"]),
+        ([("Connection", "keep-alive"), ("Connection", "x-hop")], ["x-hop"]),
+        ([("Connection", "KEEP-ALIVE,X-Hop")], ["x-hop"]),
+    ]
+    for connection, dropped in cases:
+        fields = [*connection, ("keep-alive", "timeout=5"), ("close", "c"), ("x-hop", "h"),
+                  ("x-kept", "k")]
+        for headers in (Headers(fields), Headers.from_raw([(k.encode(), v.encode())
+                                                            for k, v in fields])):
+            out = client_response_headers(headers)
+            assert names(out) == [n for n in ("close", "x-hop", "x-kept") if n not in dropped]
+            assert out.raw() == Headers(out.pairs()).raw()

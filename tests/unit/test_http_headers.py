@@ -59,6 +59,10 @@ def test_membership_by_name_or_by_pair():
     assert "retry-after" in headers and "RETRY-AFTER" in headers
     assert ("Retry-After", "1") in headers and ("retry-after", "2") not in headers
     assert 42 not in headers
+    assert b"retry-after" not in headers and ["retry-after"] not in headers  # not names
+    headers.update_fields({"x-empty": ()})  # a name with no value: absent to get, not to `in`
+    assert headers.get("x-empty", "d") == "d" and headers.get_all("x-empty") == []
+    assert "x-empty" in headers
 
 
 def test_equality_with_headers_and_with_lists_of_pairs():
