@@ -181,15 +181,18 @@ async def proxy(req: Request) -> Response:
 
 def to_gateway_request(req: Request) -> GatewayRequest:
     scope = req.scope  # read directly: building req.url costs more than the rest of this
-    client = scope.get("client")
+    # `in` and subscripts: the same defaults as scope.get, without four method calls a request
+    client = scope["client"] if "client" in scope else None
+    query = scope["query_string"] if "query_string" in scope else b""
     request = GatewayRequest(
         method=scope["method"], path=scope["path"],
-        query=scope.get("query_string", b"").decode("latin-1"),
+        query=query.decode("latin-1") if query else "",
         headers=Headers.from_raw(scope["headers"]),
         body=Unread(lambda cap: _read_body(req, cap)),
-        client_host=client[0] if client else "", scheme=scope.get("scheme", "http"),
+        client_host=client[0] if client else "",
+        scheme=scope["scheme"] if "scheme" in scope else "http",
         # The upstream path is built from the raw path: the decoded one has merged %2f into /.
-        raw_path=raw_path_of(scope.get("raw_path"), scope["path"]))
+        raw_path=raw_path_of(scope["raw_path"] if "raw_path" in scope else None, scope["path"]))
     return request
 
 

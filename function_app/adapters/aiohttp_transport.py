@@ -9,8 +9,9 @@ request, measured with load/profile_pipeline.py --profile (docs/perf/pass5-unary
   body read and the close: plain try/except maps the same exceptions, with no frames on success;
 - hand aiohttp the httpx.Headers mapping, which aiohttp reads through `items()`: httpx first
   decodes every field once to detect the encoding, then again per read. Fields that are all ASCII,
-  with no name twice (what a proxy sends), go as a dict of the same lower-case names and values;
-  any other request takes `items()` as before (httpx's decoding, repeated names joined);
+  with no name twice (what a proxy sends), go as a dict of the same lower-case names and values:
+  the one HttpxUpstream made from the gateway's text fields (extensions[PLAIN_HEADERS]), else
+  decoded here; any other request takes `items()` as before (httpx's decoding, names joined);
 - build an `aiohttp.ClientTimeout` per request: one per distinct timeout mapping;
 - normalise the answer's byte-pair headers field by field: WireHeaders (httpx_upstream.py).
 """
@@ -96,14 +97,21 @@ class LeanAiohttpTransport(AiohttpTransport):
         super().__init__(*args, **kwargs)
         self._timeouts: dict[tuple, ClientTimeout] = {}
 
-    def _timeout(self, timeout: dict) -> ClientTimeout:
-        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
-        found = self._timeouts.get(key)
-        if found is None:
-            if len(self._timeouts) >= 256:
-                self._timeouts.clear()
-            found = self._timeouts[key] = ClientTimeout(
-                sock_connect=key[0], sock_read=key[1], connect=key[2])
+    def _timeout(self, extensions: dict) -> ClientTimeout:
+        """The ClientTimeout for the request's "timeout" extension, one per distinct mapping.
+        Subscripts, not `dict.get`: httpx's client and HttpxUpstream give all four keys."""
+        timeout = extensions["timeout"] if "timeout" in extensions else {}
+        try:
+            key = (timeout["connect"], timeout["read"], timeout["pool"])
+        except KeyError:
+            key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        timeouts = self._timeouts
+        if key in timeouts:
+            return timeouts[key]
+        if len(timeouts) >= 256:
+            timeouts.clear()
+        found = timeouts[key] = ClientTimeout(sock_connect=key[0], sock_read=key[1],
+                                              connect=key[2])
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -115,7 +123,8 @@ class LeanAiohttpTransport(AiohttpTransport):
             extensions = request.extensions
             try:
                 data: bytes | httpx.AsyncByteStream | None = request.content or None
-                headers = extensions.get(PLAIN_HEADERS) or aiohttp_headers(request.headers)
+                headers = extensions[PLAIN_HEADERS] if PLAIN_HEADERS in extensions \
+                    else aiohttp_headers(request.headers)
             except httpx.RequestNotRead:
                 data = request.stream  # type: ignore[assignment]
                 request.headers.pop("transfer-encoding", None)  # handled by aiohttp
@@ -124,7 +133,7 @@ class LeanAiohttpTransport(AiohttpTransport):
                 method=request.method, url=str(request.url),
                 headers=headers, data=data, allow_redirects=False,
                 auto_decompress=False, compress=False,
-                timeout=self._timeout(extensions.get("timeout", {})),
+                timeout=self._timeout(extensions),
                 server_hostname=None, proxy=None, proxy_auth=None, proxy_headers=None,
             ).__aenter__()
         except Exception as exc:

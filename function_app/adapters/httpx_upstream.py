@@ -244,10 +244,9 @@ def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     and an async generator step per chunk than `readany`; failures then come as aiohttp's
     own exceptions, which TRANSPORT_ERRORS and `translate` take as they take httpx's. Closing
     stays the response's: `response.aclose()` releases the aiohttp answer either way."""
-    answer = getattr(response.stream, "_aiohttp_response", None)
-    content = getattr(answer, "content", None)
-    read = getattr(content, "readany", None)
-    if read is None:
+    try:  # attributes, not getattr with a default: three calls fewer on the default path
+        read = response.stream._aiohttp_response.content.readany  # type: ignore[attr-defined]
+    except AttributeError:
         return aiter(response.stream)  # type: ignore[arg-type]
     return _Reads(read)
 

@@ -244,7 +244,8 @@ class Headers:
     def without(self, names: Collection[str]) -> Headers:
         """A copy without the fields of `names` (lower case)."""
         copy = object.__new__(Headers)
-        copy._fields = {k: v for k, v in self._fields.items() if k not in names}
+        fields = self._fields
+        copy._fields = {k: fields[k] for k in fields if k not in names}
         memo = self._wire
         copy._wire = None if memo is None else [p for p in memo if p[0] not in names]
         return copy
