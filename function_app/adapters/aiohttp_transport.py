@@ -27,7 +27,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
 
 from ..http.headers import NameTable
-from .httpx_upstream import PLAIN_HEADERS, WireHeaders
+from .httpx_upstream import PLAIN_HEADERS, PLAIN_URL, WireHeaders
 
 
 def mapped(exc: Exception) -> Exception | None:
@@ -89,7 +89,8 @@ class ResponseStream(httpx.AsyncByteStream):
 class LeanAiohttpTransport(AiohttpTransport):
     """AiohttpTransport for a proxy: no proxy, UDS or SNI options (make_transport sets none).
     A request whose extensions carry PLAIN_HEADERS (HttpxUpstream adds them) hands aiohttp that
-    dict, equal to what `aiohttp_headers` makes of its fields, without decoding them again."""
+    dict, equal to what `aiohttp_headers` makes of its fields, without decoding them again; one
+    with PLAIN_URL, that text, equal to `str(request.url)`, without rendering the URL again."""
 
     TAKES_PLAIN_HEADERS = True
 
@@ -130,7 +131,8 @@ class LeanAiohttpTransport(AiohttpTransport):
                 request.headers.pop("transfer-encoding", None)  # handled by aiohttp
                 headers = aiohttp_headers(request.headers)
             response = await self.client.request(
-                method=request.method, url=str(request.url),
+                method=request.method,
+                url=extensions[PLAIN_URL] if PLAIN_URL in extensions else str(request.url),
                 headers=headers, data=data, allow_redirects=False,
                 auto_decompress=False, compress=False,
                 timeout=self._timeout(extensions),

@@ -38,6 +38,7 @@ TRANSPORT_ERRORS = (httpx.HTTPError, OSError, TimeoutError, aiohttp.ClientError)
 # header fields as the {name: value} text dict `aiohttp_headers` would make of them, for a
 # transport that sets TAKES_PLAIN_HEADERS (aiohttp_transport.py), which then decodes nothing.
 PLAIN_HEADERS = "gateway.plain_headers"
+PLAIN_URL = "gateway.plain_url"  # and `str(request.url)`, made once per backend URL
 
 
 def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
@@ -85,6 +86,11 @@ def translate(exc: Exception) -> GatewayError:
     return UpstreamError()
 
 
+# A backend URL made once (HttpxUpstream._url): parsed, its Host field, and for a transport that
+# takes plain text that field's value and the URL's text (else None).
+_Url = tuple[httpx.URL, list[tuple[bytes, bytes]], str | None, str | None]
+
+
 class HttpxUpstream:
     """Exchanges with backends, at most `max_in_flight` at once.
 
@@ -104,18 +110,21 @@ class HttpxUpstream:
         self._plain = getattr(transport, "TAKES_PLAIN_HEADERS", False)
         # Parsing a URL is the largest cost of building an httpx.Request (measured: about 14 %
         # of the gateway's CPU); routes send to a handful of distinct URLs, so keep them parsed.
-        self._urls: dict[str, tuple[httpx.URL, list[tuple[bytes, bytes]], str | None]] = {}
+        self._urls: dict[str, _Url] = {}
 
-    def _url(self, raw: str) -> tuple[httpx.URL, list[tuple[bytes, bytes]], str | None]:
-        """The parsed URL, the Host field it gives (`host_field`) and that field's text when
-        the transport takes plain headers (`host_text`), made once per URL."""
-        found = self._urls.get(raw)
-        if found is None:
-            if len(self._urls) >= self.URL_CACHE_SIZE:
-                self._urls.clear()
-            url = httpx.URL(raw)
-            host = host_field(url)
-            found = self._urls[raw] = (url, host, host_text(host) if self._plain else None)
+    def _url(self, raw: str) -> _Url:
+        """The parsed URL, the Host field it gives (`host_field`), and when the transport
+        takes plain headers that field's text (`host_text`) and the URL's, made once per URL."""
+        urls = self._urls
+        if raw in urls:
+            return urls[raw]
+        if len(urls) >= self.URL_CACHE_SIZE:
+            urls.clear()
+        url = httpx.URL(raw)
+        host = host_field(url)
+        plain = self._plain
+        found = urls[raw] = (url, host, host_text(host) if plain else None,
+                             str(url) if plain else None)
         return found
 
     @staticmethod
@@ -134,9 +143,12 @@ class HttpxUpstream:
             # No read timeout: `deadline` bounds the wait for the head (timeout_at below) and
             # every read of the body (DeadlineBody's one timer); a read timeout is a timer
             # re-armed on every chunk received (aiohttp's sock_read), which changed nothing.
-            url, host, text = self._url(request.url)
+            url, host, text, url_text = self._url(request.url)
+            extensions = self._extensions(request)
+            if url_text is not None:
+                extensions[PLAIN_URL] = url_text
             outgoing = outgoing_request(request.method, url, request.headers, request.body,
-                                        self._extensions(request), host, text)
+                                        extensions, host, text)
         except (httpx.InvalidURL, ValueError) as exc:  # the path rules should make this unreachable
             log.warning("upstream request refused by the client library: %s", type(exc).__name__)
             raise BadRequest() from None
@@ -214,7 +226,10 @@ def outgoing_request(method: str, url: httpx.URL, headers: Headers, body: bytes,
             extensions[PLAIN_HEADERS] = {**head, **plain}
     outgoing = httpx.Request(method, url, headers=WireHeaders(fields),
                              stream=httpx.ByteStream(body), extensions=extensions)
-    outgoing.read()  # as the constructor does for bytes: `content` is then available
+    # What `outgoing.read()` leaves, as the constructor does for bytes (`content` is then
+    # available): the body joined from its one-chunk stream, which is the body itself (a
+    # bytes object joined alone is returned as it is). httpx is pinned; the test reads both.
+    outgoing._content = body if type(body) is bytes else bytes(body)
     return outgoing
 
 

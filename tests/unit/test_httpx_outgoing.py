@@ -96,3 +96,23 @@ def test_plain_headers_are_what_the_transport_would_decode(method, body, raw, ur
         assert plain is None
     theirs = httpx.Request(method, parsed, headers=headers.raw(), content=body, extensions=EXT)
     assert ours.headers._list == theirs.headers._list  # the httpx request itself is unchanged
+
+
+@pytest.mark.parametrize("url", [*URLS, "http://b\xfccher.example/x", "http://h/a b?c=%zz"])
+def test_the_url_text_handed_to_the_transport_is_the_one_it_would_render(url):
+    """PLAIN_URL is `str(request.url)` of the request the upstream sends, made once per URL,
+    and only for a transport that takes it (httpx's own pool renders the URL itself)."""
+    from function_app.adapters.aiohttp_transport import LeanAiohttpTransport
+    from function_app.adapters.httpx_upstream import HttpxUpstream
+
+    parsed, host, text, url_text = HttpxUpstream(LeanAiohttpTransport())._url(url)
+    sent = outgoing_request("POST", parsed, Headers(), b"{}", dict(EXT), host, text)
+    assert url_text == str(sent.url) == str(httpx.Request("POST", url).url)
+    assert HttpxUpstream(httpx.AsyncHTTPTransport())._url(url)[2:] == (None, None)
+
+
+@pytest.mark.parametrize("body", [b"abc", bytearray(b"abc"), b""])
+def test_the_body_is_read_as_the_constructor_reads_it(body):
+    ours = outgoing_request("POST", httpx.URL(URLS[0]), Headers(), body, dict(EXT))
+    theirs = httpx.Request("POST", httpx.URL(URLS[0]), content=bytes(body))
+    assert type(ours.content) is bytes and ours.content == theirs.content == ours.read()
