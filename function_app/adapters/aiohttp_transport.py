@@ -9,9 +9,9 @@ request, measured with load/profile_pipeline.py --profile (docs/perf/pass5-unary
   body read and the close: plain try/except maps the same exceptions, with no frames on success;
 - hand aiohttp the httpx.Headers mapping, which aiohttp reads through `items()`: httpx first
   decodes every field once to detect the encoding, then again per read. Fields that are all ASCII,
-  with no name twice (what a proxy sends), go as a dict of the same lower-case names and values:
-  the one HttpxUpstream made from the gateway's text fields (extensions[PLAIN_HEADERS]), else
-  decoded here; any other request takes `items()` as before (httpx's decoding, names joined);
+  with no name twice (what a proxy sends), go as a dict of the same lower-case names and values;
+  any other request takes `items()` as before (httpx's decoding, repeated names joined);
+- render the URL (`str(request.url)`, ~1 us): HttpxUpstream hands its text over (PLAIN_URL);
 - build an `aiohttp.ClientTimeout` per request: one per distinct timeout mapping;
 - normalise the answer's byte-pair headers field by field: WireHeaders (httpx_upstream.py).
 """
@@ -27,7 +27,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
 
 from ..http.headers import NameTable
-from .httpx_upstream import PLAIN_HEADERS, PLAIN_URL, WireHeaders
+from .httpx_upstream import PLAIN_URL, WireHeaders
 
 
 def mapped(exc: Exception) -> Exception | None:
@@ -88,11 +88,10 @@ class ResponseStream(httpx.AsyncByteStream):
 
 class LeanAiohttpTransport(AiohttpTransport):
     """AiohttpTransport for a proxy: no proxy, UDS or SNI options (make_transport sets none).
-    A request whose extensions carry PLAIN_HEADERS (HttpxUpstream adds them) hands aiohttp that
-    dict, equal to what `aiohttp_headers` makes of its fields, without decoding them again; one
-    with PLAIN_URL, that text, equal to `str(request.url)`, without rendering the URL again."""
+    A request whose extensions carry PLAIN_URL (HttpxUpstream adds it) hands aiohttp that text,
+    equal to `str(request.url)`, without rendering the URL again."""
 
-    TAKES_PLAIN_HEADERS = True
+    TAKES_URL_TEXT = True
 
     def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -124,16 +123,13 @@ class LeanAiohttpTransport(AiohttpTransport):
             extensions = request.extensions
             try:
                 data: bytes | httpx.AsyncByteStream | None = request.content or None
-                headers = extensions[PLAIN_HEADERS] if PLAIN_HEADERS in extensions \
-                    else aiohttp_headers(request.headers)
             except httpx.RequestNotRead:
                 data = request.stream  # type: ignore[assignment]
                 request.headers.pop("transfer-encoding", None)  # handled by aiohttp
-                headers = aiohttp_headers(request.headers)
             response = await self.client.request(
                 method=request.method,
                 url=extensions[PLAIN_URL] if PLAIN_URL in extensions else str(request.url),
-                headers=headers, data=data, allow_redirects=False,
+                headers=aiohttp_headers(request.headers), data=data, allow_redirects=False,
                 auto_decompress=False, compress=False,
                 timeout=self._timeout(extensions),
                 server_hostname=None, proxy=None, proxy_auth=None, proxy_headers=None,

@@ -34,11 +34,10 @@ log = logging.getLogger(__name__)
 TRANSPORT_ERRORS = (httpx.HTTPError, OSError, TimeoutError, aiohttp.ClientError)
 
 
-# An extension of the outgoing httpx.Request (transports ignore names they do not know): its
-# header fields as the {name: value} text dict `aiohttp_headers` would make of them, for a
-# transport that sets TAKES_PLAIN_HEADERS (aiohttp_transport.py), which then decodes nothing.
-PLAIN_HEADERS = "gateway.plain_headers"
-PLAIN_URL = "gateway.plain_url"  # and `str(request.url)`, made once per backend URL
+# An extension of the outgoing httpx.Request (transports ignore names they do not know):
+# `str(request.url)`, made once per backend URL, for a transport that sets TAKES_URL_TEXT
+# (aiohttp_transport.py), which then does not render the URL again (~1 us a request).
+PLAIN_URL = "gateway.url_text"
 
 
 def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
@@ -87,8 +86,8 @@ def translate(exc: Exception) -> GatewayError:
 
 
 # A backend URL made once (HttpxUpstream._url): parsed, its Host field, and for a transport that
-# takes plain text that field's value and the URL's text (else None).
-_Url = tuple[httpx.URL, list[tuple[bytes, bytes]], str | None, str | None]
+# takes it the URL's text (else None).
+_Url = tuple[httpx.URL, list[tuple[bytes, bytes]], str | None]
 
 
 class HttpxUpstream:
@@ -107,24 +106,21 @@ class HttpxUpstream:
     def __init__(self, transport: httpx.AsyncBaseTransport, max_in_flight: int | None = None):
         self._transport = transport
         self._slots = Slots(max_in_flight)
-        self._plain = getattr(transport, "TAKES_PLAIN_HEADERS", False)
+        self._url_text = getattr(transport, "TAKES_URL_TEXT", False)
         # Parsing a URL is the largest cost of building an httpx.Request (measured: about 14 %
         # of the gateway's CPU); routes send to a handful of distinct URLs, so keep them parsed.
         self._urls: dict[str, _Url] = {}
 
     def _url(self, raw: str) -> _Url:
         """The parsed URL, the Host field it gives (`host_field`), and when the transport
-        takes plain headers that field's text (`host_text`) and the URL's, made once per URL."""
+        takes it the URL's text, made once per URL."""
         urls = self._urls
         if raw in urls:
             return urls[raw]
         if len(urls) >= self.URL_CACHE_SIZE:
             urls.clear()
         url = httpx.URL(raw)
-        host = host_field(url)
-        plain = self._plain
-        found = urls[raw] = (url, host, host_text(host) if plain else None,
-                             str(url) if plain else None)
+        found = urls[raw] = (url, host_field(url), str(url) if self._url_text else None)
         return found
 
     @staticmethod
@@ -143,12 +139,12 @@ class HttpxUpstream:
             # No read timeout: `deadline` bounds the wait for the head (timeout_at below) and
             # every read of the body (DeadlineBody's one timer); a read timeout is a timer
             # re-armed on every chunk received (aiohttp's sock_read), which changed nothing.
-            url, host, text, url_text = self._url(request.url)
+            url, host, url_text = self._url(request.url)
             extensions = self._extensions(request)
             if url_text is not None:
                 extensions[PLAIN_URL] = url_text
             outgoing = outgoing_request(request.method, url, request.headers, request.body,
-                                        extensions, host, text)
+                                        extensions, host)
         except (httpx.InvalidURL, ValueError) as exc:  # the path rules should make this unreachable
             log.warning("upstream request refused by the client library: %s", type(exc).__name__)
             raise BadRequest() from None
@@ -179,17 +175,9 @@ def host_field(url: httpx.URL) -> list[tuple[bytes, bytes]]:
     return [(b"Host", url.netloc)] if url.host else []
 
 
-def host_text(host: list[tuple[bytes, bytes]]) -> str | None:
-    """`host_field`'s value as text ("" for no field); None when it is not ASCII."""
-    try:
-        return host[0][1].decode("ascii") if host else ""
-    except UnicodeDecodeError:
-        return None
-
-
 def outgoing_request(method: str, url: httpx.URL, headers: Headers, body: bytes,
-                     extensions: dict, host: list[tuple[bytes, bytes]] | None = None,
-                     text: str | None = None) -> httpx.Request:
+                     extensions: dict, host: list[tuple[bytes, bytes]] | None = None
+                     ) -> httpx.Request:
     """The httpx.Request that `httpx.Request(method, url, headers=headers.raw(), content=body,
     extensions=extensions)` makes, with the same header fields in the same order, built once.
 
@@ -197,33 +185,19 @@ def outgoing_request(method: str, url: httpx.URL, headers: Headers, body: bytes,
     the body's Content-Length) and encodes the body through its generic content path; with a
     stream given it adds nothing, so the two fields are added here as it would add them, and
     the fields go in as WireHeaders. A request that already names Host or Content-Length takes
-    the constructor's own path.
-
-    With `text` (the Host field's value as `host_text` gives it), the same fields also go in
-    `extensions[PLAIN_HEADERS]` as the dict `aiohttp_headers` would make of them, when
-    `Headers.plain` gives one (else nothing is added and the transport decodes as before)."""
+    the constructor's own path."""
     raw = headers.raw()
     if "host" in headers or "content-length" in headers:
         return httpx.Request(method, url, headers=raw, content=body, extensions=extensions)
     method = method.upper()
     if host is None:
         host = host_field(url)
-    plain = headers.plain() if text is not None else None
-    if plain is not None:
-        head = {"host": text} if host else {}
     if body:
-        length = str(len(body))
-        fields = [*host, *raw, (b"Content-Length", length.encode())]
-        if plain is not None:
-            extensions[PLAIN_HEADERS] = {**head, **plain, "content-length": length}
+        fields = [*host, *raw, (b"Content-Length", str(len(body)).encode())]
     elif method in ("POST", "PUT", "PATCH"):
         fields = [*host, (b"Content-Length", b"0"), *raw]
-        if plain is not None:
-            extensions[PLAIN_HEADERS] = {**head, "content-length": "0", **plain}
     else:
         fields = [*host, *raw]
-        if plain is not None:
-            extensions[PLAIN_HEADERS] = {**head, **plain}
     outgoing = httpx.Request(method, url, headers=WireHeaders(fields),
                              stream=httpx.ByteStream(body), extensions=extensions)
     # What `outgoing.read()` leaves, as the constructor does for bytes (`content` is then

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-from function_app.http.headers import Fields
 from function_app.ratelimit.limits import Decision
 
 
@@ -31,10 +30,9 @@ def rate_limit_headers(decision: Decision) -> list[tuple[str, str]]:
     ]
 
 
-def rate_limit_fields(decision: Decision) -> Fields:
-    """`rate_limit_headers` as header fields (Headers.update_fields): lower-case names, and
-    their wire bytes encoded once (the stage reuses them while the Decision is the same)."""
-    return Fields.of(rate_limit_headers(decision))
+def rate_limit_fields(decision: Decision) -> dict[str, tuple[str, ...]]:
+    """`rate_limit_headers` as header fields (Headers.update_fields): lower-case names."""
+    return {name.lower(): (value,) for name, value in rate_limit_headers(decision)}
 
 
 def retry_after(decision: Decision) -> str:
