@@ -11,7 +11,7 @@ request, measured with load/profile_pipeline.py --profile (docs/perf/pass5-unary
   decodes every field once to detect the encoding, then again per read. Fields that are all ASCII,
   with no name twice (what a proxy sends), go as a dict of the same lower-case names and values;
   any other request takes `items()` as before (httpx's decoding, repeated names joined);
-- render the URL (`str(request.url)`, ~1 us): HttpxUpstream hands its text over (PLAIN_URL);
+- render the URL (`str(request.url)`, ~1 us): HttpxUpstream hands its text over (URL_TEXT);
 - build an `aiohttp.ClientTimeout` per request: one per distinct timeout mapping;
 - normalise the answer's byte-pair headers field by field: WireHeaders (httpx_upstream.py).
 """
@@ -27,7 +27,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
 
 from ..http.headers import NameTable
-from .httpx_upstream import PLAIN_URL, WireHeaders
+from .httpx_upstream import URL_TEXT, WireHeaders
 
 
 def mapped(exc: Exception) -> Exception | None:
@@ -88,7 +88,7 @@ class ResponseStream(httpx.AsyncByteStream):
 
 class LeanAiohttpTransport(AiohttpTransport):
     """AiohttpTransport for a proxy: no proxy, UDS or SNI options (make_transport sets none).
-    A request whose extensions carry PLAIN_URL (HttpxUpstream adds it) hands aiohttp that text,
+    A request whose extensions carry URL_TEXT (HttpxUpstream adds it) hands aiohttp that text,
     equal to `str(request.url)`, without rendering the URL again."""
 
     TAKES_URL_TEXT = True
@@ -128,7 +128,7 @@ class LeanAiohttpTransport(AiohttpTransport):
                 request.headers.pop("transfer-encoding", None)  # handled by aiohttp
             response = await self.client.request(
                 method=request.method,
-                url=extensions[PLAIN_URL] if PLAIN_URL in extensions else str(request.url),
+                url=extensions[URL_TEXT] if URL_TEXT in extensions else str(request.url),
                 headers=aiohttp_headers(request.headers), data=data, allow_redirects=False,
                 auto_decompress=False, compress=False,
                 timeout=self._timeout(extensions),

@@ -37,7 +37,7 @@ TRANSPORT_ERRORS = (httpx.HTTPError, OSError, TimeoutError, aiohttp.ClientError)
 # An extension of the outgoing httpx.Request (transports ignore names they do not know):
 # `str(request.url)`, made once per backend URL, for a transport that sets TAKES_URL_TEXT
 # (aiohttp_transport.py), which then does not render the URL again (~1 us a request).
-PLAIN_URL = "gateway.url_text"
+URL_TEXT = "gateway.url_text"
 
 
 def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
@@ -142,7 +142,7 @@ class HttpxUpstream:
             url, host, url_text = self._url(request.url)
             extensions = self._extensions(request)
             if url_text is not None:
-                extensions[PLAIN_URL] = url_text
+                extensions[URL_TEXT] = url_text
             outgoing = outgoing_request(request.method, url, request.headers, request.body,
                                         extensions, host)
         except (httpx.InvalidURL, ValueError) as exc:  # the path rules should make this unreachable

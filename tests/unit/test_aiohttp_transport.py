@@ -11,7 +11,7 @@ from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from function_app.adapters.aiohttp_transport import LeanAiohttpTransport, aiohttp_headers, mapped
 from function_app.adapters.httpx_upstream import (
-    PLAIN_URL,
+    URL_TEXT,
     make_transport,
     outgoing_request,
 )
@@ -60,7 +60,7 @@ def test_the_default_kind_builds_the_lean_transport():
 
 async def head_sent(transport: httpx.AsyncBaseTransport, headers, ours: bool = False) -> bytes:
     """The request head `transport` writes for one POST, as the backend reads it; `ours`: the
-    request made as HttpxUpstream makes it (outgoing_request, the URL's text as PLAIN_URL)."""
+    request made as HttpxUpstream makes it (outgoing_request, the URL's text as URL_TEXT)."""
     heads: list[bytes] = []
 
     async def answer(reader, writer):
@@ -76,7 +76,7 @@ async def head_sent(transport: httpx.AsyncBaseTransport, headers, ours: bool = F
         url = httpx.URL(f"http://127.0.0.1:{port}/infer")
         extensions = {"timeout": {"connect": 2, "pool": 2}}
         if ours:
-            extensions[PLAIN_URL] = str(url)
+            extensions[URL_TEXT] = str(url)
             request = outgoing_request("POST", url, Headers(headers), b"{}", extensions)
         else:
             request = httpx.Request("POST", url, headers=Headers(headers).raw(), content=b"{}",

@@ -59,7 +59,7 @@ def test_wire_headers_are_the_headers_httpx_makes_from_the_same_pairs(raw):
 
 @pytest.mark.parametrize("url", [*URLS, "http://b\xfccher.example/x", "http://h/a b?c=%zz"])
 def test_the_url_text_handed_to_the_transport_is_the_one_it_would_render(url):
-    """PLAIN_URL is `str(request.url)` of the request the upstream sends, made once per URL,
+    """URL_TEXT is `str(request.url)` of the request the upstream sends, made once per URL,
     and only for a transport that takes it (httpx's own pool renders the URL itself)."""
     from function_app.adapters.aiohttp_transport import LeanAiohttpTransport
     from function_app.adapters.httpx_upstream import HttpxUpstream
