@@ -154,6 +154,51 @@ def pieces(args: argparse.Namespace) -> None:
         old_us = min(per_request_us(old, args.rounds, args.requests))
         new_us = min(per_request_us(new, args.rounds, args.requests))
         print(f"  {before:>18} {old_us:6.2f}  ->  {after:<26} {new_us:6.2f}")
+    body_read(args)
+
+
+def body_read(args: argparse.Namespace) -> None:
+    """app.py's body read through Starlette's `stream()` (an async generator) beside reading
+    the ASGI messages directly: measured, not done (it would copy Starlette's stream logic and
+    private flags into app.py)."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    scope = {"type": "http", "method": "POST", "path": "/infer/node", "headers": [],
+             "query_string": b""}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b'{"prompt": "benchmark"}', "more_body": False}
+
+    async def streamed(req: Request) -> bytes:
+        chunks = [chunk async for chunk in req.stream()]
+        return b"".join(chunks)
+
+    async def direct(req: Request) -> bytes:
+        chunks = []
+        while True:
+            message = await req.receive()
+            if message["type"] == "http.request":
+                if message.get("body"):
+                    chunks.append(message["body"])
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def timed(read) -> float:
+        began = time.process_time()
+        for _ in range(args.requests):
+            await read(Request(scope, receive))
+        return (time.process_time() - began) / args.requests * 1e6
+
+    async def rounds() -> tuple[float, float]:
+        a = [await timed(streamed) for _ in range(args.rounds)]
+        b = [await timed(direct) for _ in range(args.rounds)]
+        return min(a), min(b)
+
+    a, b = asyncio.run(rounds())
+    print(f"  {'body via stream()':>18} {a:6.2f}  ->  {'ASGI messages (not done)':<26} {b:6.2f}"
+          "  (Request built in both)")
 
 
 def main() -> None:
