@@ -14,6 +14,13 @@ two events and their queues) and never removes it: about 5 objects and 0.5-1 KB 
 the life of the worker, so a million requests held most of a 2 GB instance and every full
 garbage collection walked them. `release_finished_invocations` drops the entry once the HTTP
 side has taken the function's answer, the entry's last use.
+
+A streamed answer's chunks skip the app's send wrappers: the hardened app puts the server's
+own `send` in the scope (`SERVER_SEND`) and app.ClosingStreamingResponse sends its body
+messages there. Every wrapper between them (ServerErrorMiddleware, the two exception
+handlers' `sender`) acts on the `http.response.start` message only, which still goes through
+them; per chunk they were three coroutine calls of the worker's Python (load/profile_streams.py
+--cprofile, docs/perf/pass7-streams.md). An app given middleware of its own (none is) keeps them.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import uuid
 
 from azurefunctions.extensions.http.fastapi import web
 
+SERVER_SEND = "gateway.server_send"  # the scope key of the server's own `send`
+
 
 def harden_worker_http() -> None:
     """Idempotent; call at import of the app, before the worker starts its HTTP server."""
@@ -32,8 +41,14 @@ def harden_worker_http() -> None:
     if getattr(original, "gateway_hardened", False):
         return
 
+    class HardenedFastAPI(original):  # type: ignore[valid-type,misc]
+        async def __call__(self, scope, receive, send) -> None:
+            if not self.user_middleware:  # only the stack whose wrappers are known (above)
+                scope[SERVER_SEND] = send
+            await super().__call__(scope, receive, send)
+
     def factory(*args, **kwargs):
-        app = original(*args, **{**kwargs, "redirect_slashes": False})
+        app = HardenedFastAPI(*args, **{**kwargs, "redirect_slashes": False})
         app.router.default = unroutable
         return app
 
