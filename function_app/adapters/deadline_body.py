@@ -63,6 +63,8 @@ class DeadlineBody:
         self._reader: asyncio.Task | None = None  # the task in a read, while it is in one
         self._cut = False  # _expire cancelled the reader
         self._closing: asyncio.Future[None] | None = None
+        self._hooks: list[Callable[[GatewayError | None], None]] = []
+        self._failure: GatewayError | None = None  # what the body raised, for the hooks
         self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
 
     def _expire(self) -> None:
@@ -72,6 +74,7 @@ class DeadlineBody:
             self._reader.cancel()
         elif not self.closed and self._release is not None:
             log.warning("upstream deadline passed while the client was not reading; closing")
+            self._failure = UpstreamTimeout()  # what the next read raises: the hooks' error
             self._closing = asyncio.ensure_future(self.aclose())
 
     async def head[T](self, waiting: Awaitable[T]) -> T:
@@ -108,7 +111,11 @@ class DeadlineBody:
                     raise UpstreamTimeout()
                 self._reader = task
                 try:
-                    chunk = await self._next_chunk()
+                    # A Reads' own `read` (one call less per chunk than its __anext__); an
+                    # iterator's __anext__ (anext(chunks, None) wraps each in one more object).
+                    chunks = self._chunks
+                    chunk = await (chunks.read() if self._reads  # type: ignore[union-attr]
+                                   else chunks.__anext__())  # type: ignore[union-attr]
                 except StopAsyncIteration:
                     chunk = None
                 except asyncio.CancelledError:
@@ -122,20 +129,15 @@ class DeadlineBody:
                         raise StopAsyncIteration
                     continue  # an empty chunk from an iterator: skipped
                 return chunk
-        except GatewayError:
+        except GatewayError as error:
+            self._failure = error
             await self.aclose()
             raise
         except self._errors as exc:
             log.warning("upstream stream ended early: %s", type(exc).__name__)
+            self._failure = error = self._translate(exc)
             await self.aclose()
-            raise self._translate(exc) from exc
-
-    def _next_chunk(self) -> Awaitable[bytes | None]:
-        """The chunk source's next read: a Reads' own `read` (one call less per chunk than
-        its `__anext__`), or the iterator's `__anext__` (anext(chunks, None) would wrap every
-        read in one more object)."""
-        chunks = self._chunks
-        return chunks.read() if self._reads else chunks.__anext__()  # type: ignore[union-attr]
+            raise error from exc
 
     async def _cut_at_deadline[T](self, waiting: Awaitable[T]) -> T:
         """`waiting`, awaited from the current task, which the one deadline timer (`_expire`)
@@ -172,10 +174,36 @@ class DeadlineBody:
             self._cut = False
             task.uncancel()
 
+    def on_end(self, hook: Callable[[GatewayError | None], None]) -> None:
+        """`hook(error)` runs once, after the exchange's release, when the body ends, fails or
+        is closed (at once if it already has): `error` is the GatewayError the body raised,
+        else None. Hooks run in the order given. For the layers that only act at the end
+        (routing's release, the attempt's span): a generator around the body cost each of
+        them two calls per streamed chunk."""
+        if self.closed:
+            hook(self._failure)
+        else:
+            self._hooks.append(hook)
+
     async def aclose(self) -> None:
         if self.closed:
             return
         self.closed = True
         self._timer.cancel()
-        if self._release is not None:
-            await self._release()
+        try:
+            if self._release is not None:
+                await self._release()
+        finally:
+            self._run_hooks()
+
+    def _run_hooks(self) -> None:
+        """Every hook, even after one failed; the first failure is raised after them all."""
+        hooks, self._hooks = self._hooks, []
+        failed: BaseException | None = None
+        for hook in hooks:
+            try:
+                hook(self._failure)
+            except Exception as exc:  # the others must still run: raised below
+                failed = failed or exc
+        if failed is not None:
+            raise failed

@@ -204,3 +204,63 @@ async def test_an_empty_chunk_from_an_iterator_is_skipped_and_a_reads_empty_read
     else:
         assert await reader is None
         assert released == [True]
+
+
+def hooked(body: DeadlineBody, released: list, names: str) -> list:
+    """End hooks named by the letters of `names`, each noting (name, error code or None, whether
+    the exchange was released by then)."""
+    seen: list = []
+    for name in names:
+        body.on_end(lambda error, name=name: seen.append(
+            (name, error and error.code, bool(released))))
+    return seen
+
+
+async def test_end_hooks_run_once_in_order_after_the_release_when_the_body_ends(kind):
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released, kind)
+    seen = hooked(body, released, "ab")
+    reader = asyncio.create_task(anext(body, None))
+    await chunks.waiting.wait()
+    chunks.next.set_result(None)
+    assert await reader is None
+    await body.aclose()  # a close after the end runs nothing again
+    assert seen == [("a", None, True), ("b", None, True)]
+
+
+async def test_end_hooks_get_the_error_the_body_raised():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)  # translate: any failure is UpstreamTimeout
+    seen = hooked(body, released, "a")
+    reader = asyncio.create_task(anext(body))
+    await chunks.waiting.wait()
+    chunks.next.set_exception(TimeoutError())
+    with pytest.raises(UpstreamTimeout):
+        await reader
+    assert seen == [("a", "upstream_timeout", True)]
+
+
+async def test_a_closed_body_runs_a_hook_given_later_at_once_and_a_failing_hook_stops_none():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)
+    seen: list = []
+
+    def broken(_error):
+        raise RuntimeError("hook failed")
+
+    body.on_end(broken)
+    body.on_end(lambda error: seen.append(("after", error)))
+    with pytest.raises(RuntimeError):
+        await body.aclose()  # the client went away
+    assert seen == [("after", None)] and released == [True]
+    body.on_end(lambda error: seen.append(("late", error)))
+    assert seen[-1] == ("late", None)
+
+
+async def test_a_deadline_while_nobody_reads_ends_the_hooks_with_the_timeout():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)
+    seen = hooked(body, released, "a")
+    body._expire()
+    await asyncio.sleep(0)  # the close it scheduled runs
+    assert seen == [("a", "upstream_timeout", True)]
