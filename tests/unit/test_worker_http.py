@@ -165,3 +165,25 @@ async def test_an_app_with_middleware_of_its_own_keeps_every_wrapper_on_the_chun
     app.add_middleware(Upper)
     got = await _serve_stream(app, [b"data: a\n\n"])
     assert [m["body"] for m, _ in got[1:]] == [b"DATA: A\n\n", b""]
+
+
+async def test_with_fastapis_own_telemetry_on_every_chunk_still_passes_its_wrapper():
+    """FastAPI's native telemetry turns on when a global OpenTelemetry provider is set (Azure
+    Monitor's set-up sets one): its `send` wrapper sees every message and ends the request's
+    span at the last body message, so the chunks skip only the wrappers inside it."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import function_app.app  # noqa: F401
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    app = web.FastAPI(telemetry={"tracer_provider": provider, "metrics": False, "logs": False})
+    got = await _serve_stream(app, [b"data: 1\n\n", b"data: 2\n\n"])
+    assert [m.get("body") for m, _ in got[1:]] == [b"data: 1\n\n", b"data: 2\n\n", b""]
+    assert {caller for _, caller in got} == {"wrapped_send"}  # the telemetry's, for each
+    served = [s for s in spans.get_finished_spans()
+              if s.attributes.get("http.response.status_code") == 200]
+    assert len(served) == 1
