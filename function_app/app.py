@@ -33,7 +33,7 @@ from .http.messages import Unread
 from .settings.errors import SettingsError
 from .telemetry.dashboard import DASHBOARD_CSP, dashboard_page
 from .wiring.lazy import LazyGateway
-from .worker_http import harden_worker_http
+from .worker_http import SERVER_SEND, harden_worker_http
 
 if TYPE_CHECKING:  # the gateway's modules load when it is built (wiring/lazy.py)
     from .wiring.gateway import Gateway
@@ -233,9 +233,15 @@ class ClosingStreamingResponse(StreamingResponse):
     response task is being cancelled.
     """
 
+    body_send = None  # the server's own send, when the worker's app gave it (worker_http.py)
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.body_send = scope.get(SERVER_SEND)
+        await super().__call__(scope, receive, send)
+
     async def stream_response(self, send) -> None:
         try:
-            await super().stream_response(send)
+            await self._stream(send)
         except GatewayError as error:
             await self._cut(send, error)
         finally:
@@ -243,6 +249,18 @@ class ClosingStreamingResponse(StreamingResponse):
             if close is not None:
                 with anyio.CancelScope(shield=True):
                     await close()
+
+    async def _stream(self, send) -> None:
+        """Starlette's stream_response, the body messages sent to `body_send` when there is
+        one: the start goes through the app's wrappers, which act on it alone."""
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        body_send = self.body_send or send
+        async for chunk in self.body_iterator:
+            if not isinstance(chunk, bytes | memoryview):
+                chunk = chunk.encode(self.charset)  # as Starlette does
+            await body_send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await body_send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _cut(self, send, error: GatewayError) -> None:
         """End an answer whose body failed after its headers went out, with one log line.

@@ -14,6 +14,14 @@ two events and their queues) and never removes it: about 5 objects and 0.5-1 KB 
 the life of the worker, so a million requests held most of a 2 GB instance and every full
 garbage collection walked them. `release_finished_invocations` drops the entry once the HTTP
 side has taken the function's answer, the entry's last use.
+
+A streamed answer's chunks skip the app's send wrappers: the outermost layer of the hardened
+app's middleware stack (`ServerSend`) puts the `send` it gets in the scope (`SERVER_SEND`), and
+app.ClosingStreamingResponse sends its body messages there. Every wrapper inside it
+(ServerErrorMiddleware, the two exception handlers' `sender`) acts on `http.response.start`
+only, which still goes through them; per chunk they were three coroutine calls of the worker's
+Python (load/profile_streams.py --cprofile, docs/perf/pass7-streams.md). An app given middleware
+of its own (none is) keeps them all.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import uuid
 
 from azurefunctions.extensions.http.fastapi import web
 
+SERVER_SEND = "gateway.server_send"  # the scope key of the server's own `send`
+
 
 def harden_worker_http() -> None:
     """Idempotent; call at import of the app, before the worker starts its HTTP server."""
@@ -32,13 +42,38 @@ def harden_worker_http() -> None:
     if getattr(original, "gateway_hardened", False):
         return
 
+    class HardenedFastAPI(original):  # type: ignore[valid-type,misc]
+        def build_middleware_stack(self):
+            stack = super().build_middleware_stack()
+            # Only the stack whose wrappers are known (above); Starlette builds it once, at the
+            # first request, and refuses middleware added after that.
+            return stack if self.user_middleware else ServerSend(stack)
+
     def factory(*args, **kwargs):
-        app = original(*args, **{**kwargs, "redirect_slashes": False})
+        app = HardenedFastAPI(*args, **{**kwargs, "redirect_slashes": False})
         app.router.default = unroutable
         return app
 
     factory.gateway_hardened = True  # type: ignore[attr-defined]
     web.FastAPI = factory
+
+
+class ServerSend:
+    """The outermost layer of the app's middleware stack: puts the `send` it is given in the
+    scope (SERVER_SEND). That is the server's own, or FastAPI's native telemetry's wrapper
+    when that is on (a global OpenTelemetry provider is set, as Azure Monitor's set-up does):
+    the telemetry sees every message still, and ends its span at the last body message.
+    `app` is the stack within, for code that walks a stack by `.app` (FastAPI looks for the
+    legacy OpenTelemetry middleware that way)."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        scope[SERVER_SEND] = send
+        await self.app(scope, receive, send)
 
 
 async def unroutable(scope, receive, send) -> None:

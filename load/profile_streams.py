@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "load"))
 from bench_gateway import FAR, cpu_seconds, host_and_worker  # noqa: E402
 from bench_streams import MODEL, phase, raise_fd_limit, simulator  # noqa: E402
 from profile_worker import summarize  # noqa: E402
+from stream_cprofile import counting, hook_env, per_chunk  # noqa: E402
 
 from scripts.procs import (  # noqa: E402
     HOST_CMD,
@@ -42,13 +43,17 @@ from scripts.procs import (  # noqa: E402
 )
 
 
-def gateway(tree: Path, logs: Path, sim_url: str, name: str, max_streams: int):
+def gateway(tree: Path, logs: Path, sim_url: str, name: str, max_streams: int,
+            extra: dict[str, str]):
     port = free_port()
     return spawn(name, HOST_CMD, port=port, log_dir=logs, timeout=180, cwd=tree, env={
-        **WORKER_ENV, **FAR, "PORT": str(port), "RATE_LIMIT_STORAGE_CONNECTION": "",
+        **WORKER_ENV, **FAR, **extra, "PORT": str(port), "RATE_LIMIT_STORAGE_CONNECTION": "",
         "CLIENT_TPM": "1e9", "MODEL_TPM": "1e9",
         "MODEL_ROUTES": json.dumps({MODEL: sim_url}),
         "UPSTREAM_MAX_CONNECTIONS": str(max_streams * 2)})
+
+
+PROFILES = ROOT / "load/results/stream-cprofile"
 
 
 def system_seconds(pid: int) -> float:
@@ -127,7 +132,12 @@ def run_rounds(gateways: dict, args) -> dict[str, list[dict]]:
             tracing = []
             if args.strace and name == "now" and k == args.rounds - 1:
                 tracing = [strace(pid, args) for pid in pids]
-            row = measured(url, pids, args.streams, args)
+            if args.cprofile and name == "now" and k == args.rounds - 1:
+                row, prof = counting(pids[1], PROFILES, lambda u=url, p=pids: measured(
+                    u, p, args.streams, args))
+                row["cprofile"] = per_chunk(prof, row["events"], args.cprofile)
+            else:
+                row = measured(url, pids, args.streams, args)
             if tracing:
                 row["syscalls_per_chunk"] = {who: syscalls(t, args) for who, t in
                                              zip(("host", "worker"), tracing, strict=True)}
@@ -188,6 +198,9 @@ def main() -> int:
     parser.add_argument("--spy", action="store_true")
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames)")
     parser.add_argument("--strace", action="store_true", help="syscalls per chunk (strace -c)")
+    parser.add_argument("--cprofile", type=int, default=0, metavar="TOP",
+                        help="cProfile the current tree's worker in its last round; print the "
+                        "TOP functions per chunk (load/stream_cprofile.py)")
     args = parser.parse_args()
     raise_fd_limit()
     logs = Path(tempfile.mkdtemp(prefix="profile-streams-"))
@@ -195,7 +208,8 @@ def main() -> int:
     procs, gateways = [sim], {}
     try:
         for k, (name, tree) in enumerate(trees(args, logs).items()):
-            proc = gateway(tree, logs, sim.url, f"gateway{k}", args.streams)
+            hook = hook_env(PROFILES) if args.cprofile and name == "now" else {}
+            proc = gateway(tree, logs, sim.url, f"gateway{k}", args.streams, hook)
             procs.append(proc)
             url = f"{proc.url}/v1/chat/completions"
             warm = argparse.Namespace(**{**vars(args), "stream_s": 0.5, "ramp_s": 0.2})
@@ -206,6 +220,9 @@ def main() -> int:
         for proc in reversed(procs):
             proc.stop()
     print(table(rows, args))
+    for row in rows["now"]:
+        if "cprofile" in row:
+            print("\n" + row["cprofile"])
     if args.spy:
         for who in ("worker", "host"):
             print(f"\n{who}:\n" + summarize(ROOT / f"load/results/profile-streams-{who}.txt", 30))

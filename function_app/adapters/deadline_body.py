@@ -16,6 +16,25 @@ from ..core.errors import GatewayError, UpstreamTimeout
 log = logging.getLogger(__name__)
 
 
+class Reads:
+    """An async iterator over `read()` until it gives b"" (the end of the body): an upstream
+    client's read-what-has-arrived call. DeadlineBody calls `read` itself."""
+
+    __slots__ = ("read",)
+
+    def __init__(self, read: Callable[[], Awaitable[bytes]]) -> None:
+        self.read = read
+
+    def __aiter__(self) -> Reads:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self.read()
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+
 class DeadlineBody:
     """Chunks from `chunks` (empty ones skipped) until they end or the loop time `deadline`.
 
@@ -29,11 +48,12 @@ class DeadlineBody:
     nobody ever started reading (closing an unstarted generator skips its `finally`).
     """
 
-    def __init__(self, chunks: AsyncIterator[bytes] | None, deadline: float,
+    def __init__(self, chunks: AsyncIterator[bytes] | Reads | None, deadline: float,
                  release: Callable[[], Awaitable[None]] | None,
                  translate: Callable[[Exception], GatewayError],
                  errors: tuple[type[Exception], ...] = (TimeoutError,)) -> None:
         self._chunks = chunks  # None until `attach`: the timer then bounds the head (`head`)
+        self._reads = isinstance(chunks, Reads)
         self.deadline = deadline
         self._release = release
         self._translate = translate
@@ -43,6 +63,8 @@ class DeadlineBody:
         self._reader: asyncio.Task | None = None  # the task in a read, while it is in one
         self._cut = False  # _expire cancelled the reader
         self._closing: asyncio.Future[None] | None = None
+        self._hooks: list[Callable[[GatewayError | None], None]] = []
+        self._failure: GatewayError | None = None  # what the body raised, for the hooks
         self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
 
     def _expire(self) -> None:
@@ -52,6 +74,7 @@ class DeadlineBody:
             self._reader.cancel()
         elif not self.closed and self._release is not None:
             log.warning("upstream deadline passed while the client was not reading; closing")
+            self._failure = UpstreamTimeout()  # what the next read raises: the hooks' error
             self._closing = asyncio.ensure_future(self.aclose())
 
     async def head[T](self, waiting: Awaitable[T]) -> T:
@@ -60,10 +83,11 @@ class DeadlineBody:
         timer per exchange. Before `attach`; after a failure here, `abandon`."""
         return await self._cut_at_deadline(waiting)
 
-    def attach(self, chunks: AsyncIterator[bytes], release: Callable[[], Awaitable[None]]
+    def attach(self, chunks: AsyncIterator[bytes] | Reads, release: Callable[[], Awaitable[None]]
                ) -> DeadlineBody:
         """Give the body made before its head its chunks and its release; the deadline holds."""
         self._chunks, self._release = chunks, release
+        self._reads = isinstance(chunks, Reads)
         return self
 
     def abandon(self) -> None:
@@ -75,31 +99,45 @@ class DeadlineBody:
         return self
 
     async def __anext__(self) -> bytes:
+        """The next chunk. The read is awaited here, cut by the one timer (as `head` is)
+        without a coroutine of its own: this runs once per streamed chunk, and the two that
+        wrapped each read were a tenth of the gateway's own calls per chunk
+        (load/profile_streams.py --cprofile, docs/perf/pass7-streams.md)."""
+        task = asyncio.current_task()
+        assert task is not None  # an async iterator is always awaited in a task
         try:
             while True:
                 if self.expired:
                     raise UpstreamTimeout()
-                chunk = await self._read()
-                if chunk is None:
-                    await self.aclose()
-                    raise StopAsyncIteration
-                if chunk:
-                    return chunk
-        except GatewayError:
+                self._reader = task
+                try:
+                    # A Reads' own `read` (one call less per chunk than its __anext__); an
+                    # iterator's __anext__ (anext(chunks, None) wraps each in one more object).
+                    chunks = self._chunks
+                    chunk = await (chunks.read() if self._reads  # type: ignore[union-attr]
+                                   else chunks.__anext__())  # type: ignore[union-attr]
+                except StopAsyncIteration:
+                    chunk = None
+                except asyncio.CancelledError:
+                    self._cancelled(task)
+                    raise
+                finally:
+                    self._read_over(task)
+                if not chunk:
+                    if chunk is None or self._reads:  # a Reads' b"" is the end
+                        await self.aclose()
+                        raise StopAsyncIteration
+                    continue  # an empty chunk from an iterator: skipped
+                return chunk
+        except GatewayError as error:
+            self._failure = error
             await self.aclose()
             raise
         except self._errors as exc:
             log.warning("upstream stream ended early: %s", type(exc).__name__)
+            self._failure = error = self._translate(exc)
             await self.aclose()
-            raise self._translate(exc) from exc
-
-    async def _read(self) -> bytes | None:
-        """The next chunk, or None at the end; TimeoutError when the deadline cuts the read."""
-        try:
-            # __anext__ itself: anext(chunks, None) wraps every read in one more object.
-            return await self._cut_at_deadline(self._chunks.__anext__())  # type: ignore[union-attr]
-        except StopAsyncIteration:
-            return None
+            raise error from exc
 
     async def _cut_at_deadline[T](self, waiting: Awaitable[T]) -> T:
         """`waiting`, awaited from the current task, which the one deadline timer (`_expire`)
@@ -110,26 +148,62 @@ class DeadlineBody:
         load/bench_streams.py). As asyncio.timeout does, the cancellation is taken back
         (`uncancel`) so that only ours becomes TimeoutError; anyone else's propagates."""
         task = asyncio.current_task()
-        assert task is not None  # the head and an async iterator are always awaited in a task
+        assert task is not None  # the head is always awaited in a task
         self._reader = task
         try:
             return await waiting
         except asyncio.CancelledError:
-            if self._cut:
-                self._cut = False
-                if task.uncancel() == 0:
-                    raise TimeoutError from None
+            self._cancelled(task)
             raise
         finally:
-            self._reader = None
-            if self._cut:  # cut, but the wait returned anyway: take the cancellation back
-                self._cut = False
-                task.uncancel()
+            self._read_over(task)
+
+    def _cancelled(self, task: asyncio.Task) -> None:
+        """A wait of `task` was cancelled: TimeoutError when it was our cut and nobody else's
+        cancellation is pending; else the caller re-raises the cancellation."""
+        if self._cut:
+            self._cut = False
+            if task.uncancel() == 0:
+                raise TimeoutError from None
+
+    def _read_over(self, task: asyncio.Task) -> None:
+        """After every wait: not in a read any more; a cut that the wait outran (it returned
+        anyway) is taken back, so the task keeps no cancellation of ours."""
+        self._reader = None
+        if self._cut:
+            self._cut = False
+            task.uncancel()
+
+    def on_end(self, hook: Callable[[GatewayError | None], None]) -> None:
+        """`hook(error)` runs once, after the exchange's release, when the body ends, fails or
+        is closed (at once if it already has): `error` is the GatewayError the body raised,
+        else None. Hooks run in the order given. For the layers that only act at the end
+        (routing's release, the attempt's span): a generator around the body cost each of
+        them two calls per streamed chunk."""
+        if self.closed:
+            hook(self._failure)
+        else:
+            self._hooks.append(hook)
 
     async def aclose(self) -> None:
         if self.closed:
             return
         self.closed = True
         self._timer.cancel()
-        if self._release is not None:
-            await self._release()
+        try:
+            if self._release is not None:
+                await self._release()
+        finally:
+            self._run_hooks()
+
+    def _run_hooks(self) -> None:
+        """Every hook, even after one failed; the first failure is raised after them all."""
+        hooks, self._hooks = self._hooks, []
+        failed: BaseException | None = None
+        for hook in hooks:
+            try:
+                hook(self._failure)
+            except Exception as exc:  # the others must still run: raised below
+                failed = failed or exc
+        if failed is not None:
+            raise failed

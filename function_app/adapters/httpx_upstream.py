@@ -25,7 +25,7 @@ from ..core.errors import (
 )
 from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.headers import Headers, NameTable
-from .deadline_body import DeadlineBody
+from .deadline_body import DeadlineBody, Reads
 from .upstream_slots import RETRY_AFTER_S, Slots
 
 log = logging.getLogger(__name__)
@@ -237,25 +237,7 @@ def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
         read = response.stream._aiohttp_response.content.readany  # type: ignore[attr-defined]
     except AttributeError:
         return aiter(response.stream)  # type: ignore[arg-type]
-    return _Reads(read)
-
-
-class _Reads:
-    """An async iterator over `read()` until it gives b"" (the end of the body)."""
-
-    __slots__ = ("_read",)
-
-    def __init__(self, read: Callable[[], Awaitable[bytes]]) -> None:
-        self._read = read
-
-    def __aiter__(self) -> _Reads:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk = await self._read()
-        if not chunk:
-            raise StopAsyncIteration
-        return chunk
+    return Reads(read)
 
 
 def _closer(response: httpx.Response, chunks: AsyncIterator[bytes], free: Callable[[], None]

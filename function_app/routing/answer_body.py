@@ -40,9 +40,20 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         await close_quietly(rest)
 
 
-async def with_release(body: AsyncIterator[bytes], release: Callable[[], None]
-                       ) -> AsyncIterator[bytes]:
-    """`body`, calling `release` once however it ends (outstanding-request accounting)."""
+def with_release(body: AsyncIterator[bytes], release: Callable[[], None]
+                 ) -> AsyncIterator[bytes]:
+    """`body`, calling `release` once however it ends (outstanding-request accounting): on a
+    body that runs hooks at its end (adapters/deadline_body.DeadlineBody.on_end: no layer per
+    chunk), after the exchange's own release; else from a generator around it."""
+    on_end = getattr(body, "on_end", None)
+    if on_end is not None:
+        on_end(lambda _error: release())
+        return body
+    return _released(body, release)
+
+
+async def _released(body: AsyncIterator[bytes], release: Callable[[], None]
+                    ) -> AsyncIterator[bytes]:
     try:
         async for chunk in body:
             yield chunk

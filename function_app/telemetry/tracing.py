@@ -183,9 +183,28 @@ def _fail(span: Span, error_type: str) -> None:
     span.end()
 
 
-async def _ending(body: AsyncIterator[bytes], span: Span, done: Callable[[], None]
-                  ) -> AsyncIterator[bytes]:
-    """`body`, ending the attempt's span however the body ends (exhausted, failed, closed)."""
+def _ending(body: AsyncIterator[bytes], span: Span, done: Callable[[], None]
+            ) -> AsyncIterator[bytes]:
+    """`body`, ending the attempt's span however the body ends (exhausted, failed, closed):
+    from the end hooks of a body that has them (DeadlineBody.on_end: no layer per chunk),
+    else from a generator around it."""
+    on_end = getattr(body, "on_end", None)
+    if on_end is None:
+        return _ending_layer(body, span, done)
+
+    def ended(error: GatewayError | None) -> None:
+        if error is not None:
+            span.set_attribute("error.type", error.code)
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+        done()
+
+    on_end(ended)
+    return body
+
+
+async def _ending_layer(body: AsyncIterator[bytes], span: Span, done: Callable[[], None]
+                        ) -> AsyncIterator[bytes]:
     try:
         async for chunk in body:
             yield chunk

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from function_app.adapters.deadline_body import DeadlineBody
+from function_app.adapters.deadline_body import DeadlineBody, Reads
 from function_app.core.errors import UpstreamTimeout
 
 
@@ -17,6 +17,7 @@ class Chunks:
     def __init__(self):
         self.next: asyncio.Future = asyncio.get_running_loop().create_future()
         self.waiting = asyncio.Event()
+        self.taken = asyncio.Event()  # set once a chunk was taken
 
     def __aiter__(self):
         return self
@@ -26,15 +27,39 @@ class Chunks:
         chunk = await self.next
         self.next = asyncio.get_running_loop().create_future()
         self.waiting.clear()
+        self.taken.set()
         return chunk
 
 
-def body_of(chunks: Chunks, released: list) -> DeadlineBody:
+class DirectReads(Reads):
+    """`Chunks` as an upstream client's read (b"" at the end), which DeadlineBody calls itself:
+    its `__anext__` is never used."""
+
+    __slots__ = ()
+
+    def __init__(self, chunks: Chunks):
+        async def read() -> bytes:
+            return await chunks.__anext__() or b""
+
+        super().__init__(read)
+
+    async def __anext__(self):
+        raise AssertionError("DeadlineBody reads a Reads through its read")
+
+
+@pytest.fixture(params=["iterator", "reads"])
+def kind(request) -> str:
+    """Both chunk sources DeadlineBody takes: any async iterator, and a Reads."""
+    return request.param
+
+
+def body_of(chunks: Chunks, released: list, kind: str = "iterator") -> DeadlineBody:
     async def release():
         released.append(True)
 
     far = asyncio.get_running_loop().time() + 3600
-    return DeadlineBody(chunks, far, release, lambda exc: UpstreamTimeout())
+    source = DirectReads(chunks) if kind == "reads" else chunks
+    return DeadlineBody(source, far, release, lambda exc: UpstreamTimeout())
 
 
 async def read_state(body: DeadlineBody) -> tuple[str, int]:
@@ -46,9 +71,9 @@ async def read_state(body: DeadlineBody) -> tuple[str, int]:
     return outcome, asyncio.current_task().cancelling()
 
 
-async def test_chunks_pass_until_the_end_and_release_runs_once():
+async def test_chunks_pass_until_the_end_and_release_runs_once(kind):
     chunks, released = Chunks(), []
-    body = body_of(chunks, released)
+    body = body_of(chunks, released, kind)
     reader = asyncio.create_task(read_state(body))
     await chunks.waiting.wait()
     chunks.next.set_result(b"data: 1\n\n")
@@ -60,9 +85,9 @@ async def test_chunks_pass_until_the_end_and_release_runs_once():
     assert released == [True]
 
 
-async def test_a_read_in_progress_at_the_deadline_is_a_timeout_with_no_cancellation_left():
+async def test_a_read_in_progress_at_the_deadline_is_a_timeout_with_no_cancellation_left(kind):
     chunks, released = Chunks(), []
-    body = body_of(chunks, released)
+    body = body_of(chunks, released, kind)
     reader = asyncio.create_task(read_state(body))
     await chunks.waiting.wait()
     body._expire()  # the deadline timer fires while the read waits
@@ -70,9 +95,9 @@ async def test_a_read_in_progress_at_the_deadline_is_a_timeout_with_no_cancellat
     assert released == [True]
 
 
-async def test_a_chunk_ready_as_the_deadline_fires_still_ends_in_a_timeout_and_nothing_stray():
+async def test_a_chunk_ready_as_the_deadline_fires_still_ends_in_a_timeout_and_nothing_stray(kind):
     chunks, released = Chunks(), []
-    body = body_of(chunks, released)
+    body = body_of(chunks, released, kind)
 
     async def read_then_await():
         outcome = await read_state(body)
@@ -87,9 +112,9 @@ async def test_a_chunk_ready_as_the_deadline_fires_still_ends_in_a_timeout_and_n
     assert released == [True]
 
 
-async def test_someone_elses_cancellation_during_a_read_stays_a_cancellation():
+async def test_someone_elses_cancellation_during_a_read_stays_a_cancellation(kind):
     chunks, released = Chunks(), []
-    body = body_of(chunks, released)
+    body = body_of(chunks, released, kind)
     reader = asyncio.create_task(anext(body))
     await chunks.waiting.wait()
     reader.cancel()
@@ -162,3 +187,80 @@ async def test_a_deadline_before_attach_with_nobody_waiting_releases_nothing():
     body._expire()  # no reader, nothing attached: only marks the body expired
     await asyncio.sleep(0)
     assert body.expired and not body.closed
+
+
+async def test_an_empty_chunk_from_an_iterator_is_skipped_and_a_reads_empty_read_is_the_end(kind):
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released, kind)
+    reader = asyncio.create_task(anext(body, None))
+    await chunks.waiting.wait()
+    chunks.next.set_result(b"")
+    if kind == "iterator":  # skipped: the read goes on
+        await chunks.taken.wait()
+        await chunks.waiting.wait()
+        chunks.next.set_result(b"data: 2\n\n")
+        assert await reader == b"data: 2\n\n"
+        assert released == []
+    else:
+        assert await reader is None
+        assert released == [True]
+
+
+def hooked(body: DeadlineBody, released: list, names: str) -> list:
+    """End hooks named by the letters of `names`, each noting (name, error code or None, whether
+    the exchange was released by then)."""
+    seen: list = []
+    for name in names:
+        body.on_end(lambda error, name=name: seen.append(
+            (name, error and error.code, bool(released))))
+    return seen
+
+
+async def test_end_hooks_run_once_in_order_after_the_release_when_the_body_ends(kind):
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released, kind)
+    seen = hooked(body, released, "ab")
+    reader = asyncio.create_task(anext(body, None))
+    await chunks.waiting.wait()
+    chunks.next.set_result(None)
+    assert await reader is None
+    await body.aclose()  # a close after the end runs nothing again
+    assert seen == [("a", None, True), ("b", None, True)]
+
+
+async def test_end_hooks_get_the_error_the_body_raised():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)  # translate: any failure is UpstreamTimeout
+    seen = hooked(body, released, "a")
+    reader = asyncio.create_task(anext(body))
+    await chunks.waiting.wait()
+    chunks.next.set_exception(TimeoutError())
+    with pytest.raises(UpstreamTimeout):
+        await reader
+    assert seen == [("a", "upstream_timeout", True)]
+
+
+async def test_a_closed_body_runs_a_hook_given_later_at_once_and_a_failing_hook_stops_none():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)
+    seen: list = []
+
+    def broken(_error):
+        raise RuntimeError("hook failed")
+
+    body.on_end(broken)
+    body.on_end(lambda error: seen.append(("after", error)))
+    with pytest.raises(RuntimeError):
+        await body.aclose()  # the client went away
+    assert seen == [("after", None)] and released == [True]
+    body.on_end(lambda error: seen.append(("late", error)))
+    assert seen[-1] == ("late", None)
+
+
+async def test_a_deadline_while_nobody_reads_ends_the_hooks_with_the_timeout():
+    chunks, released = Chunks(), []
+    body = body_of(chunks, released)
+    seen = hooked(body, released, "a")
+    body._expire()
+    await asyncio.sleep(0)  # the close it scheduled runs
+    assert seen == [("a", "upstream_timeout", True)]

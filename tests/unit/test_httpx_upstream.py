@@ -130,7 +130,7 @@ async def test_an_answer_leaves_no_generator_for_the_loop_to_finalise(kind, whol
 async def test_httpx_over_aiohttp_reads_the_body_from_aiohttps_reader():
     """The streamed path skips httpx-aiohttp's generator (adapters/httpx_upstream.body_chunks);
     if that library renames what it wraps, the fallback is taken and this says so."""
-    from function_app.adapters.httpx_upstream import _Reads
+    from function_app.adapters.deadline_body import Reads
 
     async def two_chunks(reader, writer):
         await reader.readuntil(b"\r\n\r\n")
@@ -145,7 +145,7 @@ async def test_httpx_over_aiohttp_reads_the_body_from_aiohttps_reader():
     try:
         async with server:
             answer = await client.send(request(port))
-            assert isinstance(answer.body._chunks, _Reads)
+            assert isinstance(answer.body._chunks, Reads)
             assert b"".join([chunk async for chunk in answer.body]) == b"firstsecond"
     finally:
         await client.aclose()

@@ -345,3 +345,50 @@ def test_an_id_only_child_keeps_its_parents_trace_flags_and_state_and_sends_them
     assert headers.get_all("traceparent") == [traceparent(child)]
     assert headers.get_all("tracestate") == ["vendor=v1"]
     assert trace_ids(NonRecordingSpan(SpanContext(0, 0, False))) == ("", "")
+
+
+async def test_a_stream_cut_midway_marks_its_attempt_span_and_releases_its_member(
+        wired, backend, spans):
+    """The attempt's span and the member's outstanding count end from the upstream body's end
+    hooks (DeadlineBody.on_end), not from generators around it: a stream whose backend dies
+    after its first event still marks the span with the error and uncounts the member."""
+    built = await wired()
+
+    def dies_midway(request):
+        async def events():
+            yield b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n'
+            raise httpx.ReadError("reset by the backend")
+
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              stream=_Events(events()))
+
+    backend.respond = dies_midway
+    response = await proxy(make_request("POST", "/v1/chat/completions", chat(stream=True),
+                                        {"content-type": "application/json"}))
+    assert await _outstanding(built) == 1  # the member holds the stream
+    body = await read_body(response)
+    assert body.startswith(b'data: {"choices"') and b'"code": "upstream_unavailable"' in body
+    clients = [s for s in spans.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert len(clients) == 1
+    assert clients[0].attributes["error.type"] == "upstream_unavailable"
+    assert clients[0].status.status_code.name == "ERROR"
+    assert await _outstanding(built) == 0
+
+
+async def _outstanding(built) -> int:
+    """The most requests outstanding on any member (the operator's health report, where a
+    member may be listed in several pools)."""
+    def most(node) -> int:
+        if isinstance(node, dict):
+            return max([v if k == "outstanding" else most(v) for k, v in node.items()] or [0])
+        return max([most(v) for v in node] or [0]) if isinstance(node, list) else 0
+    return most(await built.health.report(detail=True))
+
+
+class _Events(httpx.AsyncByteStream):
+    def __init__(self, events):
+        self.events = events
+
+    async def __aiter__(self):
+        async for event in self.events:
+            yield event

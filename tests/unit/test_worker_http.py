@@ -82,3 +82,108 @@ async def test_an_answer_still_waited_for_keeps_its_entry():
         await route
     coordinator.set_http_response(invocation_id, object())  # a late answer finds its entry
     coordinator._context_references.pop(invocation_id)
+
+
+async def _serve_stream(app, chunks: list[bytes], fail: Exception | None = None):
+    """One GET through the ASGI `app` whose route answers with `chunks` streamed (then raises
+    `fail`, if given); the messages the server's own `send` got, each with its caller's name."""
+    import sys
+
+    from function_app.app import to_response
+    from function_app.http.headers import Headers
+    from function_app.http.messages import GatewayResponse
+
+    async def body():
+        for chunk in chunks:
+            yield chunk
+        if fail is not None:
+            raise fail
+
+    async def route(request: web.FastApiRequest):
+        return to_response(GatewayResponse(200, Headers([("x-request-id", "rq-1")]), body()))
+
+    app.api_route("/{path:path}", methods=["GET"])(route)
+    got: list[tuple[dict, str]] = []
+    gone = asyncio.Event()
+    asked = []
+
+    async def receive():
+        asked.append(True)
+        if len(asked) == 1:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()  # Starlette's disconnect listener: the client stays
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        got.append((message, sys._getframe(1).f_code.co_name))
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+             "http_version": "1.1", "method": "GET", "path": "/s", "raw_path": b"/s",
+             "query_string": b"", "headers": [], "client": ("127.0.0.1", 5), "root_path": "",
+             "server": ("127.0.0.1", 80), "scheme": "http"}
+    await app(scope, receive, send)
+    return got
+
+
+async def test_a_streamed_answers_chunks_go_to_the_servers_send_and_its_start_through_the_app():
+    import function_app.app  # noqa: F401
+
+    got = await _serve_stream(web.WebApp().get_app(), [b"data: 1\n\n", b"data: 2\n\n"])
+    messages = [m for m, _ in got]
+    assert messages[0]["type"] == "http.response.start" and messages[0]["status"] == 200
+    assert [(m["body"], m["more_body"]) for m in messages[1:]] == [
+        (b"data: 1\n\n", True), (b"data: 2\n\n", True), (b"", False)]
+    assert got[0][1] != "_stream"  # the start: through the app's wrappers (they track it)
+    assert {caller for _, caller in got[1:]} == {"_stream"}  # the chunks: straight from ours
+
+
+async def test_a_stream_failing_midway_still_ends_the_documented_way_on_the_direct_path():
+    import function_app.app  # noqa: F401
+    from function_app.core.errors import UpstreamError
+
+    got = await _serve_stream(web.WebApp().get_app(), [b"data: 1\n\n"], UpstreamError())
+    assert [(m.get("body"), m.get("more_body")) for m, _ in got[1:]] == [
+        (b"data: 1\n\n", True), (b"", False)]
+
+
+async def test_an_app_with_middleware_of_its_own_keeps_every_wrapper_on_the_chunks():
+    import function_app.app  # noqa: F401
+
+    app = web.WebApp().get_app()
+
+    class Upper:
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            async def upper(message):
+                if message["type"] == "http.response.body":
+                    message = {**message, "body": message["body"].upper()}
+                await send(message)
+            await self.inner(scope, receive, upper)
+
+    app.add_middleware(Upper)
+    got = await _serve_stream(app, [b"data: a\n\n"])
+    assert [m["body"] for m, _ in got[1:]] == [b"DATA: A\n\n", b""]
+
+
+async def test_with_fastapis_own_telemetry_on_every_chunk_still_passes_its_wrapper():
+    """FastAPI's native telemetry turns on when a global OpenTelemetry provider is set (Azure
+    Monitor's set-up sets one): its `send` wrapper sees every message and ends the request's
+    span at the last body message, so the chunks skip only the wrappers inside it."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import function_app.app  # noqa: F401
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    app = web.FastAPI(telemetry={"tracer_provider": provider, "metrics": False, "logs": False})
+    got = await _serve_stream(app, [b"data: 1\n\n", b"data: 2\n\n"])
+    assert [m.get("body") for m, _ in got[1:]] == [b"data: 1\n\n", b"data: 2\n\n", b""]
+    assert {caller for _, caller in got} == {"wrapped_send"}  # the telemetry's, for each
+    served = [s for s in spans.get_finished_spans()
+              if s.attributes.get("http.response.status_code") == 200]
+    assert len(served) == 1
