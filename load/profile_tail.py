@@ -46,12 +46,14 @@ from scripts.procs import spawn_node  # noqa: E402
 
 SLOW = {"LATENCY_MIN_MS": "30", "LATENCY_MAX_MS": "50"}  # make bench's latency backend
 RECORD: contextvars.ContextVar[dict] = contextvars.ContextVar("profile_tail_record")
+LEASES: list[tuple[bool, float, float]] = []  # (requests waited, round trip ms, target)
 
 
 def hook_limiters() -> None:
     """Wrap the limiters' slow paths so each request's record says whether it took one and
     whether it awaited storage (a lease or a sync: one started or one in flight)."""
     from function_app.ratelimit.engine import LimiterEngine
+    from function_app.ratelimit.lease.leaser import Leaser
     from function_app.ratelimit.lease.limiter import Limiter
     from function_app.ratelimit.tally.limiter import TallyLimiter
 
@@ -89,6 +91,16 @@ def hook_limiters() -> None:
         return await fetch(self, ks, cost)
 
     Limiter._fetch = fetch_marked  # type: ignore[method-assign]
+    lease = Leaser.lease
+
+    async def timed_lease(self, ks, target, cost):
+        began, waited = time.perf_counter(), ks.waiting > 0
+        try:
+            return await lease(self, ks, target, cost)
+        finally:
+            LEASES.append((waited, (time.perf_counter() - began) * 1000, target))
+
+    Leaser.lease = timed_lease  # type: ignore[method-assign]
 
 
 class StallStacks:
@@ -332,6 +344,12 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}; {args.slices} x {args.slice} s at "
           f"{args.rate}/s, {args.gap} s idle before each slice")
     print(json.dumps(summaries, indent=1))
+    for waited, name in ((True, "for waiting requests"), (False, "background top-ups")):
+        rows = sorted(ms for w, ms, _ in LEASES if w is waited)
+        if rows:
+            print(f"leases {name}: {len(rows)}, round trip ms p50 {pick(rows, 0.5):.1f} "
+                  f"max {rows[-1]:.1f}; targets "
+                  f"{sorted({round(t) for w, _, t in LEASES if w is waited})[:12]}")
     if args.json:
         Path(args.json).write_text(json.dumps({"summaries": summaries, "records": records,
                                                "args": vars(args)}))
