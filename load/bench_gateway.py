@@ -259,7 +259,9 @@ def latency(urls: dict[str, str], args, targets: tuple[str, ...] = TARGETS) -> d
         figures[t]["limiter_per_4000"] = {
             "decided_off_the_fast_path": per * (d["decisions"] - d.get("fast_admitted", 0)),
             **{k: per * d[k] for k in ("leases", "background_refills", "returns",
-                                       "lease_waits", "storage_round_trips") if k in d}}
+                                       "lease_waits", "storage_round_trips", "storage_errors",
+                                       "storage_timeouts", "decisions_without_storage")
+               if k in d}}
     return figures
 
 
