@@ -227,6 +227,15 @@ def throughput(urls: dict[str, str], args, script: Path, pids: dict) -> dict[str
                 "cpu_runs": [_cpu(x) for x in r]} for t, r in runs.items()}
 
 
+def turns(targets: tuple[str, ...], k: int, order: str) -> tuple[str, ...]:
+    """Pass k's order: "reverse" (every other pass reversed, so the last target of a pass runs
+    again first in the next, two slices without a pause) or "same" (every pass in the same
+    order, so each target rests the same len(targets) - 1 slices before each of its own: a
+    target whose state cools in a pause, the limiter's pools, is not measured after more
+    pauses than another)."""
+    return targets if order == "same" or k % 2 == 0 else targets[::-1]
+
+
 def latency(urls: dict[str, str], args, targets: tuple[str, ...] = TARGETS) -> dict[str, dict]:
     """Open loop at --rate for --latency-rounds x --latency-seconds per target, in slices of
     --latency-slice seconds that take turns (order reversed every other pass): a neighbour's
@@ -242,7 +251,7 @@ def latency(urls: dict[str, str], args, targets: tuple[str, ...] = TARGETS) -> d
     limited = [t for t in targets if t in (GATEWAYS[0], BASE[0])]
     before = {t: stats_of(urls[t]).get("limiter", {}) for t in limited}
     for k in range(slices):
-        for t in (targets if k % 2 == 0 else targets[::-1]):
+        for t in turns(targets, k, args.latency_order):
             got = asyncio.run(open_loop(urls[t], args.rate, args.latency_slice))
             samples[t] += got["latencies"]
             lags[t] += got["lags"]
@@ -357,6 +366,8 @@ def main() -> int:
     parser.add_argument("--latency-slice", type=float, default=2.0,
                         help="seconds of open loop per target before the next takes its turn")
     parser.add_argument("--out", default=str(ROOT / "load/results/bench.json"))
+    parser.add_argument("--latency-order", choices=("reverse", "same"), default="reverse",
+                        help="turns of the latency slices (see `turns`)")
     parser.add_argument("--only-latency", action="store_true",
                         help="phase 2 alone: the open loop at --rate, no wrk rounds")
     parser.add_argument("--base", metavar="REV",
