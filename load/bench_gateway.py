@@ -16,6 +16,10 @@ off), every function served by the local Functions host and the real worker (fun
    the slices that could not keep the rate (saturated) are reported beside it.
 3. Start-up: from starting the host to the first /healthz 200 through it.
 Writes load/results/bench.json (--out) and prints Markdown tables with the ratios.
+
+--only-latency runs phase 2 alone (no wrk, no tally-mode gateway); --base REV adds that
+commit's tree (git archive) as two more gateways, defaults and limits off, to phase 2's turns:
+before and after in one run, on the same machine at the same moments.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from scripts.azurite import Azurite  # noqa: E402
-from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, WORKER_ENV, export_tree, free_port, spawn  # noqa: E402
 
 BODY = b'{"prompt": "benchmark"}'
 WRK_LUA = 'wrk.method = "POST"\nwrk.body = \'{"prompt": "benchmark"}\'\n' \
@@ -111,12 +115,17 @@ WRK_TARGETS = (*TARGETS, TALLY)
 # --also-upstream KIND: one more wrk target, limits off with UPSTREAM_CLIENT=KIND (an A/B of the
 # upstream adapter in the same run); filled in by main.
 EXTRA: dict[str, dict[str, str]] = {}
+# --base REV: the two gateways again from that commit's tree, latency phase only.
+BASE = tuple(f"{g[:-1]}, base)" for g in GATEWAYS)
 
 
-def start_stack(logs: Path) -> tuple[list, dict[str, str], dict[str, str], float]:
+def start_stack(logs: Path, tally: bool = True, base: Path | None = None
+                ) -> tuple[dict, dict[str, str], dict[str, str], float]:
     """Backends, the ten-line function and two gateways (defaults: limits on far from binding on
-    Azurite, cache on, telemetry on; and limits off), each function on its own host + worker.
-    Returns the processes, the fast and the slow URL of each target, and the start-up time."""
+    Azurite, cache on, telemetry on; and limits off), each function on its own host + worker;
+    the tally-mode gateway unless not `tally`, and the two gateways from the `base` tree too.
+    Returns the processes by name, the fast and the slow URL of each target, and the start-up
+    time."""
     node = ROOT / "services/node"
     azurite = Azurite(logs / "azurite").start()
     fast_port, slow_port = free_port(), free_port()
@@ -134,26 +143,30 @@ def start_stack(logs: Path) -> tuple[list, dict[str, str], dict[str, str], float
     common = {**WORKER_ENV, "NODE_SERVICE_URL": fast.url, "PY_SERVICE_URL": slow.url}
     table = {**FAR, "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string}
     envs = {GATEWAYS[0]: table, GATEWAYS[1]: {"RATE_LIMIT_ENABLED": "false"},
-            TALLY: {**table, "RATE_LIMIT_SYNC": "tally"}, **EXTRA}
+            **({TALLY: {**table, "RATE_LIMIT_SYNC": "tally"}} if tally else {}), **EXTRA}
+    if base is not None:
+        envs.update({BASE[0]: envs[GATEWAYS[0]], BASE[1]: envs[GATEWAYS[1]]})
     start_s = 0.0
     for name, extra in envs.items():
         port = free_port()
         began = time.perf_counter()
+        tree = ["--app-dir", str(base)] if name in BASE else []
         procs[name] = spawn(name.split()[0] + "-" + extra.get("RATE_LIMIT_ENABLED", "on")
                             + "-" + extra.get("RATE_LIMIT_SYNC", "lease")
-                            + "-" + extra.get("UPSTREAM_CLIENT", "default"),
-                            HOST_CMD, port=port, log_dir=logs, timeout=120,
+                            + "-" + extra.get("UPSTREAM_CLIENT", "default")
+                            + ("-base" if tree else ""),
+                            [*HOST_CMD, *tree], port=port, log_dir=logs, timeout=120,
                             env={**common, **extra, "PORT": str(port)})
         while httpx.get(f"{procs[name].url}/healthz", timeout=10).status_code != 200:
             time.sleep(0.01)
         start_s = start_s or time.perf_counter() - began
     fast_urls = {"direct": f"{fast.url}/infer",
                  "ten-line function": f"{procs['ten-line function'].url}/infer",
-                 **{g: f"{procs[g].url}/infer/node" for g in (*GATEWAYS, TALLY, *EXTRA)}}
+                 **{g: f"{procs[g].url}/infer/node" for g in envs}}
     slow_urls = {"direct": f"{slow.url}/infer",
                  "ten-line function": f"{procs['ten-line slow'].url}/infer",
-                 **{g: f"{procs[g].url}/infer/python" for g in GATEWAYS}}
-    return list(procs.values()), fast_urls, slow_urls, start_s
+                 **{g: f"{procs[g].url}/infer/python" for g in (*GATEWAYS, *BASE) if g in envs}}
+    return procs, fast_urls, slow_urls, start_s
 
 
 def cpu_seconds(pid: int) -> float:
@@ -214,29 +227,51 @@ def throughput(urls: dict[str, str], args, script: Path, pids: dict) -> dict[str
                 "cpu_runs": [_cpu(x) for x in r]} for t, r in runs.items()}
 
 
-def latency(urls: dict[str, str], args) -> dict[str, dict]:
+def turns(targets: tuple[str, ...], k: int, order: str) -> tuple[str, ...]:
+    """Pass k's order: "reverse" (every other pass reversed, so the last target of a pass runs
+    again first in the next, two slices without a pause) or "same" (every pass in the same
+    order, so each target rests the same len(targets) - 1 slices before each of its own: a
+    target whose state cools in a pause, the limiter's pools, is not measured after more
+    pauses than another)."""
+    return targets if order == "same" or k % 2 == 0 else targets[::-1]
+
+
+def latency(urls: dict[str, str], args, targets: tuple[str, ...] = TARGETS) -> dict[str, dict]:
     """Open loop at --rate for --latency-rounds x --latency-seconds per target, in slices of
     --latency-slice seconds that take turns (order reversed every other pass): a neighbour's
     burst on this shared machine then lands on every target alike, instead of on the one whose
     10 s round it hit, which made "p99 added" compare different moments. A slice whose
     requests could not all complete within it (achieved rate below 0.9 x --rate) saturated the
     stack or this client: counted in `saturated_slices`."""
-    samples: dict[str, list[float]] = {t: [] for t in TARGETS}
-    lags: dict[str, list[float]] = {t: [] for t in TARGETS}
-    errors = dict.fromkeys(TARGETS, 0)
-    saturated = dict.fromkeys(TARGETS, 0)
+    samples: dict[str, list[float]] = {t: [] for t in targets}
+    lags: dict[str, list[float]] = {t: [] for t in targets}
+    errors = dict.fromkeys(targets, 0)
+    saturated = dict.fromkeys(targets, 0)
     slices = max(1, round(args.latency_rounds * args.latency_seconds / args.latency_slice))
+    limited = [t for t in targets if t in (GATEWAYS[0], BASE[0])]
+    before = {t: stats_of(urls[t]).get("limiter", {}) for t in limited}
     for k in range(slices):
-        for t in (TARGETS if k % 2 == 0 else TARGETS[::-1]):
+        for t in turns(targets, k, args.latency_order):
             got = asyncio.run(open_loop(urls[t], args.rate, args.latency_slice))
             samples[t] += got["latencies"]
             lags[t] += got["lags"]
             errors[t] += got["errors"]
             saturated[t] += got["achieved_rps"] < 0.9 * args.rate
-    return {t: {"p50_ms": pick(v, 0.5), "p99_ms": pick(v, 0.99), "errors": errors[t],
-                "requests": len(v), "client_lag_p99_ms": pick(lags[t], 0.99),
-                "slices": slices, "saturated_slices": saturated[t]}
-            for t, v in samples.items()}
+    figures = {t: {"p50_ms": pick(v, 0.5), "p99_ms": pick(v, 0.99), "errors": errors[t],
+                   "requests": len(v), "client_lag_p99_ms": pick(lags[t], 0.99),
+                   "slices": slices, "saturated_slices": saturated[t]}
+               for t, v in samples.items()}
+    for t in limited:  # what the limiter did, from its own counters (not timings)
+        after = stats_of(urls[t]).get("limiter", {})
+        d = {k: after.get(k, 0) - before[t].get(k, 0) for k in after if k != "storage_healthy"}
+        per = 4000 / max(len(samples[t]), 1)
+        figures[t]["limiter_per_4000"] = {
+            "decided_off_the_fast_path": per * (d["decisions"] - d.get("fast_admitted", 0)),
+            **{k: per * d[k] for k in ("leases", "background_refills", "returns",
+                                       "lease_waits", "storage_round_trips", "storage_errors",
+                                       "storage_timeouts", "decisions_without_storage")
+               if k in d}}
+    return figures
 
 
 def _cpu(run: dict) -> float:
@@ -252,6 +287,37 @@ def verdicts(tp: dict, lat: dict) -> dict[str, dict]:
                 "p99_added_ms": lat[g]["p99_ms"] - direct["p99_ms"],
                 "p99_added_over_tenline_ms": lat[g]["p99_ms"] - ref_lat["p99_ms"]}
             for g in GATEWAYS}
+
+
+def latency_verdicts(lat: dict) -> dict[str, dict]:
+    """Per gateway (and base gateway): p50/p99 added over the direct backend and over the
+    ten-line function, from the open-loop phase alone."""
+    ref, direct = lat["ten-line function"], lat["direct"]
+    return {g: {"p50_added_ms": v["p50_ms"] - direct["p50_ms"],
+                "p99_added_ms": v["p99_ms"] - direct["p99_ms"],
+                "p99_added_over_tenline_ms": v["p99_ms"] - ref["p99_ms"]}
+            for g, v in lat.items() if g.startswith("gateway")}
+
+
+def latency_report(lat: dict, args) -> str:
+    """--only-latency's tables: each target's open-loop figures and the gateways' added."""
+    lines = [f"Open loop at {args.rate} RPS against the 30-50 ms backend, "
+             f"{args.latency_rounds} x {args.latency_seconds} s per target in "
+             f"{args.latency_slice} s slices taking turns, load average "
+             f"{os.getloadavg()[0]:.1f}:", "",
+             "| target | p50 ms | p99 ms | errors | this client's lag p99 ms | "
+             "saturated slices |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {t} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | "
+              f"{r['client_lag_p99_ms']:.1f} | {r['saturated_slices']} of {r['slices']} |"
+              for t, r in lat.items()]
+    lines += [f"limiter per 4,000 requests ({t}): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in r["limiter_per_4000"].items())
+        for t, r in lat.items() if "limiter_per_4000" in r]
+    lines += ["", "| gateway | p50 added ms | p99 added ms (<= 3) | p99 over ten-line ms |",
+              "|---|---:|---:|---:|"]
+    lines += [f"| {g} | {v['p50_added_ms']:.1f} | **{v['p99_added_ms']:.1f}** | "
+              f"{v['p99_added_over_tenline_ms']:.1f} |" for g, v in latency_verdicts(lat).items()]
+    return "\n".join(lines)
 
 
 def report(tp: dict, lat: dict, start_s: float, args) -> str:
@@ -300,36 +366,49 @@ def main() -> int:
     parser.add_argument("--latency-slice", type=float, default=2.0,
                         help="seconds of open loop per target before the next takes its turn")
     parser.add_argument("--out", default=str(ROOT / "load/results/bench.json"))
+    parser.add_argument("--latency-order", choices=("reverse", "same"), default="reverse",
+                        help="turns of the latency slices (see `turns`)")
+    parser.add_argument("--only-latency", action="store_true",
+                        help="phase 2 alone: the open loop at --rate, no wrk rounds")
+    parser.add_argument("--base", metavar="REV",
+                        help="also that commit's gateways (defaults, limits off) in phase 2")
     parser.add_argument("--also-upstream", choices=("aiohttp-direct", "httpx"),
                         help="one more target: limits off with this UPSTREAM_CLIENT")
     args = parser.parse_args()
     if args.also_upstream:
         EXTRA[f"gateway (limits off, {args.also_upstream})"] = {
             "RATE_LIMIT_ENABLED": "false", "UPSTREAM_CLIENT": args.also_upstream}
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.only_latency:
         sys.exit("bench: wrk is missing; install it (Debian: apt-get install wrk)")
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
     load_before = os.getloadavg()
-    procs, fast, slow, start_s = start_stack(logs)
+    base = export_tree(args.base, logs) if args.base else None
+    procs, fast, slow, start_s = start_stack(logs, tally=not args.only_latency, base=base)
     try:
-        script = logs / "post.lua"
-        script.write_text(WRK_LUA)
-        named = dict(zip(["azurite", "fast", "slow", "ten-line function", "ten-line slow",
-                          *GATEWAYS, TALLY, *EXTRA], procs, strict=True))
-        pids = {t: host_and_worker(named[t])
-                for t in ("ten-line function", *GATEWAYS, TALLY, *EXTRA)}
-        tp = throughput(fast, args, script, pids)
-        lat = latency(slow, args)
+        if args.only_latency:
+            tp = None
+            for t in (*TARGETS, *(BASE if base else ())):  # wrk's rounds warm them otherwise
+                asyncio.run(open_loop(slow[t], args.rate, 1.0))
+            lat = latency(slow, args, (*TARGETS, *(BASE if base else ())))
+        else:
+            script = logs / "post.lua"
+            script.write_text(WRK_LUA)
+            pids = {t: host_and_worker(procs[t])
+                    for t in ("ten-line function", *GATEWAYS, TALLY, *EXTRA)}
+            tp = throughput(fast, args, script, pids)
+            lat = latency(slow, args, (*TARGETS, *(BASE if base else ())))
         cache = stats_of(fast[GATEWAYS[0]]).get("cache")
     finally:
-        for proc in procs:
+        for proc in procs.values():
             proc.stop()
-    print(report(tp, lat, start_s, args))
+    print(report(tp, lat, start_s, args) if tp is not None else latency_report(lat, args))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(
-        {"throughput": tp, "latency": lat, "verdicts": verdicts(tp, lat), "start_s": start_s,
-         "cache": cache, "load_average": {"before": load_before, "after": os.getloadavg()},
+        {"throughput": tp, "latency": lat,
+         "verdicts": verdicts(tp, lat) if tp is not None else latency_verdicts(lat),
+         "start_s": start_s, "cache": cache,
+         "load_average": {"before": load_before, "after": os.getloadavg()},
          "args": vars(args), "logs": str(logs)}, indent=2))
     return 0
 

@@ -26,6 +26,7 @@ from function_app.core.table_keys import decode_key, encode_key
 from ..routing.breaker import SharedState
 from ..routing.store import BreakerRow, ProbeResult
 from .azure_table import LazyTable, write_row
+from .limitstore_table import env_proxies
 
 BREAKER, PROBE, LEASE = "breaker", "probe", "lease"
 _UNAVAILABLE = (AzureError, OSError, asyncio.TimeoutError, ValueError)
@@ -117,7 +118,10 @@ def open_routing_store(connection_string: str, endpoint: str, table: str
                        ) -> TableRoutingStore | None:
     """The store from a connection string, else an endpoint with DefaultAzureCredential;
     None when neither is set (breakers then live in each instance only)."""
-    options: dict[str, Any] = {"retry_total": 0}
+    # The proxy environment read once (limitstore_table.py, "Proxies"): the breaker rows are
+    # re-read every BREAKER_CACHE_S, and each call looked up ~/.netrc and every environment
+    # variable in worker threads when no proxy was set.
+    options: dict[str, Any] = {"retry_total": 0, "use_env_settings": env_proxies()}
     if connection_string:
         service = TableServiceClient.from_connection_string(connection_string, **options)
     elif endpoint:

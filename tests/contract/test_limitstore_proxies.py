@@ -56,3 +56,24 @@ async def test_a_proxy_variable_keeps_the_sdk_reading_the_environment(azurite, n
         await round_trip(storage)
     finally:
         await storage.close()
+
+
+def routing_trusts_environment(store) -> bool:
+    return store._service._client._client._pipeline._transport._use_env_settings
+
+
+@pytest.mark.parametrize("proxy", [None, "http://127.0.0.1:9"])
+async def test_the_routing_store_reads_the_proxy_environment_as_the_limiter_does(
+        azurite, no_proxies, proxy):
+    """The breaker rows are re-read every BREAKER_CACHE_S (0.5 s): the same rule as above."""
+    from function_app.adapters.breakerstore_table import open_routing_store
+
+    if proxy is not None:
+        no_proxies.setenv("HTTPS_PROXY", proxy)
+        no_proxies.setenv("NO_PROXY", "127.0.0.1")
+    store = open_routing_store(azurite.connection_string, "", f"rt{uuid.uuid4().hex[:10]}")
+    try:
+        assert routing_trusts_environment(store) is (proxy is not None)
+        assert await store.read_breakers() == []
+    finally:
+        await store.close()

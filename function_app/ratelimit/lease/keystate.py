@@ -35,6 +35,8 @@ class KeyState:
     fetch / waiting: the one lease in flight for this key, and the cost of requests awaiting it;
     waiters: each of those costs (the smallest is what a partial grant must pay, lease.take).
     cap: the fair-share cap the row applied at the last lease.
+    lease_goal: the demand target of the latest lease (what the first lease after a pause
+    asks for: Limiter._lease_target).
     reserved: its costs are reservations settled later (ScopedLimit.reserved): fair shares
     only, never blocks (see lease.py).
     """
@@ -58,6 +60,7 @@ class KeyState:
     cap: float = float("inf")
     reserved: bool = False  # its costs are reservations settled later (token limits): no blocks
     demand_amount: float = 0.0
+    lease_goal: float = 0.0
     demand_ts: float = 0.0
     block_cap: float = 0.0
     admitted: Decision | None = None

@@ -53,6 +53,10 @@ CONTENTION_ROUNDS = 1
 class Limiter(LimiterEngine):
     """Decides requests against scoped limits from leased pools; one per process."""
 
+    # The first lease after a pause asks for the previous lease's demand target (see
+    # `_lease_target`); a subclass that leases only on demand, by its own rule, turns it off.
+    RESUME_AT_LEASE_GOAL = True
+
     def __init__(
         self, store: RateLimitStore, clock: Clock, config: LimiterConfig, instance_id: str, *,
         rng: random.Random | None = None, background: bool = True,
@@ -220,9 +224,25 @@ class Limiter(LimiterEngine):
             ks.leave(cost)
 
     def _lease_target(self, ks: KeyState, now: float) -> float:
-        """How much a lease on `ks` asks for: its demand's target, or what waits if more."""
+        """How much a lease on `ks` asks for: its demand's target, or what waits if more.
+
+        A lease for waiting requests on a key unused for `idle_return_s` (its pool was given
+        back or has expired) asks for at least the demand target of the key's previous lease
+        (`KeyState.lease_goal`). The demand estimate decays within a second of a pause, so the
+        first lease after one asked for about one request: the requests arriving during its
+        round trip each waited for another lease, a chain of round trips behind every pause of
+        a busy key (`load/profile_tail.py`: the slowest 1 % of requests at 200/s). The lease
+        stays within the fair cap (lease.take), so the overshoot bound is unchanged; a key
+        that does not come back at its old rate gives the rest back when idle, and its
+        next lease is sized by demand again (`lease_goal` records the demand target only)."""
         cfg = self._cfg
-        return max(ks.target(now, cfg.lease_s, cfg.demand_tau_s, cfg.hold_s), ks.waiting)
+        target = ks.target(now, cfg.lease_s, cfg.demand_tau_s, cfg.hold_s)
+        asked = target
+        if (self.RESUME_AT_LEASE_GOAL and ks.waiting > 0 and not ks.exact
+                and now - ks.last_used >= cfg.idle_return_s and ks.lease_goal > target):
+            asked = ks.lease_goal
+        ks.lease_goal = target
+        return max(asked, ks.waiting)
 
     def _start_fetch(self, ks: KeyState, cost: float) -> asyncio.Task:
         async def run() -> Outcome:

@@ -41,6 +41,8 @@ class OnDemand(Limiter):
     at least `least` of the budget (this instance's part of the fleet: see Budgets)."""
 
     least = 0.0
+    # Its leases are sized by `least` and the request waiting, never by a previous lease.
+    RESUME_AT_LEASE_GOAL = False
 
     def _maybe_refill(self, ks: KeyState, now: float) -> None:
         return

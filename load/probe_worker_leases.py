@@ -1,0 +1,76 @@
+"""How long the limiter's leases take inside the real worker, after pauses as in `make bench`.
+
+    .venv/bin/python load/probe_worker_leases.py [--slices 6] [--pause 10] [--rate 200]
+
+One gateway with the defaults (limits on far from binding, rows on a local Azurite) on the
+local host and the real worker, whose worker loads load/worker_leasetime/sitecustomize.py
+(PYTHONPATH): every lease is timed there. After a 1 s warm-up, --slices slices of 2 s at
+--rate requests/s against the 30-50 ms simulator, --pause idle seconds before each. Prints each
+lease made for waiting requests (its round trip) and the slowest of each slice's first ten
+requests as the client saw them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "load"))
+from bench_gateway import FAR, open_loop  # noqa: E402
+
+from scripts.azurite import Azurite  # noqa: E402
+from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slices", type=int, default=6)
+    parser.add_argument("--pause", type=float, default=10.0)
+    parser.add_argument("--rate", type=int, default=200)
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="probe-leases-"))
+    leases = logs / "leases.txt"
+    azurite = Azurite(logs / "azurite").start()
+    port, slow_port = free_port(), free_port()
+    slow = spawn("slow-backend", ["node", "server.js"], port=slow_port, log_dir=logs,
+                 cwd=ROOT / "services/node",
+                 env={"PORT": str(slow_port), "LATENCY_MIN_MS": "30", "LATENCY_MAX_MS": "50"})
+    gateway = spawn("gateway", HOST_CMD, port=port, log_dir=logs, timeout=120, env={
+        **WORKER_ENV, **FAR, "PORT": str(port), "PY_SERVICE_URL": slow.url,
+        "NODE_SERVICE_URL": slow.url,
+        "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
+        "PYTHONPATH": str(ROOT / "load/worker_leasetime"), "WORKER_LEASE_LOG": str(leases)})
+    url = f"{gateway.url}/infer/python"
+    try:
+        httpx.get(f"{gateway.url}/healthz", timeout=10)
+        asyncio.run(open_loop(url, args.rate, 1.0))
+        starts = []
+        for _ in range(args.slices):
+            time.sleep(args.pause)
+            starts.append(time.time())
+            got = asyncio.run(open_loop(url, args.rate, 2.0))
+            print(f"slice at {starts[-1]:.1f}: first ten requests' longest "
+                  f"{max(got['latencies'][:10]):.1f} ms (completion order), p99 "
+                  f"{sorted(got['latencies'])[int(0.99 * len(got['latencies']))]:.1f} ms")
+    finally:
+        gateway.stop()
+        slow.stop()
+        azurite.stop()
+    for line in leases.read_text().splitlines():
+        wall, ms, waited, target, scope = line.split()
+        if waited == "1":
+            print(f"lease for waiting requests at {float(wall):.1f} ({scope}, target "
+                  f"{target}): {ms} ms")
+    print(f"logs: {logs}")
+
+
+if __name__ == "__main__":
+    main()
