@@ -74,18 +74,24 @@ class RequestLog:
         self._plain_logger = type(self._log).makeRecord is logging.Logger.makeRecord
 
     def write(self, record: RequestRecord) -> None:
-        if not self._log.isEnabledFor(logging.INFO):
-            return
         fields = {k: v for k, v in record.__dict__.items() if v is not None}
         fields["latency_ms"] = round(record.latency_ms, 2)
         if record.ttft_ms is not None:
             fields["ttft_ms"] = round(record.ttft_ms, 2)
+        self.write_fields(fields)
+
+    def write_fields(self, fields: dict) -> None:
+        """Write the line of `fields`: what `write` makes of a RequestRecord (its fields in its
+        order, those that are None left out, the milliseconds rounded to two places), made by
+        the caller without the dataclass (Telemetry.finish, once a request)."""
+        log = self._log
+        if not log.isEnabledFor(logging.INFO):
+            return
         # makeRecord + handle is what info() does, minus the stack walk that finds the caller:
         # the caller is always this line.
-        log, records = self._log, self._records
         line = "".join(_C_ENCODE(fields, 0)) if _C_ENCODE is not None else _encode(fields)
         if logging.getLogRecordFactory() is logging.LogRecord and self._plain_logger:
-            log.handle(records.make(line))  # records.usable(), without a call
+            log.handle(self._records.make(line))  # records.usable(), without a call
         else:
             log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None,
                                       "write"))

@@ -22,13 +22,14 @@ from .tracing import attempt_observer, start_request_span
 
 def telemetry_stage(telemetry: Telemetry) -> Stage:
     tracer = telemetry.tracer
+    attempt_done = telemetry.metrics.attempt_done  # what Telemetry.attempt_done calls
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         started = time.perf_counter()
         span = start_request_span(tracer, request)
         request.context.request_span = span
         ATTEMPT_OBSERVER.set(request.context, attempt_observer(
-            tracer, span, telemetry.backend_of_url, telemetry.attempt_done))
+            tracer, span, telemetry.backend_of_url, attempt_done))
         try:
             response = await call_next(request)
         except BaseException:  # cancelled: the client went away before an answer
