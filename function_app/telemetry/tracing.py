@@ -97,9 +97,13 @@ def traceparent(span: Span) -> str:
     return _traceparent(span.get_span_context())
 
 
+# Hex by %-formatting (noqa UP031): the same text as f"{n:032x}" for these non-negative ints in
+# about half the time (a format spec goes through int.__format__), twice a request.
+
+
 def _traceparent(ctx: SpanContext) -> str:
     trace_id, span_id, _, flags, _, _ = ctx
-    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+    return "00-%032x-%016x-%02x" % (trace_id, span_id, flags)  # noqa: UP031
 
 
 def trace_ids(span: Span) -> tuple[str, str]:
@@ -113,7 +117,7 @@ def trace_ids(span: Span) -> tuple[str, str]:
 def trace_id(span: Span) -> str:
     """The trace id in hex (the request log's), or "" when there is no valid context."""
     trace_id, _, _, _, _, valid = span.get_span_context()
-    return f"{trace_id:032x}" if valid else ""
+    return "%032x" % trace_id if valid else ""  # noqa: UP031
 
 
 def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], str],
@@ -185,10 +189,10 @@ def _set_trace_headers(headers: Headers, span: Span) -> None:
     request instead cost more than the rest of the hook), replacing any trace headers there
     (the client's, or a previous attempt's)."""
     headers.remove(*TRACE_HEADERS)
-    ctx = span.get_span_context()
-    _, _, _, _, state, valid = ctx
-    if valid:
-        headers.set("traceparent", _traceparent(ctx))
+    trace_id, span_id, _, flags, state, valid = span.get_span_context()
+    if valid:  # _traceparent's text, without the call
+        headers.set("traceparent", "00-%032x-%016x-%02x" % (  # noqa: UP031
+            trace_id, span_id, flags))
         if state is not DEFAULT_TRACE_STATE and state:  # the default is empty: no len() call
             headers.set("tracestate", state.to_header())
 

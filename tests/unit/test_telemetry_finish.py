@@ -190,3 +190,17 @@ def test_a_caller_traceparent_is_continued():
     trace_id, _, _, flags, state, _ = span.get_span_context()
     assert (f"{trace_id:032x}", flags, state.to_header()) == (
         "0af7651916cd43dd8448eb211c80319c", TraceFlags(1), "vendor=v1")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_traceparent_and_trace_id_are_the_propagators_text(seed):
+    bits = random.Random(seed).getrandbits
+    ids = [(bits(128) or 1, bits(64) or 1), (1, 1), (2**128 - 1, 2**64 - 1)]
+    for trace_id, span_id in ids:
+        for flags in (TraceFlags(0), TraceFlags(1), TraceFlags(0xFF)):
+            span = NonRecordingSpan(SpanContext(trace_id, span_id, False, flags))
+            carrier: dict[str, str] = {}
+            tracing.PROPAGATOR.inject(carrier, trace.set_span_in_context(span))
+            assert tracing.traceparent(span) == carrier["traceparent"]
+            assert tracing.trace_id(span) == f"{trace_id:032x}" == trace_ids(span)[0]
+    assert tracing.trace_id(NonRecordingSpan(SpanContext(0, 0, False))) == ""
