@@ -24,7 +24,7 @@ from ..routing.routes import MATCH, PROXY
 from .labels import NONE, OTHER, BoundedNames, ClientLabels, FirstNames
 from .metrics import GatewayMetrics
 from .otel_metrics import OtelInstruments
-from .request_log import RequestLog
+from .request_log import RequestLog, request_line
 from .tracing import trace_id
 
 REJECTED = (429, 503)
@@ -80,14 +80,12 @@ class Telemetry:
             self._end_span(span, route, status, backend, model, bill, usage, limited_by, error,
                            ctx)
         if self.log is not None:  # RequestRecord's fields in its order, without the dataclass
-            fields = {"request_id": request.request_id, "trace_id": trace_id(span),
-                      "method": request.method, "route": route, "backend": backend,
-                      "model": model, "status": status, "latency_ms": round(seconds * 1000, 2),
-                      "client": self.clients.hashed(client)}
-            if not (ttft is None and not usage and limited_by is None and cache is None
-                    and error is None and mcp is None):
-                _optional_fields(fields, ttft, usage, limited_by, cache, error, mcp)
-            self.log.write_fields(fields)
+            optional = None if (ttft is None and not usage and limited_by is None
+                                and cache is None and error is None and mcp is None) \
+                else _optional_fields(ttft, usage, limited_by, cache, error, mcp)
+            self.log.write_line(request_line(
+                request.request_id, trace_id(span), request.method, route, backend, model,
+                status, round(seconds * 1000, 2), self.clients.hashed(client), optional))
 
     def _mcp(self, ctx: RequestContext, span: Span) -> dict[str, str | None] | None:
         """An MCP request's counter and span attributes; the request log's fields."""
@@ -171,9 +169,10 @@ class Telemetry:
         span.end()
 
 
-def _optional_fields(fields: dict[str, Any], ttft: float | None, usage, limited_by: str | None,
-                     cache: str | None, error: str | None, mcp: dict | None) -> None:
+def _optional_fields(ttft: float | None, usage, limited_by: str | None, cache: str | None,
+                     error: str | None, mcp: dict | None) -> dict[str, Any]:
     """The request log's optional fields, in RequestRecord's order, those that are not None."""
+    fields: dict[str, Any] = {}
     if ttft is not None:
         fields["ttft_ms"] = round(ttft * 1000, 2)
     if usage:
@@ -186,6 +185,7 @@ def _optional_fields(fields: dict[str, Any], ttft: float | None, usage, limited_
             fields[name] = value
     if mcp:
         fields.update((name, value) for name, value in mcp.items() if value is not None)
+    return fields
 
 
 def _operation(ctx: RequestContext) -> str:
