@@ -19,6 +19,8 @@ from ..routing.attempts import ATTEMPT_OBSERVER
 from .observe import Telemetry
 from .tracing import attempt_observer, start_request_span
 
+_WHOLE = (bytes, bytearray)  # `bytes | bytearray` written in the call makes a union each time
+
 
 def telemetry_stage(telemetry: Telemetry) -> Stage:
     tracer = telemetry.tracer
@@ -35,7 +37,7 @@ def telemetry_stage(telemetry: Telemetry) -> Stage:
         except BaseException:  # cancelled: the client went away before an answer
             telemetry.finish(request, span, 499, started, None, "cancelled")
             raise
-        if isinstance(response.body, bytes | bytearray):
+        if isinstance(response.body, _WHOLE):
             telemetry.finish(request, span, response.status, started, None, None)
         else:
             response.body = _watched(response.body, telemetry, request, span, response.status,
