@@ -48,9 +48,6 @@ class Telemetry:
                 return name
         return OTHER
 
-    def attempt_done(self, backend: str, outcome: str, seconds: float) -> None:
-        self.metrics.attempt_done(backend, outcome, seconds)
-
     def finish(self, request: GatewayRequest, span: Span, status: int, started: float,
                first_chunk: float | None, error: str | None) -> None:
         """Record one answered request; called exactly once, when its last byte is out."""

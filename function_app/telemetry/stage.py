@@ -24,7 +24,7 @@ _WHOLE = (bytes, bytearray)  # `bytes | bytearray` written in the call makes a u
 
 def telemetry_stage(telemetry: Telemetry) -> Stage:
     tracer = telemetry.tracer
-    attempt_done = telemetry.metrics.attempt_done  # what Telemetry.attempt_done calls
+    attempt_done = telemetry.metrics.attempt_done  # counts each upstream attempt
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         started = time.perf_counter()
