@@ -66,12 +66,14 @@ def _best(fn) -> float:
     return min(timeit.repeat(fn, number=NUMBER, repeat=7, timer=time.process_time)) / NUMBER * 1e6
 
 
-def whole_request() -> float:
+def whole_request(log: str = "handler") -> float:
     """The telemetry stage around one POST /infer/node with limits on: a routing step that
     sets the route match, the client and the request decision, then one attempt through the
     observer to an answer with a Content-Length. The same objects each time except the request
     and its context, which the gateway makes per request. The figure is the run's CPU less
-    that of the same run with a stage that only passes the attempt through (no telemetry)."""
+    that of the same run with a stage that only passes the attempt through (no telemetry).
+    `log`: "handler" (the line through logging to the handler), "line" (the line made and not
+    written: this tree's RequestLog.write_line replaced) or "none" (no request log)."""
     from function_app.core.upstream import UpstreamRequest, UpstreamResponse
     from function_app.http.headers import Headers
     from function_app.http.messages import GatewayRequest, GatewayResponse
@@ -86,9 +88,12 @@ def whole_request() -> float:
     from function_app.telemetry.stage import telemetry_stage
 
     url = "http://127.0.0.1:41234/infer/node"
+    request_log = RequestLog() if log != "none" else None
+    if log == "line":
+        request_log.write_line = lambda line: None
     telemetry = Telemetry(tracer=IdOnlyTracer(), metrics=GatewayMetrics({}, "i"),
                           clients=ClientLabels("key", 200), models=BoundedNames(()),
-                          backend_urls={"http://127.0.0.1:41234": "node"}, log=RequestLog())
+                          backend_urls={"http://127.0.0.1:41234": "node"}, log=request_log)
     stage = telemetry_stage(telemetry)
     match = Match(Route("/infer/node", frozenset({"POST"}), "node", "/infer/node", 30.0, False),
                   "/infer/node")
@@ -161,14 +166,32 @@ def compare(trees: list[str], rounds: int) -> None:
             print(f"    {tree:>24}: {min(values):6.2f} / {statistics.median(values):6.2f}")
 
 
+def split() -> None:
+    sys.path.insert(0, os.getcwd())
+    from funchost import worklog
+
+    worklog.install().stream = open(os.devnull, "w")
+    print(f"a unary request's telemetry, us of CPU (best of 7 x {NUMBER}); load average "
+          f"{os.getloadavg()[0]:.1f}")
+    for log, name in (("none", "without the request log"), ("line", "the line made, not written"),
+                      ("handler", "the line written through logging to the local handler")):
+        print(f"  {name}: {whole_request(log):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trees", nargs="+", help="trees to compare, rounds interleaved")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--split", action="store_true",
+                        help="this tree only: a unary request's telemetry without the request "
+                        "log, with the line made but not written, and written")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trees:
         compare(args.trees, args.rounds)
+        return
+    if args.split:
+        split()
         return
     gc.collect()
     figures = pieces()
