@@ -11,11 +11,31 @@ import os
 import random
 
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer, TraceState
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
+    SpanContext,
+    TraceFlags,
+    Tracer,
+    TraceState,
+)
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 _UNSAMPLED = TraceFlags(0)
 _context = tuple.__new__  # SpanContext(...) minus its checks: the ids made here are valid
+
+
+def _plain_span() -> bool:
+    """Whether NonRecordingSpan(context) only keeps `context` in `_context` (its __init__ in
+    this API version), so a span can be made without that Python call (root, child: two a
+    request): object.__new__ and the one attribute. Checked once; otherwise the constructor."""
+    probe = NonRecordingSpan(INVALID_SPAN_CONTEXT)
+    return vars(probe) == {"_context": INVALID_SPAN_CONTEXT} and \
+        probe.get_span_context() is INVALID_SPAN_CONTEXT
+
+
+_PLAIN_SPAN = _plain_span()
+_new = object.__new__
 
 
 class IdOnlyTracer(Tracer):
@@ -35,14 +55,23 @@ class IdOnlyTracer(Tracer):
     def root(self) -> trace.Span:
         """A span with a new trace id: what start_span makes with no valid parent."""
         span_id = self._bits(64) or 1
-        return NonRecordingSpan(_context(SpanContext, (
-            self._bits(128) or 1, span_id, False, _UNSAMPLED, DEFAULT_TRACE_STATE, True)))
+        context = _context(SpanContext, (
+            self._bits(128) or 1, span_id, False, _UNSAMPLED, DEFAULT_TRACE_STATE, True))
+        if not _PLAIN_SPAN:  # pragma: no cover - another API version
+            return NonRecordingSpan(context)
+        span = _new(NonRecordingSpan)
+        span._context = context
+        return span
 
     def child(self, trace_id: int, flags: TraceFlags, state: TraceState) -> trace.Span:
         """A span of the valid parent context (trace_id, flags, state): what start_span makes
         with that parent, without looking it up in a Context (the attempt spans' path)."""
-        return NonRecordingSpan(_context(SpanContext, (
-            trace_id, self._bits(64) or 1, False, flags, state, True)))
+        context = _context(SpanContext, (trace_id, self._bits(64) or 1, False, flags, state, True))
+        if not _PLAIN_SPAN:  # pragma: no cover - another API version
+            return NonRecordingSpan(context)
+        span = _new(NonRecordingSpan)
+        span._context = context
+        return span
 
     def start_as_current_span(self, *args, **kwargs):  # pragma: no cover - not used here
         raise NotImplementedError("the gateway hands spans on explicitly")

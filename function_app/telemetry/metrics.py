@@ -20,7 +20,8 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .loop_metrics import LoopCounter, LoopHistogram
+from .labels import status_class
+from .loop_metrics import CountedDuration, LoopCounter, LoopHistogram
 from .stats import StatsCollector, StatsSources
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -75,8 +76,8 @@ class GatewayMetrics:
         info.labels(instance).set(1)
         registry.register(StatsCollector(stats))
         self._children: dict[tuple, object] = {}
-        self._request_pairs: dict[tuple[str, str, str], tuple] = {}
-        self._attempt_pairs: dict[tuple[str, str], tuple] = {}
+        self._request_series: dict[tuple[str, str, int], CountedDuration] = {}
+        self._attempt_series: dict[tuple[str, str], CountedDuration] = {}
 
     def child(self, metric, *labels: str):
         """The labelled child of `metric`, cached (label sets are bounded by construction)."""
@@ -86,23 +87,26 @@ class GatewayMetrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
-    def request_children(self, route: str, backend: str, status_class: str) -> tuple:
-        """(requests child, duration child) for one label set, in one lookup per request."""
-        key = (route, backend, status_class)
-        pair = self._request_pairs.get(key)
-        if pair is None:
-            pair = self._request_pairs[key] = (self.child(self.requests, *key),
-                                               self.child(self.duration, *key))
-        return pair
+    def request_series(self, route: str, backend: str, status: int) -> CountedDuration:
+        """The requests counter and duration histogram of one answered request's labels (the
+        status code's class), updated by one `observe(seconds)`; one look-up per request, keyed
+        by the code itself so its class is worked out once per label set."""
+        key = (route, backend, status)
+        found = self._request_series.get(key)
+        if found is None:
+            labels = (route, backend, status_class(status))
+            found = self._request_series[key] = CountedDuration(
+                self.child(self.requests, *labels), self.child(self.duration, *labels))
+        return found
 
-    def attempt_children(self, backend: str, outcome: str) -> tuple:
-        """(attempts child, attempt duration child) for one attempt's labels, in one lookup."""
-        key = (backend, outcome)
-        pair = self._attempt_pairs.get(key)
-        if pair is None:
-            pair = self._attempt_pairs[key] = (self.child(self.attempts, backend, outcome),
-                                               self.child(self.attempt_duration, backend))
-        return pair
+    def attempt_done(self, backend: str, outcome: str, seconds: float) -> None:
+        """Count one upstream attempt and observe its duration (the attempt observer's `done`)."""
+        found = self._attempt_series.get((backend, outcome))
+        if found is None:
+            found = self._attempt_series[(backend, outcome)] = CountedDuration(
+                self.child(self.attempts, backend, outcome),
+                self.child(self.attempt_duration, backend))
+        found.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + self.tokens.render() + self.spend.render()

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.trace import Span, Status, StatusCode, Tracer
+from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode, Tracer
 
 from ..core.redact import split_userinfo
 from ..http.context import RequestContext
@@ -21,11 +21,11 @@ from ..mcp.stage import MCP_CALL
 from ..openai.bill import BILL
 from ..ratelimit.limits import REQUESTS_DECISION, TOKENS_DECISION
 from ..routing.routes import MATCH, PROXY
-from .labels import NONE, OTHER, BoundedNames, ClientLabels, FirstNames, status_class
+from .labels import NONE, OTHER, BoundedNames, ClientLabels, FirstNames
 from .metrics import GatewayMetrics
 from .otel_metrics import OtelInstruments
-from .request_log import RequestLog, RequestRecord
-from .tracing import trace_ids
+from .request_log import RequestLog, request_line
+from .tracing import trace_id
 
 REJECTED = (429, 503)
 CACHE_VERDICTS = frozenset({"hit", "miss", "stale", "bypass"})
@@ -48,11 +48,6 @@ class Telemetry:
                 return name
         return OTHER
 
-    def attempt_done(self, backend: str, outcome: str, seconds: float) -> None:
-        count, duration = self.metrics.attempt_children(backend, outcome)
-        count.inc()
-        duration.observe(seconds)
-
     def finish(self, request: GatewayRequest, span: Span, status: int, started: float,
                first_chunk: float | None, error: str | None) -> None:
         """Record one answered request; called exactly once, when its last byte is out."""
@@ -66,37 +61,34 @@ class Telemetry:
         usage = bill.usage if bill is not None else None
         client = ctx.client_id
         seconds = ended - started
-        count, duration = self.metrics.request_children(route, backend, status_class(status))
-        count.inc()
-        duration.observe(seconds)
-        # Each helper below does nothing in the case its guard leaves out (a call less each).
+        self.metrics.request_series(route, backend, status).observe(seconds)
         limited_by = self._rejection(ctx, status) if status in REJECTED else None
         cache = self._cache(ctx) if ctx.cache_status is not None else None
         ttft = first_chunk - started if first_chunk is not None and bill is not None else None
         if bill is not None:  # usage and ttft come with a bill only
             self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
-        if bill is not None and bill.spend is not None and bill.done:
-            self.metrics.spend.add(model, self.clients.label(client), bill.spend.key or "",
-                                   bill.cost)
+            if bill.spend is not None and bill.done:
+                self.metrics.spend.add(model, self.clients.label(client), bill.spend.key or "",
+                                       bill.cost)
         if self.otel is not None:
             self.otel.request(model, usage, ttft)
-        mcp = self._mcp(ctx, span)
-        self._end_span(span, route, status, backend, model, bill, usage, limited_by, error, ctx)
-        if self.log is not None:
-            self.log.write(RequestRecord(
-                request_id=request.request_id, trace_id=trace_ids(span)[0],
-                method=request.method, route=route, backend=backend, model=model,
-                status=status, latency_ms=seconds * 1000, client=self.clients.hashed(client),
-                ttft_ms=ttft * 1000 if ttft is not None else None,
-                tokens_in=usage.prompt_tokens if usage else None,
-                tokens_out=usage.completion_tokens if usage else None,
-                limited_by=limited_by, cache=cache, stream_error=error, **mcp))
+        mcp = self._mcp(ctx, span) if MCP_CALL.name in ctx.facts else None
+        if type(span) is not NonRecordingSpan:  # it ignores what _end_span would tell it
+            self._end_span(span, route, status, backend, model, bill, usage, limited_by, error,
+                           ctx)
+        if self.log is not None:  # RequestRecord's fields in its order, without the dataclass
+            optional = None if (ttft is None and not usage and limited_by is None
+                                and cache is None and error is None and mcp is None) \
+                else _optional_fields(ttft, usage, limited_by, cache, error, mcp)
+            self.log.write_line(request_line(
+                request.request_id, trace_id(span), request.method, route, backend, model,
+                status, round(seconds * 1000, 2), self.clients.hashed(client), optional))
 
-    def _mcp(self, ctx: RequestContext, span: Span) -> dict[str, str | None]:
+    def _mcp(self, ctx: RequestContext, span: Span) -> dict[str, str | None] | None:
         """An MCP request's counter and span attributes; the request log's fields."""
         call = MCP_CALL.get(ctx)
         if call is None:
-            return {}
+            return None
         tool = NONE if call.tool is None else OTHER if call.outcome == "tool_not_allowed" \
             else self.mcp_tools(call.tool)  # a refused name is the client's: never a label
         self.metrics.child(self.metrics.mcp, call.server, call.method, tool, call.outcome).inc()
@@ -172,6 +164,25 @@ class Telemetry:
             span.set_attribute("error.type", error or str(status))
             span.set_status(Status(StatusCode.ERROR))
         span.end()
+
+
+def _optional_fields(ttft: float | None, usage, limited_by: str | None, cache: str | None,
+                     error: str | None, mcp: dict | None) -> dict[str, Any]:
+    """The request log's optional fields, in RequestRecord's order, those that are not None."""
+    fields: dict[str, Any] = {}
+    if ttft is not None:
+        fields["ttft_ms"] = round(ttft * 1000, 2)
+    if usage:
+        for name, value in (("tokens_in", usage.prompt_tokens),
+                            ("tokens_out", usage.completion_tokens)):
+            if value is not None:
+                fields[name] = value
+    for name, value in (("limited_by", limited_by), ("cache", cache), ("stream_error", error)):
+        if value is not None:
+            fields[name] = value
+    if mcp:
+        fields.update((name, value) for name, value in mcp.items() if value is not None)
+    return fields
 
 
 def _operation(ctx: RequestContext) -> str:

@@ -42,6 +42,33 @@ def encode_line(fields: dict) -> str:
     return "".join(_C_ENCODE(fields, 0))
 
 
+_ascii = json.encoder.encode_basestring_ascii  # what the encoder quotes each str with
+_FIRST = ('{"request_id":%s,"trace_id":%s,"method":%s,"route":%s,"backend":%s,"model":%s,'
+          '"status":%d,"latency_ms":%r,"client":%s}')
+_FINITE = 1.8e308  # above the largest float: a value inside (-_FINITE, _FINITE) is finite
+
+
+def request_line(request_id: str, trace_id: str, method: str, route: str, backend: str,
+                 model: str, status: int, latency_ms: float, client: str,
+                 optional: dict | None = None) -> str:
+    """The line `encode_line` makes of RequestRecord's nine fields that are never None, in its
+    order (`latency_ms` already rounded), followed by `optional`'s fields (those after them,
+    in RequestRecord's order, None values left out), without building the dict: a template
+    with each text quoted as the encoder does, the float as its repr (json's for a finite
+    float; any other goes through the encoder, which writes Infinity or NaN)."""
+    if not -_FINITE < latency_ms < _FINITE:
+        return encode_line({"request_id": request_id, "trace_id": trace_id, "method": method,
+                            "route": route, "backend": backend, "model": model,
+                            "status": status, "latency_ms": latency_ms, "client": client,
+                            **(optional or {})})
+    line = _FIRST % (_ascii(request_id), _ascii(trace_id), _ascii(method),
+                     _ascii(route), _ascii(backend), _ascii(model), status, latency_ms,
+                     _ascii(client))
+    if optional:
+        return line[:-1] + "," + encode_line(optional)[1:]
+    return line
+
+
 @dataclass
 class RequestRecord:
     request_id: str
@@ -74,18 +101,27 @@ class RequestLog:
         self._plain_logger = type(self._log).makeRecord is logging.Logger.makeRecord
 
     def write(self, record: RequestRecord) -> None:
-        if not self._log.isEnabledFor(logging.INFO):
-            return
         fields = {k: v for k, v in record.__dict__.items() if v is not None}
         fields["latency_ms"] = round(record.latency_ms, 2)
         if record.ttft_ms is not None:
             fields["ttft_ms"] = round(record.ttft_ms, 2)
+        self.write_fields(fields)
+
+    def write_fields(self, fields: dict) -> None:
+        """Write the line of `fields`: what `write` makes of a RequestRecord (its fields in its
+        order, those that are None left out, the milliseconds rounded to two places)."""
+        if self._log.isEnabledFor(logging.INFO):
+            self.write_line(encode_line(fields))
+
+    def write_line(self, line: str) -> None:
+        """Write `line` (request_line's, made by Telemetry.finish once a request)."""
+        log = self._log
+        if not log.isEnabledFor(logging.INFO):
+            return
         # makeRecord + handle is what info() does, minus the stack walk that finds the caller:
         # the caller is always this line.
-        log, records = self._log, self._records
-        line = "".join(_C_ENCODE(fields, 0)) if _C_ENCODE is not None else _encode(fields)
         if logging.getLogRecordFactory() is logging.LogRecord and self._plain_logger:
-            log.handle(records.make(line))  # records.usable(), without a call
+            log.handle(self._records.make(line))  # records.usable(), without a call
         else:
             log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None,
                                       "write"))

@@ -19,22 +19,25 @@ from ..routing.attempts import ATTEMPT_OBSERVER
 from .observe import Telemetry
 from .tracing import attempt_observer, start_request_span
 
+_WHOLE = (bytes, bytearray)  # `bytes | bytearray` written in the call makes a union each time
+
 
 def telemetry_stage(telemetry: Telemetry) -> Stage:
     tracer = telemetry.tracer
+    attempt_done = telemetry.metrics.attempt_done  # counts each upstream attempt
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         started = time.perf_counter()
         span = start_request_span(tracer, request)
         request.context.request_span = span
         ATTEMPT_OBSERVER.set(request.context, attempt_observer(
-            tracer, span, telemetry.backend_of_url, telemetry.attempt_done))
+            tracer, span, telemetry.backend_of_url, attempt_done))
         try:
             response = await call_next(request)
         except BaseException:  # cancelled: the client went away before an answer
             telemetry.finish(request, span, 499, started, None, "cancelled")
             raise
-        if isinstance(response.body, bytes | bytearray):
+        if isinstance(response.body, _WHOLE):
             telemetry.finish(request, span, response.status, started, None, None)
         else:
             response.body = _watched(response.body, telemetry, request, span, response.status,

@@ -5,7 +5,7 @@ refuse."""
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from function_app.telemetry.loop_metrics import LoopCounter, LoopHistogram
+from function_app.telemetry.loop_metrics import CountedDuration, LoopCounter, LoopHistogram
 from function_app.telemetry.metrics import DURATION_BUCKETS
 
 UPDATES = [(("/a", "node", "2xx"), 0.003), (("/a", "node", "2xx"), 0.005),
@@ -26,7 +26,7 @@ def theirs() -> bytes:
     return generate_latest(registry)
 
 
-def ours() -> bytes:
+def ours(together: bool = False) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     count = LoopCounter("gateway_requests", "Requests answered", KEYS)
     duration = LoopHistogram("gateway_request_duration_seconds", "Time to the last byte", KEYS,
@@ -34,8 +34,11 @@ def ours() -> bytes:
     registry.register(count)
     registry.register(duration)
     for labels, seconds in UPDATES:
-        count.labels(*labels).inc()
-        duration.labels(*labels).observe(seconds)
+        if together:  # one call for both, as the request and attempt metrics update them
+            CountedDuration(count.labels(*labels), duration.labels(*labels)).observe(seconds)
+        else:
+            count.labels(*labels).inc()
+            duration.labels(*labels).observe(seconds)
     count.labels("/c", "x", "2xx").inc(2.5)
     return generate_latest(registry)
 
@@ -45,6 +48,7 @@ def test_the_exposition_is_the_one_prometheus_client_writes():
 
     disable_created_metrics()  # as GatewayMetrics does: no _created series either way
     assert ours() == theirs()
+    assert ours(together=True) == theirs()
 
 
 def test_what_prometheus_client_refuses_is_refused():

@@ -115,3 +115,24 @@ def test_the_written_line_is_the_fields_as_before(caplog):
     expected = {k: v for k, v in record.__dict__.items() if v is not None}
     expected.update(latency_ms=1.23, ttft_ms=12.35)
     assert line == json.dumps(expected, separators=(",", ":"))
+
+
+NASTY = ['quote " back \\ slash', "new\nline\ttab\x00\x1f", "é ☃ 𝄞", "\ud83d lone", "", "-"]
+BASE = ("request_id", "trace_id", "method", "route", "backend", "model", "status",
+        "latency_ms", "client")
+
+
+@pytest.mark.parametrize("text", NASTY)
+@pytest.mark.parametrize("latency", [0.0, 1.23, 0.1 + 0.2, 1e-7, 123456789.12, 1e22, -0.0,
+                                     float("inf"), float("-inf"), float("nan")])
+def test_the_request_line_is_the_encoders_text_of_the_same_fields(text, latency):
+    from function_app.telemetry.request_log import request_line
+
+    values = ("r-" + text, "0af7651916cd43dd8448eb211c80319c", "POST" + text, "/r" + text,
+              text, text, 429, latency, text)
+    fields = dict(zip(BASE, values, strict=True))
+    assert request_line(*values) == json.dumps(fields, separators=(",", ":"))
+    optional = {"ttft_ms": latency, "tokens_in": 0, "cache": text, "mcp_tool": text}
+    assert request_line(*values, optional) == json.dumps({**fields, **optional},
+                                                         separators=(",", ":"))
+    assert request_line(*values, {}) == request_line(*values)

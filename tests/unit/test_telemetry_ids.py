@@ -89,3 +89,14 @@ async def test_without_a_caller_the_attempt_continues_the_request_spans_new_trac
     assert span.get_span_context().is_valid and not span.is_recording()
     sent, _ = await _attempt_traceparent(tracer, span)
     assert sent[0][:36] == traceparent(span)[:36] and sent[0].endswith("-00")
+
+
+def test_the_spans_are_what_the_constructor_makes_of_their_context():
+    from function_app.telemetry import ids
+
+    assert ids._PLAIN_SPAN  # the pinned API: spans are made without its __init__
+    tracer = _seeded(11)
+    for span in (tracer.root(), tracer.child(0xABC, TraceFlags(1), TraceState([("v", "1")]))):
+        made = NonRecordingSpan(span.get_span_context())
+        assert type(span) is NonRecordingSpan and vars(span) == vars(made)
+        assert not span.is_recording() and span.get_span_context() is made.get_span_context()
