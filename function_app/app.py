@@ -213,7 +213,7 @@ async def _read_body(req: Request, cap: int) -> bytes:
 
 def to_response(answer: GatewayResponse) -> Response:
     headers = answer.headers
-    if isinstance(answer.body, bytes | bytearray):
+    if isinstance(answer.body, (bytes, bytearray)):
         response: Response = Response(content=answer.body, status_code=answer.status)
         if "content-length" in headers:  # Response set its own, from the body
             headers = headers.without(("content-length",))

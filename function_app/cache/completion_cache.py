@@ -99,7 +99,7 @@ class CompletionCache(CacheFront):
         headers = response.headers.without(DROPPED)
         is_stream = (response.headers.get("content-type") or "").startswith(
             "text/event-stream")
-        if isinstance(response.body, bytes | bytearray):
+        if isinstance(response.body, (bytes, bytearray)):
             self._put(key, headers, bytes(response.body), None)
         else:
             response.body = self._recorded(key, headers, response.body, is_stream, kind)

@@ -114,7 +114,7 @@ class HttpCache(CacheFront):
             return CacheEntry(response.status, stored_headers, body, self.now(), float(ttl),
                               initial_age(response.headers), varied)
 
-        if not isinstance(response.body, bytes | bytearray):
+        if not isinstance(response.body, (bytes, bytearray)):
             response.body = self._recorded(key, response.body, make)
             return None
         if len(response.body) > self.config.max_entry_bytes:
@@ -176,7 +176,7 @@ def marked(request: GatewayRequest, response: GatewayResponse, state: str) -> Ga
 
 
 async def _discard(response: GatewayResponse) -> None:
-    if not isinstance(response.body, bytes | bytearray):
+    if not isinstance(response.body, (bytes, bytearray)):
         close = getattr(response.body, "aclose", None)
         if close is not None:
             await close()

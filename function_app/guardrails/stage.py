@@ -109,7 +109,7 @@ async def _check_output(guard: Guardrails, policy: Policy, response: GatewayResp
 async def _read(response: GatewayResponse, policy: Policy) -> bytes | None:
     """The whole answer, or None (left to stream, unchecked) when larger than the cap and the
     policy fails open; GuardrailUnavailable when it fails closed."""
-    if isinstance(response.body, bytes | bytearray):
+    if isinstance(response.body, (bytes, bytearray)):
         return bytes(response.body)
     body: AsyncIterator[bytes] = response.body
     chunks: list[bytes] = []

@@ -219,7 +219,7 @@ def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip:
     if not 200 <= response.status < 300:
         bill.refund()
         return response
-    if isinstance(response.body, bytes | bytearray):
+    if isinstance(response.body, (bytes, bytearray)):
         body = bytes(response.body)
         bill.settle(wire.body_usage(body))
         if wire.rewrite is not None:

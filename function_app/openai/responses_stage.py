@@ -63,7 +63,7 @@ def follow_previous(request: GatewayRequest, models: Models, secret: bytes) -> s
                     models.members(request.context))
     if bound is None:
         raise ResponseNotFound(f"Previous response with id '{previous[:100]}' not found.")
-    current = json.loads(request.body) if isinstance(request.body, bytes | bytearray) else body
+    current = json.loads(request.body) if isinstance(request.body, (bytes, bytearray)) else body
     request.body = json.dumps({**current, "previous_response_id": bound.upstream_id},
                               separators=(",", ":")).encode()
     PLAN.set(request.context, _only(bound.member, True))
@@ -86,7 +86,7 @@ def responses_wire(secret: bytes, request: GatewayRequest, previous: str | None)
 
 
 def rewritten(response: GatewayResponse, rewrite: IdRewriter) -> GatewayResponse:
-    if isinstance(response.body, bytes | bytearray):
+    if isinstance(response.body, (bytes, bytearray)):
         response.body = rewrite(bytes(response.body))
         response.headers.remove("content-length")
         return response
