@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -35,6 +37,8 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=6)
     parser.add_argument("--pause", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--stalls", action="store_true",
+                        help="sample the worker loop's stack while it is over 3 ms late")
     args = parser.parse_args()
     logs = Path(tempfile.mkdtemp(prefix="probe-leases-"))
     leases = logs / "leases.txt"
@@ -47,7 +51,8 @@ def main() -> None:
         **WORKER_ENV, **FAR, "PORT": str(port), "PY_SERVICE_URL": slow.url,
         "NODE_SERVICE_URL": slow.url,
         "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
-        "PYTHONPATH": str(ROOT / "load/worker_leasetime"), "WORKER_LEASE_LOG": str(leases)})
+        "PYTHONPATH": str(ROOT / "load/worker_leasetime"), "WORKER_LEASE_LOG": str(leases),
+        **({"WORKER_LEASE_STALLS": "1"} if args.stalls else {})})
     url = f"{gateway.url}/infer/python"
     try:
         httpx.get(f"{gateway.url}/healthz", timeout=10)
@@ -64,12 +69,56 @@ def main() -> None:
         gateway.stop()
         slow.stop()
         azurite.stop()
-    for line in leases.read_text().splitlines():
-        wall, ms, waited, target, scope = line.split()
-        if waited == "1":
-            print(f"lease for waiting requests at {float(wall):.1f} ({scope}, target "
-                  f"{target}): {ms} ms")
+    report(leases.read_text().splitlines())
+    stalls = Path(f"{leases}.stalls")
+    if stalls.exists():
+        report_stalls(stalls.read_text().splitlines(), starts)
     print(f"logs: {logs}")
+
+
+def _call_text(call: dict) -> str:
+    """One Table call's phases, ms from the lease's start (sitecustomize.py's `_phases`)."""
+    conn = (f"connect {call['connect_start']:.1f}-{call['connect_end']:.1f}"
+            if "connect_start" in call else "reused" if "reuse" in call else "conn ?")
+    marks = " ".join(f"{name} {call[name]:.1f}" for name in
+                     ("send", "request", "sent", "end", "back", "done") if name in call)
+    return f"{call.get('method', '?')} [{conn}; {marks}]"
+
+
+def report_stalls(lines: list[str], starts: list[float]) -> None:
+    """The loop's stack samples while late, counted by innermost frames: all, and those within
+    the first 0.3 s of a slice (when the first lease after the pause runs)."""
+    every: Counter[str] = Counter()
+    early: Counter[str] = Counter()
+    for line in lines:
+        wall, where = line.split(" ", 1)
+        every[where] += 1
+        if any(0 <= float(wall) - start < 0.3 for start in starts):
+            early[where] += 1
+    for title, counts in (("all late samples", every), ("first 0.3 s of slices", early)):
+        print(f"{title}: {sum(counts.values())} samples (1 ms each)")
+        for where, n in counts.most_common(12):
+            print(f"  {n:5d} {where}")
+
+
+def report(lines: list[str]) -> None:
+    """Each lease for waiting requests with its phases; then every lease's figures by kind."""
+    kinds: dict[str, list[float]] = {"waited": [], "top-up": []}
+    for line in lines:
+        wall, ms, waited, target, scope, *rest = line.split(maxsplit=5)
+        phases = json.loads(rest[0]) if rest else {"calls": []}
+        kinds["waited" if waited == "1" else "top-up"].append(float(ms))
+        if waited != "1":
+            continue
+        calls = "; ".join(_call_text(call) for call in phases["calls"])
+        print(f"lease for waiting requests at {float(wall):.1f} ({scope}, target {target}): "
+              f"{ms} ms, queued {phases.get('queued', '?')} ms, loop lag "
+              f"{phases.get('lag', '?')} ms: {calls}")
+    for kind, values in kinds.items():
+        if values:
+            values.sort()
+            print(f"{kind}: {len(values)} leases, p50 {values[len(values) // 2]:.1f} ms, "
+                  f"max {values[-1]:.1f} ms")
 
 
 if __name__ == "__main__":
