@@ -114,10 +114,19 @@ class TableRoutingStore:
             await self._service.close()
 
 
-def open_routing_store(connection_string: str, endpoint: str, table: str
-                       ) -> TableRoutingStore | None:
+def open_routing_store(connection_string: str, endpoint: str, table: str, *,
+                       service: TableServiceClient | None = None) -> TableRoutingStore | None:
     """The store from a connection string, else an endpoint with DefaultAzureCredential;
-    None when neither is set (breakers then live in each instance only)."""
+    None when neither is set (breakers then live in each instance only).
+
+    `service`: the limiter's client of the same account (wiring passes it), used and left
+    open (its owner closes it). One client is one connection pool: the breakers' refresh
+    (every BREAKER_CACHE_S) keeps a connection to the account open, and the limiter's first
+    lease after a pause takes it instead of connecting again (Azurite drops an idle
+    connection after 5 s, aiohttp its own after 15 s; in Azure a new one is a TLS handshake).
+    Figures: docs/perf/pass8-lease.md."""
+    if service is not None:
+        return TableRoutingStore(service, table)
     # The proxy environment read once (limitstore_table.py, "Proxies"): the breaker rows are
     # re-read every BREAKER_CACHE_S, and each call looked up ~/.netrc and every environment
     # variable in worker threads when no proxy was set.

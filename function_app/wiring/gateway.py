@@ -29,6 +29,9 @@ class Parts:
     # The anonymous /healthz view of a section that holds more than names and states.
     health_summaries: dict[str, Source] = field(default_factory=dict)
     authorize_operator: Callable[[GatewayRequest], Awaitable[None]] | None = None
+    # The limiter's Table service client (limits.py), shared by the routing store (routing.py):
+    # one connection pool per account, kept warm by the breakers' refresh.
+    table_service: Any = None
 
 
 @dataclass

@@ -40,7 +40,8 @@ async def build_limiter(settings: Settings, parts: Parts, clock: Clock, instance
             limit_store = MemoryRateLimitStore()
         else:
             limit_store, override_store = storage.buckets, storage.overrides
-            parts.closers.append(storage.close)
+            parts.closers.append(storage.close)  # after the routing store's: closed later
+            parts.table_service = storage.service
     config = settings.limiter
     limiter = make_limiter(limit_store, clock, config, instance)
     overrides = OverrideSource(override_store, clock, settings.limit_defaults,

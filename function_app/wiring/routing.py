@@ -37,7 +37,8 @@ def build_router(settings: Settings, parts: Parts, upstream: Upstream,
         from ..adapters.breakerstore_table import open_routing_store
 
         store = open_routing_store(settings.rate_limit_storage_connection,
-                                   settings.table_storage_endpoint, settings.routing_table)
+                                   settings.table_storage_endpoint, settings.routing_table,
+                                   service=parts.table_service)
         if store is not None:
             parts.closers.append(store.close)
     clock = SystemClock()  # breaker rows compare wall-clock times across instances
