@@ -1,13 +1,16 @@
 """How long the limiter's leases take inside the real worker, after pauses as in `make bench`.
 
-    .venv/bin/python load/probe_worker_leases.py [--slices 6] [--pause 10] [--rate 200]
+    .venv/bin/python load/probe_worker_leases.py [--slices 6] [--pause 10] [--rate 200] [--base REV]
+        [--stalls]
 
-One gateway with the defaults (limits on far from binding, rows on a local Azurite) on the
-local host and the real worker, whose worker loads load/worker_leasetime/sitecustomize.py
-(PYTHONPATH): every lease is timed there. After a 1 s warm-up, --slices slices of 2 s at
---rate requests/s against the 30-50 ms simulator, --pause idle seconds before each. Prints each
-lease made for waiting requests (its round trip) and the slowest of each slice's first ten
-requests as the client saw them.
+One gateway with the defaults (limits on far from binding, rows on a local Azurite; from the
+tree of commit --base REV if given) on the local host and the real worker, whose worker loads
+load/worker_leasetime/sitecustomize.py (PYTHONPATH): every lease is timed there, each Table call
+in phases (see that file). After a 1 s warm-up, --slices slices of 2 s at --rate requests/s
+against the 30-50 ms simulator, --pause idle seconds before each. Prints each lease made for
+waiting requests (its round trip and phases), every lease's p50/max by kind, and the slowest of
+each slice's first ten requests as the client saw them; --stalls adds the worker loop's stack
+samples while it lags (GIL-biased: a sample is taken when the loop thread lets go of the GIL).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ sys.path.insert(0, str(ROOT / "load"))
 from bench_gateway import FAR, open_loop  # noqa: E402
 
 from scripts.azurite import Azurite  # noqa: E402
-from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn  # noqa: E402
+from scripts.procs import HOST_CMD, WORKER_ENV, export_tree, free_port, spawn  # noqa: E402
 
 
 def main() -> None:
@@ -37,6 +40,8 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=6)
     parser.add_argument("--pause", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--base", metavar="REV",
+                        help="run the gateway from that commit's tree (git archive) instead")
     parser.add_argument("--stalls", action="store_true",
                         help="sample the worker loop's stack while it is over 3 ms late")
     args = parser.parse_args()
@@ -47,7 +52,8 @@ def main() -> None:
     slow = spawn("slow-backend", ["node", "server.js"], port=slow_port, log_dir=logs,
                  cwd=ROOT / "services/node",
                  env={"PORT": str(slow_port), "LATENCY_MIN_MS": "30", "LATENCY_MAX_MS": "50"})
-    gateway = spawn("gateway", HOST_CMD, port=port, log_dir=logs, timeout=120, env={
+    tree = ["--app-dir", str(export_tree(args.base, logs))] if args.base else []
+    gateway = spawn("gateway", [*HOST_CMD, *tree], port=port, log_dir=logs, timeout=120, env={
         **WORKER_ENV, **FAR, "PORT": str(port), "PY_SERVICE_URL": slow.url,
         "NODE_SERVICE_URL": slow.url,
         "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
@@ -104,10 +110,13 @@ def report_stalls(lines: list[str], starts: list[float]) -> None:
 def report(lines: list[str]) -> None:
     """Each lease for waiting requests with its phases; then every lease's figures by kind."""
     kinds: dict[str, list[float]] = {"waited": [], "top-up": []}
+    connected: dict[str, int] = {"waited": 0, "top-up": 0}
     for line in lines:
         wall, ms, waited, target, scope, *rest = line.split(maxsplit=5)
         phases = json.loads(rest[0]) if rest else {"calls": []}
-        kinds["waited" if waited == "1" else "top-up"].append(float(ms))
+        kind = "waited" if waited == "1" else "top-up"
+        kinds[kind].append(float(ms))
+        connected[kind] += any("connect_start" in call for call in phases["calls"])
         if waited != "1":
             continue
         calls = "; ".join(_call_text(call) for call in phases["calls"])
@@ -118,7 +127,7 @@ def report(lines: list[str]) -> None:
         if values:
             values.sort()
             print(f"{kind}: {len(values)} leases, p50 {values[len(values) // 2]:.1f} ms, "
-                  f"max {values[-1]:.1f} ms")
+                  f"max {values[-1]:.1f} ms, {connected[kind]} opened a connection")
 
 
 if __name__ == "__main__":

@@ -139,9 +139,12 @@ if os.environ.get("WORKER_LEASE_LOG"):
         return json.dumps(out, separators=(",", ":"))
 
     def _patch() -> None:
-        while ("function_app.ratelimit.lease.leaser" not in sys.modules
-               or "function_app.ratelimit.lease.limiter" not in sys.modules):
+        def loaded(module: str, name: str) -> bool:  # imported, not just being imported
+            return hasattr(sys.modules.get(f"function_app.ratelimit.lease.{module}"), name)
+
+        while not (loaded("leaser", "Leaser") and loaded("limiter", "Limiter")):
             time.sleep(0.05)
+        time.sleep(0.05)  # the rest of the module's body
         leaser = sys.modules["function_app.ratelimit.lease.leaser"]
         lease = leaser.Leaser.lease
         out = open(os.environ["WORKER_LEASE_LOG"], "a", buffering=1)
