@@ -115,6 +115,9 @@ WRK_TARGETS = (*TARGETS, TALLY)
 # --also-upstream KIND: one more wrk target, limits off with UPSTREAM_CLIENT=KIND (an A/B of the
 # upstream adapter in the same run); filled in by main.
 EXTRA: dict[str, dict[str, str]] = {}
+# --lease-log: the defaults gateways' workers time every lease, in phases, into the logs folder
+# (load/worker_leasetime/sitecustomize.py, read by load/probe_worker_leases.py's report).
+LEASE_LOG = False
 # --base REV: the two gateways again from that commit's tree, latency phase only.
 BASE = tuple(f"{g[:-1]}, base)" for g in GATEWAYS)
 
@@ -146,6 +149,11 @@ def start_stack(logs: Path, tally: bool = True, base: Path | None = None
             **({TALLY: {**table, "RATE_LIMIT_SYNC": "tally"}} if tally else {}), **EXTRA}
     if base is not None:
         envs.update({BASE[0]: envs[GATEWAYS[0]], BASE[1]: envs[GATEWAYS[1]]})
+    for name in (GATEWAYS[0], BASE[0]) if LEASE_LOG else ():
+        if name in envs:  # the lease timer (load/probe_worker_leases.py) in that worker
+            file = "leases-base.txt" if name in BASE else "leases.txt"
+            envs[name] = {**envs[name], "PYTHONPATH": str(ROOT / "load/worker_leasetime"),
+                          "WORKER_LEASE_LOG": str(logs / file)}
     start_s = 0.0
     for name, extra in envs.items():
         port = free_port()
@@ -370,11 +378,15 @@ def main() -> int:
                         help="turns of the latency slices (see `turns`)")
     parser.add_argument("--only-latency", action="store_true",
                         help="phase 2 alone: the open loop at --rate, no wrk rounds")
+    parser.add_argument("--lease-log", action="store_true",
+                        help="time every lease in the defaults gateways' workers (a probe)")
     parser.add_argument("--base", metavar="REV",
                         help="also that commit's gateways (defaults, limits off) in phase 2")
     parser.add_argument("--also-upstream", choices=("aiohttp-direct", "httpx"),
                         help="one more target: limits off with this UPSTREAM_CLIENT")
     args = parser.parse_args()
+    global LEASE_LOG
+    LEASE_LOG = args.lease_log
     if args.also_upstream:
         EXTRA[f"gateway (limits off, {args.also_upstream})"] = {
             "RATE_LIMIT_ENABLED": "false", "UPSTREAM_CLIENT": args.also_upstream}
