@@ -71,7 +71,6 @@ class Leaser:
     ) -> tuple[Outcome, float]:
         limit = ks.shard_limit
         for attempt in range(self._cfg.conflict_retries + 1):
-            cached = ks.cache.get(shard)
             row, etag = await self._current(ks, shard)
             now = self._clock.now()
             # Requests that joined a top-up while it was reading make it a request lease.
@@ -90,12 +89,7 @@ class Leaser:
             try:
                 new_etag = await self._timed_write(ks.row_key(shard), grant.row, etag)
             except StoreConflict:
-                # The ETag of this instance's own write at least `idle_return_s` ago, used
-                # without a read, is stale (another instance wrote the row during this one's
-                # pause), not a collision: read again at once. After a read, back off.
-                stale = (cached is not None and row is cached[0]
-                         and now - row.ts >= self._cfg.idle_return_s)
-                await self._after_conflict(ks, shard, attempt, back_off=not stale)
+                await self._after_conflict(ks, shard, attempt)
                 continue
             self._granted(ks, shard, grant, new_etag, now)
             return Outcome.GRANTED, 0.0
@@ -125,12 +119,9 @@ class Leaser:
             rtt = max(0.0, self._clock.now() - started)
             self._write_rtt += RTT_WEIGHT * (rtt - self._write_rtt)
 
-    async def _after_conflict(self, ks: KeyState, shard: int, attempt: int,
-                              back_off: bool = True) -> None:
+    async def _after_conflict(self, ks: KeyState, shard: int, attempt: int) -> None:
         ks.cache.pop(shard, None)
         ks.conflict_at[shard] = self._clock.now()
-        if not back_off:
-            return  # a stale ETag: no writer to de-synchronise from (load/bench --lease-log)
         # Jitter de-synchronises writers that collided; real time, as the writers are real
         # (a simulation on a virtual clock passes the clock's sleep instead).
         base = max(JITTER_S, self._write_rtt)
