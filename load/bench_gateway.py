@@ -288,12 +288,9 @@ def _cpu(run: dict) -> float:
 
 def verdicts(tp: dict, lat: dict) -> dict[str, dict]:
     """Per gateway: the ratios to the ten-line function and the latency added over it."""
-    ref, ref_lat, direct = tp["ten-line function"], lat["ten-line function"], lat["direct"]
+    ref, added = tp["ten-line function"], latency_verdicts(lat)
     return {g: {"rps_ratio": tp[g]["rps"] / ref["rps"],
-                "cpu_ratio": _cpu(tp[g]) / max(_cpu(ref), 1e-9),
-                "p50_added_ms": lat[g]["p50_ms"] - direct["p50_ms"],
-                "p99_added_ms": lat[g]["p99_ms"] - direct["p99_ms"],
-                "p99_added_over_tenline_ms": lat[g]["p99_ms"] - ref_lat["p99_ms"]}
+                "cpu_ratio": _cpu(tp[g]) / max(_cpu(ref), 1e-9), **added[g]}
             for g in GATEWAYS}
 
 
@@ -307,17 +304,21 @@ def latency_verdicts(lat: dict) -> dict[str, dict]:
             for g, v in lat.items() if g.startswith("gateway")}
 
 
+def open_loop_rows(lat: dict) -> list[str]:
+    """The open-loop phase's table, a row per target (both reports print it)."""
+    return ["| target | p50 ms | p99 ms | errors | this client's lag p99 ms | "
+            "saturated slices |", "|---|---:|---:|---:|---:|---:|"] + [
+        f"| {t} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | "
+        f"{r['client_lag_p99_ms']:.1f} | {r['saturated_slices']} of {r['slices']} |"
+        for t, r in lat.items()]
+
+
 def latency_report(lat: dict, args) -> str:
     """--only-latency's tables: each target's open-loop figures and the gateways' added."""
     lines = [f"Open loop at {args.rate} RPS against the 30-50 ms backend, "
              f"{args.latency_rounds} x {args.latency_seconds} s per target in "
              f"{args.latency_slice} s slices taking turns, load average "
-             f"{os.getloadavg()[0]:.1f}:", "",
-             "| target | p50 ms | p99 ms | errors | this client's lag p99 ms | "
-             "saturated slices |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {t} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | "
-              f"{r['client_lag_p99_ms']:.1f} | {r['saturated_slices']} of {r['slices']} |"
-              for t, r in lat.items()]
+             f"{os.getloadavg()[0]:.1f}:", "", *open_loop_rows(lat)]
     lines += [f"limiter per 4,000 requests ({t}): " + ", ".join(
         f"{k} {v:.1f}" for k, v in r["limiter_per_4000"].items())
         for t, r in lat.items() if "limiter_per_4000" in r]
@@ -340,12 +341,7 @@ def report(tp: dict, lat: dict, start_s: float, args) -> str:
               for t, r in tp.items()]
     lines += ["", f"Open loop at {args.rate} RPS against the 30-50 ms backend, "
               f"{args.latency_rounds} x {args.latency_seconds} s per target in "
-              f"{args.latency_slice} s slices taking turns:", "",
-              "| target | p50 ms | p99 ms | errors | this client's lag p99 ms | "
-              "saturated slices |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {t} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | "
-              f"{r['client_lag_p99_ms']:.1f} | {r['saturated_slices']} of {r['slices']} |"
-              for t, r in lat.items()]
+              f"{args.latency_slice} s slices taking turns:", "", *open_loop_rows(lat)]
     lines += ["", "| gateway | RPS / ten-line (>= 0.9) | CPU/req / ten-line (<= 1.15) | "
               "p50 added ms | p99 added ms (<= 3) | p99 over ten-line ms |",
               "|---|---:|---:|---:|---:|---:|"]
