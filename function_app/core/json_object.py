@@ -48,6 +48,6 @@ def json_depth(value: object) -> int:
         children = node.values() if isinstance(node, dict) else node
         deepest = max(deepest, depth)
         for child in children:
-            if isinstance(child, dict | list):
+            if isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))
     return deepest
