@@ -6,7 +6,8 @@ Content-Length itself keeps the constructor's own path."""
 import httpx
 import pytest
 
-from function_app.adapters.httpx_upstream import WireHeaders, outgoing_request
+from function_app.adapters.aiohttp_transport import aiohttp_headers
+from function_app.adapters.httpx_upstream import STR_FIELDS, WireHeaders, outgoing_request
 from function_app.http.headers import Headers
 
 EXT = {"timeout": {"connect": 2.0, "read": None, "write": 10.0, "pool": 2.0}}
@@ -42,6 +43,41 @@ async def test_the_request_is_the_one_the_constructor_makes(method, body, raw, u
     assert ours.content == theirs.content == body
     assert b"".join([chunk async for chunk in ours.stream]) == body
     assert ours.extensions == theirs.extensions
+
+
+@pytest.mark.parametrize("url", URLS)
+@pytest.mark.parametrize(("method", "body", "raw"), CASES)
+async def test_the_text_fields_are_what_the_transport_would_decode(method, body, raw, url):
+    """With `str_fields` (the lean aiohttp transport), STR_FIELDS is exactly what
+    `aiohttp_headers` would hand aiohttp for the constructor's request, present only when that
+    is a dict (every field ASCII, no name twice); the httpx fields stay the constructor's."""
+    parsed = httpx.URL(url)
+    headers = Headers.from_raw(raw)
+    ours = outgoing_request(method, parsed, headers, body, dict(EXT), str_fields=True)
+    theirs = httpx.Request(method, parsed, headers=headers.raw(), content=body, extensions=EXT)
+    decoded = aiohttp_headers(theirs.headers)
+    if isinstance(decoded, dict) and "host" not in headers and "content-length" not in headers:
+        text = ours.extensions[STR_FIELDS]
+        assert text == decoded and list(text.items()) == list(decoded.items())  # same order
+    else:
+        assert STR_FIELDS not in ours.extensions
+    assert ours.headers._list == theirs.headers._list
+    assert ours.headers.multi_items() == theirs.headers.multi_items()
+    assert ours.headers.encoding == theirs.headers.encoding
+    assert ours.method == theirs.method and ours.content == theirs.content == body
+
+
+def test_the_httpx_fields_made_later_are_those_sent():
+    """The httpx fields of a request sent as text are made only when read, from the text the
+    transport was handed: a change to the gateway's headers afterwards (a retry's) is not in
+    them."""
+    headers = Headers([("x-a", "1")])
+    ours = outgoing_request("POST", httpx.URL(URLS[0]), headers, b"{}", dict(EXT),
+                            str_fields=True)
+    headers.set("x-a", "2")
+    assert ours.headers.get("x-a") == "1" == ours.extensions[STR_FIELDS]["x-a"]
+    assert ours.headers.raw == [(b"Host", b"127.0.0.1:8080"), (b"x-a", b"1"),
+                                (b"Content-Length", b"2")]
 
 
 @pytest.mark.parametrize("raw", [
