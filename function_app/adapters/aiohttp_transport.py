@@ -29,7 +29,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
 
 from ..http.headers import NameTable
-from .httpx_upstream import STR_FIELDS, URL_TEXT, WireHeaders
+from .httpx_messages import STR_FIELDS, URL_TEXT, WireHeaders
 
 
 def mapped(exc: Exception) -> Exception | None:

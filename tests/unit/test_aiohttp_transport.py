@@ -10,12 +10,8 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from function_app.adapters.aiohttp_transport import LeanAiohttpTransport, aiohttp_headers, mapped
-from function_app.adapters.httpx_upstream import (
-    STR_FIELDS,
-    URL_TEXT,
-    make_transport,
-    outgoing_request,
-)
+from function_app.adapters.httpx_messages import STR_FIELDS, URL_TEXT, outgoing_request
+from function_app.adapters.httpx_upstream import make_transport
 from function_app.http.headers import Headers
 
 PAIRS = [("content-type", "application/json"), ("x-request-id", "abc"),

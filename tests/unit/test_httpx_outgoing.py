@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from function_app.adapters.aiohttp_transport import aiohttp_headers
-from function_app.adapters.httpx_upstream import STR_FIELDS, WireHeaders, outgoing_request
+from function_app.adapters.httpx_messages import STR_FIELDS, WireHeaders, outgoing_request
 from function_app.http.headers import Headers
 
 EXT = {"timeout": {"connect": 2.0, "read": None, "write": 10.0, "pool": 2.0}}
