@@ -15,7 +15,8 @@ request, measured with load/profile_pipeline.py --profile (docs/perf/pass5-unary
 - encode the gateway's header text to bytes for httpx and decode it back for aiohttp: for
   such fields HttpxUpstream hands the text over (STR_FIELDS, docs/perf/pass9-unary.md);
 - build an `aiohttp.ClientTimeout` per request: one per distinct timeout mapping;
-- normalise the answer's byte-pair headers field by field: WireHeaders (httpx_upstream.py).
+- normalise the answer's byte-pair headers field by field, and copy them and the extensions in
+  httpx.Response's constructor: incoming_response (httpx_messages.py) makes the same object.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
 
 from ..http.headers import NameTable
-from .httpx_messages import STR_FIELDS, URL_TEXT, WireHeaders
+from .httpx_messages import STR_FIELDS, URL_TEXT, incoming_response
 
 
 def mapped(exc: Exception) -> Exception | None:
@@ -147,7 +148,5 @@ class LeanAiohttpTransport(AiohttpTransport):
         answered = {"http_version": b"HTTP/1.1"}
         if response.reason:
             answered["reason_phrase"] = response.reason.encode()
-        return httpx.Response(status_code=response.status,
-                              headers=WireHeaders(response.raw_headers),
-                              stream=ResponseStream(response), request=request,
-                              extensions=answered)
+        return incoming_response(response.status, response.raw_headers,
+                                 ResponseStream(response), request, answered)

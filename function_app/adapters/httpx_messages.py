@@ -136,3 +136,44 @@ class TextWireHeaders(WireHeaders):
         self._list = fields = [(raw := names.get(k) or k.encode(), raw.lower(), v.encode())
                                for k, v in self._text.items()]
         return fields
+
+
+class RawWireHeaders(WireHeaders):
+    """The WireHeaders of an answer's byte pairs (aiohttp's `raw_headers`), with httpx's field
+    list made from them the first time it is read. Until then `_raw` holds the pairs as
+    received, which are what `raw` gives (HttpxUpstream reads them so, without the list);
+    once the list is made `_raw` is dropped, so a change made through httpx cannot be missed."""
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._encoding = None
+
+    def __getattr__(self, name: str):
+        if name != "_list":
+            raise AttributeError(name)
+        lower = _WIRE_LOWER
+        self._list = fields = [(key, lower[key], value) for key, value in self._raw]
+        del self._raw
+        return fields
+
+
+def incoming_response(status: int, raw: Sequence[tuple[bytes, bytes]],
+                      stream: httpx.AsyncByteStream, request: httpx.Request,
+                      extensions: dict) -> httpx.Response:
+    """What `httpx.Response(status, headers=WireHeaders(raw), stream=stream, request=request,
+    extensions=extensions)` makes, its attributes set as that constructor sets them for a
+    stream (it copies the fields and the extensions; these are made per answer, so they are
+    taken as they are), the fields as RawWireHeaders."""
+    answer = object.__new__(httpx.Response)
+    answer.status_code = status
+    answer.headers = RawWireHeaders(raw)
+    answer._request = request
+    answer.next_request = None
+    answer.extensions = extensions
+    answer.history = []
+    answer.is_closed = False
+    answer.is_stream_consumed = False
+    answer.default_encoding = "utf-8"
+    answer.stream = stream
+    answer._num_bytes_downloaded = 0
+    return answer

@@ -160,7 +160,11 @@ class HttpxUpstream:
             body.abandon()
             self._slots.free()
             raise
-        headers = Headers.from_raw(response.headers.raw)
+        try:  # the answer's pairs as received (RawWireHeaders), without httpx's field list
+            raw = response.headers._raw
+        except AttributeError:  # any other transport's httpx.Headers
+            raw = response.headers.raw
+        headers = Headers.from_raw(raw)
         chunks = body_chunks(response)
         body.attach(chunks, _closer(response, chunks, self._slots.free))
         return UpstreamResponse(response.status_code, headers, body)
