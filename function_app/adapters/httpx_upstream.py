@@ -8,7 +8,6 @@ which a proxy wants.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -195,19 +194,30 @@ def _closer(response: httpx.Response, chunks: AsyncIterator[bytes], free: Callab
     The transports' streams are async generators; one left suspended (every answer read whole
     stops after its first chunk) was finalised by the event loop instead: a task, and a wake-up
     of the loop from its finaliser hook, per request (load/profile_pipeline.py --profile:
-    `_asyncgen_finalizer_hook` once per request)."""
+    `_asyncgen_finalizer_hook` once per request).
+
+    The answer is closed as `httpx.Response.aclose` closes it (marked closed, its stream
+    closed once), without the context manager that method enters only to name the request on
+    a transport error: such an error is dropped here either way. Plain try/except rather than
+    `contextlib.suppress`: no frames on success (this runs for every exchange)."""
 
     async def close() -> None:
         try:
             end = getattr(chunks, "aclose", None)
-            # RuntimeError: a read of it is still running; the loop's finaliser ends it then.
-            with contextlib.suppress(RuntimeError, *TRANSPORT_ERRORS):
-                if end is not None:
+            if end is not None:
+                try:
                     await end()
-            await response.aclose()
+                except _CLOSE_QUIETLY:
+                    pass  # RuntimeError: a read of it is still running; the loop ends it then
+            if not response.is_closed:
+                response.is_closed = True
+                await response.stream.aclose()  # type: ignore[union-attr]  # an async stream
         except TRANSPORT_ERRORS:
             pass  # closing a connection the backend already dropped
         finally:
             free()
 
     return close
+
+
+_CLOSE_QUIETLY = (RuntimeError, *TRANSPORT_ERRORS)
