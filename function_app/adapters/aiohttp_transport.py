@@ -12,8 +12,11 @@ request, measured with load/profile_pipeline.py --profile (docs/perf/pass5-unary
   with no name twice (what a proxy sends), go as a dict of the same lower-case names and values;
   any other request takes `items()` as before (httpx's decoding, repeated names joined);
 - render the URL (`str(request.url)`, ~1 us): HttpxUpstream hands its text over (URL_TEXT);
+- encode the gateway's header text to bytes for httpx and decode it back for aiohttp: for
+  such fields HttpxUpstream hands the text over (STR_FIELDS, docs/perf/pass9-unary.md);
 - build an `aiohttp.ClientTimeout` per request: one per distinct timeout mapping;
-- normalise the answer's byte-pair headers field by field: WireHeaders (httpx_upstream.py).
+- normalise the answer's byte-pair headers field by field, and copy them and the extensions in
+  httpx.Response's constructor: incoming_response (httpx_messages.py) makes the same object.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
 
 from ..http.headers import NameTable
-from .httpx_upstream import URL_TEXT, WireHeaders
+from .httpx_messages import STR_FIELDS, URL_TEXT, incoming_response
 
 
 def mapped(exc: Exception) -> Exception | None:
@@ -89,9 +92,11 @@ class ResponseStream(httpx.AsyncByteStream):
 class LeanAiohttpTransport(AiohttpTransport):
     """AiohttpTransport for a proxy: no proxy, UDS or SNI options (make_transport sets none).
     A request whose extensions carry URL_TEXT (HttpxUpstream adds it) hands aiohttp that text,
-    equal to `str(request.url)`, without rendering the URL again."""
+    equal to `str(request.url)`, without rendering the URL again; one whose extensions carry
+    STR_FIELDS hands aiohttp that dict, equal to what `aiohttp_headers` makes of its fields."""
 
     TAKES_URL_TEXT = True
+    TAKES_STR_FIELDS = True
 
     def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -129,7 +134,8 @@ class LeanAiohttpTransport(AiohttpTransport):
             response = await self.client.request(
                 method=request.method,
                 url=extensions[URL_TEXT] if URL_TEXT in extensions else str(request.url),
-                headers=aiohttp_headers(request.headers), data=data, allow_redirects=False,
+                headers=extensions[STR_FIELDS] if STR_FIELDS in extensions
+                else aiohttp_headers(request.headers), data=data, allow_redirects=False,
                 auto_decompress=False, compress=False,
                 timeout=self._timeout(extensions),
                 server_hostname=None, proxy=None, proxy_auth=None, proxy_headers=None,
@@ -142,7 +148,5 @@ class LeanAiohttpTransport(AiohttpTransport):
         answered = {"http_version": b"HTTP/1.1"}
         if response.reason:
             answered["reason_phrase"] = response.reason.encode()
-        return httpx.Response(status_code=response.status,
-                              headers=WireHeaders(response.raw_headers),
-                              stream=ResponseStream(response), request=request,
-                              extensions=answered)
+        return incoming_response(response.status, response.raw_headers,
+                                 ResponseStream(response), request, answered)

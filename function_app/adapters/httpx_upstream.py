@@ -8,9 +8,8 @@ which a proxy wants.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import httpx
@@ -24,8 +23,11 @@ from ..core.errors import (
     UpstreamTimeout,
 )
 from ..core.upstream import UpstreamRequest, UpstreamResponse
-from ..http.headers import Headers, NameTable
+from ..http.headers import Headers
 from .deadline_body import DeadlineBody, Reads
+
+# WireHeaders: load/bench_header_path.py imports it from here, at every revision it compares.
+from .httpx_messages import URL_TEXT, WireHeaders, host_field, outgoing_request  # noqa: F401
 from .upstream_slots import RETRY_AFTER_S, Slots
 
 log = logging.getLogger(__name__)
@@ -33,11 +35,6 @@ log = logging.getLogger(__name__)
 # What a transport raises for a failed exchange; `translate` maps each into the error tree.
 TRANSPORT_ERRORS = (httpx.HTTPError, OSError, TimeoutError, aiohttp.ClientError)
 
-
-# An extension of the outgoing httpx.Request (transports ignore names they do not know):
-# `str(request.url)`, made once per backend URL, for a transport that sets TAKES_URL_TEXT
-# (aiohttp_transport.py), which then does not render the URL again (~1 us a request).
-URL_TEXT = "gateway.url_text"
 
 
 def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
@@ -107,6 +104,7 @@ class HttpxUpstream:
         self._transport = transport
         self._slots = Slots(max_in_flight)
         self._url_text = getattr(transport, "TAKES_URL_TEXT", False)
+        self._str_fields = getattr(transport, "TAKES_STR_FIELDS", False)
         # Parsing a URL is the largest cost of building an httpx.Request (measured: about 14 %
         # of the gateway's CPU); routes send to a handful of distinct URLs, so keep them parsed.
         self._urls: dict[str, _Url] = {}
@@ -144,7 +142,7 @@ class HttpxUpstream:
             if url_text is not None:
                 extensions[URL_TEXT] = url_text
             outgoing = outgoing_request(request.method, url, request.headers, request.body,
-                                        extensions, host)
+                                        extensions, host, self._str_fields)
         except (httpx.InvalidURL, ValueError) as exc:  # the path rules should make this unreachable
             log.warning("upstream request refused by the client library: %s", type(exc).__name__)
             raise BadRequest() from None
@@ -161,68 +159,17 @@ class HttpxUpstream:
             body.abandon()
             self._slots.free()
             raise
-        headers = Headers.from_raw(response.headers.raw)
+        try:  # the answer's pairs as received (RawWireHeaders), without httpx's field list
+            raw = response.headers._raw
+        except AttributeError:  # any other transport's httpx.Headers
+            raw = response.headers.raw
+        headers = Headers.from_raw(raw)
         chunks = body_chunks(response)
         body.attach(chunks, _closer(response, chunks, self._slots.free))
         return UpstreamResponse(response.status_code, headers, body)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
-
-
-def host_field(url: httpx.URL) -> list[tuple[bytes, bytes]]:
-    """The Host field httpx.Request adds for `url` (none without a host)."""
-    return [(b"Host", url.netloc)] if url.host else []
-
-
-def outgoing_request(method: str, url: httpx.URL, headers: Headers, body: bytes,
-                     extensions: dict, host: list[tuple[bytes, bytes]] | None = None
-                     ) -> httpx.Request:
-    """The httpx.Request that `httpx.Request(method, url, headers=headers.raw(), content=body,
-    extensions=extensions)` makes, with the same header fields in the same order, built once.
-
-    That constructor normalises the headers twice (once as given, again after adding Host and
-    the body's Content-Length) and encodes the body through its generic content path; with a
-    stream given it adds nothing, so the two fields are added here as it would add them, and
-    the fields go in as WireHeaders. A request that already names Host or Content-Length takes
-    the constructor's own path."""
-    raw = headers.raw()
-    if "host" in headers or "content-length" in headers:
-        return httpx.Request(method, url, headers=raw, content=body, extensions=extensions)
-    method = method.upper()
-    if host is None:
-        host = host_field(url)
-    if body:
-        fields = [*host, *raw, (b"Content-Length", str(len(body)).encode())]
-    elif method in ("POST", "PUT", "PATCH"):
-        fields = [*host, (b"Content-Length", b"0"), *raw]
-    else:
-        fields = [*host, *raw]
-    outgoing = httpx.Request(method, url, headers=WireHeaders(fields),
-                             stream=httpx.ByteStream(body), extensions=extensions)
-    # What `outgoing.read()` leaves, as the constructor does for bytes (`content` is then
-    # available): the body joined from its one-chunk stream, which is the body itself (a
-    # bytes object joined alone is returned as it is). httpx is pinned; the test reads both.
-    outgoing._content = body if type(body) is bytes else bytes(body)
-    return outgoing
-
-
-_WIRE_LOWER = NameTable(bytes.lower)
-
-
-class WireHeaders(httpx.Headers):
-    """The httpx.Headers that `httpx.Headers(raw)` makes from byte pairs, built in one pass.
-
-    The constructor sends each name and value through a normalising call with type checks (six
-    calls a field, ~90 a request with its answer); for pairs already bytes it only lower-cases
-    the name. This sets httpx's own field list (`_list`: raw name, lower name, value) directly,
-    which is why httpx is pinned: tests/unit/test_httpx_outgoing.py checks it against the
-    constructor. httpx.Request and httpx.Response copy a Headers they are given as it is."""
-
-    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
-        lower = _WIRE_LOWER
-        self._list = [(name, lower[name], value) for name, value in raw]
-        self._encoding = None
 
 
 def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -247,19 +194,30 @@ def _closer(response: httpx.Response, chunks: AsyncIterator[bytes], free: Callab
     The transports' streams are async generators; one left suspended (every answer read whole
     stops after its first chunk) was finalised by the event loop instead: a task, and a wake-up
     of the loop from its finaliser hook, per request (load/profile_pipeline.py --profile:
-    `_asyncgen_finalizer_hook` once per request)."""
+    `_asyncgen_finalizer_hook` once per request).
+
+    The answer is closed as `httpx.Response.aclose` closes it (marked closed, its stream
+    closed once), without the context manager that method enters only to name the request on
+    a transport error: such an error is dropped here either way. Plain try/except rather than
+    `contextlib.suppress`: no frames on success (this runs for every exchange)."""
 
     async def close() -> None:
         try:
             end = getattr(chunks, "aclose", None)
-            # RuntimeError: a read of it is still running; the loop's finaliser ends it then.
-            with contextlib.suppress(RuntimeError, *TRANSPORT_ERRORS):
-                if end is not None:
+            if end is not None:
+                try:
                     await end()
-            await response.aclose()
+                except _CLOSE_QUIETLY:
+                    pass  # RuntimeError: a read of it is still running; the loop ends it then
+            if not response.is_closed:
+                response.is_closed = True
+                await response.stream.aclose()  # type: ignore[union-attr]  # an async stream
         except TRANSPORT_ERRORS:
             pass  # closing a connection the backend already dropped
         finally:
             free()
 
     return close
+
+
+_CLOSE_QUIETLY = (RuntimeError, *TRANSPORT_ERRORS)

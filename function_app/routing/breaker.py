@@ -65,12 +65,15 @@ class Breaker:
         return view == HALF_OPEN and not self._probing(now)
 
     def acquire(self, now: float) -> bool:
-        """`allows`, and in half-open claim the one probe."""
-        if not self.allows(now):
-            return False
-        if self.view(now) == HALF_OPEN:
+        """`allows`, and in half-open claim the one probe. The state is viewed once (it runs
+        for every request sent; `allows` then `view` viewed it twice)."""
+        view = self.view(now)
+        if view == CLOSED:
+            return True
+        if view == HALF_OPEN and not self._probing(now):
             self._probe_at = now
-        return True
+            return True
+        return False
 
     def record(self, ok: bool, now: float) -> SharedState | None:
         view = self.view(now)

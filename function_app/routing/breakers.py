@@ -79,10 +79,28 @@ class SharedBreakers:
             self._trial_at[member.name] = self._clock.now()
         return self.breaker(member.name).acquire(self._clock.now())
 
+    def take(self, member: Member, strict: bool = True) -> bool:
+        """`usable(member, strict) and acquire(member)`, in one: a lone member's pick, made for
+        every request to a plan of one member. The probe, the breaker and the clock are read
+        once each; the same gates, the same half-open claim and the same trial mark."""
+        name = member.name
+        now = self._clock.now()
+        down = self.probed_down(name)
+        if down and strict:
+            since = max(self.probes[name].at, self._trial_at.get(name, -1e18))
+            if now - since < self.config.open_s:
+                return False
+        if not self.breaker(name).acquire(now):
+            return False
+        if down:  # chosen while probed down: this is its trial
+            self._trial_at[name] = now
+        return True
+
     def record(self, member: Member, ok: bool) -> None:
+        now = self._clock.now()  # one reading for the success mark and the breaker
         if ok:
-            self._ok_at[member.name] = self._clock.now()
-        moved = self.breaker(member.name).record(ok, self._clock.now())
+            self._ok_at[member.name] = now
+        moved = self.breaker(member.name).record(ok, now)
         if moved is not None:
             self.counters["transitions"] += 1
             log.warning("breaker of %s is now %s", member.name, moved.state)

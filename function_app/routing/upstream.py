@@ -150,8 +150,7 @@ def _pick(ex: Exchange, target: Target, strict: bool) -> Member | None:
 
 def _take(ex: Exchange, member: Member, strict: bool) -> bool:
     """A lone member's pick: usable (breaker, and probes when `strict`), then acquired."""
-    breakers = ex.router.breakers
-    return breakers.usable(member, strict) and breakers.acquire(member)
+    return ex.router.breakers.take(member, strict)
 
 
 def _retry_delay(ex: Exchange, tries: int, member: Member, following: Target | None

@@ -10,11 +10,8 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from function_app.adapters.aiohttp_transport import LeanAiohttpTransport, aiohttp_headers, mapped
-from function_app.adapters.httpx_upstream import (
-    URL_TEXT,
-    make_transport,
-    outgoing_request,
-)
+from function_app.adapters.httpx_messages import STR_FIELDS, URL_TEXT, outgoing_request
+from function_app.adapters.httpx_upstream import make_transport
 from function_app.http.headers import Headers
 
 PAIRS = [("content-type", "application/json"), ("x-request-id", "abc"),
@@ -60,7 +57,8 @@ def test_the_default_kind_builds_the_lean_transport():
 
 async def head_sent(transport: httpx.AsyncBaseTransport, headers, ours: bool = False) -> bytes:
     """The request head `transport` writes for one POST, as the backend reads it; `ours`: the
-    request made as HttpxUpstream makes it (outgoing_request, the URL's text as URL_TEXT)."""
+    request made as HttpxUpstream makes it (outgoing_request, the URL's text as URL_TEXT, the
+    fields as STR_FIELDS when they can go so)."""
     heads: list[bytes] = []
 
     async def answer(reader, writer):
@@ -77,7 +75,9 @@ async def head_sent(transport: httpx.AsyncBaseTransport, headers, ours: bool = F
         extensions = {"timeout": {"connect": 2, "pool": 2}}
         if ours:
             extensions[URL_TEXT] = str(url)
-            request = outgoing_request("POST", url, Headers(headers), b"{}", extensions)
+            request = outgoing_request("POST", url, Headers(headers), b"{}", extensions,
+                                       str_fields=True)
+            assert STR_FIELDS in request.extensions  # every field here is ASCII, none twice
         else:
             request = httpx.Request("POST", url, headers=Headers(headers).raw(), content=b"{}",
                                     extensions=extensions)

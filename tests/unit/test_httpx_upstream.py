@@ -149,3 +149,37 @@ async def test_httpx_over_aiohttp_reads_the_body_from_aiohttps_reader():
             assert b"".join([chunk async for chunk in answer.body]) == b"firstsecond"
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["first-chunk-then-closed", "read-to-end"])
+@pytest.mark.parametrize("kind", ["aiohttp", "httpx"])  # the httpx-transport upstreams
+async def test_closing_an_answer_gives_its_connection_back_for_the_next(kind, whole):
+    """Closing the body closes the answer (HttpxUpstream's closer): its connection goes back to
+    the pool, so three exchanges in turn use one connection, and the slot is freed each time
+    (a pool of one would otherwise refuse the second). httpx's own pool closes a connection
+    whose answer was not read to its end rather than reading the rest: one each then."""
+    connections = []
+
+    async def sized(reader, writer):
+        connections.append(writer)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while await reader.readuntil(b"\r\n\r\n"):
+                await reader.readexactly(2)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                await writer.drain()
+        writer.close()
+
+    server, port = await serve(sized)
+    upstream = open_upstream(kind, 1)
+    try:
+        for _ in range(3):
+            answer = await upstream.send(request(port))
+            if whole:
+                assert await anext(answer.body) == b"hello"
+            else:
+                assert b"".join([chunk async for chunk in answer.body]) == b"hello"
+            await answer.body.aclose()
+    finally:
+        await upstream.aclose()
+        server.close()
+    assert len(connections) == (3 if kind == "httpx" and whole else 1)

@@ -177,3 +177,78 @@ def test_a_post_moves_to_the_fallback_only_when_it_cannot_run_twice(outcome, rep
                                                                     expected):
     assert decide(outcome, method="POST", repeatable=repeatable, tries=2, max_tries=2,
                   next_fallback_on=frozenset({"5xx"})) is expected
+
+
+def _states():
+    """(name, setup) pairs: each puts a SharedBreakers and its clock in one breaker/probe
+    state that a lone member's pick can meet."""
+    from function_app.routing.store import ProbeResult
+
+    def closed(b, clock):
+        pass
+
+    def opened(b, clock):
+        for _ in range(CONFIG.failures):
+            b.record(NODE, False)
+
+    def half_open(b, clock):
+        opened(b, clock)
+        clock.set(clock.now() + CONFIG.open_s)
+
+    def half_open_probing(b, clock):
+        half_open(b, clock)
+        assert b.breaker("node").acquire(clock.now())  # the probe is out
+
+    def probed_down(b, clock):
+        b.probes["node"] = ProbeResult("node", False, clock.now(), 1.0)
+
+    def probed_down_trial_due(b, clock):
+        probed_down(b, clock)
+        clock.set(clock.now() + CONFIG.open_s)
+
+    def probed_down_and_open(b, clock):
+        probed_down_trial_due(b, clock)
+        opened(b, clock)
+
+    def held(b, clock):
+        b.cool_down(NODE, 30)
+
+    return [closed, opened, half_open, half_open_probing, probed_down, probed_down_trial_due,
+            probed_down_and_open, held]
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("state", _states(), ids=lambda f: f.__name__)
+async def test_take_is_usable_then_acquire(state, strict):
+    """`take` (a lone member's pick, one call) decides and claims exactly as `usable` then
+    `acquire` did: the same answer, the same half-open claim, the same trial mark; and the
+    next pick after it is answered the same too."""
+    results = []
+    for one_call in (True, False):
+        clock = FakeClock()
+        b = SharedBreakers(None, None, clock, CONFIG, probe_stale_s=30)
+        state(b, clock)
+        picks = []
+        for _ in range(2):
+            picks.append(b.take(NODE, strict) if one_call
+                         else b.usable(NODE, strict) and b.acquire(NODE))
+        breaker = b.breaker("node")
+        results.append((picks, breaker.state, breaker._probe_at, dict(b._trial_at),
+                        b.state("node")))
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("state", _states(), ids=lambda f: f.__name__)
+def test_a_breakers_acquire_is_allows_then_the_half_open_claim(state):
+    """Breaker.acquire (viewing its state once) answers as `allows` did, and claims the
+    half-open probe exactly when it lets a request through in half-open."""
+    from function_app.routing.breaker import HALF_OPEN
+
+    clock = FakeClock()
+    b = SharedBreakers(None, None, clock, CONFIG)
+    state(b, clock)
+    breaker, now = b.breaker("node"), clock.now()
+    allowed, view, before = breaker.allows(now), breaker.view(now), breaker._probe_at
+    assert breaker.acquire(now) == allowed
+    assert breaker._probe_at == (now if allowed and view == HALF_OPEN else before)
+    assert not (view == HALF_OPEN and breaker.allows(now))  # the probe is now out
