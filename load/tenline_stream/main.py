@@ -17,7 +17,9 @@ async def relay(answer: aiohttp.ClientResponse):
 
 @app.route(route="{*path}", methods=["POST"])
 async def proxy(req: Request) -> StreamingResponse:
-    session or session.append(aiohttp.ClientSession(os.environ["BACKEND_URL"]))
+    if not session:  # limit=0: no pool cap (aiohttp's 100 would queue streams past the 100th)
+        session.append(aiohttp.ClientSession(os.environ["BACKEND_URL"],
+                                             connector=aiohttp.TCPConnector(limit=0)))
     answer = await session[0].post("/v1/chat/completions", data=await req.body(),
                                    headers={"content-type": "application/json"})
     return StreamingResponse(relay(answer), answer.status, media_type=answer.content_type)
