@@ -219,12 +219,12 @@ def start_gateway(logs: Path, args, sim_url: str, tree: Path, name: str):
             "GCWATCH_THRESHOLD": args.gc_threshold or ""} if args.gc_watch else {})})
 
 
-def start_reference(logs: Path, sim_url: str):
+def start_reference(logs: Path, sim_url: str, extra: dict[str, str] | None = None):
     """The bare streaming function (load/tenline_stream) on a host + worker of its own."""
     port = free_port()
     return spawn(REFERENCE, [*HOST_CMD, "--app-dir", str(ROOT / "load/tenline_stream")],
                  port=port, log_dir=logs, ready_path=None, timeout=180,
-                 env={**WORKER_ENV, "PORT": str(port), "BACKEND_URL": sim_url})
+                 env={**WORKER_ENV, **(extra or {}), "PORT": str(port), "BACKEND_URL": sim_url})
 
 
 def report(rows: list[dict], best: int | None, args) -> str:
