@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EARLIER = sorted((ROOT / "docs/perf").glob("bench_streams-26-*.json"))
+RUNS = sorted((ROOT / "docs/perf").glob("bench_streams-26-*.json"))
+EARLIER = [p for p in RUNS if not json.loads(p.read_text())["args"].get("reference")]
+WITH_REFERENCE = [p for p in RUNS if p not in EARLIER]
 
 
 @pytest.fixture
@@ -144,3 +146,19 @@ def test_a_run_with_the_reference_reports_its_rows_and_feeds_the_cost_script(ref
     assert level["n"] == 1000
     assert cost.memory_needed_mb(level["gateway"], 1000) == pytest.approx(
         2.0 * (99.0 + 1000 * 80.0 / 1024))
+
+
+@pytest.mark.parametrize("path", WITH_REFERENCE, ids=lambda p: p.name)
+def test_runs_with_the_reference_keep_their_verdicts_and_comparisons(ref, path):
+    """The pass-9 JSON (docs/perf) read back: each target's verdict and each level's gateway
+    over tenline come out of the stored rows again, and the report has a row per target."""
+    data = json.loads(path.read_text())
+    for name, best in data["largest_within_target_by"].items():
+        assert ref.within_target(data["levels"], name, data["target_added_ms"]) == best
+    for row in data["levels"]:
+        assert row["over_tenline"] == ref.over_reference(row)
+    import bench_streams
+    text = bench_streams.report(data["levels"], data["largest_within_target"],
+                                argparse.Namespace(**data["args"]))
+    assert text.count(" (tenline) | ") == len(data["levels"])
+    assert "\n".join(ref.comparison_table(data["levels"])) in text
