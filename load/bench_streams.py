@@ -256,6 +256,20 @@ def report(rows: list[dict], best: int | None, args) -> str:
     return "\n".join(lines)
 
 
+def settle(pids: tuple[int, ...], limit_s: float, quiet: float = 0.05) -> float:
+    """Wait (at most limit_s) until the processes used less than `quiet` of a core together
+    over a second; the seconds waited. After N streams a target's host and worker go on
+    closing connections and collecting for a while, and that CPU would land in the next
+    phase (at 500-1,000 streams the phase run second had the longer TTFT tail, pass 9)."""
+    began = time.monotonic()
+    while time.monotonic() - began < limit_s:
+        before = sum(cpu_seconds(p) for p in pids)
+        time.sleep(1.0)
+        if sum(cpu_seconds(p) for p in pids) - before < quiet:
+            break
+    return time.monotonic() - began
+
+
 def level(n: int, k: int, direct_url: str, gateways: dict, watches: dict, idle: dict,
           sim: int, args) -> dict:
     """One level: N streams direct, then through each target (with --base or --reference, the
@@ -266,6 +280,8 @@ def level(n: int, k: int, direct_url: str, gateways: dict, watches: dict, idle: 
     names = list(gateways) if k % 2 == 0 else list(gateways)[::-1]
     for name in names:
         mark(row, name, phase(gateways[name], n, args, watches[name], idle, sim=sim))
+        if args.settle_s:  # the target's after-work stays out of the next phase
+            row[name]["settled_s"] = settle(watches[name], args.settle_s)
     if REFERENCE in row:
         row[f"over_{REFERENCE}"] = over_reference(row)
     return row
@@ -295,6 +311,9 @@ def main() -> int:
     parser.add_argument("--reference", choices=(REFERENCE,), default=None,
                         help="also run each level through a bare streaming function "
                              "(load/tenline_stream), interleaved; its rows are marked tenline")
+    parser.add_argument("--settle-s", type=float, default=15.0,
+                        help="after each target's phase, wait up to this long for its host and "
+                        "worker to go idle (0: no wait); the wait is in the row as settled_s")
     parser.add_argument("--out", default=str(ROOT / "load/results/bench_streams.json"))
     args = parser.parse_args()
     raise_fd_limit()  # inherited by the host, the worker and the clients
