@@ -162,3 +162,40 @@ def test_runs_with_the_reference_keep_their_verdicts_and_comparisons(ref, path):
                                 argparse.Namespace(**data["args"]))
     assert text.count(" (tenline) | ") == len(data["levels"])
     assert "\n".join(ref.comparison_table(data["levels"])) in text
+
+
+class FakeClock:
+    """time.monotonic and time.sleep for bench_streams.settle: sleeping moves the clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize(("per_second", "limit", "waited"), [
+    ([0.9, 0.4, 0.02], 15.0, 3.0),  # busy, busy, then quiet: stops after the quiet second
+    ([0.9] * 20, 4.0, 4.0),  # never quiet: gives up at the limit
+    ([0.0], 15.0, 1.0),  # already idle: one second to see it
+])
+def test_settle_waits_for_the_target_to_go_idle_or_the_limit(ref, monkeypatch, per_second,
+                                                             limit, waited):
+    import bench_streams
+    clock = FakeClock()
+    used = {"cpu": 0.0, "reads": 0}
+    seconds = iter(per_second)
+
+    def cpu_seconds(pid: int) -> float:
+        # Two processes, read before and after each second: the second's CPU is split.
+        used["reads"] += 1
+        if used["reads"] % 4 == 3:
+            used["cpu"] += next(seconds)
+        return used["cpu"] / 2
+
+    monkeypatch.setattr(bench_streams, "time", clock)
+    monkeypatch.setattr(bench_streams, "cpu_seconds", cpu_seconds)
+    assert bench_streams.settle((1, 2), limit) == pytest.approx(waited)
