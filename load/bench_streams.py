@@ -258,9 +258,9 @@ def report(rows: list[dict], best: int | None, args) -> str:
 
 def settle(pids: tuple[int, ...], limit_s: float, quiet: float = 0.05) -> float:
     """Wait (at most limit_s) until the processes used less than `quiet` of a core together
-    over a second; the seconds waited. After N streams a target's host and worker go on
-    closing connections and collecting for a while, and that CPU would land in the next
-    phase (at 500-1,000 streams the phase run second had the longer TTFT tail, pass 9)."""
+    over a second; the seconds waited. So that a target's work after its streams end cannot
+    land in the next phase (at 500-1,000 streams the phase run second mostly had the longer
+    TTFT tail; in pass 9 each target went idle within the first second)."""
     began = time.monotonic()
     while time.monotonic() - began < limit_s:
         before = sum(cpu_seconds(p) for p in pids)
@@ -275,11 +275,21 @@ def level(n: int, k: int, direct_url: str, gateways: dict, watches: dict, idle: 
     """One level: N streams direct, then through each target (with --base or --reference, the
     order alternates from level to level); added = target minus direct, and with the
     reference the gateway over it (load/streams_reference.py)."""
-    direct = phase(direct_url, n, args, None, sim=sim)
-    row: dict = {"n": n, "direct": direct}
+    def beside(name: str | None, run):  # run(), and what the idle targets spent meanwhile
+        others = [p for other in gateways if other != name for p in watches[other]]
+        before = sum(cpu_seconds(p) for p in others)
+        result = run()
+        # The idle targets' hosts and workers (pool keep-alive expiries, timers): CPU this
+        # phase competed with.
+        result["others_cpu_s"] = sum(cpu_seconds(p) for p in others) - before
+        return result
+
+    row: dict = {"n": n, "direct": beside(None, lambda: phase(direct_url, n, args, None,
+                                                              sim=sim))}
     names = list(gateways) if k % 2 == 0 else list(gateways)[::-1]
     for name in names:
-        mark(row, name, phase(gateways[name], n, args, watches[name], idle, sim=sim))
+        mark(row, name, beside(name, lambda u=gateways[name], w=watches[name]: phase(
+            u, n, args, w, idle, sim=sim)))
         if args.settle_s:  # the target's after-work stays out of the next phase
             row[name]["settled_s"] = settle(watches[name], args.settle_s)
     if REFERENCE in row:
