@@ -1,7 +1,7 @@
 """CPU per streamed chunk through the local host and the real worker, and where it goes.
 
     .venv/bin/python load/profile_streams.py [--base COMMIT] [--streams 200] [--rounds 2]
-                                             [--stream-s 10] [--spy]
+                                             [--stream-s 10] [--spy] [--reference tenline]
 
 Wall-clock latency on a shared machine is noise; CPU time per chunk is not (much). For each tree
 (the current one, and with --base a commit checked out by `git archive`), one gateway (host +
@@ -12,6 +12,8 @@ host's and the worker's CPU time from /proc over it. CPU per chunk = that CPU / 
 the clients received; CPU per stream open is reported from short streams (--open-chunks). With
 --spy, py-spy samples the current tree's worker and host during its last round (raw samples in
 load/results/profile-streams-{worker,host}.txt, summarised like load/profile_worker.py).
+With --reference tenline, the bare streaming function (load/tenline_stream) is a third tree in
+the rounds, and --cprofile profiles its worker too: the platform's own calls per chunk.
 Writes load/results/profile_streams.json.
 """
 
@@ -30,7 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
 from bench_gateway import FAR, cpu_seconds, host_and_worker  # noqa: E402
-from bench_streams import MODEL, phase, raise_fd_limit, simulator  # noqa: E402
+from bench_streams import (  # noqa: E402
+    MODEL,
+    REFERENCE,
+    phase,
+    raise_fd_limit,
+    simulator,
+    start_reference,
+)
 from profile_worker import summarize  # noqa: E402
 from stream_cprofile import counting, hook_env, per_chunk  # noqa: E402
 
@@ -54,6 +63,7 @@ def gateway(tree: Path, logs: Path, sim_url: str, name: str, max_streams: int,
 
 
 PROFILES = ROOT / "load/results/stream-cprofile"
+PROFILED = ("now", REFERENCE)  # the trees --cprofile profiles (the reference when it runs)
 
 
 def system_seconds(pid: int) -> float:
@@ -111,6 +121,8 @@ def trees(args, logs: Path) -> dict[str, Path]:
     found = {"now": ROOT}
     if args.base:
         found = {f"base ({args.base})": export_tree(args.base, logs), "now": ROOT}
+    if args.reference:  # its own app dir: start_reference knows it
+        found[REFERENCE] = ROOT / "load/tenline_stream"
     return found
 
 
@@ -132,7 +144,7 @@ def run_rounds(gateways: dict, args) -> dict[str, list[dict]]:
             tracing = []
             if args.strace and name == "now" and k == args.rounds - 1:
                 tracing = [strace(pid, args) for pid in pids]
-            if args.cprofile and name == "now" and k == args.rounds - 1:
+            if args.cprofile and name in PROFILED and k == args.rounds - 1:
                 row, prof = counting(pids[1], PROFILES, lambda u=url, p=pids: measured(
                     u, p, args.streams, args))
                 row["cprofile"] = per_chunk(prof, row["events"], args.cprofile)
@@ -201,6 +213,9 @@ def main() -> int:
     parser.add_argument("--cprofile", type=int, default=0, metavar="TOP",
                         help="cProfile the current tree's worker in its last round; print the "
                         "TOP functions per chunk (load/stream_cprofile.py)")
+    parser.add_argument("--reference", choices=(REFERENCE,), default=None,
+                        help="also the bare streaming function (load/tenline_stream) in the "
+                        "rounds; with --cprofile, its worker profiled too")
     args = parser.parse_args()
     raise_fd_limit()
     logs = Path(tempfile.mkdtemp(prefix="profile-streams-"))
@@ -208,8 +223,9 @@ def main() -> int:
     procs, gateways = [sim], {}
     try:
         for k, (name, tree) in enumerate(trees(args, logs).items()):
-            hook = hook_env(PROFILES) if args.cprofile and name == "now" else {}
-            proc = gateway(tree, logs, sim.url, f"gateway{k}", args.streams, hook)
+            hook = hook_env(PROFILES) if args.cprofile and name in PROFILED else {}
+            proc = start_reference(logs, sim.url, hook) if name == REFERENCE else \
+                gateway(tree, logs, sim.url, f"gateway{k}", args.streams, hook)
             procs.append(proc)
             url = f"{proc.url}/v1/chat/completions"
             warm = argparse.Namespace(**{**vars(args), "stream_s": 0.5, "ramp_s": 0.2})
@@ -220,9 +236,10 @@ def main() -> int:
         for proc in reversed(procs):
             proc.stop()
     print(table(rows, args))
-    for row in rows["now"]:
-        if "cprofile" in row:
-            print("\n" + row["cprofile"])
+    for name in PROFILED:
+        for row in rows.get(name, ()):
+            if "cprofile" in row:
+                print(f"\n{name}: " + row["cprofile"])
     if args.spy:
         for who in ("worker", "host"):
             print(f"\n{who}:\n" + summarize(ROOT / f"load/results/profile-streams-{who}.txt", 30))
