@@ -257,7 +257,8 @@ class ClosingStreamingResponse(StreamingResponse):
                     "headers": self.raw_headers})
         body_send = self.body_send or send
         async for chunk in self.body_iterator:
-            if not isinstance(chunk, (bytes, memoryview)):
+            # The class first: the gateway's bodies give bytes, and this runs per chunk.
+            if chunk.__class__ is not bytes and not isinstance(chunk, (bytes, memoryview)):
                 chunk = chunk.encode(self.charset)  # as Starlette does
             await body_send({"type": "http.response.body", "body": chunk, "more_body": True})
         await body_send({"type": "http.response.body", "body": b"", "more_body": False})

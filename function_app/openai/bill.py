@@ -246,6 +246,7 @@ async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire =
                   ) -> AsyncIterator[bytes]:
     """Forward `body` through `tap`; settle and close the upstream however it ends."""
     sent = SentTokens()
+    deltas = sent.find  # sent.feed, inline per chunk
     rewrite, upstream = wire.rewrite, body
     if rewrite is not None and isinstance(tap, BodyTap):
         body = _whole(upstream)  # an id is rewritten in whole bodies only, never split
@@ -253,7 +254,7 @@ async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire =
         async for chunk in body:
             out = tap.feed(chunk)
             if out:
-                sent.feed(out)
+                sent.deltas += len(deltas(out))
                 yield rewrite(out) if rewrite is not None else out
             tap.check()  # an event over SSE_MAX_EVENT_BYTES ends the stream here
         rest = tap.flush()

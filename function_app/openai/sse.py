@@ -91,9 +91,12 @@ class StreamTap:
         if self._tail or self._too_large is not None:
             data = self._completed_tail(chunk)
         else:
-            cut = last_boundary(chunk)
             self.scanned += len(chunk)
-            data = chunk if cut == len(chunk) else self._keep(chunk, cut)
+            if chunk.endswith(_ENDS):  # last_boundary's usual case, inline: a call less a chunk
+                data = chunk
+            else:
+                cut = last_boundary(chunk)
+                data = chunk if cut == len(chunk) else self._keep(chunk, cut)
         if not data or USAGE_OBJECT.search(data) is None:
             return data
         return b"".join(self._events(split_events(data)))
