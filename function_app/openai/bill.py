@@ -199,7 +199,8 @@ def _denial(decision: Decision, requested: int) -> str:
 @dataclass(frozen=True)
 class Wire:
     """How one API's answers are read for usage and ended on failure (defaults: OpenAI chat
-    and completions). `stream_tap(strip, max_event_bytes)` makes the tap of an event stream;
+    and completions). `stream_tap(strip, max_event_bytes)` makes the tap of an event stream
+    (a StreamTap: `feed`, `flush`, `usage`, and `too_large`, which `check` raises);
     `rewrite`, when set, is applied to every forwarded piece (whole events, or the whole
     body)."""
 
@@ -269,7 +270,8 @@ async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire, 
                         unseen = False
                         watch.chunk_out()
                     yield rewrite(out) if rewrite is not None else out
-                tap.check()  # an event over SSE_MAX_EVENT_BYTES ends the stream here
+                if tap.too_large is not None:  # tap.check(), inline: a call less per chunk
+                    tap.check()  # an event over SSE_MAX_EVENT_BYTES ends the stream here
             rest = tap.flush()
             if rest:
                 watch.chunk_out()  # (only the first call tells)
