@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,12 +31,12 @@ from function_app.ratelimit.headers import retry_after
 from function_app.ratelimit.limits import Decision, ScopedLimit
 from function_app.ratelimit.token_headers import duration, limit_name
 
-from ..core.body_watch import CLIENT_CLOSED, BodyWatch, WatchedBody
 from ..core.clock import Clock
 from ..core.errors import GatewayError, NeverFits, StorageUnavailable, TokenRateLimited
 from .ledger import TokenLedger
-from .midstream import SentTokens, error_event
+from .midstream import error_event
 from .sse import DEFAULT_MAX_EVENT_BYTES, BodyTap, StreamTap
+from .tapped import tapped_body
 from .usage import Usage, find_usage, implausible
 
 log = logging.getLogger(__name__)
@@ -231,85 +231,14 @@ def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip:
     if stream and _is_event_stream(response):
         # Dropping the usage chunk changes the length: let the server frame the body.
         response.headers.remove("content-length")
-        response.body = _watched(response.body, wire.stream_tap(strip, max_event_bytes), bill,
-                                 wire)
+        response.body = tapped_body(response.body, wire.stream_tap(strip, max_event_bytes),
+                                    bill, wire)
     else:
         if wire.rewrite is not None:
             response.headers.remove("content-length")
-        response.body = _watched(response.body, BodyTap(BODY_COPY_LIMIT), bill, wire)
+        response.body = tapped_body(response.body, BodyTap(BODY_COPY_LIMIT), bill, wire)
     return response
 
 
 def _is_event_stream(response: GatewayResponse) -> bool:
     return (response.headers.get("content-type") or "").startswith("text/event-stream")
-
-
-def _watched(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire) -> WatchedBody:
-    """`body` through `tap` (_tapped), as a body that a watcher hooks into (core/body_watch)."""
-    watch = BodyWatch()
-    return WatchedBody(_tapped(body, tap, bill, wire, watch), watch)
-
-
-async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire, watch: BodyWatch
-                  ) -> AsyncIterator[bytes]:
-    """Forward `body` through `tap`; settle and close the upstream however it ends, then tell
-    `watch` how it ended (core/body_watch.py: the telemetry stage's hooks, no layer per chunk)."""
-    sent = SentTokens()
-    deltas = sent.find  # sent.feed, inline per chunk
-    rewrite, upstream = wire.rewrite, body
-    if rewrite is not None and isinstance(tap, BodyTap):
-        body = _whole(upstream)  # an id is rewritten in whole bodies only, never split
-    unseen, error, failed = True, CLIENT_CLOSED, None  # unless it ends or raises first
-    try:
-        try:
-            async for chunk in body:
-                out = tap.feed(chunk)
-                if out:
-                    sent.deltas += len(deltas(out))
-                    if unseen:
-                        unseen = False
-                        watch.chunk_out()
-                    yield rewrite(out) if rewrite is not None else out
-                if tap.too_large is not None:  # tap.check(), inline: a call less per chunk
-                    tap.check()  # an event over SSE_MAX_EVENT_BYTES ends the stream here
-            rest = tap.flush()
-            if rest:
-                watch.chunk_out()  # (only the first call tells)
-                yield rewrite(rest) if rewrite is not None else rest
-        except GatewayError as exc:
-            if isinstance(tap, BodyTap):
-                raise  # a plain answer cut short: the client sees a truncated body
-            log.warning("stream of model %s ended early: %s", bill.model, exc.code)
-            bill.settle(tap.usage or sent.usage(bill.prompt_tokens))
-            watch.chunk_out()
-            yield wire.error_event(exc)
-        error = None
-    except BaseException as exc:
-        error, failed = _failure(exc), exc
-        raise
-    finally:
-        bill.settle(tap.usage)
-        await _close(body, upstream)
-        watch.ended(error, None if error == CLIENT_CLOSED else failed)
-
-
-async def _close(*parts: AsyncIterator[bytes]) -> None:
-    """Close each distinct part that can be closed, in order."""
-    for part in {id(part): part for part in parts}.values():
-        close = getattr(part, "aclose", None)
-        if close is not None:
-            await close()
-
-
-def _failure(exc: BaseException) -> str:
-    """How a body that raised `exc` ended, for the watch: a GatewayError's code, another
-    error's type name; a close or a cancellation is the client's going."""
-    if isinstance(exc, GatewayError):
-        return exc.code
-    return type(exc).__name__ if isinstance(exc, Exception) else CLIENT_CLOSED
-
-
-async def _whole(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The body in one piece (a plain answer to be rewritten; bounded by the upstream)."""
-    chunks = [chunk async for chunk in body]
-    yield b"".join(chunks)

@@ -73,7 +73,7 @@ class StreamTap:
         self._held = 0
         self._edge = b""
         # Set once an event went past the cap; `check` raises it (the per-chunk loop reads it
-        # itself: a call less per chunk, openai/bill.py).
+        # itself: a call less per chunk, openai/tapped.py).
         self.too_large: UpstreamEventTooLarge | None = None
 
     @property
