@@ -240,8 +240,19 @@ class ClosingStreamingResponse(StreamingResponse):
         await super().__call__(scope, receive, send)
 
     async def stream_response(self, send) -> None:
+        """Starlette's stream_response, the body messages sent to `body_send` when there is
+        one: the start goes through the app's wrappers, which act on it alone. The loop is
+        here, not in a coroutine of its own: each frame around it is resumed once per chunk."""
         try:
-            await self._stream(send)
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            body_send = self.body_send or send
+            async for chunk in self.body_iterator:
+                # The class first: the gateway's bodies give bytes, and this runs per chunk.
+                if chunk.__class__ is not bytes and not isinstance(chunk, (bytes, memoryview)):
+                    chunk = chunk.encode(self.charset)  # as Starlette does
+                await body_send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await body_send({"type": "http.response.body", "body": b"", "more_body": False})
         except GatewayError as error:
             await self._cut(send, error)
         finally:
@@ -249,18 +260,6 @@ class ClosingStreamingResponse(StreamingResponse):
             if close is not None:
                 with anyio.CancelScope(shield=True):
                     await close()
-
-    async def _stream(self, send) -> None:
-        """Starlette's stream_response, the body messages sent to `body_send` when there is
-        one: the start goes through the app's wrappers, which act on it alone."""
-        await send({"type": "http.response.start", "status": self.status_code,
-                    "headers": self.raw_headers})
-        body_send = self.body_send or send
-        async for chunk in self.body_iterator:
-            if not isinstance(chunk, (bytes, memoryview)):
-                chunk = chunk.encode(self.charset)  # as Starlette does
-            await body_send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await body_send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _cut(self, send, error: GatewayError) -> None:
         """End an answer whose body failed after its headers went out, with one log line.

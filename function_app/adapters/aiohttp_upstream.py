@@ -27,6 +27,7 @@ from ..core.errors import (
 )
 from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.headers import Headers
+from .aiohttp_resume import quiet_resume
 from .deadline_body import DeadlineBody
 from .upstream_slots import Slots
 
@@ -97,6 +98,7 @@ class AiohttpUpstream:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._size, keepalive_timeout=self._keepalive_s,
                                              ssl=httpx.create_ssl_context(trust_env=False))
+            quiet_resume(connector)  # no resume call per body read while reading is not paused
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False,
                                                   cookie_jar=aiohttp.DummyCookieJar())
         return self._session

@@ -121,8 +121,11 @@ class DeadlineBody:
                 except asyncio.CancelledError:
                     self._cancelled(task)
                     raise
-                finally:
-                    self._read_over(task)
+                finally:  # _read_over, inline: a call less per chunk
+                    self._reader = None
+                    if self._cut:
+                        self._cut = False
+                        task.uncancel()
                 if not chunk:
                     if chunk is None or self._reads:  # a Reads' b"" is the end
                         await self.aclose()

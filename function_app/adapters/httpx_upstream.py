@@ -24,6 +24,7 @@ from ..core.errors import (
 )
 from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.headers import Headers
+from .aiohttp_resume import quiet_resume
 from .deadline_body import DeadlineBody, Reads
 
 # WireHeaders: load/bench_header_path.py imports it from here, at every revision it compares.
@@ -60,6 +61,7 @@ def _session(max_connections: int, keepalive_s: float | None) -> aiohttp.ClientS
     matching cookies on each request cost ~1 % of the worker's CPU)."""
     connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=keepalive_s,
                                      ssl=httpx.create_ssl_context(trust_env=False))
+    quiet_resume(connector)  # no resume call per body read while reading is not paused
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                  trust_env=False)
 

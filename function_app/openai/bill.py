@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,8 +34,9 @@ from function_app.ratelimit.token_headers import duration, limit_name
 from ..core.clock import Clock
 from ..core.errors import GatewayError, NeverFits, StorageUnavailable, TokenRateLimited
 from .ledger import TokenLedger
-from .midstream import SentTokens, error_event
+from .midstream import error_event
 from .sse import DEFAULT_MAX_EVENT_BYTES, BodyTap, StreamTap
+from .tapped import tapped_body
 from .usage import Usage, find_usage, implausible
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,8 @@ def _denial(decision: Decision, requested: int) -> str:
 @dataclass(frozen=True)
 class Wire:
     """How one API's answers are read for usage and ended on failure (defaults: OpenAI chat
-    and completions). `stream_tap(strip, max_event_bytes)` makes the tap of an event stream;
+    and completions). `stream_tap(strip, max_event_bytes)` makes the tap of an event stream
+    (a StreamTap: `feed`, `flush`, `usage`, and `too_large`, which `check` raises);
     `rewrite`, when set, is applied to every forwarded piece (whole events, or the whole
     body)."""
 
@@ -229,51 +231,14 @@ def settle_on_answer(response: GatewayResponse, bill: Bill, stream: bool, strip:
     if stream and _is_event_stream(response):
         # Dropping the usage chunk changes the length: let the server frame the body.
         response.headers.remove("content-length")
-        response.body = _tapped(response.body, wire.stream_tap(strip, max_event_bytes), bill,
-                                wire)
+        response.body = tapped_body(response.body, wire.stream_tap(strip, max_event_bytes),
+                                    bill, wire)
     else:
         if wire.rewrite is not None:
             response.headers.remove("content-length")
-        response.body = _tapped(response.body, BodyTap(BODY_COPY_LIMIT), bill, wire)
+        response.body = tapped_body(response.body, BodyTap(BODY_COPY_LIMIT), bill, wire)
     return response
 
 
 def _is_event_stream(response: GatewayResponse) -> bool:
     return (response.headers.get("content-type") or "").startswith("text/event-stream")
-
-
-async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire = OPENAI_WIRE
-                  ) -> AsyncIterator[bytes]:
-    """Forward `body` through `tap`; settle and close the upstream however it ends."""
-    sent = SentTokens()
-    rewrite, upstream = wire.rewrite, body
-    if rewrite is not None and isinstance(tap, BodyTap):
-        body = _whole(upstream)  # an id is rewritten in whole bodies only, never split
-    try:
-        async for chunk in body:
-            out = tap.feed(chunk)
-            if out:
-                sent.feed(out)
-                yield rewrite(out) if rewrite is not None else out
-            tap.check()  # an event over SSE_MAX_EVENT_BYTES ends the stream here
-        rest = tap.flush()
-        if rest:
-            yield rewrite(rest) if rewrite is not None else rest
-    except GatewayError as error:
-        if isinstance(tap, BodyTap):
-            raise  # a plain answer cut short: the client sees a truncated body
-        log.warning("stream of model %s ended early: %s", bill.model, error.code)
-        bill.settle(tap.usage or sent.usage(bill.prompt_tokens))
-        yield wire.error_event(error)
-    finally:
-        bill.settle(tap.usage)
-        for part in {id(body): body, id(upstream): upstream}.values():
-            close = getattr(part, "aclose", None)
-            if close is not None:
-                await close()
-
-
-async def _whole(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The body in one piece (a plain answer to be rewritten; bounded by the upstream)."""
-    chunks = [chunk async for chunk in body]
-    yield b"".join(chunks)

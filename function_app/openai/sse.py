@@ -72,7 +72,9 @@ class StreamTap:
         self._tail: list[bytes] = []
         self._held = 0
         self._edge = b""
-        self._too_large: UpstreamEventTooLarge | None = None
+        # Set once an event went past the cap; `check` raises it (the per-chunk loop reads it
+        # itself: a call less per chunk, openai/tapped.py).
+        self.too_large: UpstreamEventTooLarge | None = None
 
     @property
     def pending(self) -> int:
@@ -82,18 +84,21 @@ class StreamTap:
     def check(self) -> None:
         """Raise UpstreamEventTooLarge once an event went past the cap (after `feed` returned
         the complete events before it, which the client should still get)."""
-        if self._too_large is not None:
-            raise self._too_large
+        if self.too_large is not None:
+            raise self.too_large
 
     def feed(self, chunk: bytes) -> bytes:
         """The complete events `chunk` finishes (bytes up to its last blank line). When the
         unfinished event grows past the cap it is dropped, and `check` raises from then on."""
-        if self._tail or self._too_large is not None:
+        if self._tail or self.too_large is not None:
             data = self._completed_tail(chunk)
         else:
-            cut = last_boundary(chunk)
             self.scanned += len(chunk)
-            data = chunk if cut == len(chunk) else self._keep(chunk, cut)
+            if chunk.endswith(_ENDS):  # last_boundary's usual case, inline: a call less a chunk
+                data = chunk
+            else:
+                cut = last_boundary(chunk)
+                data = chunk if cut == len(chunk) else self._keep(chunk, cut)
         if not data or USAGE_OBJECT.search(data) is None:
             return data
         return b"".join(self._events(split_events(data)))
@@ -109,7 +114,7 @@ class StreamTap:
     def _completed_tail(self, chunk: bytes) -> bytes:
         """The tail and `chunk` up to its last blank line, if it has one; else b"" (and
         `chunk` joins the tail)."""
-        if self._too_large is not None:
+        if self.too_large is not None:
             return b""
         probe = self._edge + chunk
         self.scanned += len(probe)
@@ -133,7 +138,7 @@ class StreamTap:
     def _bounded(self) -> None:
         """Past the cap: drop the tail at once and remember why the stream must end."""
         self._tail, self._held = [], 0
-        self._too_large = UpstreamEventTooLarge(
+        self.too_large = UpstreamEventTooLarge(
             f"The backend streamed an event over {self.max_event_bytes} bytes without "
             "ending it; the stream was ended.")
 
@@ -158,6 +163,8 @@ class StreamTap:
 
 class BodyTap:
     """Keeps a copy of a plain answer (up to `limit` bytes) to read its usage at the end."""
+
+    too_large = None  # a plain answer has no event to outgrow (StreamTap.too_large)
 
     def __init__(self, limit: int):
         self._limit = limit

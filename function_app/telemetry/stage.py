@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from opentelemetry.trace import Span, Status, StatusCode
 
+from ..core.body_watch import CLIENT_CLOSED, BodyWatch
 from ..core.errors import GatewayError
 from ..core.pipeline import Handler, Stage
 from ..http.messages import GatewayRequest, GatewayResponse
@@ -40,17 +41,41 @@ def telemetry_stage(telemetry: Telemetry) -> Stage:
         if isinstance(response.body, _WHOLE):
             telemetry.finish(request, span, response.status, started, None, None)
         else:
-            response.body = _watched(response.body, telemetry, request, span, response.status,
-                                     started)
+            response.body = _watch(response.body, telemetry, request, span, response.status,
+                                   started)
         return response
 
     return stage
 
 
+def _watch(body: AsyncIterator[bytes], telemetry: Telemetry, request: GatewayRequest,
+           span: Span, status: int, started: float) -> AsyncIterator[bytes]:
+    """`body`, whose first chunk and end are recorded: through its BodyWatch when it has one
+    free (core/body_watch.py: no layer per chunk; the bill's bodies), else `_watched`."""
+    watch = getattr(body, "watch", None)
+    if not isinstance(watch, BodyWatch):
+        return _watched(body, telemetry, request, span, status, started)
+    first: float | None = None
+
+    def chunk_out() -> None:
+        nonlocal first
+        first = time.perf_counter()
+        span.add_event("gen_ai.first_chunk")
+
+    def ended(error: str | None, exc: BaseException | None) -> None:
+        if exc is not None:  # as _watched marks a body that raised
+            span.set_status(Status(StatusCode.ERROR))
+        telemetry.finish(request, span, status, started, first, error)
+
+    if not watch.take(chunk_out, ended):
+        return _watched(body, telemetry, request, span, status, started)
+    return body
+
+
 async def _watched(body: AsyncIterator[bytes], telemetry: Telemetry, request: GatewayRequest,
                    span: Span, status: int, started: float) -> AsyncIterator[bytes]:
     first: float | None = None
-    error: str | None = "client_closed"  # unless the stream ends or fails first
+    error: str | None = CLIENT_CLOSED  # unless the stream ends or fails first
     try:
         async for chunk in body:
             if first is None:

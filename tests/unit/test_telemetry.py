@@ -392,3 +392,87 @@ class _Events(httpx.AsyncByteStream):
     async def __aiter__(self):
         async for event in self.events:
             yield event
+
+
+async def _streamed(wired, backend, caplog, respond, stream: bool = True):
+    """A chat answer streamed through the gateway; its body iterator and the request log."""
+    await wired()
+    backend.respond = respond
+    caplog.set_level(logging.INFO, logger="gateway.requests")
+    response = await proxy(make_request("POST", "/v1/chat/completions", chat(stream=stream),
+                                        {"content-type": "application/json"}))
+    return response.body_iterator
+
+
+def _logged(caplog) -> dict:
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.requests"]
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+async def test_a_streamed_answer_has_no_telemetry_layer_per_chunk_and_is_recorded(
+        wired, backend, caplog, spans):
+    """The telemetry stage hooks into the bill's body (core/body_watch.py) instead of wrapping
+    it: `async for` iterates the bill's generator itself; the first chunk and the end are
+    recorded as before."""
+    body = await _streamed(wired, backend, caplog, answer)
+    chunks = aiter(body)
+    assert chunks.ag_code.co_name == "_tapped"  # the bill's own generator: no layer around it
+    got = b"".join([chunk async for chunk in chunks])
+    assert got.endswith(b"data: [DONE]\n\n")
+    entry = _logged(caplog)
+    assert entry["status"] == 200 and entry["ttft_ms"] >= 0 and "stream_error" not in entry
+    server = [s for s in spans.get_finished_spans() if s.kind != SpanKind.CLIENT]
+    assert [e.name for e in server[0].events] == ["gen_ai.first_chunk"]
+    assert server[0].status.status_code.name != "ERROR"
+
+
+async def test_a_stream_the_client_leaves_is_recorded_as_client_closed(wired, backend, caplog):
+    body = await _streamed(wired, backend, caplog, answer)
+    first = await anext(aiter(body))
+    assert first.startswith(b"data: ")
+    assert not [r for r in caplog.records if r.name == "gateway.requests"]  # not over yet
+    await body.aclose()
+    entry = _logged(caplog)
+    assert entry["stream_error"] == "client_closed" and entry["ttft_ms"] >= 0
+
+
+async def test_a_plain_answer_cut_by_its_backend_is_recorded_with_its_error(
+        wired, backend, caplog, spans):
+    """A streamed (unframed) JSON answer whose backend dies: the client's body is cut (the
+    error raised through), the log names the error and the request's span is an error."""
+
+    def dies_midway(request):
+        async def pieces():
+            yield b'{"choices": ['
+            raise httpx.ReadError("reset by the backend")
+
+        return httpx.Response(200, headers={"content-type": "application/json"},
+                              stream=_Events(pieces()))
+
+    body = await _streamed(wired, backend, caplog, dies_midway, stream=False)
+    with pytest.raises(Exception) as raised:
+        [chunk async for chunk in body]
+    assert getattr(raised.value, "code", None) == "upstream_unavailable"
+    assert _logged(caplog)["stream_error"] == "upstream_unavailable"
+    server = [s for s in spans.get_finished_spans() if s.kind != SpanKind.CLIENT]
+    assert server[0].status.status_code.name == "ERROR"
+
+
+async def test_a_stream_ended_by_an_error_event_is_recorded_as_ended(wired, backend, caplog):
+    """The bill turns an upstream failure mid-stream into an OpenAI error event: the stream
+    then ends as far as the client and the log are concerned (as it did before the watch)."""
+
+    def dies_midway(request):
+        async def events():
+            yield b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n'
+            raise httpx.ReadError("reset by the backend")
+
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              stream=_Events(events()))
+
+    body = await _streamed(wired, backend, caplog, dies_midway)
+    got = b"".join([chunk async for chunk in body])
+    assert b'"code": "upstream_unavailable"' in got
+    entry = _logged(caplog)
+    assert "stream_error" not in entry and entry["tokens_out"] == 1

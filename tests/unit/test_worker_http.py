@@ -133,8 +133,8 @@ async def test_a_streamed_answers_chunks_go_to_the_servers_send_and_its_start_th
     assert messages[0]["type"] == "http.response.start" and messages[0]["status"] == 200
     assert [(m["body"], m["more_body"]) for m in messages[1:]] == [
         (b"data: 1\n\n", True), (b"data: 2\n\n", True), (b"", False)]
-    assert got[0][1] != "_stream"  # the start: through the app's wrappers (they track it)
-    assert {caller for _, caller in got[1:]} == {"_stream"}  # the chunks: straight from ours
+    assert got[0][1] != "stream_response"  # the start: through the app's wrappers (they track it)
+    assert {caller for _, caller in got[1:]} == {"stream_response"}  # the chunks: from ours
 
 
 async def test_a_stream_failing_midway_still_ends_the_documented_way_on_the_direct_path():

@@ -1,0 +1,70 @@
+"""A streamed answer's body that tells one watcher when its first chunk goes out and how it ended,
+without a layer around it per chunk.
+
+The telemetry stage needs both for every streamed answer (time to first token; the error, or
+"client_closed"). It used to wrap the body in a generator of its own, which every chunk passed
+through: two frames resumed per chunk (load/profile_streams.py --cprofile,
+docs/perf/pass9-chunk.md). A body made by a generator that reports to a `BodyWatch` is handed on
+as a `WatchedBody`: `async for` then iterates the generator itself (`__aiter__` returns it), and
+the watcher registers its hooks instead of wrapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+
+CLIENT_CLOSED = "client_closed"  # the body was closed (or dropped) before it ended
+
+
+class BodyWatch:
+    """The hooks of one watcher, called by the generator that makes the body: `first()` just
+    before the first chunk goes out, `end(error, exc)` once, after the body's own clean-up, with
+    `error` None (it ended), the GatewayError code or exception type name (it raised `exc`), or
+    CLIENT_CLOSED (`exc` None)."""
+
+    __slots__ = ("end", "first")
+
+    def __init__(self) -> None:
+        self.first: Callable[[], None] | None = None
+        self.end: Callable[[str | None, BaseException | None], None] | None = None
+
+    def take(self, first: Callable[[], None],
+             end: Callable[[str | None, BaseException | None], None]) -> bool:
+        """Become the watcher; False when there already is one (then wrap the body instead)."""
+        if self.end is not None or self.first is not None:
+            return False
+        self.first, self.end = first, end
+        return True
+
+    def chunk_out(self) -> None:
+        """Before a chunk goes out: tells `first` the first time only (a generator's loop
+        keeps a flag of its own, so that later chunks make no call)."""
+        first, self.first = self.first, None
+        if first is not None:
+            first()
+
+    def ended(self, error: str | None, exc: BaseException | None) -> None:
+        end = self.end
+        if end is not None:
+            end(error, exc)
+
+
+class WatchedBody:
+    """`chunks` (a generator reporting to `watch`), iterated as itself: no call of its own per
+    chunk under `async for`. `aclose` closes the generator, which runs its clean-up."""
+
+    __slots__ = ("_chunks", "watch")
+
+    def __init__(self, chunks: AsyncGenerator[bytes], watch: BodyWatch) -> None:
+        self._chunks = chunks
+        self.watch = watch
+
+    def __aiter__(self) -> AsyncGenerator[bytes]:
+        return self._chunks
+
+    def __anext__(self):
+        """For a caller that steps it by hand (`anext`); `async for` never calls this."""
+        return self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
