@@ -4,6 +4,7 @@ garbage-collection time per request, the gateway beside load/tenline's ten-line 
 
     .venv/bin/python load/profile_worker_calls.py [--mode calls|cpu] [--seconds 5]
         [--rounds 1] [--limits off|far] [--top 40] [--by file|function] [--upstream KIND]
+        [--profile-host] [--rate RPS]
 
 Each function runs on its own local host + worker against the instant Node simulator; the
 worker loads load/worker_cprofile/sitecustomize.py (PYTHONPATH), which counts between SIGUSR1
@@ -12,11 +13,18 @@ requests wrk completed divide the counts. --mode calls prints calls and own time
 cProfile, so inflated; read it as shares) per request for each target, then the rows whose
 calls or own time per request differ most; --mode cpu (no cProfile) prints worker and host CPU
 ms per request (/proc) and the worker's garbage-collection time per request.
+
+--profile-host profiles (and times garbage collection in) the local host instead of the worker:
+the hook is on the host's PYTHONPATH too, so the signals go to the host's pid. --rate RPS drives
+each target with bench_gateway's open loop at a fixed rate instead of wrk's closed loop, so both
+targets get the same requests per second (a closed loop gives the faster one more requests per
+wake-up of the host, which lowers its CPU per request by itself).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import pstats
@@ -32,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
-from bench_gateway import FAR, WRK_LUA, cpu_seconds, host_and_worker  # noqa: E402
+from bench_gateway import FAR, WRK_LUA, cpu_seconds, host_and_worker, open_loop  # noqa: E402
 
 from scripts.azurite import Azurite  # noqa: E402
 from scripts.procs import HOST_CMD, INSTANT, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
@@ -49,28 +57,51 @@ def drive(url: str, seconds: int, connections: int, script: Path) -> int:
     return int(re.search(r"(\d+) requests in", out).group(1))
 
 
-def counted(pids: tuple[int, int], out: Path, run) -> dict:
-    """What the worker's hook counted while `run()` drove it: requests, CPU of host and
-    worker, garbage collection, and the profile's path (when it made one)."""
+def paced(url: str, seconds: int, rate: int) -> int:
+    """Requests answered 200 by `url` under an open loop at `rate` per second (bench_gateway's)."""
+    got = asyncio.run(open_loop(url, rate, seconds))
+    if got["errors"]:
+        raise RuntimeError(f"{got['errors']} failed requests to {url}")
+    if got["achieved_rps"] < 0.9 * rate:
+        print(f"warning: {url} kept {got['achieved_rps']:.0f} of {rate} requests/s")
+    return len(got["latencies"])
+
+
+def wakeups(pid: int) -> dict[str, int]:
+    """A process's read and write system calls (/proc/<pid>/io) and voluntary context switches
+    (its sleeps: wake-ups of its event loop) so far."""
+    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    status = Path(f"/proc/{pid}/status").read_text()
+    switches = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    return {"reads": int(io["syscr"]), "writes": int(io["syscw"]), "sleeps": switches}
+
+
+def counted(pids: tuple[int, int], out: Path, run, profiled: int | None = None) -> dict:
+    """What the hook counted in the worker (or the process `profiled`, the host's pid) while
+    `run()` drove it: requests, CPU of host and worker, garbage collection, and the profile's
+    path (when it made one)."""
     host, worker = pids
-    for stale in out.glob(f"{worker}.*"):
+    profiled = worker if profiled is None else profiled
+    for stale in out.glob(f"{profiled}.*"):
         stale.unlink()
-    os.kill(worker, signal.SIGUSR1)
+    os.kill(profiled, signal.SIGUSR1)
     time.sleep(0.2)
     before = [cpu_seconds(host), cpu_seconds(worker)]
+    calls_before = wakeups(host)
     done = run()
     used = [cpu_seconds(host) - before[0], cpu_seconds(worker) - before[1]]
-    os.kill(worker, signal.SIGUSR2)
-    gc_file = out / f"{worker}.gc.json"
+    host_calls = {k: (n - calls_before[k]) / done for k, n in wakeups(host).items()}
+    os.kill(profiled, signal.SIGUSR2)
+    gc_file = out / f"{profiled}.gc.json"
     for _ in range(200):
         if gc_file.exists() and gc_file.stat().st_size:
             break
         time.sleep(0.1)
     gc_stats = json.loads(gc_file.read_text())
-    prof = out / f"{worker}.prof"
+    prof = out / f"{profiled}.prof"
     rss_kb = int(Path(f"/proc/{worker}/status").read_text().split("VmRSS:")[1].split()[0])
     return {"requests": done, "rss_mb": rss_kb / 1024, "host_ms": used[0] * 1000 / done,
-            "worker_ms": used[1] * 1000 / done,
+            "worker_ms": used[1] * 1000 / done, "host_syscalls": host_calls,
             "gc_us": [s * 1e6 / done for s in gc_stats["seconds"]],
             "gc_per_1000": [c * 1000 / done for c in gc_stats["count"]],
             "garbage": {k: n / done for k, n in gc_stats["garbage"].items()},
@@ -105,6 +136,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--upstream", default="aiohttp",
                         help="the gateway's UPSTREAM_CLIENT (aiohttp, the default; httpx; "
                         "aiohttp-direct)")
+    parser.add_argument("--profile-host", action="store_true",
+                        help="profile the local host instead of the worker")
+    parser.add_argument("--rate", type=int, default=0,
+                        help="drive each target at this fixed rate (open loop), not with wrk")
     return parser.parse_args()
 
 
@@ -135,13 +170,18 @@ def start(args: argparse.Namespace, logs: Path, out: Path) -> tuple[list, dict[s
 def measure(args: argparse.Namespace, urls: dict, pids: dict, out: Path,
             script: Path) -> dict[str, list[dict]]:
     """Each target's rounds, interleaved (order reversed every other round)."""
+    def load(url: str, seconds: int) -> int:
+        return paced(url, seconds, args.rate) if args.rate else \
+            drive(url, seconds, args.connections, script)
+
     for url in urls.values():
-        drive(url, 3, args.connections, script)  # warm-up
+        load(url, 3)  # warm-up
     runs: dict[str, list[dict]] = {name: [] for name in urls}
     for k in range(args.rounds):
         for name in (list(urls) if k % 2 == 0 else list(urls)[::-1]):
-            got = counted(pids[name], out, lambda u=urls[name]: drive(
-                u, args.seconds, args.connections, script))
+            profiled = pids[name][0] if args.profile_host else None
+            got = counted(pids[name], out, lambda u=urls[name]: load(u, args.seconds),
+                          profiled)
             if got["profile"] is not None:
                 got["profile"] = got["profile"].rename(out / f"{name}-{k}.prof")
             runs[name].append(got)
@@ -162,8 +202,10 @@ def main() -> int:
     finally:
         for proc in reversed(procs):
             proc.stop()
-    print(f"limits {args.limits}, UPSTREAM_CLIENT={args.upstream}, wrk {args.connections} "
-          f"connections, {args.rounds} x "
+    driver = f"open loop at {args.rate} requests/s" if args.rate else \
+        f"wrk {args.connections} connections"
+    print(f"limits {args.limits}, UPSTREAM_CLIENT={args.upstream}, {driver}, "
+          f"{'host' if args.profile_host else 'worker'} profiled, {args.rounds} x "
           f"{args.seconds} s per target, load average {os.getloadavg()[0]:.1f}")
     report = {"cpu": cpu_report, "garbage": garbage_report, "calls": calls_report}[args.mode]
     print(report(runs, args))
@@ -200,6 +242,10 @@ def cpu_report(runs: dict[str, list[dict]], _args: argparse.Namespace) -> str:
                      f"{', '.join(f'{x:.1f}' for x in gc_n)} collections); worker RSS "
                      f"{got[0]['rss_mb']:.1f} -> {got[-1]['rss_mb']:.1f} MB over "
                      f"{sum(r['requests'] for r in got)} requests")
+        host = {k: statistics.median(r["host_syscalls"][k] for r in got)
+                for k in ("reads", "writes", "sleeps")}
+        lines.append(f"{name}: host per request: {host['reads']:.2f} reads, {host['writes']:.2f} "
+                     f"writes (system calls), {host['sleeps']:.2f} sleeps (voluntary switches)")
     return "\n".join(lines)
 
 

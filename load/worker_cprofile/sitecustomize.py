@@ -73,6 +73,7 @@ if os.environ.get("WORKER_CPROFILE_OUT"):
         sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
 
     def _start(_signum, _frame) -> None:
+        global _profile
         _finalised.clear()
         _count_finalised()
         if os.environ.get("WORKER_CPROFILE_FREEZE"):
@@ -85,6 +86,9 @@ if os.environ.get("WORKER_CPROFILE_OUT"):
         _gc.update(on=True, seconds=[0.0, 0.0, 0.0], count=[0, 0, 0],
                    objects=len(gc.get_objects()), kinds=_kinds() if _garbage else {})
         if _profile is not None:
+            # A fresh profile per window: a Profile's counts accumulate across enable/disable,
+            # so a second round's file held the first's calls too (divided by its own requests).
+            _profile = cProfile.Profile()
             _profile.enable()
 
     def _stop(_signum, _frame) -> None:
