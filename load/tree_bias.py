@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -170,10 +171,31 @@ def counted_round(args, gateways: dict, rows: dict) -> None:
                   flush=True)
 
 
+def traced_requests(args, gateways: dict, rows: dict, script: Path) -> None:
+    """--load requests --strace: per tree, the worker's syscalls per request over a round
+    (strace -c for all but the round's last second, so it ends before wrk does)."""
+    window = max(1, args.seconds - 1)
+    for name, (url, pids) in gateways.items():
+        tracing = subprocess.Popen(["timeout", str(window), "strace", "-c", "-f", "-q", "-p",
+                                    str(pids[1])], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+        done = requests_round(url, pids, args, script)["requests"]
+        _, err = tracing.communicate(timeout=60)
+        per = done * window / args.seconds  # the requests inside the traced window
+        rows[name]["worker_syscalls_per_request"] = {
+            cells[-1]: round(int(cells[3]) / per, 3)
+            for cells in (line.split() for line in err.decode(errors="replace").splitlines())
+            if len(cells) >= 5 and cells[0][0].isdigit() and cells[-1] != "total"}
+        print(name, "worker syscalls per request", rows[name]["worker_syscalls_per_request"],
+              flush=True)
+
+
 def run(args, gateways: dict, script: Path) -> dict[str, dict]:
     rows: dict[str, dict] = {name: {"rounds": []} for name in gateways}
     if (args.cprofile or args.strace) and args.load == "streams":
         counted_round(args, gateways, rows)
+    elif args.strace:
+        traced_requests(args, gateways, rows, script)
     names = list(gateways)
     for k in range(args.rounds):
         for name in names if k % 2 == 0 else names[::-1]:
@@ -239,6 +261,8 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="tree-bias-"))
     if args.cprofile and args.strace:
         parser.error("--cprofile and --strace: one at a time (strace slows what it traces)")
+    if args.cprofile and args.load == "requests":
+        parser.error("--cprofile counts chunks; for requests: profile_worker_calls.py --base")
     streams = args.load == "streams"
     sim = simulator(logs, args) if streams else spawn_node("backend", logs, INSTANT)
     procs, gateways = [sim], {}
