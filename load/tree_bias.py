@@ -32,6 +32,7 @@ import argparse
 import compileall
 import json
 import os
+import pstats
 import shutil
 import statistics
 import subprocess
@@ -120,16 +121,8 @@ def requests_round(url: str, pids: tuple[int, int], args, script: Path) -> dict:
             "worker_us_per_chunk": worker / done * 1e6}
 
 
-def calls_per_chunk(prof: Path, events: int) -> float:
-    import pstats
-
-    stats = pstats.Stats(str(prof))
-    return sum(calls for (_cc, calls, *_rest) in stats.stats.values()) / events
-
-
 def by_function(prof: Path, events: int) -> dict[str, float]:
-    import pstats
-
+    """Calls per chunk of each function, keyed without the folder it ran from."""
     table: dict[str, float] = {}
     for (path, line, name), (_cc, calls, *_rest) in pstats.Stats(str(prof)).stats.items():
         key = f"{Path(path).name}:{line}({name})"  # the tree's own path left out
@@ -160,8 +153,8 @@ def counted_round(args, gateways: dict, rows: dict) -> None:
         if args.cprofile:
             row, prof = counting(pids[1], PROFILES, lambda u=url, p=pids: measured(
                 u, p, args.streams, args))
-            rows[name]["calls_per_chunk"] = calls_per_chunk(prof, row["events"])
             rows[name]["by_function"] = by_function(prof, row["events"])
+            rows[name]["calls_per_chunk"] = sum(rows[name]["by_function"].values())
             print(name, "calls per chunk", round(rows[name]["calls_per_chunk"], 2), flush=True)
         else:
             measured(url, pids, args.streams, args)
