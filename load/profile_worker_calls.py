@@ -4,7 +4,7 @@ garbage-collection time per request, the gateway beside load/tenline's ten-line 
 
     .venv/bin/python load/profile_worker_calls.py [--mode calls|cpu] [--seconds 5]
         [--rounds 1] [--limits off|far] [--top 40] [--by file|function] [--upstream KIND]
-        [--profile-host] [--rate RPS]
+        [--profile-host] [--rate RPS] [--base REV]
 
 Each function runs on its own local host + worker against the instant Node simulator; the
 worker loads load/worker_cprofile/sitecustomize.py (PYTHONPATH), which counts between SIGUSR1
@@ -19,6 +19,11 @@ the hook is on the host's PYTHONPATH too, so the signals go to the host's pid. -
 each target with bench_gateway's open loop at a fixed rate instead of wrk's closed loop, so both
 targets get the same requests per second (a closed loop gives the faster one more requests per
 wake-up of the host, which lowers its CPU per request by itself).
+
+With --base REV, the gateway of that commit (`git archive`, run from its own folder as
+bench_streams.py --base runs it) is a third target, `gateway base`, and the calls report
+compares it with the gateway too: with REV the working tree's own commit, a control of where
+the gateway runs from.
 """
 
 from __future__ import annotations
@@ -43,7 +48,15 @@ sys.path.insert(0, str(ROOT / "load"))
 from bench_gateway import FAR, WRK_LUA, cpu_seconds, host_and_worker, open_loop  # noqa: E402
 
 from scripts.azurite import Azurite  # noqa: E402
-from scripts.procs import HOST_CMD, INSTANT, WORKER_ENV, free_port, spawn, spawn_node  # noqa: E402
+from scripts.procs import (  # noqa: E402
+    HOST_CMD,
+    INSTANT,
+    WORKER_ENV,
+    export_tree,
+    free_port,
+    spawn,
+    spawn_node,
+)
 
 HOOK = str(ROOT / "load/worker_cprofile")
 
@@ -133,6 +146,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--limits", choices=("off", "far"), default="off")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--by", choices=("file", "function"), default="function")
+    parser.add_argument("--base", default=None,
+                        help="also the gateway of this commit (git archive), as `gateway base`")
     parser.add_argument("--upstream", default="aiohttp",
                         help="the gateway's UPSTREAM_CLIENT (aiohttp, the default; httpx; "
                         "aiohttp-direct)")
@@ -164,7 +179,15 @@ def start(args: argparse.Namespace, logs: Path, out: Path) -> tuple[list, dict[s
                     port=port, log_dir=logs, ready_path=None,
                     env={**WORKER_ENV, **hook, "PORT": str(port), "BACKEND_URL": backend.url})
     procs += [gateway, tenline]
-    return procs, {"gateway": gateway.url + "/infer/node", "ten-line": tenline.url + "/infer"}
+    urls = {"gateway": gateway.url + "/infer/node", "ten-line": tenline.url + "/infer"}
+    if args.base:  # the same settings, from the commit's exported folder (host and worker)
+        port = free_port()
+        procs.append(spawn("gateway-base", HOST_CMD, port=port, log_dir=logs, timeout=120,
+                           cwd=export_tree(args.base, logs),
+                           env={**WORKER_ENV, **extra, **hook, "PORT": str(port),
+                                "NODE_SERVICE_URL": backend.url}))
+        urls["gateway base"] = procs[-1].url + "/infer/node"
+    return procs, urls
 
 
 def measure(args: argparse.Namespace, urls: dict, pids: dict, out: Path,
@@ -197,7 +220,8 @@ def main() -> int:
     script.write_text(WRK_LUA)
     procs, urls = start(args, logs, out)
     try:
-        pids = {"gateway": host_and_worker(procs[-2]), "ten-line": host_and_worker(procs[-1])}
+        pids = {name: host_and_worker(proc)
+                for name, proc in zip(urls, procs[-len(urls):], strict=True)}
         runs = measure(args, urls, pids, out, script)
     finally:
         for proc in reversed(procs):
@@ -266,16 +290,37 @@ def calls_report(runs: dict[str, list[dict]], args: argparse.Namespace) -> str:
                      f"{sum(c for c, _ in table.values()):.0f} Python calls and "
                      f"{sum(t for _, t in table.values()):.0f} us own time (under cProfile) "
                      f"per request; profiles: {', '.join(str(r['profile']) for r in got)}")
-    gate, ten = tables["gateway"], tables["ten-line"]
+    for other in [name for name in tables if name != "gateway"]:
+        lines += differing(tables["gateway"], tables[other], other, args.top)
+    return "\n".join(lines)
+
+
+def differing(gate: dict, ten: dict, other: str, top: int) -> list[str]:
+    """The rows whose calls or own time per request differ most between the gateway and
+    `other` (the ten-line function, or the gateway of --base)."""
+    if other != "ten-line":  # the same code from another folder: its paths, not its rows
+        gate, ten = _unrooted(gate), _unrooted(ten)
     keys = set(gate) | set(ten)
     zero = (0.0, 0.0)
     by_calls = sorted(keys, key=lambda k: -abs(gate.get(k, zero)[0] - ten.get(k, zero)[0]))
     by_own = sorted(keys, key=lambda k: -(gate.get(k, zero)[1] - ten.get(k, zero)[1]))
-    lines += ["", "calls/req gateway, ten-line; own us/req gateway, ten-line:"]
-    for key in dict.fromkeys(by_calls[:args.top] + by_own[:args.top]):
+    lines = ["", f"calls/req gateway, {other}; own us/req gateway, {other}:"]
+    for key in dict.fromkeys(by_calls[:top] + by_own[:top]):
         g, t = gate.get(key, zero), ten.get(key, zero)
         lines.append(f"{g[0]:8.2f} {t[0]:8.2f} {g[1]:8.1f} {t[1]:8.1f}  {key}")
-    return "\n".join(lines)
+    return lines
+
+
+def _unrooted(table: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """Rows keyed without the folder the tree ran from (the export's is a temporary one) and
+    without the addresses in built-ins' names, summed where they then coincide."""
+    out: dict[str, list[float]] = {}
+    for key, (calls, own) in table.items():
+        short = re.sub(r" at 0x[0-9a-f]+", "", key.split("/base/")[-1])
+        entry = out.setdefault(short, [0.0, 0.0])
+        entry[0] += calls
+        entry[1] += own
+    return {k: (v[0], v[1]) for k, v in out.items()}
 
 
 if __name__ == "__main__":
