@@ -95,6 +95,9 @@ param maximumInstanceCount int = 100
 // 93 (within noise of 100); a loopback write alone costs 25-30 us per hop per chunk on the build
 // machine. Per stream-second: worker 1.08 ms, host 0.54 ms: one core near 540-620 streams, 200
 // unchanged (safety factor ~3).
+// Ninth pass (docs/perf/pass9-streamfloor.md): a bare ten-line streaming function on the same
+// host and worker missed 10 ms added p99 at every level from 50 streams too, so the build
+// machine cannot resolve the target; the gateway spent 0.96-1.18x its CPU per chunk. 200 stays.
 // UPSTREAM_MAX_CONNECTIONS (512) must stay above this value: each stream holds one backend
 // connection.
 @description('Concurrent HTTP requests per Function App instance before scale-out.')
