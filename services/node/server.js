@@ -218,17 +218,43 @@ function generationMs(tokens) {
 
 const sse = (payload) => `data: ${JSON.stringify(payload)}\n\n`;
 
-// One event per token choice on the TTFT/TOKEN_MS schedule, then finish, usage, [DONE].
-async function streamEvents(res, head, choices, final, finalUsage) {
+// Held streams (app.py's text): x-sim-hold-key K holds a stream after its first token event
+// until POST /sim/release/K or HOLD_MS; the key is registered with the request.
+const HOLD_MS = 30_000;
+const MAX_HOLDS = 1000;
+const holds = new Map(); // key -> the release function of the held stream's promise
+
+function holdOf(req) {
+  const key = req.get('x-sim-hold-key');
+  if (!key || key.length > 64 || holds.has(key) || holds.size >= MAX_HOLDS) return null;
+  let release;
+  const released = new Promise((resolve) => { release = resolve; });
+  holds.set(key, release);
+  return { key, released };
+}
+
+async function waitForRelease(hold) {
+  let timer;
+  const timeout = new Promise((resolve) => { timer = setTimeout(resolve, HOLD_MS); });
+  await Promise.race([hold.released, timeout]);
+  clearTimeout(timer);
+}
+
+// One event per token choice on the TTFT/TOKEN_MS schedule, then finish, usage, [DONE]; with
+// `hold`, the events after the first wait for its release.
+async function streamEvents(res, head, choices, final, finalUsage, hold = null) {
   let closed = false;
-  res.on('close', () => { closed = true; });
+  res.on('close', () => {
+    closed = true;
+    if (hold) holds.delete(hold.key);
+  });
   res.writeHead(200, {
     'Content-Type': 'text/event-stream; charset=utf-8',
     'Cache-Control': 'no-cache',
     'X-Accel-Buffering': 'no',
   });
   res.flushHeaders();
-  const start = performance.now();
+  let start = performance.now();
   // With include_usage OpenAI sends "usage": null on every chunk but the last one.
   const extra = finalUsage ? { usage: null } : {};
   for (const [index, choice] of choices.entries()) {
@@ -236,10 +262,16 @@ async function streamEvents(res, head, choices, final, finalUsage) {
     if (delay > 0) await sleep(delay);
     if (closed) return;
     res.write(sse({ ...head, choices: [choice], ...extra }));
+    if (index === 0 && hold) {
+      await waitForRelease(hold);
+      if (closed) return;
+      start = performance.now() - generationMs(1);
+    }
   }
   res.write(sse({ ...head, choices: [final], ...extra }));
   if (finalUsage) res.write(sse({ ...head, choices: [], usage: finalUsage }));
   res.end('data: [DONE]\n\n');
+  if (hold) holds.delete(hold.key);
 }
 
 function newId(prefix) {
@@ -265,6 +297,12 @@ const SLOW_MS = 120;
 app.get('/slow', injectErrors, async (req, res) => {
   await sleep(SLOW_MS);
   res.json({ ok: true, service: SERVICE, slow_ms: SLOW_MS });
+});
+
+app.post('/sim/release/:key', (req, res) => {
+  const release = holds.get(req.params.key);
+  if (release) release();
+  res.json({ held: release !== undefined });
 });
 
 app.post('/infer', injectErrors, parseJson, async (req, res) => {
@@ -320,7 +358,7 @@ app.post('/v1/chat/completions', injectErrors, parseJson, async (req, res) => {
       finish_reason: null,
     }));
     const final = { index: 0, delta: {}, logprobs: null, finish_reason: finishReason };
-    return streamEvents(res, head, choices, final, gen.includeUsage ? tokens : null);
+    return streamEvents(res, head, choices, final, gen.includeUsage ? tokens : null, holdOf(req));
   }
   await sleep(generationMs(pieces.length));
   const message = { role: 'assistant', content: pieces.join('') };

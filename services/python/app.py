@@ -15,6 +15,11 @@ Token accounting, identical in both simulators:
 Errors on demand (every endpoint but /healthz): `x-sim-error: 429|5xx` answers that status with an
 OpenAI error body and `Retry-After: 1`; with `x-sim-error-times: N` and `x-sim-error-key: K` only
 the first N requests carrying K fail.
+
+Held streams (tests that a stream is relayed as it is made, without timing it): a streamed chat
+completion carrying `x-sim-hold-key: K` (at most 64 characters) sends its first token event, then
+waits until `POST /sim/release/K` or HOLD_S; the release answers `{"held": true}` while a stream
+on K has not ended, `{"held": false}` otherwise.
 """
 
 from __future__ import annotations
@@ -268,21 +273,46 @@ def generation_seconds(tokens: int) -> float:
     return (SETTINGS.ttft_ms + SETTINGS.token_ms * max(tokens - 1, 0)) / 1000
 
 
+HOLD_S = 30  # the longest a held stream waits for its release
+HOLDS: dict[str, asyncio.Event] = {}  # streams holding after their first event, by key
+MAX_HOLDS = 1000
+
+
+def hold_of(request: Request) -> str | None:
+    """The request's hold key, registered now so a release can never come too early."""
+    key = request.headers.get("x-sim-hold-key")
+    if not key or len(key) > 64 or key in HOLDS or len(HOLDS) >= MAX_HOLDS:
+        return None
+    HOLDS[key] = asyncio.Event()
+    return key
+
+
 async def sse_events(
     head: dict[str, Any], choices: list[dict[str, Any]], final: dict[str, Any],
-    final_usage: dict[str, int] | None,
+    final_usage: dict[str, int] | None, hold: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """One event per token choice on the TTFT/TOKEN_MS schedule, then finish, usage, [DONE]."""
+    """One event per token choice on the TTFT/TOKEN_MS schedule, then finish, usage, [DONE];
+    with `hold`, the events after the first wait for its release (see the module's text)."""
     start = time.monotonic()
     # With include_usage OpenAI sends "usage": null on every chunk but the last one.
     extra = {"usage": None} if final_usage is not None else {}
-    for index, choice in enumerate(choices):
-        await sleep_until(start + generation_seconds(index + 1))
-        yield sse({**head, "choices": [choice], **extra})
-    yield sse({**head, "choices": [final], **extra})
-    if final_usage is not None:
-        yield sse({**head, "choices": [], "usage": final_usage})
-    yield b"data: [DONE]\n\n"
+    try:
+        for index, choice in enumerate(choices):
+            await sleep_until(start + generation_seconds(index + 1))
+            yield sse({**head, "choices": [choice], **extra})
+            if index == 0 and hold is not None:
+                try:
+                    await asyncio.wait_for(HOLDS[hold].wait(), HOLD_S)
+                except TimeoutError:
+                    pass
+                start = time.monotonic() - generation_seconds(1)
+        yield sse({**head, "choices": [final], **extra})
+        if final_usage is not None:
+            yield sse({**head, "choices": [], "usage": final_usage})
+        yield b"data: [DONE]\n\n"
+    finally:
+        if hold is not None:
+            HOLDS.pop(hold, None)
 
 
 def sse(payload: dict[str, Any]) -> bytes:
@@ -311,6 +341,15 @@ async def slow(request: Request) -> Response:
         return failure
     await asyncio.sleep(SLOW_MS / 1000)
     return JSONResponse({"ok": True, "service": SERVICE, "slow_ms": SLOW_MS})
+
+
+@app.post("/sim/release/{key}")
+async def release(key: str) -> dict[str, bool]:
+    """Let the stream held on `key` go on; whether one was (see the module's text)."""
+    event = HOLDS.get(key)
+    if event is not None:
+        event.set()
+    return {"held": event is not None}
 
 
 @app.post("/infer")
@@ -371,7 +410,8 @@ async def chat_completions(request: Request) -> Response:
                     else {"content": piece}, "logprobs": None, "finish_reason": None}
                    for i, piece in enumerate(pieces)]
         final = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish_reason}
-        return event_stream(sse_events(head, choices, final, tokens if gen.include_usage else None))
+        return event_stream(sse_events(head, choices, final, tokens if gen.include_usage else None,
+                                       hold_of(request)))
     await asyncio.sleep(generation_seconds(len(pieces)))
     message = {"role": "assistant", "content": "".join(pieces)}
     return JSONResponse({**head, "choices": [
@@ -399,7 +439,8 @@ async def completions(request: Request) -> Response:
         choices = [{"index": 0, "text": piece, "logprobs": None, "finish_reason": None}
                    for piece in pieces]
         final = {"index": 0, "text": "", "logprobs": None, "finish_reason": finish_reason}
-        return event_stream(sse_events(head, choices, final, tokens if gen.include_usage else None))
+        return event_stream(sse_events(head, choices, final, tokens if gen.include_usage else None,
+                                       hold_of(request)))
     await asyncio.sleep(generation_seconds(len(pieces)))
     return JSONResponse({**head, "choices": [
         {"index": 0, "text": "".join(pieces), "logprobs": None, "finish_reason": finish_reason},

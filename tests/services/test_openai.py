@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import struct
+import uuid
 
 import httpx
 import pytest
@@ -185,3 +187,17 @@ def test_unknown_path_is_a_json_404(api: httpx.Client) -> None:
     response = api.get("/v1/nothing")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_held_stream_sends_its_first_event_then_waits_for_its_release(api: httpx.Client) -> None:
+    key = uuid.uuid4().hex
+    request = {**CHAT, "stream": True, "max_tokens": 4}
+    with api.stream("POST", "/v1/chat/completions", json=request,
+                    headers={"x-sim-hold-key": key}) as response:
+        lines = response.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))
+        assert api.post(f"/sim/release/{key}").json() == {"held": True}
+        rest = [line for line in lines if line.startswith("data: ")]
+    assert json.loads(first[6:])["choices"][0]["delta"]["content"]
+    assert len(rest) == 5 and rest[-1] == "data: [DONE]"  # three tokens, finish, [DONE]
+    assert api.post(f"/sim/release/{key}").json() == {"held": False}  # ended: nothing held
