@@ -120,7 +120,21 @@ class WireHeaders(httpx.Headers):
 _TEXT_NAMES = {"host": b"Host", "content-length": b"Content-Length"}  # as the constructor adds
 
 
-class TextWireHeaders(WireHeaders):
+class _LazyWireHeaders(WireHeaders):
+    """A WireHeaders whose httpx field list (`_list`) is made by `_made()` the first time it is
+    read, for fields that are usually never read through httpx."""
+
+    def __getattr__(self, name: str):
+        if name != "_list":
+            raise AttributeError(name)
+        self._list = fields = self._made()
+        return fields
+
+    def _made(self) -> list[tuple[bytes, bytes, bytes]]:
+        raise NotImplementedError
+
+
+class TextWireHeaders(_LazyWireHeaders):
     """The WireHeaders of STR_FIELDS text, made from it the first time httpx's field list is
     read (a transport that takes the text never reads it). The text is the request's own dict,
     made per request, so what is made later is what was sent."""
@@ -129,16 +143,13 @@ class TextWireHeaders(WireHeaders):
         self._text = text
         self._encoding = None
 
-    def __getattr__(self, name: str):
-        if name != "_list":
-            raise AttributeError(name)
+    def _made(self) -> list[tuple[bytes, bytes, bytes]]:
         names = _TEXT_NAMES
-        self._list = fields = [(raw := names.get(k) or k.encode(), raw.lower(), v.encode())
-                               for k, v in self._text.items()]
-        return fields
+        return [(raw := names.get(k) or k.encode(), raw.lower(), v.encode())
+                for k, v in self._text.items()]
 
 
-class RawWireHeaders(WireHeaders):
+class RawWireHeaders(_LazyWireHeaders):
     """The WireHeaders of an answer's byte pairs (aiohttp's `raw_headers`), with httpx's field
     list made from them the first time it is read. Until then `_raw` holds the pairs as
     received, which are what `raw` gives (HttpxUpstream reads them so, without the list);
@@ -148,11 +159,9 @@ class RawWireHeaders(WireHeaders):
         self._raw = raw
         self._encoding = None
 
-    def __getattr__(self, name: str):
-        if name != "_list":
-            raise AttributeError(name)
+    def _made(self) -> list[tuple[bytes, bytes, bytes]]:
         lower = _WIRE_LOWER
-        self._list = fields = [(key, lower[key], value) for key, value in self._raw]
+        fields = [(key, lower[key], value) for key, value in self._raw]
         del self._raw
         return fields
 

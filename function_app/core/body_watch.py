@@ -11,7 +11,9 @@ the watcher registers its hooks instead of wrapping.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+
+from .errors import GatewayError
 
 CLIENT_CLOSED = "client_closed"  # the body was closed (or dropped) before it ended
 
@@ -68,3 +70,32 @@ class WatchedBody:
 
     async def aclose(self) -> None:
         await self._chunks.aclose()
+
+
+def ending(exc: BaseException) -> str:
+    """How a body that raised `exc` ended, for a watch: a GatewayError's code, another error's
+    type name; a close or a cancellation is the client's going (CLIENT_CLOSED)."""
+    if isinstance(exc, GatewayError):
+        return exc.code
+    return type(exc).__name__ if isinstance(exc, Exception) else CLIENT_CLOSED
+
+
+async def watched(body: AsyncIterator[bytes], watch: BodyWatch) -> AsyncIterator[bytes]:
+    """`body` through a layer that tells `watch`, for a body that carries no free watch of its
+    own (one frame per chunk): the first chunk, then the end after `body` is closed."""
+    unseen, error, failed = True, CLIENT_CLOSED, None  # unless it ends or raises first
+    try:
+        async for chunk in body:
+            if unseen:
+                unseen = False
+                watch.chunk_out()
+            yield chunk
+        error = None
+    except BaseException as exc:
+        error, failed = ending(exc), exc
+        raise
+    finally:
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            await close()  # settles the token bill before the watcher reads it
+        watch.ended(error, None if error == CLIENT_CLOSED else failed)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ..core.body_watch import CLIENT_CLOSED, BodyWatch, WatchedBody
+from ..core.body_watch import CLIENT_CLOSED, BodyWatch, WatchedBody, ending
 from ..core.errors import GatewayError
 from .midstream import SentTokens
 from .sse import BodyTap
@@ -63,7 +63,7 @@ async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire, 
             yield last
         error = None
     except BaseException as exc:
-        error, failed = _failure(exc), exc
+        error, failed = ending(exc), exc
         raise
     finally:
         bill.settle(tap.usage)
@@ -77,14 +77,6 @@ def _cut_short(error: GatewayError, tap: Any, bill: Bill, sent: SentTokens, wire
     log.warning("stream of model %s ended early: %s", bill.model, error.code)
     bill.settle(tap.usage or sent.usage(bill.prompt_tokens))
     return wire.error_event(error)
-
-
-def _failure(exc: BaseException) -> str:
-    """How a body that raised `exc` ended, for the watch: a GatewayError's code, another
-    error's type name; a close or a cancellation is the client's going."""
-    if isinstance(exc, GatewayError):
-        return exc.code
-    return type(exc).__name__ if isinstance(exc, Exception) else CLIENT_CLOSED
 
 
 async def _close(*parts: AsyncIterator[bytes]) -> None:

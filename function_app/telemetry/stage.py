@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from ..core.body_watch import CLIENT_CLOSED, BodyWatch
-from ..core.errors import GatewayError
+from ..core.body_watch import BodyWatch, watched
 from ..core.pipeline import Handler, Stage
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..routing.attempts import ATTEMPT_OBSERVER
@@ -50,11 +49,9 @@ def telemetry_stage(telemetry: Telemetry) -> Stage:
 
 def _watch(body: AsyncIterator[bytes], telemetry: Telemetry, request: GatewayRequest,
            span: Span, status: int, started: float) -> AsyncIterator[bytes]:
-    """`body`, whose first chunk and end are recorded: through its BodyWatch when it has one
-    free (core/body_watch.py: no layer per chunk; the bill's bodies), else `_watched`."""
-    watch = getattr(body, "watch", None)
-    if not isinstance(watch, BodyWatch):
-        return _watched(body, telemetry, request, span, status, started)
+    """`body`, whose first chunk and end are recorded: through the BodyWatch it carries when
+    that is free (core/body_watch.py: no layer per chunk; the bill's bodies), else through a
+    `watched` layer with the same hooks."""
     first: float | None = None
 
     def chunk_out() -> None:
@@ -63,36 +60,13 @@ def _watch(body: AsyncIterator[bytes], telemetry: Telemetry, request: GatewayReq
         span.add_event("gen_ai.first_chunk")
 
     def ended(error: str | None, exc: BaseException | None) -> None:
-        if exc is not None:  # as _watched marks a body that raised
+        if exc is not None:  # a body that raised
             span.set_status(Status(StatusCode.ERROR))
         telemetry.finish(request, span, status, started, first, error)
 
-    if not watch.take(chunk_out, ended):
-        return _watched(body, telemetry, request, span, status, started)
-    return body
-
-
-async def _watched(body: AsyncIterator[bytes], telemetry: Telemetry, request: GatewayRequest,
-                   span: Span, status: int, started: float) -> AsyncIterator[bytes]:
-    first: float | None = None
-    error: str | None = CLIENT_CLOSED  # unless the stream ends or fails first
-    try:
-        async for chunk in body:
-            if first is None:
-                first = time.perf_counter()
-                span.add_event("gen_ai.first_chunk")
-            yield chunk
-        error = None
-    except GatewayError as exc:
-        error = exc.code
-        span.set_status(Status(StatusCode.ERROR))
-        raise
-    except Exception as exc:
-        error = type(exc).__name__
-        span.set_status(Status(StatusCode.ERROR))
-        raise
-    finally:
-        close = getattr(body, "aclose", None)
-        if close is not None:
-            await close()  # settles the token bill before it is read below
-        telemetry.finish(request, span, status, started, first, error)
+    watch = getattr(body, "watch", None)
+    if isinstance(watch, BodyWatch) and watch.take(chunk_out, ended):
+        return body
+    watch = BodyWatch()
+    watch.take(chunk_out, ended)
+    return watched(body, watch)

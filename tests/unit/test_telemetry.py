@@ -354,15 +354,7 @@ async def test_a_stream_cut_midway_marks_its_attempt_span_and_releases_its_membe
     after its first event still marks the span with the error and uncounts the member."""
     built = await wired()
 
-    def dies_midway(request):
-        async def events():
-            yield b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n'
-            raise httpx.ReadError("reset by the backend")
-
-        return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                              stream=_Events(events()))
-
-    backend.respond = dies_midway
+    backend.respond = _dies_after(SSE_HI, "text/event-stream")
     response = await proxy(make_request("POST", "/v1/chat/completions", chat(stream=True),
                                         {"content-type": "application/json"}))
     assert await _outstanding(built) == 1  # the member holds the stream
@@ -383,6 +375,22 @@ async def _outstanding(built) -> int:
             return max([v if k == "outstanding" else most(v) for k, v in node.items()] or [0])
         return max([most(v) for v in node] or [0]) if isinstance(node, list) else 0
     return most(await built.health.report(detail=True))
+
+
+SSE_HI = b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n'
+
+
+def _dies_after(first: bytes, content_type: str):
+    """A backend answer (200, `content_type`) that sends `first`, then its connection resets."""
+    def respond(request):
+        async def pieces():
+            yield first
+            raise httpx.ReadError("reset by the backend")
+
+        return httpx.Response(200, headers={"content-type": content_type},
+                              stream=_Events(pieces()))
+
+    return respond
 
 
 class _Events(httpx.AsyncByteStream):
@@ -442,15 +450,8 @@ async def test_a_plain_answer_cut_by_its_backend_is_recorded_with_its_error(
     """A streamed (unframed) JSON answer whose backend dies: the client's body is cut (the
     error raised through), the log names the error and the request's span is an error."""
 
-    def dies_midway(request):
-        async def pieces():
-            yield b'{"choices": ['
-            raise httpx.ReadError("reset by the backend")
-
-        return httpx.Response(200, headers={"content-type": "application/json"},
-                              stream=_Events(pieces()))
-
-    body = await _streamed(wired, backend, caplog, dies_midway, stream=False)
+    respond = _dies_after(b'{"choices": [', "application/json")
+    body = await _streamed(wired, backend, caplog, respond, stream=False)
     with pytest.raises(Exception) as raised:
         [chunk async for chunk in body]
     assert getattr(raised.value, "code", None) == "upstream_unavailable"
@@ -463,15 +464,7 @@ async def test_a_stream_ended_by_an_error_event_is_recorded_as_ended(wired, back
     """The bill turns an upstream failure mid-stream into an OpenAI error event: the stream
     then ends as far as the client and the log are concerned (as it did before the watch)."""
 
-    def dies_midway(request):
-        async def events():
-            yield b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n'
-            raise httpx.ReadError("reset by the backend")
-
-        return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                              stream=_Events(events()))
-
-    body = await _streamed(wired, backend, caplog, dies_midway)
+    body = await _streamed(wired, backend, caplog, _dies_after(SSE_HI, "text/event-stream"))
     got = b"".join([chunk async for chunk in body])
     assert b'"code": "upstream_unavailable"' in got
     entry = _logged(caplog)
