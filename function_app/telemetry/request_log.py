@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 from .log_record import RecordMaker
 
-_LogRecord = logging.LogRecord
-
 LOGGER = "gateway.requests"
 _encoder = json.JSONEncoder(separators=(",", ":"))
 _encode = _encoder.encode  # dumps() builds an encoder per call
@@ -50,18 +48,21 @@ _ascii = json.encoder.encode_basestring_ascii  # what the encoder quotes each st
 _FIRST = ('{"request_id":%s,"trace_id":"%s","method":%s,"route":%s,"backend":%s,"model":%s,'
           '"status":%d,"latency_ms":%r,"client":%s}')
 _FINITE = 1.8e308  # above the largest float: a value inside (-_FINITE, _FINITE) is finite
-_QUOTES_KEPT = 512
+_QUOTES_KEPT = 512  # texts, of at most _QUOTED_LENGTH characters each
+_QUOTED_LENGTH = 128
 
 
 class _Quoted(dict):
     """Text -> the encoder's quoted text, for the fields whose values repeat (method, route,
-    backend, model, client: a subscript where each was a call); the method and the client are
-    the client's, so the table is emptied when full."""
+    backend, model, client: a subscript where each was a call). The method and the client are
+    the client's: the table is emptied when full, and a long text is quoted, not kept."""
 
     def __missing__(self, text: str) -> str:
-        if len(self) >= _QUOTES_KEPT:
-            self.clear()
-        quoted = self[text] = _ascii(text)
+        quoted = _ascii(text)
+        if len(text) <= _QUOTED_LENGTH:
+            if len(self) >= _QUOTES_KEPT:
+                self.clear()
+            self[text] = quoted
         return quoted
 
 
@@ -114,7 +115,7 @@ class RequestRecord:
     mcp_outcome: str | None = None
 
 
-_Logger = logging.Logger
+_Logger, _LogRecord = logging.Logger, logging.LogRecord
 _INFO = logging.INFO
 _HANDLER_HANDLE = logging.Handler.handle
 _HAS_FACTORY = hasattr(logging, "_logRecordFactory")  # getLogRecordFactory() reads it

@@ -290,4 +290,9 @@ def test_the_quoted_texts_kept_are_bounded_and_the_line_still_the_encoders():
         method = f'M"{n}\\'
         fields = dict(zip(BASE, ("r", "", method, "/", "b", "m", 200, 1.5, "c"), strict=True))
         assert request_line(*fields.values()) == json.dumps(fields, separators=(",", ":"))
+        assert request_line(*fields.values()) == json.dumps(fields, separators=(",", ":"))
     assert len(_quoted) <= _QUOTES_KEPT
+    long = "G" * 5000 + '"'
+    fields = dict(zip(BASE, ("r", "", long, "/", "b", "m", 200, 1.5, "c"), strict=True))
+    assert request_line(*fields.values()) == json.dumps(fields, separators=(",", ":"))
+    assert long not in _quoted  # quoted, not kept
