@@ -2,7 +2,7 @@
 function (load/tenline), in one run with interleaved rounds.
 
     .venv/bin/python load/feature_cost.py [--mode both|calls|cpu] [--rate 200]
-        [--calls-rate 100] [--seconds 5] [--rounds 3] [--out FILE] [--only NAME,...]
+        [--calls-rate 100] [--seconds 5] [--rounds 4] [--out FILE] [--only NAME ...]
         (or: make feature-cost)
 
 The gateway runs in a series of configurations made from its own settings (CONFIGS): the bare
@@ -29,6 +29,7 @@ Writes --out (JSON) and the Markdown table beside it (.md), and prints the table
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import pstats
@@ -42,8 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
-from bench_gateway import FAR, WRK_LUA, host_and_worker  # noqa: E402
-from profile_worker_calls import HOOK, measure  # noqa: E402
+from bench_gateway import FAR, WRK_LUA, host_and_worker, open_loop  # noqa: E402
+from profile_worker_calls import HOOK, counted, drive  # noqa: E402
 
 TENLINE = "ten-line"
 BARE = "bare"
@@ -275,6 +276,27 @@ def group_table(groups: dict[str, dict[str, float]], targets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def shortfalls(phases: dict[str, dict], rates: dict[str, int]) -> list[str]:
+    """Lines naming the rounds with failed requests or below 0.9 x their phase's rate (an open
+    loop on a busy machine falls behind); `phases` maps a phase to {target: rounds or
+    {"errors": [...], "achieved_rps": [...]}}."""
+    lines = []
+    for phase, targets in phases.items():
+        for name, got in targets.items():
+            rounds = got if isinstance(got, list) else [
+                {"errors": e, "achieved_rps": a}
+                for e, a in zip(got["errors"], got["achieved_rps"], strict=True)]
+            failed = sum(r["errors"] or 0 for r in rounds)
+            slow = [r["achieved_rps"] for r in rounds if r["achieved_rps"] is not None
+                    and r["achieved_rps"] < 0.9 * rates[phase]]
+            if failed:
+                lines.append(f"{phase}, {name}: {failed} failed requests")
+            if slow:
+                lines.append(f"{phase}, {name}: {len(slow)} of {len(rounds)} rounds below "
+                             f"0.9 x {rates[phase]}/s ({', '.join(f'{x:.0f}' for x in slow)})")
+    return lines or ["every round kept its rate, no failed requests"]
+
+
 def by_file(stats: dict, requests: int) -> dict[str, float]:
     """Calls per request by source file (keys as profile_worker_calls.rows makes them), a
     built-in's calls counted in the file of the Python function that called it (`stats` as
@@ -349,27 +371,53 @@ def start(configs: tuple[Config, ...], logs: Path, out: Path, mode: str) -> tupl
 
 def run_phase(configs: tuple[Config, ...], args: argparse.Namespace, mode: str,
               logs: Path) -> dict[str, list[dict]]:
+    """Every target's rounds in `mode` (calls: one profiled round each; cpu: --rounds), the
+    order reversed every other round, after a 3 s warm-up each; as profile_worker_calls.py's
+    `measure`, but a failed request is counted in its round (`errors`), not fatal, and each
+    round keeps the rate the open loop achieved."""
     out = logs / f"prof-{mode}"
     out.mkdir()
     script = logs / "post.lua"
     script.write_text(WRK_LUA)
     procs, got = start(configs, logs, out, mode)
-    calls = mode == "calls"
-    harness = argparse.Namespace(
-        rate=args.calls_rate if calls else args.rate, seconds=args.seconds,
-        rounds=1 if calls else args.rounds, connections=args.connections, profile_host=False)
+    urls, pids = got["urls"], got["pids"]
+    rate = args.calls_rate if mode == "calls" else args.rate
+    rounds = 1 if mode == "calls" else args.rounds
+    last: dict[str, dict] = {}
+
+    def load(url: str, seconds: int) -> int:
+        if not rate:
+            last.update(errors=0, achieved_rps=None)
+            return drive(url, seconds, args.connections, script)
+        done = asyncio.run(open_loop(url, rate, seconds))
+        last.update(errors=done["errors"], achieved_rps=round(done["achieved_rps"], 1))
+        return len(done["latencies"])
+
+    runs: dict[str, list[dict]] = {name: [] for name in urls}
     try:
-        return measure(harness, got["urls"], got["pids"], out, script)
+        for url in urls.values():
+            load(url, 3)  # warm-up
+        for k in range(rounds):
+            for name in (list(urls) if k % 2 == 0 else list(urls)[::-1]):
+                one = counted(pids[name], out, lambda u=urls[name]: load(u, args.seconds))
+                if one["profile"] is not None:
+                    one["profile"] = one["profile"].rename(out / f"{mode}-{name}-{k}.prof")
+                runs[name].append({**one, **last})
     finally:
         for proc in reversed(procs):
             proc.stop()
+    return runs
 
 
 def calls_of(runs: dict[str, list[dict]]) -> tuple[dict[str, float], dict[str, dict],
-                                                    dict[str, dict]]:
-    """Calls per request per target, by group and by file (mean of its profiled rounds)."""
-    totals, groups, files = {}, {}, {}
+                                                    dict[str, dict], dict[str, list[dict]]]:
+    """Calls per request per target, by group and by file (mean of its profiled rounds), and
+    the requests each round counted (time-based work, such as storage reads on a timer, is
+    spread over them: its share per request falls as the rate rises)."""
+    totals, groups, files, requests = {}, {}, {}, {}
     for name, got in runs.items():
+        requests[name] = [{k: r[k] for k in ("requests", "achieved_rps", "errors")}
+                          for r in got]
         table: dict[str, float] = {}
         for r in got:
             for key, c in by_file(pstats.Stats(str(r["profile"])).stats, r["requests"]).items():
@@ -377,7 +425,7 @@ def calls_of(runs: dict[str, list[dict]]) -> tuple[dict[str, float], dict[str, d
         totals[name] = sum(table.values())
         groups[name] = grouped(table)
         files[name] = dict(sorted(table.items(), key=lambda kv: -kv[1]))
-    return totals, groups, files
+    return totals, groups, files, requests
 
 
 def cpu_of(runs: dict[str, list[dict]]) -> dict[str, dict]:
@@ -385,7 +433,9 @@ def cpu_of(runs: dict[str, list[dict]]) -> dict[str, dict]:
                    "host_ms": statistics.median(r["host_ms"] for r in got),
                    "worker_ms_runs": [r["worker_ms"] for r in got],
                    "host_ms_runs": [r["host_ms"] for r in got],
-                   "requests": [r["requests"] for r in got]}
+                   "requests": [r["requests"] for r in got],
+                   "achieved_rps": [r["achieved_rps"] for r in got],
+                   "errors": [r["errors"] for r in got]}
             for name, got in runs.items()}
 
 
@@ -398,8 +448,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calls-rate", type=int, default=100,
                         help="open loop of the profiled round; 0: wrk (closed loop)")
     parser.add_argument("--connections", type=int, default=32, help="wrk's, --calls-rate 0")
-    parser.add_argument("--only", default="",
-                        help="comma-separated configuration names (bare and defaults stay)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="only this configuration (repeatable; bare and defaults stay)")
     parser.add_argument("--no-tally", action="store_true")
     parser.add_argument("--no-otlp", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "load/results/feature_cost.json"))
@@ -410,7 +460,7 @@ def chosen(args: argparse.Namespace) -> tuple[Config, ...]:
     configs = configurations(tally=not args.no_tally, otlp=not args.no_otlp)
     if not args.only:
         return configs
-    keep = {BARE, DEFAULTS, *(n.strip() for n in args.only.split(","))}
+    keep = {BARE, DEFAULTS, *args.only}
     picked = tuple(c for c in configs if c.name in keep)
     return tuple(c if c.over in keep or not c.over else Config(c.name, c.env, BARE,
                                                                 c.in_defaults, c.note)
@@ -423,9 +473,9 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="feature-cost-"))
     began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load = {"before": os.getloadavg()}
-    calls = groups = files = cpu = None
+    calls = groups = files = profiled = cpu = None
     if args.mode in ("both", "calls"):
-        calls, groups, files = calls_of(run_phase(configs, args, "calls", logs))
+        calls, groups, files, profiled = calls_of(run_phase(configs, args, "calls", logs))
         load["after_calls"] = os.getloadavg()
     if args.mode in ("both", "cpu"):
         cpu = cpu_of(run_phase(configs, args, "cpu", logs))
@@ -440,6 +490,8 @@ def main() -> int:
             ", ".join(f"{k} {v[0]:.2f}" for k, v in load.items()), "", markdown(table, sums)]
     if groups:
         text += ["", group_table(groups, [TENLINE, BARE, DEFAULTS])]
+    text += ["", *shortfalls({"calls": profiled or {}, "CPU": cpu or {}},
+                             {"calls": args.calls_rate, "CPU": args.rate})]
     report = "\n".join(text)
     print(report)
     out = Path(args.out)
@@ -447,7 +499,8 @@ def main() -> int:
     out.write_text(json.dumps(
         {"date": began, "args": vars(args), "load_average": load,
          "configs": [asdict(c) for c in configs], "rows": table, "additivity": sums,
-         "calls_by_group": groups, "calls_by_file": files, "cpu": cpu,
+         "calls_by_group": groups, "calls_by_file": files,
+         "calls_requests": profiled, "cpu": cpu,
          "logs": str(logs)}, indent=2))
     out.with_suffix(".md").write_text(report + "\n")
     return 0

@@ -179,10 +179,12 @@ def test_grouped_and_group_table(fc):
 
 
 def test_only_keeps_bare_and_defaults_and_unnests_a_lone_child(fc):
-    args = fc.arguments(["--only", "+ telemetry + request log"])
+    args = fc.arguments(["--only", "+ telemetry + request log",
+                         "--only", "+ limits (lease, Azurite)"])
     picked = fc.chosen(args)
-    assert [c.name for c in picked] == [fc.BARE, "+ telemetry + request log", fc.DEFAULTS]
-    assert picked[1].over == fc.BARE
+    assert [c.name for c in picked] == [fc.BARE, "+ limits (lease, Azurite)",
+                                        "+ telemetry + request log", fc.DEFAULTS]
+    assert picked[2].over == fc.BARE
 
 
 def test_by_file_counts_a_builtin_in_its_callers_file(fc):
@@ -196,3 +198,16 @@ def test_by_file_counts_a_builtin_in_its_callers_file(fc):
     table = fc.by_file(stats, 100)
     assert table == {"function_app/http/headers.py": 6.0, "aiohttp/streams.py": 3.0, "~": 1.0}
     assert sum(table.values()) == 10.0  # every call counted once
+
+
+def test_shortfalls_name_failed_and_slow_rounds(fc):
+    calls = {"bare": [{"requests": 500, "errors": 0, "achieved_rps": 99.0}],
+             "defaults": [{"requests": 400, "errors": 2, "achieved_rps": 80.0}]}
+    cpu = {"bare": {"errors": [0, 0], "achieved_rps": [200.0, 150.0]}}
+    assert fc.shortfalls({"calls": calls, "CPU": cpu}, {"calls": 100, "CPU": 200}) == [
+        "calls, defaults: 2 failed requests",
+        "calls, defaults: 1 of 1 rounds below 0.9 x 100/s (80)",
+        "CPU, bare: 1 of 2 rounds below 0.9 x 200/s (150)"]
+    wrk = {"bare": [{"requests": 5000, "errors": 0, "achieved_rps": None}]}
+    assert fc.shortfalls({"calls": wrk}, {"calls": 0}) == [
+        "every round kept its rate, no failed requests"]
