@@ -135,7 +135,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                                                     "function_app/adapters/")),
     ("aiohttp client", ("aiohttp/", "multidict/", "yarl/", "propcache/", "aiohappyeyeballs/",
                         "aiosignal/", "frozenlist/")),
-    ("gateway: request/response conversion", ("function_app/http/", "function_app/worker_http",
+    ("gateway: request/response conversion", ("function_app/http/", "function_app/worker_http.py",
                                               "function_app/app.py")),
     ("gateway: routing", ("function_app/routing/", "function_app/aoai/")),
     ("gateway: pipeline and stages", ("function_app/core/", "function_app/stages/",
