@@ -48,10 +48,29 @@ class DeadlineBody:
     nobody ever started reading (closing an unstarted generator skips its `finally`).
     """
 
+    __slots__ = (
+        "_chunks",
+        "_closing",
+        "_cut",
+        "_errors",
+        "_failure",
+        "_hooks",
+        "_reader",
+        "_reads",
+        "_release",
+        "_timer",
+        "_translate",
+        "closed",
+        "deadline",
+        "expired",
+    )
+
     def __init__(self, chunks: AsyncIterator[bytes] | Reads | None, deadline: float,
                  release: Callable[[], Awaitable[None]] | None,
                  translate: Callable[[Exception], GatewayError],
-                 errors: tuple[type[Exception], ...] = (TimeoutError,)) -> None:
+                 errors: tuple[type[Exception], ...] = (TimeoutError,),
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """`loop`: the running loop, when the caller has it at hand (one call fewer)."""
         self._chunks = chunks  # None until `attach`: the timer then bounds the head (`head`)
         self._reads = isinstance(chunks, Reads)
         self.deadline = deadline
@@ -63,9 +82,10 @@ class DeadlineBody:
         self._reader: asyncio.Task | None = None  # the task in a read, while it is in one
         self._cut = False  # _expire cancelled the reader
         self._closing: asyncio.Future[None] | None = None
-        self._hooks: list[Callable[[GatewayError | None], None]] = []
+        # The end hooks (`on_end`): None until the first is given (most bodies never get one).
+        self._hooks: list[Callable[[GatewayError | None], None]] | None = None
         self._failure: GatewayError | None = None  # what the body raised, for the hooks
-        self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+        self._timer = (loop or asyncio.get_running_loop()).call_at(deadline, self._expire)
 
     def _expire(self) -> None:
         self.expired = True
@@ -78,10 +98,28 @@ class DeadlineBody:
             self._closing = asyncio.ensure_future(self.aclose())
 
     async def head[T](self, waiting: Awaitable[T]) -> T:
-        """`waiting` (the answer's head), cut by this body's one timer: TimeoutError when the
-        deadline passes first, as `asyncio.timeout_at(deadline)` would raise, without a second
-        timer per exchange. Before `attach`; after a failure here, `abandon`."""
-        return await self._cut_at_deadline(waiting)
+        """`waiting` (the answer's head), awaited from the current task, which the one deadline
+        timer (`_expire`) cancels when the deadline passes: TimeoutError then, as
+        `asyncio.timeout_at(deadline)` would raise, without a second timer per exchange. Before
+        `attach`; after a failure here, `abandon`.
+
+        One timer per exchange instead of a timeout armed and disarmed around the head and
+        every chunk (that cost about 5 % of the worker's CPU with many streams:
+        load/bench_streams.py). As asyncio.timeout does, the cancellation is taken back
+        (`uncancel`) so that only ours becomes TimeoutError; anyone else's propagates."""
+        task = asyncio.current_task()
+        assert task is not None  # the head is always awaited in a task
+        self._reader = task
+        try:
+            return await waiting
+        except asyncio.CancelledError:
+            self._cancelled(task)
+            raise
+        finally:  # _read_over, inline: a call less per exchange
+            self._reader = None
+            if self._cut:
+                self._cut = False
+                task.uncancel()
 
     def attach(self, chunks: AsyncIterator[bytes] | Reads, release: Callable[[], Awaitable[None]]
                ) -> DeadlineBody:
@@ -142,25 +180,6 @@ class DeadlineBody:
             await self.aclose()
             raise error from exc
 
-    async def _cut_at_deadline[T](self, waiting: Awaitable[T]) -> T:
-        """`waiting`, awaited from the current task, which the one deadline timer (`_expire`)
-        cancels when the deadline passes: TimeoutError then.
-
-        One timer per exchange instead of a timeout armed and disarmed around the head and
-        every chunk (that cost about 5 % of the worker's CPU with many streams:
-        load/bench_streams.py). As asyncio.timeout does, the cancellation is taken back
-        (`uncancel`) so that only ours becomes TimeoutError; anyone else's propagates."""
-        task = asyncio.current_task()
-        assert task is not None  # the head is always awaited in a task
-        self._reader = task
-        try:
-            return await waiting
-        except asyncio.CancelledError:
-            self._cancelled(task)
-            raise
-        finally:
-            self._read_over(task)
-
     def _cancelled(self, task: asyncio.Task) -> None:
         """A wait of `task` was cancelled: TimeoutError when it was our cut and nobody else's
         cancellation is pending; else the caller re-raises the cancellation."""
@@ -168,14 +187,6 @@ class DeadlineBody:
             self._cut = False
             if task.uncancel() == 0:
                 raise TimeoutError from None
-
-    def _read_over(self, task: asyncio.Task) -> None:
-        """After every wait: not in a read any more; a cut that the wait outran (it returned
-        anyway) is taken back, so the task keeps no cancellation of ours."""
-        self._reader = None
-        if self._cut:
-            self._cut = False
-            task.uncancel()
 
     def on_end(self, hook: Callable[[GatewayError | None], None]) -> None:
         """`hook(error)` runs once, after the exchange's release, when the body ends, fails or
@@ -185,6 +196,8 @@ class DeadlineBody:
         them two calls per streamed chunk."""
         if self.closed:
             hook(self._failure)
+        elif self._hooks is None:
+            self._hooks = [hook]
         else:
             self._hooks.append(hook)
 
@@ -197,11 +210,12 @@ class DeadlineBody:
             if self._release is not None:
                 await self._release()
         finally:
-            self._run_hooks()
+            if self._hooks is not None:  # no call for a body without hooks (most unary ones)
+                self._run_hooks()
 
     def _run_hooks(self) -> None:
         """Every hook, even after one failed; the first failure is raised after them all."""
-        hooks, self._hooks = self._hooks, []
+        hooks, self._hooks = self._hooks or [], None
         failed: BaseException | None = None
         for hook in hooks:
             try:
