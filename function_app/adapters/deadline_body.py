@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from ..core.body_watch import CLIENT_CLOSED, BodyWatch, EndHook, ending
 from ..core.errors import GatewayError, UpstreamTimeout
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,16 @@ class DeadlineBody:
         "_chunks",
         "_closing",
         "_cut",
+        "_done",
         "_errors",
         "_failure",
-        "_hooks",
+        "_raised",
         "_reader",
         "_reads",
         "_release",
         "_timer",
         "_translate",
+        "_watch",
         "closed",
         "deadline",
         "expired",
@@ -82,9 +85,12 @@ class DeadlineBody:
         self._reader: asyncio.Task | None = None  # the task in a read, while it is in one
         self._cut = False  # _expire cancelled the reader
         self._closing: asyncio.Future[None] | None = None
-        # The end hooks (`on_end`): None until the first is given (most bodies never get one).
-        self._hooks: list[Callable[[GatewayError | None], None]] | None = None
+        # Who hears the first chunk and the end (`watch`, `on_end`): None until asked for (a
+        # body read whole, most unary answers, never is).
+        self._watch: BodyWatch | None = None
         self._failure: GatewayError | None = None  # what the body raised, for the hooks
+        self._raised: BaseException | None = None  # anything else that went through a read
+        self._done = False  # the chunks ended
         self._timer = (loop or asyncio.get_running_loop()).call_at(deadline, self._expire)
 
     def _expire(self) -> None:
@@ -166,10 +172,16 @@ class DeadlineBody:
                         task.uncancel()
                 if not chunk:
                     if chunk is None or self._reads:  # a Reads' b"" is the end
+                        self._done = True
                         await self.aclose()
                         raise StopAsyncIteration
                     continue  # an empty chunk from an iterator: skipped
+                watch = self._watch
+                if watch is not None and watch.first is not None:
+                    watch.chunk_out()  # the first chunk out, to a watcher (no layer per chunk)
                 return chunk
+        except StopAsyncIteration:
+            raise
         except GatewayError as error:
             self._failure = error
             await self.aclose()
@@ -179,6 +191,9 @@ class DeadlineBody:
             self._failure = error = self._translate(exc)
             await self.aclose()
             raise error from exc
+        except BaseException as exc:  # a cancellation, or an error of no known type: told at
+            self._raised = exc  # the close, whoever makes it
+            raise
 
     def _cancelled(self, task: asyncio.Task) -> None:
         """A wait of `task` was cancelled: TimeoutError when it was our cut and nobody else's
@@ -188,18 +203,23 @@ class DeadlineBody:
             if task.uncancel() == 0:
                 raise TimeoutError from None
 
-    def on_end(self, hook: Callable[[GatewayError | None], None]) -> None:
+    @property
+    def watch(self) -> BodyWatch:
+        """This body's BodyWatch (core/body_watch.py), made when first asked for: a watcher
+        takes it instead of wrapping the body; it hears of the first chunk from `__anext__` and
+        of the end from `aclose`, after the release and the end hooks."""
+        watch = self._watch
+        if watch is None:
+            watch = self._watch = BodyWatch()
+            if self.closed:
+                watch.ended(*self._ending())
+        return watch
+
+    def on_end(self, hook: EndHook) -> None:
         """`hook(error)` runs once, after the exchange's release, when the body ends, fails or
         is closed (at once if it already has): `error` is the GatewayError the body raised,
-        else None. Hooks run in the order given. For the layers that only act at the end
-        (routing's release, the attempt's span): a generator around the body cost each of
-        them two calls per streamed chunk."""
-        if self.closed:
-            hook(self._failure)
-        elif self._hooks is None:
-            self._hooks = [hook]
-        else:
-            self._hooks.append(hook)
+        else None. Hooks run in the order given (BodyWatch.on_end)."""
+        (self._watch or self.watch).on_end(hook)
 
     async def aclose(self) -> None:
         if self.closed:
@@ -210,17 +230,17 @@ class DeadlineBody:
             if self._release is not None:
                 await self._release()
         finally:
-            if self._hooks is not None:  # no call for a body without hooks (most unary ones)
-                self._run_hooks()
+            if self._watch is not None:  # no call for a body nobody watches (most unary ones)
+                self._watch.ended(*self._ending())
 
-    def _run_hooks(self) -> None:
-        """Every hook, even after one failed; the first failure is raised after them all."""
-        hooks, self._hooks = self._hooks or [], None
-        failed: BaseException | None = None
-        for hook in hooks:
-            try:
-                hook(self._failure)
-            except Exception as exc:  # the others must still run: raised below
-                failed = failed or exc
-        if failed is not None:
-            raise failed
+    def _ending(self) -> tuple[str | None, BaseException | None]:
+        """How the body ended, as a BodyWatch is told: None (its chunks ended), the code of the
+        GatewayError it raised (the deadline's included), an unknown error's type name, or
+        CLIENT_CLOSED (closed before its end, or its reader cancelled)."""
+        if self._failure is not None:
+            return self._failure.code, self._failure
+        raised = self._raised
+        if raised is not None:
+            error = ending(raised)
+            return error, None if error == CLIENT_CLOSED else raised
+        return (None, None) if self._done else (CLIENT_CLOSED, None)
