@@ -22,10 +22,12 @@ so one process per target leaves each ratio good to about +-7 %. --processes K (
 starts K separate host + worker pairs of every function target (the ten-line function and each
 gateway; one direct backend, one tally-mode gateway) and interleaves the rounds across targets
 and processes. Each process's figures are the medians of its rounds; each target's, the median
-across its processes, with their min-max (`spread`, and `processes` in the JSON). Each ratio to
-the ten-line function is the ratio of those medians, with a range: the lowest and highest ratio
-any one pair of processes gives. A target is met or missed when the whole range is on one side
-of it, else undecided. --processes 1 --seconds 10 is the bench of the passes before.
+across its processes, with their min-max (`spread`, and `processes` in the JSON). Process i of
+each target is started with process i of the others and runs next to them in every round, so
+process i of a gateway over process i of the ten-line function is one replicate of the
+one-process bench: each ratio is the median of the K pairs', with their range (min-max). A
+target is met or missed when the whole range is on one side of it, else undecided.
+--processes 1 --seconds 10 is the bench of the passes before.
 
 --only-latency runs phase 2 alone (no wrk, no tally-mode gateway); --base REV adds that
 commit's tree (git archive) as two more gateways, defaults and limits off, to phase 2's turns:
@@ -161,8 +163,9 @@ def start_stack(logs: Path, tally: bool = True, base: Path | None = None, proces
                 ) -> tuple[dict, dict[str, str], dict[str, str], dict[str, float]]:
     """Backends, the ten-line function and two gateways (defaults: limits on far from binding on
     Azurite, cache on, telemetry on; and limits off), each function on its own host + worker,
-    `processes` separately started host + worker pairs of each (named by `label`); the
-    tally-mode gateway (one) unless not `tally`, and the two gateways from the `base` tree too.
+    `processes` separately started host + worker pairs of each (named by `label`; the first of
+    every target, then the second of every target...); the tally-mode gateway (one) unless not
+    `tally`, and the two gateways from the `base` tree too.
     Returns the processes by name, the fast and the slow URL of each process, and each
     gateway process's time from start to its first /healthz 200."""
     node = ROOT / "services/node"
@@ -173,14 +176,6 @@ def start_stack(logs: Path, tally: bool = True, base: Path | None = None, proces
     slow = spawn("slow-backend", ["node", "server.js"], port=slow_port, log_dir=logs, cwd=node,
                  env={"PORT": str(slow_port), "LATENCY_MIN_MS": "30", "LATENCY_MAX_MS": "50"})
     procs = {"azurite": azurite, "fast": fast, "slow": slow}
-    for i in range(processes):
-        for name, backend in (("ten-line function", fast), ("ten-line slow", slow)):
-            port = free_port()
-            procs[label(name, i)] = spawn(
-                name.replace(" ", "-") + (f"-{i + 1}" if i else ""),
-                [*HOST_CMD, "--app-dir", str(ROOT / "load/tenline")], port=port, log_dir=logs,
-                ready_path=None, env={**WORKER_ENV, "PORT": str(port),
-                                      "BACKEND_URL": backend.url})
     common = {**WORKER_ENV, "NODE_SERVICE_URL": fast.url, "PY_SERVICE_URL": slow.url}
     table = {**FAR, "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string}
     envs = {GATEWAYS[0]: table, GATEWAYS[1]: {"RATE_LIMIT_ENABLED": "false"},
@@ -194,7 +189,14 @@ def start_stack(logs: Path, tally: bool = True, base: Path | None = None, proces
                           "WORKER_LEASE_LOG": str(logs / file)}
     started: dict[str, float] = {}
     gateway_procs = members(tuple(envs), processes)
-    for i in range(processes):
+    for i in range(processes):  # the i-th process of every target, then the next i
+        for name, backend in (("ten-line function", fast), ("ten-line slow", slow)):
+            port = free_port()
+            procs[label(name, i)] = spawn(
+                name.replace(" ", "-") + (f"-{i + 1}" if i else ""),
+                [*HOST_CMD, "--app-dir", str(ROOT / "load/tenline")], port=port, log_dir=logs,
+                ready_path=None, env={**WORKER_ENV, "PORT": str(port),
+                                      "BACKEND_URL": backend.url})
         for name, extra in envs.items():
             if i >= len(gateway_procs[name]):
                 continue
@@ -415,12 +417,13 @@ def per_process(figures: dict, key: str) -> list[float]:
     return [r[key] for r in rows]
 
 
-def ratio_range(num: list[float], den: list[float]) -> tuple[float, list[float]]:
-    """The ratio of two targets' medians across processes, and its range: the lowest and the
-    highest ratio any one process of `num` would have given against any one of `den` (what a
-    one-process-per-target run could have reported)."""
-    return (statistics.median(num) / max(statistics.median(den), 1e-9),
-            [min(num) / max(max(den), 1e-9), max(num) / max(min(den), 1e-9)])
+def pair_ratios(num: list[float], den: list[float]) -> tuple[float, list[float], list[float]]:
+    """Process i of `num` over process i of `den`: the two were started one after the other
+    and run next to each other in every round, so each pair is one replicate of the
+    one-process bench. Returns the median of the pairs' ratios, their range (min, max) and
+    the ratios themselves."""
+    pairs = [n / max(den[i % len(den)], 1e-9) for i, n in enumerate(num)]
+    return statistics.median(pairs), [min(pairs), max(pairs)], pairs
 
 
 def verdict(low: float, high: float, limit: float, at_least: bool) -> str:
@@ -432,15 +435,19 @@ def verdict(low: float, high: float, limit: float, at_least: bool) -> str:
 
 
 def verdicts(tp: dict, lat: dict) -> dict[str, dict]:
-    """Per gateway: the ratios to the ten-line function (medians across processes) with their
-    ranges (`ratio_range`), the latency added, and the verdict on each of the three targets."""
+    """Per gateway: the ratios to the ten-line function (the median of its processes' pairs,
+    `pair_ratios`) with their range and each pair's, the latency added, and the verdict on each
+    of the three targets."""
     ref, added = tp["ten-line function"], latency_verdicts(lat)
     out = {}
     for g in GATEWAYS:
-        rps, rps_range = ratio_range(per_process(tp[g], "rps"), per_process(ref, "rps"))
-        cpu, cpu_range = ratio_range(per_process(tp[g], "cpu_ms"), per_process(ref, "cpu_ms"))
-        out[g] = {"rps_ratio": rps, "rps_ratio_range": rps_range, "cpu_ratio": cpu,
-                  "cpu_ratio_range": cpu_range, **added[g]}
+        rps, rps_range, rps_pairs = pair_ratios(per_process(tp[g], "rps"),
+                                                per_process(ref, "rps"))
+        cpu, cpu_range, cpu_pairs = pair_ratios(per_process(tp[g], "cpu_ms"),
+                                                per_process(ref, "cpu_ms"))
+        out[g] = {"rps_ratio": rps, "rps_ratio_range": rps_range, "rps_ratio_pairs": rps_pairs,
+                  "cpu_ratio": cpu, "cpu_ratio_range": cpu_range, "cpu_ratio_pairs": cpu_pairs,
+                  **added[g]}
         out[g]["verdict"] = {
             "rps": verdict(*rps_range, TARGET_RPS_RATIO, at_least=True),
             "cpu": verdict(*cpu_range, TARGET_CPU_RATIO, at_least=False),
@@ -519,9 +526,10 @@ def report(tp: dict, lat: dict, start_s: float, args) -> str:
               f"{args.latency_rounds} x {args.latency_seconds} s per target in "
               f"{args.latency_slice} s slices taking turns (a target's slices go to its "
               f"processes in turn):", "", *open_loop_rows(lat)]
-    lines += ["", "Ratios to the ten-line function: median across processes [range: the lowest "
-              "and highest any one pair of processes gives]; met / missed when the whole range "
-              "is on one side of the target, else undecided.", "",
+    lines += ["", "Ratios to the ten-line function: the median of the pairs' [and their range]; "
+              "pair i = process i of the gateway over process i of the ten-line function, "
+              "started and measured side by side, one replicate of a one-process bench; met / "
+              "missed when the whole range is on one side of the target, else undecided.", "",
               "| gateway | RPS / ten-line (>= 0.9) | CPU/req / ten-line (<= 1.15) | "
               "p50 added ms | p99 added ms (<= 3) | p99 over ten-line ms |",
               "|---|---:|---:|---:|---:|---:|"]
@@ -548,7 +556,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=3,
                         help="separately started host + worker pairs per function target")
-    parser.add_argument("--seconds", type=int, default=7)
+    parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=int, default=200)
