@@ -76,6 +76,7 @@ load-smoke: setup k6
 
 # Gateway overhead in one run: direct backend vs the ten-line function vs the gateway (defaults
 # and limits off), interleaved, CPU per request, p99 added at 200 RPS (needs wrk); bench.json.
+# Three host + worker processes per function: each ratio with its range across processes.
 bench: setup wrk
 	$(PY) load/bench_gateway.py
 

@@ -129,7 +129,8 @@ def main() -> int:
     streams = json.loads(Path(args.streams).read_text())
     chosen = args.concurrency
     gw = bench["throughput"]["gateway (defaults)"]
-    cpu_ms = gw["host_cpu_ms"] + gw["worker_cpu_ms"]
+    # the median across processes (bench_gateway --processes); before it, host + worker
+    cpu_ms = gw.get("cpu_ms", gw["host_cpu_ms"] + gw["worker_cpu_ms"])
     level = _level_for(streams, chosen)
     stream_s = streams["args"]["stream_s"]
     cpu_per_stream_s = level["gateway"]["cpu_s"] / (level["n"] * stream_s)

@@ -66,3 +66,19 @@ def test_the_script_reads_both_results_and_reports_storage_per_limiter_mode(tmp_
     assert storage["gateway (defaults)"]["transactions_per_request"] == 0.04
     assert storage["gateway (tally mode)"]["usd_per_million"] == pytest.approx(0.02 * 100 * 0.00036)
     assert storage["gateway (limits off)"]["transactions_per_request"] == 0.0
+
+
+def test_a_bench_with_several_processes_costs_their_median_cpu(tmp_path):
+    # bench_gateway --processes: cpu_ms is the median across processes of host + worker, which
+    # need not equal the median host plus the median worker.
+    gw = {"rps": 100, "host_cpu_ms": 0.5, "worker_cpu_ms": 1.5, "cpu_ms": 2.2,
+          "processes": [{"name": "gateway (defaults)", "cpu_ms": 2.2}]}
+    bench = {"throughput": {"gateway (defaults)": gw}, "cache": None}
+    level = {"n": 100, "gateway": {"cpu_s": 4.0, "kb_per_stream": 100.0, "host_rss_before_mb": 30,
+                                   "worker_rss_before_mb": 80}}
+    (tmp_path / "b.json").write_text(json.dumps(bench))
+    (tmp_path / "s.json").write_text(json.dumps({"levels": [level], "args": {"stream_s": 20.0}}))
+    subprocess.run([sys.executable, str(ROOT / "load/cost.py"), "--bench", str(tmp_path / "b.json"),
+                    "--streams", str(tmp_path / "s.json"), "--concurrency", "100",
+                    "--out", str(tmp_path / "c.json")], check=True, capture_output=True)
+    assert json.loads((tmp_path / "c.json").read_text())["cpu_ms_per_request"] == 2.2
