@@ -12,8 +12,10 @@ The worker library (azure-functions-runtime 1.3.0, the latest) also keeps one en
 invocation in its coordinator (`http_v2.HttpCoordinator._context_references`: the invocation's
 two events and their queues) and never removes it: about 5 objects and 0.5-1 KB a request, for
 the life of the worker, so a million requests held most of a 2 GB instance and every full
-garbage collection walked them. `release_finished_invocations` drops the entry once the HTTP
-side has taken the function's answer, the entry's last use.
+garbage collection walked them. `release_finished_invocations` drops the entry as the HTTP
+side takes the function's answer, the entry's last use: the library's `_pop_http_response`,
+which cleared the answer through a property setter (setting an event already set), now pops
+the entry and returns the answer, with the same ValueError when there is none.
 
 A streamed answer's chunks skip the app's send wrappers: the outermost layer of the hardened
 app's middleware stack (`ServerSend`) puts the `send` it gets in the scope (`SERVER_SEND`), and
@@ -21,7 +23,10 @@ app.ClosingStreamingResponse sends its body messages there. Every wrapper inside
 (ServerErrorMiddleware, the two exception handlers' `sender`) acts on `http.response.start`
 only, which still goes through them; per chunk they were three coroutine calls of the worker's
 Python (load/profile_streams.py --cprofile, docs/perf/pass7-streams.md). An app given middleware
-of its own (none is) keeps them all.
+of its own (none is) keeps them all. The hardened app's own `__call__` does, for an HTTP request
+while FastAPI's native telemetry is off, what FastAPI's, Starlette's and ServerSend's `__call__`
+do, in one coroutine instead of three (their code is FastAPI 0.165's and Starlette 1.10's;
+tests/unit/test_worker_http.py fails when either changes); any other request takes theirs.
 """
 
 from __future__ import annotations
@@ -48,6 +53,16 @@ def harden_worker_http() -> None:
             # Only the stack whose wrappers are known (above); Starlette builds it once, at the
             # first request, and refuses middleware added after that.
             return stack if self.user_middleware else ServerSend(stack)
+
+        async def __call__(self, scope, receive, send) -> None:
+            stack = self.middleware_stack
+            if stack.__class__ is ServerSend and scope["type"] == "http" and not self.root_path \
+                    and "fastapi.telemetry" not in scope and not self._native_telemetry.enabled():
+                scope["app"] = self  # Starlette's
+                scope[SERVER_SEND] = send  # ServerSend's
+                await stack.app(scope, receive, send)
+            else:  # the first request (no stack yet), native telemetry, a root path, lifespan
+                await super().__call__(scope, receive, send)
 
     def factory(*args, **kwargs):
         app = HardenedFastAPI(*args, **{**kwargs, "redirect_slashes": False})
@@ -88,26 +103,38 @@ async def unroutable(scope, receive, send) -> None:
 
 
 def release_finished_invocations() -> None:
-    """Idempotent: the coordinator forgets an invocation once its answer has been taken.
+    """Idempotent: the coordinator forgets an invocation as its answer is taken.
 
     The HTTP side (the worker's catch-all route) takes the answer after the invocation has
     set it, and the invocation runs no further step on the entry after setting it without
     first returning to the event loop; so nothing reads the entry after it is gone. A wait
     that is cancelled leaves the entry, as before. The library has loaded its module before
     it imports the app; elsewhere (another worker, a bare `import main`) there is nothing to
-    release, and importing it here would only slow a cold start."""
+    release, and importing it here would only slow a cold start.
+
+    Both takes (the invocation's of the request, the route's of the answer) read and clear the
+    entry's field directly: the library's went through the property pair, whose setter sets
+    the field's event again (it is already set: the take waited for it), three Python calls
+    each. The same ValueError when there is nothing to take."""
     module = sys.modules.get("azure_functions_runtime.http_v2")
     coordinator = getattr(module, "HttpCoordinator", None)
-    if coordinator is None:
-        return
-    original = coordinator.await_http_response_async
-    if getattr(original, "gateway_releases", False):
+    if coordinator is None or getattr(coordinator._pop_http_response, "gateway_releases", False):
         return
 
-    async def await_http_response_async(self, invoc_id):
-        response = await original(self, invoc_id)
-        self._context_references.pop(invoc_id, None)
+    def _pop_http_request(self, invoc_id):
+        entry = self._context_references[invoc_id]
+        request = entry._http_request
+        if request is None:
+            raise ValueError(f"No http request found for invocation {invoc_id}")
+        entry._http_request = None
+        return request
+
+    def _pop_http_response(self, invoc_id):
+        response = self._context_references.pop(invoc_id)._http_response
+        if response is None:
+            raise ValueError(f"No http response found for invocation {invoc_id}")
         return response
 
-    await_http_response_async.gateway_releases = True  # type: ignore[attr-defined]
-    coordinator.await_http_response_async = await_http_response_async
+    _pop_http_response.gateway_releases = True  # type: ignore[attr-defined]
+    coordinator._pop_http_request = _pop_http_request
+    coordinator._pop_http_response = _pop_http_response

@@ -6,6 +6,7 @@ import contextlib
 import json
 import uuid
 
+import pytest
 from azure_functions_runtime import http_v2
 from azurefunctions.extensions.http.fastapi import web
 
@@ -187,3 +188,127 @@ async def test_with_fastapis_own_telemetry_on_every_chunk_still_passes_its_wrapp
     served = [s for s in spans.get_finished_spans()
               if s.attributes.get("http.response.status_code") == 200]
     assert len(served) == 1
+
+
+def test_the_mirrored_framework_code_is_the_pinned_versions():
+    """HardenedFastAPI.__call__ does what FastAPI's and Starlette's __call__ do for an HTTP
+    request (and ServerSend's); the coordinator's takes read the entry's fields as the library's
+    properties do. When any of that code changes, re-read it and update worker_http.py."""
+    import hashlib
+    import inspect
+
+    from fastapi import FastAPI
+    from starlette.applications import Starlette
+
+    def digest(obj) -> str:
+        return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]
+
+    assert {"fastapi": digest(FastAPI.__call__), "starlette": digest(Starlette.__call__),
+            "coordinator": digest(http_v2.HttpCoordinator),
+            "entry": digest(http_v2.BaseContextReference)} == PINNED
+
+
+# fastapi 0.165.0, starlette 1.10.0, azure-functions-runtime 1.3.0
+PINNED = {"fastapi": "0795712e5427892f", "starlette": "5bf3135c4e85b7f5",
+          "coordinator": "88b5412ff9bdfe00", "entry": "599f15b952e6cf80"}
+
+
+async def _serve_twice(app) -> list[list[dict]]:
+    """Two GETs through the ASGI `app`, whose route answers with the scope's SERVER_SEND
+    presence; the messages of each."""
+    from function_app.app import to_response
+    from function_app.http.headers import Headers
+    from function_app.http.messages import GatewayResponse
+    from function_app.worker_http import SERVER_SEND
+
+    async def route(request: web.FastApiRequest):
+        has = str(SERVER_SEND in request.scope).encode()
+        return to_response(GatewayResponse(200, Headers([("x-request-id", "rq-1")]), has))
+
+    app.api_route("/{path:path}", methods=["GET"])(route)
+    answers = []
+    for _ in range(2):
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message, into=sent):
+            into.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+                 "http_version": "1.1", "method": "GET", "path": "/s", "raw_path": b"/s",
+                 "query_string": b"", "headers": [], "client": ("127.0.0.1", 5),
+                 "root_path": "", "server": ("127.0.0.1", 80), "scheme": "http"}
+        await app(scope, receive, send)
+        answers.append(sent)
+    return answers
+
+
+async def test_later_requests_take_the_one_frame_path_and_answer_as_the_first():
+    from fastapi import FastAPI
+
+    import function_app.app  # noqa: F401
+
+    app = web.WebApp().get_app()
+    entered = []
+    original = FastAPI.__call__
+
+    async def counting(self, scope, receive, send):
+        entered.append(scope["path"])
+        await original(self, scope, receive, send)
+
+    FastAPI.__call__ = counting
+    try:
+        first, second = await _serve_twice(app)
+    finally:
+        FastAPI.__call__ = original
+    assert first == second  # the same start and body, fields included
+    assert first[0]["headers"] == [(b"content-length", b"4"), (b"x-request-id", b"rq-1")]
+    assert first[1]["body"] == b"True"  # SERVER_SEND was in the scope both times
+    assert entered == ["/s"]  # FastAPI's own __call__ only for the first (it builds the stack)
+
+
+async def test_with_native_telemetry_on_every_request_goes_through_fastapis_call():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import function_app.app  # noqa: F401
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    app = web.FastAPI(telemetry={"tracer_provider": provider, "metrics": False, "logs": False})
+    first, second = await _serve_twice(app)
+    assert first == second and first[1]["body"] == b"True"
+    assert len(spans.get_finished_spans()) >= 2  # a request span for each
+
+
+async def test_a_take_with_nothing_to_take_is_the_librarys_value_error():
+    import function_app.app  # noqa: F401
+
+    coordinator = http_v2.HttpCoordinator()
+    invocation_id = uuid.uuid4().hex
+    coordinator._context_references[invocation_id] = http_v2.AsyncContextReference()
+    with pytest.raises(ValueError, match="No http request"):
+        coordinator._pop_http_request(invocation_id)
+    with pytest.raises(ValueError, match="No http response"):
+        coordinator._pop_http_response(invocation_id)
+    assert invocation_id not in coordinator._context_references
+
+
+async def test_the_request_is_taken_once_and_its_entry_kept_for_the_answer():
+    import function_app.app  # noqa: F401
+
+    coordinator = http_v2.HttpCoordinator()
+    invocation_id, request = uuid.uuid4().hex, object()
+    coordinator.set_http_request(invocation_id, request)
+    assert await coordinator.get_http_request_async(invocation_id) is request
+    entry = coordinator._context_references[invocation_id]
+    assert entry.http_request is None  # taken, as the library's take left it
+    with pytest.raises(ValueError):
+        coordinator._pop_http_request(invocation_id)
+    coordinator.set_http_response(invocation_id, "answer")
+    assert await coordinator.await_http_response_async(invocation_id) == "answer"
+    assert invocation_id not in coordinator._context_references
