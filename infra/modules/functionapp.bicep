@@ -34,7 +34,7 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
-// perInstanceConcurrency = 200, from make bench-streams (load/bench_streams.py; docs/PERFORMANCE.md,
+// perInstanceConcurrency = 200, from make bench-streams (load/bench_streams.py; docs/perf/history.md,
 // "Streams, fourth pass"): 20 s streams of 100 ms chunks through the local host and the real
 // worker cost the worker 0.8-1.1 ms of CPU per stream-second (80-110 us per chunk, opens
 // included) and the local host 0.5-0.7 ms. A 2048 MB Flex instance has about one core, shared by
