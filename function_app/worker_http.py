@@ -27,17 +27,31 @@ of its own (none is) keeps them all. The hardened app's own `__call__` does, for
 while FastAPI's native telemetry is off, what FastAPI's, Starlette's and ServerSend's `__call__`
 do, in one coroutine instead of three (their code is FastAPI 0.165's and Starlette 1.10's;
 tests/unit/test_worker_http.py fails when either changes); any other request takes theirs.
+
+The catch-all itself (the library's `catch_all(request)`: it hands the request over and returns
+the function's answer) was served by FastAPI's route handler: dependency solving (cookies and
+query parsed for a function that takes only the request), two exit stacks, telemetry look-ups,
+about 125 Python calls a request (load/bench_http_edge.py). A route whose endpoint takes only
+a Request, added with nothing but its methods, is served on the fast path above as Starlette's
+`request_response` serves such an endpoint (the same Request, the same exception handling,
+the answer sent as returned); while FastAPI's native telemetry runs, FastAPI's handler, which
+it observes, serves it as before (`lean_route`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import uuid
 
 from azurefunctions.extensions.http.fastapi import web
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.routing import request_response
 
 SERVER_SEND = "gateway.server_send"  # the scope key of the server's own `send`
+LEAN = "gateway.lean"  # in the scope of a request the fast path serves (no native telemetry)
 
 
 def harden_worker_http() -> None:
@@ -60,9 +74,25 @@ def harden_worker_http() -> None:
                     and "fastapi.telemetry" not in scope and not self._native_telemetry.enabled():
                 scope["app"] = self  # Starlette's
                 scope[SERVER_SEND] = send  # ServerSend's
+                scope[LEAN] = True
                 await stack.app(scope, receive, send)
             else:  # the first request (no stack yet), native telemetry, a root path, lifespan
                 await super().__call__(scope, receive, send)
+
+        def api_route(self, path, **kwargs):
+            register = super().api_route(path, **kwargs)
+            if set(kwargs) - {"methods"} or self.router.dependencies:
+                return register  # FastAPI's handler has work to do for such a route
+
+            def decorator(func):
+                registered = register(func)
+                for route in self.router.routes:
+                    if isinstance(route, APIRoute) and route.endpoint is func \
+                            and route.path == path and not route.dependencies:
+                        lean_route(route)
+                return registered
+
+            return decorator
 
     def factory(*args, **kwargs):
         app = HardenedFastAPI(*args, **{**kwargs, "redirect_slashes": False})
@@ -71,6 +101,21 @@ def harden_worker_http() -> None:
 
     factory.gateway_hardened = True  # type: ignore[attr-defined]
     web.FastAPI = factory
+
+
+def lean_route(route: APIRoute) -> None:
+    """Serve `route` as Starlette serves an endpoint of one Request when the scope is LEAN and
+    its endpoint takes only a Request; otherwise leave it to FastAPI's handler."""
+    parameters = list(inspect.signature(route.endpoint).parameters.values())
+    if len(parameters) != 1 or not (isinstance(parameters[0].annotation, type)
+                                    and issubclass(parameters[0].annotation, Request)):
+        return
+    fastapi_app, starlette_app = route.app, request_response(route.endpoint)
+
+    async def app(scope, receive, send) -> None:
+        await (starlette_app if LEAN in scope else fastapi_app)(scope, receive, send)
+
+    route.app = app
 
 
 class ServerSend:

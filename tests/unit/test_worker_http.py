@@ -312,3 +312,134 @@ async def test_the_request_is_taken_once_and_its_entry_kept_for_the_answer():
     coordinator.set_http_response(invocation_id, "answer")
     assert await coordinator.await_http_response_async(invocation_id) == "answer"
     assert invocation_id not in coordinator._context_references
+
+
+async def _call(app, method: str = "GET", path: str = "/s", body: bytes = b"") -> list[dict]:
+    """One request through the ASGI `app`; the messages its server got."""
+    sent: list[dict] = []
+    asked = []
+
+    async def receive():
+        asked.append(True)
+        if len(asked) == 1:
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # the client stays (a streamed answer listens for it)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+             "http_version": "1.1", "method": method, "path": path,
+             "raw_path": path.encode(), "query_string": b"a=1", "root_path": "",
+             "headers": [(b"cookie", b"c=1"), (b"x-a", b"1")], "client": ("127.0.0.1", 5),
+             "server": ("127.0.0.1", 80), "scheme": "http"}
+    try:
+        await app(scope, receive, send)
+    except Exception as error:  # ServerErrorMiddleware sends its 500, then re-raises
+        sent.append({"raised": type(error).__name__})
+    return sent
+
+
+def _catch_all_app(counted: list):
+    """The extension's app with a catch-all as the library registers it; `counted` gets an
+    entry each time FastAPI's own handler solves the endpoint's dependencies."""
+    import fastapi.routing
+    from fastapi import HTTPException
+
+    from function_app.app import to_response
+    from function_app.http.headers import Headers
+    from function_app.http.messages import GatewayResponse
+
+    async def catch_all(request: web.FastApiRequest):
+        if request.url.path == "/boom":
+            raise RuntimeError("the function failed")
+        if request.url.path == "/http":
+            raise HTTPException(status_code=418, detail="teapot")
+        if request.url.path == "/stream":
+            async def chunks():
+                yield b"a"
+                yield b"b"
+            return to_response(GatewayResponse(200, Headers([("x-s", "1")]), chunks()))
+        fields = [("x-method", request.method), ("x-path", request.path_params["path"]),
+                  ("x-body", (await request.body()).decode() or "-"),
+                  ("x-cookie", request.cookies.get("c", "-"))]
+        return to_response(GatewayResponse(200, Headers(fields), b"ok"))
+
+    app = web.WebApp()
+    app.route(catch_all)
+    original = fastapi.routing.solve_dependencies
+
+    async def solving(*args, **kwargs):
+        counted.append(True)
+        return await original(*args, **kwargs)
+
+    return app.get_app(), original, solving
+
+
+CASES = [("GET", "/s", b""), ("POST", "/p/q", b'{"a": 1}'), ("HEAD", "/h", b""),
+         ("DELETE", "/boom", b""), ("GET", "/http", b""), ("GET", "/stream", b""),
+         ("CONNECT", "/m", b"")]
+
+
+async def test_the_catch_all_answers_the_same_through_starlettes_handler():
+    """Every kind of answer (plain, HEAD, the function raising, an HTTPException, streamed, a
+    method the route does not take) is the same message for message as FastAPI's handler
+    gave, and FastAPI's handler no longer runs once the app is past its first request."""
+    import fastapi.routing
+
+    import function_app.app  # noqa: F401
+
+    got = {}
+    for lean in (True, False):
+        counted: list = []
+        app, original, solving = _catch_all_app(counted)
+        fastapi.routing.solve_dependencies = solving
+        try:
+            await _call(app)  # the first request builds the stack, through FastAPI's __call__
+            counted.clear()
+            if not lean:  # every request as FastAPI's __call__ and handler serve it
+                app.middleware_stack = app.middleware_stack.app
+            got[lean] = [await _call(app, *case) for case in CASES]
+        finally:
+            fastapi.routing.solve_dependencies = original
+        assert bool(counted) is not lean
+    assert got[True] == got[False]
+    plain, post, head, boom, http, stream, connect = got[True]
+    assert head[0]["status"] == 200 and dict(head[0]["headers"])[b"x-method"] == b"HEAD"
+    assert dict(plain[0]["headers"])[b"x-cookie"] == b"1"
+    assert dict(post[0]["headers"])[b"x-path"] == b"p/q"
+    assert dict(post[0]["headers"])[b"x-body"] == b'{"a": 1}'
+    assert boom[0]["status"] == 500 and boom[-1] == {"raised": "RuntimeError"}
+    assert http[0]["status"] == 418
+    assert [m.get("body") for m in stream[1:]] == [b"a", b"b", b""]
+    assert connect[0]["status"] == 405
+
+
+def test_a_route_with_more_than_a_request_keeps_fastapis_handler():
+    from fastapi import Depends
+
+    import function_app.app  # noqa: F401
+    from function_app.worker_http import LEAN
+
+    app = web.WebApp().get_app()
+
+    async def only(request: web.FastApiRequest):
+        return None
+
+    async def with_query(request: web.FastApiRequest, q: int = 0):
+        return None
+
+    async def dependency():
+        return 1
+
+    async def depending(request: web.FastApiRequest, one: int = Depends(dependency)):
+        return None
+
+    app.api_route("/a", methods=["GET"])(only)
+    app.api_route("/b", methods=["GET"])(with_query)
+    app.api_route("/c", methods=["GET"], status_code=201)(only)
+    app.api_route("/d", methods=["GET"])(depending)
+    leaned = {route.path: route.app.__qualname__.startswith("lean_route")
+              for route in app.router.routes if route.path in ("/a", "/b", "/c", "/d")}
+    assert leaned == {"/a": True, "/b": False, "/c": False, "/d": False}
+    assert LEAN == "gateway.lean"
