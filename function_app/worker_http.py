@@ -6,7 +6,9 @@ unmatched request then got FastAPI's slash redirect, a 307 whose Location is bui
 client's Host header, or a plain-text 404; the gateway's pipeline never saw it. Found by
 `make fuzz`. The worker builds that app after it has indexed (imported) this app, from the
 `FastAPI` name in the extension's `web` module, so that name is wrapped here: no slash
-redirects, and a request the catch-all cannot match gets the gateway's JSON 400.
+redirects, no docs pages of FastAPI's own (GET /docs, /redoc and /openapi.json answered with
+them, not with the gateway), and a request the catch-all cannot match gets the gateway's JSON
+400.
 
 The worker library (azure-functions-runtime 1.3.0, the latest) also keeps one entry per HTTP
 invocation in its coordinator (`http_v2.HttpCoordinator._context_references`: the invocation's
@@ -95,7 +97,11 @@ def harden_worker_http() -> None:
             return decorator
 
     def factory(*args, **kwargs):
-        app = HardenedFastAPI(*args, **{**kwargs, "redirect_slashes": False})
+        # No docs pages: FastAPI's /docs, /redoc and /openapi.json came before the catch-all,
+        # so those paths got the worker's Swagger UI and the function's invocation, started by
+        # the host, never received its request.
+        app = HardenedFastAPI(*args, **{**kwargs, "redirect_slashes": False, "docs_url": None,
+                                        "redoc_url": None, "openapi_url": None})
         app.router.default = unroutable
         return app
 

@@ -23,6 +23,26 @@ def test_the_extensions_app_is_built_without_slash_redirects_and_with_a_json_def
     assert web.WebApp().get_app().router.default is unroutable
 
 
+async def test_fastapis_docs_paths_reach_the_catch_all():
+    """GET /docs, /redoc and /openapi.json went to FastAPI's own pages (the worker's Swagger
+    UI), never to the function, whose invocation then waited for a request that never came."""
+    import function_app.app  # noqa: F401
+
+    app = web.WebApp()
+    reached = []
+
+    async def catch_all(request: web.FastApiRequest):
+        reached.append(request.url.path)
+        from starlette.responses import Response
+        return Response(b"gateway")
+
+    app.route(catch_all)
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+        sent = await _call(app.get_app(), "GET", path)
+        assert sent[-1]["body"] == b"gateway"
+    assert reached == ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"]
+
+
 async def test_an_unroutable_path_is_a_json_400():
     sent = []
 
