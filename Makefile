@@ -13,7 +13,8 @@ PROFILE ?= baseline
 .PHONY: run test setup redis-server wrk gateway lint k6 load load-smoke bench bench-ratelimit bench-cache fuzz \
 	chaos clean chromium bench-telemetry dashboard-screenshot \
 	keys bench-tenants bench-tokens bench-mcp \
-	simulate simulate-lease docs infra-check bench-streams bench-coldstart cost profile-worker
+	simulate simulate-lease docs infra-check bench-streams bench-coldstart cost profile-worker \
+	feature-cost
 
 setup: $(VENV)/.stamp node_modules/.stamp services/node/node_modules/.stamp redis-server
 
@@ -94,6 +95,12 @@ cost: setup
 # Where the worker spends its time under wrk load (py-spy), docs/PERFORMANCE.md.
 profile-worker: setup wrk
 	$(PY) load/profile_worker.py
+
+# What each feature costs per request in the worker: the ten-line function, the bare pipeline
+# (every switch off), each feature alone, the defaults; Python calls (cProfile) and host + worker
+# CPU per request, interleaved (docs/perf/pass11-features.md); feature_cost.json and .md.
+feature-cost: setup
+	$(PY) load/feature_cost.py
 
 # Rate limiting with Azurite: storage round trips per admitted request, cost, accuracy.
 bench-ratelimit: setup wrk

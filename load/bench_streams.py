@@ -364,7 +364,9 @@ def main() -> int:
                                    for name in gateways},
                                "target_added_ms": TARGET_ADDED_MS, "args": vars(args),
                                "load_average_start": load_start,
-                               "load_average": os.getloadavg(), "logs": str(logs)}, indent=2))
+                               "load_average": os.getloadavg(), "logs": str(logs),
+                               # whose --gc-watch files (gc.<pid>) are whose: host, worker
+                               "pids": watches}, indent=2))
     return 0
 
 

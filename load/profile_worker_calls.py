@@ -12,7 +12,11 @@ and SIGUSR2. After a warm-up, wrk drives one target at a time (rounds interleave
 requests wrk completed divide the counts. --mode calls prints calls and own time (under
 cProfile, so inflated; read it as shares) per request for each target, then the rows whose
 calls or own time per request differ most; --mode cpu (no cProfile) prints worker and host CPU
-ms per request (/proc) and the worker's garbage-collection time per request.
+ms per request (/proc) and the worker's garbage-collection time per request, and per generation
+the collections, the collecting thread's CPU, the longest pause, the objects walked and freed
+(--gc-kinds: what young collections walk, by kind; --gc-roots: which young objects are held
+from outside, and by what); --mode garbage prints the objects only the cycle collector freed,
+by kind, and writes one reference cycle of a few kinds (<pid>.cycles.txt in the run's folder).
 
 --profile-host profiles (and times garbage collection in) the local host instead of the worker:
 the hook is on the host's PYTHONPATH too, so the signals go to the host's pid. --rate RPS drives
@@ -121,6 +125,14 @@ def counted(pids: tuple[int, int], out: Path, run, profiled: int | None = None) 
             "grown": {k: n / done for k, n in gc_stats["grown"].items()},
             "objects": gc_stats["objects"],
             "finalised": {k: n / done for k, n in gc_stats["finalised"].items()},
+            "gc_thread_us": [s * 1e6 / done for s in gc_stats["thread"]],
+            "gc_max_ms": [s * 1000 for s in gc_stats["max"]],
+            "gc_count": gc_stats["count"], "gc_collected": gc_stats["collected"],
+            "gc_walked": gc_stats["walked"],
+            "gc_max_walked": gc_stats["max_walked"], "generations": gc_stats["generations"],
+            "frozen": gc_stats["frozen"], "young_kinds": gc_stats["young_kinds"],
+            "tallied": gc_stats["tallied"],
+            "threshold": gc_stats["threshold"],
             "profile": prof if prof.exists() else None}
 
 
@@ -153,6 +165,11 @@ def arguments() -> argparse.Namespace:
                         "aiohttp-direct)")
     parser.add_argument("--profile-host", action="store_true",
                         help="profile the local host instead of the worker")
+    parser.add_argument("--gc-kinds", action="store_true",
+                        help="--mode cpu: also what young collections walk, by kind (slow)")
+    parser.add_argument("--gc-roots", action="store_true",
+                        help="--mode cpu: twice, which young objects are held from outside the "
+                        "young generation and by what (<pid>.roots.txt in the run's prof folder)")
     parser.add_argument("--rate", type=int, default=0,
                         help="drive each target at this fixed rate (open loop), not with wrk")
     return parser.parse_args()
@@ -169,7 +186,9 @@ def start(args: argparse.Namespace, logs: Path, out: Path) -> tuple[list, dict[s
                  "UPSTREAM_CLIENT": args.upstream}
     hook = {"PYTHONPATH": HOOK, "WORKER_CPROFILE_OUT": str(out),
             **({"WORKER_CPROFILE_GC_ONLY": "1"} if args.mode != "calls" else {}),
-            **({"WORKER_CPROFILE_GARBAGE": "1"} if args.mode == "garbage" else {})}
+            **({"WORKER_CPROFILE_GARBAGE": "1"} if args.mode == "garbage" else {}),
+            **({"WORKER_CPROFILE_GCKINDS": "1"} if args.gc_kinds else {}),
+            **({"WORKER_CPROFILE_GCROOTS": "1"} if args.gc_roots else {})}
     port = free_port()
     gateway = spawn("gateway", HOST_CMD, port=port, log_dir=logs, timeout=120,
                     env={**WORKER_ENV, **extra, **hook, "PORT": str(port),
@@ -266,11 +285,40 @@ def cpu_report(runs: dict[str, list[dict]], _args: argparse.Namespace) -> str:
                      f"{', '.join(f'{x:.1f}' for x in gc_n)} collections); worker RSS "
                      f"{got[0]['rss_mb']:.1f} -> {got[-1]['rss_mb']:.1f} MB over "
                      f"{sum(r['requests'] for r in got)} requests")
+        lines.append(f"{name}: {gc_generations(got)}")
+        kinds, (young, took) = got[0]["young_kinds"], got[0]["tallied"]
+        if kinds and young:
+            lines.append(f"{name}: a young collection walks, by kind (objects, referents; "
+                         f"{young} tallied, {took * 1000 / young:.0f} ms a tally):")
+            lines += [f"{n / young:9.0f} {refs / young:9.0f}  {kind}" for kind, (n, refs) in
+                      sorted(kinds.items(), key=lambda kv: -kv[1][1])[:_args.top]]
         host = {k: statistics.median(r["host_syscalls"][k] for r in got)
                 for k in ("reads", "writes", "sleeps")}
         lines.append(f"{name}: host per request: {host['reads']:.2f} reads, {host['writes']:.2f} "
                      f"writes (system calls), {host['sleeps']:.2f} sleeps (voluntary switches)")
     return "\n".join(lines)
+
+
+def gc_generations(got: list[dict]) -> str:
+    """Per generation over all rounds: collections, the collecting thread's CPU per request and
+    its longest pause, objects walked per collection (mean and most); the generations' sizes and
+    the frozen objects at the end of the last round, and the thresholds."""
+    requests = sum(r["requests"] for r in got)
+    parts = []
+    for g, name in enumerate(("young", "middle", "old")):
+        count = sum(r["gc_count"][g] for r in got)
+        thread_us = sum(r["gc_thread_us"][g] * r["requests"] for r in got) / requests
+        walked = sum(r["gc_walked"][g] for r in got)
+        freed = sum(r["gc_collected"][g] for r in got)
+        parts.append(f"{name} {count} x, {thread_us:.1f} us/req (thread), max "
+                     f"{max(r['gc_max_ms'][g] for r in got):.2f} ms, walked "
+                     f"{walked / count if count else 0:,.0f}/collection (max "
+                     f"{max(r['gc_max_walked'][g] for r in got):,}), "
+                     f"freed {freed / requests:.2f}/req")
+    last = got[-1]
+    return (f"gc per generation: {'; '.join(parts)}; generations at end "
+            f"{', '.join(f'{n:,}' for n in last['generations'])}, frozen {last['frozen']:,}, "
+            f"thresholds {tuple(last['threshold'])}")
 
 
 def calls_report(runs: dict[str, list[dict]], args: argparse.Namespace) -> str:

@@ -11,6 +11,8 @@ request, measured with load/profile_pipeline.py --profile (docs/perf/pass5-unary
   decodes every field once to detect the encoding, then again per read. Fields that are all ASCII,
   with no name twice (what a proxy sends), go as a dict of the same lower-case names and values;
   any other request takes `items()` as before (httpx's decoding, repeated names joined);
+- enter aiohttp's request context manager (a frame and two calls): the session's request
+  coroutine is awaited as `request()` would wrap it;
 - render the URL (`str(request.url)`, ~1 us): HttpxUpstream hands its text over (URL_TEXT);
 - encode the gateway's header text to bytes for httpx and decode it back for aiohttp: for
   such fields HttpxUpstream hands the text over (STR_FIELDS, docs/perf/pass9-unary.md);
@@ -131,15 +133,19 @@ class LeanAiohttpTransport(AiohttpTransport):
             except httpx.RequestNotRead:
                 data = request.stream  # type: ignore[assignment]
                 request.headers.pop("transfer-encoding", None)  # handled by aiohttp
-            response = await self.client.request(
-                method=request.method,
-                url=extensions[URL_TEXT] if URL_TEXT in extensions else str(request.url),
+            # The session's request coroutine itself: `request()` wraps it in a context
+            # manager whose `__aenter__` (a frame, and the answer's own `__aenter__`) only
+            # marks the answer as used in a `with`, which matters to `raise_for_status` alone
+            # (never called: the session sets none). aiohttp is pinned.
+            response = await self.client._request(
+                request.method,
+                extensions[URL_TEXT] if URL_TEXT in extensions else str(request.url),
                 headers=extensions[STR_FIELDS] if STR_FIELDS in extensions
                 else aiohttp_headers(request.headers), data=data, allow_redirects=False,
                 auto_decompress=False, compress=False,
                 timeout=self._timeout(extensions),
                 server_hostname=None, proxy=None, proxy_auth=None, proxy_headers=None,
-            ).__aenter__()
+            )
         except Exception as exc:
             error = mapped(exc)
             if error is None:

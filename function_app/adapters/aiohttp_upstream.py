@@ -108,7 +108,9 @@ class AiohttpUpstream:
         url = self._url(request.url)
         timeout = self._timeout(request.connect_timeout_s)
         headers = _outgoing(request.headers)
-        await self._slots.take(request.connect_timeout_s)
+        slots = self._slots
+        if not slots.take_now():  # a free slot: no coroutine to make and await
+            await slots.take(request.connect_timeout_s)
         try:
             async with asyncio.timeout_at(deadline):
                 response = await self._client().request(
@@ -116,13 +118,13 @@ class AiohttpUpstream:
                     allow_redirects=False, auto_decompress=False, compress=False,
                     timeout=timeout)
         except ERRORS as exc:
-            self._slots.free()
+            slots.free()
             raise translate(exc) from exc
         except BaseException:
-            self._slots.free()
+            slots.free()
             raise
         body = DeadlineBody(response.content.iter_chunked(CHUNK_BYTES), deadline,
-                            _closer(response, self._slots.free), translate, ERRORS)
+                            _closer(response, slots.free), translate, ERRORS)
         return UpstreamResponse(response.status, Headers.from_raw(response.raw_headers), body)
 
     async def aclose(self) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from ..core.body_watch import CLIENT_CLOSED, BodyWatch, EndHook, ending
 from ..core.errors import GatewayError, UpstreamTimeout
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,31 @@ class DeadlineBody:
     nobody ever started reading (closing an unstarted generator skips its `finally`).
     """
 
+    __slots__ = (
+        "_chunks",
+        "_closing",
+        "_cut",
+        "_done",
+        "_errors",
+        "_failure",
+        "_raised",
+        "_reader",
+        "_reads",
+        "_release",
+        "_timer",
+        "_translate",
+        "_watch",
+        "closed",
+        "deadline",
+        "expired",
+    )
+
     def __init__(self, chunks: AsyncIterator[bytes] | Reads | None, deadline: float,
                  release: Callable[[], Awaitable[None]] | None,
                  translate: Callable[[Exception], GatewayError],
-                 errors: tuple[type[Exception], ...] = (TimeoutError,)) -> None:
+                 errors: tuple[type[Exception], ...] = (TimeoutError,),
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """`loop`: the running loop, when the caller has it at hand (one call fewer)."""
         self._chunks = chunks  # None until `attach`: the timer then bounds the head (`head`)
         self._reads = isinstance(chunks, Reads)
         self.deadline = deadline
@@ -63,9 +85,13 @@ class DeadlineBody:
         self._reader: asyncio.Task | None = None  # the task in a read, while it is in one
         self._cut = False  # _expire cancelled the reader
         self._closing: asyncio.Future[None] | None = None
-        self._hooks: list[Callable[[GatewayError | None], None]] = []
+        # Who hears the first chunk and the end (`watch`, `on_end`): None until asked for (a
+        # body read whole, most unary answers, never is).
+        self._watch: BodyWatch | None = None
         self._failure: GatewayError | None = None  # what the body raised, for the hooks
-        self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
+        self._raised: BaseException | None = None  # anything else that went through a read
+        self._done = False  # the chunks ended
+        self._timer = (loop or asyncio.get_running_loop()).call_at(deadline, self._expire)
 
     def _expire(self) -> None:
         self.expired = True
@@ -78,10 +104,28 @@ class DeadlineBody:
             self._closing = asyncio.ensure_future(self.aclose())
 
     async def head[T](self, waiting: Awaitable[T]) -> T:
-        """`waiting` (the answer's head), cut by this body's one timer: TimeoutError when the
-        deadline passes first, as `asyncio.timeout_at(deadline)` would raise, without a second
-        timer per exchange. Before `attach`; after a failure here, `abandon`."""
-        return await self._cut_at_deadline(waiting)
+        """`waiting` (the answer's head), awaited from the current task, which the one deadline
+        timer (`_expire`) cancels when the deadline passes: TimeoutError then, as
+        `asyncio.timeout_at(deadline)` would raise, without a second timer per exchange. Before
+        `attach`; after a failure here, `abandon`.
+
+        One timer per exchange instead of a timeout armed and disarmed around the head and
+        every chunk (that cost about 5 % of the worker's CPU with many streams:
+        load/bench_streams.py). As asyncio.timeout does, the cancellation is taken back
+        (`uncancel`) so that only ours becomes TimeoutError; anyone else's propagates."""
+        task = asyncio.current_task()
+        assert task is not None  # the head is always awaited in a task
+        self._reader = task
+        try:
+            return await waiting
+        except asyncio.CancelledError:
+            self._cancelled(task)
+            raise
+        finally:  # _read_over, inline: a call less per exchange
+            self._reader = None
+            if self._cut:
+                self._cut = False
+                task.uncancel()
 
     def attach(self, chunks: AsyncIterator[bytes] | Reads, release: Callable[[], Awaitable[None]]
                ) -> DeadlineBody:
@@ -128,10 +172,16 @@ class DeadlineBody:
                         task.uncancel()
                 if not chunk:
                     if chunk is None or self._reads:  # a Reads' b"" is the end
+                        self._done = True
                         await self.aclose()
                         raise StopAsyncIteration
                     continue  # an empty chunk from an iterator: skipped
+                watch = self._watch
+                if watch is not None and watch.first is not None:
+                    watch.chunk_out()  # the first chunk out, to a watcher (no layer per chunk)
                 return chunk
+        except StopAsyncIteration:
+            raise
         except GatewayError as error:
             self._failure = error
             await self.aclose()
@@ -141,25 +191,9 @@ class DeadlineBody:
             self._failure = error = self._translate(exc)
             await self.aclose()
             raise error from exc
-
-    async def _cut_at_deadline[T](self, waiting: Awaitable[T]) -> T:
-        """`waiting`, awaited from the current task, which the one deadline timer (`_expire`)
-        cancels when the deadline passes: TimeoutError then.
-
-        One timer per exchange instead of a timeout armed and disarmed around the head and
-        every chunk (that cost about 5 % of the worker's CPU with many streams:
-        load/bench_streams.py). As asyncio.timeout does, the cancellation is taken back
-        (`uncancel`) so that only ours becomes TimeoutError; anyone else's propagates."""
-        task = asyncio.current_task()
-        assert task is not None  # the head is always awaited in a task
-        self._reader = task
-        try:
-            return await waiting
-        except asyncio.CancelledError:
-            self._cancelled(task)
+        except BaseException as exc:  # a cancellation, or an error of no known type: told at
+            self._raised = exc  # the close, whoever makes it
             raise
-        finally:
-            self._read_over(task)
 
     def _cancelled(self, task: asyncio.Task) -> None:
         """A wait of `task` was cancelled: TimeoutError when it was our cut and nobody else's
@@ -169,24 +203,23 @@ class DeadlineBody:
             if task.uncancel() == 0:
                 raise TimeoutError from None
 
-    def _read_over(self, task: asyncio.Task) -> None:
-        """After every wait: not in a read any more; a cut that the wait outran (it returned
-        anyway) is taken back, so the task keeps no cancellation of ours."""
-        self._reader = None
-        if self._cut:
-            self._cut = False
-            task.uncancel()
+    @property
+    def watch(self) -> BodyWatch:
+        """This body's BodyWatch (core/body_watch.py), made when first asked for: a watcher
+        takes it instead of wrapping the body; it hears of the first chunk from `__anext__` and
+        of the end from `aclose`, after the release and the end hooks."""
+        watch = self._watch
+        if watch is None:
+            watch = self._watch = BodyWatch()
+            if self.closed:
+                watch.ended(*self._ending())
+        return watch
 
-    def on_end(self, hook: Callable[[GatewayError | None], None]) -> None:
+    def on_end(self, hook: EndHook) -> None:
         """`hook(error)` runs once, after the exchange's release, when the body ends, fails or
         is closed (at once if it already has): `error` is the GatewayError the body raised,
-        else None. Hooks run in the order given. For the layers that only act at the end
-        (routing's release, the attempt's span): a generator around the body cost each of
-        them two calls per streamed chunk."""
-        if self.closed:
-            hook(self._failure)
-        else:
-            self._hooks.append(hook)
+        else None. Hooks run in the order given (BodyWatch.on_end)."""
+        (self._watch or self.watch).on_end(hook)
 
     async def aclose(self) -> None:
         if self.closed:
@@ -197,16 +230,17 @@ class DeadlineBody:
             if self._release is not None:
                 await self._release()
         finally:
-            self._run_hooks()
+            if self._watch is not None:  # no call for a body nobody watches (most unary ones)
+                self._watch.ended(*self._ending())
 
-    def _run_hooks(self) -> None:
-        """Every hook, even after one failed; the first failure is raised after them all."""
-        hooks, self._hooks = self._hooks, []
-        failed: BaseException | None = None
-        for hook in hooks:
-            try:
-                hook(self._failure)
-            except Exception as exc:  # the others must still run: raised below
-                failed = failed or exc
-        if failed is not None:
-            raise failed
+    def _ending(self) -> tuple[str | None, BaseException | None]:
+        """How the body ended, as a BodyWatch is told: None (its chunks ended), the code of the
+        GatewayError it raised (the deadline's included), an unknown error's type name, or
+        CLIENT_CLOSED (closed before its end, or its reader cancelled)."""
+        if self._failure is not None:
+            return self._failure.code, self._failure
+        raised = self._raised
+        if raised is not None:
+            error = ending(raised)
+            return error, None if error == CLIENT_CLOSED else raised
+        return (None, None) if self._done else (CLIENT_CLOSED, None)

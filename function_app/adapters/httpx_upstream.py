@@ -123,24 +123,21 @@ class HttpxUpstream:
         found = urls[raw] = (url, host_field(url), str(url) if self._url_text else None)
         return found
 
-    @staticmethod
-    def _extensions(request: UpstreamRequest) -> dict:
-        """The transport's timeouts. Made per request: `timeout_s` is what is left of the
-        request's deadline (routing/member_attempt.py), a different float each time, so a
-        table of them (as there was) never found one and only grew and cleared."""
-        connect = request.connect_timeout_s
-        return {"timeout": {"connect": connect, "read": None, "write": request.timeout_s,
-                            "pool": connect}}
-
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_s
         try:
-            # No read timeout: `deadline` bounds the wait for the head (timeout_at below) and
-            # every read of the body (DeadlineBody's one timer); a read timeout is a timer
+            # No read timeout: `deadline` bounds the wait for the head (DeadlineBody.head below)
+            # and every read of the body (DeadlineBody's one timer); a read timeout is a timer
             # re-armed on every chunk received (aiohttp's sock_read), which changed nothing.
-            url, host, url_text = self._url(request.url)
-            extensions = self._extensions(request)
+            urls = self._urls  # `_url` inline when the URL is known (every request but the first)
+            url, host, url_text = urls[request.url] if request.url in urls \
+                else self._url(request.url)
+            # The transport's timeouts, made per request: `timeout_s` is what is left of the
+            # request's deadline, a different float each time (a table of them never hit).
+            connect = request.connect_timeout_s
+            extensions = {"timeout": {"connect": connect, "read": None,
+                                      "write": request.timeout_s, "pool": connect}}
             if url_text is not None:
                 extensions[URL_TEXT] = url_text
             outgoing = outgoing_request(request.method, url, request.headers, request.body,
@@ -148,18 +145,20 @@ class HttpxUpstream:
         except (httpx.InvalidURL, ValueError) as exc:  # the path rules should make this unreachable
             log.warning("upstream request refused by the client library: %s", type(exc).__name__)
             raise BadRequest() from None
-        await self._slots.take(request.connect_timeout_s)
+        slots = self._slots
+        if not slots.take_now():  # a free slot: no coroutine to make and await
+            await slots.take(request.connect_timeout_s)
         # One timer per exchange: the body's deadline bounds the wait for the head too.
-        body = DeadlineBody(None, deadline, None, translate, TRANSPORT_ERRORS)
+        body = DeadlineBody(None, deadline, None, translate, TRANSPORT_ERRORS, loop)
         try:
             response = await body.head(self._transport.handle_async_request(outgoing))
         except TRANSPORT_ERRORS as exc:
             body.abandon()
-            self._slots.free()
+            slots.free()
             raise translate(exc) from exc
         except BaseException:
             body.abandon()
-            self._slots.free()
+            slots.free()
             raise
         try:  # the answer's pairs as received (RawWireHeaders), without httpx's field list
             raw = response.headers._raw
@@ -167,7 +166,7 @@ class HttpxUpstream:
             raw = response.headers.raw
         headers = Headers.from_raw(raw)
         chunks = body_chunks(response)
-        body.attach(chunks, _closer(response, chunks, self._slots.free))
+        body.attach(chunks, _closer(response, chunks, slots.free))
         return UpstreamResponse(response.status_code, headers, body)
 
     async def aclose(self) -> None:

@@ -26,7 +26,9 @@ async def complete_body(body: AsyncIterator[bytes], length: int | None
         return body
     first = await anext(body, b"")
     if len(first) >= length:
-        await close_quietly(body)  # the relay's finally releases the connection
+        close = getattr(body, "aclose", None)  # close_quietly, inline: every whole answer
+        if close is not None:
+            await close()  # the relay's finally releases the connection
         return first
     return _prepend(first, body)
 

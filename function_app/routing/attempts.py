@@ -3,17 +3,21 @@
 An observer placed in the request context (`attempt_observer`, by the telemetry stage) wraps
 each attempt: it may set headers in `outgoing.headers` in place (`traceparent`), replacing those
 of an earlier attempt, and it watches the outcome. Without one, the exchange is sent as is.
-Retries and fallbacks call `send_attempt` once per attempt, so every upstream exchange of the
-upstream step goes through the observer.
+Every attempt, retries and fallbacks included, is sent by member_attempt.py `_send`, through
+the observer when there is one, so every upstream exchange of the upstream step goes through it.
+`_send` awaits the exchange in its own frame (no coroutine of its own per attempt), bounded by
+the attempt's timeout when it is nearer than the exchange's own deadline, and classifies what
+comes of it here: `answered` for an answer of 400 or more (one under 400 is Kind.ANSWER with its
+status, inline), `failure` for a failure. Overloaded (this instance's own connection pool is full)
+is raised, never classified: another attempt would only add to it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
-from ..core.errors import GatewayError, Overloaded, UpstreamConnectError, UpstreamTimeout
-from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
+from ..core.errors import GatewayError, UpstreamConnectError, UpstreamTimeout
+from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.context import Fact
 from .policy import Kind, Outcome, parse_retry_after
 
@@ -23,36 +27,25 @@ ATTEMPT_OBSERVER: Fact[Observer] = Fact("attempt_observer")  # wraps each attemp
 Attempted = tuple[Outcome, UpstreamResponse | None, GatewayError | None]
 
 
-async def send_attempt(upstream: Upstream, outgoing: UpstreamRequest,
-                       attempt_timeout_s: float | None, observer: Observer | None) -> Attempted:
-    """One attempt: the answer's headers within `attempt_timeout_s`, classified; the telemetry
-    `observer` sees it as one client span. Overloaded (this instance's own connection pool is
-    full) is raised: another attempt would only add to it.
-
-    `attempt_timeout_s` None: the exchange's own `outgoing.timeout_s` is the only bound, which
-    every Upstream keeps for the headers (UpstreamTimeout); no second timer is armed here."""
-    # Through the observer when there is one (no helper coroutine: every attempt's path).
-    sending = upstream.send(outgoing) if observer is None else observer(outgoing, upstream.send)
-    try:
-        if attempt_timeout_s is None:
-            answer = await sending
-        else:
-            async with asyncio.timeout(attempt_timeout_s):
-                answer = await sending
-    except TimeoutError:
-        return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
-    except UpstreamTimeout as error:
-        return Outcome(Kind.TIMEOUT), None, error
-    except UpstreamConnectError as error:
-        return Outcome(Kind.CONNECT), None, error
-    except Overloaded:
-        raise
-    except GatewayError as error:
-        return Outcome(Kind.RESET), None, error
-    if answer.status < 400:  # not a failure: nothing waits on its Retry-After
+def answered(answer: UpstreamResponse) -> Attempted:
+    """An answer's outcome, with the Retry-After of one of 400 or more (an answer under 400 is
+    no failure: nothing waits on it)."""
+    if answer.status < 400:
         return Outcome(Kind.ANSWER, answer.status), answer, None
     # Azure's retry-after-ms (and OpenAI's) is finer than Retry-After's whole seconds.
     retry_after = parse_retry_after(answer.headers.get("retry-after-ms"), per_s=1000)
     if retry_after is None:
         retry_after = parse_retry_after(answer.headers.get("retry-after"))
     return Outcome(Kind.ANSWER, answer.status, retry_after), answer, None
+
+
+def failure(exc: TimeoutError | GatewayError) -> Attempted:
+    """The outcome of an exchange that raised `exc` (the attempt's own timer: TimeoutError; the
+    Upstream's errors); never called for Overloaded, which the caller raises."""
+    if isinstance(exc, TimeoutError):
+        return Outcome(Kind.TIMEOUT), None, UpstreamTimeout()
+    if isinstance(exc, UpstreamTimeout):
+        return Outcome(Kind.TIMEOUT), None, exc
+    if isinstance(exc, UpstreamConnectError):
+        return Outcome(Kind.CONNECT), None, exc
+    return Outcome(Kind.RESET), None, exc

@@ -66,7 +66,10 @@ class Breaker:
 
     def acquire(self, now: float) -> bool:
         """`allows`, and in half-open claim the one probe. The state is viewed once (it runs
-        for every request sent; `allows` then `view` viewed it twice)."""
+        for every request sent; `allows` then `view` viewed it twice), and a closed one without
+        a call (`view` gives a closed state as it is)."""
+        if self.state.state == CLOSED:
+            return True
         view = self.view(now)
         if view == CLOSED:
             return True
@@ -76,12 +79,13 @@ class Breaker:
         return False
 
     def record(self, ok: bool, now: float) -> SharedState | None:
-        view = self.view(now)
-        if view == HALF_OPEN:
-            self._probe_at = None
-            return self._move(CLOSED if ok else OPEN, now)
-        if view == OPEN:
-            return None  # a late answer from before it opened
+        if self.state.state != CLOSED:  # a closed state is viewed as it is: no call
+            view = self.view(now)
+            if view == HALF_OPEN:
+                self._probe_at = None
+                return self._move(CLOSED if ok else OPEN, now)
+            if view == OPEN:
+                return None  # a late answer from before it opened
         self._count(ok, now)
         if ok:
             self._consecutive = 0

@@ -85,12 +85,13 @@ class SharedBreakers:
         once each; the same gates, the same half-open claim and the same trial mark."""
         name = member.name
         now = self._clock.now()
-        down = self.probed_down(name)
+        down = name in self.probes and self.probed_down(name)  # no call without a probe
         if down and strict:
             since = max(self.probes[name].at, self._trial_at.get(name, -1e18))
             if now - since < self.config.open_s:
                 return False
-        if not self.breaker(name).acquire(now):
+        breaker = self._breakers.get(name) or self.breaker(name)  # `breaker`, inline when known
+        if not breaker.acquire(now):
             return False
         if down:  # chosen while probed down: this is its trial
             self._trial_at[name] = now
@@ -100,7 +101,7 @@ class SharedBreakers:
         now = self._clock.now()  # one reading for the success mark and the breaker
         if ok:
             self._ok_at[member.name] = now
-        moved = self.breaker(member.name).record(ok, now)
+        moved = (self._breakers.get(member.name) or self.breaker(member.name)).record(ok, now)
         if moved is not None:
             self.counters["transitions"] += 1
             log.warning("breaker of %s is now %s", member.name, moved.state)

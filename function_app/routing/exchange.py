@@ -28,7 +28,8 @@ class Exchange:
         self.match: Match = MATCH.need(request.context)
         self.plan: Plan = PLAN.get(request.context) or self.match.route.plan  # by model, or route
         self.route = self.match.route.path
-        self.deadline = time.monotonic() + self.match.route.timeout_s
+        self.started = time.monotonic()  # the retry budget counts the request at this reading
+        self.deadline = self.started + self.match.route.timeout_s
         self.query = safe_query(strip_function_key(request.query))
         self.headers = upstream_request_headers(
             request.headers, client_host=request.client_host, scheme=request.scheme,

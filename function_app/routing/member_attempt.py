@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ..core.errors import GatewayError, UpstreamError, UpstreamTimeout
+from ..core.errors import GatewayError, Overloaded, UpstreamError, UpstreamTimeout
 from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.messages import GatewayResponse
 from .answer import respond
 from .answer_body import buffered, close_quietly
-from .attempts import ATTEMPT_OBSERVER, Attempted, send_attempt
+from .attempts import ATTEMPT_OBSERVER, Attempted, answered, failure
 from .exchange import Exchange, served_by
 from .policy import Action, Kind, Outcome, decide
 from .pools import Member, Target
@@ -34,7 +34,8 @@ async def attempt(ex: Exchange, member: Member, target: Target, following: Targe
     in `ex.last` for the loop's decision)."""
     router = ex.router
     ex.tried.add(member.name)
-    router.stats.add(ex.route, member.name, "attempts")
+    counts = router.stats.row(ex.route, member.name)  # one look-up for the attempt's counts
+    counts["attempts"] += 1
     release = _hold(router.outstanding, member.name)
     try:
         if ex.last is not None and ex.last[1] is not None:
@@ -44,9 +45,12 @@ async def attempt(ex: Exchange, member: Member, target: Target, following: Targe
                                    or ex.request.context.first_events is not None):
             outcome, answer, error = await _reviewed(ex, outcome, answer, error, following)
         failed = outcome.failed
-        _judge(ex, member, outcome, failed)
+        if outcome.status == 429 and outcome.kind is Kind.ANSWER and ex.alternatives():
+            _cool_down(ex, member, outcome)
+        else:
+            router.breakers.record(member, not failed)
         if failed:
-            router.stats.add(ex.route, member.name, "failures")
+            counts["failures"] += 1
         ex.last = (outcome, answer, error)
         ex.last_served_by = served_by(member, target)
         # An answer under 400 is never tried again (policy.failure_class gives it no class).
@@ -55,7 +59,7 @@ async def attempt(ex: Exchange, member: Member, target: Target, following: Targe
             release()
             return outcome, None
         ex.last = None
-        router.stats.add(ex.route, member.name, "served")
+        counts["served"] += 1
         return outcome, await respond(ex, answer, member, release)
     except BaseException:
         release()
@@ -96,22 +100,45 @@ async def _reviewed(ex: Exchange, outcome: Outcome, answer: UpstreamResponse,
 
 
 async def _send(ex: Exchange, member: Member, target: Target, left: float) -> Attempted:
-    """One exchange with `member`; a 401 to an Entra token is sent once more with a new
-    token (the old one is never sent again)."""
+    """One exchange with `member` within `left` seconds, classified (attempts.py); a 401 to an
+    Entra token is sent once more with a new token (the old one is never sent again)."""
     router = ex.router
+    observer = ATTEMPT_OBSERVER.get(ex.request.context)
+    match, request = ex.match, ex.request
     for fresh_token in (False, True):
+        # A token fetch is bounded by what was left when the loop read it, just before.
         prepared = await router.outbound.prepare(
-            member, upstream_path(ex.match, target), ex.query, ex.headers,
-            body_for(target, ex.request.content), ex.model(target), ex.time_left(),
-            ex.key_header)
+            member, match.upstream_path if target.path is None else upstream_path(match, target),
+            ex.query, ex.headers,
+            request.content if target.model is None else body_for(target, request.content),
+            ex.model(target), left, ex.key_header)
         # What is left now, after `prepare` (which may have fetched a token), bounds the exchange.
-        now_left = min(left, ex.time_left())
+        now_left = ex.time_left()
+        if now_left > left:
+            now_left = left
+        connect = router.connect_timeout_s
         outgoing = UpstreamRequest(
-            ex.request.method, upstream_url(member.url, prepared.path, prepared.query),
-            prepared.headers, prepared.body, min(router.connect_timeout_s, now_left), now_left)
-        outcome, answer, error = await send_attempt(
-            router.upstream, outgoing, _attempt_bound(ex.plan.attempt_timeout_s, now_left),
-            ATTEMPT_OBSERVER.get(ex.request.context))
+            request.method, upstream_url(member.url, prepared.path, prepared.query),
+            prepared.headers, prepared.body, connect if connect < now_left else now_left,
+            now_left)
+        bound = _attempt_bound(ex.plan.attempt_timeout_s, now_left)
+        send = router.upstream.send
+        sending = send(outgoing) if observer is None else observer(outgoing, send)
+        try:
+            if bound is None:
+                answer = await sending
+            else:
+                async with asyncio.timeout(bound):
+                    answer = await sending
+        except Overloaded:
+            raise
+        except (TimeoutError, GatewayError) as exc:
+            outcome, answer, error = failure(exc)
+        else:
+            if answer.status < 400:  # `answered`'s first case, inline: every success
+                outcome, error = Outcome(Kind.ANSWER, answer.status), None
+            else:
+                outcome, answer, error = answered(answer)
         if fresh_token or answer is None or answer.status != 401 or prepared.token is None \
                 or not router.outbound.refused(member, prepared.token):
             break
@@ -120,7 +147,7 @@ async def _send(ex: Exchange, member: Member, target: Target, left: float) -> At
 
 
 def _attempt_bound(attempt_timeout_s: float | None, left: float) -> float | None:
-    """The timeout `send_attempt` arms over the exchange's own: None when the exchange's deadline
+    """The timeout `_send` arms over the exchange's own: None when the exchange's deadline
     (`left`, which the Upstream keeps) is the nearer one, so one timer bounds the attempt, not
     two; a route's shorter `attempt_timeout_s`, or no time left at all, still arms it."""
     if attempt_timeout_s is not None and attempt_timeout_s < left:
@@ -128,16 +155,14 @@ def _attempt_bound(attempt_timeout_s: float | None, left: float) -> float | None
     return None if left > 0 else left
 
 
-def _judge(ex: Exchange, member: Member, outcome: Outcome, failed: bool) -> None:
-    """The breaker's view of an attempt: a 429 from a member of a pool that has somewhere
-    else to go holds the member out for its Retry-After (bounded), on every instance."""
+def _cool_down(ex: Exchange, member: Member, outcome: Outcome) -> None:
+    """The breaker's view of a 429 from a member of a pool that has somewhere else to go: the
+    member is held out for its Retry-After (bounded), on every instance. Any other outcome is
+    recorded as a success or a failure (`attempt`)."""
     breakers = ex.router.breakers
-    if outcome.kind is Kind.ANSWER and outcome.status == 429 and ex.alternatives():
-        wait = outcome.retry_after_s
-        breakers.cool_down(member, min(COOL_DOWN_MAX_S, wait if wait is not None
-                                       else breakers.config.open_s))
-        return
-    breakers.record(member, not failed)
+    wait = outcome.retry_after_s
+    breakers.cool_down(member, min(COOL_DOWN_MAX_S, wait if wait is not None
+                                   else breakers.config.open_s))
 
 
 async def _first_events(ex: Exchange, outcome: Outcome, answer: UpstreamResponse) -> Attempted:

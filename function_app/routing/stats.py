@@ -13,13 +13,18 @@ class RoutingStats:
         self._by: dict[tuple[str, str], dict[str, int]] = {}
 
     def add(self, route: str, backend: str, field: str, n: int = 1) -> None:
+        self.row(route, backend)[field] += n
+
+    def row(self, route: str, backend: str) -> dict[str, int]:
+        """The counts of (route, backend), by FIELDS, to add to in place (an attempt adds two
+        or three: one look-up)."""
         key = (route, backend)
         row = self._by.get(key)
         if row is None:
             if len(self._by) >= MAX_KEYS:
                 key = ("_other", "_other")
             row = self._by.setdefault(key, dict.fromkeys(FIELDS, 0))
-        row[field] += n
+        return row
 
     def get(self, route: str, backend: str, field: str) -> int:
         return self._by.get((route, backend), {}).get(field, 0)

@@ -138,5 +138,7 @@ class PlainOutbound:
 
 def plain_outgoing(member: Member, path: str, query: str, headers: Headers, body: bytes,
                    key_header: str = "authorization") -> Outgoing:
+    if not member.api_key and "@" not in member.url:  # no credential of its own (own_credential
+        return Outgoing(path, query, headers, body)  # None): the client's query and headers
     return Outgoing(path, query_for(member, query), headers_for(member, headers, key_header),
                     body)

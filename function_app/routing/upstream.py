@@ -24,16 +24,16 @@ run once per request whatever happens: the limiter never charges twice. The loop
 
 Where each part lives: the loop over targets and members is here; the parts shared across
 requests (`Router`) in router.py; one request's state in exchange.py; one attempt on a member in
-member_attempt.py; one exchange with it in attempts.py (`send_attempt`, the place for a client
-span per attempt); the answer given in answer.py; the request an attempt sends in
-target_request.py.
+member_attempt.py (`_send`: one exchange with it, through the telemetry observer, a client
+span per attempt; classified by attempts.py); the answer given in answer.py; the request an
+attempt sends in target_request.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from functools import partial
 
 from ..core.pipeline import Handler
 from ..http.messages import GatewayRequest, GatewayResponse
@@ -47,110 +47,68 @@ from .router import Router
 
 
 def upstream_step(router: Router) -> Handler:
-    def handle(request: GatewayRequest) -> Awaitable[GatewayResponse]:
-        # Not a coroutine of its own: the run is the one awaited (one frame fewer a request).
-        return _run(Exchange(router, request))
-
-    return handle
+    # The loop's coroutine is the step itself (no function of its own around it).
+    return partial(_run, router)
 
 
-def _run(ex: Exchange) -> Awaitable[GatewayResponse]:
+async def _run(router: Router, request: GatewayRequest) -> GatewayResponse:
     """The plan's targets in order, first among members that passed their probes, then (only
-    when nothing passed them) among all. The request counts for the retry budget as it starts
-    (called when the step is, which the pipeline awaits at once)."""
-    ex.router.budget_for(ex.route).record_request(time.monotonic())
-    ex.router.breakers.start()
+    when nothing passed them) among all; within a target, members and retries until one
+    answers, the failure falls back, or the budget or the deadline says no.
+
+    One loop for every plan, a lone member's included (the common case): its coroutine is the
+    only frame of the step above the attempt, so a plan of one member costs no frame a
+    larger one does not, and no second path exists to diverge from this one."""
+    ex = Exchange(router, request)
+    # The request counts for the retry budget as it starts, at the clock reading its deadline
+    # was set from.
+    router.budget_for(ex.route).record_request(ex.started)
+    router.breakers.start()
     targets = ex.plan.targets
-    if len(targets) == 1 and len(targets[0].members) == 1:
-        return _only_member(ex, targets[0])  # no coroutine of its own: one frame fewer
-    return _planned(ex, (True, False))
-
-
-async def _planned(ex: Exchange, stricts: tuple[bool, ...]) -> GatewayResponse:
-    """The general loop: each pass (`stricts`) over every target, until one answers."""
-    for strict in stricts:
-        for index, target in enumerate(ex.plan.targets):
-            answer = await _on_target(ex, index, target, strict)
-            if answer is not None:
-                return answer
+    last = len(targets) - 1
+    for strict in (True, False):
+        for index, target in enumerate(targets):
+            following = targets[index + 1] if index < last else None
+            tries = 0  # attempts made on this target
+            while (member := _pick(ex, target, strict)) is not None:
+                if tries:
+                    delay = _retry_delay(ex, tries, member, following)
+                    if delay is None:
+                        if ex.falls_back(following):
+                            break  # the next target
+                        return await give_up(ex)
+                    await asyncio.sleep(delay)
+                elif index:
+                    router.stats.add(ex.route, member.name, "fallbacks")
+                left = ex.time_left()
+                if left <= 0:
+                    return await give_up(ex)
+                tries += 1
+                outcome, answer = await attempt(ex, member, target, following, left)
+                if answer is not None:
+                    return answer
+                action = decide(outcome, method=request.method, repeatable=ex.plan.repeatable,
+                                tries=tries, max_tries=router.max_tries,
+                                next_fallback_on=following.fallback_on if following else None)
+                if action is Action.RETURN:
+                    return await give_up(ex)
+                if action is Action.FALLBACK:
+                    break
         if ex.last is not None:
             break
     return await give_up(ex)
 
 
-async def _only_member(ex: Exchange, target: Target) -> GatewayResponse:
-    """The general loop's first attempt, unrolled for a plan of one target with one member (the
-    common case): the same breaker, deadline, stats and decision calls in the same order,
-    without the loop's coroutine and the weighted pick among one. Anything past the first
-    attempt (a retry, or the member not taken in the strict pass) goes on in the general loop
-    from where this left off, so every later step is the general one."""
-    member = target.members[0]
-    if not _take(ex, member, True):
-        return await _planned(ex, (False,))  # the strict pass found nothing: as the loop does
-    left = ex.time_left()
-    if left <= 0:
-        return await give_up(ex)
-    outcome, answer = await attempt(ex, member, target, None, left)
-    if answer is not None:
-        return answer
-    action = decide(outcome, method=ex.request.method, repeatable=ex.plan.repeatable,
-                    tries=1, max_tries=ex.router.max_tries, next_fallback_on=None)
-    if action is not Action.RETRY:  # RETURN (FALLBACK needs a next target)
-        return await give_up(ex)
-    answer = await _on_target(ex, 0, target, True, tries=1)
-    if answer is not None:
-        return answer
-    # The end of the strict pass, as in `_planned`.
-    return await (give_up(ex) if ex.last is not None else _planned(ex, (False,)))
-
-
-async def _on_target(ex: Exchange, index: int, target: Target, strict: bool, tries: int = 0
-                     ) -> GatewayResponse | None:
-    """The answer to give from this target, or None to go on to the next one; `tries` counts
-    the attempts already made on it."""
-    following = ex.plan.targets[index + 1] if index + 1 < len(ex.plan.targets) else None
-    while True:
-        member = _pick(ex, target, strict)
-        if member is None:
-            return None
-        if tries:
-            delay = _retry_delay(ex, tries, member, following)
-            if delay is None:
-                return None if ex.falls_back(following) else await give_up(ex)
-            await asyncio.sleep(delay)
-        elif index:
-            ex.router.stats.add(ex.route, member.name, "fallbacks")
-        left = ex.time_left()
-        if left <= 0:
-            return await give_up(ex)
-        tries += 1
-        outcome, answer = await attempt(ex, member, target, following, left)
-        if answer is not None:
-            return answer
-        action = decide(outcome, method=ex.request.method, repeatable=ex.plan.repeatable,
-                        tries=tries, max_tries=ex.router.max_tries,
-                        next_fallback_on=following.fallback_on if following else None)
-        if action is Action.RETURN:
-            return await give_up(ex)
-        if action is Action.FALLBACK:
-            return None
-
-
 def _pick(ex: Exchange, target: Target, strict: bool) -> Member | None:
     members = target.members
     if len(members) == 1:  # what pick_backend gives among one: it, when usable
-        return members[0] if _take(ex, members[0], strict) else None
+        return members[0] if ex.router.breakers.take(members[0], strict) else None
     breakers = ex.router.breakers
     member = pick(members, lambda m: breakers.usable(m, strict),
                   ex.router.outstanding, ex.router.rng, ex.tried)
     if member is None or not breakers.acquire(member):
         return None
     return member
-
-
-def _take(ex: Exchange, member: Member, strict: bool) -> bool:
-    """A lone member's pick: usable (breaker, and probes when `strict`), then acquired."""
-    return ex.router.breakers.take(member, strict)
 
 
 def _retry_delay(ex: Exchange, tries: int, member: Member, following: Target | None

@@ -35,7 +35,11 @@ def _plain_span() -> bool:
 
 
 _PLAIN_SPAN = _plain_span()
+# The class whose span context is its `_context` attribute (the root and child spans below):
+# tracing.py reads it there, a call less than get_span_context; None in another API version.
+PLAIN_SPAN = NonRecordingSpan if _PLAIN_SPAN else None
 _new = object.__new__
+_LOW64 = (1 << 64) - 1
 
 
 class IdOnlyTracer(Tracer):
@@ -54,9 +58,12 @@ class IdOnlyTracer(Tracer):
 
     def root(self) -> trace.Span:
         """A span with a new trace id: what start_span makes with no valid parent."""
-        span_id = self._bits(64) or 1
+        # One draw of 192 bits is the span id's 64 then the trace id's 128: getrandbits fills
+        # a wide draw with the generator's 32-bit words lowest first, so these are the very
+        # numbers the two draws `bits(64)`, `bits(128)` gave (one call less a request).
+        bits = self._bits(192)
         context = _context(SpanContext, (
-            self._bits(128) or 1, span_id, False, _UNSAMPLED, DEFAULT_TRACE_STATE, True))
+            bits >> 64 or 1, bits & _LOW64 or 1, False, _UNSAMPLED, DEFAULT_TRACE_STATE, True))
         if not _PLAIN_SPAN:  # pragma: no cover - another API version
             return NonRecordingSpan(context)
         span = _new(NonRecordingSpan)

@@ -37,9 +37,9 @@ class ClientLabels:
     def hashed(self, client_id: str | None) -> str:
         if not client_id:
             return NONE
-        found = self._hashes.get(client_id)
-        if found is not None:
-            return found
+        hashes = self._hashes
+        if client_id in hashes:  # `in` and a subscript: no method call, once a request
+            return hashes[client_id]
         label = self._labels.get(client_id)
         if label is not None and label != OTHER:
             return label

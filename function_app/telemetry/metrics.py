@@ -10,6 +10,8 @@ appears here by registering a stats source, without a change to this module.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -89,24 +91,43 @@ class GatewayMetrics:
 
     def request_series(self, route: str, backend: str, status: int) -> CountedDuration:
         """The requests counter and duration histogram of one answered request's labels (the
-        status code's class), updated by one `observe(seconds)`; one look-up per request, keyed
-        by the code itself so its class is worked out once per label set."""
+        status code's class), updated by one `observe(seconds)`; keyed by the code itself so
+        its class is worked out once per label set."""
         key = (route, backend, status)
-        found = self._request_series.get(key)
-        if found is None:
-            labels = (route, backend, status_class(status))
-            found = self._request_series[key] = CountedDuration(
-                self.child(self.requests, *labels), self.child(self.duration, *labels))
+        series = self._request_series
+        if key in series:
+            return series[key]
+        labels = (route, backend, status_class(status))
+        found = series[key] = CountedDuration(
+            self.child(self.requests, *labels), self.child(self.duration, *labels))
         return found
 
+    def request_done(self, route: str, backend: str, status: int, seconds: float) -> None:
+        """Count one answered request and observe its duration: `request_series(...).observe
+        (seconds)` in one call, the series' cells updated here (CountedDuration.observe's)."""
+        key = (route, backend, status)
+        series = self._request_series
+        found = series[key] if key in series else self.request_series(route, backend, status)
+        found._cell[0] += 1
+        counts = found._counts
+        counts[bisect_left(found._bounds, seconds)] += 1
+        counts[-1] += seconds
+
     def attempt_done(self, backend: str, outcome: str, seconds: float) -> None:
-        """Count one upstream attempt and observe its duration (the attempt observer's `done`)."""
-        found = self._attempt_series.get((backend, outcome))
-        if found is None:
-            found = self._attempt_series[(backend, outcome)] = CountedDuration(
+        """Count one upstream attempt and observe its duration (the attempt observer's `done`;
+        the series' cells updated here, as CountedDuration.observe does)."""
+        key = (backend, outcome)
+        series = self._attempt_series
+        if key in series:
+            found = series[key]
+        else:
+            found = series[key] = CountedDuration(
                 self.child(self.attempts, backend, outcome),
                 self.child(self.attempt_duration, backend))
-        found.observe(seconds)
+        found._cell[0] += 1
+        counts = found._counts
+        counts[bisect_left(found._bounds, seconds)] += 1
+        counts[-1] += seconds
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + self.tokens.render() + self.spend.render()

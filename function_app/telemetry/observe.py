@@ -21,13 +21,14 @@ from ..mcp.stage import MCP_CALL
 from ..openai.bill import BILL
 from ..ratelimit.limits import REQUESTS_DECISION, TOKENS_DECISION
 from ..routing.routes import MATCH, PROXY
+from .ids import PLAIN_SPAN
 from .labels import NONE, OTHER, BoundedNames, ClientLabels, FirstNames
 from .metrics import GatewayMetrics
 from .otel_metrics import OtelInstruments
 from .request_log import RequestLog, request_line
-from .tracing import trace_id
 
 REJECTED = (429, 503)
+_MATCH, _BILL, _MCP_CALL = MATCH.name, BILL.name, MCP_CALL.name  # the facts finish reads
 CACHE_VERDICTS = frozenset({"hit", "miss", "stale", "bypass"})
 
 
@@ -53,15 +54,18 @@ class Telemetry:
         """Record one answered request; called exactly once, when its last byte is out."""
         ended = time.perf_counter()
         ctx = request.context
-        match = MATCH.get(ctx)
+        facts = ctx.facts  # MATCH.get(ctx), BILL.get(ctx) without the calls
+        match = facts[_MATCH] if _MATCH in facts else None
         route = match.route.path if match is not None else "unmatched"
-        backend = self._backend(ctx, match)
-        bill = BILL.get(ctx)
+        served_by = ctx.served_by
+        backend = served_by if served_by and "://" not in served_by \
+            else self._backend(ctx, match)
+        bill = facts[_BILL] if _BILL in facts else None
         model = self.models(bill.model) if bill is not None else NONE
         usage = bill.usage if bill is not None else None
         client = ctx.client_id
         seconds = ended - started
-        self.metrics.request_series(route, backend, status).observe(seconds)
+        self.metrics.request_done(route, backend, status, seconds)
         limited_by = self._rejection(ctx, status) if status in REJECTED else None
         cache = self._cache(ctx) if ctx.cache_status is not None else None
         ttft = first_chunk - started if first_chunk is not None and bill is not None else None
@@ -72,7 +76,7 @@ class Telemetry:
                                        bill.cost)
         if self.otel is not None:
             self.otel.request(model, usage, ttft)
-        mcp = self._mcp(ctx, span) if MCP_CALL.name in ctx.facts else None
+        mcp = self._mcp(ctx, span) if _MCP_CALL in facts else None
         if type(span) is not NonRecordingSpan:  # it ignores what _end_span would tell it
             self._end_span(span, route, status, backend, model, bill, usage, limited_by, error,
                            ctx)
@@ -80,9 +84,13 @@ class Telemetry:
             optional = None if (ttft is None and not usage and limited_by is None
                                 and cache is None and error is None and mcp is None) \
                 else _optional_fields(ttft, usage, limited_by, cache, error, mcp)
+            # trace_id(span), without the call
+            trace, _, _, _, _, valid = span._context if type(span) is PLAIN_SPAN \
+                else span.get_span_context()
             self.log.write_line(request_line(
-                request.request_id, trace_id(span), request.method, route, backend, model,
-                status, round(seconds * 1000, 2), self.clients.hashed(client), optional))
+                request.request_id, "%032x" % trace if valid else "",  # noqa: UP031
+                request.method, route, backend, model, status, round(seconds * 1000, 2),
+                self.clients.hashed(client), optional))
 
     def _mcp(self, ctx: RequestContext, span: Span) -> dict[str, str | None] | None:
         """An MCP request's counter and span attributes; the request log's fields."""

@@ -43,27 +43,49 @@ def encode_line(fields: dict) -> str:
 
 
 _ascii = json.encoder.encode_basestring_ascii  # what the encoder quotes each str with
-_FIRST = ('{"request_id":%s,"trace_id":%s,"method":%s,"route":%s,"backend":%s,"model":%s,'
+# The trace id is hex digits or "" (trace_id()'s text), which the encoder writes as it is
+# between quotes: the template quotes it itself, a call less.
+_FIRST = ('{"request_id":%s,"trace_id":"%s","method":%s,"route":%s,"backend":%s,"model":%s,'
           '"status":%d,"latency_ms":%r,"client":%s}')
 _FINITE = 1.8e308  # above the largest float: a value inside (-_FINITE, _FINITE) is finite
+_QUOTES_KEPT = 512  # texts, of at most _QUOTED_LENGTH characters each
+_QUOTED_LENGTH = 128
+
+
+class _Quoted(dict):
+    """Text -> the encoder's quoted text, for the fields whose values repeat (method, route,
+    backend, model, client: a subscript where each was a call). The method and the client are
+    the client's: the table is emptied when full, and a long text is quoted, not kept."""
+
+    def __missing__(self, text: str) -> str:
+        quoted = _ascii(text)
+        if len(text) <= _QUOTED_LENGTH:
+            if len(self) >= _QUOTES_KEPT:
+                self.clear()
+            self[text] = quoted
+        return quoted
+
+
+_quoted = _Quoted()
 
 
 def request_line(request_id: str, trace_id: str, method: str, route: str, backend: str,
                  model: str, status: int, latency_ms: float, client: str,
                  optional: dict | None = None) -> str:
     """The line `encode_line` makes of RequestRecord's nine fields that are never None, in its
-    order (`latency_ms` already rounded), followed by `optional`'s fields (those after them,
-    in RequestRecord's order, None values left out), without building the dict: a template
-    with each text quoted as the encoder does, the float as its repr (json's for a finite
-    float; any other goes through the encoder, which writes Infinity or NaN)."""
+    order (`latency_ms` already rounded; `trace_id` hex digits or "", as `trace_id()` gives
+    it), followed by `optional`'s fields (those after them, in RequestRecord's order, None
+    values left out), without building the dict: a template with each text quoted as the
+    encoder does, the float as its repr (json's for a finite float; any other goes through
+    the encoder, which writes Infinity or NaN)."""
     if not -_FINITE < latency_ms < _FINITE:
         return encode_line({"request_id": request_id, "trace_id": trace_id, "method": method,
                             "route": route, "backend": backend, "model": model,
                             "status": status, "latency_ms": latency_ms, "client": client,
                             **(optional or {})})
-    line = _FIRST % (_ascii(request_id), _ascii(trace_id), _ascii(method),
-                     _ascii(route), _ascii(backend), _ascii(model), status, latency_ms,
-                     _ascii(client))
+    q = _quoted
+    line = _FIRST % (_ascii(request_id), trace_id, q[method], q[route], q[backend], q[model],
+                     status, latency_ms, q[client])
     if optional:
         return line[:-1] + "," + encode_line(optional)[1:]
     return line
@@ -93,12 +115,27 @@ class RequestRecord:
     mcp_outcome: str | None = None
 
 
+_Logger, _LogRecord = logging.Logger, logging.LogRecord
+_INFO = logging.INFO
+_HANDLER_HANDLE = logging.Handler.handle
+_HAS_FACTORY = hasattr(logging, "_logRecordFactory")  # getLogRecordFactory() reads it
+
+
+def _standard_logger(logger: logging.Logger) -> bool:
+    """Whether `logger`'s class keeps the standard library's record path: the one the direct
+    path in `RequestLog.write_line` does the work of (checked once: a logger keeps its class)."""
+    cls = type(logger)
+    return (_HAS_FACTORY and hasattr(logger, "_cache") and cls.makeRecord is _Logger.makeRecord
+            and cls.isEnabledFor is _Logger.isEnabledFor and cls.handle is _Logger.handle
+            and cls.callHandlers is _Logger.callHandlers)
+
+
 class RequestLog:
     def __init__(self, logger: logging.Logger | None = None):
         self._log = logger or logging.getLogger(LOGGER)
         # The record as makeRecord would make it from the write below (log_record.py).
         self._records = RecordMaker(self._log, __file__, 0, "write")
-        self._plain_logger = type(self._log).makeRecord is logging.Logger.makeRecord
+        self._plain_logger = _standard_logger(self._log)
 
     def write(self, record: RequestRecord) -> None:
         fields = {k: v for k, v in record.__dict__.items() if v is not None}
@@ -114,14 +151,45 @@ class RequestLog:
             self.write_line(encode_line(fields))
 
     def write_line(self, line: str) -> None:
-        """Write `line` (request_line's, made by Telemetry.finish once a request)."""
+        """Write `line` (request_line's, made by Telemetry.finish once a request).
+
+        What `logger.info(line)` does, to the same handlers with the same checks, written out
+        for the standard logger and record factory (`logging.Logger.handle` and the calls
+        under it were about ten a request): the level check from the logger's own cache of
+        isEnabledFor; the record from RecordMaker (makeRecord's, without the stack walk that
+        finds the caller: the caller is always this line); the logger's filters, if it has
+        any, through `Logger.handle` as before; else the handlers of the logger and of its
+        ancestors while they propagate, each at or below INFO, through `Handler.handle` when
+        it has filters or its own `handle`, else its `emit` under its lock, which is what
+        `Handler.handle` does then; no handler at all goes through `callHandlers` (the
+        last-resort handler). tests/unit/test_request_log_record.py compares each case with
+        `logger.info`."""
         log = self._log
-        if not log.isEnabledFor(logging.INFO):
+        if not self._plain_logger or logging._logRecordFactory is not _LogRecord:
+            if log.isEnabledFor(_INFO):
+                log.handle(log.makeRecord(log.name, _INFO, __file__, 0, line, None, None,
+                                          "write"))
             return
-        # makeRecord + handle is what info() does, minus the stack walk that finds the caller:
-        # the caller is always this line.
-        if logging.getLogRecordFactory() is logging.LogRecord and self._plain_logger:
-            log.handle(self._records.make(line))  # records.usable(), without a call
-        else:
-            log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None,
-                                      "write"))
+        if log.disabled:
+            return
+        cache = log._cache  # isEnabledFor's: emptied by the logging module on any level change
+        if not (cache[_INFO] if _INFO in cache else log.isEnabledFor(_INFO)):
+            return
+        record = self._records.make(line)
+        if log.filters:
+            log.handle(record)
+            return
+        found = 0
+        logger = log
+        while logger:
+            for handler in logger.handlers:
+                found += 1
+                if _INFO >= handler.level:
+                    if handler.filters or type(handler).handle is not _HANDLER_HANDLE:
+                        handler.handle(record)
+                    else:
+                        with handler.lock:
+                            handler.emit(record)
+            logger = logger.parent if logger.propagate else None
+        if not found:
+            log.callHandlers(record)

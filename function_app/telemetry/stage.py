@@ -19,28 +19,32 @@ from ..routing.attempts import ATTEMPT_OBSERVER
 from .observe import Telemetry
 from .tracing import attempt_observer, start_request_span
 
+_OBSERVER = ATTEMPT_OBSERVER.name
 _WHOLE = (bytes, bytearray)  # `bytes | bytearray` written in the call makes a union each time
 
 
 def telemetry_stage(telemetry: Telemetry) -> Stage:
     tracer = telemetry.tracer
     attempt_done = telemetry.metrics.attempt_done  # counts each upstream attempt
+    backend_of = telemetry.backend_of_url  # bound once, not once a request
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         started = time.perf_counter()
         span = start_request_span(tracer, request)
-        request.context.request_span = span
-        ATTEMPT_OBSERVER.set(request.context, attempt_observer(
-            tracer, span, telemetry.backend_of_url, attempt_done))
+        context = request.context
+        context.request_span = span
+        context.facts[_OBSERVER] = attempt_observer(  # ATTEMPT_OBSERVER.set, without the call
+            tracer, span, backend_of, attempt_done)
         try:
             response = await call_next(request)
         except BaseException:  # cancelled: the client went away before an answer
             telemetry.finish(request, span, 499, started, None, "cancelled")
             raise
-        if isinstance(response.body, _WHOLE):
+        body = response.body
+        if type(body) is bytes or isinstance(body, _WHOLE):  # the usual bytes: no call
             telemetry.finish(request, span, response.status, started, None, None)
         else:
-            response.body = _watch(response.body, telemetry, request, span, response.status,
+            response.body = _watch(body, telemetry, request, span, response.status,
                                    started)
         return response
 

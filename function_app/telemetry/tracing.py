@@ -26,10 +26,9 @@ from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from ..core.errors import GatewayError
 from ..core.upstream import UpstreamRequest, UpstreamResponse
-from ..http.headers import Headers
 from ..http.messages import GatewayRequest
 from ..routing.attempts import Observer, Send
-from .ids import IdOnlyTracer
+from .ids import PLAIN_SPAN, IdOnlyTracer
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
@@ -65,7 +64,8 @@ def start_request_span(tracer: Tracer, request: GatewayRequest) -> Span:
     if current is not None and current.get_span_context()[5]:  # is_valid
         parent, kind = trace.set_span_in_context(current), SpanKind.INTERNAL
     else:
-        if isinstance(tracer, IdOnlyTracer) and "traceparent" not in request.headers:
+        if (type(tracer) is IdOnlyTracer or isinstance(tracer, IdOnlyTracer)) \
+                and "traceparent" not in request.headers:
             # What its start_span makes here (a tracestate alone continues nothing).
             return tracer.root()
         carrier = {k: v for k in TRACE_HEADERS if (v := request.headers.get(k)) is not None}
@@ -116,7 +116,8 @@ def trace_ids(span: Span) -> tuple[str, str]:
 
 def trace_id(span: Span) -> str:
     """The trace id in hex (the request log's), or "" when there is no valid context."""
-    trace_id, _, _, _, _, valid = span.get_span_context()
+    trace_id, _, _, _, _, valid = span._context if type(span) is PLAIN_SPAN \
+        else span.get_span_context()
     return "%032x" % trace_id if valid else ""  # noqa: UP031
 
 
@@ -126,7 +127,15 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
     injected into the outgoing headers (replacing any the client sent), and `done` called once
     per attempt with its outcome ("2xx"... or an error code): when a streamed body has ended,
     or at the headers of an answer with a Content-Length."""
-    child, ids, parent_ctx = _child_start(tracer, parent)
+    # How the attempts' CLIENT spans are made: for the id-only tracer, straight from the
+    # parent's ids (IdOnlyTracer.child(*ids): what its start_span does with that parent); for a
+    # real tracer, by its start_span with the parent in a Context, as its span processors expect.
+    parent_trace, _, _, parent_flags, parent_state, parent_valid = parent._context \
+        if type(parent) is PLAIN_SPAN else parent.get_span_context()
+    if parent_valid and (type(tracer) is IdOnlyTracer or isinstance(tracer, IdOnlyTracer)):
+        child, ids, parent_ctx = tracer.child, (parent_trace, parent_flags, parent_state), None
+    else:
+        child, ids, parent_ctx = None, (), trace.set_span_in_context(parent, _no_parent(tracer))
     attempt_no = 0
 
     async def observe(outgoing: UpstreamRequest, send: Send) -> UpstreamResponse:
@@ -142,7 +151,18 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
         # so they are left out for it: a few calls per attempt when no trace is exported.
         if recording:
             span.set_attributes(_client_attributes(outgoing, backend, attempt_no))
-        _set_trace_headers(outgoing.headers, span)
+        # The span's context in the attempt's own headers, in place (copying the frozen request
+        # instead cost more than the rest of the hook), replacing any trace headers there (the
+        # client's, or a previous attempt's).
+        headers = outgoing.headers
+        headers.remove(*TRACE_HEADERS)
+        trace_id, span_id, _, flags, state, valid = span._context if type(span) is PLAIN_SPAN \
+            else span.get_span_context()
+        if valid:  # _traceparent's text, without the call
+            headers.set("traceparent", "00-%032x-%016x-%02x" % (  # noqa: UP031
+                trace_id, span_id, flags))
+            if state is not DEFAULT_TRACE_STATE and state:  # the default is empty: no len()
+                headers.set("tracestate", state.to_header())
         started = time.perf_counter()
         try:
             answer = await send(outgoing)
@@ -171,30 +191,6 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
         return answer
 
     return observe
-
-
-def _child_start(tracer: Tracer, parent: Span) -> tuple[Callable | None, tuple, Context | None]:
-    """How the attempts' CLIENT spans are made: (child, ids, None) for the id-only tracer, which
-    makes them straight from the parent's ids (IdOnlyTracer.child(*ids): what its start_span
-    does with that parent); (None, (), context) for a real tracer, which gets the parent in a
-    Context, as its span processors expect."""
-    trace_id, _, _, flags, state, valid = parent.get_span_context()
-    if isinstance(tracer, IdOnlyTracer) and valid:
-        return tracer.child, (trace_id, flags, state), None
-    return None, (), trace.set_span_in_context(parent, _no_parent(tracer))
-
-
-def _set_trace_headers(headers: Headers, span: Span) -> None:
-    """Put `span`'s context in `headers`, in place (the attempt's own headers; copying the frozen
-    request instead cost more than the rest of the hook), replacing any trace headers there
-    (the client's, or a previous attempt's)."""
-    headers.remove(*TRACE_HEADERS)
-    trace_id, span_id, _, flags, state, valid = span.get_span_context()
-    if valid:  # _traceparent's text, without the call
-        headers.set("traceparent", "00-%032x-%016x-%02x" % (  # noqa: UP031
-            trace_id, span_id, flags))
-        if state is not DEFAULT_TRACE_STATE and state:  # the default is empty: no len() call
-            headers.set("tracestate", state.to_header())
 
 
 def _client_attributes(outgoing: UpstreamRequest, backend: str, attempt: int) -> dict:

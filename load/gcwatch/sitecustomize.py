@@ -1,11 +1,14 @@
 """Garbage collector pauses of a benchmarked process (on its PYTHONPATH: load/bench_streams.py
 --gc-watch puts this directory there for the host and the worker).
 
-Every collection's duration is added to its generation's total; each full (generation 2)
-collection appends a line to $GCWATCH_FILE.<pid>: the pause in ms, the objects tracked after it,
-the objects it found to be garbage, and the totals so far (ms per generation, collections per
-generation). Nothing is printed. $GCWATCH_THRESHOLD ("2000,10,100") sets the collector's
-thresholds first: an experiment's knob (load/bench_streams.py --gc-threshold).
+Every collection appends a line to $GCWATCH_FILE.<pid>:
+
+    <generation> <pause ms> <objects walked> <objects freed> <ms so far: young middle old>
+    <collections so far: young middle old> <longest pause ms: young middle old> <unix time>
+
+(the objects walked: the generation's and the younger ones', counted before the clock starts).
+Nothing is printed. $GCWATCH_THRESHOLD ("2000,10,100") sets the collector's thresholds first:
+an experiment's knob (load/bench_streams.py --gc-threshold).
 """
 
 import gc
@@ -18,20 +21,24 @@ if os.environ.get("GCWATCH_THRESHOLD"):
 if _path:
     _path = f"{_path}.{os.getpid()}"
     _started = [0.0]
+    _walked = [0]
     _ms = [0.0, 0.0, 0.0]
+    _max = [0.0, 0.0, 0.0]
     _count = [0, 0, 0]
 
     def _watch(phase, info):
+        generation = info["generation"]
         if phase == "start":
+            _walked[0] = sum(len(gc.get_objects(g)) for g in range(generation + 1))
             _started[0] = time.perf_counter()
             return
-        generation = info["generation"]
         pause = (time.perf_counter() - _started[0]) * 1000
         _ms[generation] += pause
+        _max[generation] = max(_max[generation], pause)
         _count[generation] += 1
-        if generation == 2:
-            with open(_path, "a") as out:
-                out.write(f"{pause:.2f} {len(gc.get_objects())} {info['collected']} "
-                          f"{' '.join(f'{m:.1f}' for m in _ms)} {' '.join(map(str, _count))}\n")
+        with open(_path, "a") as out:
+            out.write(f"{generation} {pause:.2f} {_walked[0]} {info['collected']} "
+                      f"{' '.join(f'{m:.1f}' for m in _ms)} {' '.join(map(str, _count))} "
+                      f"{' '.join(f'{m:.2f}' for m in _max)} {time.time():.1f}\n")
 
     gc.callbacks.append(_watch)

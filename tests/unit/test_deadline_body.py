@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from function_app.adapters.deadline_body import DeadlineBody, Reads
-from function_app.core.errors import UpstreamTimeout
+from function_app.core.body_watch import CLIENT_CLOSED
+from function_app.core.errors import UpstreamError, UpstreamTimeout
 
 
 class Chunks:
@@ -264,3 +265,92 @@ async def test_a_deadline_while_nobody_reads_ends_the_hooks_with_the_timeout():
     body._expire()
     await asyncio.sleep(0)  # the close it scheduled runs
     assert seen == [("a", "upstream_timeout", True)]
+
+
+# The body's BodyWatch (core/body_watch.py): the first chunk, then the end hooks and the watcher,
+# told as the telemetry stage's `watched` layer told them, without the layer.
+
+
+class Failing:
+    """Chunks: "a", then `error` raised."""
+
+    def __init__(self, error: BaseException):
+        self.error, self.sent = error, False
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if not self.sent:
+            self.sent = True
+            return b"a"
+        raise self.error
+
+
+def watched_body(source, released: list, heard: list) -> DeadlineBody:
+    async def release():
+        released.append(True)
+
+    far = asyncio.get_running_loop().time() + 3600
+    body = DeadlineBody(source, far, release, lambda exc: UpstreamError())
+    body.on_end(lambda failure: heard.append(("hook", failure and failure.code)))
+    assert body.watch.take(lambda: heard.append("first"),
+                           lambda error, exc: heard.append(("end", error, type(exc).__name__)))
+    return body
+
+
+async def test_a_watched_body_tells_its_first_chunk_once_then_the_end_after_its_release():
+    released, heard = [], []
+
+    async def two():
+        yield b"a"
+        yield b"b"
+
+    body = watched_body(two(), released, heard)
+    assert [chunk async for chunk in body] == [b"a", b"b"]
+    assert released == [True]
+    assert heard == ["first", ("hook", None), ("end", None, "NoneType")]
+
+
+async def test_a_watched_body_closed_early_tells_client_closed():
+    released, heard = [], []
+    body = watched_body(Failing(UpstreamError()), released, heard)
+    assert await anext(body) == b"a"
+    await body.aclose()
+    assert heard == ["first", ("hook", None), ("end", CLIENT_CLOSED, "NoneType")]
+
+
+@pytest.mark.parametrize(("error", "told", "hook"), [
+    (UpstreamError(), "upstream_unavailable", "upstream_unavailable"),
+    (ConnectionResetError(), "upstream_unavailable", "upstream_unavailable"),  # translated
+    (KeyError("x"), "KeyError", None),  # no known type: its name, and no failure for hooks
+])
+async def test_a_watched_body_that_fails_tells_how(error, told, hook):
+    released, heard = [], []
+    body = watched_body(Failing(error), released, heard)
+    body._errors = (ConnectionResetError,)
+    assert await anext(body) == b"a"
+    with pytest.raises(BaseException):  # noqa: B017
+        await anext(body)
+    await body.aclose()  # what the app does with a body that raised
+    assert heard[0] == "first" and heard[1] == ("hook", hook)
+    assert heard[2][:2] == ("end", told) and heard[2][2] != "NoneType"
+    assert released == [True]
+
+
+async def test_a_deadline_while_nobody_reads_tells_a_timeout_at_once():
+    released, heard = [], []
+    body = watched_body(Chunks(), released, heard)
+    body._expire()
+    await asyncio.sleep(0)  # the close it scheduled runs
+    assert heard == [("hook", "upstream_timeout"), ("end", "upstream_timeout", "UpstreamTimeout")]
+
+
+async def test_after_its_end_a_body_runs_a_new_end_hook_at_once_and_refuses_a_watcher():
+    chunks, released, failures = Chunks(), [], []
+    body = body_of(chunks, released)
+    body._expire()
+    await asyncio.sleep(0)
+    body.on_end(failures.append)
+    assert [type(f).__name__ for f in failures] == ["UpstreamTimeout"]
+    assert not body.watch.take(lambda: None, lambda error, exc: None)  # a layer sees the end

@@ -59,3 +59,23 @@ def test_what_prometheus_client_refuses_is_refused():
         count.labels("x", "y")
     with pytest.raises(ValueError):
         LoopHistogram("h", "d", ("a",), (1, 0.5))
+
+
+def test_request_done_and_attempt_done_write_what_their_series_observe_writes():
+    """GatewayMetrics.request_done and attempt_done update the series' cells themselves: the
+    scrape is what CountedDuration.observe on the same series gives."""
+    from function_app.telemetry.metrics import GatewayMetrics
+
+    updates = [(("/a", "node", 200), 0.003), (("/a", "node", 200), 0.2), (("/a", "node", 503), 7),
+               (("/b", "none", 404), 0.0), (("/a", "node", 201), 99.0), (("/a", "node", 200), 1)]
+    direct, series = GatewayMetrics({}, "i"), GatewayMetrics({}, "i")
+    for (route, backend, status), seconds in updates:
+        direct.request_done(route, backend, status, seconds)
+        series.request_series(route, backend, status).observe(seconds)
+        direct.attempt_done(backend, f"{status // 100}xx", seconds)
+        CountedDuration(series.attempts.labels(backend, f"{status // 100}xx"),
+                        series.attempt_duration.labels(backend)).observe(seconds)
+    text = direct.render()
+    assert text == series.render()
+    assert b'gateway_requests_total{backend="node",route="/a",status_class="2xx"} 4.0' in text
+    assert b'gateway_upstream_attempts_total{backend="node",outcome="5xx"} 1.0' in text

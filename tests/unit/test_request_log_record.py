@@ -136,3 +136,163 @@ def test_the_request_line_is_the_encoders_text_of_the_same_fields(text, latency)
     assert request_line(*values, optional) == json.dumps({**fields, **optional},
                                                          separators=(",", ":"))
     assert request_line(*values, {}) == request_line(*values)
+
+
+# The direct path of RequestLog.write_line to the handlers is what `Logger.handle` of the
+# standard record does: the same handlers get the same records, with every logging setting an
+# operator may use (levels, filters on the logger or a handler, propagate, disabled loggers,
+# a handler with its own handle, logging.disable, no handler at all).
+
+
+class _Seen(logging.Handler):
+    def __init__(self, seen: list, name: str, level: int = logging.NOTSET):
+        super().__init__(level)
+        self.name, self._seen = name, seen
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._seen.append((self.name, record.getMessage(), record.levelno, record.name,
+                           record.pathname, record.lineno, record.funcName,
+                           getattr(record, "tag", None)))
+
+
+class _OwnHandle(_Seen):
+    def handle(self, record):
+        record.tag = "own-handle"
+        return super().handle(record)
+
+
+def _tagging(record):
+    record.tag = "filtered"
+    return True
+
+
+def _replacing(record):
+    copy = logging.makeLogRecord(record.__dict__)
+    copy.msg = "replaced"
+    return copy
+
+
+SETUPS = {
+    "child and parent handlers": lambda lg, pa, seen: (
+        lg.addHandler(_Seen(seen, "child")), pa.addHandler(_Seen(seen, "parent"))),
+    "a handler above INFO is skipped": lambda lg, pa, seen: (
+        lg.addHandler(_Seen(seen, "warn", logging.WARNING)), pa.addHandler(_Seen(seen, "p"))),
+    "no propagation": lambda lg, pa, seen: (
+        lg.addHandler(_Seen(seen, "child")), pa.addHandler(_Seen(seen, "parent")),
+        setattr(lg, "propagate", False)),
+    "a handler's filter refuses": lambda lg, pa, seen: (
+        lg.addHandler(h := _Seen(seen, "refused")), h.addFilter(lambda r: False),
+        pa.addHandler(_Seen(seen, "parent"))),
+    "a handler's filter tags": lambda lg, pa, seen: (
+        lg.addHandler(h := _Seen(seen, "tagged")), h.addFilter(_tagging)),
+    "a handler's filter replaces the record": lambda lg, pa, seen: (
+        pa.addHandler(h := _Seen(seen, "replaced")), h.addFilter(_replacing)),
+    "the logger's filter refuses": lambda lg, pa, seen: (
+        lg.addHandler(_Seen(seen, "child")), lg.addFilter(lambda r: False)),
+    "the logger's filter replaces the record": lambda lg, pa, seen: (
+        lg.addHandler(_Seen(seen, "child")), lg.addFilter(_replacing)),
+    "a parent's filter does not apply": lambda lg, pa, seen: (
+        pa.addHandler(_Seen(seen, "parent")), pa.addFilter(lambda r: False)),
+    "a handler with its own handle": lambda lg, pa, seen: lg.addHandler(_OwnHandle(seen, "own")),
+    "the logger above INFO": lambda lg, pa, seen: (
+        lg.addHandler(_Seen(seen, "child")), lg.setLevel(logging.WARNING)),
+    "the logger disabled": lambda lg, pa, seen: (
+        lg.addHandler(_Seen(seen, "child")), setattr(lg, "disabled", True)),
+    "no handler anywhere": lambda lg, pa, seen: None,
+}
+
+
+def _loggers(name: str) -> tuple[logging.Logger, logging.Logger]:
+    """A logger and its parent outside the global hierarchy (the root's handlers stay out)."""
+    parent, logger = logging.Logger(f"{name}.p"), logging.Logger(f"{name}.p.c")
+    logger.parent = parent
+    parent.setLevel(logging.INFO)
+    return logger, parent
+
+
+def _standard_write(logger: logging.Logger, line: str) -> None:
+    """What the request log did through the standard library: makeRecord, then handle."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.handle(_standard(logger, line))
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_the_direct_path_reaches_the_handlers_logger_handle_reaches(setup):
+    seen: dict[str, list] = {"direct": [], "standard": []}
+    for way in seen:
+        logger, parent = _loggers("tdirect")  # each way its own pair, outside the hierarchy
+        SETUPS[setup](logger, parent, seen[way])
+        log = RequestLog(logger)
+        if way == "direct":
+            assert log._plain_logger  # the direct path is the one taken
+            log.write_line('{"x":1}')
+            log.write_line('{"x":2}')
+        else:
+            _standard_write(logger, '{"x":1}')
+            _standard_write(logger, '{"x":2}')
+    assert seen["direct"] == seen["standard"]
+
+
+def test_logging_disable_and_a_changed_level_apply_to_the_next_line():
+    seen: list = []
+    logger = logging.getLogger("gateway.requests.test-disable")  # in the hierarchy: its cache
+    logger.propagate = False  # of isEnabledFor is emptied by the logging module's changes
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler := _Seen(seen, "child"))
+    log = RequestLog(logger)
+    try:
+        log.write_line("1")
+        logging.disable(logging.INFO)
+        try:
+            log.write_line("2")
+        finally:
+            logging.disable(logging.NOTSET)
+        log.write_line("3")
+        logging.getLogger("gateway.requests").setLevel(logging.WARNING)  # an ancestor's level
+        logger.setLevel(logging.NOTSET)  # ... now decides
+        log.write_line("4")
+    finally:
+        logging.getLogger("gateway.requests").setLevel(logging.NOTSET)
+        logger.removeHandler(handler)
+    assert [s[1] for s in seen] == ["1", "3"]
+
+
+def test_the_request_loggers_line_reaches_the_root_handlers(caplog):
+    with caplog.at_level(logging.INFO, logger="gateway.requests"):
+        RequestLog().write_line('{"a":"b"}')
+    record, = [r for r in caplog.records if r.name == "gateway.requests"]
+    standard = _standard(logging.getLogger("gateway.requests"), '{"a":"b"}')
+    assert (record.getMessage(), record.funcName, record.pathname, record.lineno) == (
+        standard.getMessage(), standard.funcName, standard.pathname, standard.lineno)
+
+
+def test_a_logger_class_with_its_own_handle_takes_the_standard_path():
+    seen: list = []
+
+    class Counting(logging.Logger):
+        def handle(self, record):
+            record.tag = "logger-handle"
+            super().handle(record)
+
+    logger = Counting("tcounting")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(_Seen(seen, "h"))
+    log = RequestLog(logger)
+    assert not log._plain_logger
+    log.write_line("x")
+    assert [s[-1] for s in seen] == ["logger-handle"]
+
+
+def test_the_quoted_texts_kept_are_bounded_and_the_line_still_the_encoders():
+    from function_app.telemetry.request_log import _QUOTES_KEPT, _quoted, request_line
+
+    for n in range(_QUOTES_KEPT + 10):
+        method = f'M"{n}\\'
+        fields = dict(zip(BASE, ("r", "", method, "/", "b", "m", 200, 1.5, "c"), strict=True))
+        assert request_line(*fields.values()) == json.dumps(fields, separators=(",", ":"))
+        assert request_line(*fields.values()) == json.dumps(fields, separators=(",", ":"))
+    assert len(_quoted) <= _QUOTES_KEPT
+    long = "G" * 5000 + '"'
+    fields = dict(zip(BASE, ("r", "", long, "/", "b", "m", 200, 1.5, "c"), strict=True))
+    assert request_line(*fields.values()) == json.dumps(fields, separators=(",", ":"))
+    assert long not in _quoted  # quoted, not kept

@@ -225,7 +225,7 @@ def test_an_attempt_arms_its_own_timeout_only_when_it_is_nearer_than_the_exchang
 
 async def test_without_an_attempt_timeout_the_routes_deadline_alone_ends_a_silent_backend(
         install, backend):
-    # send_attempt arms no timer of its own here: the adapter's one deadline must answer 504.
+    # the attempt arms no timer of its own here: the adapter's one deadline must answer 504.
     routes = [{"path": "/slow", "methods": ["GET"], "backend": "node", "timeout_s": 0.3}]
     await install(GATEWAY_ROUTES=json.dumps(routes))
 

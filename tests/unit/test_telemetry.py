@@ -326,12 +326,13 @@ def test_without_an_exporter_spans_still_carry_ids_for_logs_and_backends():
     assert child.get_span_context().span_id != root.get_span_context().span_id
 
 
-def test_an_id_only_child_keeps_its_parents_trace_flags_and_state_and_sends_them_on():
+async def test_an_id_only_child_keeps_its_parents_trace_flags_and_state_and_sends_them_on():
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
+    from function_app.core.upstream import UpstreamRequest, UpstreamResponse
     from function_app.http.headers import Headers
     from function_app.telemetry.ids import IdOnlyTracer
-    from function_app.telemetry.tracing import _set_trace_headers, trace_ids, traceparent
+    from function_app.telemetry.tracing import attempt_observer, trace_ids, traceparent
 
     state = TraceState([("vendor", "v1")])
     parent = NonRecordingSpan(SpanContext(0xABC, 0xDEF, True, TraceFlags(1), state))
@@ -340,11 +341,32 @@ def test_an_id_only_child_keeps_its_parents_trace_flags_and_state_and_sends_them
     assert (ctx.trace_id, ctx.trace_flags, ctx.trace_state) == (0xABC, 1, state)
     assert traceparent(child) == f"00-{0xABC:032x}-{ctx.span_id:016x}-01"
     assert trace_ids(child) == (f"{0xABC:032x}", f"{ctx.span_id:016x}")
-    headers = Headers([("traceparent", "00-client"), ("tracestate", "client=1")])
-    _set_trace_headers(headers, child)
-    assert headers.get_all("traceparent") == [traceparent(child)]
-    assert headers.get_all("tracestate") == ["vendor=v1"]
     assert trace_ids(NonRecordingSpan(SpanContext(0, 0, False))) == ("", "")
+    # An attempt replaces the client's trace headers with its own span's, child of `parent`,
+    # each attempt its own span; the client's other headers stay.
+    observe = attempt_observer(IdOnlyTracer(), parent, lambda url: "node", lambda *a: None)
+    sent = []
+    for _ in range(2):
+        headers = Headers([("traceparent", "00-client"), ("TraceState", "client=1"),
+                           ("x-keep", "1")])
+
+        async def send(outgoing):
+            return UpstreamResponse(200, Headers([("content-length", "0")]), b"")
+
+        await observe(UpstreamRequest("POST", "http://b/x", headers, b"", 1.0, 1.0), send)
+        (value,) = headers.get_all("traceparent")
+        assert value.startswith(f"00-{0xABC:032x}-") and value.endswith("-01")
+        assert value[36:52] not in ("0" * 16, f"{0xDEF:016x}")
+        assert headers.get_all("tracestate") == ["vendor=v1"]
+        assert headers.get_all("x-keep") == ["1"]
+        sent.append(value)
+    assert sent[0] != sent[1]
+    # A parent without a trace state sends none (the client's is still removed).
+    plain = NonRecordingSpan(SpanContext(0xABC, 0xDEF, True, TraceFlags(0)))
+    observe = attempt_observer(IdOnlyTracer(), plain, lambda url: "node", lambda *a: None)
+    headers = Headers([("traceparent", "00-client"), ("tracestate", "client=1")])
+    await observe(UpstreamRequest("POST", "http://b/x", headers, b"", 1.0, 1.0), send)
+    assert headers.get_all("tracestate") == [] and headers.get("traceparent").endswith("-00")
 
 
 async def test_a_stream_cut_midway_marks_its_attempt_span_and_releases_its_member(

@@ -88,6 +88,8 @@ CASES = {
          "mcp_outcome": "x"}),
     "mcp, no tool": (lambda: _request({MCP_CALL: McpCall("files")}), 200, None, None,
                      {"mcp_server": "files", "mcp_method": "-", "mcp_outcome": "ok"}),
+    "served by a name": (lambda: _request({MATCH: Match(ROUTE, "/")}, served_by="node"), 200,
+                         None, None, {}),
 }
 
 
@@ -204,3 +206,30 @@ def test_the_traceparent_and_trace_id_are_the_propagators_text(seed):
             assert tracing.traceparent(span) == carrier["traceparent"]
             assert tracing.trace_id(span) == f"{trace_id:032x}" == trace_ids(span)[0]
     assert tracing.trace_id(NonRecordingSpan(SpanContext(0, 0, False))) == ""
+
+
+def _sdk_span():
+    from opentelemetry.sdk.trace import TracerProvider
+
+    return TracerProvider().get_tracer("t").start_span("POST")
+
+
+SPANS = {
+    "the id-only tracer's": lambda: IdOnlyTracer().root(),
+    "the API's constructor": lambda: NonRecordingSpan(SpanContext(0xABC, 0xDEF, False)),
+    "an invalid context": lambda: NonRecordingSpan(SpanContext(0, 0, False)),
+    "the SDK's": _sdk_span,
+}
+
+
+@pytest.mark.parametrize("kind", SPANS)
+def test_the_lines_trace_id_is_the_spans_whatever_the_span(kind, monkeypatch):
+    """finish reads the span context from the attribute of the spans the id-only tracer makes
+    and through get_span_context for any other: the same trace id text either way."""
+    monkeypatch.setattr(observe, "time", SimpleNamespace(perf_counter=lambda: ENDED))
+    telemetry = _telemetry(logging.getLogger(f"test.finish.span.{kind}"))
+    seen = _lines(telemetry.log._log)
+    span = SPANS[kind]()
+    telemetry.finish(_request({MATCH: Match(ROUTE, "/")}), span, 200, STARTED, None, None)
+    assert json.loads(seen[0].getMessage())["trace_id"] == trace_ids(span)[0]
+    assert (trace_ids(span)[0] == "") == (kind == "an invalid context")
