@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -21,7 +22,7 @@ from azurefunctions.extensions.http.fastapi import (
     Response,
     StreamingResponse,
 )
-from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from function_app.http.messages import GatewayRequest, GatewayResponse
 
@@ -184,42 +185,72 @@ def to_gateway_request(req: Request) -> GatewayRequest:
     # `in` and subscripts: the same defaults as scope.get, without four method calls a request
     client = scope["client"] if "client" in scope else None
     query = scope["query_string"] if "query_string" in scope else b""
+    raw_path = scope["raw_path"] if "raw_path" in scope else None
     request = GatewayRequest(
         method=scope["method"], path=scope["path"],
         query=query.decode("latin-1") if query else "",
         headers=Headers.from_raw(scope["headers"]),
-        body=Unread(lambda cap: _read_body(req, cap)),
+        body=Unread(partial(_read_body, req._receive)),  # the property is a call more
         client_host=client[0] if client else "",
         scheme=scope["scheme"] if "scheme" in scope else "http",
         # The upstream path is built from the raw path: the decoded one has merged %2f into /.
-        raw_path=raw_path_of(scope["raw_path"] if "raw_path" in scope else None, scope["path"]))
+        raw_path=raw_path.decode("latin-1") if raw_path else raw_path_of(None, scope["path"]))
     return request
 
 
-async def _read_body(req: Request, cap: int) -> bytes:
-    """The body, stopping as soon as it passes `cap` bytes (413) rather than after it is all in."""
+async def _read_body(receive: Receive, cap: int) -> bytes:
+    """The body from the ASGI `receive`, stopping as soon as it passes `cap` bytes (413) rather
+    than after it is all in; a client gone first is ClientDisconnected.
+
+    What Starlette's `Request.stream()` reads, read here: that async generator was a frame
+    resumed per message, and the loop's first-iteration and finalizer hooks (a WeakSet entry
+    added and removed) per request. Nothing else reads this request's body (the worker's
+    catch-all route takes no body parameter), as with `stream()`."""
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in req.stream():
-            size += len(chunk)
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            body = message["body"] if "body" in message else b""
+            size += len(body)
             if size > cap:
                 raise PayloadTooLarge()
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise ClientDisconnected() from None
-    return b"".join(chunks)
+            if not (message["more_body"] if "more_body" in message else False):
+                if not chunks and body.__class__ is bytes:
+                    return body  # the usual body: one message, no copy
+                chunks.append(body)
+                return b"".join(chunks)
+            chunks.append(body)
+        elif kind == "http.disconnect":
+            raise ClientDisconnected()
+
+
+# A Content-Length of the body is set by to_response (as Starlette's Response sets it) for every
+# status but these, which carry no body (RFC 9110 sections 8.6, 15.2, 15.3.5, 15.4.5).
+_NO_LENGTH = frozenset({*range(100, 200), 204, 304})
+_new = object.__new__
 
 
 def to_response(answer: GatewayResponse) -> Response:
-    headers = answer.headers
-    if isinstance(answer.body, (bytes, bytearray)):
-        response: Response = Response(content=answer.body, status_code=answer.status)
-        if "content-length" in headers:  # Response set its own, from the body
-            headers = headers.without(("content-length",))
-    else:
-        response = ClosingStreamingResponse(answer.body, status_code=answer.status)
-    response.raw_headers.extend(headers.raw())
+    """The answer as the Starlette response the worker's server sends: its fields as wire bytes
+    in one list, with no copy of the answer's Headers.
+
+    A bytes body's Response is made as `Response(content=body, status_code=status)` makes it
+    (the same attributes: tests/unit/test_app_edge.py compares them), with the answer's fields
+    after the Content-Length Starlette computes: the constructor's three frames and the
+    list it made for its own field, then extended, were per request."""
+    body = answer.body
+    if body.__class__ is bytes or isinstance(body, (bytes, bytearray)):
+        response = _new(Response)
+        status = response.status_code = answer.status
+        response.background = None
+        response.body = body = bytes(body) if body.__class__ is not bytes else body
+        response.raw_headers = answer.headers.raw("content-length") if status in _NO_LENGTH \
+            else [(b"content-length", b"%d" % len(body)), *answer.headers.raw("content-length")]
+        return response
+    response = ClosingStreamingResponse(body, status_code=answer.status)
+    response.raw_headers += answer.headers.raw()
     return response
 
 

@@ -6,14 +6,18 @@ unmatched request then got FastAPI's slash redirect, a 307 whose Location is bui
 client's Host header, or a plain-text 404; the gateway's pipeline never saw it. Found by
 `make fuzz`. The worker builds that app after it has indexed (imported) this app, from the
 `FastAPI` name in the extension's `web` module, so that name is wrapped here: no slash
-redirects, and a request the catch-all cannot match gets the gateway's JSON 400.
+redirects, no docs pages of FastAPI's own (GET /docs, /redoc and /openapi.json answered with
+them, not with the gateway), and a request the catch-all cannot match gets the gateway's JSON
+400.
 
 The worker library (azure-functions-runtime 1.3.0, the latest) also keeps one entry per HTTP
 invocation in its coordinator (`http_v2.HttpCoordinator._context_references`: the invocation's
 two events and their queues) and never removes it: about 5 objects and 0.5-1 KB a request, for
 the life of the worker, so a million requests held most of a 2 GB instance and every full
-garbage collection walked them. `release_finished_invocations` drops the entry once the HTTP
-side has taken the function's answer, the entry's last use.
+garbage collection walked them. `release_finished_invocations` drops the entry as the HTTP
+side takes the function's answer, the entry's last use: the library's `_pop_http_response`,
+which cleared the answer through a property setter (setting an event already set), now pops
+the entry and returns the answer, with the same ValueError when there is none.
 
 A streamed answer's chunks skip the app's send wrappers: the outermost layer of the hardened
 app's middleware stack (`ServerSend`) puts the `send` it gets in the scope (`SERVER_SEND`), and
@@ -21,18 +25,35 @@ app.ClosingStreamingResponse sends its body messages there. Every wrapper inside
 (ServerErrorMiddleware, the two exception handlers' `sender`) acts on `http.response.start`
 only, which still goes through them; per chunk they were three coroutine calls of the worker's
 Python (load/profile_streams.py --cprofile, docs/perf/pass7-streams.md). An app given middleware
-of its own (none is) keeps them all.
+of its own (none is) keeps them all. The hardened app's own `__call__` does, for an HTTP request
+while FastAPI's native telemetry is off, what FastAPI's, Starlette's and ServerSend's `__call__`
+do, in one coroutine instead of three (their code is FastAPI 0.165's and Starlette 1.10's;
+tests/unit/test_worker_http.py fails when either changes); any other request takes theirs.
+
+The catch-all itself (the library's `catch_all(request)`: it hands the request over and returns
+the function's answer) was served by FastAPI's route handler: dependency solving (cookies and
+query parsed for a function that takes only the request), two exit stacks, telemetry look-ups,
+about 125 Python calls a request (load/bench_http_edge.py). A route whose endpoint takes only
+a Request, added with nothing but its methods, is served on the fast path above as Starlette's
+`request_response` serves such an endpoint (the same Request, the same exception handling,
+the answer sent as returned); while FastAPI's native telemetry runs, FastAPI's handler, which
+it observes, serves it as before (`lean_route`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import uuid
 
 from azurefunctions.extensions.http.fastapi import web
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.routing import request_response
 
 SERVER_SEND = "gateway.server_send"  # the scope key of the server's own `send`
+LEAN = "gateway.lean"  # in the scope of a request the fast path serves (no native telemetry)
 
 
 def harden_worker_http() -> None:
@@ -49,13 +70,58 @@ def harden_worker_http() -> None:
             # first request, and refuses middleware added after that.
             return stack if self.user_middleware else ServerSend(stack)
 
+        async def __call__(self, scope, receive, send) -> None:
+            stack = self.middleware_stack
+            if stack.__class__ is ServerSend and scope["type"] == "http" and not self.root_path \
+                    and "fastapi.telemetry" not in scope and not self._native_telemetry.enabled():
+                scope["app"] = self  # Starlette's
+                scope[SERVER_SEND] = send  # ServerSend's
+                scope[LEAN] = True
+                await stack.app(scope, receive, send)
+            else:  # the first request (no stack yet), native telemetry, a root path, lifespan
+                await super().__call__(scope, receive, send)
+
+        def api_route(self, path, **kwargs):
+            register = super().api_route(path, **kwargs)
+            if set(kwargs) - {"methods"} or self.router.dependencies:
+                return register  # FastAPI's handler has work to do for such a route
+
+            def decorator(func):
+                registered = register(func)
+                for route in self.router.routes:
+                    if isinstance(route, APIRoute) and route.endpoint is func \
+                            and route.path == path and not route.dependencies:
+                        lean_route(route)
+                return registered
+
+            return decorator
+
     def factory(*args, **kwargs):
-        app = HardenedFastAPI(*args, **{**kwargs, "redirect_slashes": False})
+        # No docs pages: FastAPI's /docs, /redoc and /openapi.json came before the catch-all,
+        # so those paths got the worker's Swagger UI and the function's invocation, started by
+        # the host, never received its request.
+        app = HardenedFastAPI(*args, **{**kwargs, "redirect_slashes": False, "docs_url": None,
+                                        "redoc_url": None, "openapi_url": None})
         app.router.default = unroutable
         return app
 
     factory.gateway_hardened = True  # type: ignore[attr-defined]
     web.FastAPI = factory
+
+
+def lean_route(route: APIRoute) -> None:
+    """Serve `route` as Starlette serves an endpoint of one Request when the scope is LEAN and
+    its endpoint takes only a Request; otherwise leave it to FastAPI's handler."""
+    parameters = list(inspect.signature(route.endpoint).parameters.values())
+    if len(parameters) != 1 or not (isinstance(parameters[0].annotation, type)
+                                    and issubclass(parameters[0].annotation, Request)):
+        return
+    fastapi_app, starlette_app = route.app, request_response(route.endpoint)
+
+    async def app(scope, receive, send) -> None:
+        await (starlette_app if LEAN in scope else fastapi_app)(scope, receive, send)
+
+    route.app = app
 
 
 class ServerSend:
@@ -88,26 +154,38 @@ async def unroutable(scope, receive, send) -> None:
 
 
 def release_finished_invocations() -> None:
-    """Idempotent: the coordinator forgets an invocation once its answer has been taken.
+    """Idempotent: the coordinator forgets an invocation as its answer is taken.
 
     The HTTP side (the worker's catch-all route) takes the answer after the invocation has
     set it, and the invocation runs no further step on the entry after setting it without
     first returning to the event loop; so nothing reads the entry after it is gone. A wait
     that is cancelled leaves the entry, as before. The library has loaded its module before
     it imports the app; elsewhere (another worker, a bare `import main`) there is nothing to
-    release, and importing it here would only slow a cold start."""
+    release, and importing it here would only slow a cold start.
+
+    Both takes (the invocation's of the request, the route's of the answer) read and clear the
+    entry's field directly: the library's went through the property pair, whose setter sets
+    the field's event again (it is already set: the take waited for it), three Python calls
+    each. The same ValueError when there is nothing to take."""
     module = sys.modules.get("azure_functions_runtime.http_v2")
     coordinator = getattr(module, "HttpCoordinator", None)
-    if coordinator is None:
-        return
-    original = coordinator.await_http_response_async
-    if getattr(original, "gateway_releases", False):
+    if coordinator is None or getattr(coordinator._pop_http_response, "gateway_releases", False):
         return
 
-    async def await_http_response_async(self, invoc_id):
-        response = await original(self, invoc_id)
-        self._context_references.pop(invoc_id, None)
+    def _pop_http_request(self, invoc_id):
+        entry = self._context_references[invoc_id]
+        request = entry._http_request
+        if request is None:
+            raise ValueError(f"No http request found for invocation {invoc_id}")
+        entry._http_request = None
+        return request
+
+    def _pop_http_response(self, invoc_id):
+        response = self._context_references.pop(invoc_id)._http_response
+        if response is None:
+            raise ValueError(f"No http response found for invocation {invoc_id}")
         return response
 
-    await_http_response_async.gateway_releases = True  # type: ignore[attr-defined]
-    coordinator.await_http_response_async = await_http_response_async
+    _pop_http_response.gateway_releases = True  # type: ignore[attr-defined]
+    coordinator._pop_http_request = _pop_http_request
+    coordinator._pop_http_response = _pop_http_response

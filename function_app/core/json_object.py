@@ -17,6 +17,12 @@ MAX_JSON_DEPTH = 64
 # A \uD800-\uDFFF escape: json.loads accepts lone surrogates, which no UTF-8 encoder can write.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
+# json.loads(text) is JSONDecoder.decode and raw_decode around the C scanner: three Python frames a
+# request. The scanner is called here as decode calls it, between the same whitespace skips
+# (json.decoder's WHITESPACE); what it refuses, and trailing data, are InvalidJson as before.
+_scan = json.JSONDecoder().scan_once
+_SPACE = re.compile(r"[ \t\n\r]*")
+
 
 def check_json_object(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict:
     """The body decoded as a JSON object, or InvalidJson / BadRequest / JsonTooDeep.
@@ -25,12 +31,16 @@ def check_json_object(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict:
     decoder accepts both, and a backend that re-encodes the text then fails with a 500.
     """
     try:
-        decoded = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
+        skip = _SPACE.match
+        decoded, end = _scan(text, skip(text, 0).end())
+        if skip(text, end).end() != len(text):
+            raise InvalidJson()  # data after the value
         if _SURROGATE_ESCAPE.search(body):
             json.dumps(decoded, ensure_ascii=False).encode("utf-8")
     except RecursionError:  # nested past the interpreter's own limit
         raise JsonTooDeep() from None
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, StopIteration):  # StopIteration: no value where one starts
         raise InvalidJson() from None
     if not isinstance(decoded, dict):
         raise BadRequest("The request body must be a JSON object.")

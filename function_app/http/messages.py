@@ -9,10 +9,11 @@ from .context import RequestContext
 from .headers import Headers
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unread:
     """A request body still with the client. `read(cap)` returns all of it, or raises
-    PayloadTooLarge as soon as it passes `cap` bytes; it can be called once."""
+    PayloadTooLarge as soon as it passes `cap` bytes; it can be called once. (Not frozen: a
+    frozen dataclass sets its field through `object.__setattr__`, a call more per request.)"""
 
     read: Callable[[int], Awaitable[bytes]]
 

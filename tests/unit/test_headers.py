@@ -100,3 +100,46 @@ def test_every_connection_value_drops_what_it_names_common_values_included():
             out = client_response_headers(headers)
             assert names(out) == [n for n in ("close", "x-hop", "x-kept") if n not in dropped]
             assert out.raw() == Headers(out.pairs()).raw()
+
+
+def _upstream_before(headers, *, client_host, scheme, host, request_id):
+    """upstream_request_headers as it was, through the Headers methods."""
+    from function_app.http.forwarding import UPSTREAM_DROPPED, strip_hop_by_hop
+
+    prior_for = ", ".join(headers.get_all("x-forwarded-for"))
+    cleaned = strip_hop_by_hop(headers, UPSTREAM_DROPPED)
+    fields = [("x-forwarded-for", f"{prior_for}, {client_host}" if prior_for else client_host),
+              ("x-forwarded-proto", headers.get("x-forwarded-proto") or scheme),
+              ("x-request-id", request_id)]
+    if forwarded := headers.get("x-forwarded-host") or host or "":
+        fields.append(("x-forwarded-host", forwarded))
+    cleaned.set_all(fields)
+    return cleaned
+
+
+def test_upstream_fields_are_what_the_headers_methods_made_for_every_forwarded_shape():
+    shapes = [[], [("X-Forwarded-For", "203.0.113.7")],
+              [("x-forwarded-for", "a"), ("x-forwarded-for", "b, c")],
+              [("x-forwarded-for", "")], [("x-forwarded-proto", "")],
+              [("X-Forwarded-Proto", "https"), ("x-forwarded-proto", "http")],
+              [("x-forwarded-host", "")], [("x-forwarded-host", "front.example")],
+              [("x-request-id", "client-id"), ("Host", "gw"), ("Connection", "close, x-hop"),
+               ("x-hop", "1"), ("content-type", "application/json"), ("x-caf\u00e9", "\u00e9")]]
+    for shape in shapes:
+        for host in (None, "", "gw.example"):
+            for scheme in ("http", "https"):
+                args = {"client_host": "10.0.0.9", "scheme": scheme, "host": host,
+                        "request_id": "rid"}
+                incoming = Headers(shape)
+                got = upstream_request_headers(incoming, **args)
+                assert list(got) == list(_upstream_before(Headers(shape), **args)), (shape, host)
+                assert incoming == Headers(shape)  # the request's own fields are untouched
+
+
+def test_the_wire_bytes_can_leave_one_name_out():
+    headers = Headers([("Content-Length", "5"), ("x-a", "1"), ("content-length", "6"),
+                       ("x-wide", "\u20ac")])
+    assert headers.raw("content-length") == [(b"x-a", b"1"), (b"x-wide", "\u20ac".encode())]
+    assert headers.raw("x-a") == [(b"content-length", b"5"), (b"content-length", b"6"),
+                                  (b"x-wide", "\u20ac".encode())]
+    assert Headers([("x-a", "1")]).raw("content-length") == [(b"x-a", b"1")]

@@ -6,6 +6,7 @@ import contextlib
 import json
 import uuid
 
+import pytest
 from azure_functions_runtime import http_v2
 from azurefunctions.extensions.http.fastapi import web
 
@@ -20,6 +21,26 @@ def test_the_extensions_app_is_built_without_slash_redirects_and_with_a_json_def
     assert app.router.default is unroutable
     harden_worker_http()  # a second call changes nothing
     assert web.WebApp().get_app().router.default is unroutable
+
+
+async def test_fastapis_docs_paths_reach_the_catch_all():
+    """GET /docs, /redoc and /openapi.json went to FastAPI's own pages (the worker's Swagger
+    UI), never to the function, whose invocation then waited for a request that never came."""
+    import function_app.app  # noqa: F401
+
+    app = web.WebApp()
+    reached = []
+
+    async def catch_all(request: web.FastApiRequest):
+        reached.append(request.url.path)
+        from starlette.responses import Response
+        return Response(b"gateway")
+
+    app.route(catch_all)
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+        sent = await _call(app.get_app(), "GET", path)
+        assert sent[-1]["body"] == b"gateway"
+    assert reached == ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"]
 
 
 async def test_an_unroutable_path_is_a_json_400():
@@ -187,3 +208,258 @@ async def test_with_fastapis_own_telemetry_on_every_chunk_still_passes_its_wrapp
     served = [s for s in spans.get_finished_spans()
               if s.attributes.get("http.response.status_code") == 200]
     assert len(served) == 1
+
+
+def test_the_mirrored_framework_code_is_the_pinned_versions():
+    """HardenedFastAPI.__call__ does what FastAPI's and Starlette's __call__ do for an HTTP
+    request (and ServerSend's); the coordinator's takes read the entry's fields as the library's
+    properties do. When any of that code changes, re-read it and update worker_http.py."""
+    import hashlib
+    import inspect
+
+    from fastapi import FastAPI
+    from starlette.applications import Starlette
+
+    def digest(obj) -> str:
+        return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]
+
+    assert {"fastapi": digest(FastAPI.__call__), "starlette": digest(Starlette.__call__),
+            "coordinator": digest(http_v2.HttpCoordinator),
+            "entry": digest(http_v2.BaseContextReference)} == PINNED
+
+
+# fastapi 0.165.0, starlette 1.10.0, azure-functions-runtime 1.3.0
+PINNED = {"fastapi": "0795712e5427892f", "starlette": "5bf3135c4e85b7f5",
+          "coordinator": "88b5412ff9bdfe00", "entry": "599f15b952e6cf80"}
+
+
+async def _serve_twice(app) -> list[list[dict]]:
+    """Two GETs through the ASGI `app`, whose route answers with the scope's SERVER_SEND
+    presence; the messages of each."""
+    from function_app.app import to_response
+    from function_app.http.headers import Headers
+    from function_app.http.messages import GatewayResponse
+    from function_app.worker_http import SERVER_SEND
+
+    async def route(request: web.FastApiRequest):
+        has = str(SERVER_SEND in request.scope).encode()
+        return to_response(GatewayResponse(200, Headers([("x-request-id", "rq-1")]), has))
+
+    app.api_route("/{path:path}", methods=["GET"])(route)
+    answers = []
+    for _ in range(2):
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message, into=sent):
+            into.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+                 "http_version": "1.1", "method": "GET", "path": "/s", "raw_path": b"/s",
+                 "query_string": b"", "headers": [], "client": ("127.0.0.1", 5),
+                 "root_path": "", "server": ("127.0.0.1", 80), "scheme": "http"}
+        await app(scope, receive, send)
+        answers.append(sent)
+    return answers
+
+
+async def test_later_requests_take_the_one_frame_path_and_answer_as_the_first():
+    from fastapi import FastAPI
+
+    import function_app.app  # noqa: F401
+
+    app = web.WebApp().get_app()
+    entered = []
+    original = FastAPI.__call__
+
+    async def counting(self, scope, receive, send):
+        entered.append(scope["path"])
+        await original(self, scope, receive, send)
+
+    FastAPI.__call__ = counting
+    try:
+        first, second = await _serve_twice(app)
+    finally:
+        FastAPI.__call__ = original
+    assert first == second  # the same start and body, fields included
+    assert first[0]["headers"] == [(b"content-length", b"4"), (b"x-request-id", b"rq-1")]
+    assert first[1]["body"] == b"True"  # SERVER_SEND was in the scope both times
+    assert entered == ["/s"]  # FastAPI's own __call__ only for the first (it builds the stack)
+
+
+async def test_with_native_telemetry_on_every_request_goes_through_fastapis_call():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import function_app.app  # noqa: F401
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    app = web.FastAPI(telemetry={"tracer_provider": provider, "metrics": False, "logs": False})
+    first, second = await _serve_twice(app)
+    assert first == second and first[1]["body"] == b"True"
+    assert len(spans.get_finished_spans()) >= 2  # a request span for each
+
+
+async def test_a_take_with_nothing_to_take_is_the_librarys_value_error():
+    import function_app.app  # noqa: F401
+
+    coordinator = http_v2.HttpCoordinator()
+    invocation_id = uuid.uuid4().hex
+    coordinator._context_references[invocation_id] = http_v2.AsyncContextReference()
+    with pytest.raises(ValueError, match="No http request"):
+        coordinator._pop_http_request(invocation_id)
+    with pytest.raises(ValueError, match="No http response"):
+        coordinator._pop_http_response(invocation_id)
+    assert invocation_id not in coordinator._context_references
+
+
+async def test_the_request_is_taken_once_and_its_entry_kept_for_the_answer():
+    import function_app.app  # noqa: F401
+
+    coordinator = http_v2.HttpCoordinator()
+    invocation_id, request = uuid.uuid4().hex, object()
+    coordinator.set_http_request(invocation_id, request)
+    assert await coordinator.get_http_request_async(invocation_id) is request
+    entry = coordinator._context_references[invocation_id]
+    assert entry.http_request is None  # taken, as the library's take left it
+    with pytest.raises(ValueError):
+        coordinator._pop_http_request(invocation_id)
+    coordinator.set_http_response(invocation_id, "answer")
+    assert await coordinator.await_http_response_async(invocation_id) == "answer"
+    assert invocation_id not in coordinator._context_references
+
+
+async def _call(app, method: str = "GET", path: str = "/s", body: bytes = b"") -> list[dict]:
+    """One request through the ASGI `app`; the messages its server got."""
+    sent: list[dict] = []
+    asked = []
+
+    async def receive():
+        asked.append(True)
+        if len(asked) == 1:
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # the client stays (a streamed answer listens for it)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+             "http_version": "1.1", "method": method, "path": path,
+             "raw_path": path.encode(), "query_string": b"a=1", "root_path": "",
+             "headers": [(b"cookie", b"c=1"), (b"x-a", b"1")], "client": ("127.0.0.1", 5),
+             "server": ("127.0.0.1", 80), "scheme": "http"}
+    try:
+        await app(scope, receive, send)
+    except Exception as error:  # ServerErrorMiddleware sends its 500, then re-raises
+        sent.append({"raised": type(error).__name__})
+    return sent
+
+
+def _catch_all_app(counted: list):
+    """The extension's app with a catch-all as the library registers it; `counted` gets an
+    entry each time FastAPI's own handler solves the endpoint's dependencies."""
+    import fastapi.routing
+    from fastapi import HTTPException
+
+    from function_app.app import to_response
+    from function_app.http.headers import Headers
+    from function_app.http.messages import GatewayResponse
+
+    async def catch_all(request: web.FastApiRequest):
+        if request.url.path == "/boom":
+            raise RuntimeError("the function failed")
+        if request.url.path == "/http":
+            raise HTTPException(status_code=418, detail="teapot")
+        if request.url.path == "/stream":
+            async def chunks():
+                yield b"a"
+                yield b"b"
+            return to_response(GatewayResponse(200, Headers([("x-s", "1")]), chunks()))
+        fields = [("x-method", request.method), ("x-path", request.path_params["path"]),
+                  ("x-body", (await request.body()).decode() or "-"),
+                  ("x-cookie", request.cookies.get("c", "-"))]
+        return to_response(GatewayResponse(200, Headers(fields), b"ok"))
+
+    app = web.WebApp()
+    app.route(catch_all)
+    original = fastapi.routing.solve_dependencies
+
+    async def solving(*args, **kwargs):
+        counted.append(True)
+        return await original(*args, **kwargs)
+
+    return app.get_app(), original, solving
+
+
+CASES = [("GET", "/s", b""), ("POST", "/p/q", b'{"a": 1}'), ("HEAD", "/h", b""),
+         ("DELETE", "/boom", b""), ("GET", "/http", b""), ("GET", "/stream", b""),
+         ("CONNECT", "/m", b"")]
+
+
+async def test_the_catch_all_answers_the_same_through_starlettes_handler():
+    """Every kind of answer (plain, HEAD, the function raising, an HTTPException, streamed, a
+    method the route does not take) is the same message for message as FastAPI's handler
+    gave, and FastAPI's handler no longer runs once the app is past its first request."""
+    import fastapi.routing
+
+    import function_app.app  # noqa: F401
+
+    got = {}
+    for lean in (True, False):
+        counted: list = []
+        app, original, solving = _catch_all_app(counted)
+        fastapi.routing.solve_dependencies = solving
+        try:
+            await _call(app)  # the first request builds the stack, through FastAPI's __call__
+            counted.clear()
+            if not lean:  # every request as FastAPI's __call__ and handler serve it
+                app.middleware_stack = app.middleware_stack.app
+            got[lean] = [await _call(app, *case) for case in CASES]
+        finally:
+            fastapi.routing.solve_dependencies = original
+        assert bool(counted) is not lean
+    assert got[True] == got[False]
+    plain, post, head, boom, http, stream, connect = got[True]
+    assert head[0]["status"] == 200 and dict(head[0]["headers"])[b"x-method"] == b"HEAD"
+    assert dict(plain[0]["headers"])[b"x-cookie"] == b"1"
+    assert dict(post[0]["headers"])[b"x-path"] == b"p/q"
+    assert dict(post[0]["headers"])[b"x-body"] == b'{"a": 1}'
+    assert boom[0]["status"] == 500 and boom[-1] == {"raised": "RuntimeError"}
+    assert http[0]["status"] == 418
+    assert [m.get("body") for m in stream[1:]] == [b"a", b"b", b""]
+    assert connect[0]["status"] == 405
+
+
+def test_a_route_with_more_than_a_request_keeps_fastapis_handler():
+    from fastapi import Depends
+
+    import function_app.app  # noqa: F401
+    from function_app.worker_http import LEAN
+
+    app = web.WebApp().get_app()
+
+    async def only(request: web.FastApiRequest):
+        return None
+
+    async def with_query(request: web.FastApiRequest, q: int = 0):
+        return None
+
+    async def dependency():
+        return 1
+
+    async def depending(request: web.FastApiRequest, one: int = Depends(dependency)):
+        return None
+
+    app.api_route("/a", methods=["GET"])(only)
+    app.api_route("/b", methods=["GET"])(with_query)
+    app.api_route("/c", methods=["GET"], status_code=201)(only)
+    app.api_route("/d", methods=["GET"])(depending)
+    leaned = {route.path: route.app.__qualname__.startswith("lean_route")
+              for route in app.router.routes if route.path in ("/a", "/b", "/c", "/d")}
+    assert leaned == {"/a": True, "/b": False, "/c": False, "/d": False}
+    assert LEAN == "gateway.lean"
