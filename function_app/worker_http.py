@@ -29,6 +29,8 @@ of its own (none is) keeps them all. The hardened app's own `__call__` does, for
 while FastAPI's native telemetry is off, what FastAPI's, Starlette's and ServerSend's `__call__`
 do, in one coroutine instead of three (their code is FastAPI 0.165's and Starlette 1.10's;
 tests/unit/test_worker_http.py fails when either changes); any other request takes theirs.
+The key leaves the scope when the app is done with the request, on both paths: the server's
+request object holds the scope, so kept, it made a reference cycle (docs/perf/pass11-gc.md).
 
 The catch-all itself (the library's `catch_all(request)`: it hands the request over and returns
 the function's answer) was served by FastAPI's route handler: dependency solving (cookies and
@@ -77,7 +79,10 @@ def harden_worker_http() -> None:
                 scope["app"] = self  # Starlette's
                 scope[SERVER_SEND] = send  # ServerSend's
                 scope[LEAN] = True
-                await stack.app(scope, receive, send)
+                try:
+                    await stack.app(scope, receive, send)
+                finally:
+                    scope.pop(SERVER_SEND, None)  # see ServerSend.__call__
             else:  # the first request (no stack yet), native telemetry, a root path, lifespan
                 await super().__call__(scope, receive, send)
 
@@ -139,7 +144,13 @@ class ServerSend:
 
     async def __call__(self, scope, receive, send) -> None:
         scope[SERVER_SEND] = send
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            # The server's send is a bound method of its request object, which holds this
+            # scope: left here, each request was a reference cycle (~25 objects with FastAPI's
+            # exit stacks) that only the garbage collector freed (docs/perf/pass11-gc.md).
+            scope.pop(SERVER_SEND, None)
 
 
 async def unroutable(scope, receive, send) -> None:
@@ -169,8 +180,10 @@ def release_finished_invocations() -> None:
     each. The same ValueError when there is nothing to take."""
     module = sys.modules.get("azure_functions_runtime.http_v2")
     coordinator = getattr(module, "HttpCoordinator", None)
-    if coordinator is None or getattr(coordinator._pop_http_response, "gateway_releases", False):
-        return
+    take = getattr(coordinator, "_pop_http_response", None)
+    if take is None or getattr(take, "gateway_releases", False) \
+            or not hasattr(coordinator, "_pop_http_request"):
+        return  # not this library's shape, or already done
 
     def _pop_http_request(self, invoc_id):
         entry = self._context_references[invoc_id]

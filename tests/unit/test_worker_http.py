@@ -4,6 +4,7 @@ path in the gateway's JSON shape (function_app/worker_http.py; found by make fuz
 import asyncio
 import contextlib
 import json
+import sys
 import uuid
 
 import pytest
@@ -463,3 +464,68 @@ def test_a_route_with_more_than_a_request_keeps_fastapis_handler():
               for route in app.router.routes if route.path in ("/a", "/b", "/c", "/d")}
     assert leaned == {"/a": True, "/b": False, "/c": False, "/d": False}
     assert LEAN == "gateway.lean"
+
+
+async def test_a_served_request_leaves_no_reference_cycle_through_the_servers_send():
+    """The server's `send` is a bound method of its request object, which holds the scope
+    (uvicorn's RequestResponseCycle); kept in the scope after the answer, every request was a
+    reference cycle of ~25 objects that only the garbage collector freed
+    (docs/perf/pass11-gc.md). Reference counting alone frees it now."""
+    import gc
+    import weakref
+
+    import function_app.app  # noqa: F401
+    from function_app.worker_http import SERVER_SEND
+
+    class ServerCycle:  # uvicorn's shape: the scope on the request object, send its method
+        def __init__(self):
+            self.scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+                          "http_version": "1.1", "method": "GET", "path": "/s",
+                          "raw_path": b"/s", "query_string": b"", "headers": [],
+                          "client": ("127.0.0.1", 5), "root_path": "",
+                          "server": ("127.0.0.1", 80), "scheme": "http"}
+            self.sent = []
+
+        async def receive(self):
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(self, message):
+            self.sent.append(message)
+
+    app = web.WebApp().get_app()
+
+    async def route(request: web.FastApiRequest):
+        return web.FastApiResponse(b"ok")
+
+    app.api_route("/{path:path}", methods=["GET"])(route)
+    gc.disable()
+    try:
+        # The first request builds the stack and goes through ServerSend; later ones take the
+        # hardened app's one-coroutine path. Both must leave no cycle.
+        for _ in range(3):
+            server = ServerCycle()
+            await app(server.scope, server.receive, server.send)
+            assert server.sent[0]["status"] == 200
+            assert SERVER_SEND not in server.scope
+            gone = weakref.ref(server)
+            del server
+            assert gone() is None  # freed by reference counting, no collection needed
+    finally:
+        gc.enable()
+
+
+def test_a_worker_library_of_another_shape_is_left_as_it_is(monkeypatch):
+    """Another version of the worker library (no `_pop_http_*` on its coordinator) keeps its
+    own code: nothing is replaced and start-up does not fail."""
+    import types
+
+    class HttpCoordinator:
+        async def await_http_response_async(self, invoc_id):
+            return invoc_id
+
+    fake = types.ModuleType("azure_functions_runtime.http_v2")
+    fake.HttpCoordinator = HttpCoordinator
+    monkeypatch.setitem(sys.modules, "azure_functions_runtime.http_v2", fake)
+    release_finished_invocations()
+    assert not hasattr(HttpCoordinator, "_pop_http_response")
+    assert not hasattr(HttpCoordinator, "_pop_http_request")
