@@ -34,6 +34,8 @@ class KeyState:
     fallback: the local safe-capacity bucket used while storage is unavailable.
     fetch / waiting: the one lease in flight for this key, and the cost of requests awaiting it;
     waiters: each of those costs (the smallest is what a partial grant must pay, lease.take).
+    deciding: requests with this key among their scopes that await a lease (of any scope):
+    maintenance leaves the pool alone meanwhile (Limiter._fill_holding).
     cap: the fair-share cap the row applied at the last lease.
     lease_goal: the demand target of the latest lease (what the first lease after a pause
     asks for: Limiter._lease_target).
@@ -57,6 +59,7 @@ class KeyState:
     last_cost: float = 1.0
     last_shard: int = 0
     waiting: float = 0.0
+    deciding: int = 0
     cap: float = float("inf")
     reserved: bool = False  # its costs are reservations settled later (token limits): no blocks
     demand_amount: float = 0.0

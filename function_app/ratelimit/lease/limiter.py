@@ -140,7 +140,7 @@ class Limiter(LimiterEngine):
         contended = 0
         for round_ in range(ACQUIRE_ROUNDS):
             short = [ks for ks in states if ks.pool(now) < cost]
-            outcomes = await self._fill(short, cost, now) if short else {}
+            outcomes = await self._fill_holding(states, short, cost, now) if short else {}
             now = self._clock.now()
             judgements = [self._judge(ks, outcomes.get(ks), cost, now) for ks in states]
             denier = next((j for j in judgements if not j.ok and not j.ks.limit.shadow), None)
@@ -180,6 +180,24 @@ class Limiter(LimiterEngine):
             storage_retry_s=self._health.down_until - now,
             contention_s=self._cfg.contention_retry_after_s,
         )
+
+    async def _fill_holding(
+        self, states: list[KeyState], short: list[KeyState], cost: float, now: float
+    ) -> dict[KeyState, Outcome]:
+        """`_fill`, while maintenance leaves every scope of the request alone (`deciding`).
+
+        Nothing admitted by a key for `idle_return_s` makes it look idle (after a stall of the
+        process, or behind slow storage); maintenance then gave back the pool of one scope while
+        the request waited for another scope's lease, the scopes took turns at being empty,
+        and after ACQUIRE_ROUNDS a far-from-binding limit refused (tests/unit/
+        test_limiter_stall.py)."""
+        for ks in states:
+            ks.deciding += 1
+        try:
+            return await self._fill(short, cost, now)
+        finally:
+            for ks in states:
+                ks.deciding -= 1
 
     async def _fill(
         self, short: list[KeyState], cost: float, now: float

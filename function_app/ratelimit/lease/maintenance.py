@@ -48,7 +48,9 @@ class Maintenance:
                 await self._probe()
         due: list[KeyState] = []
         for name, ks in list(self._keys.items()):
-            if ks.fetch is not None or ks.waiting > 0:
+            # A request deciding on the key (waiting for this or another scope's lease) has
+            # not been counted in last_used yet: its pool is in use, not idle.
+            if ks.fetch is not None or ks.waiting > 0 or ks.deciding:
                 continue
             if ks.tokens > EPSILON:
                 idle = now - ks.last_used >= self._cfg.idle_return_s
