@@ -297,18 +297,25 @@ def _median_by_key(rows: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in rows if k in r) for k in sorted(keys)}
 
 
-def process_figures(runs: list[dict]) -> dict:
-    """One process's figures over its rounds: the median of each (CPU per request as host +
-    worker, `cpu_ms`, taken round by round before the median), the errors of all rounds, and
-    the rounds themselves (`rps_runs`, `cpu_runs`)."""
-    rows = [{**r, **({"cpu_ms": _cpu(r)} if "worker_cpu_ms" in r else {})} for r in runs]
+def _medians(rows: list[dict]) -> dict:
+    """The median of each figure over `rows`, their errors summed, and the median of each
+    limiter storage count where rows carry them."""
     out = {k: statistics.median(r[k] for r in rows) for k in FIGURES if k in rows[0]}
     out["errors"] = sum(r["errors"] for r in rows)
     storage = [r["limiter_storage_per_request"] for r in rows
                if "limiter_storage_per_request" in r]
     if storage:
         out["limiter_storage_per_request"] = _median_by_key(storage)
-    return {**out, "rps_runs": [r["rps"] for r in rows], "cpu_runs": [_cpu(r) for r in rows]}
+    return out
+
+
+def process_figures(runs: list[dict]) -> dict:
+    """One process's figures over its rounds: the median of each (CPU per request as host +
+    worker, `cpu_ms`, taken round by round before the median), the errors of all rounds, and
+    the rounds themselves (`rps_runs`, `cpu_runs`)."""
+    rows = [{**r, **({"cpu_ms": _cpu(r)} if "worker_cpu_ms" in r else {})} for r in runs]
+    return {**_medians(rows), "rps_runs": [r["rps"] for r in rows],
+            "cpu_runs": [_cpu(r) for r in rows]}
 
 
 def target_figures(processes: dict[str, dict]) -> dict:
@@ -318,13 +325,7 @@ def target_figures(processes: dict[str, dict]) -> dict:
     (`rps_runs`, `cpu_runs`), `spread` (min and max across processes of each figure) and
     `processes` (each one's figures, named)."""
     rows = list(processes.values())
-    out = {k: statistics.median(r[k] for r in rows) for k in FIGURES if k in rows[0]}
-    out["errors"] = sum(r["errors"] for r in rows)
-    storage = [r["limiter_storage_per_request"] for r in rows
-               if "limiter_storage_per_request" in r]
-    if storage:
-        out["limiter_storage_per_request"] = _median_by_key(storage)
-    return {**out, "rps_runs": [x for r in rows for x in r["rps_runs"]],
+    return {**_medians(rows), "rps_runs": [x for r in rows for x in r["rps_runs"]],
             "cpu_runs": [x for r in rows for x in r["cpu_runs"]],
             "spread": {k: [min(r[k] for r in rows), max(r[k] for r in rows)]
                        for k in FIGURES if k in rows[0]},
