@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
+import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,8 @@ class Browser:
 
     async def __aenter__(self) -> Browser:
         port = free_port()
-        self._profile = tempfile.TemporaryDirectory()
+        # Chromium's helper processes can still be writing the profile as it is removed.
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         self._proc = await asyncio.create_subprocess_exec(
             *[chromium_path(), "--headless=new", "--no-sandbox", "--disable-gpu",
              "--no-first-run", "--disable-extensions", "--disable-background-networking",
@@ -62,6 +66,9 @@ class Browser:
         except TimeoutError:
             self._proc.kill()
             await self._proc.wait()
+        # Its helpers (renderer, GPU, crashpad) share its session: none outlives the browser.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
         self._profile.cleanup()
 
     async def _page_socket(self, port: int) -> str:
