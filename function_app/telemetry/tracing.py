@@ -41,6 +41,7 @@ from .ids import PLAIN_SPAN, UNSAMPLED, IdOnlyTracer
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+_TRACE_NAMES = tuple(TRACE_HEADERS)  # remove(*a tuple) passes it as is: no tuple made per call
 AttemptDone = Callable[[str, str, float], None]  # backend, outcome, seconds
 
 
@@ -122,7 +123,7 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
         nonlocal span_id
         backend = backend_of(outgoing.url)
         headers = outgoing.headers
-        headers.remove(*TRACE_HEADERS)
+        headers.remove(*_TRACE_NAMES)
         headers.set("traceparent", "00-%032x-%016x-00" % (  # noqa: UP031
             trace_id, span_id or draw(64) or 1))
         span_id = 0  # a later attempt draws its own
@@ -224,7 +225,7 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
         # instead cost more than the rest of the hook), replacing any trace headers there (the
         # client's, or a previous attempt's).
         headers = outgoing.headers
-        headers.remove(*TRACE_HEADERS)
+        headers.remove(*_TRACE_NAMES)
         trace_id, span_id, _, flags, state, valid = span._context if type(span) is PLAIN_SPAN \
             else span.get_span_context()
         if valid:  # _traceparent's text, without the call
