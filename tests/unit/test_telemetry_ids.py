@@ -208,3 +208,38 @@ async def test_a_caller_trace_or_another_tracer_goes_through_the_two_functions()
     (sent,) = await _attempts(observe, _answers()[2:])
     assert dict(sent)["traceparent"].startswith(f"00-{0xAB:032x}-") and \
         dict(sent)["traceparent"].endswith("-01")
+
+
+async def test_an_attempt_whose_body_has_end_hooks_reports_from_them():
+    """A body with `on_end` (DeadlineBody's) is not wrapped: the attempt is reported from its
+    hook, with or without an error."""
+    from function_app.core.errors import UpstreamError
+    from function_app.telemetry.tracing import request_span_and_observer
+
+    class Hooked:
+        def __init__(self):
+            self.hooks = []
+
+        def on_end(self, hook):
+            self.hooks.append(hook)
+
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            raise StopAsyncIteration
+
+    for error in (None, UpstreamError()):
+        done, report = _reports()
+        _, observe = request_span_and_observer(IdOnlyTracer(), _request([]),
+                                               lambda url: "node", report)
+        body = Hooked()
+
+        async def send(request, body=body):
+            return UpstreamResponse(200, Headers([("content-type", "text/event-stream")]), body)
+
+        answer = await observe(UpstreamRequest("POST", "http://b/x", Headers(), b"", 1.0, 1.0),
+                               send)
+        assert answer.body is body and len(body.hooks) == 1 and done == []
+        body.hooks[0](error)
+        assert done == [("node", "2xx")]
