@@ -388,3 +388,22 @@ def test_write_request_with_another_factory_or_logger_class_takes_the_standard_p
     record, = [r for r in caplog.records if r.name == "gateway.requests"]
     assert record.tagged and json.loads(record.getMessage())["trace_id"] == f"{0xAB:032x}"
     assert json.loads(record.getMessage())["latency_ms"] == 1.5
+
+
+def test_write_requests_latency_is_latency_texts_for_many_values():
+    """write_request's copy of latency_text's short path writes the same text."""
+    import random
+
+    from function_app.telemetry.request_log import latency_text
+
+    logger, _ = _loggers("twrite-many")
+    seen: list = []
+    logger.addHandler(_Seen(seen, "child"))
+    log = RequestLog(logger)
+    rng = random.Random(9)
+    values = [rng.uniform(0, 2) for _ in range(1000)] + [10 ** rng.uniform(-9, 7)
+                                                         for _ in range(1000)]
+    for seconds in values:
+        log.write_request("r", None, "GET", "/", "b", "m", 200, seconds, "c")
+    texts = [json.loads(s[1], parse_float=str)["latency_ms"] for s in seen]
+    assert texts == [latency_text(seconds * 1000) for seconds in values]
