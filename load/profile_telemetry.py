@@ -67,13 +67,38 @@ def _best(fn) -> float:
 
 
 def whole_request(log: str = "handler") -> float:
-    """The telemetry stage around one POST /infer/node with limits on: a routing step that
-    sets the route match, the client and the request decision, then one attempt through the
-    observer to an answer with a Content-Length. The same objects each time except the request
-    and its context, which the gateway makes per request. The figure is the run's CPU less
-    that of the same run with a stage that only passes the attempt through (no telemetry).
-    `log`: "handler" (the line through logging to the handler), "line" (the line made and not
-    written: this tree's RequestLog.write_line replaced) or "none" (no request log)."""
+    """The telemetry stage around one POST /infer/node with limits on (`unary_setup`). The
+    figure is the run's CPU less that of the same run with a stage that only passes the
+    attempt through (no telemetry). `log`: as `unary_setup`'s."""
+    stage, bare, call_next, new_request = unary_setup(log)
+
+    async def run(through, n: int) -> float:
+        began = time.process_time()
+        for _ in range(n):
+            await through(new_request(), call_next)
+        return time.process_time() - began
+
+    async def rounds() -> float:
+        await run(stage, 200)
+        with_telemetry = min([await run(stage, NUMBER) for _ in range(7)])
+        without = min([await run(bare, NUMBER) for _ in range(7)])
+        return (with_telemetry - without) / NUMBER * 1e6
+
+    return asyncio.run(rounds())
+
+
+def unary_setup(log: str = "handler"):
+    """(telemetry stage, pass-through stage, next handler, request maker) of the tree in the
+    current directory, for one unary request as the gateway runs it with the defaults: a
+    routing step that sets the route match, the client and the request decision, then one
+    attempt through the observer to an answer with a Content-Length. The same objects each
+    time except the request and its context, which the gateway makes per request. The
+    pass-through stage only hands the attempt on (no telemetry). `log`: "handler" (the line
+    through logging to the handler), "line" (the line made and not written: this tree's
+    RequestLog.write_line replaced; a tree whose finish calls write_request has it replaced
+    by one that makes the line with request_line) or "none" (no request log).
+    load/telemetry_instructions.py runs the same set-up under valgrind."""
+    sys.path.insert(0, os.getcwd())  # the tree measured is the current directory's
     from function_app.core.upstream import UpstreamRequest, UpstreamResponse
     from function_app.http.headers import Headers
     from function_app.http.messages import GatewayRequest, GatewayResponse
@@ -85,15 +110,26 @@ def whole_request(log: str = "handler") -> float:
     from function_app.telemetry.metrics import GatewayMetrics
     from function_app.telemetry.observe import Telemetry
     from function_app.telemetry.request_log import RequestLog
-    from function_app.telemetry.stage import telemetry_stage
 
     url = "http://127.0.0.1:41234/infer/node"
     request_log = RequestLog() if log != "none" else None
     if log == "line":
         request_log.write_line = lambda line: None
+        if hasattr(request_log, "write_request"):
+            from function_app.telemetry.request_log import request_line
+
+            def made_only(request_id, trace_id, method, route, backend, model, status,
+                          seconds, client, optional=None) -> None:
+                request_line(request_id, "" if trace_id is None else "%032x" % trace_id,  # noqa: UP031
+                             method, route, backend, model, status, round(seconds * 1000, 2),
+                             client, optional)
+
+            request_log.write_request = made_only
     telemetry = Telemetry(tracer=IdOnlyTracer(), metrics=GatewayMetrics({}, "i"),
                           clients=ClientLabels("key", 200), models=BoundedNames(()),
                           backend_urls={"http://127.0.0.1:41234": "node"}, log=request_log)
+    from function_app.telemetry.stage import telemetry_stage
+
     stage = telemetry_stage(telemetry)
     match = Match(Route("/infer/node", frozenset({"POST"}), "node", "/infer/node", 30.0, False),
                   "/infer/node")
@@ -121,22 +157,12 @@ def whole_request(log: str = "handler") -> float:
         ATTEMPT_OBSERVER.set(request.context, passing)
         return await then(request)
 
-    async def run(through, n: int) -> float:
-        began = time.process_time()
-        for _ in range(n):
-            request = GatewayRequest(method="POST", path="/infer/node", query="",
-                                     headers=Headers([("content-type", "application/json")]),
-                                     body=b"{}", client_host="127.0.0.1", request_id="r-1")
-            await through(request, call_next)
-        return time.process_time() - began
+    def new_request() -> GatewayRequest:
+        return GatewayRequest(method="POST", path="/infer/node", query="",
+                              headers=Headers([("content-type", "application/json")]),
+                              body=b"{}", client_host="127.0.0.1", request_id="r-1")
 
-    async def rounds() -> float:
-        await run(stage, 200)
-        with_telemetry = min([await run(stage, NUMBER) for _ in range(7)])
-        without = min([await run(bare, NUMBER) for _ in range(7)])
-        return (with_telemetry - without) / NUMBER * 1e6
-
-    return asyncio.run(rounds())
+    return stage, bare, call_next, new_request
 
 
 async def _empty():

@@ -3,15 +3,17 @@ deterministic stand-in for CPU time where a shared machine's load makes timings 
 resolve a few microseconds.
 
     .venv/bin/python load/telemetry_instructions.py [--trees TREE ...] [--requests 3000]
+        [--log handler|line|none]
 
 For each tree (default: this one), two processes under `valgrind --tool=callgrind` with
 PYTHONHASHSEED=0, each importing the tree's gateway modules, warming up with 200 requests
 through the telemetry stage, then sending --requests unary requests through either the telemetry
 stage (the request span, one attempt through its observer, the metrics, the request-log line
-through funchost/worklog.py's handler to /dev/null: load/profile_telemetry.py's whole_request)
-or a stage that only passes the attempt on. The difference of their instruction counts divided
-by --requests is the figure. Instructions are not cycles: read a difference of a few percent
-between trees as a difference in work done, not as time.
+through funchost/worklog.py's handler to /dev/null: load/profile_telemetry.py's unary_setup,
+which whole_request times) or a stage that only passes the attempt on. `--log line` makes the
+line and writes nothing, `--log none` has no request log (unary_setup's modes). The difference
+of their instruction counts divided by --requests is the figure. Instructions are not cycles:
+read a difference of a few percent between trees as a difference in work done, not as time.
 """
 
 from __future__ import annotations
@@ -27,69 +29,18 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 
+# The child: load/profile_telemetry.py's unary_setup (this tree's script, the measured tree's
+# gateway modules: it imports them from the current directory), then the requests.
 CHILD = r'''
 import asyncio, os, sys
 sys.path.insert(0, os.getcwd())
+sys.path.insert(0, sys.argv[3])
 from funchost import worklog
 worklog.install().stream = open(os.devnull, "w")
-from function_app.core.upstream import UpstreamRequest, UpstreamResponse
-from function_app.http.headers import Headers
-from function_app.http.messages import GatewayRequest, GatewayResponse
-from function_app.ratelimit.limits import REQUESTS_DECISION, Decision
-from function_app.routing.attempts import ATTEMPT_OBSERVER
-from function_app.routing.routes import MATCH, Match, Route
-from function_app.telemetry.ids import IdOnlyTracer
-from function_app.telemetry.labels import BoundedNames, ClientLabels
-from function_app.telemetry.metrics import GatewayMetrics
-from function_app.telemetry.observe import Telemetry
-from function_app.telemetry.request_log import RequestLog
-from function_app.telemetry.stage import telemetry_stage
+from profile_telemetry import unary_setup
 
 MODE, N = sys.argv[1], int(sys.argv[2])
-URL = "http://127.0.0.1:41234/infer/node"
-telemetry = Telemetry(tracer=IdOnlyTracer(), metrics=GatewayMetrics({}, "i"),
-                      clients=ClientLabels("key", 200), models=BoundedNames(()),
-                      backend_urls={"http://127.0.0.1:41234": "node"}, log=RequestLog())
-stage = telemetry_stage(telemetry)
-match = Match(Route("/infer/node", frozenset({"POST"}), "node", "/infer/node", 30.0, False),
-              "/infer/node")
-decision = Decision(allowed=True, scope="global", remaining=999999, reset_s=1.0)
-answer_headers = Headers([("content-type", "application/json"), ("content-length", "62")])
-
-
-async def empty():
-    yield b"{}"
-
-
-async def send(outgoing):
-    return UpstreamResponse(200, answer_headers, empty())
-
-
-async def call_next(request):
-    ctx = request.context
-    MATCH.set(ctx, match)
-    ctx.client_id = "127.0.0.1"
-    REQUESTS_DECISION.set(ctx, decision)
-    outgoing = UpstreamRequest("POST", URL, Headers([("content-type", "application/json")]),
-                               b"{}", 5.0, 30.0)
-    answer = await ATTEMPT_OBSERVER.need(ctx)(outgoing, send)
-    ctx.served_by = "node"
-    return GatewayResponse(answer.status, answer.headers, b"{}")
-
-
-async def passing(outgoing, send_on):
-    return await send_on(outgoing)
-
-
-async def bare(request, then):
-    ATTEMPT_OBSERVER.set(request.context, passing)
-    return await then(request)
-
-
-def request():
-    return GatewayRequest(method="POST", path="/infer/node", query="",
-                          headers=Headers([("content-type", "application/json")]), body=b"{}",
-                          client_host="127.0.0.1", request_id="r-1")
+stage, bare, call_next, request = unary_setup(sys.argv[4])
 
 
 async def run():
@@ -103,11 +54,11 @@ asyncio.run(run())
 '''
 
 
-def instructions(tree: str, mode: str, requests: int, script: str) -> int:
+def instructions(tree: str, mode: str, requests: int, script: str, log: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", sys.executable,
-             script, mode, str(requests)],
+             script, mode, str(requests), str(HERE.parent), log],
             cwd=tree, env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True,
             text=True, check=True).stderr
     return int(re.search(r"Collected : (\d+)", out).group(1))
@@ -117,6 +68,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trees", nargs="+", default=[str(HERE.parents[1])])
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--log", choices=("handler", "line", "none"), default="handler",
+                        help="the request log: written through the local worker's handler "
+                        "(default), the line made and not written, or none")
     args = parser.parse_args()
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(CHILD)
@@ -124,12 +78,12 @@ def main() -> None:
         jobs = [(tree, mode) for tree in args.trees for mode in ("stage", "bare")]
         with ThreadPoolExecutor(2) as pool:
             counts = dict(zip(jobs, pool.map(
-                lambda job: instructions(job[0], job[1], args.requests, f.name), jobs),
+                lambda job: instructions(job[0], job[1], args.requests, f.name, args.log), jobs),
                 strict=True))
     finally:
         os.unlink(f.name)
     print(f"instructions per unary request's telemetry (callgrind, {args.requests} requests, "
-          "stage less pass-through):")
+          f"request log: {args.log}; stage less pass-through):")
     for tree in args.trees:
         stage, bare = counts[(tree, "stage")], counts[(tree, "bare")]
         print(f"  {tree}: {(stage - bare) / args.requests:,.0f}  "

@@ -21,7 +21,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
-_UNSAMPLED = TraceFlags(0)
+UNSAMPLED = _UNSAMPLED = TraceFlags(0)  # the flags of every span made here without a parent
 _context = tuple.__new__  # SpanContext(...) minus its checks: the ids made here are valid
 
 

@@ -32,7 +32,10 @@ class ClientLabels:
         self._labels: dict[str, str] = {}
         # The request log's hashes, kept for the next request of the same client (a hash is
         # three calls); client ids are the client's, so the table is emptied when full.
-        self._hashes: dict[str, str] = {}
+        # Telemetry.finish reads it too (`in` and a subscript, a call less): it is emptied in
+        # place, never replaced, and holds nothing but hashed() results.
+        self.hashes: dict[str, str] = {}
+        self._hashes = self.hashes
 
     def hashed(self, client_id: str | None) -> str:
         if not client_id:

@@ -35,6 +35,10 @@ class RecordMaker:
         self._where = (path, line, func)
         template = _LogRecord(logger.name, logging.INFO, path, line, "", None, None, func)
         self._template = dict(template.__dict__)
+        # The template when all four switches are off (the local worker's setting,
+        # funchost/worklog.py): the five fields they decide are None, set here once.
+        self._quiet = {**self._template, "thread": None, "threadName": None,
+                       "processName": None, "process": None, "taskName": None}
 
     def usable(self) -> bool:
         """Whether a record made here is what `makeRecord` would make now."""
@@ -43,7 +47,10 @@ class RecordMaker:
 
     def make(self, msg: str) -> logging.LogRecord:
         """One record; call only when `usable()`."""
-        fields = self._template.copy()  # the template's key order is LogRecord's
+        quiet = not (logging.logThreads or logging.logMultiprocessing or logging.logProcesses
+                     or logging.logAsyncioTasks)
+        # The template's key order is LogRecord's (the quiet one's too: updating keeps it).
+        fields = self._quiet.copy() if quiet else self._template.copy()
         ct = time.time_ns()
         fields["msg"] = msg
         created = ct / 1e9
@@ -53,6 +60,10 @@ class RecordMaker:
         fields["created"] = created
         fields["msecs"] = msecs
         fields["relativeCreated"] = (ct - logging._startTime) / 1e6
+        if quiet:
+            record = _new(_LogRecord)
+            record.__dict__ = fields
+            return record
         if logging.logThreads:
             fields["thread"] = threading.get_ident()
             fields["threadName"] = threading.current_thread().name

@@ -25,7 +25,7 @@ from .ids import PLAIN_SPAN
 from .labels import NONE, OTHER, BoundedNames, ClientLabels, FirstNames
 from .metrics import GatewayMetrics
 from .otel_metrics import OtelInstruments
-from .request_log import RequestLog, request_line
+from .request_log import RequestLog
 
 REJECTED = (429, 503)
 _MATCH, _BILL, _MCP_CALL = MATCH.name, BILL.name, MCP_CALL.name  # the facts finish reads
@@ -42,6 +42,9 @@ class Telemetry:
     log: RequestLog | None
     otel: OtelInstruments | None = None
     mcp_tools: FirstNames = field(default_factory=lambda: FirstNames(100))
+
+    def __post_init__(self) -> None:
+        self._client_hashes = self.clients.hashes  # the table ClientLabels.hashed fills
 
     def backend_of_url(self, url: str) -> str:
         for base, name in self.backend_urls.items():
@@ -80,17 +83,19 @@ class Telemetry:
         if type(span) is not NonRecordingSpan:  # it ignores what _end_span would tell it
             self._end_span(span, route, status, backend, model, bill, usage, limited_by, error,
                            ctx)
-        if self.log is not None:  # RequestRecord's fields in its order, without the dataclass
+        log = self.log
+        if log is not None:  # RequestRecord's fields in its order, without the dataclass
             optional = None if (ttft is None and not usage and limited_by is None
                                 and cache is None and error is None and mcp is None) \
                 else _optional_fields(ttft, usage, limited_by, cache, error, mcp)
-            # trace_id(span), without the call
+            # trace_id(span)'s number, without the call (the log formats it if it writes)
             trace, _, _, _, _, valid = span._context if type(span) is PLAIN_SPAN \
                 else span.get_span_context()
-            self.log.write_line(request_line(
-                request.request_id, "%032x" % trace if valid else "",  # noqa: UP031
-                request.method, route, backend, model, status, round(seconds * 1000, 2),
-                self.clients.hashed(client), optional))
+            hashes = self._client_hashes  # clients.hashed(client): a subscript once seen
+            log.write_request(
+                request.request_id, trace if valid else None, request.method, route, backend,
+                model, status, seconds,
+                hashes[client] if client in hashes else self.clients.hashed(client), optional)
 
     def _mcp(self, ctx: RequestContext, span: Span) -> dict[str, str | None] | None:
         """An MCP request's counter and span attributes; the request log's fields."""

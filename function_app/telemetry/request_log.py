@@ -91,6 +91,29 @@ def request_line(request_id: str, trace_id: str, method: str, route: str, backen
     return line
 
 
+_TEXT_BELOW = 1e9  # milliseconds under which latency_text's short path is exact (see there)
+
+
+def latency_text(ms: float) -> str:
+    """`repr(round(ms, 2))`, the line's latency text, for a finite `ms`: from `"%.2f" % ms`
+    with the trailing zeros after the point dropped (one left after it), a third of the time.
+    Both round the exact binary value correctly to two decimals (the same dtoa), and for
+    0 <= ms < 1e9 the rounded decimal has at most 11 significant digits, so it is the
+    shortest text that reads back as round()'s float, which is what repr writes. Any other
+    value goes through round() and repr."""
+    if not 0.0 <= ms < _TEXT_BELOW:
+        return repr(round(ms, 2))
+    text = ("%.2f" % ms).rstrip("0")  # noqa: UP031
+    return text + "0" if text[-1] == "." else text
+
+
+# request_line's template with the latency's text as given, and with the trace id's digits
+# formatted in it (`_UNTRACED`: without a valid trace id, "").
+_TRACED = ('{"request_id":%s,"trace_id":"%032x","method":%s,"route":%s,"backend":%s,'
+           '"model":%s,"status":%d,"latency_ms":%s,"client":%s}')
+_UNTRACED = _TRACED.replace("%032x", "%s")
+
+
 @dataclass
 class RequestRecord:
     request_id: str
@@ -149,6 +172,61 @@ class RequestLog:
         order, those that are None left out, the milliseconds rounded to two places)."""
         if self._log.isEnabledFor(logging.INFO):
             self.write_line(encode_line(fields))
+
+    def write_request(self, request_id: str, trace_id: int | None, method: str, route: str,
+                      backend: str, model: str, status: int, seconds: float, client: str,
+                      optional: dict | None = None) -> None:
+        """Write the line `request_line` makes of these fields (`trace_id` the trace id as a
+        number, None without a valid one; `seconds` the latency, rounded to milliseconds with
+        two places here): Telemetry.finish's one call a request. The line is made only when it
+        is written (the logger enabled for INFO), then goes as `write_line` sends it; the
+        direct path below is write_line's, with request_line's template and the record made
+        in the same frame."""
+        log = self._log
+        if not self._plain_logger or logging._logRecordFactory is not _LogRecord:
+            if log.isEnabledFor(_INFO):
+                self.write_line(request_line(
+                    request_id, "" if trace_id is None else "%032x" % trace_id,  # noqa: UP031
+                    method, route, backend, model, status, round(seconds * 1000, 2), client,
+                    optional))
+            return
+        if log.disabled:
+            return
+        cache = log._cache
+        if not (cache[_INFO] if _INFO in cache else log.isEnabledFor(_INFO)):
+            return
+        ms = seconds * 1000
+        if 0.0 <= ms < _TEXT_BELOW:  # latency_text's short path; any other as request_line
+            text = ("%.2f" % ms).rstrip("0")  # noqa: UP031
+            q = _quoted
+            line = (_TRACED if trace_id is not None else _UNTRACED) % (
+                _ascii(request_id), "" if trace_id is None else trace_id, q[method], q[route],
+                q[backend], q[model], status, text + "0" if text[-1] == "." else text,
+                q[client])
+            if optional:
+                line = line[:-1] + "," + encode_line(optional)[1:]
+        else:
+            line = request_line(
+                request_id, "" if trace_id is None else "%032x" % trace_id,  # noqa: UP031
+                method, route, backend, model, status, round(ms, 2), client, optional)
+        record = self._records.make(line)
+        if log.filters:
+            log.handle(record)
+            return
+        found = 0
+        logger = log
+        while logger:  # write_line's loop
+            for handler in logger.handlers:
+                found += 1
+                if _INFO >= handler.level:
+                    if handler.filters or type(handler).handle is not _HANDLER_HANDLE:
+                        handler.handle(record)
+                    else:
+                        with handler.lock:
+                            handler.emit(record)
+            logger = logger.parent if logger.propagate else None
+        if not found:
+            log.callHandlers(record)
 
     def write_line(self, line: str) -> None:
         """Write `line` (request_line's, made by Telemetry.finish once a request).

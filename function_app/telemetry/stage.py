@@ -17,7 +17,7 @@ from ..core.pipeline import Handler, Stage
 from ..http.messages import GatewayRequest, GatewayResponse
 from ..routing.attempts import ATTEMPT_OBSERVER
 from .observe import Telemetry
-from .tracing import attempt_observer, start_request_span
+from .tracing import request_span_and_observer
 
 _OBSERVER = ATTEMPT_OBSERVER.name
 _WHOLE = (bytes, bytearray)  # `bytes | bytearray` written in the call makes a union each time
@@ -30,11 +30,10 @@ def telemetry_stage(telemetry: Telemetry) -> Stage:
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         started = time.perf_counter()
-        span = start_request_span(tracer, request)
+        span, observer = request_span_and_observer(tracer, request, backend_of, attempt_done)
         context = request.context
         context.request_span = span
-        context.facts[_OBSERVER] = attempt_observer(  # ATTEMPT_OBSERVER.set, without the call
-            tracer, span, backend_of, attempt_done)
+        context.facts[_OBSERVER] = observer  # ATTEMPT_OBSERVER.set, without the call
         try:
             response = await call_next(request)
         except BaseException:  # cancelled: the client went away before an answer

@@ -20,7 +20,16 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
@@ -28,10 +37,11 @@ from ..core.errors import GatewayError
 from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.messages import GatewayRequest
 from ..routing.attempts import Observer, Send
-from .ids import PLAIN_SPAN, IdOnlyTracer
+from .ids import PLAIN_SPAN, UNSAMPLED, IdOnlyTracer
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+_TRACE_NAMES = tuple(TRACE_HEADERS)  # remove(*a tuple) passes it as is: no tuple made per call
 AttemptDone = Callable[[str, str, float], None]  # backend, outcome, seconds
 
 
@@ -79,6 +89,66 @@ def start_request_span(tracer: Tracer, request: GatewayRequest) -> Span:
                              "url.scheme": request.scheme,
                              "gateway.request_id": request.request_id})
     return span
+
+
+def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
+                              backend_of: Callable[[str], str], done: AttemptDone
+                              ) -> tuple[Span, Observer]:
+    """`start_request_span(tracer, request)` and `attempt_observer(tracer, span, backend_of,
+    done)` in one call: the telemetry stage's per-request start.
+
+    The usual case when no trace is exported (the id-only tracer, no current span, no
+    `traceparent` from the client) is made here directly. One draw of 256 bits is the root
+    span's id, its trace id and the first attempt's span id, lowest first: the very numbers
+    root() then child() drew (getrandbits fills a wide draw with the generator's 32-bit words
+    lowest first). The observer sends the same headers and reports the same attempts as
+    attempt_observer's for that root, without making the attempt spans, which would record
+    nothing: each attempt's `traceparent` names a new span id of the root's trace (flags 0, no
+    trace state), the first the one drawn here, later ones drawn as child() draws them. Any
+    other case goes through the two functions."""
+    if type(tracer) is not IdOnlyTracer or PLAIN_SPAN is None or _CURRENT is None \
+            or otel_context._RUNTIME_CONTEXT is not _RUNTIME or _CURRENT.get() \
+            or "traceparent" in request.headers:
+        span = start_request_span(tracer, request)
+        return span, attempt_observer(tracer, span, backend_of, done)
+    draw = tracer._bits
+    bits = draw(256)
+    trace_id = (bits >> 64) & _LOW128 or 1
+    span = _new(NonRecordingSpan)
+    span._context = _span_context(SpanContext, (
+        trace_id, bits & _LOW64 or 1, False, UNSAMPLED, DEFAULT_TRACE_STATE, True))
+    span_id = bits >> 192 or 1
+
+    async def observe(outgoing: UpstreamRequest, send: Send) -> UpstreamResponse:
+        nonlocal span_id
+        backend = backend_of(outgoing.url)
+        headers = outgoing.headers
+        headers.remove(*_TRACE_NAMES)
+        headers.set("traceparent", "00-%032x-%016x-00" % (  # noqa: UP031
+            trace_id, span_id or draw(64) or 1))
+        span_id = 0  # a later attempt draws its own
+        started = time.perf_counter()
+        try:
+            answer = await send(outgoing)
+        except GatewayError as error:
+            done(backend, error.code, time.perf_counter() - started)
+            raise
+        outcome = f"{answer.status // 100}xx"
+        if "content-length" in answer.headers:
+            done(backend, outcome, time.perf_counter() - started)
+        else:
+            answer.body = _ending(answer.body, _NOT_RECORDING, lambda: done(
+                backend, outcome, time.perf_counter() - started))
+        return answer
+
+    return span, observe
+
+
+_new = object.__new__
+_span_context = tuple.__new__  # SpanContext(...) minus its checks: the ids made here are valid
+_LOW64 = (1 << 64) - 1
+_LOW128 = (1 << 128) - 1
+_NOT_RECORDING = NonRecordingSpan(INVALID_SPAN_CONTEXT)  # ignores every call, as an attempt's
 
 
 _EMPTY = Context()
@@ -155,7 +225,7 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
         # instead cost more than the rest of the hook), replacing any trace headers there (the
         # client's, or a previous attempt's).
         headers = outgoing.headers
-        headers.remove(*TRACE_HEADERS)
+        headers.remove(*_TRACE_NAMES)
         trace_id, span_id, _, flags, state, valid = span._context if type(span) is PLAIN_SPAN \
             else span.get_span_context()
         if valid:  # _traceparent's text, without the call

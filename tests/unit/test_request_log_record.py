@@ -296,3 +296,114 @@ def test_the_quoted_texts_kept_are_bounded_and_the_line_still_the_encoders():
     fields = dict(zip(BASE, ("r", "", long, "/", "b", "m", 200, 1.5, "c"), strict=True))
     assert request_line(*fields.values()) == json.dumps(fields, separators=(",", ":"))
     assert long not in _quoted  # quoted, not kept
+
+
+# RequestLog.write_request: Telemetry.finish's call, the line request_line makes of the same
+# fields (latency in seconds, rounded here; trace id as a number), written as write_line does.
+
+
+LATENCIES_S = [0.0, -0.0, 1e-9, 4.9999e-6, 5e-6, 5.0001e-6, 0.00123456, 0.0012, 0.1 + 0.2,
+               0.999995, 1.0, 12.3456789, 999_999.99999, 1e6 - 1e-9, 1e6, 123456.789, 1e19,
+               -1.5, float("inf"), float("-inf"), float("nan")]
+
+
+def test_the_latency_text_is_the_rounded_floats_repr():
+    import random
+
+    from function_app.telemetry.request_log import latency_text
+
+    rng = random.Random(5)
+    values = [ms for s in LATENCIES_S for ms in (s * 1000,)]
+    values += [rng.uniform(0, 10) for _ in range(20_000)]
+    values += [rng.uniform(0, 1e9) for _ in range(20_000)]
+    values += [rng.randrange(0, 10**11) / 100 for _ in range(20_000)]  # two places exactly
+    values += [n / 1000 + 0.005 for n in range(0, 100_000, 7)]  # ties, as written
+    values += [10 ** rng.uniform(-12, 9) for _ in range(20_000)]
+    for ms in values:
+        assert latency_text(ms) == repr(round(ms, 2)), ms
+
+
+@pytest.mark.parametrize("seconds", LATENCIES_S)
+@pytest.mark.parametrize("trace", [0x0AF7651916CD43DD8448EB211C80319C, 1, None])
+@pytest.mark.parametrize("optional", [None, {}, {"ttft_ms": 1.5, "cache": 'h"it'}])
+def test_write_request_writes_request_lines_line(seconds, trace, optional):
+    from function_app.telemetry.request_log import request_line
+
+    logger, _ = _loggers("twrite")
+    seen: list = []
+    logger.addHandler(_Seen(seen, "child"))
+    RequestLog(logger).write_request("r-1", trace, "POST", "/infer/node", "node", "-", 200,
+                                     seconds, "c0ffee", optional)
+    expected = request_line("r-1", "" if trace is None else f"{trace:032x}", "POST",
+                            "/infer/node", "node", "-", 200, round(seconds * 1000, 2), "c0ffee",
+                            optional)
+    assert [s[1] for s in seen] == [expected]
+
+
+@pytest.mark.parametrize("flags", list(itertools.product((False, True), repeat=4)))
+def test_write_request_records_are_the_standard_ones(monkeypatch, flags):
+    for name, value in zip(SWITCHES, flags, strict=True):
+        monkeypatch.setattr(logging, name, value)
+    monkeypatch.setattr(time, "time_ns", lambda: NS[1])
+    logger, _ = _loggers("twrite-record")
+    records: list = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    RequestLog(logger).write_request("r", None, "GET", "/", "b", "m", 200, 0.5, "c")
+    (made,) = records
+    standard = _standard(logger, made.msg)
+    assert list(made.__dict__.items()) == list(standard.__dict__.items())
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_write_request_reaches_the_handlers_logger_handle_reaches(setup):
+    seen: dict[str, list] = {"direct": [], "standard": []}
+    line = '{"request_id":"r","trace_id":"","method":"GET","route":"/","backend":"b",' \
+        '"model":"m","status":200,"latency_ms":1.5,"client":"c"}'
+    for way in seen:
+        logger, parent = _loggers("twrite-direct")
+        SETUPS[setup](logger, parent, seen[way])
+        if way == "direct":
+            RequestLog(logger).write_request("r", None, "GET", "/", "b", "m", 200, 0.0015, "c")
+        else:
+            _standard_write(logger, line)
+    assert seen["direct"] == seen["standard"]
+
+
+def test_write_request_with_another_factory_or_logger_class_takes_the_standard_path(caplog):
+    standard_factory = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = standard_factory(*args, **kwargs)
+        record.tagged = True
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        with caplog.at_level(logging.INFO, logger="gateway.requests"):
+            RequestLog().write_request("r", 0xAB, "GET", "/", "b", "m", 200, 0.0015, "c")
+    finally:
+        logging.setLogRecordFactory(standard_factory)
+    record, = [r for r in caplog.records if r.name == "gateway.requests"]
+    assert record.tagged and json.loads(record.getMessage())["trace_id"] == f"{0xAB:032x}"
+    assert json.loads(record.getMessage())["latency_ms"] == 1.5
+
+
+def test_write_requests_latency_is_latency_texts_for_many_values():
+    """write_request's copy of latency_text's short path writes the same text."""
+    import random
+
+    from function_app.telemetry.request_log import latency_text
+
+    logger, _ = _loggers("twrite-many")
+    seen: list = []
+    logger.addHandler(_Seen(seen, "child"))
+    log = RequestLog(logger)
+    rng = random.Random(9)
+    values = [rng.uniform(0, 2) for _ in range(1000)] + [10 ** rng.uniform(-9, 7)
+                                                         for _ in range(1000)]
+    for seconds in values:
+        log.write_request("r", None, "GET", "/", "b", "m", 200, seconds, "c")
+    texts = [json.loads(s[1], parse_float=str)["latency_ms"] for s in seen]
+    assert texts == [latency_text(seconds * 1000) for seconds in values]

@@ -5,6 +5,7 @@ tracer's own start_span, and the backend sees the request span's trace in its tr
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
@@ -100,3 +101,145 @@ def test_the_spans_are_what_the_constructor_makes_of_their_context():
         made = NonRecordingSpan(span.get_span_context())
         assert type(span) is NonRecordingSpan and vars(span) == vars(made)
         assert not span.is_recording() and span.get_span_context() is made.get_span_context()
+
+
+# request_span_and_observer: the telemetry stage's one call a request. Without a caller's trace
+# and with the id-only tracer it makes the root span and the attempts' headers itself; the
+# same seed gives the same ids, headers and reports as start_request_span + attempt_observer.
+
+
+async def _attempts(observe, answers: list) -> list[list[tuple[str, str]]]:
+    """The headers each attempt sent (the client's trace headers replaced)."""
+    sent = []
+    for answer in answers:
+        outgoing = UpstreamRequest("POST", "http://127.0.0.1:1/x", Headers(
+            [("traceparent", CALLER), ("TraceState", "client=1"), ("x-keep", "1")]), b"",
+            1.0, 1.0)
+
+        async def send(request, answer=answer):
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer()
+
+        try:
+            await observe(outgoing, send)
+        except BaseException:
+            pass
+        sent.append(outgoing.headers.pairs())
+    return sent
+
+
+def _answers():
+    from function_app.core.errors import UpstreamTimeout
+
+    return [lambda: UpstreamResponse(503, Headers([("content-length", "0")]), _empty()),
+            UpstreamTimeout("late"),
+            lambda: UpstreamResponse(200, Headers([("content-length", "2")]), _empty())]
+
+
+def _reports() -> tuple[list[tuple], Callable]:
+    """What the observer's `done` was told (backend, outcome), and that `done`."""
+    told: list[tuple] = []
+    return told, lambda *args: told.append(args[:2])
+
+
+async def test_one_call_gives_the_root_span_and_attempts_of_the_two_functions(monkeypatch):
+    from function_app.telemetry import tracing
+    from function_app.telemetry.tracing import request_span_and_observer
+
+    for seed in range(20):
+        done_new, report_new = _reports()
+        done_old, report_old = _reports()
+        with monkeypatch.context() as patched:  # the short path is the one taken
+            patched.setattr(tracing, "start_request_span", None)
+            patched.setattr(tracing, "attempt_observer", None)
+            span, observe = request_span_and_observer(
+                _seeded(seed), _request([]), lambda url: "node",
+                report_new)
+        old_tracer = _seeded(seed)
+        old_span = start_request_span(old_tracer, _request([]))
+        old_observe = attempt_observer(old_tracer, old_span, lambda url: "node",
+                                       report_old)
+        assert type(span) is NonRecordingSpan and not span.is_recording()
+        assert tuple(span.get_span_context()) == tuple(old_span.get_span_context())
+        assert await _attempts(observe, _answers()) == await _attempts(old_observe, _answers())
+        assert done_new == done_old == [("node", "5xx"), ("node", "upstream_timeout"),
+                                        ("node", "2xx")]
+
+
+async def test_a_streamed_attempt_reports_when_its_body_ends():
+    from function_app.telemetry.tracing import request_span_and_observer
+
+    done: list[tuple] = []
+    _, observe = request_span_and_observer(IdOnlyTracer(), _request([]), lambda url: "node",
+                                           lambda *args: done.append(args[:2]))
+
+    async def chunks():
+        yield b"a"
+        yield b"b"
+
+    async def send(request):
+        return UpstreamResponse(200, Headers([("content-type", "text/event-stream")]), chunks())
+
+    answer = await observe(UpstreamRequest("POST", "http://b/x", Headers(), b"", 1.0, 1.0),
+                           send)
+    assert done == []
+    assert [chunk async for chunk in answer.body] == [b"a", b"b"]
+    assert done == [("node", "2xx")]
+
+
+async def test_a_caller_trace_or_another_tracer_goes_through_the_two_functions():
+    from function_app.telemetry.tracing import request_span_and_observer
+
+    span, observe = request_span_and_observer(
+        IdOnlyTracer(), _request([("traceparent", CALLER)]), lambda url: "node",
+        lambda *args: None)
+    assert span.get_span_context().trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    (sent,) = await _attempts(observe, _answers()[2:])
+    assert dict(sent)["traceparent"][3:35] == "0af7651916cd43dd8448eb211c80319c"
+
+    class Subclass(IdOnlyTracer):
+        def root(self):  # a subclass may change what its spans are: its own methods run
+            return NonRecordingSpan(SpanContext(0xAB, 0xCD, False, TraceFlags(1)))
+
+    span, observe = request_span_and_observer(Subclass(), _request([]), lambda url: "node",
+                                              lambda *args: None)
+    assert span.get_span_context().trace_id == 0xAB
+    (sent,) = await _attempts(observe, _answers()[2:])
+    assert dict(sent)["traceparent"].startswith(f"00-{0xAB:032x}-") and \
+        dict(sent)["traceparent"].endswith("-01")
+
+
+async def test_an_attempt_whose_body_has_end_hooks_reports_from_them():
+    """A body with `on_end` (DeadlineBody's) is not wrapped: the attempt is reported from its
+    hook, with or without an error."""
+    from function_app.core.errors import UpstreamError
+    from function_app.telemetry.tracing import request_span_and_observer
+
+    class Hooked:
+        def __init__(self):
+            self.hooks = []
+
+        def on_end(self, hook):
+            self.hooks.append(hook)
+
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            raise StopAsyncIteration
+
+    for error in (None, UpstreamError()):
+        done, report = _reports()
+        _, observe = request_span_and_observer(IdOnlyTracer(), _request([]),
+                                               lambda url: "node", report)
+        body = Hooked()
+
+        async def send(request, body=body):
+            return UpstreamResponse(200, Headers([("content-type", "text/event-stream")]), body)
+
+        answer = await observe(UpstreamRequest("POST", "http://b/x", Headers(), b"", 1.0, 1.0),
+                               send)
+        assert answer.body is body and len(body.hooks) == 1 and done == []
+        body.hooks[0](error)
+        assert done == [("node", "2xx")]
