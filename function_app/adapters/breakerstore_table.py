@@ -25,7 +25,7 @@ from function_app.core.table_keys import decode_key, encode_key
 
 from ..routing.breaker import SharedState
 from ..routing.store import BreakerRow, ProbeResult
-from .azure_table import LazyTable, write_row
+from .azure_table import LazyTable, eq, row_etag, write_row
 from .limitstore_table import env_proxies
 
 BREAKER, PROBE, LEASE = "breaker", "probe", "lease"
@@ -36,16 +36,27 @@ def _etag(entity: Any) -> str:
     return str(entity.metadata["etag"])
 
 
+def _breaker(e: dict[str, Any]) -> BreakerRow:
+    return BreakerRow(decode_key(e["RowKey"]), SharedState(
+        str(e["state"]), float(e["since"]), float(e.get("until", 0.0)),
+        str(e.get("cause", ""))), row_etag(e))
+
+
+def _probe(e: dict[str, Any]) -> ProbeResult:
+    return ProbeResult(decode_key(e["RowKey"]), bool(e["ok"]), float(e["at"]),
+                       float(e["latency_ms"]), int(e.get("status", 0)))
+
+
 class TableRoutingStore:
     def __init__(self, service: TableServiceClient, table: str, *, owns_service: bool = False):
         self._service, self._owns = service, owns_service
         self._lazy = LazyTable(service, table)
 
-    async def _query(self, partition: str) -> list[Any]:
+    async def _query(self, *partitions: str) -> list[dict[str, Any]]:
+        """The partitions' rows as the service's JSON objects (azure_table.LazyTable.query:
+        these reads run every BREAKER_CACHE_S, the gateway's most frequent storage call)."""
         try:
-            client = await self._lazy.ready()
-            return [e async for e in client.query_entities(
-                "PartitionKey eq @p", parameters={"p": partition})]
+            return await self._lazy.query(" or ".join(eq("PartitionKey", p) for p in partitions))
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from None
 
@@ -64,10 +75,12 @@ class TableRoutingStore:
         return str(meta["etag"])
 
     async def read_breakers(self) -> list[BreakerRow]:
-        return [BreakerRow(decode_key(e["RowKey"]), SharedState(
-            str(e["state"]), float(e["since"]), float(e.get("until", 0.0)),
-            str(e.get("cause", ""))), _etag(e))
-            for e in await self._query(BREAKER)]
+        return [_breaker(e) for e in await self._query(BREAKER)]
+
+    async def read_both(self) -> tuple[list[BreakerRow], list[ProbeResult]]:
+        rows = await self._query(BREAKER, PROBE)
+        return ([_breaker(e) for e in rows if e["PartitionKey"] == BREAKER],
+                [_probe(e) for e in rows if e["PartitionKey"] == PROBE])
 
     async def write_breaker(self, backend: str, state: SharedState, etag: str | None) -> str:
         return await self._write({"PartitionKey": BREAKER, "RowKey": encode_key(backend),
@@ -85,9 +98,7 @@ class TableRoutingStore:
             raise StoreUnavailable(str(exc)) from None
 
     async def read_probes(self) -> list[ProbeResult]:
-        return [ProbeResult(decode_key(e["RowKey"]), bool(e["ok"]), float(e["at"]),
-                            float(e["latency_ms"]), int(e.get("status", 0)))
-                for e in await self._query(PROBE)]
+        return [_probe(e) for e in await self._query(PROBE)]
 
     async def take_lease(self, name: str, holder: str, ttl_s: float, now: float) -> bool:
         key = encode_key(name)
