@@ -51,6 +51,8 @@ class TableRoutingStore:
     def __init__(self, service: TableServiceClient, table: str, *, owns_service: bool = False):
         self._service, self._owns = service, owns_service
         self._lazy = LazyTable(service, table)
+        # Lease name -> (holder, ETag) of this store's last successful take of it.
+        self._held: dict[str, tuple[str, str]] = {}
 
     async def _query(self, *partitions: str) -> list[dict[str, Any]]:
         """The partitions' rows as the service's JSON objects (azure_table.LazyTable.query:
@@ -102,6 +104,17 @@ class TableRoutingStore:
 
     async def take_lease(self, name: str, holder: str, ttl_s: float, now: float) -> bool:
         key = encode_key(name)
+        entity = {"PartitionKey": LEASE, "RowKey": key, "holder": holder,
+                  "until": float(now + ttl_s)}
+        held = self._held.get(name)
+        if held is not None and held[0] == holder:
+            # Renewed without reading it first: the ETag of our own last write still matches
+            # only if nobody wrote the row since, when reading it would have found us.
+            try:
+                self._held[name] = (holder, await self._write(entity, held[1]))
+                return True
+            except StoreConflict:
+                del self._held[name]  # someone wrote it since: read it, as without a hold
         try:
             client = await self._lazy.ready()
             current = await client.get_entity(LEASE, key)
@@ -112,12 +125,11 @@ class TableRoutingStore:
         if current is not None and current["holder"] != holder and \
                 float(current["until"]) > now:
             return False
-        entity = {"PartitionKey": LEASE, "RowKey": key, "holder": holder,
-                  "until": float(now + ttl_s)}
         try:
-            await self._write(entity, None if current is None else _etag(current))
+            etag = await self._write(entity, None if current is None else _etag(current))
         except StoreConflict:
             return False  # another instance took it in between
+        self._held[name] = (holder, etag)
         return True
 
     async def close(self) -> None:

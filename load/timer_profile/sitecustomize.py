@@ -7,8 +7,11 @@ coroutine of the function_app package on the task's await chain (else the task's
 coroutine): e.g. `SharedBreakers._refresh_loop`, the timer's `health_checks`, the HTTP handler.
 Work outside task steps (protocol callbacks, the loop itself) is the source "(callbacks)".
 
-SIGUSR1 starts recording, SIGUSR2 stops and writes TIMER_PROFILE_OUT/<pid>.json: per source
-the steps, their summed and longest duration (perf_counter; the longest are the event loop's
+Only the main thread's loop switches profiles (cProfile is one per process since Python 3.12),
+and never inside another step.
+
+SIGUSR1 starts recording, SIGUSR2 stops and writes TIMER_PROFILE_OUT/<pid>.json: per source the
+steps, their summed and longest duration (perf_counter; the longest are the event loop's
 blocks) and the slowest steps' chains. With TIMER_PROFILE_CALLS=1 a cProfile per source is
 switched on around each step (and "(callbacks)" between steps) and written as
 <pid>.<n>.prof; deterministic call counts, inflated times.
@@ -23,6 +26,7 @@ if os.environ.get("TIMER_PROFILE_OUT"):
     import cProfile
     import json
     import signal
+    import threading
     import time
 
     _out = os.environ["TIMER_PROFILE_OUT"]
@@ -33,6 +37,8 @@ if os.environ.get("TIMER_PROFILE_OUT"):
     _profiles: dict = {}
     _other = [None]
     _CALLBACKS = "(callbacks)"
+    _MAIN = threading.main_thread().ident
+    _depth = [0]  # a step inside a step (or another thread's loop): no profile switch
 
     def _chain(coro) -> list:
         names, node = [], coro
@@ -60,15 +66,18 @@ if os.environ.get("TIMER_PROFILE_OUT"):
         names = _chain(coro)
         key = _key(names)
         prof = None
-        if _calls:
+        main = threading.get_ident() == _MAIN
+        if _calls and main and _depth[0] == 0:
             _other[0].disable()
             prof = _profile(key)
             prof.enable()
+        _depth[0] += main
         began = time.perf_counter()
         try:
             return method(arg)
         finally:
             took = time.perf_counter() - began
+            _depth[0] -= main
             if prof is not None:
                 prof.disable()
                 if _state["on"]:
