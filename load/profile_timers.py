@@ -5,11 +5,12 @@ it causes.
     .venv/bin/python load/profile_timers.py [--seconds 20] [--rates 0,50] [--rounds 2]
         [--mode calls|blocks|cpu] [--base REV] [--limits far|off]
 
-Starts the instant Node simulator, Azurite and the gateway (local host + real worker) with
-RATE_LIMIT_STORAGE_CONNECTION set (so shared breakers, the health-check timer every 10 s and,
-with --limits far, the lease limiter far from binding), and with --base REV the gateway of that
-commit beside it (`git archive`), the two measured in alternating windows. Each window is
-`--seconds` long, idle (rate 0) or under an open loop at that rate.
+Starts the instant Node simulator and the gateway (local host + real worker) with
+RATE_LIMIT_STORAGE_CONNECTION set to an Azurite of its own (so shared breakers, the
+health-check timer every 10 s and, with --limits far, the lease limiter far from binding), and
+with --base REV the gateway of that commit beside it (`git archive`, its own Azurite too), the
+two measured in alternating windows. Each window is `--seconds` long, idle (rate 0) or under an
+open loop at that rate.
 
 --mode calls (the hook load/timer_profile with a cProfile per source): Python calls per second
 by source and the top functions, deterministic. --mode blocks (the hook, timing only): per
@@ -69,10 +70,7 @@ def arguments() -> argparse.Namespace:
 def start(args: argparse.Namespace, logs: Path, out: Path) -> tuple[list, dict]:
     procs = [spawn_node("backend", logs, INSTANT)]
     backend = procs[0]
-    azurite = Azurite(logs / "azurite").start()
-    procs.append(azurite)
-    env = {**WORKER_ENV, "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string,
-           "NODE_SERVICE_URL": backend.url,
+    env = {**WORKER_ENV, "NODE_SERVICE_URL": backend.url,
            **(FAR if args.limits == "far" else {"RATE_LIMIT_ENABLED": "false"})}
     if args.mode != "cpu":
         env.update({"PYTHONPATH": HOOK, "TIMER_PROFILE_OUT": str(out),
@@ -81,9 +79,15 @@ def start(args: argparse.Namespace, logs: Path, out: Path) -> tuple[list, dict]:
     trees = {"gateway": None, **({"gateway base": export_tree(args.base, logs)}
                                  if args.base else {})}
     for name, tree in trees.items():
+        # An Azurite each: one gateway holding the health-check lease would leave the other
+        # without its timer's work, and their limiter rows would be shared.
+        azurite = Azurite(logs / f"azurite-{len(targets)}").start()
+        procs.append(azurite)
         port = free_port()
         proc = spawn(name.replace(" ", "-"), HOST_CMD, port=port, log_dir=logs, timeout=120,
-                     env={**env, "PORT": str(port)}, **({"cwd": tree} if tree else {}))
+                     env={**env, "PORT": str(port),
+                          "RATE_LIMIT_STORAGE_CONNECTION": azurite.connection_string},
+                     **({"cwd": tree} if tree else {}))
         procs.append(proc)
         targets[name] = proc
     return procs, targets
@@ -124,11 +128,25 @@ def window(pid: int, out: Path, url: str, rate: int, seconds: float, hooked: boo
                 stats = pstats.Stats(str(out / file))
             except TypeError:  # a profile that saw no call
                 continue
+            own = own_calls(stats)
             result["calls"][key] = {
-                "total": sum(s[1] for s in stats.stats.values()),
-                "top": sorted(((s[1], f"{Path(p).name}:{line}({fn})")
-                               for (p, line, fn), s in stats.stats.items()), reverse=True)[:40]}
+                "total": sum(own.values()),
+                "top": sorted(((n, f"{Path(p).name}:{line}({fn})")
+                               for (p, line, fn), n in own.items()), reverse=True)[:40]}
     return result
+
+
+def own_calls(stats: pstats.Stats) -> dict:
+    """Calls per function without the hook's own (its functions, and what they called)."""
+    found = {}
+    for func, (_cc, calls, _tt, _ct, callers) in stats.stats.items():
+        if func[0].endswith("sitecustomize.py"):
+            continue
+        hooked = sum(c[1] if isinstance(c, tuple) else c
+                     for caller, c in callers.items() if caller[0].endswith("sitecustomize.py"))
+        if calls - hooked:
+            found[func] = calls - hooked
+    return found
 
 
 def main() -> int:
@@ -164,6 +182,10 @@ def main() -> int:
     return 0
 
 
+def _entry() -> dict:
+    return {"steps": 0, "seconds": 0.0, "durations": [], "cpu": [], "calls": 0}
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -191,29 +213,33 @@ def _sources(rounds: list[dict], rate: int, args: argparse.Namespace) -> list[st
     table: dict = {}
     for r in rounds:
         for key, s in r["sources"].items():
-            entry = table.setdefault(key, {"steps": 0, "seconds": 0.0, "durations": [],
-                                           "calls": 0})
+            entry = table.setdefault(key, _entry())
             entry["steps"] += s["steps"]
             entry["seconds"] += s["seconds"]
             entry["durations"] += s["durations"]
+            entry["cpu"] += s.get("cpu", [])
         for key, c in r.get("calls", {}).items():
-            table.setdefault(key, {"steps": 0, "seconds": 0.0, "durations": [],
-                                   "calls": 0})["calls"] += c["total"]
+            table.setdefault(key, _entry())["calls"] += c["total"]
     requests = sum(r["requests"] for r in rounds)
     lines = ["", "| source | steps/s | calls/s | " + ("calls/request | " if rate else "")
-             + "step ms/s | p99 step ms | max step ms |",
-             "|---|---:|---:|" + ("---:|" if rate else "") + "---:|---:|---:|"]
+             + "step ms/s | p99 step ms | max step ms | step CPU ms/s | p99 step CPU ms | "
+             "max step CPU ms |",
+             "|---|---:|---:|" + ("---:|" if rate else "") + "---:|---:|---:|---:|---:|---:|"]
     total_calls = sum(e["calls"] for e in table.values())
     for key, e in sorted(table.items(), key=lambda kv: -(kv[1]["calls"] or kv[1]["seconds"])):
         lines.append(f"| {key} | {e['steps'] / seconds:.1f} | {e['calls'] / seconds:.0f} | "
                      + (f"{e['calls'] / requests:.1f} | " if rate else "")
                      + f"{e['seconds'] * 1000 / seconds:.2f} | "
                      f"{_pct(e['durations'], 0.99) * 1000:.2f} | "
-                     f"{max(e['durations'], default=0) * 1000:.2f} |")
+                     f"{max(e['durations'], default=0) * 1000:.2f} | "
+                     f"{sum(e['cpu']) * 1000 / seconds:.2f} | "
+                     f"{_pct(e['cpu'], 0.99) * 1000:.2f} | "
+                     f"{max(e['cpu'], default=0) * 1000:.2f} |")
     lines.append(f"| all | | {total_calls / seconds:.0f} | "
-                 + (f"{total_calls / requests:.1f} | " if rate else "") + " | | |")
+                 + (f"{total_calls / requests:.1f} | " if rate else "") + " | | | | | |")
     slow = sorted((s for r in rounds for s in r["slowest"]), key=lambda s: -s[0])[:8]
-    lines.append("\nlongest steps: " + "; ".join(f"{s[0] * 1000:.2f} ms {s[1]}" for s in slow))
+    lines.append("\nlongest steps (wall, CPU): " + "; ".join(
+        f"{s[0] * 1000:.2f} ms {s[3] * 1000 if len(s) > 3 else 0:.2f} ms {s[1]}" for s in slow))
     if args.mode == "calls":
         merged: dict = {}
         for r in rounds:

@@ -72,11 +72,12 @@ if os.environ.get("TIMER_PROFILE_OUT"):
             prof = _profile(key)
             prof.enable()
         _depth[0] += main
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.thread_time()
         try:
             return method(arg)
         finally:
             took = time.perf_counter() - began
+            cpu = time.thread_time() - began_cpu
             _depth[0] -= main
             if prof is not None:
                 prof.disable()
@@ -84,13 +85,14 @@ if os.environ.get("TIMER_PROFILE_OUT"):
                     _other[0].enable()
             entry = _sources.get(key)
             if entry is None:
-                entry = _sources[key] = [0, 0.0, 0.0, []]
+                entry = _sources[key] = [0, 0.0, 0.0, [], []]
             entry[0] += 1
             entry[1] += took
             entry[2] = max(entry[2], took)
             entry[3].append(took)
+            entry[4].append(cpu)
             if len(_slowest) < 20 or took > _slowest[-1][0]:
-                _slowest.append((took, key, " > ".join(n for n, _ in names)))
+                _slowest.append((took, key, " > ".join(n for n, _ in names), cpu))
                 _slowest.sort(key=lambda s: -s[0])
                 del _slowest[20:]
 
@@ -147,7 +149,8 @@ if os.environ.get("TIMER_PROFILE_OUT"):
             names[key] = f"{pid}.{n}.prof"
         report = {"seconds": time.perf_counter() - _state["began"],
                   "sources": {k: {"steps": v[0], "seconds": v[1], "max": v[2],
-                                  "durations": v[3]} for k, v in _sources.items()},
+                                  "durations": v[3], "cpu": v[4]}
+                              for k, v in _sources.items()},
                   "slowest": _slowest, "profiles": names}
         path = os.path.join(_out, f"{pid}.json")
         with open(path + ".tmp", "w") as file:
