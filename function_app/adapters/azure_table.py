@@ -17,7 +17,8 @@ identity), its retry policy and its aiohttp transport:
   stays and logs every call as before). ~150 calls per operation.
 - `LazyTable.query` sends the Query Entities request itself through that same pipeline and
   reads the JSON answer as plain dicts: no generated-code request building (the SDK's
-  serializer, ~600 calls), no entity objects, no Timestamp parsing. The rows are the service's
+  serializer), no entity objects, no Timestamp parsing, no pager (~630 calls fewer for two
+  rows). The rows are the service's
   own JSON objects; their ETag is `row_etag(row)`, the same string the SDK's metadata gives.
 """
 
