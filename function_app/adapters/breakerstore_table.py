@@ -25,7 +25,7 @@ from function_app.core.table_keys import decode_key, encode_key
 
 from ..routing.breaker import SharedState
 from ..routing.store import BreakerRow, ProbeResult
-from .azure_table import LazyTable, write_row
+from .azure_table import LazyTable, eq, row_etag, write_row
 from .limitstore_table import env_proxies
 
 BREAKER, PROBE, LEASE = "breaker", "probe", "lease"
@@ -36,16 +36,29 @@ def _etag(entity: Any) -> str:
     return str(entity.metadata["etag"])
 
 
+def _breaker(e: dict[str, Any]) -> BreakerRow:
+    return BreakerRow(decode_key(e["RowKey"]), SharedState(
+        str(e["state"]), float(e["since"]), float(e.get("until", 0.0)),
+        str(e.get("cause", ""))), row_etag(e))
+
+
+def _probe(e: dict[str, Any]) -> ProbeResult:
+    return ProbeResult(decode_key(e["RowKey"]), bool(e["ok"]), float(e["at"]),
+                       float(e["latency_ms"]), int(e.get("status", 0)))
+
+
 class TableRoutingStore:
     def __init__(self, service: TableServiceClient, table: str, *, owns_service: bool = False):
         self._service, self._owns = service, owns_service
         self._lazy = LazyTable(service, table)
+        # Lease name -> (holder, ETag) of this store's last successful take of it.
+        self._held: dict[str, tuple[str, str]] = {}
 
-    async def _query(self, partition: str) -> list[Any]:
+    async def _query(self, *partitions: str) -> list[dict[str, Any]]:
+        """The partitions' rows as the service's JSON objects (azure_table.LazyTable.query:
+        these reads run every BREAKER_CACHE_S, the gateway's most frequent storage call)."""
         try:
-            client = await self._lazy.ready()
-            return [e async for e in client.query_entities(
-                "PartitionKey eq @p", parameters={"p": partition})]
+            return await self._lazy.query(" or ".join(eq("PartitionKey", p) for p in partitions))
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from None
 
@@ -64,10 +77,12 @@ class TableRoutingStore:
         return str(meta["etag"])
 
     async def read_breakers(self) -> list[BreakerRow]:
-        return [BreakerRow(decode_key(e["RowKey"]), SharedState(
-            str(e["state"]), float(e["since"]), float(e.get("until", 0.0)),
-            str(e.get("cause", ""))), _etag(e))
-            for e in await self._query(BREAKER)]
+        return [_breaker(e) for e in await self._query(BREAKER)]
+
+    async def read_both(self) -> tuple[list[BreakerRow], list[ProbeResult]]:
+        rows = await self._query(BREAKER, PROBE)
+        return ([_breaker(e) for e in rows if e["PartitionKey"] == BREAKER],
+                [_probe(e) for e in rows if e["PartitionKey"] == PROBE])
 
     async def write_breaker(self, backend: str, state: SharedState, etag: str | None) -> str:
         return await self._write({"PartitionKey": BREAKER, "RowKey": encode_key(backend),
@@ -85,12 +100,21 @@ class TableRoutingStore:
             raise StoreUnavailable(str(exc)) from None
 
     async def read_probes(self) -> list[ProbeResult]:
-        return [ProbeResult(decode_key(e["RowKey"]), bool(e["ok"]), float(e["at"]),
-                            float(e["latency_ms"]), int(e.get("status", 0)))
-                for e in await self._query(PROBE)]
+        return [_probe(e) for e in await self._query(PROBE)]
 
     async def take_lease(self, name: str, holder: str, ttl_s: float, now: float) -> bool:
         key = encode_key(name)
+        entity = {"PartitionKey": LEASE, "RowKey": key, "holder": holder,
+                  "until": float(now + ttl_s)}
+        held = self._held.get(name)
+        if held is not None and held[0] == holder:
+            # Renewed without reading it first: the ETag of our own last write still matches
+            # only if nobody wrote the row since, when reading it would have found us.
+            try:
+                self._held[name] = (holder, await self._write(entity, held[1]))
+                return True
+            except StoreConflict:
+                del self._held[name]  # someone wrote it since: read it, as without a hold
         try:
             client = await self._lazy.ready()
             current = await client.get_entity(LEASE, key)
@@ -101,12 +125,11 @@ class TableRoutingStore:
         if current is not None and current["holder"] != holder and \
                 float(current["until"]) > now:
             return False
-        entity = {"PartitionKey": LEASE, "RowKey": key, "holder": holder,
-                  "until": float(now + ttl_s)}
         try:
-            await self._write(entity, None if current is None else _etag(current))
+            etag = await self._write(entity, None if current is None else _etag(current))
         except StoreConflict:
             return False  # another instance took it in between
+        self._held[name] = (holder, etag)
         return True
 
     async def close(self) -> None:

@@ -19,7 +19,7 @@ from function_app.core.store_errors import StoreConflict, StoreUnavailable
 from ..core.clock import Clock
 from .breaker import Breaker, BreakerConfig, SharedState
 from .pools import Member
-from .store import BreakerStore, ProbeResult, ProbeStore
+from .store import BreakerRow, BreakerStore, ProbeResult, ProbeStore
 
 log = logging.getLogger(__name__)
 WRITE_TRIES = 2
@@ -128,19 +128,27 @@ class SharedBreakers:
             self._loop_task = asyncio.ensure_future(self._refresh_loop())
 
     async def refresh(self) -> None:
-        """Read every breaker row and probe once; adopt newer states."""
+        """Read every breaker row (and the probes, every PROBES_EVERY_S) once; adopt newer
+        states. When both are due and one store holds both, one storage call reads them."""
         try:
-            if self._store is not None:
+            now = self._clock.now()
+            probes_due = self._probe_store is not None and \
+                now - self._probes_read_at >= PROBES_EVERY_S
+            both = getattr(self._store, "read_both", None) \
+                if probes_due and self._store is self._probe_store else None
+            found: list[ProbeResult] | None = None
+            if both is not None:
+                async with asyncio.timeout(self._timeout_s):
+                    rows, found = await both()
+                self._adopt(rows)
+            elif self._store is not None:
                 async with asyncio.timeout(self._timeout_s):
                     rows = await self._store.read_breakers()
-                for row in rows:
-                    self._etags[row.backend] = row.etag
-                    if self.breaker(row.backend).adopt(row.state):
-                        self.counters["adopted"] += 1
-            now = self._clock.now()
-            if self._probe_store is not None and now - self._probes_read_at >= PROBES_EVERY_S:
+                self._adopt(rows)
+            if probes_due and found is None:
                 async with asyncio.timeout(self._timeout_s):
                     found = await self._probe_store.read_probes()
+            if found is not None:
                 self.probes = {probe.backend: probe for probe in found}
                 self._probes_read_at = now
             self.counters["refreshes"] += 1
@@ -150,6 +158,12 @@ class SharedBreakers:
             if self.storage_healthy:
                 log.warning("breaker storage unavailable, breakers are per instance: %s", exc)
             self.storage_healthy = False
+
+    def _adopt(self, rows: list[BreakerRow]) -> None:
+        for row in rows:
+            self._etags[row.backend] = row.etag
+            if self.breaker(row.backend).adopt(row.state):
+                self.counters["adopted"] += 1
 
     async def _refresh_loop(self) -> None:
         while True:

@@ -4,6 +4,9 @@ One row per backend for its breaker, written only on a transition and guarded by
 (`write` with the ETag last read, or None to create; StoreConflict when someone wrote first).
 Probe results are plain upserts (the lease already makes one writer). Implementations raise
 StoreUnavailable for anything else, so callers can fall back to per-instance breakers.
+
+A store that holds both kinds of rows may also offer `read_both` (RoutingStore): the breaker rows
+and the probe results in one storage call, for the refresh that is due to read both.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Protocol
 
 from .breaker import SharedState
 
-__all__ = ["BreakerRow", "BreakerStore", "ProbeResult", "ProbeStore"]
+__all__ = ["BreakerRow", "BreakerStore", "ProbeResult", "ProbeStore", "RoutingStore"]
 
 
 @dataclass(frozen=True)
@@ -47,4 +50,10 @@ class ProbeStore(Protocol):
 
     async def take_lease(self, name: str, holder: str, ttl_s: float, now: float) -> bool:
         """Hold lease `name` for `ttl_s` if it is free, expired or already `holder`'s."""
+        ...
+
+
+class RoutingStore(BreakerStore, ProbeStore, Protocol):
+    async def read_both(self) -> tuple[list[BreakerRow], list[ProbeResult]]:
+        """`read_breakers()` and `read_probes()` in one storage call."""
         ...

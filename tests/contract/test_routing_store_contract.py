@@ -69,3 +69,15 @@ async def test_a_hold_for_a_429_keeps_its_cause(routing_store):
     await routing_store.write_breaker("ptu", held, None)
     [row] = await routing_store.read_breakers()
     assert row.state == held and row.state.cause == "429"
+
+
+@pytest.mark.asyncio
+async def test_read_both_is_the_breakers_and_the_probes_in_one_call(routing_store):
+    assert await routing_store.read_both() == ([], [])
+    await routing_store.write_breaker(NAME, SharedState(OPEN, 1.5, 3.5, "5xx"), None)
+    await routing_store.record_probe(ProbeResult("node", False, 10.0, 2.5, 503))
+    assert await routing_store.take_lease("health", "gw-a", 10.0, 100.0)  # not a breaker row
+    breakers, probes = await routing_store.read_both()
+    assert breakers == await routing_store.read_breakers()
+    assert probes == await routing_store.read_probes()
+    assert [b.backend for b in breakers] == [NAME] and [p.backend for p in probes] == ["node"]

@@ -15,6 +15,7 @@ class MemoryRoutingStore:
         self._probes: dict[str, ProbeResult] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._etags = itertools.count(1)
+        self.both_reads = 0  # read_both calls (the refresh's one-call read of both kinds)
 
     async def read_breakers(self) -> list[BreakerRow]:
         return [BreakerRow(name, state, etag) for name, (state, etag) in self._breakers.items()]
@@ -32,6 +33,10 @@ class MemoryRoutingStore:
 
     async def read_probes(self) -> list[ProbeResult]:
         return list(self._probes.values())
+
+    async def read_both(self) -> tuple[list[BreakerRow], list[ProbeResult]]:
+        self.both_reads += 1
+        return await self.read_breakers(), await self.read_probes()
 
     async def take_lease(self, name: str, holder: str, ttl_s: float, now: float) -> bool:
         current = self._leases.get(name)

@@ -8,6 +8,7 @@ from function_app.routing.breakers import SharedBreakers
 from function_app.routing.policy import Action, Kind, Outcome, decide
 from function_app.routing.pools import Member
 from function_app.routing.probes import run_health_checks
+from function_app.routing.store import ProbeResult
 from tests.support.breakerstore_memory import MemoryRoutingStore
 from tests.support.clock import FakeClock
 from tests.support.stores import FlakyRoutingStore
@@ -252,3 +253,30 @@ def test_a_breakers_acquire_is_allows_then_the_half_open_claim(state):
     assert breaker.acquire(now) == allowed
     assert breaker._probe_at == (now if allowed and view == HALF_OPEN else before)
     assert not (view == HALF_OPEN and breaker.allows(now))  # the probe is now out
+
+
+async def test_a_refresh_due_to_read_probes_reads_both_kinds_in_one_call():
+    store, clock = MemoryRoutingStore(), FakeClock()
+    [writer, reader] = pair(store, clock)
+    for _ in range(2):
+        writer.record(NODE, False)
+    await clock.advance(0)
+    await store.record_probe(ProbeResult("node", False, clock.now(), 1.0, 503))
+    await reader.refresh()  # probes due (never read): one call for both
+    assert store.both_reads == 1 and reader.state("node") == OPEN
+    assert reader.probes["node"].status == 503
+    await clock.advance(0.5)
+    await reader.refresh()  # breakers only
+    assert store.both_reads == 1
+    await clock.advance(1.5)
+    await reader.refresh()  # PROBES_EVERY_S later: both again
+    assert store.both_reads == 2 and reader.counters["refreshes"] == 3
+
+
+async def test_probes_in_another_store_are_read_on_their_own():
+    breakers, probes, clock = MemoryRoutingStore(), MemoryRoutingStore(), FakeClock()
+    await probes.record_probe(ProbeResult("node", True, clock.now(), 1.0, 200))
+    shared = SharedBreakers(breakers, probes, clock, CONFIG, cache_s=0.5)
+    await shared.refresh()
+    assert breakers.both_reads == probes.both_reads == 0
+    assert shared.probes["node"].ok

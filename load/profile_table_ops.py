@@ -1,0 +1,160 @@
+"""Python calls (cProfile, deterministic) and CPU per Azure Table operation, against Azurite: the
+SDK's own table client beside the one LazyTable gives (function_app/adapters/azure_table.py),
+and the routing store's reads (adapters/breakerstore_table.py).
+
+    .venv/bin/python load/profile_table_ops.py [--ops 200] [--by file|function|policy] [--top 25]
+
+One process, one Azurite; each operation runs `--ops` times per client, first under cProfile
+(calls per operation, by source file) and then without it (CPU microseconds per operation,
+process time, the median of 5 batches in a row: noisy on a shared machine; the calls are the
+evidence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from azure.data.tables import UpdateMode  # noqa: E402
+from azure.data.tables.aio import TableServiceClient  # noqa: E402
+
+from function_app.adapters.azure_table import LazyTable, write_row  # noqa: E402
+from function_app.adapters.breakerstore_table import TableRoutingStore  # noqa: E402
+from function_app.routing.breaker import SharedState  # noqa: E402
+from scripts.azurite import Azurite  # noqa: E402
+
+TABLE = "opsbench"
+
+
+def operations(client, store: TableRoutingStore | None, row: str) -> dict:
+    """name -> coroutine function doing one operation."""
+    state: dict = {"etag": None}
+
+    async def get():
+        await client.get_entity("p", "r1")
+
+    async def query():
+        async for _ in client.query_entities("PartitionKey eq @p", parameters={"p": "q"}):
+            pass
+
+    async def upsert():
+        await client.upsert_entity({"PartitionKey": "p", "RowKey": "r2", "v": 1.0},
+                                   mode=UpdateMode.REPLACE)
+
+    async def update():
+        meta = await write_row(client, {"PartitionKey": "p", "RowKey": row, "v": 2.0},
+                               state["etag"])
+        state["etag"] = meta["etag"]
+
+    ops = {"get_entity": get, "query_entities (2 rows)": query, "upsert_entity": upsert,
+           "update_entity (If-Match)": update}
+    if store is not None:
+        async def breakers():
+            await store.read_breakers()
+
+        async def probes():
+            await store.read_probes()
+
+        async def both():
+            await store.read_both()
+        ops.update({"store.read_breakers (2 rows)": breakers,
+                    "store.read_probes (0 rows)": probes,
+                    "store.read_both (2 + 0 rows)": both})
+    return ops
+
+
+def short(path: str) -> str:
+    return path.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
+
+
+def by_file(stats: pstats.Stats) -> Counter:
+    """Calls by source file; a built-in's calls go to its callers' files."""
+    found: Counter = Counter()
+    for (path, _line, _name), (_cc, calls, _tt, _ct, callers) in stats.stats.items():
+        if path == "~":
+            for (cpath, _l, _n), counts in callers.items():
+                found[short(cpath)] += counts[1] if isinstance(counts, tuple) else counts
+        else:
+            found[short(path)] += calls
+    return found
+
+
+async def profiled(op, n: int) -> pstats.Stats:
+    await op()  # warm: connection, first-call caches
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n):
+        await op()
+    prof.disable()
+    return pstats.Stats(prof)
+
+
+async def timed(op, n: int) -> float:
+    began = time.process_time()
+    for _ in range(n):
+        await op()
+    return (time.process_time() - began) * 1e6 / n
+
+
+async def main(args: argparse.Namespace) -> None:
+    logs = Path(tempfile.mkdtemp(prefix="tableops-"))
+    azurite = Azurite(logs).start()
+    try:
+        options = {"retry_total": 0, "use_env_settings": False}
+        service = TableServiceClient.from_connection_string(azurite.connection_string,
+                                                            **options)
+        await service.create_table_if_not_exists(TABLE)
+        await service.create_table_if_not_exists("routing")
+        sdk = TableServiceClient.from_connection_string(
+            azurite.connection_string, **options).get_table_client(TABLE)  # its own service
+        lean = await LazyTable(service, TABLE).ready()
+        store = TableRoutingStore(service, "routing")
+        for name in ("a", "b"):
+            await store.write_breaker(name, SharedState("closed", 1.0, 0.0, ""), None)
+        await sdk.upsert_entity({"PartitionKey": "p", "RowKey": "r1", "v": 1.0})
+        for row in ("q1", "q2"):  # the query's partition: two rows
+            await sdk.upsert_entity({"PartitionKey": "q", "RowKey": row, "v": 1.0})
+        print("lean policies:", [type(p).__name__ for p in
+                                 lean._client._client._pipeline._impl_policies])
+        clients = {"SDK table client": operations(sdk, None, "u1"),
+                   "LazyTable client": operations(lean, store, "u2")}
+        print(f"# profile_table_ops: {args.ops} operations each, "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+        print("| client | operation | calls/op | CPU us/op |\n|---|---|---:|---:|")
+        details = []
+        for label, ops in clients.items():
+            for name, op in ops.items():
+                stats = await profiled(op, args.ops)
+                calls = sum(s[1] for s in stats.stats.values()) / args.ops
+                cpu = []
+                for _ in range(5):
+                    cpu.append(await timed(op, args.ops))
+                print(f"| {label} | {name} | {calls:.0f} | {statistics.median(cpu):.0f} |")
+                files = by_file(stats) if args.by == "file" else Counter({
+                    f"{short(p)}:{line}({fn})": s[1] for (p, line, fn), s in stats.stats.items()})
+                details.append(f"\n{label}, {name}: " + ", ".join(
+                    f"{k} {v / args.ops:.0f}" for k, v in files.most_common(args.top)))
+        print("\n".join(details))
+        await sdk.close()
+        await service.close()
+    finally:
+        azurite.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ops", type=int, default=200)
+    parser.add_argument("--by", choices=("file", "function"), default="file")
+    parser.add_argument("--top", type=int, default=25)
+    asyncio.run(main(parser.parse_args()))
