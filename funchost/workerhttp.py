@@ -199,11 +199,14 @@ class Answer:
             return
         now = connection.loop.time() if now is None else now
         since = self._waiting_since
-        if since is not None and now - since >= self._idle_s:
+        due = (since if since is not None else now) + self._idle_s
+        # `now >= due`, not `now - since >= idle_s`: the timer is armed for `due`, and
+        # (since + idle_s) - since can round below idle_s, which re-armed a timer for the
+        # very time it fired at, and a wait due now never ended.
+        if since is not None and now >= due:
             self.idle_expired = True
             connection.event.set()
             return
-        due = (since if since is not None else now) + self._idle_s
         self._idle_timer = connection.loop.call_at(due, self._idle_check)
 
     async def read(self) -> bytes:

@@ -68,6 +68,22 @@ async def test_a_wait_for_the_worker_longer_than_the_limit_is_a_timeout(worker):
     answer.close()
 
 
+async def test_a_wait_is_over_at_its_due_time_whatever_the_clock_reads(worker):
+    """At a loop time where (since + IDLE_S) - since rounds below IDLE_S, the check at the
+    timer's own due time still ends the wait (it re-armed for that same time and hung)."""
+    since = 15511.717760555666
+    assert (since + IDLE_S) - since < IDLE_S  # the rounding this case is about
+    answer, chunks = await open_answer(worker)
+    reading = asyncio.ensure_future(anext(chunks))
+    await waiting(answer)
+    answer._waiting_since = since
+    answer._idle_check(now=since + IDLE_S)
+    assert answer.idle_expired
+    with pytest.raises(TimeoutError):
+        await reading
+    answer.close()
+
+
 async def test_a_shorter_wait_re_arms_the_timer_for_when_that_wait_would_pass_the_limit(worker):
     answer, chunks = await open_answer(worker)
     reading = asyncio.ensure_future(anext(chunks))
