@@ -25,6 +25,8 @@ only a sampled span is the SDK's. Batched export runs on the SDK's thread, off t
 from __future__ import annotations
 
 import logging
+import os
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import SpanKind, TraceFlags, Tracer
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from ..core.redact import display_url
 from ..telemetry.ids import IdOnlyTracer
@@ -43,7 +46,11 @@ if TYPE_CHECKING:  # the SDK loads only when an exporter is configured (cold sta
 log = logging.getLogger(__name__)
 SCOPE = "ai-gateway"
 METRICS_INTERVAL_MS = 60000  # Azure Monitor's: the distro's default (OTEL_METRIC_EXPORT_INTERVAL)
-_UNSAMPLED = TraceFlags(0)
+# The SDK's flags for what it drops: not sampled, and W3C's random-trace-id bit on a root (its
+# id generator is random) or as the parent has it.
+_RANDOM = TraceFlags.RANDOM_TRACE_ID
+_RANDOM_ROOT = TraceFlags(_RANDOM)
+_DROPPED = {flags: TraceFlags(flags & _RANDOM) for flags in range(256)}
 _LOW64 = (1 << 64) - 1
 
 
@@ -112,9 +119,9 @@ class PresampledTracer(Tracer):
     `keep(trace_id)` is the sampler's rule for a trace id; with `follow_parent` (the OTLP
     path's ParentBased sampler) a valid parent's sampled flag decides instead. A dropped span is
     what the SDK makes then: a non-recording span with the parent's trace id and trace state
-    (a new trace id for a root), a new span id, unsampled flags. A kept one is the SDK tracer's
-    (a root with the trace id the decision was made on), whose sampler decides the same and
-    adds what it adds (Azure Monitor's sample rate)."""
+    (a new trace id for a root), a new span id, the SDK's flags (not sampled; the random-id
+    bit). A kept one is the SDK tracer's (a root with the trace id the decision was made on),
+    whose sampler decides the same and adds what it adds (Azure Monitor's sample rate)."""
 
     def __init__(self, sdk: Tracer, ids: _NextTraceId, keep: Callable[[int], bool],
                  follow_parent: bool) -> None:
@@ -123,6 +130,7 @@ class PresampledTracer(Tracer):
         self._keep = keep
         self._follow = follow_parent
         self._ids = IdOnlyTracer()
+        self._bits = random.Random(os.urandom(32)).getrandbits  # as IdOnlyTracer's
 
     def start_span(self, name, context=None, kind=SpanKind.INTERNAL, attributes=None,
                    links=None, start_time=None, record_exception=True,
@@ -130,12 +138,11 @@ class PresampledTracer(Tracer):
         trace_id, _, _, flags, state, valid = trace.get_current_span(context).get_span_context()
         if valid:
             if not (flags & 1 if self._follow else self._keep(trace_id)):
-                return self._ids.child(trace_id, _UNSAMPLED, state)
+                return self._ids.child(trace_id, _DROPPED[flags], state)
         else:
-            root = self._ids.root()
-            trace_id = root.get_span_context()[0]
+            trace_id = self._bits(128) or 1
             if not self._keep(trace_id):
-                return root
+                return self._ids.child(trace_id, _RANDOM_ROOT, DEFAULT_TRACE_STATE)
             self._next.next = trace_id
         return self._sdk.start_span(name, context, kind, attributes, links, start_time,
                                     record_exception, set_status_on_exception)
@@ -175,7 +182,15 @@ def appinsights_rule(ratio: float) -> Callable[[int], bool]:
         return lambda trace_id: True
     if ratio <= 0.0:
         return lambda trace_id: False
-    return lambda trace_id: appinsights_score(trace_id) < ratio
+    last = (0, False)  # a request's spans share a trace id: its score is taken once
+
+    def keep(trace_id: int) -> bool:
+        nonlocal last
+        if last[0] != trace_id:
+            last = (trace_id, appinsights_score(trace_id) < ratio)
+        return last[1]
+
+    return keep
 
 
 def _presampled(provider: TracerProvider, ids: _NextTraceId, keep: Callable[[int], bool],
