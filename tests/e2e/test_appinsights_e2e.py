@@ -144,3 +144,43 @@ def test_at_ratio_zero_nothing_per_request_is_sent_and_backends_still_get_a_trac
     assert len(sent) == 5
     assert all(e["traceparent"].startswith("00-") and e["traceparent"].endswith("-02")
                for e in sent)  # a new trace, not sampled (the SDK's random-id bit set)
+
+
+ingest_direct = support_server("appinsights_receiver", "appinsights-receiver-direct")
+
+
+def test_span_events_exceptions_and_genai_metrics_reach_their_tables(ingest_direct,
+                                                                     monkeypatch, tmp_path):
+    """The exporters as open_exporters makes them for Azure, in this process: a span event is
+    a `traces` item of its trace, an exception event an `exceptions` item, the GenAI
+    histograms `customMetrics` (flushed by the closers, as at shutdown)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from opentelemetry.trace import SpanKind
+
+    from function_app.adapters.otel_exporters import ExportConfig, open_exporters
+    from function_app.telemetry.otel_metrics import OtelInstruments
+
+    for key, value in LOCAL_ONLY_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    exporters = open_exporters(ExportConfig("ai-gateway", 1.0,
+                                            connection_string(ingest_direct.url), "", ""), "i1")
+    span = exporters.tracer.start_span("POST", kind=SpanKind.SERVER)
+    span.add_event("gateway.rate_limited", {"gateway.ratelimit.scope": "client"})
+    span.record_exception(ValueError("boom"))
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    span.end()
+    OtelInstruments(exporters.meter).request(
+        "gpt-4o", SimpleNamespace(prompt_tokens=3, completion_tokens=5), 0.25)
+    for close in exporters.closers:
+        asyncio.run(close())
+    got = items(ingest_direct)
+    ours = {i["kind"]: i for i in got if i["operation_id"] == trace_id}
+    assert set(ours) == {"Request", "Message", "Exception"}, got
+    assert ours["Message"]["message"] == "gateway.rate_limited"
+    assert ours["Exception"]["exceptions"][0]["typeName"] == "ValueError"
+    assert ours["Message"]["sample_rate"] == ours["Exception"]["sample_rate"] == 100.0
+    metrics = {m["name"] for i in got if i["kind"] == "Metric" for m in i["metrics"]}
+    assert {"gen_ai.client.token.usage", "gen_ai.server.time_to_first_token"} <= metrics
