@@ -3,6 +3,7 @@ function (load/tenline), in one run with interleaved rounds.
 
     .venv/bin/python load/feature_cost.py [--mode both|calls|cpu] [--rate 200]
         [--calls-rate 100] [--seconds 5] [--rounds 4] [--out FILE] [--only NAME ...]
+        [--base REV]
         (or: make feature-cost)
 
 The gateway runs in a series of configurations made from its own settings (CONFIGS): the bare
@@ -22,7 +23,15 @@ reversed every other round), with profile_worker_calls.py's harness:
    request (/proc), the median of the rounds.
 
 Each row then gets its difference to the bare pipeline and to the ten-line function, and a
-nested feature (the request log, OTLP export) its own over the configuration it extends.
+nested feature (the request log, an exporter) its own over the configuration it extends.
+
+The exporter rows send to local receivers only: OTLP to tests/support/otlp_receiver.py, Azure
+Monitor (the azure-monitor-opentelemetry path the deployed app takes, since the Bicep sets
+APPLICATIONINSIGHTS_CONNECTION_STRING) to tests/support/appinsights_receiver.py, through a
+connection string whose ingestion and live endpoints are 127.0.0.1, with the exporter's other
+calls (statsbeat, its control-plane poll, the VM metadata detector) turned off. --base REV adds
+each exporter row again from that commit's tree (git archive), as `<row> [base]`, in the same
+interleaved rounds: the exporter code before and after a change, side by side.
 Writes --out (JSON) and the Markdown table beside it (.md), and prints the table.
 """
 
@@ -51,6 +60,8 @@ BARE = "bare"
 DEFAULTS = "defaults"
 STORAGE = "{storage}"  # replaced by Azurite's connection string at start
 OTLP = "{otlp}"  # replaced by the OTLP receiver's URL at start
+APPINSIGHTS = "{appinsights}"  # replaced by a connection string to the local receiver at start
+BASE = " [base]"  # suffix of a row run from the --base commit's tree
 OFF = {"RATE_LIMIT_ENABLED": "false", "CACHE_ENABLED": "false", "TELEMETRY_ENABLED": "false",
        "RETRY_MAX_ATTEMPTS": "1"}
 LIMITS = {**FAR, "RATE_LIMIT_STORAGE_CONNECTION": STORAGE}  # as bench_gateway's defaults
@@ -67,13 +78,15 @@ class Config:
     over: str = BARE
     in_defaults: bool = False
     note: str = ""
+    base: bool = False  # run from the --base commit's tree
 
 
 def _without(env: dict[str, str], *keys: str) -> dict[str, str]:
     return {k: v for k, v in env.items() if k not in keys}
 
 
-def configurations(tally: bool = True, otlp: bool = True) -> tuple[Config, ...]:
+def configurations(tally: bool = True, otlp: bool = True,
+                   appinsights: bool = True) -> tuple[Config, ...]:
     """The gateways measured, bare first and defaults last (the ten-line function is not one)."""
     configs = [
         Config(BARE, dict(OFF), over="",
@@ -111,16 +124,43 @@ def configurations(tally: bool = True, otlp: bool = True) -> tuple[Config, ...]:
                               over="+ telemetry, no request log",
                               note="SDK tracer, TELEMETRY_TRACE_SAMPLE_RATIO=0.1 (default), "
                                    "to a local OTLP receiver; no request log"))
+    if appinsights:
+        configs += [
+            Config("+ telemetry + Azure Monitor (10 %)",
+                   {**telemetry, "APPLICATIONINSIGHTS_CONNECTION_STRING": APPINSIGHTS},
+                   over="+ telemetry, no request log",
+                   note="the azure-monitor-opentelemetry path (as deployed), ratio 0.1, to a "
+                        "local ingestion receiver; no request log"),
+            Config("+ telemetry + request log + Azure Monitor (10 %)",
+                   {**_without(OFF, "TELEMETRY_ENABLED"),
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING": APPINSIGHTS},
+                   over="+ telemetry + request log",
+                   note="the deployed telemetry: Azure Monitor with the request log on")]
     configs.append(Config(DEFAULTS, dict(LIMITS), note="as `make bench`'s defaults: limits "
                           "lease far on Azurite, cache, telemetry with the request log, "
                           "retries; no exporter"))
     return tuple(configs)
 
 
-def resolved(config: Config, index: int, storage: str = "", otlp: str = "") -> dict[str, str]:
+def with_base(configs: tuple[Config, ...]) -> tuple[Config, ...]:
+    """`configs` and, after them, each exporter row again from the --base tree (same settings,
+    nested over the same row of the current tree, whose code the exporters do not change)."""
+    again = [Config(c.name + BASE, c.env, c.over, False, c.note + " (from --base)", True)
+             for c in configs if any(v in (OTLP, APPINSIGHTS) for v in c.env.values())]
+    return (*configs[:-1], *again, configs[-1])
+
+
+def resolved(config: Config, index: int, storage: str = "", otlp: str = "",
+             appinsights: str = "") -> dict[str, str]:
     """The configuration's environment with the run's addresses in, and with storage its own
-    tables (so no two gateways share limiter or breaker rows: each is one instance)."""
-    env = {k: v.replace(STORAGE, storage).replace(OTLP, otlp) for k, v in config.env.items()}
+    tables (so no two gateways share limiter or breaker rows: each is one instance). A row with
+    the App Insights connection string also gets the environment that keeps the exporter's
+    other calls on the machine (appinsights_receiver.LOCAL_ONLY_ENV)."""
+    env = {k: v.replace(STORAGE, storage).replace(OTLP, otlp).replace(APPINSIGHTS, appinsights)
+           for k, v in config.env.items()}
+    if APPINSIGHTS in config.env.values():
+        from tests.support.appinsights_receiver import LOCAL_ONLY_ENV
+        env.update(LOCAL_ONLY_ENV)
     if STORAGE in config.env.values():
         env.update({"RATE_LIMIT_TABLE": f"ratelimits{index}",
                     "LIMIT_OVERRIDES_TABLE": f"limitoverrides{index}",
@@ -322,22 +362,37 @@ def by_file(stats: dict, requests: int) -> dict[str, float]:
 
 
 def _short(path: str) -> str:
-    return path.split("site-packages/")[-1] if "site-packages" in path \
-        else path.replace(str(ROOT) + "/", "")
+    if "site-packages" in path:
+        return path.split("site-packages/")[-1]
+    if "/base/function_app/" in path:  # a --base tree's file: grouped as the current one's
+        return "function_app/" + path.split("/base/function_app/", 1)[1]
+    return path.replace(str(ROOT) + "/", "")
 
 
 # --- running (processes; not unit-tested) ---
 
-def start(configs: tuple[Config, ...], logs: Path, out: Path, mode: str) -> tuple[list, dict]:
-    """The simulator, Azurite and the OTLP receiver when a configuration needs them, the
-    ten-line function and each gateway (with the profiling hook in `mode`)."""
+def start(configs: tuple[Config, ...], logs: Path, out: Path, mode: str,
+          base: str | None = None) -> tuple[list, dict]:
+    """The simulator, Azurite and the exporters' receivers when a configuration needs them, the
+    ten-line function and each gateway (with the profiling hook in `mode`; a base row from the
+    tree of commit `base`)."""
     from scripts.azurite import Azurite
-    from scripts.procs import HOST_CMD, INSTANT, PYTHON, WORKER_ENV, free_port, spawn, spawn_node
+    from scripts.procs import (
+        HOST_CMD,
+        INSTANT,
+        PYTHON,
+        WORKER_ENV,
+        export_tree,
+        free_port,
+        spawn,
+        spawn_node,
+    )
+    from tests.support.appinsights_receiver import connection_string
 
     procs = [spawn_node("backend", logs, INSTANT)]
     backend = procs[0]
     values = [v for c in configs for v in c.env.values()]
-    storage = otlp = ""
+    storage = otlp = appinsights = ""
     if STORAGE in values:
         procs.append(Azurite(logs / "azurite").start())
         storage = procs[-1].connection_string
@@ -346,6 +401,16 @@ def start(configs: tuple[Config, ...], logs: Path, out: Path, mode: str) -> tupl
         procs.append(spawn("otlp-receiver", [PYTHON, "-m", "tests.support.otlp_receiver",
                                              "--port", str(port)], port=port, log_dir=logs))
         otlp = procs[-1].url
+    if APPINSIGHTS in values:
+        port = free_port()
+        procs.append(spawn(f"appinsights-receiver-{mode}",
+                           [PYTHON, "-m", "tests.support.appinsights_receiver",
+                            "--port", str(port)], port=port, log_dir=logs))
+        appinsights = connection_string(procs[-1].url)
+    base_tree = None
+    if base and any(c.base for c in configs):
+        (logs / f"base-{mode}").mkdir()
+        base_tree = export_tree(base, logs / f"base-{mode}")
     hook = {"PYTHONPATH": HOOK, "WORKER_CPROFILE_OUT": str(out),
             **({"WORKER_CPROFILE_GC_ONLY": "1"} if mode != "calls" else {})}
     port = free_port()
@@ -360,7 +425,8 @@ def start(configs: tuple[Config, ...], logs: Path, out: Path, mode: str) -> tupl
         slug = "".join(ch if ch.isalnum() else "-" for ch in config.name).strip("-")
         targets[config.name] = spawn(
             f"{mode}-{index}-{slug}", HOST_CMD, port=port, log_dir=logs, timeout=120,
-            env={**WORKER_ENV, **resolved(config, index, storage, otlp), **hook,
+            cwd=base_tree if config.base else None,
+            env={**WORKER_ENV, **resolved(config, index, storage, otlp, appinsights), **hook,
                  "PORT": str(port), "NODE_SERVICE_URL": backend.url})
         procs.append(targets[config.name])
     urls = {name: proc.url + ("/infer" if name == TENLINE else "/infer/node")
@@ -379,7 +445,7 @@ def run_phase(configs: tuple[Config, ...], args: argparse.Namespace, mode: str,
     out.mkdir()
     script = logs / "post.lua"
     script.write_text(WRK_LUA)
-    procs, got = start(configs, logs, out, mode)
+    procs, got = start(configs, logs, out, mode, args.base)
     urls, pids = got["urls"], got["pids"]
     rate = args.calls_rate if mode == "calls" else args.rate
     rounds = 1 if mode == "calls" else args.rounds
@@ -452,19 +518,24 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="only this configuration (repeatable; bare and defaults stay)")
     parser.add_argument("--no-tally", action="store_true")
     parser.add_argument("--no-otlp", action="store_true")
+    parser.add_argument("--no-appinsights", action="store_true",
+                        help="leave out the Azure Monitor rows (local ingestion receiver)")
+    parser.add_argument("--base", default=None, metavar="REV",
+                        help="also each exporter row from this commit's tree, as `<row> [base]`")
     parser.add_argument("--out", default=str(ROOT / "load/results/feature_cost.json"))
     return parser.parse_args(argv)
 
 
 def chosen(args: argparse.Namespace) -> tuple[Config, ...]:
-    configs = configurations(tally=not args.no_tally, otlp=not args.no_otlp)
-    if not args.only:
-        return configs
-    keep = {BARE, DEFAULTS, *args.only}
-    picked = tuple(c for c in configs if c.name in keep)
-    return tuple(c if c.over in keep or not c.over else Config(c.name, c.env, BARE,
-                                                                c.in_defaults, c.note)
-                 for c in picked)
+    configs = configurations(tally=not args.no_tally, otlp=not args.no_otlp,
+                             appinsights=not args.no_appinsights)
+    if args.only:
+        keep = {BARE, DEFAULTS, *args.only}
+        picked = tuple(c for c in configs if c.name in keep)
+        configs = tuple(c if c.over in keep or not c.over else Config(c.name, c.env, BARE,
+                                                                       c.in_defaults, c.note)
+                        for c in picked)
+    return with_base(configs) if getattr(args, "base", None) else configs
 
 
 def main() -> int:

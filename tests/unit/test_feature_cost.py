@@ -211,3 +211,37 @@ def test_shortfalls_name_failed_and_slow_rounds(fc):
     wrk = {"bare": [{"requests": 5000, "errors": 0, "achieved_rps": None}]}
     assert fc.shortfalls({"calls": wrk}, {"calls": 0}) == [
         "every round kept its rate, no failed requests"]
+
+
+def test_the_azure_monitor_rows_go_to_the_local_receiver_only(fc):
+    from tests.support.appinsights_receiver import LOCAL_ONLY_ENV, connection_string
+
+    by = {c.name: c for c in fc.configurations()}
+    row = by["+ telemetry + request log + Azure Monitor (10 %)"]
+    assert row.over == "+ telemetry + request log"
+    assert row.env["APPLICATIONINSIGHTS_CONNECTION_STRING"] == fc.APPINSIGHTS
+    conn = connection_string("http://127.0.0.1:5")
+    env = fc.resolved(row, 3, appinsights=conn)
+    assert env["APPLICATIONINSIGHTS_CONNECTION_STRING"] == conn
+    assert "IngestionEndpoint=http://127.0.0.1:5/" in conn
+    assert "LiveEndpoint=http://127.0.0.1:5/" in conn
+    assert {k: env[k] for k in LOCAL_ONLY_ENV} == LOCAL_ONLY_ENV  # statsbeat, control plane, IMDS
+    assert "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL" not in fc.resolved(by[fc.BARE], 0)
+    assert not any("Azure Monitor" in c.name
+                   for c in fc.configurations(appinsights=False))
+
+
+def test_base_repeats_only_the_exporter_rows_before_the_defaults(fc):
+    args = fc.arguments(["--base", "abc123", "--only", "+ telemetry + OTLP export (10 %)",
+                         "--only", "+ telemetry + Azure Monitor (10 %)"])
+    configs = fc.chosen(args)
+    names = [c.name for c in configs]
+    assert names[-1] == fc.DEFAULTS
+    based = [c for c in configs if c.base]
+    assert [c.name for c in based] == ["+ telemetry + OTLP export (10 %) [base]",
+                                       "+ telemetry + Azure Monitor (10 %) [base]"]
+    by = {c.name: c for c in configs}
+    for c in based:
+        twin = by[c.name.removesuffix(fc.BASE)]
+        assert c.env == twin.env and c.over == twin.over and not c.in_defaults
+    assert fc._short("/tmp/x/base/function_app/app.py") == "function_app/app.py"
