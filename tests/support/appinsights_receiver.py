@@ -1,6 +1,6 @@
 """A small Application Insights ingestion endpoint on 127.0.0.1, for the Azure Monitor path.
 
-Point a connection string at it and the azure-monitor-opentelemetry distro sends here what it
+Point a connection string at it and the Azure Monitor exporters send here what it
 would send to Azure, so the Azure Monitor path can be tested and measured with nothing leaving
 the machine (see `connection_string`, which also names the environment that keeps the
 exporter's other calls at home: statsbeat, the OneSettings control plane, the VM resource
