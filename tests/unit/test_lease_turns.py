@@ -117,3 +117,21 @@ async def test_an_instance_alone_never_reads_after_a_pause():
         store.log.clear()
         await turn(a, clock, requests=1)
         assert store.log[0] != "R" and "C" not in store.log
+
+
+async def test_a_pause_shorter_than_a_lease_s_life_trusts_the_etag():
+    """Under `lease_ttl_s` another writer is less likely than not: the write goes first (a
+    read every time would cost more than the 412s it saves, load/simulate.py N = 10)."""
+    store, clock, sleeps = Calls(), FakeClock(), Sleeps()
+    a, b = limiter(store, clock, "a", sleeps), limiter(store, clock, "b", sleeps)
+    await turn(a, clock)
+    await turn(b, clock)
+    await turn(a, clock)  # marked
+    for _ in range(100):
+        assert (await a.acquire(FAR)).allowed
+        await clock.advance(0.005)
+    await clock.advance(2.0)
+    await a.maintain()  # the pools go back after idle_return_s
+    store.log.clear()
+    assert (await a.acquire(FAR)).allowed
+    assert store.log == ["W", "W"]

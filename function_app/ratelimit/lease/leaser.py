@@ -100,17 +100,18 @@ class Leaser:
         """The row to compute from: our own last write if trusted, else a fresh read.
 
         Not trusted: after a 412 on the row (for `read_first_s`), and after a pause of at
-        least `idle_return_s` on a row that other instances wrote during an earlier one
-        (`KeyState.rewritten`). Instances that take turns on a key (a burst here, then
-        there) found their ETag stale after every pause: the write got a 412, waited the
-        conflict back-off, read, and wrote again, three round trips before the requests
-        waiting on the lease were admitted (docs/perf/pass12-tail.md). Reading first makes
-        it two, and no conflict; a read that finds the row as this instance left it clears
-        the mark, so a key that stopped being shared goes back to one write."""
+        least a lease's life (`lease_ttl_s`: this instance's pool has expired anyway) on a
+        row that other instances wrote during an earlier one (`KeyState.rewritten`).
+        Instances that take turns on a key (a burst here, then there) found their ETag stale
+        after every pause: the write got a 412, waited the conflict back-off, read, and
+        wrote again, three round trips before the requests waiting on the lease were
+        admitted (docs/perf/pass12-tail.md). Reading first makes it two, and no conflict; a
+        read that finds the row as this instance left it clears the mark, so a key that
+        stopped being shared goes back to one write."""
         cached = ks.cache.get(shard)
         now = self._clock.now()
         resumed = (cached is not None and shard in ks.rewritten
-                   and now - ks.written_at.get(shard, now) >= self._cfg.idle_return_s)
+                   and now - ks.written_at.get(shard, now) >= self._cfg.lease_ttl_s)
         if now - ks.conflict_at.get(shard, -1e18) <= self._cfg.read_first_s:
             resumed = False  # read anyway, for the recent conflict
         elif cached is not None and not resumed:
