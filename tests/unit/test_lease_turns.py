@@ -135,3 +135,16 @@ async def test_a_pause_shorter_than_a_lease_s_life_trusts_the_etag():
     store.log.clear()
     assert (await a.acquire(FAR)).allowed
     assert store.log == ["W", "W"]
+
+
+async def test_a_sparse_key_keeps_the_write_first():
+    """A lease aiming under half a block (a key far slower than a round trip: no queue
+    behind its first lease) writes first as before, whoever else wrote the row."""
+    store, clock, sleeps = Calls(), FakeClock(), Sleeps()
+    a, b = limiter(store, clock, "a", sleeps), limiter(store, clock, "b", sleeps)
+    for _ in range(3):
+        await turn(a, clock, requests=2)
+        await turn(b, clock, requests=2)
+    store.log.clear()
+    assert (await a.acquire(FAR)).allowed
+    assert store.log[0] == "C" and store.log.count("R") == 2  # as before: 412, read, write

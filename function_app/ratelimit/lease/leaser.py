@@ -26,6 +26,9 @@ from function_app.ratelimit.lease.lease import Grant, Row
 # ms), or the recent write round trip when storage is slower (a loaded host, a far region).
 JITTER_S = 0.005
 RTT_WEIGHT = 0.2  # weight of the newest write round trip in the moving average
+# A lease aiming at this share of a block (lease.block) or more is a busy key's: after a
+# pause it reads first a row others rewrote (Leaser._current).
+BUSY_SHARE = 0.5
 
 
 class Outcome(enum.Enum):
@@ -71,7 +74,7 @@ class Leaser:
     ) -> tuple[Outcome, float]:
         limit = ks.shard_limit
         for attempt in range(self._cfg.conflict_retries + 1):
-            row, etag = await self._current(ks, shard)
+            row, etag = await self._current(ks, shard, target)
             now = self._clock.now()
             # Requests that joined a top-up while it was reading make it a request lease.
             asked = max(cost, ks.waiting)
@@ -96,12 +99,15 @@ class Leaser:
         self._counters.incr("contention_denied")
         return Outcome.CONTENTION, self._cfg.contention_retry_after_s
 
-    async def _current(self, ks: KeyState, shard: int) -> tuple[Row | None, str | None]:
+    async def _current(self, ks: KeyState, shard: int, target: float = 0.0
+                       ) -> tuple[Row | None, str | None]:
         """The row to compute from: our own last write if trusted, else a fresh read.
 
         Not trusted: after a 412 on the row (for `read_first_s`), and after a pause of at
         least a lease's life (`lease_ttl_s`: this instance's pool has expired anyway) on a
-        row that other instances wrote during an earlier one (`KeyState.rewritten`).
+        row that other instances wrote during an earlier one (`KeyState.rewritten`), when
+        the lease aims at a block's BUSY_SHARE or more (`target`: requests arrive faster
+        than a round trip, so several queue behind it; a sparse key keeps the write first).
         Instances that take turns on a key (a burst here, then there) found their ETag stale
         after every pause: the write got a 412, waited the conflict back-off, read, and
         wrote again, three round trips before the requests waiting on the lease were
@@ -111,6 +117,7 @@ class Leaser:
         cached = ks.cache.get(shard)
         now = self._clock.now()
         resumed = (cached is not None and shard in ks.rewritten
+                   and target >= BUSY_SHARE * lease.block(ks.shard_limit, ks.last_cost)
                    and now - ks.written_at.get(shard, now) >= self._cfg.lease_ttl_s)
         if now - ks.conflict_at.get(shard, -1e18) <= self._cfg.read_first_s:
             resumed = False  # read anyway, for the recent conflict
