@@ -94,3 +94,50 @@ async def test_a_key_that_stays_quiet_after_a_pause_is_sized_by_demand_again():
     tokens = limiter.counters["lease_tokens"]
     await steady(limiter, clock, 1, 0.0)
     assert limiter.counters["lease_tokens"] - tokens <= 13  # a request and its top-up
+
+
+async def test_a_busy_key_forgotten_in_a_long_pause_resumes_at_its_lease_goal():
+    """Maintenance drops a key unused for `forget_s` (30 s); `make bench`'s processes rest
+    20-30 s between slices, more on a slow machine. The key's lease goal outlives its state,
+    so the first lease after such a pause is sized as after a shorter one."""
+    store, clock = HeldWrites(), FakeClock()
+    limiter = Limiter(store, clock, LimiterConfig(), "gw", background=False)
+    await steady(limiter, clock, 400, 0.005)
+    await pause(limiter, clock, 6.0)  # the idle pool goes back
+    await pause(limiter, clock, 40.0)  # and the key is forgotten
+    assert ("client", "c1") not in limiter._keys
+    leases = limiter.counters["leases"]
+    tasks = await arrivals_during_a_held_lease(limiter, store, clock, later=5)
+    assert all(task.result().allowed for task in tasks)
+    assert limiter.counters["leases"] - leases == 1  # one lease paid all six
+    assert limiter._keys[("client", "c1")].tokens >= 100
+
+
+async def test_a_rarely_used_key_forgotten_leases_as_after_a_shorter_pause():
+    """A key used once in a while is sized by its own small demand after it was forgotten
+    too (one request and a top-up of 12 at most), as after a pause under `forget_s`."""
+    store, clock = HeldWrites(), FakeClock()
+    limiter = Limiter(store, clock, LimiterConfig(), "gw", background=False)
+    for _ in range(5):
+        await steady(limiter, clock, 1, 0.0)
+        await pause(limiter, clock, 6.0)
+        await pause(limiter, clock, 40.0)
+        assert ("client", "c1") not in limiter._keys
+    assert limiter.counters["lease_tokens"] <= 5 * 13
+    assert len(limiter._maintenance.goals) == 1
+
+
+async def test_the_remembered_goals_are_bounded(monkeypatch):
+    from function_app.ratelimit.lease import maintenance
+
+    monkeypatch.setattr(maintenance, "GOALS_KEPT", 3)
+    store, clock = HeldWrites(), FakeClock()
+    limiter = Limiter(store, clock, LimiterConfig(), "gw", background=False)
+    for n in range(5):
+        scoped = [ScopedLimit("client", f"c{n}", FAR[0].limit)]
+        for _ in range(50):
+            assert (await limiter.acquire(scoped)).allowed
+            await clock.advance(0.005)
+    await pause(limiter, clock, 6.0)
+    await pause(limiter, clock, 40.0)
+    assert list(limiter._maintenance.goals) == [("client", f"c{n}") for n in (2, 3, 4)]

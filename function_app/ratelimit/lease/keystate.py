@@ -31,6 +31,9 @@ class KeyState:
     row_tokens / row_seen: tokens the row had when last seen, for `remaining` estimates.
     cache: per shard, the row and ETag this instance last wrote, to lease without a read.
     conflict_at: per shard, when a write last hit a 412 (then read before writing for a while).
+    written_at: per shard, when this instance last wrote the cached row.
+    rewritten: shards whose row other instances wrote while this one paused (a 412, or a read
+    after a pause that found another ETag): after the next pause, read before writing.
     fallback: the local safe-capacity bucket used while storage is unavailable.
     fetch / waiting: the one lease in flight for this key, and the cost of requests awaiting it;
     waiters: each of those costs (the smallest is what a partial grant must pay, lease.take).
@@ -71,6 +74,8 @@ class KeyState:
     waiters: list[float] = field(default_factory=list)
     cache: dict[int, tuple[Row, str]] = field(default_factory=dict)
     conflict_at: dict[int, float] = field(default_factory=dict)
+    written_at: dict[int, float] = field(default_factory=dict)
+    rewritten: set[int] = field(default_factory=set)
     fallback: BucketState | None = None
     # (limit, shards, one shard's limit): made once per limit, not on every request's reads.
     _shard: tuple[Limit, int, Limit] | None = field(default=None, init=False, repr=False)

@@ -26,6 +26,9 @@ from function_app.ratelimit.lease.lease import Grant, Row
 # ms), or the recent write round trip when storage is slower (a loaded host, a far region).
 JITTER_S = 0.005
 RTT_WEIGHT = 0.2  # weight of the newest write round trip in the moving average
+# A lease aiming at this share of a block (lease.block) or more is a busy key's: after a
+# pause it reads first a row others rewrote (Leaser._current).
+BUSY_SHARE = 0.5
 
 
 class Outcome(enum.Enum):
@@ -71,7 +74,7 @@ class Leaser:
     ) -> tuple[Outcome, float]:
         limit = ks.shard_limit
         for attempt in range(self._cfg.conflict_retries + 1):
-            row, etag = await self._current(ks, shard)
+            row, etag = await self._current(ks, shard, target)
             now = self._clock.now()
             # Requests that joined a top-up while it was reading make it a request lease.
             asked = max(cost, ks.waiting)
@@ -96,13 +99,33 @@ class Leaser:
         self._counters.incr("contention_denied")
         return Outcome.CONTENTION, self._cfg.contention_retry_after_s
 
-    async def _current(self, ks: KeyState, shard: int) -> tuple[Row | None, str | None]:
-        """The row to compute from: our own last write if trusted, else a fresh read."""
+    async def _current(self, ks: KeyState, shard: int, target: float = 0.0
+                       ) -> tuple[Row | None, str | None]:
+        """The row to compute from: our own last write if trusted, else a fresh read.
+
+        Not trusted: after a 412 on the row (for `read_first_s`), and after a pause of at
+        least a lease's life (`lease_ttl_s`: this instance's pool has expired anyway) on a
+        row that other instances wrote during an earlier one (`KeyState.rewritten`), when
+        the lease aims at a block's BUSY_SHARE or more (`target`: requests arrive faster
+        than a round trip, so several queue behind it; a sparse key keeps the write first).
+        Instances that take turns on a key (a burst here, then there) found their ETag stale
+        after every pause: the write got a 412, waited the conflict back-off, read, and
+        wrote again, three round trips before the requests waiting on the lease were
+        admitted (docs/perf/pass12-tail.md). Reading first makes it two, and no conflict; a
+        read that finds the row as this instance left it clears the mark, so a key that
+        stopped being shared goes back to one write."""
         cached = ks.cache.get(shard)
-        recent_conflict = self._clock.now() - ks.conflict_at.get(shard, -1e18)
-        if cached is not None and recent_conflict > self._cfg.read_first_s:
+        now = self._clock.now()
+        resumed = (cached is not None and shard in ks.rewritten
+                   and target >= BUSY_SHARE * lease.block(ks.shard_limit, ks.last_cost)
+                   and now - ks.written_at.get(shard, now) >= self._cfg.lease_ttl_s)
+        if now - ks.conflict_at.get(shard, -1e18) <= self._cfg.read_first_s:
+            resumed = False  # read anyway, for the recent conflict
+        elif cached is not None and not resumed:
             return cached
         stored = await self._store.read(ks.row_key(shard))
+        if resumed and stored is not None and cached is not None and stored.etag == cached[1]:
+            ks.rewritten.discard(shard)  # nobody else wrote it during this pause
         if stored is None:
             return None, None
         try:
@@ -122,6 +145,7 @@ class Leaser:
     async def _after_conflict(self, ks: KeyState, shard: int, attempt: int) -> None:
         ks.cache.pop(shard, None)
         ks.conflict_at[shard] = self._clock.now()
+        ks.rewritten.add(shard)
         # Jitter de-synchronises writers that collided; real time, as the writers are real
         # (a simulation on a virtual clock passes the clock's sleep instead).
         base = max(JITTER_S, self._write_rtt)
@@ -132,6 +156,7 @@ class Leaser:
     ) -> None:
         assert grant.row is not None
         ks.cache[shard] = (grant.row, etag)
+        ks.written_at[shard] = now
         ks.cap = grant.cap
         ks.tokens += grant.tokens
         ks.expires_at = now + self._cfg.lease_ttl_s
@@ -164,6 +189,7 @@ class Leaser:
                     await self._after_conflict(ks, shard, 0)
                     continue
                 ks.cache[shard] = (new_row, new_etag)
+                ks.written_at[shard] = now
                 self._seen(ks, new_row.tokens, now)
                 self._counters.incr("returns")
                 self._counters.incr("returned_tokens", round(tokens))

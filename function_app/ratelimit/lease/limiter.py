@@ -167,6 +167,9 @@ class Limiter(LimiterEngine):
         ks = self._keys.get((scoped.scope, scoped.key))
         if ks is None:
             ks = KeyState.create(scoped, self._cfg.exact_below_rps, now)
+            remembered = self._maintenance.goals.pop((scoped.scope, scoped.key), None)
+            if remembered is not None and not ks.exact:  # forgotten by maintenance
+                ks.lease_goal, ks.last_used = remembered
             self._keys[(scoped.scope, scoped.key)] = ks
         else:
             ks.update_limit(scoped, self._cfg.exact_below_rps)

@@ -17,6 +17,10 @@ from function_app.ratelimit.lease.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 RETURN_CONCURRENCY = 16
+# Forgotten keys whose last lease was sized by demand above one request: (lease_goal,
+# last_used) kept for the first lease when the key comes back (Limiter._state); the oldest
+# go first beyond this many.
+GOALS_KEPT = 4096
 
 
 class Maintenance:
@@ -24,8 +28,10 @@ class Maintenance:
         self, keys: dict[tuple[str, str], KeyState], leaser: Leaser, sweeper: Sweeper,
         health: StorageHealth, clock: Clock, cfg: LimiterConfig, background: bool,
         probe: Callable[[], Awaitable[object]] | None = None,
+        goals: dict[tuple[str, str], tuple[float, float]] | None = None,
     ) -> None:
         self._keys, self._leaser, self._sweeper = keys, leaser, sweeper
+        self.goals = {} if goals is None else goals
         self._probe = probe
         self._health, self._clock, self._cfg = health, clock, cfg
         self._background = background
@@ -58,10 +64,24 @@ class Maintenance:
                     due.append(ks)
             elif now - ks.last_used >= self._cfg.forget_s:
                 del self._keys[name]
+                self._remember(name, ks)
         if due and self._health.ready(now):
             await self._give_back(due)
         if self._health.ready(now):
             await self._sweeper.maybe_sweep(now)
+
+    def _remember(self, name: tuple[str, str], ks: KeyState) -> None:
+        """Keep a busy key's lease goal when its state is dropped: a key that comes back after
+        `forget_s` (make bench's processes rest about 20-30 s between slices on a slow
+        machine) then leases a block for the requests queued behind its first lease, as
+        after a shorter pause, instead of one token and a chain of leases."""
+        if ks.exact or ks.lease_goal <= ks.last_cost:
+            return
+        goals = self.goals
+        goals.pop(name, None)
+        goals[name] = (ks.lease_goal, ks.last_used)
+        if len(goals) > GOALS_KEPT:
+            del goals[next(iter(goals))]
 
     async def _give_back(self, due: list[KeyState], release: bool = False) -> None:
         gate = asyncio.Semaphore(RETURN_CONCURRENCY)
