@@ -29,6 +29,12 @@ one-process bench: each ratio is the median of the K pairs', with their range (m
 target is met or missed when the whole range is on one side of it, else undecided.
 --processes 1 --seconds 10 is the bench of the passes before.
 
+Every gateway process with limits on has its own limiter and routing tables on the one
+Azurite (RATE_LIMIT_TABLE, ROUTING_TABLE): each process stands for the same single instance
+at steady state. Processes sharing rows take turns at them (each slice's first leases meet
+rows the others rewrote while it rested, docs/perf/pass12-tail.md), a fleet case
+load/tail_turns.py measures on its own; --shared-rows gives the bench that sharing back.
+
 --only-latency runs phase 2 alone (no wrk, no tally-mode gateway); --base REV adds that
 commit's tree (git archive) as two more gateways, defaults and limits off, to phase 2's turns:
 before and after in one run, on the same machine at the same moments.
@@ -130,6 +136,7 @@ EXTRA: dict[str, dict[str, str]] = {}
 # --lease-log: the defaults gateways' workers time every lease, in phases, into the logs folder
 # (load/worker_leasetime/sitecustomize.py, read by load/probe_worker_leases.py's report).
 LEASE_LOG = False
+SHARED_ROWS = False  # --shared-rows: every limits-on process on the same tables (see above)
 # --base REV: the two gateways again from that commit's tree, latency phase only.
 BASE = tuple(f"{g[:-1]}, base)" for g in GATEWAYS)
 
@@ -204,6 +211,7 @@ def start_stack(logs: Path, tally: bool = True, base: Path | None = None, proces
             began = time.perf_counter()
             tree = ["--app-dir", str(base)] if name in BASE else []
             key = label(name, i)
+            extra = {**extra, **own_tables(extra, ("b" if tree else "") + str(i))}
             procs[key] = spawn(name.split()[0] + "-" + extra.get("RATE_LIMIT_ENABLED", "on")
                                + "-" + extra.get("RATE_LIMIT_SYNC", "lease")
                                + "-" + extra.get("UPSTREAM_CLIENT", "default")
@@ -224,6 +232,15 @@ def start_stack(logs: Path, tally: bool = True, base: Path | None = None, proces
                  **{g: f"{procs[g].url}/infer/python" for g in gateways
                     if target_of(g) in (*GATEWAYS, *BASE)}}
     return procs, fast_urls, slow_urls, started
+
+
+def own_tables(env: dict[str, str], tag: str) -> dict[str, str]:
+    """A limits-on process's own limiter and routing tables (unless --shared-rows); `tag`
+    tells the process (and the --base tree's) apart. The tally gateway's tag is its own too."""
+    if SHARED_ROWS or "RATE_LIMIT_STORAGE_CONNECTION" not in env:
+        return {}
+    tag += "t" if env.get("RATE_LIMIT_SYNC") == "tally" else ""
+    return {"RATE_LIMIT_TABLE": f"ratelimits{tag}", "ROUTING_TABLE": f"routing{tag}"}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -570,6 +587,9 @@ def main() -> int:
                         help="turns of the latency slices (see `turns`)")
     parser.add_argument("--only-latency", action="store_true",
                         help="phase 2 alone: the open loop at --rate, no wrk rounds")
+    parser.add_argument("--shared-rows", action="store_true",
+                        help="every limits-on gateway process on the same limiter and routing "
+                             "tables (the default gives each process its own)")
     parser.add_argument("--lease-log", action="store_true",
                         help="time every lease in the defaults gateways' workers (a probe)")
     parser.add_argument("--base", metavar="REV",
@@ -579,8 +599,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.processes < 1:
         parser.error("--processes must be at least 1")
-    global LEASE_LOG
+    global LEASE_LOG, SHARED_ROWS
     LEASE_LOG = args.lease_log
+    SHARED_ROWS = args.shared_rows
     if args.also_upstream:
         EXTRA[f"gateway (limits off, {args.also_upstream})"] = {
             "RATE_LIMIT_ENABLED": "false", "UPSTREAM_CLIENT": args.also_upstream}

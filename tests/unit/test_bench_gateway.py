@@ -200,3 +200,20 @@ def test_earlier_one_process_runs_still_read_and_give_the_ratios_they_stored(ben
         if run["throughput"] is not None and "processes" not in run["throughput"][gateway]:
             low, high = got[gateway]["cpu_ratio_range"]
             assert low == pytest.approx(high)  # one process: no spread to see
+
+
+# --- each limits-on process on tables of its own -----------------------------------------------
+
+def test_each_limits_on_process_has_its_own_valid_tables_unless_rows_are_shared(bench, monkeypatch):
+    from function_app.settings.specs import table_name
+    on = {"RATE_LIMIT_STORAGE_CONNECTION": "UseDevelopmentStorage=true"}
+    tally = {**on, "RATE_LIMIT_SYNC": "tally"}
+    tags = [str(i) for i in range(3)] + [f"b{i}" for i in range(3)]
+    tables = [bench.own_tables(env, tag) for env in (on, tally) for tag in tags]
+    names = [t[k] for t in tables for k in ("RATE_LIMIT_TABLE", "ROUTING_TABLE")]
+    assert len(set(names)) == len(names) == 24
+    for name in names:
+        assert table_name(name) == name
+    assert bench.own_tables({"RATE_LIMIT_ENABLED": "false"}, "0") == {}
+    monkeypatch.setattr(bench, "SHARED_ROWS", True)
+    assert bench.own_tables(on, "0") == {}
