@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -84,6 +85,8 @@ def translate(exc: Exception) -> GatewayError:
     return UpstreamError()
 
 
+_MONOTONIC_TIME = asyncio.BaseEventLoop.time  # returns time.monotonic()
+
 # A backend URL made once (HttpxUpstream._url): parsed, its Host field, and for a transport that
 # takes it the URL's text (else None).
 _Url = tuple[httpx.URL, list[tuple[bytes, bytes]], str | None]
@@ -125,7 +128,9 @@ class HttpxUpstream:
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + request.timeout_s
+        # The loop's clock: time.monotonic() itself for asyncio's loops (no method frame).
+        deadline = (time.monotonic() if type(loop).time is _MONOTONIC_TIME else loop.time()) \
+            + request.timeout_s
         try:
             # No read timeout: `deadline` bounds the wait for the head (DeadlineBody.head below)
             # and every read of the body (DeadlineBody's one timer); a read timeout is a timer
@@ -204,7 +209,7 @@ def _closer(response: httpx.Response, chunks: AsyncIterator[bytes], free: Callab
 
     async def close() -> None:
         try:
-            end = getattr(chunks, "aclose", None)
+            end = None if type(chunks) is Reads else getattr(chunks, "aclose", None)
             if end is not None:
                 try:
                     await end()

@@ -29,7 +29,8 @@ class Exchange:
         self.plan: Plan = PLAN.get(request.context) or self.match.route.plan  # by model, or route
         self.route = self.match.route.path
         self.started = time.monotonic()  # the retry budget counts the request at this reading
-        self.deadline = self.started + self.match.route.timeout_s
+        self.timeout_s = self.match.route.timeout_s
+        self.deadline = self.started + self.timeout_s
         self.query = safe_query(strip_function_key(request.query))
         self.headers = upstream_request_headers(
             request.headers, client_host=request.client_host, scheme=request.scheme,
@@ -40,6 +41,11 @@ class Exchange:
         # A member's own key goes where the client's API expects it (Anthropic: x-api-key).
         self.key_header = "x-api-key" if self.match.route.kind in ANTHROPIC_KINDS \
             else "authorization"
+        # The body's model, for a target without a model of its own (`model`): every attempt
+        # names one to the Outbound.
+        body = request.context.json
+        model = body.get("model") if type(body) is dict else None  # a JSON object: a dict
+        self.body_model = model if type(model) is str else ""
         self.tried: set[str] = set()
         self.last: Attempted | None = None
         self.last_served_by = ""
@@ -63,9 +69,7 @@ class Exchange:
 
     def model(self, target: Target) -> str:
         """The model an attempt on `target` asks for: a fallback's own, else the body's."""
-        body = self.request.context.json
-        model = body.get("model") if isinstance(body, dict) else None
-        return target.model or (model if isinstance(model, str) else "")
+        return target.model or self.body_model
 
 
 def served_by(member: Member, target: Target) -> str:
