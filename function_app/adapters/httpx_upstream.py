@@ -170,8 +170,14 @@ class HttpxUpstream:
         except AttributeError:  # any other transport's httpx.Headers
             raw = response.headers.raw
         headers = Headers.from_raw(raw)
-        chunks = body_chunks(response)
-        body.attach(chunks, _closer(response, chunks, slots.free))
+        try:  # httpx-aiohttp's stream: read straight from aiohttp's answer (`body_chunks`)
+            aiohttp_answer = response.stream._aiohttp_response  # type: ignore[attr-defined]
+        except AttributeError:
+            chunks = body_chunks(response)
+            body.attach(chunks, _closer(response, chunks, slots.free))
+        else:
+            body.attach(Reads(aiohttp_answer.content.readany),
+                        _aiohttp_closer(response, aiohttp_answer, slots.free))
         return UpstreamResponse(response.status_code, headers, body)
 
     async def aclose(self) -> None:
@@ -209,7 +215,7 @@ def _closer(response: httpx.Response, chunks: AsyncIterator[bytes], free: Callab
 
     async def close() -> None:
         try:
-            end = None if type(chunks) is Reads else getattr(chunks, "aclose", None)
+            end = getattr(chunks, "aclose", None)
             if end is not None:
                 try:
                     await end()
@@ -227,3 +233,23 @@ def _closer(response: httpx.Response, chunks: AsyncIterator[bytes], free: Callab
 
 
 _CLOSE_QUIETLY = (RuntimeError, *TRANSPORT_ERRORS)
+
+
+def _aiohttp_closer(response: httpx.Response, answer: aiohttp.ClientResponse,
+                    free: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    """`_closer` for an answer read through `Reads` from httpx-aiohttp's stream (no generator
+    to close): the aiohttp answer closed as the stream's `aclose` closes it (its
+    `__aexit__`), without that frame. The stream maps a failure of it to httpx's errors,
+    which `_closer` drops, as it drops aiohttp's own here (TRANSPORT_ERRORS takes both)."""
+
+    async def close() -> None:
+        try:
+            if not response.is_closed:
+                response.is_closed = True
+                await answer.__aexit__(None, None, None)
+        except TRANSPORT_ERRORS:
+            pass  # closing a connection the backend already dropped
+        finally:
+            free()
+
+    return close

@@ -23,6 +23,10 @@ from .routes import ANTHROPIC_KINDS, MATCH, Match
 class Exchange:
     """One request's state across its attempts."""
 
+    __slots__ = ("body_model", "deadline", "headers", "key_header", "last", "last_served_by",
+                 "match", "plan", "query", "request", "route", "router", "started", "timeout_s",
+                 "tried")
+
     def __init__(self, router: Router, request: GatewayRequest):
         self.router, self.request = router, request
         self.match: Match = MATCH.need(request.context)
