@@ -30,10 +30,11 @@ class Exchange:
     def __init__(self, router: Router, request: GatewayRequest):
         self.router, self.request = router, request
         self.match: Match = MATCH.need(request.context)
-        self.plan: Plan = PLAN.get(request.context) or self.match.route.plan  # by model, or route
-        self.route = self.match.route.path
+        route = self.match.route
+        self.plan: Plan = PLAN.get(request.context) or route.plan  # by model, or the route's
+        self.route = route.path
         self.started = time.monotonic()  # the retry budget counts the request at this reading
-        self.timeout_s = self.match.route.timeout_s
+        self.timeout_s = route.timeout_s
         self.deadline = self.started + self.timeout_s
         self.query = safe_query(strip_function_key(request.query))
         self.headers = upstream_request_headers(
@@ -43,8 +44,7 @@ class Exchange:
             # Otherwise the client library would ask for gzip on the client's behalf.
             self.headers.set("accept-encoding", "identity")
         # A member's own key goes where the client's API expects it (Anthropic: x-api-key).
-        self.key_header = "x-api-key" if self.match.route.kind in ANTHROPIC_KINDS \
-            else "authorization"
+        self.key_header = "x-api-key" if route.kind in ANTHROPIC_KINDS else "authorization"
         # The body's model, for a target without a model of its own (`model`): every attempt
         # names one to the Outbound.
         body = request.context.json
