@@ -26,7 +26,7 @@ async def respond(ex: Exchange, answer: UpstreamResponse, member: Member,
     """`answer` as the client's response; `release` runs once its body is read (at once for
     a body read whole, at the end of a streamed one)."""
     body = await complete_body(answer.body, answer.headers)
-    if isinstance(body, (bytes, bytearray)):
+    if type(body) is bytes or isinstance(body, (bytes, bytearray)):  # bytes: no call
         release()
     else:
         body = with_release(body, release)
