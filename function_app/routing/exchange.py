@@ -47,9 +47,12 @@ class Exchange:
         self.key_header = "x-api-key" if route.kind in ANTHROPIC_KINDS else "authorization"
         # The body's model, for a target without a model of its own (`model`): every attempt
         # names one to the Outbound.
+        # (`type(x) is` first: no isinstance call for what json.loads makes)
         body = request.context.json
-        model = body.get("model") if type(body) is dict else None  # a JSON object: a dict
-        self.body_model = model if type(model) is str else ""
+        model = body.get("model") if body is not None and (
+            type(body) is dict or isinstance(body, dict)) else None
+        self.body_model = model if model is not None and (
+            type(model) is str or isinstance(model, str)) else ""
         self.tried: set[str] = set()
         self.last: Attempted | None = None
         self.last_served_by = ""

@@ -82,12 +82,12 @@ class _Recording:
     """An Outbound and an Upstream that note what they are given."""
 
     def __init__(self) -> None:
-        self.prepared: list[float] = []
+        self.prepared: list[tuple[float, str]] = []
         self.sent: list[UpstreamRequest] = []
 
     async def prepare(self, member, path, query, headers, body, model, timeout_s=30.0,
                       key_header="authorization"):
-        self.prepared.append(timeout_s)
+        self.prepared.append((timeout_s, model))
         return Outgoing(path, query, headers, body)
 
     def refused(self, member, token):
@@ -98,19 +98,29 @@ class _Recording:
         return UpstreamResponse(200, Headers([("content-length", "2")]), _body(b"ok"))
 
 
-async def test_the_first_attempt_is_given_the_routes_whole_timeout():
+class _Body(dict):
+    pass
+
+
+@pytest.mark.parametrize(("json", "target_model", "model"), [
+    (None, None, ""), ({"model": "m1"}, None, "m1"), (_Body(model="m1"), None, "m1"),
+    ({"model": 3}, None, ""), ({"model": "m1"}, "m2", "m2")])
+async def test_the_first_attempt_is_given_the_routes_whole_timeout_and_the_model(
+        json, target_model, model):
     member = Member("node", "http://127.0.0.1:9")
     route = Route("/infer", frozenset({"POST"}), "node", "/infer", 7.0, False,
-                  plan=Plan((Target((member,)),)))
+                  plan=Plan((Target((member,), model=target_model),)))
     recording = _Recording()
     breakers = SharedBreakers(None, None, SystemClock(), BreakerConfig())
     router = Router(recording, breakers, 2.0, outbound=recording)  # type: ignore[arg-type]
     request = GatewayRequest("POST", "/infer", "", Headers([("content-type", "x")]), b"{}",
                              "127.0.0.1")
     MATCH.set(request.context, Match(route, "/infer"))
+    request.context.json = json
     answer = await upstream_step(router)(request)
     assert answer.status == 200 and answer.body == b"ok"
-    assert recording.prepared == [7.0]  # the deadline's own reading: nothing waited since
+    # the deadline's own reading (nothing waited since); a fallback's model, else the body's
+    assert recording.prepared == [(7.0, model)]
     sent = recording.sent[0]
     assert 0 < sent.timeout_s <= 7.0 and sent.connect_timeout_s == 2.0
     assert sent.url == "http://127.0.0.1:9/infer"
