@@ -46,6 +46,7 @@ def mapped(exc: Exception) -> Exception | None:
 
 
 _ASCII_NAME = NameTable(lambda name: name.decode("ascii"))  # UnicodeDecodeError: not ASCII
+_REASON = NameTable(str.encode)  # an answer's reason phrase -> its bytes, once per phrase
 
 
 def aiohttp_headers(headers: httpx.Headers) -> typing.Mapping[str, str]:
@@ -124,26 +125,32 @@ class LeanAiohttpTransport(AiohttpTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.proxy is not None or "sni_hostname" in request.extensions:
             return await super().handle_async_request(request)  # options the gateway never sets
-        if not isinstance(self.client, ClientSession):
-            self.client = self.get_client()
+        client = self.client
+        if type(client) is not ClientSession and not isinstance(client, ClientSession):
+            client = self.client = self.get_client()
         try:
             extensions = request.extensions
-            try:
-                data: bytes | httpx.AsyncByteStream | None = request.content or None
-            except httpx.RequestNotRead:
+            try:  # `request.content` without its property: what it returns, when read
+                data: bytes | httpx.AsyncByteStream | None = request._content or None
+            except AttributeError:  # not read (the property's RequestNotRead): a stream
                 data = request.stream  # type: ignore[assignment]
                 request.headers.pop("transfer-encoding", None)  # handled by aiohttp
+            try:  # `_timeout`'s look-up, inline when the mapping was seen before
+                limits = extensions["timeout"]
+                timeout = self._timeouts[(limits["connect"], limits["read"], limits["pool"])]
+            except KeyError:
+                timeout = self._timeout(extensions)
             # The session's request coroutine itself: `request()` wraps it in a context
             # manager whose `__aenter__` (a frame, and the answer's own `__aenter__`) only
             # marks the answer as used in a `with`, which matters to `raise_for_status` alone
             # (never called: the session sets none). aiohttp is pinned.
-            response = await self.client._request(
+            response = await client._request(
                 request.method,
                 extensions[URL_TEXT] if URL_TEXT in extensions else str(request.url),
                 headers=extensions[STR_FIELDS] if STR_FIELDS in extensions
                 else aiohttp_headers(request.headers), data=data, allow_redirects=False,
                 auto_decompress=False, compress=False,
-                timeout=self._timeout(extensions),
+                timeout=timeout,
                 server_hostname=None, proxy=None, proxy_auth=None, proxy_headers=None,
             )
         except Exception as exc:
@@ -153,6 +160,7 @@ class LeanAiohttpTransport(AiohttpTransport):
             raise error from exc
         answered = {"http_version": b"HTTP/1.1"}
         if response.reason:
-            answered["reason_phrase"] = response.reason.encode()
-        return incoming_response(response.status, response.raw_headers,
+            answered["reason_phrase"] = _REASON[response.reason]
+        # `_raw_headers`: what the `raw_headers` property (a reified one) returns; pinned.
+        return incoming_response(response.status, response._raw_headers,
                                  ResponseStream(response), request, answered)

@@ -75,7 +75,7 @@ class DeadlineBody:
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         """`loop`: the running loop, when the caller has it at hand (one call fewer)."""
         self._chunks = chunks  # None until `attach`: the timer then bounds the head (`head`)
-        self._reads = isinstance(chunks, Reads)
+        self._reads = chunks is not None and isinstance(chunks, Reads)
         self.deadline = deadline
         self._release = release
         self._translate = translate
@@ -131,7 +131,7 @@ class DeadlineBody:
                ) -> DeadlineBody:
         """Give the body made before its head its chunks and its release; the deadline holds."""
         self._chunks, self._release = chunks, release
-        self._reads = isinstance(chunks, Reads)
+        self._reads = type(chunks) is Reads or isinstance(chunks, Reads)
         return self
 
     def abandon(self) -> None:

@@ -20,6 +20,9 @@ from ..http.headers import Headers, NameTable
 URL_TEXT = "gateway.url_text"
 
 
+_UPPER = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def host_field(url: httpx.URL) -> list[tuple[bytes, bytes]]:
     """The Host field httpx.Request adds for `url` (none without a host)."""
     return [(b"Host", url.netloc)] if url.host else []
@@ -41,10 +44,12 @@ def outgoing_request(method: str, url: httpx.URL, headers: Headers, body: bytes,
     `str_fields` (a transport that sets TAKES_STR_FIELDS): when every field is ASCII and no
     name repeats, the fields also go as STR_FIELDS, the text a str-keyed client (aiohttp) is
     handed, and the httpx fields are made from it only if something reads them."""
-    if "host" in headers or "content-length" in headers:
+    fields = headers._fields  # lower-case names: `in headers` without a call per name
+    if "host" in fields or "content-length" in fields:
         return httpx.Request(method, url, headers=headers.raw(), content=body,
                              extensions=extensions)
-    method = method.upper()
+    if method not in _UPPER:  # the gateway's methods are upper case already
+        method = method.upper()
     if host is None:
         host = host_field(url)
     outgoing = object.__new__(httpx.Request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -84,6 +85,8 @@ def translate(exc: Exception) -> GatewayError:
     return UpstreamError()
 
 
+_MONOTONIC_TIME = asyncio.BaseEventLoop.time  # returns time.monotonic()
+
 # A backend URL made once (HttpxUpstream._url): parsed, its Host field, and for a transport that
 # takes it the URL's text (else None).
 _Url = tuple[httpx.URL, list[tuple[bytes, bytes]], str | None]
@@ -125,7 +128,9 @@ class HttpxUpstream:
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + request.timeout_s
+        # The loop's clock: time.monotonic() itself for asyncio's loops (no method frame).
+        deadline = (time.monotonic() if type(loop).time is _MONOTONIC_TIME else loop.time()) \
+            + request.timeout_s
         try:
             # No read timeout: `deadline` bounds the wait for the head (DeadlineBody.head below)
             # and every read of the body (DeadlineBody's one timer); a read timeout is a timer
@@ -165,8 +170,14 @@ class HttpxUpstream:
         except AttributeError:  # any other transport's httpx.Headers
             raw = response.headers.raw
         headers = Headers.from_raw(raw)
-        chunks = body_chunks(response)
-        body.attach(chunks, _closer(response, chunks, slots.free))
+        try:  # httpx-aiohttp's stream: read straight from aiohttp's answer (`body_chunks`)
+            aiohttp_answer = response.stream._aiohttp_response  # type: ignore[attr-defined]
+        except AttributeError:
+            chunks = body_chunks(response)
+            body.attach(chunks, _closer(response, chunks, slots.free))
+        else:
+            body.attach(Reads(aiohttp_answer.content.readany),
+                        _aiohttp_closer(response, aiohttp_answer, slots.free))
         return UpstreamResponse(response.status_code, headers, body)
 
     async def aclose(self) -> None:
@@ -222,3 +233,23 @@ def _closer(response: httpx.Response, chunks: AsyncIterator[bytes], free: Callab
 
 
 _CLOSE_QUIETLY = (RuntimeError, *TRANSPORT_ERRORS)
+
+
+def _aiohttp_closer(response: httpx.Response, answer: aiohttp.ClientResponse,
+                    free: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    """`_closer` for an answer read through `Reads` from httpx-aiohttp's stream (no generator
+    to close): the aiohttp answer closed as the stream's `aclose` closes it (its
+    `__aexit__`), without that frame. The stream maps a failure of it to httpx's errors,
+    which `_closer` drops, as it drops aiohttp's own here (TRANSPORT_ERRORS takes both)."""
+
+    async def close() -> None:
+        try:
+            if not response.is_closed:
+                response.is_closed = True
+                await answer.__aexit__(None, None, None)
+        except TRANSPORT_ERRORS:
+            pass  # closing a connection the backend already dropped
+        finally:
+            free()
+
+    return close

@@ -14,7 +14,7 @@ from ..core.errors import BackendsCoolingDown, NoHealthyBackend, UpstreamTimeout
 from ..core.upstream import UpstreamResponse
 from ..http.forwarding import client_response_headers
 from ..http.messages import GatewayResponse
-from .answer_body import complete_body, declared_length, with_release
+from .answer_body import complete_body, with_release
 from .exchange import Exchange
 from .pools import MEMBER, Member
 
@@ -25,8 +25,8 @@ async def respond(ex: Exchange, answer: UpstreamResponse, member: Member,
                   release: Callable[[], None]) -> GatewayResponse:
     """`answer` as the client's response; `release` runs once its body is read (at once for
     a body read whole, at the end of a streamed one)."""
-    body = await complete_body(answer.body, declared_length(answer.headers))
-    if isinstance(body, (bytes, bytearray)):
+    body = await complete_body(answer.body, answer.headers)
+    if type(body) is bytes or isinstance(body, (bytes, bytearray)):  # bytes: no call
         release()
     else:
         body = with_release(body, release)
@@ -57,7 +57,7 @@ async def give_up(ex: Exchange) -> GatewayResponse:
             headers.set(name, value)  # the member back first, not the last one asked
     headers.add(BACKEND_HEADER, ex.last_served_by)
     ex.request.context.served_by = ex.last_served_by
-    body = await complete_body(answer.body, declared_length(answer.headers))
+    body = await complete_body(answer.body, answer.headers)
     return GatewayResponse(answer.status, headers, body)
 
 

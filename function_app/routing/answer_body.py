@@ -8,24 +8,21 @@ from ..core.upstream import UpstreamResponse
 from ..http.headers import Headers
 
 
-def declared_length(headers: Headers) -> int | None:
-    value = headers.get("content-length")
-    return int(value) if value is not None and value.isdigit() else None
-
-
-async def complete_body(body: AsyncIterator[bytes], length: int | None
+async def complete_body(body: AsyncIterator[bytes], headers: Headers
                         ) -> bytes | AsyncIterator[bytes]:
-    """The body as bytes when its first chunk already completes the declared length, else a
-    stream that starts with that chunk.
+    """The body as bytes when its first chunk already completes the length its `headers`
+    declare (Content-Length), else a stream that starts with that chunk; with no length
+    declared, the body as it is.
 
     Nothing waits longer than it would streamed: the first chunk is sent the moment it is in
     either way. A whole answer skips the streaming machinery, which costs a task group per
     response in Starlette.
     """
-    if length is None:
+    value = headers.get("content-length")
+    if value is None or not value.isdecimal():  # ASCII digits only (int() takes no "²")
         return body
     first = await anext(body, b"")
-    if len(first) >= length:
+    if len(first) >= int(value):
         close = getattr(body, "aclose", None)  # close_quietly, inline: every whole answer
         if close is not None:
             await close()  # the relay's finally releases the connection

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from ..core.errors import GatewayError, UpstreamConnectError, UpstreamTimeout
 from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.context import Fact
-from .policy import Kind, Outcome, parse_retry_after
+from .policy import ANSWERS, Kind, Outcome, parse_retry_after
 
 Send = Callable[[UpstreamRequest], Awaitable[UpstreamResponse]]
 Observer = Callable[[UpstreamRequest, Send], Awaitable[UpstreamResponse]]
@@ -31,12 +31,13 @@ def answered(answer: UpstreamResponse) -> Attempted:
     """An answer's outcome, with the Retry-After of one of 400 or more (an answer under 400 is
     no failure: nothing waits on it)."""
     if answer.status < 400:
-        return Outcome(Kind.ANSWER, answer.status), answer, None
+        return ANSWERS[answer.status], answer, None
     # Azure's retry-after-ms (and OpenAI's) is finer than Retry-After's whole seconds.
     retry_after = parse_retry_after(answer.headers.get("retry-after-ms"), per_s=1000)
     if retry_after is None:
         retry_after = parse_retry_after(answer.headers.get("retry-after"))
-    return Outcome(Kind.ANSWER, answer.status, retry_after), answer, None
+    return (ANSWERS[answer.status] if retry_after is None
+            else Outcome(Kind.ANSWER, answer.status, retry_after)), answer, None
 
 
 def failure(exc: TimeoutError | GatewayError) -> Attempted:

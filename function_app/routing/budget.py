@@ -24,6 +24,12 @@ class RetryBudget:
         return self._buckets[-1]
 
     def record_request(self, now: float) -> None:
+        buckets = self._buckets
+        if buckets:  # `_bucket`, inline when it is the current second's and none has expired
+            last = buckets[-1]
+            if last[0] == math.floor(now) and buckets[0][0] > last[0] - self.window_s:
+                last[1] += 1
+                return
         self._bucket(now)[1] += 1
 
     def allowance(self, now: float) -> float:

@@ -23,13 +23,19 @@ from .routes import ANTHROPIC_KINDS, MATCH, Match
 class Exchange:
     """One request's state across its attempts."""
 
+    __slots__ = ("body_model", "deadline", "headers", "key_header", "last", "last_served_by",
+                 "match", "plan", "query", "request", "route", "router", "started", "timeout_s",
+                 "tried")
+
     def __init__(self, router: Router, request: GatewayRequest):
         self.router, self.request = router, request
         self.match: Match = MATCH.need(request.context)
-        self.plan: Plan = PLAN.get(request.context) or self.match.route.plan  # by model, or route
-        self.route = self.match.route.path
+        route = self.match.route
+        self.plan: Plan = PLAN.get(request.context) or route.plan  # by model, or the route's
+        self.route = route.path
         self.started = time.monotonic()  # the retry budget counts the request at this reading
-        self.deadline = self.started + self.match.route.timeout_s
+        self.timeout_s = route.timeout_s
+        self.deadline = self.started + self.timeout_s
         self.query = safe_query(strip_function_key(request.query))
         self.headers = upstream_request_headers(
             request.headers, client_host=request.client_host, scheme=request.scheme,
@@ -38,8 +44,15 @@ class Exchange:
             # Otherwise the client library would ask for gzip on the client's behalf.
             self.headers.set("accept-encoding", "identity")
         # A member's own key goes where the client's API expects it (Anthropic: x-api-key).
-        self.key_header = "x-api-key" if self.match.route.kind in ANTHROPIC_KINDS \
-            else "authorization"
+        self.key_header = "x-api-key" if route.kind in ANTHROPIC_KINDS else "authorization"
+        # The body's model, for a target without a model of its own (`model`): every attempt
+        # names one to the Outbound.
+        # (`type(x) is` first: no isinstance call for what json.loads makes)
+        body = request.context.json
+        model = body.get("model") if body is not None and (
+            type(body) is dict or isinstance(body, dict)) else None
+        self.body_model = model if model is not None and (
+            type(model) is str or isinstance(model, str)) else ""
         self.tried: set[str] = set()
         self.last: Attempted | None = None
         self.last_served_by = ""
@@ -63,9 +76,7 @@ class Exchange:
 
     def model(self, target: Target) -> str:
         """The model an attempt on `target` asks for: a fallback's own, else the body's."""
-        body = self.request.context.json
-        model = body.get("model") if isinstance(body, dict) else None
-        return target.model or (model if isinstance(model, str) else "")
+        return target.model or self.body_model
 
 
 def served_by(member: Member, target: Target) -> str:

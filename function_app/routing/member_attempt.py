@@ -10,6 +10,7 @@ with somewhere else to go holds that member out for its Retry-After, on every in
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from ..core.errors import GatewayError, Overloaded, UpstreamError, UpstreamTimeout
@@ -19,9 +20,9 @@ from .answer import respond
 from .answer_body import buffered, close_quietly
 from .attempts import ATTEMPT_OBSERVER, Attempted, answered, failure
 from .exchange import Exchange, served_by
-from .policy import Action, Kind, Outcome, decide
+from .policy import ANSWERS, Action, Kind, Outcome, decide
 from .pools import Member, Target
-from .target_request import body_for, upstream_path, upstream_url
+from .target_request import Outgoing, body_for, upstream_path, upstream_url
 
 CONTEXT_LENGTH_MARK = b"context_length_exceeded"
 COOL_DOWN_MAX_S = 60.0  # a member's Retry-After is honoured up to this long
@@ -68,7 +69,10 @@ async def attempt(ex: Exchange, member: Member, target: Target, following: Targe
 
 def _hold(outstanding: dict[str, int], name: str) -> Callable[[], None]:
     """Count one more request outstanding on `name`; the function returned uncounts it, once."""
-    outstanding[name] = outstanding.get(name, 0) + 1
+    if name in outstanding:  # not `.get(name, 0) + 1`: no call for a member seen before
+        outstanding[name] += 1
+    else:
+        outstanding[name] = 1
     released = False
 
     def release() -> None:
@@ -102,26 +106,16 @@ async def _reviewed(ex: Exchange, outcome: Outcome, answer: UpstreamResponse,
 async def _send(ex: Exchange, member: Member, target: Target, left: float) -> Attempted:
     """One exchange with `member` within `left` seconds, classified (attempts.py); a 401 to an
     Entra token is sent once more with a new token (the old one is never sent again)."""
-    router = ex.router
-    observer = ATTEMPT_OBSERVER.get(ex.request.context)
-    match, request = ex.match, ex.request
+    router, match, request = ex.router, ex.match, ex.request
+    observer = ATTEMPT_OBSERVER.get(request.context)
     for fresh_token in (False, True):
         # A token fetch is bounded by what was left when the loop read it, just before.
         prepared = await router.outbound.prepare(
             member, match.upstream_path if target.path is None else upstream_path(match, target),
             ex.query, ex.headers,
             request.content if target.model is None else body_for(target, request.content),
-            ex.model(target), left, ex.key_header)
-        # What is left now, after `prepare` (which may have fetched a token), bounds the exchange.
-        now_left = ex.time_left()
-        if now_left > left:
-            now_left = left
-        connect = router.connect_timeout_s
-        outgoing = UpstreamRequest(
-            request.method, upstream_url(member.url, prepared.path, prepared.query),
-            prepared.headers, prepared.body, connect if connect < now_left else now_left,
-            now_left)
-        bound = _attempt_bound(ex.plan.attempt_timeout_s, now_left)
+            target.model or ex.body_model, left, ex.key_header)
+        outgoing, bound = _outgoing(ex, member, prepared, left)
         send = router.upstream.send
         sending = send(outgoing) if observer is None else observer(outgoing, send)
         try:
@@ -134,16 +128,29 @@ async def _send(ex: Exchange, member: Member, target: Target, left: float) -> At
             raise
         except (TimeoutError, GatewayError) as exc:
             outcome, answer, error = failure(exc)
-        else:
-            if answer.status < 400:  # `answered`'s first case, inline: every success
-                outcome, error = Outcome(Kind.ANSWER, answer.status), None
-            else:
-                outcome, answer, error = answered(answer)
+        else:  # `answered`'s first case inline (every success), its outcome a shared one
+            outcome, answer, error = (ANSWERS[answer.status], answer, None) \
+                if answer.status < 400 else answered(answer)
         if fresh_token or answer is None or answer.status != 401 or prepared.token is None \
                 or not router.outbound.refused(member, prepared.token):
             break
         await close_quietly(answer.body)
     return outcome, answer, error
+
+
+def _outgoing(ex: Exchange, member: Member, prepared: Outgoing, left: float
+              ) -> tuple[UpstreamRequest, float | None]:
+    """The exchange's request, bounded by what is left now (after `prepare`, which may have
+    fetched a token; never more than the `left` it was given), and the timeout `_send` arms
+    over it (`_attempt_bound`)."""
+    now_left = ex.deadline - time.monotonic()  # ex.time_left(), inline: a call per attempt
+    if now_left > left:
+        now_left = left
+    connect = ex.router.connect_timeout_s
+    return UpstreamRequest(
+        ex.request.method, upstream_url(member.url, prepared.path, prepared.query),
+        prepared.headers, prepared.body, connect if connect < now_left else now_left,
+        now_left), _attempt_bound(ex.plan.attempt_timeout_s, now_left)
 
 
 def _attempt_bound(attempt_timeout_s: float | None, left: float) -> float | None:

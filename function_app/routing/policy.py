@@ -41,6 +41,23 @@ class Outcome:
         return self.kind is not Kind.ANSWER or self.status >= 500
 
 
+class _Answers(dict):
+    """`ANSWERS[status]`: the Outcome of an answer with `status` and no Retry-After, one shared
+    object per status (an Outcome is frozen, so sharing it is safe). A subscript on a made one
+    is a dict probe; a frozen dataclass's construction costs about 1 us (each field set through
+    `object.__setattr__`), and every successful attempt needs one (docs/perf/pass12-upstream.md).
+    Statuses are three digits (aiohttp refuses others), so the table stays small."""
+
+    def __missing__(self, status: int) -> Outcome:
+        outcome = Outcome(Kind.ANSWER, status)
+        if len(self) < 1000:
+            self[status] = outcome
+        return outcome
+
+
+ANSWERS = _Answers()
+
+
 class Action(Enum):
     RETURN = "return"  # give the client this outcome
     RETRY = "retry"  # another attempt on the same target (a retry: costs budget)

@@ -34,7 +34,8 @@ class Router:
     outbound: Outbound = field(default_factory=PlainOutbound)  # members' wire and credentials
 
     def budget_for(self, route: str) -> RetryBudget:
-        found = self.budgets.get(route)
-        if found is None:
+        try:  # not `.get`: no call for a route seen before
+            return self.budgets[route]
+        except KeyError:
             found = self.budgets[route] = self.budget()
-        return found
+            return found

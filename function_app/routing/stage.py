@@ -48,6 +48,7 @@ class RoutingStage:
             # Not a coroutine: the chain's own is the one awaited (a frame fewer per request,
             # resumed at every wait below). A 400/404/405 raises here, at the call, which every
             # stage makes inside the `await` that would have raised it.
-            return chains.get(route(request).route.kind, other)(request)
+            kind = route(request).route.kind
+            return (chains[kind] if kind in chains else other)(request)  # no `.get` call
 
         return routed

@@ -19,12 +19,12 @@ class RoutingStats:
         """The counts of (route, backend), by FIELDS, to add to in place (an attempt adds two
         or three: one look-up)."""
         key = (route, backend)
-        row = self._by.get(key)
-        if row is None:
+        try:  # not `.get`: no call for a row that exists (every attempt but the first)
+            return self._by[key]
+        except KeyError:
             if len(self._by) >= MAX_KEYS:
                 key = ("_other", "_other")
-            row = self._by.setdefault(key, dict.fromkeys(FIELDS, 0))
-        return row
+            return self._by.setdefault(key, dict.fromkeys(FIELDS, 0))
 
     def get(self, route: str, backend: str, field: str) -> int:
         return self._by.get((route, backend), {}).get(field, 0)

@@ -99,9 +99,11 @@ def body_for(target: Target, body: bytes) -> bytes:
     return json.dumps(decoded).encode()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outgoing:
-    """One attempt's request to a member, before its URL is built."""
+    """One attempt's request to a member, before its URL is built; not changed once made.
+    Not a frozen dataclass: one is made per attempt, and a frozen one's construction (each
+    field through `object.__setattr__`) costs about three times a plain one's."""
 
     path: str
     query: str

@@ -80,7 +80,9 @@ async def _run(router: Router, request: GatewayRequest) -> GatewayResponse:
                     await asyncio.sleep(delay)
                 elif index:
                     router.stats.add(ex.route, member.name, "fallbacks")
-                left = ex.time_left()
+                # The first attempt starts at the reading the deadline was set from (nothing
+                # waited since): the route's whole timeout, without reading the clock again.
+                left = ex.time_left() if ex.tried else ex.timeout_s
                 if left <= 0:
                     return await give_up(ex)
                 tries += 1
