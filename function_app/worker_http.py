@@ -188,7 +188,8 @@ def lean_route(route: APIRoute) -> None:
         await (starlette_app if LEAN in scope else fastapi_app)(scope, receive, send)
 
     route.app = app
-    route.gateway_lean = True  # type: ignore[attr-defined]  # CatchAll may go straight to it
+    # CatchAll goes straight to Starlette's handler while `app` is still the route's.
+    route.gateway_lean = (app, starlette_app)  # type: ignore[attr-defined]
 
 
 def direct_to_catch_all(stack, router) -> None:
@@ -240,8 +241,9 @@ class CatchAll:
                 and not (scope["root_path"] if "root_path" in scope else "") \
                 and not self._router.form_limits:
             route = routes[0]
+            lean = getattr(route, "gateway_lean", None)
             matched = route.path_regex.match(scope["path"]) \
-                if getattr(route, "gateway_lean", False) else None
+                if lean is not None and route.app is lean[0] else None
             if matched is not None and (not route.methods or scope["method"] in route.methods):
                 params = dict(scope["path_params"]) if "path_params" in scope else {}
                 convertors = route.param_convertors
@@ -255,7 +257,7 @@ class CatchAll:
                 exceptions = self._exceptions
                 scope["starlette.exception_handlers"] = (exceptions._exception_handlers,
                                                          exceptions._status_handlers)
-                await route.app(scope, receive, send)
+                await lean[1](scope, receive, send)  # what route.app runs for a LEAN scope
                 return
         await self.app(scope, receive, send)
 

@@ -216,3 +216,19 @@ PINNED = {
     "route_matches": "4de50d376de04a00", "route_handle": "96b34240b73daf60",
     "route_path": "243011d2a68ca7fe", "route_selected": "02677caa9eab1b71",
 }
+
+
+async def test_a_route_whose_app_was_replaced_after_takes_the_stack(stack_entered):
+    app, _ = hardened_app()
+    await serve(app)
+    route = app.router.routes[0]
+    replaced = []
+    lean_app = route.app
+
+    async def wrapper(scope, receive, send):
+        replaced.append(scope["path"])
+        await lean_app(scope, receive, send)
+
+    route.app = wrapper
+    sent = await serve(app)
+    assert sent[1]["body"] == b"ok" and replaced == ["/infer/x"] and len(stack_entered) == 2
