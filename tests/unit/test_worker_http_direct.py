@@ -32,7 +32,7 @@ def hardened_app(answer=None):
     (a callable of the request) or a 200 naming what the scope held; the scopes seen."""
     import function_app.app  # noqa: F401  (importing the app hardens the extension)
 
-    app = web.WebApp().get_app()
+    worker_app = web.WebApp()
     seen = []
 
     async def catch_all(request: web.FastApiRequest):
@@ -43,8 +43,8 @@ def hardened_app(answer=None):
             return answer(request)
         return to_response(GatewayResponse(200, Headers([("x-request-id", "rq-1")]), b"ok"))
 
-    web.WebApp.route(type("W", (), {"web_app": app})(), catch_all)
-    return app, seen
+    worker_app.route(catch_all)  # as the worker library registers its catch-all
+    return worker_app.get_app(), seen
 
 
 async def serve(app, **changes) -> list[dict]:
