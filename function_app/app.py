@@ -236,13 +236,14 @@ def to_response(answer: GatewayResponse) -> Response:
     """The answer as the Starlette response the worker's server sends: its fields as wire bytes
     in one list, with no copy of the answer's Headers.
 
-    A bytes body's Response is made as `Response(content=body, status_code=status)` makes it
-    (the same attributes: tests/unit/test_app_edge.py compares them), with the answer's fields
-    after the Content-Length Starlette computes: the constructor's three frames and the
-    list it made for its own field, then extended, were per request."""
+    A bytes body's Response (a DirectResponse, below) is made as `Response(content=body,
+    status_code=status)` makes it (the same attributes: tests/unit/test_app_edge.py compares
+    them), with the answer's fields after the Content-Length Starlette computes: the
+    constructor's three frames and the list it made for its own field, then extended, were
+    per request."""
     body = answer.body
     if body.__class__ is bytes or isinstance(body, (bytes, bytearray)):
-        response = _new(Response)
+        response = _new(DirectResponse)
         status = response.status_code = answer.status
         response.background = None
         response.body = body = bytes(body) if body.__class__ is not bytes else body
@@ -252,6 +253,24 @@ def to_response(answer: GatewayResponse) -> Response:
     response = ClosingStreamingResponse(body, status_code=answer.status)
     response.raw_headers += answer.headers.raw()
     return response
+
+
+class DirectResponse(Response):
+    """Starlette's Response of a bytes body, whose body message goes to the server's own send
+    when the worker's app gave it (SERVER_SEND, worker_http.py), as ClosingStreamingResponse
+    sends its chunks: the start goes through the app's wrappers, which act on it alone; the
+    body message passed through each of them on its way, three coroutine calls a request."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        await (scope[SERVER_SEND] if SERVER_SEND in scope else send)(
+            {"type": "http.response.body", "body": self.body})
+        if self.background is not None:
+            await self.background()
 
 
 class ClosingStreamingResponse(StreamingResponse):

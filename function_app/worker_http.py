@@ -39,23 +39,38 @@ about 125 Python calls a request (load/bench_http_edge.py). A route whose endpoi
 a Request, added with nothing but its methods, is served on the fast path above as Starlette's
 `request_response` serves such an endpoint (the same Request, the same exception handling,
 the answer sent as returned); while FastAPI's native telemetry runs, FastAPI's handler, which
-it observes, serves it as before (`lean_route`).
+it observes, serves it as before (`lean_route`). On the fast path, `CatchAll`, under
+ServerErrorMiddleware, hands a request that route fully matches straight to it: the five layers
+between did nothing for it (see its docstring). FastAPI's "is native telemetry on?" is told
+from the provider globals and the environment's dict (`telemetry_enabled`): its own method
+cost ~13 us a request (docs/perf/pass12-edge.md).
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 import uuid
 
 from azurefunctions.extensions.http.fastapi import web
-from fastapi.routing import APIRoute
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+from fastapi.routing import APIRoute, APIRouter
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.routing import request_response
 
+try:  # FastAPI's own layers of its stack (private modules): without them, no CatchAll
+    from fastapi._body_limit import AppBodyLimitMiddleware
+    from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
+except ImportError:  # pragma: no cover  # another FastAPI: its stack is left as it is
+    AppBodyLimitMiddleware = ExceptionTelemetryMiddleware = None
+
 SERVER_SEND = "gateway.server_send"  # the scope key of the server's own `send`
 LEAN = "gateway.lean"  # in the scope of a request the fast path serves (no native telemetry)
+_FASTAPI_SCOPE = "fastapi"  # FastAPI's own scope entry (routes included from other routers)
 
 
 def harden_worker_http() -> None:
@@ -70,12 +85,15 @@ def harden_worker_http() -> None:
             stack = super().build_middleware_stack()
             # Only the stack whose wrappers are known (above); Starlette builds it once, at the
             # first request, and refuses middleware added after that.
-            return stack if self.user_middleware else ServerSend(stack)
+            if self.user_middleware:
+                return stack
+            direct_to_catch_all(stack, self.router)
+            return ServerSend(stack)
 
         async def __call__(self, scope, receive, send) -> None:
             stack = self.middleware_stack
             if stack.__class__ is ServerSend and scope["type"] == "http" and not self.root_path \
-                    and "fastapi.telemetry" not in scope and not self._native_telemetry.enabled():
+                    and "fastapi.telemetry" not in scope and not telemetry_enabled(self):
                 scope["app"] = self  # Starlette's
                 scope[SERVER_SEND] = send  # ServerSend's
                 scope[LEAN] = True
@@ -114,6 +132,53 @@ def harden_worker_http() -> None:
     web.FastAPI = factory
 
 
+def _provider_modules() -> tuple:
+    """The modules of OpenTelemetry's three global providers (FastAPI's telemetry has loaded
+    them), and the encoded names of their three environment variables; () when their shape is
+    not the one `telemetry_enabled` reads."""
+    try:
+        import opentelemetry._logs._internal as logs
+        import opentelemetry.metrics._internal as metrics
+        import opentelemetry.trace as trace
+
+        names = (trace.OTEL_PYTHON_TRACER_PROVIDER, metrics.OTEL_PYTHON_METER_PROVIDER,
+                 logs._OTEL_PYTHON_LOGGER_PROVIDER)
+        keys = tuple(os.environ.encodekey(name) for name in names)  # type: ignore[attr-defined]
+        for module, attribute in ((trace, "_TRACER_PROVIDER"), (metrics, "_METER_PROVIDER"),
+                                  (logs, "_LOGGER_PROVIDER")):
+            getattr(module, attribute)
+        os.environ._data  # type: ignore[attr-defined]  # noqa: B018
+    except (ImportError, AttributeError):
+        return ()
+    return trace, metrics, logs, keys
+
+
+_PROVIDERS = _provider_modules()
+
+
+def telemetry_enabled(app) -> bool:
+    """What `app._native_telemetry.enabled()` answers, without its cost in the usual case.
+
+    FastAPI asks it on every request: each provider's getter, and `name in os.environ` (a few
+    Python frames and a KeyError raised and caught, each), about 13 us a request. While no
+    global provider is set, no provider is named in the environment (the getters would load
+    it) and the app's telemetry config names none, every clause of its answer is False; that
+    is told here from three module attributes and a probe of the environment's own dict. In
+    any other case FastAPI's method answers (it then loads a provider named in the
+    environment, as before)."""
+    if _PROVIDERS:
+        trace, metrics, logs, (traces, meters, loggers) = _PROVIDERS
+        config = app._native_telemetry.config
+        environ = os.environ._data  # type: ignore[attr-defined]  # what `in os.environ` probes
+        if trace._TRACER_PROVIDER is None and metrics._METER_PROVIDER is None \
+                and logs._LOGGER_PROVIDER is None and traces not in environ \
+                and meters not in environ and loggers not in environ \
+                and config["tracer_provider"] is None and config["meter_provider"] is None \
+                and config["logger_provider"] is None:
+            return False
+    return app._native_telemetry.enabled()
+
+
 def lean_route(route: APIRoute) -> None:
     """Serve `route` as Starlette serves an endpoint of one Request when the scope is LEAN and
     its endpoint takes only a Request; otherwise leave it to FastAPI's handler."""
@@ -127,6 +192,78 @@ def lean_route(route: APIRoute) -> None:
         await (starlette_app if LEAN in scope else fastapi_app)(scope, receive, send)
 
     route.app = app
+    # CatchAll goes straight to Starlette's handler while `app` is still the route's.
+    route.gateway_lean = (app, starlette_app)  # type: ignore[attr-defined]
+
+
+def direct_to_catch_all(stack, router) -> None:
+    """Put a CatchAll between `stack` (the ServerErrorMiddleware FastAPI built) and the layers
+    under it, when they are the ones CatchAll stands in for; otherwise change nothing."""
+    if ExceptionTelemetryMiddleware is None:
+        return
+    telemetry = stack.app if stack.__class__ is ServerErrorMiddleware else None
+    limit = telemetry.app if telemetry.__class__ is ExceptionTelemetryMiddleware else None
+    exceptions = limit.app if limit.__class__ is AppBodyLimitMiddleware else None
+    exits = exceptions.app if exceptions.__class__ is ExceptionMiddleware else None
+    if exits.__class__ is AsyncExitStackMiddleware and exits.app is router \
+            and isinstance(router, APIRouter) and router.middleware_stack == router.app:
+        stack.app = CatchAll(telemetry, router, exceptions)
+
+
+class CatchAll:
+    """Under ServerErrorMiddleware: a LEAN request (worker_http.py's fast path) that the
+    router's one route, the lean catch-all, matches fully goes to that route at once; any
+    other request goes on through the stack below (`app`), as before.
+
+    What the layers skipped do for such a request, done here or not needed:
+    - ExceptionTelemetryMiddleware records an exception in FastAPI's native telemetry, which
+      is off for a LEAN request ("fastapi.telemetry" is not in its scope): nothing.
+    - AppBodyLimitMiddleware passes a request on unchanged when no body limit is set (FastAPI
+      then wraps nothing, and no limit key is in the scope): nothing.
+    - ExceptionMiddleware puts the app's exception handlers in the scope (here too) and
+      handles what escapes its app; the route's own wrapper (Starlette's request handler)
+      handles the same exceptions with the same handlers, and what it lets through the outer
+      one let through as well.
+    - AsyncExitStackMiddleware's stack closes the files FastAPI's request handler opens while
+      parsing forms; the lean route is served by Starlette's, which opens none.
+    - The router: `router` in the scope, the route's endpoint, path parameters and the route
+      (here, from the same regex and convertors); form limits (none set, else the stack) and
+      the route-selected telemetry hook (off).
+    Their code is FastAPI 0.165's and Starlette 1.10's (tests/unit/test_worker_http_direct.py
+    fails when any of it changes). About 30 Python calls a request."""
+
+    __slots__ = ("_exceptions", "_router", "app")
+
+    def __init__(self, app, router, exceptions) -> None:
+        self.app = app  # the stack under ServerErrorMiddleware (walked by `.app`, see ServerSend)
+        self._router = router
+        self._exceptions = exceptions
+
+    async def __call__(self, scope, receive, send) -> None:
+        routes = self._router.routes
+        if LEAN in scope and len(routes) == 1 and _FASTAPI_SCOPE not in scope \
+                and not (scope["root_path"] if "root_path" in scope else "") \
+                and not self._router.form_limits:
+            route = routes[0]
+            lean = getattr(route, "gateway_lean", None)
+            matched = route.path_regex.match(scope["path"]) \
+                if lean is not None and route.app is lean[0] else None
+            if matched is not None and (not route.methods or scope["method"] in route.methods):
+                params = dict(scope["path_params"]) if "path_params" in scope else {}
+                convertors = route.param_convertors
+                for key, value in matched.groupdict().items():
+                    params[key] = convertors[key].convert(value)
+                if "router" not in scope:
+                    scope["router"] = self._router
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = params
+                scope["route"] = route
+                exceptions = self._exceptions
+                scope["starlette.exception_handlers"] = (exceptions._exception_handlers,
+                                                         exceptions._status_handlers)
+                await lean[1](scope, receive, send)  # what route.app runs for a LEAN scope
+                return
+        await self.app(scope, receive, send)
 
 
 class ServerSend:

@@ -22,6 +22,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # (json.decoder's WHITESPACE); what it refuses, and trailing data, are InvalidJson as before.
 _scan = json.JSONDecoder().scan_once
 _SPACE = re.compile(r"[ \t\n\r]*")
+_WHITESPACE = " \t\n\r"  # what _SPACE skips, one character at a time
 
 
 def check_json_object(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict:
@@ -33,10 +34,14 @@ def check_json_object(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict:
     try:
         text = body.decode("utf-8")
         skip = _SPACE.match
-        decoded, end = _scan(text, skip(text, 0).end())
-        if skip(text, end).end() != len(text):
+        # The whitespace skips and the surrogate search run only where there is something
+        # for them to find (a body's usual first character is "{", its last "}"): a probe
+        # of a character, no call.
+        start = skip(text, 0).end() if not text or text[0] in _WHITESPACE else 0
+        decoded, end = _scan(text, start)
+        if end != len(text) and skip(text, end).end() != len(text):
             raise InvalidJson()  # data after the value
-        if _SURROGATE_ESCAPE.search(body):
+        if b"\\u" in body and _SURROGATE_ESCAPE.search(body):
             json.dumps(decoded, ensure_ascii=False).encode("utf-8")
     except RecursionError:  # nested past the interpreter's own limit
         raise JsonTooDeep() from None

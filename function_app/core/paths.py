@@ -37,15 +37,29 @@ class SafePath:
     decoded: str  # "/" + segments decoded as UTF-8 (replacement for invalid bytes)
 
 
+# Plain paths already judged, each with its SafePath (frozen, so one object serves every request
+# of that path): an instance sees few distinct paths. Bounded as http/headers.py's name tables:
+# once full, or for a longer path, a path is judged per request, never stored, nothing evicted.
+_JUDGED: dict[str, SafePath] = {}
+JUDGED_PATHS = 1024
+JUDGED_PATH_LEN = 256
+
+
 def parse_path(raw_path: str) -> SafePath:
     """Check `raw_path` (latin-1 text of the raw bytes); InvalidPath when a rule refuses it."""
+    judged = _JUDGED
+    if raw_path in judged:  # a plain path seen before: the same answer, no work
+        return judged[raw_path]
     if not raw_path.startswith("/"):
         raise InvalidPath()
     if _PLAIN.fullmatch(raw_path):  # the common case, checked at C speed
         segments = tuple(raw_path[1:].split("/"))
         if "." in segments or ".." in segments:
             raise InvalidPath()
-        return SafePath(segments, raw_path)
+        safe = SafePath(segments, raw_path)
+        if len(judged) < JUDGED_PATHS and len(raw_path) <= JUDGED_PATH_LEN:
+            judged[raw_path] = safe
+        return safe
     raw_segments, decoded = [], []
     for segment in raw_path[1:].split("/"):
         raw, text = _segment(segment)
@@ -121,7 +135,7 @@ def _remove_dot_segments(path: str) -> str:
 def safe_query(query: str) -> str:
     """The query with every byte outside the query set (`#`, controls, spaces, non-ASCII)
     percent-encoded, so no client library reads a fragment or splits it differently."""
-    if all(char in QUERY_SAFE for char in query):
+    if not query or QUERY_SAFE.issuperset(query):  # every character safe: one C-level call
         return query
     return quote(query.encode("latin-1", "replace"), safe="".join(sorted(QUERY_SAFE)))
 

@@ -10,7 +10,13 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from function_app.app import ClosingStreamingResponse, _read_body, to_gateway_request, to_response
+from function_app.app import (
+    ClosingStreamingResponse,
+    DirectResponse,
+    _read_body,
+    to_gateway_request,
+    to_response,
+)
 from function_app.core.errors import ClientDisconnected, PayloadTooLarge
 from function_app.http.headers import Headers
 from function_app.http.messages import GatewayResponse, Unread
@@ -44,7 +50,7 @@ def _before(answer: GatewayResponse) -> Response:
 def test_a_bytes_answer_is_the_response_starlettes_constructor_made(fields, status, body):
     made = to_response(GatewayResponse(status, Headers(fields), body))
     expected = _before(GatewayResponse(status, Headers(fields), body))
-    assert type(made) is Response
+    assert type(made) is DirectResponse and isinstance(made, Response)
     assert vars(made) == vars(expected)  # status, body, background, raw_headers: all of them
     assert made.body is body  # no copy of the body
     lengths = [v for k, v in made.raw_headers if k == b"content-length"]
