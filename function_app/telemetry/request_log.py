@@ -209,13 +209,18 @@ class RequestLog:
             line = request_line(
                 request_id, "" if trace_id is None else "%032x" % trace_id,  # noqa: UP031
                 method, route, backend, model, status, round(ms, 2), client, optional)
-        record = self._records.make(line)
+        self._emit(log, self._records.make(line))
+
+    @staticmethod
+    def _emit(log: logging.Logger, record: logging.LogRecord) -> None:
+        """`record` to `log`'s handlers as `Logger.handle` would (write_line's docstring says
+        how): the one dispatch both writers share."""
         if log.filters:
             log.handle(record)
             return
         found = 0
         logger = log
-        while logger:  # write_line's loop
+        while logger:
             for handler in logger.handlers:
                 found += 1
                 if _INFO >= handler.level:
@@ -253,21 +258,4 @@ class RequestLog:
         cache = log._cache  # isEnabledFor's: emptied by the logging module on any level change
         if not (cache[_INFO] if _INFO in cache else log.isEnabledFor(_INFO)):
             return
-        record = self._records.make(line)
-        if log.filters:
-            log.handle(record)
-            return
-        found = 0
-        logger = log
-        while logger:
-            for handler in logger.handlers:
-                found += 1
-                if _INFO >= handler.level:
-                    if handler.filters or type(handler).handle is not _HANDLER_HANDLE:
-                        handler.handle(record)
-                    else:
-                        with handler.lock:
-                            handler.emit(record)
-            logger = logger.parent if logger.propagate else None
-        if not found:
-            log.callHandlers(record)
+        self._emit(log, self._records.make(line))
