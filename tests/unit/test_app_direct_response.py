@@ -11,6 +11,7 @@ from function_app.app import DirectResponse, to_response
 from function_app.http.headers import Headers
 from function_app.http.messages import GatewayResponse
 from function_app.worker_http import SERVER_SEND
+from tests.support.upper_bodies import UpperBodies
 
 SCOPE = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
          "http_version": "1.1", "method": "GET", "path": "/s", "raw_path": b"/s",
@@ -57,18 +58,7 @@ async def test_an_app_with_middleware_of_its_own_keeps_every_wrapper_on_the_body
 
     app = web.WebApp().get_app()
 
-    class Upper:
-        def __init__(self, inner):
-            self.inner = inner
-
-        async def __call__(self, scope, receive, send):
-            async def upper(message):
-                if message["type"] == "http.response.body":
-                    message = {**message, "body": message["body"].upper()}
-                await send(message)
-            await self.inner(scope, receive, upper)
-
-    app.add_middleware(Upper)
+    app.add_middleware(UpperBodies)
     for _ in range(2):
         got = await _serve_bytes(app)
         assert [m.get("body") for m, _ in got] == [None, b"HELLO"]

@@ -12,6 +12,7 @@ from azure_functions_runtime import http_v2
 from azurefunctions.extensions.http.fastapi import web
 
 from function_app.worker_http import harden_worker_http, release_finished_invocations, unroutable
+from tests.support.upper_bodies import UpperBodies
 
 
 def test_the_extensions_app_is_built_without_slash_redirects_and_with_a_json_default():
@@ -173,18 +174,7 @@ async def test_an_app_with_middleware_of_its_own_keeps_every_wrapper_on_the_chun
 
     app = web.WebApp().get_app()
 
-    class Upper:
-        def __init__(self, inner):
-            self.inner = inner
-
-        async def __call__(self, scope, receive, send):
-            async def upper(message):
-                if message["type"] == "http.response.body":
-                    message = {**message, "body": message["body"].upper()}
-                await send(message)
-            await self.inner(scope, receive, upper)
-
-    app.add_middleware(Upper)
+    app.add_middleware(UpperBodies)
     got = await _serve_stream(app, [b"data: a\n\n"])
     assert [m["body"] for m, _ in got[1:]] == [b"DATA: A\n\n", b""]
 
