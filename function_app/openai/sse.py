@@ -103,9 +103,11 @@ class StreamTap:
         # The usage object's key by a plain search first, several times cheaper a chunk than the
         # regex (docs/perf/pass13-streams.md): a chunk without the key, or whose only key is
         # `"usage":null` (every chunk of a stream that asked for its usage), holds no usage
-        # object; another occurrence cannot begin before the 12 bytes of that one end.
+        # object; another key cannot begin before the 12 bytes of that one end (nor at all
+        # when fewer than 7 bytes follow them: the usual chunk, which ends `null}` + blank line).
         at = data.find(b'"usage"')
-        if at < 0 or (data.startswith(b":null", at + 7) and data.find(b'"usage"', at + 12) < 0) \
+        if at < 0 or (data.startswith(b":null", at + 7) and (
+                at + 19 > len(data) or data.find(b'"usage"', at + 12) < 0)) \
                 or USAGE_OBJECT.search(data, at) is None:
             return data
         return b"".join(self._events(split_events(data)))

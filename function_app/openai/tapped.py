@@ -40,10 +40,11 @@ async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire, 
     if rewrite is not None and isinstance(tap, BodyTap):
         body = _whole(upstream)  # an id is rewritten in whole bodies only, never split
     unseen, error, failed = True, CLIENT_CLOSED, None  # unless it ends or raises first
+    feed = tap.feed  # looked up once, not per chunk
     try:
         try:
             async for chunk in body:
-                out = tap.feed(chunk)
+                out = feed(chunk)
                 if out:
                     sent.deltas += len(deltas(out))
                     if unseen:

@@ -178,13 +178,15 @@ def test_the_fast_path_for_chunks_of_whole_events_finds_the_same_boundary(data):
 
 
 USAGE_PIECES = [b'"usage"', b':null', b': null', b':{', b' :\n{', b'"usage":', b'x', b'"',
-                b'{"a":1}', b'\n\n', b'usage', b'"usage"usage"', b'null']
+                b'{"a":1}', b'\n\n', b'usage', b'"usage"usage"', b'null', b':', b'{']
 
 
 @given(st.lists(st.sampled_from(USAGE_PIECES), max_size=8))
 @example([b'"usage"', b':null', b'"usage"', b':{'])  # a usage object after a null one
 @example([b'"usage"', b' :\n{'])
 @example([b'"usage"', b':null'])
+@example([b'"usage"', b':null', b'"usage"'])  # a key right after, with no room for more
+@example([b'"usage"', b':null', b'"usage"', b'{'])
 def test_a_chunk_is_split_for_its_usage_exactly_when_the_regex_finds_a_usage_object(pieces):
     """The plain search for the key before the regex (and `"usage":null` passed over) changes
     no chunk's fate: a chunk is taken apart for its usage exactly when USAGE_OBJECT finds one."""
