@@ -14,6 +14,10 @@ the clients received; CPU per stream open is reported from short streams (--open
 load/results/profile-streams-{worker,host}.txt, summarised like load/profile_worker.py).
 With --reference tenline, the bare streaming function (load/tenline_stream) is a third tree in
 the rounds, and --cprofile profiles its worker too: the platform's own calls per chunk.
+With --callgrind, every tree's worker (--base's and the reference's too) runs under valgrind's
+callgrind (load/stream_callgrind.py) and every round of it counts the instructions it executed:
+per chunk, per stream open and per chunk net of opens, deterministic where CPU time is not (its
+CPU figures are then callgrind's, not the tree's: use few streams, e.g. --streams 5).
 Writes load/results/profile_streams.json.
 """
 
@@ -22,15 +26,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
+import stream_callgrind  # noqa: E402
 from bench_gateway import FAR, cpu_seconds, host_and_worker  # noqa: E402
 from bench_streams import (  # noqa: E402
     MODEL,
@@ -64,6 +71,23 @@ def gateway(tree: Path, logs: Path, sim_url: str, name: str, max_streams: int,
 
 PROFILES = ROOT / "load/results/stream-cprofile"
 PROFILED = ("now", REFERENCE)  # the trees --cprofile profiles (the reference when it runs)
+GRIND = ROOT / "load/results/stream-callgrind"
+IDLE_S = 5.0  # the idle worker's window (--callgrind): its instructions per second
+
+
+def instruction_figures(long: dict, short: dict, streams: int, idle_per_s: float = 0.0
+                        ) -> dict[str, float]:
+    """The worker's instructions per data event over a round, per stream open (the short
+    round's, which is mostly opens), and per chunk net of opens: the long round less the short
+    one, over the events it has more; and that less what the idle worker executes in the
+    longer round's extra wall time (`idle_per_s`, its timers and threads)."""
+    more = max(1, long["events"] - short["events"])
+    net = long["instructions"] - short["instructions"]
+    idle = idle_per_s * max(0.0, long.get("wall_s", 0.0) - short.get("wall_s", 0.0))
+    return {"instructions_per_chunk": long["instructions"] / max(1, long["events"]),
+            "open_instructions_per_stream": short["instructions"] / streams,
+            "net_instructions_per_chunk": net / more,
+            "net_less_idle_instructions_per_chunk": (net - idle) / more}
 
 
 def system_seconds(pid: int) -> float:
@@ -126,9 +150,24 @@ def trees(args, logs: Path) -> dict[str, Path]:
     return found
 
 
-def run_rounds(gateways: dict, args) -> dict[str, list[dict]]:
+def total_calls(prof: Path) -> int:
+    """Every call a cProfile file counted."""
+    return sum(calls for _cc, calls, *_ in pstats.Stats(str(prof)).stats.values())
+
+
+def timed(url: str, pids: tuple[int, int], n: int, args) -> dict:
+    """`measured`, with the round's wall time (`wall_s`)."""
+    began = time.monotonic()
+    row = measured(url, pids, n, args)
+    row["wall_s"] = time.monotonic() - began
+    return row
+
+
+def run_rounds(gateways: dict, args, idle: dict[str, float] | None = None
+               ) -> dict[str, list[dict]]:
     """Rounds alternate between the trees (order reversed every other round)."""
     rows: dict[str, list[dict]] = {name: [] for name in gateways}
+    idle = idle or {}
     opens = argparse.Namespace(**{**vars(args), "stream_s": args.open_chunks * args.chunk_ms
                                   / 1000})
     names = list(gateways)
@@ -144,10 +183,15 @@ def run_rounds(gateways: dict, args) -> dict[str, list[dict]]:
             tracing = []
             if args.strace and name == "now" and k == args.rounds - 1:
                 tracing = [strace(pid, args) for pid in pids]
+            grinding = args.callgrind  # every tree's worker, --base's too
             if args.cprofile and name in PROFILED and k == args.rounds - 1:
                 row, prof = counting(pids[1], PROFILES, lambda u=url, p=pids: measured(
                     u, p, args.streams, args))
                 row["cprofile"] = per_chunk(prof, row["events"], args.cprofile)
+                row["calls"] = total_calls(prof)  # before the short round's profile replaces it
+            elif grinding:
+                row, row["instructions"] = stream_callgrind.counting(
+                    pids[1], GRIND, lambda u=url, p=pids: timed(u, p, args.streams, args))
             else:
                 row = measured(url, pids, args.streams, args)
             if tracing:
@@ -157,7 +201,19 @@ def run_rounds(gateways: dict, args) -> dict[str, list[dict]]:
                 _, err = s.communicate(timeout=120)
                 if s.returncode:
                     print("py-spy failed:", err.decode(errors="replace")[-500:], flush=True)
-            short = measured(url, pids, args.streams, opens)
+            if grinding:
+                short, short["instructions"] = stream_callgrind.counting(
+                    pids[1], GRIND, lambda u=url, p=pids: timed(u, p, args.streams, opens))
+                row.update(instruction_figures(row, short, args.streams, idle.get(name, 0.0)))
+            elif "cprofile" in row:  # the short round profiled too: calls per chunk net of opens
+                short, short_prof = counting(pids[1], PROFILES, lambda u=url, p=pids: measured(
+                    u, p, args.streams, opens))
+                short["calls"] = total_calls(short_prof)
+                row["net_calls_per_chunk"] = (row["calls"] - short["calls"]) / max(
+                    1, row["events"] - short["events"])
+                row["open_calls_per_stream"] = short["calls"] / args.streams
+            else:
+                short = measured(url, pids, args.streams, opens)
             row["open_us_per_stream"] = {
                 "host": short["host_cpu_s"] / args.streams * 1e6,
                 "worker": short["worker_cpu_s"] / args.streams * 1e6}
@@ -190,6 +246,17 @@ def table(rows: dict[str, list[dict]], args) -> str:
                      f"{med('host_us_per_chunk') + med('worker_us_per_chunk'):.0f} | "
                      f"{both('net_us_per_chunk')} | {both('open_us_per_stream')} | "
                      f"{sum(r['errors'] for r in runs)} |")
+    grind = {name: [r for r in runs if "instructions" in r] for name, runs in rows.items()}
+    if any(grind.values()):
+        lines += ["", "Worker instructions (callgrind), median of the rounds:", "",
+                  "| tree | per chunk | per stream open | per chunk net of opens | "
+                  "net of opens and idle |", "|---|---:|---:|---:|---:|"]
+        for name, runs in grind.items():
+            if runs:
+                lines.append("| {} | {:,.0f} | {:,.0f} | {:,.0f} | {:,.0f} |".format(name, *(
+                    statistics.median(r[key] for r in runs) for key in (
+                        "instructions_per_chunk", "open_instructions_per_stream",
+                        "net_instructions_per_chunk", "net_less_idle_instructions_per_chunk"))))
     return "\n".join(lines)
 
 
@@ -213,17 +280,23 @@ def main() -> int:
     parser.add_argument("--cprofile", type=int, default=0, metavar="TOP",
                         help="cProfile the current tree's worker in its last round; print the "
                         "TOP functions per chunk (load/stream_cprofile.py)")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="run every tree's worker (--base's and the reference's too) under "
+                        "callgrind: instructions per chunk, per open and net of opens")
     parser.add_argument("--reference", choices=(REFERENCE,), default=None,
                         help="also the bare streaming function (load/tenline_stream) in the "
                         "rounds; with --cprofile, its worker profiled too")
     args = parser.parse_args()
+    if args.callgrind and args.cprofile:
+        parser.error("--callgrind and --cprofile each need the worker to themselves")
     raise_fd_limit()
     logs = Path(tempfile.mkdtemp(prefix="profile-streams-"))
     sim = simulator(logs, args)
-    procs, gateways = [sim], {}
+    procs, gateways, idle = [sim], {}, {}
     try:
         for k, (name, tree) in enumerate(trees(args, logs).items()):
-            hook = hook_env(PROFILES) if args.cprofile and name in PROFILED else {}
+            hook = hook_env(PROFILES) if args.cprofile and name in PROFILED else \
+                stream_callgrind.hook_env(GRIND) if args.callgrind else {}
             proc = start_reference(logs, sim.url, hook) if name == REFERENCE else \
                 gateway(tree, logs, sim.url, f"gateway{k}", args.streams, hook)
             procs.append(proc)
@@ -231,7 +304,14 @@ def main() -> int:
             warm = argparse.Namespace(**{**vars(args), "stream_s": 0.5, "ramp_s": 0.2})
             phase(url, 10, warm, None)
             gateways[name] = (url, host_and_worker(proc))
-        rows = run_rounds(gateways, args)
+            if args.callgrind:  # counted from here on; warmed again
+                stream_callgrind.instrument(gateways[name][1][1])
+                phase(url, 10, warm, None)
+                _, still = stream_callgrind.counting(gateways[name][1][1], GRIND,
+                                                      lambda: time.sleep(IDLE_S))
+                idle[name] = still / IDLE_S
+                print(f"{name}: idle worker {idle[name]:,.0f} instructions/s", flush=True)
+        rows = run_rounds(gateways, args, idle)
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -240,6 +320,8 @@ def main() -> int:
         for row in rows.get(name, ()):
             if "cprofile" in row:
                 print(f"\n{name}: " + row["cprofile"])
+                print(f"\n{name}: {row['net_calls_per_chunk']:.1f} calls per chunk net of "
+                      f"opens, {row['open_calls_per_stream']:.0f} per stream open")
     if args.spy:
         for who in ("worker", "host"):
             print(f"\n{who}:\n" + summarize(ROOT / f"load/results/profile-streams-{who}.txt", 30))

@@ -27,17 +27,35 @@ def error_event(error: GatewayError) -> bytes:
 
 
 class SentTokens:
-    """Counts the content deltas forwarded to the client."""
+    """Counts the content deltas forwarded to the client, when the count is wanted.
 
-    # The deltas in a forwarded piece; a per-chunk loop may add `len(find(piece))` to `deltas`
-    # itself, which is `feed` without a call of its own (openai/tapped.py).
+    Only a stream cut short reads the count (openai/tapped.py `_cut_short`). So the forwarded
+    pieces wait in `held` (the per-chunk loop appends them itself, a call less per chunk) and
+    are counted when `usage` asks, or in one go once the loop finds them past HELD_BYTES
+    (`count`). Memory stays bounded, and a stream that ends normally within the bound never
+    runs the count: one regex over every chunk, about an eighth of the bare streaming
+    function's instructions per chunk (docs/perf/pass13-streams.md). The held pieces are
+    counted joined by NUL, which no match can span: the same count as piece by piece.
+    """
+
+    HELD_BYTES = 64 * 1024  # forwarded bytes a stream holds before counting their deltas
+    # The deltas in a forwarded piece (`feed`, for a caller that counts as it goes).
     find = staticmethod(_DELTA.findall)
 
     def __init__(self) -> None:
         self.deltas = 0
+        self.held: list[bytes] = []  # forwarded, not counted yet
 
     def feed(self, forwarded: bytes) -> None:
         self.deltas += len(_DELTA.findall(forwarded))
 
+    def count(self) -> None:
+        """Count the held pieces and let them go (the list is emptied in place)."""
+        held = self.held
+        if held:
+            self.deltas += len(_DELTA.findall(b"\0".join(held)))
+            held.clear()
+
     def usage(self, prompt_tokens: int) -> Usage:
+        self.count()
         return Usage(prompt_tokens, self.deltas)

@@ -10,7 +10,8 @@ usage-only event (`"choices": []`) is dropped. Events may be split across chunks
 Work and memory are linear and bounded whatever the backend sends: each byte is searched for a
 blank line once (a new chunk with the last three bytes of the tail before it, since a blank
 line may straddle two chunks), the unfinished event is kept as its pieces and joined once, every
-forwarded byte is searched for usage once, and the tail (one unfinished event) may not grow past
+forwarded byte is searched for usage at most three times (the key, the next key, the regex
+from the first key on), and the tail (one unfinished event) may not grow past
 `max_event_bytes`: past it `check` raises UpstreamEventTooLarge, which ends the stream with an
 OpenAI error event (bill.py).
 
@@ -99,7 +100,15 @@ class StreamTap:
             else:
                 cut = last_boundary(chunk)
                 data = chunk if cut == len(chunk) else self._keep(chunk, cut)
-        if not data or USAGE_OBJECT.search(data) is None:
+        # The usage object's key by a plain search first, several times cheaper a chunk than the
+        # regex (docs/perf/pass13-streams.md): a chunk without the key, or whose only key is
+        # `"usage":null` (every chunk of a stream that asked for its usage), holds no usage
+        # object; another key cannot begin before the 12 bytes of that one end (nor at all
+        # when fewer than 7 bytes follow them: the usual chunk, which ends `null}` + blank line).
+        at = data.find(b'"usage"')
+        if at < 0 or (data.startswith(b":null", at + 7) and (
+                at + 19 > len(data) or data.find(b'"usage"', at + 12) < 0)) \
+                or USAGE_OBJECT.search(data, at) is None:
             return data
         return b"".join(self._events(split_events(data)))
 

@@ -4,7 +4,8 @@ settled and the upstream closed however it ends (openai/bill.py settle_on_answer
 It is handed on as a core/body_watch.WatchedBody: the telemetry stage hooks into it for the first
 chunk's time and the end instead of wrapping it in a generator of its own (two frames per chunk,
 docs/perf/pass9-chunk.md). Per chunk the loop makes no call it can do without: the tap's
-`too_large` and the sent-token count are read and counted in place.
+`too_large` is read in place, and the pieces sent are held for the sent-token count, which
+runs only when a stream is cut short or the held bytes pass a bound (midstream.SentTokens).
 """
 
 from __future__ import annotations
@@ -35,17 +36,26 @@ async def _tapped(body: AsyncIterator[bytes], tap: Any, bill: Bill, wire: Wire, 
     """Forward `body` through `tap`; settle and close the upstream however it ends, then tell
     `watch` how it ended. A stream cut by a GatewayError ends with the wire's error event."""
     sent = SentTokens()
-    deltas = sent.find  # sent.feed, inline per chunk
+    # The pieces sent wait uncounted, up to HELD_BYTES (midstream.SentTokens: only a stream cut
+    # short needs the count); a plain answer is never counted (it is not ended with an event).
+    held, held_bytes, holding = sent.held, 0, not isinstance(tap, BodyTap)
+    most = sent.HELD_BYTES
     rewrite, upstream = wire.rewrite, body
     if rewrite is not None and isinstance(tap, BodyTap):
         body = _whole(upstream)  # an id is rewritten in whole bodies only, never split
     unseen, error, failed = True, CLIENT_CLOSED, None  # unless it ends or raises first
+    feed = tap.feed  # looked up once, not per chunk
     try:
         try:
             async for chunk in body:
-                out = tap.feed(chunk)
+                out = feed(chunk)
                 if out:
-                    sent.deltas += len(deltas(out))
+                    if holding:
+                        held.append(out)
+                        held_bytes += len(out)
+                        if held_bytes > most:
+                            sent.count()
+                            held_bytes = 0
                     if unseen:
                         unseen = False
                         watch.chunk_out()

@@ -132,3 +132,61 @@ async def test_an_oversized_event_ends_the_stream_with_an_openai_error_and_close
     assert error["code"] == "upstream_event_too_large" and error["type"] == "server_error"
     assert closed and closed[0] < 100  # the backend was let go of soon after the cap
     assert billed.usage == Usage(9, 1)  # the prompt and the one delta sent
+
+
+@pytest.mark.parametrize("held_bytes", [64 * 1024, 100])
+async def test_a_stream_cut_short_bills_every_delta_sent_and_holds_a_bounded_share(
+        monkeypatch, held_bytes):
+    """The deltas sent are counted only when the count is wanted (a cut) or the pieces held
+    pass the bound: the bill is the same either way, and what is held stays under the bound
+    plus one piece."""
+    from function_app.core.errors import UpstreamError
+    from function_app.http.headers import Headers
+    from function_app.http.messages import GatewayResponse
+    from function_app.openai import tapped
+    from function_app.openai.bill import settle_on_answer
+    from function_app.openai.midstream import SentTokens
+
+    chunk = b'data: {"choices":[{"delta":{"content":"Hi"}}],"usage":null}\n\n'
+    most_held = []
+
+    class Watched(SentTokens):
+        HELD_BYTES = held_bytes
+
+        def count(self):
+            most_held.append(sum(map(len, self.held)))
+            super().count()
+
+    monkeypatch.setattr(tapped, "SentTokens", Watched)
+
+    async def upstream():
+        for _ in range(1500):  # about 90 KB of events: past the default bound once
+            yield chunk
+        raise UpstreamError()
+
+    response = GatewayResponse(200, Headers([("content-type", "text/event-stream")]), upstream())
+    billed = bill(ScriptedLimiter(), reserved=5000)
+    billed.prompt_tokens = 9
+    settle_on_answer(response, billed, stream=True, strip=True)
+    out = [piece async for piece in response.body]
+    assert out[:-1] == [chunk] * 1500 and out[-1].startswith(b"\n\ndata: ")
+    assert billed.usage == Usage(9, 1500)
+    assert max(most_held) <= held_bytes + len(chunk)
+    assert len(most_held) >= 2  # counted on the way (past the bound) and at the cut
+
+
+def test_held_pieces_count_as_they_would_one_by_one():
+    """A match that would span two pieces joined plainly is not one: the pieces are joined by
+    a byte no match can hold."""
+    from function_app.openai.midstream import SentTokens
+
+    pieces = [b'data: {"content"\n\n', b':"x"}\n\n', b'data: {"text": "y"}\n\n',
+              b'data: {"delta":""}\n\n', b'data: {"content":"a","content" :"b"}\n\n']
+    sent = SentTokens()
+    sent.held.extend(pieces)
+    assert sent.usage(3) == Usage(3, 3)
+    assert sent.held == []
+    one_by_one = SentTokens()
+    for piece in pieces:
+        one_by_one.feed(piece)
+    assert one_by_one.deltas == 3

@@ -1,9 +1,11 @@
 """Usage found in answers and streams; the usage chunk removed only when not asked for."""
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from function_app.openai.sse import BodyTap, StreamTap, last_boundary, split_events
-from function_app.openai.usage import Usage, find_usage
+from function_app.openai.usage import USAGE_OBJECT, Usage, find_usage
 
 CHUNKS = [b'data: {"id":"a","choices":[{"delta":{"content":"Hi"}}],"usage":null}\n\n',
           b'data: {"id":"a","choices":[{"delta":{},"finish_reason":"stop"}],"usage":null}\n\n']
@@ -173,3 +175,24 @@ def test_the_fast_path_for_chunks_of_whole_events_finds_the_same_boundary(data):
                 ((b"\r\n\r\n", 4), (b"\n\n", 2), (b"\r\r", 2)) if data.rfind(mark) >= 0),
                default=0)
     assert last_boundary(data) == slow
+
+
+USAGE_PIECES = [b'"usage"', b':null', b': null', b':{', b' :\n{', b'"usage":', b'x', b'"',
+                b'{"a":1}', b'\n\n', b'usage', b'"usage"usage"', b'null', b':', b'{']
+
+
+@given(st.lists(st.sampled_from(USAGE_PIECES), max_size=8))
+@example([b'"usage"', b':null', b'"usage"', b':{'])  # a usage object after a null one
+@example([b'"usage"', b' :\n{'])
+@example([b'"usage"', b':null'])
+@example([b'"usage"', b':null', b'"usage"'])  # a key right after, with no room for more
+@example([b'"usage"', b':null', b'"usage"', b'{'])
+def test_a_chunk_is_split_for_its_usage_exactly_when_the_regex_finds_a_usage_object(pieces):
+    """The plain search for the key before the regex (and `"usage":null` passed over) changes
+    no chunk's fate: a chunk is taken apart for its usage exactly when USAGE_OBJECT finds one."""
+    chunk = b"data: " + b"".join(pieces) + b"\n\n"
+    tap = StreamTap(strip_usage_event=False)
+    events = []
+    tap._events = lambda found: events.extend(found) or found  # the slow path, observed
+    assert tap.feed(chunk) == chunk
+    assert bool(events) == (USAGE_OBJECT.search(chunk) is not None)
