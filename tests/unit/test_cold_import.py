@@ -59,3 +59,15 @@ def test_the_first_build_without_storage_or_exporters_loads_no_sdk():
 
 def test_the_build_probe_sees_what_the_build_does_load():
     assert "aiohttp" in loaded_after(BUILD, "aiohttp")
+
+
+def test_importing_main_leaves_the_collector_running_with_start_up_frozen():
+    # main.py imports the app with the collector paused and freezes what it made
+    # (function_app/wiring/collector.py): the modules and the app are out of later collections.
+    code = ("import gc, json, main; from function_app import app as module; "
+            "print(json.dumps([gc.isenabled(), gc.get_freeze_count(), "
+            "any(o is module.app for o in gc.get_objects())]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    enabled, frozen, app_walked = json.loads(out.splitlines()[-1])
+    assert enabled and frozen > 10_000 and not app_walked
