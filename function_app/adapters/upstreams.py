@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..core.upstream import Upstream
+from collections.abc import Callable
+
+from ..core.upstream import Upstream, UpstreamRequest, UpstreamResponse
 
 KINDS = ("aiohttp", "httpx", "aiohttp-direct")
 
@@ -21,3 +23,25 @@ def open_upstream(kind: str, max_connections: int) -> Upstream:
     from .httpx_upstream import HttpxUpstream, make_transport
 
     return HttpxUpstream(make_transport(kind, max_connections), max_connections)
+
+
+class OpenedOnFirstUse:
+    """An Upstream opened by `open()` at its first `send`: the /healthz probes' own pool, which
+    no request needs, so the first request does not wait for its transport (for the default
+    client, a TLS context loading its CA bundle: ~20-25 ms of CPU, docs/perf/pass13-coldstart.md).
+    Opening is synchronous, so two first sends on the loop cannot open it twice."""
+
+    def __init__(self, open: Callable[[], Upstream]):
+        self._open = open
+        self._upstream: Upstream | None = None
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        upstream = self._upstream
+        if upstream is None:
+            upstream = self._upstream = self._open()
+        return await upstream.send(request)
+
+    async def aclose(self) -> None:
+        upstream, self._upstream = self._upstream, None
+        if upstream is not None:
+            await upstream.aclose()

@@ -18,7 +18,6 @@ from function_app.ratelimit.scopes import LimitDefaults
 
 from ..core.identity import parse_networks
 from ..core.values import header_name, http_url
-from ..guardrails.policy import guardrail_policies
 from ..routing.model_routes import ModelTable
 from ..routing.routes import RouteTable
 from ..tenants.prices import price_table
@@ -55,6 +54,17 @@ class Spec:
     default: str
     parse: Callable[[str], Any]
     help: str
+
+
+def guardrail_policies(value: str) -> tuple:
+    """GUARDRAILS: empty is no policy; a value is parsed (and a bad one named) by
+    guardrails/policy.py, imported only then: its PII patterns compile when it loads, and
+    without guardrails no request needs them (the cold start does not pay for them)."""
+    if not value:
+        return ()
+    from ..guardrails.policy import guardrail_policies as parse
+
+    return parse(value)
 
 
 def setting(name: str, default: str, parse: Callable[[str], Any], help: str, *,

@@ -8,12 +8,13 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from functools import partial
 
 from function_app.ratelimit.stage import rate_limit_stage
 from function_app.ratelimit.store import OverrideStore, RateLimitStore
 
 from ..adapters.otel_exporters import Exporters
-from ..adapters.upstreams import open_upstream
+from ..adapters.upstreams import OpenedOnFirstUse, open_upstream
 from ..aoai.inbound import azure_paths_stage, deployment_model_stage
 from ..aoai.tokens import TokenProvider
 from ..cache.tier import CacheTier
@@ -162,8 +163,8 @@ def _upstreams(settings: Settings, given: Upstream | None, parts: Parts
         return given, given
     upstream = open_upstream(settings.upstream_client, settings.upstream_max_connections)
     # Health probes get connections of their own: a pool full of slow streams must not make
-    # /healthz report healthy backends as down.
+    # /healthz report healthy backends as down. Opened at the first probe, not at the build.
     size = max(HEALTH_CONNECTIONS, len(settings.backends))
-    probes = open_upstream(settings.upstream_client, size)
+    probes = OpenedOnFirstUse(partial(open_upstream, settings.upstream_client, size))
     parts.closers += [upstream.aclose, probes.aclose]
     return upstream, probes

@@ -7,15 +7,17 @@ No policy: no stage, no client, nothing on /healthz: the gateway is what it was 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.clock import Clock
 from ..core.pipeline import Stage
-from ..guardrails.guarded import GuardedSafety
 from ..guardrails.safety import ContentSafety
-from ..guardrails.stage import Guardrails, guardrails_stage
 from ..settings.specs import Settings
 from .gateway import Parts
+
+if TYPE_CHECKING:  # loaded by build_guardrails when GUARDRAILS is set (not on a cold start without)
+    from ..guardrails.guarded import GuardedSafety
+    from ..guardrails.stage import Guardrails
 
 SAFETY_CONNECTIONS = 64  # to Content Safety; the same transport as the upstream (UPSTREAM_CLIENT)
 
@@ -25,9 +27,12 @@ def build_guardrails(settings: Settings, parts: Parts, clock: Clock, tracer: Any
     """The stage, or None when GUARDRAILS is empty; `given` replaces the HTTP client (tests)."""
     if not settings.guardrails:
         return None
-    # Imported here: without guardrails the build does not load the Content Safety client.
+    # Imported here: without guardrails the build loads neither the Content Safety client nor
+    # the stage and its policies (the PII patterns compile when they load).
     from ..adapters.contentsafety_httpx import open_content_safety
     from ..adapters.httpx_upstream import make_transport
+    from ..guardrails.guarded import GuardedSafety
+    from ..guardrails.stage import Guardrails, guardrails_stage
 
     inner = given or open_content_safety(
         settings.content_safety_endpoint, settings.content_safety_auth,

@@ -9,7 +9,7 @@ import pytest
 
 from function_app import app as app_module
 from function_app.settings import load as settings_load
-from function_app.wiring import build, lazy
+from function_app.wiring import build, collector, lazy
 from function_app.wiring.lazy import FULL_EVERY, YOUNG_THRESHOLD, LazyGateway
 
 
@@ -31,6 +31,7 @@ def unsettled(monkeypatch):
 
     monkeypatch.setattr(build, "build_gateway", fake_build)
     monkeypatch.setattr(settings_load, "load_settings", lambda environ: environ)
+    monkeypatch.setattr(collector, "_settled", False)
     thresholds = gc.get_threshold()
     gc.unfreeze()
     gc.set_threshold(2000, *thresholds[1:])
@@ -64,3 +65,87 @@ async def test_a_plain_gateway_leaves_the_collector_alone(unsettled):
 
 def test_the_workers_gateway_freezes():
     assert app_module.gateway._freeze is True
+
+
+# Start-up's own objects: made with the collector paused, frozen once made (collector.py).
+
+@pytest.fixture
+def thawed():
+    """The test process's collector as it was after the test (frozen objects given back)."""
+    thresholds = gc.get_threshold()
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+    gc.enable()
+    gc.set_threshold(*thresholds)
+
+
+def test_start_up_objects_are_made_with_the_collector_paused_then_frozen(thawed):
+    made = []
+    with collector.start_up_objects():
+        assert not gc.isenabled()
+        made.append({"a": [1]})
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
+    # Frozen: out of every generation the collector walks.
+    assert not any(o is made[0] for o in gc.get_objects())
+
+
+def test_a_failed_start_up_enables_the_collector_and_freezes_nothing(thawed):
+    with pytest.raises(RuntimeError), collector.start_up_objects():
+        raise RuntimeError("import failed")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_a_collector_the_process_paused_is_left_alone(thawed):
+    gc.disable()
+    with collector.start_up_objects():
+        assert not gc.isenabled()
+    assert not gc.isenabled() and gc.get_freeze_count() == 0
+
+
+async def test_the_workers_build_runs_with_the_collector_paused(unsettled, monkeypatch):
+    made, _ = unsettled
+    seen = []
+
+    async def fake_build(settings):
+        seen.append(gc.isenabled())
+        return made
+
+    monkeypatch.setattr(build, "build_gateway", fake_build)
+    assert await LazyGateway(lambda: {}, freeze=True).get() is made
+    assert seen == [False] and gc.isenabled() and gc.get_freeze_count() > 1000
+
+
+async def test_a_failed_worker_build_leaves_the_collector_running_and_is_retried(unsettled,
+                                                                                 monkeypatch):
+    made, _ = unsettled
+    from function_app.settings.errors import SettingsError
+
+    calls = []
+
+    def load(environ):
+        calls.append(environ)
+        if len(calls) == 1:
+            raise SettingsError("RATE_LIMIT_RPM: not a number")
+        return environ
+
+    monkeypatch.setattr(settings_load, "load_settings", load)
+    gateway = LazyGateway(lambda: {}, freeze=True)
+    with pytest.raises(SettingsError, match="RATE_LIMIT_RPM"):
+        await gateway.get()
+    assert gc.isenabled() and gc.get_freeze_count() == 0 and not collector._settled
+    assert await gateway.get() is made and collector._settled
+
+
+async def test_a_plain_gateway_builds_with_the_collector_running(unsettled, monkeypatch):
+    made, _ = unsettled
+    seen = []
+
+    async def fake_build(settings):
+        seen.append(gc.isenabled())
+        return made
+
+    monkeypatch.setattr(build, "build_gateway", fake_build)
+    assert await LazyGateway(lambda: {}).get() is made
+    assert seen == [True]
