@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -99,3 +102,30 @@ def test_dockerfile_checks_catch_each_problem(tmp_path, dockerfile, ignore, prob
         assert found == []
     else:
         assert any(problem in message for message in found), found
+
+
+def test_the_gateway_package_carries_checked_hash_bytecode(tmp_path) -> None:
+    """azd's prepackage hook compiles the app (the package is read-only on Flex Consumption, so
+    sources would be compiled at every cold start) and .funcignore lets the bytecode through;
+    every module gets a checked-hash .pyc (flags 3: hash-based, checked against its source)."""
+    text_yaml = (ROOT / "azure.yaml").read_text(encoding="utf-8")
+    gateway = text_yaml.split("\n  gateway:\n", 1)[1].split("\n  pybackend:", 1)[0]
+    assert re.search(r"hooks:\s*\n\s+prepackage:\s*\n\s+shell: sh\s*\n\s+"
+                     r"run: \./scripts/compile_bytecode\.sh", gateway)
+    ignored = (ROOT / ".funcignore").read_text(encoding="utf-8").split()
+    assert not {"__pycache__/", "__pycache__", "*.pyc"} & set(ignored)
+    for name in ("main.py", "function_app", "scripts"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, tmp_path / name,
+             **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree
+                else {}))
+    done = subprocess.run(["sh", "scripts/compile_bytecode.sh"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "checked-hash" in done.stdout
+    tag = sys.implementation.cache_tag
+    sources = [tmp_path / "main.py", *sorted((tmp_path / "function_app").rglob("*.py"))]
+    assert len(sources) > 100
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        assert compiled.read_bytes()[4:8] == b"\x03\x00\x00\x00", compiled
