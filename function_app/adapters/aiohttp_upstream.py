@@ -29,6 +29,7 @@ from ..core.upstream import UpstreamRequest, UpstreamResponse
 from ..http.headers import Headers
 from .aiohttp_resume import quiet_resume
 from .deadline_body import DeadlineBody
+from .httpx_upstream import tls_context
 from .upstream_slots import Slots
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class AiohttpUpstream:
         for every client of the gateway would send one client's cookies on another's request."""
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._size, keepalive_timeout=self._keepalive_s,
-                                             ssl=httpx.create_ssl_context(trust_env=False))
+                                             ssl=tls_context())
             quiet_resume(connector)  # no resume call per body read while reading is not paused
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False,
                                                   cookie_jar=aiohttp.DummyCookieJar())

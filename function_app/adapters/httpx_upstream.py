@@ -8,7 +8,9 @@ which a proxy wants.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -50,9 +52,18 @@ def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
         from .aiohttp_transport import LeanAiohttpTransport  # httpx-aiohttp's, lean per request
 
         return LeanAiohttpTransport(
-            limits=limits, trust_env=False,
+            verify=tls_context(), limits=limits, trust_env=False,
             client=lambda: _session(max_connections, limits.keepalive_expiry))
-    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    return httpx.AsyncHTTPTransport(verify=tls_context(), limits=limits, trust_env=False)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The client TLS context (certifi's CA bundle, nothing from the environment), one per
+    process for every upstream pool and session: each context loads the bundle again, ~20-27 ms
+    of CPU at the build or the first request (docs/perf/pass13-coldstart.md), and nothing
+    changes a context after it is made, so sharing it verifies exactly as separate ones did."""
+    return httpx.create_ssl_context(trust_env=False)
 
 
 def _session(max_connections: int, keepalive_s: float | None) -> aiohttp.ClientSession:
@@ -61,7 +72,7 @@ def _session(max_connections: int, keepalive_s: float | None) -> aiohttp.ClientS
     gateway, so a backend's Set-Cookie to one client rode on the next client's requests (and
     matching cookies on each request cost ~1 % of the worker's CPU)."""
     connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=keepalive_s,
-                                     ssl=httpx.create_ssl_context(trust_env=False))
+                                     ssl=tls_context())
     quiet_resume(connector)  # no resume call per body read while reading is not paused
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                  trust_env=False)

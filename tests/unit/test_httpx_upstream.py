@@ -183,3 +183,29 @@ async def test_closing_an_answer_gives_its_connection_back_for_the_next(kind, wh
         await upstream.aclose()
         server.close()
     assert len(connections) == (3 if kind == "httpx" and whole else 1)
+
+
+async def test_every_upstream_pool_shares_one_verifying_tls_context() -> None:
+    """One client TLS context per process (each loads the CA bundle again): the aiohttp
+    transport, its session's connector, httpx's own pool and the aiohttp-direct client all hold
+    the same one, and it still verifies certificates and host names."""
+    import ssl
+
+    from function_app.adapters import aiohttp_upstream, httpx_upstream
+
+    context = httpx_upstream.tls_context()
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 0  # certifi's bundle is loaded
+    lean = httpx_upstream.make_transport("aiohttp", 4)
+    assert lean.ssl_context is context
+    own = httpx_upstream.make_transport("httpx", 4)
+    assert own._pool._ssl_context is context
+    session = httpx_upstream._session(4, 4.0)
+    direct = aiohttp_upstream.AiohttpUpstream(4)
+    try:
+        assert session.connector._ssl is context
+        assert direct._client().connector._ssl is context
+    finally:
+        await session.close()
+        await direct._client().close()
+        await own.aclose()
