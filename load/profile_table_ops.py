@@ -29,16 +29,20 @@ sys.path.insert(0, str(ROOT))
 from azure.data.tables import UpdateMode  # noqa: E402
 from azure.data.tables.aio import TableServiceClient  # noqa: E402
 
-from function_app.adapters.azure_table import LazyTable, write_row  # noqa: E402
+from function_app.adapters.azure_table import LazyTable, eq, write_row  # noqa: E402
 from function_app.adapters.breakerstore_table import TableRoutingStore  # noqa: E402
+from function_app.adapters.limitstore_table import TableRateLimitStore  # noqa: E402
+from function_app.ratelimit.store import RowKey  # noqa: E402
 from function_app.routing.breaker import SharedState  # noqa: E402
 from scripts.azurite import Azurite  # noqa: E402
 
 TABLE = "opsbench"
 
 
-def operations(client, store: TableRoutingStore | None, row: str) -> dict:
-    """name -> coroutine function doing one operation."""
+def operations(client, store: TableRoutingStore | None, row: str,
+               lazy: LazyTable | None = None) -> dict:
+    """name -> coroutine function doing one operation (with `lazy`, also its plain ones and
+    the limiter's store over it)."""
     state: dict = {"etag": None}
 
     async def get():
@@ -71,6 +75,40 @@ def operations(client, store: TableRoutingStore | None, row: str) -> dict:
         ops.update({"store.read_breakers (2 rows)": breakers,
                     "store.read_probes (0 rows)": probes,
                     "store.read_both (2 + 0 rows)": both})
+    if lazy is not None:
+        limits = TableRateLimitStore(lazy._service, lazy._name)
+        key = RowKey("p", "r1")
+        plain: dict = {"etag": None, "lim": None}
+        fields = {"tokens": 12.0, "ts": 1_700_000_000.25, "goal": 3.0, "holder": "gw-1"}
+
+        async def plain_get():
+            await lazy.get("p", "r1")
+
+        async def plain_query():
+            await lazy.query(eq("PartitionKey", "q"))
+
+        async def plain_upsert():
+            await lazy.upsert({"PartitionKey": "p", "RowKey": "r2", "v": 1.0})
+
+        async def plain_replace():
+            plain["etag"] = await lazy.write({"PartitionKey": "p", "RowKey": row + "p",
+                                              "v": 2.0}, plain["etag"])
+
+        async def limit_read():
+            await limits.read(key)
+
+        async def limit_write():
+            plain["lim"] = await limits.write(RowKey("p", row + "l"), fields, plain["lim"])
+
+        async def limit_put():
+            await limits.put(RowKey("p", row + "t"), fields)
+
+        async def limit_query():
+            await limits.query("q")
+        ops.update({"plain get": plain_get, "plain query (2 rows)": plain_query,
+                    "plain upsert": plain_upsert, "plain replace (If-Match)": plain_replace,
+                    "limits.read": limit_read, "limits.write (If-Match)": limit_write,
+                    "limits.put": limit_put, "limits.query (2 rows)": limit_query})
     return ops
 
 
@@ -118,7 +156,8 @@ async def main(args: argparse.Namespace) -> None:
         await service.create_table_if_not_exists("routing")
         sdk = TableServiceClient.from_connection_string(
             azurite.connection_string, **options).get_table_client(TABLE)  # its own service
-        lean = await LazyTable(service, TABLE).ready()
+        lazy = LazyTable(service, TABLE)
+        lean = await lazy.ready()
         store = TableRoutingStore(service, "routing")
         for name in ("a", "b"):
             await store.write_breaker(name, SharedState("closed", 1.0, 0.0, ""), None)
@@ -128,7 +167,7 @@ async def main(args: argparse.Namespace) -> None:
         print("lean policies:", [type(p).__name__ for p in
                                  lean._client._client._pipeline._impl_policies])
         clients = {"SDK table client": operations(sdk, None, "u1"),
-                   "LazyTable client": operations(lean, store, "u2")}
+                   "LazyTable client": operations(lean, store, "u2", lazy)}
         print(f"# profile_table_ops: {args.ops} operations each, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
         print("| client | operation | calls/op | CPU us/op |\n|---|---|---:|---:|")
