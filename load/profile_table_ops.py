@@ -34,6 +34,7 @@ from function_app.adapters.breakerstore_table import TableRoutingStore  # noqa: 
 from function_app.adapters.limitstore_table import TableRateLimitStore  # noqa: E402
 from function_app.ratelimit.store import RowKey  # noqa: E402
 from function_app.routing.breaker import SharedState  # noqa: E402
+from function_app.routing.store import ProbeResult  # noqa: E402
 from scripts.azurite import Azurite  # noqa: E402
 
 TABLE = "opsbench"
@@ -72,6 +73,16 @@ def operations(client, store: TableRoutingStore | None, row: str,
 
         async def both():
             await store.read_both()
+        results = [ProbeResult(name, True, 1.0, 2.0, 200) for name in ("a", "b", "c")]
+
+        async def probes_each():
+            for result in results:
+                await store.record_probe(result)
+
+        async def probes_batch():
+            await store.record_probes(results)
+        ops.update({"store.record_probe x 3": probes_each,
+                    "store.record_probes (3 rows, one batch)": probes_batch})
         ops.update({"store.read_breakers (2 rows)": breakers,
                     "store.read_probes (0 rows)": probes,
                     "store.read_both (2 + 0 rows)": both})

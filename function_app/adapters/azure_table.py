@@ -25,8 +25,11 @@ identity), its retry policy and its aiohttp transport:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -56,6 +59,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 _ERRORS = {401: ClientAuthenticationError, 403: ClientAuthenticationError,
            404: ResourceNotFoundError, 409: ResourceExistsError, 412: ResourceModifiedError}
 _ACCEPT = "application/json;odata=minimalmetadata"
+_PART_STATUS = re.compile(r"^HTTP/1\.1 (\d{3})", re.MULTILINE)
 _NEXT = ("x-ms-continuation-NextPartitionKey", "x-ms-continuation-NextRowKey")
 
 
@@ -284,6 +288,38 @@ class LazyTable:
                                     {"Accept": _ACCEPT, "If-Match": etag})
         if response.status_code != 204:
             raise self._error(response)
+
+    async def upsert_all(self, entities: list[Mapping[str, Any]]) -> None:
+        """`upsert` of every entity in one entity group transaction (one $batch request; the
+        entities share a PartitionKey, at most 100): all written, or none and an error."""
+        if len({e["PartitionKey"] for e in entities}) != 1 or len(entities) > 100:
+            raise ValueError("one batch is 1 to 100 rows of one partition")
+        pipeline_client = await self._pipeline()
+        batch, change = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
+        parts = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={change}\r\n\r\n"]
+        for entity in entities:
+            body = json.dumps(entity_body(entity)).encode()
+            url = self._row_url(entity["PartitionKey"], entity["RowKey"])
+            parts.append(
+                f"--{change}\r\nContent-Type: application/http\r\n"
+                f"Content-Transfer-Encoding: binary\r\n\r\nPUT {url} HTTP/1.1\r\n"
+                f"Content-Type: application/json\r\nAccept: application/json\r\n"
+                f"DataServiceVersion: 3.0\r\nContent-Length: {len(body)}\r\n\r\n"
+                f"{body.decode()}\r\n")
+        parts.append(f"--{change}--\r\n--{batch}--\r\n")
+        headers = {"x-ms-version": self._version, "DataServiceVersion": "3.0",
+                   "MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json",
+                   "Content-Type": f"multipart/mixed; boundary={batch}"}
+        response = await pipeline_client.send_request(HttpRequest(
+            "POST", self._table_url.rsplit("/", 1)[0] + "/$batch", headers=headers,
+            content="".join(parts).encode()), stream=True)  # no decoding of multipart
+        await response.read()
+        if response.status_code != 202:
+            raise self._error(response)
+        statuses = _PART_STATUS.findall(response.text())
+        if len(statuses) != len(entities) or any(not s.startswith("2") for s in statuses):
+            raise HttpResponseError(f"the batch was not applied: parts answered {statuses}",
+                                    response=response)
 
     async def write(self, entity: Mapping[str, Any], etag: str | None) -> str:
         """Create the row (`etag` None) or replace it only if unchanged since it was read;

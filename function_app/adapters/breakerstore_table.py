@@ -37,6 +37,12 @@ def _breaker(e: dict[str, Any]) -> BreakerRow:
         str(e.get("cause", ""))), row_etag(e))
 
 
+def _probe_row(result: ProbeResult) -> dict[str, Any]:
+    return {"PartitionKey": PROBE, "RowKey": encode_key(result.backend), "ok": result.ok,
+            "at": float(result.at), "latency_ms": float(result.latency_ms),
+            "status": int(result.status)}
+
+
 def _probe(e: dict[str, Any]) -> ProbeResult:
     return ProbeResult(decode_key(e["RowKey"]), bool(e["ok"]), float(e["at"]),
                        float(e["latency_ms"]), int(e.get("status", 0)))
@@ -84,11 +90,18 @@ class TableRoutingStore:
                                   "until": float(state.until), "cause": state.cause}, etag)
 
     async def record_probe(self, result: ProbeResult) -> None:
-        entity = {"PartitionKey": PROBE, "RowKey": encode_key(result.backend),
-                  "ok": result.ok, "at": float(result.at),
-                  "latency_ms": float(result.latency_ms), "status": int(result.status)}
         try:
-            await self._lazy.upsert(entity)
+            await self._lazy.upsert(_probe_row(result))
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    async def record_probes(self, results: list[ProbeResult]) -> None:
+        """Every result as one entity group transaction (one partition, at most 100 rows a
+        batch): the same upserts, one storage call instead of one per backend."""
+        rows = list({r.backend: _probe_row(r) for r in results}.values())  # a row once
+        try:
+            for start in range(0, len(rows), 100):
+                await self._lazy.upsert_all(rows[start:start + 100])
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from None
 

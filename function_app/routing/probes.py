@@ -4,12 +4,22 @@
 "health" lease in storage probes, so the backends see one prober per app. Each backend's health
 endpoint is probed concurrently and the result recorded in the ProbeStore, where every
 instance's routing reads it (breakers.py) and skips a member whose last fresh probe failed.
+
+Phase: the timer fires at the same wall-clock second in every process that runs it (a
+schedule is a clock time, e.g. every 10 s at :00, :10 ...), so without a phase their lease
+calls reach the routing table together. Each process waits its own phase, drawn once (uniform
+in [0, PHASE_MAX_S)), before its first storage call: the same offset on every run, so the
+holder still renews every period and the lease is unchanged. The wait is part of the timer's
+run (the host sees the run last that much longer; PHASE_MAX_S keeps that short of any schedule
+the host can run, whose finest step is a second). Tests pass `phase_s`, or a seeded `rng` to
+`process_phase`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,14 +34,29 @@ log = logging.getLogger(__name__)
 LEASE = "health"
 HEALTH_PATH = "/healthz"
 
+PHASE_MAX_S = 0.5  # each process's phase is below this
+_phase: list[float] = []  # this process's phase, once drawn
+
 # (url, timeout_s) -> HTTP status, or raises on no answer; bound to the upstream in wiring.
 Probe = Callable[[str, float], Awaitable[int]]
 
 
+def process_phase(rng: random.Random | None = None) -> float:
+    """This process's phase in seconds, in [0, PHASE_MAX_S): drawn on the first call (from
+    `rng`, else a generator seeded by the OS) and the same ever after."""
+    if not _phase:
+        _phase.append((rng or random.Random()).uniform(0.0, PHASE_MAX_S) % PHASE_MAX_S)
+    return _phase[0]
+
+
 async def run_health_checks(backends: Mapping[str, str], probe: Probe, store: ProbeStore,
-                            clock: Clock, holder: str, *, timeout_s: float, lease_s: float
-                            ) -> dict[str, Any]:
-    """Probe every backend once if this instance holds the lease; what it did, as a dict."""
+                            clock: Clock, holder: str, *, timeout_s: float, lease_s: float,
+                            phase_s: float | None = None) -> dict[str, Any]:
+    """Probe every backend once if this instance holds the lease; what it did, as a dict.
+    First waits `phase_s` (this process's `process_phase()` when None)."""
+    phase = process_phase() if phase_s is None else phase_s
+    if phase > 0:
+        await clock.sleep(phase)
     try:
         if not await store.take_lease(LEASE, holder, lease_s, clock.now()):
             return {"ran": False, "reason": "another instance holds the lease"}
@@ -41,6 +66,23 @@ async def run_health_checks(backends: Mapping[str, str], probe: Probe, store: Pr
     names = list(backends)
     results = await asyncio.gather(*(_probe_one(n, backends[n], probe, clock, timeout_s)
                                      for n in names))
+    recorded = await _record(store, results)
+    return {"ran": True, "recorded": recorded,
+            "results": {r.backend: {"ok": r.ok, "status": r.status} for r in results}}
+
+
+async def _record(store: ProbeStore, results: list[ProbeResult]) -> int:
+    """Record every result; how many were. A store with `record_probes` (RoutingStore)
+    writes them in one storage call, all or none; otherwise one call each."""
+    many = getattr(store, "record_probes", None)
+    if many is not None and len(results) > 1:
+        try:
+            await many(results)
+            return len(results)
+        except StoreUnavailable as exc:
+            log.warning("could not record the probes of %s: %s",
+                        ", ".join(r.backend for r in results), exc)
+            return 0
     recorded = 0
     for result in results:
         try:
@@ -48,8 +90,7 @@ async def run_health_checks(backends: Mapping[str, str], probe: Probe, store: Pr
             recorded += 1
         except StoreUnavailable as exc:
             log.warning("could not record the probe of %s: %s", result.backend, exc)
-    return {"ran": True, "recorded": recorded,
-            "results": {r.backend: {"ok": r.ok, "status": r.status} for r in results}}
+    return recorded
 
 
 async def _probe_one(name: str, base_url: str, probe: Probe, clock: Clock, timeout_s: float

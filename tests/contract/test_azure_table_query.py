@@ -188,3 +188,23 @@ async def test_query_with_a_limit_and_without_a_filter(service):
         await table.upsert({"PartitionKey": "p", "RowKey": f"{k}", "ts": float(k)})
     assert [r["RowKey"] for r in await table.query("ts lt 3.0", limit=2)] == ["0", "1"]
     assert len(await table.query(None)) == 5
+
+
+async def test_upsert_all_is_one_batch_all_or_none(service):
+    from azure.core.exceptions import HttpResponseError
+
+    table = LazyTable(service, name())
+    client = await table.ready()
+    rows = [{"PartitionKey": "p", "RowKey": f"r'{k}", "ok": k % 2 == 0, "at": 1.5 + k,
+             "status": 200} for k in range(3)]
+    await table.upsert_all(rows)
+    await table.upsert_all([{**rows[0], "status": 500}])  # replaces
+    got = {e["RowKey"]: dict(e) async for e in client.query_entities("PartitionKey eq 'p'")}
+    assert got == {r["RowKey"]: r for r in [{**rows[0], "status": 500}, *rows[1:]]}
+    with pytest.raises(ValueError):  # two partitions: not sent
+        await table.upsert_all([{"PartitionKey": "p", "RowKey": "new", "v": 1.0},
+                                {"PartitionKey": "other", "RowKey": "x", "v": 1.0}])
+    with pytest.raises(HttpResponseError):  # the same row twice: refused, nothing written
+        await table.upsert_all([{"PartitionKey": "p", "RowKey": "new", "v": 1.0},
+                                {"PartitionKey": "p", "RowKey": "new", "v": 2.0}])
+    assert await table.get("p", "new") is None
