@@ -145,6 +145,11 @@ def entity_of(row: Mapping[str, Any]) -> dict[str, Any]:
     return entity
 
 
+def _json(response: Any) -> Any:
+    """The JSON body of a response read whole."""
+    return json.loads(response.content)
+
+
 class LazyTable:
     """`await ready()` gives the table's client, creating the table once per process (again
     after `forget()`, when a call found it gone); concurrent first calls create it once.
@@ -189,8 +194,12 @@ class LazyTable:
         `_table_url`, from which `url` is made)."""
         headers["x-ms-version"] = self._version
         headers["DataServiceVersion"] = "3.0"
-        return await pipeline_client.send_request(
-            HttpRequest(method, url, headers=headers, params=params, json=body))
+        # Asked as a stream and then read whole: the pipeline's ContentDecodePolicy then leaves
+        # the body alone, and `_json` parses it once (as bytes: the service's UTF-8).
+        response = await pipeline_client.send_request(
+            HttpRequest(method, url, headers=headers, params=params, json=body), stream=True)
+        await response.read()
+        return response
 
     def _error(self, response: Any) -> HttpResponseError:
         """The SDK's error type for a failed answer (ResourceNotFoundError, ResourceExistsError,
@@ -227,7 +236,7 @@ class LazyTable:
                 if response.status_code == 404:
                     self.forget()
                 raise self._error(response)
-            body = response.json()
+            body = _json(response)
             page = body.get("value") if isinstance(body, dict) else None
             if not isinstance(page, list):
                 raise ValueError("a Query Entities answer without its rows")
@@ -249,7 +258,7 @@ class LazyTable:
         response = await self._send(pipeline_client, "GET", self._row_url(partition, row),
                                     {"Accept": _ACCEPT})
         if response.status_code == 200:
-            return response.json()
+            return _json(response)
         if response.status_code == 404 and \
                 response.headers.get("x-ms-error-code") != "TableNotFound":
             return None
