@@ -3,6 +3,7 @@ SDK's own table client beside the one LazyTable gives (function_app/adapters/azu
 and the routing store's reads (adapters/breakerstore_table.py).
 
     .venv/bin/python load/profile_table_ops.py [--ops 200] [--by file|function|policy] [--top 25]
+        [--pairs 10]
 
 One process, one Azurite; each operation runs `--ops` times per client, first under cProfile
 (calls per operation, by source file) and then without it (CPU microseconds per operation,
@@ -156,6 +157,28 @@ async def timed(op, n: int) -> float:
     return (time.process_time() - began) * 1e6 / n
 
 
+# (what main 0d9528d's code used, what this branch's uses) for the same storage work
+PAIRS = (("get_entity", "limits.read"), ("update_entity (If-Match)", "limits.write (If-Match)"),
+         ("upsert_entity", "limits.put"), ("query_entities (2 rows)", "limits.query (2 rows)"))
+
+
+async def pairs(ops: dict, args: argparse.Namespace) -> None:
+    """CPU per operation of each PAIRS pair in alternating batches in this one process: the
+    median of `--pairs` batches each, and in how many the second was cheaper."""
+    print("\n| SDK path (main) | plain path (branch) | CPU us/op main | branch | branch "
+          "lower in |\n|---|---|---:|---:|---:|")
+    n = max(1, args.ops // 4)
+    for old, new in PAIRS:
+        a, b = [], []
+        for k in range(args.pairs):
+            order = (old, new) if k % 2 == 0 else (new, old)
+            for name in order:
+                (a if name == old else b).append(await timed(ops[name], n))
+        lower = sum(y < x for x, y in zip(a, b, strict=True))
+        print(f"| {old} | {new} | {statistics.median(a):.0f} | {statistics.median(b):.0f} | "
+              f"{lower} of {args.pairs} |")
+
+
 async def main(args: argparse.Namespace) -> None:
     logs = Path(tempfile.mkdtemp(prefix="tableops-"))
     azurite = Azurite(logs).start()
@@ -196,6 +219,8 @@ async def main(args: argparse.Namespace) -> None:
                 details.append(f"\n{label}, {name}: " + ", ".join(
                     f"{k} {v / args.ops:.0f}" for k, v in files.most_common(args.top)))
         print("\n".join(details))
+        if args.pairs:
+            await pairs(clients["LazyTable client"], args)
         await sdk.close()
         await service.close()
     finally:
@@ -207,4 +232,6 @@ if __name__ == "__main__":
     parser.add_argument("--ops", type=int, default=200)
     parser.add_argument("--by", choices=("file", "function"), default="file")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--pairs", type=int, default=0,
+                        help="also N alternating CPU batches of each main/branch pair")
     asyncio.run(main(parser.parse_args()))
