@@ -7,12 +7,13 @@ instance's routing reads it (breakers.py) and skips a member whose last fresh pr
 
 Phase: the timer fires at the same wall-clock second in every process that runs it (a
 schedule is a clock time, e.g. every 10 s at :00, :10 ...), so without a phase their lease
-calls reach the routing table together. Each process waits its own phase, drawn once (uniform
-in [0, PHASE_MAX_S)), before its first storage call: the same offset on every run, so the
-holder still renews every period and the lease is unchanged. The wait is part of the timer's
-run (the host sees the run last that much longer; PHASE_MAX_S keeps that short of any schedule
-the host can run, whose finest step is a second). Tests pass `phase_s`, or a seeded `rng` to
-`process_phase`.
+calls reach the routing table together. A process that does not hold the lease waits its own
+phase, drawn once (uniform in [0, PHASE_MAX_S)), before its first storage call: the same offset
+on every run. The holder does not wait: it renews on time, and it is the one process that
+probes, so the run an otherwise idle instance is billed for is not made longer on every
+period (in Azure the host runs a timer on one instance per app, which soon holds the lease).
+The wait is part of the timer's run; PHASE_MAX_S keeps it short of any schedule's finest step
+(a second). Tests pass `phase_s`, or a seeded `rng` to `process_phase`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ HEALTH_PATH = "/healthz"
 
 PHASE_MAX_S = 0.5  # each process's phase is below this
 _phase: list[float] = []  # this process's phase, once drawn
+_holding: set[str] = set()  # holders whose last run here took the lease
 
 # (url, timeout_s) -> HTTP status, or raises on no answer; bound to the upstream in wiring.
 Probe = Callable[[str, float], Awaitable[int]]
@@ -53,16 +55,22 @@ async def run_health_checks(backends: Mapping[str, str], probe: Probe, store: Pr
                             clock: Clock, holder: str, *, timeout_s: float, lease_s: float,
                             phase_s: float | None = None) -> dict[str, Any]:
     """Probe every backend once if this instance holds the lease; what it did, as a dict.
-    First waits `phase_s` (this process's `process_phase()` when None)."""
-    phase = process_phase() if phase_s is None else phase_s
-    if phase > 0:
-        await clock.sleep(phase)
+    Unless `holder`'s last run here took the lease, first waits `phase_s` (this process's
+    `process_phase()` when None)."""
+    if holder not in _holding:
+        phase = process_phase() if phase_s is None else phase_s
+        if phase > 0:
+            await clock.sleep(phase)
     try:
-        if not await store.take_lease(LEASE, holder, lease_s, clock.now()):
-            return {"ran": False, "reason": "another instance holds the lease"}
+        took = await store.take_lease(LEASE, holder, lease_s, clock.now())
     except StoreUnavailable as exc:
+        _holding.discard(holder)
         log.warning("health checks skipped, storage unavailable: %s", exc)
         return {"ran": False, "reason": "storage unavailable"}
+    if not took:
+        _holding.discard(holder)
+        return {"ran": False, "reason": "another instance holds the lease"}
+    _holding.add(holder)
     names = list(backends)
     results = await asyncio.gather(*(_probe_one(n, backends[n], probe, clock, timeout_s)
                                      for n in names))

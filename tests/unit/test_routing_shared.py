@@ -183,7 +183,11 @@ async def test_a_failed_batch_records_none_and_says_so(caplog):
     assert "could not record the probes of python, node" in caplog.text
 
 
-async def test_each_run_waits_the_process_phase_before_touching_storage():
+async def test_a_run_waits_the_phase_before_touching_storage_unless_it_holds_the_lease(
+        monkeypatch):
+    from function_app.routing import probes
+
+    monkeypatch.setattr(probes, "_holding", set())
     store, clock = MemoryRoutingStore(), FakeClock()
     calls = []
     real = store.take_lease
@@ -197,14 +201,30 @@ async def test_each_run_waits_the_process_phase_before_touching_storage():
     async def probe(url, timeout_s):
         return 200
 
+    def run(holder):
+        return asyncio.ensure_future(run_health_checks(
+            {"python": "http://a"}, probe, store, clock, holder, timeout_s=1, lease_s=25,
+            phase_s=0.25))
+
     start = clock.now()
-    run = asyncio.ensure_future(run_health_checks({"python": "http://a"}, probe, store, clock,
-                                                  "gw", timeout_s=1, lease_s=25, phase_s=0.25))
+    first = run("gw-a")
     await settle()  # the run starts and waits
     await clock.advance(0.125)
-    assert calls == [] and not run.done()
+    assert calls == [] and not first.done()
     await clock.advance(0.125)
-    assert run.done() and run.result()["ran"] and calls == [start + 0.25]
+    assert first.done() and first.result()["ran"] and calls == [start + 0.25]
+    # the holder renews at once on its next run ...
+    renewal = run("gw-a")
+    await settle()
+    assert renewal.done() and renewal.result()["ran"] and calls[-1] == start + 0.25
+    # ... and another process, not holding it, waits its phase, finds it held, and waits
+    # again next time
+    for _ in range(2):
+        other = run("gw-b")
+        await settle()
+        assert not other.done()
+        await clock.advance(0.25)
+        assert other.result() == {"ran": False, "reason": "another instance holds the lease"}
 
 
 def test_the_phase_is_drawn_once_per_process_bounded_and_seedable(monkeypatch):
