@@ -13,7 +13,8 @@ two measured in alternating windows. Each window is `--seconds` long, idle (rate
 open loop at that rate.
 
 --mode calls (the hook load/timer_profile with a cProfile per source): Python calls per second
-by source and the top functions, deterministic. --mode blocks (the hook, timing only): per
+by source and the top functions, deterministic, and the Azure Table requests made (per minute
+idle, per 1,000 requests under load, by source). --mode blocks (the hook, timing only): per
 source the task steps per second, their summed time (ms of event loop per second) and the
 longest step (an event-loop block every request queued behind it waits out). --mode cpu (no
 hook): worker CPU ms per second from /proc, the median of the rounds.
