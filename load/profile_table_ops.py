@@ -3,6 +3,7 @@ SDK's own table client beside the one LazyTable gives (function_app/adapters/azu
 and the routing store's reads (adapters/breakerstore_table.py).
 
     .venv/bin/python load/profile_table_ops.py [--ops 200] [--by file|function|policy] [--top 25]
+        [--pairs 10]
 
 One process, one Azurite; each operation runs `--ops` times per client, first under cProfile
 (calls per operation, by source file) and then without it (CPU microseconds per operation,
@@ -29,16 +30,21 @@ sys.path.insert(0, str(ROOT))
 from azure.data.tables import UpdateMode  # noqa: E402
 from azure.data.tables.aio import TableServiceClient  # noqa: E402
 
-from function_app.adapters.azure_table import LazyTable, write_row  # noqa: E402
+from function_app.adapters.azure_table import LazyTable, eq, write_row  # noqa: E402
 from function_app.adapters.breakerstore_table import TableRoutingStore  # noqa: E402
+from function_app.adapters.limitstore_table import TableRateLimitStore  # noqa: E402
+from function_app.ratelimit.store import RowKey  # noqa: E402
 from function_app.routing.breaker import SharedState  # noqa: E402
+from function_app.routing.store import ProbeResult  # noqa: E402
 from scripts.azurite import Azurite  # noqa: E402
 
 TABLE = "opsbench"
 
 
-def operations(client, store: TableRoutingStore | None, row: str) -> dict:
-    """name -> coroutine function doing one operation."""
+def operations(client, store: TableRoutingStore | None, row: str,
+               lazy: LazyTable | None = None) -> dict:
+    """name -> coroutine function doing one operation (with `lazy`, also its plain ones and
+    the limiter's store over it)."""
     state: dict = {"etag": None}
 
     async def get():
@@ -68,9 +74,53 @@ def operations(client, store: TableRoutingStore | None, row: str) -> dict:
 
         async def both():
             await store.read_both()
+        results = [ProbeResult(name, True, 1.0, 2.0, 200) for name in ("a", "b", "c")]
+
+        async def probes_each():
+            for result in results:
+                await store.record_probe(result)
+
+        async def probes_batch():
+            await store.record_probes(results)
+        ops.update({"store.record_probe x 3": probes_each,
+                    "store.record_probes (3 rows, one batch)": probes_batch})
         ops.update({"store.read_breakers (2 rows)": breakers,
                     "store.read_probes (0 rows)": probes,
                     "store.read_both (2 + 0 rows)": both})
+    if lazy is not None:
+        limits = TableRateLimitStore(lazy._service, lazy._name)
+        key = RowKey("p", "r1")
+        plain: dict = {"etag": None, "lim": None}
+        fields = {"tokens": 12.0, "ts": 1_700_000_000.25, "goal": 3.0, "holder": "gw-1"}
+
+        async def plain_get():
+            await lazy.get("p", "r1")
+
+        async def plain_query():
+            await lazy.query(eq("PartitionKey", "q"))
+
+        async def plain_upsert():
+            await lazy.upsert({"PartitionKey": "p", "RowKey": "r2", "v": 1.0})
+
+        async def plain_replace():
+            plain["etag"] = await lazy.write({"PartitionKey": "p", "RowKey": row + "p",
+                                              "v": 2.0}, plain["etag"])
+
+        async def limit_read():
+            await limits.read(key)
+
+        async def limit_write():
+            plain["lim"] = await limits.write(RowKey("p", row + "l"), fields, plain["lim"])
+
+        async def limit_put():
+            await limits.put(RowKey("p", row + "t"), fields)
+
+        async def limit_query():
+            await limits.query("q")
+        ops.update({"plain get": plain_get, "plain query (2 rows)": plain_query,
+                    "plain upsert": plain_upsert, "plain replace (If-Match)": plain_replace,
+                    "limits.read": limit_read, "limits.write (If-Match)": limit_write,
+                    "limits.put": limit_put, "limits.query (2 rows)": limit_query})
     return ops
 
 
@@ -107,6 +157,28 @@ async def timed(op, n: int) -> float:
     return (time.process_time() - began) * 1e6 / n
 
 
+# (what main 0d9528d's code used, what this branch's uses) for the same storage work
+PAIRS = (("get_entity", "limits.read"), ("update_entity (If-Match)", "limits.write (If-Match)"),
+         ("upsert_entity", "limits.put"), ("query_entities (2 rows)", "limits.query (2 rows)"))
+
+
+async def pairs(ops: dict, args: argparse.Namespace) -> None:
+    """CPU per operation of each PAIRS pair in alternating batches in this one process: the
+    median of `--pairs` batches each, and in how many the second was cheaper."""
+    print("\n| SDK path (main) | plain path (branch) | CPU us/op main | branch | branch "
+          "lower in |\n|---|---|---:|---:|---:|")
+    n = max(1, args.ops // 4)
+    for old, new in PAIRS:
+        a, b = [], []
+        for k in range(args.pairs):
+            order = (old, new) if k % 2 == 0 else (new, old)
+            for name in order:
+                (a if name == old else b).append(await timed(ops[name], n))
+        lower = sum(y < x for x, y in zip(a, b, strict=True))
+        print(f"| {old} | {new} | {statistics.median(a):.0f} | {statistics.median(b):.0f} | "
+              f"{lower} of {args.pairs} |")
+
+
 async def main(args: argparse.Namespace) -> None:
     logs = Path(tempfile.mkdtemp(prefix="tableops-"))
     azurite = Azurite(logs).start()
@@ -118,7 +190,8 @@ async def main(args: argparse.Namespace) -> None:
         await service.create_table_if_not_exists("routing")
         sdk = TableServiceClient.from_connection_string(
             azurite.connection_string, **options).get_table_client(TABLE)  # its own service
-        lean = await LazyTable(service, TABLE).ready()
+        lazy = LazyTable(service, TABLE)
+        lean = await lazy.ready()
         store = TableRoutingStore(service, "routing")
         for name in ("a", "b"):
             await store.write_breaker(name, SharedState("closed", 1.0, 0.0, ""), None)
@@ -128,7 +201,7 @@ async def main(args: argparse.Namespace) -> None:
         print("lean policies:", [type(p).__name__ for p in
                                  lean._client._client._pipeline._impl_policies])
         clients = {"SDK table client": operations(sdk, None, "u1"),
-                   "LazyTable client": operations(lean, store, "u2")}
+                   "LazyTable client": operations(lean, store, "u2", lazy)}
         print(f"# profile_table_ops: {args.ops} operations each, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
         print("| client | operation | calls/op | CPU us/op |\n|---|---|---:|---:|")
@@ -146,6 +219,8 @@ async def main(args: argparse.Namespace) -> None:
                 details.append(f"\n{label}, {name}: " + ", ".join(
                     f"{k} {v / args.ops:.0f}" for k, v in files.most_common(args.top)))
         print("\n".join(details))
+        if args.pairs:
+            await pairs(clients["LazyTable client"], args)
         await sdk.close()
         await service.close()
     finally:
@@ -157,4 +232,6 @@ if __name__ == "__main__":
     parser.add_argument("--ops", type=int, default=200)
     parser.add_argument("--by", choices=("file", "function"), default="file")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--pairs", type=int, default=0,
+                        help="also N alternating CPU batches of each main/branch pair")
     asyncio.run(main(parser.parse_args()))

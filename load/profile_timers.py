@@ -3,7 +3,7 @@ fixed rate: what the gateway does on timers rather than per request, and the eve
 it causes.
 
     .venv/bin/python load/profile_timers.py [--seconds 20] [--rates 0,50] [--rounds 2]
-        [--mode calls|blocks|cpu] [--base REV] [--limits far|off]
+        [--mode calls|blocks|cpu] [--base REV] [--limits far|off] [--sync lease|tally]
 
 Starts the instant Node simulator and the gateway (local host + real worker) with
 RATE_LIMIT_STORAGE_CONNECTION set to an Azurite of its own (so shared breakers, the
@@ -13,7 +13,8 @@ two measured in alternating windows. Each window is `--seconds` long, idle (rate
 open loop at that rate.
 
 --mode calls (the hook load/timer_profile with a cProfile per source): Python calls per second
-by source and the top functions, deterministic. --mode blocks (the hook, timing only): per
+by source and the top functions, deterministic, and the Azure Table requests made (per minute
+idle, per 1,000 requests under load, by source). --mode blocks (the hook, timing only): per
 source the task steps per second, their summed time (ms of event loop per second) and the
 longest step (an event-loop block every request queued behind it waits out). --mode cpu (no
 hook): worker CPU ms per second from /proc, the median of the rounds.
@@ -61,6 +62,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--limits", choices=("far", "off"), default="far",
                         help="far: limits on (lease, never binding); off: RATE_LIMIT_ENABLED="
                         "false, storage still set (breakers and health checks only)")
+    parser.add_argument("--sync", choices=("lease", "tally"), default="lease",
+                        help="the limiter's mode (RATE_LIMIT_SYNC) with --limits far")
     parser.add_argument("--base", default=None, help="also the gateway of this commit")
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--json", default=None, help="write the raw figures here")
@@ -71,7 +74,8 @@ def start(args: argparse.Namespace, logs: Path, out: Path) -> tuple[list, dict]:
     procs = [spawn_node("backend", logs, INSTANT)]
     backend = procs[0]
     env = {**WORKER_ENV, "NODE_SERVICE_URL": backend.url,
-           **(FAR if args.limits == "far" else {"RATE_LIMIT_ENABLED": "false"})}
+           **({**FAR, "RATE_LIMIT_SYNC": args.sync} if args.limits == "far"
+              else {"RATE_LIMIT_ENABLED": "false"})}
     if args.mode != "cpu":
         env.update({"PYTHONPATH": HOOK, "TIMER_PROFILE_OUT": str(out),
                     **({"TIMER_PROFILE_CALLS": "1"} if args.mode == "calls" else {})})
@@ -130,10 +134,20 @@ def window(pid: int, out: Path, url: str, rate: int, seconds: float, hooked: boo
                 continue
             own = own_calls(stats)
             result["calls"][key] = {
-                "total": sum(own.values()),
+                "total": sum(own.values()), "table_ops": table_ops(own),
                 "top": sorted(((n, f"{Path(p).name}:{line}({fn})")
                                for (p, line, fn), n in own.items()), reverse=True)[:40]}
     return result
+
+
+def table_ops(own: dict) -> int:
+    """Azure Table requests made: each passes once through the table pipeline's
+    StorageHeadersPolicy.on_request (a plain function; whatever made it: the SDK's own
+    operations, LazyTable's plain ones). Not the transport's `send`: cProfile counts a
+    coroutine once per resumption."""
+    return sum(n for (path, line, name), n in own.items()
+               if name == "on_request" and path.endswith("azure/data/tables/_policies.py")
+               and line < 60)
 
 
 def own_calls(stats: pstats.Stats) -> dict:
@@ -173,7 +187,8 @@ def main() -> int:
     finally:
         for proc in reversed(procs):
             proc.stop()
-    print(f"# profile_timers: mode {args.mode}, limits {args.limits}, {args.rounds} x "
+    print(f"# profile_timers: mode {args.mode}, limits {args.limits} ({args.sync}), "
+          f"{args.rounds} x "
           f"{args.seconds:.0f} s windows, rates {rates}, load average "
           f"{os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(report(runs, args))
@@ -183,7 +198,7 @@ def main() -> int:
 
 
 def _entry() -> dict:
-    return {"steps": 0, "seconds": 0.0, "durations": [], "cpu": [], "calls": 0}
+    return {"steps": 0, "seconds": 0.0, "durations": [], "cpu": [], "calls": 0, "ops": 0}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -220,6 +235,7 @@ def _sources(rounds: list[dict], rate: int, args: argparse.Namespace) -> list[st
             entry["cpu"] += s.get("cpu", [])
         for key, c in r.get("calls", {}).items():
             table.setdefault(key, _entry())["calls"] += c["total"]
+            table[key]["ops"] += c.get("table_ops", 0)
     requests = sum(r["requests"] for r in rounds)
     lines = ["", "| source | steps/s | calls/s | " + ("calls/request | " if rate else "")
              + "step ms/s | p99 step ms | max step ms | step CPU ms/s | p99 step CPU ms | "
@@ -237,6 +253,17 @@ def _sources(rounds: list[dict], rate: int, args: argparse.Namespace) -> list[st
                      f"{max(e['cpu'], default=0) * 1000:.2f} |")
     lines.append(f"| all | | {total_calls / seconds:.0f} | "
                  + (f"{total_calls / requests:.1f} | " if rate else "") + " | | | | | |")
+    if args.mode == "calls":
+        ops = {k: e["ops"] for k, e in table.items() if e["ops"]}
+        total_ops = sum(ops.values())
+        per = (f"{total_ops * 1000 / requests:.1f} per 1,000 requests" if rate
+               else f"{total_ops * 60 / seconds:.1f} a minute")
+        lines.append(f"\nTable requests: {total_ops / seconds:.2f}/s, {per}; "
+                     + (f"{total_calls / total_ops:.0f} calls of the whole worker per request"
+                        f" made; " if not rate and total_ops else "")
+                     + "by source: " + ", ".join(
+                         f"{k} {n * 60 / seconds:.1f}/min" for k, n in
+                         sorted(ops.items(), key=lambda kv: -kv[1])))
     slow = sorted((s for r in rounds for s in r["slowest"]), key=lambda s: -s[0])[:8]
     lines.append("\nlongest steps (wall, CPU): " + "; ".join(
         f"{s[0] * 1000:.2f} ms {s[3] * 1000 if len(s) > 3 else 0:.2f} ms {s[1]}" for s in slow))

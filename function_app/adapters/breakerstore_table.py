@@ -17,7 +17,6 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableServiceClient
 
 from function_app.core.store_errors import StoreConflict, StoreUnavailable
@@ -25,21 +24,23 @@ from function_app.core.table_keys import decode_key, encode_key
 
 from ..routing.breaker import SharedState
 from ..routing.store import BreakerRow, ProbeResult
-from .azure_table import LazyTable, eq, row_etag, write_row
+from .azure_table import LazyTable, eq, row_etag
 from .limitstore_table import env_proxies
 
 BREAKER, PROBE, LEASE = "breaker", "probe", "lease"
 _UNAVAILABLE = (AzureError, OSError, asyncio.TimeoutError, ValueError)
 
 
-def _etag(entity: Any) -> str:
-    return str(entity.metadata["etag"])
-
-
 def _breaker(e: dict[str, Any]) -> BreakerRow:
     return BreakerRow(decode_key(e["RowKey"]), SharedState(
         str(e["state"]), float(e["since"]), float(e.get("until", 0.0)),
         str(e.get("cause", ""))), row_etag(e))
+
+
+def _probe_row(result: ProbeResult) -> dict[str, Any]:
+    return {"PartitionKey": PROBE, "RowKey": encode_key(result.backend), "ok": result.ok,
+            "at": float(result.at), "latency_ms": float(result.latency_ms),
+            "status": int(result.status)}
 
 
 def _probe(e: dict[str, Any]) -> ProbeResult:
@@ -64,7 +65,7 @@ class TableRoutingStore:
 
     async def _write(self, entity: dict[str, Any], etag: str | None) -> str:
         try:
-            meta = await write_row(await self._lazy.ready(), entity, etag)
+            return await self._lazy.write(entity, etag)
         except (ResourceExistsError, ResourceModifiedError) as exc:
             raise StoreConflict(type(exc).__name__) from None
         except ResourceNotFoundError as exc:
@@ -74,7 +75,6 @@ class TableRoutingStore:
             raise StoreConflict("row vanished") from None
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from None
-        return str(meta["etag"])
 
     async def read_breakers(self) -> list[BreakerRow]:
         return [_breaker(e) for e in await self._query(BREAKER)]
@@ -90,12 +90,18 @@ class TableRoutingStore:
                                   "until": float(state.until), "cause": state.cause}, etag)
 
     async def record_probe(self, result: ProbeResult) -> None:
-        entity = {"PartitionKey": PROBE, "RowKey": encode_key(result.backend),
-                  "ok": result.ok, "at": float(result.at),
-                  "latency_ms": float(result.latency_ms), "status": int(result.status)}
         try:
-            client = await self._lazy.ready()
-            await client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            await self._lazy.upsert(_probe_row(result))
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from None
+
+    async def record_probes(self, results: list[ProbeResult]) -> None:
+        """Every result as one entity group transaction (one partition, at most 100 rows a
+        batch): the same upserts, one storage call instead of one per backend."""
+        rows = list({r.backend: _probe_row(r) for r in results}.values())  # a row once
+        try:
+            for start in range(0, len(rows), 100):
+                await self._lazy.upsert_all(rows[start:start + 100])
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from None
 
@@ -116,17 +122,14 @@ class TableRoutingStore:
             except StoreConflict:
                 del self._held[name]  # someone wrote it since: read it, as without a hold
         try:
-            client = await self._lazy.ready()
-            current = await client.get_entity(LEASE, key)
-        except ResourceNotFoundError:
-            current = None
+            current = await self._lazy.get(LEASE, key)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(str(exc)) from None
         if current is not None and current["holder"] != holder and \
                 float(current["until"]) > now:
             return False
         try:
-            etag = await self._write(entity, None if current is None else _etag(current))
+            etag = await self._write(entity, None if current is None else row_etag(current))
         except StoreConflict:
             return False  # another instance took it in between
         self._held[name] = (holder, etag)

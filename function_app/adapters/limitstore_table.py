@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ResourceExistsError,
@@ -41,7 +40,7 @@ from function_app.core.table_keys import decode_key, encode_key
 from function_app.ratelimit.limits import Limit
 from function_app.ratelimit.store import Fields, Override, RowKey, StoredRow
 
-from .azure_table import LazyTable, write_row
+from .azure_table import LazyTable, entity_of, eq, row_etag
 
 log = logging.getLogger(__name__)
 BUCKETS_TABLE = "ratelimits"
@@ -70,8 +69,10 @@ def _fields(entity: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _plain(value) for name, value in entity.items() if name not in _KEYS}
 
 
-def _etag(entity: Any) -> str:
-    return str(entity.metadata["etag"])
+def _stored(row: Mapping[str, Any]) -> StoredRow:
+    """A queried row (the service's JSON) as the limiter's StoredRow."""
+    return StoredRow(RowKey(row["PartitionKey"], row["RowKey"]), _fields(entity_of(row)),
+                     row_etag(row))
 
 
 class TableRateLimitStore:
@@ -82,21 +83,15 @@ class TableRateLimitStore:
 
     async def read(self, key: RowKey) -> StoredRow | None:
         try:
-            client = await self._table.ready()
-            entity = await client.get_entity(key.partition, key.row)
-        except ResourceNotFoundError as exc:
-            if isinstance(_unavailable(exc), StoreRefused):
-                self._table.forget()  # create it again on the next call
-                raise _unavailable(exc) from None
-            return None
+            row = await self._table.get(key.partition, key.row)
         except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from None
-        return StoredRow(key, _fields(entity), _etag(entity))
+            raise _unavailable(exc) from None  # a missing table: StoreRefused (created again)
+        return None if row is None else StoredRow(key, _fields(entity_of(row)), row_etag(row))
 
     async def write(self, key: RowKey, fields: Fields, etag: str | None) -> str:
         entity = {"PartitionKey": key.partition, "RowKey": key.row, **fields}
         try:
-            meta = await write_row(await self._table.ready(), entity, etag)
+            return await self._table.write(entity, etag)
         except (ResourceExistsError, ResourceModifiedError) as exc:
             raise StoreConflict(type(exc).__name__) from None
         except ResourceNotFoundError:
@@ -106,40 +101,27 @@ class TableRateLimitStore:
             raise StoreConflict("row vanished") from None
         except _UNAVAILABLE as exc:
             raise _unavailable(exc) from None
-        return str(meta["etag"])
 
     async def put(self, key: RowKey, fields: Fields) -> str:
         entity = {"PartitionKey": key.partition, "RowKey": key.row, **fields}
         try:
-            client = await self._table.ready()
-            meta = await client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            return await self._table.upsert(entity)
         except ResourceNotFoundError:
             self._table.forget()
             raise StoreRefused("the rate-limit table does not exist") from None
         except _UNAVAILABLE as exc:
             raise _unavailable(exc) from None
-        return str(meta["etag"])
 
     async def query(self, partition: str) -> list[StoredRow]:
-        found: list[StoredRow] = []
         try:
-            client = await self._table.ready()
-            pages = client.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=1000,
-            )
-            async for entity in pages:
-                key = RowKey(entity["PartitionKey"], entity["RowKey"])
-                found.append(StoredRow(key, _fields(entity), _etag(entity)))
+            rows = await self._table.query(eq("PartitionKey", partition))
         except _UNAVAILABLE as exc:
             raise _unavailable(exc) from None
-        return found
+        return [_stored(row) for row in rows]
 
     async def delete(self, key: RowKey, etag: str) -> None:
         try:
-            client = await self._table.ready()
-            await client.delete_entity(
-                key.partition, key.row, etag=etag, match_condition=MatchConditions.IfNotModified
-            )
+            await self._table.delete(key.partition, key.row, etag)
         except ResourceModifiedError:
             raise StoreConflict("row changed") from None
         except ResourceNotFoundError:
@@ -148,21 +130,11 @@ class TableRateLimitStore:
             raise _unavailable(exc) from None
 
     async def scan(self, updated_before: float, limit: int) -> list[StoredRow]:
-        found: list[StoredRow] = []
-        try:
-            client = await self._table.ready()
-            pages = client.query_entities(
-                "ts lt @cutoff", parameters={"cutoff": float(updated_before)},
-                results_per_page=min(max(1, limit), 1000),
-            )
-            async for entity in pages:
-                key = RowKey(entity["PartitionKey"], entity["RowKey"])
-                found.append(StoredRow(key, _fields(entity), _etag(entity)))
-                if len(found) >= limit:
-                    break
+        try:  # the filter as the SDK's parameter substitution wrote it for a float
+            rows = await self._table.query(f"ts lt {float(updated_before)}", limit=limit)
         except _UNAVAILABLE as exc:
             raise _unavailable(exc) from None
-        return found
+        return [_stored(row) for row in rows]
 
     async def close(self) -> None:
         return None  # the shared service client is closed by LimitStorage.close
@@ -199,14 +171,14 @@ class TableOverrideStore:
     async def read_all(self) -> list[Override]:
         overrides: list[Override] = []
         try:
-            client = await self._table.ready()
-            async for entity in client.list_entities():
-                try:
-                    overrides.append(override_from_entity(entity))
-                except ValueError as exc:
-                    log.warning("skipping malformed rate-limit override: %s", exc)
+            rows = await self._table.query(None)
         except _UNAVAILABLE as exc:
             raise _unavailable(exc) from None
+        for row in rows:
+            try:
+                overrides.append(override_from_entity(entity_of(row)))
+            except ValueError as exc:
+                log.warning("skipping malformed rate-limit override: %s", exc)
         return overrides
 
     async def put(self, override: Override) -> None:

@@ -4,12 +4,23 @@
 "health" lease in storage probes, so the backends see one prober per app. Each backend's health
 endpoint is probed concurrently and the result recorded in the ProbeStore, where every
 instance's routing reads it (breakers.py) and skips a member whose last fresh probe failed.
+
+Phase: the timer fires at the same wall-clock second in every process that runs it (a
+schedule is a clock time, e.g. every 10 s at :00, :10 ...), so without a phase their lease
+calls reach the routing table together. A process that does not hold the lease waits its own
+phase, drawn once (uniform in [0, PHASE_MAX_S)), before its first storage call: the same offset
+on every run. The holder does not wait: it renews on time, and it is the one process that
+probes, so the run an otherwise idle instance is billed for is not made longer on every
+period (in Azure the host runs a timer on one instance per app, which soon holds the lease).
+The wait is part of the timer's run; PHASE_MAX_S keeps it short of any schedule's finest step
+(a second). Tests pass `phase_s`, or a seeded `rng` to `process_phase`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,23 +35,62 @@ log = logging.getLogger(__name__)
 LEASE = "health"
 HEALTH_PATH = "/healthz"
 
+PHASE_MAX_S = 0.5  # each process's phase is below this
+_phase: list[float] = []  # this process's phase, once drawn
+_holding: set[str] = set()  # holders whose last run here took the lease
+
 # (url, timeout_s) -> HTTP status, or raises on no answer; bound to the upstream in wiring.
 Probe = Callable[[str, float], Awaitable[int]]
 
 
+def process_phase(rng: random.Random | None = None) -> float:
+    """This process's phase in seconds, in [0, PHASE_MAX_S): drawn on the first call (from
+    `rng`, else a generator seeded by the OS) and the same ever after."""
+    if not _phase:
+        _phase.append((rng or random.Random()).uniform(0.0, PHASE_MAX_S) % PHASE_MAX_S)
+    return _phase[0]
+
+
 async def run_health_checks(backends: Mapping[str, str], probe: Probe, store: ProbeStore,
-                            clock: Clock, holder: str, *, timeout_s: float, lease_s: float
-                            ) -> dict[str, Any]:
-    """Probe every backend once if this instance holds the lease; what it did, as a dict."""
+                            clock: Clock, holder: str, *, timeout_s: float, lease_s: float,
+                            phase_s: float | None = None) -> dict[str, Any]:
+    """Probe every backend once if this instance holds the lease; what it did, as a dict.
+    Unless `holder`'s last run here took the lease, first waits `phase_s` (this process's
+    `process_phase()` when None)."""
+    if holder not in _holding:
+        phase = process_phase() if phase_s is None else phase_s
+        if phase > 0:
+            await clock.sleep(phase)
     try:
-        if not await store.take_lease(LEASE, holder, lease_s, clock.now()):
-            return {"ran": False, "reason": "another instance holds the lease"}
+        took = await store.take_lease(LEASE, holder, lease_s, clock.now())
     except StoreUnavailable as exc:
+        _holding.discard(holder)
         log.warning("health checks skipped, storage unavailable: %s", exc)
         return {"ran": False, "reason": "storage unavailable"}
+    if not took:
+        _holding.discard(holder)
+        return {"ran": False, "reason": "another instance holds the lease"}
+    _holding.add(holder)
     names = list(backends)
     results = await asyncio.gather(*(_probe_one(n, backends[n], probe, clock, timeout_s)
                                      for n in names))
+    recorded = await _record(store, results)
+    return {"ran": True, "recorded": recorded,
+            "results": {r.backend: {"ok": r.ok, "status": r.status} for r in results}}
+
+
+async def _record(store: ProbeStore, results: list[ProbeResult]) -> int:
+    """Record every result; how many were. A store with `record_probes` (RoutingStore)
+    writes them in one storage call, all or none; otherwise one call each."""
+    many = getattr(store, "record_probes", None)
+    if many is not None and len(results) > 1:
+        try:
+            await many(results)
+            return len(results)
+        except StoreUnavailable as exc:
+            log.warning("could not record the probes of %s: %s",
+                        ", ".join(r.backend for r in results), exc)
+            return 0
     recorded = 0
     for result in results:
         try:
@@ -48,8 +98,7 @@ async def run_health_checks(backends: Mapping[str, str], probe: Probe, store: Pr
             recorded += 1
         except StoreUnavailable as exc:
             log.warning("could not record the probe of %s: %s", result.backend, exc)
-    return {"ran": True, "recorded": recorded,
-            "results": {r.backend: {"ok": r.ok, "status": r.status} for r in results}}
+    return recorded
 
 
 async def _probe_one(name: str, base_url: str, probe: Probe, clock: Clock, timeout_s: float

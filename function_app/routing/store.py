@@ -6,7 +6,8 @@ Probe results are plain upserts (the lease already makes one writer). Implementa
 StoreUnavailable for anything else, so callers can fall back to per-instance breakers.
 
 A store that holds both kinds of rows may also offer `read_both` (RoutingStore): the breaker rows
-and the probe results in one storage call, for the refresh that is due to read both.
+and the probe results in one storage call, for the refresh that is due to read both; and
+`record_probes`: every result of one health-check run in one storage call, all or none.
 """
 
 from __future__ import annotations
@@ -56,4 +57,9 @@ class ProbeStore(Protocol):
 class RoutingStore(BreakerStore, ProbeStore, Protocol):
     async def read_both(self) -> tuple[list[BreakerRow], list[ProbeResult]]:
         """`read_breakers()` and `read_probes()` in one storage call."""
+        ...
+
+    async def record_probes(self, results: list[ProbeResult]) -> None:
+        """`record_probe` of each result in one storage call: all recorded, or none
+        (StoreUnavailable)."""
         ...

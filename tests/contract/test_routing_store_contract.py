@@ -53,6 +53,18 @@ async def test_probes_are_upserted_one_row_per_backend(routing_store):
 
 
 @pytest.mark.asyncio
+async def test_probes_recorded_in_one_call_are_the_same_rows(routing_store):
+    await routing_store.record_probe(ProbeResult("node", False, 1.0, 500.0, 0))
+    batch = [ProbeResult(NAME, True, 20.0, 3.5, 200), ProbeResult("node", True, 20.25, 2.0, 204),
+             ProbeResult("it's", False, 20.5, 500.0, 0)]
+    await routing_store.record_probes(batch)
+    assert {p.backend: p for p in await routing_store.read_probes()} == {
+        p.backend: p for p in batch}
+    _, probes = await routing_store.read_both()
+    assert sorted(probes, key=lambda p: p.backend) == sorted(batch, key=lambda p: p.backend)
+
+
+@pytest.mark.asyncio
 async def test_the_lease_has_one_holder_until_it_lapses(routing_store):
     assert await routing_store.take_lease("health", "gw-a", 10.0, 100.0)
     assert not await routing_store.take_lease("health", "gw-b", 10.0, 105.0)

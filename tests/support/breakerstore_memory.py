@@ -16,6 +16,7 @@ class MemoryRoutingStore:
         self._leases: dict[str, tuple[str, float]] = {}
         self._etags = itertools.count(1)
         self.both_reads = 0  # read_both calls (the refresh's one-call read of both kinds)
+        self.probe_batches = 0  # record_probes calls (a health-check run's one-call write)
 
     async def read_breakers(self) -> list[BreakerRow]:
         return [BreakerRow(name, state, etag) for name, (state, etag) in self._breakers.items()]
@@ -30,6 +31,11 @@ class MemoryRoutingStore:
 
     async def record_probe(self, result: ProbeResult) -> None:
         self._probes[result.backend] = result
+
+    async def record_probes(self, results: list[ProbeResult]) -> None:
+        self.probe_batches += 1
+        for result in results:
+            self._probes[result.backend] = result
 
     async def read_probes(self) -> list[ProbeResult]:
         return list(self._probes.values())

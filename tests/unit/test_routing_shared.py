@@ -1,8 +1,11 @@
 """Breakers shared through a store, storage failures, and the health checks' timer body."""
 
+import asyncio
+
 import pytest
 
 from function_app import app as app_module
+from function_app.core.store_errors import StoreUnavailable
 from function_app.routing.breaker import CLOSED, OPEN, BreakerConfig
 from function_app.routing.breakers import SharedBreakers
 from function_app.routing.policy import Action, Kind, Outcome, decide
@@ -10,7 +13,7 @@ from function_app.routing.pools import Member
 from function_app.routing.probes import run_health_checks
 from function_app.routing.store import ProbeResult
 from tests.support.breakerstore_memory import MemoryRoutingStore
-from tests.support.clock import FakeClock
+from tests.support.clock import FakeClock, settle
 from tests.support.stores import FlakyRoutingStore
 
 NODE = Member("node", "http://n")
@@ -122,16 +125,16 @@ async def test_health_checks_probe_once_per_lease_and_record_results():
 
     backends = {"python": "http://up:1", "node": "http://down:2"}
     done = await run_health_checks(backends, probe, store, clock, "gw-1", timeout_s=1,
-                                   lease_s=25)
+                                   lease_s=25, phase_s=0)
     assert done["ran"] and done["results"] == {"python": {"ok": True, "status": 200},
                                                "node": {"ok": False, "status": 0}}
     assert sorted(seen) == ["http://down:2/healthz", "http://up:1/healthz"]
     other = await run_health_checks(backends, probe, store, clock, "gw-2", timeout_s=1,
-                                    lease_s=25)
+                                    lease_s=25, phase_s=0)
     assert other == {"ran": False, "reason": "another instance holds the lease"}
     clock.set(clock.now() + 26)  # the holder stopped renewing: another instance takes over
     assert (await run_health_checks(backends, probe, store, clock, "gw-2", timeout_s=1,
-                                    lease_s=25))["ran"]
+                                    lease_s=25, phase_s=0))["ran"]
     assert {p.backend: p.ok for p in await store.read_probes()} == {"python": True,
                                                                    "node": False}
 
@@ -144,8 +147,103 @@ async def test_health_checks_skip_quietly_when_storage_is_down():
         raise AssertionError("no probe without the lease")
 
     done = await run_health_checks({"python": "http://x"}, probe, store, FakeClock(), "gw",
-                                   timeout_s=1, lease_s=5)
+                                   timeout_s=1, lease_s=5, phase_s=0)
     assert done == {"ran": False, "reason": "storage unavailable"}
+
+
+async def test_a_run_records_every_probe_in_one_storage_call():
+    store, clock = MemoryRoutingStore(), FakeClock()
+
+    async def probe(url, timeout_s):
+        return 200
+
+    backends = {"python": "http://a", "node": "http://b", "other": "http://c"}
+    done = await run_health_checks(backends, probe, store, clock, "gw", timeout_s=1,
+                                   lease_s=25, phase_s=0)
+    assert done["recorded"] == 3 and store.probe_batches == 1
+    assert {p.backend for p in await store.read_probes()} == set(backends)
+
+
+async def test_a_failed_batch_records_none_and_says_so(caplog):
+    class BatchDown(MemoryRoutingStore):
+        async def record_probes(self, results):
+            raise StoreUnavailable("injected")
+
+    store = BatchDown()
+
+    async def probe(url, timeout_s):
+        return 200
+
+    done = await run_health_checks({"python": "http://a", "node": "http://b"}, probe, store,
+                                   FakeClock(), "gw", timeout_s=1, lease_s=25, phase_s=0)
+    assert done["ran"] and done["recorded"] == 0
+    assert done["results"] == {"python": {"ok": True, "status": 200},
+                               "node": {"ok": True, "status": 200}}
+    assert await store.read_probes() == []
+    assert "could not record the probes of python, node" in caplog.text
+
+
+async def test_a_run_waits_the_phase_before_touching_storage_unless_it_holds_the_lease(
+        monkeypatch):
+    from function_app.routing import probes
+
+    monkeypatch.setattr(probes, "_holding", set())
+    store, clock = MemoryRoutingStore(), FakeClock()
+    calls = []
+    real = store.take_lease
+
+    async def take_lease(*args):
+        calls.append(clock.now())
+        return await real(*args)
+
+    store.take_lease = take_lease
+
+    async def probe(url, timeout_s):
+        return 200
+
+    def run(holder):
+        return asyncio.ensure_future(run_health_checks(
+            {"python": "http://a"}, probe, store, clock, holder, timeout_s=1, lease_s=25,
+            phase_s=0.25))
+
+    start = clock.now()
+    first = run("gw-a")
+    await settle()  # the run starts and waits
+    await clock.advance(0.125)
+    assert calls == [] and not first.done()
+    await clock.advance(0.125)
+    assert first.done() and first.result()["ran"] and calls == [start + 0.25]
+    # the holder renews at once on its next run ...
+    renewal = run("gw-a")
+    await settle()
+    assert renewal.done() and renewal.result()["ran"] and calls[-1] == start + 0.25
+    # ... and another process, not holding it, waits its phase, finds it held, and waits
+    # again next time
+    for _ in range(2):
+        other = run("gw-b")
+        await settle()
+        assert not other.done()
+        await clock.advance(0.25)
+        assert other.result() == {"ran": False, "reason": "another instance holds the lease"}
+
+
+def test_the_phase_is_drawn_once_per_process_bounded_and_seedable(monkeypatch):
+    import random
+
+    from function_app.routing import probes
+
+    monkeypatch.setattr(probes, "_phase", [])
+    first = probes.process_phase(random.Random(7))
+    assert 0 <= first < probes.PHASE_MAX_S
+    assert probes.process_phase(random.Random(8)) == first  # drawn once: the same every run
+    monkeypatch.setattr(probes, "_phase", [])
+    assert probes.process_phase(random.Random(7)) == first  # seeded: deterministic
+    phases = set()
+    for seed in range(50):
+        monkeypatch.setattr(probes, "_phase", [])
+        phases.add(probes.process_phase(random.Random(seed)))
+    assert len(phases) == 50 and all(0 <= p < probes.PHASE_MAX_S for p in phases)
+    assert probes.PHASE_MAX_S <= 0.5  # short of a one-second schedule's step
 
 
 async def test_the_timer_function_runs_the_checks_of_the_installed_gateway(install):
