@@ -38,6 +38,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--process", choices=("worker", "host", "both"), default="worker",
                         help="which processes run under callgrind")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--bytecodes", action="store_true",
+                        help="count Python bytecodes by function (load/worker_bytecodes, "
+                        "sys.monitoring) instead of instructions under callgrind")
     parser.add_argument("--env", action="append", default=[], metavar="TARGET:KEY=VALUE",
                         help="an extra environment variable for one target's host and worker")
     parser.add_argument("--json", default=None, help="also write the figures here")
@@ -108,10 +112,13 @@ def start(args: argparse.Namespace, logs: Path) -> tuple[list, dict[str, tuple]]
         wrapper = " ".join([*CALLGRIND, f"--callgrind-out-file={out}/cg.%p"])
         env = {**WORKER_ENV, "PYTHONHASHSEED": "0", "FUNCHOST_START_TIMEOUT_S": "900",
                "FUNCHOST_FUNCTION_TIMEOUT_S": "600"}
-        if args.process in ("worker", "both"):
+        if args.bytecodes:  # no valgrind: the hook counts, in whichever process is signalled
+            env.update(PYTHONPATH=str(ROOT / "load/worker_bytecodes"),
+                       WORKER_BYTECODES_OUT=str(out))
+        elif args.process in ("worker", "both"):
             env["FUNCHOST_WORKER_WRAPPER"] = wrapper
         cmd = list(HOST_CMD)
-        if args.process in ("host", "both"):
+        if args.process in ("host", "both") and not args.bytecodes:
             cmd = [*CALLGRIND, f"--callgrind-out-file={out}/host.%p", *cmd]
         if kind == "ten-line":
             cmd += ["--app-dir", str(ROOT / "load/tenline")]
@@ -139,17 +146,6 @@ def control(pid: int, *flags: str) -> None:
                    timeout=600)
 
 
-def dump_of(out: Path, pid: int, prefix: str, before: set[Path]) -> Path:
-    """The dump `callgrind_control -d` just wrote for `pid` (its newest numbered file)."""
-    for _ in range(600):
-        new = sorted(set(out.glob(f"{prefix}.{pid}.*")) - before,
-                     key=lambda p: int(p.name.rsplit(".", 1)[1]))
-        if new and new[-1].stat().st_size and "totals:" in new[-1].read_text(errors="replace"):
-            return new[-1]
-        time.sleep(0.1)
-    raise RuntimeError(f"no dump from {pid} in {out}")
-
-
 async def drive(url: str, requests: int, connections: int) -> None:
     """Exactly `requests` POSTs over `connections` keep-alive connections; all must be 200."""
     left = iter(range(requests))
@@ -165,69 +161,108 @@ async def drive(url: str, requests: int, connections: int) -> None:
         await asyncio.gather(*(one_connection() for _ in range(connections)))
 
 
-def window(pids: list[tuple[int, Path, str]], run) -> tuple[float, list[Path]]:
-    """Zero the counts of `pids`, run(), dump: the wall seconds and each pid's dump."""
+def window(args: argparse.Namespace, pids: list[tuple[int, Path, str]], run
+           ) -> tuple[float, list[dict[str, float]]]:
+    """Zero the counts of `pids`, run(), take them: the wall seconds and, per pid, the count by
+    function (TOTAL: all of them)."""
     befores = [set(out.glob(f"{prefix}.{pid}.*")) for pid, out, prefix in pids]
     for pid, _, _ in pids:
-        control(pid, "-z")
+        if args.bytecodes:
+            os.kill(pid, signal.SIGUSR1)
+        else:
+            control(pid, "-z")
+    if args.bytecodes:
+        time.sleep(0.2)  # the handler runs at the worker's next bytecode
     began = time.perf_counter()
     run()
     took = time.perf_counter() - began
     for pid, _, _ in pids:
-        control(pid, "-d")
-    return took, [dump_of(out, pid, prefix, before)
+        if args.bytecodes:
+            os.kill(pid, signal.SIGUSR2)
+        else:
+            control(pid, "-d")
+    return took, [counts(args, dump_of(out, pid, prefix, before))
                   for (pid, out, prefix), before in zip(pids, befores, strict=True)]
 
 
-def functions(dump: Path) -> dict[str, int]:
-    """Each function's own (exclusive) instructions in a dump (callgrind_annotate)."""
+def dump_of(out: Path, pid: int, prefix: str, before: set[Path]) -> Path:
+    """The dump just written for `pid` (its newest numbered file)."""
+    for _ in range(600):
+        new = sorted((p for p in set(out.glob(f"{prefix}.{pid}.*")) - before
+                      if p.name.rsplit(".", 1)[1].isdigit() or p.name.endswith(".json")),
+                     key=lambda p: int(p.name.split(".")[2]))
+        if new and new[-1].stat().st_size and (new[-1].name.endswith(".json") or "totals:" in
+                                                 new[-1].read_text(errors="replace")):
+            return new[-1]
+        time.sleep(0.1)
+    raise RuntimeError(f"no dump from {pid} in {out}")
+
+
+TOTAL = "(all)"
+
+
+def counts(args: argparse.Namespace, dump: Path) -> dict[str, float]:
+    """Per function: its own instructions in a callgrind dump (callgrind_annotate), or its
+    bytecodes (load/worker_bytecodes' JSON); TOTAL the whole count."""
+    if args.bytecodes:
+        table = {_short(k): v for k, v in json.loads(dump.read_text()).items()}
+        table[TOTAL] = sum(table.values())
+        return table
     text = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100",
                            str(dump)], capture_output=True, text=True, check=True).stdout
-    table: dict[str, int] = {}
+    table = {}
     for line in text.splitlines():
         m = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S.*)$", line)
         if m and not line.lstrip().startswith(("Ir", "--")) and ":" in m.group(2):
-            name = m.group(2).split(" [", 1)[0]
+            name = re.sub(r"/tmp/python-build[^/]*/Python-[^/]*/", "python:",
+                          m.group(2).split(" [", 1)[0])
             table[name] = table.get(name, 0) + int(m.group(1).replace(",", ""))
+    table[TOTAL] = int(re.search(r"^totals:\s*(\d+)", dump.read_text(errors="replace"),
+                                 re.M).group(1))
     return table
 
 
-def total(dump: Path) -> int:
-    return int(re.search(r"^totals:\s*(\d+)", dump.read_text(errors="replace"), re.M).group(1))
+def _short(key: str) -> str:
+    """A code object's file as profile_worker_calls shows it (site-packages or tree relative),
+    the exported base tree's folder dropped so both trees' rows meet."""
+    path = key.split("site-packages/")[-1] if "site-packages" in key else \
+        key.replace(str(ROOT) + "/", "")
+    return re.sub(r"^.*/base/", "", path)
 
 
 def measure(args: argparse.Namespace, name: str, proc, url: str, out: Path) -> dict:
     host, worker = host_and_worker(proc) if args.process != "host" else (proc.popen.pid, 0)
+    kinds = ("bc", "bc") if args.bytecodes else ("cg", "host")
     watched = [(pid, out, prefix) for pid, prefix, on in
-               ((worker, "cg", args.process in ("worker", "both")),
-                (host, "host", args.process in ("host", "both"))) if on]
+               ((worker, kinds[0], args.process in ("worker", "both")),
+                (host, kinds[1], args.process in ("host", "both"))) if on]
     for pid, _, _ in watched:
-        control(pid, "-i", "on")
+        if not args.bytecodes:
+            control(pid, "-i", "on")
     asyncio.run(drive(url, args.warmup, args.connections))
     stats0 = stats_of(url) if name != "ten-line" else {}
-    idle1 = window(watched, lambda: time.sleep(args.idle))
-    busy = window(watched, lambda: asyncio.run(drive(url, args.requests, args.connections)))
-    idle2 = window(watched, lambda: time.sleep(args.idle))
+    idle1 = window(args, watched, lambda: time.sleep(args.idle))
+    busy = window(args, watched,
+                  lambda: asyncio.run(drive(url, args.requests, args.connections)))
+    idle2 = window(args, watched, lambda: time.sleep(args.idle))
     stats1 = stats_of(url) if name != "ten-line" else {}
-    result = {"requests": args.requests, "busy_s": busy[0], "stats": {}}
+    result: dict = {"requests": args.requests, "busy_s": busy[0], "stats": {}}
     lim0, lim1 = stats0.get("limiter", {}), stats1.get("limiter", {})
     for key in ("storage_round_trips", "storage_reads", "storage_writes", "fast_admitted"):
         if key in lim1:  # over the three windows; the idle ones add upkeep's own
             result["stats"][key] = (lim1[key] - lim0.get(key, 0)) / args.requests
-    for i, (pid, _, prefix) in enumerate(watched):
-        role = "worker" if prefix == "cg" else "host"
-        rates = [total(idle[1][i]) / idle[0] for idle in (idle1, idle2)]
-        rate = sum(rates) / 2
-        per_request = (total(busy[1][i]) - rate * busy[0]) / args.requests
-        fn_idle = [functions(idle[1][i]) for idle in (idle1, idle2)]
-        fn_busy = functions(busy[1][i])
-        keys = set(fn_busy) | set(fn_idle[0]) | set(fn_idle[1])
-        per_fn = {k: (fn_busy.get(k, 0) - busy[0] * (fn_idle[0].get(k, 0) / idle1[0]
-                                                     + fn_idle[1].get(k, 0) / idle2[0]) / 2)
+    for i, (pid, _, _) in enumerate(watched):
+        role = "worker" if pid == worker else "host"
+        idle = [(took, tables[i]) for took, tables in (idle1, idle2)]
+        busy_table = busy[1][i]
+        keys = set(busy_table).union(*(t for _, t in idle))
+        # per function: (busy - mean idle rate x busy seconds) / requests
+        per_fn = {k: (busy_table.get(k, 0) - busy[0] * sum(t.get(k, 0) / took
+                                                            for took, t in idle) / 2)
                   / args.requests for k in keys}
-        result[role] = {"pid": pid, "per_request": per_request, "idle_per_s": rates,
-                        "busy_total": total(busy[1][i]), "functions": per_fn,
-                        "dumps": [str(idle1[1][i]), str(busy[1][i]), str(idle2[1][i])]}
+        result[role] = {"pid": pid, "per_request": per_fn.pop(TOTAL),
+                        "idle_per_s": [t[TOTAL] / took for took, t in idle],
+                        "busy_total": busy_table[TOTAL], "functions": per_fn}
     return result
 
 
@@ -238,7 +273,9 @@ def differing(a: dict[str, float], b: dict[str, float], top: int) -> list[str]:
 
 
 def report(results: dict[str, dict], args: argparse.Namespace) -> str:
-    lines = [f"instructions per request (callgrind; {args.requests} requests over "
+    unit = "Python bytecodes" if args.bytecodes else "instructions"
+    lines = [f"{unit} per request ({'sys.monitoring' if args.bytecodes else 'callgrind'}; "
+             f"{args.requests} requests over "
              f"{args.connections} connections after {args.warmup} warm-up; idle windows "
              f"{args.idle:.0f} s; load average {os.getloadavg()[0]:.1f})"]
     roles = [r for r in ("worker", "host") if any(r in res for res in results.values())]
@@ -258,8 +295,8 @@ def report(results: dict[str, dict], args: argparse.Namespace) -> str:
         if a in results and b in results:
             for role in roles:
                 gap = results[a][role]["per_request"] - results[b][role]["per_request"]
-                lines += ["", f"{a} - {b}, {role}: {gap:+,.0f} instructions per request; by C "
-                          f"function (own instructions per request: gap, {a}, {b}):"]
+                lines += ["", f"{a} - {b}, {role}: {gap:+,.0f} {unit} per request; by function "
+                          f"(own {unit} per request: gap, {a}, {b}):"]
                 lines += differing(results[a][role]["functions"],
                                    results[b][role]["functions"], args.top)
     return "\n".join(lines)
