@@ -120,6 +120,8 @@ def start(args: argparse.Namespace, logs: Path) -> tuple[list, dict[str, tuple]]
         cmd = list(HOST_CMD)
         if args.process in ("host", "both") and not args.bytecodes:
             cmd = [*CALLGRIND, f"--callgrind-out-file={out}/host.%p", *cmd]
+        if tree is not None:  # this tree's host and worker (the wrapper), that tree's app
+            cmd += ["--app-dir", str(tree)]
         if kind == "ten-line":
             cmd += ["--app-dir", str(ROOT / "load/tenline")]
             env["BACKEND_URL"] = backend
@@ -135,7 +137,7 @@ def start(args: argparse.Namespace, logs: Path) -> tuple[list, dict[str, tuple]]
         env.update(extra_env.get(name, {}))
         port = free_port()
         proc = spawn(name.replace(" ", "-"), cmd, port=port, log_dir=logs, timeout=1200,
-                     ready_path=ready, cwd=tree, env={**env, "PORT": str(port)})
+                     ready_path=ready, env={**env, "PORT": str(port)})
         procs.append(proc)
         targets[name] = (proc, proc.url + path, out)
     return procs, targets

@@ -20,9 +20,6 @@ from function_app.ratelimit.lease.lease import BLOCK_REQUESTS
 from function_app.ratelimit.limits import Decision, ScopedLimit
 
 NONE_DUE: tuple[KeyState, ...] = ()
-# commit's shortcut compares the pool with a bound of the refill threshold times this margin,
-# so rounding in either computation never skips a refill the full test would start.
-_CLEAR = 1.001
 
 
 def pools_pay(keys: dict[tuple[str, str], KeyState], scoped: Sequence[ScopedLimit],
@@ -66,9 +63,6 @@ def commit(states: list[KeyState], cost: float, now: float, tau_s: float, lease_
     none when `storage_ready` is False (the caller also passes False to test none)."""
     due: list[KeyState] | tuple[KeyState, ...] = NONE_DUE
     block = BLOCK_REQUESTS * (cost if cost > 0.0 else 0.0)  # lease.block before its cap
-    # The most a goal can ask per token of observed demand, and the cost's part of the bound.
-    reach = (hold_s if hold_s > 2 * lease_s else 2 * lease_s) / tau_s
-    floor = (1.0 - REFILL_AT) * (cost if cost > 0.0 else 0.0)
     for ks in states:
         left = ks.tokens - cost
         ks.tokens = left if left > 0.0 else 0.0
@@ -80,13 +74,6 @@ def commit(states: list[KeyState], cost: float, now: float, tau_s: float, lease_
             ks.demand_ts = now
         ks.last_used, ks.last_cost = now, cost
         if ks.exact or ks.fetch is not None or ks.retry_at > now or not storage_ready:
-            continue
-        # A pool far above its refill threshold, as most requests leave it, skips the test
-        # below: a top-up is due only under unit + (goal - unit) * REFILL_AT, which is at most
-        # (1 - REFILL_AT) * cost + REFILL_AT * goal, and goal <= target <= max(cost,
-        # demand / tau * max(2 * lease_s, hold_s)) (tests/unit/test_limiter_fast.py).
-        most = ks.demand_amount * reach
-        if ks.tokens > _CLEAR * (floor + REFILL_AT * (most if most > cost else cost)):
             continue
         # KeyState.needs_refill with target and lease.block inlined; the demand was just
         # observed, so its rate is amount / tau (no decay since).
