@@ -189,9 +189,9 @@ async def test_tally_fast_path_never_skips_a_sync_the_full_path_would_make(throt
 
 @pytest.mark.parametrize("seed", range(4))
 def test_commit_starts_every_top_up_the_full_refill_test_would(seed):
-    """lease/fast.commit skips its refill arithmetic for a pool above a bound of the refill
-    threshold: for any pool, demand, cost, cap and settings it reports the keys due exactly as
-    KeyState.spend, observe and needs_refill do (pools at and around the threshold included)."""
+    """lease/fast.commit inlines the refill test: for any pool, demand, cost, cap and settings
+    it reports the keys due exactly as KeyState.spend, observe and needs_refill do (pools at
+    and around the threshold included), so a change to either shows here."""
     rnd = random.Random(seed)
     config = LimiterConfig()
     skipped = due = 0
