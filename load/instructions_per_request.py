@@ -4,7 +4,13 @@ to resolve the tens of microseconds that limits on add over limits off.
 
     .venv/bin/python load/instructions_per_request.py [--requests 2000] [--warmup 300]
         [--idle 20] [--connections 8] [--targets far off ten-line] [--base REV]
-        [--process worker|host|both] [--top 30] [--json FILE]
+        [--process worker|host|both] [--bytecodes] [--env TARGET:KEY=VALUE] [--top 30]
+        [--json FILE]
+
+`--bytecodes` counts Python bytecodes per function instead (no valgrind; sys.monitoring in
+load/worker_bytecodes/sitecustomize.py, switched by SIGUSR1/SIGUSR2 in whichever process is
+measured), with the same windows and arithmetic: the Python-level split that callgrind cannot
+give on CPython 3.13, where Python functions are not C frames.
 
 Each target runs as load/profile_worker_calls.py starts it (funchost host + the real worker,
 the instant Node simulator behind it): `far` is the gateway with limits on far from binding
