@@ -24,13 +24,10 @@ from .hostconfig import Limits
 from .relay import direct_sink, relay_body, until_disconnect
 from .routes import Route, match
 from .supervisor import Supervisor
-from .workerhttp import WorkerConnectionError, WorkerHttp
+from .workerhttp import HOP_BY_HOP, WorkerConnectionError, WorkerHttp
 from .workerproc import WorkerError, WorkerProcess
 
 log = logging.getLogger("funchost")
-HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate",
-                        b"proxy-authorization", b"te", b"trailer", b"transfer-encoding",
-                        b"upgrade", b"proxy-connection"})
 WHOLE_BODY_BELOW = 256 * 1024  # smaller bodies are read whole: one write instead of a stream
 
 
@@ -117,7 +114,7 @@ class Front:
                 if response.status == 500 and await _failed(invocation):
                     return await _error(send, "function_failed", scope["headers"])
                 await send({"type": "http.response.start", "status": response.status,
-                            "headers": _answer_headers(response.headers)})
+                            "headers": response.headers})  # end-to-end fields only
                 started = True
                 streamed = response.content_length is None and not isinstance(body, AsyncGen)
                 # The body's chunks skip the tracking wrapper: the head has gone out.
@@ -196,10 +193,6 @@ def _forward_headers(scope, invocation_id: str) -> list[tuple[bytes, bytes]]:
         out.append((b"x-forwarded-host", host))
     out.append((b"x-ms-invocation-id", invocation_id.encode()))
     return out
-
-
-def _answer_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    return [(k, v) for k, v in raw if k not in HOP_BY_HOP]
 
 
 def _content_length(headers) -> int | None:

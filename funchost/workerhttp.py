@@ -17,6 +17,10 @@ from collections.abc import AsyncIterator, Callable
 import httptools
 
 READ_AHEAD = 256 * 1024
+# Fields of one connection, never relayed: the answer's `headers` leave them out as parsed.
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate",
+                        b"proxy-authorization", b"te", b"trailer", b"transfer-encoding",
+                        b"upgrade", b"proxy-connection"})
 IDLE_S = 3.0  # uvicorn closes idle keep-alive connections after 5 s; reuse only younger ones
 
 
@@ -37,7 +41,8 @@ class _Connection(asyncio.Protocol):
 
     def _begin(self) -> None:
         self.head: asyncio.Future = self.loop.create_future()
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # end-to-end fields, names lower case
+        self.length: bytes | None = None  # the first Content-Length value
         self.chunks: list[bytes] = []
         self.buffered = 0
         self.complete = False
@@ -78,7 +83,14 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        # One pass per field, as httptools hands it over: the host relays the end-to-end
+        # fields as they are and needs only Content-Length of the rest, so neither is looked
+        # for again in the list (load/instructions_per_request.py --process host).
+        name = name.lower()
+        if name not in HOP_BY_HOP:
+            self.headers.append((name, value))
+            if name == b"content-length" and self.length is None:
+                self.length = value
 
     def on_headers_complete(self) -> None:
         if not self.head.done():
@@ -107,8 +119,7 @@ class Answer:
         self._client = client
         self._connection = connection
         self._head_only = head_only
-        self.content_length = next((int(v) for k, v in self.headers if k == b"content-length"),
-                                   None)
+        self.content_length = None if connection.length is None else int(connection.length)
         self.idle_expired = False
         self._idle_s = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None

@@ -14,6 +14,7 @@ import collections
 import itertools
 import logging
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -33,6 +34,11 @@ HOST_CAPABILITIES = {"HttpUri": "", "RpcHttpBodyOnly": "true", "RawHttpBodyBytes
 ENV_FUNCTION_TIMEOUT = "FUNCHOST_FUNCTION_TIMEOUT_S"
 ENV_HTTP_TIMEOUT = "FUNCHOST_HTTP_TIMEOUT_S"
 ENV_HEADER_TIMEOUT = "FUNCHOST_HEADER_TIMEOUT_S"
+# A measurement's wrapper of the worker command (shell words, e.g. `valgrind --tool=callgrind`;
+# load/instructions_per_request.py) and the start timeout it needs (a slowed worker imports for
+# longer). Local measurements only: unset, the worker starts as the platform starts it.
+ENV_WORKER_WRAPPER = "FUNCHOST_WORKER_WRAPPER"
+ENV_START_TIMEOUT = "FUNCHOST_START_TIMEOUT_S"
 HOST_PREFIX = "FUNCHOST_"
 
 
@@ -45,8 +51,10 @@ class WorkerProcess:
                  environ: dict[str, str] | None = None):
         self.app_dir = app_dir
         self.log_level = log_level
-        self.environ = {k: v for k, v in (environ or os.environ).items()
-                        if not k.startswith(HOST_PREFIX)}
+        environ = environ or os.environ
+        self.environ = {k: v for k, v in environ.items() if not k.startswith(HOST_PREFIX)}
+        self.wrapper = shlex.split(environ.get(ENV_WORKER_WRAPPER, ""))
+        self.start_timeout_s = float(environ.get(ENV_START_TIMEOUT) or START_TIMEOUT_S)
         self.process: asyncio.subprocess.Process | None = None
         self.http_uri = ""
         self.functions: list[dict[str, Any]] = []
@@ -62,7 +70,7 @@ class WorkerProcess:
         return self.process.pid if self.process else None
 
     async def start(self) -> None:
-        async with asyncio.timeout(START_TIMEOUT_S):
+        async with asyncio.timeout(self.start_timeout_s):
             await self._spawn()
             init = await self.call("worker_init_request", {
                 "host_version": HOST_VERSION, "capabilities": HOST_CAPABILITIES,
@@ -92,7 +100,7 @@ class WorkerProcess:
 
         server = await asyncio.start_unix_server(on_connect, channel)
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "funchost.worker", "--channel", channel,
+            *self.wrapper, sys.executable, "-m", "funchost.worker", "--channel", channel,
             "--app-dir", str(self.app_dir), "--log-level", self.log_level,
             env={**self.environ, "PYTHONPATH": _pythonpath(self.environ)},
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,

@@ -1,6 +1,9 @@
 """The local Functions host's pure parts: route templates, precedence, keys, limits, schedules,
 and the protocol messages as the worker library reads them."""
 
+import asyncio
+import json
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +14,7 @@ from funchost.errors import error_body
 from funchost.hostconfig import load_host_config, parse_timespan
 from funchost.routes import HttpFunction, TemplateError, build_table, http_function, match
 from funchost.timers import next_after, parse_schedule, resolve_settings
+from funchost.workerproc import START_TIMEOUT_S, WorkerProcess
 
 
 def fn(name, route, methods=("GET",), level="function"):
@@ -177,3 +181,33 @@ def test_a_function_is_disabled_by_its_app_setting():
     assert not disabled("health_checks", {"AzureWebJobs.health_checks.Disabled": "false"})
     assert not disabled("health_checks", {"AzureWebJobs.other.Disabled": "true"})
     assert not disabled("health_checks", {})
+
+
+def test_a_measurement_wraps_the_worker_command_and_no_host_setting_reaches_it(tmp_path):
+    """FUNCHOST_WORKER_WRAPPER puts its words before the worker command (how
+    load/instructions_per_request.py runs the worker under callgrind); like every FUNCHOST_*
+    variable it stays out of the worker's environment. Unset, the command is the plain one."""
+    seen = tmp_path / "argv"
+    wrapper = tmp_path / "wrap.py"  # records its arguments and environment, exits at once
+    wrapper.write_text("import json, os, sys\n"
+                       f"open({str(seen)!r}, 'w').write(json.dumps([sys.argv[1:], "
+                       "sorted(k for k in os.environ if k.startswith('FUNCHOST_'))]))\n")
+    env = {"PATH": "/usr/bin:/bin", "FUNCHOST_WORKER_WRAPPER": f"{sys.executable} {wrapper}",
+           "FUNCHOST_START_TIMEOUT_S": "5", "APP_SETTING": "x"}
+    worker = WorkerProcess(tmp_path, environ=env)
+    assert worker.start_timeout_s == 5.0 and "APP_SETTING" in worker.environ
+    assert not [k for k in worker.environ if k.startswith("FUNCHOST_")]
+
+    async def start() -> None:
+        try:
+            await worker.start()
+        except Exception:  # the wrapper exits before connecting: a failed start
+            pass
+        finally:
+            await worker.stop(grace=1)
+
+    asyncio.run(start())
+    argv, host_vars = json.loads(seen.read_text())
+    assert argv[:3] == [sys.executable, "-m", "funchost.worker"] and host_vars == []
+    plain = WorkerProcess(tmp_path, environ={"PATH": "/usr/bin"})
+    assert plain.wrapper == [] and plain.start_timeout_s == START_TIMEOUT_S

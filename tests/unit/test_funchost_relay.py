@@ -250,3 +250,38 @@ def test_the_direct_sink_frames_a_chunk_and_refuses_while_the_client_cannot_take
 def test_a_write_that_fails_leaves_the_chunk_with_the_reader():
     sink = direct_sink(uvicorn_cycle(Transport(fail=True)).send)
     assert sink(b"data: 1\n\n") is False
+
+
+async def test_an_answer_keeps_its_end_to_end_fields_in_order_and_its_length():
+    """The host relays Answer.headers as they are: names lower case, in the worker's order,
+    repeated names kept, hop-by-hop fields left out as parsed; content_length is the first
+    Content-Length (None without one)."""
+    heads = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n"
+             b"X-RateLimit-Limit: 9\r\nKeep-Alive: timeout=5\r\nSet-Cookie: a\r\n"
+             b"Set-Cookie: b\r\nRateLimit: \"global\";r=8;t=0\r\n\r\nok",
+             HEAD + chunk(b"x") + b"0\r\n\r\n"]
+
+    async def serve(reader, writer):
+        while heads:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(heads.pop(0))
+            await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    client = WorkerHttp("127.0.0.1", server.sockets[0].getsockname()[1])
+    try:
+        answer = await client.request("GET", "/a", [(b"host", b"w")], None)
+        assert answer.headers == [(b"content-length", b"2"), (b"x-ratelimit-limit", b"9"),
+                                  (b"set-cookie", b"a"), (b"set-cookie", b"b"),
+                                  (b"ratelimit", b'"global";r=8;t=0')]
+        assert answer.content_length == 2
+        assert b"".join([c async for c in answer.chunks()]) == b"ok"
+        answer.close()
+        streamed = await client.request("GET", "/b", [(b"host", b"w")], None)
+        assert streamed.headers == [(b"content-type", b"text/event-stream")]
+        assert streamed.content_length is None
+        assert b"".join([c async for c in streamed.chunks()]) == b"x"
+        streamed.close()
+    finally:
+        client.close()
+        server.close()

@@ -17,6 +17,8 @@ import pytest
 
 from function_app.adapters.limitstore_memory import MemoryRateLimitStore
 from function_app.ratelimit.config import LimiterConfig
+from function_app.ratelimit.lease import fast as lease_fast
+from function_app.ratelimit.lease.keystate import KeyState
 from function_app.ratelimit.lease.limiter import Limiter
 from function_app.ratelimit.limits import Limit, ScopedLimit
 from function_app.ratelimit.tally import fast as tally_fast
@@ -183,3 +185,49 @@ async def test_tally_fast_path_never_skips_a_sync_the_full_path_would_make(throt
     for step in range(int((tally_fast.FRESH_PERIODS + 1) * 100)):
         now = start + step / 100
         assert not sync.stale(now) and sync.usable(now), now - start
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_commit_starts_every_top_up_the_full_refill_test_would(seed):
+    """lease/fast.commit inlines the refill test: for any pool, demand, cost, cap and settings
+    it reports the keys due exactly as KeyState.spend, observe and needs_refill do (pools at
+    and around the threshold included), so a change to either shows here."""
+    rnd = random.Random(seed)
+    config = LimiterConfig()
+    skipped = due = 0
+    for _ in range(4000):
+        lease_s = rnd.choice((config.lease_s, 0.5, 3.0))
+        hold_s = rnd.choice((config.hold_s, 0.0, 10.0))
+        tau_s = rnd.choice((config.demand_tau_s, 0.5, 30.0))
+        burst = rnd.choice((1.0, 40.0, 1e6))
+        scoped = ScopedLimit("client", "c", Limit(burst, burst), reserved=rnd.random() < 0.2)
+        demand = rnd.expovariate(1 / rnd.choice((1, 50, 5e4)))
+        cap = rnd.choice((float("inf"), burst / 2, 3.0))
+        made = []
+        for _ in range(2):
+            ks = KeyState.create(scoped, 0.0, START)
+            ks.demand_amount, ks.demand_ts, ks.cap, ks.expires_at = demand, START, cap, START + 10
+            made.append(ks)
+        cost = rnd.choice((0.0, 1.0, 1.0, 3.0, 45.0))
+        now = START + rnd.choice((0.0, 0.001, 0.5))
+        fast_ks, full_ks = made
+        # a pool near the threshold the full test would find after this request
+        probe = KeyState.create(scoped, 0.0, START)
+        probe.demand_amount, probe.demand_ts, probe.cap = \
+            fast_ks.demand_amount, START, fast_ks.cap
+        probe.observe(cost, now, tau_s)
+        goal = min(probe.target(now, lease_s, tau_s, hold_s), probe.cap)
+        unit = min(cost, goal)
+        threshold = unit + (goal - unit) * lease_fast.REFILL_AT
+        pool = cost + threshold * rnd.choice((0.0, 0.5, 0.999, 1.0, 1.0 + 1e-12, 1.001,
+                                              1.1, 2.0, 10.0))
+        fast_ks.tokens = full_ks.tokens = pool
+        got = lease_fast.commit([fast_ks], cost, now, tau_s, lease_s, hold_s, True)
+        full_ks.spend(cost)
+        full_ks.observe(cost, now, tau_s)
+        want = full_ks.needs_refill(now, lease_s, tau_s, hold_s)
+        assert (list(got) == [fast_ks]) == want
+        assert (fast_ks.tokens, fast_ks.demand_amount) == (full_ks.tokens, full_ks.demand_amount)
+        due += want
+        skipped += not want
+    assert due > 500 and skipped > 500  # both outcomes were exercised
