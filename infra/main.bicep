@@ -98,6 +98,13 @@ param maximumInstanceCount int = 100
 // Ninth pass (docs/perf/pass9-streamfloor.md): a bare ten-line streaming function on the same
 // host and worker missed 10 ms added p99 at every level from 50 streams too, so the build
 // machine cannot resolve the target; the gateway spent 0.96-1.18x its CPU per chunk. 200 stays.
+// Pass 13 (docs/perf/pass13-streams.md): the gateway's worker executes 0.89x the bare function's
+// instructions per chunk (callgrind). One event loop's queue keeps p99 added within 10 ms up to
+// about 0.85 / (chunks per second x CPU per chunk + CPU per open / stream length) streams: 460-920
+// with the host on the same core at the measured 0.94-1.70 ms of host + worker CPU per
+// stream-second (load/stream_ceiling.py). 200 is the low end over a safety factor of ~2 (the
+// platform's host, bursts of opens, non-stream requests). Memory: up to 64 KB more per stream
+// (the sent-token count deferred), 15-30 MB for 200 streams; instanceMemoryMB 2048 stands.
 // UPSTREAM_MAX_CONNECTIONS (512) must stay above this value: each stream holds one backend
 // connection.
 @description('Concurrent HTTP requests per Function App instance before scale-out.')
