@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+from telemetry_instructions import callgrind_total  # noqa: E402
 
 CHILD = r'''
 import asyncio, os, sys
@@ -71,13 +71,7 @@ asyncio.run(run())
 
 
 def instructions(tree: str, mode: str, chunks: int, per_stream: int, script: str) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", sys.executable,
-             script, mode, str(chunks), str(per_stream)],
-            cwd=tree, env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True,
-            text=True, check=True).stderr
-    return int(re.search(r"Collected : (\d+)", out).group(1))
+    return callgrind_total([script, mode, str(chunks), str(per_stream)], tree)
 
 
 def main() -> None:

@@ -54,14 +54,20 @@ asyncio.run(run())
 '''
 
 
-def instructions(tree: str, mode: str, requests: int, script: str, log: str) -> int:
+def callgrind_total(args: list[str], cwd: str) -> int:
+    """The instructions this interpreter executes running `args` in `cwd`, counted by valgrind's
+    callgrind, with the hash seed fixed so that dict layouts repeat from run to run."""
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", sys.executable,
-             script, mode, str(requests), str(HERE.parent), log],
-            cwd=tree, env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True,
+             *args],
+            cwd=cwd, env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True,
             text=True, check=True).stderr
     return int(re.search(r"Collected : (\d+)", out).group(1))
+
+
+def instructions(tree: str, mode: str, requests: int, script: str, log: str) -> int:
+    return callgrind_total([script, mode, str(requests), str(HERE.parent), log], tree)
 
 
 def main() -> None:
