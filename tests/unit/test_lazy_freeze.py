@@ -104,15 +104,22 @@ def test_a_collector_the_process_paused_is_left_alone(thawed):
     assert not gc.isenabled() and gc.get_freeze_count() == 0
 
 
-async def test_the_workers_build_runs_with_the_collector_paused(unsettled, monkeypatch):
-    made, _ = unsettled
-    seen = []
+def _build_seeing_the_collector(monkeypatch, made) -> list[bool]:
+    """build_gateway replaced by one that returns `made` and notes, each time, whether the
+    collector was running."""
+    seen: list[bool] = []
 
     async def fake_build(settings):
         seen.append(gc.isenabled())
         return made
 
     monkeypatch.setattr(build, "build_gateway", fake_build)
+    return seen
+
+
+async def test_the_workers_build_runs_with_the_collector_paused(unsettled, monkeypatch):
+    made, _ = unsettled
+    seen = _build_seeing_the_collector(monkeypatch, made)
     assert await LazyGateway(lambda: {}, freeze=True).get() is made
     assert seen == [False] and gc.isenabled() and gc.get_freeze_count() > 1000
 
@@ -140,12 +147,6 @@ async def test_a_failed_worker_build_leaves_the_collector_running_and_is_retried
 
 async def test_a_plain_gateway_builds_with_the_collector_running(unsettled, monkeypatch):
     made, _ = unsettled
-    seen = []
-
-    async def fake_build(settings):
-        seen.append(gc.isenabled())
-        return made
-
-    monkeypatch.setattr(build, "build_gateway", fake_build)
+    seen = _build_seeing_the_collector(monkeypatch, made)
     assert await LazyGateway(lambda: {}).get() is made
     assert seen == [True]
