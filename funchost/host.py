@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -42,8 +43,28 @@ class _Server(uvicorn.Server):
         yield
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The host's own port, bound and listening before the worker starts. The worker's HTTP
+    server takes a free port of its own as it starts; bound only once the worker was ready, the
+    host's port could already be that one (the worker holding it, the host failing with
+    'address already in use'). Requests that arrive before the worker is ready wait in the
+    backlog and are served once it is."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
+
+
 async def run(args: argparse.Namespace, app_dir: Path) -> int:
     config = load_host_config(app_dir)
+    sock = listening_socket(args.host, args.port)
     limits = Limits(max_body_bytes=body_limit(dict(os.environ)),
                     http_timeout_s=args.http_timeout or Limits.http_timeout_s,
                     header_timeout_s=args.header_timeout or Limits.header_timeout_s)
@@ -72,13 +93,14 @@ async def run(args: argparse.Namespace, app_dir: Path) -> int:
         # Start-up's objects live as long as the host: out of the collector's generations, so a
         # full collection under a thousand streams scans only what the streams made (issue #26).
         gc.freeze()
-        log.info("functions host on http://%s:%d (keys %s)", args.host, args.port,
+        log.info("functions host on http://%s:%d (keys %s)", args.host, sock.getsockname()[1],
                  "required" if keys.enabled else "off, as under func start")
         timer_task = asyncio.create_task(timers.run())
-        await server.serve()
+        await server.serve(sockets=[sock])
         timer_task.cancel()
         return 0
     finally:
+        sock.close()
         await supervisor.stop()
         supervising.cancel()
         with contextlib.suppress(asyncio.CancelledError):

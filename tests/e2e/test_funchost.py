@@ -214,3 +214,25 @@ def test_a_killed_worker_is_restarted_and_the_gap_answers_503_json(recorder, log
         assert "killed by SIGKILL; restarting it" in proc.log.read_text()
     finally:
         proc.stop()
+
+
+def test_the_host_holds_its_port_before_the_worker_starts(recorder, log_dir):
+    """The host binds its port first: the worker's HTTP server takes a free port of its own as
+    it starts, and with the host binding only once the worker was ready, that port could be
+    the host's (the host then failed with 'address already in use'). A request sent while the
+    worker is still starting waits and is answered once it is ready."""
+    from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn
+
+    port = free_port()
+    env = {**WORKER_ENV, **gateway_env(recorder), "PORT": str(port),
+           "FUNCHOST_WORKER_WRAPPER": "sh -c 'sleep 3; exec \"$@\"' sh"}
+    proc = spawn("host-port-first", HOST_CMD, port=port, log_dir=log_dir, env=env,
+                 ready_path=None, timeout=20)  # ready = the port accepts connections
+    try:
+        assert "ready at" not in proc.log.read_text()  # the worker is still asleep
+        answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        assert answer.status_code == 200
+        log = proc.log.read_text()
+        assert "ready at" in log and "address already in use" not in log
+    finally:
+        proc.stop()
