@@ -47,8 +47,10 @@ def hardened_app(answer=None):
     return worker_app.get_app(), seen
 
 
-async def serve(app, **changes) -> list[dict]:
-    sent: list[dict] = []
+async def serve(app, sent: list[dict] | None = None, **changes) -> list[dict]:
+    """The messages `app` sends for SCOPE with `changes`, into `sent` when given (a caller
+    that expects the app to raise still has what it sent)."""
+    sent = [] if sent is None else sent
 
     async def receive():
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -111,15 +113,8 @@ async def test_an_unhandled_error_is_the_500_and_raised_on_both_paths(stack_ente
     answers = []
     for _ in range(2):
         sent: list[dict] = []
-
-        async def receive():
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message, into=sent):
-            into.append(message)
-
         with pytest.raises(ValueError, match="boom"):
-            await app(dict(SCOPE), receive, send)
+            await serve(app, sent)
         answers.append(sent)
     assert answers[0] == answers[1]
     assert answers[1][0]["status"] == 500 and answers[1][1]["body"] == b"Internal Server Error"
@@ -153,6 +148,18 @@ async def test_a_root_path_or_a_second_route_takes_the_stack(stack_entered):
     assert sent[1]["body"] == b"ok" and len(stack_entered) == 3
 
 
+async def _answers_ok_through_the_stack(app, stack_entered) -> None:
+    """`app` with a POST catch-all answering 200 "ok": two requests, both through the stack."""
+
+    async def catch_all(request: web.FastApiRequest):
+        return to_response(GatewayResponse(200, Headers(), b"ok"))
+
+    app.api_route("/{path:path}", methods=["POST"])(catch_all)
+    for _ in range(2):
+        assert (await serve(app))[1]["body"] == b"ok"
+    assert len(stack_entered) == 2
+
+
 async def test_with_fastapis_own_telemetry_on_requests_take_the_stack(stack_entered):
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -161,13 +168,7 @@ async def test_with_fastapis_own_telemetry_on_requests_take_the_stack(stack_ente
     app = web.FastAPI(telemetry={"tracer_provider": TracerProvider(), "metrics": False,
                                  "logs": False})
 
-    async def catch_all(request: web.FastApiRequest):
-        return to_response(GatewayResponse(200, Headers(), b"ok"))
-
-    app.api_route("/{path:path}", methods=["POST"])(catch_all)
-    for _ in range(2):
-        assert (await serve(app))[1]["body"] == b"ok"
-    assert len(stack_entered) == 2
+    await _answers_ok_through_the_stack(app, stack_entered)
 
 
 async def test_an_app_with_a_body_limit_keeps_its_stack(stack_entered):
@@ -175,13 +176,7 @@ async def test_an_app_with_a_body_limit_keeps_its_stack(stack_entered):
 
     app = web.FastAPI(max_body_size=10)
 
-    async def catch_all(request: web.FastApiRequest):
-        return to_response(GatewayResponse(200, Headers(), b"ok"))
-
-    app.api_route("/{path:path}", methods=["POST"])(catch_all)
-    for _ in range(2):
-        assert (await serve(app))[1]["body"] == b"ok"
-    assert len(stack_entered) == 2
+    await _answers_ok_through_the_stack(app, stack_entered)
     assert not isinstance(app.middleware_stack.app.app, CatchAll)
 
 
