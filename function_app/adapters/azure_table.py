@@ -191,16 +191,18 @@ class LazyTable:
         return client._client._client
 
     async def _send(self, pipeline_client: Any, method: str, url: str, headers: dict[str, str],
-                    params: dict[str, str] | None = None, body: dict[str, Any] | None = None
-                    ) -> Any:
+                    params: dict[str, str] | None = None, body: dict[str, Any] | None = None,
+                    content: bytes | None = None) -> Any:
         """One request through the table client's pipeline (`_pipeline()`, which also sets
-        `_table_url`, from which `url` is made)."""
+        `_table_url`, from which `url` is made), with a JSON `body` or raw `content`."""
         headers["x-ms-version"] = self._version
         headers["DataServiceVersion"] = "3.0"
         # Asked as a stream and then read whole: the pipeline's ContentDecodePolicy then leaves
-        # the body alone, and `_json` parses it once (as bytes: the service's UTF-8).
+        # the body alone (a multipart answer included), and `_json` parses it once (as bytes:
+        # the service's UTF-8).
         response = await pipeline_client.send_request(
-            HttpRequest(method, url, headers=headers, params=params, json=body), stream=True)
+            HttpRequest(method, url, headers=headers, params=params, json=body, content=content),
+            stream=True)
         await response.read()
         return response
 
@@ -319,13 +321,11 @@ class LazyTable:
                 f"DataServiceVersion: 3.0\r\nContent-Length: {len(body)}\r\n\r\n"
                 f"{body.decode()}\r\n")
         parts.append(f"--{change}--\r\n--{batch}--\r\n")
-        headers = {"x-ms-version": self._version, "DataServiceVersion": "3.0",
-                   "MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json",
+        headers = {"MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json",
                    "Content-Type": f"multipart/mixed; boundary={batch}"}
-        response = await pipeline_client.send_request(HttpRequest(
-            "POST", self._table_url.rsplit("/", 1)[0] + "/$batch", headers=headers,
-            content="".join(parts).encode()), stream=True)  # no decoding of multipart
-        await response.read()
+        response = await self._send(pipeline_client, "POST",
+                                    self._table_url.rsplit("/", 1)[0] + "/$batch", headers,
+                                    content="".join(parts).encode())
         if response.status_code != 202:
             raise self._error(response)
         statuses = _PART_STATUS.findall(response.text())
