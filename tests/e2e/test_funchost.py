@@ -6,6 +6,7 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -216,21 +217,27 @@ def test_a_killed_worker_is_restarted_and_the_gap_answers_503_json(recorder, log
         proc.stop()
 
 
-def test_the_host_holds_its_port_before_the_worker_starts(recorder, log_dir):
+def test_the_host_holds_its_port_before_the_worker_starts(recorder, log_dir, tmp_path):
     """The host binds its port first: the worker's HTTP server takes a free port of its own as
     it starts, and with the host binding only once the worker was ready, that port could be
     the host's (the host then failed with 'address already in use'). A request sent while the
     worker is still starting waits and is answered once it is ready."""
     from scripts.procs import HOST_CMD, WORKER_ENV, free_port, spawn
 
-    port = free_port()
+    port, go = free_port(), tmp_path / "go"
+    # The worker's command waits until the test lets it go: no clock decides the order.
+    held = f"sh -c 'while [ ! -e {go} ]; do sleep 0.05; done; exec \"$@\"' sh"
     env = {**WORKER_ENV, **gateway_env(recorder), "PORT": str(port),
-           "FUNCHOST_WORKER_WRAPPER": "sh -c 'sleep 3; exec \"$@\"' sh"}
+           "FUNCHOST_WORKER_WRAPPER": held}
     proc = spawn("host-port-first", HOST_CMD, port=port, log_dir=log_dir, env=env,
-                 ready_path=None, timeout=20)  # ready = the port accepts connections
+                 ready_path=None, timeout=60)  # ready = the port accepts connections
     try:
-        assert "ready at" not in proc.log.read_text()  # the worker is still asleep
-        answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        assert "ready at" not in proc.log.read_text()  # the worker has not started
+        with httpx.Client(timeout=60) as client:
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(client.get, f"http://127.0.0.1:{port}/healthz")
+                go.touch()
+                answer = waiting.result()
         assert answer.status_code == 200
         log = proc.log.read_text()
         assert "ready at" in log and "address already in use" not in log
