@@ -170,9 +170,8 @@ def main() -> None:
               "requests, callgrind)")
         return
     sys.path.insert(0, str(ROOT))
-    from scripts.procs import INSTANT, spawn_node
-
     from funchost import worklog
+    from scripts.procs import INSTANT, spawn_node
 
     with tempfile.TemporaryDirectory() as logs:
         node = spawn_node("node", Path(logs), INSTANT)
