@@ -38,12 +38,12 @@ query parsed for a function that takes only the request), two exit stacks, telem
 about 125 Python calls a request (load/bench_http_edge.py). A route whose endpoint takes only
 a Request, added with nothing but its methods, is served on the fast path above as Starlette's
 `request_response` serves such an endpoint (the same Request, the same exception handling,
-the answer sent as returned); while FastAPI's native telemetry runs, FastAPI's handler, which
-it observes, serves it as before (`lean_route`). On the fast path, `CatchAll`, under
-ServerErrorMiddleware, hands a request that route fully matches straight to it: the five layers
-between did nothing for it (see its docstring). FastAPI's "is native telemetry on?" is told
-from the provider globals and the environment's dict (`telemetry_enabled`): its own method
-cost ~13 us a request (docs/perf/pass12-edge.md).
+the answer sent as returned; in one coroutine, `request_handler`); while FastAPI's native
+telemetry runs, FastAPI's handler, which it observes, serves it as before (`lean_route`). On
+the fast path, `CatchAll`, under ServerErrorMiddleware, hands a request that route fully
+matches straight to it: the five layers between did nothing for it (see its docstring).
+FastAPI's "is native telemetry on?" is told from the provider globals and the environment's
+dict (`telemetry_enabled`): its own method cost ~13 us a request (docs/perf/pass12-edge.md).
 """
 
 from __future__ import annotations
@@ -53,10 +53,15 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 
 from azurefunctions.extensions.http.fastapi import web
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.routing import APIRoute, APIRouter
+from starlette._exception_handler import _lookup_exception_handler
+from starlette._utils import is_async_callable
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
@@ -186,7 +191,10 @@ def lean_route(route: APIRoute) -> None:
     if len(parameters) != 1 or not (isinstance(parameters[0].annotation, type)
                                     and issubclass(parameters[0].annotation, Request)):
         return
-    fastapi_app, starlette_app = route.app, request_response(route.endpoint)
+    endpoint = route.endpoint
+    fastapi_app = route.app
+    starlette_app = request_handler(endpoint) if is_async_callable(endpoint) \
+        else request_response(endpoint)
 
     async def app(scope, receive, send) -> None:
         await (starlette_app if LEAN in scope else fastapi_app)(scope, receive, send)
@@ -194,6 +202,49 @@ def lean_route(route: APIRoute) -> None:
     route.app = app
     # CatchAll goes straight to Starlette's handler while `app` is still the route's.
     route.gateway_lean = (app, starlette_app)  # type: ignore[attr-defined]
+
+
+def request_handler(endpoint) -> Callable[[dict, Callable, Callable], Awaitable[None]]:
+    """What Starlette's `request_response(endpoint)` serves an async endpoint with, in one
+    coroutine: its `app` made the Request and ran `wrap_app_handling_exceptions` around an
+    inner `app`, whose `wrapped_app` awaited it with the `sender` that notes the start of the
+    answer; three coroutines and two closures a request, each frame resumed at every wait
+    below (~8k instructions a request, callgrind). The same Request, answer and exception
+    handling (their code is Starlette 1.10's: tests/unit/test_worker_http_direct.py pins it)."""
+
+    async def app(scope, receive, send) -> None:
+        request = Request(scope, receive, send)
+        started = False
+
+        async def sender(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            response = await endpoint(request)
+            await response(scope, receive, sender)
+        except Exception as exc:
+            handlers, statuses = scope["starlette.exception_handlers"] \
+                if "starlette.exception_handlers" in scope else ({}, {})
+            handler = statuses.get(exc.status_code) if isinstance(exc, HTTPException) else None
+            if handler is None:
+                handler = _lookup_exception_handler(handlers, exc)
+            if handler is None:
+                raise exc
+            if started:
+                raise RuntimeError(
+                    "Caught handled exception, but response already started.") from exc
+            if is_async_callable(handler):
+                response = await handler(request, exc)
+            else:
+                response = await run_in_threadpool(handler, request, exc)
+            if response is not None:
+                await response(scope, receive, sender)
+            exc.__traceback__ = None  # as Starlette: a reused exception gathers tracebacks
+
+    return app
 
 
 def direct_to_catch_all(stack, router) -> None:

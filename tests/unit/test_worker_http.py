@@ -371,6 +371,11 @@ def _catch_all_app(counted: list):
                 yield b"a"
                 yield b"b"
             return to_response(GatewayResponse(200, Headers([("x-s", "1")]), chunks()))
+        if request.url.path == "/late":  # a handled exception after the answer has started
+            async def failing():
+                yield b"a"
+                raise HTTPException(status_code=418, detail="late")
+            return to_response(GatewayResponse(200, Headers([("x-s", "1")]), failing()))
         fields = [("x-method", request.method), ("x-path", request.path_params["path"]),
                   ("x-body", (await request.body()).decode() or "-"),
                   ("x-cookie", request.cookies.get("c", "-"))]
@@ -389,7 +394,7 @@ def _catch_all_app(counted: list):
 
 CASES = [("GET", "/s", b""), ("POST", "/p/q", b'{"a": 1}'), ("HEAD", "/h", b""),
          ("DELETE", "/boom", b""), ("GET", "/http", b""), ("GET", "/stream", b""),
-         ("CONNECT", "/m", b"")]
+         ("CONNECT", "/m", b""), ("GET", "/late", b"")]
 
 
 async def test_the_catch_all_answers_the_same_through_starlettes_handler():
@@ -415,7 +420,7 @@ async def test_the_catch_all_answers_the_same_through_starlettes_handler():
             fastapi.routing.solve_dependencies = original
         assert bool(counted) is not lean
     assert got[True] == got[False]
-    plain, post, head, boom, http, stream, connect = got[True]
+    plain, post, head, boom, http, stream, connect, late = got[True]
     assert head[0]["status"] == 200 and dict(head[0]["headers"])[b"x-method"] == b"HEAD"
     assert dict(plain[0]["headers"])[b"x-cookie"] == b"1"
     assert dict(post[0]["headers"])[b"x-path"] == b"p/q"
@@ -424,6 +429,7 @@ async def test_the_catch_all_answers_the_same_through_starlettes_handler():
     assert http[0]["status"] == 418
     assert [m.get("body") for m in stream[1:]] == [b"a", b"b", b""]
     assert connect[0]["status"] == 405
+    assert late[1]["body"] == b"a" and late[-1] == {"raised": "RuntimeError"}
 
 
 def test_a_route_with_more_than_a_request_keeps_fastapis_handler():

@@ -12,9 +12,10 @@ from fastapi._body_limit import AppBodyLimitMiddleware, wrap_app_with_body_limit
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.routing import APIRoute, APIRouter, _route_selected
 from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
+from starlette._exception_handler import _lookup_exception_handler, wrap_app_handling_exceptions
 from starlette._utils import get_route_path
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.routing import Route, Router
+from starlette.routing import Route, Router, request_response
 
 from function_app.app import to_response
 from function_app.http.headers import Headers
@@ -197,7 +198,11 @@ def test_the_layers_catch_all_stands_in_for_are_the_pinned_versions():
         ("router_call", Router.__call__), ("api_router_app", APIRouter.app),
         ("api_route_matches", APIRoute.matches), ("api_route_handle", APIRoute.handle),
         ("route_matches", Route.matches), ("route_handle", Route.handle),
-        ("route_path", get_route_path), ("route_selected", _route_selected))}
+        ("route_path", get_route_path), ("route_selected", _route_selected),
+        # worker_http.request_handler: Starlette's handler of an async endpoint, in one
+        ("request_response", request_response),
+        ("wrap_exceptions", wrap_app_handling_exceptions),
+        ("lookup_handler", _lookup_exception_handler))}
     assert got == PINNED
 
 
@@ -210,6 +215,8 @@ PINNED = {
     "api_route_matches": "b97ea9942fe14d7e", "api_route_handle": "6522436750d8e310",
     "route_matches": "4de50d376de04a00", "route_handle": "96b34240b73daf60",
     "route_path": "243011d2a68ca7fe", "route_selected": "02677caa9eab1b71",
+    "request_response": "e586ed68218dff19", "wrap_exceptions": "d5e41f0fa794c0a8",
+    "lookup_handler": "14e3da74ab6e5609",
 }
 
 
