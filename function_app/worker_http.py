@@ -61,6 +61,7 @@ from fastapi.routing import APIRoute, APIRouter
 from starlette._exception_handler import _lookup_exception_handler
 from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, StringConvertor
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
@@ -76,6 +77,8 @@ except ImportError:  # pragma: no cover  # another FastAPI: its stack is left as
 SERVER_SEND = "gateway.server_send"  # the scope key of the server's own `send`
 LEAN = "gateway.lean"  # in the scope of a request the fast path serves (no native telemetry)
 _FASTAPI_SCOPE = "fastapi"  # FastAPI's own scope entry (routes included from other routers)
+# Convertors whose `convert` gives a matched str back as it is (Starlette's str and path).
+_AS_MATCHED = frozenset({StringConvertor, PathConvertor})
 
 
 def harden_worker_http() -> None:
@@ -283,12 +286,14 @@ class CatchAll:
     Their code is FastAPI 0.165's and Starlette 1.10's (tests/unit/test_worker_http_direct.py
     fails when any of it changes). About 30 Python calls a request."""
 
-    __slots__ = ("_exceptions", "_router", "app")
+    __slots__ = ("_handlers", "_router", "app")
 
     def __init__(self, app, router, exceptions) -> None:
         self.app = app  # the stack under ServerErrorMiddleware (walked by `.app`, see ServerSend)
         self._router = router
-        self._exceptions = exceptions
+        # What ExceptionMiddleware puts in each scope: its two tables, made once here (the
+        # same dicts, so a handler it is given later is seen as it would see it).
+        self._handlers = (exceptions._exception_handlers, exceptions._status_handlers)
 
     async def __call__(self, scope, receive, send) -> None:
         routes = self._router.routes
@@ -303,15 +308,16 @@ class CatchAll:
                 params = dict(scope["path_params"]) if "path_params" in scope else {}
                 convertors = route.param_convertors
                 for key, value in matched.groupdict().items():
-                    params[key] = convertors[key].convert(value)
+                    convertor = convertors[key]
+                    # A text parameter's convertor gives the matched text itself: no call.
+                    params[key] = value if convertor.__class__ in _AS_MATCHED \
+                        else convertor.convert(value)
                 if "router" not in scope:
                     scope["router"] = self._router
                 scope["endpoint"] = route.endpoint
                 scope["path_params"] = params
                 scope["route"] = route
-                exceptions = self._exceptions
-                scope["starlette.exception_handlers"] = (exceptions._exception_handlers,
-                                                         exceptions._status_handlers)
+                scope["starlette.exception_handlers"] = self._handlers
                 await lean[1](scope, receive, send)  # what route.app runs for a LEAN scope
                 return
         await self.app(scope, receive, send)
