@@ -48,6 +48,7 @@ dict (`telemetry_enabled`): its own method cost ~13 us a request (docs/perf/pass
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
@@ -84,6 +85,7 @@ _AS_MATCHED = frozenset({StringConvertor, PathConvertor})
 def harden_worker_http() -> None:
     """Idempotent; call at import of the app, before the worker starts its HTTP server."""
     release_finished_invocations()
+    lean_handshake()
     original = web.FastAPI
     if getattr(original, "gateway_hardened", False):
         return
@@ -397,3 +399,107 @@ def release_finished_invocations() -> None:
     _pop_http_response.gateway_releases = True  # type: ignore[attr-defined]
     coordinator._pop_http_request = _pop_http_request
     coordinator._pop_http_response = _pop_http_response
+
+
+class Handshake:
+    """One invocation's entry in the worker library's coordinator, as `lean_handshake` makes
+    it: what the library's AsyncContextReference holds for the HTTP side (the request, then the
+    function's answer, in the same `_http_request` and `_http_response` fields the takes above
+    read), with a flag for each where it kept an asyncio.Event, and the futures of whoever
+    waits for one (asyncio.Event's own way: a flag, and a future per waiter)."""
+
+    __slots__ = ("_http_request", "_http_response", "request_set", "response_set", "waiters")
+
+    def __init__(self) -> None:
+        self._http_request = self._http_response = None
+        self.request_set = self.response_set = False  # each event, set: it stays set
+        self.waiters: list[tuple[bool, asyncio.Future]] | None = None  # (for the answer?, future)
+
+    def waiter(self, answer: bool) -> asyncio.Future:
+        """A future that `wake(answer)` resolves (Event.wait's), registered here."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self.waiters is None:
+            self.waiters = []
+        self.waiters.append((answer, waiter))
+        return waiter
+
+    def forget(self, answer: bool, waiter: asyncio.Future) -> None:
+        self.waiters.remove((answer, waiter))  # type: ignore[union-attr]
+
+    def wake(self, answer: bool) -> None:
+        """Event.set's: every waiter of that side still waiting gets its result."""
+        if self.waiters:
+            for side, waiter in self.waiters:
+                if side is answer and not waiter.done():
+                    waiter.set_result(True)
+
+
+def lean_handshake() -> None:
+    """Idempotent: the coordinator's four handshake methods, on a `Handshake` entry.
+
+    The library's entry (AsyncContextReference) made two asyncio.Events per invocation and went
+    through property pairs and `super()` inits; its four methods probed the entries' dict twice
+    each. Each invocation (the HTTP route: set the request, wait for the answer; the
+    invocation: wait for the request, set the answer) cost ~310 Python bytecodes of the worker
+    library's and asyncio's (load/instructions_per_request.py --bytecodes). These do the same:
+    the same entry made by whichever side comes first, the same KeyErrors and ValueErrors,
+    an event that once set stays set, every waiter woken, a cancelled wait leaving the entry
+    (tests/unit/test_worker_http.py; the library's class is pinned there). Only with the takes
+    above in place, which read both kinds of entry."""
+    module = sys.modules.get("azure_functions_runtime.http_v2")
+    coordinator = getattr(module, "HttpCoordinator", None)
+    if coordinator is None or not all(hasattr(coordinator, name) for name in (
+            "set_http_request", "set_http_response", "get_http_request_async",
+            "await_http_response_async")) \
+            or getattr(coordinator.set_http_request, "gateway_lean", False) \
+            or not getattr(getattr(coordinator, "_pop_http_response", None), "gateway_releases",
+                           False):
+        return  # not this library's shape (or its takes not released), or already done
+
+    def set_http_request(self, invoc_id, http_request):
+        references = self._context_references
+        entry = references[invoc_id] if invoc_id in references \
+            else references.setdefault(invoc_id, Handshake())
+        entry._http_request = http_request
+        entry.request_set = True
+        entry.wake(False)
+
+    def set_http_response(self, invoc_id, http_response):
+        references = self._context_references
+        if invoc_id not in references:
+            raise KeyError(f"No context reference found for invocation {invoc_id}")
+        entry = references[invoc_id]
+        entry._http_response = http_response
+        entry.response_set = True
+        entry.wake(True)
+
+    async def get_http_request_async(self, invoc_id):
+        references = self._context_references
+        entry = references[invoc_id] if invoc_id in references \
+            else references.setdefault(invoc_id, Handshake())
+        if not entry.request_set:
+            waiter = entry.waiter(False)
+            try:
+                await waiter
+            finally:
+                entry.forget(False, waiter)
+        return self._pop_http_request(invoc_id)
+
+    async def await_http_response_async(self, invoc_id):
+        references = self._context_references
+        if invoc_id not in references:
+            raise KeyError(f"No context reference found for invocation {invoc_id}")
+        entry = references[invoc_id]
+        if not entry.response_set:
+            waiter = entry.waiter(True)
+            try:
+                await waiter
+            finally:
+                entry.forget(True, waiter)
+        return self._pop_http_response(invoc_id)
+
+    set_http_request.gateway_lean = True  # type: ignore[attr-defined]
+    coordinator.set_http_request = set_http_request
+    coordinator.set_http_response = set_http_response
+    coordinator.get_http_request_async = get_http_request_async
+    coordinator.await_http_response_async = await_http_response_async
