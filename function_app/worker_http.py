@@ -221,11 +221,11 @@ def request_handler(endpoint) -> Callable[[dict, Callable, Callable], Awaitable[
         request = Request(scope, receive, send)
         started = False
 
-        async def sender(message) -> None:
+        def sender(message) -> Awaitable[None]:  # `send`'s awaitable: no frame of its own
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-            await send(message)
+            return send(message)
 
         try:
             response = await endpoint(request)

@@ -133,6 +133,8 @@ async def measure(requests: int, top: int, control: ctypes.CDLL | None = None,
     for code, n in counts.items():
         key = f"{code.co_filename}:{code.co_firstlineno}({code.co_qualname})"
         key = key.replace(str(ROOT) + "/", "").split("site-packages/")[-1]
+        if "/function_app/" in key:  # another tree's (--app-dir)
+            key = key[key.index("/function_app/") + 1:]
         table[key] = table.get(key, 0) + n
     total = sum(table.values()) / requests
     own = sum(v for k, v in table.items() if k.startswith("function_app")) / requests
@@ -154,6 +156,8 @@ def main() -> None:
                         help="load/tenline's function instead of the gateway")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for the gateway (e.g. TELEMETRY_ENABLED=false)")
+    parser.add_argument("--app-dir", help="the function_app of this folder instead (e.g. a "
+                        "`git archive` of another commit)")
     parser.add_argument("--keep", help="--callgrind: keep the measured window's dump here")
     args = parser.parse_args()
     if args.callgrind and "PATH_CALLGRIND_OUT" not in os.environ:
@@ -172,6 +176,9 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from funchost import worklog
     from scripts.procs import INSTANT, spawn_node
+
+    if args.app_dir:  # after this tree's harness modules: only function_app comes from there
+        sys.path.insert(0, args.app_dir)
 
     with tempfile.TemporaryDirectory() as logs:
         node = spawn_node("node", Path(logs), INSTANT)
