@@ -38,25 +38,32 @@ query parsed for a function that takes only the request), two exit stacks, telem
 about 125 Python calls a request (load/bench_http_edge.py). A route whose endpoint takes only
 a Request, added with nothing but its methods, is served on the fast path above as Starlette's
 `request_response` serves such an endpoint (the same Request, the same exception handling,
-the answer sent as returned); while FastAPI's native telemetry runs, FastAPI's handler, which
-it observes, serves it as before (`lean_route`). On the fast path, `CatchAll`, under
-ServerErrorMiddleware, hands a request that route fully matches straight to it: the five layers
-between did nothing for it (see its docstring). FastAPI's "is native telemetry on?" is told
-from the provider globals and the environment's dict (`telemetry_enabled`): its own method
-cost ~13 us a request (docs/perf/pass12-edge.md).
+the answer sent as returned; in one coroutine, `request_handler`); while FastAPI's native
+telemetry runs, FastAPI's handler, which it observes, serves it as before (`lean_route`). On
+the fast path, `CatchAll`, under ServerErrorMiddleware, hands a request that route fully
+matches straight to it: the five layers between did nothing for it (see its docstring).
+FastAPI's "is native telemetry on?" is told from the provider globals and the environment's
+dict (`telemetry_enabled`): its own method cost ~13 us a request (docs/perf/pass12-edge.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import os
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 
 from azurefunctions.extensions.http.fastapi import web
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.routing import APIRoute, APIRouter
+from starlette._exception_handler import _lookup_exception_handler
+from starlette._utils import is_async_callable
+from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, StringConvertor
+from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
@@ -71,11 +78,14 @@ except ImportError:  # pragma: no cover  # another FastAPI: its stack is left as
 SERVER_SEND = "gateway.server_send"  # the scope key of the server's own `send`
 LEAN = "gateway.lean"  # in the scope of a request the fast path serves (no native telemetry)
 _FASTAPI_SCOPE = "fastapi"  # FastAPI's own scope entry (routes included from other routers)
+# Convertors whose `convert` gives a matched str back as it is (Starlette's str and path).
+_AS_MATCHED = frozenset({StringConvertor, PathConvertor})
 
 
 def harden_worker_http() -> None:
     """Idempotent; call at import of the app, before the worker starts its HTTP server."""
     release_finished_invocations()
+    lean_handshake()
     original = web.FastAPI
     if getattr(original, "gateway_hardened", False):
         return
@@ -186,7 +196,10 @@ def lean_route(route: APIRoute) -> None:
     if len(parameters) != 1 or not (isinstance(parameters[0].annotation, type)
                                     and issubclass(parameters[0].annotation, Request)):
         return
-    fastapi_app, starlette_app = route.app, request_response(route.endpoint)
+    endpoint = route.endpoint
+    fastapi_app = route.app
+    starlette_app = request_handler(endpoint) if is_async_callable(endpoint) \
+        else request_response(endpoint)
 
     async def app(scope, receive, send) -> None:
         await (starlette_app if LEAN in scope else fastapi_app)(scope, receive, send)
@@ -194,6 +207,49 @@ def lean_route(route: APIRoute) -> None:
     route.app = app
     # CatchAll goes straight to Starlette's handler while `app` is still the route's.
     route.gateway_lean = (app, starlette_app)  # type: ignore[attr-defined]
+
+
+def request_handler(endpoint) -> Callable[[dict, Callable, Callable], Awaitable[None]]:
+    """What Starlette's `request_response(endpoint)` serves an async endpoint with, in one
+    coroutine: its `app` made the Request and ran `wrap_app_handling_exceptions` around an
+    inner `app`, whose `wrapped_app` awaited it with the `sender` that notes the start of the
+    answer; three coroutines and two closures a request, each frame resumed at every wait
+    below (~8k instructions a request, callgrind). The same Request, answer and exception
+    handling (their code is Starlette 1.10's: tests/unit/test_worker_http_direct.py pins it)."""
+
+    async def app(scope, receive, send) -> None:
+        request = Request(scope, receive, send)
+        started = False
+
+        def sender(message) -> Awaitable[None]:  # `send`'s awaitable: no frame of its own
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            return send(message)
+
+        try:
+            response = await endpoint(request)
+            await response(scope, receive, sender)
+        except Exception as exc:
+            handlers, statuses = scope["starlette.exception_handlers"] \
+                if "starlette.exception_handlers" in scope else ({}, {})
+            handler = statuses.get(exc.status_code) if isinstance(exc, HTTPException) else None
+            if handler is None:
+                handler = _lookup_exception_handler(handlers, exc)
+            if handler is None:
+                raise exc
+            if started:
+                raise RuntimeError(
+                    "Caught handled exception, but response already started.") from exc
+            if is_async_callable(handler):
+                response = await handler(request, exc)
+            else:
+                response = await run_in_threadpool(handler, request, exc)
+            if response is not None:
+                await response(scope, receive, sender)
+            exc.__traceback__ = None  # as Starlette: a reused exception gathers tracebacks
+
+    return app
 
 
 def direct_to_catch_all(stack, router) -> None:
@@ -232,14 +288,18 @@ class CatchAll:
     Their code is FastAPI 0.165's and Starlette 1.10's (tests/unit/test_worker_http_direct.py
     fails when any of it changes). About 30 Python calls a request."""
 
-    __slots__ = ("_exceptions", "_router", "app")
+    __slots__ = ("_handlers", "_router", "app")
 
     def __init__(self, app, router, exceptions) -> None:
         self.app = app  # the stack under ServerErrorMiddleware (walked by `.app`, see ServerSend)
         self._router = router
-        self._exceptions = exceptions
+        # What ExceptionMiddleware puts in each scope: its two tables, made once here (the
+        # same dicts, so a handler it is given later is seen as it would see it).
+        self._handlers = (exceptions._exception_handlers, exceptions._status_handlers)
 
-    async def __call__(self, scope, receive, send) -> None:
+    def __call__(self, scope, receive, send) -> Awaitable[None]:
+        """The awaitable that serves the request (not a coroutine of its own: the handler's or
+        the stack's is the one awaited, a frame fewer per request, resumed at every wait)."""
         routes = self._router.routes
         if LEAN in scope and len(routes) == 1 and _FASTAPI_SCOPE not in scope \
                 and not (scope["root_path"] if "root_path" in scope else "") \
@@ -252,18 +312,18 @@ class CatchAll:
                 params = dict(scope["path_params"]) if "path_params" in scope else {}
                 convertors = route.param_convertors
                 for key, value in matched.groupdict().items():
-                    params[key] = convertors[key].convert(value)
+                    convertor = convertors[key]
+                    # A text parameter's convertor gives the matched text itself: no call.
+                    params[key] = value if convertor.__class__ in _AS_MATCHED \
+                        else convertor.convert(value)
                 if "router" not in scope:
                     scope["router"] = self._router
                 scope["endpoint"] = route.endpoint
                 scope["path_params"] = params
                 scope["route"] = route
-                exceptions = self._exceptions
-                scope["starlette.exception_handlers"] = (exceptions._exception_handlers,
-                                                         exceptions._status_handlers)
-                await lean[1](scope, receive, send)  # what route.app runs for a LEAN scope
-                return
-        await self.app(scope, receive, send)
+                scope["starlette.exception_handlers"] = self._handlers
+                return lean[1](scope, receive, send)  # what route.app runs for a LEAN scope
+        return self.app(scope, receive, send)
 
 
 class ServerSend:
@@ -339,3 +399,107 @@ def release_finished_invocations() -> None:
     _pop_http_response.gateway_releases = True  # type: ignore[attr-defined]
     coordinator._pop_http_request = _pop_http_request
     coordinator._pop_http_response = _pop_http_response
+
+
+class Handshake:
+    """One invocation's entry in the worker library's coordinator, as `lean_handshake` makes
+    it: what the library's AsyncContextReference holds for the HTTP side (the request, then the
+    function's answer, in the same `_http_request` and `_http_response` fields the takes above
+    read), with a flag for each where it kept an asyncio.Event, and the futures of whoever
+    waits for one (asyncio.Event's own way: a flag, and a future per waiter)."""
+
+    __slots__ = ("_http_request", "_http_response", "request_set", "response_set", "waiters")
+
+    def __init__(self) -> None:
+        self._http_request = self._http_response = None
+        self.request_set = self.response_set = False  # each event, set: it stays set
+        self.waiters: list[tuple[bool, asyncio.Future]] | None = None  # (for the answer?, future)
+
+    def waiter(self, answer: bool) -> asyncio.Future:
+        """A future that `wake(answer)` resolves (Event.wait's), registered here."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self.waiters is None:
+            self.waiters = []
+        self.waiters.append((answer, waiter))
+        return waiter
+
+    def forget(self, answer: bool, waiter: asyncio.Future) -> None:
+        self.waiters.remove((answer, waiter))  # type: ignore[union-attr]
+
+    def wake(self, answer: bool) -> None:
+        """Event.set's: every waiter of that side still waiting gets its result."""
+        if self.waiters:
+            for side, waiter in self.waiters:
+                if side is answer and not waiter.done():
+                    waiter.set_result(True)
+
+
+def lean_handshake() -> None:
+    """Idempotent: the coordinator's four handshake methods, on a `Handshake` entry.
+
+    The library's entry (AsyncContextReference) made two asyncio.Events per invocation and went
+    through property pairs and `super()` inits; its four methods probed the entries' dict twice
+    each. Each invocation (the HTTP route: set the request, wait for the answer; the
+    invocation: wait for the request, set the answer) cost ~310 Python bytecodes of the worker
+    library's and asyncio's (load/instructions_per_request.py --bytecodes). These do the same:
+    the same entry made by whichever side comes first, the same KeyErrors and ValueErrors,
+    an event that once set stays set, every waiter woken, a cancelled wait leaving the entry
+    (tests/unit/test_worker_http.py; the library's class is pinned there). Only with the takes
+    above in place, which read both kinds of entry."""
+    module = sys.modules.get("azure_functions_runtime.http_v2")
+    coordinator = getattr(module, "HttpCoordinator", None)
+    if coordinator is None or not all(hasattr(coordinator, name) for name in (
+            "set_http_request", "set_http_response", "get_http_request_async",
+            "await_http_response_async")) \
+            or getattr(coordinator.set_http_request, "gateway_lean", False) \
+            or not getattr(getattr(coordinator, "_pop_http_response", None), "gateway_releases",
+                           False):
+        return  # not this library's shape (or its takes not released), or already done
+
+    def set_http_request(self, invoc_id, http_request):
+        references = self._context_references
+        entry = references[invoc_id] if invoc_id in references \
+            else references.setdefault(invoc_id, Handshake())
+        entry._http_request = http_request
+        entry.request_set = True
+        entry.wake(False)
+
+    def set_http_response(self, invoc_id, http_response):
+        references = self._context_references
+        if invoc_id not in references:
+            raise KeyError(f"No context reference found for invocation {invoc_id}")
+        entry = references[invoc_id]
+        entry._http_response = http_response
+        entry.response_set = True
+        entry.wake(True)
+
+    async def get_http_request_async(self, invoc_id):
+        references = self._context_references
+        entry = references[invoc_id] if invoc_id in references \
+            else references.setdefault(invoc_id, Handshake())
+        if not entry.request_set:
+            waiter = entry.waiter(False)
+            try:
+                await waiter
+            finally:
+                entry.forget(False, waiter)
+        return self._pop_http_request(invoc_id)
+
+    async def await_http_response_async(self, invoc_id):
+        references = self._context_references
+        if invoc_id not in references:
+            raise KeyError(f"No context reference found for invocation {invoc_id}")
+        entry = references[invoc_id]
+        if not entry.response_set:
+            waiter = entry.waiter(True)
+            try:
+                await waiter
+            finally:
+                entry.forget(True, waiter)
+        return self._pop_http_response(invoc_id)
+
+    set_http_request.gateway_lean = True  # type: ignore[attr-defined]
+    coordinator.set_http_request = set_http_request
+    coordinator.set_http_response = set_http_response
+    coordinator.get_http_request_async = get_http_request_async
+    coordinator.await_http_response_async = await_http_response_async

@@ -25,22 +25,46 @@ class NameTable(dict):
     dozen per request). Names come from clients and backends too, so the table is bounded:
     once full, a new name is converted per use, never stored, and nothing is evicted. A key
     longer than NAME_CACHED_LEN (only a hostile or odd sender's) is never stored either, so a
-    full table holds at most NAMES_CACHED short keys."""
+    full table holds at most NAMES_CACHED short keys.
+
+    A subclass of dict loses the dict's own fast paths for `in` and subscripts: the type's slot
+    for them goes through `__getitem__` found on the class, a method call in C, about 250
+    instructions a look-up more than an exact dict's. The tables below, looked up a few dozen
+    times a request, are exact dicts instead, probed with `in` and a subscript and filled by
+    `learned` on a miss."""
 
     def __init__(self, convert: Callable) -> None:
         super().__init__()
         self._convert = convert
 
     def __missing__(self, name):
-        converted = self._convert(name)
-        if len(self) < NAMES_CACHED and len(name) <= NAME_CACHED_LEN:
-            self[name] = converted
-        return converted
+        return learned(self, name, self._convert(name))
 
 
-_LOWER = NameTable(str.lower)  # a name as given -> lower case (the key in `_fields`)
-_FROM_WIRE = NameTable(lambda raw: raw.decode("latin-1").lower())  # wire bytes -> key
-_TO_WIRE = NameTable(lambda name: name.encode("latin-1"))  # key -> wire bytes (UnicodeEncodeError)
+def learned[K, V](table: dict[K, V], name: K, converted: V) -> V:
+    """`converted`, kept in `table` under `name` when the table has room and the name is short
+    (NameTable's bound)."""
+    if len(table) < NAMES_CACHED and len(name) <= NAME_CACHED_LEN:  # type: ignore[arg-type]
+        table[name] = converted
+    return converted
+
+
+# Exact dicts (see NameTable): a hit is `table[name] if name in table`, a miss the function.
+_LOWER: dict[str, str] = {}  # a name as given -> lower case (the key in `_fields`)
+_FROM_WIRE: dict[bytes, str] = {}  # wire bytes -> key
+_TO_WIRE: dict[str, bytes] = {}  # key -> wire bytes
+
+
+def _lower(name: str) -> str:
+    return learned(_LOWER, name, name.lower())
+
+
+def _from_wire(raw: bytes) -> str:
+    return learned(_FROM_WIRE, raw, raw.decode("latin-1").lower())
+
+
+def _to_wire(name: str) -> bytes:
+    return learned(_TO_WIRE, name, name.encode("latin-1"))  # UnicodeEncodeError: not latin-1
 
 
 class Headers:
@@ -57,7 +81,8 @@ class Headers:
         headers = object.__new__(cls)  # no __init__ frame: `_fields` is set below
         # Names rarely repeat: one comprehension, and the careful loop only when one did.
         names = _FROM_WIRE
-        fields = {names[k]: (v.decode("latin-1"),) for k, v in raw}
+        fields = {(names[k] if k in names else _from_wire(k)): (v.decode("latin-1"),)
+                  for k, v in raw}
         if len(fields) < len(raw):
             fields = _fields_of((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw)
         headers._fields = fields
@@ -68,10 +93,15 @@ class Headers:
         text than latin-1 goes as UTF-8 (httpx, and the ASGI server, refuse such str values).
         `skip`, a lower-case name, is left out (the answer's edge sets its own Content-Length:
         one pass, no copy of the fields without it)."""
+        fields = self._fields
+        wire = _TO_WIRE
         try:
-            wire = _TO_WIRE
-            return [(wire[name], value.encode("latin-1"))
-                    for name, values in self._fields.items() if name != skip for value in values]
+            try:  # one value a name, as nearly every message has: no inner loop per field
+                return [(wire[name] if name in wire else _to_wire(name), value.encode("latin-1"))
+                        for name, (value,) in fields.items() if name != skip]
+            except ValueError:  # a name with several values (or, below, a value past latin-1)
+                return [(wire[name] if name in wire else _to_wire(name), value.encode("latin-1"))
+                        for name, values in fields.items() if name != skip for value in values]
         except UnicodeEncodeError:
             return [(name.encode("latin-1", "replace"), _wire_value(value))
                     for name, value in self if name != skip]
@@ -86,7 +116,8 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of `name` (any case), or `default`."""
-        key = _LOWER[name]
+        lower = _LOWER
+        key = lower[name] if name in lower else _lower(name)
         fields = self._fields
         if key in fields:
             found = fields[key]
@@ -96,22 +127,26 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of `name` (any case), in order; empty when absent."""
-        key = _LOWER[name]
+        lower = _LOWER
+        key = lower[name] if name in lower else _lower(name)
         fields = self._fields
         return list(fields[key]) if key in fields else []
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` with `value`."""
-        self._fields[_LOWER[name]] = (value,)
+        lower = _LOWER
+        self._fields[lower[name] if name in lower else _lower(name)] = (value,)
 
     def set_all(self, fields: Iterable[tuple[str, str]]) -> None:
         """`set` each (name, value), in one update: a later pair of a name replaces an earlier."""
         lower = _LOWER
-        self._fields.update({lower[name]: (value,) for name, value in fields})
+        self._fields.update({(lower[name] if name in lower else _lower(name)): (value,)
+                             for name, value in fields})
 
     def add(self, name: str, value: str) -> None:
         """Add one more value of `name`, after those already there."""
-        key = _LOWER[name]
+        lower = _LOWER
+        key = lower[name] if name in lower else _lower(name)
         found = self._fields.get(key)
         self._fields[key] = (value,) if found is None else (*found, value)
 
@@ -137,7 +172,10 @@ class Headers:
         fields = self._fields
         lower = _LOWER
         for name in names:
-            key = lower[name]
+            if name in fields:  # a lower-case name, as callers give: no look-up of its key
+                del fields[name]
+                continue
+            key = lower[name] if name in lower else _lower(name)
             if key in fields:
                 del fields[key]
 
@@ -165,10 +203,9 @@ class Headers:
 
     def __contains__(self, item: object) -> bool:
         """A name (any case) is present, or a (name, value) pair is."""
-        try:  # a name: the table lower-cases any str; anything else raises TypeError
-            return _LOWER[item] in self._fields
-        except TypeError:
-            pass
+        if item.__class__ is str or isinstance(item, str):
+            lower = _LOWER
+            return (lower[item] if item in lower else _lower(item)) in self._fields
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
             return item[1] in self._fields.get(item[0].lower(), ())
         return False

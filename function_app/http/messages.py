@@ -25,11 +25,12 @@ class BodyNotRead(RuntimeError):
     """A stage after the body stage found the body unread: the stage order is wrong."""
 
 
-@dataclass
+@dataclass(slots=True)
 class GatewayRequest:
     """One client request. Header names are lower case. `body` is `Unread` until the body stage
     reads it (under its size cap) and puts the bytes in its place; `context` holds what the
-    stages found out (http/context.py)."""
+    stages found out (http/context.py). Slots: made per request, its fields set and read a few
+    dozen times (no instance dict to make and probe)."""
 
     method: str
     path: str
@@ -50,9 +51,10 @@ class GatewayRequest:
         return self.body
 
 
-@dataclass
+@dataclass(slots=True)
 class GatewayResponse:
-    """`body` is bytes for answers made here, an async iterator for streamed upstream answers."""
+    """`body` is bytes for answers made here, an async iterator for streamed upstream answers.
+    Slots, as GatewayRequest."""
 
     status: int
     headers: Headers

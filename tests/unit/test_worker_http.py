@@ -11,7 +11,13 @@ import pytest
 from azure_functions_runtime import http_v2
 from azurefunctions.extensions.http.fastapi import web
 
-from function_app.worker_http import harden_worker_http, release_finished_invocations, unroutable
+from function_app.worker_http import (
+    Handshake,
+    harden_worker_http,
+    lean_handshake,
+    release_finished_invocations,
+    unroutable,
+)
 from tests.support.upper_bodies import UpperBodies
 
 
@@ -204,7 +210,8 @@ async def test_with_fastapis_own_telemetry_on_every_chunk_still_passes_its_wrapp
 def test_the_mirrored_framework_code_is_the_pinned_versions():
     """HardenedFastAPI.__call__ does what FastAPI's and Starlette's __call__ do for an HTTP
     request (and ServerSend's); the coordinator's takes read the entry's fields as the library's
-    properties do. When any of that code changes, re-read it and update worker_http.py."""
+    properties do, and its handshake (lean_handshake) does what its four methods and its
+    entry's events do. When any of that code changes, re-read it and update worker_http.py."""
     import hashlib
     import inspect
 
@@ -317,7 +324,7 @@ async def test_the_request_is_taken_once_and_its_entry_kept_for_the_answer():
     coordinator.set_http_request(invocation_id, request)
     assert await coordinator.get_http_request_async(invocation_id) is request
     entry = coordinator._context_references[invocation_id]
-    assert entry.http_request is None  # taken, as the library's take left it
+    assert entry._http_request is None  # taken, as the library's take left it
     with pytest.raises(ValueError):
         coordinator._pop_http_request(invocation_id)
     coordinator.set_http_response(invocation_id, "answer")
@@ -371,6 +378,11 @@ def _catch_all_app(counted: list):
                 yield b"a"
                 yield b"b"
             return to_response(GatewayResponse(200, Headers([("x-s", "1")]), chunks()))
+        if request.url.path == "/late":  # a handled exception after the answer has started
+            async def failing():
+                yield b"a"
+                raise HTTPException(status_code=418, detail="late")
+            return to_response(GatewayResponse(200, Headers([("x-s", "1")]), failing()))
         fields = [("x-method", request.method), ("x-path", request.path_params["path"]),
                   ("x-body", (await request.body()).decode() or "-"),
                   ("x-cookie", request.cookies.get("c", "-"))]
@@ -389,7 +401,7 @@ def _catch_all_app(counted: list):
 
 CASES = [("GET", "/s", b""), ("POST", "/p/q", b'{"a": 1}'), ("HEAD", "/h", b""),
          ("DELETE", "/boom", b""), ("GET", "/http", b""), ("GET", "/stream", b""),
-         ("CONNECT", "/m", b"")]
+         ("CONNECT", "/m", b""), ("GET", "/late", b"")]
 
 
 async def test_the_catch_all_answers_the_same_through_starlettes_handler():
@@ -415,7 +427,7 @@ async def test_the_catch_all_answers_the_same_through_starlettes_handler():
             fastapi.routing.solve_dependencies = original
         assert bool(counted) is not lean
     assert got[True] == got[False]
-    plain, post, head, boom, http, stream, connect = got[True]
+    plain, post, head, boom, http, stream, connect, late = got[True]
     assert head[0]["status"] == 200 and dict(head[0]["headers"])[b"x-method"] == b"HEAD"
     assert dict(plain[0]["headers"])[b"x-cookie"] == b"1"
     assert dict(post[0]["headers"])[b"x-path"] == b"p/q"
@@ -424,6 +436,7 @@ async def test_the_catch_all_answers_the_same_through_starlettes_handler():
     assert http[0]["status"] == 418
     assert [m.get("body") for m in stream[1:]] == [b"a", b"b", b""]
     assert connect[0]["status"] == 405
+    assert late[1]["body"] == b"a" and late[-1] == {"raised": "RuntimeError"}
 
 
 def test_a_route_with_more_than_a_request_keeps_fastapis_handler():
@@ -517,5 +530,48 @@ def test_a_worker_library_of_another_shape_is_left_as_it_is(monkeypatch):
     fake.HttpCoordinator = HttpCoordinator
     monkeypatch.setitem(sys.modules, "azure_functions_runtime.http_v2", fake)
     release_finished_invocations()
+    lean_handshake()
     assert not hasattr(HttpCoordinator, "_pop_http_response")
+    assert not hasattr(HttpCoordinator, "set_http_request")
     assert not hasattr(HttpCoordinator, "_pop_http_request")
+
+
+async def test_the_handshake_keeps_the_librarys_events_and_errors():
+    """lean_handshake's entry: whichever side comes first makes it, an event once set stays
+    set (a wait after it returns at once), every waiter of a side is woken, a cancelled wait
+    leaves the entry and its request, and the library's KeyErrors for an answer without an
+    entry."""
+    import function_app.app  # noqa: F401  (importing the app makes the handshake lean)
+
+    coordinator = http_v2.HttpCoordinator()
+    lean_handshake()  # a second call wraps nothing twice
+    assert coordinator.set_http_request.__func__ is http_v2.HttpCoordinator.set_http_request
+    invocation_id, request, answer = uuid.uuid4().hex, object(), object()
+    with pytest.raises(KeyError, match="No context reference"):
+        coordinator.set_http_response(invocation_id, answer)
+    with pytest.raises(KeyError, match="No context reference"):
+        await coordinator.await_http_response_async(invocation_id)
+
+    cancelled = asyncio.ensure_future(coordinator.get_http_request_async(invocation_id))
+    await asyncio.sleep(0)
+    entry = coordinator._context_references[invocation_id]
+    assert isinstance(entry, Handshake) and len(entry.waiters) == 1
+    cancelled.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await cancelled
+    assert entry.waiters == [] and coordinator._context_references[invocation_id] is entry
+
+    routes = [asyncio.ensure_future(coordinator.get_http_request_async(invocation_id))
+              for _ in range(2)]
+    await asyncio.sleep(0)
+    coordinator.set_http_request(invocation_id, request)
+    first = await routes[0]
+    assert first is request
+    with pytest.raises(ValueError, match="No http request"):  # the second take finds it taken
+        await routes[1]
+    with pytest.raises(ValueError, match="No http request"):  # set stays set: no wait
+        await coordinator.get_http_request_async(invocation_id)
+
+    coordinator.set_http_response(invocation_id, answer)  # the answer before the route waits
+    assert await coordinator.await_http_response_async(invocation_id) is answer
+    assert invocation_id not in coordinator._context_references

@@ -12,9 +12,11 @@ from fastapi._body_limit import AppBodyLimitMiddleware, wrap_app_with_body_limit
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.routing import APIRoute, APIRouter, _route_selected
 from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
+from starlette._exception_handler import _lookup_exception_handler, wrap_app_handling_exceptions
 from starlette._utils import get_route_path
+from starlette.convertors import PathConvertor, StringConvertor
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.routing import Route, Router
+from starlette.routing import Route, Router, request_response
 
 from function_app.app import to_response
 from function_app.http.headers import Headers
@@ -197,7 +199,13 @@ def test_the_layers_catch_all_stands_in_for_are_the_pinned_versions():
         ("router_call", Router.__call__), ("api_router_app", APIRouter.app),
         ("api_route_matches", APIRoute.matches), ("api_route_handle", APIRoute.handle),
         ("route_matches", Route.matches), ("route_handle", Route.handle),
-        ("route_path", get_route_path), ("route_selected", _route_selected))}
+        ("route_path", get_route_path), ("route_selected", _route_selected),
+        # worker_http.request_handler: Starlette's handler of an async endpoint, in one
+        ("request_response", request_response),
+        ("wrap_exceptions", wrap_app_handling_exceptions),
+        ("lookup_handler", _lookup_exception_handler),
+        # CatchAll takes a text parameter as matched (their convert gives it back)
+        ("string_convert", StringConvertor.convert), ("path_convert", PathConvertor.convert))}
     assert got == PINNED
 
 
@@ -210,6 +218,9 @@ PINNED = {
     "api_route_matches": "b97ea9942fe14d7e", "api_route_handle": "6522436750d8e310",
     "route_matches": "4de50d376de04a00", "route_handle": "96b34240b73daf60",
     "route_path": "243011d2a68ca7fe", "route_selected": "02677caa9eab1b71",
+    "request_response": "e586ed68218dff19", "wrap_exceptions": "d5e41f0fa794c0a8",
+    "lookup_handler": "14e3da74ab6e5609", "string_convert": "1fda8183a7fb0a7c",
+    "path_convert": "1dffb91e53b216e0",
 }
 
 
@@ -227,3 +238,24 @@ async def test_a_route_whose_app_was_replaced_after_takes_the_stack(stack_entere
     route.app = wrapper
     sent = await serve(app)
     assert sent[1]["body"] == b"ok" and replaced == ["/infer/x"] and len(stack_entered) == 2
+
+
+async def test_a_parameter_is_converted_on_the_lean_path_as_the_router_converts_it(
+        stack_entered):
+    """CatchAll takes a text parameter as matched (its convertor gives it back as it is) and
+    converts any other, as the router does: the same path_params on both paths."""
+    import function_app.app  # noqa: F401  (importing the app hardens the extension)
+
+    app = web.WebApp().get_app()
+    seen = []
+
+    async def endpoint(request: web.FastApiRequest):
+        seen.append(dict(request.path_params))
+        return to_response(GatewayResponse(200, Headers([("x-request-id", "rq-1")]), b"ok"))
+
+    app.api_route("/items/{n:int}/{rest:path}", methods=["POST"])(endpoint)
+    for _ in range(2):
+        sent = await serve(app, path="/items/42/a/b", raw_path=b"/items/42/a/b")
+        assert sent[0]["status"] == 200
+    assert isinstance(app.middleware_stack.app.app, CatchAll)
+    assert seen == [{"n": 42, "rest": "a/b"}] * 2 and len(stack_entered) == 1
