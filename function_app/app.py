@@ -172,11 +172,14 @@ async def dashboard(req: Request) -> Response:
 @app.route(route="{*path}", methods=ALL_METHODS)
 async def proxy(req: Request) -> Response:
     """Every other request, through the gateway pipeline. What `with_gateway` does, written
-    out: this function runs for every request, and the wrapper was a coroutine more each."""
-    try:
-        instance = await gateway.get()
-    except SettingsError as exc:
-        return _misconfigured(req, exc)
+    out: this function runs for every request, and the wrapper was a coroutine more each;
+    once the gateway is built it is read without awaiting `get` (a coroutine more each)."""
+    instance = gateway.ready
+    if instance is None:
+        try:
+            instance = await gateway.get()
+        except SettingsError as exc:
+            return _misconfigured(req, exc)
     return to_response(await instance.serve(to_gateway_request(req)))
 
 

@@ -32,20 +32,22 @@ class LazyGateway:
     def __init__(self, environ: Callable[[], Mapping[str, str]], freeze: bool = False):
         self._environ = environ
         self._freeze = freeze
-        self._gateway: Gateway | None = None
+        # The built gateway, or None until the first `get` builds it: read by the request path
+        # (`lazy.ready or await lazy.get()`), which saves a coroutine a request once built.
+        self.ready: Gateway | None = None
         self._lock = asyncio.Lock()
 
     async def get(self) -> Gateway:
-        if self._gateway is None:
+        if self.ready is None:
             async with self._lock:
-                if self._gateway is None:
+                if self.ready is None:
                     if self._freeze:
                         with start_up_objects():
-                            self._gateway = await self._build()
+                            self.ready = await self._build()
                         settle_collector()
                     else:
-                        self._gateway = await self._build()
-        return self._gateway
+                        self.ready = await self._build()
+        return self.ready
 
     async def _build(self) -> Gateway:
         # Imported here, not at the top: main.py (function indexing, every cold start) does not
@@ -58,9 +60,9 @@ class LazyGateway:
 
     def install(self, built: Gateway | None) -> None:
         """Use `built` instead of building one (tests wire gateways with fake adapters)."""
-        self._gateway = built
+        self.ready = built
 
     async def aclose(self) -> None:
-        if self._gateway is not None:
-            gateway, self._gateway = self._gateway, None
+        if self.ready is not None:
+            gateway, self.ready = self.ready, None
             await gateway.aclose()

@@ -63,6 +63,15 @@ async def test_a_plain_gateway_leaves_the_collector_alone(unsettled):
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == thresholds
 
 
+async def test_ready_is_the_built_gateway_once_built_and_none_before_or_after_close(unsettled):
+    made, builds = unsettled
+    gateway = LazyGateway(lambda: {})
+    assert gateway.ready is None  # the request path then awaits get (and its build)
+    assert await gateway.get() is made and gateway.ready is made and len(builds) == 1
+    gateway.install(None)
+    assert gateway.ready is None
+
+
 def test_the_workers_gateway_freezes():
     assert app_module.gateway._freeze is True
 
