@@ -25,7 +25,7 @@ from functools import cached_property
 
 from ..core.errors import MethodNotAllowed, NotFound
 from ..http.context import Fact
-from ..http.headers import NAME_CACHED_LEN, NameTable
+from ..http.headers import NAME_CACHED_LEN, learned
 from .pools import Member, Plan, Target, parse_fallback_on, parse_pool
 
 # The simulators' /infer has no side effects, so a POST there is safe to repeat.
@@ -149,8 +149,8 @@ class RouteTable:
         # A (path, method)'s Match, found once: the routes are a tuple of frozen routes and a
         # Match is frozen, so one can be shared. Bounded like the header names (paths come
         # from clients): once full, a new pair is matched per use, never stored. A miss that
-        # raises (404, 405) stores nothing.
-        self._found = NameTable(lambda key: self._first(*key))
+        # raises (404, 405) stores nothing. An exact dict, probed with `in` (see NameTable).
+        self._found: dict[tuple[str, str], Match] = {}
 
     def match(self, path: str, method: str) -> Match:
         """The first route for `path` that accepts `method`; NotFound or MethodNotAllowed.
@@ -158,7 +158,10 @@ class RouteTable:
         matched per request so it never takes a place in the table."""
         if len(path) > NAME_CACHED_LEN:
             return self._first(path, method)
-        return self._found[path, method]
+        found, key = self._found, (path, method)
+        if key in found:
+            return found[key]
+        return learned(found, key, self._first(path, method))
 
     def _first(self, path: str, method: str) -> Match:
         if path in RESERVED:
