@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from function_app.http.context import Fact
 
+# The values below have slots: a field's default is otherwise a class attribute, which keeps
+# CPython 3.13 from specialising reads of that field (lease/keystate.py, KeyState).
 MAX_RETRY_AFTER_S = 3600.0  # a limit that can never admit (rate 0, cost > burst) says "an hour"
 
 

@@ -22,6 +22,9 @@ REFILL_AT = 0.25
 INF = float("inf")
 
 
+# slots: a dataclass field's default is a class attribute, and CPython 3.13 does not specialise
+# an instance attribute that shadows one (nor a dict past 30 names): without slots each of the
+# fast path's reads and writes took the generic look-up (docs/perf/pass14-limit.md).
 @dataclass(eq=False, slots=True)
 class KeyState:
     """Mutable per-key state; identity-hashed so it can key dicts of per-request outcomes.

@@ -91,7 +91,7 @@ class Limiter(LimiterEngine):
         """Every scope's live pool pays `cost`: decided from memory (lease/fast.py)."""
         decision = self._fast.admit(scoped, cost)
         if decision is not None and not self._inline_refill:
-            now = self._clock.now()
+            now = self._clock.now()  # as the fast path's (a fake clock's), or just after it
             for item in scoped:
                 self._maybe_refill(self._keys[(item.scope, item.key)], now)
         return decision
