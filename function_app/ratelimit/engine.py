@@ -34,6 +34,8 @@ class LimiterEngine:
         self._health = StorageHealth(clock, self._rng, config.backoff_min_s, config.backoff_max_s)
         self._guarded = GuardedStore(store, self._health, self._counters, config.storage_timeout_s)
         self._started = False  # `_start` was called (it starts background upkeep once)
+        # `_admit`, or what a subclass puts in its place without a frame around it
+        self._fast_admit = self._admit
 
     @property
     def counters(self) -> dict[str, int]:
@@ -62,17 +64,39 @@ class LimiterEngine:
                 self._start()
                 self._started = True
             amount = float(cost) if cost >= 0 else 0.0  # also maps NaN to 0
-            decision = self._admit(scoped, amount)
+            decision = self._fast_admit(scoped, amount)
             if decision is not None:  # every scope paid from memory: counted in one add
                 self._counters.fast_admitted += 1
                 return decision
             decision = await self._decide(scoped, amount)
         except Exception:  # a limiter bug must not fail the request
-            log.exception("rate limiter failed; applying the failure mode")
-            self._counters.incr("internal_errors")
-            decision = failure_decision(self._cfg.failure_mode)
+            decision = self._failed()
+        return self._count(decision)
+
+    def _failed(self) -> Decision:
+        """The failure mode's Decision after a limiter bug, logged and counted."""
+        log.exception("rate limiter failed; applying the failure mode")
+        self._counters.incr("internal_errors")
+        return failure_decision(self._cfg.failure_mode)
+
+    def _count(self, decision: Decision) -> Decision:
         self._counters.decision(decision.allowed, decision.shadow_scope is not None,
                                 decision.degraded, decision.storage_unavailable)
+        return decision
+
+    def admit_now(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision | None:
+        """`acquire`'s fast path without a coroutine: the admitted Decision when every scope
+        pays `cost` (a float >= 0) from memory, counted as `acquire` counts it; None when that
+        cannot be told here (then `acquire` decides, as it would have). Never raises: a limiter
+        bug gives the failure mode's Decision, as `acquire` does."""
+        if not self._started or not scoped:
+            return None  # the first request starts the upkeep in `acquire`
+        try:
+            decision = self._fast_admit(scoped, cost)
+        except Exception:  # as in `acquire`
+            return self._count(self._failed())
+        if decision is not None:
+            self._counters.fast_admitted += 1
         return decision
 
     def adjust(self, scoped: Sequence[ScopedLimit], delta: float) -> None:

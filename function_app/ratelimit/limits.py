@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from function_app.http.context import Fact
 
+# The values below have slots: a field's default is otherwise a class attribute, which keeps
+# CPython 3.13 from specialising reads of that field (lease/keystate.py, KeyState).
 MAX_RETRY_AFTER_S = 3600.0  # a limit that can never admit (rate 0, cost > burst) says "an hour"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Limit:
     """A token bucket: `rate` tokens per second refill up to `burst`; `shadow` means report-only.
 
@@ -27,7 +29,7 @@ class Limit:
             raise ValueError(f"invalid limit rate={self.rate} burst={self.burst}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScopedLimit:
     """One limit to apply to a request: scope name ("global", "client", "route"), key, limit.
 
@@ -43,7 +45,7 @@ class ScopedLimit:
     reserved: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The answer for one request across all its scopes.
 

@@ -21,7 +21,9 @@ LimitsFor = Callable[[RequestContext], Sequence[ScopedLimit]]
 
 
 class Acquirer(Protocol):
-    """The part of the limiter this stage needs."""
+    """The part of the limiter this stage needs. A limiter may also have `admit_now(scoped,
+    cost)` (engine.LimiterEngine.admit_now): `acquire`'s fast path without a coroutine, None
+    when `acquire` must decide."""
 
     async def acquire(self, scoped: Sequence[ScopedLimit], cost: float = 1) -> Decision: ...
 
@@ -32,11 +34,15 @@ def rate_limit_stage(limiter: Acquirer, limits_for: LimitsFor) -> Stage:
     # Decision while its figures are unchanged (ratelimit/admitted.py), so far from binding the
     # headers are rendered once, not per request; any other Decision renders its own.
     last: tuple[Decision | None, dict[str, tuple[str, ...]]] = (None, {})
+    admit_now = getattr(limiter, "admit_now", None)
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         nonlocal last
         context = request.context
-        decision = await limiter.acquire(limits_for(context), 1)
+        scoped = limits_for(context)
+        decision = None if admit_now is None else admit_now(scoped, 1.0)
+        if decision is None:
+            decision = await limiter.acquire(scoped, 1)
         REQUESTS_DECISION.set(context, decision)  # for the OpenAI x-ratelimit-* headers
         if not decision.allowed:
             refuse(decision)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import fields
+from types import SimpleNamespace
 
 import pytest
 
@@ -94,7 +95,8 @@ async def run(limiter, clock: FakeClock, plan: list[tuple], every_maintain: int)
 
 
 def states(limiter) -> dict:
-    skip = {"fetch", "admitted", "view", "demand"}
+    skip = {"fetch", "admitted", "view", "demand", "admitted_left", "full_from", "quiet_demand",
+            "quiet_cost", "quiet_tokens"}
     return {name: {f.name: getattr(state, f.name) for f in fields(state) if f.name not in skip}
             for name, state in limiter._keys.items()}
 
@@ -188,14 +190,16 @@ async def test_tally_fast_path_never_skips_a_sync_the_full_path_would_make(throt
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_commit_starts_every_top_up_the_full_refill_test_would(seed):
-    """lease/fast.commit inlines the refill test: for any pool, demand, cost, cap and settings
-    it reports the keys due exactly as KeyState.spend, observe and needs_refill do (pools at
-    and around the threshold included), so a change to either shows here."""
+def test_the_fast_path_starts_every_top_up_the_full_refill_test_would(seed):
+    """lease/fast.py inlines the refill test and skips it for a key it found quiet: for any
+    pool, demand, cost, cap and settings, over a run of requests on one key (the demand rising
+    and falling, the cap changed, the pool topped up), it reports the keys due exactly as
+    KeyState.spend, observe and needs_refill do (pools at and around the threshold included),
+    so a change to either shows here."""
     rnd = random.Random(seed)
     config = LimiterConfig()
-    skipped = due = 0
-    for _ in range(4000):
+    skipped = due = quiet = 0
+    for _ in range(1500):
         lease_s = rnd.choice((config.lease_s, 0.5, 3.0))
         hold_s = rnd.choice((config.hold_s, 0.0, 10.0))
         tau_s = rnd.choice((config.demand_tau_s, 0.5, 30.0))
@@ -208,26 +212,47 @@ def test_commit_starts_every_top_up_the_full_refill_test_would(seed):
             ks = KeyState.create(scoped, 0.0, START)
             ks.demand_amount, ks.demand_ts, ks.cap, ks.expires_at = demand, START, cap, START + 10
             made.append(ks)
-        cost = rnd.choice((0.0, 1.0, 1.0, 3.0, 45.0))
-        now = START + rnd.choice((0.0, 0.001, 0.5))
         fast_ks, full_ks = made
-        # a pool near the threshold the full test would find after this request
-        probe = KeyState.create(scoped, 0.0, START)
-        probe.demand_amount, probe.demand_ts, probe.cap = \
-            fast_ks.demand_amount, START, fast_ks.cap
-        probe.observe(cost, now, tau_s)
-        goal = min(probe.target(now, lease_s, tau_s, hold_s), probe.cap)
-        unit = min(cost, goal)
-        threshold = unit + (goal - unit) * lease_fast.REFILL_AT
-        pool = cost + threshold * rnd.choice((0.0, 0.5, 0.999, 1.0, 1.0 + 1e-12, 1.001,
-                                              1.1, 2.0, 10.0))
-        fast_ks.tokens = full_ks.tokens = pool
-        got = lease_fast.commit([fast_ks], cost, now, tau_s, lease_s, hold_s, True)
-        full_ks.spend(cost)
-        full_ks.observe(cost, now, tau_s)
-        want = full_ks.needs_refill(now, lease_s, tau_s, hold_s)
-        assert (list(got) == [fast_ks]) == want
-        assert (fast_ks.tokens, fast_ks.demand_amount) == (full_ks.tokens, full_ks.demand_amount)
-        due += want
-        skipped += not want
-    assert due > 500 and skipped > 500  # both outcomes were exercised
+        found: list[KeyState] = []
+        clock = FakeClock(start=START)
+        health = SimpleNamespace(down_until=0.0)  # StorageHealth: backing off until then
+        path = lease_fast.FastPath({("client", "c"): fast_ks}, clock, health, tau_s, lease_s,
+                                   hold_s, found.append)
+        now, cost = START, rnd.choice((0.0, 1.0, 1.0, 3.0, 45.0))
+        for _ in range(8):
+            if rnd.random() < 0.2:
+                cost = rnd.choice((0.0, 1.0, 3.0, 45.0))
+            if rnd.random() < 0.1:
+                new_cap = rnd.choice((float("inf"), burst / 2, 3.0))
+                for ks in made:
+                    ks.capped(new_cap)
+            now += rnd.choice((0.0, 0.001, 0.001, 0.01, 0.5))
+            clock._now = now
+            # a pool near the threshold the full test would find after this request
+            probe = KeyState.create(scoped, 0.0, START)
+            probe.demand_amount, probe.demand_ts, probe.cap = \
+                full_ks.demand_amount, full_ks.demand_ts, full_ks.cap
+            probe.observe(cost, now, tau_s)
+            goal = min(probe.target(now, lease_s, tau_s, hold_s), probe.cap)
+            unit = min(cost, goal)
+            threshold = unit + (goal - unit) * lease_fast.REFILL_AT
+            if rnd.random() < 0.6 or fast_ks.tokens < cost:
+                pool = cost + threshold * rnd.choice((0.0, 0.5, 0.999, 1.0, 1.0 + 1e-12, 1.001,
+                                                      1.1, 1.3, 2.0, 10.0))
+                fast_ks.tokens = full_ks.tokens = pool
+            found.clear()
+            health.down_until = now + 1.0 if rnd.random() < 0.1 else 0.0
+            before = fast_ks.quiet_demand
+            if path.admit([scoped], cost) is None:  # a cost above the burst
+                assert cost > burst
+                continue
+            full_ks.spend(cost)
+            full_ks.observe(cost, now, tau_s)
+            want = full_ks.needs_refill(now, lease_s, tau_s, hold_s) and not health.down_until
+            assert (found == [fast_ks]) == want
+            assert (fast_ks.tokens, fast_ks.demand_amount, fast_ks.demand_ts) == \
+                (full_ks.tokens, full_ks.demand_amount, full_ks.demand_ts)
+            due += want
+            skipped += not want
+            quiet += fast_ks.quiet_demand == before >= 0 and not want
+    assert due > 500 and skipped > 500 and quiet > 500  # each outcome, the quiet one included

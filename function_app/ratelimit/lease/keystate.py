@@ -19,16 +19,24 @@ SHARD_TRIES = 2  # shards a lease tries before it reports the key short
 # Refill when a quarter of the goal is left: the top-up then moves ~3/4 of a lease in one write,
 # and a quarter of lease_s of supply still covers the storage round trip.
 REFILL_AT = 0.25
+INF = float("inf")
 
 
-@dataclass(eq=False)
+# slots: a dataclass field's default is a class attribute, and CPython 3.13 does not specialise
+# an instance attribute that shadows one (nor a dict past 30 names): without slots each of the
+# fast path's reads and writes took the generic look-up (docs/perf/pass14-limit.md).
+@dataclass(eq=False, slots=True)
 class KeyState:
     """Mutable per-key state; identity-hashed so it can key dicts of per-request outcomes.
 
     tokens / expires_at: the leased pool (spendable only before expires_at).
     retry_at / retry_cost: the row could not pay retry_cost (0: a background top-up) until
     retry_at; a local negative cache that spares storage calls while the limit is saturated.
-    row_tokens / row_seen: tokens the row had when last seen, for `remaining` estimates.
+    row_tokens / row_seen: tokens the row had when last seen, for `remaining` estimates; set
+    together by `saw_row`.
+    full_from: from this time on the row's part of `remaining` alone reaches burst, so the
+    estimate is burst (lease/fast.py); inf until found, reset when the row is seen again or the
+    limit changes.
     cache: per shard, the row and ETag this instance last wrote, to lease without a read.
     conflict_at: per shard, when a write last hit a 412 (then read before writing for a while).
     written_at: per shard, when this instance last wrote the cached row.
@@ -39,9 +47,14 @@ class KeyState:
     waiters: each of those costs (the smallest is what a partial grant must pay, lease.take).
     deciding: requests with this key among their scopes that await a lease (of any scope):
     maintenance leaves the pool alone meanwhile (Limiter._fill_holding).
-    cap: the fair-share cap the row applied at the last lease.
+    cap: the fair-share cap the row applied at the last lease (set by `capped`).
+    quiet_demand / quiet_cost / quiet_tokens: while the observed demand is at most
+    quiet_demand and requests cost quiet_cost, no top-up is due as long as the pool holds
+    quiet_tokens (lease/fast.py); cleared when the cap or the limit changes.
     lease_goal: the demand target of the latest lease (what the first lease after a pause
     asks for: Limiter._lease_target).
+    admitted / admitted_left: the fast path's last Decision for this key and the `left` it was
+    made for (ratelimit/admitted.py); update_limit clears it.
     reserved: its costs are reservations settled later (ScopedLimit.reserved): fair shares
     only, never blocks (see lease.py).
     """
@@ -70,6 +83,11 @@ class KeyState:
     demand_ts: float = 0.0
     block_cap: float = 0.0
     admitted: Decision | None = None
+    admitted_left: float = 0.0
+    full_from: float = INF
+    quiet_demand: float = -1.0
+    quiet_cost: float = 0.0
+    quiet_tokens: float = 0.0
     fetch: asyncio.Task | None = None
     waiters: list[float] = field(default_factory=list)
     cache: dict[int, tuple[Row, str]] = field(default_factory=dict)
@@ -98,7 +116,7 @@ class KeyState:
             self.limit, self.shards = scoped.limit, max(1, scoped.shards)
             self.exact = self.shard_limit.rate <= exact_below_rps
             self.block_cap = self.shard_limit.burst * BLOCK_BURST_SHARE
-            self.admitted = None
+            self.admitted, self.full_from, self.quiet_demand = None, INF, -1.0
 
     @property
     def shard_limit(self) -> Limit:
@@ -124,6 +142,14 @@ class KeyState:
         """
         first = rng.randrange(self.shards)
         return [(first + i) % self.shards for i in range(min(self.shards, SHARD_TRIES))]
+
+    def capped(self, cap: float) -> None:
+        """The row applied fair-share cap `cap` to this instance's pool."""
+        self.cap, self.quiet_demand = cap, -1.0
+
+    def saw_row(self, row_tokens: float, now: float) -> None:
+        """The row held `row_tokens` (one shard's) at `now`: the view `remaining` starts from."""
+        self.row_tokens, self.row_seen, self.full_from = row_tokens, now, INF
 
     def pool(self, now: float) -> float:
         """Spendable leased tokens."""

@@ -84,7 +84,7 @@ class Leaser:
                 ttl_s=self._cfg.lease_ttl_s, unit=ks.last_cost, waiting=ks.waiting,
                 blocks=not ks.reserved, least=ks.least_waiting(cost),
             )
-            self._seen(ks, grant.available, now)
+            ks.saw_row(grant.available, now)
             if grant.row is None:
                 # No write needed is not a shortage: reporting it as one denied requests
                 # whose pool was full (issue #10, section 6).
@@ -157,16 +157,13 @@ class Leaser:
         assert grant.row is not None
         ks.cache[shard] = (grant.row, etag)
         ks.written_at[shard] = now
-        ks.cap = grant.cap
+        ks.capped(grant.cap)
         ks.tokens += grant.tokens
         ks.expires_at = now + self._cfg.lease_ttl_s
         ks.retry_at = 0.0
         ks.last_shard = shard
         self._counters.incr("leases")
         self._counters.incr("lease_tokens", round(grant.tokens))
-
-    def _seen(self, ks: KeyState, row_tokens: float, now: float) -> None:
-        ks.row_tokens, ks.row_seen = row_tokens, now
 
     async def give_back(self, ks: KeyState, *, release: bool = False) -> None:
         """Return the pool to the row it was last leased from; on failure the tokens are lost
@@ -190,7 +187,7 @@ class Leaser:
                     continue
                 ks.cache[shard] = (new_row, new_etag)
                 ks.written_at[shard] = now
-                self._seen(ks, new_row.tokens, now)
+                ks.saw_row(new_row.tokens, now)
                 self._counters.incr("returns")
                 self._counters.incr("returned_tokens", round(tokens))
                 return

@@ -77,27 +77,29 @@ class Limiter(LimiterEngine):
             self._keys, self._leaser, sweeper, self._health, clock, self._cfg, background,
             probe=self.probe,
         )
-        # The fast path's constants (config properties are calls), and whether its inlined
-        # refill test stands for `_maybe_refill` (a subclass may replace that: tally's budgets).
-        self._tau_s, self._hold_s = self._cfg.demand_tau_s, self._cfg.hold_s
+        # The fast path (lease/fast.py) with the config's figures (its properties are calls).
+        # Its inlined refill test stands for `_maybe_refill` unless a subclass replaces that
+        # (tally's budgets): then `_admit` tests the keys the fast path admitted.
         self._inline_refill = type(self)._maybe_refill is Limiter._maybe_refill
+        self._fast = fast.FastPath(self._keys, clock, self._health, self._cfg.demand_tau_s,
+                                   self._cfg.lease_s, self._cfg.hold_s,
+                                   self._refill_due if self._inline_refill else None)
+        if type(self)._admit is Limiter._admit and self._inline_refill:
+            self._fast_admit = self._fast.admit  # no `_admit` frame around it
 
     def _admit(self, scoped: Sequence[ScopedLimit], cost: float) -> Decision | None:
         """Every scope's live pool pays `cost`: decided from memory (lease/fast.py)."""
-        now = self._clock.now()
-        states = fast.pools_pay(self._keys, scoped, cost, now)
-        if states is None:
-            return None
-        decision = fast.decision(states, cost, now)
-        inline = self._inline_refill
-        for ks in fast.commit(states, cost, now, self._tau_s, self._cfg.lease_s, self._hold_s,
-                              inline and now >= self._health.down_until):
-            self._counters.incr("background_refills")
-            self._start_fetch(ks, 0.0)
-        if not inline:
-            for ks in states:
-                self._maybe_refill(ks, now)
+        decision = self._fast.admit(scoped, cost)
+        if decision is not None and not self._inline_refill:
+            now = self._clock.now()  # as the fast path's (a fake clock's), or just after it
+            for item in scoped:
+                self._maybe_refill(self._keys[(item.scope, item.key)], now)
         return decision
+
+    def _refill_due(self, ks: KeyState) -> None:
+        """The fast path found `ks` low (its inlined `_maybe_refill`): top it up."""
+        self._counters.incr("background_refills")
+        self._start_fetch(ks, 0.0)
 
     def _start(self) -> None:
         self._maintenance.ensure_running()

@@ -42,7 +42,7 @@ from function_app.ratelimit.tally.sync import TallySync
 log = logging.getLogger(__name__)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: see lease/keystate.py, KeyState
 class TallyKey:
     """One (scope, key) at this instance: its local bucket for its current share."""
 
