@@ -54,20 +54,25 @@ asyncio.run(run())
 '''
 
 
-def callgrind_total(args: list[str], cwd: str) -> int:
+def callgrind_total(args: list[str], cwd: str, keep: str | None = None) -> int:
     """The instructions this interpreter executes running `args` in `cwd`, counted by valgrind's
-    callgrind, with the hash seed fixed so that dict layouts repeat from run to run."""
+    callgrind, with the hash seed fixed so that dict layouts repeat from run to run. `keep`: a
+    path to keep callgrind's output at (for callgrind_annotate), else it is thrown away."""
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", sys.executable,
-             *args],
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={keep or tmp + '/out'}",
+             sys.executable, *args],
             cwd=cwd, env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True,
             text=True, check=True).stderr
     return int(re.search(r"Collected : (\d+)", out).group(1))
 
 
-def instructions(tree: str, mode: str, requests: int, script: str, log: str) -> int:
-    return callgrind_total([script, mode, str(requests), str(HERE.parent), log], tree)
+def instructions(tree: str, mode: str, requests: int, script: str, log: str,
+                 keep: str | None = None) -> int:
+    out = None
+    if keep:
+        out = os.path.join(keep, f"{Path(tree).name}.{log}.{mode}.out")
+    return callgrind_total([script, mode, str(requests), str(HERE.parent), log], tree, out)
 
 
 def main() -> None:
@@ -77,6 +82,8 @@ def main() -> None:
     parser.add_argument("--log", choices=("handler", "line", "none"), default="handler",
                         help="the request log: written through the local worker's handler "
                         "(default), the line made and not written, or none")
+    parser.add_argument("--keep", metavar="DIR", help="keep callgrind's outputs in DIR "
+                        "(TREE-NAME.LOG.stage|bare.out), for callgrind_annotate")
     args = parser.parse_args()
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(CHILD)
@@ -84,7 +91,8 @@ def main() -> None:
         jobs = [(tree, mode) for tree in args.trees for mode in ("stage", "bare")]
         with ThreadPoolExecutor(2) as pool:
             counts = dict(zip(jobs, pool.map(
-                lambda job: instructions(job[0], job[1], args.requests, f.name, args.log), jobs),
+                lambda job: instructions(job[0], job[1], args.requests, f.name, args.log,
+                                         args.keep), jobs),
                 strict=True))
     finally:
         os.unlink(f.name)

@@ -93,9 +93,11 @@ def start_request_span(tracer: Tracer, request: GatewayRequest) -> Span:
 
 def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
                               backend_of: Callable[[str], str], done: AttemptDone
-                              ) -> tuple[Span, Observer]:
+                              ) -> tuple[Span, Observer, str | None]:
     """`start_request_span(tracer, request)` and `attempt_observer(tracer, span, backend_of,
-    done)` in one call: the telemetry stage's per-request start.
+    done)` in one call: the telemetry stage's per-request start. The third value is the trace
+    id's hex digits when made here (formatted once, for the attempts' `traceparent` and the
+    request log), else None.
 
     The usual case when no trace is exported (the id-only tracer, no current span, no
     `traceparent` from the client) is made here directly. One draw of 256 bits is the root
@@ -110,7 +112,7 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
             or otel_context._RUNTIME_CONTEXT is not _RUNTIME or _CURRENT.get() \
             or "traceparent" in request.headers:
         span = start_request_span(tracer, request)
-        return span, attempt_observer(tracer, span, backend_of, done)
+        return span, attempt_observer(tracer, span, backend_of, done), None
     draw = tracer._bits
     bits = draw(256)
     trace_id = (bits >> 64) & _LOW128 or 1
@@ -118,14 +120,15 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
     span._context = _span_context(SpanContext, (
         trace_id, bits & _LOW64 or 1, False, UNSAMPLED, DEFAULT_TRACE_STATE, True))
     span_id = bits >> 192 or 1
+    trace_text = "%032x" % trace_id  # noqa: UP031
 
     async def observe(outgoing: UpstreamRequest, send: Send) -> UpstreamResponse:
         nonlocal span_id
         backend = backend_of(outgoing.url)
         headers = outgoing.headers
         headers.remove(*_TRACE_NAMES)
-        headers.set("traceparent", "00-%032x-%016x-00" % (  # noqa: UP031
-            trace_id, span_id or draw(64) or 1))
+        headers.set("traceparent", "00-%s-%016x-00" % (  # noqa: UP031
+            trace_text, span_id or draw(64) or 1))
         span_id = 0  # a later attempt draws its own
         started = time.perf_counter()
         try:
@@ -141,7 +144,7 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
                 backend, outcome, time.perf_counter() - started))
         return answer
 
-    return span, observe
+    return span, observe, trace_text
 
 
 _new = object.__new__
