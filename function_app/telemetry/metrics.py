@@ -105,9 +105,10 @@ class GatewayMetrics:
     def request_done(self, route: str, backend: str, status: int, seconds: float) -> None:
         """Count one answered request and observe its duration: `request_series(...).observe
         (seconds)` in one call, the series' cells updated here (CountedDuration.observe's)."""
-        key = (route, backend, status)
-        series = self._request_series
-        found = series[key] if key in series else self.request_series(route, backend, status)
+        try:  # one look-up; a label set's first request makes its series
+            found = self._request_series[route, backend, status]
+        except KeyError:
+            found = self.request_series(route, backend, status)
         found._cell[0] += 1
         counts = found._counts
         counts[bisect_left(found._bounds, seconds)] += 1
@@ -116,12 +117,10 @@ class GatewayMetrics:
     def attempt_done(self, backend: str, outcome: str, seconds: float) -> None:
         """Count one upstream attempt and observe its duration (the attempt observer's `done`;
         the series' cells updated here, as CountedDuration.observe does)."""
-        key = (backend, outcome)
-        series = self._attempt_series
-        if key in series:
-            found = series[key]
-        else:
-            found = series[key] = CountedDuration(
+        try:  # one look-up; a label set's first attempt makes its series
+            found = self._attempt_series[backend, outcome]
+        except KeyError:
+            found = self._attempt_series[backend, outcome] = CountedDuration(
                 self.child(self.attempts, backend, outcome),
                 self.child(self.attempt_duration, backend))
         found._cell[0] += 1

@@ -233,17 +233,19 @@ class RequestLog:
         if log.filters:
             log.handle(record)
             return
-        found = 0
+        found = False
         logger = log
-        while logger:
-            for handler in logger.handlers:
-                found += 1
-                if _INFO >= handler.level:
-                    if handler.filters or type(handler).handle is not _HANDLER_HANDLE:
-                        handler.handle(record)
-                    else:
-                        with handler.lock:
-                            handler.emit(record)
+        while logger is not None:
+            handlers = logger.handlers
+            if handlers:
+                found = True
+                for handler in handlers:
+                    if _INFO >= handler.level:
+                        if handler.filters or type(handler).handle is not _HANDLER_HANDLE:
+                            handler.handle(record)
+                        else:
+                            with handler.lock:
+                                handler.emit(record)
             logger = logger.parent if logger.propagate else None
         if not found:
             log.callHandlers(record)

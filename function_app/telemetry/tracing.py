@@ -108,7 +108,7 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
     nothing: each attempt's `traceparent` names a new span id of the root's trace (flags 0, no
     trace state), the first the one drawn here, later ones drawn as child() draws them. Any
     other case goes through the two functions."""
-    if type(tracer) is not IdOnlyTracer or PLAIN_SPAN is None or _CURRENT is None \
+    if type(tracer) is not IdOnlyTracer or not _SHORT \
             or otel_context._RUNTIME_CONTEXT is not _RUNTIME or _CURRENT.get() \
             or "traceparent" in request.headers:
         span = start_request_span(tracer, request)
@@ -136,7 +136,8 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
         except GatewayError as error:
             done(backend, error.code, time.perf_counter() - started)
             raise
-        outcome = f"{answer.status // 100}xx"
+        status = answer.status
+        outcome = _OUTCOMES[status] if status in _OUTCOMES else f"{status // 100}xx"
         if "content-length" in answer.headers:
             done(backend, outcome, time.perf_counter() - started)
         else:
@@ -147,6 +148,10 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
     return span, observe, trace_text
 
 
+# The short path's conditions that hold for the process: the API's span and context classes.
+_SHORT = PLAIN_SPAN is not None and _CURRENT is not None
+# An attempt's outcome for each status code ("2xx"...): a look-up where it was formatted.
+_OUTCOMES = {status: f"{status // 100}xx" for status in range(100, 600)}
 _new = object.__new__
 _span_context = tuple.__new__  # SpanContext(...) minus its checks: the ids made here are valid
 _LOW64 = (1 << 64) - 1
@@ -251,7 +256,8 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
             if answer.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
                 span.set_attribute("error.type", str(answer.status))
-        outcome = f"{answer.status // 100}xx"
+        status = answer.status
+        outcome = _OUTCOMES[status] if status in _OUTCOMES else f"{status // 100}xx"
         if "content-length" in answer.headers:
             # A sized answer is in flight once its headers are: the attempt ends here, which
             # spares every plain answer a wrapper generator (measured: a third of the hook).
