@@ -126,7 +126,9 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
         nonlocal span_id
         backend = backend_of(outgoing.url)
         headers = outgoing.headers
-        headers.remove(*_TRACE_NAMES)
+        # The client sent no traceparent (the short path's condition): the attempt's replaces
+        # any a previous attempt set, and a client's tracestate goes.
+        headers.remove("tracestate")
         headers.set("traceparent", "00-%s-%016x-00" % (  # noqa: UP031
             trace_text, span_id or draw(64) or 1))
         span_id = 0  # a later attempt draws its own
