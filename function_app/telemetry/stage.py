@@ -27,6 +27,7 @@ def telemetry_stage(telemetry: Telemetry) -> Stage:
     tracer = telemetry.tracer
     attempt_done = telemetry.metrics.attempt_done  # counts each upstream attempt
     backend_of = telemetry.backend_of_url  # bound once, not once a request
+    finish = telemetry.finish
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         started = time.perf_counter()
@@ -38,11 +39,11 @@ def telemetry_stage(telemetry: Telemetry) -> Stage:
         try:
             response = await call_next(request)
         except BaseException:  # cancelled: the client went away before an answer
-            telemetry.finish(request, span, 499, started, None, "cancelled", trace_text)
+            finish(request, span, 499, started, None, "cancelled", trace_text)
             raise
         body = response.body
         if type(body) is bytes or isinstance(body, _WHOLE):  # the usual bytes: no call
-            telemetry.finish(request, span, response.status, started, None, None, trace_text)
+            finish(request, span, response.status, started, None, None, trace_text)
         else:
             response.body = _watch(body, telemetry, request, span, response.status, started,
                                    trace_text)
