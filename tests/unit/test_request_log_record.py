@@ -407,3 +407,29 @@ def test_write_requests_latency_is_latency_texts_for_many_values():
         log.write_request("r", "", "GET", "/", "b", "m", 200, seconds, "c")
     texts = [json.loads(s[1], parse_float=str)["latency_ms"] for s in seen]
     assert texts == [latency_text(seconds * 1000) for seconds in values]
+
+
+def test_the_label_texts_kept_are_bounded_and_the_line_still_request_lines():
+    """write_request's label-set text (method to latency_ms, kept per label set) gives
+    request_line's line for texts that need escaping, every status, past the table's bound;
+    a long method is written, not kept."""
+    from function_app.telemetry.request_log import _LABELS_KEPT, _label_texts, request_line
+
+    logger, _ = _loggers("twrite-labels")
+    seen: list = []
+    logger.addHandler(_Seen(seen, "child"))
+    log = RequestLog(logger)
+    expected = []
+    for n in range(_LABELS_KEPT + 20):
+        method, route, model = f'M"{n % 7}\\', f"/r/\u00e9{n % 3}", f"m\n{n % 5}"
+        status = 100 + n % 500
+        for _ in range(2):  # made, then read from the table
+            log.write_request("r", "ab" * 16, method, route, "b", model, status, 0.0125, "c")
+            expected.append(request_line("r", "ab" * 16, method, route, "b", model, status,
+                                         12.5, "c"))
+    assert [s[1] for s in seen] == expected
+    assert len(_label_texts) <= _LABELS_KEPT
+    long = "G" * 5000
+    log.write_request("r", "", long, "/", "b", "m", 200, 0.001, "c")
+    assert json.loads(seen[-1][1])["method"] == long
+    assert not any(long in key for key in _label_texts)
