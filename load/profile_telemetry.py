@@ -118,11 +118,13 @@ def unary_setup(log: str = "handler"):
         if hasattr(request_log, "write_request"):
             from function_app.telemetry.request_log import request_line
 
-            def made_only(request_id, trace_id, method, route, backend, model, status,
+            def made_only(request_id, trace, method, route, backend, model, status,
                           seconds, client, optional=None) -> None:
-                request_line(request_id, "" if trace_id is None else "%032x" % trace_id,  # noqa: UP031
-                             method, route, backend, model, status, round(seconds * 1000, 2),
-                             client, optional)
+                # trace: the id's text (this tree), or a number or None (before pass 14)
+                text = trace if isinstance(trace, str) else "" if trace is None \
+                    else "%032x" % trace  # noqa: UP031
+                request_line(request_id, text, method, route, backend, model, status,
+                             round(seconds * 1000, 2), client, optional)
 
             request_log.write_request = made_only
     telemetry = Telemetry(tracer=IdOnlyTracer(), metrics=GatewayMetrics({}, "i"),

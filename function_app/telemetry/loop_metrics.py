@@ -96,6 +96,23 @@ class LoopHistogram(Collector):
         yield family
 
 
+class HistogramCount(Collector):
+    """`name`_total by `histogram`'s labels: each series' number of observations (the sum of
+    its bucket counts), for a counter incremented exactly when the histogram observes, under the
+    same labels (the requests counter and the request duration). Its family is the one a
+    LoopCounter kept beside the histogram gives, series in the same order, without a cell to
+    update per event: integer counts in floats sum exactly."""
+
+    def __init__(self, name: str, documentation: str, histogram: LoopHistogram) -> None:
+        self._name, self._doc, self._histogram = name, documentation, histogram
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self._name, self._doc, labels=self._histogram._labelnames)
+        for key, counts in list(self._histogram._series.items()):
+            family.add_metric(key, sum(counts[:-1], 0.0))  # the last cell is the sum
+        yield family
+
+
 class CountedDuration:
     """One label set's counter cell and histogram series updated by one call: what the request
     and attempt metrics do per event (`count.inc(); duration.observe(seconds)`), a call less

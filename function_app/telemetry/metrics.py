@@ -23,7 +23,13 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .labels import status_class
-from .loop_metrics import CountedDuration, LoopCounter, LoopHistogram
+from .loop_metrics import (
+    CountedDuration,
+    HistogramCount,
+    LoopCounter,
+    LoopHistogram,
+    _HistogramChild,
+)
 from .stats import StatsCollector, StatsSources
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -45,11 +51,13 @@ class GatewayMetrics:
         self.registry = registry = CollectorRegistry(auto_describe=False)
         keys = ("route", "backend", "status_class")
         # The four metrics every request updates are kept for the event loop (loop_metrics.py).
-        self.requests = _registered(registry, LoopCounter("gateway_requests",
-                                                          "Requests answered", keys))
-        self.duration = _registered(registry, LoopHistogram(
-            "gateway_request_duration_seconds", "Time to the last byte of the answer", keys,
-            DURATION_BUCKETS))
+        # Requests answered are the duration's observations, counted at scrape (a request is
+        # counted exactly when its duration is observed, under the same labels).
+        duration = LoopHistogram("gateway_request_duration_seconds",
+                                 "Time to the last byte of the answer", keys, DURATION_BUCKETS)
+        self.requests = _registered(registry, HistogramCount("gateway_requests",
+                                                             "Requests answered", duration))
+        self.duration = _registered(registry, duration)
         self.rejections = Counter("gateway_rejections", "429 and 503 answers by deciding scope",
                                   ("status", "scope"), registry=registry)
         self.attempts = _registered(registry, LoopCounter(
@@ -78,7 +86,7 @@ class GatewayMetrics:
         info.labels(instance).set(1)
         registry.register(StatsCollector(stats))
         self._children: dict[tuple, object] = {}
-        self._request_series: dict[tuple[str, str, int], CountedDuration] = {}
+        self._request_series: dict[tuple[str, str, int], _HistogramChild] = {}
         self._attempt_series: dict[tuple[str, str], CountedDuration] = {}
 
     def child(self, metric, *labels: str):
@@ -89,26 +97,24 @@ class GatewayMetrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
-    def request_series(self, route: str, backend: str, status: int) -> CountedDuration:
-        """The requests counter and duration histogram of one answered request's labels (the
-        status code's class), updated by one `observe(seconds)`; keyed by the code itself so
-        its class is worked out once per label set."""
+    def request_series(self, route: str, backend: str, status: int) -> _HistogramChild:
+        """The duration histogram's series of one answered request's labels (the status code's
+        class), which also counts it (`requests`: HistogramCount) at each `observe(seconds)`;
+        keyed by the code itself so its class is worked out once per label set."""
         key = (route, backend, status)
         series = self._request_series
         if key in series:
             return series[key]
-        labels = (route, backend, status_class(status))
-        found = series[key] = CountedDuration(
-            self.child(self.requests, *labels), self.child(self.duration, *labels))
+        found = series[key] = self.child(self.duration, route, backend, status_class(status))
         return found
 
     def request_done(self, route: str, backend: str, status: int, seconds: float) -> None:
         """Count one answered request and observe its duration: `request_series(...).observe
-        (seconds)` in one call, the series' cells updated here (CountedDuration.observe's)."""
-        key = (route, backend, status)
-        series = self._request_series
-        found = series[key] if key in series else self.request_series(route, backend, status)
-        found._cell[0] += 1
+        (seconds)` in one call, the series' cells updated here (_HistogramChild.observe's)."""
+        try:  # one look-up; a label set's first request makes its series
+            found = self._request_series[route, backend, status]
+        except KeyError:
+            found = self.request_series(route, backend, status)
         counts = found._counts
         counts[bisect_left(found._bounds, seconds)] += 1
         counts[-1] += seconds
@@ -116,12 +122,10 @@ class GatewayMetrics:
     def attempt_done(self, backend: str, outcome: str, seconds: float) -> None:
         """Count one upstream attempt and observe its duration (the attempt observer's `done`;
         the series' cells updated here, as CountedDuration.observe does)."""
-        key = (backend, outcome)
-        series = self._attempt_series
-        if key in series:
-            found = series[key]
-        else:
-            found = series[key] = CountedDuration(
+        try:  # one look-up; a label set's first attempt makes its series
+            found = self._attempt_series[backend, outcome]
+        except KeyError:
+            found = self._attempt_series[backend, outcome] = CountedDuration(
                 self.child(self.attempts, backend, outcome),
                 self.child(self.attempt_duration, backend))
         found._cell[0] += 1

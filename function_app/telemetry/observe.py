@@ -53,8 +53,11 @@ class Telemetry:
         return OTHER
 
     def finish(self, request: GatewayRequest, span: Span, status: int, started: float,
-               first_chunk: float | None, error: str | None) -> None:
-        """Record one answered request; called exactly once, when its last byte is out."""
+               first_chunk: float | None, error: str | None,
+               trace_text: str | None = None) -> None:
+        """Record one answered request; called exactly once, when its last byte is out.
+        `trace_text`: the span's trace id in hex when the caller has it (request_span_and_
+        observer's), else read from the span here."""
         ended = time.perf_counter()
         ctx = request.context
         facts = ctx.facts  # MATCH.get(ctx), BILL.get(ctx) without the calls
@@ -63,20 +66,21 @@ class Telemetry:
         served_by = ctx.served_by
         backend = served_by if served_by and "://" not in served_by \
             else self._backend(ctx, match)
-        bill = facts[_BILL] if _BILL in facts else None
-        model = self.models(bill.model) if bill is not None else NONE
-        usage = bill.usage if bill is not None else None
         client = ctx.client_id
         seconds = ended - started
         self.metrics.request_done(route, backend, status, seconds)
         limited_by = self._rejection(ctx, status) if status in REJECTED else None
         cache = self._cache(ctx) if ctx.cache_status is not None else None
-        ttft = first_chunk - started if first_chunk is not None and bill is not None else None
+        bill = facts[_BILL] if _BILL in facts else None
         if bill is not None:  # usage and ttft come with a bill only
+            model, usage = self.models(bill.model), bill.usage
+            ttft = first_chunk - started if first_chunk is not None else None
             self._genai(model, client, usage, ttft, ended - first_chunk if ttft else None)
             if bill.spend is not None and bill.done:
                 self.metrics.spend.add(model, self.clients.label(client), bill.spend.key or "",
                                        bill.cost)
+        else:
+            model, usage, ttft = NONE, None, None
         if self.otel is not None:
             self.otel.request(model, usage, ttft)
         mcp = self._mcp(ctx, span) if _MCP_CALL in facts else None
@@ -85,17 +89,18 @@ class Telemetry:
                            ctx)
         log = self.log
         if log is not None:  # RequestRecord's fields in its order, without the dataclass
-            optional = None if (ttft is None and not usage and limited_by is None
-                                and cache is None and error is None and mcp is None) \
+            optional = None if (bill is None and limited_by is None and cache is None
+                                and error is None and mcp is None) \
                 else _optional_fields(ttft, usage, limited_by, cache, error, mcp)
-            # trace_id(span)'s number, without the call (the log formats it if it writes)
-            trace, _, _, _, _, valid = span._context if type(span) is PLAIN_SPAN \
-                else span.get_span_context()
+            if trace_text is None:  # trace_id(span), without the call
+                trace, _, _, _, _, valid = span._context if type(span) is PLAIN_SPAN \
+                    else span.get_span_context()
+                trace_text = "%032x" % trace if valid else ""  # noqa: UP031
             hashes = self._client_hashes  # clients.hashed(client): a subscript once seen
             log.write_request(
-                request.request_id, trace if valid else None, request.method, route, backend,
-                model, status, seconds,
-                hashes[client] if client in hashes else self.clients.hashed(client), optional)
+                request.request_id, trace_text, request.method, route, backend, model, status,
+                seconds, hashes[client] if client in hashes else self.clients.hashed(client),
+                optional)
 
     def _mcp(self, ctx: RequestContext, span: Span) -> dict[str, str | None] | None:
         """An MCP request's counter and span attributes; the request log's fields."""

@@ -107,11 +107,29 @@ def latency_text(ms: float) -> str:
     return text + "0" if text[-1] == "." else text
 
 
-# request_line's template with the latency's text as given, and with the trace id's digits
-# formatted in it (`_UNTRACED`: without a valid trace id, "").
-_TRACED = ('{"request_id":%s,"trace_id":"%032x","method":%s,"route":%s,"backend":%s,'
-           '"model":%s,"status":%d,"latency_ms":%s,"client":%s}')
-_UNTRACED = _TRACED.replace("%032x", "%s")
+_LABELS_KEPT = 512  # label sets (method, route, backend, model, status) kept
+
+
+class _LabelTexts(dict):
+    """(method, route, backend, model, status) -> the line's text between the trace id's
+    digits and the latency's (`","method":"POST",...,"status":200,"latency_ms":`), as
+    request_line's template writes it: one subscript where each field was quoted and formatted
+    per line. The method is the client's: the table is emptied when full, and a long text is
+    made, not kept."""
+
+    def __missing__(self, key: tuple[str, str, str, str, int]) -> str:
+        method, route, backend, model, status = key
+        q = _quoted
+        text = (f'","method":{q[method]},"route":{q[route]},"backend":{q[backend]},'
+                f'"model":{q[model]},"status":{status:d},"latency_ms":')
+        if len(text) <= 4 * _QUOTED_LENGTH:
+            if len(self) >= _LABELS_KEPT:
+                self.clear()
+            self[key] = text
+        return text
+
+
+_label_texts = _LabelTexts()
 
 
 @dataclass
@@ -173,22 +191,22 @@ class RequestLog:
         if self._log.isEnabledFor(logging.INFO):
             self.write_line(encode_line(fields))
 
-    def write_request(self, request_id: str, trace_id: int | None, method: str, route: str,
+    def write_request(self, request_id: str, trace_text: str, method: str, route: str,
                       backend: str, model: str, status: int, seconds: float, client: str,
                       optional: dict | None = None) -> None:
-        """Write the line `request_line` makes of these fields (`trace_id` the trace id as a
-        number, None without a valid one; `seconds` the latency, rounded to milliseconds with
-        two places here): Telemetry.finish's one call a request. The line is made only when it
-        is written (the logger enabled for INFO), then goes as `write_line` sends it; the
-        direct path below is write_line's, with request_line's template and the record made
-        in the same frame."""
+        """Write the line `request_line` makes of these fields (`trace_text` the trace id's hex
+        digits, "" without a valid one; `seconds` the latency, rounded to milliseconds with two
+        places here): Telemetry.finish's one call a request. The line is made only when it is
+        written (the logger enabled for INFO), then goes as `write_line` sends it; the direct
+        path below is write_line's, with the line joined from its parts: the quoted request
+        id, the trace id's digits, the label set's text (`_LabelTexts`), latency_text's text
+        and the quoted client."""
         log = self._log
         if not self._plain_logger or logging._logRecordFactory is not _LogRecord:
             if log.isEnabledFor(_INFO):
                 self.write_line(request_line(
-                    request_id, "" if trace_id is None else "%032x" % trace_id,  # noqa: UP031
-                    method, route, backend, model, status, round(seconds * 1000, 2), client,
-                    optional))
+                    request_id, trace_text, method, route, backend, model, status,
+                    round(seconds * 1000, 2), client, optional))
             return
         if log.disabled:
             return
@@ -198,17 +216,14 @@ class RequestLog:
         ms = seconds * 1000
         if 0.0 <= ms < _TEXT_BELOW:  # latency_text's short path; any other as request_line
             text = ("%.2f" % ms).rstrip("0")  # noqa: UP031
-            q = _quoted
-            line = (_TRACED if trace_id is not None else _UNTRACED) % (
-                _ascii(request_id), "" if trace_id is None else trace_id, q[method], q[route],
-                q[backend], q[model], status, text + "0" if text[-1] == "." else text,
-                q[client])
-            if optional:
-                line = line[:-1] + "," + encode_line(optional)[1:]
+            line = "".join((
+                '{"request_id":', _ascii(request_id), ',"trace_id":"', trace_text,
+                _label_texts[method, route, backend, model, status],
+                text + "0" if text[-1] == "." else text, ',"client":', _quoted[client],
+                "," + encode_line(optional)[1:] if optional else "}"))
         else:
-            line = request_line(
-                request_id, "" if trace_id is None else "%032x" % trace_id,  # noqa: UP031
-                method, route, backend, model, status, round(ms, 2), client, optional)
+            line = request_line(request_id, trace_text, method, route, backend, model, status,
+                                round(ms, 2), client, optional)
         self._emit(log, self._records.make(line))
 
     @staticmethod
@@ -218,17 +233,19 @@ class RequestLog:
         if log.filters:
             log.handle(record)
             return
-        found = 0
+        found = False
         logger = log
-        while logger:
-            for handler in logger.handlers:
-                found += 1
-                if _INFO >= handler.level:
-                    if handler.filters or type(handler).handle is not _HANDLER_HANDLE:
-                        handler.handle(record)
-                    else:
-                        with handler.lock:
-                            handler.emit(record)
+        while logger is not None:
+            handlers = logger.handlers
+            if handlers:
+                found = True
+                for handler in handlers:
+                    if _INFO >= handler.level:
+                        if handler.filters or type(handler).handle is not _HANDLER_HANDLE:
+                            handler.handle(record)
+                        else:
+                            with handler.lock:
+                                handler.emit(record)
             logger = logger.parent if logger.propagate else None
         if not found:
             log.callHandlers(record)

@@ -27,31 +27,34 @@ def telemetry_stage(telemetry: Telemetry) -> Stage:
     tracer = telemetry.tracer
     attempt_done = telemetry.metrics.attempt_done  # counts each upstream attempt
     backend_of = telemetry.backend_of_url  # bound once, not once a request
+    finish = telemetry.finish
 
     async def stage(request: GatewayRequest, call_next: Handler) -> GatewayResponse:
         started = time.perf_counter()
-        span, observer = request_span_and_observer(tracer, request, backend_of, attempt_done)
+        span, observer, trace_text = request_span_and_observer(tracer, request, backend_of,
+                                                               attempt_done)
         context = request.context
         context.request_span = span
         context.facts[_OBSERVER] = observer  # ATTEMPT_OBSERVER.set, without the call
         try:
             response = await call_next(request)
         except BaseException:  # cancelled: the client went away before an answer
-            telemetry.finish(request, span, 499, started, None, "cancelled")
+            finish(request, span, 499, started, None, "cancelled", trace_text)
             raise
         body = response.body
         if type(body) is bytes or isinstance(body, _WHOLE):  # the usual bytes: no call
-            telemetry.finish(request, span, response.status, started, None, None)
+            finish(request, span, response.status, started, None, None, trace_text)
         else:
-            response.body = _watch(body, telemetry, request, span, response.status,
-                                   started)
+            response.body = _watch(body, telemetry, request, span, response.status, started,
+                                   trace_text)
         return response
 
     return stage
 
 
 def _watch(body: AsyncIterator[bytes], telemetry: Telemetry, request: GatewayRequest,
-           span: Span, status: int, started: float) -> AsyncIterator[bytes]:
+           span: Span, status: int, started: float, trace_text: str | None
+           ) -> AsyncIterator[bytes]:
     """`body`, whose first chunk and end are recorded: through the BodyWatch it carries when
     that is free (core/body_watch.py: no layer per chunk; the bill's bodies), else through a
     `watched` layer with the same hooks."""
@@ -65,7 +68,7 @@ def _watch(body: AsyncIterator[bytes], telemetry: Telemetry, request: GatewayReq
     def ended(error: str | None, exc: BaseException | None) -> None:
         if exc is not None:  # a body that raised
             span.set_status(Status(StatusCode.ERROR))
-        telemetry.finish(request, span, status, started, first, error)
+        telemetry.finish(request, span, status, started, first, error, trace_text)
 
     watch = getattr(body, "watch", None)
     if isinstance(watch, BodyWatch) and watch.take(chunk_out, ended):

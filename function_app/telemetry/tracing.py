@@ -93,9 +93,11 @@ def start_request_span(tracer: Tracer, request: GatewayRequest) -> Span:
 
 def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
                               backend_of: Callable[[str], str], done: AttemptDone
-                              ) -> tuple[Span, Observer]:
+                              ) -> tuple[Span, Observer, str | None]:
     """`start_request_span(tracer, request)` and `attempt_observer(tracer, span, backend_of,
-    done)` in one call: the telemetry stage's per-request start.
+    done)` in one call: the telemetry stage's per-request start. The third value is the trace
+    id's hex digits when made here (formatted once, for the attempts' `traceparent` and the
+    request log), else None.
 
     The usual case when no trace is exported (the id-only tracer, no current span, no
     `traceparent` from the client) is made here directly. One draw of 256 bits is the root
@@ -106,11 +108,11 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
     nothing: each attempt's `traceparent` names a new span id of the root's trace (flags 0, no
     trace state), the first the one drawn here, later ones drawn as child() draws them. Any
     other case goes through the two functions."""
-    if type(tracer) is not IdOnlyTracer or PLAIN_SPAN is None or _CURRENT is None \
+    if type(tracer) is not IdOnlyTracer or not _SHORT \
             or otel_context._RUNTIME_CONTEXT is not _RUNTIME or _CURRENT.get() \
             or "traceparent" in request.headers:
         span = start_request_span(tracer, request)
-        return span, attempt_observer(tracer, span, backend_of, done)
+        return span, attempt_observer(tracer, span, backend_of, done), None
     draw = tracer._bits
     bits = draw(256)
     trace_id = (bits >> 64) & _LOW128 or 1
@@ -118,14 +120,17 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
     span._context = _span_context(SpanContext, (
         trace_id, bits & _LOW64 or 1, False, UNSAMPLED, DEFAULT_TRACE_STATE, True))
     span_id = bits >> 192 or 1
+    trace_text = "%032x" % trace_id  # noqa: UP031
 
     async def observe(outgoing: UpstreamRequest, send: Send) -> UpstreamResponse:
         nonlocal span_id
         backend = backend_of(outgoing.url)
         headers = outgoing.headers
-        headers.remove(*_TRACE_NAMES)
-        headers.set("traceparent", "00-%032x-%016x-00" % (  # noqa: UP031
-            trace_id, span_id or draw(64) or 1))
+        # The client sent no traceparent (the short path's condition): the attempt's replaces
+        # any a previous attempt set, and a client's tracestate goes.
+        headers.remove("tracestate")
+        headers.set("traceparent", "00-%s-%016x-00" % (  # noqa: UP031
+            trace_text, span_id or draw(64) or 1))
         span_id = 0  # a later attempt draws its own
         started = time.perf_counter()
         try:
@@ -133,7 +138,8 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
         except GatewayError as error:
             done(backend, error.code, time.perf_counter() - started)
             raise
-        outcome = f"{answer.status // 100}xx"
+        status = answer.status
+        outcome = _OUTCOMES[status] if status in _OUTCOMES else f"{status // 100}xx"
         if "content-length" in answer.headers:
             done(backend, outcome, time.perf_counter() - started)
         else:
@@ -141,9 +147,13 @@ def request_span_and_observer(tracer: Tracer, request: GatewayRequest,
                 backend, outcome, time.perf_counter() - started))
         return answer
 
-    return span, observe
+    return span, observe, trace_text
 
 
+# The short path's conditions that hold for the process: the API's span and context classes.
+_SHORT = PLAIN_SPAN is not None and _CURRENT is not None
+# An attempt's outcome for each status code ("2xx"...): a look-up where it was formatted.
+_OUTCOMES = {status: f"{status // 100}xx" for status in range(100, 600)}
 _new = object.__new__
 _span_context = tuple.__new__  # SpanContext(...) minus its checks: the ids made here are valid
 _LOW64 = (1 << 64) - 1
@@ -248,7 +258,8 @@ def attempt_observer(tracer: Tracer, parent: Span, backend_of: Callable[[str], s
             if answer.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
                 span.set_attribute("error.type", str(answer.status))
-        outcome = f"{answer.status // 100}xx"
+        status = answer.status
+        outcome = _OUTCOMES[status] if status in _OUTCOMES else f"{status // 100}xx"
         if "content-length" in answer.headers:
             # A sized answer is in flight once its headers are: the attempt ends here, which
             # spares every plain answer a wrapper generator (measured: a third of the hook).

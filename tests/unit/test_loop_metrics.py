@@ -5,7 +5,12 @@ refuse."""
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from function_app.telemetry.loop_metrics import CountedDuration, LoopCounter, LoopHistogram
+from function_app.telemetry.loop_metrics import (
+    CountedDuration,
+    HistogramCount,
+    LoopCounter,
+    LoopHistogram,
+)
 from function_app.telemetry.metrics import DURATION_BUCKETS
 
 UPDATES = [(("/a", "node", "2xx"), 0.003), (("/a", "node", "2xx"), 0.005),
@@ -14,7 +19,7 @@ UPDATES = [(("/a", "node", "2xx"), 0.003), (("/a", "node", "2xx"), 0.005),
 KEYS = ("route", "backend", "status_class")
 
 
-def theirs() -> bytes:
+def theirs(counter_alone: bool = True) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     count = Counter("gateway_requests", "Requests answered", KEYS, registry=registry)
     duration = Histogram("gateway_request_duration_seconds", "Time to the last byte", KEYS,
@@ -22,7 +27,8 @@ def theirs() -> bytes:
     for labels, seconds in UPDATES:
         count.labels(*labels).inc()
         duration.labels(*labels).observe(seconds)
-    count.labels("/c", "x", "2xx").inc(2.5)
+    if counter_alone:
+        count.labels("/c", "x", "2xx").inc(2.5)
     return generate_latest(registry)
 
 
@@ -49,6 +55,25 @@ def test_the_exposition_is_the_one_prometheus_client_writes():
     disable_created_metrics()  # as GatewayMetrics does: no _created series either way
     assert ours() == theirs()
     assert ours(together=True) == theirs()
+
+
+def test_a_count_read_from_the_histogram_is_the_counter_updated_beside_it():
+    """GatewayMetrics' requests counter: each duration series' observations, at scrape."""
+    from prometheus_client import disable_created_metrics
+
+    disable_created_metrics()
+    registry = CollectorRegistry(auto_describe=False)
+    duration = LoopHistogram("gateway_request_duration_seconds", "Time to the last byte", KEYS,
+                             DURATION_BUCKETS)
+    registry.register(HistogramCount("gateway_requests", "Requests answered", duration))
+    registry.register(duration)
+    for labels, seconds in UPDATES:
+        duration.labels(*labels).observe(seconds)
+    assert generate_latest(registry) == theirs(counter_alone=False)
+    for _ in range(3000):  # counts stay exact
+        duration.labels("/a", "node", "2xx").observe(0.001)
+    assert b'gateway_requests_total{backend="node",route="/a",status_class="2xx"} 3003.0' \
+        in generate_latest(registry)
 
 
 def test_what_prometheus_client_refuses_is_refused():

@@ -299,7 +299,7 @@ def test_the_quoted_texts_kept_are_bounded_and_the_line_still_the_encoders():
 
 
 # RequestLog.write_request: Telemetry.finish's call, the line request_line makes of the same
-# fields (latency in seconds, rounded here; trace id as a number), written as write_line does.
+# fields (latency in seconds, rounded here; the trace id's hex text), written as write_line does.
 
 
 LATENCIES_S = [0.0, -0.0, 1e-9, 4.9999e-6, 5e-6, 5.0001e-6, 0.00123456, 0.0012, 0.1 + 0.2,
@@ -324,7 +324,7 @@ def test_the_latency_text_is_the_rounded_floats_repr():
 
 
 @pytest.mark.parametrize("seconds", LATENCIES_S)
-@pytest.mark.parametrize("trace", [0x0AF7651916CD43DD8448EB211C80319C, 1, None])
+@pytest.mark.parametrize("trace", ["0af7651916cd43dd8448eb211c80319c", f"{1:032x}", ""])
 @pytest.mark.parametrize("optional", [None, {}, {"ttft_ms": 1.5, "cache": 'h"it'}])
 def test_write_request_writes_request_lines_line(seconds, trace, optional):
     from function_app.telemetry.request_log import request_line
@@ -334,9 +334,8 @@ def test_write_request_writes_request_lines_line(seconds, trace, optional):
     logger.addHandler(_Seen(seen, "child"))
     RequestLog(logger).write_request("r-1", trace, "POST", "/infer/node", "node", "-", 200,
                                      seconds, "c0ffee", optional)
-    expected = request_line("r-1", "" if trace is None else f"{trace:032x}", "POST",
-                            "/infer/node", "node", "-", 200, round(seconds * 1000, 2), "c0ffee",
-                            optional)
+    expected = request_line("r-1", trace, "POST", "/infer/node", "node", "-", 200,
+                            round(seconds * 1000, 2), "c0ffee", optional)
     assert [s[1] for s in seen] == [expected]
 
 
@@ -350,7 +349,7 @@ def test_write_request_records_are_the_standard_ones(monkeypatch, flags):
     handler = logging.Handler()
     handler.emit = records.append
     logger.addHandler(handler)
-    RequestLog(logger).write_request("r", None, "GET", "/", "b", "m", 200, 0.5, "c")
+    RequestLog(logger).write_request("r", "", "GET", "/", "b", "m", 200, 0.5, "c")
     (made,) = records
     standard = _standard(logger, made.msg)
     assert list(made.__dict__.items()) == list(standard.__dict__.items())
@@ -365,7 +364,7 @@ def test_write_request_reaches_the_handlers_logger_handle_reaches(setup):
         logger, parent = _loggers("twrite-direct")
         SETUPS[setup](logger, parent, seen[way])
         if way == "direct":
-            RequestLog(logger).write_request("r", None, "GET", "/", "b", "m", 200, 0.0015, "c")
+            RequestLog(logger).write_request("r", "", "GET", "/", "b", "m", 200, 0.0015, "c")
         else:
             _standard_write(logger, line)
     assert seen["direct"] == seen["standard"]
@@ -382,7 +381,8 @@ def test_write_request_with_another_factory_or_logger_class_takes_the_standard_p
     logging.setLogRecordFactory(factory)
     try:
         with caplog.at_level(logging.INFO, logger="gateway.requests"):
-            RequestLog().write_request("r", 0xAB, "GET", "/", "b", "m", 200, 0.0015, "c")
+            RequestLog().write_request("r", f"{0xAB:032x}", "GET", "/", "b", "m", 200, 0.0015,
+                                       "c")
     finally:
         logging.setLogRecordFactory(standard_factory)
     record, = [r for r in caplog.records if r.name == "gateway.requests"]
@@ -404,6 +404,32 @@ def test_write_requests_latency_is_latency_texts_for_many_values():
     values = [rng.uniform(0, 2) for _ in range(1000)] + [10 ** rng.uniform(-9, 7)
                                                          for _ in range(1000)]
     for seconds in values:
-        log.write_request("r", None, "GET", "/", "b", "m", 200, seconds, "c")
+        log.write_request("r", "", "GET", "/", "b", "m", 200, seconds, "c")
     texts = [json.loads(s[1], parse_float=str)["latency_ms"] for s in seen]
     assert texts == [latency_text(seconds * 1000) for seconds in values]
+
+
+def test_the_label_texts_kept_are_bounded_and_the_line_still_request_lines():
+    """write_request's label-set text (method to latency_ms, kept per label set) gives
+    request_line's line for texts that need escaping, every status, past the table's bound;
+    a long method is written, not kept."""
+    from function_app.telemetry.request_log import _LABELS_KEPT, _label_texts, request_line
+
+    logger, _ = _loggers("twrite-labels")
+    seen: list = []
+    logger.addHandler(_Seen(seen, "child"))
+    log = RequestLog(logger)
+    expected = []
+    for n in range(_LABELS_KEPT + 20):
+        method, route, model = f'M"{n % 7}\\', f"/r/\u00e9{n % 3}", f"m\n{n % 5}"
+        status = 100 + n % 500
+        for _ in range(2):  # made, then read from the table
+            log.write_request("r", "ab" * 16, method, route, "b", model, status, 0.0125, "c")
+            expected.append(request_line("r", "ab" * 16, method, route, "b", model, status,
+                                         12.5, "c"))
+    assert [s[1] for s in seen] == expected
+    assert len(_label_texts) <= _LABELS_KEPT
+    long = "G" * 5000
+    log.write_request("r", "", long, "/", "b", "m", 200, 0.001, "c")
+    assert json.loads(seen[-1][1])["method"] == long
+    assert not any(long in key for key in _label_texts)

@@ -233,3 +233,42 @@ def test_the_lines_trace_id_is_the_spans_whatever_the_span(kind, monkeypatch):
     telemetry.finish(_request({MATCH: Match(ROUTE, "/")}), span, 200, STARTED, None, None)
     assert json.loads(seen[0].getMessage())["trace_id"] == trace_ids(span)[0]
     assert (trace_ids(span)[0] == "") == (kind == "an invalid context")
+
+
+@pytest.mark.parametrize("caller", [False, True])
+async def test_through_the_stage_the_lines_trace_id_is_the_one_sent_upstream(caller):
+    """The telemetry stage hands finish the trace id's text its short path formatted for the
+    attempt's traceparent (one formatting for both); with a caller's trace (the general path)
+    finish reads it from the span. Either way the line, the header and the span agree."""
+    from function_app.core.upstream import UpstreamRequest, UpstreamResponse
+    from function_app.http.messages import GatewayResponse
+    from function_app.routing.attempts import ATTEMPT_OBSERVER
+    from function_app.telemetry.stage import telemetry_stage
+
+    telemetry = _telemetry(logging.getLogger(f"test.finish.stage.{caller}"))
+    seen = _lines(telemetry.log._log)
+    caller_trace = "0af7651916cd43dd8448eb211c80319c"
+    request = GatewayRequest(
+        method="POST", path="/infer/node", query="", body=b"{}", client_host="127.0.0.1",
+        request_id="r-7", headers=Headers(
+            [("traceparent", f"00-{caller_trace}-b7ad6b7169203331-01")] if caller else []))
+    sent: list[Headers] = []
+
+    async def send(outgoing: UpstreamRequest) -> UpstreamResponse:
+        sent.append(outgoing.headers)
+        return UpstreamResponse(200, Headers([("content-length", "2")]), b"{}")
+
+    async def call_next(request: GatewayRequest) -> GatewayResponse:
+        MATCH.set(request.context, Match(ROUTE, "/infer/node"))
+        outgoing = UpstreamRequest("POST", "http://127.0.0.1:4000/infer/node",
+                                   Headers([("tracestate", "client=1")]), b"{}", 5.0, 30.0)
+        answer = await ATTEMPT_OBSERVER.need(request.context)(outgoing, send)
+        return GatewayResponse(answer.status, answer.headers, b"{}")
+
+    await telemetry_stage(telemetry)(request, call_next)
+    (line,) = [json.loads(r.getMessage()) for r in seen]
+    (headers,) = sent
+    span_trace = trace_ids(request.context.request_span)[0]
+    assert line["trace_id"] == headers.get("traceparent")[3:35] == span_trace
+    assert (span_trace == caller_trace) == caller
+    assert "tracestate" not in headers
