@@ -47,12 +47,11 @@ class RecordMaker:
 
     def make(self, msg: str) -> logging.LogRecord:
         """One record; call only when `usable()`."""
-        if logging.logThreads or logging.logMultiprocessing or logging.logProcesses \
-                or logging.logAsyncioTasks:
-            return self._make_full(msg)
-        # All four switches off (the local worker's setting): the quiet template's five
-        # fields are None already. Its key order is LogRecord's (updating keeps it).
-        fields = self._quiet.copy()
+        switched = logging.logThreads or logging.logMultiprocessing or logging.logProcesses \
+            or logging.logAsyncioTasks
+        # With all four switches off (the local worker's setting) the quiet template's five
+        # fields are None already. The key order is LogRecord's (updating keeps it).
+        fields = self._template.copy() if switched else self._quiet.copy()
         ct = time.time_ns()
         fields["msg"] = msg
         fields["created"] = created = ct / 1e9
@@ -61,29 +60,15 @@ class RecordMaker:
             msecs = 0.0  # as LogRecord: the ns -> s conversion rounded up
         fields["msecs"] = msecs
         fields["relativeCreated"] = (ct - logging._startTime) / 1e6
-        record = _new(_LogRecord)
-        record.__dict__ = fields
-        return record
-
-    def _make_full(self, msg: str) -> logging.LogRecord:
-        """`make` with any of the switches on: thread, process and task as they say."""
-        fields = self._template.copy()
-        ct = time.time_ns()
-        fields["msg"] = msg
-        fields["created"] = created = ct / 1e9
-        msecs = (ct % 1_000_000_000) // 1_000_000 + 0.0
-        if msecs == 999.0 and int(created) != ct // 1_000_000_000:
-            msecs = 0.0
-        fields["msecs"] = msecs
-        fields["relativeCreated"] = (ct - logging._startTime) / 1e6
-        if logging.logThreads:
-            fields["thread"] = threading.get_ident()
-            fields["threadName"] = threading.current_thread().name
-        else:
-            fields["thread"] = fields["threadName"] = None
-        fields["processName"] = _process_name() if logging.logMultiprocessing else None
-        fields["process"] = os.getpid() if logging.logProcesses else None
-        fields["taskName"] = _task_name() if logging.logAsyncioTasks else None
+        if switched:  # thread, process and task as the switches say
+            if logging.logThreads:
+                fields["thread"] = threading.get_ident()
+                fields["threadName"] = threading.current_thread().name
+            else:
+                fields["thread"] = fields["threadName"] = None
+            fields["processName"] = _process_name() if logging.logMultiprocessing else None
+            fields["process"] = os.getpid() if logging.logProcesses else None
+            fields["taskName"] = _task_name() if logging.logAsyncioTasks else None
         record = _new(_LogRecord)
         record.__dict__ = fields
         return record
