@@ -18,8 +18,9 @@ import linecache
 import sys
 from pathlib import Path
 
+from bytecode_count import instructions
+
 ROOT = Path(__file__).resolve().parents[1]
-TOOL = 5  # sys.monitoring tool id (load/worker_bytecodes uses the same; never both at once)
 
 
 def arguments() -> argparse.Namespace:
@@ -39,7 +40,6 @@ async def count(args: argparse.Namespace) -> None:
     for _ in range(50):  # warm up: leases granted
         await pl.loop(stage, request, clients, 200)
         await asyncio.sleep(0.02)
-    mon = sys.monitoring
     tables = []
     for target in (None, stage):
         counts: dict = {}
@@ -48,12 +48,8 @@ async def count(args: argparse.Namespace) -> None:
             key = (code, offset)
             counts[key] = counts.get(key, 0) + 1
 
-        mon.use_tool_id(TOOL, "limiter_bytecodes")
-        mon.register_callback(TOOL, mon.events.INSTRUCTION, seen)
-        mon.set_events(TOOL, mon.events.INSTRUCTION)
-        await pl.loop(target, request, clients, args.requests)
-        mon.set_events(TOOL, 0)
-        mon.free_tool_id(TOOL)
+        with instructions(seen, "limiter_bytecodes"):
+            await pl.loop(target, request, clients, args.requests)
         tables.append(counts)
     await limiter.close()
     tree = str(args.tree.resolve())

@@ -31,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bytecode_count import instructions
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -114,19 +116,14 @@ async def measure(requests: int, top: int, control: ctypes.CDLL | None = None,
         if not tenline:
             await app_module.gateway.aclose()
         return
-    mon = sys.monitoring
     counts: dict = {}
 
     def count(code, _offset):
         counts[code] = counts.get(code, 0) + 1
 
-    mon.use_tool_id(5, "bytecodes")
-    mon.register_callback(5, mon.events.INSTRUCTION, count)
-    mon.set_events(5, mon.events.INSTRUCTION)
-    for _ in range(requests):
-        await one()
-    mon.set_events(5, 0)
-    mon.free_tool_id(5)
+    with instructions(count):
+        for _ in range(requests):
+            await one()
     if set(statuses) != {200}:
         raise RuntimeError(f"statuses {set(statuses)}")
     table: dict[str, int] = {}
